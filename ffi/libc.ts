@@ -1,0 +1,52 @@
+/**
+ * The one place that opens libc. Each area file (fs.ts, mount.ts, process.ts, ...) declares its
+ * own symbols and calls {@link openLibc}, so parallel work on different kernel areas never edits
+ * the same file.
+ *
+ * @module
+ */
+import { setErrnoDescriber, SyscallError } from "./errors.ts";
+
+const LIBC = "libc.so.6";
+
+/** Opens libc with the given symbol table (dlopen is reference counted, so this is cheap). */
+export function openLibc<const S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  return Deno.dlopen(LIBC, symbols).symbols;
+}
+
+const core = openLibc({
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+});
+
+/**
+ * The calling thread's errno. Valid only right after a synchronous (not `nonblocking`) FFI call,
+ * which runs on this same thread.
+ */
+export function errno(): number {
+  const p = core.__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+setErrnoDescriber((n) => {
+  const p = core.strerror(n);
+  return p === null ? "unknown error" : Deno.UnsafePointerView.getCString(p);
+});
+
+/** Throws a {@link SyscallError} for `call` when `result` is negative; returns it otherwise. */
+export function check<T extends number | bigint>(result: T, call: string, args: unknown[]): T {
+  if (result < 0) throw new SyscallError(call, args, errno());
+  return result;
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated C string in a buffer that FFI can pass as a `buffer` parameter. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}

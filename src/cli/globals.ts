@@ -1,0 +1,35 @@
+/**
+ * Global options shared by every command (`--root`, `--debug`, `--insecure-registry`).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+
+/** Default state directory, as docker's /var/lib/docker. */
+export const DEFAULT_ROOT = "/var/lib/tsbox";
+
+/** Options every command sees, resolved from flags and the environment. */
+export interface GlobalOptions {
+  /** Root of the store and state (`--root`, TSBOX_ROOT). */
+  readonly root: string;
+  /** Print stack traces and extra detail. */
+  readonly debug: boolean;
+  /** Registries reached over plain HTTP besides localhost (`--insecure-registry`). */
+  readonly insecureRegistries: readonly string[];
+}
+
+/** Reads the global options of the program a subcommand belongs to. */
+// deno-lint-ignore no-explicit-any
+export function globalsOf(cmd: Command<any, any, any>): GlobalOptions {
+  const opts = cmd.optsWithGlobals() as {
+    root?: string;
+    debug?: boolean;
+    insecureRegistry?: string[];
+  };
+  const fromEnv = (Deno.env.get("TSBOX_INSECURE_REGISTRIES") ?? "").split(/[,\s]+/).filter(Boolean);
+  return {
+    root: opts.root ?? Deno.env.get("TSBOX_ROOT") ?? DEFAULT_ROOT,
+    debug: opts.debug ?? false,
+    insecureRegistries: [...fromEnv, ...(opts.insecureRegistry ?? [])],
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The command line: one commander program whose subcommands live one per file beside this one.
+ * Each file only declares its flags; the work is imported when the command runs, so that
+ * `tsbox run` does not pay for loading the registry client or the Dockerfile parser.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import { TsboxError, UsageError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { exitCode } from "./exit.ts";
+import { DEFAULT_ROOT } from "./globals.ts";
+import { defineImageCommands } from "./image_commands.ts";
+import { defineRunCommand } from "./run_command.ts";
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Builds the program with every command defined. */
+export function buildProgram(): Command {
+  const program = new Command("tsbox")
+    .description("A small container engine: pull, run and build OCI images.")
+    .version(VERSION, "-v, --version", "print the version")
+    .addOption(
+      new Option("--root <dir>", "root of the image store and container state")
+        .env("TSBOX_ROOT")
+        .default(DEFAULT_ROOT),
+    )
+    .option("-D, --debug", "show debug output and stack traces")
+    .option(
+      "--insecure-registry <host>",
+      "reach this registry over plain HTTP (repeatable; also TSBOX_INSECURE_REGISTRIES)",
+      collect,
+    )
+    .showHelpAfterError()
+    .enablePositionalOptions()
+    .exitOverride();
+  defineImageCommands(program);
+  defineRunCommand(program);
+  for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
+  return program as unknown as Command;
+}
+
+/** Runs the CLI with `args` (without the program name) and returns the exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  const program = buildProgram();
+  const debug = args.includes("--debug") || args.includes("-D");
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return exitCode();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version end here with code 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 125;
+    }
+    if (err instanceof UsageError) {
+      console.error(`tsbox: ${err.message}`);
+      console.error("See 'tsbox --help'.");
+      return err.exitCode;
+    }
+    if (debug) console.error(err);
+    else console.error(`tsbox: ${(err as Error).message ?? err}`);
+    return err instanceof TsboxError ? err.exitCode : 125;
+  }
+}
