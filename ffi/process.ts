@@ -1,0 +1,105 @@
+/**
+ * Process primitives for the runtime's parent side: pipes, raw fd reads and writes, waitpid and
+ * kill. Blocking calls are declared `nonblocking` so they run off the main thread and the event
+ * loop keeps going.
+ *
+ * @module
+ */
+import { check, errno, openLibc } from "./libc.ts";
+import { SyscallError } from "./errors.ts";
+
+const libc = openLibc({
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  waitpidNow: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+});
+
+/** O_CLOEXEC for pipe2/openat. */
+export const O_CLOEXEC = 0o2000000;
+const WNOHANG = 1;
+const EINTR = 4;
+
+/** Creates a pipe; returns `[readFd, writeFd]`. */
+export function pipe(flags = O_CLOEXEC): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc.pipe2(new Uint8Array(fds.buffer), flags), "pipe2", [flags]);
+  return [fds[0], fds[1]];
+}
+
+/** Closes a raw fd, ignoring errors (used on cleanup paths). */
+export function closeFd(fd: number): void {
+  libc.close(fd);
+}
+
+/** Writes all of `data` to a raw fd. */
+export function writeFd(fd: number, data: Uint8Array<ArrayBuffer>): void {
+  let off = 0;
+  while (off < data.length) {
+    const n = Number(libc.write(fd, data.subarray(off), BigInt(data.length - off)));
+    if (n < 0) {
+      if (errno() === EINTR) continue;
+      throw new SyscallError("write", [fd], errno());
+    }
+    off += n;
+  }
+}
+
+/**
+ * Reads up to `size` bytes from a raw fd on a worker thread. Returns the bytes (empty at EOF).
+ * errno of a nonblocking call is read on another thread, so a failure is reported as EIO.
+ */
+export async function readFd(fd: number, size: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(size);
+  let got = 0;
+  while (got < size) {
+    const n = Number(await libc.read(fd, buf.subarray(got), BigInt(size - got)));
+    if (n < 0) throw new SyscallError("read", [fd], 5);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface WaitStatus {
+  /** Exit code when it exited normally. */
+  readonly exitCode?: number;
+  /** Signal number when a signal killed it. */
+  readonly signal?: number;
+}
+
+function decode(raw: number): WaitStatus {
+  const sig = raw & 0x7f;
+  if (sig === 0) return { exitCode: (raw >> 8) & 0xff };
+  return { signal: sig };
+}
+
+/**
+ * Waits for child `pid` on a worker thread so the event loop keeps running. Only this pid is
+ * reaped (never -1), so children of Deno's own subprocess API are left to it.
+ */
+export async function waitPid(pid: number): Promise<WaitStatus> {
+  const status = new Int32Array(1);
+  for (;;) {
+    const r = await libc.waitpid(pid, new Uint8Array(status.buffer), 0);
+    if (r === pid) return decode(status[0]);
+    // errno cannot be read from this thread after a nonblocking call; EINTR is the one
+    // retryable failure, and a second synchronous WNOHANG probe tells the others apart.
+    const probe = libc.waitpidNow(pid, new Uint8Array(status.buffer), WNOHANG);
+    if (probe === pid) return decode(status[0]);
+    if (probe < 0) throw new SyscallError("waitpid", [pid], errno());
+  }
+}
+
+/** Sends `signal` to `pid`; returns false when the process no longer exists (ESRCH). */
+export function killPid(pid: number, signal: number): boolean {
+  if (libc.kill(pid, signal) === 0) return true;
+  const e = errno();
+  if (e === 3) return false;
+  throw new SyscallError("kill", [pid, signal], e);
+}
