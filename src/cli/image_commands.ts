@@ -1,10 +1,75 @@
 /**
- * Image commands: pull, images, tag, rmi, image inspect.
+ * Image commands: pull, images, tag, rmi, inspect (and their `image ...` spellings).
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { setExitCode } from "./exit.ts";
+import { globalsOf } from "./globals.ts";
 
 /** Defines the image commands on the program. */
-export function defineImageCommands(_program: Command): void {
+export function defineImageCommands(program: Command): void {
+  const pull = (cmd: Command) =>
+    cmd
+      .description("Download an image from a registry")
+      .argument("<name>", "image reference, e.g. busybox, host:5000/app:1.0, app@sha256:...")
+      .option("-q, --quiet", "print only the image reference")
+      .option("--platform <os/arch[/variant]>", "pull this platform from a multi-platform image")
+      .action(async (name: string, opts: { quiet?: boolean; platform?: string }, self: Command) => {
+        const { pullCommand } = await import("./image_actions.ts");
+        await pullCommand(globalsOf(self), name, opts);
+      });
+  const images = (cmd: Command) =>
+    cmd
+      .description("List images")
+      .argument("[repository]", "only images of this repository[:tag]")
+      .option("-q, --quiet", "only show image IDs")
+      .option("-a, --all", "show all images (no effect: tsbox keeps no intermediate images)")
+      .option("--digests", "show digests")
+      .option("--no-trunc", "do not truncate output")
+      .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
+      .action(async (repository: string | undefined, opts, self: Command) => {
+        const { imagesCommand } = await import("./image_actions.ts");
+        await imagesCommand(globalsOf(self), repository, opts);
+      });
+  const tag = (cmd: Command) =>
+    cmd
+      .description("Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
+      .argument("<source>", "SOURCE_IMAGE[:TAG] or image id")
+      .argument("<target>", "TARGET_IMAGE[:TAG]")
+      .action(async (source: string, target: string, _opts: unknown, self: Command) => {
+        const { tagCommand } = await import("./image_actions.ts");
+        await tagCommand(globalsOf(self), source, target);
+      });
+  const rmi = (cmd: Command) =>
+    cmd
+      .description("Remove one or more images")
+      .argument("<images...>", "images by reference or id")
+      .option("-f, --force", "force removal of the image")
+      .action(async (names: string[], opts: { force?: boolean }, self: Command) => {
+        const { rmiCommand } = await import("./image_actions.ts");
+        setExitCode(await rmiCommand(globalsOf(self), names, opts));
+      });
+  const inspect = (cmd: Command) =>
+    cmd
+      .description("Display detailed information on images")
+      .argument("<names...>", "images by reference or id")
+      .option("-f, --format <template>", "only '{{json .}}'-like output is supported: json")
+      .action(async (names: string[], _opts: unknown, self: Command) => {
+        const { inspectCommand } = await import("./image_actions.ts");
+        setExitCode(await inspectCommand(globalsOf(self), names));
+      });
+
+  pull(program.command("pull"));
+  images(program.command("images"));
+  tag(program.command("tag"));
+  rmi(program.command("rmi"));
+  inspect(program.command("inspect"));
+
+  const image = program.command("image").description("Manage images");
+  pull(image.command("pull"));
+  images(image.command("ls").alias("list"));
+  tag(image.command("tag"));
+  rmi(image.command("rm"));
+  inspect(image.command("inspect"));
 }

@@ -1,0 +1,170 @@
+/**
+ * Image operations on the store that are not transfers: tag, remove, docker-shaped inspect.
+ * The CLI and the public API both use these.
+ *
+ * @module
+ */
+import { parseReference } from "../../registry/reference.ts";
+import { NotFoundError, TsboxError } from "../errors.ts";
+import type { ImageRecord, Store } from "../store/mod.ts";
+
+/** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
+export function requireImage(store: Store, name: string): ImageRecord {
+  const image = store.findImage(name);
+  if (!image) throw new NotFoundError("image", name);
+  return image;
+}
+
+/** Tags `source` (reference or id) as `target`; returns the full target reference. */
+export function tagImage(store: Store, source: string, target: string): string {
+  const image = requireImage(store, source);
+  const ref = parseReference(target);
+  if (ref.digest) {
+    throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
+  }
+  store.tag(image.id, ref.toString());
+  return ref.toString();
+}
+
+/** One line of what `rmi` did, as docker prints it. */
+export type RemoveAction = { readonly untagged: string } | { readonly deleted: string };
+
+/** Options of {@link removeImage}. */
+export interface RemoveImageOptions {
+  /** Remove every tag of an image named by id, and remove images containers use. */
+  readonly force?: boolean;
+  /** Tells whether a container uses the image (supplied by the container layer). */
+  readonly inUse?: (imageId: string) => string | undefined;
+}
+
+/**
+ * Removes `name` as `docker rmi` does: a reference untags (and deletes the image with its last
+ * tag); an id deletes the image, which needs `force` when several tags point to it.
+ */
+export async function removeImage(
+  store: Store,
+  name: string,
+  options: RemoveImageOptions = {},
+): Promise<RemoveAction[]> {
+  const image = requireImage(store, name);
+  const actions: RemoveAction[] = [];
+  const byTag = image.tags.find((t) => {
+    try {
+      return t === parseReference(name).toString();
+    } catch {
+      return false;
+    }
+  });
+  const user = options.inUse?.(image.id);
+  if (byTag && image.tags.length > 1) {
+    store.untag(byTag);
+    return [{ untagged: familiar(byTag) }];
+  }
+  if (!byTag && image.tags.length > 1 && !options.force) {
+    throw new TsboxError(
+      `conflict: unable to delete ${
+        short(image.id)
+      } (must be forced) - image is referenced in multiple repositories`,
+    );
+  }
+  if (user && !options.force) {
+    throw new TsboxError(
+      `conflict: unable to remove repository reference "${name}" (must force) - container ${user} is using its referenced image ${
+        short(image.id)
+      }`,
+    );
+  }
+  for (const t of image.tags) actions.push({ untagged: familiar(t) });
+  for (const d of image.digests) actions.push({ untagged: familiarDigest(d) });
+  if (user) {
+    // A forced removal keeps the image for its container, untagged, as docker does.
+    for (const t of image.tags) store.untag(t);
+    return actions;
+  }
+  const freed = store.deleteImage(image.id);
+  actions.push({ deleted: image.id });
+  for (const l of freed.layers) {
+    await store.layers.remove(l.diffId, l.shortId);
+    actions.push({ deleted: l.diffId });
+  }
+  for (const b of freed.blobs) await store.blobs.remove(b);
+  return actions;
+}
+
+/** Docker's `image inspect` object. */
+export interface ImageInspect {
+  Id: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Parent: string;
+  Comment: string;
+  Created: string;
+  DockerVersion: string;
+  Author: string;
+  Config: Record<string, unknown>;
+  Architecture: string;
+  Variant?: string;
+  Os: string;
+  Size: number;
+  RootFS: { Type: string; Layers: string[] };
+  Metadata: { LastTagTime: string };
+}
+
+/** The docker-shaped inspect object of an image. */
+export function inspectImage(image: ImageRecord): ImageInspect {
+  const c = image.config.config ?? {};
+  return {
+    Id: image.id,
+    RepoTags: image.tags.map(familiar),
+    RepoDigests: image.digests.map(familiarDigest),
+    Parent: "",
+    Comment: image.config.history?.at(-1)?.comment ?? "",
+    Created: image.config.created ?? "0001-01-01T00:00:00Z",
+    DockerVersion: "",
+    Author: image.config.author ?? "",
+    Config: {
+      Hostname: "",
+      Domainname: "",
+      User: c.User ?? "",
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      ExposedPorts: c.ExposedPorts,
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: c.Env ?? null,
+      Cmd: c.Cmd ?? null,
+      Image: "",
+      Volumes: c.Volumes ?? null,
+      WorkingDir: c.WorkingDir ?? "",
+      Entrypoint: c.Entrypoint ?? null,
+      OnBuild: null,
+      Labels: c.Labels ?? null,
+      StopSignal: c.StopSignal,
+      Healthcheck: c.Healthcheck,
+      Shell: c.Shell,
+    },
+    Architecture: image.config.architecture,
+    ...(image.config.variant ? { Variant: image.config.variant } : {}),
+    Os: image.config.os,
+    Size: image.size,
+    RootFS: { Type: "layers", Layers: image.layers.map((l) => l.diffId) },
+    Metadata: { LastTagTime: "0001-01-01T00:00:00Z" },
+  };
+}
+
+/** `docker.io/library/busybox:latest` -> `busybox:latest`. */
+export function familiar(full: string): string {
+  return parseReference(full).familiar();
+}
+
+/** `docker.io/library/busybox@sha256:..` -> `busybox@sha256:..`. */
+function familiarDigest(repoAtDigest: string): string {
+  const [repo, digest] = repoAtDigest.split("@");
+  return `${parseReference(repo).familiar().replace(/:latest$/, "")}@${digest}`;
+}
+
+function short(id: string): string {
+  return id.replace(/^sha256:/, "").slice(0, 12);
+}

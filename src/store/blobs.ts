@@ -1,0 +1,119 @@
+/**
+ * Content-addressed blobs under `<root>/blobs/sha256/<hex>`. A blob is written to a temporary
+ * file while its digest is computed and becomes visible under its name only by an atomic rename
+ * after verification, so a partial or corrupt blob is never found under a digest.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { digestHex, DigestMismatchError } from "./digest.ts";
+
+/** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
+export interface PendingBlob {
+  /** Appends bytes to the temp file and the running digest. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Bytes written so far. */
+  readonly bytes: number;
+  /** Verifies digest (and size when given) once the stream ended; renames into place. */
+  commit(): Promise<void>;
+  /** Checks the digest without publishing; throws {@link DigestMismatchError}. */
+  verify(): void;
+  /** Removes the temp file. Safe to call after commit (then a no-op). */
+  discard(): Promise<void>;
+}
+
+/** The blob directory of a store. */
+export class BlobStore {
+  readonly #dir: string;
+
+  constructor(root: string) {
+    this.#dir = join(root, "blobs", "sha256");
+  }
+
+  /** Where a blob lives (whether or not it exists). Rejects malformed digests. */
+  path(digest: string): string {
+    return join(this.#dir, digestHex(digest));
+  }
+
+  /** Whether the blob is present. */
+  async has(digest: string): Promise<boolean> {
+    try {
+      await Deno.lstat(this.path(digest));
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+  }
+
+  /** Reads a small blob (a manifest or config) whole. */
+  read(digest: string): Promise<Uint8Array> {
+    return Deno.readFile(this.path(digest));
+  }
+
+  /** Stores bytes already in memory after checking their digest. */
+  async put(digest: string, bytes: Uint8Array): Promise<void> {
+    const pending = await this.begin(digest, bytes.byteLength);
+    try {
+      await pending.write(bytes);
+      await pending.commit();
+    } finally {
+      await pending.discard();
+    }
+  }
+
+  /** Starts writing the blob `digest`; `size`, when known, is checked too. */
+  async begin(digest: string, size?: number): Promise<PendingBlob> {
+    const target = this.path(digest);
+    await Deno.mkdir(this.#dir, { recursive: true });
+    const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ".tmp-" });
+    const file = await Deno.open(temp, { write: true, truncate: true });
+    let closed = false;
+    const close = () => {
+      if (!closed) {
+        closed = true;
+        file.close();
+      }
+    };
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let actual: string | undefined;
+    let committed = false;
+    const verify = () => {
+      actual ??= `sha256:${hash.digest("hex")}`;
+      if (actual !== digest) throw new DigestMismatchError(`blob ${digest}`, digest, actual);
+      if (size !== undefined && bytes !== size) {
+        throw new DigestMismatchError(`blob ${digest}`, `${size} bytes`, `${bytes} bytes`);
+      }
+    };
+    return {
+      async write(chunk: Uint8Array) {
+        hash.update(chunk);
+        bytes += chunk.byteLength;
+        for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
+      },
+      get bytes() {
+        return bytes;
+      },
+      verify,
+      async commit() {
+        verify();
+        close();
+        await Deno.rename(temp, target);
+        committed = true;
+      },
+      async discard() {
+        close();
+        if (!committed) await Deno.remove(temp).catch(() => {});
+      },
+    };
+  }
+
+  /** Removes a blob if present. */
+  async remove(digest: string): Promise<void> {
+    await Deno.remove(this.path(digest)).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}

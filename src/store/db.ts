@@ -1,0 +1,115 @@
+/**
+ * The state database: one SQLite file (WAL, busy timeout) shared by every tsbox process on the
+ * same root, so concurrent pulls, runs and removals never lose each other's writes.
+ *
+ * @module
+ */
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+
+/** Schema migrations, applied in order; the index + 1 is the `user_version` after each. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE layers (
+    diff_id    TEXT PRIMARY KEY,          -- sha256:<hex> of the uncompressed tar
+    short_id   TEXT NOT NULL UNIQUE,      -- name of the l/<short_id> link used in overlay options
+    size       INTEGER NOT NULL           -- uncompressed tar size in bytes
+  );
+  CREATE TABLE images (
+    id                  TEXT PRIMARY KEY, -- sha256:<hex> of the config blob
+    config              TEXT NOT NULL,    -- the config JSON exactly as stored in its blob
+    manifest_digest     TEXT NOT NULL,    -- the platform-specific image manifest
+    manifest_media_type TEXT NOT NULL,
+    created             TEXT,             -- config.created
+    added_at            INTEGER NOT NULL  -- ms since epoch, when this store first had it
+  );
+  CREATE TABLE image_layers (
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,         -- 0 = bottom layer
+    diff_id     TEXT NOT NULL REFERENCES layers(diff_id),
+    blob_digest TEXT NOT NULL,            -- compressed blob as the manifest names it
+    media_type  TEXT NOT NULL,
+    blob_size   INTEGER NOT NULL,
+    PRIMARY KEY (image_id, position)
+  );
+  CREATE INDEX image_layers_diff_id ON image_layers(diff_id);
+  CREATE TABLE tags (
+    name     TEXT PRIMARY KEY,            -- full reference: docker.io/library/busybox:latest
+    image_id TEXT NOT NULL REFERENCES images(id)
+  );
+  CREATE TABLE repo_digests (
+    repository TEXT NOT NULL,             -- docker.io/library/busybox
+    digest     TEXT NOT NULL,             -- what was pulled by: index or manifest digest
+    image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (repository, digest)
+  );
+  `,
+];
+
+/** A thin handle over the SQLite database with transactions that retry on contention. */
+export class Database {
+  readonly #db: DatabaseSync;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Opens (creating and migrating if needed) the database at `path`. */
+  static open(path: string): Database {
+    const db = new DatabaseSync(path, { timeout: 30_000 });
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    const handle = new Database(db);
+    handle.#migrate();
+    return handle;
+  }
+
+  #migrate(): void {
+    const current = () => Number(this.get<{ v: number }>("PRAGMA user_version")?.v ?? 0);
+    if (current() >= MIGRATIONS.length) return;
+    this.transaction(() => {
+      // Re-read inside the write lock: another process may have migrated meanwhile.
+      for (let v = current(); v < MIGRATIONS.length; v++) {
+        this.#db.exec(MIGRATIONS[v]);
+        this.#db.exec(`PRAGMA user_version = ${v + 1}`);
+      }
+    });
+  }
+
+  /** Runs one statement that returns no rows. */
+  run(sql: string, ...params: SQLInputValue[]): { changes: number } {
+    const r = this.#db.prepare(sql).run(...params);
+    return { changes: Number(r.changes) };
+  }
+
+  /** The first row of a query, or undefined. */
+  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    return this.#db.prepare(sql).get(...params) as T | undefined;
+  }
+
+  /** All rows of a query. */
+  all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    return this.#db.prepare(sql).all(...params) as T[];
+  }
+
+  /**
+   * Runs `fn` in one write transaction (BEGIN IMMEDIATE takes the write lock up front, so two
+   * processes never both read-then-write on stale data). Rolled back if `fn` throws.
+   */
+  transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * The local image store under one root directory: blobs, unpacked layers and the state
+ * database that records images, tags and digests.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { ImageConfig } from "../../registry/manifest.ts";
+import { parseReference } from "../../registry/reference.ts";
+import { BlobStore } from "./blobs.ts";
+import { Database } from "./db.ts";
+import { LayerStore } from "./layers.ts";
+
+export { BlobStore } from "./blobs.ts";
+export { LayerStore } from "./layers.ts";
+export { DigestMismatchError, InvalidDigestError } from "./digest.ts";
+
+/** One layer of an image as the store keeps it. */
+export interface LayerRecord {
+  /** sha256 of the uncompressed tar. */
+  readonly diffId: string;
+  /** Name of its link under {@link Store.linkDir}. */
+  readonly shortId: string;
+  /** Absolute path of the unpacked directory. */
+  readonly dir: string;
+  /** Uncompressed size in bytes. */
+  readonly size: number;
+  /** The compressed blob the manifest names. */
+  readonly blobDigest: string;
+  /** The blob's media type (gives its compression). */
+  readonly mediaType: string;
+  /** The blob's size in bytes. */
+  readonly blobSize: number;
+}
+
+/** An image in the store. */
+export interface ImageRecord {
+  /** `sha256:<hex>` of the config blob: docker's image id. */
+  readonly id: string;
+  /** Full references tagging it, e.g. `docker.io/library/busybox:latest`. */
+  readonly tags: readonly string[];
+  /** `repository@digest` of the manifests or indexes it was pulled by. */
+  readonly digests: readonly string[];
+  /** The parsed image config. */
+  readonly config: ImageConfig;
+  /** The config JSON as stored (its sha256 is the id). */
+  readonly configJson: string;
+  /** The platform-specific manifest's digest and media type. */
+  readonly manifestDigest: string;
+  readonly manifestMediaType: string;
+  /** Layers, bottom first. */
+  readonly layers: readonly LayerRecord[];
+  /** Sum of the uncompressed layer sizes. */
+  readonly size: number;
+  /** config.created, if any. */
+  readonly created?: string;
+}
+
+/** What {@link Store.addImage} needs to record a verified, unpacked image. */
+export interface NewImage {
+  readonly id: string;
+  readonly configJson: string;
+  readonly manifestDigest: string;
+  readonly manifestMediaType: string;
+  readonly layers: readonly Omit<LayerRecord, "dir">[];
+  /** A full reference to tag it with (`docker.io/library/busybox:latest`), if any. */
+  readonly tag?: string;
+  /** `repository` + `digest` it was pulled by, if any. */
+  readonly repoDigest?: { repository: string; digest: string };
+}
+
+interface ImageRow {
+  id: string;
+  config: string;
+  manifest_digest: string;
+  manifest_media_type: string;
+  created: string | null;
+}
+
+interface LayerRow {
+  diff_id: string;
+  short_id: string;
+  size: number;
+  blob_digest: string;
+  media_type: string;
+  blob_size: number;
+}
+
+const ID_PREFIX = /^(sha256:)?[a-f0-9]{1,64}$/;
+
+/** The store under one root. Open with {@link Store.open}. */
+export class Store {
+  /** Blob files. */
+  readonly blobs: BlobStore;
+  /** Unpacked layer directories. */
+  readonly layers: LayerStore;
+  /** Directory holding short symlinks `l/<shortId>` -> layer dirs (overlay's cwd). */
+  readonly linkDir: string;
+
+  private constructor(readonly root: string, readonly db: Database) {
+    this.blobs = new BlobStore(root);
+    this.layers = new LayerStore(root);
+    this.linkDir = this.layers.linkDir;
+  }
+
+  /** Opens the store at `root`, creating it if needed. */
+  static async open(root: string): Promise<Store> {
+    await Deno.mkdir(root, { recursive: true, mode: 0o711 });
+    return new Store(root, Database.open(join(root, "tsbox.db")));
+  }
+
+  /** Closes the database. */
+  close(): void {
+    this.db.close();
+  }
+
+  /** Whether a layer is recorded and its directory exists. */
+  async hasLayer(diffId: string): Promise<boolean> {
+    const row = this.db.get("SELECT 1 AS x FROM layers WHERE diff_id = ?", diffId);
+    return row !== undefined && await this.layers.exists(diffId);
+  }
+
+  /** The short id recorded for a layer, if any. */
+  layerShortId(diffId: string): string | undefined {
+    return this.db.get<{ short_id: string }>(
+      "SELECT short_id FROM layers WHERE diff_id = ?",
+      diffId,
+    )?.short_id;
+  }
+
+  /** A short id for a new layer link: the recorded one, or a fresh random one. */
+  shortIdFor(diffId: string): string {
+    return this.layerShortId(diffId) ?? randomShortId();
+  }
+
+  /** Records an image whose layers are all published, with its tag and digest, in one transaction. */
+  addImage(image: NewImage): ImageRecord {
+    this.db.transaction(() => {
+      const config = JSON.parse(image.configJson) as ImageConfig;
+      this.db.run(
+        `INSERT INTO images (id, config, manifest_digest, manifest_media_type, created, added_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET manifest_digest = excluded.manifest_digest,
+           manifest_media_type = excluded.manifest_media_type`,
+        image.id,
+        image.configJson,
+        image.manifestDigest,
+        image.manifestMediaType,
+        config.created ?? null,
+        Date.now(),
+      );
+      this.db.run("DELETE FROM image_layers WHERE image_id = ?", image.id);
+      image.layers.forEach((l, i) => {
+        // A concurrent pull may have recorded the layer already: its row and link stay valid.
+        this.db.run(
+          "INSERT OR IGNORE INTO layers (diff_id, short_id, size) VALUES (?, ?, ?)",
+          l.diffId,
+          l.shortId,
+          l.size,
+        );
+        this.db.run(
+          `INSERT INTO image_layers (image_id, position, diff_id, blob_digest, media_type, blob_size)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+          image.id,
+          i,
+          l.diffId,
+          l.blobDigest,
+          l.mediaType,
+          l.blobSize,
+        );
+      });
+      if (image.tag) this.#setTag(image.tag, image.id);
+      if (image.repoDigest) {
+        this.db.run(
+          `INSERT OR REPLACE INTO repo_digests (repository, digest, image_id) VALUES (?, ?, ?)`,
+          image.repoDigest.repository,
+          image.repoDigest.digest,
+          image.id,
+        );
+      }
+    });
+    return this.getImage(image.id)!;
+  }
+
+  #setTag(name: string, imageId: string): void {
+    this.db.run(
+      "INSERT INTO tags (name, image_id) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
+      name,
+      imageId,
+    );
+  }
+
+  /** Points the full reference `name` at an image. */
+  tag(imageId: string, name: string): void {
+    this.db.transaction(() => this.#setTag(name, imageId));
+  }
+
+  /** Removes one tag; returns whether it existed. */
+  untag(name: string): boolean {
+    return this.db.run("DELETE FROM tags WHERE name = ?", name).changes > 0;
+  }
+
+  /** The image a repository digest was pulled by, if the store has it. */
+  imageByRepoDigest(repository: string, digest: string): ImageRecord | undefined {
+    const row = this.db.get<{ image_id: string }>(
+      "SELECT image_id FROM repo_digests WHERE repository = ? AND digest = ?",
+      repository,
+      digest,
+    );
+    return row ? this.getImage(row.image_id) : undefined;
+  }
+
+  /** An image by full id. */
+  getImage(id: string): ImageRecord | undefined {
+    const row = this.db.get<ImageRow>(
+      "SELECT id, config, manifest_digest, manifest_media_type, created FROM images WHERE id = ?",
+      id,
+    );
+    return row ? this.#record(row) : undefined;
+  }
+
+  /**
+   * An image by name (`busybox`, `host:5000/app:tag`, `app@sha256:...`), full id `sha256:...`,
+   * or unique id prefix, looked up in docker's order: reference first, then id.
+   */
+  findImage(nameOrId: string): ImageRecord | undefined {
+    let ref;
+    try {
+      ref = parseReference(nameOrId);
+    } catch {
+      ref = undefined;
+    }
+    if (ref) {
+      if (ref.digest) {
+        const byDigest = this.imageByRepoDigest(ref.repository, ref.digest);
+        if (byDigest) return byDigest;
+      } else {
+        const row = this.db.get<{ image_id: string }>(
+          "SELECT image_id FROM tags WHERE name = ?",
+          ref.toString(),
+        );
+        if (row) return this.getImage(row.image_id);
+      }
+    }
+    if (ID_PREFIX.test(nameOrId)) {
+      const hex = nameOrId.replace(/^sha256:/, "");
+      const rows = this.db.all<{ id: string }>(
+        "SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2",
+        `sha256:${hex}`,
+        `sha256:${hex}g`,
+      );
+      if (rows.length === 1) return this.getImage(rows[0].id);
+    }
+    return undefined;
+  }
+
+  /** Every image, newest first. */
+  listImages(): ImageRecord[] {
+    return this.db.all<ImageRow>(
+      "SELECT id, config, manifest_digest, manifest_media_type, created FROM images ORDER BY added_at DESC",
+    ).map((row) => this.#record(row));
+  }
+
+  /**
+   * Deletes an image record and returns the layers and blobs no other image uses any more, for
+   * the caller to remove from disk.
+   */
+  deleteImage(id: string): { layers: { diffId: string; shortId: string }[]; blobs: string[] } {
+    return this.db.transaction(() => {
+      const mine = this.db.all<LayerRow>(
+        `SELECT il.diff_id, l.short_id, l.size, il.blob_digest, il.media_type, il.blob_size
+         FROM image_layers il JOIN layers l ON l.diff_id = il.diff_id WHERE il.image_id = ?`,
+        id,
+      );
+      const manifest = this.db.get<{ d: string }>(
+        "SELECT manifest_digest AS d FROM images WHERE id = ?",
+        id,
+      );
+      const blobs = new Set<string>([id, ...(manifest ? [manifest.d] : [])]);
+      this.db.run("DELETE FROM tags WHERE image_id = ?", id);
+      this.db.run("DELETE FROM images WHERE id = ?", id);
+      const layers: { diffId: string; shortId: string }[] = [];
+      for (const l of mine) {
+        const used = this.db.get("SELECT 1 AS x FROM image_layers WHERE diff_id = ?", l.diff_id);
+        if (!used && !layers.some((x) => x.diffId === l.diff_id)) {
+          this.db.run("DELETE FROM layers WHERE diff_id = ?", l.diff_id);
+          layers.push({ diffId: l.diff_id, shortId: l.short_id });
+        }
+        const blobUsed = this.db.get(
+          "SELECT 1 AS x FROM image_layers WHERE blob_digest = ?",
+          l.blob_digest,
+        );
+        if (!blobUsed) blobs.add(l.blob_digest);
+      }
+      return { layers, blobs: [...blobs] };
+    });
+  }
+
+  /** Tags of an image (full references). */
+  tagsOf(id: string): string[] {
+    return this.db.all<{ name: string }>(
+      "SELECT name FROM tags WHERE image_id = ? ORDER BY name",
+      id,
+    ).map((r) => r.name);
+  }
+
+  #record(row: ImageRow): ImageRecord {
+    const layers = this.db.all<LayerRow>(
+      `SELECT il.diff_id, l.short_id, l.size, il.blob_digest, il.media_type, il.blob_size
+       FROM image_layers il JOIN layers l ON l.diff_id = il.diff_id
+       WHERE il.image_id = ? ORDER BY il.position`,
+      row.id,
+    ).map((l): LayerRecord => ({
+      diffId: l.diff_id,
+      shortId: l.short_id,
+      dir: this.layers.dir(l.diff_id),
+      size: l.size,
+      blobDigest: l.blob_digest,
+      mediaType: l.media_type,
+      blobSize: l.blob_size,
+    }));
+    const digests = this.db.all<{ repository: string; digest: string }>(
+      "SELECT repository, digest FROM repo_digests WHERE image_id = ? ORDER BY repository",
+      row.id,
+    ).map((d) => `${d.repository}@${d.digest}`);
+    return {
+      id: row.id,
+      tags: this.tagsOf(row.id),
+      digests,
+      config: JSON.parse(row.config) as ImageConfig,
+      configJson: row.config,
+      manifestDigest: row.manifest_digest,
+      manifestMediaType: row.manifest_media_type,
+      layers,
+      size: layers.reduce((sum, l) => sum + l.size, 0),
+      created: row.created ?? undefined,
+    };
+  }
+}
+
+const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/** A random 10-character name for a layer link (short, so overlay options stay under a page). */
+function randomShortId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(10));
+  return Array.from(bytes, (b) => ALPHABET[b % ALPHABET.length]).join("");
+}
