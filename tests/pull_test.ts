@@ -1,0 +1,243 @@
+/**
+ * Pull against real registries (Debian's docker-registry on 127.0.0.1) serving images built from
+ * Debian packages and pushed by skopeo.
+ */
+import { join } from "node:path";
+import { RegistryClient } from "../registry/client.ts";
+import type { Reference } from "../registry/reference.ts";
+import { pullImage } from "../src/image/pull.ts";
+import { Store } from "../src/store/mod.ts";
+import {
+  assertEquals,
+  assertMatch,
+  assertOk,
+  assertRejects,
+  assertStringIncludes,
+} from "./assert.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+import { authRegistry, fixtureRegistry } from "./fixtures/images.ts";
+import { startRegistry } from "./fixtures/registry.ts";
+
+/** A client that counts the blob requests it makes. */
+class CountingClient extends RegistryClient {
+  blobRequests = 0;
+  override fetchBlob(ref: Reference, digest: string) {
+    this.blobRequests++;
+    return super.fetchBlob(ref, digest);
+  }
+}
+
+async function withStore<T>(fn: (store: Store, root: string) => Promise<T>): Promise<T> {
+  const { root, cleanup } = await tempRoot();
+  const store = await Store.open(root);
+  try {
+    return await fn(store, root);
+  } finally {
+    store.close();
+    await cleanup();
+  }
+}
+
+async function gunzippedSize(path: string, compression: "gzip" | "zstd"): Promise<number> {
+  const out = await new Deno.Command(compression === "gzip" ? "gzip" : "zstd", {
+    args: ["-dc", path],
+    stdout: "piped",
+  }).output();
+  return out.stdout.byteLength;
+}
+
+Deno.test("pull of every fixture format lands in the store with the right layers", async () => {
+  const fx = await fixtureRegistry();
+  await withStore(async (store) => {
+    for (
+      const ref of [
+        fx.refs.busybox,
+        fx.refs.busyboxOci,
+        fx.refs.busyboxZstd,
+        fx.refs.nginx,
+        fx.refs.layered,
+      ]
+    ) {
+      const result = await pullImage(store, ref);
+      assertEquals(result.upToDate, false);
+      const image = store.findImage(ref);
+      assertOk(image, `image ${ref} is found by its name after pull`);
+      assertEquals(image.layers.length, image.config.rootfs.diff_ids.length);
+      for (const layer of image.layers) {
+        assertOk((await Deno.stat(layer.dir)).isDirectory);
+        assertOk(await store.blobs.has(layer.blobDigest), `blob ${layer.blobDigest} stored`);
+      }
+    }
+    // The busybox image's shell is in the layer dir, byte for byte the Debian binary.
+    const busybox = store.findImage(fx.refs.busybox)!;
+    const inLayer = await Deno.readFile(join(busybox.layers[0].dir, "bin/busybox"));
+    assertEquals(inLayer, await Deno.readFile("/bin/busybox"));
+    // The same content pushed with three compressions is one image id and one layer dir.
+    const oci = store.findImage(fx.refs.busyboxOci)!;
+    const zstd = store.findImage(fx.refs.busyboxZstd)!;
+    assertEquals(oci.layers.map((l) => l.diffId), busybox.layers.map((l) => l.diffId));
+    assertEquals(zstd.layers.map((l) => l.diffId), busybox.layers.map((l) => l.diffId));
+  });
+});
+
+Deno.test("images lists pulled images with their uncompressed size", async () => {
+  const fx = await fixtureRegistry();
+  const { root, cleanup } = await tempRoot();
+  try {
+    const pulled = await tsbox(["pull", fx.refs.busybox], { root });
+    assertEquals(pulled.code, 0, pulled.stderr);
+    assertMatch(pulled.stdout, /Digest: sha256:[a-f0-9]{64}/);
+    assertStringIncludes(pulled.stdout, `Status: Downloaded newer image for ${fx.refs.busybox}`);
+    const listed = await tsbox(["images", "--format", "json"], { root });
+    assertEquals(listed.code, 0, listed.stderr);
+    const rows = listed.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(rows.length, 1);
+    const [repo, tag] = [fx.refs.busybox.replace(/:[^:/]+$/, ""), "latest"];
+    assertEquals(rows[0].Repository, repo);
+    assertEquals(rows[0].Tag, tag);
+    // SIZE is the sum of the uncompressed layers: measured independently from the layout.
+    const layout = fx.layouts.busybox;
+    let expected = 0;
+    for (const layer of layout.layers) expected += await gunzippedSize(layer.path, "gzip");
+    const store = await Store.open(root);
+    try {
+      assertEquals(store.findImage(fx.refs.busybox)!.size, expected);
+    } finally {
+      store.close();
+    }
+    const table = await tsbox(["images"], { root });
+    assertMatch(table.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/m);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("a second pull is up to date and requests no blob", async () => {
+  const fx = await fixtureRegistry();
+  await withStore(async (store) => {
+    const first = new CountingClient();
+    await pullImage(store, fx.refs.nginx, { client: first });
+    assertOk(first.blobRequests > 0);
+    const second = new CountingClient();
+    const again = await pullImage(store, fx.refs.nginx, { client: second });
+    assertEquals(again.upToDate, true);
+    assertEquals(second.blobRequests, 0);
+  });
+});
+
+Deno.test("from an OCI index and a Docker manifest list the host's platform is chosen", async () => {
+  const fx = await fixtureRegistry();
+  await withStore(async (store) => {
+    for (const ref of [fx.refs.multiOci, fx.refs.multiDocker]) {
+      const { image } = await pullImage(store, ref);
+      assertEquals(image.config.architecture, "amd64");
+      assertEquals(image.config.os, "linux");
+      const arm = await pullImage(store, ref, { platform: "linux/arm64" });
+      assertEquals(arm.image.config.architecture, "arm64");
+    }
+  });
+});
+
+Deno.test("the Basic-auth registry needs credentials from the docker config", async () => {
+  const reg = await authRegistry();
+  const configDir = await Deno.makeTempDir();
+  try {
+    await withStore(async (store) => {
+      const ref = `${reg.registry.host}/busybox:latest`;
+      const err = await assertRejects(
+        () =>
+          pullImage(store, ref, { client: new RegistryClient({ credentials: () => undefined }) }),
+      );
+      assertMatch(err.message, /401|unauthorized|authentication required/i);
+      assertEquals(store.listImages().length, 0);
+
+      const auth = btoa(`${reg.registry.username}:${reg.registry.password}`);
+      await Deno.writeTextFile(
+        join(configDir, "config.json"),
+        JSON.stringify({ auths: { [reg.registry.host]: { auth } } }),
+      );
+      const cli = await tsboxWithConfig(["pull", "-q", ref], configDir);
+      assertEquals(cli.code, 0, cli.stderr);
+      assertEquals(cli.stdout.trim(), ref);
+    });
+  } finally {
+    await Deno.remove(configDir, { recursive: true });
+  }
+});
+
+async function tsboxWithConfig(args: string[], dockerConfig: string) {
+  const { root, cleanup } = await tempRoot();
+  try {
+    return await tsbox(args, { root, env: { DOCKER_CONFIG: dockerConfig } });
+  } finally {
+    await cleanup();
+  }
+}
+
+Deno.test("a blob served corrupted fails the pull with a digest error and stores nothing", async () => {
+  const fx = await fixtureRegistry();
+  const reg = await startRegistry();
+  try {
+    const target = `${reg.host}/corrupt:latest`;
+    const copy = await new Deno.Command("skopeo", {
+      args: [
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        `docker://${fx.refs.busybox}`,
+        `docker://${target}`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertOk(copy.success, new TextDecoder().decode(copy.stderr));
+    // Flip one byte in the middle of the layer blob, in the registry's own storage.
+    const layer = fx.layouts.busybox.layers[0].digest.slice(7);
+    const data = join(
+      reg.dir,
+      "storage/docker/registry/v2/blobs/sha256",
+      layer.slice(0, 2),
+      layer,
+      "data",
+    );
+    const bytes = await Deno.readFile(data);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await Deno.writeFile(data, bytes);
+
+    await withStore(async (store, root) => {
+      const err = await assertRejects(() => pullImage(store, target));
+      assertMatch(err.message, /digest mismatch/);
+      assertEquals(store.listImages().length, 0);
+      const leftovers = [];
+      for await (const e of Deno.readDir(join(root, "layers")).catch(() => [])) {
+        leftovers.push(e.name);
+      }
+      assertEquals(leftovers, []);
+    });
+  } finally {
+    await reg.stop();
+  }
+});
+
+Deno.test("rmi untags, then deletes layers no other image uses", async () => {
+  const fx = await fixtureRegistry();
+  const { root, cleanup } = await tempRoot();
+  try {
+    assertEquals((await tsbox(["pull", "-q", fx.refs.busybox], { root })).code, 0);
+    assertEquals((await tsbox(["tag", fx.refs.busybox, "mine:1"], { root })).code, 0);
+    const untag = await tsbox(["rmi", "mine:1"], { root });
+    assertEquals(untag.stdout.trim(), "Untagged: mine:1");
+    const rm = await tsbox(["rmi", fx.refs.busybox], { root });
+    assertEquals(rm.code, 0, rm.stderr);
+    assertMatch(rm.stdout, /^Deleted: sha256:/m);
+    const layers = [];
+    for await (const e of Deno.readDir(join(root, "layers"))) layers.push(e.name);
+    assertEquals(layers, []);
+    const missing = await tsbox(["rmi", "nothing-here"], { root });
+    assertEquals(missing.code, 1);
+    assertStringIncludes(missing.stderr, "No such image: nothing-here");
+  } finally {
+    await cleanup();
+  }
+});
