@@ -1,0 +1,304 @@
+/**
+ * Per-container cgroups, behind one interface for cgroup v1 (one hierarchy per controller) and
+ * v2 (one unified tree). Detection is per controller: a hybrid host can have memory on v1 and
+ * hugetlb on v2, so each controller goes where the kernel mounted it.
+ *
+ * @module
+ */
+import { killPid } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
+
+/** Resource limits from `run`'s flags. */
+export interface ResourceLimits {
+  /** --memory, bytes. */
+  readonly memory?: number;
+  /** --memory-swap, bytes of memory plus swap; -1 unlimited. */
+  readonly memorySwap?: number;
+  /** --cpus, e.g. 0.5. */
+  readonly cpus?: number;
+  /** --cpu-shares (v1 weight, 2..262144). */
+  readonly cpuShares?: number;
+  /** --pids-limit; 0 or negative is unlimited. */
+  readonly pidsLimit?: number;
+}
+
+/** One container's cgroup(s). */
+export interface Cgroup {
+  /** The directories that make it up (one per v1 controller, or one v2 dir). */
+  readonly dirs: readonly string[];
+  /** Writes the limits. */
+  apply(limits: ResourceLimits): Promise<void>;
+  /** Moves `pid` in (cgroup.procs of each dir). */
+  join(pid: number): Promise<void>;
+  /** Pids currently inside. */
+  pids(): Promise<number[]>;
+  /** Whether the kernel's OOM killer killed a process inside. */
+  oomKilled(): Promise<boolean>;
+  /** Kills what is left inside and removes the directories. */
+  remove(): Promise<void>;
+}
+
+/** The controllers tsbox manages. */
+export const CONTROLLERS = ["memory", "cpu", "pids"] as const;
+/** One of {@link CONTROLLERS}. */
+export type Controller = typeof CONTROLLERS[number];
+
+/** Where the kernel put each controller. */
+export interface CgroupLayout {
+  /** v1 mount point per controller. */
+  readonly v1: ReadonlyMap<string, string>;
+  /** The cgroup2 mount point, if any. */
+  readonly v2?: string;
+  /** Controllers the v2 root offers (cgroup.controllers). */
+  readonly v2Controllers: readonly string[];
+}
+
+/** A cgroup file could not be written. */
+export class CgroupError extends TsboxError {
+  constructor(readonly path: string, cause: unknown) {
+    super(`cgroup ${path}: ${(cause as Error).message ?? cause}`, { cause });
+    this.name = "CgroupError";
+  }
+}
+
+/** Reads the layout from /proc/self/mountinfo text. */
+export function parseLayout(
+  mountinfo: string,
+  v2Controllers: (mount: string) => string[],
+): CgroupLayout {
+  const v1 = new Map<string, string>();
+  let v2: string | undefined;
+  for (const line of mountinfo.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const fields = line.slice(0, sep).split(" ");
+    const [fstype, , superOpts] = line.slice(sep + 3).split(" ");
+    const mountPoint = fields[4]?.replace(/\\040/g, " ");
+    if (!mountPoint) continue;
+    if (fstype === "cgroup2") v2 ??= mountPoint;
+    else if (fstype === "cgroup") {
+      for (const opt of (superOpts ?? "").split(",")) {
+        if (["rw", "ro"].includes(opt) || opt.startsWith("name=") || opt.includes("=")) continue;
+        if (!v1.has(opt)) v1.set(opt, mountPoint);
+      }
+    }
+  }
+  return { v1, v2, v2Controllers: v2 ? v2Controllers(v2) : [] };
+}
+
+/** The host's layout. */
+export function hostLayout(): CgroupLayout {
+  return parseLayout(Deno.readTextFileSync("/proc/self/mountinfo"), (mount) => {
+    try {
+      return Deno.readTextFileSync(`${mount}/cgroup.controllers`).trim().split(/\s+/).filter(
+        Boolean,
+      );
+    } catch {
+      return [];
+    }
+  });
+}
+
+async function write(path: string, value: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, value, { create: false });
+  } catch (err) {
+    throw new CgroupError(path, err);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readPids(dir: string): Promise<number[]> {
+  try {
+    return (await Deno.readTextFile(`${dir}/cgroup.procs`)).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function killAndRemove(dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs) {
+    for (let round = 0; round < 100; round++) {
+      const pids = await readPids(dir);
+      if (pids.length === 0) break;
+      for (const pid of pids) killPid(pid, 9);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // rmdir can see EBUSY for a moment while the last task is being released.
+    for (let tries = 0; tries < 50; tries++) {
+      try {
+        await Deno.remove(dir);
+        break;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) break;
+        if (tries === 49) throw new CgroupError(dir, err);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+}
+
+const PERIOD = 100_000;
+
+/** cgroup v1: `<mount of controller>/tsbox/<id>` for each controller. */
+export class CgroupV1 implements Cgroup {
+  constructor(readonly byController: ReadonlyMap<Controller, string>) {}
+
+  get dirs(): string[] {
+    return [...new Set(this.byController.values())];
+  }
+
+  async apply(l: ResourceLimits): Promise<void> {
+    const mem = this.byController.get("memory");
+    if (mem && l.memory !== undefined) {
+      await write(`${mem}/memory.limit_in_bytes`, String(l.memory));
+      if (await exists(`${mem}/memory.memsw.limit_in_bytes`)) {
+        const swap = l.memorySwap ?? l.memory * 2;
+        await write(`${mem}/memory.memsw.limit_in_bytes`, String(swap));
+      }
+    }
+    const cpu = this.byController.get("cpu");
+    if (cpu && l.cpus !== undefined) {
+      await write(`${cpu}/cpu.cfs_period_us`, String(PERIOD));
+      await write(`${cpu}/cpu.cfs_quota_us`, String(Math.round(l.cpus * PERIOD)));
+    }
+    if (cpu && l.cpuShares !== undefined) await write(`${cpu}/cpu.shares`, String(l.cpuShares));
+    const pids = this.byController.get("pids");
+    if (pids && l.pidsLimit !== undefined) {
+      await write(`${pids}/pids.max`, l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
+    }
+  }
+
+  async join(pid: number): Promise<void> {
+    for (const dir of this.dirs) await write(`${dir}/cgroup.procs`, String(pid));
+  }
+
+  async pids(): Promise<number[]> {
+    const all = await Promise.all(this.dirs.map(readPids));
+    return [...new Set(all.flat())];
+  }
+
+  async oomKilled(): Promise<boolean> {
+    const mem = this.byController.get("memory");
+    if (!mem) return false;
+    try {
+      const text = await Deno.readTextFile(`${mem}/memory.oom_control`);
+      return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  remove(): Promise<void> {
+    return killAndRemove(this.dirs);
+  }
+}
+
+/** cgroup v2 weight from docker's v1 cpu shares (the OCI conversion). */
+export function sharesToWeight(shares: number): number {
+  return Math.round(1 + ((shares - 2) * 9999) / 262142);
+}
+
+/** cgroup v2: one directory `<mount>/tsbox/<id>`. */
+export class CgroupV2 implements Cgroup {
+  constructor(readonly dir: string) {}
+
+  get dirs(): string[] {
+    return [this.dir];
+  }
+
+  async apply(l: ResourceLimits): Promise<void> {
+    if (l.memory !== undefined) {
+      await write(`${this.dir}/memory.max`, String(l.memory));
+      const swap = l.memorySwap === undefined
+        ? l.memory
+        : (l.memorySwap < 0 ? "max" : Math.max(0, l.memorySwap - l.memory));
+      await write(`${this.dir}/memory.swap.max`, String(swap));
+    }
+    if (l.cpus !== undefined) {
+      await write(`${this.dir}/cpu.max`, `${Math.round(l.cpus * PERIOD)} ${PERIOD}`);
+    }
+    if (l.cpuShares !== undefined) {
+      await write(`${this.dir}/cpu.weight`, String(sharesToWeight(l.cpuShares)));
+    }
+    if (l.pidsLimit !== undefined) {
+      await write(`${this.dir}/pids.max`, l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
+    }
+  }
+
+  join(pid: number): Promise<void> {
+    return write(`${this.dir}/cgroup.procs`, String(pid));
+  }
+
+  pids(): Promise<number[]> {
+    return readPids(this.dir);
+  }
+
+  async oomKilled(): Promise<boolean> {
+    try {
+      const text = await Deno.readTextFile(`${this.dir}/memory.events`);
+      return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  remove(): Promise<void> {
+    return killAndRemove([this.dir]);
+  }
+}
+
+/**
+ * Creates the container's cgroup: controllers on v1 get `tsbox/<id>` in their hierarchy; when
+ * the unified tree offers any managed controller (or v1 has none), a v2 cgroup is used and
+ * those controllers are enabled on the path down to it.
+ */
+export async function createCgroup(
+  id: string,
+  limits: ResourceLimits,
+  layout: CgroupLayout = hostLayout(),
+): Promise<Cgroup> {
+  const onV1 = new Map<Controller, string>();
+  for (const c of CONTROLLERS) {
+    const mount = layout.v1.get(c);
+    if (mount) onV1.set(c, `${mount}/tsbox/${id}`);
+  }
+  const v2Wanted = CONTROLLERS.filter((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
+  if (onV1.size > 0 && v2Wanted.length === 0) {
+    for (const dir of new Set(onV1.values())) await Deno.mkdir(dir, { recursive: true });
+    const cg = new CgroupV1(onV1);
+    try {
+      await cg.apply(limits);
+    } catch (err) {
+      await cg.remove().catch(() => {});
+      throw err;
+    }
+    return cg;
+  }
+  if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
+  const parent = `${layout.v2}/tsbox`;
+  await Deno.mkdir(parent, { recursive: true });
+  const enable = v2Wanted.map((c) => `+${c}`).join(" ");
+  if (enable) {
+    await write(`${layout.v2}/cgroup.subtree_control`, enable);
+    await write(`${parent}/cgroup.subtree_control`, enable);
+  }
+  const dir = `${parent}/${id}`;
+  await Deno.mkdir(dir);
+  const cg = new CgroupV2(dir);
+  try {
+    await cg.apply(limits);
+  } catch (err) {
+    await cg.remove().catch(() => {});
+    throw err;
+  }
+  return cg;
+}

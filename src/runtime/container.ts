@@ -1,0 +1,320 @@
+/**
+ * Starting and supervising one container: rootfs overlay, cgroup, the cloned first process
+ * running its syscall program (ffi/clone.ts), waiting, and tearing down mounts and cgroups.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  CLONE,
+  cloneProgram,
+  CompiledProgram,
+  decodeStatus,
+  type ProgramFailure,
+} from "../../ffi/clone.ts";
+import { SyscallError } from "../../ffi/errors.ts";
+import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
+import { ExecError, TsboxError } from "../errors.ts";
+import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
+import { execCandidates, getEnv } from "./config.ts";
+import { buildProgram, type ChildPlan, DEFAULT_CAPS, type ExtraMount } from "./program.ts";
+import { ensureMountTarget, mountOverlay, resolveInRoot, unmountRootfs } from "./rootfs.ts";
+import { resolveUser } from "./user.ts";
+
+/** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
+export type NetworkMode = "private" | "none" | "host";
+
+/** A user mount before its target is resolved in the rootfs. */
+export type MountRequest =
+  | {
+    readonly kind: "bind";
+    readonly source: string;
+    readonly target: string;
+    readonly readOnly: boolean;
+  }
+  | { readonly kind: "tmpfs"; readonly target: string; readonly options: string };
+
+/** What to run and how: everything `run` decided, with the image already in the store. */
+export interface ContainerSpec {
+  /** 64 hex digits. */
+  readonly id: string;
+  /** `<root>/containers/<id>`: upper, work, rootfs, hostname, hosts, resolv.conf. */
+  readonly stateDir: string;
+  /** The directory lower entries are relative to (the store's link dir). */
+  readonly lowerBase: string;
+  /** Lower entries (short links) relative to `lowerBase`, bottom layer first. */
+  readonly layers: readonly string[];
+  readonly argv: readonly string[];
+  /** Environment without HOME; HOME comes from the image's passwd unless set. */
+  readonly env: readonly string[];
+  readonly cwd: string;
+  /** `--user` (`uid[:gid]` or `name[:group]`), "" for root. */
+  readonly user: string;
+  readonly hostname: string;
+  readonly network: NetworkMode;
+  readonly resources: ResourceLimits;
+  readonly mounts: readonly MountRequest[];
+  readonly readOnly: boolean;
+  /** 0, 1, 2: "inherit" tsbox's own, "null" for /dev/null, or an fd of this process. */
+  readonly stdio: readonly ("inherit" | "null" | number)[];
+  /** Capabilities to keep; docker's 14 by default. */
+  readonly capabilities?: readonly number[];
+}
+
+/** How the container ended. */
+export interface ContainerExit {
+  /** docker's code: the exit status, or 128+N when signal N killed it. */
+  readonly exitCode: number;
+  /** Signal that killed PID 1, if any. */
+  readonly signal?: number;
+  /** True when the OOM killer killed something in the container's cgroup. */
+  readonly oomKilled: boolean;
+}
+
+/** A step of the container's setup failed (not the final execve). */
+export class ContainerStartError extends TsboxError {
+  constructor(readonly step: string, override readonly cause: SyscallError) {
+    super(
+      `container init: ${step}: ${cause.code} (${cause.message.replace(/^.*\((.*)\)$/, "$1")})`,
+      {
+        cause,
+      },
+    );
+    this.name = "ContainerStartError";
+  }
+}
+
+const ENOENT = 2;
+const EACCES = 13;
+const ENOEXEC = 8;
+const EPERM = 1;
+
+/** Maps the status record of a failed start to docker-like errors. */
+export function startError(
+  failure: ProgramFailure,
+  what: readonly string[],
+  argv0: string,
+): TsboxError {
+  if (failure.opIndex < 0) {
+    const e = failure.errno === 0 ? ENOENT : failure.errno;
+    if (e === ENOENT) {
+      return new ExecError(
+        argv0.includes("/")
+          ? `exec: "${argv0}": stat ${argv0}: no such file or directory`
+          : `exec: "${argv0}": executable file not found in $PATH`,
+        127,
+      );
+    }
+    if (e === EACCES || e === ENOEXEC || e === EPERM) {
+      return new ExecError(`exec: "${argv0}": permission denied`, 126);
+    }
+    return new ContainerStartError(`execve ${argv0}`, new SyscallError("execve", [argv0], e));
+  }
+  const step = what[failure.opIndex] ?? `op ${failure.opIndex}`;
+  return new ContainerStartError(step, new SyscallError(step.split(" ")[0], [], failure.errno));
+}
+
+function readIfExists(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+let lastCap: number | undefined;
+function capLastCap(): number {
+  lastCap ??= Number(readIfExists("/proc/sys/kernel/cap_last_cap").trim() || "40");
+  return lastCap;
+}
+
+function hostsFile(hostname: string, network: NetworkMode): string {
+  if (network === "host") return readIfExists("/etc/hosts");
+  return [
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+    "fe00::0\tip6-localnet",
+    "ff00::0\tip6-mcastprefix",
+    "ff02::1\tip6-allnodes",
+    "ff02::2\tip6-allrouters",
+    `127.0.1.1\t${hostname}`,
+    "",
+  ].join("\n");
+}
+
+function resolvConf(): string {
+  // Loopback resolvers of the host are unreachable from a private network namespace.
+  const lines = readIfExists("/etc/resolv.conf").split("\n")
+    .filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  return lines.join("\n");
+}
+
+/** A running container. */
+export class Container {
+  #waited?: Promise<ContainerExit>;
+
+  private constructor(
+    readonly spec: ContainerSpec,
+    /** PID of the container's PID 1, in the host's PID namespace. */
+    readonly pid: number,
+    readonly cgroup: Cgroup,
+    readonly rootfs: string,
+  ) {}
+
+  /** Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. */
+  static async start(spec: ContainerSpec): Promise<Container> {
+    const dir = spec.stateDir;
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+    }
+    mountOverlay({
+      lowerBase: spec.lowerBase,
+      lower: [...spec.layers].reverse(),
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    let cgroup: Cgroup | undefined;
+    try {
+      const plan = await prepare(spec, rootfs);
+      cgroup = await createCgroup(spec.id, spec.resources);
+      const pid = await launch(spec, plan, cgroup);
+      return new Container(spec, pid, cgroup, rootfs);
+    } catch (err) {
+      await cgroup?.remove().catch(() => {});
+      unmountRootfs(rootfs);
+      throw err;
+    }
+  }
+
+  /** Sends a signal to PID 1; false when it is already gone. */
+  kill(signal: number): boolean {
+    return killPid(this.pid, signal);
+  }
+
+  /**
+   * Waits for PID 1 to end, then kills what is left in the cgroup, removes it and unmounts the
+   * rootfs. Safe to call more than once.
+   */
+  wait(): Promise<ContainerExit> {
+    this.#waited ??= (async () => {
+      const status = await waitPid(this.pid);
+      const oomKilled = await this.cgroup.oomKilled();
+      await this.cgroup.remove();
+      unmountRootfs(this.rootfs);
+      const exitCode = status.signal !== undefined ? 128 + status.signal : status.exitCode ?? 0;
+      return { exitCode, signal: status.signal, oomKilled };
+    })();
+    return this.#waited;
+  }
+
+  /** Deletes the container's directory (upper layer included). Call after {@link wait}. */
+  async remove(): Promise<void> {
+    await this.wait();
+    await Deno.remove(this.spec.stateDir, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}
+
+interface Prepared {
+  plan: Omit<ChildPlan, "syncFd" | "closeFds">;
+}
+
+async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
+  const user = resolveUser(
+    spec.user,
+    readIfExists(resolveInRoot(rootfs, "/etc/passwd")),
+    readIfExists(resolveInRoot(rootfs, "/etc/group")),
+  );
+  const env = [...spec.env];
+  if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+  const files = {
+    hostname: `${spec.hostname}\n`,
+    hosts: hostsFile(spec.hostname, spec.network),
+    "resolv.conf": resolvConf(),
+  };
+  const etcFiles: { source: string; target: string }[] = [];
+  for (const [name, content] of Object.entries(files)) {
+    const source = join(spec.stateDir, name);
+    await Deno.writeTextFile(source, content, { mode: 0o644 });
+    etcFiles.push({ source, target: ensureMountTarget(rootfs, `/etc/${name}`, "file") });
+  }
+  const extraMounts: ExtraMount[] = spec.mounts.map((m) => {
+    if (m.kind === "tmpfs") return { ...m, target: ensureMountTarget(rootfs, m.target, "dir") };
+    const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
+    return { ...m, target: ensureMountTarget(rootfs, m.target, kind) };
+  });
+  ensureMountTarget(rootfs, spec.cwd, "dir");
+  return {
+    plan: {
+      rootfs,
+      targets: {
+        proc: ensureMountTarget(rootfs, "/proc", "dir"),
+        dev: ensureMountTarget(rootfs, "/dev", "dir"),
+        sys: ensureMountTarget(rootfs, "/sys", "dir"),
+      },
+      etcFiles,
+      extraMounts,
+      readOnly: spec.readOnly,
+      hostname: spec.hostname,
+      loopbackUp: spec.network !== "host",
+      cgroupNamespace: true,
+      cwd: spec.cwd,
+      uid: user.uid,
+      gid: user.gid,
+      groups: user.groups,
+      capabilities: spec.capabilities ?? DEFAULT_CAPS,
+      lastCap: capLastCap(),
+      stdio: spec.stdio,
+      argv: spec.argv,
+      env,
+      candidates: execCandidates(spec.argv[0], env),
+    },
+  };
+}
+
+async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): Promise<number> {
+  const open = new Set<number>();
+  const [syncR, syncW] = pipe();
+  open.add(syncR).add(syncW);
+  const [statusR, statusW] = pipe();
+  open.add(statusR).add(statusW);
+  const close = (fd: number) => {
+    if (open.delete(fd)) closeFd(fd);
+  };
+  let pid = -1;
+  try {
+    const ops = buildProgram({ ...prepared.plan, syncFd: syncR, closeFds: [syncW, statusR] });
+    const program = CompiledProgram.compile(ops, statusW);
+    let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
+    if (spec.network !== "host") flags |= CLONE.NEWNET;
+    try {
+      pid = cloneProgram(program, flags);
+    } finally {
+      program.free();
+    }
+    close(syncR);
+    close(statusW);
+    await cgroup.join(pid);
+    writeFd(syncW, new Uint8Array([1]));
+    close(syncW);
+    const failure = decodeStatus(await readFd(statusR, 16));
+    if (failure) {
+      await waitPid(pid);
+      pid = -1;
+      throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
+    }
+    return pid;
+  } catch (err) {
+    if (pid > 0) {
+      // Blocked on the sync pipe or somewhere in its program: end it and reap it.
+      killPid(pid, 9);
+      await waitPid(pid).catch(() => {});
+    }
+    throw err;
+  } finally {
+    for (const fd of [...open]) close(fd);
+  }
+}

@@ -1,0 +1,416 @@
+/**
+ * Compiles what the container's first process must do into a syscall program for the clone
+ * stub (ffi/clone.ts): one small builder per concern, each returning ops, joined in the order
+ * runc and crun use. Every path here is either a host path the parent resolved inside the
+ * rootfs beforehand (before pivot_root) or a container path (after it).
+ *
+ * @module
+ */
+import {
+  argFromLast,
+  bytes,
+  FAIL_ON_ZERO,
+  IGNORE_ERROR,
+  type Op,
+  str,
+  StringArray,
+} from "../../ffi/clone.ts";
+import { CLONE } from "../../ffi/clone.ts";
+import { MNT_DETACH, MS } from "../../ffi/mount.ts";
+import { SYS } from "../../ffi/syscall_numbers.ts";
+
+const AT_FDCWD = -100;
+const O_RDONLY = 0;
+const O_RDWR = 2;
+const O_CLOEXEC = 0o2000000;
+const S_IFREG = 0o100000;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SIOCSIFFLAGS = 0x8914;
+const IFF_UP = 0x1;
+const IFF_LOOPBACK = 0x8;
+const IFF_RUNNING = 0x40;
+const PR_SET_KEEPCAPS = 8;
+const PR_CAPBSET_DROP = 24;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+const CAPABILITY_VERSION_3 = 0x20080522;
+const SIG_SETMASK = 2;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const CLOSE_RANGE_CLOEXEC = 4;
+
+/** Capability numbers (include/uapi/linux/capability.h). */
+export const CAP = {
+  CHOWN: 0,
+  DAC_OVERRIDE: 1,
+  DAC_READ_SEARCH: 2,
+  FOWNER: 3,
+  FSETID: 4,
+  KILL: 5,
+  SETGID: 6,
+  SETUID: 7,
+  SETPCAP: 8,
+  LINUX_IMMUTABLE: 9,
+  NET_BIND_SERVICE: 10,
+  NET_BROADCAST: 11,
+  NET_ADMIN: 12,
+  NET_RAW: 13,
+  IPC_LOCK: 14,
+  IPC_OWNER: 15,
+  SYS_MODULE: 16,
+  SYS_RAWIO: 17,
+  SYS_CHROOT: 18,
+  SYS_PTRACE: 19,
+  SYS_PACCT: 20,
+  SYS_ADMIN: 21,
+  SYS_BOOT: 22,
+  SYS_NICE: 23,
+  SYS_RESOURCE: 24,
+  SYS_TIME: 25,
+  SYS_TTY_CONFIG: 26,
+  MKNOD: 27,
+  LEASE: 28,
+  AUDIT_WRITE: 29,
+  AUDIT_CONTROL: 30,
+  SETFCAP: 31,
+} as const;
+
+/** docker's default capability set (CapEff 00000000a80425fb). */
+export const DEFAULT_CAPS: readonly number[] = [
+  CAP.CHOWN,
+  CAP.DAC_OVERRIDE,
+  CAP.FSETID,
+  CAP.FOWNER,
+  CAP.MKNOD,
+  CAP.NET_RAW,
+  CAP.SETGID,
+  CAP.SETUID,
+  CAP.SETFCAP,
+  CAP.SETPCAP,
+  CAP.NET_BIND_SERVICE,
+  CAP.SYS_CHROOT,
+  CAP.KILL,
+  CAP.AUDIT_WRITE,
+];
+
+/** An extra mount the user asked for, with its target already resolved in the rootfs. */
+export type ExtraMount =
+  | {
+    readonly kind: "bind";
+    readonly source: string;
+    readonly target: string;
+    readonly readOnly: boolean;
+  }
+  | { readonly kind: "tmpfs"; readonly target: string; readonly options: string };
+
+/** Everything the child's program needs, resolved by the parent. */
+export interface ChildPlan {
+  /** Host path of the mounted rootfs (a mount point). */
+  readonly rootfs: string;
+  /** Mount targets resolved in the rootfs (host paths). */
+  readonly targets: { readonly proc: string; readonly dev: string; readonly sys: string };
+  /** Files tsbox wrote (source) bind-mounted onto resolved targets: hostname, hosts, resolv.conf. */
+  readonly etcFiles: readonly { readonly source: string; readonly target: string }[];
+  readonly extraMounts: readonly ExtraMount[];
+  readonly readOnly: boolean;
+  readonly hostname: string;
+  /** Bring `lo` up (private network namespace). */
+  readonly loopbackUp: boolean;
+  /** Unshare a cgroup namespace (after the parent placed the child in its cgroup). */
+  readonly cgroupNamespace: boolean;
+  readonly cwd: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups: readonly number[];
+  /** Capabilities kept (bounding, effective, permitted). */
+  readonly capabilities: readonly number[];
+  /** Highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap). */
+  readonly lastCap: number;
+  /** The fd the child reads its go-ahead byte from, and the parent-side ends it must close. */
+  readonly syncFd: number;
+  readonly closeFds: readonly number[];
+  /** Fds to install as 0, 1, 2; "null" opens /dev/null, "inherit" keeps what is there. */
+  readonly stdio: readonly (number | "null" | "inherit")[];
+  readonly argv: readonly string[];
+  readonly env: readonly string[];
+  /** execve candidates in order (the PATH search). */
+  readonly candidates: readonly string[];
+}
+
+function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
+  return { nr, args, flags, what };
+}
+
+function mountOp(
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data?: string,
+): Op {
+  const shown = fstype ? `mount ${fstype} on ${target}` : `mount ${source} on ${target}`;
+  return op(SYS.mount, shown, [str(source), str(target), str(fstype), flags, data ? str(data) : 0]);
+}
+
+/** Closes the parent's pipe ends and waits for the go-ahead byte (EOF: the parent died). */
+export function syncOps(p: ChildPlan): Op[] {
+  return [
+    ...p.closeFds.map((fd) => op(SYS.close, `close fd ${fd}`, [fd])),
+    op(SYS.read, "wait for the parent", [p.syncFd, bytes(new Uint8Array(8)), 1], FAIL_ON_ZERO),
+    op(SYS.close, "close the sync pipe", [p.syncFd]),
+  ];
+}
+
+/**
+ * Resets every signal disposition to default and unblocks all signals: Deno ignores SIGPIPE
+ * and blocks some signals, and both survive execve.
+ */
+export function signalOps(): Op[] {
+  const dfl = bytes(new Uint8Array(32)); // struct sigaction { SIG_DFL, 0, 0, empty mask }
+  const ops: Op[] = [];
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    ops.push(op(SYS.rt_sigaction, `reset signal ${sig}`, [sig, dfl, 0, 8]));
+  }
+  ops.push(
+    op(SYS.rt_sigprocmask, "unblock signals", [SIG_SETMASK, bytes(new Uint8Array(8)), 0, 8]),
+  );
+  return ops;
+}
+
+/** The cgroup namespace, rooted at the container's cgroup because the parent joined it first. */
+export function cgroupOps(p: ChildPlan): Op[] {
+  return p.cgroupNamespace
+    ? [op(SYS.unshare, "unshare the cgroup namespace", [CLONE.NEWCGROUP])]
+    : [];
+}
+
+/** Makes every mount private, then mounts /proc and a read-only /sys in the rootfs. */
+export function mountOps(p: ChildPlan): Op[] {
+  return [
+    op(SYS.mount, "make / rprivate", [0, str("/"), 0, MS.REC | MS.PRIVATE, 0]),
+    mountOp("proc", p.targets.proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    mountOp("sysfs", p.targets.sys, "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+  ];
+}
+
+/** hostname, hosts and resolv.conf, then the user's -v/--mount/--tmpfs mounts (after /dev). */
+export function bindOps(p: ChildPlan): Op[] {
+  const ops: Op[] = [];
+  for (const f of p.etcFiles) ops.push(mountOp(f.source, f.target, "", MS.BIND));
+  for (const m of p.extraMounts) {
+    if (m.kind === "tmpfs") {
+      ops.push(mountOp("tmpfs", m.target, "tmpfs", MS.NOSUID | MS.NODEV, m.options));
+      continue;
+    }
+    ops.push(mountOp(m.source, m.target, "", MS.BIND | MS.REC));
+    if (m.readOnly) {
+      ops.push(mountOp(m.source, m.target, "", MS.BIND | MS.REMOUNT | MS.RDONLY));
+    }
+  }
+  return ops;
+}
+
+const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
+const DEV_LINKS: [string, string][] = [
+  ["/proc/self/fd", "fd"],
+  ["/proc/self/fd/0", "stdin"],
+  ["/proc/self/fd/1", "stdout"],
+  ["/proc/self/fd/2", "stderr"],
+  ["pts/ptmx", "ptmx"],
+];
+
+/**
+ * /dev: a tmpfs with the host's device nodes bind-mounted (not mknod'ed, so that this also works
+ * in a user namespace), the standard links, devpts, shm and mqueue.
+ */
+export function devOps(p: ChildPlan): Op[] {
+  const dev = p.targets.dev;
+  const ops: Op[] = [
+    mountOp("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
+  ];
+  for (const name of DEVICES) {
+    ops.push(
+      op(SYS.mknodat, `create ${dev}/${name}`, [
+        AT_FDCWD,
+        str(`${dev}/${name}`),
+        S_IFREG | 0o666,
+        0,
+      ]),
+    );
+    ops.push(mountOp(`/dev/${name}`, `${dev}/${name}`, "", MS.BIND));
+  }
+  for (const [target, name] of DEV_LINKS) {
+    ops.push(
+      op(SYS.symlinkat, `link ${dev}/${name}`, [str(target), AT_FDCWD, str(`${dev}/${name}`)]),
+    );
+  }
+  for (const dir of ["pts", "shm", "mqueue"]) {
+    ops.push(op(SYS.mkdirat, `mkdir ${dev}/${dir}`, [AT_FDCWD, str(`${dev}/${dir}`), 0o755]));
+  }
+  ops.push(
+    mountOp(
+      "devpts",
+      `${dev}/pts`,
+      "devpts",
+      MS.NOSUID | MS.NOEXEC,
+      "newinstance,ptmxmode=0666,mode=0620,gid=5",
+    ),
+    mountOp(
+      "shm",
+      `${dev}/shm`,
+      "tmpfs",
+      MS.NOSUID | MS.NODEV | MS.NOEXEC,
+      "mode=1777,size=65536k",
+    ),
+    mountOp("mqueue", `${dev}/mqueue`, "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC),
+  );
+  return ops;
+}
+
+/** Brings `lo` up in the new network namespace (the socket closes at execve). */
+export function networkOps(p: ChildPlan): Op[] {
+  if (!p.loopbackUp) return [];
+  const ifreq = new Uint8Array(40);
+  ifreq.set(new TextEncoder().encode("lo"));
+  new DataView(ifreq.buffer).setUint16(16, IFF_UP | IFF_LOOPBACK | IFF_RUNNING, true);
+  return [
+    op(SYS.socket, "socket for lo", [AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0]),
+    op(SYS.ioctl, "bring lo up", [0, SIOCSIFFLAGS, bytes(ifreq)], argFromLast(0)),
+  ];
+}
+
+/** Makes the rootfs the root: pivot_root(".", ".") and detach the old root stacked on it. */
+export function pivotOps(p: ChildPlan): Op[] {
+  const ops: Op[] = [];
+  if (p.readOnly) {
+    ops.push(mountOp(p.rootfs, p.rootfs, "", MS.BIND | MS.REMOUNT | MS.RDONLY));
+  }
+  ops.push(
+    op(SYS.chdir, "chdir into the rootfs", [str(p.rootfs)]),
+    op(SYS.pivot_root, "pivot_root", [str("."), str(".")]),
+    op(SYS.umount2, "detach the old root", [str("."), MNT_DETACH]),
+    op(SYS.chdir, "chdir /", [str("/")]),
+    op(SYS.sethostname, "set the hostname", [
+      str(p.hostname),
+      new TextEncoder().encode(p.hostname).length,
+    ]),
+    op(SYS.chdir, `chdir ${p.cwd}`, [str(p.cwd)]),
+  );
+  return ops;
+}
+
+function u32le(values: number[]): Uint8Array {
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setUint32(i * 4, v >>> 0, true));
+  return out;
+}
+
+/** Keep capabilities over setresuid, then groups, gid, uid. */
+export function identityOps(p: ChildPlan): Op[] {
+  return [
+    op(SYS.prctl, "keep capabilities", [PR_SET_KEEPCAPS, 1, 0, 0, 0]),
+    ...boundingOps(p),
+    op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le([...p.groups]))]),
+    op(SYS.setresgid, `set gid ${p.gid}`, [p.gid, p.gid, p.gid]),
+    op(SYS.setresuid, `set uid ${p.uid}`, [p.uid, p.uid, p.uid]),
+  ];
+}
+
+function boundingOps(p: ChildPlan): Op[] {
+  const ops: Op[] = [];
+  for (let cap = 0; cap <= p.lastCap; cap++) {
+    if (p.capabilities.includes(cap)) continue;
+    ops.push(
+      op(SYS.prctl, `drop capability ${cap} from the bounding set`, [
+        PR_CAPBSET_DROP,
+        cap,
+        0,
+        0,
+        0,
+      ]),
+    );
+  }
+  return ops;
+}
+
+/** The capability mask as two u32 words (low, high). */
+export function capabilityMask(caps: readonly number[]): [number, number] {
+  let lo = 0, hi = 0;
+  for (const c of caps) {
+    if (c < 32) lo = (lo | (1 << c)) >>> 0;
+    else hi = (hi | (1 << (c - 32))) >>> 0;
+  }
+  return [lo, hi];
+}
+
+/** capset: effective = permitted = the kept set; inheritable and ambient empty. */
+export function capabilityOps(p: ChildPlan): Op[] {
+  const [lo, hi] = capabilityMask(p.capabilities);
+  const header = u32le([CAPABILITY_VERSION_3, 0]);
+  const data = u32le([lo, lo, 0, hi, hi, 0]); // two { effective, permitted, inheritable }
+  return [
+    op(SYS.capset, "set capabilities", [bytes(header), bytes(data)]),
+    op(SYS.prctl, "clear ambient capabilities", [
+      PR_CAP_AMBIENT,
+      PR_CAP_AMBIENT_CLEAR_ALL,
+      0,
+      0,
+      0,
+    ]),
+  ];
+}
+
+/** Installs the container's stdio as 0, 1, 2 and marks every other fd close-on-exec. */
+export function stdioOps(p: ChildPlan): Op[] {
+  const ops: Op[] = [];
+  p.stdio.forEach((src, target) => {
+    if (src === "inherit" || src === target) return;
+    if (src === "null") {
+      ops.push(
+        op(SYS.openat, "open /dev/null", [
+          AT_FDCWD,
+          str("/dev/null"),
+          (target === 0 ? O_RDONLY : O_RDWR) | O_CLOEXEC,
+          0,
+        ]),
+        op(SYS.dup3, `install /dev/null as fd ${target}`, [0, target, 0], argFromLast(0)),
+      );
+    } else ops.push(op(SYS.dup3, `install fd ${src} as fd ${target}`, [src, target, 0]));
+  });
+  ops.push(
+    op(SYS.umask, "umask 022", [0o022]),
+    op(SYS.close_range, "mark fds above 2 close-on-exec", [3, 0xffffffff, CLOSE_RANGE_CLOEXEC]),
+  );
+  return ops;
+}
+
+/** One execve per candidate; failures are remembered and reported when all have failed. */
+export function execOps(p: ChildPlan): Op[] {
+  const argv = new StringArray(p.argv);
+  const env = new StringArray(p.env);
+  return p.candidates.map((path) =>
+    op(SYS.execve, `execve ${path}`, [str(path), argv, env], IGNORE_ERROR)
+  );
+}
+
+/** The whole program, in order. */
+export function buildProgram(p: ChildPlan): Op[] {
+  return [
+    ...signalOps(),
+    ...syncOps(p),
+    ...cgroupOps(p),
+    ...mountOps(p),
+    ...devOps(p),
+    ...bindOps(p),
+    ...networkOps(p),
+    ...pivotOps(p),
+    ...identityOps(p),
+    ...capabilityOps(p),
+    ...stdioOps(p),
+    ...execOps(p),
+  ];
+}
