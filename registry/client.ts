@@ -687,6 +687,30 @@ export class RegistryClient {
   }
 
   /**
+   * The repository's tags (following `Link` pagination).
+   *
+   * @throws {NotFoundError} `NAME_UNKNOWN` when the registry has no such repository.
+   */
+  async listTags(repo: Reference): Promise<string[]> {
+    const tags: string[] = [];
+    let path = `${repo.path}/tags/list`;
+    for (let page = 0; page < 1000; page++) {
+      const sent = await this.#request({ method: "GET", ref: repo, path, actions: ["pull"] });
+      let doc: { tags?: unknown };
+      try {
+        doc = await sent.res.json();
+      } finally {
+        sent.done();
+      }
+      if (Array.isArray(doc.tags)) tags.push(...doc.tags.filter((t) => typeof t === "string"));
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(sent.res.headers.get("link") ?? "");
+      if (!next) break;
+      path = new URL(next[1], `${this.baseUrl(repo.domain)}/v2/`).toString();
+    }
+    return tags;
+  }
+
+  /**
    * Uploads a blob unless the repository has it: a cross-repository mount from `mountFrom`
    * (same registry) is tried first, then a monolithic POST + PUT.
    *
