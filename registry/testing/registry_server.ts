@@ -19,7 +19,7 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -54,7 +54,7 @@ export async function startRegistry(
     auth = `auth:\n  htpasswd:\n    realm: tsbox-test\n    path: ${join(dir, "htpasswd")}\n`;
   }
   for (let tries = 0;; tries++) {
-    const port = await freePort();
+    const port = freePort();
     const host = `127.0.0.1:${port}`;
     const config = `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n` +
       `    rootdirectory: ${storage}\n  delete:\n    enabled: true\n` +
