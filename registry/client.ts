@@ -60,6 +60,9 @@ export interface BlobResponse {
   body: ReadableStream<Uint8Array>;
 }
 
+/** How {@link RegistryClient.uploadBlob} got a blob into the repository. */
+export type UploadResult = "exists" | "mounted" | "uploaded";
+
 type Action = "pull" | "push";
 
 interface RequestSpec {
@@ -716,6 +719,8 @@ export class RegistryClient {
    *
    * @param body the content; read once (a stream cannot be replayed, so auth is settled by the
    *   POST that opens the upload).
+   * @returns what happened, for docker-like progress lines ("Layer already exists", "Mounted
+   *   from ...", "Pushed").
    */
   async uploadBlob(
     repo: Reference,
@@ -723,13 +728,13 @@ export class RegistryClient {
     size: number,
     body: Uint8Array | ReadableStream<Uint8Array>,
     mountFrom?: Reference,
-  ): Promise<void> {
+  ): Promise<UploadResult> {
     const host = registryHost(repo.domain);
     const reason = validateDigest(digest);
     if (reason) throw new RegistryError(`${host}: ${reason}: ${digest}`, "DIGEST_INVALID", host);
     if (await this.headBlob(repo, digest) !== undefined) {
       await cancelBody(body);
-      return;
+      return "exists";
     }
     const canMount = mountFrom && mountFrom.domain === repo.domain && mountFrom.path !== repo.path;
     const query = canMount
@@ -747,7 +752,7 @@ export class RegistryClient {
     started.done();
     if (started.res.status === 201) {
       await cancelBody(body);
-      return; // Mounted: the registry already had the bytes.
+      return "mounted"; // The registry already had the bytes in the other repository.
     }
     const location = started.res.headers.get("location");
     if (started.res.status !== 202 || !location) {
@@ -778,6 +783,7 @@ export class RegistryClient {
         put.res.status,
       );
     }
+    return "uploaded";
   }
 
   /**

@@ -142,8 +142,19 @@ Deno.test("RegistryClient pulls from a real registry", async (t) => {
           rootfs: { type: "layers", diff_ids: [pushed.layer.diffId] },
         }));
         const cd = sha256(config);
-        await client.uploadBlob(dest, cd, config.length, new Blob([config]).stream());
+        assertEquals(
+          await client.uploadBlob(dest, cd, config.length, new Blob([config]).stream()),
+          "uploaded",
+        );
         assertEquals(await client.headBlob(dest, cd), config.length);
+        // A mount from a repository without the blob falls back to a real upload.
+        const other = parseReference(`${reg.host}/pushed/other`);
+        const nowhere = parseReference(`${reg.host}/nothere/app`);
+        assertEquals(
+          await client.uploadBlob(other, cd, config.length, config, nowhere),
+          "uploaded",
+        );
+        assertEquals(await client.headBlob(other, cd), config.length);
         const manifest = new TextEncoder().encode(JSON.stringify({
           schemaVersion: 2,
           mediaType: MediaType.OciManifest,

@@ -75,6 +75,7 @@ export {
   type ManifestResponse,
   RegistryClient,
   type RegistryClientOptions,
+  type UploadResult,
 } from "./client.ts";
 export {
   DigestMismatchError,
