@@ -88,6 +88,8 @@ interface Sent {
 }
 
 const MAX_REDIRECTS = 10;
+/** Manifests are small; refuse to buffer anything bigger (containerd uses the same limit). */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** A host in 127.0.0.0/8, `localhost` or `::1`: docker reaches those over plain HTTP. */
 function isLoopback(hostname: string): boolean {
@@ -528,8 +530,17 @@ export class RegistryClient {
     const host = registryHost(ref.domain);
     let bytes: Uint8Array;
     try {
+      if (Number(sent.res.headers.get("content-length") ?? 0) > MAX_MANIFEST_BYTES) {
+        await sent.res.body?.cancel();
+        throw new RegistryError(
+          `${host}: manifest ${ref} is larger than ${MAX_MANIFEST_BYTES} bytes`,
+          "MANIFEST_INVALID",
+          host,
+        );
+      }
       bytes = new Uint8Array(await sent.res.arrayBuffer());
     } catch (err) {
+      if (err instanceof RegistryError) throw err;
       throw new RegistryError(
         `${host}: reading manifest ${ref} failed: ${(err as Error).message}`,
         "NETWORK",
@@ -623,6 +634,7 @@ export class RegistryClient {
       actions: ["pull"],
       notFound: "blob",
     });
+    sent.done();
     const length = sent.res.headers.get("content-length");
     const size = length === null ? undefined : Number(length);
     const source = sent.res.body;
@@ -638,8 +650,10 @@ export class RegistryClient {
       async pull(controller) {
         let chunk: ReadableStreamReadResult<Uint8Array>;
         try {
+          // The idle timer runs only while a read is pending: a slow consumer is no timeout.
           sent.touch();
           chunk = await reader.read();
+          sent.done();
         } catch (err) {
           sent.done();
           const timedOut = (err as Error).name === "TimeoutError";

@@ -99,6 +99,18 @@ function fakeRegistry() {
         case "x/slow":
           await hang;
           return new Response(MANIFEST, { headers });
+        case "x/stall":
+          // Half a body, then silence.
+          return new Response(
+            new ReadableStream({
+              async start(c) {
+                c.enqueue(BLOB.slice(0, 100));
+                await hang;
+                c.close();
+              },
+            }),
+            { headers: { "Content-Length": String(BLOB.length) } },
+          );
         case "x/denied":
           return Response.json({
             errors: [{ code: "DENIED", message: "requested access to the resource is denied" }],
@@ -229,6 +241,18 @@ Deno.test("a registry that stops answering times out with a typed error", async 
       RegistryError,
       "timed out",
     );
+    assertEquals(err.code, "TIMEOUT");
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("a blob body that stalls errors with TIMEOUT instead of hanging", async () => {
+  const fake = fakeRegistry();
+  try {
+    const client = new RegistryClient({ timeoutMs: 300, credentials: () => undefined });
+    const blob = await client.fetchBlob(parseReference(`${fake.host}/x/stall`), sha256(BLOB));
+    const err = await assertRejects(() => new Response(blob.body).arrayBuffer(), RegistryError);
     assertEquals(err.code, "TIMEOUT");
   } finally {
     await fake.stop();
