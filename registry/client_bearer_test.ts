@@ -231,7 +231,7 @@ Deno.test("a registry that stops answering times out with a typed error", async 
   const fake = fakeRegistry();
   try {
     const client = new RegistryClient({
-      timeoutMs: 300,
+      timeoutMs: 1000,
       retries: 1,
       backoffMs: 1,
       credentials: () => undefined,
@@ -250,7 +250,7 @@ Deno.test("a registry that stops answering times out with a typed error", async 
 Deno.test("a blob body that stalls errors with TIMEOUT instead of hanging", async () => {
   const fake = fakeRegistry();
   try {
-    const client = new RegistryClient({ timeoutMs: 300, credentials: () => undefined });
+    const client = new RegistryClient({ timeoutMs: 1000, credentials: () => undefined });
     const blob = await client.fetchBlob(parseReference(`${fake.host}/x/stall`), sha256(BLOB));
     const err = await assertRejects(() => new Response(blob.body).arrayBuffer(), RegistryError);
     assertEquals(err.code, "TIMEOUT");
