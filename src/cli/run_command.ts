@@ -1,11 +1,50 @@
 /**
- * `tsbox run`.
+ * `tsbox run [OPTIONS] IMAGE [COMMAND [ARG...]]`: the foreground container, like `docker run`
+ * without `-d`. tsbox stays as the container's supervisor: it forwards signals, waits, cleans up
+ * and exits with the container's code.
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
+import { setExitCode } from "./exit.ts";
+import { globalsOf } from "./globals.ts";
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
 
 /** Defines `run` on the program. */
-export function defineRunCommand(_program: Command): void {
-  // Filled in by the run work (issue: run).
+export function defineRunCommand(program: Command): void {
+  program.command("run")
+    .description("Create and run a new container from an image")
+    .argument("<image>", "image name or id")
+    .argument("[command...]", "command and arguments (default: the image's)")
+    .passThroughOptions()
+    .option("--rm", "remove the container when it exits")
+    .option("--name <name>", "assign a name to the container")
+    .option("-h, --hostname <name>", "container host name (default: the short id)")
+    .option("-e, --env <NAME[=value]>", "set an environment variable (repeatable)", collect)
+    .option("--env-file <file>", "read environment variables from a file (repeatable)", collect)
+    .option("-w, --workdir <dir>", "working directory inside the container")
+    .option("-u, --user <user[:group]>", "user name or uid, optionally with a group or gid")
+    .option("--entrypoint <cmd>", "override the image's entrypoint")
+    .addOption(
+      new Option("--network <mode>", "network: private (own namespace with lo), none, host")
+        .choices(["private", "none", "host", "default", "bridge"]).default("private"),
+    )
+    .option("-m, --memory <bytes>", "memory limit (e.g. 32m)")
+    .option("--memory-swap <bytes>", "memory plus swap limit; -1 for unlimited")
+    .option("--cpus <n>", "number of CPUs (e.g. 0.5)")
+    .option("-c, --cpu-shares <n>", "CPU shares (relative weight)")
+    .option("--pids-limit <n>", "limit on the number of processes")
+    .option("-i, --interactive", "keep stdin open")
+    .option("-t, --tty", "allocate a pseudo-TTY (not supported yet)")
+    .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)
+    .option("--mount <spec>", "type=bind|tmpfs,source=...,target=...[,readonly]", collect)
+    .option("--tmpfs <path[:options]>", "mount a tmpfs (repeatable)", collect)
+    .option("--read-only", "mount the root filesystem read-only")
+    .action(async (image, command, flags, cmd) => {
+      const { runForeground } = await import("../runtime/run.ts");
+      setExitCode(await runForeground(image, command, flags, globalsOf(cmd)));
+    });
 }

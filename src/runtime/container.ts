@@ -168,6 +168,11 @@ export class Container {
     for (const d of ["upper", "work", "rootfs"]) {
       await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
     }
+    // The overlay's root takes the upper dir's owner and mode: give it the top layer's.
+    const top = spec.layers.at(-1);
+    const rootInfo = top ? await Deno.stat(join(spec.lowerBase, top)) : undefined;
+    await Deno.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
+    if (rootInfo?.uid != null) await Deno.chown(join(dir, "upper"), rootInfo.uid, rootInfo.gid);
     mountOverlay({
       lowerBase: spec.lowerBase,
       lower: [...spec.layers].reverse(),
