@@ -1,0 +1,256 @@
+/**
+ * `push`: sends an image's layer blobs, config and manifest to a registry, skipping blobs the
+ * repository has and mounting blobs that another repository of the same registry has (known
+ * from this store's tags and repo digests) instead of uploading them again.
+ *
+ * The manifest pushed is the one the image was pulled with whenever it still names exactly the
+ * stored blobs, so a pulled-and-pushed image keeps its digest.
+ *
+ * @module
+ */
+import { RegistryClient, type UploadResult } from "../../registry/client.ts";
+import { type ImageManifest, MediaType } from "../../registry/manifest.ts";
+import { parseReference, type Reference } from "../../registry/reference.ts";
+import { TsboxError } from "../errors.ts";
+import { sha256Digest } from "../store/digest.ts";
+import type { ImageRecord, Store } from "../store/mod.ts";
+import { VERSION } from "../version.ts";
+
+/** Docker's per-layer push statuses. */
+export type PushStatus =
+  | "Preparing"
+  | "Waiting"
+  | "Pushing"
+  | "Pushed"
+  | "Layer already exists"
+  | "Mounted from";
+
+/** What a push reports as it goes. */
+export interface PushEvent {
+  /** First 12 hex digits of the layer's diffID, as docker shows it. */
+  readonly id: string;
+  readonly status: PushStatus;
+  /** For "Mounted from": the repository (familiar form) the blob was mounted from. */
+  readonly from?: string;
+  /** For "Pushing": bytes sent so far and the blob's size. */
+  readonly current?: number;
+  readonly total?: number;
+}
+
+/** Options of {@link pushImage}. */
+export interface PushOptions {
+  /** Registries reached over plain HTTP besides loopback. */
+  readonly insecure?: readonly string[];
+  readonly onProgress?: (event: PushEvent) => void;
+  /** A client to reuse (tests, custom credentials). */
+  readonly client?: RegistryClient;
+  /** How many blobs upload at once. */
+  readonly concurrency?: number;
+}
+
+/** What {@link pushImage} returns. */
+export interface PushResult {
+  /** The reference pushed (normalised). */
+  readonly reference: Reference;
+  /** Digest of the manifest stored in the registry. */
+  readonly digest: string;
+  /** The manifest's size in bytes. */
+  readonly size: number;
+  /** How each layer blob got there, bottom first. */
+  readonly layers: readonly UploadResult[];
+}
+
+/** Pushes the local image `name` (`host/repo[:tag]`) to its registry. */
+export async function pushImage(
+  store: Store,
+  name: string,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const ref = parseReference(name);
+  if (ref.digest) throw new TsboxError(`cannot push a digest reference: ${name}`);
+  const image = store.findImage(ref.toString());
+  if (!image || !image.tags.includes(ref.toString())) {
+    throw new TsboxError(`An image does not exist locally with the tag: ${ref.familiar()}`);
+  }
+  const client = options.client ??
+    new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
+  const emit = options.onProgress ?? (() => {});
+
+  for (const layer of image.layers) {
+    if (!await store.blobs.has(layer.blobDigest)) {
+      throw new TsboxError(
+        `layer ${layer.diffId}: its blob ${layer.blobDigest} is not in the store; pull the image again`,
+      );
+    }
+    emit({ id: shortId(layer.diffId), status: "Preparing" });
+  }
+  const results = new Map<string, UploadResult>();
+  // The same blob twice in one image is uploaded once; the others wait for it.
+  const unique = image.layers.filter((l, i) =>
+    image.layers.findIndex((x) => x.blobDigest === l.blobDigest) === i
+  );
+  await inParallel(unique, options.concurrency ?? 3, async (layer) => {
+    const id = shortId(layer.diffId);
+    const from = mountSource(store, ref, layer.blobDigest);
+    const body = lazyFile(store.blobs.path(layer.blobDigest), (current) => {
+      emit({ id, status: "Pushing", current, total: layer.blobSize });
+    });
+    const result = await client.uploadBlob(ref, layer.blobDigest, layer.blobSize, body, from);
+    results.set(layer.blobDigest, result);
+    if (result === "exists") emit({ id, status: "Layer already exists" });
+    else if (result === "mounted") emit({ id, status: "Mounted from", from: familiarRepo(from!) });
+    else emit({ id, status: "Pushed" });
+  });
+
+  const configBytes = new TextEncoder().encode(image.configJson);
+  await client.uploadBlob(ref, image.id, configBytes.length, configBytes);
+  const manifest = await manifestFor(store, image);
+  const digest = await client.putManifest(ref, manifest.mediaType, manifest.bytes);
+  // Like docker, the image now carries the repo digest it is known by in that repository.
+  store.db.run(
+    "INSERT OR REPLACE INTO repo_digests (repository, digest, image_id) VALUES (?, ?, ?)",
+    ref.repository,
+    digest,
+    image.id,
+  );
+  return {
+    reference: ref,
+    digest,
+    size: manifest.bytes.length,
+    layers: image.layers.map((l) => results.get(l.blobDigest)!),
+  };
+}
+
+/**
+ * A repository of the target's registry, other than the target, that this store knows to hold
+ * the blob: the repositories of tags and repo digests of every image using it.
+ */
+function mountSource(store: Store, target: Reference, blobDigest: string): Reference | undefined {
+  const rows = store.db.all<{ name: string }>(
+    `SELECT t.name AS name FROM tags t JOIN image_layers il ON il.image_id = t.image_id
+       WHERE il.blob_digest = ?
+     UNION
+     SELECT rd.repository AS name FROM repo_digests rd
+       JOIN image_layers il ON il.image_id = rd.image_id WHERE il.blob_digest = ?`,
+    blobDigest,
+    blobDigest,
+  );
+  for (const { name } of rows) {
+    let ref: Reference;
+    try {
+      ref = parseReference(name);
+    } catch {
+      continue;
+    }
+    if (ref.domain === target.domain && ref.path !== target.path) return ref;
+  }
+  return undefined;
+}
+
+/**
+ * The manifest to push: the stored one if it names exactly this config and these blobs, else a
+ * new one (Docker v2 schema 2 for Docker layer types, OCI otherwise).
+ */
+export async function manifestFor(
+  store: Store,
+  image: ImageRecord,
+): Promise<{ bytes: Uint8Array; mediaType: string; digest: string }> {
+  if (await store.blobs.has(image.manifestDigest)) {
+    const bytes = await store.blobs.read(image.manifestDigest);
+    try {
+      const m = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
+      if (
+        m.config?.digest === image.id && m.layers?.length === image.layers.length &&
+        m.layers.every((l, i) => l.digest === image.layers[i].blobDigest)
+      ) {
+        return { bytes, mediaType: image.manifestMediaType, digest: image.manifestDigest };
+      }
+    } catch {
+      // Unreadable: build a new one below.
+    }
+  }
+  const docker = image.layers.every((l) => l.mediaType.startsWith("application/vnd.docker."));
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
+    config: {
+      mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig,
+      size: new TextEncoder().encode(image.configJson).length,
+      digest: image.id,
+    },
+    layers: image.layers.map((l) => ({
+      mediaType: l.mediaType,
+      size: l.blobSize,
+      digest: l.blobDigest,
+    })),
+  };
+  const bytes = new TextEncoder().encode(JSON.stringify(manifest));
+  return { bytes, mediaType: manifest.mediaType!, digest: sha256Digest(bytes) };
+}
+
+/**
+ * A stream of a file that opens it only when first read: a blob the registry already has or
+ * mounts is never opened, and "Pushing" is reported only for bytes actually sent.
+ */
+function lazyFile(path: string, onBytes: (sent: number) => void): ReadableStream<Uint8Array> {
+  let file: Deno.FsFile | undefined;
+  let sent = 0;
+  let reported = 0;
+  const close = () => {
+    try {
+      file?.close();
+    } catch { /* already closed */ }
+    file = undefined;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      file ??= await Deno.open(path);
+      const buf = new Uint8Array(256 << 10);
+      const n = await file.read(buf);
+      if (n === null) {
+        close();
+        onBytes(sent);
+        controller.close();
+        return;
+      }
+      sent += n;
+      if (sent - reported >= 1 << 20 || reported === 0) {
+        reported = sent;
+        onBytes(sent);
+      }
+      controller.enqueue(buf.subarray(0, n));
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+function shortId(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
+function familiarRepo(ref: Reference): string {
+  return ref.familiar().replace(/[:@].*$/, "");
+}
+
+async function inParallel<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (next < items.length && failed === undefined) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
