@@ -3,8 +3,6 @@
  *
  * @module
  */
-import type { Command } from "commander";
-
 /** Default state directory, as docker's /var/lib/docker. */
 export const DEFAULT_ROOT = "/var/lib/tsbox";
 
@@ -19,8 +17,7 @@ export interface GlobalOptions {
 }
 
 /** Reads the global options of the program a subcommand belongs to. */
-// deno-lint-ignore no-explicit-any
-export function globalsOf(cmd: Command<any, any, any>): GlobalOptions {
+export function globalsOf(cmd: { optsWithGlobals(): object }): GlobalOptions {
   const opts = cmd.optsWithGlobals() as {
     root?: string;
     debug?: boolean;

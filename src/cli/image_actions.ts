@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseReference } from "../../registry/reference.ts";
+import { familiarRepository, parseReference } from "../../registry/reference.ts";
 import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
 import { pullImage } from "../image/pull.ts";
 import { Store } from "../store/mod.ts";
@@ -28,7 +28,7 @@ export async function pullCommand(
     const out = (s: string) => console.log(s);
     if (!opts.quiet) {
       if (!/[:@][^/]*$/.test(name)) out(`Using default tag: ${ref.tag}`);
-      out(`${ref.digest ?? ref.tag}: Pulling from ${ref.familiar().replace(/[:@].*$/, "")}`);
+      out(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
     }
     const progress = opts.quiet ? undefined : new PullProgress();
     const result = await pullImage(store, name, {

@@ -15,7 +15,7 @@ export function defineImageCommands(program: Command): void {
       .argument("<name>", "image reference, e.g. busybox, host:5000/app:1.0, app@sha256:...")
       .option("-q, --quiet", "print only the image reference")
       .option("--platform <os/arch[/variant]>", "pull this platform from a multi-platform image")
-      .action(async (name: string, opts: { quiet?: boolean; platform?: string }, self: Command) => {
+      .action(async (name, opts, self) => {
         const { pullCommand } = await import("./image_actions.ts");
         await pullCommand(globalsOf(self), name, opts);
       });
@@ -28,7 +28,7 @@ export function defineImageCommands(program: Command): void {
       .option("--digests", "show digests")
       .option("--no-trunc", "do not truncate output")
       .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
-      .action(async (repository: string | undefined, opts, self: Command) => {
+      .action(async (repository, opts, self) => {
         const { imagesCommand } = await import("./image_actions.ts");
         await imagesCommand(globalsOf(self), repository, opts);
       });
@@ -37,7 +37,7 @@ export function defineImageCommands(program: Command): void {
       .description("Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
       .argument("<source>", "SOURCE_IMAGE[:TAG] or image id")
       .argument("<target>", "TARGET_IMAGE[:TAG]")
-      .action(async (source: string, target: string, _opts: unknown, self: Command) => {
+      .action(async (source, target, _opts, self) => {
         const { tagCommand } = await import("./image_actions.ts");
         await tagCommand(globalsOf(self), source, target);
       });
@@ -46,7 +46,7 @@ export function defineImageCommands(program: Command): void {
       .description("Remove one or more images")
       .argument("<images...>", "images by reference or id")
       .option("-f, --force", "force removal of the image")
-      .action(async (names: string[], opts: { force?: boolean }, self: Command) => {
+      .action(async (names, opts, self) => {
         const { rmiCommand } = await import("./image_actions.ts");
         setExitCode(await rmiCommand(globalsOf(self), names, opts));
       });
@@ -55,7 +55,7 @@ export function defineImageCommands(program: Command): void {
       .description("Display detailed information on images")
       .argument("<names...>", "images by reference or id")
       .option("-f, --format <template>", "only '{{json .}}'-like output is supported: json")
-      .action(async (names: string[], _opts: unknown, self: Command) => {
+      .action(async (names, _opts, self) => {
         const { inspectCommand } = await import("./image_actions.ts");
         setExitCode(await inspectCommand(globalsOf(self), names));
       });

@@ -239,7 +239,6 @@ async function fetchLayer(
     const tar = feed.readable
       .pipeThrough(decompressor(layerCompression(desc.mediaType)))
       .pipeThrough(uncompressed);
-    emit({ type: "layer", id, status: "Extracting" });
     const unpacking = unpackAll(tar, layer.dir);
     let failure: unknown;
     unpacking.catch((err) => failure ??= err);
@@ -259,6 +258,8 @@ async function fetchLayer(
     if (failure === undefined) await writer.close().catch((err) => failure ??= err);
     emit({ type: "layer", id, status: "Verifying Checksum" });
     blob.verify();
+    emit({ type: "layer", id, status: "Download complete" });
+    emit({ type: "layer", id, status: "Extracting" });
     await unpacking;
     const actual = uncompressed.digest();
     if (actual !== diffId) throw new DigestMismatchError(`layer ${diffId}`, diffId, actual);

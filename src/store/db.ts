@@ -65,7 +65,8 @@ export class Database {
   }
 
   #migrate(): void {
-    const current = () => Number(this.get<{ v: number }>("PRAGMA user_version")?.v ?? 0);
+    const current = () =>
+      Number(this.get<{ v: number }>("SELECT user_version AS v FROM pragma_user_version")?.v ?? 0);
     if (current() >= MIGRATIONS.length) return;
     this.transaction(() => {
       // Re-read inside the write lock: another process may have migrated meanwhile.
