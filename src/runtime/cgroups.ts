@@ -204,7 +204,7 @@ export class CgroupV1 implements Cgroup {
 
 /** cgroup v2 weight from docker's v1 cpu shares (the OCI conversion). */
 export function sharesToWeight(shares: number): number {
-  return Math.round(1 + ((shares - 2) * 9999) / 262142);
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 /** cgroup v2: one directory `<mount>/tsbox/<id>`. */
