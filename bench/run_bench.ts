@@ -1,0 +1,158 @@
+/**
+ * Container start latency: `tsbox run --rm busybox true` against
+ * `podman run --rm --network none --runtime crun busybox true`, interleaved in the same run
+ * (medians and ratio), then a 1,000-start loop through the runtime API that checks for leaked
+ * mounts, cgroups, fds and container dirs. Needs root; not part of CI.
+ *
+ *     deno run -A bench/run_bench.ts [--runs N] [--loop N]
+ */
+import { join } from "node:path";
+import { Container, newContainerId } from "../src/runtime/mod.ts";
+import { Store } from "../src/store/mod.ts";
+import { seedStore } from "../tests/busybox_store.ts";
+
+const args = Deno.args;
+const flag = (name: string, def: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const RUNS = flag("--runs", 30);
+const LOOP = flag("--loop", 1000);
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timed(
+  cmd: string,
+  cmdArgs: string[],
+  env?: Record<string, string>,
+): Promise<number> {
+  const t0 = performance.now();
+  const out = await new Deno.Command(cmd, { args: cmdArgs, env, stdout: "null", stderr: "piped" })
+    .output();
+  const ms = performance.now() - t0;
+  if (!out.success) {
+    throw new Error(`${cmd} ${cmdArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return ms;
+}
+
+const root = await Deno.makeTempDir({ prefix: "tsbox-bench-" });
+const { layerDir } = await seedStore(root);
+
+// podman: the same tree imported as an image; containers.conf with the ulimits this host allows.
+const confDir = await Deno.makeTempDir();
+await Deno.writeTextFile(
+  join(confDir, "containers.conf"),
+  '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+);
+const podmanEnv = { CONTAINERS_CONF: join(confDir, "containers.conf") };
+let podman = true;
+try {
+  // crun 1.8 refuses a hybrid layout until hugetlb has its v1 hierarchy (as cgroupfs-mount does).
+  if (!Deno.readTextFileSync("/proc/self/mountinfo").includes(" /sys/fs/cgroup/hugetlb ")) {
+    console.error("mounting the v1 hugetlb hierarchy for crun");
+    await Deno.mkdir("/sys/fs/cgroup/hugetlb", { recursive: true });
+    await timed("mount", ["-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"]);
+  }
+  const tar = join(confDir, "busybox.tar");
+  await timed("tar", ["-C", layerDir, "-cf", tar, "."]);
+  await timed("podman", ["import", tar, "localhost/tsbox-bench-busybox:latest"], podmanEnv);
+} catch (err) {
+  podman = false;
+  console.error(`podman unavailable, measuring tsbox only: ${(err as Error).message}`);
+}
+
+const tsboxTimes: number[] = [];
+const podmanTimes: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  tsboxTimes.push(
+    await timed(Deno.execPath(), [
+      "run",
+      "-A",
+      MAIN,
+      "--root",
+      root,
+      "run",
+      "--rm",
+      "busybox",
+      "true",
+    ]),
+  );
+  if (podman) {
+    podmanTimes.push(
+      await timed("podman", [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "crun",
+        "localhost/tsbox-bench-busybox",
+        "true",
+      ], podmanEnv),
+    );
+  }
+}
+console.log(
+  `tsbox run --rm busybox true: median ${median(tsboxTimes).toFixed(1)} ms (${RUNS} runs)`,
+);
+if (podman) {
+  console.log(
+    `podman run --rm --network none --runtime crun: median ${median(podmanTimes).toFixed(1)} ms`,
+  );
+  console.log(`ratio podman/tsbox: ${(median(podmanTimes) / median(tsboxTimes)).toFixed(2)}x`);
+}
+
+// The leak loop: starts through the API in this one process.
+const store = await Store.open(root);
+const layers = store.findImage("busybox")!.layers.map((l) => l.shortId);
+store.close();
+const count = (path: string) => [...Deno.readDirSync(path)].length;
+const mountsBefore = Deno.readTextFileSync("/proc/self/mountinfo");
+const fdsBefore = count("/proc/self/fd");
+const t0 = performance.now();
+for (let i = 0; i < LOOP; i++) {
+  const id = newContainerId();
+  const c = await Container.start({
+    id,
+    stateDir: join(root, "containers", id),
+    lowerBase: join(root, "l"),
+    layers,
+    argv: ["true"],
+    env: ["PATH=/bin"],
+    cwd: "/",
+    user: "",
+    hostname: id.slice(0, 12),
+    network: "none",
+    resources: {},
+    mounts: [],
+    readOnly: false,
+    stdio: ["null", "null", "null"],
+  });
+  const exit = await c.wait();
+  if (exit.exitCode !== 0) throw new Error(`start ${i}: exit ${exit.exitCode}`);
+  await c.remove();
+}
+const perStart = (performance.now() - t0) / LOOP;
+const leaks = {
+  mounts: Deno.readTextFileSync("/proc/self/mountinfo") !== mountsBefore,
+  fds: count("/proc/self/fd") - fdsBefore,
+  containerDirs: count(join(root, "containers")),
+  cgroups: ["memory", "cpu", "pids"].map((c) => {
+    try {
+      return [...Deno.readDirSync(`/sys/fs/cgroup/${c}/tsbox`)].filter((e) => e.isDirectory).length;
+    } catch {
+      return 0;
+    }
+  }).reduce((a, b) => a + b, 0),
+};
+console.log(
+  `${LOOP} starts through the API: ${perStart.toFixed(1)} ms each; leaks: ${JSON.stringify(leaks)}`,
+);
+await Deno.remove(root, { recursive: true });
+await Deno.remove(confDir, { recursive: true });
+if (leaks.mounts || leaks.fds > 0 || leaks.containerDirs > 0 || leaks.cgroups > 0) Deno.exit(1);
