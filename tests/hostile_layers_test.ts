@@ -186,6 +186,16 @@ add("d/", D, mode=0o777, uid=1234)`,
     },
   },
   {
+    name: "replacing a directory that holds a symlink to outside removes only the symlink",
+    layer: `
+add("d/", D)
+add("d/link", S, linkname=SENT)
+add("d/sub/", D)
+add("d/sub/link2", S, linkname=SENT + "/keep")
+add("d", data=b"now a file")`,
+    expect: { inside: (root) => assertEquals(read(`${root}/d`), "now a file") },
+  },
+  {
     name: "chmod, chown and times through a final symlink",
     layer: `
 add("s", S, linkname=SENT + "/keep")
