@@ -10,6 +10,7 @@ import { TsboxError, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { exitCode } from "./exit.ts";
 import { DEFAULT_ROOT } from "./globals.ts";
+import { defineExchangeCommands } from "./exchange_commands.ts";
 import { defineImageCommands } from "./image_commands.ts";
 import { defineRunCommand } from "./run_command.ts";
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride();
   defineImageCommands(program);
+  defineExchangeCommands(program);
   defineRunCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;

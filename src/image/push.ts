@@ -30,7 +30,7 @@ export interface PushEvent {
   /** First 12 hex digits of the layer's diffID, as docker shows it. */
   readonly id: string;
   readonly status: PushStatus;
-  /** For "Mounted from": the repository (familiar form) the blob was mounted from. */
+  /** For "Mounted from": the repository path the blob was mounted from, as docker names it. */
   readonly from?: string;
   /** For "Pushing": bytes sent so far and the blob's size. */
   readonly current?: number;
@@ -98,7 +98,7 @@ export async function pushImage(
     const result = await client.uploadBlob(ref, layer.blobDigest, layer.blobSize, body, from);
     results.set(layer.blobDigest, result);
     if (result === "exists") emit({ id, status: "Layer already exists" });
-    else if (result === "mounted") emit({ id, status: "Mounted from", from: familiarRepo(from!) });
+    else if (result === "mounted") emit({ id, status: "Mounted from", from: from!.path });
     else emit({ id, status: "Pushed" });
   });
 
@@ -228,10 +228,6 @@ function lazyFile(path: string, onBytes: (sent: number) => void): ReadableStream
 
 function shortId(digest: string): string {
   return digest.replace(/^sha256:/, "").slice(0, 12);
-}
-
-function familiarRepo(ref: Reference): string {
-  return ref.familiar().replace(/[:@].*$/, "");
 }
 
 async function inParallel<T>(
