@@ -405,6 +405,16 @@ async function* chunksOf(file: Deno.FsFile): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** The sha256 of a layer file's uncompressed content. */
+async function uncompressedDigest(plan: LayerPlan): Promise<string> {
+  const file = await Deno.open(plan.file.path);
+  const digesting = new DigestingStream();
+  for await (
+    const _ of file.readable.pipeThrough(decompressor(plan.compression)).pipeThrough(digesting)
+  ) { /* hashing only */ }
+  return digesting.digest();
+}
+
 interface Pending {
   blobs: PendingBlob[];
   layers: { layer: PendingLayer; diffId: string; size: number }[];
@@ -430,6 +440,11 @@ async function processLayer(
       if (layer) await unpackLayer(tar, layer.dir);
       else for await (const _ of tar) { /* hashing only */ }
     } catch (err) {
+      // A tampered layer often breaks the tar or the compression first: name it for what it is.
+      const actual = await uncompressedDigest(plan).catch(() => undefined);
+      if (actual !== plan.diffId) {
+        throw new DigestMismatchError(`layer ${plan.diffId}`, plan.diffId, actual ?? "unreadable");
+      }
       if (err instanceof TsboxError) throw err;
       throw new ArchiveError(`layer ${plan.diffId}: ${(err as Error).message}`, { cause: err });
     }
