@@ -15,7 +15,24 @@ import type { ImageInspect, RemoveAction, RemoveImageOptions } from "./src/image
 import { pullImage } from "./src/image/pull.ts";
 import type { PullEvent, PullOptions, PullResult } from "./src/image/pull.ts";
 import { type ImageRecord, Store } from "./src/store/mod.ts";
+import { type HistoryRow, imageHistory } from "./src/image/history.ts";
+import { type LoadedImage, loadImages, type LoadOptions } from "./src/image/load.ts";
+import { login, type LoginOptions, logout } from "./src/image/login.ts";
+import { type PushEvent, pushImage, type PushOptions, type PushResult } from "./src/image/push.ts";
+import { saveImages, saveImagesToFile, type SaveOptions } from "./src/image/save.ts";
 
+export type {
+  HistoryRow,
+  LoadedImage,
+  LoadOptions,
+  LoginOptions,
+  PushEvent,
+  PushOptions,
+  PushResult,
+  SaveOptions,
+};
+export { login, logout };
+export { ArchiveError } from "./src/image/load.ts";
 export type {
   ImageInspect,
   ImageRecord,
@@ -61,4 +78,42 @@ export function remove(
   options?: RemoveImageOptions,
 ): Promise<RemoveAction[]> {
   return removeImage(store, name, options);
+}
+
+/** Pushes the local image `name` (`host/repo[:tag]`) to its registry. */
+export function push(store: Store, name: string, options?: PushOptions): Promise<PushResult> {
+  return pushImage(store, name, options);
+}
+
+/** Images as a docker-archive (default) or OCI layout (`format: "oci"`) tar stream. */
+export function save(
+  store: Store,
+  names: readonly string[],
+  options?: SaveOptions,
+): ReadableStream<Uint8Array> {
+  return saveImages(store, names, options);
+}
+
+/** Writes {@link save}'s archive to `path`; a failed save leaves no file behind. */
+export function saveToFile(
+  store: Store,
+  names: readonly string[],
+  path: string,
+  options?: SaveOptions,
+): Promise<void> {
+  return saveImagesToFile(store, names, path, options);
+}
+
+/** Loads every image of a docker-archive or OCI layout tar stream, all or nothing. */
+export function load(
+  store: Store,
+  archive: ReadableStream<Uint8Array>,
+  options?: LoadOptions,
+): Promise<LoadedImage[]> {
+  return loadImages(store, archive, options);
+}
+
+/** An image's history, newest step first. */
+export function history(store: Store, name: string): HistoryRow[] {
+  return imageHistory(requireImage(store, name));
 }

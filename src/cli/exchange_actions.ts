@@ -3,17 +3,15 @@
  *
  * @module
  */
-import { removeCredentials, saveCredentials } from "../../registry/auth.ts";
-import { RegistryClient } from "../../registry/client.ts";
-import { DEFAULT_DOMAIN, parseReference, registryHost } from "../../registry/reference.ts";
+import { parseReference } from "../../registry/reference.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import { imageHistory } from "../image/history.ts";
 import { familiar, requireImage } from "../image/images.ts";
 import { loadImages } from "../image/load.ts";
+import { login, logout } from "../image/login.ts";
 import { type PushEvent, pushImage } from "../image/push.ts";
 import { type ArchiveFormat, saveImages, saveImagesToFile } from "../image/save.ts";
 import { Store } from "../store/mod.ts";
-import { VERSION } from "../version.ts";
 import { ago, humanSize, table } from "./format.ts";
 import type { GlobalOptions } from "./globals.ts";
 
@@ -22,18 +20,6 @@ const encoder = new TextEncoder();
 function writeOut(s: string): void {
   const bytes = encoder.encode(s);
   for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
-
-/**
- * The registry domain a `login`/`logout` SERVER names: scheme and path are dropped, Docker Hub's
- * several names (and no name at all) mean docker.io.
- */
-export function loginDomain(server: string | undefined): string {
-  if (!server) return DEFAULT_DOMAIN;
-  const host = server.replace(/^[a-z]+:\/\//i, "").split("/")[0].toLowerCase();
-  if (!host) throw new UsageError(`invalid registry ${JSON.stringify(server)}`);
-  const hub = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
-  return hub.includes(host) ? DEFAULT_DOMAIN : host;
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
@@ -70,8 +56,6 @@ export async function loginCommand(
   server: string | undefined,
   opts: { username?: string; password?: string; passwordStdin?: boolean },
 ): Promise<void> {
-  const domain = loginDomain(server);
-  const host = registryHost(domain);
   let username = opts.username;
   let password = opts.password;
   if (opts.passwordStdin) {
@@ -97,22 +81,15 @@ export async function loginCommand(
     password = await readSecret("Password: ");
   }
   if (!username || !password) throw new TsboxError("username and password are required");
-  const creds = { username, password };
-  const client = new RegistryClient({
-    insecure: [...g.insecureRegistries],
-    userAgent: `tsbox/${VERSION}`,
-    credentials: () => creds,
-  });
   // Verified before anything is written: a wrong password leaves the config untouched.
-  await client.ping(domain);
-  await saveCredentials(host, username, password);
+  await login(server, username, password, { insecure: g.insecureRegistries });
   console.log("Login Succeeded");
 }
 
 /** `logout`. */
 export async function logoutCommand(_g: GlobalOptions, server: string | undefined): Promise<void> {
-  const host = registryHost(loginDomain(server));
-  if (await removeCredentials(host)) console.log(`Removing login credentials for ${host}`);
+  const { host, removed } = await logout(server);
+  if (removed) console.log(`Removing login credentials for ${host}`);
   else console.log(`Not logged in to ${host}`);
 }
 
