@@ -43,6 +43,29 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (repository, digest)
   );
   `,
+  `
+  CREATE TABLE containers (
+    id               TEXT PRIMARY KEY,       -- 64 hex digits
+    name             TEXT NOT NULL UNIQUE,   -- without docker's leading '/'
+    image_id         TEXT NOT NULL,          -- sha256:<hex> of the image config
+    image_name       TEXT NOT NULL,          -- as the user typed it
+    config           TEXT NOT NULL,          -- the full run configuration as JSON
+    state            TEXT NOT NULL,          -- created | running | paused | restarting | exited
+    pid              INTEGER,                -- container PID 1 on the host, while running
+    pid_start        INTEGER,                -- its start time (/proc/PID/stat field 22)
+    supervisor_pid   INTEGER,
+    supervisor_start INTEGER,
+    exit_code        INTEGER,
+    oom_killed       INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,                   -- why the last start failed, if it did
+    created_at       INTEGER NOT NULL,       -- ms since epoch
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    restart_count    INTEGER NOT NULL DEFAULT 0,
+    stop_requested   INTEGER NOT NULL DEFAULT 0 -- a user stop: the restart policy stands down
+  );
+  CREATE INDEX containers_image_id ON containers(image_id);
+  `,
 ];
 
 /** A thin handle over the SQLite database with transactions that retry on contention. */

@@ -1,0 +1,361 @@
+/**
+ * Container records in the state database: creation with unique names, lookup by name, id or
+ * id prefix, state transitions (each one transaction), and reconciling rows with the processes
+ * they name, so that a supervisor killed with SIGKILL never leaves a "running" row behind.
+ *
+ * @module
+ */
+import { NotFoundError, TsboxError } from "../errors.ts";
+import type { MountRequest, NetworkMode } from "../runtime/container.ts";
+import type { ResourceLimits } from "../runtime/cgroups.ts";
+import type { Store } from "../store/mod.ts";
+import { randomName } from "./names.ts";
+import { processAlive } from "./proc.ts";
+
+/** docker's container states (`dead` and `removing` are never stored here). */
+export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
+
+/** `--restart`: what the supervisor does when the container's process ends. */
+export interface RestartPolicy {
+  readonly name: "no" | "on-failure" | "always" | "unless-stopped";
+  /** on-failure only: the most restarts; 0 is unlimited. */
+  readonly maxRetries: number;
+}
+
+/** Everything needed to start (and restart) the container, fixed at create time. */
+export interface RunConfig {
+  readonly argv: readonly string[];
+  readonly env: readonly string[];
+  readonly cwd: string;
+  /** `--user` as given (or the image's), "" for root. */
+  readonly user: string;
+  readonly hostname: string;
+  readonly network: NetworkMode;
+  readonly resources: ResourceLimits;
+  readonly mounts: readonly MountRequest[];
+  readonly readOnly: boolean;
+  /** `-t`. */
+  readonly tty: boolean;
+  /** `-i`. */
+  readonly interactive: boolean;
+  /** Short ids of the image's layer links, bottom first. */
+  readonly layers: readonly string[];
+  readonly restart: RestartPolicy;
+  /** `--rm`: the supervisor removes the container when it ends. */
+  readonly autoRemove: boolean;
+  /** Signal number `stop` sends first (the image's StopSignal, else SIGTERM). */
+  readonly stopSignal: number;
+  /** Seconds `stop` waits before SIGKILL, unless `-t` says otherwise. */
+  readonly stopTimeout: number;
+  /** `-p` values as given; the port engineer's proxy reads them. */
+  readonly ports?: readonly string[];
+  /** `--label`s, and anything else a later feature wants to keep with the container. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** One container as the database records it. */
+export interface ContainerRecord {
+  /** 64 hex digits. */
+  readonly id: string;
+  /** Unique name, without docker's leading "/". */
+  readonly name: string;
+  readonly imageId: string;
+  /** The image as the user named it. */
+  readonly imageName: string;
+  readonly config: RunConfig;
+  readonly state: ContainerState;
+  /** PID 1 of the container on the host, while running or paused. */
+  readonly pid?: number;
+  /** Start time of {@link pid} in clock ticks since boot (/proc/PID/stat field 22). */
+  readonly pidStart?: number;
+  readonly supervisorPid?: number;
+  readonly supervisorStart?: number;
+  readonly exitCode?: number;
+  readonly oomKilled: boolean;
+  /** Why the last start failed. */
+  readonly error?: string;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  readonly restartCount: number;
+  /** A user stopped it: the restart policy must not bring it back. */
+  readonly stopRequested: boolean;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  image_id: string;
+  image_name: string;
+  config: string;
+  state: ContainerState;
+  pid: number | null;
+  pid_start: number | null;
+  supervisor_pid: number | null;
+  supervisor_start: number | null;
+  exit_code: number | null;
+  oom_killed: number;
+  error: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  restart_count: number;
+  stop_requested: number;
+}
+
+/** `--name` is held by another container. */
+export class NameConflictError extends TsboxError {
+  constructor(readonly containerName: string, readonly holder: string) {
+    super(
+      `Conflict. The container name "/${containerName}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`,
+    );
+    this.name = "NameConflictError";
+  }
+}
+
+/** An id prefix matches more than one container. */
+export class AmbiguousContainerError extends TsboxError {
+  constructor(readonly prefix: string) {
+    super(`multiple containers found with provided prefix: ${prefix}`);
+    this.name = "AmbiguousContainerError";
+  }
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+function toRecord(r: Row): ContainerRecord {
+  const opt = (v: number | null) => v ?? undefined;
+  return {
+    id: r.id,
+    name: r.name,
+    imageId: r.image_id,
+    imageName: r.image_name,
+    config: JSON.parse(r.config) as RunConfig,
+    state: r.state,
+    pid: opt(r.pid),
+    pidStart: opt(r.pid_start),
+    supervisorPid: opt(r.supervisor_pid),
+    supervisorStart: opt(r.supervisor_start),
+    exitCode: opt(r.exit_code),
+    oomKilled: r.oom_killed !== 0,
+    error: r.error ?? undefined,
+    createdAt: r.created_at,
+    startedAt: opt(r.started_at),
+    finishedAt: opt(r.finished_at),
+    restartCount: r.restart_count,
+    stopRequested: r.stop_requested !== 0,
+  };
+}
+
+/** What {@link createContainer} records. */
+export interface NewContainer {
+  readonly id: string;
+  /** `--name`; a random adjective_surname when absent. */
+  readonly name?: string;
+  readonly imageId: string;
+  readonly imageName: string;
+  readonly config: RunConfig;
+}
+
+/**
+ * Records a new container in state "created". A `--name` already taken is a
+ * {@link NameConflictError} naming the holder; a random name is drawn again on a clash.
+ */
+export function createContainer(store: Store, c: NewContainer): ContainerRecord {
+  if (c.name !== undefined && !NAME_RE.test(c.name.replace(/^\//, ""))) {
+    throw new TsboxError(
+      `Invalid container name (${c.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+    );
+  }
+  const wanted = c.name?.replace(/^\//, "");
+  return store.db.transaction(() => {
+    let name = wanted;
+    if (name !== undefined) {
+      const holder = store.db.get<{ id: string }>("SELECT id FROM containers WHERE name = ?", name);
+      if (holder) throw new NameConflictError(name, holder.id);
+    } else {
+      for (let tries = 0;; tries++) {
+        name = randomName(tries > 5);
+        if (!store.db.get("SELECT 1 AS x FROM containers WHERE name = ?", name)) break;
+      }
+    }
+    store.db.run(
+      `INSERT INTO containers (id, name, image_id, image_name, config, state, created_at)
+       VALUES (?, ?, ?, ?, ?, 'created', ?)`,
+      c.id,
+      name!,
+      c.imageId,
+      c.imageName,
+      JSON.stringify(c.config),
+      Date.now(),
+    );
+    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", c.id)!);
+  });
+}
+
+/** A container by full id, without reconciling. */
+export function getContainer(store: Store, id: string): ContainerRecord | undefined {
+  const row = store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id);
+  return row ? toRecord(row) : undefined;
+}
+
+/**
+ * A container by name (with or without a leading "/"), full id, or unique id prefix, in that
+ * order, reconciled with the processes it names. Undefined when nothing (or more than one
+ * container, for a prefix) matches; {@link requireContainer} tells those apart.
+ */
+export function findContainer(store: Store, nameOrIdOrPrefix: string): ContainerRecord | undefined {
+  try {
+    return lookup(store, nameOrIdOrPrefix);
+  } catch (err) {
+    if (err instanceof AmbiguousContainerError) return undefined;
+    throw err;
+  }
+}
+
+/** Like {@link findContainer}, but throws NotFoundError or AmbiguousContainerError. */
+export function requireContainer(store: Store, nameOrIdOrPrefix: string): ContainerRecord {
+  const c = lookup(store, nameOrIdOrPrefix);
+  if (!c) throw new NotFoundError("container", nameOrIdOrPrefix);
+  return c;
+}
+
+function lookup(store: Store, ref: string): ContainerRecord | undefined {
+  const name = ref.replace(/^\//, "");
+  let row = store.db.get<Row>("SELECT * FROM containers WHERE name = ?", name) ??
+    store.db.get<Row>("SELECT * FROM containers WHERE id = ?", ref);
+  if (!row && /^[0-9a-f]{1,63}$/.test(ref)) {
+    const rows = store.db.all<Row>(
+      "SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2",
+      ref,
+      `${ref}g`,
+    );
+    if (rows.length > 1) throw new AmbiguousContainerError(ref);
+    row = rows[0];
+  }
+  return row ? reconcile(store, toRecord(row)) : undefined;
+}
+
+/** Every container, newest first, reconciled. */
+export function listContainers(store: Store): ContainerRecord[] {
+  return store.db.all<Row>("SELECT * FROM containers ORDER BY created_at DESC, id")
+    .map((r) => reconcile(store, toRecord(r)));
+}
+
+/** The name of a container that uses image `imageId`, if any (for `rmi`). */
+export function containerUsingImage(store: Store, imageId: string): string | undefined {
+  return store.db.get<{ id: string }>(
+    "SELECT id FROM containers WHERE image_id = ? LIMIT 1",
+    imageId,
+  )?.id.slice(0, 12);
+}
+
+/** Whether the row says a process should be alive. */
+export function isActive(state: ContainerState): boolean {
+  return state === "running" || state === "paused" || state === "restarting";
+}
+
+/**
+ * Makes an active row tell the truth. While its supervisor lives (same pid *and* start time),
+ * the row is right. When the supervisor is gone but the container's PID 1 still runs, it stays
+ * running. When both are gone the container is recorded as exited (137: PID 1 was killed with
+ * its supervisor, through its parent-death signal).
+ */
+export function reconcile(store: Store, c: ContainerRecord): ContainerRecord {
+  if (!isActive(c.state) && c.state !== "created") return c;
+  if (c.supervisorPid !== undefined && processAlive(c.supervisorPid, c.supervisorStart)) return c;
+  if (c.state === "created") {
+    // A supervisor that died before starting anything leaves the container created.
+    if (c.supervisorPid === undefined) return c;
+    store.db.run(
+      "UPDATE containers SET supervisor_pid = NULL, supervisor_start = NULL WHERE id = ? AND state = 'created'",
+      c.id,
+    );
+    return { ...c, supervisorPid: undefined, supervisorStart: undefined };
+  }
+  if (c.pid !== undefined && processAlive(c.pid, c.pidStart)) return c;
+  const finishedAt = Date.now();
+  store.db.transaction(() =>
+    store.db.run(
+      `UPDATE containers SET state = 'exited', exit_code = COALESCE(exit_code, 137),
+         finished_at = ?, pid = NULL, pid_start = NULL, supervisor_pid = NULL,
+         supervisor_start = NULL
+       WHERE id = ? AND state = ? AND supervisor_pid IS ? AND pid IS ?`,
+      finishedAt,
+      c.id,
+      c.state,
+      c.supervisorPid ?? null,
+      c.pid ?? null,
+    )
+  );
+  // Re-read either way: another process may have changed the row meanwhile.
+  return getContainer(store, c.id) ?? c;
+}
+
+/** Fields a state change may set. */
+export interface ContainerUpdate {
+  state?: ContainerState;
+  pid?: number | null;
+  pidStart?: number | null;
+  supervisorPid?: number | null;
+  supervisorStart?: number | null;
+  exitCode?: number | null;
+  oomKilled?: boolean;
+  error?: string | null;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+  restartCount?: number;
+  stopRequested?: boolean;
+}
+
+const COLUMNS: Record<keyof ContainerUpdate, string> = {
+  state: "state",
+  pid: "pid",
+  pidStart: "pid_start",
+  supervisorPid: "supervisor_pid",
+  supervisorStart: "supervisor_start",
+  exitCode: "exit_code",
+  oomKilled: "oom_killed",
+  error: "error",
+  startedAt: "started_at",
+  finishedAt: "finished_at",
+  restartCount: "restart_count",
+  stopRequested: "stop_requested",
+};
+
+/**
+ * Applies `update` to container `id` in one transaction, only if `guard` (when given) holds
+ * for the current row. Returns the updated record, or undefined when the row is gone or the
+ * guard failed.
+ */
+export function updateContainer(
+  store: Store,
+  id: string,
+  update: ContainerUpdate,
+  guard?: (current: ContainerRecord) => boolean,
+): ContainerRecord | undefined {
+  return store.db.transaction(() => {
+    const row = store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id);
+    if (!row || (guard && !guard(toRecord(row)))) return undefined;
+    const sets: string[] = [];
+    const values: (string | number | null)[] = [];
+    for (const [key, column] of Object.entries(COLUMNS) as [keyof ContainerUpdate, string][]) {
+      const v = update[key];
+      if (v === undefined) continue;
+      sets.push(`${column} = ?`);
+      values.push(typeof v === "boolean" ? (v ? 1 : 0) : v);
+    }
+    if (sets.length > 0) {
+      store.db.run(`UPDATE containers SET ${sets.join(", ")} WHERE id = ?`, ...values, id);
+    }
+    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id)!);
+  });
+}
+
+/** Deletes the row; returns whether it existed. */
+export function deleteContainerRow(store: Store, id: string): boolean {
+  return store.db.transaction(() =>
+    store.db.run("DELETE FROM containers WHERE id = ?", id).changes > 0
+  );
+}
