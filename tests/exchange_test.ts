@@ -416,9 +416,11 @@ Deno.test("history lists the config's steps newest first with the layers' sizes"
     const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const layout = fx.layouts.layered;
     // Sizes measured independently: the layout's gzip layers, decompressed, bottom first.
+    const blob = (digest: string) => join(layout.dir, "blobs/sha256", digest.slice(7));
+    const manifest = JSON.parse(await Deno.readTextFile(blob(layout.digest)));
     const expected = [];
-    for (const layer of layout.layers) {
-      expected.push(gunzipSync(await Deno.readFile(layer.path)).length);
+    for (const layer of manifest.layers as { digest: string }[]) {
+      expected.push(gunzipSync(await Deno.readFile(blob(layer.digest))).length);
     }
     const nonEmpty = rows.filter((row) => row.Size !== "0B").reverse();
     assertEquals(nonEmpty.length, expected.length);
