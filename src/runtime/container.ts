@@ -59,6 +59,15 @@ export interface ContainerSpec {
   readonly stdio: readonly ("inherit" | "null" | number)[];
   /** Capabilities to keep; docker's 14 by default. */
   readonly capabilities?: readonly number[];
+  /** Signal PID 1 receives when the starting process dies (e.g. 9: it dies with its supervisor). */
+  readonly parentDeathSignal?: number;
+  /**
+   * Called with PID 1's host pid once it sits in its namespaces and cgroup, before it is
+   * released to run its program (port proxies start here). A rejection aborts the start.
+   */
+  readonly beforeRelease?: (pid: number) => Promise<void>;
+  /** Called once PID 1 has ended, before the cgroup and rootfs are torn down. */
+  readonly afterExit?: () => Promise<void>;
 }
 
 /** How the container ended. */
@@ -205,6 +214,7 @@ export class Container {
   wait(): Promise<ContainerExit> {
     this.#waited ??= (async () => {
       const status = await waitPid(this.pid);
+      await this.spec.afterExit?.().catch(() => {});
       const oomKilled = await this.cgroup.oomKilled();
       await this.cgroup.remove();
       unmountRootfs(this.rootfs);
@@ -276,6 +286,7 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       argv: spec.argv,
       env,
       candidates: execCandidates(spec.argv[0], env),
+      parentDeathSignal: spec.parentDeathSignal,
     },
   };
 }
@@ -290,6 +301,7 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
     if (open.delete(fd)) closeFd(fd);
   };
   let pid = -1;
+  let hooked = false;
   try {
     const ops = buildProgram({ ...prepared.plan, syncFd: syncR, closeFds: [syncW, statusR] });
     const program = CompiledProgram.compile(ops, statusW);
@@ -303,6 +315,8 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
     close(syncR);
     close(statusW);
     await cgroup.join(pid);
+    hooked = spec.beforeRelease !== undefined;
+    await spec.beforeRelease?.(pid);
     writeFd(syncW, new Uint8Array([1]));
     close(syncW);
     const failure = decodeStatus(await readFd(statusR, 16));
@@ -318,6 +332,7 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
       killPid(pid, 9);
       await waitPid(pid).catch(() => {});
     }
+    if (hooked) await spec.afterExit?.().catch(() => {});
     throw err;
   } finally {
     for (const fd of [...open]) close(fd);

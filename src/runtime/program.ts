@@ -137,6 +137,8 @@ export interface ChildPlan {
   readonly env: readonly string[];
   /** execve candidates in order (the PATH search). */
   readonly candidates: readonly string[];
+  /** Signal PID 1 gets when the process that cloned it dies (PR_SET_PDEATHSIG); none if 0. */
+  readonly parentDeathSignal?: number;
 }
 
 function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
@@ -388,6 +390,19 @@ export function stdioOps(p: ChildPlan): Op[] {
   return ops;
 }
 
+const PR_SET_PDEATHSIG = 1;
+
+/**
+ * PR_SET_PDEATHSIG, so PID 1 dies with its supervisor instead of running unsupervised. Placed
+ * after the uid change, which clears the setting.
+ */
+export function deathSignalOps(p: ChildPlan): Op[] {
+  if (!p.parentDeathSignal) return [];
+  return [
+    op(SYS.prctl, "set the parent-death signal", [PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0]),
+  ];
+}
+
 /** One execve per candidate; failures are remembered and reported when all have failed. */
 export function execOps(p: ChildPlan): Op[] {
   const argv = new StringArray(p.argv);
@@ -410,6 +425,7 @@ export function buildProgram(p: ChildPlan): Op[] {
     ...pivotOps(p),
     ...identityOps(p),
     ...capabilityOps(p),
+    ...deathSignalOps(p),
     ...stdioOps(p),
     ...execOps(p),
   ];
