@@ -22,6 +22,10 @@ export type TarWriterEntry =
     mode?: number;
     /** Modification time in seconds since the epoch; 0 by default (reproducible archives). */
     mtime?: number;
+    /** Owner uid; 0 by default (image archives carry no host ownership unless asked to). */
+    uid?: number;
+    /** Owner gid; 0 by default. */
+    gid?: number;
   }
   & (
     | {
@@ -93,6 +97,10 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
   if (!split) pax.set("path", name);
   if (encoder.encode(linkname).length > 100) pax.set("linkpath", linkname);
   if (size > 0o77777777777) pax.set("size", String(size));
+  const uid = entry.uid ?? 0;
+  const gid = entry.gid ?? 0;
+  if (uid > 0o7777777) pax.set("uid", String(uid));
+  if (gid > 0o7777777) pax.set("gid", String(gid));
   const mode = entry.mode ?? (entry.type === "directory" ? 0o755 : 0o644);
   const mtime = Math.max(0, Math.floor(entry.mtime ?? 0));
   const flag = entry.type === "file" ? "0" : entry.type === "directory" ? "5" : "2";
@@ -108,6 +116,8 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
         mtime,
         flag: "x",
         linkname: "",
+        uid: 0,
+        gid: 0,
       }),
     );
     blocks.push(body);
@@ -122,6 +132,8 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
       mtime,
       flag,
       linkname: pax.has("linkpath") ? truncateBytes(linkname, 100) : linkname,
+      uid: pax.has("uid") ? 0 : uid,
+      gid: pax.has("gid") ? 0 : gid,
     }),
   );
   return blocks;
@@ -170,6 +182,8 @@ interface UstarFields {
   mtime: number;
   flag: string;
   linkname: string;
+  uid: number;
+  gid: number;
 }
 
 function ustarHeader(f: UstarFields): Uint8Array {
@@ -182,8 +196,8 @@ function ustarHeader(f: UstarFields): Uint8Array {
     put(offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
   put(0, 100, f.name[1]);
   octal(100, 8, f.mode & 0o7777);
-  octal(108, 8, 0); // uid: archives of images carry no host ownership
-  octal(116, 8, 0);
+  octal(108, 8, f.uid);
+  octal(116, 8, f.gid);
   octal(124, 12, f.size);
   octal(136, 12, f.mtime);
   put(148, 8, "        "); // checksum counted as spaces
