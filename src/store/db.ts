@@ -66,6 +66,13 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX containers_image_id ON containers(image_id);
   `,
+  `
+  CREATE TABLE build_cache (
+    key        TEXT PRIMARY KEY,          -- sha256 of parent state, instruction, args, files
+    state      TEXT NOT NULL,             -- the resulting build state (config JSON + layers)
+    created_at INTEGER NOT NULL           -- ms since epoch
+  );
+  `,
 ];
 
 /** A thin handle over the SQLite database with transactions that retry on contention. */
