@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what the tsbox test suite needs on Debian 12 (run as root; node/npm present).
+# Idempotent: installs only what is missing, runs apt-get update at most once.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+DENO_VERSION=2.9.6
+PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
+  podman crun runc curl tar iproute2)
+# Installed as packages, these start system services that would hold ports the tests use.
+SERVICES=(docker-registry nginx)
+
+log() { echo "install_deps: $*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  log "must run as root" >&2
+  exit 1
+fi
+
+# --- Deno from npm (JSR and GitHub downloads are not reachable from our machines) ---
+if ! deno --version 2>/dev/null | grep -q "^deno ${DENO_VERSION} "; then
+  log "installing deno ${DENO_VERSION} from npm"
+  npm install -g --silent --no-fund --no-audit "deno@${DENO_VERSION}" >/dev/null
+  PATH="$(npm prefix -g)/bin:$PATH"
+  deno --version | head -1
+fi
+
+# --- Debian packages ---
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  # policy-rc.d 101 = "do not start services from maintainer scripts", honoured by
+  # invoke-rc.d and deb-systemd-invoke with or without systemd.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  trap '[ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq
+  apt-get install -y -qq -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+fi
+
+# --- stop and disable the services the packages ship (they may predate this script) ---
+for s in "${SERVICES[@]}"; do
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl disable --now "$s" >/dev/null 2>&1 || true
+  else
+    if [ -x "/etc/init.d/$s" ]; then
+      "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null; then
+      update-rc.d "$s" disable >/dev/null 2>&1 || true
+    fi
+  fi
+done
+
+log "ok (deno $(deno --version | head -1 | cut -d' ' -f2); ${#missing[@]} package(s) installed)"
