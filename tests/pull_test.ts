@@ -16,7 +16,8 @@ import {
 } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { compareTrees, scanTree } from "./tree_compare.ts";
-import { authRegistry, fixtureRegistry, type LayoutRef } from "./fixtures/images.ts";
+import { authRegistry, fixtureRegistry, type LayoutRef, pushLayout } from "./fixtures/images.ts";
+import { buildLayout } from "./fixtures/oci.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 
 /** A client that counts the blob requests it makes. */
@@ -288,4 +289,42 @@ Deno.test("the overlay view of a pulled multi-layer image equals umoci's unpack"
       await run("umount", merged);
     }
   });
+});
+
+Deno.test("a hostile image pulled from a registry writes nothing outside its layer dir", async () => {
+  const fx = await fixtureRegistry();
+  const sentinel = await Deno.makeTempDir({ prefix: "tsbox-sentinel-" });
+  try {
+    const layout = await buildLayout("hostile", {
+      latest: {
+        architecture: "amd64",
+        os: "linux",
+        config: { Cmd: ["/bin/sh"] },
+        layers: [{
+          createdBy: "hostile: a symlink to a host dir, then a write through it",
+          entries: [
+            { path: "escape", type: "symlink", target: sentinel },
+            { path: "escape/pwned", type: "file", text: "escaped\n" },
+            { path: "rel", type: "symlink", target: `../../../../../../..${sentinel}` },
+            { path: "rel/pwned2", type: "file", text: "escaped\n" },
+          ],
+        }],
+      },
+    });
+    const ref = `${fx.registry.host}/hostile:latest`;
+    await pushLayout({ image: `${layout.dir}:latest` }, ref);
+    await withStore(async (store) => {
+      try {
+        const { image } = await pullImage(store, ref);
+        // Kept inside: the writes landed in the layer dir, under the link's in-root meaning.
+        const inside = join(image.layers[0].dir, sentinel, "pwned");
+        assertOk(await Deno.stat(inside).then(() => true, () => false), `${inside} exists`);
+      } catch (err) {
+        assertMatch((err as Error).message, /escape|rel/);
+      }
+    });
+    assertEquals([...Deno.readDirSync(sentinel)], []);
+  } finally {
+    await Deno.remove(sentinel, { recursive: true });
+  }
 });
