@@ -396,8 +396,20 @@ export class StringArray {
   constructor(readonly items: readonly string[]) {}
 }
 
+/**
+ * A struct argument holding pointers to other placed memory (e.g. a msghdr pointing at its iovec
+ * and control buffer): `bytes` is copied, then each `pointers[i].to` is placed and its address
+ * written as a u64 at `pointers[i].offset`.
+ */
+export class Struct {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly pointers: readonly { readonly offset: number; readonly to: Data | Struct }[],
+  ) {}
+}
+
 /** One argument of an op: an integer, or memory the compiler lays out. */
-export type Arg = number | bigint | Data | StringArray;
+export type Arg = number | bigint | Data | StringArray | Struct;
 
 /** One system call of the child's program. */
 export interface Op {
@@ -473,6 +485,9 @@ export class CompiledProgram {
     let dataSize = 0;
     const sizeOf = (a: Arg): number => {
       if (a instanceof Data) return align(a.bytes.length, 8);
+      if (a instanceof Struct) {
+        return align(a.bytes.length, 8) + a.pointers.reduce((n, p) => n + sizeOf(p.to), 0);
+      }
       if (a instanceof StringArray) {
         return 8 * (a.items.length + 1) +
           a.items.reduce((n, s) => n + align(encoder.encode(s).length + 1, 8), 0);
@@ -499,6 +514,12 @@ export class CompiledProgram {
       if (typeof a === "number") return BigInt.asUintN(64, BigInt(a));
       if (typeof a === "bigint") return BigInt.asUintN(64, a);
       if (a instanceof Data) return place(a.bytes);
+      if (a instanceof Struct) {
+        const copy = a.bytes.slice();
+        const cv = new DataView(copy.buffer);
+        for (const p of a.pointers) cv.setBigUint64(p.offset, value(p.to), true);
+        return place(copy);
+      }
       const strings = a.items.map((s) => place(str(s).bytes));
       const table = new Uint8Array(8 * (strings.length + 1));
       const tv = new DataView(table.buffer);

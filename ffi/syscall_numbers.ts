@@ -14,9 +14,11 @@ export const SYS = {
   rt_sigprocmask: 14,
   ioctl: 16,
   socket: 41,
+  sendmsg: 46,
   execve: 59,
   chdir: 80,
   fchdir: 81,
+  fchown: 93,
   umask: 95,
   setsid: 112,
   setgroups: 116,
@@ -25,6 +27,7 @@ export const SYS = {
   capset: 126,
   pivot_root: 155,
   prctl: 157,
+  chroot: 161,
   mount: 165,
   umount2: 166,
   sethostname: 170,
@@ -35,6 +38,7 @@ export const SYS = {
   symlinkat: 266,
   unshare: 272,
   dup3: 292,
+  setns: 308,
   close_range: 436,
 } as const;
 

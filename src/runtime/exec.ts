@@ -1,0 +1,439 @@
+/**
+ * `exec`: a new process inside a running container, in all of its namespaces and cgroups, under
+ * its root, with its capability bounding set.
+ *
+ * Route: setns into user and mount namespaces is impossible for a multi-threaded process such as
+ * Deno, but the cloned stub child is single-threaded. The parent opens the namespace files of the
+ * container's PID 1 (inherited by the clone), and the child's syscall program starts with
+ * `setns(fd, type)` ops. A PID namespace applies only to children, so the parent's main thread
+ * joins it for the clone alone (`pid_for_children`) and goes back right after, synchronously.
+ *
+ * Before any of that, the child makes itself non-dumpable: once cloned it is visible in the
+ * container's /proc, and a dumpable tsbox process there would let a container process open
+ * /proc/PID/exe (the tsbox binary on the host; the runc CVE-2019-5736 class). It also closes
+ * every fd it does not need, so nothing of tsbox's is reachable through /proc/PID/fd either.
+ *
+ * @module
+ */
+import { cloneProgram, CompiledProgram, decodeStatus, type Op, str } from "../../ffi/clone.ts";
+import { O_CLOEXEC as FS_CLOEXEC, O_RDONLY, openat2, RESOLVE_IN_ROOT } from "../../ffi/fs.ts";
+import {
+  closeNamespaceFd,
+  NAMESPACE_TYPES,
+  namespaceId,
+  type NamespaceKind,
+  openNamespaceFile,
+  setns,
+} from "../../ffi/namespace.ts";
+import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
+import { SYS } from "../../ffi/syscall_numbers.ts";
+import {
+  receiveFd,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  socketPair,
+  type WindowSize,
+} from "../../ffi/terminal.ts";
+import { TsboxError } from "../errors.ts";
+import { hostLayout } from "./cgroups.ts";
+import { execCandidates, getEnv } from "./config.ts";
+import { startError } from "./container.ts";
+import {
+  capabilityOps,
+  type ChildPlan,
+  execOps,
+  identityOps,
+  signalOps,
+  stdioOps,
+  syncOps,
+} from "./program.ts";
+import { terminalOps, type TerminalPlan } from "./tty.ts";
+import { resolveUser } from "./user.ts";
+
+/** What to run in the container. */
+export interface ExecSpec {
+  readonly argv: readonly string[];
+  /** The whole environment (image + container + `-e`); HOME is added from the user if unset. */
+  readonly env: readonly string[];
+  /** Working directory in the container. */
+  readonly cwd: string;
+  /** `-u` (`uid[:gid]` or `name[:group]`), "" for root. */
+  readonly user: string;
+  /** 0, 1, 2: "inherit" tsbox's own, "null" for /dev/null, or an fd of this process. */
+  readonly stdio: readonly ("inherit" | "null" | number)[];
+  /**
+   * Allocate a pty in the container's devpts (`-t`) with this initial size (undefined fields:
+   * no size yet). The master is {@link ExecProcess.terminal}.
+   */
+  readonly tty?: { readonly size?: WindowSize };
+  /** Capabilities to keep; by default the container PID 1's bounding set. */
+  readonly capabilities?: readonly number[];
+}
+
+/** The container is not running (its PID 1 is gone). */
+export class ContainerNotRunningError extends TsboxError {
+  constructor(readonly initPid: number) {
+    super(`container is not running (PID 1, host pid ${initPid}, is gone)`);
+    this.name = "ContainerNotRunningError";
+  }
+}
+
+/** Namespace types in the order the child joins them: user first (it owns the others). */
+const JOIN_ORDER: readonly NamespaceKind[] = ["user", "ipc", "uts", "net", "cgroup", "mnt"];
+
+/** Open handles on a running container's namespaces and root, from its PID 1. */
+export interface ContainerHandles {
+  readonly initPid: number;
+  /** Namespaces that differ from tsbox's own, in join order. */
+  readonly joins: readonly { readonly kind: NamespaceKind; readonly fd: number }[];
+  /** The PID namespace, when it differs from tsbox's. */
+  readonly pidNamespace?: number;
+  /** O_PATH fd of PID 1's root directory. */
+  readonly root: number;
+  /** Closes every fd above (the clone has its own copies). */
+  close(): void;
+}
+
+/** Opens the namespaces and root of `initPid`, skipping namespaces tsbox already shares. */
+export function openContainer(initPid: number): ContainerHandles {
+  const fds: number[] = [];
+  const close = () => {
+    for (const fd of fds.splice(0)) closeNamespaceFd(fd);
+  };
+  try {
+    const joins: { kind: NamespaceKind; fd: number }[] = [];
+    for (const kind of JOIN_ORDER) {
+      if (namespaceId(initPid, kind) === namespaceId("self", kind)) continue;
+      const fd = openNamespaceFile(`/proc/${initPid}/ns/${kind}`);
+      fds.push(fd);
+      joins.push({ kind, fd });
+    }
+    let pidNamespace: number | undefined;
+    if (namespaceId(initPid, "pid") !== namespaceId("self", "pid")) {
+      pidNamespace = openNamespaceFile(`/proc/${initPid}/ns/pid`);
+      fds.push(pidNamespace);
+    }
+    const root = openNamespaceFile(`/proc/${initPid}/root`, true);
+    fds.push(root);
+    return { initPid, joins, pidNamespace, root, close };
+  } catch (err) {
+    close();
+    if (err instanceof Deno.errors.NotFound || (err as { code?: string }).code === "ENOENT") {
+      throw new ContainerNotRunningError(initPid);
+    }
+    throw err;
+  }
+}
+
+/** Everything the exec child's program needs. */
+export interface ExecPlan {
+  readonly syncFd: number;
+  /** Parent-side fds the child closes first. */
+  readonly closeFds: readonly number[];
+  /** Fds above 2 the child keeps until exec (status pipe, namespaces, root, stdio sources). */
+  readonly keepFds: readonly number[];
+  readonly joins: ContainerHandles["joins"];
+  readonly root: number;
+  readonly cwd: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups: readonly number[];
+  readonly capabilities: readonly number[];
+  readonly lastCap: number;
+  readonly stdio: readonly (number | "null" | "inherit")[];
+  readonly argv: readonly string[];
+  readonly env: readonly string[];
+  readonly candidates: readonly string[];
+  readonly terminal?: TerminalPlan;
+}
+
+const PR_SET_DUMPABLE = 4;
+
+function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
+  return { nr, args, flags, what };
+}
+
+/** Makes the child non-dumpable: must be the program's first op (see the module comment). */
+export function dumpableOps(): Op[] {
+  return [op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0])];
+}
+
+/** close_range over every gap between the fds to keep (0-2 are always kept). */
+export function closeOtherFdsOps(keep: readonly number[]): Op[] {
+  const kept = [...new Set(keep.filter((fd) => fd > 2))].sort((a, b) => a - b);
+  const ops: Op[] = [];
+  let from = 3;
+  for (const fd of kept) {
+    if (fd - 1 >= from) {
+      ops.push(op(SYS.close_range, `close fds ${from}..${fd - 1}`, [from, fd - 1, 0]));
+    }
+    from = fd + 1;
+  }
+  ops.push(op(SYS.close_range, `close fds from ${from}`, [from, 0xffffffff, 0]));
+  return ops;
+}
+
+/** setns into each namespace, then close the namespace fds. */
+export function joinOps(p: ExecPlan): Op[] {
+  return [
+    ...p.joins.map((j) =>
+      op(SYS.setns, `join the ${j.kind} namespace`, [j.fd, NAMESPACE_TYPES[j.kind]])
+    ),
+    ...p.joins.map((j) => op(SYS.close, `close the ${j.kind} namespace fd`, [j.fd])),
+  ];
+}
+
+/** After setns(mnt) the root is not the container's yet: fchdir to its root fd and chroot. */
+export function rootOps(p: ExecPlan): Op[] {
+  return [
+    op(SYS.fchdir, "enter the container's root", [p.root]),
+    op(SYS.chroot, "chroot to the container's root", [str(".")]),
+    op(SYS.close, "close the root fd", [p.root]),
+    op(SYS.chdir, `chdir ${p.cwd}`, [str(p.cwd)]),
+  ];
+}
+
+/** The ChildPlan fields the shared identity/capability/stdio/exec builders read. */
+function asChildPlan(p: ExecPlan): ChildPlan {
+  return {
+    rootfs: "/",
+    targets: { proc: "/proc", dev: "/dev", sys: "/sys" },
+    etcFiles: [],
+    extraMounts: [],
+    readOnly: false,
+    hostname: "",
+    loopbackUp: false,
+    cgroupNamespace: false,
+    cwd: p.cwd,
+    uid: p.uid,
+    gid: p.gid,
+    groups: p.groups,
+    capabilities: p.capabilities,
+    lastCap: p.lastCap,
+    syncFd: p.syncFd,
+    closeFds: p.closeFds,
+    stdio: p.terminal ? ["inherit", "inherit", "inherit"] : p.stdio,
+    argv: p.argv,
+    env: p.env,
+    candidates: p.candidates,
+  };
+}
+
+/** The exec child's whole program, in order. */
+export function buildExecProgram(p: ExecPlan): Op[] {
+  const c = asChildPlan(p);
+  return [
+    ...dumpableOps(),
+    ...signalOps(),
+    ...syncOps(c),
+    ...closeOtherFdsOps(p.keepFds),
+    ...joinOps(p),
+    ...rootOps(p),
+    ...(p.terminal ? terminalOps(p.terminal) : []),
+    ...identityOps(c),
+    ...capabilityOps(c),
+    ...stdioOps(c),
+    ...execOps(c),
+  ];
+}
+
+/**
+ * Clones `program` with the parent's main thread in `pidNamespace` for the clone only. Fully
+ * synchronous: no other JS runs, and no thread is created, while the thread is switched.
+ */
+export function cloneInPidNamespace(program: CompiledProgram, pidNamespace?: number): number {
+  if (pidNamespace === undefined) return cloneProgram(program, 0);
+  const saved = openNamespaceFile("/proc/thread-self/ns/pid_for_children");
+  try {
+    setns(pidNamespace, NAMESPACE_TYPES.pid);
+    try {
+      return cloneProgram(program, 0);
+    } finally {
+      // If this failed, every later thread creation would fail: let it throw loudly.
+      setns(saved, NAMESPACE_TYPES.pid);
+    }
+  } finally {
+    closeNamespaceFd(saved);
+  }
+}
+
+/** Moves `pid` into every cgroup of `initPid` that differs from tsbox's own. */
+export async function joinContainerCgroups(initPid: number, pid: number): Promise<void> {
+  const parse = (text: string) =>
+    new Map(
+      text.split("\n").filter(Boolean).map((l) => {
+        const [id, controllers, ...path] = l.split(":");
+        return [`${id}:${controllers}`, path.join(":")] as const;
+      }),
+    );
+  const theirs = parse(await Deno.readTextFile(`/proc/${initPid}/cgroup`));
+  const ours = parse(await Deno.readTextFile("/proc/self/cgroup"));
+  const layout = hostLayout();
+  for (const [key, path] of theirs) {
+    if (ours.get(key) === path) continue;
+    const controllers = key.slice(key.indexOf(":") + 1);
+    const mount = controllers === ""
+      ? layout.v2
+      : controllers.split(",").map((c) => layout.v1.get(c)).find((m) => m !== undefined);
+    if (!mount) continue; // a named hierarchy tsbox does not manage
+    await Deno.writeTextFile(`${mount}${path === "/" ? "" : path}/cgroup.procs`, String(pid), {
+      create: false,
+    });
+  }
+}
+
+/** The capabilities in PID 1's bounding set (docker exec keeps the container's set). */
+export async function boundingSet(initPid: number): Promise<number[]> {
+  const status = await Deno.readTextFile(`/proc/${initPid}/status`);
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (!hex) throw new TsboxError(`no CapBnd in /proc/${initPid}/status`);
+  const mask = BigInt(`0x${hex}`);
+  const caps: number[] = [];
+  for (let c = 0; c < 64; c++) if ((mask >> BigInt(c)) & 1n) caps.push(c);
+  return caps;
+}
+
+function readInRoot(root: number, path: string): string {
+  let fd: number;
+  try {
+    fd = openat2(root, path, O_RDONLY | FS_CLOEXEC, 0, RESOLVE_IN_ROOT);
+  } catch {
+    return "";
+  }
+  try {
+    return Deno.readTextFileSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return "";
+  } finally {
+    closeFd(fd);
+  }
+}
+
+function lastCap(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+  } catch {
+    return 40;
+  }
+}
+
+/** A process started by {@link execInContainer}. */
+export class ExecProcess {
+  #waited?: Promise<number>;
+
+  constructor(
+    /** Host pid of the process. */
+    readonly pid: number,
+    /** The pty master (with `tty`); the caller closes it. */
+    readonly terminal?: number,
+  ) {}
+
+  /** Sends `signal`; false when the process is gone. */
+  kill(signal: number): boolean {
+    return killPid(this.pid, signal);
+  }
+
+  /** Waits for the process: its exit status, or 128+N when signal N killed it. */
+  wait(): Promise<number> {
+    this.#waited ??= waitPid(this.pid).then((s) =>
+      s.signal !== undefined ? 128 + s.signal : s.exitCode ?? 0
+    );
+    return this.#waited;
+  }
+}
+
+/**
+ * Starts `spec` in the running container whose PID 1 is `initPid` (a host pid) and returns once
+ * its execve succeeded. Fails with ExecError (126/127) when the command cannot be run.
+ */
+export async function execInContainer(initPid: number, spec: ExecSpec): Promise<ExecProcess> {
+  if (spec.argv.length === 0) throw new TsboxError("exec: no command given");
+  const target = openContainer(initPid);
+  const open = new Set<number>();
+  const track = (...fds: number[]) => fds.forEach((fd) => open.add(fd));
+  const close = (fd: number) => {
+    if (open.delete(fd)) closeFd(fd);
+  };
+  let pid = -1;
+  try {
+    const user = resolveUser(
+      spec.user,
+      readInRoot(target.root, "/etc/passwd"),
+      readInRoot(target.root, "/etc/group"),
+    );
+    const env = [...spec.env];
+    if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+    const capabilities = spec.capabilities ?? await boundingSet(initPid);
+    const [syncR, syncW] = pipe();
+    const [statusR, statusW] = pipe();
+    track(syncR, syncW, statusR, statusW);
+    let sockets: [number, number] | undefined;
+    if (spec.tty) {
+      sockets = socketPair(SOCK_DGRAM | SOCK_CLOEXEC);
+      track(...sockets);
+    }
+    const stdioFds = spec.stdio.filter((s): s is number => typeof s === "number");
+    const plan: ExecPlan = {
+      syncFd: syncR,
+      closeFds: [syncW, statusR, ...(sockets ? [sockets[0]] : [])],
+      keepFds: [
+        statusW,
+        target.root,
+        ...target.joins.map((j) => j.fd),
+        ...stdioFds,
+        ...(sockets ? [sockets[1]] : []),
+      ],
+      joins: target.joins,
+      root: target.root,
+      cwd: spec.cwd,
+      uid: user.uid,
+      gid: user.gid,
+      groups: user.groups,
+      capabilities,
+      lastCap: lastCap(),
+      stdio: spec.stdio,
+      argv: spec.argv,
+      env,
+      candidates: execCandidates(spec.argv[0], env),
+      terminal: sockets ? { socketFd: sockets[1], size: spec.tty?.size, uid: user.uid } : undefined,
+    };
+    const ops = buildExecProgram(plan);
+    const program = CompiledProgram.compile(ops, statusW);
+    try {
+      pid = cloneInPidNamespace(program, target.pidNamespace);
+    } catch (err) {
+      if ((err as { code?: string }).code === "ENOMEM") throw new ContainerNotRunningError(initPid);
+      throw err;
+    } finally {
+      program.free();
+      target.close();
+    }
+    close(syncR);
+    close(statusW);
+    if (sockets) close(sockets[1]);
+    await joinContainerCgroups(initPid, pid);
+    writeFd(syncW, new Uint8Array([1]));
+    close(syncW);
+    const failure = decodeStatus(await readFd(statusR, 16));
+    if (failure) {
+      await waitPid(pid);
+      pid = -1;
+      throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
+    }
+    let master: number | undefined;
+    if (sockets) {
+      master = receiveFd(sockets[0]);
+      if (master === undefined) throw new TsboxError("exec: the pty master did not arrive");
+    }
+    return new ExecProcess(pid, master);
+  } catch (err) {
+    if (pid > 0) {
+      killPid(pid, 9);
+      await waitPid(pid).catch(() => {});
+    }
+    throw err;
+  } finally {
+    target.close();
+    for (const fd of [...open]) close(fd);
+  }
+}
