@@ -18,6 +18,14 @@ import {
 import { CLONE } from "../../ffi/clone.ts";
 import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
+import {
+  deviceOps,
+  maskOps,
+  noNewPrivsOps,
+  rlimitOps,
+  seccompOps,
+  type SecurityPlan,
+} from "./security.ts";
 
 const AT_FDCWD = -100;
 const O_RDONLY = 0;
@@ -137,6 +145,8 @@ export interface ChildPlan {
   readonly env: readonly string[];
   /** execve candidates in order (the PATH search). */
   readonly candidates: readonly string[];
+  /** Masks, devices, rlimits, no_new_privs, seccomp (security.ts); none when absent. */
+  readonly security?: SecurityPlan;
   /** Signal PID 1 gets when the process that cloned it dies (PR_SET_PDEATHSIG); none if 0. */
   readonly parentDeathSignal?: number;
 }
@@ -194,7 +204,12 @@ export function mountOps(p: ChildPlan): Op[] {
   return [
     op(SYS.mount, "make / rprivate", [0, str("/"), 0, MS.REC | MS.PRIVATE, 0]),
     mountOp("proc", p.targets.proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
-    mountOp("sysfs", p.targets.sys, "sysfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC),
+    mountOp(
+      "sysfs",
+      p.targets.sys,
+      "sysfs",
+      (p.security?.sysWritable ? 0 : MS.RDONLY) | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+    ),
   ];
 }
 
@@ -412,21 +427,33 @@ export function execOps(p: ChildPlan): Op[] {
   );
 }
 
-/** The whole program, in order. */
+/**
+ * The whole program, in order. The seccomp filter goes in as late as the kernel allows: after
+ * everything else when no_new_privs is set or CAP_SYS_ADMIN is kept, else right before the
+ * identity change, while CAP_SYS_ADMIN is still held (so the filter must allow the calls that
+ * follow, as docker's default does).
+ */
 export function buildProgram(p: ChildPlan): Op[] {
+  const sec = p.security;
   return [
     ...signalOps(),
     ...syncOps(p),
     ...cgroupOps(p),
     ...mountOps(p),
     ...devOps(p),
+    ...(sec ? deviceOps(p.targets.dev, sec.devices) : []),
     ...bindOps(p),
     ...networkOps(p),
     ...pivotOps(p),
+    ...(sec ? maskOps(sec.masked, sec.readonly) : []),
+    ...(sec ? rlimitOps(sec.rlimits) : []),
+    ...(sec?.seccomp && !sec.seccompLate ? seccompOps(sec.seccomp) : []),
     ...identityOps(p),
     ...capabilityOps(p),
     ...deathSignalOps(p),
     ...stdioOps(p),
+    ...(sec?.noNewPrivileges ? noNewPrivsOps() : []),
+    ...(sec?.seccomp && sec.seccompLate ? seccompOps(sec.seccomp) : []),
     ...execOps(p),
   ];
 }
