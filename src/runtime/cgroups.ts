@@ -20,6 +20,11 @@ export interface ResourceLimits {
   readonly cpuShares?: number;
   /** --pids-limit; 0 or negative is unlimited. */
   readonly pidsLimit?: number;
+  /**
+   * Device access rules (`a`, `c 1:3 rwm`, ...) in order, deny-all first. Enforced through the
+   * v1 devices controller; cgroup v2 would need a BPF device program, which tsbox does not load.
+   */
+  readonly devices?: readonly { readonly allow: boolean; readonly line: string }[];
 }
 
 /** One container's cgroup(s). */
@@ -39,7 +44,7 @@ export interface Cgroup {
 }
 
 /** The controllers tsbox manages. */
-export const CONTROLLERS = ["memory", "cpu", "pids"] as const;
+export const CONTROLLERS = ["memory", "cpu", "pids", "devices"] as const;
 /** One of {@link CONTROLLERS}. */
 export type Controller = typeof CONTROLLERS[number];
 
@@ -174,6 +179,10 @@ export class CgroupV1 implements Cgroup {
     const pids = this.byController.get("pids");
     if (pids && l.pidsLimit !== undefined) {
       await write(`${pids}/pids.max`, l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
+    }
+    const devices = this.byController.get("devices");
+    for (const rule of devices ? l.devices ?? [] : []) {
+      await write(`${devices}/devices.${rule.allow ? "allow" : "deny"}`, rule.line);
     }
   }
 
