@@ -10,9 +10,11 @@ import { TsboxError, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { exitCode } from "./exit.ts";
 import { DEFAULT_ROOT } from "./globals.ts";
+import { defineBuildCommand } from "./build_command.ts";
 import { defineExchangeCommands } from "./exchange_commands.ts";
 import { defineImageCommands } from "./image_commands.ts";
 import { defineRunCommand } from "./run_command.ts";
+import { defineContainerCommands } from "./container_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   defineImageCommands(program);
   defineExchangeCommands(program);
   defineRunCommand(program);
+  defineContainerCommands(program);
+  defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;
 }

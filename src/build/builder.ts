@@ -1,0 +1,930 @@
+/**
+ * `build`: runs a Dockerfile's stages step by step. Each step maps a stage's state (image config
+ * and layers) to the next, looked up first in the build cache. Steps that change files run on
+ * an overlay of the stage's layers with a fresh upper directory — RUN as a container started
+ * with the runtime, COPY/ADD/WORKDIR by writing into the mounted overlay — and the upper
+ * directory afterwards is the step's layer. The image is recorded only when every step
+ * succeeded, so a failed build leaves no half-made image behind.
+ *
+ * @module
+ */
+import { join, posix, resolve } from "node:path";
+import type { ContainerConfig } from "../../registry/manifest.ts";
+import { MediaType } from "../../registry/manifest.ts";
+import { hostPlatform, parsePlatform } from "../../registry/platform.ts";
+import { parseReference } from "../../registry/reference.ts";
+import { pipe } from "../../ffi/process.ts";
+import { closeFd } from "../../ffi/process.ts";
+import { TsboxError, UsageError } from "../errors.ts";
+import type { PullEvent } from "../image/pull.ts";
+import { DEFAULT_PATH } from "../runtime/config.ts";
+import { Container } from "../runtime/container.ts";
+import { mountOverlay, resolveInRoot, unmountRootfs } from "../runtime/rootfs.ts";
+import { resolveUser } from "../runtime/user.ts";
+import { sha256Digest } from "../store/digest.ts";
+import { removeTree } from "../store/layers.ts";
+import type { ImageRecord, Store } from "../store/mod.ts";
+import { cacheGet, cacheKey, cachePut } from "./cache.ts";
+import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
+import { copyInto, mkdirInRoot, writeInto } from "./copy.ts";
+import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
+import { type BuiltLayer, commitLayer } from "./layer.ts";
+import {
+  type BuildState,
+  configOf,
+  imageState,
+  nextState,
+  scratchState,
+  stateId,
+} from "./state.ts";
+import { expandOnly, type Lookup, processWord, processWords } from "./words.ts";
+
+/** What a build reports as it goes. */
+export type BuildEvent =
+  | {
+    readonly type: "step";
+    /** 1-based step number over every stage built. */
+    readonly step: number;
+    readonly total: number;
+    /** The instruction as written, e.g. `COPY app /app`. */
+    readonly instruction: string;
+  }
+  | { readonly type: "output"; readonly data: Uint8Array }
+  | { readonly type: "pull"; readonly event: PullEvent }
+  | {
+    readonly type: "step-done";
+    readonly step: number;
+    /** True when the step's result came from the build cache. */
+    readonly cached: boolean;
+    /** Short id (12 hex) of the state after the step. */
+    readonly id: string;
+    readonly elapsedMs: number;
+  }
+  | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] };
+
+/** Options of {@link buildImage}. */
+export interface BuildOptions {
+  /** The build context directory. */
+  readonly context: string;
+  /** The Dockerfile; `<context>/Dockerfile` by default. */
+  readonly dockerfile?: string;
+  /** References to tag the result with. */
+  readonly tags?: readonly string[];
+  /** `--build-arg` values. */
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Ignore the cache (results are still recorded for later builds). */
+  readonly noCache?: boolean;
+  /** Build up to this stage (name or index). */
+  readonly target?: string;
+  /** Network for RUN: the host's (default, so package managers work) or none. */
+  readonly network?: "host" | "none";
+  /** Platform for base images that are pulled (`os/arch[/variant]`). */
+  readonly platform?: string;
+  /** Registries reached over plain HTTP besides loopback. */
+  readonly insecure?: readonly string[];
+  readonly onProgress?: (event: BuildEvent) => void;
+}
+
+/** What {@link buildImage} returns. */
+export interface BuildResult {
+  readonly image: ImageRecord;
+  /** Full references the image was tagged with. */
+  readonly tags: readonly string[];
+  /** Per step: whether it came from the cache. */
+  readonly cached: readonly boolean[];
+}
+
+/** A RUN that exited non-zero; the exit code is the RUN's. */
+export class BuildStepError extends TsboxError {
+  override readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "BuildStepError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** An instruction whose arguments make no sense (names the line). */
+export class BuildInstructionError extends TsboxError {
+  constructor(file: string, ins: Instruction, detail: string) {
+    super(`${file}:${ins.line}: ${ins.keyword}: ${detail}`);
+    this.name = "BuildInstructionError";
+  }
+}
+
+/** Build args docker accepts without an ARG declaration. */
+const PREDEFINED_ARGS = [
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "FTP_PROXY",
+  "ftp_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+];
+
+const DEFAULT_SHELL = ["/bin/sh", "-c"];
+
+interface StageResult {
+  readonly stage: Stage;
+  readonly state: BuildState;
+}
+
+/** Builds an image from a Dockerfile into `store`. */
+export async function buildImage(store: Store, options: BuildOptions): Promise<BuildResult> {
+  const emit = options.onProgress ?? (() => {});
+  const dockerfilePath = options.dockerfile ?? join(options.context, "Dockerfile");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(dockerfilePath);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UsageError(`unable to read the Dockerfile: ${dockerfilePath}: no such file`);
+    }
+    throw err;
+  }
+  const file = posix.basename(dockerfilePath);
+  const df = parseDockerfile(text, file);
+  const tags = (options.tags ?? []).map((t) => {
+    const ref = parseReference(t);
+    if (ref.digest) throw new UsageError(`invalid tag ${t}: a tag cannot carry a digest`);
+    return ref.toString();
+  });
+  const lastStage = targetIndex(df, options.target);
+  const stages = df.stages.slice(0, lastStage + 1);
+  const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
+  const context = await contextRoot(options.context);
+  // Absolute: overlay options are read after mountOverlay switched to the link directory.
+  const work = resolve(store.root, "build");
+  await Deno.mkdir(work, { recursive: true, mode: 0o700 });
+  const scratchDir = await Deno.makeTempDir({ dir: work, prefix: "b-" });
+  const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
+  try {
+    let final: BuildState | undefined;
+    for (const stage of stages) final = await builder.runStage(stage);
+    const image = await recordImage(store, final!, tags);
+    emit({ type: "done", id: image.id, tags });
+    return { image, tags, cached: builder.cached };
+  } finally {
+    await removeTree(scratchDir);
+  }
+}
+
+function targetIndex(df: Dockerfile, target?: string): number {
+  if (target === undefined) return df.stages.length - 1;
+  const t = target.toLowerCase();
+  const i = df.stages.findIndex((s) => s.name === t || String(s.index) === t);
+  if (i < 0) throw new UsageError(`target stage "${target}" could not be found`);
+  return i;
+}
+
+/** Stores config and manifest blobs and records the image with its tags. */
+async function recordImage(
+  store: Store,
+  state: BuildState,
+  tags: readonly string[],
+): Promise<ImageRecord> {
+  const configBytes = new TextEncoder().encode(state.configJson);
+  const id = sha256Digest(configBytes);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: id, size: configBytes.length },
+    layers: state.layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.blobDigest,
+      size: l.blobSize,
+    })),
+  });
+  const manifestBytes = new TextEncoder().encode(manifest);
+  const manifestDigest = sha256Digest(manifestBytes);
+  await store.blobs.put(id, configBytes);
+  await store.blobs.put(manifestDigest, manifestBytes);
+  const image = store.addImage({
+    id,
+    configJson: state.configJson,
+    manifestDigest,
+    manifestMediaType: MediaType.OciManifest,
+    layers: state.layers.map((l) => ({ ...l, shortId: store.layerShortId(l.diffId) ?? l.shortId })),
+    tag: tags[0],
+  });
+  for (const t of tags.slice(1)) store.tag(id, t);
+  return store.getImage(image.id)!;
+}
+
+function envMap(env: readonly string[] | null | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const e of env ?? []) {
+    const i = e.indexOf("=");
+    if (i > 0) m.set(e.slice(0, i), e.slice(i + 1));
+  }
+  return m;
+}
+
+function setEnv(env: string[], name: string, value: string): string[] {
+  const out = env.filter((e) => !e.startsWith(`${name}=`));
+  out.push(`${name}=${value}`);
+  return out;
+}
+
+/** Parses a JSON exec form; undefined when `args` is shell form. */
+function execForm(args: string): string[] | undefined {
+  const t = args.trim();
+  if (!t.startsWith("[")) return undefined;
+  try {
+    const v = JSON.parse(t);
+    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
+  } catch { /* shell form after all */ }
+  return undefined;
+}
+
+/** Parses a Go duration (`30s`, `1m30s`, `500ms`) into nanoseconds. */
+function durationNs(text: string): number {
+  const units: Record<string, number> = {
+    ns: 1,
+    us: 1e3,
+    "µs": 1e3,
+    ms: 1e6,
+    s: 1e9,
+    m: 6e10,
+    h: 3.6e12,
+  };
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  let consumed = 0;
+  for (const m of text.matchAll(re)) {
+    total += Number(m[1]) * units[m[2]];
+    consumed += m[0].length;
+  }
+  if (consumed !== text.length || text === "") throw new TsboxError(`invalid duration ${text}`);
+  return Math.round(total);
+}
+
+class Builder {
+  readonly cached: boolean[] = [];
+  readonly #stages = new Map<number, StageResult>();
+  #step = 0;
+  #globalArgs = new Map<string, string | undefined>();
+  #mounts = 0;
+  /** Whether the current stage has a CMD of its own (an ENTRYPOINT then keeps it). */
+  #cmdSet = false;
+
+  constructor(
+    readonly store: Store,
+    readonly options: BuildOptions,
+    readonly df: Dockerfile,
+    readonly file: string,
+    readonly context: SourceRoot,
+    readonly scratch: string,
+    readonly emit: (e: BuildEvent) => void,
+    readonly total: number,
+  ) {
+    const buildArgs = options.buildArgs ?? {};
+    for (const ins of df.globalArgs) {
+      for (const [name, def] of this.#argDecls(ins, (n) => this.#globalArgs.get(n))) {
+        this.#globalArgs.set(name, buildArgs[name] ?? def);
+      }
+    }
+    const p = options.platform ? parsePlatform(options.platform) : hostPlatform();
+    const plat = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+    for (
+      const [k, v] of Object.entries({
+        TARGETPLATFORM: plat,
+        TARGETOS: p.os,
+        TARGETARCH: p.architecture,
+        TARGETVARIANT: p.variant ?? "",
+        BUILDPLATFORM: plat,
+        BUILDOS: p.os,
+        BUILDARCH: p.architecture,
+      })
+    ) if (!this.#globalArgs.has(k)) this.#globalArgs.set(k, v);
+  }
+
+  #argDecls(ins: Instruction, lookup: Lookup): [string, string | undefined][] {
+    const out: [string, string | undefined][] = [];
+    for (const word of processWords(ins.args, lookup, { escape: this.df.escape })) {
+      const i = word.indexOf("=");
+      if (i === 0) throw new BuildInstructionError(this.file, ins, `invalid ARG ${word}`);
+      out.push(i < 0 ? [word, undefined] : [word.slice(0, i), word.slice(i + 1)]);
+    }
+    return out;
+  }
+
+  /** Builds one stage; returns its final state. */
+  async runStage(stage: Stage): Promise<BuildState> {
+    const started = Date.now();
+    const step = ++this.#step;
+    this.emit({ type: "step", step, total: this.total, instruction: stage.from.text });
+    let state = await this.#from(stage);
+    this.cached.push(false);
+    this.emit({
+      type: "step-done",
+      step,
+      cached: false,
+      id: shortId(state),
+      elapsedMs: Date.now() - started,
+    });
+    // Build args in effect in this stage: declared by ARG inside it.
+    const args = new Map<string, string | undefined>();
+    this.#cmdSet = false;
+    for (const ins of stage.instructions) {
+      const t0 = Date.now();
+      const n = ++this.#step;
+      this.emit({ type: "step", step: n, total: this.total, instruction: ins.text });
+      if (ins.keyword === "ARG") {
+        const lookup = this.#lookup(state, args);
+        for (const [name, def] of this.#argDecls(ins, lookup)) {
+          const given = this.options.buildArgs?.[name];
+          args.set(name, given ?? def ?? this.#globalArgs.get(name));
+        }
+        this.cached.push(true);
+        this.emit({
+          type: "step-done",
+          step: n,
+          cached: true,
+          id: shortId(state),
+          elapsedMs: Date.now() - t0,
+        });
+        continue;
+      }
+      const { next, cached } = await this.#cachedStep(state, ins, args);
+      state = next;
+      if (ins.keyword === "CMD") this.#cmdSet = true;
+      this.cached.push(cached);
+      this.emit({
+        type: "step-done",
+        step: n,
+        cached,
+        id: shortId(state),
+        elapsedMs: Date.now() - t0,
+      });
+    }
+    this.#stages.set(stage.index, { stage, state });
+    return state;
+  }
+
+  async #from(stage: Stage): Promise<BuildState> {
+    const lookup = (n: string) => this.#globalArgs.get(n);
+    const words = processWords(stage.from.args, lookup, { escape: this.df.escape });
+    const name = words[0];
+    if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
+    const previous = this.#stageByName(name, stage.index);
+    if (previous) return previous.state;
+    const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
+    const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
+    if (name.toLowerCase() === "scratch") {
+      return scratchState(platformValue ? parsePlatform(platformValue) : undefined);
+    }
+    return imageState(await this.#image(name, platformValue));
+  }
+
+  #stageByName(name: string, before: number): StageResult | undefined {
+    const n = name.toLowerCase();
+    for (const r of this.#stages.values()) {
+      if (r.stage.index < before && (r.stage.name === n || String(r.stage.index) === n)) return r;
+    }
+    return undefined;
+  }
+
+  async #image(name: string, platform?: string): Promise<ImageRecord> {
+    const local = this.store.findImage(name);
+    if (local && !platform) return local;
+    const { pullImage } = await import("../image/pull.ts");
+    const pulled = await pullImage(this.store, name, {
+      platform,
+      insecure: this.options.insecure,
+      onProgress: (event) => this.emit({ type: "pull", event }),
+    });
+    return pulled.image;
+  }
+
+  #lookup(state: BuildState, args: Map<string, string | undefined>): Lookup {
+    const env = envMap(configOf(state).config?.Env);
+    return (n) =>
+      env.get(n) ?? args.get(n) ??
+        (PREDEFINED_ARGS.includes(n) ? this.options.buildArgs?.[n] : undefined);
+  }
+
+  async #cachedStep(
+    state: BuildState,
+    ins: Instruction,
+    args: Map<string, string | undefined>,
+  ): Promise<{ next: BuildState; cached: boolean }> {
+    const argList = [...args.entries()].filter(([, v]) => v !== undefined).map(([k, v]) =>
+      `${k}=${v}`
+    )
+      .sort();
+    for (const name of PREDEFINED_ARGS) {
+      const v = this.options.buildArgs?.[name];
+      if (v !== undefined && !args.has(name)) argList.push(`${name}=${v}`);
+    }
+    const extra = await this.#inputsDigest(state, ins, args);
+    const network = ins.keyword === "RUN"
+      ? this.#network(ins)
+      : ins.keyword === "ENTRYPOINT"
+      ? `cmd set ${this.#cmdSet}`
+      : "";
+    const key = cacheKey([
+      stateId(state),
+      ins.text,
+      ...ins.heredocs.map((h) => h.body),
+      argList.join("\n"),
+      extra,
+      network,
+    ]);
+    if (!this.options.noCache) {
+      const hit = await cacheGet(this.store, key);
+      if (hit) return { next: hit, cached: true };
+    }
+    const next = await this.#execute(state, ins, args, argList);
+    cachePut(this.store, key, next);
+    return { next, cached: false };
+  }
+
+  #network(ins: Instruction): "host" | "none" {
+    const flag = ins.flags.find((f) => f.name === "network")?.value;
+    if (flag === "none") return "none";
+    if (flag === "host" || flag === "default" || flag === "") return "host";
+    if (flag !== undefined) {
+      throw new BuildInstructionError(this.file, ins, `unsupported network mode ${flag}`);
+    }
+    return this.options.network ?? "host";
+  }
+
+  /** For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). */
+  async #inputsDigest(
+    state: BuildState,
+    ins: Instruction,
+    args: Map<string, string | undefined>,
+  ): Promise<string> {
+    if (ins.keyword !== "COPY" && ins.keyword !== "ADD") return "";
+    const { sources } = this.#copyArgs(state, ins, args);
+    const from = ins.flags.find((f) => f.name === "from")?.value;
+    if (from !== undefined) {
+      const { state: fromState } = await this.#fromSource(
+        processWord(from, this.#lookup(state, args)),
+      );
+      return `from ${stateId(fromState)}`;
+    }
+    if (sources.length === 0) return "";
+    return await sourcesDigest(this.context, await resolveSources(this.context, sources));
+  }
+
+  async #fromSource(name: string): Promise<{ state: BuildState }> {
+    const stage = this.#stageByName(name, Number.MAX_SAFE_INTEGER);
+    if (stage) return { state: stage.state };
+    return { state: imageState(await this.#image(name)) };
+  }
+
+  #copyArgs(
+    state: BuildState,
+    ins: Instruction,
+    args: Map<string, string | undefined>,
+  ): { sources: string[]; dest: string } {
+    const lookup = this.#lookup(state, args);
+    const json = execForm(ins.args);
+    const words = json
+      ? json.map((w) => expandOnly(w, lookup))
+      : processWords(ins.args, lookup, { escape: this.df.escape });
+    const inline = words.filter((w) => /^<<-?["']?[A-Za-z_]/.test(w));
+    const rest = words.filter((w) => !inline.includes(w));
+    if (rest.length < 1 || (rest.length < 2 && inline.length === 0)) {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        `${ins.keyword} requires at least two arguments`,
+      );
+    }
+    const dest = rest.pop()!;
+    const workdir = configOf(state).config?.WorkingDir || "/";
+    const abs = dest.startsWith("/")
+      ? dest
+      : posix.join(workdir, dest) + (dest.endsWith("/") ? "/" : "");
+    return { sources: rest, dest: abs };
+  }
+
+  async #execute(
+    state: BuildState,
+    ins: Instruction,
+    args: Map<string, string | undefined>,
+    argList: string[],
+  ): Promise<BuildState> {
+    const created = new Date().toISOString();
+    const lookup = this.#lookup(state, args);
+    const esc = { escape: this.df.escape };
+    const word = () => processWord(ins.args.trim(), lookup, esc);
+    const config = configOf(state).config ?? {};
+    const shell = config.Shell ?? DEFAULT_SHELL;
+    const command = (form: string[] | undefined) => form ?? [...shell, ins.args.trim()];
+    const simple = (change: (c: ContainerConfig) => void, shown = ins.text) =>
+      nextState(state, { createdBy: shown, created }, change);
+    switch (ins.keyword) {
+      case "RUN":
+        return await this.#run(state, ins, argList, created);
+      case "COPY":
+      case "ADD":
+        return await this.#copy(state, ins, args, created);
+      case "WORKDIR": {
+        const dir = posix.resolve(config.WorkingDir || "/", word());
+        const layer = await this.#inRootfs(state, false, (rootfs) => {
+          mkdirInRoot(rootfs, dir);
+          return Promise.resolve();
+        });
+        return nextState(
+          state,
+          { createdBy: `WORKDIR ${dir}`, created, layer },
+          (c) => c.WorkingDir = dir,
+        );
+      }
+      case "ENV":
+      case "LABEL": {
+        const pairs = this.#pairs(ins, lookup);
+        return simple((c) => {
+          if (ins.keyword === "ENV") {
+            let env = c.Env ?? [];
+            if (!env.some((e) => e.startsWith("PATH="))) env = [`PATH=${DEFAULT_PATH}`, ...env];
+            for (const [k, v] of pairs) env = setEnv(env, k, v);
+            c.Env = env;
+          } else {
+            c.Labels = { ...(c.Labels ?? {}) };
+            for (const [k, v] of pairs) c.Labels[k] = v;
+          }
+        }, `${ins.keyword} ${pairs.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+      }
+      case "MAINTAINER":
+        return simple(() => {});
+      case "CMD":
+      case "ENTRYPOINT": {
+        const argv = command(execForm(ins.args));
+        return simple((c) => {
+          if (ins.keyword === "CMD") c.Cmd = argv;
+          else {
+            c.Entrypoint = argv;
+            // As docker: a new ENTRYPOINT drops the CMD inherited from the base image.
+            if (!this.#cmdSet) c.Cmd = null;
+          }
+        }, `${ins.keyword} ${JSON.stringify(argv)}`);
+      }
+      case "EXPOSE": {
+        const ports = processWords(ins.args, lookup, esc).map((
+          p,
+        ) => (p.includes("/") ? p : `${p}/tcp`));
+        for (const p of ports) {
+          if (!/^\d+(-\d+)?\/(tcp|udp|sctp)$/i.test(p)) {
+            throw new BuildInstructionError(this.file, ins, `invalid port ${p}`);
+          }
+        }
+        return simple((c) => {
+          c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+          for (const p of ports) c.ExposedPorts[p.toLowerCase()] = {};
+        }, `EXPOSE ${ports.join(" ")}`);
+      }
+      case "USER": {
+        const user = word();
+        return simple((c) => c.User = user, `USER ${user}`);
+      }
+      case "VOLUME": {
+        const json = execForm(ins.args);
+        const vols = json
+          ? json.map((v) => expandOnly(v, lookup))
+          : processWords(ins.args, lookup, esc);
+        return simple((c) => {
+          c.Volumes = { ...(c.Volumes ?? {}) };
+          for (const v of vols) c.Volumes[v] = {};
+        }, `VOLUME ${JSON.stringify(vols)}`);
+      }
+      case "STOPSIGNAL": {
+        const sig = word();
+        return simple((c) => c.StopSignal = sig, `STOPSIGNAL ${sig}`);
+      }
+      case "SHELL": {
+        const json = execForm(ins.args);
+        if (!json || json.length === 0) {
+          throw new BuildInstructionError(
+            this.file,
+            ins,
+            "SHELL requires the arguments to be in JSON form",
+          );
+        }
+        return simple((c) => c.Shell = json, `SHELL ${JSON.stringify(json)}`);
+      }
+      case "HEALTHCHECK":
+        return simple((c) => c.Healthcheck = this.#healthcheck(ins, shell));
+      case "ONBUILD":
+        return simple((c) => c.OnBuild = [...(c.OnBuild ?? []), ins.args.trim()]);
+    }
+    throw new BuildInstructionError(this.file, ins, "unsupported instruction");
+  }
+
+  #pairs(ins: Instruction, lookup: Lookup): [string, string][] {
+    const words = processWords(ins.args, lookup, { escape: this.df.escape });
+    if (words.length > 0 && !words[0].includes("=")) {
+      // Legacy form: `ENV NAME value with spaces`.
+      const rest = ins.args.trim().slice(ins.args.trim().search(/\s/)).trim();
+      if (words.length < 2) {
+        throw new BuildInstructionError(this.file, ins, `${ins.keyword} names no value`);
+      }
+      return [[words[0], processWord(rest, lookup, { escape: this.df.escape })]];
+    }
+    return words.map((w) => {
+      const i = w.indexOf("=");
+      if (i <= 0) {
+        throw new BuildInstructionError(
+          this.file,
+          ins,
+          `${ins.keyword} names can not be blank: ${w}`,
+        );
+      }
+      return [w.slice(0, i), w.slice(i + 1)];
+    });
+  }
+
+  #healthcheck(ins: Instruction, shell: readonly string[]): ContainerConfig["Healthcheck"] {
+    const args = ins.args.trim();
+    const [kind, ...rest] = args.split(/\s+/);
+    if (kind.toUpperCase() === "NONE") return { Test: ["NONE"] };
+    if (kind.toUpperCase() !== "CMD") {
+      throw new BuildInstructionError(this.file, ins, "HEALTHCHECK must be NONE or CMD");
+    }
+    const cmdText = args.slice(kind.length).trim();
+    const json = execForm(cmdText);
+    const hc: NonNullable<ContainerConfig["Healthcheck"]> = {
+      Test: json ? ["CMD", ...json] : ["CMD-SHELL", rest.length ? cmdText : ""],
+    };
+    void shell;
+    for (const f of ins.flags) {
+      if (f.name === "interval") hc.Interval = durationNs(f.value);
+      else if (f.name === "timeout") hc.Timeout = durationNs(f.value);
+      else if (f.name === "start-period") hc.StartPeriod = durationNs(f.value);
+      else if (f.name === "start-interval") hc.StartInterval = durationNs(f.value);
+      else if (f.name === "retries") hc.Retries = Number(f.value);
+    }
+    return hc;
+  }
+
+  /** Mounts the state's overlay with a fresh upper dir, runs `fn`, and commits the change set. */
+  async #inRootfs(
+    state: BuildState,
+    alwaysLayer: boolean,
+    fn: (rootfs: string) => Promise<void>,
+  ): Promise<BuiltLayer | undefined> {
+    const dir = join(this.scratch, `m${++this.#mounts}`);
+    const upper = join(dir, "upper");
+    const rootfs = join(dir, "rootfs");
+    for (const d of [upper, join(dir, "work"), rootfs]) {
+      await Deno.mkdir(d, { recursive: true, mode: 0o755 });
+    }
+    await Deno.chmod(upper, 0o755);
+    mountOverlay({
+      lowerBase: this.store.linkDir,
+      lower: (await this.#lowers(state)).reverse(),
+      upper,
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    try {
+      await fn(rootfs);
+    } finally {
+      unmountRootfs(rootfs);
+    }
+    try {
+      return await commitLayer(this.store, upper, dir, alwaysLayer);
+    } finally {
+      await removeTree(dir);
+    }
+  }
+
+  /** Lower entries (relative to the link dir), bottom first; an empty dir for no layers. */
+  async #lowers(state: BuildState): Promise<string[]> {
+    if (state.layers.length > 0) {
+      return state.layers.map((l) => this.store.layerShortId(l.diffId) ?? l.shortId);
+    }
+    const empty = join(this.scratch, "empty");
+    await Deno.mkdir(empty, { recursive: true, mode: 0o755 });
+    return [posix.relative(this.store.linkDir, empty)];
+  }
+
+  /** Reads the rootfs's passwd/group to resolve `--chown`; gid defaults to the uid. */
+  #owner(rootfs: string, spec: string): { uid: number; gid: number } {
+    const read = (p: string) => {
+      try {
+        return Deno.readTextFileSync(resolveInRoot(rootfs, p));
+      } catch {
+        return "";
+      }
+    };
+    const u = resolveUser(spec, read("/etc/passwd"), read("/etc/group"));
+    return { uid: u.uid, gid: spec.includes(":") ? u.gid : u.uid };
+  }
+
+  async #copy(
+    state: BuildState,
+    ins: Instruction,
+    args: Map<string, string | undefined>,
+    created: string,
+  ): Promise<BuildState> {
+    const lookup = this.#lookup(state, args);
+    const { sources, dest } = this.#copyArgs(state, ins, args);
+    const flag = (n: string) => {
+      const v = ins.flags.find((f) => f.name === n)?.value;
+      return v === undefined ? undefined : processWord(v, lookup);
+    };
+    const chown = flag("chown");
+    const chmod = flag("chmod");
+    if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        `invalid --chmod=${chmod}: only octal modes are supported`,
+      );
+    }
+    const from = flag("from");
+    const layer = await this.#inRootfs(state, true, async (rootfs) => {
+      const owner = chown ? this.#owner(rootfs, chown) : undefined;
+      const opts = {
+        owner,
+        mode: chmod ? parseInt(chmod, 8) : undefined,
+        extract: ins.keyword === "ADD" && !from,
+      };
+      for (const h of ins.heredocs) {
+        const body = h.expand ? expandOnly(h.body, lookup) : h.body;
+        const target = dest.endsWith("/") || sources.length + ins.heredocs.length > 1
+          ? posix.join(dest, h.name)
+          : dest;
+        await writeInto(rootfs, target, body, opts);
+      }
+      if (sources.length === 0) return;
+      if (from !== undefined) {
+        const { state: fromState } = await this.#fromSource(from);
+        await this.#withReadOnly(fromState, async (srcRoot) => {
+          const root: SourceRoot = { dir: srcRoot };
+          await copyInto(rootfs, root, await resolveSources(root, sources), dest, opts);
+        });
+      } else {
+        await copyInto(
+          rootfs,
+          this.context,
+          await resolveSources(this.context, sources),
+          dest,
+          opts,
+        );
+      }
+    });
+    const shown = `${ins.keyword} ${
+      [
+        ...ins.flags.filter((f) => f.name !== "from").map((f) => `--${f.name}=${f.value}`),
+        ...sources,
+        dest,
+      ].join(" ")
+    } # buildkit`;
+    return nextState(state, { createdBy: shown, created, layer });
+  }
+
+  /** Mounts a state's filesystem for reading (its upper dir is thrown away). */
+  async #withReadOnly(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
+    const dir = join(this.scratch, `r${++this.#mounts}`);
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    mountOverlay({
+      lowerBase: this.store.linkDir,
+      lower: (await this.#lowers(state)).reverse(),
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    try {
+      await fn(rootfs);
+    } finally {
+      unmountRootfs(rootfs);
+      await removeTree(dir);
+    }
+  }
+
+  async #run(
+    state: BuildState,
+    ins: Instruction,
+    argList: string[],
+    created: string,
+  ): Promise<BuildState> {
+    const cfg = configOf(state).config ?? {};
+    const shell = cfg.Shell ?? DEFAULT_SHELL;
+    const json = execForm(ins.args);
+    let argv: string[];
+    if (json) argv = json;
+    else if (
+      ins.heredocs.length > 0 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.args.trim())
+    ) {
+      // `RUN <<EOF` with nothing else on the line: the heredoc is the script.
+      argv = [...shell, ins.heredocs[0].body];
+    } else if (ins.heredocs.length > 0) {
+      // A command reading heredocs: the shell understands the whole text.
+      argv = [...shell, [ins.args, ...ins.heredocs.map((h) => `${h.body}${h.name}`)].join("\n")];
+    } else argv = [...shell, ins.args.trim()];
+    if (argv.length === 0) throw new BuildInstructionError(this.file, ins, "RUN names no command");
+    const env = [...(cfg.Env ?? [])];
+    if (!env.some((e) => e.startsWith("PATH="))) env.unshift(`PATH=${DEFAULT_PATH}`);
+    const envNames = new Set(env.map((e) => e.split("=", 1)[0]));
+    for (const a of argList) if (!envNames.has(a.split("=", 1)[0])) env.push(a);
+    const id = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
+    const stateDir = join(this.scratch, `run-${id.slice(0, 12)}`);
+    await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const lowers = await this.#lowers(state);
+    const [readFd, writeFd] = pipe();
+    let output: Deno.FsFile | undefined;
+    let container: Container;
+    try {
+      // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
+      output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
+      container = await Container.start({
+        id,
+        stateDir,
+        lowerBase: this.store.linkDir,
+        layers: lowers,
+        argv,
+        env,
+        cwd: cfg.WorkingDir || "/",
+        user: cfg.User ?? "",
+        hostname: "buildkitsandbox",
+        network: this.#network(ins),
+        resources: {},
+        mounts: [],
+        readOnly: false,
+        stdio: ["null", writeFd, writeFd],
+        parentDeathSignal: 9,
+      });
+    } catch (err) {
+      output?.close();
+      throw err;
+    } finally {
+      closeFd(readFd);
+      closeFd(writeFd);
+    }
+    const tail: Uint8Array[] = [];
+    const reading = (async () => {
+      for await (const chunk of output.readable) {
+        this.emit({ type: "output", data: chunk });
+        tail.push(chunk);
+      }
+    })();
+    const exit = await container.wait();
+    await reading.catch(() => {});
+    try {
+      if (exit.exitCode !== 0) {
+        throw new BuildStepError(
+          `The command '${argv.join(" ")}' returned a non-zero code: ${exit.exitCode}`,
+          exit.exitCode,
+        );
+      }
+      const upper = join(stateDir, "upper");
+      await removeMountStubs(upper, state, this.store);
+      const layer = await commitLayer(this.store, upper, stateDir, true);
+      const shown = `RUN ${argv.join(" ")} # buildkit`;
+      return nextState(state, { createdBy: shown, created, layer });
+    } finally {
+      await removeTree(stateDir);
+    }
+  }
+}
+
+/** 12 hex digits of a state's id, as docker shows intermediate ids. */
+function shortId(state: BuildState): string {
+  return stateId(state).slice(7, 19);
+}
+
+/**
+ * The runtime creates mount points (/proc, /dev, /sys, /etc/hosts, ...) in the rootfs when the
+ * image lacks them; those empty stubs are not the RUN's doing and stay out of its layer.
+ */
+async function removeMountStubs(upper: string, state: BuildState, store: Store): Promise<void> {
+  const inLowers = (rel: string) =>
+    state.layers.some((l) => {
+      try {
+        Deno.lstatSync(join(store.layers.dir(l.diffId), rel));
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  for (const rel of ["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "dev", "sys", "etc"]) {
+    const path = join(upper, rel);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch {
+      continue;
+    }
+    if (inLowers(rel)) continue;
+    const empty = info.isFile ? info.size === 0 : info.isDirectory && (await isEmpty(path));
+    if (empty) await Deno.remove(path);
+  }
+}
+
+async function isEmpty(dir: string): Promise<boolean> {
+  for await (const _ of Deno.readDir(dir)) return false;
+  return true;
+}

@@ -1,0 +1,40 @@
+/**
+ * The build cache: one row per build step, keyed by everything that decides its result (the
+ * parent state, the instruction as expanded, the build arguments in effect, and for COPY/ADD a
+ * digest of the files' contents, modes and owners), holding the state the step produced. A hit
+ * is used only while every layer it names is still in the store.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Store } from "../store/mod.ts";
+import type { BuildState } from "./state.ts";
+
+/** The cache key of a step: sha256 over its inputs, each length-prefixed so none can run into another. */
+export function cacheKey(parts: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(`${p.length}:${p}\n`);
+  return `sha256:${h.digest("hex")}`;
+}
+
+/** Looks a step up; undefined when absent or when one of its layers has left the store. */
+export async function cacheGet(store: Store, key: string): Promise<BuildState | undefined> {
+  const row = store.db.get<{ state: string }>("SELECT state FROM build_cache WHERE key = ?", key);
+  if (!row) return undefined;
+  const state = JSON.parse(row.state) as BuildState;
+  for (const l of state.layers) {
+    // rmi removes a layer's directory and blob together: the directory stands for both.
+    if (!await store.layers.exists(l.diffId)) return undefined;
+  }
+  return state;
+}
+
+/** Records the state a step produced. */
+export function cachePut(store: Store, key: string, state: BuildState): void {
+  store.db.run(
+    "INSERT OR REPLACE INTO build_cache (key, state, created_at) VALUES (?, ?, ?)",
+    key,
+    JSON.stringify(state),
+    Date.now(),
+  );
+}

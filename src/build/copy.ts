@@ -1,0 +1,194 @@
+/**
+ * Carrying out COPY/ADD into a stage's mounted root filesystem: destination rules as docker's
+ * (a trailing `/` or several sources mean a directory; a directory source copies its contents),
+ * every destination path resolved inside the rootfs so image symlinks cannot lead outside it,
+ * owners set from `--chown` (root otherwise), modes kept or set from `--chmod`, times kept.
+ * ADD also unpacks local tar archives (plain or gzip) into the destination directory.
+ *
+ * @module
+ */
+import { dirname, posix } from "node:path";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, fchownat } from "../../ffi/fs.ts";
+import { decompressor } from "../image/decompress.ts";
+import { unpackLayer } from "../image/unpack.ts";
+import { TsboxError } from "../errors.ts";
+import { resolveInRoot } from "../runtime/rootfs.ts";
+import { type Source, sourceEntries, type SourceRoot } from "./context.ts";
+
+/** Ownership and mode applied to what is copied. */
+export interface CopyOptions {
+  /** Owner for every copied entry and created directory; root when unset. */
+  readonly owner?: { uid: number; gid: number };
+  /** `--chmod` bits for every copied entry. */
+  readonly mode?: number;
+  /** ADD: unpack local tar archives. */
+  readonly extract?: boolean;
+}
+
+/** A COPY/ADD that cannot be carried out as written. */
+export class CopyError extends TsboxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "CopyError";
+  }
+}
+
+function lstat(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+function lchown(path: string, uid: number, gid: number): void {
+  fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+
+/**
+ * Creates container directory `path` (and missing parents) inside `rootfs`; returns its host
+ * path. Created directories get mode 0755 and `owner`.
+ */
+export function mkdirInRoot(
+  rootfs: string,
+  path: string,
+  owner?: { uid: number; gid: number },
+): string {
+  const parts = posix.normalize(path).split("/").filter(Boolean);
+  let current = "/";
+  let host = rootfs;
+  for (const part of parts) {
+    current = posix.join(current, part);
+    host = resolveInRoot(rootfs, current);
+    const info = lstat(host);
+    if (!info) {
+      Deno.mkdirSync(host, { mode: 0o755 });
+      Deno.chmodSync(host, 0o755);
+      if (owner) lchown(host, owner.uid, owner.gid);
+    } else if (!info.isDirectory) {
+      throw new CopyError(`cannot create directory ${current}: a file is in the way`);
+    }
+  }
+  return host;
+}
+
+/** The host path where container path `path` is created: its parent resolved, the name not. */
+function placeInRoot(rootfs: string, path: string, owner?: { uid: number; gid: number }): string {
+  const parent = mkdirInRoot(rootfs, posix.dirname(path), owner);
+  return `${parent}/${posix.basename(path)}`;
+}
+
+function isDirInRoot(rootfs: string, path: string): boolean {
+  return lstat(resolveInRoot(rootfs, path))?.isDirectory ?? false;
+}
+
+/** Copies `sources` to container path `dest` (absolute) inside `rootfs`. */
+export async function copyInto(
+  rootfs: string,
+  root: SourceRoot,
+  sources: readonly Source[],
+  dest: string,
+  options: CopyOptions,
+): Promise<void> {
+  const destIsDir = dest.endsWith("/") || sources.length > 1;
+  for (const src of sources) {
+    if (src.isDir) {
+      const base = mkdirInRoot(rootfs, dest, options.owner);
+      void base;
+      for (const e of await sourceEntries(root, src)) {
+        await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options);
+      }
+      continue;
+    }
+    if (options.extract && await isTarArchive(src.path)) {
+      const dir = mkdirInRoot(rootfs, dest, options.owner);
+      await extractArchive(src.path, dir);
+      continue;
+    }
+    const target = destIsDir || isDirInRoot(rootfs, dest) ? posix.join(dest, src.name) : dest;
+    if (destIsDir) mkdirInRoot(rootfs, dest, options.owner);
+    await placeEntry(rootfs, target, src.path, await Deno.lstat(src.path), options);
+  }
+}
+
+/** Writes inline content (a COPY heredoc) to container path `dest`. */
+export async function writeInto(
+  rootfs: string,
+  dest: string,
+  content: string,
+  options: CopyOptions,
+): Promise<void> {
+  const host = placeInRoot(rootfs, dest, options.owner);
+  const existing = lstat(host);
+  if (existing?.isDirectory) throw new CopyError(`cannot overwrite directory ${dest} with a file`);
+  if (existing) await Deno.remove(host);
+  await Deno.writeTextFile(host, content, { mode: 0o644 });
+  await Deno.chmod(host, options.mode ?? 0o644);
+  if (options.owner) lchown(host, options.owner.uid, options.owner.gid);
+}
+
+async function placeEntry(
+  rootfs: string,
+  path: string,
+  from: string,
+  info: Deno.FileInfo,
+  options: CopyOptions,
+): Promise<void> {
+  const host = placeInRoot(rootfs, path, options.owner);
+  const existing = lstat(host);
+  const uid = options.owner?.uid ?? 0;
+  const gid = options.owner?.gid ?? 0;
+  const mode = options.mode ?? ((info.mode ?? 0o644) & 0o7777);
+  if (info.isDirectory) {
+    if (existing && !existing.isDirectory) await Deno.remove(host);
+    if (!existing?.isDirectory) Deno.mkdirSync(host);
+    Deno.chmodSync(host, mode);
+    lchown(host, uid, gid);
+    if (info.mtime) await Deno.utime(host, info.atime ?? info.mtime, info.mtime);
+    return;
+  }
+  if (existing?.isDirectory) {
+    throw new CopyError(`cannot overwrite directory ${path} with non-directory ${from}`);
+  }
+  if (existing) await Deno.remove(host);
+  if (info.isSymlink) {
+    await Deno.symlink(await Deno.readLink(from), host);
+    lchown(host, uid, gid);
+    return;
+  }
+  if (!info.isFile) return; // devices, fifos and sockets in a context are not copied
+  await Deno.mkdir(dirname(host), { recursive: true });
+  await Deno.copyFile(from, host);
+  Deno.chmodSync(host, mode);
+  lchown(host, uid, gid);
+  if (info.mtime) await Deno.utime(host, info.atime ?? info.mtime, info.mtime);
+}
+
+/** Whether a file starts like a tar archive, plain or gzip-compressed. */
+async function isTarArchive(path: string): Promise<boolean> {
+  const file = await Deno.open(path);
+  try {
+    const head = new Uint8Array(512);
+    let got = 0;
+    while (got < head.length) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    if (got >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true;
+    return got >= 262 && new TextDecoder().decode(head.subarray(257, 262)) === "ustar";
+  } finally {
+    file.close();
+  }
+}
+
+async function extractArchive(path: string, dir: string): Promise<void> {
+  const file = await Deno.open(path);
+  const head = new Uint8Array(2);
+  await file.read(head);
+  await file.seek(0, Deno.SeekMode.Start);
+  const gz = head[0] === 0x1f && head[1] === 0x8b;
+  const stream = file.readable.pipeThrough(decompressor(gz ? "gzip" : "none"));
+  await unpackLayer(stream, dir);
+}

@@ -1,0 +1,94 @@
+/**
+ * What `build` does: run the builder with docker's classic output (numbered steps, RUN output,
+ * "Using cache", the final id and tags), or only the id with `-q`.
+ *
+ * @module
+ */
+import { familiar } from "../image/images.ts";
+import { type BuildEvent, buildImage } from "../build/builder.ts";
+import { UsageError } from "../errors.ts";
+import { Store } from "../store/mod.ts";
+import type { GlobalOptions } from "./globals.ts";
+
+/** The flags of `build`. */
+export interface BuildFlags {
+  tag?: string[];
+  file?: string;
+  buildArg?: string[];
+  cache?: boolean;
+  quiet?: boolean;
+  target?: string;
+  network?: string;
+  platform?: string;
+}
+
+/** Parses `--build-arg` values; `NAME` alone takes the value from tsbox's environment. */
+export function parseBuildArgs(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf("=");
+    if (i === 0) throw new UsageError(`invalid --build-arg ${v}`);
+    if (i < 0) {
+      const env = Deno.env.get(v);
+      if (env !== undefined) out[v] = env;
+    } else out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** `build`; returns the exit code. */
+export async function buildCommand(
+  g: GlobalOptions,
+  path: string,
+  flags: BuildFlags,
+): Promise<number> {
+  const started = Date.now();
+  const store = await Store.open(g.root);
+  const enc = new TextEncoder();
+  const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
+  const onProgress = flags.quiet ? undefined : (e: BuildEvent) => {
+    switch (e.type) {
+      case "step":
+        write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
+        break;
+      case "output":
+        Deno.stdout.writeSync(e.data);
+        break;
+      case "pull":
+        if (e.event.type === "layer" && e.event.status === "Pull complete") {
+          write(`${e.event.id}: Pull complete\n`);
+        }
+        break;
+      case "step-done":
+        write(
+          `${e.cached ? " ---> Using cache\n" : ""} ---> ${e.cached ? "CACHED " : ""}${e.id} (${
+            (e.elapsedMs / 1000).toFixed(2)
+          }s)\n`,
+        );
+        break;
+      case "done":
+        write(`Successfully built ${e.id.slice(7, 19)}\n`);
+        for (const t of e.tags) write(`Successfully tagged ${familiar(t)}\n`);
+        break;
+    }
+  };
+  try {
+    const result = await buildImage(store, {
+      context: path,
+      dockerfile: flags.file,
+      tags: flags.tag,
+      buildArgs: parseBuildArgs(flags.buildArg ?? []),
+      noCache: flags.cache === false,
+      target: flags.target,
+      network: flags.network === "none" ? "none" : "host",
+      platform: flags.platform,
+      insecure: g.insecureRegistries,
+      onProgress,
+    });
+    if (flags.quiet) console.log(result.image.id);
+    else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * `tsbox build [OPTIONS] PATH`: build an image from a Dockerfile, like `docker build`. The
+ * Dockerfile parser and the builder load only when the command runs.
+ *
+ * @module
+ */
+import { type Command, Option } from "commander";
+import { setExitCode } from "./exit.ts";
+import { globalsOf } from "./globals.ts";
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Defines `build` (and `image build`) on the program. */
+export function defineBuildCommand(program: Command): void {
+  const build = (cmd: Command) =>
+    cmd
+      .description("Build an image from a Dockerfile")
+      .argument("<path>", "build context directory")
+      .option("-t, --tag <name:tag>", "name and optionally a tag (repeatable)", collect)
+      .option("-f, --file <path>", "the Dockerfile (default: PATH/Dockerfile)")
+      .option("--build-arg <NAME[=value]>", "set a build-time variable (repeatable)", collect)
+      .option("--no-cache", "do not use the cache when building the image")
+      .option("-q, --quiet", "print only the image id")
+      .option("--target <stage>", "build up to this stage")
+      .addOption(
+        new Option("--network <mode>", "network for RUN instructions")
+          .choices(["host", "none", "default"]).default("host"),
+      )
+      .option("--platform <os/arch[/variant]>", "platform of base images to pull")
+      .action(async (path, opts, self) => {
+        const { buildCommand } = await import("./build_actions.ts");
+        setExitCode(await buildCommand(globalsOf(self), path, opts));
+      });
+  build(program.command("build"));
+  const image = program.commands.find((c) => c.name() === "image");
+  if (image) build(image.command("build"));
+}
