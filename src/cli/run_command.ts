@@ -1,13 +1,14 @@
 /**
- * `tsbox run [OPTIONS] IMAGE [COMMAND [ARG...]]`: the foreground container, like `docker run`
- * without `-d`. tsbox stays as the container's supervisor: it forwards signals, waits, cleans up
- * and exits with the container's code.
+ * `tsbox run [OPTIONS] IMAGE [COMMAND [ARG...]]`, like `docker run`. With `-d` a detached
+ * supervisor takes the container and the id is printed; without, tsbox is the supervisor: it
+ * forwards signals, waits, cleans up and exits with the container's code.
  *
  * @module
  */
 import { type Command, Option } from "commander";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
+import type { RunFlags } from "../runtime/run.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -15,12 +16,29 @@ function collect(value: string, previous: string[] = []): string[] {
 
 /** Defines `run` on the program. */
 export function defineRunCommand(program: Command): void {
-  program.command("run")
-    .description("Create and run a new container from an image")
-    .argument("<image>", "image name or id")
-    .argument("[command...]", "command and arguments (default: the image's)")
-    .passThroughOptions()
+  addRunOptions(
+    program.command("run")
+      .description("Create and run a new container from an image")
+      .argument("<image>", "image name or id")
+      .argument("[command...]", "command and arguments (default: the image's)")
+      .passThroughOptions(),
+  )
+    .option("-d, --detach", "run in the background and print the container id")
+    .action(async (image, command, flags, cmd) => {
+      const { runContainer } = await import("../container/run.ts");
+      const result = await runContainer(image, command, flags as RunFlags, globalsOf(cmd));
+      if (result.exitCode === undefined) console.log(result.id);
+      else setExitCode(result.exitCode);
+    });
+}
+
+/** Adds the flags `run` and `create` share (everything but `-d`). */
+export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> {
+  return cmd
     .option("--rm", "remove the container when it exits")
+    .option("--restart <policy>", "no, on-failure[:max-retries], always, unless-stopped")
+    .option("--stop-signal <signal>", "signal to stop the container (default: the image's)")
+    .option("--stop-timeout <seconds>", "seconds to wait before killing on stop (default 10)")
     .option("--name <name>", "assign a name to the container")
     .option("-h, --hostname <name>", "container host name (default: the short id)")
     .option("-e, --env <NAME[=value]>", "set an environment variable (repeatable)", collect)
@@ -42,9 +60,5 @@ export function defineRunCommand(program: Command): void {
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)
     .option("--mount <spec>", "type=bind|tmpfs,source=...,target=...[,readonly]", collect)
     .option("--tmpfs <path[:options]>", "mount a tmpfs (repeatable)", collect)
-    .option("--read-only", "mount the root filesystem read-only")
-    .action(async (image, command, flags, cmd) => {
-      const { runForeground } = await import("../runtime/run.ts");
-      setExitCode(await runForeground(image, command, flags, globalsOf(cmd)));
-    });
+    .option("--read-only", "mount the root filesystem read-only") as unknown as Command<A>;
 }

@@ -1,0 +1,30 @@
+/**
+ * Removing a container's traces: rootfs mount, cgroups, directory (upper layer, log, etc
+ * files) and its row. Each step tolerates what is already gone, so a removal after a crash,
+ * or two removals racing, both end with nothing left.
+ *
+ * @module
+ */
+import { unmountRootfs } from "../runtime/rootfs.ts";
+import type { Store } from "../store/mod.ts";
+import { containerCgroup, removeFreezer } from "./cgroup.ts";
+import { containerDir } from "./paths.ts";
+import { type ContainerRecord, deleteContainerRow } from "./state.ts";
+
+/** Unmounts the rootfs and removes the cgroups (killing anything left in them). */
+export async function releaseRuntime(id: string, root: string): Promise<void> {
+  await removeFreezer(id);
+  await containerCgroup(id).remove();
+  const rootfs = `${containerDir(root, id)}/rootfs`;
+  // A crashed supervisor can leave the overlay mounted (more than once after restarts).
+  for (let i = 0; i < 8 && unmountRootfs(rootfs); i++) { /* detach every stacked mount */ }
+}
+
+/** Removes everything of a container whose processes are gone. */
+export async function removeContainerFiles(store: Store, c: ContainerRecord): Promise<void> {
+  await releaseRuntime(c.id, store.root);
+  await Deno.remove(containerDir(store.root, c.id), { recursive: true }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+  deleteContainerRow(store, c.id);
+}

@@ -1,0 +1,109 @@
+/**
+ * `create` (and the first half of `run`): resolve or pull the image, merge its config with the
+ * flags, and record the container with everything needed to start it later.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { parseEnvFile, planProcess } from "../runtime/config.ts";
+import type { NetworkMode } from "../runtime/container.ts";
+import { newContainerId } from "../runtime/mod.ts";
+import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
+import type { Store } from "../store/mod.ts";
+import { containerDir } from "./paths.ts";
+import { parseSignal } from "./signals.ts";
+import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
+
+/** `--restart no|on-failure[:N]|always|unless-stopped`. */
+export function parseRestart(value: string | undefined): RestartPolicy {
+  if (value === undefined || value === "" || value === "no") return { name: "no", maxRetries: 0 };
+  const [name, count] = value.split(":");
+  if (name === "on-failure") {
+    if (count !== undefined && !/^\d+$/.test(count)) {
+      throw new UsageError(`invalid restart policy: maximum retry count must be an integer`);
+    }
+    return { name, maxRetries: Number(count ?? 0) };
+  }
+  if ((name === "always" || name === "unless-stopped") && count === undefined) {
+    return { name, maxRetries: 0 };
+  }
+  throw new UsageError(`invalid restart policy '${value}'`);
+}
+
+function networkFrom(mode: string | undefined): NetworkMode {
+  if (mode === "host") return "host";
+  return mode === "none" ? "none" : "private";
+}
+
+/** What `run`/`create` need besides the flags. */
+export interface CreateGlobals {
+  readonly insecureRegistries: readonly string[];
+}
+
+/**
+ * Records a new container for `imageName` (pulled when missing, with docker's message) and
+ * makes its directory. Returns the record in state "created".
+ */
+export async function createFromFlags(
+  store: Store,
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  globals: CreateGlobals,
+): Promise<ContainerRecord> {
+  if (flags.rm && flags.restart && flags.restart !== "no") {
+    throw new UsageError("conflicting options: cannot specify both --restart and --rm");
+  }
+  const restart = parseRestart(flags.restart);
+  const resources = limitsFrom(flags);
+  const mounts = mountsFrom(flags);
+  const envFiles: string[] = [];
+  for (const file of flags.envFile ?? []) {
+    envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
+  }
+  let image = store.findImage(imageName);
+  if (!image) {
+    console.error(`Unable to find image '${imageName}' locally`);
+    const { pullImage } = await import("../image/pull.ts");
+    image = (await pullImage(store, imageName, { insecure: globals.insecureRegistries })).image;
+  }
+  const id = newContainerId();
+  const hostname = flags.hostname ?? id.slice(0, 12);
+  const imageConfig = image.config.config ?? {};
+  const plan = planProcess(imageConfig, {
+    command,
+    entrypoint: flags.entrypoint,
+    env: [...envFiles, ...(flags.env ?? [])],
+    workdir: flags.workdir,
+    user: flags.user,
+    tty: flags.tty,
+  }, hostname);
+  const stopSignal = flags.stopSignal ?? (imageConfig as { StopSignal?: string }).StopSignal;
+  const record = createContainer(store, {
+    id,
+    name: flags.name,
+    imageId: image.id,
+    imageName,
+    config: {
+      argv: plan.argv,
+      env: plan.env,
+      cwd: plan.cwd,
+      user: plan.user,
+      hostname,
+      network: networkFrom(flags.network),
+      resources,
+      mounts,
+      readOnly: flags.readOnly ?? false,
+      tty: flags.tty ?? false,
+      interactive: flags.interactive ?? false,
+      layers: image.layers.map((l) => l.shortId),
+      restart,
+      autoRemove: flags.rm ?? false,
+      stopSignal: stopSignal ? parseSignal(stopSignal) : 15,
+      stopTimeout: flags.stopTimeout !== undefined ? Number(flags.stopTimeout) : 10,
+      ports: flags.publish,
+    },
+  });
+  await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
+  return record;
+}

@@ -1,0 +1,90 @@
+/**
+ * docker-shaped `container inspect` objects.
+ *
+ * @module
+ */
+import type { Store } from "../store/mod.ts";
+import { containerDir, logPath } from "./paths.ts";
+import { type ContainerRecord, reconcile } from "./state.ts";
+
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
+
+/** The inspect object of a container (subset of docker's, same names and shapes). */
+export function inspectContainer(store: Store, record: ContainerRecord): Record<string, unknown> {
+  const c = reconcile(store, record);
+  const cfg = c.config;
+  const dir = containerDir(store.root, c.id);
+  const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  for (const p of cfg.ports ?? []) {
+    const m = /^(?:(.*):)?(\d*):(\d+)(?:\/(tcp|udp))?$/.exec(p);
+    if (!m) continue;
+    const key = `${m[3]}/${m[4] ?? "tcp"}`;
+    (ports[key] ??= []).push({ HostIp: m[1] ?? "0.0.0.0", HostPort: m[2] ?? "" });
+  }
+  return {
+    Id: c.id,
+    Created: iso(c.createdAt),
+    Path: cfg.argv[0],
+    Args: cfg.argv.slice(1),
+    State: {
+      Status: c.state,
+      Running: c.state === "running" || c.state === "paused",
+      Paused: c.state === "paused",
+      Restarting: c.state === "restarting",
+      OOMKilled: c.oomKilled,
+      Dead: false,
+      Pid: c.pid ?? 0,
+      ExitCode: c.exitCode ?? 0,
+      Error: c.error ?? "",
+      StartedAt: iso(c.startedAt),
+      FinishedAt: iso(c.finishedAt),
+    },
+    Image: c.imageId,
+    LogPath: logPath(store.root, c.id),
+    Name: `/${c.name}`,
+    RestartCount: c.restartCount,
+    Driver: "overlay",
+    HostConfig: {
+      NetworkMode: cfg.network === "private" ? "default" : cfg.network,
+      RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
+      AutoRemove: cfg.autoRemove,
+      ReadonlyRootfs: cfg.readOnly,
+      Memory: cfg.resources.memory ?? 0,
+      MemorySwap: cfg.resources.memorySwap ?? 0,
+      NanoCpus: Math.round((cfg.resources.cpus ?? 0) * 1e9),
+      CpuShares: cfg.resources.cpuShares ?? 0,
+      PidsLimit: cfg.resources.pidsLimit ?? null,
+    },
+    GraphDriver: {
+      Name: "overlay",
+      Data: { UpperDir: `${dir}/upper`, WorkDir: `${dir}/work`, MergedDir: `${dir}/rootfs` },
+    },
+    Mounts: cfg.mounts.map((m) =>
+      m.kind === "bind"
+        ? {
+          Type: "bind",
+          Source: m.source,
+          Destination: m.target,
+          Mode: m.readOnly ? "ro" : "",
+          RW: !m.readOnly,
+          Propagation: "rprivate",
+        }
+        : { Type: "tmpfs", Source: "", Destination: m.target, Mode: m.options, RW: true }
+    ),
+    Config: {
+      Hostname: cfg.hostname,
+      User: cfg.user,
+      Tty: cfg.tty,
+      OpenStdin: cfg.interactive,
+      Env: cfg.env,
+      Cmd: cfg.argv,
+      Image: c.imageName,
+      WorkingDir: cfg.cwd,
+      Labels: cfg.labels ?? {},
+      StopSignal: String(cfg.stopSignal),
+      StopTimeout: cfg.stopTimeout,
+    },
+    NetworkSettings: { Ports: ports },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * Lifecycle operations on recorded containers: start (detached supervisor), stop, kill,
+ * restart, pause/unpause, wait, rm, prune. Each works from the database and /proc, so any
+ * tsbox process can act on a container another one started.
+ *
+ * @module
+ */
+import { killPid } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
+import type { Store } from "../store/mod.ts";
+import { setFrozen } from "./cgroup.ts";
+import { removeContainerFiles } from "./cleanup.ts";
+import { processAlive } from "./proc.ts";
+import {
+  type ContainerRecord,
+  getContainer,
+  isActive,
+  listContainers,
+  reconcile,
+  updateContainer,
+} from "./state.ts";
+
+const SIGKILL = 9;
+
+/** The container is in a state that does not allow the operation. */
+export class ContainerStateError extends TsboxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ContainerStateError";
+  }
+}
+
+/** A container could not be started; carries the code `run` exits with (125, 126, 127). */
+export class StartFailedError extends TsboxError {
+  override readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "StartFailedError";
+    this.exitCode = exitCode;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether this program runs as a `deno compile`d executable. */
+function isCompiled(): boolean {
+  return !import.meta.url.startsWith("file:") || import.meta.url.includes("/deno-compile-");
+}
+
+/** V8 settings for supervisors: a small heap, since each container has one. */
+const SUPERVISOR_V8_FLAGS = "--max-old-space-size=32,--max-semi-space-size=1,--stack-size=512";
+
+/** The command that runs a supervisor: the lean entry point, or the compiled tsbox's hidden mode. */
+export function supervisorCommand(root: string, id: string): { cmd: string; args: string[] } {
+  if (isCompiled()) return { cmd: Deno.execPath(), args: ["__supervise", root, id] };
+  const entry = new URL("./supervisor_main.ts", import.meta.url).pathname;
+  return {
+    cmd: Deno.execPath(),
+    args: ["run", "-A", "--quiet", `--v8-flags=${SUPERVISOR_V8_FLAGS}`, entry, root, id],
+  };
+}
+
+/**
+ * Starts container `c` under a new detached supervisor and returns once its process runs (or
+ * throws what stopped it). The supervisor outlives this process.
+ */
+export async function startDetached(store: Store, c: ContainerRecord): Promise<void> {
+  const current = reconcile(store, c);
+  if (isActive(current.state)) return; // docker start on a running container is a no-op
+  const { cmd, args } = supervisorCommand(store.root, c.id);
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    detached: true,
+    env: isCompiled() ? { DENO_V8_FLAGS: SUPERVISOR_V8_FLAGS } : {},
+  }).spawn();
+  child.unref();
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let line = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    line += decoder.decode(value, { stream: true });
+    if (line.includes("\n")) break;
+  }
+  await reader.cancel().catch(() => {});
+  line = line.split("\n")[0];
+  if (!line) {
+    throw new TsboxError(`the supervisor of ${c.id.slice(0, 12)} exited before starting it`);
+  }
+  const msg = JSON.parse(line) as { ok?: boolean; error?: string; exitCode?: number };
+  if (!msg.ok) throw new StartFailedError(msg.error ?? "start failed", msg.exitCode ?? 125);
+}
+
+/** Waits until `c` is no longer active (reconciled), or `timeoutMs` passed; returns the record. */
+export async function waitInactive(
+  store: Store,
+  id: string,
+  timeoutMs = Infinity,
+): Promise<ContainerRecord | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (let delay = 10;; delay = Math.min(delay * 2, 100)) {
+    const row = getContainer(store, id);
+    if (!row) return undefined;
+    const c = reconcile(store, row);
+    if (!isActive(c.state)) return c;
+    if (Date.now() >= until) return c;
+    await sleep(delay);
+  }
+}
+
+/** Waits until the supervisor process of `c` (if any) has gone. */
+async function waitSupervisorGone(c: ContainerRecord, timeoutMs: number): Promise<boolean> {
+  if (c.supervisorPid === undefined) return true;
+  const until = Date.now() + timeoutMs;
+  while (processAlive(c.supervisorPid, c.supervisorStart)) {
+    if (Date.now() >= until) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+function signalPid1(c: ContainerRecord, signal: number): boolean {
+  if (c.pid === undefined || !processAlive(c.pid, c.pidStart)) return false;
+  return killPid(c.pid, signal);
+}
+
+/** Sends `signal` to the container's PID 1 (`kill`); a paused container is thawed for SIGKILL. */
+export async function killContainer(store: Store, c: ContainerRecord, signal = SIGKILL) {
+  const current = reconcile(store, c);
+  if (current.state !== "running" && current.state !== "paused") {
+    throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
+  }
+  signalPid1(current, signal);
+  if (current.state === "paused" && signal === SIGKILL) await unpauseContainer(store, current);
+}
+
+/**
+ * Stops `c` as docker does: its stop signal, then SIGKILL after `timeoutSec`; the restart policy
+ * stands down. Returns once the container is recorded as exited.
+ */
+export async function stopContainer(
+  store: Store,
+  c: ContainerRecord,
+  timeoutSec?: number,
+): Promise<void> {
+  const marked = updateContainer(store, c.id, { stopRequested: true });
+  if (!marked) return;
+  let current = reconcile(store, marked);
+  if (!isActive(current.state)) return;
+  const timeout = (timeoutSec ?? current.config.stopTimeout) * 1000;
+  const paused = current.state === "paused";
+  if (timeout > 0) {
+    signalPid1(current, current.config.stopSignal);
+    if (paused) await setFrozen(c.id, false);
+    current = await waitInactive(store, c.id, timeout) ?? current;
+  }
+  if (isActive(current.state)) {
+    signalPid1(current, SIGKILL);
+    if (paused) await setFrozen(c.id, false).catch(() => {});
+    await waitInactive(store, c.id);
+  }
+}
+
+/** `restart`: stop, then start again under a new supervisor. */
+export async function restartContainer(
+  store: Store,
+  c: ContainerRecord,
+  timeoutSec?: number,
+): Promise<void> {
+  await stopContainer(store, c, timeoutSec);
+  const after = getContainer(store, c.id);
+  if (!after) throw new ContainerStateError(`container ${c.id.slice(0, 12)} was removed`);
+  await waitSupervisorGone(after, 10_000);
+  await startDetached(store, getContainer(store, c.id)!);
+}
+
+/** `pause`: freezes every process of a running container. */
+export async function pauseContainer(store: Store, c: ContainerRecord): Promise<void> {
+  const current = reconcile(store, c);
+  if (current.state !== "running") {
+    throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
+  }
+  await setFrozen(c.id, true);
+  updateContainer(store, c.id, { state: "paused" }, (x) => x.state === "running");
+}
+
+/** `unpause`. */
+export async function unpauseContainer(store: Store, c: ContainerRecord): Promise<void> {
+  const current = reconcile(store, c);
+  if (current.state !== "paused") {
+    throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not paused`);
+  }
+  await setFrozen(c.id, false);
+  updateContainer(store, c.id, { state: "running" }, (x) => x.state === "paused");
+}
+
+/** `wait`: blocks until the container is not running; returns its exit code. */
+export async function waitContainer(store: Store, c: ContainerRecord): Promise<number> {
+  const done = await waitInactive(store, c.id);
+  // A removed container (--rm) ended as its last record says.
+  return done?.exitCode ?? c.exitCode ?? 0;
+}
+
+/**
+ * `rm`: removes a container that is not running; with `force` it is killed first. Its mounts,
+ * cgroups, directory, log and row are gone afterwards, whether or not its supervisor lived.
+ */
+export async function removeContainer(
+  store: Store,
+  c: ContainerRecord,
+  force = false,
+): Promise<void> {
+  let current = reconcile(store, c);
+  if (isActive(current.state)) {
+    if (!force) {
+      throw new ContainerStateError(
+        `cannot remove container "/${c.name}": container is ${current.state}: stop the container before removing or force remove`,
+      );
+    }
+    updateContainer(store, c.id, { stopRequested: true });
+    signalPid1(current, SIGKILL);
+    if (current.state === "paused") await setFrozen(c.id, false).catch(() => {});
+    current = await waitInactive(store, c.id, 10_000) ?? current;
+  }
+  const row = getContainer(store, c.id) ?? current;
+  if (row.supervisorPid !== undefined && !(await waitSupervisorGone(row, 10_000))) {
+    // A supervisor that does not end after its container did is stuck: end it.
+    killPid(row.supervisorPid, SIGKILL);
+    await waitSupervisorGone(row, 5_000);
+  }
+  await removeContainerFiles(store, row);
+}
+
+/** `container prune`: removes every stopped container; returns their ids. */
+export async function pruneContainers(store: Store): Promise<string[]> {
+  const removed: string[] = [];
+  for (const c of listContainers(store)) {
+    if (c.state !== "exited" && c.state !== "created") continue;
+    if (c.supervisorPid !== undefined) continue; // being started right now
+    await removeContainerFiles(store, c);
+    removed.push(c.id);
+  }
+  return removed;
+}

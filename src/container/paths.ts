@@ -1,0 +1,16 @@
+/**
+ * Where a container's files live under the store root.
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** `<root>/containers/<id>`: upper, work, rootfs mount point, etc files, log. */
+export function containerDir(root: string, id: string): string {
+  return join(root, "containers", id);
+}
+
+/** The json-file log, named as docker names it. */
+export function logPath(root: string, id: string): string {
+  return join(containerDir(root, id), `${id}-json.log`);
+}

@@ -1,0 +1,82 @@
+/**
+ * `run`: create the container, then either hand it to a detached supervisor (`-d`, printing
+ * the id) or supervise it in this process with the terminal attached, forwarding signals and
+ * returning the container's exit code.
+ *
+ * @module
+ */
+import { killPid } from "../../ffi/process.ts";
+import { UsageError } from "../errors.ts";
+import type { RunFlags } from "../runtime/run.ts";
+import { Store } from "../store/mod.ts";
+import { removeContainerFiles } from "./cleanup.ts";
+import { createFromFlags } from "./create.ts";
+import { startDetached } from "./lifecycle.ts";
+import { getContainer } from "./state.ts";
+import { supervise } from "./supervisor.ts";
+
+/** What run needs from the global options. */
+export interface RunGlobals {
+  readonly root: string;
+  readonly debug: boolean;
+  readonly insecureRegistries: readonly string[];
+}
+
+const FORWARDED: [Deno.Signal, number][] = [
+  ["SIGINT", 2],
+  ["SIGTERM", 15],
+  ["SIGHUP", 1],
+  ["SIGQUIT", 3],
+];
+
+/**
+ * Runs `image` as `tsbox run` does. Detached: prints nothing itself and returns the full id.
+ * Attached: returns the container's exit code as a number.
+ */
+export async function runContainer(
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  globals: RunGlobals,
+): Promise<{ id: string; exitCode?: number }> {
+  if (flags.tty) throw new UsageError("-t/--tty is not supported yet");
+  const store = await Store.open(globals.root);
+  try {
+    const record = await createFromFlags(store, imageName, command, flags, globals);
+    if (flags.detach) {
+      try {
+        await startDetached(store, record);
+      } catch (err) {
+        const now = getContainer(store, record.id);
+        if (flags.rm && now) await removeContainerFiles(store, now);
+        throw err;
+      }
+      return { id: record.id };
+    }
+    return { id: record.id, exitCode: await attached(store, record.id, flags.rm ?? false) };
+  } finally {
+    store.close();
+  }
+}
+
+/** Supervises container `id` in this process with stdio attached; returns its exit code. */
+export async function attached(store: Store, id: string, autoRemove: boolean): Promise<number> {
+  let pid: number | undefined;
+  const off = FORWARDED.map(([sig, num]) => {
+    const handler = () => {
+      if (pid !== undefined) killPid(pid, num);
+    };
+    Deno.addSignalListener(sig, handler);
+    return () => Deno.removeSignalListener(sig, handler);
+  });
+  try {
+    const result = await supervise(store, id, { attach: true, onPid: (p) => (pid = p) });
+    return result.exitCode;
+  } catch (err) {
+    const now = getContainer(store, id);
+    if (autoRemove && now) await removeContainerFiles(store, now);
+    throw err;
+  } finally {
+    for (const f of off) f();
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The supervisor of one container: starts it from its recorded config, writes its output to
+ * the json-file log (and to the terminal when attached), records every state change, applies
+ * the restart policy with backoff, and tears down when it ends. `run -d` runs it in a detached
+ * process of its own; foreground `run` and `start -a` run it in-process.
+ *
+ * @module
+ */
+import { closeFd, killPid, pipe } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
+import { Container, type ContainerExit } from "../runtime/container.ts";
+import type { Store } from "../store/mod.ts";
+import { removeFreezer } from "./cgroup.ts";
+import { LogWriter, pumpToLog } from "./logs.ts";
+import { containerDir, logPath } from "./paths.ts";
+import { startTime } from "./proc.ts";
+import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
+
+/** Options of {@link supervise}. */
+export interface SuperviseOptions {
+  /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
+  readonly attach?: boolean;
+  /** Called once: after the first start succeeded, or with the error that stopped it. */
+  readonly onStarted?: (error?: Error) => void;
+  /** Called with PID 1's host pid on every start (signal forwarding). */
+  readonly onPid?: (pid: number) => void;
+  /** Port publishing and similar: run around every start of the container's process. */
+  readonly beforeRelease?: (record: ContainerRecord, pid: number) => Promise<void>;
+  readonly afterExit?: (record: ContainerRecord) => Promise<void>;
+}
+
+/** What the supervisor saw at the end. */
+export interface SupervisorResult {
+  /** The last exit code (docker's: 128+N for signal N). */
+  readonly exitCode: number;
+  /** The container was removed (`--rm`, or `rm -f` while it ran). */
+  readonly removed: boolean;
+}
+
+/** The container is already being supervised by a live process. */
+export class AlreadyRunningError extends TsboxError {
+  constructor(readonly containerId: string) {
+    super(`container ${containerId.slice(0, 12)} is already running`);
+    this.name = "AlreadyRunningError";
+  }
+}
+
+const SIGKILL = 9;
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 60_000;
+/** A run this long resets the backoff, as docker's restart manager does. */
+const BACKOFF_RESET_MS = 10_000;
+
+/** Whether the policy restarts after `exitCode`, given the restarts so far. */
+export function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
+  if (c.stopRequested) return false;
+  const p = c.config.restart;
+  switch (p.name) {
+    case "always":
+    case "unless-stopped":
+      return true;
+    case "on-failure":
+      return exitCode !== 0 && (p.maxRetries === 0 || c.restartCount < p.maxRetries);
+    default:
+      return false;
+  }
+}
+
+/** Opens a pipe's read end as a Deno file, so reads return what is there (not a full buffer). */
+function readablePipe(fd: number): Deno.FsFile {
+  const file = Deno.openSync(`/proc/self/fd/${fd}`, { read: true });
+  closeFd(fd);
+  return file;
+}
+
+/**
+ * Runs container `id` (state created or exited) until it ends for good. Only one supervisor
+ * may hold a container: the claim is a guarded update of the row.
+ */
+export async function supervise(
+  store: Store,
+  id: string,
+  o: SuperviseOptions = {},
+): Promise<SupervisorResult> {
+  const me = Deno.pid;
+  const myStart = startTime(me);
+  const claimed = updateContainer(
+    store,
+    id,
+    { supervisorPid: me, supervisorStart: myStart ?? null, stopRequested: false, error: null },
+    (c) => !isActive(c.state) && c.supervisorPid === undefined,
+  );
+  if (!claimed) {
+    const err = getContainer(store, id)
+      ? new AlreadyRunningError(id)
+      : new TsboxError(`No such container: ${id}`);
+    o.onStarted?.(err);
+    throw err;
+  }
+  let record = claimed;
+  const log = await LogWriter.open(logPath(store.root, id));
+  let first = true;
+  let backoff = BACKOFF_START_MS;
+  let exitCode = 0;
+  try {
+    for (;;) {
+      const started = Date.now();
+      let run: { exit: ContainerExit; pid: number };
+      try {
+        run = await startAndWait(store, record, log, o, () => {
+          if (first) o.onStarted?.();
+          first = false;
+        });
+      } catch (err) {
+        const code = err instanceof TsboxError ? err.exitCode : 125;
+        updateContainer(store, id, {
+          state: first ? "created" : "exited",
+          error: (err as Error).message,
+          exitCode: code,
+          finishedAt: first ? null : Date.now(),
+          pid: null,
+          pidStart: null,
+        });
+        if (first) o.onStarted?.(err as Error);
+        throw err;
+      }
+      exitCode = run.exit.exitCode;
+      const after = updateContainer(store, id, {
+        state: "exited",
+        exitCode,
+        oomKilled: run.exit.oomKilled,
+        finishedAt: Date.now(),
+        pid: null,
+        pidStart: null,
+      });
+      if (!after) return { exitCode, removed: true };
+      record = after;
+      if (!shouldRestart(record, exitCode)) break;
+      backoff = Date.now() - started > BACKOFF_RESET_MS
+        ? BACKOFF_START_MS
+        : Math.min(backoff * 2, BACKOFF_MAX_MS);
+      const restarting = updateContainer(
+        store,
+        id,
+        { state: "restarting", restartCount: record.restartCount + 1 },
+        (c) => !c.stopRequested,
+      );
+      if (!restarting) break;
+      await sleepUnlessStopped(store, id, backoff);
+      const current = getContainer(store, id);
+      if (!current) return { exitCode, removed: true };
+      if (current.stopRequested) {
+        updateContainer(store, id, { state: "exited" });
+        break;
+      }
+      record = current;
+    }
+  } finally {
+    log.close();
+    await removeFreezer(id);
+    updateContainer(
+      store,
+      id,
+      { supervisorPid: null, supervisorStart: null },
+      (c) => c.supervisorPid === me,
+    );
+  }
+  if (record.config.autoRemove) {
+    const { removeContainerFiles } = await import("./cleanup.ts");
+    await removeContainerFiles(store, record);
+    return { exitCode, removed: true };
+  }
+  return { exitCode, removed: false };
+}
+
+async function sleepUnlessStopped(store: Store, id: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
+    const c = getContainer(store, id);
+    if (!c || c.stopRequested) return;
+  }
+}
+
+async function startAndWait(
+  store: Store,
+  c: ContainerRecord,
+  log: LogWriter,
+  o: SuperviseOptions,
+  started: () => void,
+): Promise<{ exit: ContainerExit; pid: number }> {
+  const [outR, outW] = pipe();
+  const [errR, errW] = pipe();
+  const stdout = readablePipe(outR);
+  const stderr = readablePipe(errR);
+  let container: Container;
+  try {
+    container = await Container.start({
+      id: c.id,
+      stateDir: containerDir(store.root, c.id),
+      lowerBase: store.linkDir,
+      layers: c.config.layers,
+      argv: c.config.argv,
+      env: c.config.env,
+      cwd: c.config.cwd,
+      user: c.config.user,
+      hostname: c.config.hostname,
+      network: c.config.network,
+      resources: c.config.resources,
+      mounts: c.config.mounts,
+      readOnly: c.config.readOnly,
+      stdio: [o.attach && c.config.interactive ? "inherit" : "null", outW, errW],
+      parentDeathSignal: SIGKILL,
+      beforeRelease: o.beforeRelease ? (pid) => o.beforeRelease!(c, pid) : undefined,
+      afterExit: o.afterExit ? () => o.afterExit!(c) : undefined,
+    });
+  } catch (err) {
+    stdout.close();
+    stderr.close();
+    throw err;
+  } finally {
+    closeFd(outW);
+    closeFd(errW);
+  }
+  const pumps = Promise.all([
+    pumpToLog(stdout.readable, "stdout", log, o.attach ? Deno.stdout : undefined),
+    pumpToLog(stderr.readable, "stderr", log, o.attach ? Deno.stderr : undefined),
+  ]);
+  const running = updateContainer(store, c.id, {
+    state: "running",
+    pid: container.pid,
+    pidStart: startTime(container.pid) ?? null,
+    startedAt: Date.now(),
+    finishedAt: null,
+    exitCode: null,
+    oomKilled: false,
+    error: null,
+  });
+  if (!running) {
+    // Removed while starting (rm -f): end it.
+    killPid(container.pid, SIGKILL);
+  }
+  o.onPid?.(container.pid);
+  started();
+  const exit = await container.wait();
+  await pumps.catch(() => {});
+  return { exit, pid: container.pid };
+}
