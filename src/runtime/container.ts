@@ -20,6 +20,8 @@ import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, DEFAULT_CAPS, type ExtraMount } from "./program.ts";
 import { ensureMountTarget, mountOverlay, resolveInRoot, unmountRootfs } from "./rootfs.ts";
 import { resolveUser } from "./user.ts";
+import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
+import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
 export type NetworkMode = "private" | "none" | "host";
@@ -59,6 +61,10 @@ export interface ContainerSpec {
   readonly stdio: readonly ("inherit" | "null" | number)[];
   /** Capabilities to keep; docker's 14 by default. */
   readonly capabilities?: readonly number[];
+  /** Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent. */
+  readonly security?: SecurityOptions;
+  /** Run in a user namespace with this mapping (`--userns-remap`); the host's ids when absent. */
+  readonly userns?: IdMapping;
   /** Signal PID 1 receives when the starting process dies (e.g. 9: it dies with its supervisor). */
   readonly parentDeathSignal?: number;
   /**
@@ -181,18 +187,31 @@ export class Container {
     const top = spec.layers.at(-1);
     const rootInfo = top ? await Deno.stat(join(spec.lowerBase, top)) : undefined;
     await Deno.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
-    if (rootInfo?.uid != null) await Deno.chown(join(dir, "upper"), rootInfo.uid, rootInfo.gid);
-    mountOverlay({
-      lowerBase: spec.lowerBase,
-      lower: [...spec.layers].reverse(),
-      upper: join(dir, "upper"),
-      work: join(dir, "work"),
-      target: rootfs,
-    });
+    if (rootInfo?.uid != null) {
+      // In a user namespace the owner is the host id the image's owner maps to.
+      const uid = spec.userns ? toHost(spec.userns.uid, rootInfo.uid) : rootInfo.uid;
+      const gid = spec.userns ? toHost(spec.userns.gid, rootInfo.gid ?? 0) : rootInfo.gid;
+      await Deno.chown(join(dir, "upper"), uid ?? null, gid ?? null);
+    }
+    // With a user namespace the layers are seen through idmapped mounts of them.
+    const idmapped = spec.userns
+      ? await idmapLayers(spec.lowerBase, spec.layers, join(dir, "idmap"), spec.userns)
+      : undefined;
+    try {
+      mountOverlay({
+        lowerBase: idmapped ? join(dir, "idmap") : spec.lowerBase,
+        lower: [...(idmapped?.entries ?? spec.layers)].reverse(),
+        upper: join(dir, "upper"),
+        work: join(dir, "work"),
+        target: rootfs,
+      });
+    } finally {
+      idmapped?.detach();
+    }
     let cgroup: Cgroup | undefined;
     try {
       const plan = await prepare(spec, rootfs);
-      cgroup = await createCgroup(spec.id, spec.resources);
+      cgroup = await createCgroup(spec.id, { ...spec.resources, devices: plan.deviceRules });
       const pid = await launch(spec, plan, cgroup);
       return new Container(spec, pid, cgroup, rootfs);
     } catch (err) {
@@ -235,6 +254,10 @@ export class Container {
 
 interface Prepared {
   plan: Omit<ChildPlan, "syncFd" | "closeFds">;
+  /** Device cgroup rules (security.ts). */
+  deviceRules: { allow: boolean; line: string }[];
+  /** Frees native memory the program points into; call once the child is cloned. */
+  release: () => void;
 }
 
 async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
@@ -256,13 +279,20 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
     await Deno.writeTextFile(source, content, { mode: 0o644 });
     etcFiles.push({ source, target: ensureMountTarget(rootfs, `/etc/${name}`, "file") });
   }
+  const inRoot = (path: string) => resolveInRoot(rootfs, path);
+  checkInsideRoot(inRoot, spec.cwd, "working directory");
+  for (const m of spec.mounts) checkInsideRoot(inRoot, m.target, "mount target");
   const extraMounts: ExtraMount[] = spec.mounts.map((m) => {
     if (m.kind === "tmpfs") return { ...m, target: ensureMountTarget(rootfs, m.target, "dir") };
     const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
     return { ...m, target: ensureMountTarget(rootfs, m.target, kind) };
   });
   ensureMountTarget(rootfs, spec.cwd, "dir");
+  const capabilities = spec.capabilities ?? DEFAULT_CAPS;
+  const security = prepareSecurity(spec.security ?? {}, capabilities);
   return {
+    deviceRules: security.deviceRules,
+    release: security.free,
     plan: {
       rootfs,
       targets: {
@@ -280,7 +310,8 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       uid: user.uid,
       gid: user.gid,
       groups: user.groups,
-      capabilities: spec.capabilities ?? DEFAULT_CAPS,
+      capabilities,
+      security: security.plan,
       lastCap: capLastCap(),
       stdio: spec.stdio,
       argv: spec.argv,
@@ -307,11 +338,14 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
     const program = CompiledProgram.compile(ops, statusW);
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host") flags |= CLONE.NEWNET;
+    if (spec.userns) flags |= CLONE.NEWUSER;
     try {
       pid = cloneProgram(program, flags);
     } finally {
       program.free();
+      prepared.release();
     }
+    if (spec.userns) writeIdMaps(pid, spec.userns);
     close(syncR);
     close(statusW);
     await cgroup.join(pid);
