@@ -22,6 +22,8 @@ import { ensureMountTarget, mountOverlay, resolveInRoot, unmountRootfs } from ".
 import { resolveUser } from "./user.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
+import { receiveTerminal, terminalChannel } from "./tty.ts";
+import type { WindowSize } from "../../ffi/terminal.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
 export type NetworkMode = "private" | "none" | "host";
@@ -61,6 +63,11 @@ export interface ContainerSpec {
   readonly stdio: readonly ("inherit" | "null" | number)[];
   /** Capabilities to keep; docker's 14 by default. */
   readonly capabilities?: readonly number[];
+  /**
+   * `-t`: PID 1 gets a pty from the container's own devpts as 0, 1, 2 and controlling terminal
+   * (stdio is then ignored); its master is {@link Container.terminal}.
+   */
+  readonly tty?: { readonly size?: WindowSize };
   /** Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent. */
   readonly security?: SecurityOptions;
   /** Run in a user namespace with this mapping (`--userns-remap`); the host's ids when absent. */
@@ -174,6 +181,8 @@ export class Container {
     readonly pid: number,
     readonly cgroup: Cgroup,
     readonly rootfs: string,
+    /** The pty master when started with `tty` (the owner closes it). */
+    readonly terminal?: number,
   ) {}
 
   /** Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. */
@@ -212,8 +221,8 @@ export class Container {
     try {
       const plan = await prepare(spec, rootfs);
       cgroup = await createCgroup(spec.id, { ...spec.resources, devices: plan.deviceRules });
-      const pid = await launch(spec, plan, cgroup);
-      return new Container(spec, pid, cgroup, rootfs);
+      const { pid, terminal } = await launch(spec, plan, cgroup);
+      return new Container(spec, pid, cgroup, rootfs, terminal);
     } catch (err) {
       await cgroup?.remove().catch(() => {});
       unmountRootfs(rootfs);
@@ -322,7 +331,11 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
   };
 }
 
-async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): Promise<number> {
+async function launch(
+  spec: ContainerSpec,
+  prepared: Prepared,
+  cgroup: Cgroup,
+): Promise<{ pid: number; terminal?: number }> {
   const open = new Set<number>();
   const [syncR, syncW] = pipe();
   open.add(syncR).add(syncW);
@@ -333,8 +346,21 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
   };
   let pid = -1;
   let hooked = false;
+  // -t: the child sends its pty master over this socket pair (see tty.ts).
+  const channel = spec.tty ? terminalChannel() : undefined;
+  if (channel) open.add(channel.parent).add(channel.child);
   try {
-    const ops = buildProgram({ ...prepared.plan, syncFd: syncR, closeFds: [syncW, statusR] });
+    const ops = buildProgram({
+      ...prepared.plan,
+      syncFd: syncR,
+      closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
+      ...(channel
+        ? {
+          stdio: ["inherit", "inherit", "inherit"],
+          terminal: { socketFd: channel.child, size: spec.tty?.size, uid: prepared.plan.uid },
+        }
+        : {}),
+    });
     const program = CompiledProgram.compile(ops, statusW);
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host") flags |= CLONE.NEWNET;
@@ -348,6 +374,7 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
     if (spec.userns) writeIdMaps(pid, spec.userns);
     close(syncR);
     close(statusW);
+    if (channel) close(channel.child);
     await cgroup.join(pid);
     hooked = spec.beforeRelease !== undefined;
     await spec.beforeRelease?.(pid);
@@ -359,7 +386,7 @@ async function launch(spec: ContainerSpec, prepared: Prepared, cgroup: Cgroup): 
       pid = -1;
       throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
     }
-    return pid;
+    return { pid, terminal: channel ? receiveTerminal(channel.parent) : undefined };
   } catch (err) {
     if (pid > 0) {
       // Blocked on the sync pipe or somewhere in its program: end it and reap it.

@@ -27,13 +27,7 @@ import {
 } from "../../ffi/namespace.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
-import {
-  receiveFd,
-  SOCK_CLOEXEC,
-  SOCK_DGRAM,
-  socketPair,
-  type WindowSize,
-} from "../../ffi/terminal.ts";
+import type { WindowSize } from "../../ffi/terminal.ts";
 import { TsboxError } from "../errors.ts";
 import { hostLayout } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
@@ -47,7 +41,7 @@ import {
   stdioOps,
   syncOps,
 } from "./program.ts";
-import { terminalOps, type TerminalPlan } from "./tty.ts";
+import { receiveTerminal, terminalChannel, terminalOps, type TerminalPlan } from "./tty.ts";
 import { resolveUser } from "./user.ts";
 
 /** What to run in the container. */
@@ -369,7 +363,8 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     track(syncR, syncW, statusR, statusW);
     let sockets: [number, number] | undefined;
     if (spec.tty) {
-      sockets = socketPair(SOCK_DGRAM | SOCK_CLOEXEC);
+      const channel = terminalChannel();
+      sockets = [channel.parent, channel.child];
       track(...sockets);
     }
     const stdioFds = spec.stdio.filter((s): s is number => typeof s === "number");
@@ -422,8 +417,7 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     }
     let master: number | undefined;
     if (sockets) {
-      master = receiveFd(sockets[0]);
-      if (master === undefined) throw new TsboxError("exec: the pty master did not arrive");
+      master = receiveTerminal(sockets[0]);
     }
     return new ExecProcess(pid, master);
   } catch (err) {

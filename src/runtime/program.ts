@@ -18,6 +18,7 @@ import {
 import { CLONE } from "../../ffi/clone.ts";
 import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
+import { terminalOps, type TerminalPlan } from "./tty.ts";
 import {
   deviceOps,
   maskOps,
@@ -147,6 +148,8 @@ export interface ChildPlan {
   readonly candidates: readonly string[];
   /** Masks, devices, rlimits, no_new_privs, seccomp (security.ts); none when absent. */
   readonly security?: SecurityPlan;
+  /** `-t`: open a pty in the container's devpts and make it 0, 1, 2 (see tty.ts). */
+  readonly terminal?: TerminalPlan;
   /** Signal PID 1 gets when the process that cloned it dies (PR_SET_PDEATHSIG); none if 0. */
   readonly parentDeathSignal?: number;
 }
@@ -445,6 +448,7 @@ export function buildProgram(p: ChildPlan): Op[] {
     ...bindOps(p),
     ...networkOps(p),
     ...pivotOps(p),
+    ...(p.terminal ? terminalOps(p.terminal) : []),
     ...(sec ? maskOps(sec.masked, sec.readonly) : []),
     ...(sec ? rlimitOps(sec.rlimits) : []),
     ...(sec?.seccomp && !sec.seccompLate ? seccompOps(sec.seccomp) : []),

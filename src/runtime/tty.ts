@@ -26,8 +26,12 @@ import {
   POLL,
   poll,
   readSome,
+  receiveFd,
   setTermios,
   setWindowSize,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  socketPair,
   type Termios,
   TIOC,
   type WindowSize,
@@ -37,6 +41,7 @@ import {
 } from "../../ffi/terminal.ts";
 import { pipe } from "../../ffi/process.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
+import { TsboxError } from "../errors.ts";
 
 const AT_FDCWD = -100;
 const SOL_SOCKET = 1;
@@ -105,6 +110,27 @@ export function terminalOps(t: TerminalPlan): Op[] {
     op(SYS.ioctl, "make the pty the controlling terminal", [0, TIOC.SCTTY, 0]),
   );
   return ops;
+}
+
+/** The socket pair a child sends its pty master over: `child` goes into its TerminalPlan. */
+export function terminalChannel(): { parent: number; child: number } {
+  const [parent, child] = socketPair(SOCK_DGRAM | SOCK_CLOEXEC);
+  return { parent, child };
+}
+
+/** Takes the master the child sent (call after its execve succeeded). */
+export function receiveTerminal(parent: number): number {
+  const fd = receiveFd(parent);
+  if (fd === undefined) throw new TerminalError("the container's pty master did not arrive");
+  return fd;
+}
+
+/** A terminal could not be set up. */
+export class TerminalError extends TsboxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "TerminalError";
+  }
 }
 
 /** How to connect a pty master to the user's terminal. */
@@ -257,8 +283,9 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
         break;
       }
     }
-    resolveEnded("closed");
-  })();
+  })().catch(() => {/* a closed or failing fd ends the session */}).finally(() =>
+    resolveEnded("closed")
+  );
 
   // User -> container, with -i only.
   const inputDone = options.stdin
@@ -292,7 +319,7 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
           return;
         }
       }
-    })()
+    })().catch(() => {/* the user's input or the pty is gone */})
     : Promise.resolve();
 
   let stopped: Promise<void> | undefined;
