@@ -14,6 +14,8 @@ export interface GlobalOptions {
   readonly debug: boolean;
   /** Registries reached over plain HTTP besides localhost (`--insecure-registry`). */
   readonly insecureRegistries: readonly string[];
+  /** `--userns-remap` (`default` or USER[:GROUP]): run containers in a user namespace. */
+  readonly usernsRemap?: string;
 }
 
 /** Reads the global options of the program a subcommand belongs to. */
@@ -22,11 +24,13 @@ export function globalsOf(cmd: { optsWithGlobals(): object }): GlobalOptions {
     root?: string;
     debug?: boolean;
     insecureRegistry?: string[];
+    usernsRemap?: string;
   };
   const fromEnv = (Deno.env.get("TSBOX_INSECURE_REGISTRIES") ?? "").split(/[,\s]+/).filter(Boolean);
   return {
     root: opts.root ?? Deno.env.get("TSBOX_ROOT") ?? DEFAULT_ROOT,
     debug: opts.debug ?? false,
     insecureRegistries: [...fromEnv, ...(opts.insecureRegistry ?? [])],
+    usernsRemap: opts.usernsRemap || undefined,
   };
 }

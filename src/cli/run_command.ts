@@ -60,5 +60,16 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)
     .option("--mount <spec>", "type=bind|tmpfs,source=...,target=...[,readonly]", collect)
     .option("--tmpfs <path[:options]>", "mount a tmpfs (repeatable)", collect)
-    .option("--read-only", "mount the root filesystem read-only") as unknown as Command<A>;
+    .option("--read-only", "mount the root filesystem read-only")
+    .option("--cap-add <cap>", "add a Linux capability, or ALL (repeatable)", collect)
+    .option("--cap-drop <cap>", "drop a Linux capability, or ALL (repeatable)", collect)
+    .option("--privileged", "all capabilities and devices, no masks, no seccomp")
+    .option(
+      "--security-opt <opt>",
+      "no-new-privileges, seccomp=unconfined or seccomp=PROFILE.json (repeatable)",
+      collect,
+    )
+    .option("--device <dev>", "add a host device: /dev/X[:/dev/Y][:rwm] (repeatable)", collect)
+    .option("--ulimit <limit>", "set an rlimit: NAME=SOFT[:HARD] (repeatable)", collect)
+    .option("--userns <mode>", "host: opt out of --userns-remap") as unknown as Command<A>;
 }

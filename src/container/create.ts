@@ -8,6 +8,8 @@ import { UsageError } from "../errors.ts";
 import { parseEnvFile, planProcess } from "../runtime/config.ts";
 import type { NetworkMode } from "../runtime/container.ts";
 import { newContainerId } from "../runtime/mod.ts";
+import { DEFAULT_CAPS } from "../runtime/program.ts";
+import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { containerDir } from "./paths.ts";
@@ -38,6 +40,8 @@ function networkFrom(mode: string | undefined): NetworkMode {
 /** What `run`/`create` need besides the flags. */
 export interface CreateGlobals {
   readonly insecureRegistries: readonly string[];
+  /** Global `--userns-remap`. */
+  readonly usernsRemap?: string;
 }
 
 /**
@@ -55,6 +59,7 @@ export async function createFromFlags(
     throw new UsageError("conflicting options: cannot specify both --restart and --rm");
   }
   const restart = parseRestart(flags.restart);
+  const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
   const resources = limitsFrom(flags);
   const mounts = mountsFrom(flags);
   const envFiles: string[] = [];
@@ -102,6 +107,7 @@ export async function createFromFlags(
       stopSignal: stopSignal ? parseSignal(stopSignal) : 15,
       stopTimeout: flags.stopTimeout !== undefined ? Number(flags.stopTimeout) : 10,
       ports: flags.publish,
+      security,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });

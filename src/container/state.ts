@@ -11,6 +11,7 @@ import type { ResourceLimits } from "../runtime/cgroups.ts";
 import type { Store } from "../store/mod.ts";
 import { randomName } from "./names.ts";
 import { processAlive } from "./proc.ts";
+import type { SecuritySpec } from "../runtime/security.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -24,6 +25,8 @@ export interface RestartPolicy {
 
 /** Everything needed to start (and restart) the container, fixed at create time. */
 export interface RunConfig {
+  /** Capabilities, confinement and user namespace mapping (runtime/security.ts). */
+  readonly security?: SecuritySpec;
   readonly argv: readonly string[];
   readonly env: readonly string[];
   readonly cwd: string;

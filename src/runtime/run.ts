@@ -6,6 +6,7 @@
  */
 import type { ResourceLimits } from "./cgroups.ts";
 import type { MountRequest } from "./container.ts";
+import type { SecurityFlags } from "./security.ts";
 import {
   parseBytes,
   parseCpus,
@@ -15,8 +16,8 @@ import {
   parseVolume,
 } from "./options.ts";
 
-/** The flags of `run` as the CLI hands them over. */
-export interface RunFlags {
+/** The flags of `run` as the CLI hands them over (security flags: security.ts). */
+export interface RunFlags extends SecurityFlags {
   rm?: boolean;
   name?: string;
   hostname?: string;
@@ -54,6 +55,8 @@ export interface RunGlobals {
   readonly root: string;
   readonly debug: boolean;
   readonly insecureRegistries: readonly string[];
+  /** Global `--userns-remap` (default or USER[:GROUP]); none: containers use the host's ids. */
+  readonly usernsRemap?: string;
 }
 
 /** The resource limits named by the flags. */

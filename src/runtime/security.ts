@@ -8,8 +8,18 @@
  */
 import { bytes, type Op, str } from "../../ffi/clone.ts";
 import { MS } from "../../ffi/mount.ts";
-import { getRlimit, RLIM_INFINITY, RLIMIT, type Rlimit, rlimitBytes } from "../../ffi/security.ts";
+import {
+  getRlimit,
+  NativeBuffer,
+  RLIM_INFINITY,
+  RLIMIT,
+  type Rlimit,
+  rlimitBytes,
+} from "../../ffi/security.ts";
 import { UsageError } from "../errors.ts";
+import { compileProfile, encodeFilter, parseProfile, type SeccompProfile } from "./seccomp.ts";
+import { DEFAULT_PROFILE } from "./seccomp_profile.ts";
+import { type IdMapping, remapMapping } from "./userns.ts";
 import { SYSCALLS_X86_64 as NR } from "./seccomp_syscalls.ts";
 
 /** Every capability by name (include/uapi/linux/capability.h), without the CAP_ prefix. */
@@ -85,9 +95,10 @@ export interface CapabilityFlags {
 export function resolveCapabilities(
   flags: CapabilityFlags,
   defaults: readonly number[],
-  lastCap: number,
+  available: readonly number[],
 ): number[] {
-  const all = Array.from({ length: lastCap + 1 }, (_, i) => i);
+  const all = [...available];
+  const lastCap = Math.max(...available);
   if (flags.privileged) return all;
   const isAll = (s: string) => s.trim().toUpperCase() === "ALL";
   const adds = flags.capAdd ?? [], drops = flags.capDrop ?? [];
@@ -97,7 +108,9 @@ export function resolveCapabilities(
   for (const a of adds) {
     if (isAll(a)) continue;
     const n = parseCapability(a);
-    if (n > lastCap) throw new UsageError(`capability ${a} is not supported by this kernel`);
+    if (n > lastCap || !available.includes(n)) {
+      throw new UsageError(`capability ${a} is not available to tsbox on this host`);
+    }
     set.add(n);
   }
   return [...set].sort((a, b) => a - b);
@@ -486,4 +499,175 @@ export interface SecurityPlan {
    * otherwise it goes in before the identity change, while CAP_SYS_ADMIN is still held.
    */
   readonly seccompLate: boolean;
+}
+
+/** Confinement options of one container (docker's defaults when fields are absent). */
+export interface SecurityOptions {
+  /** All capabilities and devices, no masks, no seccomp, writable /sys and /proc/sys. */
+  readonly privileged?: boolean;
+  readonly noNewPrivileges?: boolean;
+  /** A profile, "unconfined", or docker's default profile when absent. */
+  readonly seccomp?: SeccompProfile | "unconfined";
+  /** `--device` requests. */
+  readonly devices?: readonly DeviceRequest[];
+  /** `--ulimit` values (NAME=SOFT[:HARD]). */
+  readonly ulimits?: readonly string[];
+}
+
+/** A security plan with the native memory it points into. */
+export interface PreparedSecurity {
+  readonly plan: SecurityPlan;
+  /** Device cgroup rules, in order. */
+  readonly deviceRules: { readonly allow: boolean; readonly line: string }[];
+  /** Frees the filter memory (after clone: the child has its copy). */
+  free(): void;
+}
+
+/** Decides masks, devices, rlimits and the seccomp filter for a container keeping `caps`. */
+export function prepareSecurity(
+  opts: SecurityOptions,
+  caps: readonly number[],
+): PreparedSecurity {
+  const privileged = opts.privileged ?? false;
+  const devices = [...(privileged ? allHostDevices() : []), ...(opts.devices ?? [])];
+  const deviceRules = privileged ? [{ allow: true, line: "a" }] : [
+    ...DEFAULT_DEVICE_RULES.map((r) => ({ allow: r.allow, line: deviceRuleLine(r) })),
+    ...(opts.devices ?? []).map((d) => {
+      const h = hostDevice(d.source);
+      return { allow: true, line: `${h.type} ${h.major}:${h.minor} ${d.permissions}` };
+    }),
+  ];
+  const rlimits = mergeRlimits(opts.ulimits ?? []);
+  let buffer: NativeBuffer | undefined;
+  if (!privileged && opts.seccomp !== "unconfined") {
+    const insns = compileProfile(opts.seccomp ?? DEFAULT_PROFILE, {
+      capabilities: capabilityNames(caps),
+      kernel: Deno.osRelease(),
+    });
+    buffer = new NativeBuffer(encodeFilter(insns));
+  }
+  const noNewPrivileges = opts.noNewPrivileges ?? false;
+  return {
+    plan: {
+      masked: privileged ? [] : existingMasks(),
+      readonly: privileged ? [] : existingReadonly(),
+      sysWritable: privileged,
+      devices,
+      rlimits,
+      noNewPrivileges,
+      seccomp: buffer ? { address: buffer.address, length: buffer.bytes.length / 8 } : undefined,
+      seccompLate: noNewPrivileges || caps.includes(CAPABILITIES.SYS_ADMIN),
+    },
+    deviceRules,
+    free: () => buffer?.free(),
+  };
+}
+
+/** A working directory or mount target that would leave the container's root. */
+export class OutsideRootError extends UsageError {
+  constructor(readonly path: string, what: string, where: string) {
+    super(`${what} ${path} is outside the container's root filesystem (inside ${where})`);
+    this.name = "OutsideRootError";
+  }
+}
+
+/**
+ * Refuses a working directory or mount target that resolves (in the rootfs, symlinks followed
+ * inside it) into /proc or /sys, or below /dev: their magic links (`/proc/self/fd/N`,
+ * `/dev/fd`) lead to whatever the runtime has open, the CVE-2024-21626 pattern.
+ */
+export function checkInsideRoot(
+  resolve: (path: string) => string,
+  path: string,
+  what: string,
+): void {
+  const resolved = resolve(path);
+  for (const special of ["/proc", "/sys", "/dev"]) {
+    const base = resolve(special);
+    const below = resolved.startsWith(`${base}/`);
+    if (below || (resolved === base && special !== "/dev")) {
+      throw new OutsideRootError(path, what, special);
+    }
+  }
+}
+
+/** `run`'s security flags as the CLI hands them over. */
+export interface SecurityFlags {
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  securityOpt?: string[];
+  device?: string[];
+  ulimit?: string[];
+  /** `--userns=host` opts out of the daemon-wide `--userns-remap`. */
+  userns?: string;
+}
+
+/** The ContainerSpec fields security flags decide. */
+export interface SecuritySpec {
+  readonly capabilities: number[];
+  readonly security: SecurityOptions;
+  readonly userns?: IdMapping;
+}
+
+function lastCapability(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+  } catch {
+    return 40;
+  }
+}
+
+/**
+ * Capabilities this process can hand on (its bounding set): `--privileged` and `ALL` mean these,
+ * as with docker, since capset cannot grant more (our machines lack CAP_SYS_RESOURCE).
+ */
+export function boundingSet(status?: string): number[] {
+  const text = status ?? Deno.readTextFileSync("/proc/self/status");
+  const hex = /^CapBnd:\s*([0-9a-f]+)/m.exec(text)?.[1];
+  if (!hex) return Array.from({ length: lastCapability() + 1 }, (_, i) => i);
+  const mask = BigInt(`0x${hex}`);
+  const out: number[] = [];
+  for (let c = 0; c < 64; c++) if ((mask >> BigInt(c)) & 1n) out.push(c);
+  return out;
+}
+
+/**
+ * Turns `run`'s flags (and the global `--userns-remap`) into spec fields: capabilities on top of
+ * `defaults`, security options (a `seccomp=FILE` profile is read and checked here), the mapping.
+ */
+export async function securitySpec(
+  flags: SecurityFlags,
+  defaults: readonly number[],
+  usernsRemap?: string,
+): Promise<SecuritySpec> {
+  const opts = parseSecurityOpts(flags.securityOpt ?? []);
+  let seccomp: SecurityOptions["seccomp"];
+  if (opts.seccomp === "unconfined") seccomp = "unconfined";
+  else if (opts.seccomp !== "default") {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(opts.seccomp);
+    } catch (err) {
+      throw new UsageError(`seccomp profile ${opts.seccomp}: ${(err as Error).message}`);
+    }
+    seccomp = parseProfile(text);
+  }
+  if (flags.userns !== undefined && !["host", ""].includes(flags.userns)) {
+    throw new UsageError(`--userns ${flags.userns}: only "host" is supported`);
+  }
+  const devices = (flags.device ?? []).map(parseDevice);
+  for (const d of devices) hostDevice(d.source);
+  for (const u of flags.ulimit ?? []) parseUlimit(u);
+  return {
+    capabilities: resolveCapabilities(flags, defaults, boundingSet()),
+    security: {
+      privileged: flags.privileged ?? false,
+      noNewPrivileges: opts.noNewPrivileges,
+      seccomp,
+      devices,
+      ulimits: flags.ulimit ?? [],
+    },
+    userns: usernsRemap && flags.userns !== "host" ? remapMapping(usernsRemap) : undefined,
+  };
 }
