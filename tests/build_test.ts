@@ -1,0 +1,384 @@
+/**
+ * `tsbox build` against real things (root): the busybox fixture pulled from a real registry,
+ * Dockerfiles built through the CLI, the results run as containers, their configs and layers
+ * read back, pushed to the registry and accepted by skopeo and podman.
+ */
+import { join } from "node:path";
+import type { ImageConfig } from "../registry/manifest.ts";
+import { Store } from "../src/store/mod.ts";
+import {
+  assertEquals,
+  assertMatch,
+  assertNotEquals,
+  assertOk,
+  assertStringIncludes,
+} from "./assert.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+import { fixtureRegistry } from "./fixtures/images.ts";
+
+const isRoot = Deno.uid() === 0;
+const dec = new TextDecoder();
+
+function rootTest(name: string, fn: () => Promise<void>) {
+  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+let shared: Promise<string> | undefined;
+/** A store root holding the fixture busybox, tagged `busybox` as Dockerfiles name it. */
+function sharedRoot(): Promise<string> {
+  shared ??= (async () => {
+    const fx = await fixtureRegistry();
+    const { root } = await tempRoot();
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(root, { recursive: true });
+      } catch { /* already gone */ }
+    });
+    const pulled = await tsbox(["pull", "-q", fx.refs.busybox], { root });
+    if (pulled.code !== 0) throw new Error(pulled.stderr);
+    const tagged = await tsbox(["tag", fx.refs.busybox, "busybox"], { root });
+    if (tagged.code !== 0) throw new Error(tagged.stderr);
+    return root;
+  })();
+  return shared;
+}
+
+/** Writes a context directory from a map of relative paths to contents. */
+async function context(files: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
+  for (const [path, content] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, path), content);
+  }
+  return dir;
+}
+
+async function build(root: string, args: string[]) {
+  return await tsbox(["build", ...args], { root });
+}
+
+function stepLines(stdout: string): { instruction: string; cached: boolean }[] {
+  const out: { instruction: string; cached: boolean }[] = [];
+  for (const line of stdout.split("\n")) {
+    const step = /^Step \d+\/\d+ : (.*)$/.exec(line);
+    if (step) out.push({ instruction: step[1], cached: false });
+    else if (/^ ---> CACHED [0-9a-f]{12}/.test(line)) out.at(-1)!.cached = true;
+  }
+  return out;
+}
+
+async function imageConfig(root: string, name: string): Promise<ImageConfig & { layers: number }> {
+  const store = await Store.open(root);
+  try {
+    const image = store.findImage(name);
+    assertOk(image, `image ${name}`);
+    return { ...image.config, layers: image.layers.length };
+  } finally {
+    store.close();
+  }
+}
+
+async function run(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
+    .output();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const APP_DOCKERFILE = `# a comment, and a continuation below
+FROM busybox
+WORKDIR /app
+COPY dir ./dir/
+COPY file.txt .
+RUN echo built > /app/run.txt \\
+    && rm /etc/group
+ENV GREETING="hello world"
+EXPOSE 8080
+USER www-data
+CMD ["sh", "-c", "echo \\"$GREETING\\"; pwd; id -u; cat dir/a.txt dir/sub/b.txt file.txt run.txt; cat /etc/group || echo no-group"]
+`;
+
+const APP_EXPECTED = [
+  "hello world",
+  "/app",
+  "33",
+  "a-contents",
+  "b-contents",
+  "file-contents",
+  "built",
+  "no-group",
+  "",
+].join("\n");
+
+function appContext(): Promise<string> {
+  return context({
+    Dockerfile: APP_DOCKERFILE,
+    "dir/a.txt": "a-contents\n",
+    "dir/sub/b.txt": "b-contents\n",
+    "file.txt": "file-contents\n",
+  });
+}
+
+rootTest(
+  "build: COPY, RUN with a deletion, ENV, EXPOSE, USER, CMD; run shows them all",
+  async () => {
+    const root = await sharedRoot();
+    const ctx = await appContext();
+    try {
+      const r = await build(root, ["-t", "app:1", ctx]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      assertMatch(r.stdout, /^Step 1\/9 : FROM busybox$/m);
+      assertMatch(r.stdout, /^Successfully built [0-9a-f]{12}$/m);
+      assertMatch(r.stdout, /^Successfully tagged app:1$/m);
+      const ran = await tsbox(["run", "--rm", "app:1"], { root });
+      assertEquals(ran.code, 0, ran.stderr);
+      assertEquals(ran.stdout.replace(/^cat: .*\n/m, ""), APP_EXPECTED);
+
+      const config = await imageConfig(root, "app:1");
+      assertEquals(config.config?.User, "www-data");
+      assertEquals(config.config?.WorkingDir, "/app");
+      assertEquals(config.config?.ExposedPorts, { "8080/tcp": {} });
+      assertOk(config.config?.Env?.includes("GREETING=hello world"));
+      // One layer per filesystem step (WORKDIR, COPY, COPY, RUN) on the base's one.
+      assertEquals(config.layers, 5);
+      assertEquals(config.rootfs.diff_ids.length, 5);
+      const history = config.history ?? [];
+      assertEquals(history.filter((h) => !h.empty_layer).length, 5);
+      assertEquals(history.filter((h) => h.empty_layer).length, 4);
+      assertEquals(config.created, history.at(-1)?.created);
+
+      const hist = await tsbox(["history", "--no-trunc", "app:1"], { root });
+      assertEquals(hist.code, 0, hist.stderr);
+      const rows = hist.stdout.trim().split("\n").slice(1);
+      assertEquals(rows.length, history.length);
+      assertMatch(
+        rows.find((l) => l.includes("RUN /bin/sh -c echo built")) ?? "",
+        /\d+(\.\d+)?k?B\s*$/,
+      );
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest(
+  "build cache: nothing changed is all CACHED with the same id; a changed file rebuilds from its COPY",
+  async () => {
+    const root = await sharedRoot();
+    const ctx = await appContext();
+    try {
+      const first = await build(root, ["-q", "-t", "cache:1", ctx]);
+      assertEquals(first.code, 0, first.stderr);
+      const id = first.stdout.trim();
+      assertMatch(id, /^sha256:[0-9a-f]{64}$/);
+
+      await Deno.utime(join(ctx, "file.txt"), new Date(), new Date(Date.now() + 5000));
+      const again = await build(root, ["-t", "cache:1", ctx]);
+      assertEquals(again.code, 0, again.stderr);
+      const steps = stepLines(again.stdout);
+      assertEquals(steps.length, 9);
+      assertEquals(steps.slice(1).every((s) => s.cached), true, again.stdout);
+      assertStringIncludes(again.stdout, `Successfully built ${id.slice(7, 19)}`);
+
+      await Deno.writeTextFile(join(ctx, "file.txt"), "changed-contents\n");
+      const changed = await build(root, ["-t", "cache:2", ctx]);
+      assertEquals(changed.code, 0, changed.stderr);
+      assertEquals(
+        stepLines(changed.stdout).map((s) => s.cached),
+        [false, true, true, false, false, false, false, false, false],
+        changed.stdout,
+      );
+      const ran = await tsbox(["run", "--rm", "cache:2", "cat", "file.txt"], { root });
+      assertEquals(ran.stdout, "changed-contents\n");
+
+      const noCache = await build(root, ["--no-cache", "-t", "cache:3", ctx]);
+      assertEquals(noCache.code, 0, noCache.stderr);
+      assertEquals(stepLines(noCache.stdout).some((s) => s.cached), false);
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest("build: multi-stage, the final stage copies only the artifact", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({
+    Dockerfile: `FROM busybox AS builder
+RUN mkdir /out && echo artifact-data > /out/artifact.txt && echo junk > /junk.txt
+FROM busybox
+COPY --from=builder /out/artifact.txt /artifact.txt
+CMD ["sh", "-c", "cat /artifact.txt; ls /junk.txt /out 2>&1 >/dev/null | wc -l"]
+`,
+  });
+  try {
+    const r = await build(root, ["-t", "multi:1", ctx]);
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    const ran = await tsbox(["run", "--rm", "multi:1"], { root });
+    assertEquals(ran.stdout.trim().split("\n").map((l) => l.trim()), ["artifact-data", "2"]);
+    assertEquals((await imageConfig(root, "multi:1")).layers, 2);
+
+    const target = await build(root, ["-q", "--target", "builder", "-t", "multi:builder", ctx]);
+    assertEquals(target.code, 0, target.stderr);
+    const t = await tsbox(["run", "--rm", "multi:builder", "cat", "/junk.txt"], { root });
+    assertEquals(t.stdout, "junk\n");
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest("build: .dockerignore excludes what it names (with exceptions)", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({
+    Dockerfile: "FROM busybox\nCOPY . /ctx/\nCMD find /ctx -type f\n",
+    ".dockerignore": "*.log\n!keep.log\nsecret\n**/*.tmp\n",
+    "app.txt": "x",
+    "debug.log": "x",
+    "keep.log": "x",
+    "secret/key": "x",
+    "deep/dir/file.tmp": "x",
+    "deep/dir/file.txt": "x",
+  });
+  try {
+    const r = await build(root, ["-q", "-t", "ignore:1", ctx]);
+    assertEquals(r.code, 0, r.stderr);
+    const ran = await tsbox(["run", "--rm", "ignore:1"], { root });
+    assertEquals(ran.stdout.trim().split("\n").sort(), [
+      "/ctx/.dockerignore",
+      "/ctx/Dockerfile",
+      "/ctx/app.txt",
+      "/ctx/deep/dir/file.txt",
+      "/ctx/keep.log",
+    ]);
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest(
+  "build: ARG before FROM, --build-arg, RUN heredoc, COPY --chown/--chmod, ADD of a tar",
+  async () => {
+    const root = await sharedRoot();
+    const ctx = await context({
+      Dockerfile: `ARG BASE=busybox
+FROM \${BASE}
+ARG MSG=default
+ENV FROM_ARG=\${MSG:-unset}
+RUN <<EOF
+echo "heredoc $MSG" > /h.txt
+EOF
+COPY --chown=www-data:www-data --chmod=640 f.txt /owned/
+ADD files.tar.gz /unpacked/
+CMD ["sh", "-c", "cat /h.txt; echo $FROM_ARG; stat -c '%U:%G %a' /owned/f.txt; cat /unpacked/inner/t.txt"]
+`,
+      "f.txt": "f",
+      "inner/t.txt": "from-tar\n",
+    });
+    try {
+      const tar = await run("tar", ["-czf", join(ctx, "files.tar.gz"), "-C", ctx, "inner"]);
+      assertEquals(tar.code, 0, tar.stderr);
+      const r = await build(root, ["--build-arg", "MSG=given", "-t", "args:1", ctx]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      const ran = await tsbox(["run", "--rm", "args:1"], { root });
+      assertEquals(ran.stdout, "heredoc given\ngiven\nwww-data:www-data 640\nfrom-tar\n");
+
+      const other = await build(root, ["--build-arg", "MSG=other", "-t", "args:2", ctx]);
+      assertEquals(other.code, 0, other.stderr);
+      // FROM, ARG, then ENV and RUN: the changed value reaches both.
+    assertEquals(stepLines(other.stdout).map((s) => s.cached).slice(2, 4), [false, false]);
+    const again = await build(root, ["--build-arg", "MSG=other", "-t", "args:2", ctx]);
+    assertEquals(stepLines(again.stdout).slice(1).every((s) => s.cached), true, again.stdout);
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest(
+  "build: a failing RUN stops with its exit code and output and leaves no image",
+  async () => {
+    const root = await sharedRoot();
+    const ctx = await context({
+      Dockerfile: "FROM busybox\nRUN echo before-failure && exit 3\nCMD true\n",
+    });
+    try {
+      const r = await build(root, ["-t", "broken:1", ctx]);
+      assertEquals(r.code, 3, r.stdout + r.stderr);
+      assertStringIncludes(r.stdout, "before-failure");
+      assertStringIncludes(r.stderr, "returned a non-zero code: 3");
+      const images = await tsbox(["images", "-q", "broken"], { root });
+      assertEquals(images.stdout.trim(), "");
+      const leftovers = [...Deno.readDirSync(join(root, "build"))];
+      assertEquals(leftovers.length, 0);
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest("build: a syntax error names the file, line and instruction", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({ Dockerfile: "FROM busybox\n\nBOGUS something\n" });
+  try {
+    const r = await build(root, [ctx]);
+    assertEquals(r.code, 125);
+    assertStringIncludes(r.stderr, "Dockerfile:3: BOGUS: unknown instruction: BOGUS");
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest(
+  "build: the pushed image is accepted by skopeo and podman runs it like tsbox does",
+  async () => {
+    const root = await sharedRoot();
+    const fx = await fixtureRegistry();
+    const ctx = await appContext();
+    const podmanDir = await Deno.makeTempDir({ prefix: "tsbox-podman-" });
+    const target = `${fx.registry.host}/built/app:1`;
+    try {
+      assertEquals((await build(root, ["-q", "-t", target, ctx])).code, 0);
+      const pushed = await tsbox(["push", target], { root });
+      assertEquals(pushed.code, 0, pushed.stderr + pushed.stdout);
+      const inspect = await run("skopeo", ["inspect", "--tls-verify=false", `docker://${target}`]);
+      assertEquals(inspect.code, 0, inspect.stderr);
+      const info = JSON.parse(inspect.stdout);
+      assertEquals(info.Layers.length, 5);
+      assertEquals(info.Architecture, "amd64");
+
+      const ours = await tsbox(["run", "--rm", target], { root });
+      assertEquals(ours.code, 0, ours.stderr);
+      await Deno.writeTextFile(
+        join(podmanDir, "containers.conf"),
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+      );
+      const ran = await run("podman", [
+        "--root",
+        join(podmanDir, "root"),
+        "--runroot",
+        join(podmanDir, "runroot"),
+        "run",
+        "--rm",
+        "--tls-verify=false",
+        "--network",
+        "none",
+        "--runtime",
+        "runc",
+        target,
+      ], { ...Deno.env.toObject(), CONTAINERS_CONF: join(podmanDir, "containers.conf") });
+      assertEquals(ran.code, 0, ran.stderr);
+      assertEquals(ran.stdout, ours.stdout);
+      assertNotEquals(ran.stdout, "");
+    } finally {
+      await run("podman", [
+        "--root",
+        join(podmanDir, "root"),
+        "--runroot",
+        join(podmanDir, "runroot"),
+        "system",
+        "reset",
+        "-f",
+      ]);
+      await Deno.remove(podmanDir, { recursive: true }).catch(() => {});
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
