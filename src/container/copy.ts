@@ -44,7 +44,10 @@ async function copyTree(src: string, dst: string): Promise<void> {
 }
 
 function destination(dest: string, srcName: string): string {
-  const info = lstat(dest);
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = Deno.statSync(dest);
+  } catch { /* missing: dest is the new name */ }
   return info?.isDirectory ? join(dest, srcName) : dest;
 }
 
@@ -72,7 +75,11 @@ export async function copyToContainer(
   if (!lstat(src)) throw new NotFoundError("file or directory", src);
   await withRootfs(store, c, async (root) => {
     const to = resolveInRoot(root, dest.startsWith("/") ? dest : `/${dest}`);
-    const parent = lstat(dirname(to));
+    // stat, not lstat: the root itself may be the /proc/PID/root link.
+    let parent: Deno.FileInfo | undefined;
+    try {
+      parent = Deno.statSync(dirname(to));
+    } catch { /* missing */ }
     if (!parent?.isDirectory) throw new NotFoundError("directory", `${c.name}:${dirname(dest)}`);
     await copyTree(src, destination(to, basename(src)));
   });

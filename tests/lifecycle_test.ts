@@ -1,0 +1,243 @@
+/**
+ * Container lifecycle against real containers (root): detached runs, ps, logs, stop/start,
+ * rm -f, concurrency, crashed supervisors, restart policies. Images come from the fixture
+ * registry on 127.0.0.1.
+ */
+import { fixtureRegistry } from "./fixtures/images.ts";
+import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+
+const isRoot = Deno.uid() === 0;
+
+function rootTest(name: string, fn: () => Promise<void>) {
+  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+async function setup() {
+  const fx = await fixtureRegistry();
+  const { root, cleanup } = await tempRoot();
+  const t = (args: string[]) => tsbox(args, { root });
+  for (const name of ["busybox", "nginx"] as const) {
+    const r = await t(["pull", "-q", fx.refs[name]]);
+    assertEquals(r.code, 0, r.stderr);
+  }
+  return { root, t, cleanup, refs: fx.refs };
+}
+
+async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>) {
+  const r = await p;
+  assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function mounts(): string {
+  return Deno.readTextFileSync("/proc/self/mountinfo");
+}
+
+async function cgroupDirs(id: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const e of Deno.readDir("/sys/fs/cgroup")) {
+    for (const dir of [`/sys/fs/cgroup/${e.name}/tsbox/${id}`]) {
+      try {
+        await Deno.stat(dir);
+        found.push(dir);
+      } catch { /* absent */ }
+    }
+  }
+  return found;
+}
+
+function psRows(out: string): string[][] {
+  return out.trim().split("\n").slice(1).map((l) => l.split(/\s{3,}/));
+}
+
+async function leftovers(root: string, id: string): Promise<string[]> {
+  const problems: string[] = [];
+  if (mounts().includes(id)) problems.push("mount");
+  problems.push(...await cgroupDirs(id));
+  try {
+    await Deno.stat(`${root}/containers/${id}`);
+    problems.push("dir");
+  } catch { /* gone */ }
+  return problems;
+}
+
+async function until(what: string, cond: () => Promise<boolean>, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+rootTest(
+  "run -d nginx: ps Up, logs, stop, ps -a Exited, start keeps files, rm -f cleans",
+  async () => {
+    const { root, t, cleanup, refs } = await setup();
+    try {
+      const id = (await ok(t(["run", "-d", "--name", "web", refs.nginx]))).trim();
+      assertMatch(id, /^[0-9a-f]{64}$/);
+      const ps = psRows(await ok(t(["ps"])));
+      assertEquals(ps.length, 1);
+      assertEquals(ps[0][0], id.slice(0, 12));
+      assertMatch(ps[0][4], /^Up /);
+      assertEquals(ps[0].at(-1), "web");
+      const inspect = JSON.parse(await ok(t(["container", "inspect", "web"])))[0];
+      const pid = inspect.State.Pid as number;
+      assertOk(pid > 0);
+      assertEquals(Deno.readTextFileSync(`/proc/${pid}/comm`).trim(), "nginx");
+      // Something written into the container before the stop.
+      await ok(t(["cp", "/etc/hostname", "web:/marker"]));
+      let logs = "";
+      await until("nginx's log lines", async () => {
+        const r = await t(["logs", "web"]);
+        logs = r.stdout + r.stderr;
+        return logs.length > 0;
+      }, 5_000).catch(() => {});
+      await ok(t(["stop", "-t", "5", "web"]));
+      assertOk(!Deno.readDirSync("/proc").some((e) => e.name === String(pid)), "PID 1 is gone");
+      const exited = psRows(await ok(t(["ps", "-a"])));
+      assertMatch(exited[0][4], /^Exited \(\d+\) /);
+      assertEquals(psRows(await ok(t(["ps"]))).length, 0);
+      await ok(t(["start", "web"]));
+      const again = JSON.parse(await ok(t(["container", "inspect", "web"])))[0];
+      assertEquals(again.State.Running, true);
+      assertOk(again.State.Pid !== pid);
+      const out = await Deno.makeTempDir();
+      await ok(t(["cp", "web:/marker", `${out}/marker`]));
+      assertEquals(Deno.readTextFileSync(`${out}/marker`), Deno.readTextFileSync("/etc/hostname"));
+      await Deno.remove(out, { recursive: true });
+      console.log(`nginx logs: ${JSON.stringify(logs.slice(0, 200))}`);
+      await ok(t(["rm", "-f", "web"]));
+      assertEquals(await leftovers(root, id), []);
+      assertOk(!Deno.readDirSync("/proc").some((e) => e.name === String(again.State.Pid)));
+      assertEquals(psRows(await ok(t(["ps", "-a"]))).length, 0);
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest(
+  "30 concurrent run -d get unique names and ids; 30 concurrent rm -f leave nothing",
+  async () => {
+    const { root, t, cleanup, refs } = await setup();
+    try {
+      const ids = await Promise.all(
+        Array.from({ length: 30 }, () => ok(t(["run", "-d", refs.busybox, "sleep", "300"]))),
+      ).then((outs) => outs.map((o) => o.trim()));
+      assertEquals(new Set(ids).size, 30);
+      const rows = psRows(await ok(t(["ps", "--no-trunc"])));
+      assertEquals(rows.length, 30);
+      assertEquals(new Set(rows.map((r) => r[0])), new Set(ids));
+      assertEquals(new Set(rows.map((r) => r.at(-1))).size, 30);
+      for (const r of rows) assertMatch(r.at(-1)!, /^[a-z]+_[a-z]+\d?$/);
+      await Promise.all(ids.map((id) => ok(t(["rm", "-f", id]))));
+      assertEquals(psRows(await ok(t(["ps", "-a"]))).length, 0);
+      for (const id of ids) assertEquals(await leftovers(root, id), [], id);
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest(
+  "kill -9 of a supervisor and of PID 1: ps -a tells the truth, rm -f succeeds",
+  async () => {
+    const { root, t, cleanup, refs } = await setup();
+    try {
+      await ok(t(["run", "-d", "--name", "a", refs.busybox, "sleep", "300"]));
+      await ok(t(["run", "-d", "--name", "b", refs.busybox, "sleep", "300"]));
+      const db = async (name: string) => JSON.parse(await ok(t(["container", "inspect", name])))[0];
+      const a = await db("a");
+      // The supervisor is PID 1's parent.
+      const stat = Deno.readTextFileSync(`/proc/${a.State.Pid}/stat`);
+      const supervisor = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      assertOk(supervisor > 1);
+      Deno.kill(supervisor, "SIGKILL");
+      await until("PID 1 of a to die with its supervisor", () =>
+        Promise.resolve(
+          !Deno.readDirSync("/proc").some((e) => e.name === String(a.State.Pid)),
+        ));
+      const b = await db("b");
+      Deno.kill(b.State.Pid, "SIGKILL");
+      await until(
+        "b to be recorded as exited",
+        async () => (await db("b")).State.Status === "exited",
+      );
+      assertEquals((await db("b")).State.ExitCode, 137);
+      const rows = psRows(await ok(t(["ps", "-a"])));
+      const byName = new Map(rows.map((r) => [r.at(-1), r[4]]));
+      assertMatch(byName.get("a")!, /^Exited \(137\)/);
+      assertMatch(byName.get("b")!, /^Exited \(137\)/);
+      assertEquals(psRows(await ok(t(["ps"]))).length, 0);
+      await ok(t(["rm", "-f", "a", "b"]));
+      assertEquals(await leftovers(root, a.Id), []);
+      assertEquals(await leftovers(root, b.Id), []);
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest("logs -f follows a container printing every 100 ms and ends when it exits", async () => {
+  const { t, cleanup, refs } = await setup();
+  try {
+    await ok(t([
+      "run",
+      "-d",
+      "--name",
+      "ticker",
+      refs.busybox,
+      "sh",
+      "-c",
+      "i=0; while [ $i -lt 20 ]; do echo line$i; i=$((i+1)); usleep 100000; done; echo bye >&2",
+    ]));
+    const r = await t(["logs", "-f", "ticker"]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout.trim().split("\n"), Array.from({ length: 20 }, (_, i) => `line${i}`));
+    assertEquals(r.stderr.trim(), "bye");
+    const tail = await ok(t(["logs", "--tail", "2", "-t", "ticker"]));
+    const lines = tail.trim().split("\n");
+    assertEquals(lines.length, 1, "the last 2 entries: one on stdout, one on stderr");
+    assertMatch(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z line19$/);
+    await ok(t(["rm", "ticker"]));
+  } finally {
+    await cleanup();
+  }
+});
+
+rootTest("--restart on-failure:3 runs a failing command 4 times in all", async () => {
+  const { t, cleanup, refs } = await setup();
+  try {
+    await ok(
+      t([
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:3",
+        refs.busybox,
+        "sh",
+        "-c",
+        "echo run; exit 1",
+      ]),
+    );
+    const code = await ok(t(["wait", "flaky"]));
+    // wait returns when a run ends; the policy may still be restarting: wait for the end.
+    assertMatch(code.trim(), /^\d+$/);
+    await until("the last restart", async () => {
+      const c = JSON.parse(await ok(t(["container", "inspect", "flaky"])))[0];
+      return c.State.Status === "exited" && c.RestartCount === 3;
+    });
+    const logs = await ok(t(["logs", "flaky"]));
+    assertEquals(logs.trim().split("\n"), ["run", "run", "run", "run"]);
+    const c = JSON.parse(await ok(t(["container", "inspect", "flaky"])))[0];
+    assertEquals(c.State.ExitCode, 1);
+    assertStringIncludes(JSON.stringify(c.HostConfig.RestartPolicy), "on-failure");
+    await ok(t(["rm", "flaky"]));
+  } finally {
+    await cleanup();
+  }
+});
