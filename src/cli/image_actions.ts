@@ -6,6 +6,7 @@
 import { familiarRepository, parseReference } from "../../registry/reference.ts";
 import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
 import { pullImage } from "../image/pull.ts";
+import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
 import { ago, humanSize, table } from "./format.ts";
 import type { GlobalOptions } from "./globals.ts";
@@ -169,7 +170,12 @@ export async function rmiCommand(
   try {
     for (const name of names) {
       try {
-        for (const a of await removeImage(store, name, { force: opts.force })) {
+        for (
+          const a of await removeImage(store, name, {
+            force: opts.force,
+            inUse: (id) => containerUsingImage(store, id),
+          })
+        ) {
           console.log("untagged" in a ? `Untagged: ${a.untagged}` : `Deleted: ${a.deleted}`);
         }
       } catch (err) {
