@@ -22,6 +22,7 @@ import { ensureMountTarget, mountOverlay, resolveInRoot, unmountRootfs } from ".
 import { resolveUser } from "./user.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
+import { mount, MS } from "../../ffi/mount.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 
@@ -298,6 +299,11 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
   });
   ensureMountTarget(rootfs, spec.cwd, "dir");
   const capabilities = spec.capabilities ?? DEFAULT_CAPS;
+  const dev = ensureMountTarget(rootfs, "/dev", "dir");
+  if (spec.userns) {
+    // Detached with the rootfs (lazy unmount takes submounts along).
+    mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
+  }
   const security = prepareSecurity(spec.security ?? {}, capabilities);
   return {
     deviceRules: security.deviceRules,
@@ -306,7 +312,7 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       rootfs,
       targets: {
         proc: ensureMountTarget(rootfs, "/proc", "dir"),
-        dev: ensureMountTarget(rootfs, "/dev", "dir"),
+        dev,
         sys: ensureMountTarget(rootfs, "/sys", "dir"),
       },
       etcFiles,
@@ -321,6 +327,8 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       groups: user.groups,
       capabilities,
       security: security.plan,
+      devPremounted: spec.userns !== undefined,
+      rebindRootfs: spec.userns !== undefined,
       lastCap: capLastCap(),
       stdio: spec.stdio,
       argv: spec.argv,

@@ -146,6 +146,16 @@ export interface ChildPlan {
   readonly env: readonly string[];
   /** execve candidates in order (the PATH search). */
   readonly candidates: readonly string[];
+  /**
+   * The parent already mounted /dev's tmpfs (user namespaces: a tmpfs the child mounted would
+   * belong to its namespace, where the child's still-unmapped host uid cannot create nodes).
+   */
+  readonly devPremounted?: boolean;
+  /**
+   * Bind the rootfs onto itself first: a mount the parent made is locked in a user namespace's
+   * copy of the mount table, and pivot_root refuses a locked new root (EINVAL).
+   */
+  readonly rebindRootfs?: boolean;
   /** Masks, devices, rlimits, no_new_privs, seccomp (security.ts); none when absent. */
   readonly security?: SecurityPlan;
   /** `-t`: open a pty in the container's devpts and make it 0, 1, 2 (see tty.ts). */
@@ -206,6 +216,7 @@ export function cgroupOps(p: ChildPlan): Op[] {
 export function mountOps(p: ChildPlan): Op[] {
   return [
     op(SYS.mount, "make / rprivate", [0, str("/"), 0, MS.REC | MS.PRIVATE, 0]),
+    ...(p.rebindRootfs ? [mountOp(p.rootfs, p.rootfs, "", MS.BIND | MS.REC)] : []),
     mountOp("proc", p.targets.proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
     mountOp(
       "sysfs",
@@ -248,9 +259,9 @@ const DEV_LINKS: [string, string][] = [
  */
 export function devOps(p: ChildPlan): Op[] {
   const dev = p.targets.dev;
-  const ops: Op[] = [
-    mountOp("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
-  ];
+  const ops: Op[] = p.devPremounted
+    ? []
+    : [mountOp("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k")];
   for (const name of DEVICES) {
     ops.push(
       op(SYS.mknodat, `create ${dev}/${name}`, [
