@@ -117,3 +117,53 @@ export function load(
 export function history(store: Store, name: string): HistoryRow[] {
   return imageHistory(requireImage(store, name));
 }
+
+// Containers: the same code as `tsbox run -d`, `ps`, `logs`, `stop`, `rm`.
+import { runContainer, type RunGlobals } from "./src/container/run.ts";
+import type { RunFlags } from "./src/runtime/run.ts";
+import { removeContainer, stopContainer } from "./src/container/lifecycle.ts";
+import { type LogEntry, readLogs } from "./src/container/logs.ts";
+import { logPath } from "./src/container/paths.ts";
+import {
+  type ContainerRecord,
+  findContainer,
+  listContainers,
+  requireContainer,
+} from "./src/container/state.ts";
+
+export type { ContainerRecord, LogEntry, RunFlags };
+export { findContainer };
+
+/** Runs a container as `tsbox run` does; with `flags.detach` it returns once it runs. */
+export function run(
+  image: string,
+  command: string[] = [],
+  flags: Partial<RunFlags> = {},
+  globals: Partial<RunGlobals> = {},
+): Promise<{ id: string; exitCode?: number }> {
+  return runContainer(image, command, { network: "private", ...flags }, {
+    root: globals.root ?? Deno.env.get("TSBOX_ROOT") ?? "/var/lib/tsbox",
+    debug: globals.debug ?? false,
+    insecureRegistries: globals.insecureRegistries ?? [],
+  });
+}
+
+/** Every container (`ps -a`), newest first, with states checked against live processes. */
+export function ps(store: Store): ContainerRecord[] {
+  return listContainers(store);
+}
+
+/** A container's log entries (`logs`); `tail` keeps the last N. */
+export function logs(store: Store, name: string, tail?: number): Promise<LogEntry[]> {
+  return readLogs(logPath(store.root, requireContainer(store, name).id), { tail });
+}
+
+/** Stops a container (its stop signal, SIGKILL after `timeoutSec`). */
+export function stop(store: Store, name: string, timeoutSec?: number): Promise<void> {
+  return stopContainer(store, requireContainer(store, name), timeoutSec);
+}
+
+/** Removes a container; `force` kills it first. */
+export function rm(store: Store, name: string, force = false): Promise<void> {
+  return removeContainer(store, requireContainer(store, name), force);
+}
