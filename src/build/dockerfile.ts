@@ -120,7 +120,7 @@ export function parseDockerfile(text: string, file = "Dockerfile"): Dockerfile {
     for (const f of flags) {
       if (!(FLAGS[keyword] ?? []).includes(f.name)) fail(`unknown flag: --${f.name}`);
     }
-    const content = ins.getArgumentsContent() ?? "";
+    const content = joinContinuations(ins.getRawArgumentsContent() ?? "", escape);
     const { args, heredocs } = splitHeredocs(content, keyword, fail);
     if (NEEDS_ARGS.has(keyword) && args.trim() === "" && heredocs.length === 0) {
       fail(`${keyword} requires at least one argument`);
@@ -154,6 +154,30 @@ export function parseDockerfile(text: string, file = "Dockerfile"): Dockerfile {
     throw new DockerfileSyntaxError(file, 1, "FROM", "the Dockerfile has no FROM instruction");
   }
   return { escape, globalArgs, stages };
+}
+
+/**
+ * Joins continuation lines as docker does: the escape character at a line's end and the newline
+ * go, comment and empty lines inside the continuation are dropped. Lines after the instruction
+ * line ends (heredoc bodies) are kept as they are.
+ */
+function joinContinuations(raw: string, escape: string): string {
+  const lines = raw.split("\n");
+  const continued = new RegExp(`${escape.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")}[ \t]*$`);
+  let first = "";
+  let i = 0;
+  for (; i < lines.length; i++) {
+    const line = lines[i];
+    if (i > 0 && (/^\s*#/.test(line) || line.trim() === "")) continue;
+    if (continued.test(line)) {
+      first += line.replace(continued, "");
+      continue;
+    }
+    first += line;
+    i++;
+    break;
+  }
+  return [first, ...lines.slice(i)].join("\n");
 }
 
 /** Separates the instruction line from the heredoc bodies that follow it. */
