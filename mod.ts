@@ -12,6 +12,8 @@
  */
 import { inspectImage, removeImage, requireImage, tagImage } from "./src/image/images.ts";
 import type { ImageInspect, RemoveAction, RemoveImageOptions } from "./src/image/images.ts";
+import { buildImage } from "./src/build/builder.ts";
+import type { BuildEvent, BuildOptions, BuildResult } from "./src/build/builder.ts";
 import { pullImage } from "./src/image/pull.ts";
 import type { PullEvent, PullOptions, PullResult } from "./src/image/pull.ts";
 import { type ImageRecord, Store } from "./src/store/mod.ts";
@@ -34,6 +36,9 @@ export type {
 export { login, logout };
 export { ArchiveError } from "./src/image/load.ts";
 export type {
+  BuildEvent,
+  BuildOptions,
+  BuildResult,
   ImageInspect,
   ImageRecord,
   PullEvent,
@@ -45,6 +50,7 @@ export type {
 export { Store };
 export { parseReference, Reference } from "./registry/reference.ts";
 export { NotFoundError, TsboxError } from "./src/errors.ts";
+export { BuildStepError, DockerfileSyntaxError } from "./src/build/mod.ts";
 
 /** Opens (creating if needed) the store at `root` (default `/var/lib/tsbox` or TSBOX_ROOT). */
 export function openStore(root?: string): Promise<Store> {
@@ -166,4 +172,12 @@ export function stop(store: Store, name: string, timeoutSec?: number): Promise<v
 /** Removes a container; `force` kills it first. */
 export function rm(store: Store, name: string, force = false): Promise<void> {
   return removeContainer(store, requireContainer(store, name), force);
+}
+
+/**
+ * Builds an image from a Dockerfile (`options.context`, `options.dockerfile`), tagging it with
+ * `options.tags`. `options.onProgress` receives each step, RUN output, cache hits and the id.
+ */
+export function build(store: Store, options: BuildOptions): Promise<BuildResult> {
+  return buildImage(store, options);
 }
