@@ -219,3 +219,101 @@ Deno.test("detach keys: ctrl-p ctrl-q detaches, a lone ctrl-p is passed on", () 
   assertEquals(filterDetach(new Uint8Array([0x10]), DOCKER_DETACH_KEYS, held).detached, false);
   assertEquals(filterDetach(new Uint8Array([0x11, 0x63]), DOCKER_DETACH_KEYS, held).detached, true);
 });
+
+/** A tmux server of our own running `command` in a 120x40 pane; text is read from the pane. */
+class Tmux {
+  readonly socket = `tsbox-test-${crypto.randomUUID().slice(0, 8)}`;
+  private constructor() {}
+
+  static async start(command: string): Promise<Tmux> {
+    const t = new Tmux();
+    await t.tmux(["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command]);
+    return t;
+  }
+
+  async tmux(args: string[]): Promise<string> {
+    const out = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
+    if (!out.success) throw new Error(`tmux ${args[0]}: ${dec.decode(out.stderr)}`);
+    return dec.decode(out.stdout);
+  }
+
+  /** Types `keys` (tmux key names, e.g. "C-c", "Enter", or literal text). */
+  send(...keys: string[]): Promise<string> {
+    return this.tmux(["send-keys", "-t", "t", ...keys]);
+  }
+
+  /** Waits until the pane's text matches `pattern` (20 s at most); returns the text. */
+  async waitFor(pattern: RegExp): Promise<string> {
+    let text = "";
+    for (let i = 0; i < 400; i++) {
+      text = await this.tmux(["capture-pane", "-p", "-t", "t", "-S", "-100"]);
+      if (pattern.test(text)) return text;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`pane never matched ${pattern}:\n${text}`);
+  }
+
+  async kill(): Promise<void> {
+    await this.tmux(["kill-server"]).catch(() => "");
+  }
+}
+
+const hasTmux = await new Deno.Command("tmux", { args: ["-V"] }).output().then((o) => o.success)
+  .catch(() => false);
+
+Deno.test({
+  name: "exec -it in a real terminal (tmux): PID, tty, size, ctrl-c, exit code, terminal restored",
+  ignore: !isRoot || !hasTmux,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await sharedRoot();
+    const { tsbox } = await import("./cli.ts");
+    const name = `tty-${crypto.randomUUID().slice(0, 8)}`;
+    const started = await tsbox(["run", "-d", "--name", name, "busybox", "sleep", "1000"], {
+      root,
+    });
+    assertEquals(started.code, 0, started.stderr);
+    const dir = await Deno.makeTempDir();
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const cli = `'${Deno.execPath()}' run -A --quiet '${main}' --root '${root}'`;
+    const tmux = await Tmux.start(
+      `sh -c "stty -g > ${dir}/before; ${cli} exec -it ${name} sh; echo EXIT=\\$?; ` +
+        `stty -g > ${dir}/after; sleep 100"`,
+    );
+    try {
+      await tmux.waitFor(/^\/ #/m);
+      await tmux.send("echo pid=$$; tty; stty size", "Enter");
+      const shown = await tmux.waitFor(/^\d+ \d+$/m);
+      assertMatch(shown, /^pid=\d+$/m);
+      assertMatch(shown, /^\/dev\/pts\/0$/m);
+      assertMatch(shown, /^40 120$/m);
+      await tmux.send("sleep 100", "Enter");
+      await tmux.waitFor(/sleep 100\n/);
+      // Until sleep runs, ctrl-c would only clear the line: wait for it in the container.
+      await tsbox(["exec", name, "sh", "-c", "while ! pidof sleep | grep -q ' '; do :; done"], {
+        root,
+      });
+      await tmux.send("C-c");
+      await tmux.waitFor(/\^C/);
+      await tmux.send("echo status=$?", "Enter");
+      assertMatch(await tmux.waitFor(/^status=\d+$/m), /^status=130$/m);
+      await tmux.send("exit 3", "Enter");
+      assertMatch(await tmux.waitFor(/^EXIT=\d+$/m), /^EXIT=3$/m);
+      await tmux.waitFor(/EXIT=3/);
+      for (let i = 0; i < 100; i++) {
+        if ((await Deno.stat(`${dir}/after`).catch(() => undefined))?.size) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(
+        await Deno.readTextFile(`${dir}/after`),
+        await Deno.readTextFile(`${dir}/before`),
+        "the terminal's settings are back after tsbox exits",
+      );
+    } finally {
+      await tmux.kill();
+      await tsbox(["rm", "-f", name], { root });
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
