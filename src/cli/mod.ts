@@ -15,6 +15,7 @@ import { defineExchangeCommands } from "./exchange_commands.ts";
 import { defineImageCommands } from "./image_commands.ts";
 import { defineRunCommand } from "./run_command.ts";
 import { defineContainerCommands } from "./container_commands.ts";
+import { defineExecCommand } from "./exec_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   defineExchangeCommands(program);
   defineRunCommand(program);
   defineContainerCommands(program);
+  defineExecCommand(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;
