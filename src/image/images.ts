@@ -6,6 +6,7 @@
  */
 import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
+import { shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 
 /** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
@@ -63,14 +64,14 @@ export async function removeImage(
   if (!byTag && image.tags.length > 1 && !options.force) {
     throw new TsboxError(
       `conflict: unable to delete ${
-        short(image.id)
+        shortDigest(image.id)
       } (must be forced) - image is referenced in multiple repositories`,
     );
   }
   if (user && !options.force) {
     throw new TsboxError(
       `conflict: unable to remove repository reference "${name}" (must force) - container ${user} is using its referenced image ${
-        short(image.id)
+        shortDigest(image.id)
       }`,
     );
   }
@@ -163,8 +164,4 @@ export function familiar(full: string): string {
 function familiarDigest(repoAtDigest: string): string {
   const [repo, digest] = repoAtDigest.split("@");
   return `${parseReference(repo).familiar().replace(/:latest$/, "")}@${digest}`;
-}
-
-function short(id: string): string {
-  return id.replace(/^sha256:/, "").slice(0, 12);
 }

@@ -21,12 +21,18 @@ import { hostPlatform, parsePlatform, selectManifest } from "../../registry/plat
 import { parseReference, type Reference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
 import type { PendingBlob } from "../store/blobs.ts";
-import { DigestingStream, DigestMismatchError, sha256Digest } from "../store/digest.ts";
+import {
+  DigestingStream,
+  DigestMismatchError,
+  sha256Digest,
+  shortDigest,
+} from "../store/digest.ts";
 import type { PendingLayer } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
+import { inParallel } from "./parallel.ts";
 
 /** What a pull reports as it goes, close to docker's per-layer status lines. */
 export type PullEvent =
@@ -193,10 +199,6 @@ function layerSize(store: Store, diffId: string): number {
     ?.size ?? 0;
 }
 
-function shortDigest(digest: string): string {
-  return digest.replace(/^sha256:/, "").slice(0, 12);
-}
-
 /** Fetches a config-sized blob into memory, verifying its digest and size. */
 async function fetchSmallBlob(
   client: RegistryClient,
@@ -293,25 +295,4 @@ async function unpackAll(tar: ReadableStream<Uint8Array>, dir: string): Promise<
     throw err;
   }
   while (!(await reader.read()).done) { /* trailing padding */ }
-}
-
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
 }

@@ -12,9 +12,10 @@ import { RegistryClient, type UploadResult } from "../../registry/client.ts";
 import { type ImageManifest, MediaType } from "../../registry/manifest.ts";
 import { parseReference, type Reference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
-import { sha256Digest } from "../store/digest.ts";
+import { sha256Digest, shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
+import { inParallel } from "./parallel.ts";
 
 /** Docker's per-layer push statuses. */
 export type PushStatus =
@@ -82,7 +83,7 @@ export async function pushImage(
         `layer ${layer.diffId}: its blob ${layer.blobDigest} is not in the store; pull the image again`,
       );
     }
-    emit({ id: shortId(layer.diffId), status: "Preparing" });
+    emit({ id: shortDigest(layer.diffId), status: "Preparing" });
   }
   const results = new Map<string, UploadResult>();
   // The same blob twice in one image is uploaded once; the others wait for it.
@@ -90,7 +91,7 @@ export async function pushImage(
     image.layers.findIndex((x) => x.blobDigest === l.blobDigest) === i
   );
   await inParallel(unique, options.concurrency ?? 3, async (layer) => {
-    const id = shortId(layer.diffId);
+    const id = shortDigest(layer.diffId);
     const from = mountSource(store, ref, layer.blobDigest);
     const body = lazyFile(store.blobs.path(layer.blobDigest), (current) => {
       emit({ id, status: "Pushing", current, total: layer.blobSize });
@@ -224,29 +225,4 @@ function lazyFile(path: string, onBytes: (sent: number) => void): ReadableStream
       close();
     },
   }, { highWaterMark: 0 });
-}
-
-function shortId(digest: string): string {
-  return digest.replace(/^sha256:/, "").slice(0, 12);
-}
-
-async function inParallel<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
 }

@@ -31,6 +31,11 @@ export function digestHex(digest: string): string {
   return digest.slice(7);
 }
 
+/** The first 12 hex digits of a digest, as docker shows image and layer ids. */
+export function shortDigest(digest: string): string {
+  return digest.replace(/^sha256:/, "").slice(0, 12);
+}
+
 /** The sha256 digest of some bytes, as `sha256:<hex>`. */
 export function sha256Digest(bytes: Uint8Array | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
