@@ -164,9 +164,9 @@ rootTest("devices: a node made with mknod is unusable; --device adds one", async
   assertStringIncludes(r.stdout, "made");
   assertEquals(r.stdout.includes("wrote"), false, "the device cgroup denies c 1:11");
   assertStringIncludes(r.stderr, "Operation not permitted");
-  const ok = await sh("ls -l /dev/mykmsg && exec 3</dev/mykmsg && echo opened", [
+  const ok = await sh("ls -l /dev/mykmsg && exec 3>/dev/mykmsg && echo opened", [
     "--device",
-    "/dev/kmsg:/dev/mykmsg:r",
+    "/dev/kmsg:/dev/mykmsg:w",
   ]);
   assertEquals(ok.code, 0, ok.stderr);
   assertMatch(ok.stdout, /^c.* 1,\s+11 /m);
