@@ -189,15 +189,26 @@ export async function rmiCommand(
   return code;
 }
 
-/** `inspect`: prints a JSON array of what was found; 1 if any name was not. */
-export async function inspectCommand(g: GlobalOptions, names: string[]): Promise<number> {
+/**
+ * `inspect`: containers first, then images, as docker looks names up; prints a JSON array of
+ * what was found and returns 1 if any name was not.
+ */
+export async function inspectCommand(
+  g: GlobalOptions,
+  names: string[],
+  only?: "image",
+): Promise<number> {
   const store = await openStore(g);
   try {
+    const { findContainer } = await import("../container/state.ts");
+    const { inspectContainer } = await import("../container/inspect.ts");
     const found = [];
     let code = 0;
     for (const name of names) {
-      const image = store.findImage(name);
-      if (image) found.push(inspectImage(image));
+      const container = only === "image" ? undefined : findContainer(store, name);
+      const image = container ? undefined : store.findImage(name);
+      if (container) found.push(inspectContainer(store, container));
+      else if (image) found.push(inspectImage(image));
       else {
         console.error(`Error: No such object: ${name}`);
         code = 1;

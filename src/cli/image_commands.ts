@@ -50,14 +50,14 @@ export function defineImageCommands(program: Command): void {
         const { rmiCommand } = await import("./image_actions.ts");
         setExitCode(await rmiCommand(globalsOf(self), names, opts));
       });
-  const inspect = (cmd: Command) =>
+  const inspect = (cmd: Command, only?: "image") =>
     cmd
-      .description("Display detailed information on images")
-      .argument("<names...>", "images by reference or id")
+      .description("Display detailed information on containers or images")
+      .argument("<names...>", "containers or images by name or id")
       .option("-f, --format <template>", "only '{{json .}}'-like output is supported: json")
       .action(async (names, _opts, self) => {
         const { inspectCommand } = await import("./image_actions.ts");
-        setExitCode(await inspectCommand(globalsOf(self), names));
+        setExitCode(await inspectCommand(globalsOf(self), names, only));
       });
 
   pull(program.command("pull"));
@@ -71,5 +71,5 @@ export function defineImageCommands(program: Command): void {
   images(image.command("ls").alias("list"));
   tag(image.command("tag"));
   rmi(image.command("rm"));
-  inspect(image.command("inspect"));
+  inspect(image.command("inspect"), "image");
 }
