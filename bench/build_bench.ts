@@ -1,0 +1,108 @@
+/**
+ * Build time: a 6-instruction Dockerfile (FROM, WORKDIR, COPY, RUN, ENV, CMD) built by
+ * `tsbox build` and `podman build` (runc) from the same context and base image, interleaved in
+ * the same run: the first build (`--no-cache`) and the fully cached rebuild, medians and
+ * ratios. Targets: first build no slower than podman's; cached rebuild within 0.3 s. Needs root
+ * and the Debian docker-registry, skopeo and podman; not part of CI.
+ *
+ *     deno run -A bench/build_bench.ts [--runs N]
+ */
+import { join } from "node:path";
+import { fixtureRegistry } from "../tests/fixtures/images.ts";
+
+const args = Deno.args;
+const RUNS = args.includes("--runs") ? Number(args[args.indexOf("--runs") + 1]) : 7;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function timed(cmd: string, cmdArgs: string[], env?: Record<string, string>) {
+  const t0 = performance.now();
+  const out = await new Deno.Command(cmd, { args: cmdArgs, env, stdout: "null", stderr: "piped" })
+    .output();
+  const ms = performance.now() - t0;
+  if (!out.success) {
+    throw new Error(`${cmd} ${cmdArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return ms;
+}
+
+const fx = await fixtureRegistry();
+const base = fx.refs.busybox;
+const work = await Deno.makeTempDir({ prefix: "tsbox-build-bench-" });
+const root = join(work, "tsbox");
+const ctx = join(work, "ctx");
+await Deno.mkdir(join(ctx, "dir/sub"), { recursive: true });
+for (let i = 0; i < 50; i++) {
+  await Deno.writeTextFile(join(ctx, "dir", `f${i}.txt`), `file ${i}\n`.repeat(100));
+}
+await Deno.writeTextFile(join(ctx, "dir/sub/deep.txt"), "deep\n");
+await Deno.writeTextFile(
+  join(ctx, "Dockerfile"),
+  `FROM ${base}
+WORKDIR /app
+COPY dir /app/dir
+RUN echo built > /app/run.txt && rm -f /etc/group
+ENV GREETING=hello
+CMD ["sh", "-c", "echo $GREETING"]
+`,
+);
+await Deno.writeTextFile(
+  join(work, "containers.conf"),
+  '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+);
+const podmanEnv = { ...Deno.env.toObject(), CONTAINERS_CONF: join(work, "containers.conf") };
+const podmanBase = ["--root", join(work, "podman"), "--runroot", join(work, "podman-run")];
+const tsbox = (more: string[]) =>
+  timed(Deno.execPath(), ["run", "-A", "--quiet", MAIN, "--root", root, ...more]);
+const podman = (more: string[]) =>
+  timed("podman", [...podmanBase, "--runtime", "runc", ...more], podmanEnv);
+
+try {
+  await tsbox(["pull", "-q", base]);
+  await podman(["pull", "-q", "--tls-verify=false", base]);
+  // Warm-up: both tools have the base, and the cached case has something to hit.
+  await tsbox(["build", "-q", "-t", "bench:1", ctx]);
+  await podman(["build", "-q", "--tls-verify=false", "-t", "bench:1", ctx]);
+
+  const t = {
+    tsFirst: [] as number[],
+    pdFirst: [] as number[],
+    tsCached: [] as number[],
+    pdCached: [] as number[],
+  };
+  for (let i = 0; i < RUNS; i++) {
+    t.tsFirst.push(await tsbox(["build", "-q", "--no-cache", "-t", "bench:1", ctx]));
+    t.pdFirst.push(
+      await podman(["build", "-q", "--no-cache", "--tls-verify=false", "-t", "bench:1", ctx]),
+    );
+    t.tsCached.push(await tsbox(["build", "-q", "-t", "bench:1", ctx]));
+    t.pdCached.push(await podman(["build", "-q", "--tls-verify=false", "-t", "bench:1", ctx]));
+  }
+  const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
+  const row = (name: string, ts: number, pd: number) =>
+    console.log(
+      `${name.padEnd(16)} tsbox ${ts.toFixed(0).padStart(6)} ms   podman ${
+        pd.toFixed(0).padStart(6)
+      } ms   ` +
+        `ratio tsbox/podman ${(ts / pd).toFixed(2)}`,
+    );
+  console.log(`build of a 6-instruction Dockerfile, medians of ${RUNS} interleaved runs`);
+  row("first (no cache)", m.tsFirst, m.pdFirst);
+  row("fully cached", m.tsCached, m.pdCached);
+  console.log(
+    `targets: first <= podman: ${m.tsFirst <= m.pdFirst ? "met" : "MISSED"}; ` +
+      `cached <= 300 ms: ${m.tsCached <= 300 ? "met" : "MISSED"} (${m.tsCached.toFixed(0)} ms)`,
+  );
+} finally {
+  await new Deno.Command("podman", {
+    args: [...podmanBase, "system", "reset", "-f"],
+    env: podmanEnv,
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+}
