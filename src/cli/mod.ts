@@ -14,6 +14,7 @@ import { defineBuildCommand } from "./build_command.ts";
 import { defineExchangeCommands } from "./exchange_commands.ts";
 import { defineImageCommands } from "./image_commands.ts";
 import { defineRunCommand } from "./run_command.ts";
+import { defineInfoCommand } from "./info_command.ts";
 import { defineContainerCommands } from "./container_commands.ts";
 import { defineExecCommand } from "./exec_command.ts";
 
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   defineImageCommands(program);
   defineExchangeCommands(program);
   defineRunCommand(program);
+  defineInfoCommand(program);
   defineContainerCommands(program);
   defineExecCommand(program);
   defineBuildCommand(program);
