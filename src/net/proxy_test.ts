@@ -1,0 +1,307 @@
+/**
+ * The proxy against real servers in a real private network namespace (root): Python servers
+ * started with `unshare -n`, reached only through the proxy's host port on 127.0.0.1.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import dgram from "node:dgram";
+import { assertEquals, assertMatch, assertOk, assertRejects } from "../../tests/assert.ts";
+import { closeListeners, openListeners, PortInUseError } from "./listeners.ts";
+import type { PortMapping } from "./ports.ts";
+import { PortProxy } from "./proxy.ts";
+
+const isRoot = Deno.uid() === 0;
+const SERVER = new URL("./testdata/netns_server.py", import.meta.url).pathname;
+const BASE = 7000;
+
+function rootTest(name: string, fn: () => Promise<void>) {
+  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+interface NetnsServer {
+  pid: number;
+  /** The next line the server prints. */
+  line(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function netnsServer(): Promise<NetnsServer> {
+  const child = new Deno.Command("unshare", {
+    args: ["--net", "--", "sh", "-c", `ip link set lo up && exec python3 ${SERVER} ${BASE}`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const l = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return l;
+      }
+      const { value, done } = await lines.read();
+      if (done) throw new Error("server exited");
+      buffered += value;
+    }
+  };
+  assertEquals(await line(), "ready");
+  return {
+    pid: child.pid,
+    line,
+    stop: async () => {
+      child.kill("SIGKILL");
+      await child.status;
+      await lines.cancel().catch(() => {});
+      await child.stdin.close().catch(() => {});
+    },
+  };
+}
+
+function tcp(containerPort: number): PortMapping {
+  return { hostIp: "127.0.0.1", hostPortStart: 0, hostPortEnd: 0, containerPort, proto: "tcp" };
+}
+
+async function withProxy(
+  mappings: PortMapping[],
+  fn: (ports: number[], server: NetnsServer) => Promise<void>,
+  udpIdleMs?: number,
+): Promise<void> {
+  const server = await netnsServer();
+  try {
+    const proxy = await PortProxy.open(mappings, { netns: server.pid, udpIdleMs });
+    try {
+      await fn(proxy.bindings.map((b) => b.hostPort), server);
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Reads to EOF without closing the connection (conn.readable would close it). */
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(1 << 16);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) {
+    off += await conn.write(data.subarray(off, off + (1 << 20)));
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** What the Python `source` server sends: a 4 MiB seeded block, repeated. */
+function sourceBytes(n: number): Uint8Array {
+  const block = stream(Math.min(n, 4 << 20));
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n; at += block.length) out.set(block.subarray(0, n - at), at);
+  return out;
+}
+
+/** The Python server's seeded stream. */
+function stream(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (let counter = 0; at < n; counter++) {
+    const c = new Uint8Array(8);
+    new DataView(c.buffer).setBigUint64(0, BigInt(counter), true);
+    const block = createHash("sha256").update(c).digest();
+    for (let i = 0; i < 1024 && at < n; i++) {
+      out.set(block.subarray(0, Math.min(32, n - at)), at);
+      at += 32;
+    }
+  }
+  return out;
+}
+
+rootTest("proxy: full duplex echo of 4 MiB, written and read at the same time", async () => {
+  await withProxy([tcp(BASE)], async ([port]) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const data = randomBytes(4 << 20);
+    const reading = readAll(conn);
+    await writeAll(conn, data);
+    await conn.closeWrite();
+    const got = await reading;
+    assertEquals(got.length, data.length);
+    assertEquals(sha256(got), sha256(data));
+    conn.close();
+  });
+});
+
+rootTest("proxy: 50 MB upload and 50 MB download arrive byte-exact", async () => {
+  await withProxy([tcp(BASE + 1), tcp(BASE + 2)], async ([digestPort, sourcePort]) => {
+    const up = randomBytes(50_000_000);
+    const c1 = await Deno.connect({ hostname: "127.0.0.1", port: digestPort });
+    const reply = readAll(c1);
+    await writeAll(c1, up);
+    await c1.closeWrite();
+    assertEquals(new TextDecoder().decode(await reply), `${sha256(up)} ${up.length}\n`);
+    c1.close();
+
+    const c2 = await Deno.connect({ hostname: "127.0.0.1", port: sourcePort });
+    await writeAll(c2, new TextEncoder().encode("50000000\n"));
+    const down = await readAll(c2);
+    assertEquals(down.length, 50_000_000);
+    assertEquals(sha256(down), sha256(sourceBytes(50_000_000)));
+    c2.close();
+  });
+});
+
+rootTest("proxy: half-close reaches the server and its reply still comes back", async () => {
+  await withProxy([tcp(BASE + 1)], async ([port]) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(conn, new TextEncoder().encode("hello"));
+    await conn.closeWrite();
+    const reply = new TextDecoder().decode(await readAll(conn));
+    assertEquals(reply, `${sha256(new TextEncoder().encode("hello"))} 5\n`);
+    conn.close();
+  });
+});
+
+rootTest("proxy: a slow reader stalls the server instead of filling the proxy", async () => {
+  await withProxy([tcp(BASE + 3)], async ([port], server) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    // Nothing is read: the server's writes must block after socket buffers and one pipe.
+    const line = await server.line();
+    assertMatch(line, /^blocked \d+$/);
+    const written = Number(line.split(" ")[1]);
+    assertOk(written > 0, line);
+    assertOk(written < 48 << 20, `server wrote ${written} bytes into a reader that reads none`);
+    // Then reading resumes and data flows again.
+    const buf = new Uint8Array(1 << 16);
+    let got = 0;
+    while (got < written + (8 << 20)) got += (await conn.read(buf)) ?? 0;
+    conn.close();
+  });
+});
+
+rootTest("proxy: 200 concurrent connections all complete", async () => {
+  await withProxy([tcp(BASE)], async ([port]) => {
+    const one = async (i: number) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const data = new TextEncoder().encode(`connection ${i} `.repeat(1000));
+      const reading = readAll(conn);
+      await writeAll(conn, data);
+      await conn.closeWrite();
+      const got = await reading;
+      conn.close();
+      return sha256(got) === sha256(data);
+    };
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => one(i)));
+    assertEquals(results.filter((ok) => ok).length, 200);
+  });
+});
+
+rootTest("proxy: a refused upstream closes the client", async () => {
+  await withProxy([tcp(BASE + 9)], async ([port]) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const buf = new Uint8Array(16);
+    // Reset (rejects) or EOF (null): either way the client is not left hanging.
+    const r = await conn.read(buf).catch((e: Error) => e);
+    assertOk(r === null || r instanceof Error, `read returned ${r}`);
+    conn.close();
+  });
+});
+
+rootTest("proxy: UDP datagrams go both ways per client, flows expire when idle", async () => {
+  const udp: PortMapping = {
+    hostIp: "127.0.0.1",
+    hostPortStart: 0,
+    hostPortEnd: 0,
+    containerPort: BASE,
+    proto: "udp",
+  };
+  await withProxy([udp], async ([port]) => {
+    const exchange = async (msg: string) => {
+      const sock = dgram.createSocket("udp4");
+      const got = new Promise<string>((resolve) => sock.once("message", (m) => resolve(`${m}`)));
+      sock.send(msg, port, "127.0.0.1");
+      const reply = await got;
+      sock.close();
+      return reply;
+    };
+    const [a, b] = await Promise.all([exchange("from a"), exchange("from b")]);
+    assertEquals([a, b], ["from a", "from b"]);
+    await new Promise((r) => setTimeout(r, 400));
+    // After the idle timeout a new flow is made for a returning client.
+    assertEquals(await exchange("again"), "again");
+  }, 200);
+});
+
+rootTest("proxy: stop closes the host port", async () => {
+  const server = await netnsServer();
+  try {
+    const proxy = await PortProxy.open([tcp(BASE)], { netns: server.pid });
+    const port = proxy.bindings[0].hostPort;
+    const open = await Deno.connect({ hostname: "127.0.0.1", port });
+    await proxy.stop();
+    // The proxied connection was closed, and nothing listens any more.
+    assertEquals(await open.read(new Uint8Array(4)).catch(() => null), null);
+    open.close();
+    await assertRejects(() => Deno.connect({ hostname: "127.0.0.1", port }));
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("listeners: a port in use fails with the port named, and nothing stays bound", () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const takenPort = (taken.addr as Deno.NetAddr).port;
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const freePort = (free.addr as Deno.NetAddr).port;
+  free.close();
+  try {
+    const mappings: PortMapping[] = [
+      { ...tcp(80), hostPortStart: freePort, hostPortEnd: freePort },
+      { ...tcp(81), hostPortStart: takenPort, hostPortEnd: takenPort },
+    ];
+    let error: unknown;
+    try {
+      openListeners(mappings);
+    } catch (e) {
+      error = e;
+    }
+    assertOk(error instanceof PortInUseError, String(error));
+    assertEquals(
+      error.message,
+      `Bind for 127.0.0.1:${takenPort} failed: port is already allocated`,
+    );
+    // The first mapping's socket was closed again.
+    const again = openListeners([mappings[0]]);
+    assertEquals(again[0].binding.hostPort, freePort);
+    closeListeners(again);
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("listeners: a host port range takes the first free port", () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (taken.addr as Deno.NetAddr).port;
+  try {
+    const ls = openListeners([{ ...tcp(80), hostPortStart: p, hostPortEnd: p + 5 }]);
+    assertOk(ls[0].binding.hostPort > p && ls[0].binding.hostPort <= p + 5);
+    closeListeners(ls);
+  } finally {
+    taken.close();
+  }
+});
