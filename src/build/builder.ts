@@ -17,8 +17,8 @@ import { pipe } from "../../ffi/process.ts";
 import { closeFd } from "../../ffi/process.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
+import type { Container as RuntimeContainer } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
-import { Container } from "../runtime/container.ts";
 import { mountOverlay, resolveInRoot, unmountRootfs } from "../runtime/rootfs.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { sha256Digest } from "../store/digest.ts";
@@ -201,8 +201,8 @@ async function recordImage(
   });
   const manifestBytes = new TextEncoder().encode(manifest);
   const manifestDigest = sha256Digest(manifestBytes);
-  await store.blobs.put(id, configBytes);
-  await store.blobs.put(manifestDigest, manifestBytes);
+  if (!await store.blobs.has(id)) await store.blobs.put(id, configBytes);
+  if (!await store.blobs.has(manifestDigest)) await store.blobs.put(manifestDigest, manifestBytes);
   const image = store.addImage({
     id,
     configJson: state.configJson,
@@ -836,7 +836,9 @@ class Builder {
     const lowers = await this.#lowers(state);
     const [readFd, writeFd] = pipe();
     let output: Deno.FsFile | undefined;
-    let container: Container;
+    // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
+    const { Container } = await import("../runtime/container.ts");
+    let container: RuntimeContainer;
     try {
       // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
       output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
