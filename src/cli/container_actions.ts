@@ -22,6 +22,7 @@ import {
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
 import { parseSignal } from "../container/signals.ts";
+import { portsColumn } from "../net/publish.ts";
 import {
   type ContainerRecord,
   getContainer,
@@ -248,7 +249,7 @@ export async function psCommand(
           ID: id(c),
           Image: c.imageName,
           Names: c.name,
-          Ports: (c.config.ports ?? []).join(", "),
+          Ports: portsColumn(store, c),
           RunningFor: ago(c.createdAt),
           State: c.state,
           Status: statusText(c),
@@ -263,7 +264,7 @@ export async function psCommand(
           commandText(c, trunc),
           ago(c.createdAt),
           statusText(c),
-          (c.config.ports ?? []).join(", "),
+          portsColumn(store, c),
           c.name,
         ]),
       ));

@@ -17,6 +17,7 @@ import { defineRunCommand } from "./run_command.ts";
 import { defineInfoCommand } from "./info_command.ts";
 import { defineContainerCommands } from "./container_commands.ts";
 import { defineExecCommand } from "./exec_command.ts";
+import { definePortCommand } from "./port_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   defineInfoCommand(program);
   defineContainerCommands(program);
   defineExecCommand(program);
+  definePortCommand(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;

@@ -12,6 +12,7 @@ import { DEFAULT_CAPS } from "../runtime/program.ts";
 import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
+import { exposedPortsFor } from "../net/publish.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
@@ -107,6 +108,11 @@ export async function createFromFlags(
       stopSignal: stopSignal ? parseSignal(stopSignal) : 15,
       stopTimeout: flags.stopTimeout !== undefined ? Number(flags.stopTimeout) : 10,
       ports: flags.publish,
+      publishAll: flags.publishAll,
+      exposedPorts: exposedPortsFor(
+        { publish: flags.publish, publishAll: flags.publishAll, expose: flags.expose },
+        (imageConfig as { ExposedPorts?: Record<string, unknown> }).ExposedPorts,
+      ),
       security,
     },
   });

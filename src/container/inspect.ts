@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { inspectPorts } from "../net/publish.ts";
 import type { Store } from "../store/mod.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
@@ -15,13 +16,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
   const c = reconcile(store, record);
   const cfg = c.config;
   const dir = containerDir(store.root, c.id);
-  const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
-  for (const p of cfg.ports ?? []) {
-    const m = /^(?:(.*):)?(\d*):(\d+)(?:\/(tcp|udp))?$/.exec(p);
-    if (!m) continue;
-    const key = `${m[3]}/${m[4] ?? "tcp"}`;
-    (ports[key] ??= []).push({ HostIp: m[1] ?? "0.0.0.0", HostPort: m[2] ?? "" });
-  }
+  const ports = inspectPorts(store, c);
   return {
     Id: c.id,
     Created: iso(c.createdAt),

@@ -50,8 +50,12 @@ export interface RunConfig {
   readonly stopSignal: number;
   /** Seconds `stop` waits before SIGKILL, unless `-t` says otherwise. */
   readonly stopTimeout: number;
-  /** `-p` values as given; the port engineer's proxy reads them. */
+  /** `-p` values as given; the port proxy (src/net/publish.ts) reads them at each start. */
   readonly ports?: readonly string[];
+  /** `-P`: publish every exposed port on an ephemeral host port. */
+  readonly publishAll?: boolean;
+  /** Exposed ports ("80/tcp"): the image's EXPOSE, `--expose` and each `-p` port. */
+  readonly exposedPorts?: readonly string[];
   /** `--label`s, and anything else a later feature wants to keep with the container. */
   readonly labels?: Readonly<Record<string, string>>;
 }

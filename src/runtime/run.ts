@@ -48,6 +48,10 @@ export interface RunFlags extends SecurityFlags {
   stopTimeout?: string;
   /** `-p` values (the port proxy reads them from the container's config). */
   publish?: string[];
+  /** `-P`. */
+  publishAll?: boolean;
+  /** `--expose` values. */
+  expose?: string[];
 }
 
 /** What run needs from the global options. */

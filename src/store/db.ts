@@ -73,6 +73,17 @@ const MIGRATIONS: readonly string[] = [
     created_at INTEGER NOT NULL           -- ms since epoch
   );
   `,
+  `
+  CREATE TABLE port_bindings (
+    container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    host_ip        TEXT NOT NULL,          -- 0.0.0.0, ::, 127.0.0.1, ...
+    host_port      INTEGER NOT NULL,
+    container_port INTEGER NOT NULL,
+    proto          TEXT NOT NULL,          -- tcp | udp
+    PRIMARY KEY (host_ip, host_port, proto)
+  );
+  CREATE INDEX port_bindings_container ON port_bindings(container_id);
+  `,
 ];
 
 /** A thin handle over the SQLite database with transactions that retry on contention. */
