@@ -283,9 +283,9 @@ CMD ["sh", "-c", "cat /h.txt; echo $FROM_ARG; stat -c '%U:%G %a' /owned/f.txt; c
       const other = await build(root, ["--build-arg", "MSG=other", "-t", "args:2", ctx]);
       assertEquals(other.code, 0, other.stderr);
       // FROM, ARG, then ENV and RUN: the changed value reaches both.
-    assertEquals(stepLines(other.stdout).map((s) => s.cached).slice(2, 4), [false, false]);
-    const again = await build(root, ["--build-arg", "MSG=other", "-t", "args:2", ctx]);
-    assertEquals(stepLines(again.stdout).slice(1).every((s) => s.cached), true, again.stdout);
+      assertEquals(stepLines(other.stdout).map((s) => s.cached).slice(2, 4), [false, false]);
+      const again = await build(root, ["--build-arg", "MSG=other", "-t", "args:2", ctx]);
+      assertEquals(stepLines(again.stdout).slice(1).every((s) => s.cached), true, again.stdout);
     } finally {
       await Deno.remove(ctx, { recursive: true });
     }
