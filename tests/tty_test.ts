@@ -317,3 +317,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "run -it in a real terminal (tmux): PID 1, /dev/pts/0, size and resize, ctrl-c, exit 3",
+  ignore: !isRoot || !hasTmux,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await sharedRoot();
+    const { tsbox } = await import("./cli.ts");
+    const name = `tty-${crypto.randomUUID().slice(0, 8)}`;
+    const dir = await Deno.makeTempDir();
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const cli = `'${Deno.execPath()}' run -A --quiet '${main}' --root '${root}'`;
+    const tmux = await Tmux.start(
+      `sh -c "stty -g > ${dir}/before; ${cli} run --rm -it --name ${name} busybox sh; echo EXIT=\\$?; ` +
+        `stty -g > ${dir}/after; sleep 100"`,
+    );
+    try {
+      await tmux.waitFor(/^\/ #/m);
+      await tmux.send("echo pid=$$ term=$TERM; tty; stty size", "Enter");
+      const shown = await tmux.waitFor(/^\d+ \d+$/m);
+      assertMatch(shown, /^pid=1 term=xterm$/m);
+      assertMatch(shown, /^\/dev\/pts\/0$/m);
+      assertMatch(shown, /^40 120$/m);
+      await tmux.send("sleep 100", "Enter");
+      // Until sleep runs, ctrl-c would only clear the line: wait for it in the container.
+      await tsbox(["exec", name, "sh", "-c", "while ! pidof sleep; do :; done"], { root });
+      await tmux.send("C-c");
+      await tmux.waitFor(/\^C/);
+      await tmux.send("echo status=$?", "Enter");
+      assertMatch(await tmux.waitFor(/^status=\d+$/m), /^status=130$/m);
+      await tmux.tmux(["resize-window", "-t", "t", "-x", "80", "-y", "20"]);
+      await tmux.send("clear; stty size", "Enter");
+      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^20 80$/m);
+      await tmux.send("exit 3", "Enter");
+      assertMatch(await tmux.waitFor(/^EXIT=\d+$/m), /^EXIT=3$/m);
+      for (let i = 0; i < 100; i++) {
+        if ((await Deno.stat(`${dir}/after`).catch(() => undefined))?.size) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(
+        await Deno.readTextFile(`${dir}/after`),
+        await Deno.readTextFile(`${dir}/before`),
+        "the terminal's settings are back after tsbox exits",
+      );
+    } finally {
+      await tmux.kill();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -56,7 +56,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("-c, --cpu-shares <n>", "CPU shares (relative weight)")
     .option("--pids-limit <n>", "limit on the number of processes")
     .option("-i, --interactive", "keep stdin open")
-    .option("-t, --tty", "allocate a pseudo-TTY (not supported yet)")
+    .option("-t, --tty", "allocate a pseudo-TTY")
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)
     .option("--mount <spec>", "type=bind|tmpfs,source=...,target=...[,readonly]", collect)
     .option("--tmpfs <path[:options]>", "mount a tmpfs (repeatable)", collect)

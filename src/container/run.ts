@@ -6,7 +6,6 @@
  * @module
  */
 import { killPid } from "../../ffi/process.ts";
-import { UsageError } from "../errors.ts";
 import type { RunFlags } from "../runtime/run.ts";
 import { Store } from "../store/mod.ts";
 import { removeContainerFiles } from "./cleanup.ts";
@@ -14,6 +13,7 @@ import { createFromFlags } from "./create.ts";
 import { startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
 import { supervise } from "./supervisor.ts";
+import { assertInputTerminal } from "../runtime/tty.ts";
 
 /** What run needs from the global options. */
 export interface RunGlobals {
@@ -39,7 +39,7 @@ export async function runContainer(
   flags: RunFlags,
   globals: RunGlobals,
 ): Promise<{ id: string; exitCode?: number }> {
-  if (flags.tty) throw new UsageError("-t/--tty is not supported yet");
+  assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
   const store = await Store.open(globals.root);
   try {
     const record = await createFromFlags(store, imageName, command, flags, globals);

@@ -12,6 +12,7 @@ import { Container, type ContainerExit } from "../runtime/container.ts";
 import type { Store } from "../store/mod.ts";
 import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
+import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { startTime } from "./proc.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
@@ -213,6 +214,7 @@ async function startAndWait(
       security: c.config.security?.security,
       userns: c.config.security?.userns,
       stdio: [o.attach && c.config.interactive ? "inherit" : "null", outW, errW],
+      tty: c.config.tty ? { size: o.attach ? userWindowSize() : undefined } : undefined,
       parentDeathSignal: SIGKILL,
       beforeRelease: o.beforeRelease ? (pid) => o.beforeRelease!(c, pid) : undefined,
       afterExit: o.afterExit ? () => o.afterExit!(c) : undefined,
@@ -225,9 +227,15 @@ async function startAndWait(
     closeFd(outW);
     closeFd(errW);
   }
+  // -t: the pty carries all output (logged as stdout, like docker) and the user's input.
+  const tty = container.terminal === undefined ? undefined : superviseTerminal(
+    container.terminal,
+    { attach: o.attach ?? false, interactive: c.config.interactive },
+  );
   const pumps = Promise.all([
     pumpToLog(stdout.readable, "stdout", log, o.attach ? Deno.stdout : undefined),
     pumpToLog(stderr.readable, "stderr", log, o.attach ? Deno.stderr : undefined),
+    ...(tty ? [pumpToLog(tty.output, "stdout", log)] : []),
   ]);
   const running = updateContainer(store, c.id, {
     state: "running",
@@ -246,6 +254,10 @@ async function startAndWait(
   o.onPid?.(container.pid);
   started();
   const exit = await container.wait();
+  if (tty) {
+    await tty.session.stop();
+    closeFd(container.terminal!);
+  }
   await pumps.catch(() => {});
   return { exit, pid: container.pid };
 }

@@ -139,8 +139,13 @@ export interface AttachOptions {
   readonly stdin: boolean;
   /** The fd to read the user's input from (default 0). */
   readonly input?: number;
-  /** The fd to write the container's output to (default 1). */
-  readonly output?: number;
+  /**
+   * The fd to write the container's output to (default 1); null: nowhere but `onOutput` (a
+   * detached container: no user terminal, so no raw mode and no SIGWINCH either).
+   */
+  readonly output?: number | null;
+  /** Also hands every chunk of output here (the container's log). */
+  readonly onOutput?: (chunk: Uint8Array) => void;
   /**
    * A key sequence that detaches instead of being sent (docker's ctrl-p ctrl-q for attach);
    * none by default.
@@ -239,18 +244,24 @@ export function filterDetach(
  */
 export function attachTerminal(master: number, options: AttachOptions): TerminalSession {
   const input = options.input ?? 0;
-  const output = options.output ?? 1;
+  const output = options.output === undefined ? 1 : options.output;
+  const user = output !== null;
   const [wakeR, wakeW] = pipe();
-  const restoreRaw = options.stdin && isTerminal(input) ? enterRaw(input) : undefined;
+  const restoreRaw = user && options.stdin && isTerminal(input) ? enterRaw(input) : undefined;
+  const sizeFrom = output === null ? [] : [input, output];
   try {
-    copyWindowSize(master, [input, output]);
+    copyWindowSize(master, sizeFrom);
   } catch { /* the container's pty may already be closed */ }
   const onWinch = () => {
     try {
-      copyWindowSize(master, [input, output]);
+      copyWindowSize(master, sizeFrom);
     } catch { /* ignore: the next SIGWINCH tries again */ }
   };
-  Deno.addSignalListener("SIGWINCH", onWinch);
+  if (user) Deno.addSignalListener("SIGWINCH", onWinch);
+  const deliver = async (chunk: Uint8Array<ArrayBuffer>) => {
+    options.onOutput?.(chunk);
+    if (output !== null) await writeAllAsync(output, chunk);
+  };
   let stopping = false;
   let resolveEnded!: (end: SessionEnd) => void;
   const ended = new Promise<SessionEnd>((r) => resolveEnded = r);
@@ -264,7 +275,7 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
         if (chunk === undefined) continue;
         if (chunk.length === 0) break;
         try {
-          await writeAllAsync(output, chunk.slice());
+          await deliver(chunk.slice());
         } catch {
           break; // the user's side is gone
         }
@@ -278,7 +289,7 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
           if (!(r & (POLL.IN | POLL.HUP))) break;
           const chunk = readSome(master);
           if (!chunk || chunk.length === 0) break;
-          await writeAllAsync(output, chunk.slice()).catch(() => {});
+          await deliver(chunk.slice()).catch(() => {});
         }
         break;
       }
@@ -330,7 +341,7 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
         writeNow(wakeW, new Uint8Array([1]));
       } catch { /* already woken */ }
       await Promise.all([outputDone, inputDone]);
-      Deno.removeSignalListener("SIGWINCH", onWinch);
+      if (user) Deno.removeSignalListener("SIGWINCH", onWinch);
       restoreRaw?.();
       closeFd(wakeR);
       closeFd(wakeW);
@@ -339,4 +350,42 @@ export function attachTerminal(master: number, options: AttachOptions): Terminal
     return stopped;
   };
   return { ended, stop };
+}
+
+/** A `-t` container's terminal as its supervisor runs it. */
+export interface SupervisedTerminal {
+  readonly session: TerminalSession;
+  /** Everything the container wrote, for the log (ends when the session ends). */
+  readonly output: ReadableStream<Uint8Array>;
+}
+
+/**
+ * Connects a `-t` container's pty master for its supervisor: output goes to the returned stream
+ * (the log) and, when `attach`, to the user's terminal, which `interactive` also puts in raw
+ * mode and reads from.
+ */
+export function superviseTerminal(
+  master: number,
+  o: { readonly attach: boolean; readonly interactive: boolean },
+): SupervisedTerminal {
+  let sink!: ReadableStreamDefaultController<Uint8Array>;
+  const output = new ReadableStream<Uint8Array>({ start: (c) => void (sink = c) });
+  const session = attachTerminal(master, {
+    stdin: o.attach && o.interactive,
+    output: o.attach ? 1 : null,
+    onOutput: (chunk) => {
+      try {
+        sink.enqueue(chunk);
+      } catch { /* the log side closed */ }
+    },
+  });
+  session.ended.then(() => sink.close()).catch(() => {});
+  return { session, output };
+}
+
+/** docker's check for `-it`: stdin must be a terminal. */
+export function assertInputTerminal(tty: boolean | undefined, interactive: boolean | undefined) {
+  if (tty && interactive && !isTerminal(0)) {
+    throw new TerminalError("the input device is not a TTY");
+  }
 }
