@@ -6,6 +6,7 @@
 import { fixtureRegistry } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { diffTrees, scanTree } from "./tree_compare.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -241,3 +242,122 @@ rootTest("--restart on-failure:3 runs a failing command 4 times in all", async (
     await cleanup();
   }
 });
+
+async function sh(cmd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(out.stderr)}`);
+  return dec.decode(out.stdout);
+}
+
+/** What the runtime adds to every container (mount targets), as docker's export has them too. */
+const RUNTIME_PATHS = ["proc", "sys", "dev", "etc/hostname", "etc/hosts", "etc/resolv.conf"];
+
+rootTest(
+  "export of a multi-layer image's container, unpacked by GNU tar, equals umoci's unpack",
+  async () => {
+    const fx = await fixtureRegistry();
+    const { root, cleanup } = await tempRoot();
+    const t = (args: string[]) => tsbox(args, { root });
+    const work = await Deno.makeTempDir({ prefix: "tsbox-export-" });
+    try {
+      await ok(t(["pull", "-q", fx.refs.layered]));
+      await ok(t(["run", "--name", "ex", fx.refs.layered, "true"]));
+      await ok(t(["export", "-o", `${work}/ex.tar`, "ex"]));
+      await Deno.mkdir(`${work}/tar`);
+      await sh(
+        "tar",
+        "-xpf",
+        `${work}/ex.tar`,
+        "--xattrs",
+        "--xattrs-include=*",
+        "--numeric-owner",
+        "-C",
+        `${work}/tar`,
+      );
+      await sh("umoci", "unpack", "--image", fx.layouts.layered.image, `${work}/bundle`);
+      const ignore = (p: string) => RUNTIME_PATHS.includes(p);
+      const xattrs = (name: string) => name.startsWith("user.");
+      const diffs = diffTrees(
+        await scanTree(`${work}/tar`, { xattrs, ignore }),
+        await scanTree(`${work}/bundle/rootfs`, { xattrs, ignore }),
+        ["export", "umoci"],
+      );
+      assertEquals(diffs, []);
+      // Not vacuous: content of every layer, the deletions absent, the link kept as a link.
+      const tree = await scanTree(`${work}/tar`, { xattrs });
+      for (const p of ["opq/new.txt", "data/layer3.txt", "data/suid", "bin/sh", "data/xattr"]) {
+        assertOk(tree.has(p), p);
+      }
+      for (const gone of ["data/gone.txt", "data/gonedir", "opq/old.txt", "bin/vi"]) {
+        assertOk(!tree.has(gone), `${gone} is deleted by a whiteout`);
+      }
+      assertEquals(tree.get("data/suid")!.mode, 0o4755);
+      assertEquals(tree.get("data/owned")!.uid, 1000);
+      assertEquals(tree.get("data/xattr")!.xattrs, ["user.tsbox=31"]);
+      const keep = Deno.lstatSync(`${work}/tar/data/keep.txt`);
+      assertEquals(Deno.lstatSync(`${work}/tar/data/hard`).ino, keep.ino, "hardlink kept");
+      // The runtime's mount targets are there, empty, as in docker's export.
+      for (const p of ["proc", "sys", "dev"]) assertEquals(tree.get(p)?.type, "dir", p);
+      assertEquals(tree.get("etc/hostname")?.size, 0);
+
+      // A running container: read through its own mounts, which are not its filesystem (a
+      // volume's files, /proc, the bind-mounted /etc/hostname) are left out; devices and
+      // fifos it made are archived as such.
+      await Deno.mkdir(`${work}/vol`);
+      await Deno.writeTextFile(`${work}/vol/secret`, "not part of the container\n");
+      await ok(t([
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-v",
+        `${work}/vol:/vol`,
+        fx.refs.layered,
+        "sh",
+        "-c",
+        "mknod /data/dev c 10 300 && mkfifo /data/fifo && touch /ready && exec sleep 300",
+      ]));
+      await until(
+        "the container's setup",
+        async () => (await t(["diff", "live"])).stdout.includes("/ready"),
+      );
+      await ok(t(["export", "-o", `${work}/live.tar`, "live"]));
+      await Deno.mkdir(`${work}/live`);
+      await sh(
+        "tar",
+        "-xpf",
+        `${work}/live.tar`,
+        "--xattrs",
+        "--xattrs-include=*",
+        "--numeric-owner",
+        "-C",
+        `${work}/live`,
+      );
+      const added = ["data/dev", "data/fifo", "ready", "vol"];
+      const ignoreLive = (p: string) => ignore(p) || added.includes(p);
+      assertEquals(
+        diffTrees(
+          await scanTree(`${work}/live`, { xattrs, ignore: ignoreLive }),
+          await scanTree(`${work}/bundle/rootfs`, { xattrs, ignore: ignoreLive }),
+          ["export", "umoci"],
+        ),
+        [],
+      );
+      const live = await scanTree(`${work}/live`);
+      assertEquals(live.get("data/fifo")?.type, "fifo");
+      assertEquals(live.get("data/dev")?.type, "char");
+      // makedev(10, 300) as glibc encodes it: minor's high bits above major's.
+      assertEquals(live.get("data/dev")?.rdev, (300 & 0xff) | (10 << 8) | ((300 & ~0xff) << 12));
+      assertEquals(live.get("vol")?.type, "dir");
+      assertOk(!live.has("vol/secret"), "a volume's files are not exported");
+      assertEquals(live.get("etc/hostname")?.size, 0, "the bind-mounted hostname is not exported");
+      assertEquals([...live.keys()].filter((p) => p.startsWith("proc/")), []);
+    } finally {
+      await t(["rm", "-f", "live"]);
+      await t(["rm", "-f", "ex"]);
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+      await cleanup();
+    }
+  },
+);

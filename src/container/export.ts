@@ -14,9 +14,6 @@ import type { ContainerRecord } from "./state.ts";
 const BLOCK = 512;
 const encoder = new TextEncoder();
 
-/** Directories that are the container's runtime mounts, not its filesystem. */
-const SKIP_BELOW = new Set(["proc", "sys", "dev"]);
-
 function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, "0") + "\0";
 }
@@ -126,7 +123,22 @@ function xattrsOf(path: string): Map<string, Uint8Array> {
   return out;
 }
 
-async function* entries(root: string): AsyncGenerator<Uint8Array> {
+/**
+ * Major and minor of a device number as glibc encodes them (12 bits of major at 8..19 and the
+ * rest at 32..63; 8 bits of minor at 0..7, the rest at 20..31 and 44..63).
+ */
+export function splitDev(rdev: number): { major: number; minor: number } {
+  const d = BigInt(rdev);
+  return {
+    major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & 0xfffff000n)),
+    minor: Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n)),
+  };
+}
+
+async function* entries(
+  root: string,
+  submounts: ReadonlySet<string>,
+): AsyncGenerator<Uint8Array> {
   const links = new Map<string, string>();
   async function* walk(rel: string): AsyncGenerator<Uint8Array> {
     const names: string[] = [];
@@ -149,9 +161,20 @@ async function* entries(root: string): AsyncGenerator<Uint8Array> {
         devminor: 0,
       };
       const xattrs = xattrsOf(host);
+      if (submounts.has(path)) {
+        // A mount point (proc, /etc/hosts, a volume): archived as the empty target the runtime
+        // mounted onto, as docker's export has it; what is mounted there is not the container's.
+        yield* headerBlocks(
+          info.isDirectory
+            ? { ...base, name: `${path}/`, type: "5", mode: 0o755, uid: 0, gid: 0 }
+            : { ...base, mode: 0o644, uid: 0, gid: 0 },
+          new Map(),
+        );
+        continue;
+      }
       if (info.isDirectory) {
         yield* headerBlocks({ ...base, name: `${path}/`, type: "5" }, xattrs);
-        if (!(rel === "" && SKIP_BELOW.has(name))) yield* walk(path);
+        yield* walk(path);
         continue;
       }
       if (info.isSymlink) {
@@ -159,12 +182,12 @@ async function* entries(root: string): AsyncGenerator<Uint8Array> {
         continue;
       }
       if (info.isCharDevice || info.isBlockDevice || info.isFifo) {
-        const rdev = info.rdev ?? 0;
+        const { major, minor } = splitDev(info.isFifo ? 0 : info.rdev ?? 0);
         yield* headerBlocks({
           ...base,
           type: info.isFifo ? "6" : info.isCharDevice ? "3" : "4",
-          devmajor: ((rdev >> 8) & 0xfff) | ((rdev >>> 32) & ~0xfff),
-          devminor: (rdev & 0xff) | ((rdev >> 12) & ~0xff),
+          devmajor: major,
+          devminor: minor,
         }, xattrs);
         continue;
       }
@@ -202,7 +225,7 @@ export async function exportContainer(
   c: ContainerRecord,
   out: WritableStream<Uint8Array>,
 ): Promise<void> {
-  await withRootfs(store, c, async (root) => {
-    await ReadableStream.from(entries(root)).pipeTo(out);
+  await withRootfs(store, c, async (root, submounts) => {
+    await ReadableStream.from(entries(root, submounts)).pipeTo(out);
   });
 }

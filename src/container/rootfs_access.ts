@@ -11,15 +11,43 @@ import { processAlive } from "./proc.ts";
 import { containerDir } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 
-/** Runs `fn` with a host path that is the container's `/`. */
+/** Undoes mountinfo's octal escapes (space, tab, newline, backslash). */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * Mount points below the root of process `pid`, relative to that root ("proc", "etc/hosts"):
+ * what is mounted there (proc, the /etc files, volumes) is not the container's filesystem.
+ */
+export function submountsOf(pid: number): Set<string> {
+  const out = new Set<string>();
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/mountinfo`);
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const point = line.split(" ")[4];
+    if (!point || point === "/" || !point.startsWith("/")) continue;
+    out.add(unescapeMountPath(point).slice(1));
+  }
+  return out;
+}
+
+/**
+ * Runs `fn` with a host path that is the container's `/`, and the paths (relative to it) where
+ * something else is mounted: empty for a stopped container.
+ */
 export async function withRootfs<T>(
   store: Store,
   record: ContainerRecord,
-  fn: (root: string) => Promise<T>,
+  fn: (root: string, submounts: ReadonlySet<string>) => Promise<T>,
 ): Promise<T> {
   const c = reconcile(store, record);
   if (c.pid !== undefined && processAlive(c.pid, c.pidStart)) {
-    return await fn(`/proc/${c.pid}/root`);
+    return await fn(`/proc/${c.pid}/root`, submountsOf(c.pid));
   }
   const dir = containerDir(store.root, c.id);
   const target = `${dir}/export-${crypto.randomUUID().slice(0, 8)}`;
@@ -34,7 +62,7 @@ export async function withRootfs<T>(
     target,
   });
   try {
-    return await fn(target);
+    return await fn(target, new Set());
   } finally {
     unmountRootfs(target);
     await Deno.remove(target).catch(() => {});
