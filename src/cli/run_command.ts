@@ -50,6 +50,13 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
       new Option("--network <mode>", "network: private (own namespace with lo), none, host")
         .choices(["private", "none", "host", "default", "bridge"]).default("private"),
     )
+    .option(
+      "-p, --publish <[ip:]host:container[/proto]>",
+      "publish a container's port to the host (repeatable)",
+      collect,
+    )
+    .option("-P, --publish-all", "publish every exposed port on an ephemeral host port")
+    .option("--expose <port[/proto]>", "expose a port or a range of ports (repeatable)", collect)
     .option("-m, --memory <bytes>", "memory limit (e.g. 32m)")
     .option("--memory-swap <bytes>", "memory plus swap limit; -1 for unlimited")
     .option("--cpus <n>", "number of CPUs (e.g. 0.5)")

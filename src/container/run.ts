@@ -10,6 +10,7 @@ import type { RunFlags } from "../runtime/run.ts";
 import { Store } from "../store/mod.ts";
 import { removeContainerFiles } from "./cleanup.ts";
 import { createFromFlags } from "./create.ts";
+import { checkPublish } from "../net/publish.ts";
 import { startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
 import { supervise } from "./supervisor.ts";
@@ -40,6 +41,9 @@ export async function runContainer(
   globals: RunGlobals,
 ): Promise<{ id: string; exitCode?: number }> {
   assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
+  // A taken host port fails here, before the container exists (docker leaves one behind).
+  const warning = checkPublish(flags.publish ?? [], flags.network);
+  if (warning) console.error(warning);
   const store = await Store.open(globals.root);
   try {
     const record = await createFromFlags(store, imageName, command, flags, globals);

@@ -12,6 +12,7 @@ import { Container, type ContainerExit } from "../runtime/container.ts";
 import type { Store } from "../store/mod.ts";
 import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
+import { PublishedPorts } from "../net/publish.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { startTime } from "./proc.ts";
@@ -190,6 +191,8 @@ async function startAndWait(
   o: SuperviseOptions,
   started: () => void,
 ): Promise<{ exit: ContainerExit; pid: number }> {
+  // Host ports are bound first: a taken port fails the start before anything else exists.
+  const ports = PublishedPorts.open(store, c.id, c.config);
   const [outR, outW] = pipe();
   const [errR, errW] = pipe();
   const stdout = readablePipe(outR);
@@ -216,10 +219,22 @@ async function startAndWait(
       stdio: [o.attach && c.config.interactive ? "inherit" : "null", outW, errW],
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : undefined } : undefined,
       parentDeathSignal: SIGKILL,
-      beforeRelease: o.beforeRelease ? (pid) => o.beforeRelease!(c, pid) : undefined,
-      afterExit: o.afterExit ? () => o.afterExit!(c) : undefined,
+      beforeRelease: ports || o.beforeRelease
+        ? async (pid) => {
+          // The proxy is up before PID 1 runs its program, and down once it has ended.
+          await ports?.start(pid);
+          await o.beforeRelease?.(c, pid);
+        }
+        : undefined,
+      afterExit: ports || o.afterExit
+        ? async () => {
+          await ports?.close();
+          await o.afterExit?.(c);
+        }
+        : undefined,
     });
   } catch (err) {
+    await ports?.close().catch(() => {});
     stdout.close();
     stderr.close();
     throw err;
