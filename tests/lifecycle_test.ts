@@ -370,3 +370,171 @@ rootTest(
     }
   },
 );
+
+rootTest(
+  "pause freezes every process (counter stops, ps shows Paused), unpause resumes; top; stats",
+  async () => {
+    const { t, cleanup, refs } = await setup();
+    try {
+      await ok(t([
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        refs.busybox,
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; usleep 20000; done",
+      ]));
+      const pid = JSON.parse(await ok(t(["inspect", "counter"])))[0].State.Pid as number;
+      const count = () => {
+        try {
+          return Number(Deno.readTextFileSync(`/proc/${pid}/root/tmp/count`).trim());
+        } catch {
+          return 0; // not written yet, or caught between truncate and write
+        }
+      };
+      await until("the counter to run", () => Promise.resolve(count() > 2));
+      await ok(t(["pause", "counter"]));
+      const ps = psRows(await ok(t(["ps"])));
+      assertMatch(ps[0][4], /^Up .* \(Paused\)$/);
+      const paused = JSON.parse(await ok(t(["inspect", "counter"])))[0].State;
+      assertEquals([paused.Status, paused.Paused, paused.Running], ["paused", true, true]);
+      const frozenAt = count();
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals(count(), frozenAt, "a paused container's counter does not advance");
+      // pause twice is an error, as in docker; unpause resumes.
+      assertEquals((await t(["pause", "counter"])).code, 1);
+      await ok(t(["unpause", "counter"]));
+      await until("the counter to advance", () => Promise.resolve(count() > frozenAt));
+      assertMatch(psRows(await ok(t(["ps"])))[0][4], /^Up [^(]*$/);
+      // A paused container stops.
+      await ok(t(["pause", "counter"]));
+      await ok(t(["stop", "-t", "1", "counter"]));
+      assertMatch(psRows(await ok(t(["ps", "-a"])))[0][4], /^Exited \(\d+\)/);
+
+      // top and stats of a container with three processes.
+      await ok(t([
+        "run",
+        "-d",
+        "--name",
+        "three",
+        "--memory",
+        "64m",
+        refs.busybox,
+        "sh",
+        "-c",
+        "sleep 301 & sleep 302 & wait",
+      ]));
+      const three = JSON.parse(await ok(t(["inspect", "three"])))[0].State.Pid as number;
+      let top: string[][] = [];
+      await until("both sleeps", async () => {
+        top = psRows(await ok(t(["top", "three"])));
+        return top.length === 3;
+      });
+      const hdr = (await ok(t(["top", "three"]))).split("\n")[0].split(/\s{3,}/);
+      assertEquals(hdr, ["UID", "PID", "PPID", "STIME", "TIME", "CMD"]);
+      const byCmd = new Map(top.map((r) => [r[5], r]));
+      assertEquals(byCmd.get("sh -c sleep 301 & sleep 302 & wait")?.[1], String(three));
+      for (const s of ["sleep 301", "sleep 302"]) {
+        assertEquals(byCmd.get(s)?.[2], String(three), `${s} is a child of PID 1`);
+        assertEquals(byCmd.get(s)?.[0], "0");
+      }
+      const stats = JSON.parse(await ok(t(["stats", "--no-stream", "--format", "json", "three"])));
+      assertEquals(stats.Name, "three");
+      assertEquals(stats.PIDs, "3");
+      assertEquals(stats.MemLimitBytes, 64 * 1024 * 1024);
+      // Three busybox processes: more than a page, far less than the limit.
+      assertOk(
+        stats.MemUsageBytes > 4096 && stats.MemUsageBytes < 32 * 1024 * 1024,
+        stats.MemUsage,
+      );
+      const table = psRows(await ok(t(["stats", "--no-stream"])));
+      assertEquals(table.length, 1, "only running containers");
+      assertEquals(table[0][1], "three");
+      assertEquals((await t(["top", "counter"])).code, 125, "top of a stopped container fails");
+      await ok(t(["rm", "-f", "three", "counter"]));
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest(
+  "diff lists A/C/D; cp out of a stopped container; wait prints exit codes; inspect finds containers; rmi -f",
+  async () => {
+    const { root, t, cleanup, refs } = await setup();
+    const out = await Deno.makeTempDir();
+    try {
+      await ok(t([
+        "run",
+        "--name",
+        "d",
+        refs.busybox,
+        "sh",
+        "-c",
+        "echo x > /new; echo y >> /etc/passwd; rm /bin/vi; mkdir /tmp/d; echo z > /tmp/d/f; chown 33:33 /tmp/d/f",
+      ]));
+      assertEquals((await ok(t(["diff", "d"]))).trim().split("\n"), [
+        "C /bin",
+        "D /bin/vi",
+        "C /etc",
+        "C /etc/passwd",
+        "A /new",
+        "C /tmp",
+        "A /tmp/d",
+        "A /tmp/d/f",
+      ]);
+      // Nothing changed: nothing listed, not even the runtime's mount targets.
+      await ok(t(["run", "--name", "quiet", refs.busybox, "true"]));
+      assertEquals(await ok(t(["diff", "quiet"])), "");
+
+      await ok(t(["cp", "d:/tmp/d", out]));
+      assertEquals(Deno.readTextFileSync(`${out}/d/f`), "z\n");
+      assertEquals(Deno.lstatSync(`${out}/d/f`).uid, 33);
+      await ok(t(["cp", "d:/etc/passwd", `${out}/passwd`]));
+      assertOk(Deno.readTextFileSync(`${out}/passwd`).endsWith("\ny\n"));
+      assertEquals((await t(["cp", "d:/no/such", out])).code, 125);
+
+      await ok(t(["run", "-d", "--name", "w", refs.busybox, "sh", "-c", "sleep 1; exit 3"]));
+      assertEquals((await ok(t(["wait", "w", "d"]))).trim().split("\n"), ["3", "0"]);
+      assertEquals((await ok(t(["wait", "w"]))).trim(), "3", "wait on an exited container");
+
+      // Top-level inspect: containers first, images otherwise.
+      const [c] = JSON.parse(await ok(t(["inspect", "d"])));
+      assertEquals(c.Name, "/d");
+      assertEquals(c.State.Status, "exited");
+      assertEquals(c.Config.Image, refs.busybox);
+      const [img] = JSON.parse(await ok(t(["inspect", refs.busybox])));
+      assertEquals(img.Id, c.Image);
+      assertEquals(img.RepoTags, [refs.busybox]);
+
+      // rmi refuses an image containers use, unless forced; the containers keep working.
+      const refused = await t(["rmi", refs.busybox]);
+      assertEquals(refused.code, 1);
+      assertStringIncludes(refused.stderr, "must force");
+      assertStringIncludes(await ok(t(["images", "-q"])), img.Id.slice(7, 19));
+      assertStringIncludes(await ok(t(["rmi", "-f", refs.busybox])), "Untagged:");
+      assertEquals(await ok(t(["start", "-a", "quiet"])), "");
+      assertEquals((await ok(t(["inspect", "quiet"]))).includes('"ExitCode": 0'), true);
+
+      // prune: stopped and created containers go, running ones stay.
+      const created = (await ok(t(["create", "--name", "fresh", img.Id]))).trim();
+      const running = (await ok(t(["run", "-d", img.Id, "sleep", "300"]))).trim();
+      const pruned = await ok(t(["container", "prune", "-f"]));
+      const ids = JSON.parse(await ok(t(["inspect", "d", "quiet", "w"])));
+      assertEquals(ids, []);
+      for (const id of [c.Id, created]) {
+        assertStringIncludes(pruned, id);
+        assertEquals(await leftovers(root, id), []);
+      }
+      assertOk(!pruned.includes(running), "a running container is not pruned");
+      assertEquals(psRows(await ok(t(["ps", "-aq"]))).length, 0);
+      assertEquals((await ok(t(["ps", "-aq", "--no-trunc"]))).trim(), running);
+      await ok(t(["rm", "-f", running]));
+    } finally {
+      await Deno.remove(out, { recursive: true });
+      await cleanup();
+    }
+  },
+);
