@@ -27,29 +27,52 @@ function existsIn(dirs: string[], rel: string): boolean {
   });
 }
 
+/**
+ * Mount targets the runtime creates in every container when the image lacks them. docker keeps
+ * them in an init layer that `diff` does not show; here they sit in the upper dir, so they are
+ * left out when they were added (not when the image had them and the container changed them).
+ */
+const RUNTIME_TARGETS = new Set([
+  "dev",
+  "proc",
+  "sys",
+  "etc/hostname",
+  "etc/hosts",
+  "etc/resolv.conf",
+]);
+
 /** The container's changes against its image. */
 export function containerChanges(store: Store, c: ContainerRecord): Promise<Change[]> {
   const upper = `${containerDir(store.root, c.id)}/upper`;
   const lower = c.config.layers.map((l) => join(store.linkDir, l));
   const out: Change[] = [];
-  const walk = (rel: string) => {
+  /** Lists `rel`'s changes; returns false when it had entries and every one was left out. */
+  const walk = (rel: string): boolean => {
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(join(upper, rel))];
     } catch {
-      return;
+      return true;
     }
+    let shown = entries.length === 0;
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const path = rel ? `${rel}/${e.name}` : e.name;
       const info = Deno.lstatSync(join(upper, path));
       // overlayfs whiteout: a character device 0:0.
       if (info.isCharDevice && info.rdev === 0) {
         out.push({ kind: "D", path: `/${path}` });
+        shown = true;
         continue;
       }
-      out.push({ kind: existsIn(lower, path) ? "C" : "A", path: `/${path}` });
-      if (info.isDirectory) walk(path);
+      const kind = existsIn(lower, path) ? "C" : "A";
+      if (kind === "A" && RUNTIME_TARGETS.has(path)) continue;
+      const at = out.length;
+      out.push({ kind, path: `/${path}` });
+      // A directory copied up only to hold runtime targets (/etc) is no change of its own.
+      if (info.isDirectory && !walk(path) && kind === "C") out.splice(at, 1);
+      else shown = true;
     }
+    return shown;
   };
   walk("");
   return Promise.resolve(out);
