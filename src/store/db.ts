@@ -84,6 +84,22 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX port_bindings_container ON port_bindings(container_id);
   `,
+  `
+  CREATE TABLE volumes (
+    name       TEXT PRIMARY KEY,          -- [a-zA-Z0-9][a-zA-Z0-9_.-]+; 64 hex digits if anonymous
+    created_at INTEGER NOT NULL,          -- ms since epoch
+    labels     TEXT NOT NULL DEFAULT '{}', -- JSON object
+    anonymous  INTEGER NOT NULL DEFAULT 0 -- made for one container (-v /path, image VOLUME)
+  );
+  CREATE TABLE volume_mounts (
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    destination  TEXT NOT NULL,           -- path inside the container
+    read_only    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (container_id, destination)
+  );
+  CREATE INDEX volume_mounts_volume ON volume_mounts(volume);
+  `,
 ];
 
 /** A thin handle over the SQLite database with transactions that retry on contention. */
