@@ -198,6 +198,10 @@ export function runLoop(config: LoopConfig): void {
 
   /** Moves what it can in one direction; false when the connection broke. */
   const pump = (h: Half): boolean => {
+    // A short read means the socket was drained: the next read would almost surely be EAGAIN,
+    // and level-triggered epoll reports it again if more came, so skip that syscall (two per
+    // request/response exchange).
+    let drained = false;
     for (let round = 0; round < ROUNDS && !h.done; round++) {
       if (h.pending > 0) {
         const n = spliceRaw(h.pipeR, h.dst, h.pending, SPLICE_FLAGS);
@@ -211,11 +215,15 @@ export function runLoop(config: LoopConfig): void {
         h.done = true;
         return true;
       }
+      if (drained) return true;
       const n = spliceRaw(h.src, h.pipeW, CHUNK, SPLICE_FLAGS);
       if (n === -E.EAGAIN) return true;
       if (n < 0) return false;
       if (n === 0) h.eof = true;
-      else h.pending += n;
+      else {
+        h.pending += n;
+        drained = n < CHUNK;
+      }
     }
     return true;
   };

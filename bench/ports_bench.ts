@@ -1,0 +1,193 @@
+/**
+ * Published-port throughput: wrk (10 s, 50 connections, 2 threads) against the fixture nginx
+ * reached three ways in one run, interleaved round by round:
+ *   - through `tsbox run -p` (the userspace proxy),
+ *   - directly (`tsbox run --network host`, nginx listening on another port),
+ *   - through `podman run -p` (runc), where podman works on this machine.
+ * Prints requests/s per round, medians and the ratios to direct. Target: tsbox >= 0.6x direct.
+ * Needs root, wrk, Debian's docker-registry and skopeo (fixture registry); not part of CI.
+ *
+ *     deno run -A bench/ports_bench.ts [--rounds N] [--seconds S]
+ */
+import { join } from "node:path";
+import { fixtureRegistry } from "../tests/fixtures/images.ts";
+
+const args = Deno.args;
+const flag = (name: string, def: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : def;
+};
+const ROUNDS = flag("--rounds", 3);
+const SECONDS = flag("--seconds", 10);
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+async function run(cmd: string, cmdArgs: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args: cmdArgs, env, stdout: "piped", stderr: "piped" })
+    .output();
+  return {
+    ok: out.success,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
+async function must(cmd: string, cmdArgs: string[], env?: Record<string, string>) {
+  const r = await run(cmd, cmdArgs, env);
+  if (!r.ok) throw new Error(`${cmd} ${cmdArgs.join(" ")}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function waitHttp(port: number): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`);
+      await r.body?.cancel();
+      if (r.ok) return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing answers on 127.0.0.1:${port}`);
+}
+
+/** Requests per second of one wrk run against 127.0.0.1:port. */
+async function wrk(port: number): Promise<number> {
+  const out = await must("wrk", [
+    "-t2",
+    "-c50",
+    `-d${SECONDS}s`,
+    "--latency",
+    `http://127.0.0.1:${port}/`,
+  ]);
+  const m = /Requests\/sec:\s+([0-9.]+)/.exec(out);
+  if (!m) throw new Error(`no Requests/sec in wrk output:\n${out}`);
+  if (/Non-2xx or 3xx responses|Socket errors/.test(out)) {
+    console.error(`wrk on port ${port} reported errors:\n${out}`);
+  }
+  return Number(m[1]);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const fx = await fixtureRegistry();
+const work = await Deno.makeTempDir({ prefix: "tsbox-ports-bench-" });
+const root = join(work, "root");
+const tsbox = (more: string[]) =>
+  must(Deno.execPath(), ["run", "-A", MAIN, "--root", root, ...more]);
+const started: string[] = [];
+const podmanStarted: string[] = [];
+const podmanEnv = { ...Deno.env.toObject(), CONTAINERS_CONF: join(work, "containers.conf") };
+const podmanBase = ["--root", join(work, "podman"), "--runroot", join(work, "podman-run")];
+
+try {
+  await tsbox(["pull", "-q", fx.refs.nginx]);
+  // Request logging off in every variant: each logged request is a line through the
+  // container's log pipeline, which would dominate what this bench means to compare (the path
+  // a connection takes to nginx). The config is otherwise the image's own.
+  const imageConf = await tsbox(["run", "--rm", fx.refs.nginx, "cat", "/etc/nginx/nginx.conf"]);
+  const quiet = imageConf.replace(/access_log [^;]+;/, "access_log off;");
+  await Deno.writeTextFile(join(work, "nginx.conf"), quiet);
+  const mountConf = (file: string) => ["-v", `${join(work, file)}:/etc/nginx/nginx.conf:ro`];
+
+  const proxied = freePort();
+  started.push(
+    await tsbox([
+      "run",
+      "-d",
+      ...mountConf("nginx.conf"),
+      "-p",
+      `127.0.0.1:${proxied}:80`,
+      fx.refs.nginx,
+    ]),
+  );
+  // The same image on the host network, listening on another port.
+  const direct = freePort();
+  await Deno.writeTextFile(
+    join(work, "nginx-direct.conf"),
+    quiet.replace(/listen 80 default_server;/, `listen 127.0.0.1:${direct} default_server;`),
+  );
+  started.push(
+    await tsbox([
+      "run",
+      "-d",
+      "--network",
+      "host",
+      ...mountConf("nginx-direct.conf"),
+      fx.refs.nginx,
+    ]),
+  );
+  await waitHttp(proxied);
+  await waitHttp(direct);
+
+  let podmanPort: number | undefined;
+  try {
+    await Deno.writeTextFile(
+      join(work, "containers.conf"),
+      '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+    );
+    const podman = (more: string[]) =>
+      must("podman", [...podmanBase, "--runtime", "runc", ...more], podmanEnv);
+    await podman(["pull", "-q", "--tls-verify=false", fx.refs.nginx]);
+    podmanPort = freePort();
+    podmanStarted.push(
+      await podman([
+        "run",
+        "-d",
+        ...mountConf("nginx.conf"),
+        "-p",
+        `127.0.0.1:${podmanPort}:80`,
+        fx.refs.nginx,
+      ]),
+    );
+    await waitHttp(podmanPort);
+  } catch (err) {
+    console.error(`podman run -p does not work here, left out: ${(err as Error).message}`);
+    podmanPort = undefined;
+  }
+
+  const results: Record<string, number[]> = { tsbox: [], direct: [], podman: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    results.tsbox.push(await wrk(proxied));
+    results.direct.push(await wrk(direct));
+    if (podmanPort !== undefined) results.podman.push(await wrk(podmanPort));
+    console.log(
+      `round ${round}: tsbox -p ${results.tsbox.at(-1)!.toFixed(0)} req/s, direct ${
+        results.direct.at(-1)!.toFixed(0)
+      } req/s` +
+        (podmanPort !== undefined ? `, podman -p ${results.podman.at(-1)!.toFixed(0)} req/s` : ""),
+    );
+  }
+  const d = median(results.direct);
+  console.log(`\nmedians over ${ROUNDS} rounds of ${SECONDS} s, 50 connections:`);
+  console.log(`  direct (host network)  ${d.toFixed(0)} req/s`);
+  console.log(
+    `  tsbox -p               ${median(results.tsbox).toFixed(0)} req/s  ${
+      (median(results.tsbox) / d).toFixed(2)
+    }x direct (target >= 0.60x)`,
+  );
+  if (results.podman.length > 0) {
+    const p = median(results.podman);
+    console.log(
+      `  podman -p (runc)       ${p.toFixed(0)} req/s  ${
+        (p / d).toFixed(2)
+      }x direct; tsbox/podman ${(median(results.tsbox) / p).toFixed(2)}x`,
+    );
+  }
+} finally {
+  for (const id of started) {
+    await run(Deno.execPath(), ["run", "-A", MAIN, "--root", root, "rm", "-f", id]);
+  }
+  for (const id of podmanStarted) {
+    await run("podman", [...podmanBase, "--runtime", "runc", "rm", "-f", "-t", "0", id], podmanEnv);
+  }
+  await run("podman", [...podmanBase, "system", "reset", "-f"], podmanEnv).catch(() => {});
+  await Deno.remove(work, { recursive: true }).catch(() => {});
+}
