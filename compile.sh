@@ -15,7 +15,8 @@ deno install --quiet --entrypoint main.ts mod.ts >/dev/null # caches npm package
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-if deno compile --quiet -A --output "$out" main.ts >"$log" 2>&1; then
+# Modules loaded only as workers are not found by the module graph walk: name them.
+if deno compile --quiet -A --include src/net/proxy_worker.ts --output "$out" main.ts >"$log" 2>&1; then
   echo "built $out (deno compile, Deno $version)"
   exit 0
 fi
