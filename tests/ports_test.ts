@@ -385,3 +385,69 @@ rootTest("--network host: -p is discarded with docker's warning", async () => {
     "WARNING: Published ports are discarded when using host network mode",
   );
 });
+
+rootTest(
+  "--network container:NAME joins that container's namespace and its published ports",
+  async () => {
+    const e = await env();
+    const port = freePort();
+    const web = (await e.ok(["run", "-d", "-p", `127.0.0.1:${port}:8080`, e.refs.nginx])).trim();
+    try {
+      // A second container serves 8080 inside nginx's namespace: nginx's proxy reaches it.
+      const side = (await e.ok([
+        "run",
+        "-d",
+        "--network",
+        `container:${web.slice(0, 12)}`,
+        e.refs.busybox,
+        "nc",
+        "-ll",
+        "-p",
+        "8080",
+        "-e",
+        "echo",
+        "from the joined container",
+      ])).trim();
+      try {
+        const reply = await until("the side container through nginx's port", async () => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          try {
+            const text = new TextDecoder().decode(await readAll(conn));
+            return text === "" ? undefined : text;
+          } finally {
+            conn.close();
+          }
+        });
+        assertEquals(reply, "from the joined container\n");
+        // And it sees nginx on its own loopback.
+        const r = await e.t([
+          "run",
+          "--rm",
+          "--network",
+          `container:${web}`,
+          e.refs.busybox,
+          "wget",
+          "-qO-",
+          "http://127.0.0.1/",
+        ]);
+        assertEquals(r.code, 0, r.stderr);
+        assertStringIncludes(r.stdout, NGINX_MARKER);
+      } finally {
+        await e.t(["rm", "-f", side]);
+      }
+      const clash = await e.t([
+        "run",
+        "--rm",
+        "--network",
+        `container:${web}`,
+        "-p",
+        "80",
+        e.refs.busybox,
+      ]);
+      assertEquals(clash.code, 125);
+      assertStringIncludes(clash.stderr, "conflicting options: port publishing");
+    } finally {
+      await e.t(["rm", "-f", web]);
+    }
+  },
+);

@@ -33,7 +33,16 @@ export function defineContainerCommands(program: Command): void {
       .option("-a, --attach", "attach stdout/stderr and forward signals")
       .option("-i, --interactive", "attach stdin")
       .action(async (names, opts, self) =>
-        setExitCode(await (await actions()).startCommand(globalsOf(self), names, opts))
+        setExitCode(
+          opts.attach
+            // Through the attach socket of a detached supervisor, so the user can detach.
+            ? await (await import("./attach_actions.ts")).startAttachCommand(
+              globalsOf(self),
+              names,
+              opts,
+            )
+            : await (await actions()).startCommand(globalsOf(self), names, opts),
+        )
       );
   const stop = (cmd: Command) =>
     cmd.description("Stop one or more running containers")

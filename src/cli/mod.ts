@@ -17,6 +17,7 @@ import { defineRunCommand } from "./run_command.ts";
 import { defineInfoCommand } from "./info_command.ts";
 import { defineContainerCommands } from "./container_commands.ts";
 import { defineExecCommand } from "./exec_command.ts";
+import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   defineInfoCommand(program);
   defineContainerCommands(program);
   defineExecCommand(program);
+  defineAttachCommand(program);
   definePortCommand(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();

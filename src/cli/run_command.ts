@@ -5,13 +5,20 @@
  *
  * @module
  */
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 import type { RunFlags } from "../runtime/run.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+const NETWORKS = ["private", "none", "host", "default", "bridge"];
+
+function parseNetworkFlag(value: string): string {
+  if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
+  throw new InvalidArgumentError(`Allowed choices are ${NETWORKS.join(", ")}, container:NAME.`);
 }
 
 /** Defines `run` on the program. */
@@ -47,8 +54,10 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("-u, --user <user[:group]>", "user name or uid, optionally with a group or gid")
     .option("--entrypoint <cmd>", "override the image's entrypoint")
     .addOption(
-      new Option("--network <mode>", "network: private (own namespace with lo), none, host")
-        .choices(["private", "none", "host", "default", "bridge"]).default("private"),
+      new Option(
+        "--network <mode>",
+        "network: private (own namespace with lo), none, host, container:NAME",
+      ).argParser(parseNetworkFlag).default("private"),
     )
     .option(
       "-p, --publish <[ip:]host:container[/proto]>",

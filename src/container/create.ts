@@ -13,6 +13,7 @@ import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
+import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
@@ -33,7 +34,9 @@ export function parseRestart(value: string | undefined): RestartPolicy {
   throw new UsageError(`invalid restart policy '${value}'`);
 }
 
-function networkFrom(mode: string | undefined): NetworkMode {
+function networkFrom(store: Store, flags: RunFlags): NetworkMode {
+  const mode = flags.network;
+  if (mode?.startsWith("container:")) return containerNetwork(store, mode, flags);
   if (mode === "host") return "host";
   return mode === "none" ? "none" : "private";
 }
@@ -96,7 +99,7 @@ export async function createFromFlags(
       cwd: plan.cwd,
       user: plan.user,
       hostname,
-      network: networkFrom(flags.network),
+      network: networkFrom(store, flags),
       resources,
       mounts,
       readOnly: flags.readOnly ?? false,

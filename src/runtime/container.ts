@@ -13,6 +13,7 @@ import {
   type ProgramFailure,
 } from "../../ffi/clone.ts";
 import { SyscallError } from "../../ffi/errors.ts";
+import { openNamespace } from "../../ffi/net.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
@@ -27,7 +28,7 @@ import { receiveTerminal, terminalChannel } from "./tty.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
-export type NetworkMode = "private" | "none" | "host";
+export type NetworkMode = "private" | "none" | "host" | `container:${string}`;
 
 /** A user mount before its target is resolved in the rootfs. */
 export type MountRequest =
@@ -57,6 +58,11 @@ export interface ContainerSpec {
   readonly user: string;
   readonly hostname: string;
   readonly network: NetworkMode;
+  /**
+   * `container:ID` networks: PID 1 of that container, whose network namespace the new one
+   * joins instead of getting its own.
+   */
+  readonly networkPid?: number;
   readonly resources: ResourceLimits;
   readonly mounts: readonly MountRequest[];
   readonly readOnly: boolean;
@@ -319,7 +325,7 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       extraMounts,
       readOnly: spec.readOnly,
       hostname: spec.hostname,
-      loopbackUp: spec.network !== "host",
+      loopbackUp: spec.network !== "host" && spec.networkPid === undefined,
       cgroupNamespace: true,
       cwd: spec.cwd,
       uid: user.uid,
@@ -358,8 +364,14 @@ async function launch(
   const channel = spec.tty ? terminalChannel() : undefined;
   if (channel) open.add(channel.parent).add(channel.child);
   try {
+    // Opened here, inherited by the clone: the child joins it with setns (see networkOps).
+    const netnsFd = spec.networkPid === undefined
+      ? undefined
+      : openNamespace(`/proc/${spec.networkPid}/ns/net`);
+    if (netnsFd !== undefined) open.add(netnsFd);
     const ops = buildProgram({
       ...prepared.plan,
+      joinNetnsFd: netnsFd,
       syncFd: syncR,
       closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
       ...(channel
@@ -371,7 +383,7 @@ async function launch(
     });
     const program = CompiledProgram.compile(ops, statusW);
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
-    if (spec.network !== "host") flags |= CLONE.NEWNET;
+    if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
     if (spec.userns) flags |= CLONE.NEWUSER;
     try {
       pid = cloneProgram(program, flags);

@@ -127,6 +127,8 @@ export interface ChildPlan {
   readonly hostname: string;
   /** Bring `lo` up (private network namespace). */
   readonly loopbackUp: boolean;
+  /** `--network container:X`: an fd of X's network namespace, joined with setns. */
+  readonly joinNetnsFd?: number;
   /** Unshare a cgroup namespace (after the parent placed the child in its cgroup). */
   readonly cgroupNamespace: boolean;
   readonly cwd: string;
@@ -303,6 +305,12 @@ export function devOps(p: ChildPlan): Op[] {
 
 /** Brings `lo` up in the new network namespace (the socket closes at execve). */
 export function networkOps(p: ChildPlan): Op[] {
+  if (p.joinNetnsFd !== undefined) {
+    return [op(SYS.setns, "join the network namespace of the container named by --network", [
+      p.joinNetnsFd,
+      CLONE.NEWNET,
+    ])];
+  }
   if (!p.loopbackUp) return [];
   const ifreq = new Uint8Array(40);
   ifreq.set(new TextEncoder().encode("lo"));

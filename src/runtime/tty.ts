@@ -174,7 +174,7 @@ const restorers = new Set<() => void>();
 let unloadHooked = false;
 
 /** Raw mode on `fd`, undone by the returned function and, failing that, when Deno exits. */
-function enterRaw(fd: number): () => void {
+export function enterRaw(fd: number): () => void {
   const saved: Termios = makeRaw(fd);
   let done = false;
   const restore = () => {
