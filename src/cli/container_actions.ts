@@ -150,10 +150,10 @@ export function pauseCommand(g: GlobalOptions, names: string[], pause: boolean):
 export function rmCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { force?: boolean },
+  opts: { force?: boolean; volumes?: boolean },
 ): Promise<number> {
   return each(g, names, async (store, c, name) => {
-    await removeContainer(store, c, opts.force ?? false);
+    await removeContainer(store, c, opts.force ?? false, opts.volumes ?? false);
     console.log(name);
   });
 }

@@ -82,7 +82,7 @@ export function defineContainerCommands(program: Command): void {
     cmd.description("Remove one or more containers")
       .argument("<containers...>", "names or ids")
       .option("-f, --force", "kill a running container first")
-      .option("-v, --volumes", "accepted for docker compatibility (no anonymous volumes)")
+      .option("-v, --volumes", "remove the anonymous volumes of the container")
       .action(async (names, opts, self) =>
         setExitCode(await (await actions()).rmCommand(globalsOf(self), names, opts))
       );

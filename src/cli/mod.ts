@@ -19,6 +19,7 @@ import { defineContainerCommands } from "./container_commands.ts";
 import { defineExecCommand } from "./exec_command.ts";
 import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
+import { defineVolumeCommands } from "./volume_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   defineExecCommand(program);
   defineAttachCommand(program);
   definePortCommand(program);
+  defineVolumeCommands(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;

@@ -10,6 +10,7 @@ import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
+import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
 
 /** Unmounts the rootfs and removes the cgroups (killing anything left in them). */
 export async function releaseRuntime(id: string, root: string): Promise<void> {
@@ -20,11 +21,23 @@ export async function releaseRuntime(id: string, root: string): Promise<void> {
   for (let i = 0; i < 8 && unmountRootfs(rootfs); i++) { /* detach every stacked mount */ }
 }
 
-/** Removes everything of a container whose processes are gone. */
-export async function removeContainerFiles(store: Store, c: ContainerRecord): Promise<void> {
+/**
+ * Removes everything of a container whose processes are gone. Its anonymous volumes go too with
+ * `volumes` (`rm -v`) or when it was started with `--rm`, as docker does, unless another
+ * container also mounts them.
+ */
+export async function removeContainerFiles(
+  store: Store,
+  c: ContainerRecord,
+  opts: { volumes?: boolean } = {},
+): Promise<void> {
+  const anonymous = opts.volumes || c.config.autoRemove
+    ? volumeMountsOf(store, c.id).filter((v) => v.anonymous).map((v) => v.name)
+    : [];
   await releaseRuntime(c.id, store.root);
   await Deno.remove(containerDir(store.root, c.id), { recursive: true }).catch((err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   });
   deleteContainerRow(store, c.id);
+  await removeUnusedVolumes(store, anonymous);
 }

@@ -17,6 +17,7 @@ import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
+import { attachVolumes, planMounts, seedVolumes } from "./volumes.ts";
 
 /** `--restart no|on-failure[:N]|always|unless-stopped`. */
 export function parseRestart(value: string | undefined): RestartPolicy {
@@ -65,7 +66,7 @@ export async function createFromFlags(
   const restart = parseRestart(flags.restart);
   const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
   const resources = limitsFrom(flags);
-  const mounts = mountsFrom(flags);
+  const requestedMounts = mountsFrom(flags);
   const envFiles: string[] = [];
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
@@ -73,8 +74,7 @@ export async function createFromFlags(
   let image = store.findImage(imageName);
   if (!image) {
     console.error(`Unable to find image '${imageName}' locally`);
-    const { pullImage } = await import("../image/pull.ts");
-    image = (await pullImage(store, imageName, { insecure: globals.insecureRegistries })).image;
+    image = await pullForRun(store, imageName, globals.insecureRegistries);
   }
   const id = newContainerId();
   const hostname = flags.hostname ?? id.slice(0, 12);
@@ -88,6 +88,11 @@ export async function createFromFlags(
     tty: flags.tty,
   }, hostname);
   const stopSignal = flags.stopSignal ?? (imageConfig as { StopSignal?: string }).StopSignal;
+  const { mounts, volumes } = planMounts(
+    store.root,
+    requestedMounts,
+    Object.keys(imageConfig.Volumes ?? {}),
+  );
   const record = createContainer(store, {
     id,
     name: flags.name,
@@ -120,5 +125,25 @@ export async function createFromFlags(
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
+  try {
+    attachVolumes(store, id, volumes);
+    await seedVolumes(store, record, volumes);
+  } catch (err) {
+    const { removeContainerFiles } = await import("./cleanup.ts");
+    await removeContainerFiles(store, record, { volumes: true }).catch(() => {});
+    throw err;
+  }
   return record;
+}
+
+/** docker run's pull of a missing image, reported on stderr as docker reports it. */
+async function pullForRun(store: Store, imageName: string, insecure: readonly string[]) {
+  const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
+  const { pullImage } = await import("../image/pull.ts");
+  const ref = parseReference(imageName);
+  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
+  const result = await pullImage(store, imageName, { insecure });
+  console.error(`Digest: ${result.digest}`);
+  console.error(`Status: Downloaded newer image for ${ref.familiar()}`);
+  return result.image;
 }

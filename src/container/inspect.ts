@@ -7,6 +7,7 @@ import { inspectPorts } from "../net/publish.ts";
 import type { Store } from "../store/mod.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
+import { volumeData, volumeMountsOf } from "./volumes.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -17,6 +18,9 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
   const cfg = c.config;
   const dir = containerDir(store.root, c.id);
   const ports = inspectPorts(store, c);
+  const volumes = new Map(
+    volumeMountsOf(store, c.id).map((v) => [volumeData(store.root, v.name), v.name]),
+  );
   return {
     Id: c.id,
     Created: iso(c.createdAt),
@@ -56,7 +60,18 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Data: { UpperDir: `${dir}/upper`, WorkDir: `${dir}/work`, MergedDir: `${dir}/rootfs` },
     },
     Mounts: cfg.mounts.map((m) =>
-      m.kind === "bind"
+      m.kind === "bind" && volumes.has(m.source)
+        ? {
+          Type: "volume",
+          Name: volumes.get(m.source),
+          Source: m.source,
+          Destination: m.target,
+          Driver: "local",
+          Mode: m.readOnly ? "ro" : "",
+          RW: !m.readOnly,
+          Propagation: "",
+        }
+        : m.kind === "bind"
         ? {
           Type: "bind",
           Source: m.source,

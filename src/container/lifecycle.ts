@@ -209,12 +209,14 @@ export async function waitContainer(store: Store, c: ContainerRecord): Promise<n
 
 /**
  * `rm`: removes a container that is not running; with `force` it is killed first. Its mounts,
- * cgroups, directory, log and row are gone afterwards, whether or not its supervisor lived.
+ * cgroups, directory, log and row are gone afterwards, whether or not its supervisor lived;
+ * with `volumes` (`rm -v`) its anonymous volumes too.
  */
 export async function removeContainer(
   store: Store,
   c: ContainerRecord,
   force = false,
+  volumes = false,
 ): Promise<void> {
   let current = reconcile(store, c);
   if (isActive(current.state)) {
@@ -234,7 +236,7 @@ export async function removeContainer(
     killPid(row.supervisorPid, SIGKILL);
     await waitSupervisorGone(row, 5_000);
   }
-  await removeContainerFiles(store, row);
+  await removeContainerFiles(store, row, { volumes });
 }
 
 /** `container prune`: removes every stopped container; returns their ids. */

@@ -14,7 +14,6 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
-import { joinedNetworkPid } from "./network.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { startTime } from "./proc.ts";
@@ -212,7 +211,6 @@ async function startAndWait(
       user: c.config.user,
       hostname: c.config.hostname,
       network: c.config.network,
-      networkPid: joinedNetworkPid(store, c.config.network),
       networkPid: joinedNetworkPid(store, c.config.network),
       resources: c.config.resources,
       mounts: c.config.mounts,

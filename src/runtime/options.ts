@@ -41,21 +41,65 @@ function absolute(path: string, what: string): string {
   return path;
 }
 
-/** `-v /host:/container[:ro|rw]` (bind mounts of host paths; named volumes are not supported). */
-export function parseVolume(spec: string): MountRequest {
+/**
+ * A volume `run` asked for: named (`-v NAME:/path`, `--mount type=volume,source=NAME`) or
+ * anonymous (`-v /path`, `--mount type=volume` without a source); the container module turns it
+ * into a bind mount of the volume's directory.
+ */
+export interface VolumeRequest {
+  readonly kind: "volume";
+  /** The volume's name; absent for an anonymous volume (a random name is drawn at create). */
+  readonly name?: string;
+  readonly target: string;
+  readonly readOnly: boolean;
+  /** `nocopy` / `volume-nocopy`: do not seed a new volume with the image's content. */
+  readonly noCopy: boolean;
+}
+
+/** A mount as `run`'s flags state it: a bind, a tmpfs, or a volume. */
+export type MountFlag = MountRequest | VolumeRequest;
+
+/** docker's rule for volume names (at least two characters). */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/**
+ * `-v /host:/container[:ro|rw]` (bind mount), `-v NAME:/container[:ro|rw|nocopy]` (named
+ * volume) or `-v /container` (anonymous volume).
+ */
+export function parseVolume(spec: string): MountFlag {
   const parts = spec.split(":");
-  if (parts.length < 2 || parts.length > 3) {
+  if (parts.length > 3 || parts.some((p) => p === "")) {
     throw new UsageError(`invalid volume specification: '${spec}'`);
+  }
+  if (parts.length === 1) {
+    return {
+      kind: "volume",
+      target: absolute(parts[0], "volume target"),
+      readOnly: false,
+      noCopy: false,
+    };
   }
   const [source, target, mode = "rw"] = parts;
   const flags = mode.split(",");
-  if (flags.some((f) => !["ro", "rw", "z", "Z"].includes(f))) {
+  if (flags.some((f) => !["ro", "rw", "z", "Z", "nocopy"].includes(f))) {
     throw new UsageError(`invalid mode '${mode}' in volume specification '${spec}'`);
   }
   if (!source.startsWith("/")) {
-    throw new UsageError(
-      `named volumes are not supported: '${source}' (use an absolute host path)`,
-    );
+    if (!VOLUME_NAME.test(source)) {
+      throw new UsageError(
+        `${source} includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      );
+    }
+    return {
+      kind: "volume",
+      name: source,
+      target: absolute(target, "volume target"),
+      readOnly: flags.includes("ro"),
+      noCopy: flags.includes("nocopy"),
+    };
+  }
+  if (flags.includes("nocopy")) {
+    throw new UsageError(`invalid mode 'nocopy' for a bind mount in '${spec}'`);
   }
   return {
     kind: "bind",
@@ -65,8 +109,11 @@ export function parseVolume(spec: string): MountRequest {
   };
 }
 
-/** `--mount type=bind,source=/a,target=/b[,readonly]` or `type=tmpfs,target=/t[,tmpfs-size=..]`. */
-export function parseMountFlag(spec: string): MountRequest {
+/**
+ * `--mount type=bind,source=/a,target=/b[,readonly]`, `type=tmpfs,target=/t[,tmpfs-size=..]` or
+ * `type=volume[,source=NAME],target=/t[,readonly][,volume-nocopy]`.
+ */
+export function parseMountFlag(spec: string): MountFlag {
   const kv = new Map<string, string>();
   for (const field of spec.split(",")) {
     const [k, ...v] = field.split("=");
@@ -92,7 +139,26 @@ export function parseMountFlag(spec: string): MountRequest {
     if (kv.has("tmpfs-mode")) opts[0] = `mode=${kv.get("tmpfs-mode")}`;
     return { kind: "tmpfs", target: absolute(target, "mount target"), options: opts.join(",") };
   }
-  throw new UsageError(`--mount type=${type} is not supported (bind and tmpfs are)`);
+  if (type === "volume") {
+    const name = kv.get("source") ?? kv.get("src");
+    if (name !== undefined && name !== "" && !VOLUME_NAME.test(name)) {
+      throw new UsageError(`--mount ${spec}: invalid volume name '${name}'`);
+    }
+    const driver = kv.get("volume-driver");
+    if (driver !== undefined && driver !== "local") {
+      throw new UsageError(`--mount ${spec}: only the local volume driver is supported`);
+    }
+    const noCopy = kv.has("volume-nocopy") &&
+      !["false", "0"].includes(kv.get("volume-nocopy")!);
+    return {
+      kind: "volume",
+      ...(name ? { name } : {}),
+      target: absolute(target, "mount target"),
+      readOnly: ro,
+      noCopy,
+    };
+  }
+  throw new UsageError(`--mount type=${type} is not supported (bind, volume and tmpfs are)`);
 }
 
 /** `--tmpfs /path[:options]`. */

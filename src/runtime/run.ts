@@ -5,9 +5,9 @@
  * @module
  */
 import type { ResourceLimits } from "./cgroups.ts";
-import type { MountRequest } from "./container.ts";
 import type { SecurityFlags } from "./security.ts";
 import {
+  type MountFlag,
   parseBytes,
   parseCpus,
   parseInteger,
@@ -74,8 +74,8 @@ export function limitsFrom(f: RunFlags): ResourceLimits {
   };
 }
 
-/** The user's mounts, in flag order (-v, then --mount, then --tmpfs). */
-export function mountsFrom(f: RunFlags): MountRequest[] {
+/** The user's mounts, in flag order (-v, then --mount, then --tmpfs); volumes still by name. */
+export function mountsFrom(f: RunFlags): MountFlag[] {
   return [
     ...(f.volume ?? []).map(parseVolume),
     ...(f.mount ?? []).map(parseMountFlag),
