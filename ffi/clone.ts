@@ -30,317 +30,72 @@ export const OP_SIZE = 64;
  * The x86-64 interpreter, assembled from `clone_stub_x86_64.S` (`as --64`, .text section).
  * Listing, offset: bytes  instruction.
  */
+// deno-fmt-ignore
 export const STUB_X86_64: Uint8Array = new Uint8Array([
-  // 00: 4c 8b 27             mov r12,[rdi]         ; r12 = first op
-  0x4c,
-  0x8b,
-  0x27,
-  // 03: 4c 8b 6f 08          mov r13,[rdi+8]       ; r13 = op count
-  0x4c,
-  0x8b,
-  0x6f,
-  0x08,
-  // 07: 4c 8b 77 10          mov r14,[rdi+16]      ; r14 = status fd
-  0x4c,
-  0x8b,
-  0x77,
-  0x10,
-  // 0b: 45 31 ff             xor r15d,r15d         ; previous result = 0
-  0x45,
-  0x31,
-  0xff,
-  // 0e: 31 db                xor ebx,ebx           ; remembered errno = 0
-  0x31,
-  0xdb,
-  // 10: 31 ed                xor ebp,ebp           ; op index = 0
-  0x31,
-  0xed,
-  // 12: 4d 85 ed             test r13,r13          ; next_op: ops left?
-  0x4d,
-  0x85,
-  0xed,
-  // 15: 0f 84 ae 00 00 00    je ran_out (c9)
-  0x0f,
-  0x84,
-  0xae,
-  0x00,
-  0x00,
-  0x00,
-  // 1b: 49 8b 04 24          mov rax,[r12]         ; syscall number
-  0x49,
-  0x8b,
-  0x04,
-  0x24,
-  // 1f: 49 8b 7c 24 08       mov rdi,[r12+8]       ; arg0
-  0x49,
-  0x8b,
-  0x7c,
-  0x24,
-  0x08,
-  // 24: 49 8b 74 24 10       mov rsi,[r12+16]      ; arg1
-  0x49,
-  0x8b,
-  0x74,
-  0x24,
-  0x10,
-  // 29: 49 8b 54 24 18       mov rdx,[r12+24]      ; arg2
-  0x49,
-  0x8b,
-  0x54,
-  0x24,
-  0x18,
-  // 2e: 4d 8b 54 24 20       mov r10,[r12+32]      ; arg3
-  0x4d,
-  0x8b,
-  0x54,
-  0x24,
-  0x20,
-  // 33: 4d 8b 44 24 28       mov r8,[r12+40]       ; arg4
-  0x4d,
-  0x8b,
-  0x44,
-  0x24,
-  0x28,
-  // 38: 4d 8b 4c 24 30       mov r9,[r12+48]       ; arg5
-  0x4d,
-  0x8b,
-  0x4c,
-  0x24,
-  0x30,
-  // 3d: 49 8b 4c 24 38       mov rcx,[r12+56]      ; flags
-  0x49,
-  0x8b,
-  0x4c,
-  0x24,
-  0x38,
-  // 42: f7 c1 04 00 00 00    test ecx,4            ; ARG0_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x04,
-  0x00,
-  0x00,
-  0x00,
-  // 48: 49 0f 45 ff          cmovne rdi,r15
-  0x49,
-  0x0f,
-  0x45,
-  0xff,
-  // 4c: f7 c1 08 00 00 00    test ecx,8            ; ARG1_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x08,
-  0x00,
-  0x00,
-  0x00,
-  // 52: 49 0f 45 f7          cmovne rsi,r15
-  0x49,
-  0x0f,
-  0x45,
-  0xf7,
-  // 56: f7 c1 10 00 00 00    test ecx,16           ; ARG2_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x10,
-  0x00,
-  0x00,
-  0x00,
-  // 5c: 49 0f 45 d7          cmovne rdx,r15
-  0x49,
-  0x0f,
-  0x45,
-  0xd7,
-  // 60: f7 c1 20 00 00 00    test ecx,32           ; ARG3_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x20,
-  0x00,
-  0x00,
-  0x00,
-  // 66: 4d 0f 45 d7          cmovne r10,r15
-  0x4d,
-  0x0f,
-  0x45,
-  0xd7,
-  // 6a: f7 c1 40 00 00 00    test ecx,64           ; ARG4_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x40,
-  0x00,
-  0x00,
-  0x00,
-  // 70: 4d 0f 45 c7          cmovne r8,r15
-  0x4d,
-  0x0f,
-  0x45,
-  0xc7,
-  // 74: f7 c1 80 00 00 00    test ecx,128          ; ARG5_FROM_LAST?
-  0xf7,
-  0xc1,
-  0x80,
-  0x00,
-  0x00,
-  0x00,
-  // 7a: 4d 0f 45 cf          cmovne r9,r15
-  0x4d,
-  0x0f,
-  0x45,
-  0xcf,
-  // 7e: 0f 05                syscall
-  0x0f,
-  0x05,
-  // 80: 49 89 c7             mov r15,rax           ; remember the result for the next op
-  0x49,
-  0x89,
-  0xc7,
-  // 83: 49 8b 4c 24 38       mov rcx,[r12+56]      ; reload flags (syscall clobbered rcx)
-  0x49,
-  0x8b,
-  0x4c,
-  0x24,
-  0x38,
-  // 88: 48 3d 01 f0 ff ff    cmp rax,-4095         ; -4095..-1 is an error
-  0x48,
-  0x3d,
-  0x01,
-  0xf0,
-  0xff,
-  0xff,
-  // 8e: 73 14                jae failed (a4)
-  0x73,
-  0x14,
-  // 90: 48 85 c0             test rax,rax
-  0x48,
-  0x85,
-  0xc0,
-  // 93: 75 25                jne advance (ba)
-  0x75,
-  0x25,
-  // 95: f7 c1 02 00 00 00    test ecx,2            ; FAIL_ON_ZERO?
-  0xf7,
-  0xc1,
-  0x02,
-  0x00,
-  0x00,
-  0x00,
-  // 9b: 74 1d                je advance (ba)
-  0x74,
-  0x1d,
-  // 9d: 48 c7 c0 e0 ff ff ff mov rax,-32           ; zero counts as -EPIPE
-  0x48,
-  0xc7,
-  0xc0,
-  0xe0,
-  0xff,
-  0xff,
-  0xff,
-  // a4: 48 f7 d8             neg rax               ; failed: rax = errno
-  0x48,
-  0xf7,
-  0xd8,
-  // a7: f7 c1 01 00 00 00    test ecx,1            ; IGNORE_ERROR?
-  0xf7,
-  0xc1,
-  0x01,
-  0x00,
-  0x00,
-  0x00,
-  // ad: 74 23                je fatal (d2)
-  0x74,
-  0x23,
-  // af: 85 db                test ebx,ebx          ; nothing remembered yet?
-  0x85,
-  0xdb,
-  // b1: 74 05                je remember (b8)
-  0x74,
-  0x05,
-  // b3: 83 fb 02             cmp ebx,2             ; only ENOENT remembered: a better one wins
-  0x83,
-  0xfb,
-  0x02,
-  // b6: 75 02                jne advance (ba)
-  0x75,
-  0x02,
-  // b8: 89 c3                mov ebx,eax           ; remember: keep this errno
-  0x89,
-  0xc3,
-  // ba: 49 83 c4 40          add r12,64            ; advance: next op
-  0x49,
-  0x83,
-  0xc4,
-  0x40,
-  // be: 48 ff c5             inc rbp
-  0x48,
-  0xff,
-  0xc5,
-  // c1: 49 ff cd             dec r13
-  0x49,
-  0xff,
-  0xcd,
-  // c4: e9 49 ff ff ff       jmp next_op (12)
-  0xe9,
-  0x49,
-  0xff,
-  0xff,
-  0xff,
-  // c9: 48 c7 c5 ff ff ff ff mov rbp,-1            ; ran_out: no execve succeeded
-  0x48,
-  0xc7,
-  0xc5,
-  0xff,
-  0xff,
-  0xff,
-  0xff,
-  // d0: eb 03                jmp report (d5)
-  0xeb,
-  0x03,
-  // d2: 48 89 c3             mov rbx,rax           ; fatal: errno of the failed op
-  0x48,
-  0x89,
-  0xc3,
-  // d5: 53                   push rbx              ; report: record = { rbp, rbx } on the stack
-  0x53,
-  // d6: 55                   push rbp
-  0x55,
-  // d7: b8 01 00 00 00       mov eax,1             ; write(statusFd, rsp, 16)
-  0xb8,
-  0x01,
-  0x00,
-  0x00,
-  0x00,
-  // dc: 4c 89 f7             mov rdi,r14
-  0x4c,
-  0x89,
-  0xf7,
-  // df: 48 89 e6             mov rsi,rsp
-  0x48,
-  0x89,
-  0xe6,
-  // e2: ba 10 00 00 00       mov edx,16
-  0xba,
-  0x10,
-  0x00,
-  0x00,
-  0x00,
-  // e7: 0f 05                syscall
-  0x0f,
-  0x05,
-  // e9: b8 e7 00 00 00       mov eax,231           ; exit_group(1)
-  0xb8,
-  0xe7,
-  0x00,
-  0x00,
-  0x00,
-  // ee: bf 01 00 00 00       mov edi,1
-  0xbf,
-  0x01,
-  0x00,
-  0x00,
-  0x00,
-  // f3: 0f 05                syscall
-  0x0f,
-  0x05,
-  // f5: f4                   hlt                   ; unreachable
-  0xf4,
+  0x4c, 0x8b, 0x27,               // 00: mov r12,[rdi]         ; r12 = first op
+  0x4c, 0x8b, 0x6f, 0x08,         // 03: mov r13,[rdi+8]       ; r13 = op count
+  0x4c, 0x8b, 0x77, 0x10,         // 07: mov r14,[rdi+16]      ; r14 = status fd
+  0x45, 0x31, 0xff,               // 0b: xor r15d,r15d         ; previous result = 0
+  0x31, 0xdb,                     // 0e: xor ebx,ebx           ; remembered errno = 0
+  0x31, 0xed,                     // 10: xor ebp,ebp           ; op index = 0
+  0x4d, 0x85, 0xed,               // 12: test r13,r13          ; next_op: ops left?
+  0x0f, 0x84, 0xae, 0x00, 0x00, 0x00,  // 15: je ran_out (c9)
+  0x49, 0x8b, 0x04, 0x24,         // 1b: mov rax,[r12]         ; syscall number
+  0x49, 0x8b, 0x7c, 0x24, 0x08,   // 1f: mov rdi,[r12+8]       ; arg0
+  0x49, 0x8b, 0x74, 0x24, 0x10,   // 24: mov rsi,[r12+16]      ; arg1
+  0x49, 0x8b, 0x54, 0x24, 0x18,   // 29: mov rdx,[r12+24]      ; arg2
+  0x4d, 0x8b, 0x54, 0x24, 0x20,   // 2e: mov r10,[r12+32]      ; arg3
+  0x4d, 0x8b, 0x44, 0x24, 0x28,   // 33: mov r8,[r12+40]       ; arg4
+  0x4d, 0x8b, 0x4c, 0x24, 0x30,   // 38: mov r9,[r12+48]       ; arg5
+  0x49, 0x8b, 0x4c, 0x24, 0x38,   // 3d: mov rcx,[r12+56]      ; flags
+  0xf7, 0xc1, 0x04, 0x00, 0x00, 0x00,  // 42: test ecx,4            ; ARG0_FROM_LAST?
+  0x49, 0x0f, 0x45, 0xff,         // 48: cmovne rdi,r15
+  0xf7, 0xc1, 0x08, 0x00, 0x00, 0x00,  // 4c: test ecx,8            ; ARG1_FROM_LAST?
+  0x49, 0x0f, 0x45, 0xf7,         // 52: cmovne rsi,r15
+  0xf7, 0xc1, 0x10, 0x00, 0x00, 0x00,  // 56: test ecx,16           ; ARG2_FROM_LAST?
+  0x49, 0x0f, 0x45, 0xd7,         // 5c: cmovne rdx,r15
+  0xf7, 0xc1, 0x20, 0x00, 0x00, 0x00,  // 60: test ecx,32           ; ARG3_FROM_LAST?
+  0x4d, 0x0f, 0x45, 0xd7,         // 66: cmovne r10,r15
+  0xf7, 0xc1, 0x40, 0x00, 0x00, 0x00,  // 6a: test ecx,64           ; ARG4_FROM_LAST?
+  0x4d, 0x0f, 0x45, 0xc7,         // 70: cmovne r8,r15
+  0xf7, 0xc1, 0x80, 0x00, 0x00, 0x00,  // 74: test ecx,128          ; ARG5_FROM_LAST?
+  0x4d, 0x0f, 0x45, 0xcf,         // 7a: cmovne r9,r15
+  0x0f, 0x05,                     // 7e: syscall
+  0x49, 0x89, 0xc7,               // 80: mov r15,rax           ; remember the result for the next op
+  0x49, 0x8b, 0x4c, 0x24, 0x38,   // 83: mov rcx,[r12+56]      ; reload flags (syscall clobbered rcx)
+  0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff,  // 88: cmp rax,-4095         ; -4095..-1 is an error
+  0x73, 0x14,                     // 8e: jae failed (a4)
+  0x48, 0x85, 0xc0,               // 90: test rax,rax
+  0x75, 0x25,                     // 93: jne advance (ba)
+  0xf7, 0xc1, 0x02, 0x00, 0x00, 0x00,  // 95: test ecx,2            ; FAIL_ON_ZERO?
+  0x74, 0x1d,                     // 9b: je advance (ba)
+  0x48, 0xc7, 0xc0, 0xe0, 0xff, 0xff, 0xff,  // 9d: mov rax,-32           ; zero counts as -EPIPE
+  0x48, 0xf7, 0xd8,               // a4: neg rax               ; failed: rax = errno
+  0xf7, 0xc1, 0x01, 0x00, 0x00, 0x00,  // a7: test ecx,1            ; IGNORE_ERROR?
+  0x74, 0x23,                     // ad: je fatal (d2)
+  0x85, 0xdb,                     // af: test ebx,ebx          ; nothing remembered yet?
+  0x74, 0x05,                     // b1: je remember (b8)
+  0x83, 0xfb, 0x02,               // b3: cmp ebx,2             ; only ENOENT remembered: a better one wins
+  0x75, 0x02,                     // b6: jne advance (ba)
+  0x89, 0xc3,                     // b8: mov ebx,eax           ; remember: keep this errno
+  0x49, 0x83, 0xc4, 0x40,         // ba: add r12,64            ; advance: next op
+  0x48, 0xff, 0xc5,               // be: inc rbp
+  0x49, 0xff, 0xcd,               // c1: dec r13
+  0xe9, 0x49, 0xff, 0xff, 0xff,   // c4: jmp next_op (12)
+  0x48, 0xc7, 0xc5, 0xff, 0xff, 0xff, 0xff,  // c9: mov rbp,-1            ; ran_out: no execve succeeded
+  0xeb, 0x03,                     // d0: jmp report (d5)
+  0x48, 0x89, 0xc3,               // d2: mov rbx,rax           ; fatal: errno of the failed op
+  0x53,                           // d5: push rbx              ; report: record = { rbp, rbx } on the stack
+  0x55,                           // d6: push rbp
+  0xb8, 0x01, 0x00, 0x00, 0x00,   // d7: mov eax,1             ; write(statusFd, rsp, 16)
+  0x4c, 0x89, 0xf7,               // dc: mov rdi,r14
+  0x48, 0x89, 0xe6,               // df: mov rsi,rsp
+  0xba, 0x10, 0x00, 0x00, 0x00,   // e2: mov edx,16
+  0x0f, 0x05,                     // e7: syscall
+  0xb8, 0xe7, 0x00, 0x00, 0x00,   // e9: mov eax,231           ; exit_group(1)
+  0xbf, 0x01, 0x00, 0x00, 0x00,   // ee: mov edi,1
+  0x0f, 0x05,                     // f3: syscall
+  0xf4,                           // f5: hlt                   ; unreachable
 ]);
 
 const libc = openLibc({
