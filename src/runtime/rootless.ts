@@ -1,0 +1,394 @@
+/**
+ * tsbox run by an ordinary user: where its files go, which ids its containers get, and how the
+ * id maps of a container's user namespace are written. As podman does, container root is the
+ * user itself and container ids 1.. map onto the user's /etc/subuid and /etc/subgid ranges,
+ * written by the setuid `newuidmap`/`newgidmap` (the only host programs on the runtime path);
+ * without a range only the user's own id is mapped.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  bytes,
+  CLONE,
+  cloneProgram,
+  CompiledProgram,
+  decodeStatus,
+  FAIL_ON_ZERO,
+  type Op,
+  str,
+} from "../../ffi/clone.ts";
+import { SyscallError } from "../../ffi/errors.ts";
+import { MS } from "../../ffi/mount.ts";
+import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
+import { SYS } from "../../ffi/syscall_numbers.ts";
+import { TsboxError, UsageError } from "../errors.ts";
+import { overlayOps } from "./program.ts";
+import { type ResourceLimits } from "./cgroups.ts";
+import type { Cgroup } from "./cgroups.ts";
+import {
+  HOST_SUBID_FILES,
+  type IdMapping,
+  type IdRange,
+  mapText,
+  parseSubIds,
+  type SubIdFiles,
+  UsernsError,
+} from "./userns.ts";
+
+/** Whether this process runs tsbox rootless (its uid is not 0). */
+export function isRootless(uid: number = Deno.uid() ?? 0): boolean {
+  return uid !== 0;
+}
+
+/** The environment variables the defaults depend on. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+function env(): Env {
+  return Deno.env.toObject();
+}
+
+/**
+ * The default store root: `/var/lib/tsbox` for root; for anyone else `$XDG_DATA_HOME/tsbox`,
+ * or `~/.local/share/tsbox`, as podman keeps its storage under the user's home.
+ */
+export function defaultRoot(uid: number = Deno.uid() ?? 0, e: Env = env()): string {
+  if (!isRootless(uid)) return "/var/lib/tsbox";
+  if (e.XDG_DATA_HOME?.startsWith("/")) return join(e.XDG_DATA_HOME, "tsbox");
+  const home = e.HOME?.startsWith("/") ? e.HOME : passwdEntry(uid)?.[5];
+  // Without any home, a private directory in /tmp (see runtimeDir) still keeps users apart.
+  return home ? join(home, ".local", "share", "tsbox") : `/tmp/tsbox-${uid}/root`;
+}
+
+/**
+ * The directory for per-boot runtime files of a rootless tsbox: `$XDG_RUNTIME_DIR/tsbox`, or
+ * `/tmp/tsbox-<uid>` (created 0700, and refused when someone else owns it). Created on call.
+ */
+export function runtimeDir(uid: number = Deno.uid() ?? 0, e: Env = env()): string {
+  if (!isRootless(uid)) return "/run/tsbox";
+  if (e.XDG_RUNTIME_DIR?.startsWith("/")) {
+    const dir = join(e.XDG_RUNTIME_DIR, "tsbox");
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+  const dir = `/tmp/tsbox-${uid}`;
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const info = Deno.lstatSync(dir);
+  // /tmp is shared: a directory someone else planted there must not be used.
+  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+    throw new TsboxError(`${dir} is not a private directory of uid ${uid}`);
+  }
+  return dir;
+}
+
+function passwdEntry(uid: number): string[] | undefined {
+  try {
+    return Deno.readTextFileSync("/etc/passwd").split("\n").map((l) => l.split(":"))
+      .find((f) => f[2] === String(uid));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The user and group a rootless tsbox runs as. */
+export interface HostIdentity {
+  readonly uid: number;
+  readonly gid: number;
+  /** Login name, when /etc/passwd has one (subuid entries may name it or the uid). */
+  readonly name?: string;
+}
+
+/** This process's identity, with its name from /etc/passwd. */
+export function currentIdentity(): HostIdentity {
+  const uid = Deno.uid() ?? 0;
+  const gid = Deno.gid() ?? 0;
+  // Without a passwd entry, subordinate entries are matched by number only.
+  return { uid, gid, name: passwdEntry(uid)?.[0] };
+}
+
+/** A rootless container's id mapping and how it must be written. */
+export interface RootlessMapping {
+  readonly mapping: IdMapping;
+  /** uid_map needs newuidmap (it maps subordinate ids). */
+  readonly subUids: boolean;
+  /** gid_map needs newgidmap. */
+  readonly subGids: boolean;
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "";
+    throw err;
+  }
+}
+
+function rangesFor(text: string, self: number, owner: HostIdentity): IdRange[] {
+  const names = [String(owner.uid), ...(owner.name ? [owner.name] : [])];
+  const out: IdRange[] = [{ inside: 0, outside: self, count: 1 }];
+  let next = 1;
+  for (const e of parseSubIds(text).filter((e) => names.includes(e.name))) {
+    out.push({ inside: next, outside: e.start, count: e.count });
+    next += e.count;
+  }
+  return out;
+}
+
+/**
+ * The mapping of a rootless container: 0 is the user (and the user's primary group), 1.. the
+ * user's subordinate ranges in file order.
+ */
+export function rootlessMapping(
+  who: HostIdentity,
+  files: SubIdFiles = HOST_SUBID_FILES,
+): RootlessMapping {
+  const uid = rangesFor(readOrEmpty(files.subuid), who.uid, who);
+  const gid = rangesFor(readOrEmpty(files.subgid), who.gid, who);
+  return { mapping: { uid, gid }, subUids: uid.length > 1, subGids: gid.length > 1 };
+}
+
+/** Arguments of newuidmap/newgidmap for `pid`: `PID inside outside count...`. */
+export function newIdMapArgs(pid: number, ranges: readonly IdRange[]): string[] {
+  return [String(pid), ...ranges.flatMap((r) => [r.inside, r.outside, r.count].map(String))];
+}
+
+/** Where the setuid helpers are looked up (PATH may not be set for a service). */
+const HELPER_DIRS = ["/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin"];
+
+function helperPath(name: string): string | undefined {
+  const path = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d.startsWith("/"));
+  for (const dir of [...path, ...HELPER_DIRS]) {
+    try {
+      if (Deno.statSync(join(dir, name)).isFile) return join(dir, name);
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+async function runHelper(name: string, args: string[]): Promise<void> {
+  const path = helperPath(name);
+  if (!path) {
+    throw new UsernsError(`${name} not found (install the uidmap package for subordinate ids)`);
+  }
+  const out = await new Deno.Command(path, { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim();
+    throw new UsernsError(`${name} ${args.join(" ")}: ${why || `exit ${out.code}`}`);
+  }
+}
+
+/**
+ * Writes the maps of `pid` (a child cloned with CLONE_NEWUSER, still waiting for them).
+ * Subordinate ranges go through newuidmap/newgidmap; a map of the user's own id alone is
+ * written directly, gid_map after denying setgroups (the kernel's rule for unprivileged maps).
+ */
+export async function writeRootlessMaps(pid: number, m: RootlessMapping): Promise<void> {
+  if (m.subUids) await runHelper("newuidmap", newIdMapArgs(pid, m.mapping.uid));
+  if (m.subGids) await runHelper("newgidmap", newIdMapArgs(pid, m.mapping.gid));
+  try {
+    if (!m.subUids) Deno.writeTextFileSync(`/proc/${pid}/uid_map`, mapText(m.mapping.uid));
+    if (!m.subGids) {
+      Deno.writeTextFileSync(`/proc/${pid}/setgroups`, "deny");
+      Deno.writeTextFileSync(`/proc/${pid}/gid_map`, mapText(m.mapping.gid));
+    }
+  } catch (err) {
+    throw new UsernsError(`writing the id maps of ${pid}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+let saidSingle = false;
+
+/** Says once per process that only the user's own id is mapped (no subordinate range). */
+export function warnSingleId(m: RootlessMapping, who: HostIdentity, log = console.error): void {
+  if ((m.subUids && m.subGids) || saidSingle) return;
+  saidSingle = true;
+  const user = who.name ?? String(who.uid);
+  log(
+    `WARN: no /etc/subuid or /etc/subgid range for ${user}: only your own id is mapped ` +
+      `(root in the container is you; other ids and groups are unavailable)`,
+  );
+}
+
+/**
+ * Whether the kernel lets an unprivileged user create a user namespace, and why not: Debian's
+ * `kernel.unprivileged_userns_clone` and `user.max_user_namespaces`.
+ */
+export function userNamespacesAllowed(read: (path: string) => string = readOrEmpty): {
+  allowed: boolean;
+  reason?: string;
+} {
+  const clone = read("/proc/sys/kernel/unprivileged_userns_clone").trim();
+  if (clone === "0") return { allowed: false, reason: "kernel.unprivileged_userns_clone is 0" };
+  const max = read("/proc/sys/user/max_user_namespaces").trim();
+  if (max === "0") return { allowed: false, reason: "user.max_user_namespaces is 0" };
+  return { allowed: true };
+}
+
+/** A stand-in for a container cgroup where the user cannot create one. */
+export class NoCgroup implements Cgroup {
+  readonly dirs: readonly string[] = [];
+  apply(): Promise<void> {
+    return Promise.resolve();
+  }
+  join(): Promise<void> {
+    return Promise.resolve();
+  }
+  pids(): Promise<number[]> {
+    return Promise.resolve([]);
+  }
+  oomKilled(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+  remove(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Names of the resource flags set in `limits`. */
+export function limitFlags(limits: ResourceLimits): string[] {
+  const names: [keyof ResourceLimits, string][] = [
+    ["memory", "--memory"],
+    ["memorySwap", "--memory-swap"],
+    ["cpus", "--cpus"],
+    ["cpuShares", "--cpu-shares"],
+    ["pidsLimit", "--pids-limit"],
+  ];
+  return names.filter(([k]) => limits[k] !== undefined).map(([, flag]) => flag);
+}
+
+let saidNoCgroup = false;
+
+/**
+ * A rootless container's cgroup: `create` (createCgroup) where the user may write one (a
+ * delegated hierarchy); otherwise none, with a one-line warning, and limit flags refused
+ * rather than silently ignored.
+ */
+export async function rootlessCgroup(
+  limits: ResourceLimits,
+  create: () => Promise<Cgroup>,
+  log = console.error,
+): Promise<Cgroup> {
+  try {
+    return await create();
+  } catch (err) {
+    const denied = err instanceof Deno.errors.PermissionDenied ||
+      (err instanceof Error && err.cause instanceof Deno.errors.PermissionDenied) ||
+      (err instanceof Error && /permission denied|EACCES|EPERM/i.test(err.message));
+    if (!denied) throw err;
+  }
+  const flags = limitFlags(limits);
+  if (flags.length > 0) {
+    throw new UsageError(
+      `${flags.join(", ")}: rootless tsbox cannot write a cgroup here (no cgroup delegation ` +
+        `for this user), so resource limits cannot be enforced`,
+    );
+  }
+  if (!saidNoCgroup) {
+    saidNoCgroup = true;
+    log("WARN: rootless: no writable cgroup for this user; running without resource limits");
+  }
+  return new NoCgroup();
+}
+
+/** The rootless overlay, mounted by a process in its own user and mount namespaces. */
+export interface HeldOverlay {
+  /** PID of the holder (in the host's PID namespace). */
+  readonly pid: number;
+  /**
+   * The mounted rootfs as this process sees it (`/proc/PID/root/<rootfs>`): the holder's mount
+   * namespace, entered through its root link, so files can be read and mount targets created.
+   */
+  readonly view: string;
+  /** Lets the holder exit (its namespaces, and the mount, go with it) and reaps it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Mounts the overlay `options` (lower entries relative to `lowerBase`) on `rootfs` in a new
+ * user+mount namespace mapped as `maps`, and keeps it there until released. A rootless parent
+ * cannot mount in its own namespace and no JS may run in a cloned child, so this is how the
+ * parent prepares the rootfs (reads /etc/passwd, creates mount targets) before the container
+ * itself starts and mounts the same overlay again in its own namespaces.
+ */
+export async function holdOverlay(
+  rootfs: string,
+  overlay: { readonly lowerBase: string; readonly options: string },
+  maps: RootlessMapping,
+): Promise<HeldOverlay> {
+  const [syncR, syncW] = pipe();
+  const [readyR, readyW] = pipe();
+  const [statusR, statusW] = pipe();
+  const open = new Set([syncR, syncW, readyR, readyW, statusR, statusW]);
+  const close = (fd: number) => {
+    if (open.delete(fd)) closeFd(fd);
+  };
+  let pid = -1;
+  const reap = async () => {
+    if (pid <= 0) return;
+    killPid(pid, 9);
+    await waitPid(pid).catch(() => {});
+    pid = -1;
+  };
+  try {
+    const hold = (what: string): Op => ({
+      nr: SYS.read,
+      args: [syncR, bytes(new Uint8Array(8)), 1],
+      flags: FAIL_ON_ZERO,
+      what,
+    });
+    const ops: Op[] = [
+      { nr: SYS.close, args: [syncW], what: "close the parent's end" },
+      hold("wait for the id maps"),
+      {
+        nr: SYS.mount,
+        args: [0, str("/"), 0, MS.REC | MS.PRIVATE, 0],
+        what: "make / rprivate",
+      },
+      ...overlayOps(rootfs, overlay),
+      { nr: SYS.write, args: [readyW, bytes(new Uint8Array([1])), 1], what: "report ready" },
+      hold("hold the mount"),
+    ];
+    const program = CompiledProgram.compile(ops, statusW);
+    try {
+      pid = cloneProgram(program, CLONE.NEWUSER | CLONE.NEWNS);
+    } finally {
+      program.free();
+    }
+    close(syncR);
+    close(readyW);
+    close(statusW);
+    await writeRootlessMaps(pid, maps);
+    writeFd(syncW, new Uint8Array([1]));
+    if ((await readFd(readyR, 1)).length === 0) {
+      const failure = decodeStatus(await readFd(statusR, 16));
+      await reap();
+      const what = failure ? ops[failure.opIndex]?.what ?? `op ${failure.opIndex}` : "exited";
+      const code = failure ? new SyscallError("", [], failure.errno).code : "";
+      throw new UsernsError(`mounting the rootfs in a user namespace: ${what}: ${code}`);
+    }
+    close(readyR);
+    close(statusR);
+    const holder = pid;
+    return {
+      pid: holder,
+      view: `/proc/${holder}/root${rootfs}`,
+      release: async () => {
+        close(syncW);
+        killPid(holder, 9);
+        await waitPid(holder).catch(() => {});
+        pid = -1;
+      },
+    };
+  } catch (err) {
+    await reap();
+    for (const fd of [...open]) close(fd);
+    throw err;
+  }
+}
