@@ -21,7 +21,7 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../ffi/process
 import { SYS } from "../ffi/syscall_numbers.ts";
 import { ExecError } from "../src/errors.ts";
 import { assertEquals, assertMatch, assertNotEquals, assertOk, assertRejects } from "./assert.ts";
-import { tempRoot } from "./cli.ts";
+import { tempRoot, tsbox } from "./cli.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -300,4 +300,120 @@ rootTest("the exec child is non-dumpable and holds only its fds before execve", 
       killPid(c.pid, 0);
     }
   });
+});
+
+// --- exec through the CLI: confined as the container's PID 1 is, refused when not running ---
+
+/** `tsbox run -d` a busybox `sleep 1000` with `flags`; returns its name (removed by the caller). */
+async function runDetached(root: string, flags: string[]): Promise<string> {
+  const name = `exec-${crypto.randomUUID().slice(0, 8)}`;
+  const r = await tsbox(["run", "-d", "--name", name, ...flags, "busybox", "sleep", "1000"], {
+    root,
+  });
+  assertEquals(r.code, 0, r.stderr);
+  return name;
+}
+
+/** The fields of /proc/PID/status named, as a map. */
+function statusFields(text: string, names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = new RegExp(`^${n}:\\s*(\\S+)$`, "m").exec(text)?.[1] ?? "";
+  return out;
+}
+
+const CONFINEMENT = ["Seccomp", "NoNewPrivs", "CapEff", "CapBnd"];
+
+/** The confinement of a fresh exec and of PID 1, as the exec sees both. */
+async function confinement(root: string, name: string) {
+  const r = await tsbox([
+    "exec",
+    name,
+    "sh",
+    "-c",
+    "cat /proc/self/status; echo ==; cat /proc/1/status",
+  ], {
+    root,
+  });
+  assertEquals(r.code, 0, r.stderr);
+  const [self, init] = r.stdout.split("==\n");
+  return { exec: statusFields(self, CONFINEMENT), init: statusFields(init, CONFINEMENT) };
+}
+
+rootTest("exec applies the container's seccomp filter: Seccomp 2, unshare -U refused", async () => {
+  const root = await sharedRoot();
+  const confined = await runDetached(root, []);
+  const unconfined = await runDetached(root, ["--security-opt", "seccomp=unconfined"]);
+  try {
+    const c = await confinement(root, confined);
+    assertEquals(c.exec.Seccomp, "2");
+    assertEquals(c.exec, c.init, "the exec is confined exactly as PID 1");
+    const denied = await tsbox(["exec", confined, "unshare", "-U", "true"], { root });
+    assertEquals(denied.code, 1);
+    assertMatch(denied.stderr, /Operation not permitted/);
+    // The same call in an unconfined container works: the refusal above is the filter's.
+    const u = await confinement(root, unconfined);
+    assertEquals(u.exec.Seccomp, "0");
+    assertEquals(u.exec, u.init);
+    const allowed = await tsbox(["exec", unconfined, "unshare", "-U", "true"], { root });
+    assertEquals(allowed.code, 0, allowed.stderr);
+  } finally {
+    await tsbox(["rm", "-f", confined, unconfined], { root });
+  }
+});
+
+rootTest("exec: no_new_privs, capabilities and rlimits as configured at run", async () => {
+  const root = await sharedRoot();
+  const plain = await runDetached(root, []);
+  const locked = await runDetached(root, [
+    "--security-opt",
+    "no-new-privileges",
+    "--cap-drop",
+    "ALL",
+    "--ulimit",
+    "nofile=123:456",
+  ]);
+  const added = await runDetached(root, ["--cap-drop", "ALL", "--cap-add", "NET_RAW"]);
+  try {
+    const p = await confinement(root, plain);
+    assertEquals(p.exec.NoNewPrivs, "0");
+    assertEquals(p.exec.CapEff, "00000000a80425fb");
+    const l = await confinement(root, locked);
+    assertEquals(l.exec, l.init);
+    assertEquals(l.exec.NoNewPrivs, "1");
+    assertEquals(l.exec.CapEff, "0000000000000000");
+    assertEquals(l.exec.CapBnd, "0000000000000000");
+    const limits = await tsbox(["exec", locked, "sh", "-c", "ulimit -Sn; ulimit -Hn"], { root });
+    assertEquals(limits.stdout.trim().split("\n"), ["123", "456"]);
+    const a = await confinement(root, added);
+    assertEquals(a.exec, a.init);
+    assertEquals(a.exec.CapEff, (1n << 13n).toString(16).padStart(16, "0")); // CAP_NET_RAW
+  } finally {
+    await tsbox(["rm", "-f", plain, locked, added], { root });
+  }
+});
+
+rootTest("exec into a stopped or paused container: docker's message, exit code 1", async () => {
+  const root = await sharedRoot();
+  const name = await runDetached(root, []);
+  try {
+    const full: string = JSON.parse((await tsbox(["inspect", name], { root })).stdout)[0].Id;
+    assertMatch(full, /^[0-9a-f]{64}$/);
+    assertEquals((await tsbox(["pause", name], { root })).code, 0);
+    const paused = await tsbox(["exec", name, "true"], { root });
+    assertEquals(paused.code, 1);
+    assertEquals(
+      paused.stderr.trim(),
+      `Error response from daemon: container ${full} is paused, unpause the container before exec`,
+    );
+    assertEquals((await tsbox(["unpause", name], { root })).code, 0);
+    assertEquals((await tsbox(["stop", "-t", "0", name], { root })).code, 0);
+    const stopped = await tsbox(["exec", name, "true"], { root });
+    assertEquals(stopped.code, 1);
+    assertEquals(
+      stopped.stderr.trim(),
+      `Error response from daemon: container ${full} is not running`,
+    );
+  } finally {
+    await tsbox(["rm", "-f", name], { root });
+  }
 });

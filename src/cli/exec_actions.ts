@@ -6,9 +6,9 @@
  */
 import { isTerminal } from "../../ffi/terminal.ts";
 import { closeFd } from "../../ffi/process.ts";
-import { requireContainer } from "../container/state.ts";
+import { type ContainerRecord, reconcile, requireContainer } from "../container/state.ts";
 import { TsboxError, UsageError } from "../errors.ts";
-import { execInContainer, type ExecSpec } from "../runtime/exec.ts";
+import { ContainerNotRunningError, execInContainer, type ExecSpec } from "../runtime/exec.ts";
 import { attachTerminal, userWindowSize } from "../runtime/tty.ts";
 import { Store } from "../store/mod.ts";
 import type { GlobalOptions } from "./globals.ts";
@@ -23,8 +23,9 @@ export interface ExecFlags {
   user?: string;
 }
 
-/** The container is not in a state `exec` can enter. */
+/** The container is not in a state `exec` can enter (docker's daemon refusal: exit code 1). */
 export class NotRunningError extends TsboxError {
+  override readonly exitCode = 1;
   constructor(readonly containerId: string, state: string) {
     super(
       state === "paused"
@@ -86,12 +87,33 @@ export async function execCommand(
     throw new UsageError("the input device is not a TTY");
   }
   const store = await Store.open(globals.root);
-  let record;
+  let record: ContainerRecord;
   try {
-    record = requireContainer(store, name);
+    record = reconcile(store, requireContainer(store, name));
   } finally {
     store.close();
   }
+  try {
+    return await execRunning(record, command, flags);
+  } catch (err) {
+    // docker prints the daemon's refusal as is and exits 1.
+    const refusal = err instanceof NotRunningError
+      ? err
+      : err instanceof ContainerNotRunningError
+      ? new NotRunningError(record.id, "exited")
+      : undefined;
+    if (!refusal) throw err;
+    console.error(`Error response from daemon: ${refusal.message}`);
+    return refusal.exitCode;
+  }
+}
+
+async function execRunning(
+  record: ContainerRecord,
+  command: readonly string[],
+  flags: ExecFlags,
+): Promise<number> {
+  const attachInput = flags.interactive && !flags.detach;
   if (record.state !== "running" || record.pid === undefined) {
     throw new NotRunningError(record.id, record.state);
   }
@@ -104,6 +126,9 @@ export async function execCommand(
       ? ["null", "null", "null"]
       : [attachInput ? "inherit" : "null", "inherit", "inherit"],
     tty: flags.tty ? { size: flags.detach ? undefined : userWindowSize() } : undefined,
+    // Confined as PID 1 is: the capabilities, seccomp profile, no_new_privs and rlimits of run.
+    capabilities: record.config.security?.capabilities,
+    security: record.config.security?.security,
   };
   const proc = await execInContainer(record.pid, spec);
   if (flags.detach) {

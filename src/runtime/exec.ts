@@ -1,6 +1,7 @@
 /**
  * `exec`: a new process inside a running container, in all of its namespaces and cgroups, under
- * its root, with its capability bounding set.
+ * its root, confined as its PID 1 is: capabilities, seccomp filter, no_new_privs and rlimits as
+ * configured at `run` (docker's exec takes them from the container's spec too).
  *
  * Route: setns into user and mount namespaces is impossible for a multi-threaded process such as
  * Deno, but the cloned stub child is single-threaded. The parent opens the namespace files of the
@@ -41,6 +42,14 @@ import {
   stdioOps,
   syncOps,
 } from "./program.ts";
+import {
+  noNewPrivsOps,
+  prepareSecurity,
+  rlimitOps,
+  seccompOps,
+  type SecurityOptions,
+  type SecurityPlan,
+} from "./security.ts";
 import { receiveTerminal, terminalChannel, terminalOps, type TerminalPlan } from "./tty.ts";
 import { resolveUser } from "./user.ts";
 
@@ -62,6 +71,11 @@ export interface ExecSpec {
   readonly tty?: { readonly size?: WindowSize };
   /** Capabilities to keep; by default the container PID 1's bounding set. */
   readonly capabilities?: readonly number[];
+  /**
+   * The container's confinement as given at `run` (seccomp, no_new_privs, rlimits); docker's
+   * defaults (its seccomp profile, nofile) when absent, as for the container's PID 1.
+   */
+  readonly security?: SecurityOptions;
 }
 
 /** The container is not running (its PID 1 is gone). */
@@ -139,6 +153,8 @@ export interface ExecPlan {
   readonly env: readonly string[];
   readonly candidates: readonly string[];
   readonly terminal?: TerminalPlan;
+  /** Rlimits, no_new_privs and seccomp (masks and devices are the container's already). */
+  readonly security?: SecurityPlan;
 }
 
 const PR_SET_DUMPABLE = 4;
@@ -213,9 +229,14 @@ function asChildPlan(p: ExecPlan): ChildPlan {
   };
 }
 
-/** The exec child's whole program, in order. */
+/**
+ * The exec child's whole program, in order. Security ops sit where buildProgram puts them for
+ * PID 1: the filter goes in early (before the identity change, while CAP_SYS_ADMIN is held)
+ * unless no_new_privs or a kept CAP_SYS_ADMIN lets it go in last.
+ */
 export function buildExecProgram(p: ExecPlan): Op[] {
   const c = asChildPlan(p);
+  const sec = p.security;
   return [
     ...dumpableOps(),
     ...signalOps(),
@@ -224,9 +245,13 @@ export function buildExecProgram(p: ExecPlan): Op[] {
     ...joinOps(p),
     ...rootOps(p),
     ...(p.terminal ? terminalOps(p.terminal) : []),
+    ...(sec ? rlimitOps(sec.rlimits) : []),
+    ...(sec?.seccomp && !sec.seccompLate ? seccompOps(sec.seccomp) : []),
     ...identityOps(c),
     ...capabilityOps(c),
     ...stdioOps(c),
+    ...(sec?.noNewPrivileges ? noNewPrivsOps() : []),
+    ...(sec?.seccomp && sec.seccompLate ? seccompOps(sec.seccomp) : []),
     ...execOps(c),
   ];
 }
@@ -349,6 +374,7 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     if (open.delete(fd)) closeFd(fd);
   };
   let pid = -1;
+  let security: ReturnType<typeof prepareSecurity> | undefined;
   try {
     const user = resolveUser(
       spec.user,
@@ -358,6 +384,8 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     const env = [...spec.env];
     if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
     const capabilities = spec.capabilities ?? await boundingSet(initPid);
+    // The filter lives in native memory the clone inherits; freed once the clone exists.
+    security = prepareSecurity(spec.security ?? {}, capabilities);
     const [syncR, syncW] = pipe();
     const [statusR, statusW] = pipe();
     track(syncR, syncW, statusR, statusW);
@@ -391,6 +419,7 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
       env,
       candidates: execCandidates(spec.argv[0], env),
       terminal: sockets ? { socketFd: sockets[1], size: spec.tty?.size, uid: user.uid } : undefined,
+      security: security.plan,
     };
     const ops = buildExecProgram(plan);
     const program = CompiledProgram.compile(ops, statusW);
@@ -401,6 +430,7 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
       throw err;
     } finally {
       program.free();
+      security.free();
       target.close();
     }
     close(syncR);
@@ -428,6 +458,7 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     throw err;
   } finally {
     target.close();
+    security?.free();
     for (const fd of [...open]) close(fd);
   }
 }
