@@ -3,8 +3,13 @@
  *
  * @module
  */
-/** Default state directory, as docker's /var/lib/docker. */
-export const DEFAULT_ROOT = "/var/lib/tsbox";
+import { defaultRoot } from "../runtime/rootless.ts";
+
+/**
+ * Default state directory: /var/lib/tsbox for root (as docker's /var/lib/docker); for anyone
+ * else a per-user root, `$XDG_DATA_HOME/tsbox` or `~/.local/share/tsbox` (as podman's).
+ */
+export const DEFAULT_ROOT: string = defaultRoot();
 
 /** Options every command sees, resolved from flags and the environment. */
 export interface GlobalOptions {

@@ -288,7 +288,8 @@ async function unpackAll(tar: ReadableStream<Uint8Array>, dir: string): Promise<
     },
   });
   try {
-    await unpackLayer(view, dir);
+    // Not root: no chown, no device nodes, and overlay's markers as `userxattr` reads them.
+    await unpackLayer(view, dir, { rootless: Deno.uid() !== 0 });
   } catch (err) {
     // Stop the download feeding us, which would otherwise wait for a reader forever.
     await reader.cancel(err).catch(() => {});

@@ -1,6 +1,8 @@
 /**
  * Unpacks one uncompressed layer tar into a directory laid out for overlayfs: OCI whiteouts
- * become 0/0 character devices, opaque markers become the `trusted.overlay.opaque` xattr.
+ * become 0/0 character devices, opaque markers become the `trusted.overlay.opaque` xattr
+ * (`user.overlay.*` when rootless, for an overlay mounted with `userxattr`; whiteouts may then
+ * also be xattr whiteouts, see {@link UnpackOptions}).
  *
  * A layer is hostile input. Every entry is placed with fd-relative calls:
  *
@@ -33,6 +35,7 @@ import {
   fsetxattr,
   fstatat,
   futimens,
+  lgetxattr,
   linkat,
   lsetxattr,
   makedev,
@@ -57,6 +60,7 @@ import {
   S_IFIFO,
   S_IFLNK,
   S_IFMT,
+  S_IFREG,
   symlinkat,
   type Timespec,
   unlinkat,
@@ -75,6 +79,13 @@ export interface UnpackOptions {
    * mounted with `userxattr` reads) instead of `trusted.overlay.opaque`.
    */
   rootless?: boolean;
+  /**
+   * Write whiteouts as overlayfs' "xattr whiteouts" (kernel 6.7+): a zero-size file carrying
+   * `<ns>.overlay.whiteout`, its directory marked `<ns>.overlay.opaque=x`. Used by a rootless
+   * unpack anyway where the kernel refuses a 0/0 character device (no whiteout exception for
+   * unprivileged mknod, or a filesystem without it).
+   */
+  xattrWhiteouts?: boolean;
 }
 
 /** What an unpack did. */
@@ -158,8 +169,23 @@ class Unpacker {
   /** Directories whose mode and times are set last: creating entries in them changes mtime. */
   #dirs = new Map<string, DirMeta>();
   #haveOpenat2 = true;
+  #xattrWhiteouts: boolean;
+  /** Directories (by inode) marked opaque "y": an xattr whiteout must not weaken that to "x". */
+  #opaque = new Set<bigint>();
+  /**
+   * Whiteouts made so far, by directory inode. Whiteouts in an opaque directory are redundant,
+   * and overlayfs lists them there (readdir of a directory no lower layer adds to is passed
+   * through unfiltered), so the opaque marker removes them and later ones are not made.
+   */
+  #whiteouts = new Map<bigint, Set<string>>();
 
-  constructor(readonly root: number, readonly options: UnpackOptions) {}
+  constructor(readonly root: number, readonly options: UnpackOptions) {
+    this.#xattrWhiteouts = options.xattrWhiteouts ?? false;
+  }
+
+  get #ns(): string {
+    return this.options.rootless ? "user" : "trusted";
+  }
 
   async apply(entry: TarEntry): Promise<void> {
     const h = entry.header;
@@ -386,8 +412,11 @@ class Unpacker {
       if (base === OPAQUE) {
         const dir = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         try {
-          const key = this.options.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
-          fsetxattr(dir, key, new TextEncoder().encode("y"));
+          fsetxattr(dir, `${this.#ns}.overlay.opaque`, new TextEncoder().encode("y"));
+          const ino = fstatat(dir, "", AT_EMPTY_PATH).ino;
+          this.#opaque.add(ino);
+          for (const name of this.#whiteouts.get(ino) ?? []) this.#dropWhiteout(dir, name);
+          this.#whiteouts.delete(ino);
         } finally {
           close(dir);
         }
@@ -397,11 +426,58 @@ class Unpacker {
           throw new UnsafeLayerError(h.name, `a whiteout of ${JSON.stringify(name)}`);
         }
         this.#clear(parent, name, false);
-        mknodat(parent, name, S_IFCHR, makedev(0, 0));
+        this.#whiteoutNode(parent, name);
       }
       this.files++;
     } finally {
       if (parent !== this.root) close(parent);
+    }
+  }
+
+  /** Removes whiteout `name` of `dir` unless a later entry replaced it. */
+  #dropWhiteout(dir: number, name: string): void {
+    let st;
+    try {
+      st = fstatat(dir, name, AT_SYMLINK_NOFOLLOW);
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === "ENOENT") return;
+      throw err;
+    }
+    const type = st.mode & S_IFMT;
+    const device = type === S_IFCHR && st.rdevMajor === 0 && st.rdevMinor === 0;
+    const xattr = type === S_IFREG && st.size === 0 &&
+      lgetxattr(`/proc/self/fd/${dir}/${name}`, `${this.#ns}.overlay.whiteout`) !== null;
+    if (device || xattr) unlinkat(dir, name);
+  }
+
+  #whiteoutNode(parent: number, name: string): void {
+    const dirIno = fstatat(parent, "", AT_EMPTY_PATH).ino;
+    if (this.#opaque.has(dirIno)) return;
+    const made = this.#whiteouts.get(dirIno) ?? new Set<string>();
+    this.#whiteouts.set(dirIno, made.add(name));
+    if (!this.#xattrWhiteouts) {
+      try {
+        mknodat(parent, name, S_IFCHR, makedev(0, 0));
+        return;
+      } catch (err) {
+        if (!this.options.rootless || !(err instanceof SyscallError) || err.code !== "EPERM") {
+          throw err;
+        }
+        this.#xattrWhiteouts = true;
+      }
+    }
+    const fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+    try {
+      fsetxattr(fd, `${this.#ns}.overlay.whiteout`, new TextEncoder().encode("y"));
+    } finally {
+      close(fd);
+    }
+    const dir = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    try {
+      // "x": this directory holds xattr whiteouts (overlayfs only looks for them there).
+      fsetxattr(dir, `${this.#ns}.overlay.opaque`, new TextEncoder().encode("x"));
+    } finally {
+      close(dir);
     }
   }
 

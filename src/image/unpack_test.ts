@@ -360,3 +360,79 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+/** Lists the merged tree of an overlay (`userxattr`) over `lowers`, mounted in a private ns. */
+async function mergedListing(tmp: string, lowers: string[]): Promise<string[]> {
+  for (const d of ["upper", "work", "merged"]) await Deno.mkdir(`${tmp}/${d}`);
+  const opts = `lowerdir=${lowers.join(":")},upperdir=${tmp}/upper,workdir=${tmp}/work,userxattr`;
+  const out = await new Deno.Command("unshare", {
+    args: [
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `mount -t overlay overlay -o "${opts}" "${tmp}/merged" && cd "${tmp}/merged" && find . | sort`,
+    ],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim().split("\n");
+}
+
+for (const xattrWhiteouts of [false, true]) {
+  Deno.test({
+    name: `rootless whiteouts (${xattrWhiteouts ? "xattr" : "0/0 device"}) hide lower files ` +
+      `in an overlay mounted with userxattr`,
+    ignore: !isRoot,
+    fn: async () => {
+      const base = await unpackPy(
+        String.raw`
+add("a", data=b"gone")
+add("keep", data=b"stays")
+add("d/", D, mode=0o755)
+add("d/x", data=b"gone too")
+add("d/y", data=b"stays too")
+add("o/", D, mode=0o755)
+add("o/old", data=b"hidden by opaque")
+`,
+        { rootless: true },
+      );
+      const top = await unpackPy(
+        String.raw`
+add(".wh.a")
+add("d/.wh.x")
+add("o/", D, mode=0o755)
+add("o/.wh.old")
+add("o/.wh..wh..opq")
+add("o/.wh.other")
+add("o/new", data=b"new")
+`,
+        { rootless: true, xattrWhiteouts },
+      );
+      try {
+        const wh = Deno.lstatSync(`${top.dir}/a`);
+        if (xattrWhiteouts) {
+          assertOk(wh.isFile && wh.size === 0, "an xattr whiteout is an empty regular file");
+          assertEquals(text(lgetxattr(`${top.dir}/a`, "user.overlay.whiteout")), "y");
+          assertEquals(text(lgetxattr(top.dir, "user.overlay.opaque")), "x");
+          assertEquals(text(lgetxattr(`${top.dir}/d`, "user.overlay.opaque")), "x");
+        } else {
+          assertEquals(type(wh), "char");
+        }
+        // An opaque directory stays opaque ("y") when it also holds a whiteout.
+        assertEquals(text(lgetxattr(`${top.dir}/o`, "user.overlay.opaque")), "y");
+        assertEquals(await mergedListing(top.tmp, [top.dir, base.dir]), [
+          ".",
+          "./d",
+          "./d/y",
+          "./keep",
+          "./o",
+          "./o/new",
+        ]);
+      } finally {
+        await Deno.remove(base.tmp, { recursive: true });
+        await Deno.remove(top.tmp, { recursive: true });
+      }
+    },
+  });
+}

@@ -15,11 +15,27 @@ import {
 import { SyscallError } from "../../ffi/errors.ts";
 import { openNamespace } from "../../ffi/net.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
-import { ExecError, TsboxError } from "../errors.ts";
+import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, DEFAULT_CAPS, type ExtraMount } from "./program.ts";
-import { ensureMountTarget, mountOverlay, resolveInRoot, unmountRootfs } from "./rootfs.ts";
+import {
+  ensureMountTarget,
+  mountOverlay,
+  overlayOptions,
+  resolveInRoot,
+  unmountRootfs,
+} from "./rootfs.ts";
+import {
+  currentIdentity,
+  holdOverlay,
+  isRootless,
+  rootlessCgroup,
+  type RootlessMapping,
+  rootlessMapping,
+  warnSingleId,
+  writeRootlessMaps,
+} from "./rootless.ts";
 import { resolveUser } from "./user.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
@@ -194,6 +210,7 @@ export class Container {
 
   /** Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. */
   static async start(spec: ContainerSpec): Promise<Container> {
+    if (isRootless()) return await Container.#startRootless(spec);
     const dir = spec.stateDir;
     const rootfs = join(dir, "rootfs");
     for (const d of ["upper", "work", "rootfs"]) {
@@ -237,6 +254,66 @@ export class Container {
     }
   }
 
+  /**
+   * Rootless: a user namespace mapped onto the user's own and subordinate ids, the overlay
+   * mounted (with `userxattr`) by the container itself inside its namespaces, and a cgroup
+   * only where the user may write one.
+   */
+  static async #startRootless(spec: ContainerSpec): Promise<Container> {
+    if (spec.userns) {
+      throw new UsageError(
+        "--userns-remap needs root; rootless tsbox maps your own subordinate ids itself",
+      );
+    }
+    const who = currentIdentity();
+    const maps = rootlessMapping(who);
+    warnSingleId(maps, who);
+    const dir = spec.stateDir;
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+    }
+    // The overlay's root takes the upper dir's mode (its owner is the user: root inside).
+    const top = spec.layers.at(-1);
+    const rootInfo = top ? await Deno.stat(join(spec.lowerBase, top)) : undefined;
+    await Deno.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
+    const options = `${
+      overlayOptions({
+        lowerBase: spec.lowerBase,
+        lower: [...spec.layers].reverse(),
+        upper: join(dir, "upper"),
+        work: join(dir, "work"),
+        target: rootfs,
+      })
+    },userxattr`;
+    if (options.length >= 4096) {
+      throw new TsboxError(`too many layers (${spec.layers.length}) for one overlay mount`);
+    }
+    const overlay = { lowerBase: spec.lowerBase, options };
+    const held = await holdOverlay(rootfs, overlay, maps);
+    let prepared: Prepared;
+    try {
+      prepared = await prepare(spec, rootfs, { view: held.view, maps, overlay });
+    } finally {
+      await held.release();
+    }
+    let cgroup: Cgroup | undefined;
+    try {
+      // Device rules need the devices controller of the host: a user namespace cannot create
+      // device nodes anyway, and only the ones bound into /dev are reachable.
+      cgroup = await rootlessCgroup(spec.resources, () => createCgroup(spec.id, spec.resources));
+      const { pid, terminal } = await launch(spec, prepared, cgroup, (pid) => {
+        return writeRootlessMaps(pid, maps);
+      });
+      // overlayfs makes work/work mode 000; root removes it regardless, the user cannot.
+      await Deno.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
+      return new Container(spec, pid, cgroup, rootfs, terminal);
+    } catch (err) {
+      await cgroup?.remove().catch(() => {});
+      throw err;
+    }
+  }
+
   /** Sends a signal to PID 1; false when it is already gone. */
   kill(signal: number): boolean {
     return killPid(this.pid, signal);
@@ -276,11 +353,28 @@ interface Prepared {
   release: () => void;
 }
 
-async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
+/** A rootless start: the rootfs is mounted in a holder's namespace, seen through `view`. */
+interface RootlessPrepare {
+  readonly view: string;
+  readonly maps: RootlessMapping;
+  readonly overlay: { readonly lowerBase: string; readonly options: string };
+}
+
+async function prepare(
+  spec: ContainerSpec,
+  rootfs: string,
+  rootless?: RootlessPrepare,
+): Promise<Prepared> {
+  // Paths are resolved and created where this process sees the rootfs, and handed to the
+  // child as the paths it will see in its own namespace.
+  const seen = rootless?.view ?? rootfs;
+  const toChild = (p: string) => rootless ? rootfs + p.slice(seen.length) : p;
+  const target = (path: string, kind: "dir" | "file") =>
+    toChild(ensureMountTarget(seen, path, kind));
   const user = resolveUser(
     spec.user,
-    readIfExists(resolveInRoot(rootfs, "/etc/passwd")),
-    readIfExists(resolveInRoot(rootfs, "/etc/group")),
+    readIfExists(resolveInRoot(seen, "/etc/passwd")),
+    readIfExists(resolveInRoot(seen, "/etc/group")),
   );
   const env = [...spec.env];
   if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
@@ -293,20 +387,21 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
   for (const [name, content] of Object.entries(files)) {
     const source = join(spec.stateDir, name);
     await Deno.writeTextFile(source, content, { mode: 0o644 });
-    etcFiles.push({ source, target: ensureMountTarget(rootfs, `/etc/${name}`, "file") });
+    etcFiles.push({ source, target: target(`/etc/${name}`, "file") });
   }
-  const inRoot = (path: string) => resolveInRoot(rootfs, path);
+  const inRoot = (path: string) => resolveInRoot(seen, path);
   checkInsideRoot(inRoot, spec.cwd, "working directory");
   for (const m of spec.mounts) checkInsideRoot(inRoot, m.target, "mount target");
   const extraMounts: ExtraMount[] = spec.mounts.map((m) => {
-    if (m.kind === "tmpfs") return { ...m, target: ensureMountTarget(rootfs, m.target, "dir") };
+    if (m.kind === "tmpfs") return { ...m, target: target(m.target, "dir") };
     const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
-    return { ...m, target: ensureMountTarget(rootfs, m.target, kind) };
+    return { ...m, target: target(m.target, kind) };
   });
-  ensureMountTarget(rootfs, spec.cwd, "dir");
+  target(spec.cwd, "dir");
   const capabilities = spec.capabilities ?? DEFAULT_CAPS;
-  const dev = ensureMountTarget(rootfs, "/dev", "dir");
-  if (spec.userns) {
+  const dev = target("/dev", "dir");
+  const remapped = spec.userns !== undefined && !rootless;
+  if (remapped) {
     // Detached with the rootfs (lazy unmount takes submounts along).
     mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   }
@@ -317,9 +412,9 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
     plan: {
       rootfs,
       targets: {
-        proc: ensureMountTarget(rootfs, "/proc", "dir"),
+        proc: target("/proc", "dir"),
         dev,
-        sys: ensureMountTarget(rootfs, "/sys", "dir"),
+        sys: target("/sys", "dir"),
       },
       etcFiles,
       extraMounts,
@@ -333,8 +428,13 @@ async function prepare(spec: ContainerSpec, rootfs: string): Promise<Prepared> {
       groups: user.groups,
       capabilities,
       security: security.plan,
-      devPremounted: spec.userns !== undefined,
-      rebindRootfs: spec.userns !== undefined,
+      devPremounted: remapped,
+      rebindRootfs: remapped,
+      overlay: rootless?.overlay,
+      // Only the user's own gid mapped: no setgroups, and no tty group for devpts.
+      setgroupsDenied: rootless && !rootless.maps.subGids,
+      ptsGid: rootless && !rootless.maps.subGids ? null : undefined,
+      bindSys: rootless !== undefined && spec.network === "host",
       lastCap: capLastCap(),
       stdio: spec.stdio,
       argv: spec.argv,
@@ -349,7 +449,11 @@ async function launch(
   spec: ContainerSpec,
   prepared: Prepared,
   cgroup: Cgroup,
+  rootlessMaps?: (pid: number) => Promise<void>,
 ): Promise<{ pid: number; terminal?: number }> {
+  const userns = spec.userns;
+  const writeMaps = rootlessMaps ??
+    (userns ? (pid: number) => writeIdMaps(pid, userns) : undefined);
   const open = new Set<number>();
   const [syncR, syncW] = pipe();
   open.add(syncR).add(syncW);
@@ -384,14 +488,14 @@ async function launch(
     const program = CompiledProgram.compile(ops, statusW);
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
-    if (spec.userns) flags |= CLONE.NEWUSER;
+    if (writeMaps) flags |= CLONE.NEWUSER;
     try {
       pid = cloneProgram(program, flags);
     } finally {
       program.free();
       prepared.release();
     }
-    if (spec.userns) writeIdMaps(pid, spec.userns);
+    await writeMaps?.(pid);
     close(syncR);
     close(statusW);
     if (channel) close(channel.child);

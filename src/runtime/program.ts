@@ -158,6 +158,20 @@ export interface ChildPlan {
    * copy of the mount table, and pivot_root refuses a locked new root (EINVAL).
    */
   readonly rebindRootfs?: boolean;
+  /**
+   * Rootless: the child mounts the overlay on `rootfs` itself, inside its user and mount
+   * namespaces (`options` with lower entries relative to `lowerBase`, which it chdirs into).
+   */
+  readonly overlay?: { readonly lowerBase: string; readonly options: string };
+  /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
+  readonly setgroupsDenied?: boolean;
+  /** Group of the pty slaves in devpts (`gid=`); 5 (tty) unless set, none when null. */
+  readonly ptsGid?: number | null;
+  /**
+   * Bind the host's /sys instead of mounting sysfs: a user namespace that does not own the
+   * network namespace (`--network host`) may not mount sysfs.
+   */
+  readonly bindSys?: boolean;
   /** Masks, devices, rlimits, no_new_privs, seccomp (security.ts); none when absent. */
   readonly security?: SecurityPlan;
   /** `-t`: open a pty in the container's devpts and make it 0, 1, 2 (see tty.ts). */
@@ -218,15 +232,39 @@ export function cgroupOps(p: ChildPlan): Op[] {
 export function mountOps(p: ChildPlan): Op[] {
   return [
     op(SYS.mount, "make / rprivate", [0, str("/"), 0, MS.REC | MS.PRIVATE, 0]),
+    ...(p.overlay ? overlayOps(p.rootfs, p.overlay) : []),
     ...(p.rebindRootfs ? [mountOp(p.rootfs, p.rootfs, "", MS.BIND | MS.REC)] : []),
     mountOp("proc", p.targets.proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC),
-    mountOp(
-      "sysfs",
-      p.targets.sys,
-      "sysfs",
-      (p.security?.sysWritable ? 0 : MS.RDONLY) | MS.NOSUID | MS.NODEV | MS.NOEXEC,
-    ),
+    ...(p.bindSys ? sysBindOps(p) : [
+      mountOp(
+        "sysfs",
+        p.targets.sys,
+        "sysfs",
+        (p.security?.sysWritable ? 0 : MS.RDONLY) | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+      ),
+    ]),
   ];
+}
+
+/** The rootless overlay, mounted from inside the user namespace (lower entries are relative). */
+export function overlayOps(
+  rootfs: string,
+  o: { readonly lowerBase: string; readonly options: string },
+): Op[] {
+  return [
+    op(SYS.chdir, `chdir ${o.lowerBase}`, [str(o.lowerBase)]),
+    mountOp("overlay", rootfs, "overlay", 0, o.options),
+  ];
+}
+
+function sysBindOps(p: ChildPlan): Op[] {
+  const ops = [mountOp("/sys", p.targets.sys, "", MS.BIND | MS.REC)];
+  if (!p.security?.sysWritable) {
+    // Flags may be added to a locked mount, never cleared: nosuid, nodev, noexec stay set.
+    const ro = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+    ops.push(mountOp("/sys", p.targets.sys, "", ro));
+  }
+  return ops;
 }
 
 /** hostname, hosts and resolv.conf, then the user's -v/--mount/--tmpfs mounts (after /dev). */
@@ -289,7 +327,7 @@ export function devOps(p: ChildPlan): Op[] {
       `${dev}/pts`,
       "devpts",
       MS.NOSUID | MS.NOEXEC,
-      "newinstance,ptmxmode=0666,mode=0620,gid=5",
+      `newinstance,ptmxmode=0666,mode=0620${p.ptsGid === null ? "" : `,gid=${p.ptsGid ?? 5}`}`,
     ),
     mountOp(
       "shm",
@@ -353,7 +391,12 @@ export function identityOps(p: ChildPlan): Op[] {
   return [
     op(SYS.prctl, "keep capabilities", [PR_SET_KEEPCAPS, 1, 0, 0, 0]),
     ...boundingOps(p),
-    op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le([...p.groups]))]),
+    ...(p.setgroupsDenied ? [] : [
+      op(SYS.setgroups, "set supplementary groups", [
+        p.groups.length,
+        bytes(u32le([...p.groups])),
+      ]),
+    ]),
     op(SYS.setresgid, `set gid ${p.gid}`, [p.gid, p.gid, p.gid]),
     op(SYS.setresuid, `set uid ${p.uid}`, [p.uid, p.uid, p.uid]),
   ];

@@ -7,6 +7,7 @@
  * @module
  */
 import { MNT_DETACH, mount, umount } from "../../ffi/mount.ts";
+import { SyscallError } from "../../ffi/errors.ts";
 import { TsboxError } from "../errors.ts";
 
 const MAX_SYMLINKS = 40;
@@ -125,7 +126,16 @@ export function mountOverlay(dirs: OverlayDirs): void {
   }
 }
 
-/** Detaches the rootfs mount; false when nothing was mounted there. */
+/**
+ * Detaches the rootfs mount; false when nothing was mounted there. Rootless, the rootfs is only
+ * ever mounted inside the container's own namespaces, so the host has nothing to detach (and
+ * umount2 says EPERM before it would say EINVAL).
+ */
 export function unmountRootfs(target: string): boolean {
-  return umount(target, MNT_DETACH);
+  try {
+    return umount(target, MNT_DETACH);
+  } catch (err) {
+    if (err instanceof SyscallError && err.code === "EPERM" && Deno.uid() !== 0) return false;
+    throw err;
+  }
 }
