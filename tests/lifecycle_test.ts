@@ -310,6 +310,23 @@ rootTest(
       for (const p of ["proc", "sys", "dev"]) assertEquals(tree.get(p)?.type, "dir", p);
       assertEquals(tree.get("etc/hostname")?.size, 0);
 
+      // diff against the merged image: a path a whiteout or an opaque directory removed is
+      // added again, not changed.
+      await ok(t([
+        "run",
+        "--name",
+        "re",
+        fx.refs.layered,
+        "sh",
+        "-c",
+        "echo v > /bin/vi; echo o > /opq/old.txt; echo g > /data/gonedir; echo k >> /data/keep.txt",
+      ]));
+      const changes = (await ok(t(["diff", "re"]))).trim().split("\n");
+      for (const line of ["A /bin/vi", "A /opq/old.txt", "A /data/gonedir", "C /data/keep.txt"]) {
+        assertOk(changes.includes(line), `${line} in ${changes.join(", ")}`);
+      }
+      await ok(t(["rm", "re"]));
+
       // A running container: read through its own mounts, which are not its filesystem (a
       // volume's files, /proc, the bind-mounted /etc/hostname) are left out; devices and
       // fifos it made are archived as such.

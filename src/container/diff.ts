@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { lgetxattr } from "../../ffi/fs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerDir } from "./paths.ts";
 import type { ContainerRecord } from "./state.ts";
@@ -16,15 +17,51 @@ export interface Change {
   readonly path: string;
 }
 
-function existsIn(dirs: string[], rel: string): boolean {
-  return dirs.some((d) => {
+function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function hasXattr(path: string, names: readonly string[]): boolean {
+  return names.some((n) => {
     try {
-      Deno.lstatSync(join(d, rel));
-      return true;
+      return lgetxattr(path, n) !== null;
     } catch {
       return false;
     }
   });
+}
+
+/** A whiteout in overlay form: a 0/0 character device, or a file with the whiteout xattr. */
+function isWhiteout(path: string, info: Deno.FileInfo): boolean {
+  if (info.isCharDevice && info.rdev === 0) return true;
+  return info.isFile && info.size === 0 && hasXattr(path, WHITEOUT_XATTRS);
+}
+
+const WHITEOUT_XATTRS = ["trusted.overlay.whiteout", "user.overlay.whiteout"];
+const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/**
+ * Whether `rel` exists in the image: the merged view of `layers` (top first), where a whiteout
+ * deletes a path and an opaque directory hides what lower layers have below it.
+ */
+function existsIn(layers: string[], rel: string): boolean {
+  const parts = rel.split("/");
+  for (const layer of layers) {
+    const info = lstatOrUndefined(join(layer, rel));
+    if (info) return !isWhiteout(join(layer, rel), info);
+    // Not in this layer: an ancestor here may still hide the lower layers' copy.
+    for (let i = parts.length - 1; i > 0; i--) {
+      const dir = join(layer, ...parts.slice(0, i));
+      const a = lstatOrUndefined(dir);
+      if (!a) continue;
+      if (!a.isDirectory || hasXattr(dir, OPAQUE_XATTRS)) return false;
+    }
+  }
+  return false;
 }
 
 /**
@@ -44,7 +81,7 @@ const RUNTIME_TARGETS = new Set([
 /** The container's changes against its image. */
 export function containerChanges(store: Store, c: ContainerRecord): Promise<Change[]> {
   const upper = `${containerDir(store.root, c.id)}/upper`;
-  const lower = c.config.layers.map((l) => join(store.linkDir, l));
+  const lower = c.config.layers.map((l) => join(store.linkDir, l)).reverse();
   const out: Change[] = [];
   /** Lists `rel`'s changes; returns false when it had entries and every one was left out. */
   const walk = (rel: string): boolean => {
