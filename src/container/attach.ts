@@ -210,6 +210,7 @@ export class AttachServer {
   #target?: AttachTarget;
   #pending: Uint8Array<ArrayBuffer>[] = [];
   #pendingBytes = 0;
+  #pendingClose = false;
   #arrivals: (() => void)[] = [];
   #closed = false;
   #accepting: Promise<void>;
@@ -316,7 +317,8 @@ export class AttachServer {
         return;
       }
       case FRAME.closeStdin:
-        t?.closeInput?.();
+        if (t) t.closeInput?.();
+        else this.#pendingClose = true;
         return;
     }
   }
@@ -347,6 +349,10 @@ export class AttachServer {
     const pending = this.#pending.splice(0);
     this.#pendingBytes = 0;
     for (const data of pending) await target.write(data).catch(() => {});
+    if (this.#pendingClose) {
+      this.#pendingClose = false;
+      target.closeInput?.();
+    }
   }
 
   /** Copies a chunk of the container's output to every client. */

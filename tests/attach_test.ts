@@ -1,0 +1,308 @@
+/**
+ * `attach` and `start -a` against real containers (root): the tsbox command line run as a user
+ * runs it, in a real terminal (tmux) for `-t` containers and with pipes otherwise.
+ */
+import { seedStore } from "./busybox_store.ts";
+import { assertEquals, assertMatch, assertOk } from "./assert.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+
+const isRoot = Deno.uid() === 0;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+const hasTmux = await new Deno.Command("tmux", { args: ["-V"] }).output().then((o) => o.success)
+  .catch(() => false);
+
+function rootTest(name: string, fn: () => Promise<void>, needsTmux = false) {
+  Deno.test({
+    name,
+    ignore: !isRoot || (needsTmux && !hasTmux),
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
+}
+
+let shared: Promise<string> | undefined;
+function sharedRoot(): Promise<string> {
+  shared ??= (async () => {
+    const { root } = await tempRoot();
+    await seedStore(root);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(root, { recursive: true });
+      } catch { /* gone */ }
+    });
+    return root;
+  })();
+  return shared;
+}
+
+function uniqueName(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** A tmux server of our own running `command` in a 120x40 pane; text is read from the pane. */
+class Tmux {
+  readonly socket = `tsbox-attach-${crypto.randomUUID().slice(0, 8)}`;
+  private constructor() {}
+
+  static async start(command: string): Promise<Tmux> {
+    const t = new Tmux();
+    await t.tmux(["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command]);
+    return t;
+  }
+
+  async tmux(args: string[]): Promise<string> {
+    const out = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
+    if (!out.success) throw new Error(`tmux ${args[0]}: ${dec.decode(out.stderr)}`);
+    return dec.decode(out.stdout);
+  }
+
+  /** Types `keys` (tmux key names, e.g. "C-p", "Enter", or literal text). */
+  send(...keys: string[]): Promise<string> {
+    return this.tmux(["send-keys", "-t", "t", ...keys]);
+  }
+
+  /** Waits until the pane's text matches `pattern` (30 s at most); returns the text. */
+  async waitFor(pattern: RegExp): Promise<string> {
+    let text = "";
+    for (let i = 0; i < 600; i++) {
+      text = await this.tmux(["capture-pane", "-p", "-t", "t", "-S", "-100"]);
+      if (pattern.test(text)) return text;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`pane never matched ${pattern}:\n${text}`);
+  }
+
+  async kill(): Promise<void> {
+    await this.tmux(["kill-server"]).catch(() => "");
+  }
+}
+
+/** The state and exit code `inspect` reports. */
+async function stateOf(root: string, name: string): Promise<{ Status: string; ExitCode: number }> {
+  const r = await tsbox(["inspect", name], { root });
+  assertEquals(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout)[0].State;
+}
+
+/** Reads `reader` until the text so far matches `pattern` (30 s at most). */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  pattern: RegExp,
+  seen: { text: string },
+): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  while (!pattern.test(seen.text)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}: ${seen.text}`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended before ${pattern}: ${seen.text}`);
+    seen.text += dec.decode(value, { stream: true });
+  }
+  return seen.text;
+}
+
+/** `tsbox attach ARGS` as a child process with piped stdio. */
+function spawnAttach(root: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "--root", root, "attach", ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+rootTest(
+  "attach to run -dit sh in a real terminal: type, resize, ctrl-p ctrl-q, exit code",
+  async () => {
+    const root = await sharedRoot();
+    const name = uniqueName("att");
+    const run = await tsbox(["run", "-dit", "--name", name, "busybox", "sh"], { root });
+    assertEquals(run.code, 0, run.stderr);
+    const dir = await Deno.makeTempDir();
+    const cli = `'${Deno.execPath()}' run -A --quiet '${MAIN}' --root '${root}'`;
+    const session = (n: number) =>
+      `sh -c "stty -g > ${dir}/before${n}; ${cli} attach ${name}; echo EXIT=\\$?; ` +
+      `stty -g > ${dir}/after${n}; sleep 100"`;
+    let tmux = await Tmux.start(session(1));
+    try {
+      await tmux.send("echo hello-$((6*7)); stty size", "Enter");
+      const shown = await tmux.waitFor(/^hello-42$/m);
+      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^40 120$/m, shown);
+      await tmux.tmux(["resize-window", "-t", "t", "-x", "90", "-y", "25"]);
+      await tmux.send("clear; stty size", "Enter");
+      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^25 90$/m);
+      // docker's detach keys: the session ends, the container goes on.
+      await tmux.send("C-p", "C-q");
+      const detached = await tmux.waitFor(/^EXIT=\d+$/m);
+      assertMatch(detached, /read escape sequence/);
+      assertMatch(detached, /^EXIT=1$/m);
+      const ps = await tsbox(["ps", "--filter", `name=${name}`], { root });
+      assertMatch(ps.stdout, /Up /, ps.stdout);
+      assertEquals((await stateOf(root, name)).Status, "running");
+      for (let i = 0; i < 100; i++) {
+        if ((await Deno.stat(`${dir}/after1`).catch(() => undefined))?.size) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assertEquals(
+        await Deno.readTextFile(`${dir}/after1`),
+        await Deno.readTextFile(`${dir}/before1`),
+        "the terminal's settings are back after detaching",
+      );
+      await tmux.kill();
+
+      // Attach again to the same shell: its state survived the detach; its exit code is ours.
+      tmux = await Tmux.start(session(2));
+      await tmux.send("echo again-$((1+1))", "Enter");
+      await tmux.waitFor(/^again-2$/m);
+      await tmux.send("exit 3", "Enter");
+      assertMatch(await tmux.waitFor(/^EXIT=\d+$/m), /^EXIT=3$/m);
+      const after = await stateOf(root, name);
+      assertEquals([after.Status, after.ExitCode], ["exited", 3]);
+    } finally {
+      await tmux.kill();
+      await tsbox(["rm", "-f", name], { root });
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  true,
+);
+
+rootTest(
+  "attach to a non-tty container: output on each stream as it prints, exit code",
+  async () => {
+    const root = await sharedRoot();
+    const name = uniqueName("att");
+    const script = `trap 'exit 5' TERM; i=0; while :; do echo tick-$i; echo tock-$i >&2; ` +
+      `i=$((i+1)); sleep 0.2; done`;
+    const run = await tsbox(["run", "-d", "--name", name, "busybox", "sh", "-c", script], { root });
+    assertEquals(run.code, 0, run.stderr);
+    const child = spawnAttach(root, [name]);
+    const out = child.stdout.getReader();
+    const err = child.stderr.getReader();
+    let exited = false;
+    const status = child.status.then((s) => {
+      exited = true;
+      return s;
+    });
+    try {
+      const seen = { text: "" };
+      await readUntil(out, /tick-\d+\n(?:.*\n)*tick-\d+\n(?:.*\n)*tick-\d+\n/, seen);
+      assertOk(!exited, "output arrives while attach runs, not at its end");
+      const ticks = [...seen.text.matchAll(/tick-(\d+)/g)].map((m) => Number(m[1]));
+      ticks.forEach((t, i) => assertEquals(t, ticks[0] + i, `consecutive lines: ${seen.text}`));
+      assertOk(!/tock/.test(seen.text), "stderr stays apart from stdout");
+      const errSeen = { text: "" };
+      await readUntil(err, /tock-\d+\n/, errSeen);
+      // stop sends SIGTERM: the container's trap exits 5, and so does attach.
+      const stop = await tsbox(["stop", name], { root });
+      assertEquals(stop.code, 0, stop.stderr);
+      out.releaseLock();
+      err.releaseLock();
+      await child.stdout.cancel();
+      await child.stderr.cancel();
+      await child.stdin.close();
+      assertEquals((await status).code, 5);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await tsbox(["rm", "-f", name], { root });
+    }
+  },
+);
+
+rootTest("attach to run -di sh: stdin reaches the container's open stdin", async () => {
+  const root = await sharedRoot();
+  const name = uniqueName("att");
+  const run = await tsbox(["run", "-di", "--name", name, "busybox", "sh"], { root });
+  assertEquals(run.code, 0, run.stderr);
+  // Without a pty, sh reads its stdin, held open by the supervisor: it does not end at once.
+  await new Promise((r) => setTimeout(r, 500));
+  assertEquals((await stateOf(root, name)).Status, "running");
+  const child = spawnAttach(root, [name]);
+  const out = child.stdout.getReader();
+  const input = child.stdin.getWriter();
+  try {
+    await input.write(enc.encode("echo got-$((2+3))\n"));
+    const seen = { text: "" };
+    assertMatch(await readUntil(out, /got-\d+\n/, seen), /^got-5\n/);
+    await input.write(enc.encode("exit 4\n"));
+    out.releaseLock();
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    assertEquals((await child.status).code, 4);
+    assertEquals((await stateOf(root, name)).ExitCode, 4);
+  } finally {
+    await input.close().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+    await tsbox(["rm", "-f", name], { root });
+  }
+});
+
+rootTest(
+  "start -a: every byte from the first, each on its stream, the container's code",
+  async () => {
+    const root = await sharedRoot();
+    const name = uniqueName("att");
+    const created = await tsbox([
+      "create",
+      "--name",
+      name,
+      "busybox",
+      "sh",
+      "-c",
+      "echo one; echo two >&2; echo three; exit 6",
+    ], { root });
+    assertEquals(created.code, 0, created.stderr);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await tsbox(["start", "-a", name], { root });
+        assertEquals(r.code, 6, r.stderr);
+        assertEquals(r.stdout, "one\nthree\n");
+        assertEquals(r.stderr, "two\n");
+      }
+      // start -ai with a non-tty -i container: stdin is passed, and its end closes the container's.
+      const cat = uniqueName("att");
+      const c2 = await tsbox(
+        ["create", "-i", "--name", cat, "busybox", "sh", "-c", "cat; exit 2"],
+        {
+          root,
+        },
+      );
+      assertEquals(c2.code, 0, c2.stderr);
+      try {
+        const r = await tsbox(["start", "-a", "-i", cat], { root, stdin: "line-a\nline-b\n" });
+        assertEquals([r.code, r.stdout], [2, "line-a\nline-b\n"], r.stderr);
+      } finally {
+        await tsbox(["rm", "-f", cat], { root });
+      }
+    } finally {
+      await tsbox(["rm", "-f", name], { root });
+    }
+  },
+);
+
+rootTest("attach to a stopped or paused container: docker's refusal, exit 1", async () => {
+  const root = await sharedRoot();
+  const name = uniqueName("att");
+  const run = await tsbox(["run", "-d", "--name", name, "busybox", "sleep", "1000"], { root });
+  assertEquals(run.code, 0, run.stderr);
+  try {
+    assertEquals((await tsbox(["pause", name], { root })).code, 0);
+    const paused = await tsbox(["attach", name], { root });
+    assertEquals(paused.code, 1);
+    assertMatch(paused.stderr, /You cannot attach to a paused container, unpause it first/);
+    assertEquals((await tsbox(["unpause", name], { root })).code, 0);
+    assertEquals((await tsbox(["stop", "-t", "0", name], { root })).code, 0);
+    const stopped = await tsbox(["attach", name], { root });
+    assertEquals(stopped.code, 1);
+    assertMatch(stopped.stderr, /You cannot attach to a stopped container, start it first/);
+  } finally {
+    await tsbox(["rm", "-f", name], { root });
+  }
+});
