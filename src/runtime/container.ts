@@ -290,26 +290,33 @@ export class Container {
       throw new TsboxError(`too many layers (${spec.layers.length}) for one overlay mount`);
     }
     const overlay = { lowerBase: spec.lowerBase, options };
-    const held = await holdOverlay(rootfs, overlay, maps);
-    let prepared: Prepared;
+    // Device rules need the devices controller of the host: a user namespace cannot create
+    // device nodes anyway, and only the ones bound into /dev are reachable. Limits that cannot
+    // be enforced fail here, before anything is mounted.
+    const cgroup = await rootlessCgroup(
+      spec.resources,
+      () => createCgroup(spec.id, spec.resources),
+    );
+    // overlayfs makes work/work mode 000 on every mount; root removes it regardless, the user
+    // cannot.
+    const openWork = () => Deno.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
     try {
-      prepared = await prepare(spec, rootfs, { view: held.view, maps, overlay });
-    } finally {
-      await held.release();
-    }
-    let cgroup: Cgroup | undefined;
-    try {
-      // Device rules need the devices controller of the host: a user namespace cannot create
-      // device nodes anyway, and only the ones bound into /dev are reachable.
-      cgroup = await rootlessCgroup(spec.resources, () => createCgroup(spec.id, spec.resources));
+      const held = await holdOverlay(rootfs, overlay, maps);
+      let prepared: Prepared;
+      try {
+        prepared = await prepare(spec, rootfs, { view: held.view, maps, overlay });
+      } finally {
+        await held.release();
+        await openWork();
+      }
       const { pid, terminal } = await launch(spec, prepared, cgroup, (pid) => {
         return writeRootlessMaps(pid, maps);
       });
-      // overlayfs makes work/work mode 000; root removes it regardless, the user cannot.
-      await Deno.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
+      await openWork();
       return new Container(spec, pid, cgroup, rootfs, terminal);
     } catch (err) {
-      await cgroup?.remove().catch(() => {});
+      await cgroup.remove().catch(() => {});
+      await openWork();
       throw err;
     }
   }
