@@ -185,8 +185,13 @@ try {
   for (const id of started) {
     await run(Deno.execPath(), ["run", "-A", MAIN, "--root", root, "rm", "-f", id]);
   }
-  for (const id of podmanStarted) {
-    await run("podman", [...podmanBase, "--runtime", "runc", "rm", "-f", "-t", "0", id], podmanEnv);
+  if (podmanStarted.length > 0) {
+    // Everything podman made lives under this bench's --root: remove all of it, and say so
+    // when that fails rather than leave a container running unnoticed.
+    const rm = await run("podman", [...podmanBase, "--runtime", "runc", "rm", "-af", "-t", "0"], {
+      ...podmanEnv,
+    });
+    if (!rm.ok) console.error(`podman rm failed: ${rm.stderr.trim()}`);
   }
   await run("podman", [...podmanBase, "system", "reset", "-f"], podmanEnv).catch(() => {});
   await Deno.remove(work, { recursive: true }).catch(() => {});

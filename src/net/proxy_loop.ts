@@ -307,7 +307,15 @@ export function runLoop(config: LoopConfig): void {
       return connected(c);
     }
     if (ev & EPOLLHUP) hungUp[fd] = true;
-    if (!pump(c.up) || !pump(c.down)) return closeConn(c, true);
+    // Only the directions this event can move: readable feeds the half this fd is the source
+    // of, writable drains the half it is the destination of (an idle half would only EAGAIN).
+    const all = (ev & (EPOLLERR | EPOLLHUP)) !== 0;
+    const isClient = fd === c.client;
+    const readable = all || (ev & EPOLLIN) !== 0;
+    const writable = all || (ev & EPOLLOUT) !== 0;
+    const upNeeded = isClient ? readable : writable;
+    const downNeeded = isClient ? writable : readable;
+    if ((upNeeded && !pump(c.up)) || (downNeeded && !pump(c.down))) return closeConn(c, true);
     if (c.closed) return;
     if ((ev & EPOLLERR) && !(c.up.done && c.down.done)) return closeConn(c, true);
     update(c);
