@@ -173,9 +173,10 @@ class Unpacker {
   /** Directories (by inode) marked opaque "y": an xattr whiteout must not weaken that to "x". */
   #opaque = new Set<bigint>();
   /**
-   * Whiteouts made so far, by directory inode. Whiteouts in an opaque directory are redundant,
-   * and overlayfs lists them there (readdir of a directory no lower layer adds to is passed
-   * through unfiltered), so the opaque marker removes them and later ones are not made.
+   * Whiteouts made so far (rootless), by directory inode. Whiteouts in an opaque directory are
+   * redundant, and overlayfs lists them there (readdir of a directory no lower layer adds to is
+   * passed through unfiltered; an xattr whiteout is not even recognised, opaque "y" leaving no
+   * room for "x"), so the opaque marker removes them and later ones are not made.
    */
   #whiteouts = new Map<bigint, Set<string>>();
 
@@ -415,8 +416,10 @@ class Unpacker {
           fsetxattr(dir, `${this.#ns}.overlay.opaque`, new TextEncoder().encode("y"));
           const ino = fstatat(dir, "", AT_EMPTY_PATH).ino;
           this.#opaque.add(ino);
-          for (const name of this.#whiteouts.get(ino) ?? []) this.#dropWhiteout(dir, name);
-          this.#whiteouts.delete(ino);
+          if (this.options.rootless) {
+            for (const name of this.#whiteouts.get(ino) ?? []) this.#dropWhiteout(dir, name);
+            this.#whiteouts.delete(ino);
+          }
         } finally {
           close(dir);
         }
@@ -451,10 +454,12 @@ class Unpacker {
   }
 
   #whiteoutNode(parent: number, name: string): void {
-    const dirIno = fstatat(parent, "", AT_EMPTY_PATH).ino;
-    if (this.#opaque.has(dirIno)) return;
-    const made = this.#whiteouts.get(dirIno) ?? new Set<string>();
-    this.#whiteouts.set(dirIno, made.add(name));
+    if (this.options.rootless) {
+      const dirIno = fstatat(parent, "", AT_EMPTY_PATH).ino;
+      if (this.#opaque.has(dirIno)) return;
+      const made = this.#whiteouts.get(dirIno) ?? new Set<string>();
+      this.#whiteouts.set(dirIno, made.add(name));
+    }
     if (!this.#xattrWhiteouts) {
       try {
         mknodat(parent, name, S_IFCHR, makedev(0, 0));
