@@ -24,8 +24,7 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/proc
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import { overlayOps } from "./program.ts";
-import { type ResourceLimits } from "./cgroups.ts";
-import type { Cgroup } from "./cgroups.ts";
+import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import {
   HOST_SUBID_FILES,
   type IdMapping,
@@ -280,7 +279,8 @@ export async function rootlessCgroup(
   } catch (err) {
     const denied = err instanceof Deno.errors.PermissionDenied ||
       (err instanceof Error && err.cause instanceof Deno.errors.PermissionDenied) ||
-      (err instanceof Error && /permission denied|EACCES|EPERM/i.test(err.message));
+      (err instanceof Error &&
+        /permission denied|read-only file system|EACCES|EPERM|EROFS/i.test(err.message));
     if (!denied) throw err;
   }
   const flags = limitFlags(limits);
