@@ -26,7 +26,7 @@ interface NetnsServer {
 
 async function netnsServer(): Promise<NetnsServer> {
   const child = new Deno.Command("unshare", {
-    args: ["--net", "--", "sh", "-c", `ip link set lo up && exec python3 ${SERVER} ${BASE}`],
+    args: ["--net", "--", "python3", SERVER, String(BASE)],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",

@@ -18,6 +18,20 @@ import threading
 BASE = int(sys.argv[1])
 
 
+def loopback_up():
+    """Brings lo up in this fresh namespace (no dependency on iproute2's `ip`)."""
+    import fcntl
+    import struct
+
+    siocsifflags = 0x8914
+    iff_up_loopback_running = 0x1 | 0x8 | 0x40
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH22x", b"lo", iff_up_loopback_running))
+
+
+loopback_up()
+
+
 def stream(n):
     """Deterministic bytes: sha256 counter blocks, identical to the test's generator."""
     out = bytearray()
