@@ -1,6 +1,9 @@
 import { join } from "node:path";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "../../tests/assert.ts";
+import type { Data } from "../../ffi/clone.ts";
+import { SYS } from "../../ffi/syscall_numbers.ts";
 import { UsageError } from "../errors.ts";
+import { buildProgram, type ChildPlan, DEFAULT_CAPS } from "./program.ts";
 import { CgroupError } from "./cgroups.ts";
 import {
   defaultRoot,
@@ -132,4 +135,50 @@ Deno.test("rootlessCgroup: none where the user may not write one; limits then re
   const real = new NoCgroup();
   assertEquals(await rootlessCgroup({ memory: 1 }, () => Promise.resolve(real)), real);
   assertEquals(limitFlags({ cpus: 0.5, cpuShares: 2 }), ["--cpus", "--cpu-shares"]);
+});
+
+Deno.test("a rootless child program mounts its overlay first and skips what the user ns forbids", () => {
+  const plan: ChildPlan = {
+    rootfs: "/r/rootfs",
+    targets: { proc: "/r/rootfs/proc", dev: "/r/rootfs/dev", sys: "/r/rootfs/sys" },
+    etcFiles: [],
+    extraMounts: [],
+    readOnly: false,
+    hostname: "abc",
+    loopbackUp: false,
+    cgroupNamespace: true,
+    cwd: "/",
+    uid: 0,
+    gid: 0,
+    groups: [0, 10],
+    capabilities: DEFAULT_CAPS,
+    lastCap: 40,
+    syncFd: 10,
+    closeFds: [],
+    stdio: ["inherit", "inherit", "inherit"],
+    argv: ["sh"],
+    env: [],
+    candidates: ["/bin/sh"],
+    overlay: { lowerBase: "/r/l", options: "lowerdir=a:b,upperdir=/u,workdir=/w,userxattr" },
+    setgroupsDenied: true,
+    ptsGid: null,
+    bindSys: true,
+  };
+  const ops = buildProgram(plan);
+  const whats = ops.map((o) => o.what);
+  const at = (w: string) => whats.indexOf(w);
+  assertOk(at("make / rprivate") < at("chdir /r/l"), whats.join("\n"));
+  assertOk(at("chdir /r/l") < at("mount overlay on /r/rootfs"));
+  assertOk(at("mount overlay on /r/rootfs") < at("mount proc on /r/rootfs/proc"));
+  assertOk(at("mount /sys on /r/rootfs/sys") > 0, "host /sys bound, not sysfs mounted");
+  assertEquals(whats.filter((w) => w.startsWith("mount sysfs")), []);
+  assertEquals(ops.filter((o) => o.nr === SYS.setgroups), []);
+  const devpts = ops.find((o) => o.what.startsWith("mount devpts"))!;
+  const data = new TextDecoder().decode((devpts.args[4] as Data).bytes);
+  assertOk(!data.includes("gid="), data);
+  // The same plan with a full mapping keeps setgroups and the tty group.
+  const full = buildProgram({ ...plan, setgroupsDenied: false, ptsGid: undefined });
+  assertEquals(full.filter((o) => o.nr === SYS.setgroups).length, 1);
+  const fullPts = full.find((o) => o.what.startsWith("mount devpts"))!;
+  assertOk(new TextDecoder().decode((fullPts.args[4] as Data).bytes).includes(",gid=5"));
 });
