@@ -128,12 +128,18 @@ rootTest(
       `stty -g > ${dir}/after${n}; sleep 100"`;
     let tmux = await Tmux.start(session(1));
     try {
-      await tmux.send("echo hello-$((6*7)); stty size", "Enter");
+      await tmux.send("echo hello-$((6*7)); stty size | sed s/^/size1=/", "Enter");
       const shown = await tmux.waitFor(/^hello-42$/m);
-      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^40 120$/m, shown);
+      assertMatch(await tmux.waitFor(/^size1=\d+ \d+$/m), /^size1=40 120$/m, shown);
       await tmux.tmux(["resize-window", "-t", "t", "-x", "90", "-y", "25"]);
-      await tmux.send("clear; stty size", "Enter");
-      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^25 90$/m);
+      // The resize reaches tsbox as SIGWINCH, independently of the keys typed: ask until the
+      // container's pty has the new size (the test fails if it never does).
+      let resized = "";
+      for (let i = 0; i < 20 && !/^size2=25 90$/m.test(resized); i++) {
+        await tmux.send(`clear; stty size | sed s/^/size2=/`, "Enter");
+        resized = await tmux.waitFor(/^size2=\d+ \d+$/m);
+      }
+      assertMatch(resized, /^size2=25 90$/m);
       // docker's detach keys: the session ends, the container goes on.
       await tmux.send("C-p", "C-q");
       const detached = await tmux.waitFor(/^EXIT=\d+$/m);
@@ -165,6 +171,36 @@ rootTest(
       await tmux.kill();
       await tsbox(["rm", "-f", name], { root });
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+  true,
+);
+
+rootTest(
+  "run -it detaches with ctrl-p ctrl-q like docker's run: exit 0, container goes on",
+  async () => {
+    const root = await sharedRoot();
+    const name = uniqueName("att");
+    const cli = `'${Deno.execPath()}' run -A --quiet '${MAIN}' --root '${root}'`;
+    const tmux = await Tmux.start(
+      `sh -c "${cli} run -it --name ${name} busybox sh; echo EXIT=\\$?; sleep 100"`,
+    );
+    try {
+      await tmux.send("echo pid=$$; stty size | sed s/^/size=/", "Enter");
+      const sized = await tmux.waitFor(/^size=\d+ \d+$/m);
+      assertMatch(sized, /^pid=1$/m);
+      assertMatch(sized, /^size=40 120$/m, "sized before the shell ran");
+      await tmux.send("C-p", "C-q");
+      // The shell's prompt stays on the last line, as with docker: EXIT follows it.
+      const shown = await tmux.waitFor(/EXIT=\d+$/m);
+      assertMatch(shown, /(^|\s)EXIT=0$/m);
+      assertOk(!/read escape sequence/.test(shown), "docker's run detaches silently");
+      assertEquals((await stateOf(root, name)).Status, "running");
+      const exec = await tsbox(["exec", name, "sh", "-c", "echo alive"], { root });
+      assertEquals(exec.stdout, "alive\n", exec.stderr);
+    } finally {
+      await tmux.kill();
+      await tsbox(["rm", "-f", name], { root });
     }
   },
   true,

@@ -7,9 +7,9 @@
  */
 import { killPid } from "../../ffi/process.ts";
 import { isTerminal } from "../../ffi/terminal.ts";
-import { attachFirstPath, connectAttach } from "../container/attach.ts";
+import { connectAttach } from "../container/attach.ts";
 import { type AttachEnd, attachSession, parseDetachKeys } from "../container/attach_client.ts";
-import { startDetached, waitInactive } from "../container/lifecycle.ts";
+import { exitCodeAfter, startAndAttach } from "../container/attach_start.ts";
 import {
   type ContainerRecord,
   getContainer,
@@ -78,11 +78,9 @@ async function finish(store: Store, id: string, end: AttachEnd): Promise<number>
     case "detached":
       console.error("read escape sequence");
       return 1;
-    case "closed": {
+    case "closed":
       // The supervisor went away without a word: the record says how the container ended.
-      const done = await waitInactive(store, id, 10_000);
-      return done?.exitCode ?? 0;
-    }
+      return await exitCodeAfter(store, id);
   }
 }
 
@@ -121,14 +119,10 @@ export function attachCommand(g: GlobalOptions, name: string, flags: AttachFlags
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /**
  * `start -a [-i] CONTAINER`: starts the container under a detached supervisor that waits until
- * this process has attached, so the output is seen from the first byte; the user can detach
- * and the container goes on. Returns the container's exit code.
+ * this process has attached, so the output is seen from the first byte; ctrl-p ctrl-q detaches
+ * (exit 0, as docker's `start -a`) and the container goes on. Returns the container's exit code.
  */
 export function startAttachCommand(
   g: GlobalOptions,
@@ -141,43 +135,15 @@ export function startAttachCommand(
     const stdin = (opts.interactive ?? false) && c.config.interactive;
     checkInput(c, stdin);
     if (c.state === "paused") throw new AttachStateError(c.state);
-    let conn: Deno.UnixConn | undefined;
-    if (c.state !== "running" && c.state !== "restarting") {
-      const marker = attachFirstPath(store.root, c.id);
-      await Deno.writeTextFile(marker, "");
-      let settled = false;
-      const starting = startDetached(store, c).finally(() => settled = true);
-      starting.catch(() => {});
-      try {
-        // The new supervisor listens before it starts the process, and waits for us.
-        while (!conn) {
-          conn = await connectAttach(store.root, c.id).catch(() => undefined);
-          if (conn || settled) break;
-          await sleep(20);
-        }
-        await starting;
-      } catch (err) {
-        conn?.close();
-        throw err;
-      } finally {
-        await Deno.remove(marker).catch(() => {});
-      }
-    }
-    // Started without us (it ran before the marker was seen), or already running.
-    conn ??= await connectAttach(store.root, c.id).catch(() => undefined);
-    if (!conn) {
-      const done = await waitInactive(store, c.id, 10_000);
-      return done?.exitCode ?? 0;
-    }
     const unproxy = c.config.tty ? () => {} : proxySignals(store, c.id);
     try {
-      const end = await attachSession(conn, {
+      const end = await startAndAttach(store, c, {
         tty: c.config.tty,
         stdin,
         detachKeys: DOCKER_DETACH_KEYS,
         closeStdin: true,
       });
-      return await finish(store, c.id, end);
+      return end.kind === "detached" ? 0 : await finish(store, c.id, end);
     } finally {
       unproxy();
     }

@@ -29,6 +29,8 @@ export const FRAME = {
   closeStdin: 4,
   /** Supervisor to client: the container's process ended with this code (big endian i32). */
   exit: 5,
+  /** Client to supervisor: attached, initial window size sent (a `start -a` start may go on). */
+  ready: 6,
 } as const;
 
 /** One decoded frame. */
@@ -211,6 +213,7 @@ export class AttachServer {
   #pending: Uint8Array<ArrayBuffer>[] = [];
   #pendingBytes = 0;
   #pendingClose = false;
+  #lastSize?: WindowSize;
   #arrivals: (() => void)[] = [];
   #closed = false;
   #accepting: Promise<void>;
@@ -263,7 +266,6 @@ export class AttachServer {
       }
       const client = new Client(conn);
       this.#clients.add(client);
-      for (const r of this.#arrivals.splice(0)) r();
       this.#serve(client).finally(() => {
         client.close();
         this.#clients.delete(client);
@@ -310,12 +312,16 @@ export class AttachServer {
       case FRAME.resize: {
         const size = decodeResize(f.payload);
         if (size && size.rows > 0 && size.cols > 0) {
+          this.#lastSize = size;
           try {
             t?.resize?.(size);
           } catch { /* the pty is gone */ }
         }
         return;
       }
+      case FRAME.ready:
+        for (const r of this.#arrivals.splice(0)) r();
+        return;
       case FRAME.closeStdin:
         if (t) t.closeInput?.();
         else this.#pendingClose = true;
@@ -323,12 +329,16 @@ export class AttachServer {
     }
   }
 
+  /** The window size a client sent last: the size a pty starts with. */
+  get lastSize(): WindowSize | undefined {
+    return this.#lastSize;
+  }
+
   /**
-   * Resolves true once at least one client is attached, false after `timeoutMs` without one
-   * (a `start -a` that died must not hold the container forever).
+   * Resolves true once a client has said it is ready (attached, its window size sent), false
+   * after `timeoutMs` without one (a `start -a` that died must not hold the container forever).
    */
   waitForClient(timeoutMs: number): Promise<boolean> {
-    if (this.#clients.size > 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#arrivals = this.#arrivals.filter((r) => r !== arrived);
@@ -348,6 +358,11 @@ export class AttachServer {
     if (!target) return;
     const pending = this.#pending.splice(0);
     this.#pendingBytes = 0;
+    if (this.#lastSize && target.resize) {
+      try {
+        target.resize(this.#lastSize);
+      } catch { /* the pty is gone */ }
+    }
     for (const data of pending) await target.write(data).catch(() => {});
     if (this.#pendingClose) {
       this.#pendingClose = false;

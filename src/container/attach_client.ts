@@ -109,6 +109,7 @@ export async function attachSession(
     sendSize();
     Deno.addSignalListener("SIGWINCH", sendSize);
   }
+  void send(encodeFrame(FRAME.ready));
   let detach!: () => void;
   const detached = new Promise<AttachEnd>((r) => detach = () => r({ kind: "detached" }));
   let inputStopped = false;

@@ -80,6 +80,7 @@ Deno.test({
       const sizes: unknown[] = [];
       let closed = false;
       const conn = await withShortPath(path, (p) => Deno.connect({ transport: "unix", path: p }));
+      await conn.write(encodeFrame(FRAME.ready));
       assertOk(await server.waitForClient(5000));
       // Input typed before a process runs is held, then delivered in order.
       await conn.write(encodeFrame(FRAME.stdin, enc.encode("early ")));

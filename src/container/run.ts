@@ -57,6 +57,18 @@ export async function runContainer(
       }
       return { id: record.id };
     }
+    if (flags.tty && flags.interactive) {
+      // docker's model for -it: a detached supervisor with this process attached, so that
+      // ctrl-p ctrl-q detaches (exit 0, nothing printed) and the container goes on.
+      const { runAttached } = await import("./attach_start.ts");
+      try {
+        return { id: record.id, exitCode: await runAttached(store, record) };
+      } catch (err) {
+        const now = getContainer(store, record.id);
+        if (flags.rm && now) await removeContainerFiles(store, now);
+        throw err;
+      }
+    }
     return { id: record.id, exitCode: await attached(store, record.id, flags.rm ?? false) };
   } finally {
     store.close();

@@ -10,6 +10,14 @@ import { closeFd, killPid, pipe } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { Container, type ContainerExit } from "../runtime/container.ts";
 import type { Store } from "../store/mod.ts";
+import {
+  type AttachServer,
+  attachTee,
+  awaitAttachFirst,
+  openAttachServer,
+  ptyTarget,
+  StdinPipe,
+} from "./attach.ts";
 import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
@@ -102,6 +110,8 @@ export async function supervise(
   }
   let record = claimed;
   const log = await LogWriter.open(logPath(store.root, id));
+  // `attach` and `start -a` reach the container through this socket while it is supervised.
+  const attach = openAttachServer(store.root, id);
   let first = true;
   let backoff = BACKOFF_START_MS;
   let exitCode = 0;
@@ -113,7 +123,7 @@ export async function supervise(
         run = await startAndWait(store, record, log, o, () => {
           if (first) o.onStarted?.();
           first = false;
-        });
+        }, attach);
       } catch (err) {
         const code = err instanceof TsboxError ? err.exitCode : 125;
         updateContainer(store, id, {
@@ -128,6 +138,7 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
         exitCode,
@@ -159,6 +170,7 @@ export async function supervise(
       record = current;
     }
   } finally {
+    await attach?.close();
     log.close();
     await removeFreezer(id);
     updateContainer(
@@ -191,9 +203,17 @@ async function startAndWait(
   log: LogWriter,
   o: SuperviseOptions,
   started: () => void,
+  attach?: AttachServer,
 ): Promise<{ exit: ContainerExit; pid: number }> {
   // Host ports are bound first: a taken port fails the start before anything else exists.
   const ports = PublishedPorts.open(store, c.id, c.config);
+  await awaitAttachFirst(attach, store.root, c.id);
+  // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
+  // `run -di` container's stdin open, so `sh` waits for input instead of ending at once).
+  const stdinPipe = attach && !o.attach && c.config.interactive && !c.config.tty
+    ? pipe()
+    : undefined;
+  const input = stdinPipe ? new StdinPipe(stdinPipe[1]) : undefined;
   const [outR, outW] = pipe();
   const [errR, errW] = pipe();
   const stdout = readablePipe(outR);
@@ -218,8 +238,12 @@ async function startAndWait(
       capabilities: c.config.security?.capabilities,
       security: c.config.security?.security,
       userns: c.config.security?.userns,
-      stdio: [o.attach && c.config.interactive ? "inherit" : "null", outW, errW],
-      tty: c.config.tty ? { size: o.attach ? userWindowSize() : undefined } : undefined,
+      stdio: [
+        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        outW,
+        errW,
+      ],
+      tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
       beforeRelease: ports || o.beforeRelease
         ? async (pid) => {
@@ -237,12 +261,14 @@ async function startAndWait(
     });
   } catch (err) {
     await ports?.close().catch(() => {});
+    await input?.end();
     stdout.close();
     stderr.close();
     throw err;
   } finally {
     closeFd(outW);
     closeFd(errW);
+    if (stdinPipe) closeFd(stdinPipe[0]);
   }
   // -t: the pty carries all output (logged as stdout, like docker) and the user's input.
   const tty = container.terminal === undefined ? undefined : superviseTerminal(
@@ -250,10 +276,23 @@ async function startAndWait(
     { attach: o.attach ?? false, interactive: c.config.interactive },
   );
   const pumps = Promise.all([
-    pumpToLog(stdout.readable, "stdout", log, o.attach ? Deno.stdout : undefined),
-    pumpToLog(stderr.readable, "stderr", log, o.attach ? Deno.stderr : undefined),
-    ...(tty ? [pumpToLog(tty.output, "stdout", log)] : []),
+    pumpToLog(
+      stdout.readable,
+      "stdout",
+      log,
+      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+    ),
+    pumpToLog(
+      stderr.readable,
+      "stderr",
+      log,
+      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+    ),
+    ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
+  await attach?.setTarget(
+    container.terminal !== undefined ? ptyTarget(container.terminal) : input,
+  );
   const running = updateContainer(store, c.id, {
     state: "running",
     pid: container.pid,
@@ -271,6 +310,8 @@ async function startAndWait(
   o.onPid?.(container.pid);
   started();
   const exit = await container.wait();
+  await attach?.setTarget(undefined);
+  await input?.end();
   if (tty) {
     await tty.session.stop();
     closeFd(container.terminal!);
