@@ -33,6 +33,14 @@ async function ok(p: ReturnType<typeof tsbox>): Promise<string> {
   return r.stdout;
 }
 
+async function until(what: string, cond: () => Promise<boolean>, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function volumeNames(t: Cli): Promise<string[]> {
   return (await ok(t(["volume", "ls", "-q"]))).split("\n").filter(Boolean);
 }
@@ -188,6 +196,13 @@ rootTest("anonymous volumes: removed with --rm and rm -v, kept by rm, pruned", a
       "echo x > /anon/f && echo y > /named/f",
     ]));
     assertEquals(await volumeNames(t), ["keepme"]);
+    // Detached --rm: the supervisor removes both when the container ends.
+    await ok(t(["run", "-d", "--rm", "-v", "/anon", refs.busybox, "sleep", "1"]));
+    assertEquals((await volumeNames(t)).length, 2);
+    await until("the detached --rm container and its volume to go", async () => {
+      const ps = await ok(t(["ps", "-a", "-q"]));
+      return ps.trim() === "" && (await volumeNames(t)).join() === "keepme";
+    });
 
     // Without --rm it stays, is listed in inspect, and plain rm leaves it.
     await ok(t(["run", "--name", "a1", "-v", "/anon", refs.busybox, "touch", "/anon/f"]));
