@@ -120,9 +120,19 @@ export async function volumeRmCommand(
   });
 }
 
-function confirm(question: string): boolean {
-  const answer = prompt(`${question} [y/N]`);
-  return answer !== null && /^y(es)?$/i.test(answer.trim());
+/** Asks on stdout, reads one line of stdin (prompt() says nothing when stdin is not a tty). */
+async function confirm(question: string): Promise<boolean> {
+  await Deno.stdout.write(new TextEncoder().encode(`${question} [y/N] `));
+  const buf = new Uint8Array(256);
+  let line = "";
+  for (;;) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) break;
+    line += new TextDecoder().decode(buf.subarray(0, n));
+    if (line.includes("\n")) break;
+  }
+  if (!line.includes("\n")) console.log();
+  return /^y(es)?$/i.test(line.split("\n")[0].trim());
 }
 
 /** `volume prune [-a] [-f]`. */
@@ -132,7 +142,7 @@ export async function volumePruneCommand(
 ): Promise<number> {
   if (!opts.force) {
     const what = opts.all ? "all local volumes" : "anonymous local volumes";
-    const ok = confirm(
+    const ok = await confirm(
       `WARNING! This will remove ${what} not used by at least one container.\nAre you sure you want to continue?`,
     );
     if (!ok) return 1;
