@@ -4,22 +4,24 @@
  *
  * @module
  */
-import { constants } from "node:os";
+/** libc's names and descriptions of errno values, registered by ffi/libc.ts. */
+export interface ErrnoText {
+  /** `strerrorname_np`: 2 -> "ENOENT" (undefined for an unknown value). */
+  name(errno: number): string | undefined;
+  /** `strerror`: 2 -> "No such file or directory". */
+  describe(errno: number): string;
+}
 
-const names = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  // Several names share a number (EAGAIN/EWOULDBLOCK); keep the first, which is the usual one.
-  if (!names.has(value)) names.set(value, name);
+let text: ErrnoText | undefined;
+
+/** Registers libc's errno texts (set by ffi/libc.ts, kept here to avoid an import cycle). */
+export function setErrnoText(t: ErrnoText): void {
+  text = t;
 }
 
 /** The symbolic name of an errno value, e.g. `2` -> `"ENOENT"`. */
 export function errnoName(errno: number): string {
-  return names.get(errno) ?? `E${errno}`;
-}
-
-/** The errno value of a symbolic name, e.g. `"ENOENT"` -> `2`. */
-export function errnoValue(name: keyof typeof constants.errno): number {
-  return constants.errno[name];
+  return text?.name(errno) ?? `E${errno}`;
 }
 
 /** A libc call that failed: carries the call's name, its arguments and the errno. */
@@ -36,19 +38,8 @@ export class SyscallError extends Error {
     readonly errno: number,
   ) {
     const shown = args.map((a) => typeof a === "string" ? JSON.stringify(a) : String(a)).join(", ");
-    super(`${call}(${shown}): ${errnoName(errno)} (${describeErrno(errno)})`);
+    super(`${call}(${shown}): ${errnoName(errno)} (${text?.describe(errno) ?? "unknown error"})`);
     this.name = "SyscallError";
     this.code = errnoName(errno);
   }
-}
-
-let describe: ((errno: number) => string) | undefined;
-
-/** Registers the strerror implementation (set by ffi/libc.ts, kept here to avoid a cycle). */
-export function setErrnoDescriber(fn: (errno: number) => string): void {
-  describe = fn;
-}
-
-function describeErrno(errno: number): string {
-  return describe?.(errno) ?? "unknown error";
 }

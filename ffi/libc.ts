@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { setErrnoDescriber, SyscallError } from "./errors.ts";
+import { setErrnoText, SyscallError } from "./errors.ts";
 
 const LIBC = "libc.so.6";
 
@@ -19,6 +19,7 @@ export function openLibc<const S extends Deno.ForeignLibraryInterface>(
 const core = openLibc({
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  strerrorname_np: { parameters: ["i32"], result: "pointer" },
 });
 
 /**
@@ -30,9 +31,15 @@ export function errno(): number {
   return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
 }
 
-setErrnoDescriber((n) => {
-  const p = core.strerror(n);
-  return p === null ? "unknown error" : Deno.UnsafePointerView.getCString(p);
+setErrnoText({
+  name(n) {
+    const p = core.strerrorname_np(n);
+    return p === null ? undefined : Deno.UnsafePointerView.getCString(p);
+  },
+  describe(n) {
+    const p = core.strerror(n);
+    return p === null ? "unknown error" : Deno.UnsafePointerView.getCString(p);
+  },
 });
 
 /** Throws a {@link SyscallError} for `call` when `result` is negative; returns it otherwise. */
