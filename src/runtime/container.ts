@@ -18,7 +18,8 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/proc
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
-import { buildProgram, type ChildPlan, DEFAULT_CAPS, type ExtraMount } from "./program.ts";
+import { buildProgram, type ChildPlan, type ExtraMount } from "./program.ts";
+import { DEFAULT_CAPS } from "./capabilities.ts";
 import {
   ensureMountTarget,
   mountOverlay,

@@ -14,7 +14,7 @@ export {
 } from "./container.ts";
 export { type Cgroup, CgroupV1, CgroupV2, createCgroup, type ResourceLimits } from "./cgroups.ts";
 export { execCandidates, type ImageProcessConfig, parseEnvFile, planProcess } from "./config.ts";
-export { DEFAULT_CAPS } from "./program.ts";
+export { CAP, DEFAULT_CAPS } from "./capabilities.ts";
 export { type ResolvedUser, resolveUser } from "./user.ts";
 
 /** A new container id: 64 random hex digits (the hostname is its first 12). */

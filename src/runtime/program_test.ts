@@ -1,7 +1,8 @@
 import { assertEquals, assertOk } from "../../tests/assert.ts";
 import { CompiledProgram, IGNORE_ERROR } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
-import { buildProgram, capabilityMask, type ChildPlan, DEFAULT_CAPS } from "./program.ts";
+import { buildProgram, capabilityMask, type ChildPlan } from "./program.ts";
+import { DEFAULT_CAPS } from "./capabilities.ts";
 
 const plan: ChildPlan = {
   rootfs: "/r/rootfs",

@@ -3,7 +3,8 @@ import { assertEquals, assertOk, assertRejects, assertThrows } from "../../tests
 import type { Data } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { UsageError } from "../errors.ts";
-import { buildProgram, type ChildPlan, DEFAULT_CAPS } from "./program.ts";
+import { buildProgram, type ChildPlan } from "./program.ts";
+import { DEFAULT_CAPS } from "./capabilities.ts";
 import { CgroupError } from "./cgroups.ts";
 import {
   defaultRoot,

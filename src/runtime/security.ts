@@ -17,55 +17,14 @@ import {
   rlimitBytes,
 } from "../../ffi/security.ts";
 import { UsageError } from "../errors.ts";
+import { CAP } from "./capabilities.ts";
 import { compileProfile, encodeFilter, parseProfile, type SeccompProfile } from "./seccomp.ts";
 import { DEFAULT_PROFILE } from "./seccomp_profile.ts";
 import { type IdMapping, remapMapping } from "./userns.ts";
 import { SYSCALLS_X86_64 as NR } from "./seccomp_syscalls.ts";
 
-/** Every capability by name (include/uapi/linux/capability.h), without the CAP_ prefix. */
-export const CAPABILITIES: Readonly<Record<string, number>> = {
-  CHOWN: 0,
-  DAC_OVERRIDE: 1,
-  DAC_READ_SEARCH: 2,
-  FOWNER: 3,
-  FSETID: 4,
-  KILL: 5,
-  SETGID: 6,
-  SETUID: 7,
-  SETPCAP: 8,
-  LINUX_IMMUTABLE: 9,
-  NET_BIND_SERVICE: 10,
-  NET_BROADCAST: 11,
-  NET_ADMIN: 12,
-  NET_RAW: 13,
-  IPC_LOCK: 14,
-  IPC_OWNER: 15,
-  SYS_MODULE: 16,
-  SYS_RAWIO: 17,
-  SYS_CHROOT: 18,
-  SYS_PTRACE: 19,
-  SYS_PACCT: 20,
-  SYS_ADMIN: 21,
-  SYS_BOOT: 22,
-  SYS_NICE: 23,
-  SYS_RESOURCE: 24,
-  SYS_TIME: 25,
-  SYS_TTY_CONFIG: 26,
-  MKNOD: 27,
-  LEASE: 28,
-  AUDIT_WRITE: 29,
-  AUDIT_CONTROL: 30,
-  SETFCAP: 31,
-  MAC_OVERRIDE: 32,
-  MAC_ADMIN: 33,
-  SYSLOG: 34,
-  WAKE_ALARM: 35,
-  BLOCK_SUSPEND: 36,
-  AUDIT_READ: 37,
-  PERFMON: 38,
-  BPF: 39,
-  CHECKPOINT_RESTORE: 40,
-};
+/** Every capability by name, without the CAP_ prefix. */
+export const CAPABILITIES: Readonly<Record<string, number>> = CAP;
 
 /** `CAP_SYS_ADMIN`, `sys_admin`, `SYS_ADMIN` -> 21. */
 export function parseCapability(name: string): number {

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { UsageError } from "../errors.ts";
-import { DEFAULT_CAPS } from "./program.ts";
+import { DEFAULT_CAPS } from "./capabilities.ts";
 import {
   boundingSet,
   checkInsideRoot,
