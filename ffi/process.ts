@@ -11,7 +11,6 @@ import { SyscallError } from "./errors.ts";
 const libc = openLibc({
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   waitpidNow: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
@@ -22,7 +21,6 @@ const libc = openLibc({
 /** O_CLOEXEC for pipe2/openat. */
 export const O_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
-const EINTR = 4;
 
 /** Creates a pipe; returns `[readFd, writeFd]`. */
 export function pipe(flags = O_CLOEXEC): [number, number] {
@@ -37,17 +35,7 @@ export function closeFd(fd: number): void {
 }
 
 /** Writes all of `data` to a raw fd. */
-export function writeFd(fd: number, data: Uint8Array<ArrayBuffer>): void {
-  let off = 0;
-  while (off < data.length) {
-    const n = Number(libc.write(fd, data.subarray(off), BigInt(data.length - off)));
-    if (n < 0) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("write", [fd], errno());
-    }
-    off += n;
-  }
-}
+export { writeAll as writeFd } from "./fs.ts";
 
 /**
  * Reads up to `size` bytes from a raw fd on a worker thread. Returns the bytes (empty at EOF).

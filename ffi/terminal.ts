@@ -23,7 +23,6 @@ const libc = openLibc({
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // The blocking variants run on a worker thread so the event loop keeps going.
   pollWait: {
     name: "poll",
@@ -270,14 +269,4 @@ export async function writeAllAsync(fd: number, data: Uint8Array<ArrayBuffer>): 
 }
 
 /** Writes all of `data` to `fd` from this thread (small writes such as a wake-up byte). */
-export function writeNow(fd: number, data: Uint8Array<ArrayBuffer>): void {
-  let off = 0;
-  while (off < data.length) {
-    const n = Number(libc.write(fd, data.subarray(off), BigInt(data.length - off)));
-    if (n < 0) {
-      if (errno() === EINTR) continue;
-      throw new SyscallError("write", [fd], errno());
-    }
-    off += n;
-  }
-}
+export { writeAll as writeNow } from "./fs.ts";
