@@ -266,11 +266,15 @@ rootTest(
           "busybox",
           "sh",
           "-c",
-          `'id -u; ls -ln /etc/passwd /bin/busybox; touch /tmp/made; sleep 2'`,
+          `'id -u; ls -ln /etc/passwd /bin/busybox; touch /tmp/made; sleep 4'`,
         ],
         root,
-        // While it sleeps: the host's view of the container's PID 1 (the sh).
-        `sleep 1.2; for p in $(pgrep -x sleep); do grep -E '^Uid' /proc/$p/status; done`,
+        // While it sleeps: the host's view of the container's PID 1 (the sh), found through
+        // tsbox itself rather than by name, since other containers may run meanwhile.
+        `sleep 1.2; pid1=$('${Deno.execPath()}' run -A --quiet '${
+          new URL("../main.ts", import.meta.url).pathname
+        }' --root '${root}' inspect remapped | grep -o '"Pid": [0-9]*' | grep -o '[0-9]*$');` +
+          ` grep -E '^Uid' /proc/$pid1/status`,
       );
       assertEquals(r.code, 0, r.stderr);
       const entry = /^tsbox:(\d+):65536$/m.exec(r.subuid);
