@@ -248,3 +248,80 @@ Deno.test({
     });
   },
 });
+
+/** Gives the user a fresh 65536-id subordinate range; returns its first id and its text. */
+async function addRange(u: TestUser): Promise<{ start: number; range: string }> {
+  const start = Math.max(
+    freeRange(parseSubIds(Deno.readTextFileSync("/etc/subuid"))),
+    freeRange(parseSubIds(Deno.readTextFileSync("/etc/subgid"))),
+  );
+  const range = `${start}-${start + 65535}`;
+  await run("usermod", ["--add-subuids", range, "--add-subgids", range, u.name]);
+  return { start, range };
+}
+
+/** Paths under `dir` owned by host uid `uid` (read as root). */
+async function ownedBy(dir: string, uid: number): Promise<string[]> {
+  const out = await run("find", [dir, "-uid", String(uid)]);
+  return out.split("\n").filter(Boolean);
+}
+
+Deno.test({
+  name: "rootless: rm removes files the container wrote as a subordinate id",
+  ignore: !isRoot || !userns.allowed,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { refs } = await fixtureRegistry();
+    const ref = refs.busybox;
+    await withUser(async (u) => {
+      const { start, range } = await addRange(u);
+      ok(await asUser(u, ["pull", ref]), "pull");
+      const containers = join(u.home, ".local", "share", "tsbox", "containers");
+      const script = "echo x > /tmp/made && mkdir -m 700 /tmp/priv && echo y > /tmp/priv/f";
+      const made = async (name: string) => {
+        const r = ok(
+          await asUser(u, ["run", "--name", name, "-u", "1:1", ref, "sh", "-c", script]),
+          `run ${name}`,
+        );
+        assertEquals(r.stdout, "");
+        const ps = ok(
+          await asUser(u, ["ps", "-a", "-q", "--no-trunc", "-f", `name=${name}`]),
+          "ps",
+        );
+        const id = ps.stdout.trim();
+        assertMatch(id, /^[0-9a-f]{64}$/);
+        const dir = join(containers, id);
+        // The situation of the bug: the files are the first subordinate id's on the host,
+        // one of them in a directory the user cannot even read.
+        const mine = (await ownedBy(dir, start)).map((p) => p.slice(dir.length));
+        assertOk(mine.some((p) => p.endsWith("/tmp/made")), mine.join("\n"));
+        assertOk(mine.some((p) => p.endsWith("/tmp/priv/f")), mine.join("\n"));
+        return { id, dir };
+      };
+      const exists = async (p: string) => await Deno.lstat(p).then(() => true, () => false);
+
+      const first = await made("rlown");
+      ok(await asUser(u, ["rm", "rlown"]), "rm");
+      assertOk(!(await exists(first.dir)), "the container's directory is gone");
+      const after = ok(await asUser(u, ["ps", "-a"]), "ps -a");
+      assertOk(!after.stdout.includes("rlown"), after.stdout);
+
+      // Without the range the namespace cannot reach those files: rm fails, says so, keeps the
+      // container, and succeeds once the range is back.
+      const second = await made("rlown2");
+      await run("usermod", ["--del-subuids", range, "--del-subgids", range, u.name]);
+      const refusedRm = await asUser(u, ["rm", "rlown2"]);
+      assertOk(refusedRm.code !== 0, "rm without the range fails");
+      assertStringIncludes(refusedRm.stderr, "could not be removed");
+      assertOk(await exists(second.dir), "its files are still there");
+      const kept = ok(await asUser(u, ["ps", "-a"]), "ps -a");
+      assertStringIncludes(kept.stdout, "rlown2");
+      await run("usermod", ["--add-subuids", range, "--add-subgids", range, u.name]);
+      ok(await asUser(u, ["rm", "rlown2"]), "rm again");
+      assertOk(!(await exists(second.dir)), "the second directory is gone");
+      const none = ok(await asUser(u, ["ps", "-a"]), "ps -a");
+      assertOk(!none.stdout.includes("rlown2"), none.stdout);
+    });
+  },
+});

@@ -1,14 +1,17 @@
 /**
  * Removing a container's traces: rootfs mount, cgroups, directory (upper layer, log, etc
  * files) and its row. Each step tolerates what is already gone, so a removal after a crash,
- * or two removals racing, both end with nothing left.
+ * or two removals racing, both end with nothing left. Rootless, files of the container's other
+ * ids are removed from inside a user namespace (rmtree.ts).
  *
  * @module
  */
+import { TsboxError } from "../errors.ts";
 import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+import { removeTree } from "./rmtree.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
 import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
 
@@ -35,8 +38,13 @@ export async function removeContainerFiles(
     ? volumeMountsOf(store, c.id).filter((v) => v.anonymous).map((v) => v.name)
     : [];
   await releaseRuntime(c.id, store.root);
-  await Deno.remove(containerDir(store.root, c.id), { recursive: true }).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  // The row goes only once the files are gone: a failed removal leaves a container that a
+  // later `rm` can remove again, never files no row points to.
+  await removeTree(containerDir(store.root, c.id)).catch((err) => {
+    throw new TsboxError(
+      `container ${c.id.slice(0, 12)} kept, its files could not be removed: ${err.message}`,
+      { cause: err },
+    );
   });
   deleteContainerRow(store, c.id);
   await removeUnusedVolumes(store, anonymous);
