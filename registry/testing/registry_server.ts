@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { startRegistry as startFixtureRegistry } from "../../tests/fixtures/registry.ts";
 
 /** A running registry. */
 export interface TestRegistry {
@@ -17,13 +18,6 @@ export interface TestRegistry {
   storage: string;
   /** Stops the registry and removes its files. */
   stop(): Promise<void>;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function run(cmd: string, args: string[]): Promise<string> {
@@ -38,72 +32,17 @@ async function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /**
- * Starts `docker-registry` on a free 127.0.0.1 port with filesystem storage in a temp dir.
+ * Starts `docker-registry` on a free 127.0.0.1 port (the project's test fixture launcher).
  * With `htpasswd`, the registry demands Basic auth for that user.
  */
 export async function startRegistry(
   options: { htpasswd?: { user: string; password: string } } = {},
 ): Promise<TestRegistry> {
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-registry-" });
-  const storage = join(dir, "storage");
-  await Deno.mkdir(storage);
-  let auth = "";
-  if (options.htpasswd) {
-    const line = await run("htpasswd", ["-Bbn", options.htpasswd.user, options.htpasswd.password]);
-    await Deno.writeTextFile(join(dir, "htpasswd"), line.trim() + "\n");
-    auth = `auth:\n  htpasswd:\n    realm: tsbox-test\n    path: ${join(dir, "htpasswd")}\n`;
-  }
-  for (let tries = 0;; tries++) {
-    const port = freePort();
-    const host = `127.0.0.1:${port}`;
-    const config = `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n` +
-      `    rootdirectory: ${storage}\n  delete:\n    enabled: true\n` +
-      `http:\n  addr: ${host}\n${auth}`;
-    await Deno.writeTextFile(join(dir, "config.yml"), config);
-    const child = new Deno.Command("docker-registry", {
-      args: ["serve", join(dir, "config.yml")],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let exited = false;
-    const status = child.status.then((s) => {
-      exited = true;
-      return s;
-    });
-    const deadline = Date.now() + 15_000;
-    while (!exited && Date.now() < deadline) {
-      try {
-        const res = await fetch(`http://${host}/v2/`);
-        await res.body?.cancel();
-        if (res.status === 200 || res.status === 401) {
-          return {
-            host,
-            storage,
-            async stop() {
-              try {
-                child.kill("SIGTERM");
-              } catch {
-                // Already gone.
-              }
-              await status;
-              await Deno.remove(dir, { recursive: true });
-            },
-          };
-        }
-      } catch {
-        // Not listening yet.
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!exited) child.kill("SIGKILL");
-    await status;
-    // The port may have been taken between probing and binding; try another a few times.
-    if (tries >= 3) {
-      await Deno.remove(dir, { recursive: true });
-      throw new Error("docker-registry did not start");
-    }
-  }
+  const { htpasswd } = options;
+  const reg = await startFixtureRegistry({
+    auth: htpasswd ? { username: htpasswd.user, password: htpasswd.password } : false,
+  });
+  return { host: reg.host, storage: join(reg.dir, "data"), stop: () => reg.stop() };
 }
 
 const sha256 = (b: Uint8Array) => "sha256:" + createHash("sha256").update(b).digest("hex");
