@@ -34,6 +34,7 @@ import { type MountFlag, VOLUME_NAME } from "../runtime/options.ts";
 import { resolveInRoot } from "../runtime/rootfs.ts";
 import { type IdMapping, toHost } from "../runtime/userns.ts";
 import type { Store } from "../store/mod.ts";
+import { removeTree } from "./rmtree.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
 
@@ -184,13 +185,8 @@ export async function removeVolume(
   });
   if (!existed && !opts.force) throw new NotFoundError("volume", name);
   // A name that passed VOLUME_NAME has no "/" and is not "..": the path stays in volumes/.
+  // Rootless, files a container wrote as a subordinate id are removed in a user namespace.
   if (existed) await removeTree(join(volumesDir(store.root), name));
-}
-
-async function removeTree(path: string): Promise<void> {
-  await Deno.remove(path, { recursive: true }).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
 }
 
 /** Bytes of the regular files under `dir` (symlinks not followed). */
