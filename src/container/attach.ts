@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_PATH, openat } from "../../ffi/fs.ts";
 import { closeFd } from "../../ffi/process.ts";
 import { setWindowSize, type WindowSize, writeAllAsync } from "../../ffi/terminal.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 
 /** `<root>/containers/<id>`: upper, work, rootfs mount point, etc files, log. */
 export function containerDir(root: string, id: string): string {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join, posix } from "node:path";
+import { join, normalize } from "../path.ts";
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
@@ -249,7 +249,7 @@ export interface PlannedVolume {
 }
 
 function normalTarget(path: string): string {
-  const n = posix.normalize(path);
+  const n = normalize(path);
   return n.length > 1 ? n.replace(/\/+$/, "") : n;
 }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import { bytes, CLONE, cloneProgram, CompiledProgram, FAIL_ON_ZERO } from "../../ffi/clone.ts";
 import { closeFd, killPid, pipe, waitPid } from "../../ffi/process.ts";
 import { AT_FDCWD, O_CLOEXEC, O_RDONLY, openat } from "../../ffi/fs.ts";

@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { createHash } from "node:crypto";
-import { digestHex, DigestMismatchError } from "./digest.ts";
+import { join } from "../path.ts";
+import { digestHex, DigestMismatchError } from "./digest_format.ts";
 
 /** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
 export interface PendingBlob {
@@ -76,6 +75,7 @@ export class BlobStore {
         file.close();
       }
     };
+    const { createHash } = await import("node:crypto");
     const hash = createHash("sha256");
     let bytes = 0;
     let actual: string | undefined;

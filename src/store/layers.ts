@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { digestHex } from "./digest.ts";
+import { join } from "../path.ts";
+import { digestHex } from "./digest_format.ts";
 
 /** A layer being unpacked into a private temp dir: `publish()` or `discard()` it. */
 export interface PendingLayer {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { BlobStore } from "./blobs.ts";
@@ -13,7 +13,7 @@ import { LayerStore } from "./layers.ts";
 
 export { BlobStore } from "./blobs.ts";
 export { LayerStore } from "./layers.ts";
-export { DigestMismatchError, InvalidDigestError } from "./digest.ts";
+export { DigestMismatchError, InvalidDigestError } from "./digest_format.ts";
 
 /** One layer of an image as the store keeps it. */
 export interface LayerRecord {
