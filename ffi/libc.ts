@@ -9,11 +9,28 @@ import { setErrnoText, SyscallError } from "./errors.ts";
 
 const LIBC = "libc.so.6";
 
-/** Opens libc with the given symbol table (dlopen is reference counted, so this is cheap). */
+/**
+ * Opens libc with the given symbol table. Each symbol is bound on its first use: Deno compiles
+ * a call trampoline per bound symbol (about a million instructions each), and a container start
+ * loads area files declaring well over a hundred symbols while calling a few dozen.
+ * dlopen itself is reference counted, so binding one symbol at a time costs nothing extra.
+ */
 export function openLibc<const S extends Deno.ForeignLibraryInterface>(
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
-  return Deno.dlopen(LIBC, symbols).symbols;
+  const lazy = {} as Deno.DynamicLibrary<S>["symbols"];
+  for (const name of Object.keys(symbols)) {
+    Object.defineProperty(lazy, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const bound = Deno.dlopen(LIBC, { [name]: symbols[name] }).symbols[name];
+        Object.defineProperty(lazy, name, { value: bound, enumerable: true });
+        return bound;
+      },
+    });
+  }
+  return lazy;
 }
 
 const core = openLibc({
