@@ -237,6 +237,7 @@ async function startAndWait(
       readOnly: c.config.readOnly,
       capabilities: c.config.security?.capabilities,
       security: c.config.security?.security,
+      filterCacheDir: `${store.root}/cache/seccomp`,
       userns: c.config.security?.userns,
       stdio: [
         stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",

@@ -94,6 +94,8 @@ export interface ContainerSpec {
   readonly tty?: { readonly size?: WindowSize };
   /** Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent. */
   readonly security?: SecurityOptions;
+  /** A directory where compiled default seccomp filters are cached between starts. */
+  readonly filterCacheDir?: string;
   /** Run in a user namespace with this mapping (`--userns-remap`); the host's ids when absent. */
   readonly userns?: IdMapping;
   /** Signal PID 1 receives when the starting process dies (e.g. 9: it dies with its supervisor). */
@@ -413,7 +415,7 @@ async function prepare(
     // Detached with the rootfs (lazy unmount takes submounts along).
     mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   }
-  const security = prepareSecurity(spec.security ?? {}, capabilities);
+  const security = prepareSecurity(spec.security ?? {}, capabilities, spec.filterCacheDir);
   return {
     deviceRules: security.deviceRules,
     release: security.free,

@@ -20,6 +20,7 @@ import { UsageError } from "../errors.ts";
 import { CAP } from "./capabilities.ts";
 import { compileProfile, encodeFilter, parseProfile, type SeccompProfile } from "./seccomp.ts";
 import { DEFAULT_PROFILE } from "./seccomp_profile.ts";
+import { cachedDefaultFilter } from "./seccomp_cache.ts";
 import { type IdMapping, remapMapping } from "./userns.ts";
 import { SYSCALLS_X86_64 as NR } from "./seccomp_syscalls.ts";
 
@@ -486,6 +487,7 @@ export interface PreparedSecurity {
 export function prepareSecurity(
   opts: SecurityOptions,
   caps: readonly number[],
+  filterCacheDir?: string,
 ): PreparedSecurity {
   const privileged = opts.privileged ?? false;
   const devices = [...(privileged ? allHostDevices() : []), ...(opts.devices ?? [])];
@@ -498,12 +500,17 @@ export function prepareSecurity(
   ];
   const rlimits = mergeRlimits(opts.ulimits ?? []);
   let buffer: NativeBuffer | undefined;
-  if (!privileged && opts.seccomp !== "unconfined") {
-    const insns = compileProfile(opts.seccomp ?? DEFAULT_PROFILE, {
-      capabilities: capabilityNames(caps),
-      kernel: Deno.osRelease(),
-    });
-    buffer = new NativeBuffer(encodeFilter(insns));
+  const profile = opts.seccomp;
+  if (!privileged && profile !== "unconfined") {
+    const capabilities = capabilityNames(caps);
+    const kernel = Deno.osRelease();
+    const compile = () =>
+      encodeFilter(compileProfile(profile ?? DEFAULT_PROFILE, { capabilities, kernel }));
+    buffer = new NativeBuffer(
+      profile === undefined && filterCacheDir !== undefined
+        ? cachedDefaultFilter(filterCacheDir, capabilities, kernel, compile)
+        : compile(),
+    );
   }
   const noNewPrivileges = opts.noNewPrivileges ?? false;
   return {
