@@ -7,7 +7,7 @@
 import { UsageError } from "../errors.ts";
 import { parseEnvFile, planProcess } from "../runtime/config.ts";
 import type { NetworkMode } from "../runtime/container.ts";
-import { newContainerId } from "../runtime/mod.ts";
+import { newContainerId } from "../runtime/id.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";

@@ -13,7 +13,6 @@ import { createFromFlags } from "./create.ts";
 import { checkPublish } from "../net/publish.ts";
 import { startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
-import { supervise } from "./supervisor.ts";
 import { assertInputTerminal } from "../runtime/tty.ts";
 
 /** What run needs from the global options. */
@@ -86,6 +85,8 @@ export async function attached(store: Store, id: string, autoRemove: boolean): P
     return () => Deno.removeSignalListener(sig, handler);
   });
   try {
+    // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
+    const { supervise } = await import("./supervisor.ts");
     const result = await supervise(store, id, { attach: true, onPid: (p) => (pid = p) });
     return result.exitCode;
   } catch (err) {

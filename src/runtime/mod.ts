@@ -16,9 +16,4 @@ export { type Cgroup, CgroupV1, CgroupV2, createCgroup, type ResourceLimits } fr
 export { execCandidates, type ImageProcessConfig, parseEnvFile, planProcess } from "./config.ts";
 export { CAP, DEFAULT_CAPS } from "./capabilities.ts";
 export { type ResolvedUser, resolveUser } from "./user.ts";
-
-/** A new container id: 64 random hex digits (the hostname is its first 12). */
-export function newContainerId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+export { newContainerId } from "./id.ts";
