@@ -349,8 +349,16 @@ Deno.test({
       await tmux.send("echo status=$?", "Enter");
       assertMatch(await tmux.waitFor(/^status=\d+$/m), /^status=130$/m);
       await tmux.tmux(["resize-window", "-t", "t", "-x", "80", "-y", "20"]);
-      await tmux.send("clear; stty size", "Enter");
-      assertMatch(await tmux.waitFor(/^\d+ \d+$/m), /^20 80$/m);
+      // The new size travels SIGWINCH -> tsbox -> supervisor -> pty: ask until it has arrived
+      // (and so that an earlier answer still on the screen is never taken for the new one).
+      let size = "";
+      for (let i = 0; i < 30 && size !== "20 80"; i++) {
+        await tmux.send(`clear; echo size$((${i} + 1))=$(stty size)`, "Enter");
+        const shown = await tmux.waitFor(new RegExp(`^size${i + 1}=\\d+ \\d+$`, "m"));
+        size = new RegExp(`^size${i + 1}=(\\d+ \\d+)$`, "m").exec(shown)![1];
+        if (size !== "20 80") await new Promise((r) => setTimeout(r, 100));
+      }
+      assertEquals(size, "20 80");
       await tmux.send("exit 3", "Enter");
       assertMatch(await tmux.waitFor(/^EXIT=\d+$/m), /^EXIT=3$/m);
       for (let i = 0; i < 100; i++) {
