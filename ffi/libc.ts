@@ -33,8 +33,13 @@ export function openLibc<const S extends Deno.ForeignLibraryInterface>(
   return lazy;
 }
 
-const core = openLibc({
+// Bound now, not on first use: binding runs dlopen, which would overwrite the errno of the failed
+// call that the first errno() read is about.
+const errnoLocation = Deno.dlopen(LIBC, {
   __errno_location: { parameters: [], result: "pointer" },
+}).symbols.__errno_location;
+
+const core = openLibc({
   strerror: { parameters: ["i32"], result: "pointer" },
   strerrorname_np: { parameters: ["i32"], result: "pointer" },
 });
@@ -44,7 +49,7 @@ const core = openLibc({
  * which runs on this same thread.
  */
 export function errno(): number {
-  const p = core.__errno_location();
+  const p = errnoLocation();
   return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
 }
 
