@@ -5,14 +5,12 @@
 import { seedStore } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { hasTmux, Tmux } from "./tmux.ts";
 
 const isRoot = Deno.uid() === 0;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-const hasTmux = await new Deno.Command("tmux", { args: ["-V"] }).output().then((o) => o.success)
-  .catch(() => false);
 
 function rootTest(name: string, fn: () => Promise<void>, needsTmux = false) {
   Deno.test({
@@ -41,44 +39,6 @@ function sharedRoot(): Promise<string> {
 
 function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/** A tmux server of our own running `command` in a 120x40 pane; text is read from the pane. */
-class Tmux {
-  readonly socket = `tsbox-attach-${crypto.randomUUID().slice(0, 8)}`;
-  private constructor() {}
-
-  static async start(command: string): Promise<Tmux> {
-    const t = new Tmux();
-    await t.tmux(["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command]);
-    return t;
-  }
-
-  async tmux(args: string[]): Promise<string> {
-    const out = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
-    if (!out.success) throw new Error(`tmux ${args[0]}: ${dec.decode(out.stderr)}`);
-    return dec.decode(out.stdout);
-  }
-
-  /** Types `keys` (tmux key names, e.g. "C-p", "Enter", or literal text). */
-  send(...keys: string[]): Promise<string> {
-    return this.tmux(["send-keys", "-t", "t", ...keys]);
-  }
-
-  /** Waits until the pane's text matches `pattern` (30 s at most); returns the text. */
-  async waitFor(pattern: RegExp): Promise<string> {
-    let text = "";
-    for (let i = 0; i < 600; i++) {
-      text = await this.tmux(["capture-pane", "-p", "-t", "t", "-S", "-100"]);
-      if (pattern.test(text)) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`pane never matched ${pattern}:\n${text}`);
-  }
-
-  async kill(): Promise<void> {
-    await this.tmux(["kill-server"]).catch(() => "");
-  }
 }
 
 /** The state and exit code `inspect` reports. */

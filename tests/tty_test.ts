@@ -21,6 +21,7 @@ import {
 } from "../ffi/terminal.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { tempRoot } from "./cli.ts";
+import { hasTmux, Tmux } from "./tmux.ts";
 
 const isRoot = Deno.uid() === 0;
 const enc = new TextEncoder();
@@ -219,47 +220,6 @@ Deno.test("detach keys: ctrl-p ctrl-q detaches, a lone ctrl-p is passed on", () 
   assertEquals(filterDetach(new Uint8Array([0x10]), DOCKER_DETACH_KEYS, held).detached, false);
   assertEquals(filterDetach(new Uint8Array([0x11, 0x63]), DOCKER_DETACH_KEYS, held).detached, true);
 });
-
-/** A tmux server of our own running `command` in a 120x40 pane; text is read from the pane. */
-class Tmux {
-  readonly socket = `tsbox-test-${crypto.randomUUID().slice(0, 8)}`;
-  private constructor() {}
-
-  static async start(command: string): Promise<Tmux> {
-    const t = new Tmux();
-    await t.tmux(["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", command]);
-    return t;
-  }
-
-  async tmux(args: string[]): Promise<string> {
-    const out = await new Deno.Command("tmux", { args: ["-L", this.socket, ...args] }).output();
-    if (!out.success) throw new Error(`tmux ${args[0]}: ${dec.decode(out.stderr)}`);
-    return dec.decode(out.stdout);
-  }
-
-  /** Types `keys` (tmux key names, e.g. "C-c", "Enter", or literal text). */
-  send(...keys: string[]): Promise<string> {
-    return this.tmux(["send-keys", "-t", "t", ...keys]);
-  }
-
-  /** Waits until the pane's text matches `pattern` (20 s at most); returns the text. */
-  async waitFor(pattern: RegExp): Promise<string> {
-    let text = "";
-    for (let i = 0; i < 400; i++) {
-      text = await this.tmux(["capture-pane", "-p", "-t", "t", "-S", "-100"]);
-      if (pattern.test(text)) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`pane never matched ${pattern}:\n${text}`);
-  }
-
-  async kill(): Promise<void> {
-    await this.tmux(["kill-server"]).catch(() => "");
-  }
-}
-
-const hasTmux = await new Deno.Command("tmux", { args: ["-V"] }).output().then((o) => o.success)
-  .catch(() => false);
 
 Deno.test({
   name: "exec -it in a real terminal (tmux): PID, tty, size, ctrl-c, exit code, terminal restored",
