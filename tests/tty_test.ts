@@ -332,6 +332,8 @@ Deno.test({
       );
     } finally {
       await tmux.kill();
+      // run -it runs a detached supervisor: a failed check must not leave the container running.
+      await tsbox(["rm", "-f", name], { root });
       await Deno.remove(dir, { recursive: true });
     }
   },
