@@ -134,10 +134,13 @@ import {
   type ContainerRecord,
   findContainer,
   listContainers,
+  reconcile,
   requireContainer,
 } from "./src/container/state.ts";
+import { type ExecFlags, execRunning, NotRunningError } from "./src/container/exec.ts";
 
-export type { ContainerRecord, LogEntry, RunFlags };
+export type { ContainerRecord, ExecFlags, LogEntry, RunFlags };
+export { NotRunningError };
 export { findContainer };
 
 /** Runs a container as `tsbox run` does; with `flags.detach` it returns once it runs. */
@@ -167,6 +170,20 @@ export function logs(store: Store, name: string, tail?: number): Promise<LogEntr
 /** Stops a container (its stop signal, SIGKILL after `timeoutSec`). */
 export function stop(store: Store, name: string, timeoutSec?: number): Promise<void> {
   return stopContainer(store, requireContainer(store, name), timeoutSec);
+}
+
+/**
+ * Runs `command` in the running container `name` as `tsbox exec` does (its namespaces, cgroup,
+ * root and confinement); output goes to this process's stdout and stderr. Returns the command's
+ * exit code; throws {@link NotRunningError} when the container is not running.
+ */
+export async function exec(
+  store: Store,
+  name: string,
+  command: readonly string[],
+  flags: Omit<ExecFlags, "tty" | "interactive"> = {},
+): Promise<number> {
+  return await execRunning(reconcile(store, requireContainer(store, name)), command, flags);
 }
 
 /** Removes a container; `force` kills it first. */

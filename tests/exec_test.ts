@@ -417,3 +417,19 @@ rootTest("exec into a stopped or paused container: docker's message, exit code 1
     await tsbox(["rm", "-f", name], { root });
   }
 });
+
+rootTest("mod.ts exec: exit code of the command; a stopped container is refused", async () => {
+  const api = await import("../mod.ts");
+  const root = await sharedRoot();
+  const name = `api-${crypto.randomUUID().slice(0, 8)}`;
+  await api.run("busybox", ["sleep", "1000"], { detach: true, name }, { root });
+  const store = await Store.open(root);
+  try {
+    assertEquals(await api.exec(store, name, ["sh", "-c", "test -e /proc/1 && exit 7"]), 7);
+    await api.stop(store, name, 1);
+    await assertRejects(() => api.exec(store, name, ["true"]), api.NotRunningError);
+  } finally {
+    await api.rm(store, name, true);
+    store.close();
+  }
+});

@@ -78,7 +78,6 @@ export async function startDetached(store: Store, c: ContainerRecord): Promise<v
     detached: true,
     env: isCompiled() ? { DENO_V8_FLAGS: SUPERVISOR_V8_FLAGS } : {},
   }).spawn();
-  child.unref();
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let line = "";
@@ -89,6 +88,9 @@ export async function startDetached(store: Store, c: ContainerRecord): Promise<v
     if (line.includes("\n")) break;
   }
   await reader.cancel().catch(() => {});
+  // Only now: an unref'd child (and its pipe) would not keep this process alive while it waits
+  // for the supervisor's first line. Afterwards the supervisor goes on without us.
+  child.unref();
   line = line.split("\n")[0];
   if (!line) {
     throw new TsboxError(`the supervisor of ${c.id.slice(0, 12)} exited before starting it`);
