@@ -2,11 +2,12 @@
  * Port publishing end to end (root): `tsbox run -p` with real containers from the fixture
  * registry, traffic only to 127.0.0.1, ports bound to 127.0.0.1.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import dgram from "node:dgram";
 import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { readAll, sha256, writeAll } from "./conn.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -66,29 +67,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_
   }
 }
 
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(1 << 16);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    chunks.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.length;) {
-    off += await conn.write(data.subarray(off, off + (1 << 20)));
-  }
-}
-
 /** One HTTP/1.0 GET over a fresh connection; the whole response (headers and body). */
 async function httpGet(port: number, path = "/"): Promise<Uint8Array> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -108,10 +86,6 @@ function body(response: Uint8Array): Uint8Array {
     ) return response.subarray(i + 4);
   }
   throw new Error("no end of headers");
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
 }
 
 async function refused(port: number): Promise<boolean> {

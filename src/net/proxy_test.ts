@@ -8,6 +8,7 @@ import { assertEquals, assertMatch, assertOk, assertRejects } from "../../tests/
 import { closeListeners, openListeners, PortInUseError } from "./listeners.ts";
 import type { PortMapping } from "./ports.ts";
 import { PortProxy } from "./proxy.ts";
+import { readAll, sha256, writeAll } from "../../tests/conn.ts";
 
 const isRoot = Deno.uid() === 0;
 const SERVER = new URL("./testdata/netns_server.py", import.meta.url).pathname;
@@ -79,34 +80,6 @@ async function withProxy(
   } finally {
     await server.stop();
   }
-}
-
-/** Reads to EOF without closing the connection (conn.readable would close it). */
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(1 << 16);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    chunks.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.length;) {
-    off += await conn.write(data.subarray(off, off + (1 << 20)));
-  }
-}
-
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
 }
 
 /** What the Python `source` server sends: a 4 MiB seeded block, repeated. */
