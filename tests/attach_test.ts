@@ -2,9 +2,9 @@
  * `attach` and `start -a` against real containers (root): the tsbox command line run as a user
  * runs it, in a real terminal (tmux) for `-t` containers and with pipes otherwise.
  */
-import { seedStore } from "./busybox_store.ts";
+import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
-import { tempRoot, tsbox } from "./cli.ts";
+import { tsbox } from "./cli.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -22,20 +22,7 @@ function rootTest(name: string, fn: () => Promise<void>, needsTmux = false) {
   });
 }
 
-let shared: Promise<string> | undefined;
-function sharedRoot(): Promise<string> {
-  shared ??= (async () => {
-    const { root } = await tempRoot();
-    await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
-    return root;
-  })();
-  return shared;
-}
+const sharedRoot = sharedBusyboxRoot;
 
 function uniqueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;

@@ -68,3 +68,23 @@ export async function seedStore(root: string): Promise<{ layerDir: string }> {
     store.close();
   }
 }
+
+let shared: Promise<string> | undefined;
+
+/**
+ * One seeded store root per test process (made on first use, removed when the process ends),
+ * for tests that only need busybox.
+ */
+export function sharedBusyboxRoot(): Promise<string> {
+  shared ??= (async () => {
+    const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
+    await seedStore(root);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(root, { recursive: true });
+      } catch { /* gone */ }
+    });
+    return root;
+  })();
+  return shared;
+}

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { Store } from "../src/store/mod.ts";
-import { seedStore } from "./busybox_store.ts";
+import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { Container, newContainerId } from "../src/runtime/mod.ts";
 import {
   boundingSet,
@@ -21,7 +21,7 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../ffi/process
 import { SYS } from "../ffi/syscall_numbers.ts";
 import { ExecError } from "../src/errors.ts";
 import { assertEquals, assertMatch, assertNotEquals, assertOk, assertRejects } from "./assert.ts";
-import { tempRoot, tsbox } from "./cli.ts";
+import { tsbox } from "./cli.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -29,20 +29,7 @@ function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
 }
 
-let shared: Promise<string> | undefined;
-function sharedRoot(): Promise<string> {
-  shared ??= (async () => {
-    const { root } = await tempRoot();
-    await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
-    return root;
-  })();
-  return shared;
-}
+const sharedRoot = sharedBusyboxRoot;
 
 /** A running busybox container (`sleep 1000` as PID 1 unless told), removed by `done`. */
 async function withContainer(

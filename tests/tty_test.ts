@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { Store } from "../src/store/mod.ts";
-import { seedStore } from "./busybox_store.ts";
+import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { Container, newContainerId } from "../src/runtime/mod.ts";
 import { execInContainer } from "../src/runtime/exec.ts";
 import { attachTerminal, DOCKER_DETACH_KEYS, filterDetach } from "../src/runtime/tty.ts";
@@ -20,7 +20,6 @@ import {
   writeNow,
 } from "../ffi/terminal.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
-import { tempRoot } from "./cli.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -31,20 +30,7 @@ function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
 }
 
-let shared: Promise<string> | undefined;
-function sharedRoot(): Promise<string> {
-  shared ??= (async () => {
-    const { root } = await tempRoot();
-    await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
-    return root;
-  })();
-  return shared;
-}
+const sharedRoot = sharedBusyboxRoot;
 
 async function startTty(argv: string[], size?: { rows: number; cols: number }) {
   const root = await sharedRoot();
