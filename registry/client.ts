@@ -22,6 +22,7 @@ import {
   type RegistryErrorDetail,
   UnauthorizedError,
 } from "./errors.ts";
+import { readBounded } from "./bounded.ts";
 import { MANIFEST_MEDIA_TYPES } from "./manifest.ts";
 import { type Reference, registryHost, validateDigest } from "./reference.ts";
 
@@ -88,8 +89,14 @@ interface Sent {
 }
 
 const MAX_REDIRECTS = 10;
-/** Manifests are small; refuse to buffer anything bigger (containerd uses the same limit). */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MiB = 1024 * 1024;
+/**
+ * Manifests, indexes and configs are small; anything bigger is refused while it is read, so an
+ * endless one cannot grow memory (docker and containerd use the same 4 MiB limit).
+ */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** An error body worth reading is a few hundred bytes; more is not kept. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /** A host in 127.0.0.0/8, `localhost` or `::1`: docker reaches those over plain HTTP. */
 function isLoopback(hostname: string): boolean {
@@ -126,8 +133,10 @@ function sleep(ms: number): Promise<void> {
 
 async function readErrors(res: Response): Promise<RegistryErrorDetail[]> {
   try {
-    const text = await res.text();
-    const doc = JSON.parse(text);
+    if (!res.body) return [];
+    const bytes = await readBounded(res.body, MAX_ERROR_BODY_BYTES);
+    if (!bytes) return [];
+    const doc = JSON.parse(new TextDecoder().decode(bytes));
     if (Array.isArray(doc?.errors)) {
       return doc.errors.filter((e: unknown) =>
         typeof e === "object" && e !== null && typeof (e as RegistryErrorDetail).code === "string"
@@ -529,16 +538,24 @@ export class RegistryClient {
     });
     const host = registryHost(ref.domain);
     let bytes: Uint8Array;
+    const tooBig = () =>
+      new RegistryError(
+        `${host}: manifest ${ref} is larger than the ${MAX_MANIFEST_BYTES / MiB} MiB limit ` +
+          `for manifests and indexes; refusing it`,
+        "MANIFEST_INVALID",
+        host,
+      );
     try {
       if (Number(sent.res.headers.get("content-length") ?? 0) > MAX_MANIFEST_BYTES) {
         await sent.res.body?.cancel();
-        throw new RegistryError(
-          `${host}: manifest ${ref} is larger than ${MAX_MANIFEST_BYTES} bytes`,
-          "MANIFEST_INVALID",
-          host,
-        );
+        throw tooBig();
       }
-      bytes = new Uint8Array(await sent.res.arrayBuffer());
+      // Content-Length is a claim: the cap holds however many bytes actually come.
+      const read = sent.res.body
+        ? await readBounded(sent.res.body, MAX_MANIFEST_BYTES)
+        : new Uint8Array();
+      if (!read) throw tooBig();
+      bytes = read;
     } catch (err) {
       if (err instanceof RegistryError) throw err;
       throw new RegistryError(
@@ -621,12 +638,23 @@ export class RegistryClient {
    * Authorization on another host). The stream verifies the digest as it goes and errors at
    * its end on a mismatch, so a consumer that reads to the end never accepts wrong bytes.
    *
+   * With `size` (the descriptor's), the blob is cut there: a registry that announces or sends
+   * more errors as soon as it does (nothing past `size` is passed on), one that sends less
+   * errors at the end. The registry's Content-Length is never trusted beyond the descriptor.
+   *
    * @throws {NotFoundError} `BLOB_UNKNOWN` when the registry does not have it.
    */
-  async fetchBlob(repo: Reference, digest: string): Promise<BlobResponse> {
+  async fetchBlob(repo: Reference, digest: string, size?: number): Promise<BlobResponse> {
     const host = registryHost(repo.domain);
     const reason = validateDigest(digest);
     if (reason) throw new RegistryError(`${host}: ${reason}: ${digest}`, "DIGEST_INVALID", host);
+    if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) {
+      throw new RegistryError(
+        `${host}: blob ${digest}: invalid size ${size} in its descriptor`,
+        "SIZE_INVALID",
+        host,
+      );
+    }
     const sent = await this.#request({
       method: "GET",
       ref: repo,
@@ -636,12 +664,23 @@ export class RegistryClient {
     });
     sent.done();
     const length = sent.res.headers.get("content-length");
-    const size = length === null ? undefined : Number(length);
+    const announced = length === null ? undefined : Number(length);
     const source = sent.res.body;
     if (!source) {
-      sent.done();
       throw new RegistryError(`${host}: empty response for blob ${digest}`, "NETWORK", host);
     }
+    // With Content-Encoding the length is that of the encoded bytes, not of the blob.
+    const encoded = sent.res.headers.has("content-encoding");
+    if (size !== undefined && announced !== undefined && !encoded && announced > size) {
+      await source.cancel().catch(() => {});
+      throw new RegistryError(
+        `${host}: blob ${digest}: the registry announces ${announced} bytes, more than the ` +
+          `${size} bytes its descriptor declares`,
+        "SIZE_INVALID",
+        host,
+      );
+    }
+    const limit = size ?? (encoded ? undefined : announced);
     const reader = source.getReader();
     const hash = hashFor(digest);
     const algorithm = digest.split(":")[0];
@@ -673,18 +712,23 @@ export class RegistryClient {
         }
         if (chunk.done) {
           sent.done();
+          if (limit !== undefined && received !== limit) {
+            controller.error(
+              new RegistryError(
+                `${host}: blob ${digest}: the registry sent ${received} bytes, ` +
+                  (size !== undefined
+                    ? `its descriptor declares ${size}`
+                    : `it announced ${announced}`),
+                "SIZE_INVALID",
+                host,
+              ),
+            );
+            return;
+          }
           const actual = `${algorithm}:${hash.digest("hex")}`;
           if (actual !== digest) {
             controller.error(
               new DigestMismatchError(host, digest, actual, `blob in ${repo.repository}`),
-            );
-          } else if (size !== undefined && received !== size) {
-            controller.error(
-              new RegistryError(
-                `${host}: blob ${digest} is ${received} bytes, expected ${size}`,
-                "SIZE_INVALID",
-                host,
-              ),
             );
           } else {
             controller.close();
@@ -692,6 +736,19 @@ export class RegistryClient {
           return;
         }
         received += chunk.value.byteLength;
+        if (size !== undefined && received > size) {
+          // Cut here: the excess is neither passed on nor read further.
+          await reader.cancel("blob longer than its descriptor").catch(() => {});
+          controller.error(
+            new RegistryError(
+              `${host}: blob ${digest}: the registry sent more than the ${size} bytes its ` +
+                `descriptor declares`,
+              "SIZE_INVALID",
+              host,
+            ),
+          );
+          return;
+        }
         hash.update(chunk.value);
         controller.enqueue(chunk.value);
       },
@@ -700,7 +757,43 @@ export class RegistryClient {
         await reader.cancel(reason);
       },
     });
-    return size === undefined ? { body } : { size, body };
+    const reported = size ?? announced;
+    return reported === undefined ? { body } : { size: reported, body };
+  }
+
+  /**
+   * Fetches a small blob (an image config) whole, cut at its descriptor's size, which may be at
+   * most {@link MAX_MANIFEST_BYTES}; the digest is verified.
+   *
+   * @param what names the blob in errors, e.g. "config".
+   * @throws {RegistryError} `SIZE_INVALID` for a blob over the limit or not of its size.
+   */
+  async fetchSmallBlob(
+    repo: Reference,
+    desc: { digest: string; size: number },
+    what = "blob",
+  ): Promise<Uint8Array> {
+    const host = registryHost(repo.domain);
+    if (desc.size > MAX_MANIFEST_BYTES) {
+      throw new RegistryError(
+        `${host}: ${what} ${desc.digest} of ${repo} declares ${desc.size} bytes, more than the ` +
+          `${MAX_MANIFEST_BYTES / MiB} MiB limit for configs; refusing it`,
+        "SIZE_INVALID",
+        host,
+      );
+    }
+    const { body } = await this.fetchBlob(repo, desc.digest, desc.size);
+    const bytes = await readBounded(body, desc.size);
+    // fetchBlob already cuts at the size; this holds the cap even if it did not.
+    if (!bytes) {
+      throw new RegistryError(
+        `${host}: ${what} ${desc.digest}: the registry sent more than the ${desc.size} bytes its ` +
+          `descriptor declares`,
+        "SIZE_INVALID",
+        host,
+      );
+    }
+    return bytes;
   }
 
   /**

@@ -2,6 +2,10 @@
  * Layer decompression by media type: gzip through the web platform's DecompressionStream, zstd
  * through node:zlib (both native code), uncompressed as is.
  *
+ * A layer is hostile input: gzip inflates up to ~1000:1 and DecompressionStream returns the
+ * whole output of an input chunk at once, so input is fed in small pieces to keep each output
+ * chunk (and the memory it takes) bounded whatever the registry's chunk size.
+ *
  * @module
  */
 import { Duplex } from "node:stream";
@@ -14,8 +18,14 @@ export function decompressor(
   compression: Compression,
 ): ReadableWritablePair<Uint8Array, Uint8Array> {
   switch (compression) {
-    case "gzip":
-      return new DecompressionStream("gzip") as ReadableWritablePair<Uint8Array, Uint8Array>;
+    case "gzip": {
+      const split = splitter(GZIP_INPUT_PIECE);
+      const inflate = new DecompressionStream("gzip") as ReadableWritablePair<
+        Uint8Array,
+        Uint8Array
+      >;
+      return { writable: split.writable, readable: split.readable.pipeThrough(inflate) };
+    }
     case "zstd":
       return Duplex.toWeb(createZstdDecompress()) as unknown as ReadableWritablePair<
         Uint8Array,
@@ -24,4 +34,18 @@ export function decompressor(
     case "none":
       return new TransformStream<Uint8Array, Uint8Array>();
   }
+}
+
+/** At most ~16 MiB of output per piece at gzip's maximum ratio. */
+const GZIP_INPUT_PIECE = 16 * 1024;
+
+/** A stream that passes its input on in pieces of at most `max` bytes. */
+function splitter(max: number): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      for (let off = 0; off < chunk.byteLength; off += max) {
+        controller.enqueue(chunk.subarray(off, off + max));
+      }
+    },
+  });
 }

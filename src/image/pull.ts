@@ -6,6 +6,11 @@
  * while they stream on into the decompressor and the unpacker. Nothing is published (blob
  * renamed, layer dir renamed, database row written) until every digest of the image checked out.
  *
+ * Everything a registry sends is bounded: manifests and configs by the client's 4 MiB cap, each
+ * blob by its descriptor's size, and what lands on disk by a floor of free space that a
+ * decompression bomb or an oversized blob hits before the disk is full. A failure for want of
+ * space names the layer, the step and the path; nothing of the failed pull stays on disk.
+ *
  * @module
  */
 import { RegistryClient } from "../../registry/client.ts";
@@ -20,6 +25,7 @@ import {
 import { hostPlatform, parsePlatform, selectManifest } from "../../registry/platform.ts";
 import { parseReference, type Reference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
+import { join } from "../path.ts";
 import type { PendingBlob } from "../store/blobs.ts";
 import {
   DigestingStream,
@@ -29,6 +35,13 @@ import {
 } from "../store/digest.ts";
 import type { PendingLayer } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
+import {
+  DiskFullError,
+  diskFullIn,
+  isNoSpace,
+  namingDiskFull,
+  SpaceGuard,
+} from "../store/space.ts";
 import { VERSION } from "../version.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
@@ -69,6 +82,11 @@ export interface PullOptions {
   readonly client?: RegistryClient;
   /** How many layers download at once. */
   readonly concurrency?: number;
+  /**
+   * Bytes to keep free on the store's filesystem; the pull fails before going below. Default:
+   * 5% of the filesystem, at least 1 MiB and at most 256 MiB.
+   */
+  readonly minFreeBytes?: number;
 }
 
 /** What {@link pullImage} returns. */
@@ -121,7 +139,7 @@ export async function pullImage(
   const manifestMediaType = parsed.mediaType;
   imageLayers(manifest); // rejects non-image artifacts and unknown layer types up front
 
-  const configBytes = await fetchSmallBlob(client, ref, manifest.config);
+  const configBytes = await fetchConfig(client, ref, manifest.config);
   const configJson = new TextDecoder().decode(configBytes);
   const config = parseImageConfig(configBytes);
   const diffIds = config.rootfs?.diff_ids ?? [];
@@ -132,7 +150,9 @@ export async function pullImage(
   }
 
   const imageId = manifest.config.digest;
-  const pending: { blob: PendingBlob; layer: PendingLayer; diffId: string; size: number }[] = [];
+  // One guard for the pull's concurrent writers: blobs and layers live under the store's root.
+  const space = new SpaceGuard(store.root, { floorBytes: options.minFreeBytes });
+  const pending: FetchedLayer[] = [];
   const sizes = new Map<string, number>();
   try {
     // Layers the store has are reused; the same layer twice in one image is fetched once.
@@ -149,37 +169,56 @@ export async function pullImage(
       }
     }
     await inParallel(todo, options.concurrency ?? 3, async ({ desc, diffId }) => {
-      const fetched = await fetchLayer(store, client, ref, desc, diffId, emit);
+      const fetched = await fetchLayer(store, client, ref, desc, diffId, space, emit);
       pending.push(fetched);
       sizes.set(diffId, fetched.size);
     });
 
     // Everything verified: publish blobs and layer dirs, then the record in one transaction.
     const shortIds = new Map<string, string>();
+    const blobDir = join(store.root, "blobs");
     for (const p of pending) {
-      await p.blob.commit();
+      await namingDiskFull(
+        `storing blob ${p.digest} in ${blobDir}`,
+        blobDir,
+        () => p.blob.commit(),
+      );
       const shortId = store.shortIdFor(p.diffId);
-      await p.layer.publish(shortId);
+      const layerDir = store.layers.dir(p.diffId);
+      await namingDiskFull(
+        `publishing layer ${p.diffId} as ${layerDir}`,
+        layerDir,
+        () => p.layer.publish(shortId),
+      );
       shortIds.set(p.diffId, shortId);
     }
-    await store.blobs.put(manifest.config.digest, configBytes);
-    await store.blobs.put(manifestDigest, manifestBytes);
-    const image = store.addImage({
-      id: imageId,
-      configJson,
-      manifestDigest,
-      manifestMediaType,
-      layers: manifest.layers.map((desc, i) => ({
-        diffId: diffIds[i],
-        shortId: shortIds.get(diffIds[i]) ?? store.shortIdFor(diffIds[i]),
-        size: sizes.get(diffIds[i]) ?? 0,
-        blobDigest: desc.digest,
-        mediaType: desc.mediaType,
-        blobSize: desc.size,
-      })),
-      tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
-      repoDigest,
-    });
+    await namingDiskFull(
+      `storing config ${manifest.config.digest} in ${blobDir}`,
+      blobDir,
+      () => store.blobs.put(manifest.config.digest, configBytes),
+    );
+    await namingDiskFull(
+      `storing manifest ${manifestDigest} in ${blobDir}`,
+      blobDir,
+      () => store.blobs.put(manifestDigest, manifestBytes),
+    );
+    const image = recordImage(store, () =>
+      store.addImage({
+        id: imageId,
+        configJson,
+        manifestDigest,
+        manifestMediaType,
+        layers: manifest.layers.map((desc, i) => ({
+          diffId: diffIds[i],
+          shortId: shortIds.get(diffIds[i]) ?? store.shortIdFor(diffIds[i]),
+          size: sizes.get(diffIds[i]) ?? 0,
+          blobDigest: desc.digest,
+          mediaType: desc.mediaType,
+          blobSize: desc.size,
+        })),
+        tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
+        repoDigest,
+      }));
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {
@@ -199,14 +238,35 @@ function layerSize(store: Store, diffId: string): number {
     ?.size ?? 0;
 }
 
-/** Fetches a config-sized blob into memory, verifying its digest and size. */
-async function fetchSmallBlob(
+/**
+ * Records the image; a full disk under the database is reported as such, naming the database
+ * file, rather than as SQLite's own words.
+ */
+function recordImage(store: Store, add: () => ImageRecord): ImageRecord {
+  try {
+    return add();
+  } catch (err) {
+    const text = String((err as Error)?.message ?? err);
+    if (isNoSpace(err) || /database or disk is full|disk I\/O error/i.test(text)) {
+      const db = join(store.root, "tsbox.db");
+      throw new DiskFullError(`recording the image in ${db}: the disk is full (${text})`, db, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Fetches an image config into memory: at most 4 MiB, cut at its descriptor's size, digest
+ * verified (by the client, and here again over the bytes kept).
+ */
+async function fetchConfig(
   client: RegistryClient,
   ref: Reference,
   desc: Descriptor,
 ): Promise<Uint8Array> {
-  const { body } = await client.fetchBlob(ref, desc.digest);
-  const bytes = new Uint8Array(await new Response(body).arrayBuffer());
+  const bytes = await client.fetchSmallBlob(ref, desc, "config");
   const actual = sha256Digest(bytes);
   if (actual !== desc.digest) {
     throw new DigestMismatchError(`blob ${desc.digest}`, desc.digest, actual);
@@ -214,11 +274,21 @@ async function fetchSmallBlob(
   return bytes;
 }
 
+/** A layer downloaded, verified and unpacked, waiting to be published. */
+interface FetchedLayer {
+  digest: string;
+  blob: PendingBlob;
+  layer: PendingLayer;
+  diffId: string;
+  size: number;
+}
+
 /**
  * Streams one layer blob: to its temp blob file (hashed), and on through the decompressor into
  * the unpacker (hashed again, for the diffID). On an unpack error the download still runs to the
  * end, so that a corrupt blob is reported as the digest mismatch it is rather than as the tar
- * or gzip error it caused.
+ * or gzip error it caused; a want of space stops everything at once instead. Whatever fails,
+ * the temp blob and the temp layer directory are removed before the error leaves.
  */
 async function fetchLayer(
   store: Store,
@@ -226,31 +296,63 @@ async function fetchLayer(
   ref: Reference,
   desc: Descriptor,
   diffId: string,
+  space: SpaceGuard,
   emit: (e: PullEvent) => void,
-): Promise<{ blob: PendingBlob; layer: PendingLayer; diffId: string; size: number }> {
+): Promise<FetchedLayer> {
   const id = shortDigest(desc.digest);
-  const blob = await store.blobs.begin(desc.digest, desc.size);
-  const layer = await store.layers.begin(diffId).catch(async (err) => {
+  const what = `layer ${desc.digest}`;
+  const blobDir = join(store.root, "blobs");
+  const layerRoot = join(store.root, "layers");
+  // A blob declared larger than the free space is refused before a byte is downloaded.
+  await namingDiskFull(
+    `${what}: downloading ${desc.size} bytes into ${blobDir}`,
+    blobDir,
+    () => Promise.resolve(space.check(desc.size)),
+  );
+  const blob = await namingDiskFull(
+    `${what}: creating its temp file in ${blobDir}`,
+    blobDir,
+    () => store.blobs.begin(desc.digest, desc.size),
+  );
+  const layer = await namingDiskFull(
+    `${what}: creating its temp directory in ${layerRoot}`,
+    layerRoot,
+    () => store.layers.begin(diffId),
+  ).catch(async (err) => {
     await blob.discard();
     throw err;
   });
+  const unpackingInto = `${what}: unpacking into ${layer.dir}`;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let unpacking: Promise<void> | undefined;
   try {
-    const { body } = await client.fetchBlob(ref, desc.digest);
+    const { body } = await client.fetchBlob(ref, desc.digest, desc.size);
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
     const uncompressed = new DigestingStream();
     const tar = feed.readable
       .pipeThrough(decompressor(layerCompression(desc.mediaType)))
       .pipeThrough(uncompressed);
-    const unpacking = unpackAll(tar, layer.dir);
+    unpacking = unpackAll(tar, layer.dir, (bytes, inodes) => space.reserve(bytes, inodes));
     let failure: unknown;
-    unpacking.catch((err) => failure ??= err);
-    const writer = feed.writable.getWriter();
+    let unpackFailure: unknown;
+    unpacking.catch((err) => {
+      unpackFailure = err;
+      failure ??= err;
+    });
+    writer = feed.writable.getWriter();
     let last = 0;
     for await (const chunk of body) {
-      await blob.write(chunk);
+      await namingDiskFull(`${what}: writing its blob into ${blobDir}`, blobDir, async () => {
+        space.reserve(chunk.byteLength);
+        await blob.write(chunk);
+      });
       if (blob.bytes - last >= 1 << 20 || blob.bytes === desc.size) {
         last = blob.bytes;
         emit({ type: "layer", id, status: "Downloading", current: blob.bytes, total: desc.size });
+      }
+      // Out of space unpacking: going on with the download would only fill the disk further.
+      if (unpackFailure instanceof DiskFullError || isNoSpace(unpackFailure)) {
+        throw diskFullIn(unpackingInto, layer.dir, unpackFailure);
       }
       if (failure === undefined) {
         await writer.ready.catch((err) => failure ??= err);
@@ -262,12 +364,17 @@ async function fetchLayer(
     blob.verify();
     emit({ type: "layer", id, status: "Download complete" });
     emit({ type: "layer", id, status: "Extracting" });
-    await unpacking;
+    await unpacking.catch((err) => {
+      throw diskFullIn(unpackingInto, layer.dir, err);
+    });
     const actual = uncompressed.digest();
     if (actual !== diffId) throw new DigestMismatchError(`layer ${diffId}`, diffId, actual);
     emit({ type: "layer", id, status: "Pull complete" });
-    return { blob, layer, diffId, size: uncompressed.bytes };
+    return { digest: desc.digest, blob, layer, diffId, size: uncompressed.bytes };
   } catch (err) {
+    // Stop the unpacker and wait for it, so that nothing writes into the directory removed next.
+    await writer?.abort(err).catch(() => {});
+    await unpacking?.catch(() => {});
     await blob.discard();
     await layer.discard();
     throw err;
@@ -276,9 +383,14 @@ async function fetchLayer(
 
 /**
  * Unpacks a tar stream and then reads whatever the unpacker left after the end-of-archive
- * marker, so that the diffID is computed over the whole uncompressed blob.
+ * marker, so that the diffID is computed over the whole uncompressed blob. `reserve` is asked
+ * before anything is written (see UnpackOptions.reserve).
  */
-async function unpackAll(tar: ReadableStream<Uint8Array>, dir: string): Promise<void> {
+async function unpackAll(
+  tar: ReadableStream<Uint8Array>,
+  dir: string,
+  reserve: (bytes: number, inodes: number) => void,
+): Promise<void> {
   const reader = tar.getReader();
   const view = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -289,7 +401,7 @@ async function unpackAll(tar: ReadableStream<Uint8Array>, dir: string): Promise<
   });
   try {
     // Not root: no chown, no device nodes, and overlay's markers as `userxattr` reads them.
-    await unpackLayer(view, dir, { rootless: Deno.uid() !== 0 });
+    await unpackLayer(view, dir, { rootless: Deno.uid() !== 0, reserve });
   } catch (err) {
     // Stop the download feeding us, which would otherwise wait for a reader forever.
     await reader.cancel(err).catch(() => {});

@@ -86,6 +86,12 @@ export interface UnpackOptions {
    * unprivileged mknod, or a filesystem without it).
    */
   xattrWhiteouts?: boolean;
+  /**
+   * Called before each entry is made (`inodes` 1) and before each chunk of file content is
+   * written (`bytes`), with the entry's name. Throwing stops the unpack with that error; pull
+   * uses it to keep a floor of free space on the disk.
+   */
+  reserve?: (bytes: number, inodes: number, entry: string) => void;
 }
 
 /** What an unpack did. */
@@ -190,6 +196,7 @@ class Unpacker {
 
   async apply(entry: TarEntry): Promise<void> {
     const h = entry.header;
+    this.options.reserve?.(0, 1, h.name);
     const parts = cleanPath(h.name);
     const base = parts.at(-1);
     if (base?.startsWith(WHITEOUT)) return this.#whiteout(h, parts, base);
@@ -346,7 +353,10 @@ class Unpacker {
     const h = entry.header;
     const fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
     try {
-      for await (const chunk of entry.chunks()) writeAll(fd, chunk);
+      for await (const chunk of entry.chunks()) {
+        this.options.reserve?.(chunk.byteLength, 0, h.name);
+        writeAll(fd, chunk);
+      }
       if (!this.options.rootless) fchown(fd, h.uid, h.gid);
       // After chown, which clears setuid/setgid.
       fchmod(fd, h.mode);

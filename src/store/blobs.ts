@@ -10,7 +10,10 @@ import { digestHex, DigestMismatchError } from "./digest_format.ts";
 
 /** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
 export interface PendingBlob {
-  /** Appends bytes to the temp file and the running digest. */
+  /**
+   * Appends bytes to the temp file and the running digest; throws {@link DigestMismatchError}
+   * (writing nothing) when they would go past the size given to `begin`.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Bytes written so far. */
   readonly bytes: number;
@@ -89,6 +92,14 @@ export class BlobStore {
     };
     return {
       async write(chunk: Uint8Array) {
+        // Cut at the declared size: bytes past it are never written, however many are sent.
+        if (size !== undefined && bytes + chunk.byteLength > size) {
+          throw new DigestMismatchError(
+            `blob ${digest}`,
+            `${size} bytes`,
+            `more than ${size} bytes`,
+          );
+        }
         hash.update(chunk);
         bytes += chunk.byteLength;
         for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
