@@ -642,15 +642,21 @@ export class RegistryClient {
    * more errors as soon as it does (nothing past `size` is passed on), one that sends less
    * errors at the end. The registry's Content-Length is never trusted beyond the descriptor.
    *
+   * @param name names the blob in errors (default `blob <digest>`).
    * @throws {NotFoundError} `BLOB_UNKNOWN` when the registry does not have it.
    */
-  async fetchBlob(repo: Reference, digest: string, size?: number): Promise<BlobResponse> {
+  async fetchBlob(
+    repo: Reference,
+    digest: string,
+    size?: number,
+    name = `blob ${digest}`,
+  ): Promise<BlobResponse> {
     const host = registryHost(repo.domain);
     const reason = validateDigest(digest);
     if (reason) throw new RegistryError(`${host}: ${reason}: ${digest}`, "DIGEST_INVALID", host);
     if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) {
       throw new RegistryError(
-        `${host}: blob ${digest}: invalid size ${size} in its descriptor`,
+        `${host}: ${name}: invalid size ${size} in its descriptor`,
         "SIZE_INVALID",
         host,
       );
@@ -674,7 +680,7 @@ export class RegistryClient {
     if (size !== undefined && announced !== undefined && !encoded && announced > size) {
       await source.cancel().catch(() => {});
       throw new RegistryError(
-        `${host}: blob ${digest}: the registry announces ${announced} bytes, more than the ` +
+        `${host}: ${name}: the registry announces ${announced} bytes, more than the ` +
           `${size} bytes its descriptor declares`,
         "SIZE_INVALID",
         host,
@@ -715,7 +721,7 @@ export class RegistryClient {
           if (limit !== undefined && received !== limit) {
             controller.error(
               new RegistryError(
-                `${host}: blob ${digest}: the registry sent ${received} bytes, ` +
+                `${host}: ${name}: the registry sent ${received} bytes, ` +
                   (size !== undefined
                     ? `its descriptor declares ${size}`
                     : `it announced ${announced}`),
@@ -741,7 +747,7 @@ export class RegistryClient {
           await reader.cancel("blob longer than its descriptor").catch(() => {});
           controller.error(
             new RegistryError(
-              `${host}: blob ${digest}: the registry sent more than the ${size} bytes its ` +
+              `${host}: ${name}: the registry sent more than the ${size} bytes its ` +
                 `descriptor declares`,
               "SIZE_INVALID",
               host,
@@ -782,13 +788,14 @@ export class RegistryClient {
         host,
       );
     }
-    const { body } = await this.fetchBlob(repo, desc.digest, desc.size);
+    const name = `${what} ${desc.digest} of ${repo}`;
+    const { body } = await this.fetchBlob(repo, desc.digest, desc.size, name);
     const bytes = await readBounded(body, desc.size);
     // fetchBlob already cuts at the size; this holds the cap even if it did not.
     if (!bytes) {
       throw new RegistryError(
-        `${host}: ${what} ${desc.digest}: the registry sent more than the ${desc.size} bytes its ` +
-          `descriptor declares`,
+        `${host}: ${name}: the registry sent more than the ${desc.size} bytes its descriptor ` +
+          `declares`,
         "SIZE_INVALID",
         host,
       );

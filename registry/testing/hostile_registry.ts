@@ -58,21 +58,20 @@ const FILLER = new Uint8Array(64 * 1024).fill(0x20);
 export function startHostileRegistry(repos: Record<string, HostileRepo>): HostileRegistry {
   const requests: string[] = [];
   let sent = 0;
-  const count = (chunks: () => Iterable<Uint8Array>, more: boolean) =>
-    new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (const c of chunks()) {
-          sent += c.byteLength;
-          controller.enqueue(c);
-        }
-        if (!more) controller.close();
-      },
+  // Chunks are made as the client reads (pull), so `sent` counts what it took, not a queue.
+  const count = (chunks: () => Iterable<Uint8Array>, more: boolean) => {
+    let it: Iterator<Uint8Array> | undefined;
+    return new ReadableStream<Uint8Array>({
       pull(controller) {
-        if (!more) return;
-        sent += FILLER.byteLength;
-        controller.enqueue(FILLER);
+        it ??= chunks()[Symbol.iterator]();
+        const next = it.next();
+        const chunk = next.done ? (more ? FILLER : undefined) : next.value;
+        if (!chunk) return controller.close();
+        sent += chunk.byteLength;
+        controller.enqueue(chunk);
       },
-    });
+    }, { highWaterMark: 0 });
+  };
   const notFound = (code: string) =>
     new Response(JSON.stringify({ errors: [{ code, message: code.toLowerCase() }] }), {
       status: 404,
@@ -107,13 +106,12 @@ export function startHostileRegistry(repos: Record<string, HostileRepo>): Hostil
     let body = blob.bytes;
     if (blob.truncate !== undefined) body = body.subarray(0, blob.truncate);
     const extra = blob.extra ?? 0;
-    const parts = () => {
-      const out = [body];
+    function* parts() {
+      yield body;
       for (let left = extra; left > 0; left -= FILLER.byteLength) {
-        out.push(FILLER.subarray(0, Math.min(left, FILLER.byteLength)));
+        yield FILLER.subarray(0, Math.min(left, FILLER.byteLength));
       }
-      return out;
-    };
+    }
     return new Response(head ? null : count(parts, false), {
       headers: { "content-length": String(body.byteLength + extra) },
     });

@@ -36,8 +36,8 @@ export function decompressor(
   }
 }
 
-/** At most ~16 MiB of output per piece at gzip's maximum ratio. */
-const GZIP_INPUT_PIECE = 16 * 1024;
+/** At most ~8 MiB of output per piece at gzip's maximum ratio. */
+const GZIP_INPUT_PIECE = 8 * 1024;
 
 /** A stream that passes its input on in pieces of at most `max` bytes. */
 function splitter(max: number): TransformStream<Uint8Array, Uint8Array> {

@@ -84,7 +84,7 @@ export interface PullOptions {
   readonly concurrency?: number;
   /**
    * Bytes to keep free on the store's filesystem; the pull fails before going below. Default:
-   * 5% of the filesystem, at least 1 MiB and at most 256 MiB.
+   * 5% of the filesystem, at least 1 MiB and at most 256 MiB; 0: no floor, write until ENOSPC.
    */
   readonly minFreeBytes?: number;
 }

@@ -30,7 +30,10 @@ export class DiskFullError extends TsboxError {
 
 /** Options of {@link SpaceGuard}. */
 export interface SpaceGuardOptions {
-  /** Bytes to keep free; default 5% of the filesystem, at least 1 MiB and at most 256 MiB. */
+  /**
+   * Bytes to keep free; default 5% of the filesystem, at least 1 MiB and at most 256 MiB.
+   * 0 turns the guard off: only the kernel's ENOSPC stops a writer then.
+   */
   floorBytes?: number;
   /** Look at the filesystem again after this many bytes were accounted (default 1 MiB). */
   checkEvery?: number;
@@ -81,9 +84,11 @@ export class SpaceGuard {
   reserve(bytes: number, inodes = 0): void {
     // Each new file also costs at least a block of metadata: count it so that a layer of
     // millions of empty files is looked at too.
-    this.#sinceCheck += bytes + inodes * 4096;
+    const cost = bytes + inodes * 4096;
+    this.#sinceCheck += cost;
     if (this.#sinceCheck < this.#checkEvery) return;
-    this.check();
+    // What was written before is in statvfs' figures; this write is not yet.
+    this.check(cost);
   }
 
   /**
@@ -94,6 +99,7 @@ export class SpaceGuard {
    */
   check(need = 0): void {
     this.#sinceCheck = 0;
+    if (this.#floorBytes === 0) return;
     const space = statvfs(this.dir);
     this.#floorBytes ??= defaultFloor(space.totalBytes);
     if (space.totalInodes > 0 && this.#floorInodes === 0) {
