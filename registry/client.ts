@@ -95,6 +95,8 @@ const MiB = 1024 * 1024;
  * endless one cannot grow memory (docker and containerd use the same 4 MiB limit).
  */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** A page of a tag list: ~300,000 tags of 50 characters; more is refused. */
+const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 /** An error body worth reading is a few hundred bytes; more is not kept. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -815,7 +817,18 @@ export class RegistryClient {
       const sent = await this.#request({ method: "GET", ref: repo, path, actions: ["pull"] });
       let doc: { tags?: unknown };
       try {
-        doc = await sent.res.json();
+        const bytes = sent.res.body
+          ? await readBounded(sent.res.body, MAX_TAG_PAGE_BYTES)
+          : new Uint8Array();
+        if (!bytes) {
+          throw new RegistryError(
+            `${registryHost(repo.domain)}: a tag list page of ${repo.repository} is larger than ` +
+              `${MAX_TAG_PAGE_BYTES / MiB} MiB; refusing it`,
+            "UNKNOWN",
+            registryHost(repo.domain),
+          );
+        }
+        doc = JSON.parse(new TextDecoder().decode(bytes));
       } finally {
         sent.done();
       }

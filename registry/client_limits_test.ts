@@ -126,3 +126,25 @@ Deno.test("blobs are cut at the descriptor's size", async (t) => {
     await reg.stop();
   }
 });
+
+Deno.test("an endless tag list is refused, not buffered", async () => {
+  const reg = startHostileRegistry({
+    "evil/tags": { manifest: new Uint8Array(), tags: "endless" },
+    "ok/tags": { manifest: new Uint8Array(), tags: ["v1", "v2"] },
+  });
+  try {
+    const c = client();
+    assertEquals(await c.listTags(parseReference(`${reg.host}/ok/tags`)), ["v1", "v2"]);
+    const err = await assertRejects(
+      () => c.listTags(parseReference(`${reg.host}/evil/tags`)),
+      RegistryError,
+    );
+    assertStringIncludes(
+      err.message,
+      `tag list page of ${reg.host}/evil/tags is larger than 16 MiB`,
+    );
+    assertOk(reg.sentBytes() < 64 * MiB, `server sent ${reg.sentBytes()} bytes`);
+  } finally {
+    await reg.stop();
+  }
+});

@@ -30,6 +30,8 @@ export interface HostileRepo {
   /** Media type sent as Content-Type for the manifest. */
   mediaType?: string;
   blobs?: Map<string, HostileBlob>;
+  /** The tag list: names, or "endless" for a body that never ends. */
+  tags?: string[] | "endless";
 }
 
 /** A running hostile registry. */
@@ -81,6 +83,15 @@ export function startHostileRegistry(repos: Record<string, HostileRepo>): Hostil
     const url = new URL(req.url);
     requests.push(`${req.method} ${url.pathname}`);
     if (url.pathname === "/v2/") return new Response("{}");
+    const tags = /^\/v2\/(.+)\/tags\/list$/.exec(url.pathname);
+    if (tags) {
+      const list = repos[tags[1]]?.tags;
+      if (!list) return notFound("NAME_UNKNOWN");
+      if (list === "endless") {
+        return new Response(count(() => [encoder.encode('{"name":"x","tags":["')], true));
+      }
+      return Response.json({ name: tags[1], tags: list });
+    }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(url.pathname);
     const repo = m ? repos[m[1]] : undefined;
     if (!m || !repo) return notFound("NAME_UNKNOWN");
