@@ -141,9 +141,10 @@ Deno.test("a gzip bomb larger than the disk fails before the disk is full and le
   const reg = startHostileRegistry({ "evil/bomb": bomb.repo });
   const disk = await smallDisk("32m");
   try {
-    const r = await tsbox(["pull", "-q", `${reg.host}/evil/bomb:latest`], { root: disk.dir });
+    const r = await measuredPull(disk.dir, `${reg.host}/evil/bomb:latest`);
     assertEquals(r.code, 125, r.stderr);
-    const line = r.stderr.trim();
+    assertOk(r.maxRssKb < MAX_RSS_KB, `peak RSS ${r.maxRssKb} KiB`);
+    const line = r.stderr.split("\n")[0];
     assertStringIncludes(
       line,
       `layer ${bomb.layers[0].digest}: unpacking into ${disk.dir}/layers/`,
