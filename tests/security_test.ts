@@ -13,6 +13,7 @@ import {
   assertStringIncludes,
 } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { purgeRootSync } from "./cleanup.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -21,11 +22,7 @@ function store(): Promise<string> {
   shared ??= (async () => {
     const { root } = await tempRoot();
     await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
+    globalThis.addEventListener("unload", () => purgeRootSync(root));
     return root;
   })();
   return shared;
