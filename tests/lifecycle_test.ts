@@ -412,14 +412,21 @@ rootTest(
         }
       };
       await until("the counter to run", () => Promise.resolve(count() > 2));
+      // How long the running counter takes for 5 ticks on this machine now: a paused one must
+      // stay still for twice that (a stillness cannot be polled for; a fixed window could be
+      // too short on a loaded machine to tell frozen from slow).
+      const c0 = count();
+      const t0 = Date.now();
+      await until("the counter to tick 5 times", () => Promise.resolve(count() >= c0 + 5));
+      const window = 2 * (Date.now() - t0);
       await ok(t(["pause", "counter"]));
       const ps = psRows(await ok(t(["ps"])));
       assertMatch(ps[0][4], /^Up .* \(Paused\)$/);
       const paused = JSON.parse(await ok(t(["inspect", "counter"])))[0].State;
       assertEquals([paused.Status, paused.Paused, paused.Running], ["paused", true, true]);
       const frozenAt = count();
-      await new Promise((r) => setTimeout(r, 500));
-      assertEquals(count(), frozenAt, "a paused container's counter does not advance");
+      await new Promise((r) => setTimeout(r, window));
+      assertEquals(count(), frozenAt, `a paused container's counter stays still for ${window} ms`);
       // pause twice is an error, as in docker; unpause resumes.
       assertEquals((await t(["pause", "counter"])).code, 1);
       await ok(t(["unpause", "counter"]));
