@@ -138,15 +138,23 @@ rootTest("kill -s USR1 reaches the container's process, which goes on; kill ends
 });
 
 rootTest("logs --since/--until cut at the lines' own timestamps", async () => {
-  const script = "for l in one two three four; do echo $l; usleep 300000; done";
+  // Each line waits until the test has seen the one before in the log (a file the test makes),
+  // so that no two lines share a timestamp however slow the machine is.
+  const script = "for l in one two three four; do echo $l; i=0; " +
+    "while [ ! -e /tmp/$l ] && [ $i -lt 3000 ]; do usleep 20000; i=$((i+1)); done; done";
   await withContainer("logs", ["--", "sh", "-c", script], async (n) => {
+    const pid = (await inspect(n)).State.Pid;
+    for (const line of ["one", "two", "three", "four"]) {
+      await logLine(n, line);
+      await Deno.writeTextFile(`/proc/${pid}/root/tmp/${line}`, "");
+    }
     await ok(["wait", n]);
     const stamped = (await ok(["logs", "-t", n])).trim().split("\n").map((l) => {
       const [ts, text] = l.split(" ");
       return { ms: Date.parse(ts), text };
     });
     assertEquals(stamped.map((e) => e.text), ["one", "two", "three", "four"]);
-    // Cut points halfway between lines 300 ms apart, as RFC 3339 and as Unix seconds.
+    // Cut points halfway between lines, as RFC 3339 and as Unix seconds.
     const mid = (i: number) => (stamped[i].ms + stamped[i + 1].ms) / 2;
     const iso = (ms: number) => new Date(ms).toISOString();
     const lines = async (args: string[]) => (await ok(["logs", ...args, n])).trim().split("\n");
