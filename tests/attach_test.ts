@@ -95,8 +95,9 @@ rootTest(
       const ps = await tsbox(["ps", "--filter", `name=${name}`], { root });
       assertMatch(ps.stdout, /Up /, ps.stdout);
       assertEquals((await stateOf(root, name)).Status, "running");
-      for (let i = 0; i < 100; i++) {
-        if ((await Deno.stat(`${dir}/after1`).catch(() => undefined))?.size) break;
+      const end = Date.now() + 20_000;
+      while (!(await Deno.stat(`${dir}/after1`).catch(() => undefined))?.size) {
+        assertOk(Date.now() < end, "the session wrote its terminal settings after detaching");
         await new Promise((r) => setTimeout(r, 50));
       }
       assertEquals(
@@ -202,8 +203,8 @@ rootTest("attach to run -di sh: stdin reaches the container's open stdin", async
   const name = uniqueName("att");
   const run = await tsbox(["run", "-di", "--name", name, "busybox", "sh"], { root });
   assertEquals(run.code, 0, run.stderr);
-  // Without a pty, sh reads its stdin, held open by the supervisor: it does not end at once.
-  await new Promise((r) => setTimeout(r, 500));
+  // Without a pty, sh reads its stdin, held open by the supervisor: it does not end at once
+  // (had it read EOF, it would have exited before the attach below could send it anything).
   assertEquals((await stateOf(root, name)).Status, "running");
   const child = spawnAttach(root, [name]);
   const out = child.stdout.getReader();

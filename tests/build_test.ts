@@ -15,6 +15,7 @@ import {
 } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
+import { purgeRootSync } from "./cleanup.ts";
 
 const isRoot = Deno.uid() === 0;
 const dec = new TextDecoder();
@@ -29,11 +30,7 @@ function sharedRoot(): Promise<string> {
   shared ??= (async () => {
     const fx = await fixtureRegistry();
     const { root } = await tempRoot();
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* already gone */ }
-    });
+    globalThis.addEventListener("unload", () => purgeRootSync(root));
     const pulled = await tsbox(["pull", "-q", fx.refs.busybox], { root });
     if (pulled.code !== 0) throw new Error(pulled.stderr);
     const tagged = await tsbox(["tag", fx.refs.busybox, "busybox"], { root });

@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { Store } from "../src/store/mod.ts";
+import { purgeRootSync } from "./cleanup.ts";
 
 /** sha256 of a string as `sha256:<hex>`. */
 export async function sha(text: string): Promise<string> {
@@ -79,11 +80,7 @@ export function sharedBusyboxRoot(): Promise<string> {
   shared ??= (async () => {
     const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
     await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
+    globalThis.addEventListener("unload", () => purgeRootSync(root));
     return root;
   })();
   return shared;

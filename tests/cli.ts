@@ -4,7 +4,28 @@
  * @module
  */
 
+import { purgeRoot } from "./cleanup.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/**
+ * Refuses a container name made only of hex digits: tsbox (like docker) resolves a name that is
+ * not found as an id prefix, so such a name can match another container's id (issue 25).
+ */
+export function checkTestName(name: string): void {
+  if (/^[0-9a-f]+$/.test(name)) {
+    throw new Error(
+      `test container name ${JSON.stringify(name)} can be an id prefix: use t-${name}`,
+    );
+  }
+}
+
+function checkNames(args: string[]): void {
+  args.forEach((arg, i) => {
+    if (arg === "--name" && i + 1 < args.length) checkTestName(args[i + 1]);
+    if (arg.startsWith("--name=")) checkTestName(arg.slice("--name=".length));
+  });
+}
 
 /** What a finished tsbox process left behind. */
 export interface CliResult {
@@ -23,8 +44,12 @@ export interface CliOptions {
   stdin?: Uint8Array | string;
 }
 
-/** Runs `tsbox ARGS...` with `--root` set and returns its exit code and output. */
+/**
+ * Runs `tsbox ARGS...` with `--root` set and returns its exit code and output. A `--name` that
+ * could be an id prefix is refused (see {@link checkTestName}).
+ */
 export async function tsbox(args: string[], options: CliOptions): Promise<CliResult> {
+  checkNames(args);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "--root", options.root, ...args],
     env: { NO_COLOR: "1", ...options.env },
@@ -44,8 +69,11 @@ export async function tsbox(args: string[], options: CliOptions): Promise<CliRes
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** A fresh temporary store root, removed by the returned function. */
+/**
+ * A fresh temporary store root. The returned function removes it with every container in it
+ * (running ones included), their supervisors and mounts, so a failing test leaves nothing.
+ */
 export async function tempRoot(): Promise<{ root: string; cleanup: () => Promise<void> }> {
   const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
-  return { root, cleanup: () => Deno.remove(root, { recursive: true }).catch(() => {}) };
+  return { root, cleanup: () => purgeRoot(root) };
 }

@@ -2,6 +2,10 @@
  * Checks that the fixtures are what they claim, with independent tools: skopeo reads what the
  * registry serves, umoci unpacks the layouts, and the unpacked nginx and busybox run under
  * chroot. Needs root (chroot, mount namespace) and the Debian packages of install_deps.sh.
+ *
+ * These run no tsbox code, so they are one test of the suite ("fixture self-checks"), each
+ * check a step, rather than counting as tsbox tests. The one tsbox test here pulls from the
+ * auth registry.
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import {
@@ -12,6 +16,14 @@ import {
   startRegistry,
 } from "./fixtures/images.ts";
 import { MediaType } from "./fixtures/oci.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+
+const checks: [string, () => Promise<void>][] = [];
+
+/** Registers a check of the fixtures, run as a step of the one "fixture self-checks" test. */
+function fixtureCheck(name: string, fn: () => Promise<void>): void {
+  checks.push([name, fn]);
+}
 
 interface Manifest {
   mediaType: string;
@@ -65,7 +77,7 @@ async function blobStartsWith(url: string, repo: string, digest: string, magic: 
   assertEquals([...head], magic, `${repo}@${digest} magic`);
 }
 
-Deno.test("fixtures: every ref has the manifest type and layer compression it claims", async () => {
+fixtureCheck("every ref has the manifest type and layer compression it claims", async () => {
   const fx = await fixtureRegistry();
   const expected: Record<FixtureName, [string, string | undefined, number]> = {
     busybox: [MediaType.dockerManifest, MediaType.dockerLayerGzip, 1],
@@ -91,7 +103,7 @@ Deno.test("fixtures: every ref has the manifest type and layer compression it cl
   }
 });
 
-Deno.test("fixtures: OCI pushes keep the layout's digests; digests match the registry", async () => {
+fixtureCheck("OCI pushes keep the layout's digests; digests match the registry", async () => {
   const fx = await fixtureRegistry();
   assertEquals(fx.digests.busyboxOci, fx.layouts.busybox.digest);
   assertEquals(fx.digests.layered, fx.layouts.layered.digest);
@@ -107,13 +119,13 @@ Deno.test("fixtures: OCI pushes keep the layout's digests; digests match the reg
   assertEquals(out.trim(), fx.digests.busybox);
 });
 
-Deno.test("fixtures: the module-level memo and the process-wide session share one registry", async () => {
+fixtureCheck("the module-level memo and the process-wide session share one registry", async () => {
   const [a, b] = await Promise.all([fixtureRegistry(), fixtureRegistry()]);
   assertEquals(a.registry.host, b.registry.host);
   assertOk(Deno.readTextFileSync(`/proc/${a.registry.pid}/cmdline`).includes("docker-registry"));
 });
 
-Deno.test("fixtures: multi-platform index and list select amd64 and arm64 images", async () => {
+fixtureCheck("multi-platform index and list select amd64 and arm64 images", async () => {
   const fx = await fixtureRegistry();
   const index = await inspectRaw(fx.refs.multiOci);
   const platforms = index.manifests!.map((m) => `${m.platform.os}/${m.platform.architecture}`);
@@ -140,7 +152,7 @@ Deno.test("fixtures: multi-platform index and list select amd64 and arm64 images
   }
 });
 
-Deno.test("fixtures: busybox layout has its applets and runs sh under chroot", async () => {
+fixtureCheck("busybox layout has its applets and runs sh under chroot", async () => {
   const fx = await fixtureRegistry();
   const { rootfs, cleanup } = await unpack(fx.layouts.busybox.image);
   try {
@@ -157,7 +169,7 @@ Deno.test("fixtures: busybox layout has its applets and runs sh under chroot", a
   }
 });
 
-Deno.test("fixtures: nginx rootfs passes nginx -t under chroot and serves the marker", async () => {
+fixtureCheck("nginx rootfs passes nginx -t under chroot and serves the marker", async () => {
   const fx = await fixtureRegistry();
   const { rootfs, cleanup } = await unpack(fx.layouts.nginx.image);
   try {
@@ -186,7 +198,7 @@ Deno.test("fixtures: nginx rootfs passes nginx -t under chroot and serves the ma
   }
 });
 
-Deno.test("fixtures: layered image unpacks with whiteouts, links, owners and xattr", async () => {
+fixtureCheck("layered image unpacks with whiteouts, links, owners and xattr", async () => {
   const fx = await fixtureRegistry();
   const { rootfs, cleanup } = await unpack(fx.layouts.layered.image);
   try {
@@ -222,27 +234,59 @@ Deno.test("fixtures: layered image unpacks with whiteouts, links, owners and xat
   }
 });
 
-Deno.test("fixtures: auth registry refuses anonymous access and serves busybox to tsbox", async () => {
+fixtureCheck(
+  "auth registry refuses anonymous access and serves busybox with credentials",
+  async () => {
+    const { registry, refs } = await authRegistry();
+    const anon = await fetch(`${registry.url}/v2/`);
+    await anon.body?.cancel();
+    assertEquals(anon.status, 401);
+    assertMatch(anon.headers.get("www-authenticate") ?? "", /^Basic /);
+    const denied = await run("skopeo", [
+      "inspect",
+      "--raw",
+      "--tls-verify=false",
+      `docker://${refs.busybox}`,
+    ]);
+    assertOk(denied.code !== 0, "anonymous skopeo inspect must fail");
+    const m = await inspectRaw(refs.busybox, [
+      "--creds",
+      `${registry.username}:${registry.password}`,
+    ]);
+    assertEquals(m.mediaType, MediaType.dockerManifest);
+  },
+);
+
+Deno.test("tsbox pull from the auth registry: refused anonymously, runs with credentials", async () => {
   const { registry, refs } = await authRegistry();
-  const anon = await fetch(`${registry.url}/v2/`);
-  await anon.body?.cancel();
-  assertEquals(anon.status, 401);
-  assertMatch(anon.headers.get("www-authenticate") ?? "", /^Basic /);
-  const denied = await run("skopeo", [
-    "inspect",
-    "--raw",
-    "--tls-verify=false",
-    `docker://${refs.busybox}`,
-  ]);
-  assertOk(denied.code !== 0, "anonymous skopeo inspect must fail");
-  const m = await inspectRaw(refs.busybox, [
-    "--creds",
-    `${registry.username}:${registry.password}`,
-  ]);
-  assertEquals(m.mediaType, MediaType.dockerManifest);
+  const { username, password } = registry;
+  assertOk(username && password, "the auth registry has credentials");
+  const { root, cleanup } = await tempRoot();
+  const config = await Deno.makeTempDir({ prefix: "tsbox-docker-config-" });
+  try {
+    const env = { DOCKER_CONFIG: config };
+    const denied = await tsbox(["pull", "-q", refs.busybox], { root, env });
+    assertOk(denied.code !== 0, "an anonymous pull must fail");
+    assertMatch(denied.stderr, /401|unauthorized|authentication/i);
+    const login = await tsbox(
+      ["login", "-u", username, "--password-stdin", registry.host],
+      { root, env, stdin: `${password}\n` },
+    );
+    assertEquals(login.code, 0, login.stderr);
+    const pulled = await tsbox(["pull", "-q", refs.busybox], { root, env });
+    assertEquals(pulled.code, 0, pulled.stderr);
+    assertEquals(pulled.stdout.trim(), refs.busybox);
+    if (Deno.uid() === 0) {
+      const ran = await tsbox(["run", "--rm", refs.busybox, "echo", "pulled"], { root, env });
+      assertEquals([ran.code, ran.stdout], [0, "pulled\n"], ran.stderr);
+    }
+  } finally {
+    await Deno.remove(config, { recursive: true });
+    await cleanup();
+  }
 });
 
-Deno.test("fixtures: startRegistry stop() kills the registry and removes its directory", async () => {
+fixtureCheck("startRegistry stop() kills the registry and removes its directory", async () => {
   const reg = await startRegistry();
   const res = await fetch(`${reg.url}/v2/`);
   await res.body?.cancel();
@@ -263,4 +307,8 @@ Deno.test("fixtures: startRegistry stop() kills the registry and removes its dir
     dirGone = true;
   }
   assertOk(dirGone, `${reg.dir} still exists`);
+});
+
+Deno.test("fixture self-checks (skopeo, umoci, chroot; no tsbox code)", async (t) => {
+  for (const [name, fn] of checks) await t.step(name, fn);
 });

@@ -156,10 +156,10 @@ rootTest(
   async () => {
     const { root, t, cleanup, refs } = await setup();
     try {
-      await ok(t(["run", "-d", "--name", "a", refs.busybox, "sleep", "300"]));
-      await ok(t(["run", "-d", "--name", "b", refs.busybox, "sleep", "300"]));
+      await ok(t(["run", "-d", "--name", "t-a", refs.busybox, "sleep", "300"]));
+      await ok(t(["run", "-d", "--name", "t-b", refs.busybox, "sleep", "300"]));
       const db = async (name: string) => JSON.parse(await ok(t(["container", "inspect", name])))[0];
-      const a = await db("a");
+      const a = await db("t-a");
       // The supervisor is PID 1's parent.
       const stat = Deno.readTextFileSync(`/proc/${a.State.Pid}/stat`);
       const supervisor = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
@@ -169,19 +169,19 @@ rootTest(
         Promise.resolve(
           !Deno.readDirSync("/proc").some((e) => e.name === String(a.State.Pid)),
         ));
-      const b = await db("b");
+      const b = await db("t-b");
       Deno.kill(b.State.Pid, "SIGKILL");
       await until(
         "b to be recorded as exited",
-        async () => (await db("b")).State.Status === "exited",
+        async () => (await db("t-b")).State.Status === "exited",
       );
-      assertEquals((await db("b")).State.ExitCode, 137);
+      assertEquals((await db("t-b")).State.ExitCode, 137);
       const rows = psRows(await ok(t(["ps", "-a"])));
       const byName = new Map(rows.map((r) => [r.at(-1), r[4]]));
-      assertMatch(byName.get("a")!, /^Exited \(137\)/);
-      assertMatch(byName.get("b")!, /^Exited \(137\)/);
+      assertMatch(byName.get("t-a")!, /^Exited \(137\)/);
+      assertMatch(byName.get("t-b")!, /^Exited \(137\)/);
       assertEquals(psRows(await ok(t(["ps"]))).length, 0);
-      await ok(t(["rm", "-f", "a", "b"]));
+      await ok(t(["rm", "-f", "t-a", "t-b"]));
       assertEquals(await leftovers(root, a.Id), []);
       assertEquals(await leftovers(root, b.Id), []);
     } finally {
@@ -412,14 +412,21 @@ rootTest(
         }
       };
       await until("the counter to run", () => Promise.resolve(count() > 2));
+      // How long the running counter takes for 5 ticks on this machine now: a paused one must
+      // stay still for twice that (a stillness cannot be polled for; a fixed window could be
+      // too short on a loaded machine to tell frozen from slow).
+      const c0 = count();
+      const t0 = Date.now();
+      await until("the counter to tick 5 times", () => Promise.resolve(count() >= c0 + 5));
+      const window = 2 * (Date.now() - t0);
       await ok(t(["pause", "counter"]));
       const ps = psRows(await ok(t(["ps"])));
       assertMatch(ps[0][4], /^Up .* \(Paused\)$/);
       const paused = JSON.parse(await ok(t(["inspect", "counter"])))[0].State;
       assertEquals([paused.Status, paused.Paused, paused.Running], ["paused", true, true]);
       const frozenAt = count();
-      await new Promise((r) => setTimeout(r, 500));
-      assertEquals(count(), frozenAt, "a paused container's counter does not advance");
+      await new Promise((r) => setTimeout(r, window));
+      assertEquals(count(), frozenAt, `a paused container's counter stays still for ${window} ms`);
       // pause twice is an error, as in docker; unpause resumes.
       assertEquals((await t(["pause", "counter"])).code, 1);
       await ok(t(["unpause", "counter"]));
@@ -486,13 +493,13 @@ rootTest(
       await ok(t([
         "run",
         "--name",
-        "d",
+        "t-d",
         refs.busybox,
         "sh",
         "-c",
         "echo x > /new; echo y >> /etc/passwd; rm /bin/vi; mkdir /tmp/d; echo z > /tmp/d/f; chown 33:33 /tmp/d/f",
       ]));
-      assertEquals((await ok(t(["diff", "d"]))).trim().split("\n"), [
+      assertEquals((await ok(t(["diff", "t-d"]))).trim().split("\n"), [
         "C /bin",
         "D /bin/vi",
         "C /etc",
@@ -506,20 +513,20 @@ rootTest(
       await ok(t(["run", "--name", "quiet", refs.busybox, "true"]));
       assertEquals(await ok(t(["diff", "quiet"])), "");
 
-      await ok(t(["cp", "d:/tmp/d", out]));
+      await ok(t(["cp", "t-d:/tmp/d", out]));
       assertEquals(Deno.readTextFileSync(`${out}/d/f`), "z\n");
       assertEquals(Deno.lstatSync(`${out}/d/f`).uid, 33);
-      await ok(t(["cp", "d:/etc/passwd", `${out}/passwd`]));
+      await ok(t(["cp", "t-d:/etc/passwd", `${out}/passwd`]));
       assertOk(Deno.readTextFileSync(`${out}/passwd`).endsWith("\ny\n"));
-      assertEquals((await t(["cp", "d:/no/such", out])).code, 125);
+      assertEquals((await t(["cp", "t-d:/no/such", out])).code, 125);
 
       await ok(t(["run", "-d", "--name", "w", refs.busybox, "sh", "-c", "sleep 1; exit 3"]));
-      assertEquals((await ok(t(["wait", "w", "d"]))).trim().split("\n"), ["3", "0"]);
+      assertEquals((await ok(t(["wait", "w", "t-d"]))).trim().split("\n"), ["3", "0"]);
       assertEquals((await ok(t(["wait", "w"]))).trim(), "3", "wait on an exited container");
 
       // Top-level inspect: containers first, images otherwise.
-      const [c] = JSON.parse(await ok(t(["inspect", "d"])));
-      assertEquals(c.Name, "/d");
+      const [c] = JSON.parse(await ok(t(["inspect", "t-d"])));
+      assertEquals(c.Name, "/t-d");
       assertEquals(c.State.Status, "exited");
       assertEquals(c.Config.Image, refs.busybox);
       const [img] = JSON.parse(await ok(t(["inspect", refs.busybox])));
@@ -539,7 +546,7 @@ rootTest(
       const created = (await ok(t(["create", "--name", "fresh", img.Id]))).trim();
       const running = (await ok(t(["run", "-d", img.Id, "sleep", "300"]))).trim();
       const pruned = await ok(t(["container", "prune", "-f"]));
-      const gone = await t(["inspect", "d", "quiet", "w"]);
+      const gone = await t(["inspect", "t-d", "quiet", "w"]);
       assertEquals([gone.code, JSON.parse(gone.stdout)], [1, []]);
       for (const id of [c.Id, created]) {
         assertStringIncludes(pruned, id);

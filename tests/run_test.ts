@@ -9,6 +9,7 @@ import { Container, newContainerId } from "../src/runtime/mod.ts";
 import { CONTROLLERS } from "../src/runtime/cgroups.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { purgeRootSync } from "./cleanup.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -17,11 +18,7 @@ function sharedStore() {
   shared ??= (async () => {
     const { root } = await tempRoot();
     const { layerDir } = await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* already gone */ }
-    });
+    globalThis.addEventListener("unload", () => purgeRootSync(root));
     return { root, layerDir };
   })();
   return shared;

@@ -13,6 +13,7 @@ import {
   assertStringIncludes,
 } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { purgeRootSync } from "./cleanup.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -21,11 +22,7 @@ function store(): Promise<string> {
   shared ??= (async () => {
     const { root } = await tempRoot();
     await seedStore(root);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(root, { recursive: true });
-      } catch { /* gone */ }
-    });
+    globalThis.addEventListener("unload", () => purgeRootSync(root));
     return root;
   })();
   return shared;
@@ -266,15 +263,22 @@ rootTest(
           "busybox",
           "sh",
           "-c",
-          `'id -u; ls -ln /etc/passwd /bin/busybox; touch /tmp/made; sleep 4'`,
+          // Lives until the host side has looked (a done file), at most two minutes.
+          `'id -u; ls -ln /etc/passwd /bin/busybox; touch /tmp/made; i=0;` +
+          ` while [ ! -e /tmp/done ] && [ $i -lt 6000 ]; do usleep 20000; i=$((i+1)); done'`,
         ],
         root,
-        // While it sleeps: the host's view of the container's PID 1 (the sh), found through
-        // tsbox itself rather than by name, since other containers may run meanwhile.
-        `sleep 1.2; pid1=$('${Deno.execPath()}' run -A --quiet '${
-          new URL("../main.ts", import.meta.url).pathname
-        }' --root '${root}' inspect remapped | grep -o '"Pid": [0-9]*' | grep -o '[0-9]*$');` +
-          ` grep -E '^Uid' /proc/$pid1/status`,
+        // While it runs: the host's view of the container's PID 1 (the sh), found through
+        // tsbox itself rather than by name, since other containers may run meanwhile. Polled
+        // (a minute at most) until PID 1 has made its file, then the container is let go.
+        `end=$(($(date +%s) + 60)); pid1=;` +
+          ` while [ "$(date +%s)" -lt "$end" ]; do` +
+          ` pid1=$('${Deno.execPath()}' run -A --quiet '${
+            new URL("../main.ts", import.meta.url).pathname
+          }' --root '${root}' inspect remapped 2>/dev/null |` +
+          ` grep -o '"Pid": [1-9][0-9]*' | grep -o '[0-9]*$');` +
+          ` [ -n "$pid1" ] && [ -e "/proc/$pid1/root/tmp/made" ] && break; sleep 0.1; done;` +
+          ` grep -E '^Uid' "/proc/$pid1/status"; touch "/proc/$pid1/root/tmp/done"`,
       );
       assertEquals(r.code, 0, r.stderr);
       const entry = /^tsbox:(\d+):65536$/m.exec(r.subuid);

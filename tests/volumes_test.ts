@@ -205,15 +205,15 @@ rootTest("anonymous volumes: removed with --rm and rm -v, kept by rm, pruned", a
     });
 
     // Without --rm it stays, is listed in inspect, and plain rm leaves it.
-    await ok(t(["run", "--name", "a1", "-v", "/anon", refs.busybox, "touch", "/anon/f"]));
-    const [mount] = await mountsOf(t, "a1");
+    await ok(t(["run", "--name", "t-a1", "-v", "/anon", refs.busybox, "touch", "/anon/f"]));
+    const [mount] = await mountsOf(t, "t-a1");
     assertEquals(mount.Type, "volume");
     assertMatch(mount.Name!, /^[0-9a-f]{64}$/);
     assertEquals(mount.Source, join(root, "volumes", mount.Name!, "_data"));
     assertEquals(mount.Destination, "/anon");
     assertEquals(mount.RW, true);
     assertOk(Deno.statSync(join(mount.Source, "f")).isFile);
-    await ok(t(["rm", "a1"]));
+    await ok(t(["rm", "t-a1"]));
     assertEquals((await volumeNames(t)).sort(), [mount.Name!, "keepme"].sort());
     // prune without -a takes anonymous volumes only.
     const pruned = await ok(t(["volume", "prune", "-f"]));
@@ -221,14 +221,14 @@ rootTest("anonymous volumes: removed with --rm and rm -v, kept by rm, pruned", a
     assertEquals(await volumeNames(t), ["keepme"]);
 
     // rm -v removes the container's anonymous volumes, not its named ones.
-    await ok(t(["create", "--name", "a2", "-v", "/anon", "-v", "keepme:/k:ro", refs.busybox]));
-    const mounts = await mountsOf(t, "a2");
+    await ok(t(["create", "--name", "t-a2", "-v", "/anon", "-v", "keepme:/k:ro", refs.busybox]));
+    const mounts = await mountsOf(t, "t-a2");
     assertEquals(mounts.map((m) => [m.Destination, m.Type, m.RW]), [
       ["/anon", "volume", true],
       ["/k", "volume", false],
     ]);
     assertEquals((await volumeNames(t)).length, 2);
-    await ok(t(["rm", "-v", "a2"]));
+    await ok(t(["rm", "-v", "t-a2"]));
     assertEquals(await volumeNames(t), ["keepme"]);
     await Deno.stat(join(root, "volumes", mounts[0].Name!)).then(
       () => assertOk(false, "the anonymous volume's directory is gone"),

@@ -199,6 +199,24 @@ rootTest("proxy: a refused upstream closes the client", async () => {
   });
 });
 
+/**
+ * The proxy's UDP flow sockets in the server's network namespace: connected sockets whose peer is
+ * the echo server at 127.0.0.1:BASE (the kernel's table lists addresses as little-endian hex).
+ */
+function flowSockets(serverPid: number): number {
+  const peer = `0100007F:${BASE.toString(16).toUpperCase().padStart(4, "0")}`;
+  return Deno.readTextFileSync(`/proc/${serverPid}/net/udp`).split("\n").slice(1)
+    .filter((line) => line.trim().split(/\s+/)[2] === peer).length;
+}
+
+async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 rootTest("proxy: UDP datagrams go both ways per client, flows expire when idle", async () => {
   const udp: PortMapping = {
     hostIp: "127.0.0.1",
@@ -207,7 +225,7 @@ rootTest("proxy: UDP datagrams go both ways per client, flows expire when idle",
     containerPort: BASE,
     proto: "udp",
   };
-  await withProxy([udp], async ([port]) => {
+  await withProxy([udp], async ([port], server) => {
     const exchange = async (msg: string) => {
       const sock = dgram.createSocket("udp4");
       const got = new Promise<string>((resolve) => sock.once("message", (m) => resolve(`${m}`)));
@@ -216,12 +234,17 @@ rootTest("proxy: UDP datagrams go both ways per client, flows expire when idle",
       sock.close();
       return reply;
     };
+    assertEquals(flowSockets(server.pid), 0);
     const [a, b] = await Promise.all([exchange("from a"), exchange("from b")]);
     assertEquals([a, b], ["from a", "from b"]);
-    await new Promise((r) => setTimeout(r, 400));
-    // After the idle timeout a new flow is made for a returning client.
+    // One upstream socket per client, each closed by the proxy once idle for 300 ms.
+    const flows = flowSockets(server.pid);
+    assertOk(flows === 2 || flows === 0, `${flows} flows`); // 0: already expired (slow machine)
+    await until("the idle flows to be closed", () => flowSockets(server.pid) === 0);
+    // A returning client gets a new flow, which expires in turn.
     assertEquals(await exchange("again"), "again");
-  }, 200);
+    await until("the new flow to be closed", () => flowSockets(server.pid) === 0);
+  }, 300);
 });
 
 rootTest("proxy: stop closes the host port", async () => {
