@@ -6,6 +6,8 @@
  *   destination, on a running and on a created (never started) container;
  * - `cp CTR:PATH HOST` and `export` while the container swaps a file and a directory for
  *   symlinks to a host secret as fast as it can, for a bounded number of tries;
+ * - `diff` while the container swaps a directory for a link to a host directory, and of an
+ *   image whose absolute symlink points at a host file;
  * - `run -h` with a newline (it would inject lines into the container's /etc/hosts).
  */
 import { join } from "node:path";
@@ -14,7 +16,8 @@ import { requireContainer } from "../src/container/state.ts";
 import { containerDir } from "../src/container/paths.ts";
 import { copyFromContainer } from "../src/container/copy.ts";
 import { exportContainer } from "../src/container/export.ts";
-import { sharedBusyboxRoot } from "./busybox_store.ts";
+import { containerChanges } from "../src/container/diff.ts";
+import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
 import { tsbox } from "./cli.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 
@@ -180,6 +183,9 @@ rootTest("cp into a created, never started container never follows its symlinks"
   }
 });
 
+/** The name of a file only in the host's secret directory. */
+const HOST_ONLY = "host-only-f1e2";
+
 /**
  * A container that swaps `/race/f` between a file and a symlink to the host secret, and
  * `/race/d` between a directory and a symlink to the secret's directory, as fast as it can.
@@ -191,6 +197,8 @@ async function withRacer(
   // Short: an old bug read a swapped-in file only up to the size lstat gave for the symlink.
   const secret = `HS-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.writeTextFile(join(secretDir, "secret.txt"), secret);
+  // A name only the host has: a listing of the host directory would show it.
+  await Deno.writeTextFile(join(secretDir, HOST_ONLY), "");
   const name = uniqueName("esc-race");
   const script = [
     "mkdir -p /race/real",
@@ -215,6 +223,16 @@ async function withRacer(
     await t(["rm", "-f", name]);
     await Deno.remove(secretDir, { recursive: true });
   }
+}
+
+/** Every path under `dir` (symlinks are not followed). */
+function names(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    out.push(join(dir, e.name));
+    if (e.isDirectory) out.push(...names(join(dir, e.name)));
+  }
+  return out;
 }
 
 /** Every regular file's content under `dir` (symlinks are not followed). */
@@ -242,6 +260,7 @@ rootTest("cp out of a container racing symlink swaps never reads the host secret
           copied++;
         } catch { /* the path was missing at that instant (inside the container) */ }
         for (const text of contents(out)) assertOk(!text.includes(secret), `try ${i}: ${text}`);
+        for (const p of names(out)) assertOk(!p.includes(HOST_ONLY), `try ${i}: ${p}`);
       }
       assertOk(copied > 0, "some copies succeeded");
       // And the CLI a user runs, a few times.
@@ -284,6 +303,48 @@ rootTest("export of a container racing symlink swaps never contains the host sec
     }
     assertOk(exported > 20, `${exported} of 40 exports finished`);
   });
+});
+
+rootTest(
+  "diff of a container racing symlink swaps finishes and never lists a host directory",
+  async () => {
+    await withRacer(async (name, _secret, store) => {
+      const c = requireContainer(store, name);
+      for (let i = 0; i < 100; i++) {
+        // Every listing finishes: an entry that vanishes while it is read is not an error.
+        const changes = await containerChanges(store, c);
+        assertOk(changes.some((ch) => ch.path.startsWith("/race")), "the race dir is listed");
+        for (const ch of changes) assertOk(!ch.path.includes(HOST_ONLY), `try ${i}: ${ch.path}`);
+      }
+    });
+  },
+);
+
+rootTest("diff does not follow an image's absolute symlink onto the host", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
+  try {
+    const { layerDir } = await seedStore(root);
+    // The image has /etc2 -> /etc; host has /etc/os-release, the image has no such file.
+    assertOk(Deno.lstatSync("/etc/os-release"), "the host has the file the check needs");
+    Deno.symlinkSync("/etc", join(layerDir, "etc2"));
+    const r = await tsbox([
+      "run",
+      "--name",
+      "d",
+      "busybox",
+      "sh",
+      "-c",
+      "rm /etc2 && mkdir /etc2 && touch /etc2/os-release",
+    ], { root });
+    assertEquals(r.code, 0, r.stderr);
+    const diff = await tsbox(["diff", "d"], { root });
+    assertEquals(diff.code, 0, diff.stderr);
+    const lines = diff.stdout.trim().split("\n");
+    assertOk(lines.includes("A /etc2/os-release"), `added, not changed: ${lines}`);
+    await tsbox(["rm", "-f", "d"], { root });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 function indexOf(hay: Uint8Array, needle: Uint8Array): number {
