@@ -23,7 +23,7 @@ import { SyscallError } from "../../ffi/errors.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { CopyError, copyNode } from "./fd_copy.ts";
-import { type Node, nodeOf, openInRoot, typeOf, withNode } from "./fd_tree.ts";
+import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
 
@@ -51,7 +51,7 @@ function withDestination<T>(
 ): T {
   let existing: Node | undefined;
   try {
-    existing = nodeOf(open(dest, O_PATH));
+    existing = adopt(open(dest, O_PATH));
   } catch (err) {
     if (!missing(err)) throw err;
   }
@@ -94,7 +94,7 @@ export async function copyFromContainer(
   await withRootfs(store, c, (root) => {
     let node: Node;
     try {
-      node = nodeOf(openInRoot(root.fd, absolute(src), O_PATH));
+      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
     } catch (err) {
       if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
       if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
@@ -127,7 +127,7 @@ export async function copyToContainer(
   let node: Node;
   try {
     // The source itself is copied, a symlink as a symlink.
-    node = nodeOf(openat(AT_FDCWD, src, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    node = adopt(openat(AT_FDCWD, src, O_PATH | O_NOFOLLOW | O_CLOEXEC));
   } catch (err) {
     if (missing(err)) throw new NotFoundError("file or directory", src);
     throw err;

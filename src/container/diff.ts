@@ -23,7 +23,7 @@ import {
   S_IFREG,
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
-import { listDir, type Node, nodeOf, openChild, typeOf, withNode } from "./fd_tree.ts";
+import { adopt, listDir, type Node, nodeOf, openChild, typeOf, withNode } from "./fd_tree.ts";
 import type { Store } from "../store/mod.ts";
 import { containerDir } from "./paths.ts";
 import type { ContainerRecord } from "./state.ts";
@@ -76,7 +76,7 @@ function lookup(layer: number, rel: string): Node | "missing" | "blocked" {
     }
     throw err;
   }
-  return nodeOf(fd);
+  return adopt(fd);
 }
 
 /**

@@ -65,9 +65,19 @@ export function openInRoot(root: number, path: string, flags: number): number {
   }
 }
 
-/** Pins `fd` (any fd) as a {@link Node}: fstat of the fd itself. */
+/** Describes `fd` (any fd, not taken over) as a {@link Node}: fstat of the fd itself. */
 export function nodeOf(fd: number): Node {
   return { fd, st: fstatat(fd, "", AT_EMPTY_PATH) };
+}
+
+/** Pins a freshly opened fd as a {@link Node}, closing it if fstat fails (the caller owns it). */
+export function adopt(fd: number): Node {
+  try {
+    return nodeOf(fd);
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
 }
 
 /**
@@ -82,12 +92,7 @@ export function openChild(dir: number, name: string): Node | undefined {
     if (err instanceof SyscallError && err.code === "ENOENT") return undefined;
     throw err;
   }
-  try {
-    return nodeOf(fd);
-  } catch (err) {
-    close(fd);
-    throw err;
-  }
+  return adopt(fd);
 }
 
 /**

@@ -21,7 +21,7 @@ import {
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { copyDirContents } from "./fd_copy.ts";
-import { type Node, nodeOf, openInRoot, typeOf, withNode } from "./fd_tree.ts";
+import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
 import { NotFoundError, TsboxError, UsageError } from "../errors.ts";
 import type { MountRequest } from "../runtime/container.ts";
 import { type MountFlag, VOLUME_NAME } from "../runtime/options.ts";
@@ -422,7 +422,7 @@ export function copyImagePath(
   try {
     let src: Node;
     try {
-      src = nodeOf(openInRoot(root, path, O_PATH));
+      src = adopt(openInRoot(root, path, O_PATH));
     } catch (err) {
       if (err instanceof SyscallError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return;
       throw err;
