@@ -280,14 +280,16 @@ rootTest("export of a container racing symlink swaps never contains the host sec
     const c = requireContainer(store, name);
     const needle = new TextEncoder().encode(secret);
     let exported = 0;
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 80; i++) {
       const chunks: Uint8Array[] = [];
+      let finished = false;
       try {
         await exportContainer(
           store,
           c,
           new WritableStream({ write: (chunk) => void chunks.push(chunk.slice()) }),
         );
+        finished = true;
         exported++;
       } catch {
         // A failed export leaks nothing by itself; what it wrote so far is still checked.
@@ -299,9 +301,9 @@ rootTest("export of a container racing symlink swaps never contains the host sec
         off += x.length;
       }
       assertEquals(indexOf(tar, needle), -1, `try ${i}: the host secret is in the export`);
-      if (exported === i + 1) assertOk(tar.length > 1024 * 1024, "the export holds the files");
+      if (finished) assertOk(tar.length > 1024 * 1024, "the export holds the files");
     }
-    assertOk(exported > 20, `${exported} of 40 exports finished`);
+    assertOk(exported > 40, `${exported} of 80 exports finished`);
   });
 });
 
