@@ -441,6 +441,7 @@ const dirLib = openLibc({
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   getxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   listxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
 });
 
 /** getdents64(2) d_type: unknown (the filesystem does not say; fstatat the entry). */
@@ -531,4 +532,20 @@ export function fdListxattr(fd: number): string[] {
     if (e !== ERANGE) throw new SyscallError("listxattr", [path], e);
     size *= 4;
   }
+}
+
+/** Sets xattr `name` on the file open as `fd` (any fd, O_PATH too, see {@link fdGetxattr}). */
+export function fdSetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+  const path = `/proc/self/fd/${fd}`;
+  check(
+    dirLib.setxattr(
+      cstr(path),
+      cstr(name),
+      value as Uint8Array<ArrayBuffer>,
+      BigInt(value.length),
+      flags,
+    ),
+    "setxattr",
+    [path, name],
+  );
 }

@@ -15,17 +15,19 @@
  * @module
  */
 import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   close,
   fchmod,
   fchmodat,
   fchown,
   fchownat,
+  fdSetxattr,
   fsetxattr,
   fstatat,
   futimens,
   linkat,
-  lsetxattr,
   makedev,
   mkdirat,
   mknodat,
@@ -59,7 +61,16 @@ import {
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { TsboxError } from "../errors.ts";
-import { listDir, type Node, openChild, reopen, typeOf, withNode, xattrsOf } from "./fd_tree.ts";
+import {
+  adopt,
+  listDir,
+  type Node,
+  openChild,
+  reopen,
+  typeOf,
+  withNode,
+  xattrsOf,
+} from "./fd_tree.ts";
 
 /** An existing destination entry that `cp` does not replace (as docker refuses it). */
 export class CopyConflictError extends TsboxError {
@@ -282,18 +293,29 @@ function applyToFd(ctx: Context, src: Node, fd: number): void {
   futimens(fd, { sec: 0, nsec: UTIME_OMIT }, src.st.mtime);
 }
 
-/** The same for a symlink or a node, by name in its (pinned) directory, never followed. */
+/**
+ * The same for a symlink or a node just made as entry `name` of the pinned directory `dir`:
+ * the entry is opened once (O_PATH|O_NOFOLLOW) and changed through that fd, so a swap of the
+ * name meanwhile cannot redirect the owner, mode or times to another file.
+ */
 function applyToName(ctx: Context, src: Node, dir: number, name: string): void {
-  const { uid, gid } = ownerOf(ctx, src);
-  fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW);
-  if (typeOf(src) !== S_IFLNK) fchmodat(dir, name, src.st.mode & 0o7777, AT_SYMLINK_NOFOLLOW);
-  if (ctx.opts.xattrs) {
-    for (const [k, v] of xattrsOf(src)) {
-      try {
-        // The parent is pinned by its fd and lsetxattr does not follow the final component.
-        lsetxattr(`/proc/self/fd/${dir}/${name}`, k, v);
-      } catch { /* refused by the destination filesystem */ }
+  const made = adopt(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  withNode(made, (m) => {
+    if (typeOf(m) !== typeOf(src)) {
+      throw new SyscallError("openat", [dir, name], 116 /* ESTALE: replaced meanwhile */);
     }
-  }
-  utimensat(dir, name, { sec: 0, nsec: UTIME_OMIT }, src.st.mtime, AT_SYMLINK_NOFOLLOW);
+    // `/proc/self/fd/N` names exactly the pinned file; following it never goes further.
+    const self = `/proc/self/fd/${m.fd}`;
+    const { uid, gid } = ownerOf(ctx, src);
+    fchownat(m.fd, "", uid, gid, AT_EMPTY_PATH);
+    if (typeOf(src) !== S_IFLNK) fchmodat(AT_FDCWD, self, src.st.mode & 0o7777);
+    if (ctx.opts.xattrs) {
+      for (const [k, v] of xattrsOf(src)) {
+        try {
+          fdSetxattr(m.fd, k, v);
+        } catch { /* refused by the destination filesystem */ }
+      }
+    }
+    utimensat(AT_FDCWD, self, { sec: 0, nsec: UTIME_OMIT }, src.st.mtime, 0);
+  });
 }

@@ -2,7 +2,9 @@ import { join } from "node:path";
 import { assertEquals, assertOk, assertThrows } from "../../tests/assert.ts";
 import {
   AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
   close,
+  fchownat,
   lsetxattr,
   mknodat,
   O_CLOEXEC,
@@ -12,6 +14,7 @@ import {
   O_RDONLY,
   openat,
   S_IFIFO,
+  utimensat,
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { CopyConflictError, copyDirContents, copyNode } from "./fd_copy.ts";
@@ -171,4 +174,42 @@ Deno.test("copyDirContents merges directories, keeps hard links, copies absolute
     assertEquals(Deno.lstatSync(join(d, "a/f")).ino, Deno.lstatSync(join(d, "a/b/h")).ino);
     assertEquals(Deno.readLinkSync(join(d, "abs")), "/etc/passwd");
   });
+});
+
+Deno.test({
+  name: "copyNode gives a copied symlink and fifo their owner, mode and mtime through an fd (root)",
+  ignore: !isRoot,
+  fn: () =>
+    withTemp((base) => {
+      const src = join(base, "src");
+      const dest = join(base, "dest");
+      Deno.mkdirSync(src);
+      Deno.mkdirSync(dest);
+      Deno.symlinkSync("/nonexistent/dangling", join(src, "l"));
+      const srcFd = openDir(src);
+      const destFd = openDir(dest);
+      try {
+        mknodat(srcFd, "p", S_IFIFO | 0o600);
+        Deno.chmodSync(join(src, "p"), 0o640);
+        for (const n of ["l", "p"]) {
+          fchownat(srcFd, n, 1234, 5678, AT_SYMLINK_NOFOLLOW);
+          utimensat(srcFd, n, { sec: 1000, nsec: 0 }, { sec: 1000, nsec: 0 }, AT_SYMLINK_NOFOLLOW);
+          withNode(openChild(srcFd, n)!, (node) => copyNode(node, destFd, n, n, { devices: true }));
+        }
+      } finally {
+        close(srcFd);
+        close(destFd);
+      }
+      const l = Deno.lstatSync(join(dest, "l"));
+      assertOk(l.isSymlink);
+      assertEquals([l.uid, l.gid, l.mtime?.getTime()], [1234, 5678, 1_000_000]);
+      const p = Deno.lstatSync(join(dest, "p"));
+      assertOk(p.isFifo);
+      assertEquals([p.uid, p.gid, p.mode! & 0o7777, p.mtime?.getTime()], [
+        1234,
+        5678,
+        0o640,
+        1_000_000,
+      ]);
+    }),
 });
