@@ -433,3 +433,119 @@ export function readlinkat(dirfd: number, path: string): string {
     size *= 4;
   }
 }
+
+// Additions for walking a container's root by fd (cp, export, diff, volume copy-up). Kept in a
+// table of their own so that additions elsewhere in this file do not collide.
+const dirLib = openLibc({
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  getxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  listxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  setxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+});
+
+/** getdents64(2) d_type: unknown (the filesystem does not say; fstatat the entry). */
+export const DT_UNKNOWN = 0;
+/** getdents64(2) d_type: directory. */
+export const DT_DIR = 4;
+/** getdents64(2) d_type: regular file. */
+export const DT_REG = 8;
+/** getdents64(2) d_type: symbolic link. */
+export const DT_LNK = 10;
+
+/** One directory entry as getdents64(2) returns it. */
+export interface Dirent {
+  /** The entry's name (never "." or ".."). */
+  name: string;
+  /** One of the DT_* values; a hint only, the entry may change before it is opened. */
+  type: number;
+}
+
+/**
+ * The entries of the directory open as `fd` (O_RDONLY|O_DIRECTORY), read with getdents64(2) from
+ * the fd's current offset to the end, without "." and "..". Names are decoded as UTF-8.
+ */
+export function getdents(fd: number): Dirent[] {
+  const out: Dirent[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  const view = new DataView(buf.buffer);
+  const decoder = new TextDecoder();
+  for (;;) {
+    const n = Number(check(dirLib.getdents64(fd, buf, BigInt(buf.length)), "getdents64", [fd]));
+    if (n === 0) return out;
+    // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+    for (let off = 0; off < n;) {
+      const reclen = view.getUint16(off + 16, true);
+      const type = buf[off + 18];
+      const start = off + 19;
+      const end = buf.indexOf(0, start);
+      const name = decoder.decode(
+        buf.subarray(start, end < 0 || end > off + reclen ? off + reclen : end),
+      );
+      if (name !== "." && name !== "..") out.push({ name, type });
+      off += reclen;
+    }
+  }
+}
+
+/** read(2) into `buf`: the number of bytes read, 0 at the end of the file. Retries EINTR. */
+export function read(fd: number, buf: Uint8Array): number {
+  for (;;) {
+    const n = Number(dirLib.read(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== EINTR) throw new SyscallError("read", [fd, buf.length], e);
+  }
+}
+
+/**
+ * The xattr `name` of the file open as `fd`, or `null` when it has none. Any fd works, O_PATH
+ * ones included (symlinks, devices): the call goes through `/proc/self/fd/N`, which names
+ * exactly that file and nothing a path could be swapped for.
+ */
+export function fdGetxattr(fd: number, name: string): Uint8Array | null {
+  const path = `/proc/self/fd/${fd}`;
+  let size = 256;
+  for (;;) {
+    const buf = new Uint8Array(size);
+    const n = Number(dirLib.getxattr(cstr(path), cstr(name), buf, BigInt(size)));
+    if (n >= 0) return buf.slice(0, n);
+    const e = errno();
+    if (e === 61 /* ENODATA */) return null;
+    if (e !== ERANGE) throw new SyscallError("getxattr", [path, name], e);
+    size *= 4;
+  }
+}
+
+/** The xattr names of the file open as `fd` (any fd, see {@link fdGetxattr}). */
+export function fdListxattr(fd: number): string[] {
+  const path = `/proc/self/fd/${fd}`;
+  let size = 1024;
+  for (;;) {
+    const buf = new Uint8Array(size);
+    const n = Number(dirLib.listxattr(cstr(path), buf, BigInt(size)));
+    if (n >= 0) {
+      return new TextDecoder().decode(buf.subarray(0, n)).split("\0").filter((s) => s !== "");
+    }
+    const e = errno();
+    if (e === EOPNOTSUPP) return [];
+    if (e !== ERANGE) throw new SyscallError("listxattr", [path], e);
+    size *= 4;
+  }
+}
+
+/** Sets xattr `name` on the file open as `fd` (any fd, O_PATH too, see {@link fdGetxattr}). */
+export function fdSetxattr(fd: number, name: string, value: Uint8Array, flags = 0): void {
+  const path = `/proc/self/fd/${fd}`;
+  check(
+    dirLib.setxattr(
+      cstr(path),
+      cstr(name),
+      value as Uint8Array<ArrayBuffer>,
+      BigInt(value.length),
+      flags,
+    ),
+    "setxattr",
+    [path, name],
+  );
+}

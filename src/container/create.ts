@@ -7,6 +7,7 @@
 import { UsageError } from "../errors.ts";
 import { parseEnvFile, planProcess } from "../runtime/config.ts";
 import type { NetworkMode } from "../runtime/container.ts";
+import { checkHostname } from "../runtime/hostname.ts";
 import { newContainerId } from "../runtime/id.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { securitySpec } from "../runtime/security.ts";
@@ -60,6 +61,8 @@ export async function createFromFlags(
   flags: RunFlags,
   globals: CreateGlobals,
 ): Promise<ContainerRecord> {
+  // Before anything is pulled or recorded: a bad name leaves nothing behind.
+  if (flags.hostname) checkHostname(flags.hostname);
   if (flags.rm && flags.restart && flags.restart !== "no") {
     throw new UsageError("conflicting options: cannot specify both --restart and --rm");
   }
@@ -77,7 +80,7 @@ export async function createFromFlags(
     image = await pullForRun(store, imageName, globals.insecureRegistries);
   }
   const id = newContainerId();
-  const hostname = flags.hostname ?? id.slice(0, 12);
+  const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
   const imageConfig = image.config.config ?? {};
   const plan = planProcess(imageConfig, {
     command,

@@ -1,12 +1,23 @@
 /**
  * `export`: the container's filesystem as one tar stream, keeping what a rootfs needs that the
  * image writer does not carry: owners, full modes, device nodes, fifos, hardlinks (as links to
- * the first path seen) and extended attributes (PAX SCHILY.xattr records).
+ * the first path seen) and extended attributes (PAX SCHILY.xattr records). The container's
+ * root is walked by fd only (fd_tree.ts), so a running container cannot swap a host file in.
  *
  * @module
  */
-import { join } from "node:path";
-import { lgetxattr, llistxattr } from "../../ffi/fs.ts";
+import {
+  close,
+  read,
+  readlinkat,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFREG,
+} from "../../ffi/fs.ts";
+import { listDir, type Node, nodeOf, openChild, reopen, typeOf, xattrsOf } from "./fd_tree.ts";
 import type { Store } from "../store/mod.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
@@ -106,23 +117,6 @@ function headerBlocks(h: Header, xattrs: Map<string, Uint8Array>): Uint8Array[] 
   return out;
 }
 
-function xattrsOf(path: string): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  let names: string[];
-  try {
-    names = llistxattr(path);
-  } catch {
-    return out;
-  }
-  for (const name of names.sort()) {
-    // overlayfs' own bookkeeping is not part of the container's filesystem.
-    if (name.startsWith("trusted.overlay.")) continue;
-    const value = lgetxattr(path, name);
-    if (value) out.set(name, value);
-  }
-  return out;
-}
-
 /**
  * Major and minor of a device number as glibc encodes them (12 bits of major at 8..19 and the
  * rest at 32..63; 8 bits of minor at 0..7, the rest at 20..31 and 44..63).
@@ -135,87 +129,99 @@ export function splitDev(rdev: number): { major: number; minor: number } {
   };
 }
 
-async function* entries(
-  root: string,
-  submounts: ReadonlySet<string>,
-): AsyncGenerator<Uint8Array> {
+/** Reads at most `size` bytes of regular file node `node`, padded to `size` if it shrank. */
+function* fileData(node: Node, size: number): Generator<Uint8Array> {
+  const fd = reopen(node);
+  try {
+    const buf = new Uint8Array(256 * 1024);
+    let written = 0;
+    while (written < size) {
+      const n = read(fd, buf.subarray(0, Math.min(buf.length, size - written)));
+      if (n === 0) break;
+      written += n;
+      yield buf.slice(0, n);
+    }
+    // A file that shrank while being read is padded to its announced size.
+    if (written < size) yield new Uint8Array(size - written);
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * The archive of the tree below directory `root` (an fd), walked by fd only: each entry is
+ * opened with O_PATH|O_NOFOLLOW relative to its parent's fd and described by fstat of that fd,
+ * and a regular file's bytes are read through the same pinned file. A container that swaps a
+ * file for a symlink meanwhile gets its symlink archived, never the host file it points at.
+ */
+function* entries(root: number, submounts: ReadonlySet<string>): Generator<Uint8Array> {
   const links = new Map<string, string>();
-  async function* walk(rel: string): AsyncGenerator<Uint8Array> {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(rel ? join(root, rel) : root)) names.push(e.name);
-    names.sort();
-    for (const name of names) {
-      const path = rel ? `${rel}/${name}` : name;
-      const host = join(root, path);
-      const info = Deno.lstatSync(host);
-      const base: Header = {
-        name: path,
-        mode: info.mode ?? 0,
-        uid: info.uid ?? 0,
-        gid: info.gid ?? 0,
-        size: 0,
-        mtime: (info.mtime?.getTime() ?? 0) / 1000,
-        type: "0",
-        linkname: "",
-        devmajor: 0,
-        devminor: 0,
-      };
-      const xattrs = xattrsOf(host);
-      if (submounts.has(path)) {
-        // A mount point (proc, /etc/hosts, a volume): archived as the empty target the runtime
-        // mounted onto, as docker's export has it; what is mounted there is not the container's.
-        yield* headerBlocks(
-          info.isDirectory
-            ? { ...base, name: `${path}/`, type: "5", mode: 0o755, uid: 0, gid: 0 }
-            : { ...base, mode: 0o644, uid: 0, gid: 0 },
-          new Map(),
-        );
-        continue;
+  function* walk(dir: Node, rel: string): Generator<Uint8Array> {
+    for (const { name } of listDir(dir)) {
+      const node = openChild(dir.fd, name);
+      if (!node) continue; // removed since it was listed
+      try {
+        yield* entry(node, rel ? `${rel}/${name}` : name);
+      } finally {
+        close(node.fd);
       }
-      if (info.isDirectory) {
-        yield* headerBlocks({ ...base, name: `${path}/`, type: "5" }, xattrs);
-        yield* walk(path);
-        continue;
-      }
-      if (info.isSymlink) {
-        yield* headerBlocks({ ...base, type: "2", linkname: await Deno.readLink(host) }, xattrs);
-        continue;
-      }
-      if (info.isCharDevice || info.isBlockDevice || info.isFifo) {
-        const { major, minor } = splitDev(info.isFifo ? 0 : info.rdev ?? 0);
-        yield* headerBlocks({
-          ...base,
-          type: info.isFifo ? "6" : info.isCharDevice ? "3" : "4",
-          devmajor: major,
-          devminor: minor,
-        }, xattrs);
-        continue;
-      }
-      if (!info.isFile) continue; // sockets are not archived
-      const key = `${info.dev}:${info.ino}`;
-      if ((info.nlink ?? 1) > 1) {
+    }
+  }
+  function* entry(node: Node, path: string): Generator<Uint8Array> {
+    const st = node.st;
+    const type = typeOf(node);
+    const base: Header = {
+      name: path,
+      mode: st.mode,
+      uid: st.uid,
+      gid: st.gid,
+      size: 0,
+      mtime: st.mtime.sec,
+      type: "0",
+      linkname: "",
+      devmajor: 0,
+      devminor: 0,
+    };
+    if (submounts.has(path)) {
+      // A mount point (proc, /etc/hosts, a volume): archived as the empty target the runtime
+      // mounted onto, as docker's export has it; what is mounted there is not the container's.
+      yield* headerBlocks(
+        type === S_IFDIR
+          ? { ...base, name: `${path}/`, type: "5", mode: 0o755, uid: 0, gid: 0 }
+          : { ...base, mode: 0o644, uid: 0, gid: 0 },
+        new Map(),
+      );
+      return;
+    }
+    const xattrs = xattrsOf(node);
+    if (type === S_IFDIR) {
+      yield* headerBlocks({ ...base, name: `${path}/`, type: "5" }, xattrs);
+      yield* walk(node, path);
+    } else if (type === S_IFLNK) {
+      yield* headerBlocks({ ...base, type: "2", linkname: readlinkat(node.fd, "") }, xattrs);
+    } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
+      yield* headerBlocks({
+        ...base,
+        type: type === S_IFIFO ? "6" : type === S_IFCHR ? "3" : "4",
+        devmajor: type === S_IFIFO ? 0 : st.rdevMajor,
+        devminor: type === S_IFIFO ? 0 : st.rdevMinor,
+      }, xattrs);
+    } else if (type === S_IFREG) {
+      const key = `${st.dev}:${st.ino}`;
+      if (st.nlink > 1) {
         const first = links.get(key);
         if (first !== undefined) {
           yield* headerBlocks({ ...base, type: "1", linkname: first }, xattrs);
-          continue;
+          return;
         }
         links.set(key, path);
       }
-      const size = info.size;
-      yield* headerBlocks({ ...base, size }, xattrs);
-      const file = await Deno.open(host);
-      let written = 0;
-      for await (const chunk of file.readable) {
-        const take = chunk.subarray(0, Math.max(0, size - written));
-        written += take.length;
-        if (take.length) yield take;
-      }
-      // A file that shrank while being read is padded to its announced size.
-      if (written < size) yield new Uint8Array(size - written);
-      yield pad(size);
-    }
+      yield* headerBlocks({ ...base, size: st.size }, xattrs);
+      yield* fileData(node, st.size);
+      yield pad(st.size);
+    } // sockets are not archived
   }
-  yield* walk("");
+  yield* walk(nodeOf(root), "");
   yield new Uint8Array(BLOCK * 2);
 }
 
@@ -225,7 +231,7 @@ export async function exportContainer(
   c: ContainerRecord,
   out: WritableStream<Uint8Array>,
 ): Promise<void> {
-  await withRootfs(store, c, async (root, submounts) => {
-    await ReadableStream.from(entries(root, submounts)).pipeTo(out);
+  await withRootfs(store, c, async (root) => {
+    await ReadableStream.from(entries(root.fd, root.submounts)).pipeTo(out);
   });
 }

@@ -10,28 +10,21 @@
 import { join, normalize } from "../path.ts";
 import {
   AT_FDCWD,
-  AT_SYMLINK_NOFOLLOW,
-  fchownat,
-  fstatat,
-  lgetxattr,
-  llistxattr,
-  lsetxattr,
-  makedev,
-  mknodat,
-  S_IFBLK,
-  S_IFCHR,
+  close,
+  O_CLOEXEC,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  openat,
   S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  UTIME_OMIT,
-  utimensat,
 } from "../../ffi/fs.ts";
+import { SyscallError } from "../../ffi/errors.ts";
+import { copyDirContents } from "./fd_copy.ts";
+import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
 import { NotFoundError, TsboxError, UsageError } from "../errors.ts";
 import type { MountRequest } from "../runtime/container.ts";
 import { type MountFlag, VOLUME_NAME } from "../runtime/options.ts";
-import { resolveInRoot } from "../runtime/rootfs.ts";
 import { type IdMapping, toHost } from "../runtime/userns.ts";
 import type { Store } from "../store/mod.ts";
 import { removeTree } from "./rmtree.ts";
@@ -398,7 +391,9 @@ export async function seedVolumes(
       try {
         lock.lockSync(true);
         const data = volumeData(store.root, v.name);
-        if (isEmptyDir(data)) copyImagePath(rootfs, v.target, data, record.config.security?.userns);
+        if (isEmptyDir(data)) {
+          copyImagePath(rootfs.fd, v.target, data, record.config.security?.userns);
+        }
       } finally {
         lock.close();
       }
@@ -408,97 +403,44 @@ export async function seedVolumes(
 }
 
 /**
- * Copies the contents of container directory `path` in `rootfs` into the (empty) directory
- * `dest`, then gives `dest` the source directory's owner and mode, as docker's copy-up does.
- * `path` is resolved inside `rootfs`; below it nothing is followed: symlinks are copied as
- * links. Nothing is copied when `path` is missing or not a directory. With `userns` the owners
- * are the host ids the image's ids map to.
+ * Copies the contents of container directory `path` in `rootfs` (a path or an fd of the
+ * container's root) into the (empty) directory `dest`, then gives `dest` the source directory's
+ * owner and mode, as docker's copy-up does. `path` is resolved inside `rootfs` with
+ * RESOLVE_IN_ROOT; below it everything is read through fds and nothing is followed: symlinks are
+ * copied as links (fd_copy.ts). Nothing is copied when `path` is missing or not a directory.
+ * With `userns` the owners are the host ids the image's ids map to.
  */
 export function copyImagePath(
-  rootfs: string,
+  rootfs: string | number,
   path: string,
   dest: string,
   userns?: IdMapping,
 ): void {
-  const src = resolveInRoot(rootfs, path);
-  let info: Deno.FileInfo;
+  const root = typeof rootfs === "number"
+    ? rootfs
+    : openat(AT_FDCWD, rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   try {
-    info = Deno.lstatSync(src);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  if (!info.isDirectory) return;
-  const owner = (uid: number, gid: number) =>
-    userns
-      ? { uid: toHost(userns.uid, uid) ?? 65534, gid: toHost(userns.gid, gid) ?? 65534 }
-      : { uid, gid };
-  const links = new Map<string, string>();
-  for (const e of Deno.readDirSync(src)) {
-    copyEntry(join(src, e.name), join(dest, e.name), owner, links);
-  }
-  applyMetadata(src, dest, owner);
-}
-
-type Owner = (uid: number, gid: number) => { uid: number; gid: number };
-
-function copyEntry(src: string, dst: string, owner: Owner, links: Map<string, string>): void {
-  const st = fstatat(AT_FDCWD, src, AT_SYMLINK_NOFOLLOW);
-  const type = st.mode & S_IFMT;
-  const isDir = type === S_IFDIR;
-  if (!isDir && st.nlink > 1) {
-    const key = `${st.dev}:${st.ino}`;
-    const first = links.get(key);
-    if (first !== undefined) {
-      Deno.linkSync(first, dst);
-      return;
-    }
-    links.set(key, dst);
-  }
-  if (isDir) {
-    Deno.mkdirSync(dst, { mode: 0o700 });
-    for (const e of Deno.readDirSync(src)) {
-      copyEntry(join(src, e.name), join(dst, e.name), owner, links);
-    }
-  } else if (type === S_IFLNK) {
-    Deno.symlinkSync(Deno.readLinkSync(src), dst);
-  } else if (type === S_IFREG) {
-    Deno.copyFileSync(src, dst);
-  } else if (type === S_IFCHR || type === S_IFBLK || type === S_IFIFO) {
-    mknodat(AT_FDCWD, dst, st.mode, makedev(st.rdevMajor, st.rdevMinor));
-  } else {
-    return; // a socket is only meaningful to the process that bound it
-  }
-  applyMetadata(src, dst, owner, st);
-}
-
-/** Owner, then mode (chown clears set-id bits), xattrs, then times (last: the rest bumps them). */
-function applyMetadata(
-  src: string,
-  dst: string,
-  owner: Owner,
-  st = fstatat(AT_FDCWD, src, AT_SYMLINK_NOFOLLOW),
-): void {
-  const isLink = (st.mode & S_IFMT) === S_IFLNK;
-  const ids = owner(st.uid, st.gid);
-  fchownat(AT_FDCWD, dst, ids.uid, ids.gid, AT_SYMLINK_NOFOLLOW);
-  if (!isLink) Deno.chmodSync(dst, st.mode & 0o7777);
-  for (const name of safeXattrNames(src)) {
-    const value = lgetxattr(src, name);
-    if (value === null) continue;
+    let src: Node;
     try {
-      lsetxattr(dst, name, value);
-    } catch { /* a namespace the destination filesystem refuses (e.g. security.* labels) */ }
-  }
-  utimensat(AT_FDCWD, dst, { sec: 0, nsec: UTIME_OMIT }, st.mtime, AT_SYMLINK_NOFOLLOW);
-}
-
-function safeXattrNames(path: string): string[] {
-  try {
-    // overlayfs' own bookkeeping would change how the volume's files are seen through a later
-    // overlay; it is never part of the content.
-    return llistxattr(path).filter((n) => !n.startsWith("trusted.overlay."));
-  } catch {
-    return [];
+      src = adopt(openInRoot(root, path, O_PATH));
+    } catch (err) {
+      if (err instanceof SyscallError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return;
+      throw err;
+    }
+    withNode(src, (n) => {
+      if (typeOf(n) !== S_IFDIR) return;
+      const owner = (uid: number, gid: number) =>
+        userns
+          ? { uid: toHost(userns.uid, uid) ?? 65534, gid: toHost(userns.gid, gid) ?? 65534 }
+          : { uid, gid };
+      const out = openat(AT_FDCWD, dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      try {
+        copyDirContents(n, out, dest, { owner, xattrs: true, hardlinks: true, devices: true });
+      } finally {
+        close(out);
+      }
+    });
+  } finally {
+    if (root !== rootfs) close(root);
   }
 }
