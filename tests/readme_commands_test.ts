@@ -2,9 +2,7 @@
  * README commands that had no end-to-end test (issue 19, finding 6), each checked by its
  * observable effect on a real container of the fixture busybox, pulled by tsbox from the test
  * registry (root): restart, kill -s, info, logs --since/--until, run -h, --memory-swap,
- * --restart unless-stopped. (`stop -s SIG` is not here: it sends the container's StopSignal
- * instead of SIG today, since stopContainer re-reads the record the CLI overrode; its test waits
- * for that fix.)
+ * --restart unless-stopped, stop -s.
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { type CliResult, tempRoot, tsbox } from "./cli.ts";
@@ -134,6 +132,18 @@ rootTest("kill -s USR1 reaches the container's process, which goes on; kill ends
       return s.Status === "exited" ? s : undefined;
     });
     assertEquals(state.ExitCode, 137, "kill's default is SIGKILL");
+  });
+});
+
+rootTest("stop -s USR2 sends USR2, not the container's stop signal", async () => {
+  const script = "trap 'exit 7' USR2; trap 'exit 3' TERM; echo ready; " +
+    "while :; do sleep 1 & wait $!; done";
+  await withContainer("stop-s", ["--", "sh", "-c", script], async (n) => {
+    await logLine(n, "ready");
+    await ok(["stop", "-s", "USR2", "-t", "30", n]);
+    const state = (await inspect(n)).State;
+    assertEquals(state.Status, "exited");
+    assertEquals(state.ExitCode, 7, "USR2's trap ran (TERM's would exit 3, SIGKILL 137)");
   });
 });
 

@@ -104,11 +104,9 @@ export function stopCommand(
   names: string[],
   opts: { time?: string; signal?: string },
 ): Promise<number> {
+  const signal = opts.signal ? parseSignal(opts.signal) : undefined;
   return each(g, names, async (store, c, name) => {
-    if (opts.signal) {
-      c = { ...c, config: { ...c.config, stopSignal: parseSignal(opts.signal) } };
-    }
-    await stopContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined);
+    await stopContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined, signal);
     console.log(name);
   });
 }

@@ -143,13 +143,14 @@ export async function killContainer(store: Store, c: ContainerRecord, signal = S
 }
 
 /**
- * Stops `c` as docker does: its stop signal, then SIGKILL after `timeoutSec`; the restart policy
- * stands down. Returns once the container is recorded as exited.
+ * Stops `c` as docker does: `signal` (default: its stop signal), then SIGKILL after `timeoutSec`;
+ * the restart policy stands down. Returns once the container is recorded as exited.
  */
 export async function stopContainer(
   store: Store,
   c: ContainerRecord,
   timeoutSec?: number,
+  signal?: number,
 ): Promise<void> {
   const marked = updateContainer(store, c.id, { stopRequested: true });
   if (!marked) return;
@@ -158,7 +159,7 @@ export async function stopContainer(
   const timeout = (timeoutSec ?? current.config.stopTimeout) * 1000;
   const paused = current.state === "paused";
   if (timeout > 0) {
-    signalPid1(current, current.config.stopSignal);
+    signalPid1(current, signal ?? current.config.stopSignal);
     if (paused) await setFrozen(c.id, false);
     current = await waitInactive(store, c.id, timeout) ?? current;
   }
