@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { tabwrite } from "./tabwriter.ts";
 
 /** Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits. */
 export function humanSize(bytes: number): string {
@@ -43,11 +44,11 @@ export function ago(time: string | number | Date | undefined): string {
   return `${humanDuration(Date.now() - t)} ago`;
 }
 
-/** Renders rows as columns separated by at least three spaces, like docker's tabwriter. */
+/**
+ * Renders rows as docker's tables: columns aligned by docker's tabwriter (at least 10 wide,
+ * 3 spaces after the widest cell); the last column is not padded.
+ */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 3))).join("")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
+  const text = [header, ...rows].map((cells) => cells.join("\t")).join("\n");
+  return tabwrite(text);
 }
