@@ -95,6 +95,20 @@ export function formatInspect(
   return { out: out === "" ? "\n" : out, errors };
 }
 
+/**
+ * `info -f` / `version -f`: one object through the template, then a newline. `json` is
+ * `{{json .}}`. A template that does not parse exits 64, as docker's.
+ */
+export function formatOne(format: string, data: unknown): string {
+  const tmpl = compile(format === "json" ? "{{json .}}" : format, 64);
+  try {
+    return tmpl.execute(data) + "\n";
+  } catch (err) {
+    if (err instanceof TemplateExecError) throw new TemplateError(err.message);
+    throw err;
+  }
+}
+
 /** Writes `text` to stdout as it is (no newline added). */
 export function writeOut(text: string): void {
   const bytes = new TextEncoder().encode(text);

@@ -21,19 +21,10 @@ import {
   type Pipe,
   TemplateParseError,
 } from "./parse.ts";
+import { GO_TYPE, GoMap } from "./values.ts";
+import { goQuote } from "../format.ts";
 
-/** Marks an object as a Go struct; the value is its type name in messages. */
-export const GO_TYPE: unique symbol = Symbol("goType");
-
-/** A Go map (missing keys print `<no value>`), optionally with methods such as `Label`. */
-export class GoMap extends Map<string, unknown> {
-  constructor(
-    entries?: Iterable<readonly [string, unknown]> | null,
-    readonly methods: Record<string, (...args: unknown[]) => unknown> = {},
-  ) {
-    super(entries ?? undefined);
-  }
-}
+export { GO_TYPE, GoMap, goQuote };
 
 /** A function callable from templates. */
 export type TemplateFunction = (...args: unknown[]) => unknown;
@@ -161,6 +152,7 @@ export function goJson(v: unknown): string {
   const plain = (x: unknown): unknown => {
     if (x === undefined || typeof x === "function") return null;
     if (Array.isArray(x)) return x.map(plain);
+    if (x instanceof GoMap && x.isNil) return null;
     if (x instanceof Map) {
       // Go sorts map keys.
       return Object.fromEntries([...x.keys()].sort().map((k) => [k, plain(x.get(k))]));
@@ -180,47 +172,6 @@ export function goJson(v: unknown): string {
     /[\u2028\u2029]/g,
     (c) => c === "\u2028" ? "\\u2028" : "\\u2029",
   );
-}
-
-/** Go's strconv.Quote. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"':
-        out += '\\"';
-        continue;
-      case "\\":
-        out += "\\\\";
-        continue;
-      case "\x07":
-        out += "\\a";
-        continue;
-      case "\b":
-        out += "\\b";
-        continue;
-      case "\f":
-        out += "\\f";
-        continue;
-      case "\n":
-        out += "\\n";
-        continue;
-      case "\r":
-        out += "\\r";
-        continue;
-      case "\t":
-        out += "\\t";
-        continue;
-      case "\v":
-        out += "\\v";
-        continue;
-    }
-    if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else if (c >= 0x80 && c < 0xa0) out += `\\u${c.toString(16).padStart(4, "0")}`;
-    else out += ch;
-  }
-  return out + '"';
 }
 
 // ---------------------------------------------------------------------------------------------
