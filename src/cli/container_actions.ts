@@ -264,12 +264,13 @@ const STATUSES = ["created", "restarting", "running", "removing", "paused", "exi
 export class InvalidFilterError extends TsboxError {
   override readonly exitCode = 1;
   constructor(readonly filter: string) {
-    super(`Error response from daemon: invalid filter '${filter}'`);
+    super(`invalid filter '${filter}'`);
     this.name = "InvalidFilterError";
   }
 }
 
-function matches(c: ContainerRecord, filters: string[]): boolean {
+/** Checks `--filter` values up front (even when no container is listed) and groups them. */
+function parseFilters(filters: string[]): Map<string, string[]> {
   const byKey = new Map<string, string[]>();
   for (const f of filters) {
     const i = f.indexOf("=");
@@ -280,6 +281,10 @@ function matches(c: ContainerRecord, filters: string[]): boolean {
     if (key === "status" && !STATUSES.includes(value)) throw new InvalidFilterError(f);
     byKey.set(key, [...(byKey.get(key) ?? []), value]);
   }
+  return byKey;
+}
+
+function matches(c: ContainerRecord, byKey: Map<string, string[]>): boolean {
   // Values of one key are alternatives; different keys must all match.
   for (const [key, values] of byKey) {
     const ok = values.some((v) =>
@@ -308,10 +313,11 @@ export async function psCommand(
   await withStore(g, async (store) => {
     const trunc = opts.trunc !== false;
     const filters = opts.filter ?? [];
-    const all = opts.all || filters.some((f) => f.startsWith("status="));
+    const byKey = parseFilters(filters);
+    const all = opts.all || byKey.has("status");
     const list = listContainers(store).filter((c) =>
       (all || c.state === "running" || c.state === "paused" || c.state === "restarting") &&
-      matches(c, filters)
+      matches(c, byKey)
     );
     const id = (c: ContainerRecord) => trunc ? c.id.slice(0, 12) : c.id;
     if (opts.quiet) {
