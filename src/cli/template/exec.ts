@@ -197,7 +197,7 @@ function wantInt(fn: string, v: unknown): number {
 
 /** Go's strings.Title: the first letter of each word upper-cased. */
 function title(s: string): string {
-  return s.replace(/(?<![\p{L}\p{N}_'])\p{L}/gu, (c) => c.toUpperCase());
+  return s.replace(/(?<![\p{L}\p{N}_])\p{L}/gu, (c) => c.toUpperCase());
 }
 
 /** The functions docker adds to every template (cli/templates). */

@@ -115,6 +115,8 @@ const cases: [string, unknown, string][] = [
   ["{{range 3}}{{.}}{{end}}", {}, "012"],
   ["{{pad .Name 1 2}}|{{truncate .Name 3}}", inspect, " /t-fmt1  |/t-"],
   ["{{.}}", "plain", "plain"],
+  // Go's strings.Title: any non-letter, non-digit, non-underscore starts a word.
+  ['{{title "don\'t stop_it 3d"}}', {}, "Don'T Stop_it 3d"],
 ];
 
 Deno.test("templates give docker's output", () => {
