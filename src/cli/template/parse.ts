@@ -121,7 +121,8 @@ class Parser {
     end?: { word: "end" | "else"; pos: number };
   } {
     const list: Node[] = [];
-    let trimNext = false;
+    // A body starts right after `{{if x -}}` or `{{else -}}`: that trim applies to its text.
+    let trimNext = this.lastTrimRight;
     for (;;) {
       const open = this.src.indexOf("{{", this.i);
       let text = this.src.slice(this.i, open < 0 ? undefined : open);
