@@ -31,8 +31,12 @@ import {
   reconcile,
   requireContainer,
 } from "../container/state.ts";
-import { ago, humanDuration, humanSize, table } from "./format.ts";
+import { ago, ellipsis, goQuote, goTime, humanDuration, humanSize, table } from "./format.ts";
+import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import type { GlobalOptions } from "./globals.ts";
+import { GO_TYPE, type Row } from "./template/values.ts";
+import { containerDir } from "../container/paths.ts";
+import { treeSize, volumeData, volumeMountsOf } from "../container/volumes.ts";
 
 async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   const store = await Store.open(g.root);
@@ -188,21 +192,97 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
+/** docker's COMMAND column: the command line, cut to 20 characters, Go-quoted. */
 function commandText(c: ContainerRecord, trunc: boolean): string {
-  let text = c.config.argv.join(" ");
-  if (trunc && text.length > 20) text = `${text.slice(0, 19)}…`;
-  return `"${text}"`;
+  const text = c.config.argv.join(" ");
+  return goQuote(trunc ? ellipsis(text, 20) : text);
 }
 
-function matches(c: ContainerRecord, filters: string[]): boolean {
+/** docker's header for each field of a `ps` row (formatter.NewContainerContext). */
+const PS_HEADERS: Record<string, string> = {
+  ID: "CONTAINER ID",
+  Names: "NAMES",
+  Image: "IMAGE",
+  Command: "COMMAND",
+  CreatedAt: "CREATED AT",
+  RunningFor: "CREATED",
+  Ports: "PORTS",
+  State: "STATE",
+  Status: "STATUS",
+  Size: "SIZE",
+  Labels: "LABELS",
+  Mounts: "MOUNTS",
+  LocalVolumes: "LOCAL VOLUMES",
+  Networks: "NETWORKS",
+};
+
+/** A `ps --format` row: docker's ContainerContext, each field computed when used. */
+function psRow(store: Store, c: ContainerRecord, trunc: boolean): Row {
+  const labels = c.config.labels ?? {};
+  const volumes = () => volumeMountsOf(store, c.id);
+  return {
+    [GO_TYPE]: "*formatter.ContainerContext",
+    Command: () => commandText(c, trunc),
+    CreatedAt: () => goTime(c.createdAt),
+    ID: () => trunc ? c.id.slice(0, 12) : c.id,
+    Image: () => c.imageName,
+    Labels: () => Object.keys(labels).map((k) => `${k}=${labels[k]}`).sort().join(","),
+    LocalVolumes: () => String(volumes().length),
+    Mounts: () => {
+      const byData = new Map(volumes().map((v) => [volumeData(store.root, v.name), v.name]));
+      return c.config.mounts.flatMap((m) =>
+        m.kind === "bind" ? [byData.get(m.source) ?? m.source] : []
+      )
+        .map((name) => trunc ? ellipsis(name, 15) : name).join(",");
+    },
+    Names: () => c.name,
+    Networks: () =>
+      c.config.network === "private"
+        ? "default"
+        : c.config.network.startsWith("container:")
+        ? ""
+        : c.config.network,
+    Ports: () => portsColumn(store, c),
+    RunningFor: () => ago(c.createdAt),
+    Size: () => {
+      const rw = treeSize(`${containerDir(store.root, c.id)}/upper`);
+      const image = store.findImage(c.imageId)?.size ?? 0;
+      return image > 0 ? `${humanSize(rw)} (virtual ${humanSize(rw + image)})` : humanSize(rw);
+    },
+    State: () => c.state,
+    Status: () => statusText(c),
+    Label: (name: unknown) => labels[String(name)] ?? "",
+  };
+}
+
+/** The states docker's `--filter status=` accepts. */
+const STATUSES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
+
+/** A filter value docker's daemon refuses (`invalid filter 'status=bogus'`); exit code 1. */
+export class InvalidFilterError extends TsboxError {
+  override readonly exitCode = 1;
+  constructor(readonly filter: string) {
+    super(`invalid filter '${filter}'`);
+    this.name = "InvalidFilterError";
+  }
+}
+
+/** Checks `--filter` values up front (even when no container is listed) and groups them. */
+function parseFilters(filters: string[]): Map<string, string[]> {
   const byKey = new Map<string, string[]>();
   for (const f of filters) {
     const i = f.indexOf("=");
     if (i < 0) throw new TsboxError(`bad format of filter (expected name=value): ${f}`);
     const key = f.slice(0, i);
     if (!["status", "name", "id"].includes(key)) throw new TsboxError(`invalid filter '${key}'`);
-    byKey.set(key, [...(byKey.get(key) ?? []), f.slice(i + 1)]);
+    const value = f.slice(i + 1);
+    if (key === "status" && !STATUSES.includes(value)) throw new InvalidFilterError(f);
+    byKey.set(key, [...(byKey.get(key) ?? []), value]);
   }
+  return byKey;
+}
+
+function matches(c: ContainerRecord, byKey: Map<string, string[]>): boolean {
   // Values of one key are alternatives; different keys must all match.
   for (const [key, values] of byKey) {
     const ok = values.some((v) =>
@@ -225,34 +305,23 @@ export async function psCommand(
     quiet?: boolean;
     trunc?: boolean;
     filter?: string[];
-    format?: "table" | "json";
+    format?: string;
   },
 ): Promise<void> {
-  await withStore(g, (store) => {
+  await withStore(g, async (store) => {
     const trunc = opts.trunc !== false;
     const filters = opts.filter ?? [];
-    const all = opts.all || filters.some((f) => f.startsWith("status="));
+    const byKey = parseFilters(filters);
+    const all = opts.all || byKey.has("status");
     const list = listContainers(store).filter((c) =>
       (all || c.state === "running" || c.state === "paused" || c.state === "restarting") &&
-      matches(c, filters)
+      matches(c, byKey)
     );
     const id = (c: ContainerRecord) => trunc ? c.id.slice(0, 12) : c.id;
     if (opts.quiet) {
       for (const c of list) console.log(id(c));
-    } else if (opts.format === "json") {
-      for (const c of list) {
-        console.log(JSON.stringify({
-          Command: commandText(c, trunc),
-          CreatedAt: new Date(c.createdAt).toISOString(),
-          ID: id(c),
-          Image: c.imageName,
-          Names: c.name,
-          Ports: portsColumn(store, c),
-          RunningFor: ago(c.createdAt),
-          State: c.state,
-          Status: statusText(c),
-        }));
-      }
+    } else if (!isDefaultTable(opts.format)) {
+      await printList(opts.format!, list.map((c) => psRow(store, c, trunc)), PS_HEADERS);
     } else {
       console.log(table(
         ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
@@ -267,7 +336,6 @@ export async function psCommand(
         ]),
       ));
     }
-    return Promise.resolve();
   });
 }
 
@@ -302,8 +370,12 @@ export async function logsCommand(
   });
 }
 
-/** `container inspect`: a JSON array. */
-export async function inspectCommand(g: GlobalOptions, names: string[]): Promise<number> {
+/** `container inspect [-f FORMAT]`: a JSON array, or each container through the template. */
+export async function inspectCommand(
+  g: GlobalOptions,
+  names: string[],
+  opts: { format?: string } = {},
+): Promise<number> {
   return await withStore(g, async (store) => {
     const out: unknown[] = [];
     let failed = 0;
@@ -316,8 +388,7 @@ export async function inspectCommand(g: GlobalOptions, names: string[]): Promise
         failed = 1;
       }
     }
-    console.log(JSON.stringify(out, null, 4));
-    return failed;
+    return Math.max(failed, await printInspect(opts.format, out));
   });
 }
 
@@ -335,11 +406,24 @@ export async function topCommand(g: GlobalOptions, name: string): Promise<void> 
   });
 }
 
+/** docker's header for each field of a `stats` row. */
+const STATS_HEADERS: Record<string, string> = {
+  Container: "CONTAINER",
+  Name: "NAME",
+  ID: "CONTAINER ID",
+  CPUPerc: "CPU %",
+  MemUsage: "MEM USAGE / LIMIT",
+  MemPerc: "MEM %",
+  NetIO: "NET I/O",
+  BlockIO: "BLOCK I/O",
+  PIDs: "PIDS",
+};
+
 /** `stats --no-stream`. */
 export async function statsCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { format?: "table" | "json" },
+  opts: { format?: string },
 ): Promise<void> {
   await withStore(g, async (store) => {
     const list = names.length > 0
@@ -347,19 +431,24 @@ export async function statsCommand(
       : listContainers(store).filter((c) => isActive(c.state));
     const { sampleStats } = await import("../container/stats.ts");
     const rows = await Promise.all(list.map(async (c) => ({ c, s: await sampleStats(c.id) })));
-    if (opts.format === "json") {
-      for (const { c, s } of rows) {
-        console.log(JSON.stringify({
-          ID: c.id.slice(0, 12),
-          Name: c.name,
-          CPUPerc: `${s.cpuPercent.toFixed(2)}%`,
-          MemUsage: `${humanSize(s.memoryUsage)} / ${humanSize(s.memoryLimit)}`,
-          MemUsageBytes: s.memoryUsage,
-          MemLimitBytes: s.memoryLimit,
-          MemPerc: `${s.memoryPercent.toFixed(2)}%`,
-          PIDs: String(s.pids),
-        }));
-      }
+    if (!isDefaultTable(opts.format)) {
+      const statsRows = rows.map(({ c, s }, i): Row => ({
+        [GO_TYPE]: "*container.statsContext",
+        BlockIO: () => "--",
+        CPUPerc: () => `${s.cpuPercent.toFixed(2)}%`,
+        // The name or id as the user gave it, as docker's CONTAINER column.
+        Container: () => names[i] ?? c.id.slice(0, 12),
+        ID: () => c.id.slice(0, 12),
+        MemPerc: () => `${s.memoryPercent.toFixed(2)}%`,
+        MemUsage: () => `${humanSize(s.memoryUsage)} / ${humanSize(s.memoryLimit)}`,
+        // Not docker's: the raw numbers, for scripts that compare them.
+        MemUsageBytes: () => s.memoryUsage,
+        MemLimitBytes: () => s.memoryLimit,
+        Name: () => c.name,
+        NetIO: () => "--",
+        PIDs: () => String(s.pids),
+      }));
+      await printList(opts.format!, statsRows, STATS_HEADERS);
       return;
     }
     console.log(table(

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { setExitCode } from "./exit.ts";
+import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
 import { addRunOptions } from "./run_command.ts";
 
@@ -98,7 +99,7 @@ export function defineContainerCommands(program: Command): void {
       .option("-q, --quiet", "only display container ids")
       .option("--no-trunc", "do not truncate output")
       .option("-f, --filter <key=value>", "filter: status=, name=, id= (repeatable)", collect)
-      .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
+      .option("--format <format>", FORMAT_HELP)
       .action(async (opts, self) => (await actions()).psCommand(globalsOf(self), opts));
   const logs = (cmd: Command) =>
     cmd.description("Fetch the logs of a container")
@@ -114,8 +115,9 @@ export function defineContainerCommands(program: Command): void {
   const inspect = (cmd: Command) =>
     cmd.description("Display detailed information on one or more containers")
       .argument("<containers...>", "names or ids")
-      .action(async (names, _opts, self) =>
-        setExitCode(await (await actions()).inspectCommand(globalsOf(self), names))
+      .option("-f, --format <template>", "format the output using a Go template, or json")
+      .action(async (names, opts, self) =>
+        setExitCode(await (await actions()).inspectCommand(globalsOf(self), names, opts))
       );
   const top = (cmd: Command) =>
     cmd.description("Display the running processes of a container")
@@ -125,7 +127,7 @@ export function defineContainerCommands(program: Command): void {
     cmd.description("Display resource usage of containers (memory, cpu, pids)")
       .argument("[containers...]", "names or ids (default: all running)")
       .option("--no-stream", "print one sample and exit (the only mode supported)")
-      .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
+      .option("--format <format>", FORMAT_HELP)
       .action(async (names, opts, self) =>
         (await actions()).statsCommand(globalsOf(self), names, opts)
       );

@@ -12,7 +12,9 @@ import { login, logout } from "../image/login.ts";
 import { type PushEvent, pushImage } from "../image/push.ts";
 import { type ArchiveFormat, saveImages, saveImagesToFile } from "../image/save.ts";
 import { Store } from "../store/mod.ts";
-import { ago, humanSize, table } from "./format.ts";
+import { ago, ellipsis, humanSize, table } from "./format.ts";
+import { isDefaultTable, printList } from "./formats.ts";
+import { GO_TYPE, type Row } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 const encoder = new TextEncoder();
@@ -194,17 +196,11 @@ export async function loadCommand(
   }
 }
 
-/** Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` if cut. */
-function ellipsis(s: string, max: number): string {
-  const chars = [...s];
-  return chars.length <= max ? s : chars.slice(0, max - 1).join("") + "…";
-}
-
 /** `history`. */
 export async function historyCommand(
   g: GlobalOptions,
   name: string,
-  opts: { trunc?: boolean; quiet?: boolean; format?: "table" | "json"; human: boolean },
+  opts: { trunc?: boolean; quiet?: boolean; format?: string; human: boolean },
 ): Promise<void> {
   const store = await Store.open(g.root);
   try {
@@ -221,17 +217,29 @@ export async function historyCommand(
       const flat = s.replaceAll("\t", " ");
       return trunc ? ellipsis(flat, 45) : flat;
     };
-    if (opts.format === "json") {
-      for (const r of rows) {
-        console.log(JSON.stringify({
-          Comment: r.comment,
-          CreatedAt: r.created ?? "",
-          CreatedBy: createdBy(r.createdBy),
-          CreatedSince: ago(r.created),
-          ID: id(r.id),
-          Size: size(r.size),
-        }));
-      }
+    if (!isDefaultTable(opts.format)) {
+      // docker's historyContext: CreatedAt is RFC 3339 in UTC.
+      const rfc3339 = (c?: string) => c ? new Date(c).toISOString().replace(/\.\d+Z$/, "Z") : "";
+      await printList(
+        opts.format!,
+        rows.map((r): Row => ({
+          [GO_TYPE]: "*formatter.historyContext",
+          Comment: () => r.comment,
+          CreatedAt: () => rfc3339(r.created),
+          CreatedBy: () => createdBy(r.createdBy),
+          CreatedSince: () => opts.human ? ago(r.created) : rfc3339(r.created),
+          ID: () => id(r.id),
+          Size: () => size(r.size),
+        })),
+        {
+          ID: "IMAGE",
+          CreatedSince: "CREATED",
+          CreatedAt: "CREATED AT",
+          CreatedBy: "CREATED BY",
+          Size: "SIZE",
+          Comment: "COMMENT",
+        },
+      );
       return;
     }
     console.log(table(

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Command, Option } from "commander";
+import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
 
 /** Any command, as an action receives it. */
@@ -74,7 +75,7 @@ export function defineExchangeCommands(program: Command): void {
       .option("--no-trunc", "do not truncate output")
       .option("-q, --quiet", "only show image IDs")
       .option("-H, --human [bool]", "sizes and dates in human readable form (default true)")
-      .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
+      .option("--format <format>", FORMAT_HELP)
       .action(async (name: string, opts, self: Self) => {
         const { historyCommand } = await import("./exchange_actions.ts");
         await historyCommand(globalsOf(self), name, {

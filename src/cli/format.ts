@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { tabwrite } from "./tabwriter.ts";
 
 /** Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits. */
 export function humanSize(bytes: number): string {
@@ -43,11 +44,77 @@ export function ago(time: string | number | Date | undefined): string {
   return `${humanDuration(Date.now() - t)} ago`;
 }
 
-/** Renders rows as columns separated by at least three spaces, like docker's tabwriter. */
+/** Go's strconv.Quote. */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    switch (ch) {
+      case '"':
+        out += '\\"';
+        continue;
+      case "\\":
+        out += "\\\\";
+        continue;
+      case "\x07":
+        out += "\\a";
+        continue;
+      case "\b":
+        out += "\\b";
+        continue;
+      case "\f":
+        out += "\\f";
+        continue;
+      case "\n":
+        out += "\\n";
+        continue;
+      case "\r":
+        out += "\\r";
+        continue;
+      case "\t":
+        out += "\\t";
+        continue;
+      case "\v":
+        out += "\\v";
+        continue;
+    }
+    if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else if (c >= 0x80 && c < 0xa0) out += `\\u${c.toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+
+/** Docker's `stringutils.Ellipsis`: at most `max` characters, the last one `…` if cut. */
+export function ellipsis(s: string, max: number): string {
+  const chars = [...s];
+  return chars.length <= max ? s : chars.slice(0, max - 1).join("") + "…";
+}
+
+/**
+ * Go's `time.Time.String()` of a timestamp in local time, as docker prints `CreatedAt`:
+ * `2024-01-02 15:04:05 +0000 UTC`.
+ */
+export function goTime(time: string | number | undefined): string {
+  const d = new Date(time ?? 0);
+  if (Number.isNaN(d.getTime())) return "";
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? "-" : "+";
+  const zone = off === 0 ? "UTC" : (new Intl.DateTimeFormat("en-US", { timeZoneName: "short" })
+    .formatToParts(d).find((part) => part.type === "timeZoneName")?.value ?? "");
+  return `${p(d.getFullYear(), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
+    p(d.getMinutes())
+  }:${p(d.getSeconds())} ${sign}${p(Math.floor(Math.abs(off) / 60))}${
+    p(Math.abs(off) % 60)
+  } ${zone}`;
+}
+
+/**
+ * Renders rows as docker's tables: columns aligned by docker's tabwriter (at least 10 wide,
+ * 3 spaces after the widest cell); the last column is not padded.
+ */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] + 3))).join("")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
+  const text = [header, ...rows].map((cells) => cells.join("\t")).join("\n");
+  return tabwrite(text);
 }

@@ -16,9 +16,16 @@ Deno.test("durations read like docker's", () => {
   assertEquals(humanDuration(3 * 86_400_000), "3 days");
 });
 
-Deno.test("tables align columns", () => {
+Deno.test("tables align columns as docker's tabwriter (10 wide at least, 3 spaces)", () => {
   assertEquals(
     table(["A", "BB"], [["xyz", "1"], ["q", "22"]]),
-    "A     BB\nxyz   1\nq     22",
+    "A         BB\nxyz       1\nq         22",
+  );
+  assertEquals(
+    table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], [
+      ["busybox", "latest", "abc123def456", "2 weeks ago", "4.26MB"],
+    ]),
+    "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE\n" +
+      "busybox      latest    abc123def456   2 weeks ago   4.26MB",
   );
 });

@@ -8,7 +8,9 @@ import { familiar, inspectImage, removeImage, tagImage } from "../image/images.t
 import { pullImage } from "../image/pull.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
-import { ago, humanSize, table } from "./format.ts";
+import { ago, goTime, humanSize, table } from "./format.ts";
+import { isDefaultTable, printInspect, printList } from "./formats.ts";
+import { GO_TYPE, type Row as FormatRow } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { PullProgress } from "./progress.ts";
 
@@ -56,8 +58,23 @@ interface ImagesOptions {
   quiet?: boolean;
   digests?: boolean;
   trunc?: boolean;
-  format?: "table" | "json";
+  format?: string;
 }
+
+/** docker's header for each field of an `images` row. */
+const IMAGE_HEADERS: Record<string, string> = {
+  ID: "IMAGE ID",
+  Repository: "REPOSITORY",
+  Tag: "TAG",
+  Digest: "DIGEST",
+  CreatedSince: "CREATED",
+  CreatedAt: "CREATED AT",
+  Size: "SIZE",
+  Containers: "CONTAINERS",
+  VirtualSize: "SIZE",
+  SharedSize: "SHARED SIZE",
+  UniqueSize: "UNIQUE SIZE",
+};
 
 /** `images`. */
 export async function imagesCommand(
@@ -107,22 +124,30 @@ export async function imagesCommand(
       }
       return;
     }
-    if (opts.format === "json") {
-      for (const r of rows) {
-        console.log(JSON.stringify({
-          Containers: "N/A",
-          CreatedAt: r.created ?? "",
-          CreatedSince: ago(r.created),
-          Digest: r.digest,
-          ID: id(r.id),
-          Repository: r.repo,
-          SharedSize: "N/A",
-          Size: humanSize(r.size),
-          Tag: r.tag,
-          UniqueSize: "N/A",
-          VirtualSize: humanSize(r.size),
-        }));
+    if (!isDefaultTable(opts.format)) {
+      let format = opts.format!;
+      // docker adds the digest column to a table format when --digests asks for it.
+      if (format.startsWith("table") && opts.digests && !format.includes("{{.Digest}}")) {
+        format += "\t{{.Digest}}";
       }
+      await printList(
+        format,
+        rows.map((r): FormatRow => ({
+          [GO_TYPE]: "*formatter.imageContext",
+          Containers: () => "N/A",
+          CreatedAt: () => goTime(r.created),
+          CreatedSince: () => ago(r.created),
+          Digest: () => r.digest,
+          ID: () => id(r.id),
+          Repository: () => r.repo,
+          SharedSize: () => "N/A",
+          Size: () => humanSize(r.size),
+          Tag: () => r.tag,
+          UniqueSize: () => "N/A",
+          VirtualSize: () => humanSize(r.size),
+        })),
+        IMAGE_HEADERS,
+      );
       return;
     }
     const header = [
@@ -190,13 +215,14 @@ export async function rmiCommand(
 }
 
 /**
- * `inspect`: containers first, then images, as docker looks names up; prints a JSON array of
- * what was found and returns 1 if any name was not.
+ * `inspect [-f FORMAT]`: containers first, then images, as docker looks names up; prints a JSON
+ * array of what was found (or each through the template) and returns 1 if any name was not.
  */
 export async function inspectCommand(
   g: GlobalOptions,
   names: string[],
   only?: "image",
+  format?: string,
 ): Promise<number> {
   const store = await openStore(g);
   try {
@@ -214,8 +240,7 @@ export async function inspectCommand(
         code = 1;
       }
     }
-    console.log(JSON.stringify(found, null, 4));
-    return code;
+    return Math.max(code, await printInspect(format, found));
   } finally {
     store.close();
   }

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
+import { FORMAT_HELP } from "./formats.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 
@@ -27,7 +28,7 @@ export function defineImageCommands(program: Command): void {
       .option("-a, --all", "show all images (no effect: tsbox keeps no intermediate images)")
       .option("--digests", "show digests")
       .option("--no-trunc", "do not truncate output")
-      .addOption(new Option("--format <format>", "output format").choices(["table", "json"]))
+      .option("--format <format>", FORMAT_HELP)
       .action(async (repository, opts, self) => {
         const { imagesCommand } = await import("./image_actions.ts");
         await imagesCommand(globalsOf(self), repository, opts);
@@ -54,10 +55,10 @@ export function defineImageCommands(program: Command): void {
     cmd
       .description("Display detailed information on containers or images")
       .argument("<names...>", "containers or images by name or id")
-      .option("-f, --format <template>", "only '{{json .}}'-like output is supported: json")
-      .action(async (names, _opts, self) => {
+      .option("-f, --format <template>", "format the output using a Go template, or json")
+      .action(async (names, opts, self) => {
         const { inspectCommand } = await import("./image_actions.ts");
-        setExitCode(await inspectCommand(globalsOf(self), names, only));
+        setExitCode(await inspectCommand(globalsOf(self), names, only, opts.format));
       });
 
   pull(program.command("pull"));

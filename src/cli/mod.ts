@@ -19,6 +19,7 @@ import { defineContainerCommands } from "./container_commands.ts";
 import { defineExecCommand } from "./exec_command.ts";
 import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
+import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -45,7 +46,6 @@ export function buildProgram(): Command {
       "--userns-remap <default|user[:group]>",
       "run containers in a user namespace mapped onto this /etc/subuid and /etc/subgid range",
     )
-    .showHelpAfterError()
     .enablePositionalOptions()
     .exitOverride();
   defineImageCommands(program);
@@ -58,25 +58,30 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineBuildCommand(program);
-  for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
+  for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }
 
 /** Runs the CLI with `args` (without the program name) and returns the exit code. */
 export async function runCli(args: string[]): Promise<number> {
   const program = buildProgram();
+  // The command being parsed or run, for the `See 'tsbox run --help'.` of a usage error.
+  let current: Command = program;
+  dockerUsageErrors(program, (cmd) => current = cmd);
   const debug = args.includes("--debug") || args.includes("-D");
   try {
     await program.parseAsync(args, { from: "user" });
     return exitCode();
   } catch (err) {
     if (err instanceof CommanderError) {
-      // help and version end here with code 0; usage errors were already printed by commander.
+      // help and version end here with code 0; usage errors were already printed (usage.ts).
+      // docker exits 1 for an unknown command and 125 for a bad flag.
+      if (err.code === "commander.unknownCommand") return 1;
       return err.exitCode === 0 ? 0 : 125;
     }
     if (err instanceof UsageError) {
       console.error(`tsbox: ${err.message}`);
-      console.error("See 'tsbox --help'.");
+      console.error(`See '${commandPath(current)} --help'.`);
       return err.exitCode;
     }
     if (debug) console.error(err);

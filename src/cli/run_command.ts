@@ -6,11 +6,38 @@
  * @module
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { UsageError } from "../errors.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 import type { RunFlags } from "../runtime/run.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** An `--env-file` that cannot be read; the message is docker's (`open F: no such file ...`). */
+export class EnvFileError extends UsageError {
+  constructor(readonly path: string, readonly code: string, readonly reason: string) {
+    super(`open ${path}: ${reason}`);
+    this.name = "EnvFileError";
+  }
+}
+
+/** `--env-file`: refused at once, naming the file, when it cannot be read. */
+function envFile(value: string, previous: string[] = []): string[] {
+  try {
+    Deno.readTextFileSync(value);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "EIO";
+    const reason = err instanceof Deno.errors.NotFound
+      ? "no such file or directory"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : err instanceof Deno.errors.IsADirectory
+      ? "is a directory"
+      : (err as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
+    throw new EnvFileError(value, code, reason);
+  }
   return [...previous, value];
 }
 
@@ -49,7 +76,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--name <name>", "assign a name to the container")
     .option("-h, --hostname <name>", "container host name (default: the short id)")
     .option("-e, --env <NAME[=value]>", "set an environment variable (repeatable)", collect)
-    .option("--env-file <file>", "read environment variables from a file (repeatable)", collect)
+    .option("--env-file <file>", "read environment variables from a file (repeatable)", envFile)
     .option("-w, --workdir <dir>", "working directory inside the container")
     .option("-u, --user <user[:group]>", "user name or uid, optionally with a group or gid")
     .option("--entrypoint <cmd>", "override the image's entrypoint")

@@ -16,6 +16,8 @@ import {
   type Volume,
 } from "../container/volumes.ts";
 import { humanSize, table } from "./format.ts";
+import { isDefaultTable, printInspect, printList } from "./formats.ts";
+import { GO_TYPE, type Row } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
@@ -53,12 +55,54 @@ export async function volumeCreateCommand(
   });
 }
 
-/** `volume ls [-q]`. */
-export async function volumeLsCommand(g: GlobalOptions, opts: { quiet?: boolean }): Promise<void> {
-  await withStore(g, (store) => {
+/** docker's header for each field of a `volume ls` row. */
+const VOLUME_HEADERS: Record<string, string> = {
+  Name: "VOLUME NAME",
+  Driver: "DRIVER",
+  Scope: "SCOPE",
+  Mountpoint: "MOUNTPOINT",
+  Labels: "LABELS",
+  Links: "LINKS",
+  Size: "SIZE",
+  Group: "GROUP",
+  Availability: "AVAILABILITY",
+  Status: "STATUS",
+};
+
+/** A `volume ls --format` row: docker's volumeContext. */
+function volumeRow(v: Volume): Row {
+  const labels: Record<string, string> = v.anonymous
+    ? { [ANONYMOUS_LABEL]: "", ...v.labels }
+    : { ...v.labels };
+  return {
+    [GO_TYPE]: "*formatter.volumeContext",
+    Availability: () => "N/A",
+    Driver: () => "local",
+    Group: () => "N/A",
+    Labels: () => Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(","),
+    Links: () => "N/A",
+    Mountpoint: () => v.mountpoint,
+    Name: () => v.name,
+    Scope: () => "local",
+    Size: () => "N/A",
+    Status: () => "N/A",
+    Label: (name: unknown) => labels[String(name)] ?? "",
+  };
+}
+
+/** `volume ls [-q] [--format F]`. */
+export async function volumeLsCommand(
+  g: GlobalOptions,
+  opts: { quiet?: boolean; format?: string },
+): Promise<void> {
+  await withStore(g, async (store) => {
     const volumes = listVolumes(store);
     if (opts.quiet) {
       for (const v of volumes) console.log(v.name);
+      return;
+    }
+    if (!isDefaultTable(opts.format)) {
+      await printList(opts.format!, volumes.map(volumeRow), VOLUME_HEADERS);
       return;
     }
     console.log(table(["DRIVER", "VOLUME NAME"], volumes.map((v) => ["local", v.name])));
@@ -79,9 +123,13 @@ export function inspectVolume(v: Volume): Record<string, unknown> {
   };
 }
 
-/** `volume inspect NAME...`: a JSON array; exit code 1 if one is missing. */
-export async function volumeInspectCommand(g: GlobalOptions, names: string[]): Promise<number> {
-  return await withStore(g, (store) => {
+/** `volume inspect [-f FORMAT] NAME...`: a JSON array; exit code 1 if one is missing. */
+export async function volumeInspectCommand(
+  g: GlobalOptions,
+  names: string[],
+  opts: { format?: string } = {},
+): Promise<number> {
+  return await withStore(g, async (store) => {
     const found: Record<string, unknown>[] = [];
     let code = 0;
     for (const name of names) {
@@ -93,8 +141,7 @@ export async function volumeInspectCommand(g: GlobalOptions, names: string[]): P
         code = 1;
       }
     }
-    console.log(JSON.stringify(found, null, 4));
-    return code;
+    return Math.max(code, await printInspect(opts.format, found));
   });
 }
 

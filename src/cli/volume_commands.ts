@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import { setExitCode } from "./exit.ts";
+import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -28,12 +29,14 @@ export function defineVolumeCommands(program: Command): void {
   volume.command("ls").alias("list")
     .description("List volumes")
     .option("-q, --quiet", "only display volume names")
+    .option("--format <format>", FORMAT_HELP)
     .action(async (opts, self) => (await actions()).volumeLsCommand(globalsOf(self), opts));
   volume.command("inspect")
     .description("Display detailed information on one or more volumes")
     .argument("<names...>", "volume names")
-    .action(async (names, _opts, self) =>
-      setExitCode(await (await actions()).volumeInspectCommand(globalsOf(self), names))
+    .option("-f, --format <template>", "format the output using a Go template, or json")
+    .action(async (names, opts, self) =>
+      setExitCode(await (await actions()).volumeInspectCommand(globalsOf(self), names, opts))
     );
   volume.command("rm").alias("remove")
     .description("Remove one or more volumes (refused while a container uses one)")

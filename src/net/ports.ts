@@ -61,15 +61,34 @@ function parseRange(text: string, what: string, spec: string, allowZero: boolean
   return { start, end };
 }
 
+function isIPv4(ip: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  return v4 !== null && v4.slice(1).every((o) => Number(o) <= 255);
+}
+
+/** An IPv6 address as Go's net.ParseIP takes it: 8 groups, one `::`, an IPv4 tail allowed. */
+function isIPv6(ip: string): boolean {
+  const halves = ip.split("::");
+  if (halves.length > 2) return false;
+  const groups = halves.map((h) => (h === "" ? [] : h.split(":")));
+  const all = groups.flat();
+  let count = all.length;
+  // A dotted IPv4 tail counts as two groups.
+  if (all.length > 0 && all[all.length - 1].includes(".")) {
+    if (!isIPv4(all[all.length - 1])) return false;
+    all.pop();
+    count++;
+  }
+  if (!all.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return false;
+  return halves.length === 2 ? count <= 7 : count === 8;
+}
+
 function parseHostIp(text: string, spec: string): string {
   let ip = text;
   if (ip.startsWith("[") && ip.endsWith("]")) ip = ip.slice(1, -1);
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (v4 && v4.slice(1).every((o) => Number(o) <= 255)) return ip;
-  if (ip.includes(":") && /^[0-9a-fA-F:.]+$/.test(ip) && (ip.match(/::/g) ?? []).length <= 1) {
-    return ip.toLowerCase();
-  }
-  throw new UsageError(`invalid IP address: ${text} (in ${spec})`);
+  if (isIPv4(ip)) return ip;
+  if (isIPv6(ip)) return ip.toLowerCase();
+  throw new UsageError(`invalid IP address: ${ip} (in -p ${spec})`);
 }
 
 /**

@@ -59,6 +59,11 @@ Deno.test("parsePublish: rejects what docker rejects", () => {
       "300.1.1.1:8080:80",
       "8002-8000:80",
       "[::1:8080:80",
+      // Four fields: docker reads "127.0.0.1:18081" as the address, which is none.
+      "127.0.0.1:18081:80:90",
+      "1::2::3:80:80",
+      "1:2:3:4:5:6:7:8:9:80:80",
+      "fe80::g:80:80",
     ]
   ) {
     let threw: unknown;
@@ -70,6 +75,13 @@ Deno.test("parsePublish: rejects what docker rejects", () => {
     assertEquals(threw instanceof UsageError, true, `accepted ${JSON.stringify(bad)}`);
   }
   assertThrows(() => parsePublish("80/sctp"), UsageError, "not supported");
+  assertThrows(
+    () => parsePublish("127.0.0.1:18081:80:90"),
+    UsageError,
+    "invalid IP address: 127.0.0.1:18081 (in -p 127.0.0.1:18081:80:90)",
+  );
+  assertEquals(parsePublish("::ffff:127.0.0.1:8080:80"), [m("::ffff:127.0.0.1", 8080, 8080, 80)]);
+  assertEquals(parsePublish("1:2:3:4:5:6:7:8:8080:80"), [m("1:2:3:4:5:6:7:8", 8080, 8080, 80)]);
 });
 
 Deno.test("parseExpose: ports, ranges and protocols", () => {
