@@ -58,11 +58,20 @@ export interface CgroupLayout {
   readonly v2Controllers: readonly string[];
 }
 
-/** A cgroup file could not be written. */
+/**
+ * A cgroup file could not be written (or a cgroup directory made or removed): names the file,
+ * the value and the kernel's errno, so that a refused limit never shows up as a bare EINVAL.
+ */
 export class CgroupError extends TsboxError {
-  constructor(readonly path: string, cause: unknown) {
-    super(`cgroup ${path}: ${(cause as Error).message ?? cause}`, { cause });
+  /** The errno name ("EINVAL", "EBUSY", ...) when the failure carried one. */
+  readonly code?: string;
+  constructor(readonly path: string, cause: unknown, readonly value?: string) {
+    const code = (cause as { code?: unknown })?.code;
+    const text = String((cause as Error)?.message ?? cause).replace(/ \(os error \d+\).*$/s, "");
+    const what = value === undefined ? `cgroup ${path}` : `cannot write "${value}" to ${path}`;
+    super(`${what}: ${text}${typeof code === "string" ? ` (${code})` : ""}`, { cause });
     this.name = "CgroupError";
+    if (typeof code === "string") this.code = code;
   }
 }
 
@@ -107,6 +116,14 @@ export function hostLayout(): CgroupLayout {
 async function write(path: string, value: string): Promise<void> {
   try {
     await Deno.writeTextFile(path, value, { create: false });
+  } catch (err) {
+    throw new CgroupError(path, err, value);
+  }
+}
+
+async function makeDir(path: string, recursive: boolean): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive });
   } catch (err) {
     throw new CgroupError(path, err);
   }
@@ -282,7 +299,7 @@ export async function createCgroup(
   }
   const v2Wanted = CONTROLLERS.filter((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
   if (onV1.size > 0 && v2Wanted.length === 0) {
-    for (const dir of new Set(onV1.values())) await Deno.mkdir(dir, { recursive: true });
+    for (const dir of new Set(onV1.values())) await makeDir(dir, true);
     const cg = new CgroupV1(onV1);
     try {
       await cg.apply(limits);
@@ -294,14 +311,14 @@ export async function createCgroup(
   }
   if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
   const parent = `${layout.v2}/tsbox`;
-  await Deno.mkdir(parent, { recursive: true });
+  await makeDir(parent, true);
   const enable = v2Wanted.map((c) => `+${c}`).join(" ");
   if (enable) {
     await write(`${layout.v2}/cgroup.subtree_control`, enable);
     await write(`${parent}/cgroup.subtree_control`, enable);
   }
   const dir = `${parent}/${id}`;
-  await Deno.mkdir(dir);
+  await makeDir(dir, false);
   const cg = new CgroupV2(dir);
   try {
     await cg.apply(limits);
