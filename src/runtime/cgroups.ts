@@ -168,6 +168,46 @@ async function killAndRemove(dirs: readonly string[]): Promise<void> {
   }
 }
 
+/** Blocks the thread for `ms` (no event-loop turn), for the synchronous removal below. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function readPidsSync(dir: string): number[] {
+  try {
+    return Deno.readTextFileSync(`${dir}/cgroup.procs`).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * {@link Cgroup.remove} without awaiting: kills what is left in `dirs` and removes them. For
+ * callers that must stay synchronous (reconciling a row whose supervisor died, while the row
+ * still keeps everyone else from starting the container); a dead container's cgroup is empty
+ * or about to be, so the waits here are short.
+ */
+export function removeCgroupDirsSync(dirs: readonly string[]): void {
+  for (const dir of dirs) {
+    for (let round = 0; round < 100; round++) {
+      const pids = readPidsSync(dir);
+      if (pids.length === 0) break;
+      for (const pid of pids) killPid(pid, 9);
+      sleepSync(10);
+    }
+    for (let tries = 0; tries < 50; tries++) {
+      try {
+        Deno.removeSync(dir);
+        break;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) break;
+        if (tries === 49) throw new CgroupError(dir, err);
+        sleepSync(10);
+      }
+    }
+  }
+}
+
 const PERIOD = 100_000;
 
 /** cgroup v1: `<mount of controller>/tsbox/<id>` for each controller. */
