@@ -43,10 +43,11 @@ interface Seen {
 }
 
 /**
- * Container `c` (as read) has no live runner: releases its mounts and cgroups, then records it
- * as exited (137, PID 1 died with its supervisor), or clears the dead supervisor of a
- * `created` row (it died while starting), or removes the container when it was run with
- * `--rm`. Throws what the database throws (a full disk): the caller keeps its reading then.
+ * Container `c` (as read) has no live runner: releases its mounts and cgroups, then removes
+ * the container when it was run with `--rm` and has run, or else records the truth: exited
+ * (137, PID 1 died with its supervisor), or no supervisor any more for a `created` row (it died
+ * while starting) or an `exited` one (it died before clearing its claim). Throws what the
+ * database throws (a full disk): the caller keeps its reading then.
  */
 export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
   const orphanVolumes: string[] = [];
@@ -86,6 +87,13 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
         orphanVolumes.push(v.name);
       }
       return "removed";
+    }
+    if (c.state === "exited") {
+      store.db.run(
+        "UPDATE containers SET supervisor_pid = NULL, supervisor_start = NULL WHERE id = ?",
+        c.id,
+      );
+      return "recorded";
     }
     store.db.run(
       `UPDATE containers SET state = 'exited', exit_code = COALESCE(exit_code, 137),

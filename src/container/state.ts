@@ -280,7 +280,10 @@ export function reconcile(store: Store, c: ContainerRecord): ContainerRecord {
 
 /** {@link reconcile}, but undefined when the container has just been removed (`--rm`). */
 function settle(store: Store, c: ContainerRecord): ContainerRecord | undefined {
-  if (!isActive(c.state) && c.state !== "created") return c;
+  // An exited row is settled unless a supervisor that died still claims it (it could not
+  // clear its claim, which would keep the container from starting again), or it was run with
+  // --rm and its runner died before removing it.
+  if (c.state === "exited" && c.supervisorPid === undefined && !c.config.autoRemove) return c;
   if (c.supervisorPid !== undefined && processAlive(c.supervisorPid, c.supervisorStart)) return c;
   // A created container nobody is starting is simply created.
   if (c.state === "created" && c.supervisorPid === undefined) return c;
@@ -290,9 +293,9 @@ function settle(store: Store, c: ContainerRecord): ContainerRecord | undefined {
   } catch {
     // The database cannot be written (a full disk): report what the processes say, so that
     // reading the state still works; a later command records it.
-    return c.state === "created"
-      ? { ...c, supervisorPid: undefined, supervisorStart: undefined }
-      : reconcileView(c);
+    return isActive(c.state)
+      ? reconcileView(c)
+      : { ...c, supervisorPid: undefined, supervisorStart: undefined };
   }
   // Re-read either way: another process may have changed the row meanwhile.
   return getContainer(store, c.id);
