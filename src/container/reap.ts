@@ -88,6 +88,8 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
       }
       return "removed";
     }
+    // Its port proxies died with it.
+    store.db.run("DELETE FROM port_bindings WHERE container_id = ?", c.id);
     if (c.state === "exited") {
       store.db.run(
         "UPDATE containers SET supervisor_pid = NULL, supervisor_start = NULL WHERE id = ?",
