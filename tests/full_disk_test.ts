@@ -61,8 +61,16 @@ rootTest("run -d on a full disk: the cause with its path, nothing left behind", 
     // Room for the database's own writes, not for a container's files.
     await sh("dd", "if=/dev/zero", `of=${disk}/fill`, "bs=1k", `count=${free - 60}`);
     const ids: string[] = [];
-    for (const name of ["t-full-a", "t-full-b", "t-full-c"]) {
-      const r = await t(["run", "-d", "--name", name, "busybox", "sleep", "100"]);
+    const runs: [string[], string][] = [
+      [["-d"], "t-full-a"],
+      [["-d"], "t-full-b"],
+      [["-d"], "t-full-c"],
+      [["--rm"], "t-full-d"],
+      [[], "t-full-e"],
+    ];
+    for (const [flags, name] of runs) {
+      // -d: a supervisor process starts it; without, this tsbox supervises it.
+      const r = await t(["run", ...flags, "--name", name, "busybox", "sleep", "100"]);
       assertEquals(r.code, 125, r.stdout + r.stderr);
       // Before: "the supervisor of ... exited before starting it", "cannot rollback - ...".
       assertStringIncludes(r.stderr, "No space left on device");

@@ -261,9 +261,12 @@ async function removeOne(
     current = await waitInactive(store, c.id, 10_000) ?? current;
   }
   const row = getContainer(store, c.id) ?? current;
-  if (row.supervisorPid !== undefined && !(await waitSupervisorGone(row, 10_000))) {
+  // This process may be the supervisor itself (a foreground run removing what it failed to
+  // start, with a claim it could not clear): never wait for, or kill, ourselves.
+  const other = row.supervisorPid !== undefined && row.supervisorPid !== Deno.pid;
+  if (other && !(await waitSupervisorGone(row, 10_000))) {
     // A supervisor that does not end after its container did is stuck: end it.
-    killPid(row.supervisorPid, SIGKILL);
+    killPid(row.supervisorPid!, SIGKILL);
     await waitSupervisorGone(row, 5_000);
   }
   await removeContainerFiles(store, row, { volumes });
