@@ -94,8 +94,8 @@ export async function attached(store: Store, id: string, autoRemove: boolean): P
 
 /**
  * After `run` failed to start container `id`: removes it when it was run with `--rm`, or when
- * tsbox itself failed (exit 125: a full disk, a database error), so that a failed `run` leaves
- * no container, mount or cgroup behind. A command that could not be executed (126, 127) leaves
+ * tsbox itself failed (exit 125: a full disk, a database error) before it ever ran, so that a
+ * failed `run` leaves no container, mount or cgroup behind. A command that could not be executed (126, 127) leaves
  * the container, as docker does. Returns the error to throw: the start's own, with the
  * removal's failure added when there was one.
  */
@@ -109,7 +109,11 @@ async function failedStart(
   if (!autoRemove && code !== 125) return err;
   const remove = async () => {
     const now = getContainer(store, id);
-    if (now) await removeContainer(store, now, true, true);
+    // Without --rm only a container that never ran goes (an attach that failed after the
+    // start leaves a running container alone).
+    if (now && (autoRemove || now.state === "created")) {
+      await removeContainer(store, now, true, true);
+    }
   };
   try {
     try {
