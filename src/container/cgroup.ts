@@ -11,6 +11,7 @@ import {
   type Controller,
   CONTROLLERS,
   hostLayout,
+  removeCgroupDirsSync,
 } from "../runtime/cgroups.ts";
 
 /** The container's cgroup (its directories may no longer exist). */
@@ -98,4 +99,16 @@ export async function removeFreezer(id: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 10));
     }
   }
+}
+
+/** {@link removeFreezer} without awaiting (see removeCgroupDirsSync in runtime/cgroups.ts). */
+export function removeFreezerSync(id: string): void {
+  const dir = freezerDir(id);
+  if (!dir) return;
+  try {
+    Deno.writeTextFileSync(`${dir}/freezer.state`, "THAWED");
+  } catch {
+    return; // no freezer cgroup was made
+  }
+  removeCgroupDirsSync([dir]);
 }

@@ -14,11 +14,18 @@ import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
+import { checkLimits, hostCpuCount } from "./limits.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
-import { attachVolumes, planMounts, seedVolumes } from "./volumes.ts";
+import {
+  attachVolumes,
+  checkBindSources,
+  makeBindSources,
+  planMounts,
+  seedVolumes,
+} from "./volumes.ts";
 
 /** `--restart no|on-failure[:N]|always|unless-stopped`. */
 export function parseRestart(value: string | undefined): RestartPolicy {
@@ -68,12 +75,15 @@ export async function createFromFlags(
   }
   const restart = parseRestart(flags.restart);
   const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
-  const resources = limitsFrom(flags);
+  // Checked as docker checks them, before the image is pulled or anything is created.
+  const resources = checkLimits(limitsFrom(flags), hostCpuCount);
   const requestedMounts = mountsFrom(flags);
   const envFiles: string[] = [];
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
+  // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
+  const missingSources = await checkBindSources(requestedMounts);
   let image = store.findImage(imageName);
   if (!image) {
     console.error(`Unable to find image '${imageName}' locally`);
@@ -129,6 +139,7 @@ export async function createFromFlags(
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
+    await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);
   } catch (err) {

@@ -93,7 +93,17 @@ export async function startDetached(store: Store, c: ContainerRecord): Promise<v
   child.unref();
   line = line.split("\n")[0];
   if (!line) {
-    throw new TsboxError(`the supervisor of ${c.id.slice(0, 12)} exited before starting it`);
+    // It printed nothing: say how it ended (its stderr is not kept, it would outlive us).
+    const status = await Promise.race([
+      child.status,
+      sleep(2_000).then(() => undefined),
+    ]);
+    const how = status === undefined
+      ? "closed its output"
+      : status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    throw new TsboxError(`the supervisor of ${c.id.slice(0, 12)} ${how} before starting it`);
   }
   const msg = JSON.parse(line) as { ok?: boolean; error?: string; exitCode?: number };
   if (!msg.ok) throw new StartFailedError(msg.error ?? "start failed", msg.exitCode ?? 125);
@@ -221,6 +231,24 @@ export async function removeContainer(
   force = false,
   volumes = false,
 ): Promise<void> {
+  try {
+    await removeOne(store, c, force, volumes);
+  } catch (err) {
+    // Typed, so that `rm A B C` reports this one and goes on to the others (cli `each`).
+    if (err instanceof TsboxError) throw err;
+    throw new TsboxError(
+      `could not remove container ${c.id.slice(0, 12)}: ${(err as Error).message ?? err}`,
+      { cause: err },
+    );
+  }
+}
+
+async function removeOne(
+  store: Store,
+  c: ContainerRecord,
+  force: boolean,
+  volumes: boolean,
+): Promise<void> {
   let current = reconcile(store, c);
   if (isActive(current.state)) {
     if (!force) {
@@ -234,9 +262,12 @@ export async function removeContainer(
     current = await waitInactive(store, c.id, 10_000) ?? current;
   }
   const row = getContainer(store, c.id) ?? current;
-  if (row.supervisorPid !== undefined && !(await waitSupervisorGone(row, 10_000))) {
+  // This process may be the supervisor itself (a foreground run removing what it failed to
+  // start, with a claim it could not clear): never wait for, or kill, ourselves.
+  const other = row.supervisorPid !== undefined && row.supervisorPid !== Deno.pid;
+  if (other && !(await waitSupervisorGone(row, 10_000))) {
     // A supervisor that does not end after its container did is stuck: end it.
-    killPid(row.supervisorPid, SIGKILL);
+    killPid(row.supervisorPid!, SIGKILL);
     await waitSupervisorGone(row, 5_000);
   }
   await removeContainerFiles(store, row, { volumes });

@@ -8,11 +8,11 @@
 import { killPid } from "../../ffi/process.ts";
 import type { RunFlags } from "../runtime/run.ts";
 import { Store } from "../store/mod.ts";
-import { removeContainerFiles } from "./cleanup.ts";
 import { createFromFlags } from "./create.ts";
 import { checkPublish } from "../net/publish.ts";
-import { startDetached } from "./lifecycle.ts";
+import { removeContainer, startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
+import { TsboxError } from "../errors.ts";
 import { assertInputTerminal } from "../runtime/tty.ts";
 
 /** What run needs from the global options. */
@@ -50,9 +50,7 @@ export async function runContainer(
       try {
         await startDetached(store, record);
       } catch (err) {
-        const now = getContainer(store, record.id);
-        if (flags.rm && now) await removeContainerFiles(store, now);
-        throw err;
+        throw await failedStart(store, record.id, flags.rm ?? false, err);
       }
       return { id: record.id };
     }
@@ -63,9 +61,7 @@ export async function runContainer(
       try {
         return { id: record.id, exitCode: await runAttached(store, record) };
       } catch (err) {
-        const now = getContainer(store, record.id);
-        if (flags.rm && now) await removeContainerFiles(store, now);
-        throw err;
+        throw await failedStart(store, record.id, flags.rm ?? false, err);
       }
     }
     return { id: record.id, exitCode: await attached(store, record.id, flags.rm ?? false) };
@@ -90,10 +86,51 @@ export async function attached(store: Store, id: string, autoRemove: boolean): P
     const result = await supervise(store, id, { attach: true, onPid: (p) => (pid = p) });
     return result.exitCode;
   } catch (err) {
-    const now = getContainer(store, id);
-    if (autoRemove && now) await removeContainerFiles(store, now);
-    throw err;
+    throw await failedStart(store, id, autoRemove, err);
   } finally {
     for (const f of off) f();
+  }
+}
+
+/**
+ * After `run` failed to start container `id`: removes it when it was run with `--rm`, or when
+ * tsbox itself failed (exit 125: a full disk, a database error) before it ever ran, so that a
+ * failed `run` leaves no container, mount or cgroup behind. A command that could not be executed (126, 127) leaves
+ * the container, as docker does. Returns the error to throw: the start's own, with the
+ * removal's failure added when there was one.
+ */
+async function failedStart(
+  store: Store,
+  id: string,
+  autoRemove: boolean,
+  err: unknown,
+): Promise<unknown> {
+  const code = err instanceof TsboxError ? err.exitCode : 125;
+  if (!autoRemove && code !== 125) return err;
+  const remove = async () => {
+    const now = getContainer(store, id);
+    // Without --rm only a container that never ran goes (an attach that failed after the
+    // start leaves a running container alone).
+    if (now && (autoRemove || now.state === "created")) {
+      await removeContainer(store, now, true, true);
+    }
+  };
+  try {
+    try {
+      await remove();
+    } catch {
+      // On a full disk the database's write-ahead log cannot grow: folding it into the
+      // database and truncating it frees the room that deleting the row needs. Once more.
+      store.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+      await remove();
+    }
+    return err;
+  } catch (removal) {
+    const message = `${(err as Error).message ?? err}; container ${id.slice(0, 12)} was kept: ${
+      (removal as Error).message ?? removal
+    }`;
+    return err instanceof TsboxError && err.exitCode !== 125
+      ? err
+      : new TsboxError(message, { cause: err });
   }
 }

@@ -10,6 +10,7 @@ import type { MountRequest, NetworkMode } from "../runtime/container.ts";
 import type { ResourceLimits } from "../runtime/cgroups.ts";
 import type { Store } from "../store/mod.ts";
 import { randomName } from "./names.ts";
+import { reapDeadRunner } from "./reap.ts";
 import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 
@@ -241,13 +242,14 @@ function lookup(store: Store, ref: string): ContainerRecord | undefined {
     if (rows.length > 1) throw new AmbiguousContainerError(ref);
     row = rows[0];
   }
-  return row ? reconcile(store, toRecord(row)) : undefined;
+  return row ? settle(store, toRecord(row)) : undefined;
 }
 
 /** Every container, newest first, reconciled. */
 export function listContainers(store: Store): ContainerRecord[] {
   return store.db.all<Row>("SELECT * FROM containers ORDER BY created_at DESC, id")
-    .map((r) => reconcile(store, toRecord(r)));
+    .map((r) => settle(store, toRecord(r)))
+    .filter((c): c is ContainerRecord => c !== undefined);
 }
 
 /** The name of a container that uses image `imageId`, if any (for `rmi`). */
@@ -264,40 +266,52 @@ export function isActive(state: ContainerState): boolean {
 }
 
 /**
- * Makes an active row tell the truth. While its supervisor lives (same pid *and* start time),
- * the row is right. When the supervisor is gone but the container's PID 1 still runs, it stays
- * running. When both are gone the container is recorded as exited (137: PID 1 was killed with
- * its supervisor, through its parent-death signal).
+ * Makes a row tell the truth. While its supervisor lives (same pid *and* start time), the row
+ * is right. When the supervisor is gone but the container's PID 1 still runs, it stays
+ * running. When both are gone, what the dead runner left is finished here, once (reap.ts):
+ * mounts and cgroups released, then the container recorded as exited (137: PID 1 was killed
+ * with its supervisor, through its parent-death signal), or removed when run with `--rm`. A
+ * `created` row whose supervisor died while starting gets its mounts released and stays
+ * created. Returns the row as it now is; for a container just removed, its last state.
  */
 export function reconcile(store: Store, c: ContainerRecord): ContainerRecord {
-  if (!isActive(c.state) && c.state !== "created") return c;
+  return settle(store, c) ?? reconcileView(c);
+}
+
+/** {@link reconcile}, but undefined when the container has just been removed (`--rm`). */
+function settle(store: Store, c: ContainerRecord): ContainerRecord | undefined {
+  // An exited row is settled unless a supervisor that died still claims it (it could not
+  // clear its claim, which would keep the container from starting again), or it was run with
+  // --rm and its runner died before removing it.
+  if (c.state === "exited" && c.supervisorPid === undefined && !c.config.autoRemove) return c;
   if (c.supervisorPid !== undefined && processAlive(c.supervisorPid, c.supervisorStart)) return c;
-  if (c.state === "created") {
-    // A supervisor that died before starting anything leaves the container created.
-    if (c.supervisorPid === undefined) return c;
-    store.db.run(
-      "UPDATE containers SET supervisor_pid = NULL, supervisor_start = NULL WHERE id = ? AND state = 'created'",
-      c.id,
-    );
-    return { ...c, supervisorPid: undefined, supervisorStart: undefined };
+  // A created container nobody is starting is simply created.
+  if (c.state === "created" && c.supervisorPid === undefined) return c;
+  if (isActive(c.state) && c.pid !== undefined && processAlive(c.pid, c.pidStart)) return c;
+  try {
+    reapDeadRunner(store, c);
+  } catch {
+    // The database cannot be written (a full disk): report what the processes say, so that
+    // reading the state still works; a later command records it.
+    return isActive(c.state)
+      ? reconcileView(c)
+      : { ...c, supervisorPid: undefined, supervisorStart: undefined };
   }
-  if (c.pid !== undefined && processAlive(c.pid, c.pidStart)) return c;
-  const finishedAt = Date.now();
-  store.db.transaction(() =>
-    store.db.run(
-      `UPDATE containers SET state = 'exited', exit_code = COALESCE(exit_code, 137),
-         finished_at = ?, pid = NULL, pid_start = NULL, supervisor_pid = NULL,
-         supervisor_start = NULL
-       WHERE id = ? AND state = ? AND supervisor_pid IS ? AND pid IS ?`,
-      finishedAt,
-      c.id,
-      c.state,
-      c.supervisorPid ?? null,
-      c.pid ?? null,
-    )
-  );
   // Re-read either way: another process may have changed the row meanwhile.
-  return getContainer(store, c.id) ?? c;
+  return getContainer(store, c.id);
+}
+
+/** The row as the processes tell it: its runner and PID 1 are gone. */
+function reconcileView(c: ContainerRecord): ContainerRecord {
+  return {
+    ...c,
+    state: "exited",
+    exitCode: c.exitCode ?? 137,
+    pid: undefined,
+    pidStart: undefined,
+    supervisorPid: undefined,
+    supervisorStart: undefined,
+  };
 }
 
 /** Fields a state change may set. */

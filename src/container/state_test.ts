@@ -4,8 +4,10 @@ import {
   containerUsingImage,
   createContainer,
   findContainer,
+  getContainer,
   listContainers,
   NameConflictError,
+  reconcile,
   requireContainer,
   type RunConfig,
   updateContainer,
@@ -122,4 +124,98 @@ Deno.test("a running row whose supervisor and pid are gone reads as exited", () 
     assertEquals(after.state, "exited");
     assertEquals(after.exitCode, 137);
     assertEquals(after.pid, undefined);
+  }));
+
+/** A pid and start time of a process that has ended. */
+async function deadProcess(): Promise<{ pid: number; start: number }> {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const start = startTime(child.pid)!;
+  child.kill("SIGKILL");
+  await child.status;
+  return { pid: child.pid, start };
+}
+
+Deno.test("a --rm container whose runner died is removed by the next reader", () =>
+  withStore(async (store) => {
+    const c = createContainer(store, {
+      id: id("e"),
+      name: "t-reap-rm",
+      imageId: "sha256:1",
+      imageName: "x",
+      config: { ...CONFIG, autoRemove: true },
+    });
+    const dir = `${store.root}/containers/${c.id}`;
+    await Deno.mkdir(`${dir}/upper/etc`, { recursive: true });
+    const dead = await deadProcess();
+    const running = updateContainer(store, c.id, {
+      state: "running",
+      pid: dead.pid,
+      pidStart: dead.start,
+      supervisorPid: dead.pid,
+      supervisorStart: dead.start,
+    })!;
+    assertEquals(reconcile(store, running).state, "exited", "its last state, 137");
+    assertEquals(reconcile(store, running).exitCode, 137);
+    assertEquals(getContainer(store, c.id), undefined);
+    assertEquals(findContainer(store, "t-reap-rm"), undefined);
+    assertEquals(listContainers(store), []);
+    let gone = false;
+    try {
+      await Deno.stat(dir);
+    } catch (err) {
+      gone = err instanceof Deno.errors.NotFound;
+    }
+    assertOk(gone, "the container's directory is removed");
+  }));
+
+Deno.test("an exited row still claimed by a dead supervisor can be started again", () =>
+  withStore(async (store) => {
+    const c = createContainer(store, {
+      id: id("f"),
+      imageId: "sha256:1",
+      imageName: "x",
+      config: CONFIG,
+    });
+    const dead = await deadProcess();
+    updateContainer(store, c.id, {
+      state: "exited",
+      exitCode: 0,
+      supervisorPid: dead.pid,
+      supervisorStart: dead.start,
+    });
+    const after = findContainer(store, c.id)!;
+    assertEquals(after.state, "exited");
+    assertEquals(after.exitCode, 0);
+    assertEquals(after.supervisorPid, undefined);
+    assertEquals(getContainer(store, c.id)?.supervisorPid, undefined, "recorded, not only shown");
+  }));
+
+Deno.test("reading a dead runner's row works when the database refuses writes", () =>
+  withStore(async (store) => {
+    const c = createContainer(store, {
+      id: id("9"),
+      name: "t-reap-ro",
+      imageId: "sha256:1",
+      imageName: "x",
+      config: CONFIG,
+    });
+    const dead = await deadProcess();
+    updateContainer(store, c.id, {
+      state: "running",
+      pid: dead.pid,
+      pidStart: dead.start,
+      supervisorPid: dead.pid,
+      supervisorStart: dead.start,
+    });
+    // As a full disk would: every write to the containers table fails.
+    store.db.run(`CREATE TRIGGER no_writes BEFORE UPDATE ON containers
+                  BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`);
+    const seen = findContainer(store, "t-reap-ro")!;
+    assertEquals(seen.state, "exited");
+    assertEquals(seen.exitCode, 137);
+    assertEquals(listContainers(store).map((x) => x.state), ["exited"]);
+    assertEquals(getContainer(store, c.id)?.state, "running", "nothing could be recorded");
+    store.db.run("DROP TRIGGER no_writes");
+    assertEquals(findContainer(store, "t-reap-ro")?.state, "exited");
+    assertEquals(getContainer(store, c.id)?.state, "exited", "recorded once writes work");
   }));

@@ -126,14 +126,19 @@ export async function supervise(
         }, attach);
       } catch (err) {
         const code = err instanceof TsboxError ? err.exitCode : 125;
-        updateContainer(store, id, {
-          state: first ? "created" : "exited",
-          error: (err as Error).message,
-          exitCode: code,
-          finishedAt: first ? null : Date.now(),
-          pid: null,
-          pidStart: null,
-        });
+        try {
+          updateContainer(store, id, {
+            state: first ? "created" : "exited",
+            error: (err as Error).message,
+            exitCode: code,
+            finishedAt: first ? null : Date.now(),
+            pid: null,
+            pidStart: null,
+          });
+        } catch {
+          // The database cannot be written (a full disk, say): the start's own error is the
+          // cause to report; the next command that reads the row sees this supervisor gone.
+        }
         if (first) o.onStarted?.(err as Error);
         throw err;
       }
@@ -173,12 +178,17 @@ export async function supervise(
     await attach?.close();
     log.close();
     await removeFreezer(id);
-    updateContainer(
-      store,
-      id,
-      { supervisorPid: null, supervisorStart: null },
-      (c) => c.supervisorPid === me,
-    );
+    try {
+      updateContainer(
+        store,
+        id,
+        { supervisorPid: null, supervisorStart: null },
+        (c) => c.supervisorPid === me,
+      );
+    } catch {
+      // Never in place of the error being thrown (or of a normal end): a row left claimed by
+      // this (soon dead) process is released by the next command that reads it (reconcile).
+    }
   }
   if (record.config.autoRemove) {
     const { removeContainerFiles } = await import("./cleanup.ts");
@@ -294,22 +304,32 @@ async function startAndWait(
   await attach?.setTarget(
     container.terminal !== undefined ? ptyTarget(container.terminal) : input,
   );
-  const running = updateContainer(store, c.id, {
-    state: "running",
-    pid: container.pid,
-    pidStart: startTime(container.pid) ?? null,
-    startedAt: Date.now(),
-    finishedAt: null,
-    exitCode: null,
-    oomKilled: false,
-    error: null,
-  });
+  let running: ContainerRecord | undefined;
+  let unrecorded: unknown;
+  try {
+    running = updateContainer(store, c.id, {
+      state: "running",
+      pid: container.pid,
+      pidStart: startTime(container.pid) ?? null,
+      startedAt: Date.now(),
+      finishedAt: null,
+      exitCode: null,
+      oomKilled: false,
+      error: null,
+    });
+  } catch (err) {
+    // A container the database does not know runs is one nobody could stop: end it, tear
+    // down below as for any exit, and fail the start with the database's error.
+    unrecorded = err;
+  }
   if (!running) {
-    // Removed while starting (rm -f): end it.
+    // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
-  o.onPid?.(container.pid);
-  started();
+  if (unrecorded === undefined) {
+    o.onPid?.(container.pid);
+    started();
+  }
   const exit = await container.wait();
   await attach?.setTarget(undefined);
   await input?.end();
@@ -318,5 +338,6 @@ async function startAndWait(
     closeFd(container.terminal!);
   }
   await pumps.catch(() => {});
+  if (unrecorded !== undefined) throw unrecorded;
   return { exit, pid: container.pid };
 }

@@ -27,7 +27,14 @@ export async function superviseMain(root: string, id: string): Promise<number> {
       Deno.addSignalListener(sig, () => {});
     } catch { /* not supported */ }
   }
-  const store = await Store.open(root);
+  let store: Store;
+  try {
+    store = await Store.open(root);
+  } catch (err) {
+    // The starting tsbox shows this line; without it all it could say is that we died.
+    report({ error: (err as Error).message, exitCode: 125 });
+    return 125;
+  }
   try {
     const result = await supervise(store, id, {
       onStarted: (err) =>

@@ -264,6 +264,11 @@ export function planMounts(
     const target = normalTarget(m.target);
     if (seen.has(target)) throw new UsageError(`Duplicate mount point: ${target}`);
     seen.add(target);
+    if (m.kind === "bind") {
+      // Only the bind itself is recorded: the source was made (or refused) at create.
+      mounts.push({ kind: "bind", source: m.source, target: m.target, readOnly: m.readOnly });
+      continue;
+    }
     if (m.kind !== "volume") {
       mounts.push(m);
       continue;
@@ -295,6 +300,61 @@ export function planMounts(
   // Array.prototype.sort is stable: equal depths keep the flag order.
   mounts.sort((a, b) => depth(a) - depth(b));
   return { mounts, volumes };
+}
+
+/** A bind mount's host path that is missing (`--mount type=bind`), or could not be made (`-v`). */
+export class BindSourceError extends TsboxError {
+  constructor(readonly source: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BindSourceError";
+  }
+}
+
+/**
+ * Checks the host side of the bind mounts before a container is created, as docker does: a
+ * missing source of `--mount type=bind` is refused with docker's message. Returns the missing
+ * sources of `-v /host:/c`, which docker creates ({@link makeBindSources}).
+ */
+export async function checkBindSources(requested: readonly MountFlag[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const m of requested) {
+    if (m.kind !== "bind") continue;
+    try {
+      await Deno.stat(m.source);
+      continue;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) {
+        throw new BindSourceError(
+          m.source,
+          `invalid mount config for type "bind": ${m.source}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    if (!("createSource" in m && m.createSource)) {
+      throw new BindSourceError(
+        m.source,
+        `invalid mount config for type "bind": bind source path does not exist: ${m.source}`,
+      );
+    }
+    missing.push(m.source);
+  }
+  return missing;
+}
+
+/** Creates `-v` sources that were missing as directories (mode 0755, parents too), as docker. */
+export async function makeBindSources(sources: readonly string[]): Promise<void> {
+  for (const source of sources) {
+    try {
+      await Deno.mkdir(source, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw new BindSourceError(
+        source,
+        `error while creating mount source path '${source}': ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
 }
 
 /**

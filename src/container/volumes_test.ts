@@ -37,6 +37,7 @@ Deno.test("-v forms: bind, named volume, anonymous volume, modes", () => {
     source: "/host",
     target: "/c",
     readOnly: true,
+    createSource: true,
   });
   assertEquals(parseVolume("data:/c"), {
     kind: "volume",

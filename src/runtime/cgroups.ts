@@ -58,11 +58,20 @@ export interface CgroupLayout {
   readonly v2Controllers: readonly string[];
 }
 
-/** A cgroup file could not be written. */
+/**
+ * A cgroup file could not be written (or a cgroup directory made or removed): names the file,
+ * the value and the kernel's errno, so that a refused limit never shows up as a bare EINVAL.
+ */
 export class CgroupError extends TsboxError {
-  constructor(readonly path: string, cause: unknown) {
-    super(`cgroup ${path}: ${(cause as Error).message ?? cause}`, { cause });
+  /** The errno name ("EINVAL", "EBUSY", ...) when the failure carried one. */
+  readonly code?: string;
+  constructor(readonly path: string, cause: unknown, readonly value?: string) {
+    const code = (cause as { code?: unknown })?.code;
+    const text = String((cause as Error)?.message ?? cause).replace(/ \(os error \d+\).*$/s, "");
+    const what = value === undefined ? `cgroup ${path}` : `cannot write "${value}" to ${path}`;
+    super(`${what}: ${text}${typeof code === "string" ? ` (${code})` : ""}`, { cause });
     this.name = "CgroupError";
+    if (typeof code === "string") this.code = code;
   }
 }
 
@@ -108,6 +117,14 @@ async function write(path: string, value: string): Promise<void> {
   try {
     await Deno.writeTextFile(path, value, { create: false });
   } catch (err) {
+    throw new CgroupError(path, err, value);
+  }
+}
+
+async function makeDir(path: string, recursive: boolean): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive });
+  } catch (err) {
     throw new CgroupError(path, err);
   }
 }
@@ -146,6 +163,46 @@ async function killAndRemove(dirs: readonly string[]): Promise<void> {
         if (err instanceof Deno.errors.NotFound) break;
         if (tries === 49) throw new CgroupError(dir, err);
         await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+}
+
+/** Blocks the thread for `ms` (no event-loop turn), for the synchronous removal below. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function readPidsSync(dir: string): number[] {
+  try {
+    return Deno.readTextFileSync(`${dir}/cgroup.procs`).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * {@link Cgroup.remove} without awaiting: kills what is left in `dirs` and removes them. For
+ * callers that must stay synchronous (reconciling a row whose supervisor died, while the row
+ * still keeps everyone else from starting the container); a dead container's cgroup is empty
+ * or about to be, so the waits here are short.
+ */
+export function removeCgroupDirsSync(dirs: readonly string[]): void {
+  for (const dir of dirs) {
+    for (let round = 0; round < 100; round++) {
+      const pids = readPidsSync(dir);
+      if (pids.length === 0) break;
+      for (const pid of pids) killPid(pid, 9);
+      sleepSync(10);
+    }
+    for (let tries = 0; tries < 50; tries++) {
+      try {
+        Deno.removeSync(dir);
+        break;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) break;
+        if (tries === 49) throw new CgroupError(dir, err);
+        sleepSync(10);
       }
     }
   }
@@ -282,7 +339,7 @@ export async function createCgroup(
   }
   const v2Wanted = CONTROLLERS.filter((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
   if (onV1.size > 0 && v2Wanted.length === 0) {
-    for (const dir of new Set(onV1.values())) await Deno.mkdir(dir, { recursive: true });
+    for (const dir of new Set(onV1.values())) await makeDir(dir, true);
     const cg = new CgroupV1(onV1);
     try {
       await cg.apply(limits);
@@ -294,14 +351,14 @@ export async function createCgroup(
   }
   if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
   const parent = `${layout.v2}/tsbox`;
-  await Deno.mkdir(parent, { recursive: true });
+  await makeDir(parent, true);
   const enable = v2Wanted.map((c) => `+${c}`).join(" ");
   if (enable) {
     await write(`${layout.v2}/cgroup.subtree_control`, enable);
     await write(`${parent}/cgroup.subtree_control`, enable);
   }
   const dir = `${parent}/${id}`;
-  await Deno.mkdir(dir);
+  await makeDir(dir, false);
   const cg = new CgroupV2(dir);
   try {
     await cg.apply(limits);

@@ -1,6 +1,13 @@
 import { join } from "node:path";
-import { assertEquals, assertOk } from "../../tests/assert.ts";
-import { CgroupV2, createCgroup, parseLayout, sharesToWeight } from "./cgroups.ts";
+import { assertEquals, assertOk, assertRejects, assertStringIncludes } from "../../tests/assert.ts";
+import {
+  CgroupError,
+  CgroupV2,
+  createCgroup,
+  hostLayout,
+  parseLayout,
+  sharesToWeight,
+} from "./cgroups.ts";
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -93,4 +100,26 @@ Deno.test("cpu shares map to v2 weights as the OCI runtimes do", () => {
   assertEquals(sharesToWeight(2), 1);
   assertEquals(sharesToWeight(1024), 39);
   assertEquals(sharesToWeight(262144), 10000);
+});
+
+Deno.test({
+  name: "a value the kernel refuses is reported with the file, the value and the errno",
+  ignore: Deno.uid() !== 0 || !hostLayout().v1.has("memory"),
+  fn: async () => {
+    const id = `t-cgerr-${Deno.pid}`;
+    const layout = hostLayout();
+    // Checks upstream (container/limits.ts) refuse this; the writer must still explain it.
+    const err = await assertRejects(
+      () => createCgroup(id, { memory: 64 * 1024 * 1024, memorySwap: 4096 }, layout),
+      CgroupError,
+    );
+    const mem = `${layout.v1.get("memory")}/tsbox/${id}`;
+    assertStringIncludes(err.message, `cannot write "4096" to ${mem}/memory.`);
+    assertStringIncludes(err.message, "Invalid argument (EINVAL)");
+    assertEquals(err.code, "EINVAL");
+    // Nothing of the refused cgroup stays.
+    for (const dir of [mem, `${layout.v1.get("cpu")}/tsbox/${id}`]) {
+      await assertRejects(() => Deno.stat(dir), Deno.errors.NotFound);
+    }
+  },
 });

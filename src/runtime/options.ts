@@ -13,26 +13,34 @@ const UNITS: Record<string, number> = {
   m: 1024 ** 2,
   g: 1024 ** 3,
   t: 1024 ** 4,
+  p: 1024 ** 5,
 };
 
-/** `32m`, `1g`, `512k`, `1048576` -> bytes; `-1` stays -1 (unlimited, for --memory-swap). */
-export function parseBytes(value: string, flag: string): number {
-  if (value === "-1") return -1;
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([bkmgt]?)b?$/i.exec(value.trim());
+/**
+ * `32m`, `1g`, `512KiB`, `1048576` -> bytes, with docker's binary units (go-units RAMInBytes).
+ * `-1` (unlimited) is taken only where the flag allows it (`--memory-swap`).
+ */
+export function parseBytes(value: string, flag: string, allowUnlimited = false): number {
+  if (allowUnlimited && value.trim() === "-1") return -1;
+  const m = /^([0-9]+(?:\.[0-9]+)?) ?([kmgtp]?)i?b?$/i.exec(value.trim());
   if (!m) throw new UsageError(`invalid value "${value}" for ${flag}: expected a size like 32m`);
-  return Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+  return Math.floor(Number(m[1]) * UNITS[m[2].toLowerCase()]);
 }
 
-/** A positive decimal (--cpus). */
+/** A decimal (--cpus); whether it is in range is for the limit checks (container/limits.ts). */
 export function parseCpus(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`invalid value "${value}" for --cpus`);
+  const n = /^\s*-?[0-9]*\.?[0-9]+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n)) {
+    throw new UsageError(`invalid value "${value}" for --cpus: expected a number like 1.5`);
+  }
   return n;
 }
 
 /** An integer flag value. */
 export function parseInteger(value: string, flag: string): number {
-  if (!/^-?[0-9]+$/.test(value)) throw new UsageError(`invalid value "${value}" for ${flag}`);
+  if (!/^-?[0-9]+$/.test(value.trim())) {
+    throw new UsageError(`invalid value "${value}" for ${flag}: expected an integer`);
+  }
   return Number(value);
 }
 
@@ -56,8 +64,16 @@ export interface VolumeRequest {
   readonly noCopy: boolean;
 }
 
+/**
+ * A bind mount as `run`'s flags state it. docker creates a missing source directory for `-v`
+ * (`createSource`) but refuses one for `--mount type=bind`.
+ */
+export type BindFlag = Extract<MountRequest, { kind: "bind" }> & {
+  readonly createSource?: boolean;
+};
+
 /** A mount as `run`'s flags state it: a bind, a tmpfs, or a volume. */
-export type MountFlag = MountRequest | VolumeRequest;
+export type MountFlag = MountRequest | BindFlag | VolumeRequest;
 
 /** docker's rule for volume names (at least two characters). */
 export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -106,6 +122,7 @@ export function parseVolume(spec: string): MountFlag {
     source: absolute(source, "volume source"),
     target: absolute(target, "volume target"),
     readOnly: flags.includes("ro"),
+    createSource: true,
   };
 }
 

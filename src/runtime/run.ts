@@ -67,7 +67,9 @@ export interface RunGlobals {
 export function limitsFrom(f: RunFlags): ResourceLimits {
   return {
     memory: f.memory !== undefined ? parseBytes(f.memory, "--memory") : undefined,
-    memorySwap: f.memorySwap !== undefined ? parseBytes(f.memorySwap, "--memory-swap") : undefined,
+    memorySwap: f.memorySwap !== undefined
+      ? parseBytes(f.memorySwap, "--memory-swap", true)
+      : undefined,
     cpus: f.cpus !== undefined ? parseCpus(f.cpus) : undefined,
     cpuShares: f.cpuShares !== undefined ? parseInteger(f.cpuShares, "--cpu-shares") : undefined,
     pidsLimit: f.pidsLimit !== undefined ? parseInteger(f.pidsLimit, "--pids-limit") : undefined,
