@@ -37,6 +37,7 @@ import {
   scratchState,
   stateId,
 } from "./state.ts";
+import { makeBuildDir, sweepAbandonedBuilds } from "./sweep.ts";
 import { expandOnly, type Lookup, processWord, processWords } from "./words.ts";
 
 /** What a build reports as it goes. */
@@ -60,7 +61,9 @@ export type BuildEvent =
     readonly id: string;
     readonly elapsedMs: number;
   }
-  | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] };
+  | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] }
+  /** Something went wrong that does not stop the build (shown on stderr). */
+  | { readonly type: "warning"; readonly message: string };
 
 /** Options of {@link buildImage}. */
 export interface BuildOptions {
@@ -94,13 +97,21 @@ export interface BuildResult {
   readonly cached: readonly boolean[];
 }
 
-/** A RUN that exited non-zero; the exit code is the RUN's. */
+/**
+ * A RUN that exited non-zero. As docker's classic builder, `build` then exits 1 (not the RUN's
+ * code, which scripts could mistake for one of tsbox's own) and the message names the command
+ * and its code.
+ */
 export class BuildStepError extends TsboxError {
-  override readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
+  override readonly exitCode = 1;
+  constructor(
+    /** The RUN's command as run (`/bin/sh -c ...`). */
+    readonly command: readonly string[],
+    /** The RUN's exit code (128+N for signal N). */
+    readonly code: number,
+  ) {
+    super(`The command '${command.join(" ")}' returned a non-zero code: ${code}`);
     this.name = "BuildStepError";
-    this.exitCode = exitCode;
   }
 }
 
@@ -157,10 +168,14 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
   const stages = df.stages.slice(0, lastStage + 1);
   const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
   const context = await contextRoot(options.context);
+  // What killed builds left (mounts, cgroups, directories) goes before this one adds its own.
+  try {
+    await sweepAbandonedBuilds(store);
+  } catch (err) {
+    emit({ type: "warning", message: (err as Error).message });
+  }
   // Absolute: overlay options are read after mountOverlay switched to the link directory.
-  const work = resolve(store.root, "build");
-  await Deno.mkdir(work, { recursive: true, mode: 0o700 });
-  const scratchDir = await Deno.makeTempDir({ dir: work, prefix: "b-" });
+  const scratchDir = await makeBuildDir(resolve(store.root));
   const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
   try {
     let final: BuildState | undefined;
@@ -831,7 +846,8 @@ class Builder {
     const envNames = new Set(env.map((e) => e.split("=", 1)[0]));
     for (const a of argList) if (!envNames.has(a.split("=", 1)[0])) env.push(a);
     const id = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-    const stateDir = join(this.scratch, `run-${id.slice(0, 12)}`);
+    // The full id: the cgroups are named after it, and a sweep after a kill finds them by it.
+    const stateDir = join(this.scratch, `run-${id}`);
     await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
     const lowers = await this.#lowers(state);
     const [readFd, writeFd] = pipe();
@@ -877,10 +893,7 @@ class Builder {
     await reading.catch(() => {});
     try {
       if (exit.exitCode !== 0) {
-        throw new BuildStepError(
-          `The command '${argv.join(" ")}' returned a non-zero code: ${exit.exitCode}`,
-          exit.exitCode,
-        );
+        throw new BuildStepError(argv, exit.exitCode);
       }
       const upper = join(stateDir, "upper");
       await removeMountStubs(upper, state, this.store);

@@ -46,7 +46,12 @@ export async function buildCommand(
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
   const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  const onProgress = flags.quiet ? undefined : (e: BuildEvent) => {
+  const onProgress = (e: BuildEvent) => {
+    if (e.type === "warning") {
+      console.error(`WARNING: ${e.message}`);
+      return;
+    }
+    if (flags.quiet) return;
     switch (e.type) {
       case "step":
         write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
