@@ -386,3 +386,201 @@ rootTest(
     }
   },
 );
+
+rootTest("build -f -: the Dockerfile from stdin, the context from the directory", async () => {
+  const root = await sharedRoot();
+  // The context's own Dockerfile would fail: only the one on stdin may be used.
+  const ctx = await context({ Dockerfile: "FROM busybox\nRUN exit 9\n", "file.txt": "ctx-file\n" });
+  try {
+    const r = await tsbox(["build", "-q", "-t", "stdin-df:1", "-f", "-", ctx], {
+      root,
+      stdin: 'FROM busybox\nCOPY file.txt /f\nCMD ["cat", "/f"]\n',
+    });
+    assertEquals(r.code, 0, r.stderr);
+    const ran = await tsbox(["run", "--rm", "stdin-df:1"], { root });
+    assertEquals(ran.stdout, "ctx-file\n", ran.stderr);
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest("build -: a Dockerfile alone on stdin builds with an empty context", async () => {
+  const root = await sharedRoot();
+  const ok = await tsbox(["build", "-q", "-t", "stdin-only:1", "-"], {
+    root,
+    stdin: 'FROM busybox\nRUN echo from-stdin > /s\nCMD ["cat", "/s"]\n',
+  });
+  assertEquals(ok.code, 0, ok.stderr);
+  const ran = await tsbox(["run", "--rm", "stdin-only:1"], { root });
+  assertEquals(ran.stdout, "from-stdin\n", ran.stderr);
+  // Nothing to COPY from: the context is empty, not the current directory.
+  const copy = await tsbox(["build", "-"], { root, stdin: "FROM busybox\nCOPY deno.json /x\n" });
+  assertEquals(copy.code, 125, copy.stdout);
+  assertStringIncludes(copy.stderr, "deno.json");
+  const both = await tsbox(["build", "-f", "-", "-"], { root, stdin: "FROM busybox\n" });
+  assertEquals(both.code, 125);
+  assertStringIncludes(both.stderr, "can't use stdin for both build context and dockerfile");
+});
+
+/** A tar of `files` (name -> text, or a symlink target after `->`), gzip-compressed or not. */
+async function tarOf(files: Record<string, string>, gzip: boolean): Promise<Uint8Array> {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-tar-" });
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      await Deno.mkdir(join(dir, name, ".."), { recursive: true });
+      if (content.startsWith("->")) await Deno.symlink(content.slice(2), join(dir, name));
+      else await Deno.writeTextFile(join(dir, name), content);
+    }
+    const out = await new Deno.Command("tar", {
+      args: [gzip ? "-czf" : "-cf", "-", "-C", dir, ...Object.keys(files)],
+      stdout: "piped",
+    }).output();
+    assertEquals(out.code, 0);
+    return out.stdout;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+rootTest(
+  "build -: a tar context on stdin, plain or gzip, with -f naming a file inside",
+  async () => {
+    const root = await sharedRoot();
+    for (const gzip of [false, true]) {
+      const tar = await tarOf({
+        "Dockerfile": "FROM busybox\nRUN exit 9\n",
+        "docker/alt.Dockerfile": 'FROM busybox\nCOPY app/data.txt /d\nCMD ["cat", "/d"]\n',
+        "app/data.txt": `from-tar gzip=${gzip}\n`,
+      }, gzip);
+      const r = await tsbox([
+        "build",
+        "-q",
+        "-t",
+        "stdin-tar:1",
+        "-f",
+        "docker/alt.Dockerfile",
+        "-",
+      ], {
+        root,
+        stdin: tar,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      const ran = await tsbox(["run", "--rm", "stdin-tar:1"], { root });
+      assertEquals(ran.stdout, `from-tar gzip=${gzip}\n`, ran.stderr);
+    }
+    const plain = await tsbox(["build", "-q", "-t", "stdin-tar:2", "-"], {
+      root,
+      stdin: await tarOf({ "Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "x\n" }, true),
+    });
+    assertEquals(plain.code, 0, plain.stderr);
+    assertEquals([...Deno.readDirSync(join(root, "build"))], []);
+  },
+);
+
+rootTest(
+  "build -: a hostile tar context writes nothing outside and reads no host file",
+  async () => {
+    const root = await sharedRoot();
+    const host = await Deno.makeTempDir({ prefix: "tsbox-host-" });
+    try {
+      // A valid Dockerfile on the host that an absolute symlink in the archive points at.
+      await Deno.writeTextFile(join(host, "Dockerfile"), "FROM busybox\nLABEL leaked=yes\n");
+      const tar = await tarOf({
+        "Dockerfile": `->${join(host, "Dockerfile")}`,
+        "out": `->${host}`,
+      }, false);
+      // Entries through the symlinks: "out/pwned" would land in the host directory if followed.
+      const extra = await new Deno.Command("python3", {
+        args: [
+          "-c",
+          `import io,sys,tarfile
+src=tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()))
+buf=io.BytesIO()
+t=tarfile.open(fileobj=buf,mode="w",format=tarfile.PAX_FORMAT)
+for m in src.getmembers(): t.addfile(m, src.extractfile(m) if m.isfile() else None)
+for name in ["out/pwned","../escaped-${host.split("/").pop()}"]:
+  i=tarfile.TarInfo(name); d=b"pwned\\n"; i.size=len(d); t.addfile(i, io.BytesIO(d))
+t.close(); sys.stdout.buffer.write(buf.getvalue())`,
+        ],
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const w = extra.stdin.getWriter();
+      await w.write(tar);
+      await w.close();
+      const hostile = await extra.output();
+      assertEquals(hostile.code, 0);
+      const r = await tsbox(["build", "-t", "hostile-ctx:1", "-"], { root, stdin: hostile.stdout });
+      // The Dockerfile link resolves inside the context, where nothing is: no host file is read.
+      assertEquals(r.code, 125, r.stdout);
+      assertStringIncludes(
+        r.stderr,
+        "unable to read the Dockerfile: Dockerfile in the context archive",
+      );
+      assertEquals([...Deno.readDirSync(host)].map((e) => e.name), ["Dockerfile"]);
+      for (const dir of [root, join(root, "build"), join(host, "..")]) {
+        const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+        assertEquals(names.filter((n) => n.startsWith("escaped-")), [], dir);
+      }
+      assertEquals([...Deno.readDirSync(join(root, "build"))], []);
+    } finally {
+      await Deno.remove(host, { recursive: true });
+    }
+  },
+);
+
+rootTest("build --label: labels on the image config, over the Dockerfile's", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({ Dockerfile: "FROM busybox\nLABEL a=from-file c=3\n" });
+  try {
+    const r = await build(root, [
+      "-q",
+      "-t",
+      "labels:1",
+      "--label",
+      "a=1",
+      "--label",
+      "b",
+      "--label",
+      "with.dots=x=y",
+      ctx,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const config = await imageConfig(root, "labels:1");
+    assertEquals(config.config?.Labels, { a: "1", b: "", c: "3", "with.dots": "x=y" });
+    const inspect = await tsbox(["image", "inspect", "labels:1"], { root });
+    assertEquals(JSON.parse(inspect.stdout)[0].Config.Labels.a, "1");
+    const bad = await build(root, ["--label", "=v", ctx]);
+    assertEquals(bad.code, 125);
+    assertStringIncludes(bad.stderr, "invalid label");
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest("build --iidfile: the id alone; a failed build removes an earlier file", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({ Dockerfile: "FROM busybox\nENV IID=1\n" });
+  const iid = join(ctx, "..", `${ctx.split("/").pop()}.iid`);
+  try {
+    const r = await build(root, ["-t", "iid:1", "--iidfile", iid, ctx]);
+    assertEquals(r.code, 0, r.stderr);
+    const id = await Deno.readTextFile(iid);
+    assertMatch(id, /^sha256:[0-9a-f]{64}$/);
+    const listed = await tsbox(["images", "-q", "--no-trunc", "iid:1"], { root });
+    assertEquals(listed.stdout.trim(), id);
+    await Deno.writeTextFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN exit 4\n");
+    const failed = await build(root, ["--iidfile", iid, ctx]);
+    assertEquals(failed.code, 1);
+    let exists = true;
+    try {
+      await Deno.stat(iid);
+    } catch {
+      exists = false;
+    }
+    assertEquals(exists, false, "the earlier id file is gone");
+  } finally {
+    await Deno.remove(iid).catch(() => {});
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
