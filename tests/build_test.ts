@@ -584,3 +584,96 @@ rootTest("build --iidfile: the id alone; a failed build removes an earlier file"
     await Deno.remove(ctx, { recursive: true });
   }
 });
+
+rootTest(
+  "build --network none: a RUN sees only lo and cannot reach the host's server; by default it can",
+  async () => {
+    const root = await sharedRoot();
+    let hits = 0;
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      hits++;
+      return new Response("host-server-answered\n");
+    });
+    const ctx = await context({
+      Dockerfile: `FROM busybox
+RUN sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /ifaces; \\
+    (printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 127.0.0.1 ${server.addr.port} 2>&1 || echo unreachable) > /got
+CMD ["cat", "/ifaces", "/got"]
+`,
+    });
+    try {
+      const none = await build(root, ["--no-cache", "--network", "none", "-t", "net:none", ctx]);
+      assertEquals(none.code, 0, none.stderr + none.stdout);
+      const isolated = await tsbox(["run", "--rm", "net:none"], { root });
+      // Only lo, and the host's 127.0.0.1 is not this namespace's: nothing listens there.
+      assertEquals(
+        isolated.stdout,
+        "lo\nnc: can't connect to remote host (127.0.0.1): Connection refused\nunreachable\n",
+        isolated.stderr,
+      );
+      assertEquals(hits, 0);
+
+      const host = await build(root, ["--no-cache", "-t", "net:host", ctx]);
+      assertEquals(host.code, 0, host.stderr + host.stdout);
+      const reached = await tsbox(["run", "--rm", "net:host"], { root });
+      const lines = reached.stdout.trim().split("\n");
+      assertEquals(lines.at(-1), "host-server-answered", reached.stdout);
+      assertOk(lines.length > 2, `the host's interfaces besides lo: ${reached.stdout}`);
+      assertEquals(hits, 1);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest(
+  "build --platform: the host's is accepted, another is chosen from a multi-arch base or refused",
+  async () => {
+    const root = await sharedRoot();
+    const fx = await fixtureRegistry();
+    const files = { "f.txt": "f\n" };
+    const stage = "COPY f.txt /f.txt\nARG TARGETARCH\nLABEL target=$TARGETARCH\n";
+    const local = await context({ Dockerfile: `FROM busybox\n${stage}`, ...files });
+    const multi = await context({ Dockerfile: `FROM ${fx.refs.multiOci}\n${stage}`, ...files });
+    const single = await context({ Dockerfile: `FROM ${fx.refs.busybox}\n${stage}`, ...files });
+    try {
+      // The local busybox (not in any registry under that name) suits the host's platform.
+      const host = await build(root, ["-q", "--platform", "linux/amd64", "-t", "plat:host", local]);
+      assertEquals(host.code, 0, host.stderr);
+      const hostConfig = await imageConfig(root, "plat:host");
+      assertEquals([hostConfig.os, hostConfig.architecture], ["linux", "amd64"]);
+      assertEquals(hostConfig.config?.Labels?.target, "amd64");
+
+      for (
+        const [platform, arch, layers] of [["linux/arm64", "arm64", 2], [
+          "linux/amd64",
+          "amd64",
+          3,
+        ]] as const
+      ) {
+        const tag = `plat:multi-${arch}`;
+        const r = await build(root, ["-q", "--platform", platform, "-t", tag, multi]);
+        assertEquals(r.code, 0, r.stderr);
+        const config = await imageConfig(root, tag);
+        assertEquals(config.architecture, arch);
+        assertEquals(config.config?.Labels?.target, arch);
+        // The arm64 image is its /arch layer alone; amd64's has busybox under its /arch layer.
+        assertEquals(config.layers, layers);
+      }
+
+      const refused = await build(root, ["--platform", "linux/arm64", "-t", "plat:no", single]);
+      assertEquals(refused.code, 125, refused.stdout);
+      assertStringIncludes(
+        refused.stderr,
+        "does not match the specified platform: wanted linux/arm64, actual: linux/amd64",
+      );
+      assertEquals((await tsbox(["images", "-q", "plat:no"], { root })).stdout, "");
+      const invalid = await build(root, ["--platform", "linux/amd64/v3/extra", local]);
+      assertEquals(invalid.code, 125);
+      assertStringIncludes(invalid.stderr, "invalid platform");
+    } finally {
+      for (const dir of [local, multi, single]) await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
