@@ -275,3 +275,50 @@ rootTest(
     await checkRecovery(root, left, before);
   },
 );
+
+rootTest("a build that starts while another runs leaves the running one alone", async () => {
+  const root = await sharedRoot();
+  // The first build's RUN waits until the test's server says "go", which it says only once
+  // the second build (and its sweep) is over, so the sweep surely met a running build.
+  let go = false;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(go ? "go\n" : "wait\n"),
+  );
+  const marker = "marker-concurrent";
+  const first = await contextDir(
+    `FROM busybox\nRUN until printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 ${server.addr.port} | grep -q go; do sleep 0.1; done; echo ${marker} > /first\nCMD ["cat", "/first"]\n`,
+  );
+  const second = await contextDir("FROM busybox\nRUN echo second > /second\n");
+  const earlier = new Set(buildDirs(root));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "--root", root, "build", "-q", "-t", "first:1", first],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await poll("the first build's RUN", () => {
+      const dir = buildDirs(root).find((d) => !earlier.has(d));
+      return dir !== undefined && mountsUnder(dir).some((m) => m.includes("/run-"));
+    });
+    const other = await tsbox(["build", "--no-cache", "-t", "second:1", second], { root });
+    assertEquals(other.code, 0, other.stderr + other.stdout);
+    go = true;
+    const out = await child.output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const ran = await tsbox(["run", "--rm", "first:1"], { root });
+    assertEquals(ran.stdout, `${marker}\n`, ran.stderr);
+    assertEquals(buildDirs(root), []);
+    for (const tag of ["first:1", "second:1"]) {
+      assertEquals((await tsbox(["rmi", tag], { root })).code, 0);
+    }
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already ended */ }
+    await server.shutdown();
+    for (const dir of [first, second]) await Deno.remove(dir, { recursive: true });
+  }
+});
