@@ -662,6 +662,15 @@ rootTest(
         assertEquals(config.layers, layers);
       }
 
+      // A RUN in the arm64 stage cannot run here: the message says why.
+      await Deno.writeTextFile(join(multi, "Dockerfile"), `FROM ${fx.refs.multiOci}\nRUN true\n`);
+      const foreign = await build(root, ["--platform", "linux/arm64", multi]);
+      assertEquals(foreign.code, 125, foreign.stdout);
+      assertStringIncludes(
+        foreign.stderr,
+        "the image is linux/arm64 and this host is linux/amd64; its programs need an emulator",
+      );
+
       const refused = await build(root, ["--platform", "linux/arm64", "-t", "plat:no", single]);
       assertEquals(refused.code, 125, refused.stdout);
       assertStringIncludes(

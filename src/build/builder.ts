@@ -9,12 +9,13 @@
  * @module
  */
 import { join, posix, resolve } from "node:path";
-import type { ContainerConfig } from "../../registry/manifest.ts";
+import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType } from "../../registry/manifest.ts";
 import {
   formatPlatform,
   hostPlatform,
   NoMatchingPlatformError,
+  normalizePlatform,
   parsePlatform,
   type Platform,
   selectManifest,
@@ -22,7 +23,7 @@ import {
 import { parseReference } from "../../registry/reference.ts";
 import { pipe } from "../../ffi/process.ts";
 import { closeFd } from "../../ffi/process.ts";
-import { TsboxError, UsageError } from "../errors.ts";
+import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
 import type { Container as RuntimeContainer } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
@@ -162,14 +163,15 @@ export class PlatformMismatchError extends TsboxError {
   }
 }
 
-function platformOf(image: ImageRecord): Platform {
+function platformOf(image: { readonly config: ImageConfig }): Platform {
   const c = image.config;
-  return { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) };
+  // Normalised as docker shows platforms (arm64's v8 variant is implied).
+  return normalizePlatform({ os: c.os, architecture: c.architecture, variant: c.variant });
 }
 
 /** Whether `image` runs on `wanted`, by the same rules (and fallbacks) as choosing from an index. */
-function runsOn(image: ImageRecord, wanted: Platform): boolean {
-  const one = { mediaType: "", digest: image.id, size: 0, platform: platformOf(image) };
+function runsOn(image: { readonly config: ImageConfig }, wanted: Platform): boolean {
+  const one = { mediaType: "", digest: "", size: 0, platform: platformOf(image) };
   try {
     selectManifest({ schemaVersion: 2, manifests: [one] }, wanted);
     return true;
@@ -1005,6 +1007,17 @@ class Builder {
       });
     } catch (err) {
       output?.close();
+      const image = { config: configOf(state) };
+      if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
+        // Most likely the reason (a foreign binary reads as "permission denied" to execve).
+        const host = formatPlatform(hostPlatform());
+        throw new BuildInstructionError(
+          this.file,
+          ins,
+          `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
+            `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
+        );
+      }
       throw err;
     } finally {
       closeFd(readFd);
