@@ -78,7 +78,8 @@ export function isAbandoned(name: string, mtime?: Date | null): boolean {
  * the directory. Safe to run from several processes at once and at any time; returns the
  * directories it removed.
  *
- * @throws {BuildSweepError} when something of an abandoned build stays mounted or cannot go.
+ * @throws {BuildSweepError} when something of an abandoned build stays mounted or cannot go
+ * (the first such; the other directories are swept all the same).
  */
 export async function sweepAbandonedBuilds(store: { readonly root: string }): Promise<string[]> {
   const work = buildsDir(store.root);
@@ -96,9 +97,21 @@ export async function sweepAbandonedBuilds(store: { readonly root: string }): Pr
     throw err;
   }
   const removed: string[] = [];
+  const failures: BuildSweepError[] = [];
+  // One directory that cannot go does not keep the others.
   for (const name of candidates) {
-    if (await sweepOne(join(work, name))) removed.push(join(work, name));
+    const dir = join(work, name);
+    try {
+      if (await sweepOne(dir)) removed.push(dir);
+    } catch (err) {
+      failures.push(
+        err instanceof BuildSweepError
+          ? err
+          : new BuildSweepError(dir, err instanceof Error ? err.message : String(err), err),
+      );
+    }
   }
+  if (failures.length > 0) throw failures[0];
   return removed;
 }
 
