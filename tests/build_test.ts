@@ -482,41 +482,52 @@ rootTest(
   async () => {
     const root = await sharedRoot();
     const host = await Deno.makeTempDir({ prefix: "tsbox-host-" });
+    const escaped = `escaped-${host.split("/").pop()}`;
     try {
       // A valid Dockerfile on the host that an absolute symlink in the archive points at.
       await Deno.writeTextFile(join(host, "Dockerfile"), "FROM busybox\nLABEL leaked=yes\n");
-      const tar = await tarOf({
-        "Dockerfile": `->${join(host, "Dockerfile")}`,
-        "out": `->${host}`,
-      }, false);
-      // Entries through the symlinks: "out/pwned" would land in the host directory if followed.
-      const extra = await new Deno.Command("python3", {
+      const made = await new Deno.Command("python3", {
         args: [
           "-c",
           `import io,sys,tarfile
-src=tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()))
 buf=io.BytesIO()
 t=tarfile.open(fileobj=buf,mode="w",format=tarfile.PAX_FORMAT)
-for m in src.getmembers(): t.addfile(m, src.extractfile(m) if m.isfile() else None)
-for name in ["out/pwned","../escaped-${host.split("/").pop()}"]:
-  i=tarfile.TarInfo(name); d=b"pwned\\n"; i.size=len(d); t.addfile(i, io.BytesIO(d))
+def link(name,target):
+  i=tarfile.TarInfo(name); i.type=tarfile.SYMTYPE; i.linkname=target; t.addfile(i)
+def file(name,data):
+  i=tarfile.TarInfo(name); i.size=len(data); t.addfile(i, io.BytesIO(data))
+link("Dockerfile", sys.argv[1]+"/Dockerfile")
+link("out", sys.argv[1])
+file("out/pwned", b"pwned\\n")
+file("../${escaped}", b"escaped\\n")
+file("safe.Dockerfile", b"FROM busybox\\nCOPY . /ctx/\\nCMD [\\"find\\", \\"/ctx\\"]\\n")
 t.close(); sys.stdout.buffer.write(buf.getvalue())`,
+          host,
         ],
-        stdin: "piped",
         stdout: "piped",
-      }).spawn();
-      const w = extra.stdin.getWriter();
-      await w.write(tar);
-      await w.close();
-      const hostile = await extra.output();
-      assertEquals(hostile.code, 0);
-      const r = await tsbox(["build", "-t", "hostile-ctx:1", "-"], { root, stdin: hostile.stdout });
+      }).output();
+      assertEquals(made.code, 0);
+      const r = await tsbox(["build", "-t", "hostile-ctx:1", "-"], { root, stdin: made.stdout });
       // The Dockerfile link resolves inside the context, where nothing is: no host file is read.
       assertEquals(r.code, 125, r.stdout);
       assertStringIncludes(
         r.stderr,
         "unable to read the Dockerfile: Dockerfile in the context archive",
       );
+
+      const safe = await tsbox(
+        ["build", "-q", "-t", "hostile-ctx:2", "-f", "safe.Dockerfile", "-"],
+        {
+          root,
+          stdin: made.stdout,
+        },
+      );
+      assertEquals(safe.code, 0, safe.stderr);
+      const found = await tsbox(["run", "--rm", "hostile-ctx:2"], { root });
+      const paths = found.stdout.trim().split("\n");
+      // What went through the link and up with ".." stayed inside the context.
+      assertOk(paths.includes(`/ctx/${escaped}`), found.stdout);
+      assertOk(paths.includes(`/ctx${host}/pwned`), found.stdout);
       assertEquals([...Deno.readDirSync(host)].map((e) => e.name), ["Dockerfile"]);
       for (const dir of [root, join(root, "build"), join(host, "..")]) {
         const names = [...Deno.readDirSync(dir)].map((e) => e.name);
