@@ -168,7 +168,9 @@ export class Store {
     );
     if (owner) return digestHex(owner.diff_id) === hex;
     try {
-      return Deno.readLinkSync(join(this.linkDir, shortId)) === join("..", "layers", hex);
+      // Layer dirs are named by their hex, whatever form (relative or not) the link takes.
+      const target = Deno.readLinkSync(join(this.linkDir, shortId));
+      return target.slice(target.lastIndexOf("/") + 1) === hex;
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return true;
       throw err;
