@@ -8,6 +8,7 @@
  * into a fresh store and run there. All through the tsbox command line.
  */
 import { join } from "node:path";
+import { type ImageManifest, layersMatchSchema } from "../registry/manifest.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
@@ -125,7 +126,9 @@ async function checkSave(s: Subject): Promise<void> {
     await ok(s.root, ["save", "--format", format, "-o", file, s.name]);
     const raw = await run("skopeo", ["inspect", "--raw", `${transport}:${file}`]);
     assertEquals(raw.code, 0, `${format}: ${raw.stderr}`);
-    assertEquals(JSON.parse(raw.stdout).config.digest, s.id, format);
+    const manifest = JSON.parse(raw.stdout) as ImageManifest;
+    assertEquals(manifest.config.digest, s.id, format);
+    assertOk(layersMatchSchema(manifest), `${format}: one schema's media types: ${raw.stdout}`);
   }
   await Deno.remove(dir, { recursive: true });
 }
@@ -136,6 +139,17 @@ async function checkPush(s: Subject): Promise<void> {
   const target = `${fx.registry.host}/roundtrip/${crypto.randomUUID().slice(0, 8)}:1`;
   await ok(s.root, ["tag", s.name, target]);
   await ok(s.root, ["push", target]);
+  // Another client can take it, also as Docker v2s2 (which fails on a manifest mixing schemas).
+  const copied = await run("skopeo", [
+    "copy",
+    "--quiet",
+    "--src-tls-verify=false",
+    "--format",
+    "v2s2",
+    `docker://${target}`,
+    `dir:${await Deno.makeTempDir({ dir: await workDir(), prefix: "skopeo-" })}`,
+  ]);
+  assertEquals(copied.code, 0, copied.stderr);
   const fresh = await tempRoot();
   try {
     await ok(fresh.root, ["pull", "-q", target]);

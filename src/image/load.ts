@@ -19,6 +19,7 @@ import {
   type Descriptor,
   type ImageManifest,
   MediaType,
+  ociLayerMediaType,
   parseImageConfig,
   parseManifest,
 } from "../../registry/manifest.ts";
@@ -527,12 +528,6 @@ async function ensureLink(store: Store, diffId: string): Promise<void> {
   }
 }
 
-const TO_OCI_LAYER: Record<string, string> = {
-  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
-  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
-  [MediaType.DockerLayer]: MediaType.OciLayer,
-};
-
 /**
  * A manifest for a docker-archive image, so it can be pushed and saved: Docker v2 schema 2, or
  * OCI when a reused blob of the store carries an OCI media type (the two are not mixed).
@@ -548,7 +543,7 @@ function dockerManifest(plan: ImagePlan): { bytes: Uint8Array; digest: string; m
       digest: plan.id,
     },
     layers: plan.layers.map((l) => ({
-      mediaType: docker ? l.mediaType : TO_OCI_LAYER[l.mediaType] ?? l.mediaType,
+      mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
       size: l.blobSize,
       digest: l.blobDigest,
     })),
