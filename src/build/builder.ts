@@ -10,7 +10,7 @@
  */
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
-import { MediaType } from "../../registry/manifest.ts";
+import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
 import {
   formatPlatform,
   hostPlatform,
@@ -326,8 +326,10 @@ async function recordImage(
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: id, size: configBytes.length },
+    // A base pulled as Docker v2s2 keeps Docker layer types: the OCI manifest names the same
+    // blobs with OCI types, so that other tools can read what tsbox pushes.
     layers: state.layers.map((l) => ({
-      mediaType: l.mediaType,
+      mediaType: ociLayerMediaType(l.mediaType),
       digest: l.blobDigest,
       size: l.blobSize,
     })),

@@ -9,7 +9,12 @@
  * @module
  */
 import { RegistryClient, type UploadResult } from "../../registry/client.ts";
-import { type ImageManifest, MediaType } from "../../registry/manifest.ts";
+import {
+  type ImageManifest,
+  layersMatchSchema,
+  MediaType,
+  ociLayerMediaType,
+} from "../../registry/manifest.ts";
 import { parseReference, type Reference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
 import { sha256Digest, shortDigest } from "../store/digest.ts";
@@ -162,7 +167,8 @@ export async function manifestFor(
       const m = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
       if (
         m.config?.digest === image.id && m.layers?.length === image.layers.length &&
-        m.layers.every((l, i) => l.digest === image.layers[i].blobDigest)
+        m.layers.every((l, i) => l.digest === image.layers[i].blobDigest) &&
+        layersMatchSchema(m)
       ) {
         return { bytes, mediaType: image.manifestMediaType, digest: image.manifestDigest };
       }
@@ -180,7 +186,7 @@ export async function manifestFor(
       digest: image.id,
     },
     layers: image.layers.map((l) => ({
-      mediaType: l.mediaType,
+      mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
       size: l.blobSize,
       digest: l.blobDigest,
     })),

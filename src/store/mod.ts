@@ -7,8 +7,10 @@
 import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
+import { TsboxError } from "../errors.ts";
 import { BlobStore } from "./blobs.ts";
 import { Database } from "./db.ts";
+import { digestHex } from "./digest_format.ts";
 import { LayerStore } from "./layers.ts";
 
 export { BlobStore } from "./blobs.ts";
@@ -106,7 +108,16 @@ export class Store {
   /** Opens the store at `root`, creating it if needed. */
   static async open(root: string): Promise<Store> {
     await Deno.mkdir(root, { recursive: true, mode: 0o711 });
-    return new Store(root, Database.open(join(root, "tsbox.db")));
+    const store = new Store(root, Database.open(join(root, "tsbox.db")));
+    try {
+      // Overlay mounts run with the link dir as cwd, also a build's first step FROM scratch,
+      // which has no layer yet: the dir exists from the start.
+      await Deno.mkdir(store.linkDir, { recursive: true, mode: 0o711 });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    return store;
   }
 
   /** Closes the database. */
@@ -128,9 +139,42 @@ export class Store {
     )?.short_id;
   }
 
-  /** A short id for a new layer link: the recorded one, or a fresh random one. */
+  /**
+   * The name of a layer's link under {@link linkDir}: the recorded one, else the first 16-hex
+   * window of the diffID that no other layer holds (recorded, or linked but not yet recorded).
+   * The one place that names links: it gives the same answer for a layer on every call until the
+   * layer is recorded, so the link a pull, load or build creates is the one its record names,
+   * and a layer removed and added again gets its old name back. Taken names are skipped rather
+   * than shared, so a hostile layer whose diffID starts like another's cannot take over its link.
+   */
   shortIdFor(diffId: string): string {
-    return this.layerShortId(diffId) ?? randomShortId();
+    const recorded = this.layerShortId(diffId);
+    if (recorded) return recorded;
+    const hex = digestHex(diffId);
+    for (let at = 0; at + SHORT_ID_LENGTH <= hex.length; at += SHORT_ID_LENGTH) {
+      const candidate = hex.slice(at, at + SHORT_ID_LENGTH);
+      if (this.#shortIdFree(candidate, hex)) return candidate;
+    }
+    throw new TsboxError(
+      `no free link name for layer ${diffId}: every window of its digest is taken in ${this.linkDir}`,
+    );
+  }
+
+  /** Whether `shortId` is unused, or already names the layer `hex` (its record or its link). */
+  #shortIdFree(shortId: string, hex: string): boolean {
+    const owner = this.db.get<{ diff_id: string }>(
+      "SELECT diff_id FROM layers WHERE short_id = ?",
+      shortId,
+    );
+    if (owner) return digestHex(owner.diff_id) === hex;
+    try {
+      // Layer dirs are named by their hex, whatever form (relative or not) the link takes.
+      const target = Deno.readLinkSync(join(this.linkDir, shortId));
+      return target.slice(target.lastIndexOf("/") + 1) === hex;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return true;
+      throw err;
+    }
   }
 
   /** Records an image whose layers are all published, with its tag and digest, in one transaction. */
@@ -338,10 +382,8 @@ export class Store {
   }
 }
 
-const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-/** A random 10-character name for a layer link (short, so overlay options stay under a page). */
-function randomShortId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(10));
-  return Array.from(bytes, (b) => ALPHABET[b % ALPHABET.length]).join("");
-}
+/**
+ * Characters of a link name: 64 bits of the diffID, so no layer can be made to collide with
+ * another's, and 17 bytes per layer in overlay's one-page option string (200+ layers).
+ */
+const SHORT_ID_LENGTH = 16;
