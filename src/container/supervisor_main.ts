@@ -27,7 +27,8 @@ export async function superviseMain(root: string, id: string): Promise<number> {
       Deno.addSignalListener(sig, () => {});
     } catch { /* not supported */ }
   }
-  const store = await Store.open(root);
+  // The command that started this supervisor has just swept the store.
+  const store = await Store.open(root, { sweep: false });
   try {
     const result = await supervise(store, id, {
       onStarted: (err) =>

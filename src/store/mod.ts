@@ -10,10 +10,13 @@ import { parseReference } from "../../registry/reference.ts";
 import { BlobStore } from "./blobs.ts";
 import { Database } from "./db.ts";
 import { LayerStore } from "./layers.ts";
+import { sweepAbandoned } from "./sweep.ts";
 
 export { BlobStore } from "./blobs.ts";
 export { LayerStore } from "./layers.ts";
 export { DigestMismatchError, InvalidDigestError } from "./digest_format.ts";
+export { DatabaseDamagedError, DatabaseError } from "./db.ts";
+export { registerSweeper, type Sweeper } from "./sweep.ts";
 
 /** One layer of an image as the store keeps it. */
 export interface LayerRecord {
@@ -103,10 +106,45 @@ export class Store {
     this.linkDir = this.layers.linkDir;
   }
 
-  /** Opens the store at `root`, creating it if needed. */
-  static async open(root: string): Promise<Store> {
-    await Deno.mkdir(root, { recursive: true, mode: 0o711 });
-    return new Store(root, Database.open(join(root, "tsbox.db")));
+  /**
+   * Opens the store at `root`, creating it if needed (0700: it is root's alone, or the
+   * rootless user's), tightens a store an older tsbox left open to other users, and removes
+   * what killed tsbox processes left behind ({@link Store.sweepAbandoned}) unless `sweep` is
+   * false (a process that only reads, or one on the start path that its parent just swept).
+   */
+  static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
+    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    await tightenRoot(root);
+    const layers = new LayerStore(root);
+    await Deno.mkdir(layers.tempDir, { recursive: true, mode: 0o700 }).catch((err) => {
+      // A full disk must not stop reading an existing store.
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    });
+    const store = new Store(
+      root,
+      Database.open(join(root, "tsbox.db"), {
+        tempDir: layers.tempDir,
+      }),
+    );
+    if (options.sweep !== false) {
+      try {
+        await store.sweepAbandoned();
+      } catch (err) {
+        // Leftovers cost space, not correctness: say so and go on with the command.
+        console.error(
+          `WARN: removing abandoned temp files under ${root}: ${(err as Error).message}`,
+        );
+      }
+    }
+    return store;
+  }
+
+  /**
+   * Removes temp files and directories whose owner process is gone (killed pulls, loads,
+   * builds) and whatever registered sweepers clean (see sweep.ts). Returns the paths removed.
+   */
+  sweepAbandoned(): Promise<string[]> {
+    return sweepAbandoned(this.root);
   }
 
   /** Closes the database. */
@@ -179,7 +217,14 @@ export class Store {
         );
       }
     });
-    return this.getImage(image.id)!;
+    const record = this.getImage(image.id)!;
+    // A concurrent pull recorded a layer first under its own short id: drop the link this one
+    // made under another, which nothing would ever remove.
+    for (const l of image.layers) {
+      const kept = record.layers.find((r) => r.diffId === l.diffId)?.shortId;
+      if (kept !== undefined && kept !== l.shortId) this.layers.unlinkSync(l.diffId, l.shortId);
+    }
+    return record;
   }
 
   #setTag(name: string, imageId: string): void {
@@ -336,6 +381,27 @@ export class Store {
       created: row.created ?? undefined,
     };
   }
+}
+
+/**
+ * Gives an existing store the modes a new one gets: an older tsbox made the root and its
+ * `layers`, `l` and `blobs` dirs 0711, which let any host user run a setuid file of a layer.
+ * Only the owner's own store is changed; a 0700 root (the usual case) costs one stat.
+ */
+async function tightenRoot(root: string): Promise<void> {
+  const info = await Deno.stat(root);
+  if (((info.mode ?? 0) & 0o077) === 0 || info.uid !== Deno.uid()) return;
+  for (const dir of ["layers", "l", "blobs", join("blobs", "sha256"), "containers"]) {
+    try {
+      const sub = await Deno.lstat(join(root, dir));
+      if (sub.isDirectory && ((sub.mode ?? 0) & 0o077) !== 0) {
+        await Deno.chmod(join(root, dir), 0o700);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  await Deno.chmod(root, 0o700);
 }
 
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
