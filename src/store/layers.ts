@@ -105,16 +105,32 @@ export class LayerStore {
   }
 
   /**
-   * Removes the short link `l/<shortId>` if it points at the layer `diffId`: the link a pull
-   * made under a short id that lost to a concurrent pull's when the layer was recorded.
+   * Removes the links in `l/` that point at one of the layers of `recorded` under another name
+   * than its recorded short id: links of pulls that lost the race to record the layer, or that
+   * were killed after publishing it. Once a layer is recorded its short id never changes, so
+   * such links are used by nothing. `recorded` maps diffIDs to their recorded short ids.
    */
-  unlinkSync(diffId: string, shortId: string): void {
-    const link = join(this.linkDir, shortId);
+  dropStrayLinksSync(recorded: ReadonlyMap<string, string>): void {
+    const keep = new Map<string, string>();
+    for (const [diffId, shortId] of recorded) {
+      keep.set(join("..", "layers", digestHex(diffId)), shortId);
+    }
+    let entries: Deno.DirEntry[];
     try {
-      if (Deno.readLinkSync(link) !== join("..", "layers", digestHex(diffId))) return;
-      Deno.removeSync(link);
+      entries = [...Deno.readDirSync(this.linkDir)];
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (!e.isSymlink) continue;
+      const link = join(this.linkDir, e.name);
+      try {
+        const shortId = keep.get(Deno.readLinkSync(link));
+        if (shortId !== undefined && shortId !== e.name) Deno.removeSync(link);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
   }
 

@@ -218,12 +218,9 @@ export class Store {
       }
     });
     const record = this.getImage(image.id)!;
-    // A concurrent pull recorded a layer first under its own short id: drop the link this one
-    // made under another, which nothing would ever remove.
-    for (const l of image.layers) {
-      const kept = record.layers.find((r) => r.diffId === l.diffId)?.shortId;
-      if (kept !== undefined && kept !== l.shortId) this.layers.unlinkSync(l.diffId, l.shortId);
-    }
+    // Links to these layers under other names than the recorded ones (a concurrent pull that
+    // recorded a layer first, a killed one that had published it) would stay for ever.
+    this.layers.dropStrayLinksSync(new Map(record.layers.map((l) => [l.diffId, l.shortId])));
     return record;
   }
 
