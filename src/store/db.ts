@@ -207,7 +207,12 @@ export interface OpenOptions {
 export class Database {
   readonly #db: DatabaseSync;
 
-  private constructor(db: DatabaseSync, readonly path: string, readonly readOnly = false) {
+  private constructor(
+    db: DatabaseSync,
+    readonly path: string,
+    /** Why the database was opened read-only (no space for SQLite's files), if it was. */
+    readonly readOnlyBecause?: string,
+  ) {
     this.#db = db;
   }
 
@@ -258,8 +263,12 @@ export class Database {
     if (DAMAGED.test(messageOf(err))) {
       throw new DatabaseDamagedError(this.path, messageOf(err), { cause: err });
     }
-    const what = sql.trim().split(/\s+/).slice(0, 4).join(" ");
-    const ro = this.readOnly ? " (opened read-only: the disk is full)" : "";
+    // The statement up to its table(s): enough to say what was being done, short for one line.
+    const what = sql.replace(/\s+/g, " ").trim().split(/ VALUES| WHERE| SET | ON |\(/)[0]
+      .slice(0, 60).trim();
+    const ro = this.readOnlyBecause
+      ? ` (opened read-only, as opening it for writing failed: ${this.readOnlyBecause})`
+      : "";
     throw new DatabaseError(this.path, `${what}${ro}`, err);
   }
 
@@ -327,8 +336,8 @@ export class Database {
   }
 
   /** Wraps a connection (for {@link openExisting}). */
-  static wrap(db: DatabaseSync, path: string, readOnly: boolean): Database {
-    return new Database(db, path, readOnly);
+  static wrap(db: DatabaseSync, path: string, readOnlyBecause?: string): Database {
+    return new Database(db, path, readOnlyBecause);
   }
 }
 
@@ -357,11 +366,12 @@ function create(path: string, tempDir: string): void {
     .join("");
   const temp = join(tempDir, `${ownedTempPrefix()}db-${random}`);
   try {
+    Deno.mkdirSync(tempDir, { recursive: true, mode: 0o700 });
     Deno.writeFileSync(temp, new Uint8Array(), { mode: 0o600, createNew: true });
     const db = new DatabaseSync(temp, { timeout: 30_000 });
     try {
       db.exec("PRAGMA journal_mode = WAL");
-      const handle = Database.wrap(db, temp, false);
+      const handle = Database.wrap(db, temp);
       handle.transaction(() => {
         MIGRATIONS.forEach((m, v) => {
           db.exec(m);
@@ -399,7 +409,7 @@ function openExisting(path: string): Database {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
-    return Database.wrap(db, path, false);
+    return Database.wrap(db, path);
   } catch (err) {
     db?.close();
     const message = messageOf(err);
@@ -410,7 +420,7 @@ function openExisting(path: string): Database {
         readOnly: true,
       });
       ro.exec("PRAGMA foreign_keys = ON");
-      return Database.wrap(ro, path, true);
+      return Database.wrap(ro, path, `${message}; is the disk full?`);
     } catch {
       throw new DatabaseError(path, "opening", err);
     }

@@ -116,10 +116,6 @@ export class Store {
     await Deno.mkdir(root, { recursive: true, mode: 0o700 });
     await tightenRoot(root);
     const layers = new LayerStore(root);
-    await Deno.mkdir(layers.tempDir, { recursive: true, mode: 0o700 }).catch((err) => {
-      // A full disk must not stop reading an existing store.
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    });
     const store = new Store(
       root,
       Database.open(join(root, "tsbox.db"), {
