@@ -242,7 +242,7 @@ Deno.test({
     assertOk(mount.success, new TextDecoder().decode(mount.stderr));
     try {
       await seedStore(root);
-      const created = await tsbox(["create", "--name", "c1", "busybox", "true"], { root });
+      const created = await tsbox(["create", "--name", "t-full", "busybox", "true"], { root });
       assertEquals(created.code, 0, created.stderr);
       // Fill it (dd ends with ENOSPC), to the last page.
       for (const bs of ["1M", "4k"]) {
@@ -262,8 +262,8 @@ Deno.test({
       assertEquals(JSON.parse(images.stdout).Repository, "busybox");
       const ps = await tsbox(["ps", "-a", "--format", "json"], { root });
       assertEquals(ps.code, 0, ps.stderr);
-      assertEquals(JSON.parse(ps.stdout).Names, "c1");
-      const inspect = await tsbox(["inspect", "c1", "busybox"], { root });
+      assertEquals(JSON.parse(ps.stdout).Names, "t-full");
+      const inspect = await tsbox(["inspect", "t-full", "busybox"], { root });
       assertEquals(inspect.code, 0, inspect.stderr);
       assertEquals(JSON.parse(inspect.stdout).length, 2);
 
@@ -275,7 +275,7 @@ Deno.test({
       assertMatch(tag.stderr, /full|No space left/);
     } finally {
       for (const f of ["fill-1M", "fill-4k"]) await Deno.remove(join(root, f)).catch(() => {});
-      await tsbox(["rm", "-f", "c1"], { root });
+      await tsbox(["rm", "-f", "t-full"], { root });
       await new Deno.Command("umount", { args: [root] }).output();
       await Deno.remove(parent, { recursive: true });
     }
