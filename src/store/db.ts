@@ -183,8 +183,12 @@ export function headerProblem(path: string): string | undefined {
   if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) {
     return `not an SQLite database: page size ${rawPageSize}`;
   }
+  // A checkpoint copies pages from the WAL in page order, page 1 (with the new page count)
+  // first, so while one runs the file may be shorter than its header says: sizes are judged
+  // only when no WAL content is pending (SQLite itself reports damage it meets otherwise).
+  if (walPending(path)) return undefined;
   // The page count in the header is valid when the change counter matches version-valid-for
-  // (always, for SQLite 3.7+); the file is never shorter (a checkpoint grows it first).
+  // (always, for SQLite 3.7+).
   const pages = view.getUint32(28);
   const valid = view.getUint32(24) === view.getUint32(92) && pages > 0;
   if (valid && size < pages * pageSize) {
@@ -229,13 +233,13 @@ export class Database {
       if (!(err instanceof Deno.errors.NotFound)) throw new DatabaseError(path, "opening", err);
     }
     if (!info) {
-      create(path, options.tempDir ?? dirOf(path));
+      Database.#create(path, options.tempDir ?? dirOf(path));
     } else {
       const problem = headerProblem(path);
       if (problem) throw new DatabaseDamagedError(path, problem);
       if (((info.mode ?? 0) & 0o077) !== 0) tighten(path, info);
     }
-    const handle = openExisting(path);
+    const handle = Database.#openExisting(path);
     try {
       handle.#migrate();
     } catch (err) {
@@ -330,14 +334,83 @@ export class Database {
     }
   }
 
+  /**
+   * Makes a new database: schema written into a 0600 temp file (its -wal/-shm take its mode), then
+   * linked to `path` whole. When another process linked its own first, that one is kept.
+   */
+  static #create(path: string, tempDir: string): void {
+    const random = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16))
+      .join("");
+    const temp = join(tempDir, `${ownedTempPrefix()}db-${random}`);
+    try {
+      Deno.mkdirSync(tempDir, { recursive: true, mode: 0o700 });
+      Deno.writeFileSync(temp, new Uint8Array(), { mode: 0o600, createNew: true });
+      const db = new DatabaseSync(temp, { timeout: 30_000 });
+      try {
+        db.exec("PRAGMA journal_mode = WAL");
+        const handle = new Database(db, temp);
+        handle.transaction(() => {
+          MIGRATIONS.forEach((m, v) => {
+            db.exec(m);
+            db.exec(`PRAGMA user_version = ${v + 1}`);
+          });
+        });
+      } finally {
+        db.close();
+      }
+      try {
+        Deno.linkSync(temp, path);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+      }
+    } catch (err) {
+      throw err instanceof TsboxError ? err : new DatabaseError(path, "creating", err);
+    } finally {
+      for (const p of [temp, `${temp}-wal`, `${temp}-shm`]) {
+        try {
+          Deno.removeSync(p);
+        } catch { /* not made, or gone */ }
+      }
+    }
+  }
+
+  /**
+   * Opens an existing database. When SQLite cannot set up its shared memory for lack of space
+   * and no WAL content is pending, the file is opened immutable (no lock, no -shm, reads only),
+   * so that listing images and containers works on a full disk.
+   */
+  static #openExisting(path: string): Database {
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(path, { timeout: 30_000 });
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = NORMAL");
+      db.exec("PRAGMA foreign_keys = ON");
+      return new Database(db, path);
+    } catch (err) {
+      db?.close();
+      const message = messageOf(err);
+      if (DAMAGED.test(message)) throw new DatabaseDamagedError(path, message, { cause: err });
+      if (!NO_SPACE.test(message) || walPending(path)) {
+        throw new DatabaseError(path, "opening", err);
+      }
+      try {
+        // The pathname setter escapes what a file name may hold ("?", "#", blanks).
+        const url = new URL("file:///");
+        url.pathname = path;
+        url.search = "immutable=1";
+        const ro = new DatabaseSync(url, { readOnly: true });
+        ro.exec("PRAGMA foreign_keys = ON");
+        return new Database(ro, path, `${message}; is the disk full?`);
+      } catch {
+        throw new DatabaseError(path, "opening", err);
+      }
+    }
+  }
+
   /** Closes the database. */
   close(): void {
     this.#db.close();
-  }
-
-  /** Wraps a connection (for {@link openExisting}). */
-  static wrap(db: DatabaseSync, path: string, readOnlyBecause?: string): Database {
-    return new Database(db, path, readOnlyBecause);
   }
 }
 
@@ -353,76 +426,6 @@ function tighten(path: string, info: Deno.FileInfo): void {
       Deno.chmodSync(p, 0o600);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw new DatabaseError(path, "chmod 0600", err);
-    }
-  }
-}
-
-/**
- * Makes a new database: schema written into a 0600 temp file (its -wal/-shm take its mode), then
- * linked to `path` whole. When another process linked its own first, that one is kept.
- */
-function create(path: string, tempDir: string): void {
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16))
-    .join("");
-  const temp = join(tempDir, `${ownedTempPrefix()}db-${random}`);
-  try {
-    Deno.mkdirSync(tempDir, { recursive: true, mode: 0o700 });
-    Deno.writeFileSync(temp, new Uint8Array(), { mode: 0o600, createNew: true });
-    const db = new DatabaseSync(temp, { timeout: 30_000 });
-    try {
-      db.exec("PRAGMA journal_mode = WAL");
-      const handle = Database.wrap(db, temp);
-      handle.transaction(() => {
-        MIGRATIONS.forEach((m, v) => {
-          db.exec(m);
-          db.exec(`PRAGMA user_version = ${v + 1}`);
-        });
-      });
-    } finally {
-      db.close();
-    }
-    try {
-      Deno.linkSync(temp, path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    }
-  } catch (err) {
-    throw err instanceof TsboxError ? err : new DatabaseError(path, "creating", err);
-  } finally {
-    for (const p of [temp, `${temp}-wal`, `${temp}-shm`]) {
-      try {
-        Deno.removeSync(p);
-      } catch { /* not made, or gone */ }
-    }
-  }
-}
-
-/**
- * Opens an existing database. When SQLite cannot set up its shared memory for lack of space
- * and no WAL content is pending, the file is opened immutable (no lock, no -shm, reads only),
- * so that listing images and containers works on a full disk.
- */
-function openExisting(path: string): Database {
-  let db: DatabaseSync | undefined;
-  try {
-    db = new DatabaseSync(path, { timeout: 30_000 });
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = NORMAL");
-    db.exec("PRAGMA foreign_keys = ON");
-    return Database.wrap(db, path);
-  } catch (err) {
-    db?.close();
-    const message = messageOf(err);
-    if (DAMAGED.test(message)) throw new DatabaseDamagedError(path, message, { cause: err });
-    if (!NO_SPACE.test(message) || walPending(path)) throw new DatabaseError(path, "opening", err);
-    try {
-      const ro = new DatabaseSync(new URL(`file://${encodeURI(path)}?immutable=1`), {
-        readOnly: true,
-      });
-      ro.exec("PRAGMA foreign_keys = ON");
-      return Database.wrap(ro, path, `${message}; is the disk full?`);
-    } catch {
-      throw new DatabaseError(path, "opening", err);
     }
   }
 }
