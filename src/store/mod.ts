@@ -110,7 +110,8 @@ export class Store {
    * Opens the store at `root`, creating it if needed (0700: it is root's alone, or the
    * rootless user's), tightens a store an older tsbox left open to other users, and removes
    * what killed tsbox processes left behind ({@link Store.sweepAbandoned}) unless `sweep` is
-   * false (a process that only reads, or one on the start path that its parent just swept).
+   * false (a container's supervisor: the command that started it has just swept). Throws
+   * DatabaseDamagedError for a database file that is not a whole database.
    */
   static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
     await Deno.mkdir(root, { recursive: true, mode: 0o700 });
