@@ -27,8 +27,7 @@ export async function superviseMain(root: string, id: string): Promise<number> {
       Deno.addSignalListener(sig, () => {});
     } catch { /* not supported */ }
   }
-  // The command that started this supervisor has just swept the store.
-  const store = await Store.open(root, { sweep: false });
+  const store = await Store.open(root);
   try {
     const result = await supervise(store, id, {
       onStarted: (err) =>
