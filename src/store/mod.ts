@@ -110,7 +110,7 @@ export class Store {
    * Opens the store at `root`, creating it if needed (0700: it is root's alone, or the
    * rootless user's), tightens a store an older tsbox left open to other users, and removes
    * what killed tsbox processes left behind ({@link Store.sweepAbandoned}) unless `sweep` is
-   * false (a container's supervisor: the command that started it has just swept). Throws
+   * false (for a process whose starting command has just swept, like a supervisor). Throws
    * DatabaseDamagedError for a database file that is not a whole database.
    */
   static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
