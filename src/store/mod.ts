@@ -12,10 +12,13 @@ import { BlobStore } from "./blobs.ts";
 import { Database } from "./db.ts";
 import { digestHex } from "./digest_format.ts";
 import { LayerStore } from "./layers.ts";
+import { sweepAbandoned } from "./sweep.ts";
 
 export { BlobStore } from "./blobs.ts";
 export { LayerStore } from "./layers.ts";
 export { DigestMismatchError, InvalidDigestError } from "./digest_format.ts";
+export { DatabaseDamagedError, DatabaseError } from "./db.ts";
+export { registerSweeper, type Sweeper } from "./sweep.ts";
 
 /** One layer of an image as the store keeps it. */
 export interface LayerRecord {
@@ -105,19 +108,50 @@ export class Store {
     this.linkDir = this.layers.linkDir;
   }
 
-  /** Opens the store at `root`, creating it if needed. */
-  static async open(root: string): Promise<Store> {
-    await Deno.mkdir(root, { recursive: true, mode: 0o711 });
-    const store = new Store(root, Database.open(join(root, "tsbox.db")));
+  /**
+   * Opens the store at `root`, creating it if needed (0700: it is root's alone, or the
+   * rootless user's), tightens a store an older tsbox left open to other users, and removes
+   * what killed tsbox processes left behind ({@link Store.sweepAbandoned}) unless `sweep` is
+   * false (for a process whose starting command has just swept, like a supervisor). Throws
+   * DatabaseDamagedError for a database file that is not a whole database.
+   */
+  static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
+    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    await tightenRoot(root);
+    const layers = new LayerStore(root);
+    const store = new Store(
+      root,
+      Database.open(join(root, "tsbox.db"), {
+        tempDir: layers.tempDir,
+      }),
+    );
     try {
       // Overlay mounts run with the link dir as cwd, also a build's first step FROM scratch,
       // which has no layer yet: the dir exists from the start.
-      await Deno.mkdir(store.linkDir, { recursive: true, mode: 0o711 });
+      await Deno.mkdir(store.linkDir, { recursive: true, mode: 0o700 });
     } catch (err) {
       store.close();
       throw err;
     }
+    if (options.sweep !== false) {
+      try {
+        await store.sweepAbandoned();
+      } catch (err) {
+        // Leftovers cost space, not correctness: say so and go on with the command.
+        console.error(
+          `WARN: removing abandoned temp files under ${root}: ${(err as Error).message}`,
+        );
+      }
+    }
     return store;
+  }
+
+  /**
+   * Removes temp files and directories whose owner process is gone (killed pulls, loads,
+   * builds) and whatever registered sweepers clean (see sweep.ts). Returns the paths removed.
+   */
+  sweepAbandoned(): Promise<string[]> {
+    return sweepAbandoned(this.root);
   }
 
   /** Closes the database. */
@@ -223,7 +257,11 @@ export class Store {
         );
       }
     });
-    return this.getImage(image.id)!;
+    const record = this.getImage(image.id)!;
+    // Links to these layers under other names than the recorded ones (a concurrent pull that
+    // recorded a layer first, a killed one that had published it) would stay for ever.
+    this.layers.dropStrayLinksSync(new Map(record.layers.map((l) => [l.diffId, l.shortId])));
+    return record;
   }
 
   #setTag(name: string, imageId: string): void {
@@ -380,6 +418,27 @@ export class Store {
       created: row.created ?? undefined,
     };
   }
+}
+
+/**
+ * Gives an existing store the modes a new one gets: an older tsbox made the root and its
+ * `layers`, `l` and `blobs` dirs 0711, which let any host user run a setuid file of a layer.
+ * Only the owner's own store is changed; a 0700 root (the usual case) costs one stat.
+ */
+async function tightenRoot(root: string): Promise<void> {
+  const info = await Deno.stat(root);
+  if (((info.mode ?? 0) & 0o077) === 0 || info.uid !== Deno.uid()) return;
+  for (const dir of ["layers", "l", "blobs", join("blobs", "sha256"), "containers"]) {
+    try {
+      const sub = await Deno.lstat(join(root, dir));
+      if (sub.isDirectory && ((sub.mode ?? 0) & 0o077) !== 0) {
+        await Deno.chmod(join(root, dir), 0o700);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  await Deno.chmod(root, 0o700);
 }
 
 /**
