@@ -14,6 +14,7 @@ import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
+import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
@@ -74,6 +75,7 @@ export async function createFromFlags(
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
+  const ownLabels = await labelsFromFlags(flags.label, flags.labelFile);
   let image = store.findImage(imageName);
   if (!image) {
     console.error(`Unable to find image '${imageName}' locally`);
@@ -125,6 +127,7 @@ export async function createFromFlags(
         (imageConfig as { ExposedPorts?: Record<string, unknown> }).ExposedPorts,
       ),
       security,
+      labels: mergeLabels(imageConfig.Labels, ownLabels),
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
