@@ -201,6 +201,23 @@ rootTest("ps --filter: every docker key, -n/-l/-s, and docker's errors", async (
     const kidSize = await lines(t, ["ps", "-a", "-s", "--format", "{{.Size}}", "-f", "name=kid"]);
     assertMatch(kidSize[0], /^0B \(virtual [\d.]+k?B\)$/);
 
+    // publish= (host ports) and expose= (container ports, ranges); is-task=, isolation=.
+    const ported = await t(
+      ["run", "-d", "--name", "t-port7", "-P", "--expose", "80", "--expose", "90/udp", "busybox"]
+        .concat(["sleep", "1000"]),
+    );
+    assertEquals(ported.code, 0, ported.stderr);
+    const hostPort = (await lines(t, ["port", "t-port7", "80/tcp"]))[0].split(":").at(-1);
+    assertEquals(await names(["-f", `publish=${hostPort}`]), "t-port7");
+    assertEquals(await names(["-f", `publish=${hostPort}/udp`]), "");
+    assertEquals(await names(["-f", "expose=80"]), "t-port7");
+    assertEquals(await names(["-f", "expose=90/udp"]), "t-port7");
+    assertEquals(await names(["-f", "expose=70-85/tcp"]), "t-port7");
+    assertEquals(await names(["-f", "expose=81-85"]), "");
+    assertEquals(await names(["-f", "is-task=false"]), "t-port7 t-vol4 t-up1");
+    assertEquals(await names(["-f", "is-task=true"]), "");
+    assertEquals(await names(["-f", "isolation=default"]), "t-port7 t-vol4 t-up1");
+
     // Errors as docker's: unknown key and bad values exit 1; a bad flag value 125.
     const expectFail = async (args: string[], code: number, message: string) => {
       const r = await t(args);
@@ -214,6 +231,8 @@ rootTest("ps --filter: every docker key, -n/-l/-s, and docker's errors", async (
     await expectFail(["ps", "-f", "health=x"], 1, "Unrecognised filter value for health: x");
     await expectFail(["ps", "-f", "before=t-nope"], 1, "No such container: t-nope");
     await expectFail(["ps", "-f", "dangling=true"], 1, "invalid filter 'dangling'");
+    await expectFail(["ps", "-f", "publish=1:2"], 1, "filter for 'publish' should not contain ':'");
+    await expectFail(["ps", "-f", "expose=x"], 1, "error while looking up for expose x");
     await expectFail(["ps", "-f", "label"], 125, "bad format of filter (expected name=value)");
     await expectFail(["ps", "-n", "x"], 125, 'invalid argument "x" for "--last" flag');
   });

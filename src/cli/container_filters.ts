@@ -10,7 +10,9 @@ import { type ContainerRecord, isActive, requireContainer } from "../container/s
 import { volumeMountsOf } from "../container/volumes.ts";
 import { NotFoundError } from "../errors.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
+import { inspectPorts } from "../net/publish.ts";
 import {
+  boolFilter,
   FilterError,
   type Filters,
   InvalidFilterError,
@@ -24,12 +26,16 @@ export const PS_FILTER_KEYS = [
   "ancestor",
   "before",
   "exited",
+  "expose",
   "health",
   "id",
+  "is-task",
+  "isolation",
   "label",
   "label!",
   "name",
   "network",
+  "publish",
   "since",
   "status",
   "volume",
@@ -96,7 +102,11 @@ export function containerFilter(
   for (const v of filters.get("health") ?? []) {
     if (!HEALTH.includes(v)) throw new FilterError(`Unrecognised filter value for health: ${v}`);
   }
-  // docker keeps the last `before`/`since` given.
+  // Swarm tasks do not exist here: `is-task=false` is every container, `true` none.
+  const isTask = boolFilter(filters, "is-task");
+  const publish = portSet("publish", filters.get("publish"));
+  const expose = portSet("expose", filters.get("expose"));
+  // docker's `before`/`since` keep the last value given.
   const before = containerNamed(store, filters.get("before")?.at(-1));
   const since = containerNamed(store, filters.get("since")?.at(-1));
   const ancestors = filters.has("ancestor")
@@ -120,7 +130,10 @@ export function containerFilter(
         if (c.id === since) break;
         if (!isActive(c.state) && !all && limit <= 0) continue;
         if (limit > 0 && out.length === limit) break;
-        if (matches(store, c, filters, exited, ancestors)) out.push(c);
+        if (isTask === true) break;
+        if (!matches(store, c, filters, exited, ancestors)) continue;
+        if ((publish || expose) && !matchesPorts(store, c, publish, expose)) continue;
+        out.push(c);
       }
       return out;
     },
@@ -151,6 +164,8 @@ function matches(
   ) {
     return false;
   }
+  // Linux containers have docker's `default` isolation.
+  if (!any("isolation", (v) => matchesPattern(v, "default"))) return false;
   if (!any("status", (v) => v === c.state)) return false;
   if (!any("health", (v) => v === healthStatus(c))) return false;
   if (filters.has("volume")) {
@@ -165,6 +180,47 @@ function matches(
   if (ancestors && !ancestors.has(c.imageId)) return false;
   if (!any("network", (v) => networkNames(c).includes(v))) return false;
   return true;
+}
+
+/**
+ * `publish=`/`expose=` values (`80`, `80/udp`, `8000-8010/tcp`) as the set of `PORT/PROTO` they
+ * name, checked as docker checks them. Undefined when the key is not given.
+ */
+function portSet(key: string, values: readonly string[] | undefined): Set<string> | undefined {
+  if (values === undefined) return undefined;
+  const out = new Set<string>();
+  for (const value of values) {
+    if (value.includes(":")) {
+      throw new FilterError(`filter for '${key}' should not contain ':': ${value}`);
+    }
+    const [range, proto = "tcp"] = value.split("/");
+    const m = /^(\d+)(?:-(\d+))?$/.exec(range);
+    const start = m ? Number(m[1]) : NaN;
+    const end = m?.[2] !== undefined ? Number(m[2]) : start;
+    if (!m || start < 1 || end > 65535 || end < start || proto === "") {
+      throw new FilterError(`error while looking up for ${key} ${value}: invalid port range`);
+    }
+    for (let p = start; p <= end; p++) out.add(`${p}/${proto.toLowerCase()}`);
+  }
+  return out;
+}
+
+/**
+ * docker's port filters: a container matches when one of its ports is published on a host port
+ * of `publish`, or one of its exposed (or published) container ports is in `expose`.
+ */
+function matchesPorts(
+  store: Store,
+  c: ContainerRecord,
+  publish: ReadonlySet<string> | undefined,
+  expose: ReadonlySet<string> | undefined,
+): boolean {
+  for (const [key, bindings] of Object.entries(inspectPorts(store, c))) {
+    const proto = key.split("/")[1];
+    if (bindings?.some((b) => publish?.has(`${b.HostPort}/${proto}`))) return true;
+    if (expose?.has(key)) return true;
+  }
+  return false;
 }
 
 /** The id of the container `ref` names (`before=`/`since=`); docker's error when none does. */
