@@ -15,6 +15,7 @@ import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
+import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
@@ -84,6 +85,7 @@ export async function createFromFlags(
   }
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(requestedMounts);
+  const ownLabels = await labelsFromFlags(flags.label, flags.labelFile);
   let image = store.findImage(imageName);
   if (!image) {
     console.error(`Unable to find image '${imageName}' locally`);
@@ -135,6 +137,7 @@ export async function createFromFlags(
         (imageConfig as { ExposedPorts?: Record<string, unknown> }).ExposedPorts,
       ),
       security,
+      labels: mergeLabels(imageConfig.Labels, ownLabels),
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
