@@ -197,6 +197,14 @@ export class RegistryClient {
     this.#tokens = new TokenStore({ userAgent: this.#userAgent, timeoutMs: this.#timeoutMs });
   }
 
+  /**
+   * Reaches `host` (`host` or `host:port`) over plain HTTP from now on, as the `insecure` option
+   * does (registries.conf's `insecure = true` for a registry or mirror being contacted).
+   */
+  allowInsecure(host: string): void {
+    this.#insecure.add(host);
+  }
+
   /** The base URL for a registry domain, e.g. `http://127.0.0.1:5000` or `https://quay.io`. */
   baseUrl(domain: string): string {
     const host = registryHost(domain);

@@ -139,10 +139,17 @@ export async function createFromFlags(
 /** docker run's pull of a missing image, reported on stderr as docker reports it. */
 async function pullForRun(store: Store, imageName: string, insecure: readonly string[]) {
   const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
+  const { loadRegistriesConf, qualifyName } = await import("../../registry/registries_conf.ts");
   const { pullImage } = await import("../image/pull.ts");
-  const ref = parseReference(imageName);
+  // registries.conf is read only now that a registry must be contacted: a short name may mean
+  // another registry than docker.io, whose image the store may already hold.
+  const registries = await loadRegistriesConf();
+  const qualified = qualifyName(registries, imageName);
+  const local = qualified === imageName ? undefined : store.findImage(qualified);
+  if (local) return local;
+  const ref = parseReference(qualified);
   console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
-  const result = await pullImage(store, imageName, { insecure });
+  const result = await pullImage(store, imageName, { insecure, registries });
   console.error(`Digest: ${result.digest}`);
   console.error(`Status: Downloaded newer image for ${ref.familiar()}`);
   return result.image;
