@@ -255,6 +255,13 @@ rootTest("a blocked registry is refused before any request, mirrors included", a
       const open = await w.tsbox(["pull", name], `[[registry]]\nlocation = "${proxy.host}"\n`);
       assertEquals(open.code, 0, open.stderr);
       assertOk(proxy.requests.length > 0);
+
+      // A push to a blocked registry is refused too, before any request.
+      const seen = proxy.requests.length;
+      const push = await w.tsbox(["push", name], blocked);
+      assertEquals(push.code, 125, push.stderr);
+      assertStringIncludes(push.stderr, `registry ${proxy.host} is blocked in`);
+      assertEquals(proxy.requests.length, seen);
     } finally {
       await proxy.close();
     }
@@ -266,9 +273,11 @@ rootTest("mirrors are tried in order, and a bad config file fails with its name"
     const empty = new CountingProxy();
     const good = new CountingProxy(w.registry.url);
     try {
+      // The second mirror is named 127.1 (HTTPS to tsbox unless insecure; see the test above).
       const conf = `[[registry]]\nprefix = "docker.io"\n` +
         `[[registry.mirror]]\nlocation = "${empty.host}"\n` +
-        `[[registry.mirror]]\nlocation = "${good.host}"\n`;
+        `[[registry.mirror]]\nlocation = "${good.host.replace("127.0.0.1", "127.1")}"\n` +
+        `insecure = true\n`;
       const pull = await w.tsbox(["pull", "busybox"], conf);
       assertEquals(pull.code, 0, pull.stderr);
       assertEquals(empty.requests[0], "GET /v2/library/busybox/manifests/latest");
@@ -312,7 +321,7 @@ rootTest("push follows location and insecure, never a mirror", async () => {
       });
       assertEquals(tag.code, 0, tag.stderr);
       const conf = `[[registry]]\nprefix = "registry.example.test/team"\n` +
-        `location = "${target.host}/pushed"\n` +
+        `location = "${target.host.replace("127.0.0.1", "127.1")}/pushed"\ninsecure = true\n` +
         `[[registry.mirror]]\nlocation = "${mirror.host}/mirror"\n`;
       const push = await w.tsbox(["push", name], conf);
       assertEquals(push.code, 0, push.stderr);
