@@ -310,7 +310,7 @@ Deno.test("which files are read, as containers/image picks them", async () => {
       bad.message,
       `${user}.d/50-user.conf: [[registry]] #1: prefix must be a string, not 3`,
     );
-    // No file at all: docker's behaviour, and the TOML parser is not needed.
+    // No file at all: docker's behaviour.
     assertEquals(
       await loadRegistriesConf({
         override: undefined,

@@ -1,8 +1,8 @@
 /**
  * registries.conf end to end (root): a mirror of docker.io serving a short name, a plain-HTTP
  * (`insecure`) registry under a name tsbox does not treat as loopback, blocked registries that
- * receive no request, mirrors tried in order, and a push that follows `location` but never a
- * mirror.
+ * receive no request, mirrors tried in order, a push that follows `location` but never a
+ * mirror, and a login that follows `insecure`.
  *
  * No request may leave the machine, even when a config does not take: every tsbox here runs
  * with HTTPS_PROXY/HTTP_PROXY pointing at a listener of the test (the "outside guard"), and only
@@ -335,4 +335,38 @@ rootTest("push follows location and insecure, never a mirror", async () => {
       await mirror.close();
     }
   });
+});
+
+rootTest("login follows insecure for a registry named 127.1", async () => {
+  const registry = await startRegistry({ auth: true });
+  const guard = new OutsideGuard();
+  const { root, cleanup } = await tempRoot();
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-regconf-" });
+  try {
+    await guard.check();
+    const host = registry.host.replace("127.0.0.1", "127.1");
+    const conf = `${dir}/registries.conf`;
+    const login = async (text: string) => {
+      await Deno.writeTextFile(conf, text);
+      return tsbox(["login", "-u", registry.username!, "--password-stdin", host], {
+        root,
+        stdin: `${registry.password}\n`,
+        env: { ...guard.env, DOCKER_CONFIG: dir, CONTAINERS_REGISTRIES_CONF: conf },
+      });
+    };
+    const refused = await login("");
+    assertEquals(refused.code, 125, refused.stderr);
+    assertStringIncludes(refused.stderr, `TLS handshake with ${host}`);
+    const ok = await login(`[[registry]]\nlocation = "${host}"\ninsecure = true\n`);
+    assertEquals(ok.code, 0, ok.stderr);
+    assertStringIncludes(ok.stdout, "Login Succeeded");
+    const saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    assertEquals(atob(saved.auths[host].auth), `${registry.username}:${registry.password}`);
+    assertEquals(guard.connections, 0);
+  } finally {
+    await guard.close();
+    await cleanup();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await registry.stop();
+  }
 });
