@@ -64,17 +64,32 @@ export const EMPTY_REGISTRIES_CONF: RegistriesConf = Object.freeze({
   files: [],
 });
 
+/** Where in a file a value sits: the n-th `[[registry]]` (from 0), its n-th mirror, a key. */
+export interface ConfPlace {
+  readonly registry?: number;
+  readonly mirror?: number;
+  readonly key?: string;
+}
+
 /** A registries.conf that cannot be read or does not mean anything valid. */
 export class RegistriesConfError extends Error {
   /**
    * @param file the file at fault.
    * @param detail what is wrong, naming the line or the key.
+   * @param place the table and key at fault, when known (turned into a line number).
    */
-  constructor(readonly file: string, readonly detail: string, options?: ErrorOptions) {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+    options?: ErrorOptions,
+    readonly place?: ConfPlace,
+  ) {
     super(`${file}: ${detail}`, options);
     this.name = "RegistriesConfError";
   }
 }
+
+type Fail = (detail: string, place?: ConfPlace) => never;
 
 /** A pull or push of a reference that a `blocked = true` entry covers. */
 export class BlockedRegistryError extends Error {
@@ -144,13 +159,66 @@ export async function parseRegistriesConf(
     }
     throw err;
   }
-  return fromToml(doc, file);
+  try {
+    return fromToml(doc, file);
+  } catch (err) {
+    // The parsed document has no positions: find the key's line in the text.
+    const line = err instanceof RegistriesConfError && err.place
+      ? lineOf(text, err.place)
+      : undefined;
+    if (line === undefined) throw err;
+    const e = err as RegistriesConfError;
+    throw new RegistriesConfError(file, `line ${line}: ${e.detail}`, undefined, e.place);
+  }
+}
+
+/**
+ * The line of a key inside the n-th `[[registry]]` / `[[registry.mirror]]` table (or at the
+ * top), found by the table headers; the table's header line when the key is not found, and
+ * undefined where the document is not written with such headers.
+ */
+function lineOf(text: string, place: ConfPlace): number | undefined {
+  const lines = text.split("\n");
+  const headers: { kind: "registry" | "mirror" | "other"; line: number }[] = [];
+  for (const [i, l] of lines.entries()) {
+    const t = l.trim();
+    if (/^\[\[\s*registry\s*\]\]/.test(t)) headers.push({ kind: "registry", line: i + 1 });
+    else if (/^\[\[\s*registry\s*\.\s*mirror\s*\]\]/.test(t)) {
+      headers.push({ kind: "mirror", line: i + 1 });
+    } else if (t.startsWith("[")) headers.push({ kind: "other", line: i + 1 });
+  }
+  let start = 1;
+  let table: number | undefined;
+  if (place.registry !== undefined) {
+    const registries = headers.filter((h) => h.kind === "registry");
+    const header = registries[place.registry];
+    if (!header) return undefined;
+    start = table = header.line;
+    if (place.mirror !== undefined) {
+      const next = registries[place.registry + 1]?.line ?? Infinity;
+      const mirror = headers.filter((h) =>
+        h.kind === "mirror" && h.line > header.line && h.line < next
+      )[place.mirror];
+      if (!mirror) {
+        return undefined;
+      }
+      start = table = mirror.line;
+    }
+  }
+  const end = headers.find((h) => h.line > start || (table === undefined && h.line >= start))
+    ?.line ?? lines.length + 1;
+  if (place.key !== undefined) {
+    const key = place.key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const re = new RegExp(`^\\s*(["']?)${key}\\1\\s*=`);
+    for (let n = start; n < end; n++) if (re.test(lines[n - 1])) return n;
+  }
+  return table;
 }
 
 /** Checks a parsed TOML document; see {@link parseRegistriesConf}. */
 export function fromToml(doc: Record<string, unknown>, file: string): RegistriesConfFile {
-  const fail = (detail: string): never => {
-    throw new RegistriesConfError(file, detail);
+  const fail: Fail = (detail, place) => {
+    throw new RegistriesConfError(file, detail, undefined, place);
   };
   if ("registries" in doc) {
     fail(
@@ -163,13 +231,20 @@ export function fromToml(doc: Record<string, unknown>, file: string): Registries
   const rawSearch = doc["unqualified-search-registries"];
   if (rawSearch !== undefined) {
     if (!Array.isArray(rawSearch)) {
-      fail(`unqualified-search-registries must be an array of strings, not ${show(rawSearch)}`);
+      fail(
+        `unqualified-search-registries must be an array of strings, not ${show(rawSearch)}`,
+        { key: "unqualified-search-registries" },
+      );
     }
+    const place = { key: "unqualified-search-registries" };
     search = (rawSearch as unknown[]).map((v, i) => {
       const where = `unqualified-search-registries[${i}]`;
-      if (typeof v !== "string") return fail(`${where} must be a string, not ${show(v)}`);
+      if (typeof v !== "string") return fail(`${where} must be a string, not ${show(v)}`, place);
       if (!isValidDomain(v)) {
-        return fail(`${where}: ${JSON.stringify(v)} is not a registry host ([host][:port])`);
+        return fail(
+          `${where}: ${JSON.stringify(v)} is not a registry host ([host][:port])`,
+          place,
+        );
       }
       return v;
     });
@@ -181,10 +256,11 @@ export function fromToml(doc: Record<string, unknown>, file: string): Registries
       fail("registry must be an array of tables ([[registry]]), not a single [registry] table");
     }
     for (const [i, raw] of (rawRegistries as unknown[]).entries()) {
-      const entry = registryEntry(raw, `[[registry]] #${i + 1}`, file, fail);
+      const here: Fail = (detail, place) => fail(detail, { ...place, registry: i });
+      const entry = registryEntry(raw, `[[registry]] #${i + 1}`, file, here);
       const twin = registries.find((r) => r.prefix === entry.prefix);
       if (twin) {
-        fail(`[[registry]] #${i + 1}: prefix ${JSON.stringify(entry.prefix)} is defined twice`);
+        here(`[[registry]] #${i + 1}: prefix ${JSON.stringify(entry.prefix)} is defined twice`);
       }
       registries.push(entry);
     }
@@ -200,11 +276,11 @@ function registryEntry(
   raw: unknown,
   name: string,
   file: string,
-  fail: (detail: string) => never,
+  fail: Fail,
 ): RegistryEntry {
   if (!isTable(raw)) return fail(`${name} must be a table, not ${show(raw)}`);
   for (const key of Object.keys(raw)) {
-    if (!REGISTRY_KEYS.has(key)) fail(`${name}: unknown key ${JSON.stringify(key)}`);
+    if (!REGISTRY_KEYS.has(key)) fail(`${name}: unknown key ${JSON.stringify(key)}`, { key });
   }
   const prefixRaw = optionalString(raw, "prefix", name, fail);
   const locationRaw = optionalString(raw, "location", name, fail);
@@ -213,50 +289,57 @@ function registryEntry(
   const blocked = optionalBool(raw, "blocked", label, fail) ?? false;
   const byDigestOnly = optionalBool(raw, "mirror-by-digest-only", label, fail);
   if (!prefixRaw && !locationRaw) fail(`${name}: needs a prefix or a location`);
-  let location = locationRaw ? checkLocation(locationRaw, `${label}: location`, fail) : "";
+  let location = locationRaw
+    ? checkLocation(locationRaw, `${label}: location`, (d) => fail(d, { key: "location" }))
+    : "";
   let prefix: string;
   if (prefixRaw?.startsWith("*.")) {
     // containers/image: a wildcard matches hosts; it cannot say where they are.
-    if (location) fail(`${label}: a wildcard prefix cannot have a location`);
+    if (location) fail(`${label}: a wildcard prefix cannot have a location`, { key: "location" });
     if (!/^\*\.[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*$/.test(prefixRaw)) {
-      fail(`${label}: invalid wildcard prefix: it must be *.domain`);
+      fail(`${label}: invalid wildcard prefix: it must be *.domain`, { key: "prefix" });
     }
     prefix = prefixRaw;
   } else {
-    prefix = prefixRaw ? checkLocation(prefixRaw, `${label}: prefix`, fail) : location;
+    prefix = prefixRaw
+      ? checkLocation(prefixRaw, `${label}: prefix`, (d) => fail(d, { key: "prefix" }))
+      : location;
     location ||= prefix;
   }
   const mirrorsRaw = raw.mirror;
   const mirrors: RegistryMirror[] = [];
   if (mirrorsRaw !== undefined) {
     if (!Array.isArray(mirrorsRaw)) {
-      fail(`${label}: mirror must be an array of tables ([[registry.mirror]])`);
+      fail(`${label}: mirror must be an array of tables ([[registry.mirror]])`, { key: "mirror" });
     }
     for (const [j, m] of (mirrorsRaw as unknown[]).entries()) {
       const mname = `${label}, [[registry.mirror]] #${j + 1}`;
-      if (!isTable(m)) fail(`${mname} must be a table, not ${show(m)}`);
+      const failM: Fail = (detail, place) => fail(detail, { ...place, mirror: j });
+      if (!isTable(m)) failM(`${mname} must be a table, not ${show(m)}`);
       const mt = m as Record<string, unknown>;
       for (const key of Object.keys(mt)) {
-        if (!MIRROR_KEYS.has(key)) fail(`${mname}: unknown key ${JSON.stringify(key)}`);
+        if (!MIRROR_KEYS.has(key)) failM(`${mname}: unknown key ${JSON.stringify(key)}`, { key });
       }
-      const loc = optionalString(mt, "location", mname, fail);
-      if (!loc) fail(`${mname}: location is required`);
-      const usage = optionalString(mt, "pull-from-mirror", mname, fail);
+      const loc = optionalString(mt, "location", mname, failM);
+      if (!loc) failM(`${mname}: location is required`);
+      const usage = optionalString(mt, "pull-from-mirror", mname, failM);
       if (usage !== undefined && !["all", "digest-only", "tag-only"].includes(usage)) {
-        fail(
+        failM(
           `${mname}: pull-from-mirror must be "all", "digest-only" or "tag-only", not ` +
             JSON.stringify(usage),
+          { key: "pull-from-mirror" },
         );
       }
       if (usage !== undefined && byDigestOnly) {
-        fail(
+        failM(
           `${mname}: pull-from-mirror cannot be set while the registry sets ` +
             "mirror-by-digest-only",
+          { key: "pull-from-mirror" },
         );
       }
       mirrors.push({
-        location: checkLocation(loc!, `${mname}: location`, fail),
-        insecure: optionalBool(mt, "insecure", mname, fail) ?? false,
+        location: checkLocation(loc!, `${mname}: location`, (d) => failM(d, { key: "location" })),
+        insecure: optionalBool(mt, "insecure", mname, failM) ?? false,
         pullFromMirror: (usage as PullFromMirror | undefined) ??
           (byDigestOnly ? "digest-only" : "all"),
       });
@@ -266,7 +349,7 @@ function registryEntry(
 }
 
 /** `host[:port][/path]` without scheme or trailing slash; returns it normalised. */
-function checkLocation(value: string, where: string, fail: (d: string) => never): string {
+function checkLocation(value: string, where: string, fail: (detail: string) => never): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     fail(`${where} ${JSON.stringify(value)}: URI schemes are not supported; write host[:port]`);
   }
@@ -295,11 +378,11 @@ function optionalString(
   t: Record<string, unknown>,
   key: string,
   where: string,
-  fail: (d: string) => never,
+  fail: Fail,
 ): string | undefined {
   const v = t[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "string") fail(`${where}: ${key} must be a string, not ${show(v)}`);
+  if (typeof v !== "string") fail(`${where}: ${key} must be a string, not ${show(v)}`, { key });
   return v as string;
 }
 
@@ -307,11 +390,13 @@ function optionalBool(
   t: Record<string, unknown>,
   key: string,
   where: string,
-  fail: (d: string) => never,
+  fail: Fail,
 ): boolean | undefined {
   const v = t[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "boolean") fail(`${where}: ${key} must be true or false, not ${show(v)}`);
+  if (typeof v !== "boolean") {
+    fail(`${where}: ${key} must be true or false, not ${show(v)}`, { key });
+  }
   return v as boolean;
 }
 

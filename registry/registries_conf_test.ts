@@ -229,18 +229,20 @@ const BAD: [string, string][] = [
   [`unqualified-search-registries = ["quay.io"`, "line 1, column"],
   [`a = 1\nb = = 2`, "line 2, column"],
   [`unqualified-search-registries = "quay.io"`, "unqualified-search-registries must be an array of strings"],
-  [`unqualified-search-registries = [1]`, "unqualified-search-registries[0] must be a string, not 1"],
+  [`unqualified-search-registries = [1]`, "line 1: unqualified-search-registries[0] must be a string, not 1"],
   [`unqualified-search-registries = ["https://quay.io"]`, `unqualified-search-registries[0]: "https://quay.io" is not a registry host`],
   [`[registry]\nprefix = "a.io"`, "not a single [registry] table"],
   [`[[registry]]\ninsecure = true`, "[[registry]] #1: needs a prefix or a location"],
-  [`[[registry]]\nprefix = "a.io"\ninsecure = "yes"`, `[[registry]] #1 (prefix "a.io"): insecure must be true or false, not "yes"`],
+  [`# c\n[[registry]]\nprefix = "a.io"\ninsecure = "yes"`, `line 4: [[registry]] #1 (prefix "a.io"): insecure must be true or false, not "yes"`],
   [`[[registry]]\nprefix = "a.io"\nblocked = 1`, "blocked must be true or false, not 1"],
-  [`[[registry]]\nprefix = "a.io"\nblockd = true`, `[[registry]] #1: unknown key "blockd"`],
+  [`[[registry]]\nprefix = "a.io"\n  "blockd" = true`, `line 3: [[registry]] #1: unknown key "blockd"`],
   [`[[registry]]\nlocation = "http://a.io"`, "URI schemes are not supported"],
   [`[[registry]]\nprefix = "a.io/UPPER"`, "invalid repository path after the host"],
-  [`[[registry]]\nprefix = "a.io"\n[[registry]]\nprefix = "a.io/"`, `[[registry]] #2: prefix "a.io" is defined twice`],
+  [`[[registry]]\nprefix = "a.io"\n[[registry]]\nprefix = "a.io/"`, `line 3: [[registry]] #2: prefix "a.io" is defined twice`],
   [`[[registry]]\nprefix = "*.a.io"\nlocation = "b.io"`, "a wildcard prefix cannot have a location"],
-  [`[[registry]]\nprefix = "a.io"\n[[registry.mirror]]\ninsecure = true`, `[[registry]] #1 (prefix "a.io"), [[registry.mirror]] #1: location is required`],
+  [`[[registry]]\nprefix = "a.io"\n[[registry.mirror]]\ninsecure = true`, `line 3: [[registry]] #1 (prefix "a.io"), [[registry.mirror]] #1: location is required`],
+  [`[[registry]]\nprefix = "a.io"\n[[registry]]\nprefix = "b.io"\n[[registry.mirror]]\nlocation = "x.io"\n[[registry.mirror]]\nlocation = "http://m"`, `line 8: [[registry]] #2 (prefix "b.io"), [[registry.mirror]] #2: location "http://m": URI schemes`],
+  [`registry = [{ prefix = 1 }]`, "[[registry]] #1: prefix must be a string, not 1"],
   [`[[registry]]\nprefix = "a.io"\n[[registry.mirror]]\nlocation = "m.io"\npull-from-mirror = "sometimes"`, `pull-from-mirror must be "all", "digest-only" or "tag-only"`],
   [`[[registry]]\nprefix = "a.io"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m.io"\npull-from-mirror = "all"`, "cannot be set while the registry sets mirror-by-digest-only"],
   [`[registries.search]\nregistries = ["quay.io"]`, "version 1 format"],
@@ -308,7 +310,7 @@ Deno.test("which files are read, as containers/image picks them", async () => {
     const bad = await assertRejects(() => loadRegistriesConf(paths), RegistriesConfError);
     assertStringIncludes(
       bad.message,
-      `${user}.d/50-user.conf: [[registry]] #1: prefix must be a string, not 3`,
+      `${user}.d/50-user.conf: line 2: [[registry]] #1: prefix must be a string, not 3`,
     );
     // No file at all: docker's behaviour.
     assertEquals(

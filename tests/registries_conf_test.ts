@@ -294,8 +294,8 @@ rootTest("mirrors are tried in order, and a bad config file fails with its name"
       assertEquals(bad.code, 125);
       assertEquals(
         bad.stderr.trim(),
-        `tsbox: ${w.dir}/registries-2.conf: [[registry]] #1 (prefix "docker.io"): insecure must ` +
-          `be true or false, not "yes"`,
+        `tsbox: ${w.dir}/registries-2.conf: line 3: [[registry]] #1 (prefix "docker.io"): ` +
+          `insecure must be true or false, not "yes"`,
       );
       const syntax = await w.tsbox(["pull", "busybox"], `[[registry]\nprefix = "docker.io"\n`);
       assertEquals(syntax.code, 125);
