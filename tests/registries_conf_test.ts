@@ -183,6 +183,13 @@ location = "${w.registry.host}"
     const again = await w.tsbox(["run", "--rm", "--name", "t-reg1", "busybox", "true"], mirrored);
     assertEquals(again.code, 0, again.stderr);
     assertOk(!again.stderr.includes("Unable to find image"), "the second run uses the store");
+    // A run of a local image does not read registries.conf: a broken one does not matter.
+    const broken = "[[registry]\n";
+    const local = await w.tsbox(["run", "--rm", "--name", "t-reg1", "busybox", "true"], broken);
+    assertEquals(local.code, 0, local.stderr);
+    const pullBroken = await w.tsbox(["pull", "busybox"], broken);
+    assertEquals(pullBroken.code, 125, "while a pull does read it");
+    assertStringIncludes(pullBroken.stderr, "line 1, column");
 
     // Without the mirror the same pull goes to docker.io: here the guard, and it fails.
     const plain = await w.tsbox(["pull", "busybox:other"], "");
