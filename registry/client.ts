@@ -198,11 +198,12 @@ export class RegistryClient {
   }
 
   /**
-   * Reaches `host` (`host` or `host:port`) over plain HTTP from now on, as the `insecure` option
-   * does (registries.conf's `insecure = true` for a registry or mirror being contacted).
+   * Reaches the registry `domain` (as references name it: `host[:port]`, `docker.io`) over plain
+   * HTTP from now on, as the `insecure` option does: registries.conf's `insecure = true` for a
+   * registry or mirror being contacted.
    */
-  allowInsecure(host: string): void {
-    this.#insecure.add(host);
+  allowInsecure(domain: string): void {
+    this.#insecure.add(registryHost(domain));
   }
 
   /** The base URL for a registry domain, e.g. `http://127.0.0.1:5000` or `https://quay.io`. */

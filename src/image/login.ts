@@ -59,7 +59,7 @@ export async function login(
     credentials: () => creds,
   });
   // registries.conf's `insecure = true` for this registry means plain HTTP, as for pulls.
-  if (isInsecureDomain(await loadRegistriesConf(), domain)) client.allowInsecure(host);
+  if (isInsecureDomain(await loadRegistriesConf(), domain)) client.allowInsecure(domain);
   await client.ping(domain);
   await saveCredentials(host, username, password, options.configPath);
   return host;

@@ -23,7 +23,7 @@ import {
   parseManifest,
 } from "../../registry/manifest.ts";
 import { hostPlatform, parsePlatform, selectManifest } from "../../registry/platform.ts";
-import { parseReference, type Reference, registryHost } from "../../registry/reference.ts";
+import { parseReference, type Reference } from "../../registry/reference.ts";
 import {
   type Endpoint,
   loadRegistriesConf,
@@ -127,7 +127,7 @@ export async function pullImage(
   const endpoints = pullEndpoints(registries, ref);
   const client = options.client ??
     new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
-  for (const ep of endpoints) if (ep.insecure) client.allowInsecure(registryHost(ep.ref.domain));
+  for (const ep of endpoints) if (ep.insecure) client.allowInsecure(ep.ref.domain);
   const emit = options.onProgress ?? (() => {});
   const platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
 

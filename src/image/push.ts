@@ -10,7 +10,7 @@
  */
 import { RegistryClient, type UploadResult } from "../../registry/client.ts";
 import { type ImageManifest, MediaType } from "../../registry/manifest.ts";
-import { parseReference, type Reference, registryHost } from "../../registry/reference.ts";
+import { parseReference, type Reference } from "../../registry/reference.ts";
 import {
   loadRegistriesConf,
   pushEndpoint,
@@ -92,7 +92,7 @@ export async function pushImage(
   const target = endpoint.ref;
   const client = options.client ??
     new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
-  if (endpoint.insecure) client.allowInsecure(registryHost(target.domain));
+  if (endpoint.insecure) client.allowInsecure(target.domain);
   const emit = options.onProgress ?? (() => {});
 
   for (const layer of image.layers) {
