@@ -6,7 +6,7 @@
  *
  * No request may leave the machine, even when a config does not take: every tsbox here runs
  * with HTTPS_PROXY/HTTP_PROXY pointing at a listener of the test (the "outside guard"), and only
- * 127.0.0.1 bypasses it (NO_PROXY). A request for docker.io lands on the guard, which counts
+ * 127.0.0.1 bypasses it (NO_PROXY). A request for docker.io lands on the guard, which records
  * and closes it; the client never resolves the name. Each test first checks that the guard
  * catches a request, and fails before running tsbox otherwise.
  */
@@ -21,19 +21,50 @@ function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
 }
 
-/** A listener standing in for the internet: counts connections and closes them. */
+/**
+ * A listener standing in for the internet, as the proxy of every tsbox the tests run: it
+ * records the target of each proxy request (`CONNECT host:port`, or an absolute URL) and closes
+ * the connection, so nothing is forwarded. Connections that are not proxy requests (a stray
+ * probe of another process on this shared machine that hit the port) are not counted.
+ */
 class OutsideGuard {
   readonly #listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  connections = 0;
+  readonly #targets: string[] = [];
+  readonly #pending = new Set<Promise<void>>();
   readonly #loop: Promise<void>;
 
   constructor() {
     this.#loop = (async () => {
       for await (const conn of this.#listener) {
-        this.connections++;
-        conn.close();
+        const p = this.#classify(conn).finally(() => this.#pending.delete(p));
+        this.#pending.add(p);
       }
     })().catch(() => {});
+  }
+
+  async #classify(conn: Deno.Conn): Promise<void> {
+    const buf = new Uint8Array(1024);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const n = await Promise.race([
+        conn.read(buf),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 2000)),
+      ]);
+      const line = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0];
+      const m = /^CONNECT (\S+) HTTP\/|^[A-Z]+ (https?:\/\/\S+) HTTP\//.exec(line);
+      if (m) this.#targets.push(m[1] ?? m[2]);
+    } catch {
+      // A reset connection is no request.
+    } finally {
+      clearTimeout(timer);
+      conn.close();
+    }
+  }
+
+  /** The proxy requests seen so far (after the connections in flight were read). */
+  async requests(): Promise<string[]> {
+    while (this.#pending.size) await Promise.all([...this.#pending]);
+    return [...this.#targets];
   }
 
   /** The environment that sends everything but 127.0.0.1 to the guard. */
@@ -46,6 +77,8 @@ class OutsideGuard {
       http_proxy: proxy,
       NO_PROXY: "127.0.0.1",
       no_proxy: "127.0.0.1",
+      // Deno's update check (dl.deno.land) is Deno's, not tsbox's: it would land here too.
+      DENO_NO_UPDATE_CHECK: "1",
     };
   }
 
@@ -54,22 +87,22 @@ class OutsideGuard {
    * of https://127.0.0.2 (loopback too, so nothing leaves even if the proxy were ignored).
    */
   async check(): Promise<void> {
-    const before = this.connections;
     await new Deno.Command(Deno.execPath(), {
       args: ["eval", "await fetch('https://127.0.0.2:4443/v2/').catch(() => {})"],
       env: this.env,
       stdout: "null",
       stderr: "null",
     }).output();
-    if (this.connections === before) {
+    if (!(await this.requests()).includes("127.0.0.2:4443")) {
       throw new Error("the outside guard did not see a proxied request: refusing to run tsbox");
     }
-    this.connections = 0;
+    this.#targets.length = 0;
   }
 
   async close(): Promise<void> {
     this.#listener.close();
     await this.#loop;
+    await this.requests();
   }
 }
 
@@ -175,7 +208,7 @@ location = "${w.registry.host}"
     assertEquals(run.code, 0, run.stderr);
     assertStringIncludes(run.stderr, "Unable to find image 'busybox' locally");
     assertStringIncludes(run.stderr, "Status: Downloaded newer image for busybox:latest");
-    assertEquals(w.guard.connections, 0, "nothing went to docker.io itself");
+    assertEquals(await w.guard.requests(), [], "nothing went to docker.io itself");
     // Recorded under the name asked for, not the mirror's.
     const images = await tsbox(["images", "--format", "json"], { root: w.root });
     assertStringIncludes(images.stdout, `"Repository":"busybox"`);
@@ -194,7 +227,10 @@ location = "${w.registry.host}"
     // Without the mirror the same pull goes to docker.io: here the guard, and it fails.
     const plain = await w.tsbox(["pull", "busybox:other"], "");
     assertEquals(plain.code, 125, plain.stderr);
-    assertOk(w.guard.connections > 0, "without the mirror, docker.io was asked");
+    assertOk(
+      (await w.guard.requests()).includes("registry-1.docker.io:443"),
+      "without the mirror, docker.io was asked",
+    );
   });
 });
 
@@ -204,7 +240,7 @@ rootTest("a short name goes to the first unqualified-search registry", async () 
     const pull = await w.tsbox(["pull", "library/busybox"], conf);
     assertEquals(pull.code, 0, pull.stderr);
     assertStringIncludes(pull.stdout, `${w.registry.host}/library/busybox:latest`);
-    assertEquals(w.guard.connections, 0);
+    assertEquals(await w.guard.requests(), []);
     // `run` finds the pulled image by the short name through the same search list.
     const run = await w.tsbox(
       ["run", "--rm", "--name", "t-reg2", "library/busybox", "true"],
@@ -228,7 +264,7 @@ rootTest("insecure = true allows plain HTTP to a registry named 127.1", async ()
     const pull = await w.tsbox(["pull", name], conf);
     assertEquals(pull.code, 0, pull.stderr);
     assertStringIncludes(pull.stdout, name);
-    assertEquals(w.guard.connections, 0);
+    assertEquals(await w.guard.requests(), []);
   });
 });
 
@@ -256,7 +292,7 @@ rootTest("a blocked registry is refused before any request, mirrors included", a
       assertEquals(short.code, 125, short.stderr);
       assertStringIncludes(short.stderr, "registry docker.io is blocked in");
       assertEquals(proxy.requests, []);
-      assertEquals(w.guard.connections, 0);
+      assertEquals(await w.guard.requests(), []);
 
       // The same pull without `blocked` goes through the proxy: the count above could fail.
       const open = await w.tsbox(["pull", name], `[[registry]]\nlocation = "${proxy.host}"\n`);
@@ -292,7 +328,7 @@ rootTest("mirrors are tried in order, and a bad config file fails with its name"
       // Blobs come from the mirror that had the manifest.
       assertOk(good.requests.some((r) => r.includes("/blobs/")), good.requests.join(", "));
       assertOk(!empty.requests.some((r) => r.includes("/blobs/")), empty.requests.join(", "));
-      assertEquals(w.guard.connections, 0);
+      assertEquals(await w.guard.requests(), []);
 
       const bad = await w.tsbox(
         ["pull", "busybox"],
@@ -307,7 +343,7 @@ rootTest("mirrors are tried in order, and a bad config file fails with its name"
       const syntax = await w.tsbox(["pull", "busybox"], `[[registry]\nprefix = "docker.io"\n`);
       assertEquals(syntax.code, 125);
       assertStringIncludes(syntax.stderr, `${w.dir}/registries-3.conf: line 1, column`);
-      assertEquals(w.guard.connections, 0);
+      assertEquals(await w.guard.requests(), []);
     } finally {
       await empty.close();
       await good.close();
@@ -336,7 +372,7 @@ rootTest("push follows location and insecure, never a mirror", async () => {
       assertOk(stored.digest.startsWith("sha256:"));
       assertOk(target.requests.length > 0);
       assertEquals(mirror.requests, [], "a push never goes to a mirror");
-      assertEquals(w.guard.connections, 0);
+      assertEquals(await w.guard.requests(), []);
     } finally {
       await target.close();
       await mirror.close();
@@ -369,7 +405,7 @@ rootTest("login follows insecure for a registry named 127.1", async () => {
     assertStringIncludes(ok.stdout, "Login Succeeded");
     const saved = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
     assertEquals(atob(saved.auths[host].auth), `${registry.username}:${registry.password}`);
-    assertEquals(guard.connections, 0);
+    assertEquals(await guard.requests(), []);
   } finally {
     await guard.close();
     await cleanup();
