@@ -6,6 +6,7 @@
 import { familiarRepository, parseReference } from "../../registry/reference.ts";
 import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
 import { pullImage } from "../image/pull.ts";
+import { loadRegistriesConf, qualifyName } from "../../registry/registries_conf.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
 import { ago, goTime, humanSize, table } from "./format.ts";
@@ -28,7 +29,8 @@ export async function pullCommand(
 ): Promise<void> {
   const store = await openStore(g);
   try {
-    const ref = parseReference(name);
+    const registries = await loadRegistriesConf();
+    const ref = parseReference(qualifyName(registries, name));
     const out = (s: string) => console.log(s);
     if (!opts.quiet) {
       if (!/[:@][^/]*$/.test(name)) out(`Using default tag: ${ref.tag}`);
@@ -38,6 +40,7 @@ export async function pullCommand(
     const result = await pullImage(store, name, {
       platform: opts.platform,
       insecure: g.insecureRegistries,
+      registries,
       onProgress: progress ? (e) => progress.event(e) : undefined,
     });
     progress?.finish();
