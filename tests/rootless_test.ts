@@ -393,21 +393,23 @@ Deno.test({
         // HOME is not there and cannot be made: nothing may depend on a per-user cache. The
         // store is named explicitly, since its default lives under HOME.
         const store = join(u.home, "store");
-        const opts = {
-          launcher: installed.launcher,
-          env: {
-            HOME: "/nonexistent",
-            TSBOX_ROOT: store,
-            // Nothing leaves the machine, not even a Deno that would fetch npm packages: only
-            // the fixture registry on 127.0.0.1 is reached directly, the rest meets a dead proxy.
-            HTTP_PROXY: "http://127.0.0.1:9",
-            HTTPS_PROXY: "http://127.0.0.1:9",
-            NO_PROXY: "127.0.0.1,localhost",
-          },
+        const env = {
+          HOME: "/nonexistent",
+          // Nothing leaves the machine, not even a Deno that would fetch npm packages: only
+          // the fixture registry on 127.0.0.1 is reached directly, the rest meets a dead proxy.
+          HTTP_PROXY: "http://127.0.0.1:9",
+          HTTPS_PROXY: "http://127.0.0.1:9",
+          NO_PROXY: "127.0.0.1,localhost",
         };
+        const opts = { launcher: installed.launcher, env: { ...env, TSBOX_ROOT: store } };
         try {
           const version = ok(await asUser(u, ["--version"], opts), "--version");
           assertEquals(version.stdout.trim(), VERSION);
+          // The default store lives under HOME: without one, a clear error naming the way out.
+          const noStore = await asUser(u, ["ps"], { launcher: installed.launcher, env });
+          assertEquals(noStore.code, 125, noStore.stderr);
+          assertStringIncludes(noStore.stderr, "/nonexistent/.local/share/tsbox");
+          assertStringIncludes(noStore.stderr, "--root DIR or TSBOX_ROOT");
           ok(await asUser(u, ["pull", "-q", refs.nginx], opts), "pull nginx");
           ok(await asUser(u, ["pull", "-q", refs.busybox], opts), "pull busybox");
 

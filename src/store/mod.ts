@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TsboxError } from "../errors.ts";
 import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
@@ -105,7 +106,18 @@ export class Store {
 
   /** Opens the store at `root`, creating it if needed. */
   static async open(root: string): Promise<Store> {
-    await Deno.mkdir(root, { recursive: true, mode: 0o711 });
+    try {
+      await Deno.mkdir(root, { recursive: true, mode: 0o711 });
+    } catch (err) {
+      // Typically a plain user's default root under a HOME that is missing or read-only.
+      const why = err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message;
+      throw new TsboxError(
+        `cannot create the state directory ${root}: ${why} (choose one with --root DIR or TSBOX_ROOT)`,
+        { cause: err },
+      );
+    }
     return new Store(root, Database.open(join(root, "tsbox.db")));
   }
 
