@@ -456,6 +456,10 @@ Deno.test({
           assertEquals(exec.code, 3, exec.stderr);
           assertEquals(exec.stdout, "sleep 600 \n0\nout\n");
           assertEquals(exec.stderr, "err\n");
+          // -t: a pty of the container's devpts, made inside its user namespace.
+          const tty = await asUser(u, ["exec", "-t", "rl-bb", "tty"], opts);
+          assertEquals(tty.code, 0, tty.stderr);
+          assertMatch(tty.stdout, /^\/dev\/pts\/\d+\r?\n$/);
           const missing = await asUser(u, ["exec", "rl-bb", "no-such-command"], opts);
           assertEquals(missing.code, 127, missing.stderr);
 
