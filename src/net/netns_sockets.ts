@@ -33,6 +33,7 @@ import { SOCK_DGRAM, socketPair } from "../../ffi/terminal.ts";
 export const BATCH = 16;
 
 const F_DUPFD_CLOEXEC = 1030;
+const PR_SET_DUMPABLE = 4;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 
@@ -65,7 +66,7 @@ function fdsMessage(first: number, n: number): Struct {
  * The helper's program. Its fds are made predictable first (the channel as 0, the namespaces
  * as 1 and 2, nothing else), so the sockets it creates are 1..n once the namespace fds are
  * closed, and the message naming them can be laid out before it runs. Failures are reported on
- * fd 0, the channel, as a 16-byte status record.
+ * fd 0, the channel, as a 16-byte status record (the ops before it is fd 0 cannot fail).
  */
 export function socketHelperOps(
   fds: { readonly channel: number; readonly userns: number; readonly netns: number },
@@ -74,6 +75,9 @@ export function socketHelperOps(
   n: number,
 ): Op[] {
   return [
+    // Its memory is a copy of the supervisor's: no process of the container's user, which it
+    // becomes a member of, may read it through /proc or ptrace.
+    op(SYS.prctl, "make the helper non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
     op(SYS.dup3, "install the channel as fd 0", [fds.channel, 0, 0]),
     op(SYS.dup3, "install the user namespace fd as fd 1", [fds.userns, 1, 0]),
     op(SYS.dup3, "install the network namespace fd as fd 2", [fds.netns, 2, 0]),
