@@ -396,8 +396,9 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
   let pid = -1;
   let intermediate = -1;
   let security: ReturnType<typeof prepareSecurity> | undefined;
-  const childPid = target.pidNamespace !== undefined ? new SharedWord() : undefined;
+  let childPid: SharedWord | undefined;
   try {
+    if (target.pidNamespace !== undefined) childPid = new SharedWord();
     const user = resolveUser(
       spec.user,
       readInRoot(target.root, "/etc/passwd"),
