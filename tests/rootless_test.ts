@@ -77,7 +77,19 @@ async function withUser(fn: (u: TestUser) => Promise<void>): Promise<void> {
     await run("chown", ["-R", `${uid}:${gid}`, join(home, ".cache")]);
     await fn({ name, uid, gid, home, denoDir });
   } finally {
-    await run("userdel", ["-r", name]).catch((err) => console.error(String(err)));
+    // A supervisor that is still on its way out keeps the user "in use" for a moment.
+    for (let i = 0;; i++) {
+      try {
+        await run("userdel", ["-r", name]);
+        break;
+      } catch (err) {
+        if (i === 50) {
+          console.error(String(err));
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     // userdel drops the user's subordinate ranges; make sure, as a failed test must not
     // leave an entry behind.
     for (const [file, flag] of [["/etc/subuid", "-v"], ["/etc/subgid", "-w"]] as const) {
