@@ -5,13 +5,21 @@
 # compiling. It downloads it unless DENORT_BIN points at one. Where neither works (an offline
 # machine), this script says so and leaves ./tsbox as a small launcher that runs the same code
 # (main.ts) with the installed deno, so that `./tsbox ...` works everywhere.
+#
+# The npm packages (and compiled modules) go to .deno/ in this checkout, not to the per-user
+# cache under $HOME: the launcher points Deno there and only reads it (--cached-only), so any
+# user can run ./tsbox, also one whose HOME is not writable or missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 out="$here/tsbox"
 version="$(deno --version | head -1 | awk '{print $2}')"
+export DENO_DIR="$here/.deno"
 
-deno install --quiet --entrypoint main.ts mod.ts >/dev/null # caches npm packages for both paths
+# Every entry point, the ones started as workers or subprocesses too, so that the cache holds
+# their transpiled code as well and a user who cannot write to it does not redo that each time.
+deno install --quiet --entrypoint main.ts mod.ts src/net/proxy_worker.ts \
+  src/container/supervisor_main.ts src/container/rmtree_main.ts >/dev/null
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -35,8 +43,12 @@ Writing ./tsbox as a launcher that runs main.ts with the installed deno instead.
 MSG
 cat >"$out" <<LAUNCHER
 #!/bin/sh
-# tsbox launcher written by compile.sh (deno compile was not possible here).
-exec deno run -A --quiet --no-prompt "$here/main.ts" "\$@"
+# tsbox launcher written by compile.sh (deno compile was not possible here). Deno's cache is the
+# one compile.sh filled in the checkout, only read: no per-user cache is needed.
+DENO_DIR="$here/.deno" exec deno run -A --quiet --no-prompt --cached-only "$here/main.ts" "\$@"
 LAUNCHER
 chmod 755 "$out"
+# Transpile once now, as the installer, who can write the cache.
+"$out" --version >/dev/null
+chmod -R a+rX "$DENO_DIR"
 echo "built $out (launcher)"

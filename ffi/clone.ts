@@ -17,6 +17,12 @@ import { SyscallError } from "./errors.ts";
 export const IGNORE_ERROR = 1;
 /** Op flag: a result of 0 counts as a failure (reported as EPIPE), e.g. `read` at EOF. */
 export const FAIL_ON_ZERO = 2;
+/**
+ * Op flag: a successful nonzero result ends the process with exit_group(0). Put on a fork-like
+ * `clone` op, the parent side (result: the child's pid) leaves and the child (result 0) runs
+ * the rest of the program.
+ */
+export const EXIT_IF_NONZERO = 256;
 /** Op flag: replace argument `n` (0..5) by the previous op's result. */
 export function argFromLast(n: number): number {
   if (n < 0 || n > 5) throw new RangeError(`argument index ${n} out of range`);
@@ -66,7 +72,7 @@ export const STUB_X86_64: Uint8Array = new Uint8Array([
   0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff,  // 88: cmp rax,-4095         ; -4095..-1 is an error
   0x73, 0x14,                     // 8e: jae failed (a4)
   0x48, 0x85, 0xc0,               // 90: test rax,rax
-  0x75, 0x25,                     // 93: jne advance (ba)
+  0x75, 0x61,                     // 93: jne nonzero (f6)
   0xf7, 0xc1, 0x02, 0x00, 0x00, 0x00,  // 95: test ecx,2            ; FAIL_ON_ZERO?
   0x74, 0x1d,                     // 9b: je advance (ba)
   0x48, 0xc7, 0xc0, 0xe0, 0xff, 0xff, 0xff,  // 9d: mov rax,-32           ; zero counts as -EPIPE
@@ -96,6 +102,12 @@ export const STUB_X86_64: Uint8Array = new Uint8Array([
   0xbf, 0x01, 0x00, 0x00, 0x00,   // ee: mov edi,1
   0x0f, 0x05,                     // f3: syscall
   0xf4,                           // f5: hlt                   ; unreachable
+  0xf7, 0xc1, 0x00, 0x01, 0x00, 0x00,  // f6: test ecx,256          ; nonzero: EXIT_IF_NONZERO?
+  0x74, 0xbc,                     // fc: je advance (ba)
+  0xb8, 0xe7, 0x00, 0x00, 0x00,   // fe: mov eax,231           ; exit_group(0): the parent side leaves
+  0x31, 0xff,                     // 103: xor edi,edi
+  0x0f, 0x05,                     // 105: syscall
+  0xf4,                           // 107: hlt                  ; unreachable
 ]);
 
 const libc = openLibc({
@@ -108,6 +120,7 @@ const libc = openLibc({
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const PROT_EXEC = 4;
+const MAP_SHARED = 1;
 const MAP_PRIVATE = 2;
 const MAP_ANONYMOUS = 0x20;
 const MAP_FAILED = -1n;
@@ -121,6 +134,10 @@ export const CLONE = {
   NEWUSER: 0x10000000,
   NEWPID: 0x20000000,
   NEWNET: 0x40000000,
+  /** The new process's parent is the caller's parent (who can then wait for it). */
+  PARENT: 0x00008000,
+  /** Store the new process's pid at `parent_tid` (the third argument of the raw syscall). */
+  PARENT_SETTID: 0x00100000,
 } as const;
 
 /** SIGCHLD, the exit signal the parent's waitpid expects. */
@@ -187,8 +204,9 @@ export function assertSupportedArch(): void {
   }
 }
 
-function mmap(size: number, prot: number): Deno.PointerObject {
-  const p = libc.mmap(null, BigInt(size), prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+function mmap(size: number, prot: number, shared = false): Deno.PointerObject {
+  const type = shared ? MAP_SHARED : MAP_PRIVATE;
+  const p = libc.mmap(null, BigInt(size), prot, type | MAP_ANONYMOUS, -1, 0n);
   if (p === null || BigInt(Deno.UnsafePointer.value(p)) === MAP_FAILED) {
     throw new SyscallError("mmap", [size, prot], errno());
   }
@@ -339,6 +357,35 @@ export function cloneProgram(program: CompiledProgram, flags: number): number {
   const fn = stub();
   const pid = libc.clone(fn, program.stackTop, flags | SIGCHLD, program.pointer);
   return check(pid, "clone", [`0x${(flags | SIGCHLD).toString(16)}`]);
+}
+
+/**
+ * One 32-bit word in a page shared with cloned children (MAP_SHARED survives clone without
+ * CLONE_VM): what a child's program or the kernel writes there on its behalf, such as the pid a
+ * `clone` op with CLONE_PARENT_SETTID stores, is seen by the parent.
+ */
+export class SharedWord {
+  #page: Deno.PointerObject | null;
+  /** Address of the word, to pass as a program argument. */
+  readonly address: bigint;
+
+  constructor() {
+    this.#page = mmap(4096, PROT_READ | PROT_WRITE, true);
+    this.address = BigInt(Deno.UnsafePointer.value(this.#page));
+  }
+
+  /** The word's current value. */
+  read(): number {
+    if (!this.#page) throw new Error("shared word freed");
+    return new Deno.UnsafePointerView(this.#page).getInt32(0);
+  }
+
+  /** Unmaps the page. */
+  free(): void {
+    if (!this.#page) return;
+    libc.munmap(this.#page, 4096n);
+    this.#page = null;
+  }
 }
 
 /** What the status pipe said: which op failed (-1: every execve candidate) and its errno. */

@@ -4,11 +4,13 @@
 #
 # rdi = control block { ops: u64 ptr, count: u64, statusFd: u64 }
 # op  = { nr: u64, args: u64[6], flags: u64 }  (64 bytes)
-# flags: 1 IGNORE_ERROR, 2 FAIL_ON_ZERO, 4<<n ARGn_FROM_LAST (n = 0..5)
+# flags: 1 IGNORE_ERROR, 2 FAIL_ON_ZERO, 4<<n ARGn_FROM_LAST (n = 0..5), 256 EXIT_IF_NONZERO
+#   (a successful nonzero result ends the process with exit_group(0): the parent side of a
+#   fork-like clone op leaves, the child, whose result is 0, runs on)
 # Registers kept across the loop (callee-saved ones; `syscall` clobbers only rcx and r11):
 #   r12 current op, r13 ops left, r14 status fd, r15 previous result,
 #   rbx remembered errno of ignored failures, rbp op index.
-# It never returns: either an execve op succeeds, or it writes { opIndex | -1, errno } (16 bytes)
+# It never returns: an execve op succeeds, an EXIT_IF_NONZERO op exits 0, or it writes { opIndex | -1, errno } (16 bytes)
 # to the status fd and calls exit_group(1).
 	.intel_syntax noprefix
 	.text
@@ -49,7 +51,7 @@ next_op:
 	cmp rax, -4095
 	jae failed
 	test rax, rax
-	jnz advance
+	jnz nonzero
 	test ecx, 2
 	jz advance
 	mov rax, -32
@@ -83,5 +85,12 @@ report:
 	syscall
 	mov eax, 231
 	mov edi, 1
+	syscall
+	hlt
+nonzero:
+	test ecx, 256
+	jz advance
+	mov eax, 231
+	xor edi, edi
 	syscall
 	hlt

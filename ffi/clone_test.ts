@@ -6,9 +6,12 @@ import {
   cloneProgram,
   CompiledProgram,
   decodeStatus,
+  EXIT_IF_NONZERO,
   FAIL_ON_ZERO,
   IGNORE_ERROR,
   type Op,
+  SharedWord,
+  SIGCHLD,
   str,
   StringArray,
   STUB_X86_64,
@@ -189,4 +192,27 @@ Deno.test("waitPid does not race Deno's own child reaping", async () => {
   );
   assertEquals(outs.map((o) => o.code), [1, 2, 3]);
   assertEquals(await waited, { exitCode: 9 });
+});
+
+Deno.test("EXIT_IF_NONZERO on a clone op: the parent side exits 0, the child runs on as ours", async () => {
+  const word = new SharedWord();
+  try {
+    const r = await run([
+      {
+        nr: SYS.clone,
+        args: [CLONE.PARENT | CLONE.PARENT_SETTID | SIGCHLD, 0, word.address, 0, 0],
+        flags: EXIT_IF_NONZERO,
+        what: "fork",
+      },
+      execve("/bin/sh", ["sh", "-c", "exit 5"]),
+    ]);
+    // The status pipe ended without a record: the intermediate left, the child's execve worked.
+    assertEquals(r, { failure: undefined, status: { exitCode: 0 } });
+    const child = word.read();
+    assertOk(child > 0 && child !== Deno.pid, `pid of the forked child: ${child}`);
+    // CLONE_PARENT made it this process's child: waitpid finds it and its exit code.
+    assertEquals(await waitPid(child), { exitCode: 5 });
+  } finally {
+    word.free();
+  }
 });

@@ -1,9 +1,10 @@
 /**
  * Namespaces of other processes: opening `/proc/<pid>/ns/*` and setns(2).
  *
- * Only the PID namespace may be changed from Deno's (multi-threaded) main thread, and only for
- * children (`pid_for_children`); user and mount namespaces are joined by the cloned child's
- * syscall program instead (see src/runtime/exec.ts).
+ * Deno is multi-threaded: user and mount namespaces, and for a plain user every namespace owned
+ * by a container's user namespace, are joined by a cloned child's syscall program instead (see
+ * src/runtime/exec.ts, src/net/netns_sockets.ts). {@link setns} is for what root's threads may
+ * do themselves.
  *
  * @module
  */

@@ -40,6 +40,7 @@ const libc = openLibc({
   },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
   setns: { parameters: ["i32", "i32"], result: "i32" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
 });
 
@@ -400,4 +401,53 @@ export function openNamespace(path: string): number {
  */
 export function setnsNet(fd: number): void {
   if (libc.setns(fd, CLONE_NEWNET) < 0) throw new SyscallError("setns", [fd, "net"], errno());
+}
+
+const MSG_DONTWAIT = 0x40;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const SCM_RIGHTS = 1;
+
+/** One message taken by {@link receiveFds}: its bytes and the fds it carried. */
+export interface FdMessage {
+  readonly data: Uint8Array;
+  readonly fds: number[];
+}
+
+/**
+ * Takes one queued message from unix socket `sock` without waiting (checked; `undefined` when
+ * none is queued), with up to `maxFds` fds sent along with SCM_RIGHTS, received close-on-exec.
+ */
+export function receiveFds(sock: number, maxFds: number): FdMessage | undefined {
+  const data = new Uint8Array(64);
+  const control = new Uint8Array(16 + Math.ceil((4 * maxFds) / 8) * 8);
+  const iov = new BigUint64Array([pointerOf(data), BigInt(data.length)]);
+  const msg = new BigUint64Array(7);
+  msg[2] = pointerOf(new Uint8Array(iov.buffer));
+  msg[3] = 1n;
+  msg[4] = pointerOf(control);
+  msg[5] = BigInt(control.length);
+  const n = Number(libc.recvmsg(sock, new Uint8Array(msg.buffer), MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  if (n < 0) {
+    const e = errno();
+    if (e === E.EAGAIN) return undefined;
+    throw new SyscallError("recvmsg", [sock], e);
+  }
+  // The buffers must stay alive until here: the kernel wrote through their addresses.
+  void iov;
+  const fds: number[] = [];
+  const view = new DataView(control.buffer);
+  const controlLen = Number(msg[5]);
+  for (let at = 0; at + 16 <= controlLen;) {
+    const len = Number(view.getBigUint64(at, true));
+    if (len < 16) break;
+    if (view.getInt32(at + 8, true) === SOL_SOCKET && view.getInt32(at + 12, true) === SCM_RIGHTS) {
+      for (let i = at + 16; i + 4 <= at + len; i += 4) fds.push(view.getInt32(i, true));
+    }
+    at += Math.ceil(len / 8) * 8;
+  }
+  return { data: data.slice(0, n), fds };
+}
+
+function pointerOf(buf: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
 }

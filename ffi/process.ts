@@ -14,6 +14,7 @@ const libc = openLibc({
   read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   waitpidNow: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
+  waitpidHere: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 });
@@ -21,6 +22,7 @@ const libc = openLibc({
 /** O_CLOEXEC for pipe2/openat. */
 export const O_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
+const EINTR = 4;
 
 /** Creates a pipe; returns `[readFd, writeFd]`. */
 export function pipe(flags = O_CLOEXEC): [number, number] {
@@ -81,6 +83,19 @@ export async function waitPid(pid: number): Promise<WaitStatus> {
     const probe = libc.waitpidNow(pid, new Uint8Array(status.buffer), WNOHANG);
     if (probe === pid) return decode(status[0]);
     if (probe < 0) throw new SyscallError("waitpid", [pid], errno());
+  }
+}
+
+/**
+ * Waits for child `pid` blocking the calling thread: for a worker thread's helper process that
+ * ends at once (never call it on the main thread for a process that may run on).
+ */
+export function waitPidSync(pid: number): WaitStatus {
+  const status = new Int32Array(1);
+  for (;;) {
+    if (libc.waitpidHere(pid, new Uint8Array(status.buffer), 0) === pid) return decode(status[0]);
+    const e = errno();
+    if (e !== EINTR) throw new SyscallError("waitpid", [pid], e);
   }
 }
 

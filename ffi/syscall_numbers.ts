@@ -15,6 +15,7 @@ export const SYS = {
   ioctl: 16,
   socket: 41,
   sendmsg: 46,
+  clone: 56,
   execve: 59,
   chdir: 80,
   fchdir: 81,

@@ -9,14 +9,20 @@ import { Container, newContainerId } from "../src/runtime/mod.ts";
 import {
   boundingSet,
   buildExecProgram,
-  cloneInPidNamespace,
   ContainerNotRunningError,
   execInContainer,
   type ExecSpec,
   joinContainerCgroups,
   openContainer,
 } from "../src/runtime/exec.ts";
-import { bytes, CompiledProgram, decodeStatus, FAIL_ON_ZERO } from "../ffi/clone.ts";
+import {
+  bytes,
+  cloneProgram,
+  CompiledProgram,
+  decodeStatus,
+  FAIL_ON_ZERO,
+  SharedWord,
+} from "../ffi/clone.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../ffi/process.ts";
 import { SYS } from "../ffi/syscall_numbers.ts";
 import { ExecError } from "../src/errors.ts";
@@ -223,11 +229,19 @@ rootTest("the exec child is non-dumpable and holds only its fds before execve", 
     const [syncR, syncW] = pipe();
     const [statusR, statusW] = pipe();
     const [holdR, holdW] = pipe();
+    const childPid = new SharedWord();
     const spec = {
       syncFd: syncR,
       closeFds: [syncW, statusR, holdW],
-      keepFds: [statusW, holdR, target.root, ...target.joins.map((j) => j.fd)],
+      keepFds: [
+        statusW,
+        holdR,
+        target.root,
+        target.pidNamespace!,
+        ...target.joins.map((j) => j.fd),
+      ],
       joins: target.joins,
+      pidFork: { fd: target.pidNamespace!, childPidAddress: childPid.address },
       root: target.root,
       cwd: "/",
       uid: 0,
@@ -249,15 +263,20 @@ rootTest("the exec child is non-dumpable and holds only its fds before execve", 
       what: "hold",
     });
     const program = CompiledProgram.compile(ops, statusW);
-    const pid = cloneInPidNamespace(program, target.pidNamespace);
+    const intermediate = cloneProgram(program, 0);
     program.free();
     target.close();
     closeFd(syncR);
     closeFd(statusW);
     closeFd(holdR);
+    let pid = -1;
     try {
-      await joinContainerCgroups(c.pid, pid);
+      await joinContainerCgroups(c.pid, intermediate);
       writeFd(syncW, new Uint8Array([1]));
+      // The intermediate forks the held child into the PID namespace and exits.
+      assertEquals(await waitPid(intermediate), { exitCode: 0 });
+      pid = childPid.read();
+      assertOk(pid > 0, "the forked child's pid is in the shared word");
       // Wait until it blocks on the hold pipe (its state turns to S in a read on holdR).
       for (let i = 0; i < 200; i++) {
         const stat = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -284,6 +303,7 @@ rootTest("the exec child is non-dumpable and holds only its fds before execve", 
       closeFd(statusR);
       assertEquals(failure, undefined);
       assertEquals(await waitPid(pid), { exitCode: 0 });
+      childPid.free();
       killPid(c.pid, 0);
     }
   });

@@ -6,9 +6,10 @@
  * by the user on the host, ps/logs/rm of the user's containers, host and private networks,
  * limits refused without a writable cgroup, and the single-id mapping once the range is gone.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { fixtureRegistry } from "./fixtures/images.ts";
+import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
+import { VERSION } from "../src/version.ts";
 import { userNamespacesAllowed } from "../src/runtime/rootless.ts";
 import { freeRange, parseSubIds } from "../src/runtime/userns.ts";
 
@@ -76,7 +77,19 @@ async function withUser(fn: (u: TestUser) => Promise<void>): Promise<void> {
     await run("chown", ["-R", `${uid}:${gid}`, join(home, ".cache")]);
     await fn({ name, uid, gid, home, denoDir });
   } finally {
-    await run("userdel", ["-r", name]).catch((err) => console.error(String(err)));
+    // A supervisor that is still on its way out keeps the user "in use" for a moment.
+    for (let i = 0;; i++) {
+      try {
+        await run("userdel", ["-r", name]);
+        break;
+      } catch (err) {
+        if (i === 50) {
+          console.error(String(err));
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     // userdel drops the user's subordinate ranges; make sure, as a failed test must not
     // leave an entry behind.
     for (const [file, flag] of [["/etc/subuid", "-v"], ["/etc/subgid", "-w"]] as const) {
@@ -96,30 +109,36 @@ interface Result {
   stderr: string;
 }
 
+/** How {@link asUser} runs tsbox: an installed launcher instead of main.ts, other variables. */
+interface AsUserOptions {
+  /** The `./tsbox` compile.sh wrote; run with HOME and DENO_DIR as `env` gives them. */
+  readonly launcher?: string;
+  readonly env?: Record<string, string>;
+}
+
 /** Runs `tsbox ARGS` as the user, with a login-like environment and no --root. */
-async function asUser(u: TestUser, args: string[]): Promise<Result> {
+async function asUser(u: TestUser, args: string[], opts: AsUserOptions = {}): Promise<Result> {
+  const program = opts.launcher
+    ? [opts.launcher]
+    : [Deno.execPath(), "run", "-A", "--quiet", "--cached-only", MAIN];
   const out = await new Deno.Command("setpriv", {
     args: [
       `--reuid=${u.uid}`,
       `--regid=${u.gid}`,
       "--init-groups",
       "--",
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--quiet",
-      "--cached-only",
-      MAIN,
+      ...program,
       ...args,
     ],
-    cwd: u.home,
+    cwd: opts.launcher ? "/" : u.home,
     clearEnv: true,
     env: {
       HOME: u.home,
       USER: u.name,
-      PATH: "/usr/local/bin:/usr/bin:/bin",
-      DENO_DIR: u.denoDir,
+      PATH: `${dirname(Deno.execPath())}:/usr/local/bin:/usr/bin:/bin`,
+      ...(opts.launcher ? {} : { DENO_DIR: u.denoDir }),
       NO_COLOR: "1",
+      ...opts.env,
     },
     stdout: "piped",
     stderr: "piped",
@@ -325,3 +344,155 @@ Deno.test({
     });
   },
 });
+
+/**
+ * An installed tsbox as compile.sh leaves it on a machine without denort: a copy of the
+ * checkout, root's, with the `./tsbox` launcher. compile.sh runs without a network (`unshare
+ * -n`), so deno compile fails and the npm packages come from a copy of root's Deno cache.
+ */
+async function installedTsbox(): Promise<{ dir: string; launcher: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-installed-" });
+  const checkout = new URL("..", import.meta.url).pathname;
+  const parts = [
+    "main.ts",
+    "mod.ts",
+    "deno.json",
+    "deno.lock",
+    "compile.sh",
+    "ffi",
+    "src",
+    "registry",
+  ];
+  await run("cp", ["-a", ...parts.map((p) => join(checkout, p)), dir]);
+  const info = JSON.parse(await run(Deno.execPath(), ["info", "--json"]));
+  await Deno.mkdir(join(dir, ".deno"));
+  await run("cp", ["-a", join(info.denoDir, "npm"), join(dir, ".deno")]);
+  const env = Object.entries(Deno.env.toObject())
+    .filter(([k]) => k !== "DENORT_BIN" && k !== "DENO_DIR").map(([k, v]) => `${k}=${v}`);
+  await run("unshare", ["-n", "--", "env", "-i", ...env, join(dir, "compile.sh")]);
+  await Deno.chmod(dir, 0o755);
+  return { dir, launcher: join(dir, "tsbox") };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test({
+  name: "rootless: installed tsbox with HOME unwritable: -p serves nginx, exec works",
+  ignore: !isRoot || !userns.allowed,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { refs } = await fixtureRegistry();
+    const installed = await installedTsbox();
+    try {
+      await withUser(async (u) => {
+        await addRange(u);
+        // HOME is not there and cannot be made: nothing may depend on a per-user cache. The
+        // store is named explicitly, since its default lives under HOME.
+        const store = join(u.home, "store");
+        const env = {
+          HOME: "/nonexistent",
+          // Nothing leaves the machine, not even a Deno that would fetch npm packages: only
+          // the fixture registry on 127.0.0.1 is reached directly, the rest meets a dead proxy.
+          HTTP_PROXY: "http://127.0.0.1:9",
+          HTTPS_PROXY: "http://127.0.0.1:9",
+          NO_PROXY: "127.0.0.1,localhost",
+        };
+        const opts = { launcher: installed.launcher, env: { ...env, TSBOX_ROOT: store } };
+        try {
+          const version = ok(await asUser(u, ["--version"], opts), "--version");
+          assertEquals(version.stdout.trim(), VERSION);
+          // The default store lives under HOME: without one, a clear error naming the way out.
+          const noStore = await asUser(u, ["ps"], { launcher: installed.launcher, env });
+          assertEquals(noStore.code, 125, noStore.stderr);
+          assertStringIncludes(noStore.stderr, "/nonexistent/.local/share/tsbox");
+          assertStringIncludes(noStore.stderr, "--root DIR or TSBOX_ROOT");
+          ok(await asUser(u, ["pull", "-q", refs.nginx], opts), "pull nginx");
+          ok(await asUser(u, ["pull", "-q", refs.busybox], opts), "pull busybox");
+
+          // -p: the proxy reaches into a network namespace owned by the user's user namespace.
+          const port = freePort();
+          ok(
+            await asUser(u, [
+              "run",
+              "-d",
+              "--name",
+              "rl-web",
+              "-p",
+              `127.0.0.1:${port}:80`,
+              refs.nginx,
+            ], opts),
+            "run -d -p nginx",
+          );
+          const page = await until("nginx through the rootless proxy", async () => {
+            const res = await fetch(`http://127.0.0.1:${port}/`);
+            const text = await res.text();
+            return res.status === 200 && text.includes(NGINX_MARKER) ? text : undefined;
+          });
+          assertStringIncludes(page, NGINX_MARKER);
+          // Many connections in a row: more than one batch of the helper's sockets.
+          for (let i = 0; i < 40; i++) {
+            const res = await fetch(`http://127.0.0.1:${port}/`);
+            assertStringIncludes(await res.text(), NGINX_MARKER);
+          }
+          const ps = ok(await asUser(u, ["ps"], opts), "ps");
+          assertStringIncludes(ps.stdout, `127.0.0.1:${port}->80/tcp`);
+
+          // exec: in the container's PID namespace (its PID 1 is sleep), output and exit code.
+          ok(
+            await asUser(u, ["run", "-d", "--name", "rl-bb", refs.busybox, "sleep", "600"], opts),
+            "run -d busybox",
+          );
+          const exec = await asUser(u, [
+            "exec",
+            "rl-bb",
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; id -u; echo out; echo err >&2; exit 3",
+          ], opts);
+          assertEquals(exec.code, 3, exec.stderr);
+          assertEquals(exec.stdout, "sleep 600 \n0\nout\n");
+          assertEquals(exec.stderr, "err\n");
+          // -t: a pty of the container's devpts, made inside its user namespace.
+          const tty = await asUser(u, ["exec", "-t", "rl-bb", "tty"], opts);
+          assertEquals(tty.code, 0, tty.stderr);
+          assertMatch(tty.stdout, /^\/dev\/pts\/\d+\r?\n$/);
+          const missing = await asUser(u, ["exec", "rl-bb", "no-such-command"], opts);
+          assertEquals(missing.code, 127, missing.stderr);
+
+          ok(await asUser(u, ["rm", "-f", "rl-web", "rl-bb"], opts), "rm -f");
+          const left = ok(await asUser(u, ["ps", "-a", "-q"], opts), "ps -a");
+          assertEquals(left.stdout, "");
+          await assertRefused(port);
+        } finally {
+          // A failure above must not leave the user's containers (and their supervisors) up.
+          await asUser(u, ["rm", "-f", "rl-web", "rl-bb"], opts);
+        }
+      });
+    } finally {
+      await Deno.remove(installed.dir, { recursive: true });
+    }
+  },
+});
+
+async function assertRefused(port: number): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port }).catch((e: Error) => e);
+  if (conn instanceof Error) return;
+  conn.close();
+  throw new Error(`port ${port} still answers after rm -f`);
+}

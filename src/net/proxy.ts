@@ -5,6 +5,7 @@
  * @module
  */
 import { close, eventfd, eventfdSignal, openNamespace } from "../../ffi/net.ts";
+import { namespaceId } from "../../ffi/namespace.ts";
 import { TsboxError } from "../errors.ts";
 import { closeListeners, type HostListener, openListeners } from "./listeners.ts";
 import type { PortBinding, PortMapping } from "./ports.ts";
@@ -22,6 +23,12 @@ export class ProxyError extends TsboxError {
 export interface ProxyOptions {
   /** The container's network namespace: a pid (its `/proc/PID/ns/net`) or a path. */
   readonly netns: number | string;
+  /**
+   * The user namespace owning `netns` when this process may not setns into it (a plain user's
+   * container): a pid (its `/proc/PID/ns/user`) or a path. By default, for a pid `netns`, its
+   * user namespace when that is not tsbox's own and tsbox is not root.
+   */
+  readonly userns?: number | string;
   /** Host sockets to serve; the proxy owns them from now on and closes them in stop(). */
   readonly listeners: readonly HostListener[];
   /** Address the container's servers are reached at inside its namespace. */
@@ -31,6 +38,19 @@ export interface ProxyOptions {
 }
 
 const DEFAULT_UDP_IDLE_MS = 90_000;
+
+/**
+ * The user namespace a plain user's proxy must go through to reach `netns`: the container's own
+ * when it differs from tsbox's and tsbox is not root (root may setns into any namespace).
+ */
+function ownedUserns(netns: number | string): number | undefined {
+  if (typeof netns !== "number" || Deno.uid() === 0) return undefined;
+  try {
+    return namespaceId(netns, "user") === namespaceId("self", "user") ? undefined : netns;
+  } catch {
+    return undefined; // gone: opening its netns below fails with the clearer error
+  }
+}
 
 /** A running proxy. */
 export class PortProxy {
@@ -52,10 +72,15 @@ export class PortProxy {
     const path = typeof options.netns === "number"
       ? `/proc/${options.netns}/ns/net`
       : options.netns;
+    const userns = options.userns ?? ownedUserns(options.netns);
     const netnsFd = openNamespace(path);
+    let usernsFd: number | undefined;
     let wakeFd = -1;
     let worker: Worker | undefined;
     try {
+      if (userns !== undefined) {
+        usernsFd = openNamespace(typeof userns === "number" ? `/proc/${userns}/ns/user` : userns);
+      }
       wakeFd = eventfd();
       worker = new Worker(new URL("./proxy_worker.ts", import.meta.url).href, { type: "module" });
       const w = worker;
@@ -79,6 +104,7 @@ export class PortProxy {
       done.promise.catch(() => {});
       const start: WorkerStart = {
         netnsFd,
+        usernsFd,
         wakeFd,
         udpIdleMs: options.udpIdleMs ?? DEFAULT_UDP_IDLE_MS,
         listeners: options.listeners.map((l) => ({
@@ -104,6 +130,7 @@ export class PortProxy {
       throw err;
     } finally {
       close(netnsFd);
+      if (usernsFd !== undefined) close(usernsFd);
     }
   }
 

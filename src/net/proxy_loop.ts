@@ -79,6 +79,12 @@ export interface LoopConfig {
   readonly wakeFd: number;
   /** A UDP flow without traffic for this long is forgotten. */
   readonly udpIdleMs: number;
+  /**
+   * Makes the sockets that reach the container (`socket(family, type | SOCK_NONBLOCK |
+   * SOCK_CLOEXEC)`): by default created by this thread, which then must sit in the container's
+   * network namespace; rootless, made there by a helper (netns_sockets.ts). Throws on failure.
+   */
+  readonly socket?: (family: number, type: number) => number;
 }
 
 const CHUNK = 65536;
@@ -135,6 +141,8 @@ function newHalf(src: number, dst: number): Half {
 
 /** Runs until `wakeFd` fires; returns after closing every connection it made. */
 export function runLoop(config: LoopConfig): void {
+  const upstreamSocket = config.socket ??
+    ((family: number, type: number) => socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC));
   const epfd = epollCreate();
   const entries: (Entry | undefined)[] = [];
   const interest: number[] = [];
@@ -260,7 +268,7 @@ export function runLoop(config: LoopConfig): void {
       let upstream: number;
       try {
         const family = l.upstreamHost.includes(":") ? AF_INET6 : AF_INET;
-        upstream = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+        upstream = upstreamSocket(family, SOCK_STREAM);
       } catch {
         setLingerZero(client);
         close(client);
@@ -334,7 +342,7 @@ export function runLoop(config: LoopConfig): void {
         const up = host.listener.upstreamHost.includes(":") ? AF_INET6 : AF_INET;
         let fd: number;
         try {
-          fd = socket(up, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+          fd = upstreamSocket(up, SOCK_DGRAM);
         } catch {
           continue;
         }

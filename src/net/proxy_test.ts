@@ -25,9 +25,17 @@ interface NetnsServer {
   stop(): Promise<void>;
 }
 
-async function netnsServer(): Promise<NetnsServer> {
+/** The servers in a new network namespace; with `userns`, one owned by a new user namespace. */
+async function netnsServer(userns = false): Promise<NetnsServer> {
   const child = new Deno.Command("unshare", {
-    args: ["--net", "--", "python3", SERVER, String(BASE)],
+    args: [
+      ...(userns ? ["--user", "--map-root-user"] : []),
+      "--net",
+      "--",
+      "python3",
+      SERVER,
+      String(BASE),
+    ],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -68,10 +76,16 @@ async function withProxy(
   mappings: PortMapping[],
   fn: (ports: number[], server: NetnsServer) => Promise<void>,
   udpIdleMs?: number,
+  /** Serve through the socket helper (netns_sockets.ts), as for a plain user's container. */
+  helper = false,
 ): Promise<void> {
-  const server = await netnsServer();
+  const server = await netnsServer(helper);
   try {
-    const proxy = await PortProxy.open(mappings, { netns: server.pid, udpIdleMs });
+    const proxy = await PortProxy.open(mappings, {
+      netns: server.pid,
+      udpIdleMs,
+      userns: helper ? server.pid : undefined,
+    });
     try {
       await fn(proxy.bindings.map((b) => b.hostPort), server);
     } finally {
@@ -246,6 +260,72 @@ rootTest("proxy: UDP datagrams go both ways per client, flows expire when idle",
     await until("the new flow to be closed", () => flowSockets(server.pid) === 0);
   }, 300);
 });
+
+// --- the rootless route: upstream sockets made in the namespace by the stub helper ---
+
+rootTest(
+  "proxy through the socket helper: duplex echo and 200 connections (many batches)",
+  async () => {
+    await withProxy(
+      [tcp(BASE)],
+      async ([port]) => {
+        const one = async (i: number) => {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          const data = new TextEncoder().encode(
+            `connection ${i} `.repeat(i === 0 ? 100_000 : 1000),
+          );
+          const reading = readAll(conn);
+          await writeAll(conn, data);
+          await conn.closeWrite();
+          const got = await reading;
+          conn.close();
+          return sha256(got) === sha256(data);
+        };
+        const results = await Promise.all(Array.from({ length: 200 }, (_, i) => one(i)));
+        assertEquals(results.filter((ok) => ok).length, 200);
+      },
+      undefined,
+      true,
+    );
+  },
+);
+
+rootTest("proxy through the socket helper: UDP flows reach the namespace's server", async () => {
+  const udp: PortMapping = { ...tcp(BASE), proto: "udp" };
+  await withProxy(
+    [udp],
+    async ([port], server) => {
+      const sock = dgram.createSocket("udp4");
+      const got = new Promise<string>((resolve) => sock.once("message", (m) => resolve(`${m}`)));
+      sock.send("through the helper", port, "127.0.0.1");
+      assertEquals(await got, "through the helper");
+      sock.close();
+      // The flow's socket is one of the namespace's (seen in its own /proc/net/udp).
+      assertEquals(flowSockets(server.pid), 1);
+    },
+    undefined,
+    true,
+  );
+});
+
+rootTest(
+  "proxy through the socket helper: a helper that cannot join fails the start clearly",
+  async () => {
+    const server = await netnsServer();
+    try {
+      // Our own user namespace: setns into the namespace one is in is refused (EINVAL).
+      const err = await assertRejects(
+        () => PortProxy.open([tcp(BASE)], { netns: server.pid, userns: "/proc/self/ns/user" }),
+      );
+      assertMatch(
+        (err as Error).message,
+        /^port proxy: socket helper: join the container's user namespace: setns\(\): EINVAL/,
+      );
+    } finally {
+      await server.stop();
+    }
+  },
+);
 
 rootTest("proxy: stop closes the host port", async () => {
   const server = await netnsServer();

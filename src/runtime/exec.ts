@@ -6,8 +6,12 @@
  * Route: setns into user and mount namespaces is impossible for a multi-threaded process such as
  * Deno, but the cloned stub child is single-threaded. The parent opens the namespace files of the
  * container's PID 1 (inherited by the clone), and the child's syscall program starts with
- * `setns(fd, type)` ops. A PID namespace applies only to children, so the parent's main thread
- * joins it for the clone alone (`pid_for_children`) and goes back right after, synchronously.
+ * `setns(fd, type)` ops. A PID namespace applies only to children, so the child then joins it
+ * (`pid_for_children`) and forks once more with a raw `clone` op: CLONE_PARENT makes the new
+ * process tsbox's own child (tsbox waits for it and signals it), CLONE_PARENT_SETTID stores its
+ * pid in a page shared with tsbox, and the op's EXIT_IF_NONZERO flag ends the intermediate
+ * process. Joining the PID namespace there, after the user namespace, is what works without
+ * privileges: tsbox's own threads may not enter a namespace owned by a child user namespace.
  *
  * Before any of that, the child makes itself non-dumpable: once cloned it is visible in the
  * container's /proc, and a dumpable tsbox process there would let a container process open
@@ -16,7 +20,17 @@
  *
  * @module
  */
-import { cloneProgram, CompiledProgram, decodeStatus, type Op, str } from "../../ffi/clone.ts";
+import {
+  CLONE,
+  cloneProgram,
+  CompiledProgram,
+  decodeStatus,
+  EXIT_IF_NONZERO,
+  type Op,
+  SharedWord,
+  SIGCHLD,
+  str,
+} from "../../ffi/clone.ts";
 import { O_CLOEXEC as FS_CLOEXEC, O_RDONLY, openat2, RESOLVE_IN_ROOT } from "../../ffi/fs.ts";
 import {
   closeNamespaceFd,
@@ -24,7 +38,6 @@ import {
   namespaceId,
   type NamespaceKind,
   openNamespaceFile,
-  setns,
 } from "../../ffi/namespace.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
@@ -141,6 +154,11 @@ export interface ExecPlan {
   /** Fds above 2 the child keeps until exec (status pipe, namespaces, root, stdio sources). */
   readonly keepFds: readonly number[];
   readonly joins: ContainerHandles["joins"];
+  /**
+   * The container's PID namespace when it is not tsbox's, and the shared word the pid of the
+   * process forked into it is stored at (see {@link pidForkOps}).
+   */
+  readonly pidFork?: { readonly fd: number; readonly childPidAddress: bigint };
   readonly root: number;
   readonly cwd: string;
   readonly uid: number;
@@ -158,6 +176,7 @@ export interface ExecPlan {
 }
 
 const PR_SET_DUMPABLE = 4;
+const ENOMEM = 12;
 
 function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
   return { nr, args, flags, what };
@@ -190,6 +209,26 @@ export function joinOps(p: ExecPlan): Op[] {
       op(SYS.setns, `join the ${j.kind} namespace`, [j.fd, NAMESPACE_TYPES[j.kind]])
     ),
     ...p.joins.map((j) => op(SYS.close, `close the ${j.kind} namespace fd`, [j.fd])),
+  ];
+}
+
+/**
+ * Joins the PID namespace (for children only) and forks into it: the intermediate process
+ * exits at once (EXIT_IF_NONZERO), its child, tsbox's own through CLONE_PARENT, runs the rest.
+ */
+export function pidForkOps(p: ExecPlan): Op[] {
+  if (!p.pidFork) return [];
+  const flags = CLONE.PARENT | CLONE.PARENT_SETTID | SIGCHLD;
+  return [
+    op(SYS.setns, "join the pid namespace", [p.pidFork.fd, NAMESPACE_TYPES.pid]),
+    op(SYS.close, "close the pid namespace fd", [p.pidFork.fd]),
+    // Raw clone(flags, newsp = 0: the copied stack, parent_tid, child_tid, tls).
+    op(
+      SYS.clone,
+      "fork into the pid namespace",
+      [flags, 0, p.pidFork.childPidAddress, 0, 0],
+      EXIT_IF_NONZERO,
+    ),
   ];
 }
 
@@ -243,6 +282,7 @@ export function buildExecProgram(p: ExecPlan): Op[] {
     ...syncOps(c),
     ...closeOtherFdsOps(p.keepFds),
     ...joinOps(p),
+    ...pidForkOps(p),
     ...rootOps(p),
     ...(p.terminal ? terminalOps(p.terminal) : []),
     ...(sec ? rlimitOps(sec.rlimits) : []),
@@ -254,26 +294,6 @@ export function buildExecProgram(p: ExecPlan): Op[] {
     ...(sec?.seccomp && sec.seccompLate ? seccompOps(sec.seccomp) : []),
     ...execOps(c),
   ];
-}
-
-/**
- * Clones `program` with the parent's main thread in `pidNamespace` for the clone only. Fully
- * synchronous: no other JS runs, and no thread is created, while the thread is switched.
- */
-export function cloneInPidNamespace(program: CompiledProgram, pidNamespace?: number): number {
-  if (pidNamespace === undefined) return cloneProgram(program, 0);
-  const saved = openNamespaceFile("/proc/thread-self/ns/pid_for_children");
-  try {
-    setns(pidNamespace, NAMESPACE_TYPES.pid);
-    try {
-      return cloneProgram(program, 0);
-    } finally {
-      // If this failed, every later thread creation would fail: let it throw loudly.
-      setns(saved, NAMESPACE_TYPES.pid);
-    }
-  } finally {
-    closeNamespaceFd(saved);
-  }
 }
 
 /** Moves `pid` into every cgroup of `initPid` that differs from tsbox's own. */
@@ -374,8 +394,11 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     if (open.delete(fd)) closeFd(fd);
   };
   let pid = -1;
+  let intermediate = -1;
   let security: ReturnType<typeof prepareSecurity> | undefined;
+  let childPid: SharedWord | undefined;
   try {
+    if (target.pidNamespace !== undefined) childPid = new SharedWord();
     const user = resolveUser(
       spec.user,
       readInRoot(target.root, "/etc/passwd"),
@@ -396,6 +419,9 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
       track(...sockets);
     }
     const stdioFds = spec.stdio.filter((s): s is number => typeof s === "number");
+    const pidFork = childPid && target.pidNamespace !== undefined
+      ? { fd: target.pidNamespace, childPidAddress: childPid.address }
+      : undefined;
     const plan: ExecPlan = {
       syncFd: syncR,
       closeFds: [syncW, statusR, ...(sockets ? [sockets[0]] : [])],
@@ -403,10 +429,12 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
         statusW,
         target.root,
         ...target.joins.map((j) => j.fd),
+        ...(pidFork ? [pidFork.fd] : []),
         ...stdioFds,
         ...(sockets ? [sockets[1]] : []),
       ],
       joins: target.joins,
+      pidFork,
       root: target.root,
       cwd: spec.cwd,
       uid: user.uid,
@@ -424,41 +452,53 @@ export async function execInContainer(initPid: number, spec: ExecSpec): Promise<
     const ops = buildExecProgram(plan);
     const program = CompiledProgram.compile(ops, statusW);
     try {
-      pid = cloneInPidNamespace(program, target.pidNamespace);
-    } catch (err) {
-      if ((err as { code?: string }).code === "ENOMEM") throw new ContainerNotRunningError(initPid);
-      throw err;
+      pid = cloneProgram(program, 0);
     } finally {
       program.free();
       security.free();
       target.close();
     }
+    if (childPid) [intermediate, pid] = [pid, -1];
     close(syncR);
     close(statusW);
     if (sockets) close(sockets[1]);
-    await joinContainerCgroups(initPid, pid);
+    await joinContainerCgroups(initPid, intermediate > 0 ? intermediate : pid);
     writeFd(syncW, new Uint8Array([1]));
     close(syncW);
     const failure = decodeStatus(await readFd(statusR, 16));
+    if (childPid) {
+      // The intermediate has exited (or failed) by now: the status pipe saw its end.
+      await waitPid(intermediate);
+      intermediate = -1;
+      pid = childPid.read() || -1;
+    }
     if (failure) {
-      await waitPid(pid);
+      if (pid > 0) await waitPid(pid);
       pid = -1;
+      const failed = ops[failure.opIndex];
+      // A PID namespace whose init has died refuses new members with ENOMEM.
+      if (failed?.nr === SYS.clone && failure.errno === ENOMEM) {
+        throw new ContainerNotRunningError(initPid);
+      }
       throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
     }
+    if (pid < 0) throw new TsboxError("exec: the process forked into the container is missing");
     let master: number | undefined;
     if (sockets) {
       master = receiveTerminal(sockets[0]);
     }
     return new ExecProcess(pid, master);
   } catch (err) {
-    if (pid > 0) {
-      killPid(pid, 9);
-      await waitPid(pid).catch(() => {});
+    for (const p of [pid, intermediate]) {
+      if (p <= 0) continue;
+      killPid(p, 9);
+      await waitPid(p).catch(() => {});
     }
     throw err;
   } finally {
     target.close();
     security?.free();
+    childPid?.free();
     for (const fd of [...open]) close(fd);
   }
 }

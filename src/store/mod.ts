@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TsboxError } from "../errors.ts";
 import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
@@ -116,7 +117,18 @@ export class Store {
    * DatabaseDamagedError for a database file that is not a whole database.
    */
   static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
-    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    try {
+      await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      // Typically a plain user's default root under a HOME that is missing or read-only.
+      const why = err instanceof Deno.errors.PermissionDenied
+        ? "permission denied"
+        : (err as Error).message;
+      throw new TsboxError(
+        `cannot create the state directory ${root}: ${why} (choose one with --root DIR or TSBOX_ROOT)`,
+        { cause: err },
+      );
+    }
     await tightenRoot(root);
     const layers = new LayerStore(root);
     const store = new Store(
