@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { TsboxError } from "../errors.ts";
 import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
