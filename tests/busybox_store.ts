@@ -80,8 +80,8 @@ function runtimeImage(): Promise<string> {
 }
 
 /**
- * Makes `root` a store holding `busybox` (also under its registry name), pulled by tsbox from
- * the fixture registry. Returns the directory of its only layer.
+ * Makes `root` a store holding `busybox` (its only name: tests count images and tags), pulled
+ * by tsbox from the fixture registry. Returns the directory of its only layer.
  */
 export async function seedStore(root: string): Promise<{ layerDir: string }> {
   const ref = await runtimeImage();
@@ -89,6 +89,7 @@ export async function seedStore(root: string): Promise<{ layerDir: string }> {
   try {
     const { image } = await pullImage(store, ref);
     store.tag(image.id, TAG);
+    store.untag(ref);
     return { layerDir: image.layers[0].dir };
   } finally {
     store.close();

@@ -234,8 +234,9 @@ export async function removeContainer(
   try {
     await removeOne(store, c, force, volumes);
   } catch (err) {
-    // Typed, so that `rm A B C` reports this one and goes on to the others (cli `each`).
-    if (err instanceof TsboxError) throw err;
+    // Typed, so that `rm A B C` reports this one and goes on to the others (cli `each`), and
+    // naming the container, which a store or kernel error does not.
+    if (err instanceof ContainerStateError) throw err;
     throw new TsboxError(
       `could not remove container ${c.id.slice(0, 12)}: ${(err as Error).message ?? err}`,
       { cause: err },

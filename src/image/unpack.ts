@@ -141,7 +141,9 @@ export async function unpackLayer(
       try {
         await unpacker.apply(entry);
       } catch (err) {
-        if (err instanceof SyscallError) throw new LayerError(entry.header.name, err.message, err);
+        if (err instanceof SyscallError) {
+          throw new LayerError(entry.header.name, err.message, { cause: err });
+        }
         throw err;
       }
     }
@@ -246,7 +248,7 @@ class Unpacker {
         fchmod(fd, meta.mode);
         futimens(fd, meta.atime, meta.mtime);
       } catch (err) {
-        if (err instanceof SyscallError) throw new LayerError(path, err.message, err);
+        if (err instanceof SyscallError) throw new LayerError(path, err.message, { cause: err });
         throw err;
       } finally {
         close(fd);
