@@ -22,6 +22,7 @@ import {
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
 import { parseSignal } from "../container/signals.ts";
+import { checkHealthFilter, healthFilterMatches, healthSuffix } from "../container/health.ts";
 import { portsColumn } from "../net/publish.ts";
 import {
   type ContainerRecord,
@@ -180,7 +181,7 @@ export async function pruneCommand(g: GlobalOptions): Promise<void> {
 export function statusText(c: ContainerRecord, now = Date.now()): string {
   switch (c.state) {
     case "running":
-      return `Up ${humanDuration(now - (c.startedAt ?? now))}`;
+      return `Up ${humanDuration(now - (c.startedAt ?? now))}${healthSuffix(c.health)}`;
     case "paused":
       return `Up ${humanDuration(now - (c.startedAt ?? now))} (Paused)`;
     case "restarting":
@@ -274,9 +275,12 @@ function parseFilters(filters: string[]): Map<string, string[]> {
     const i = f.indexOf("=");
     if (i < 0) throw new TsboxError(`bad format of filter (expected name=value): ${f}`);
     const key = f.slice(0, i);
-    if (!["status", "name", "id"].includes(key)) throw new TsboxError(`invalid filter '${key}'`);
+    if (!["status", "name", "id", "health"].includes(key)) {
+      throw new TsboxError(`invalid filter '${key}'`);
+    }
     const value = f.slice(i + 1);
     if (key === "status" && !STATUSES.includes(value)) throw new InvalidFilterError(f);
+    if (key === "health") checkHealthFilter(value);
     byKey.set(key, [...(byKey.get(key) ?? []), value]);
   }
   return byKey;
@@ -288,6 +292,8 @@ function matches(c: ContainerRecord, byKey: Map<string, string[]>): boolean {
     const ok = values.some((v) =>
       key === "status"
         ? c.state === v
+        : key === "health"
+        ? healthFilterMatches(c.health, v)
         : key === "name"
         ? new RegExp(v).test(c.name)
         : c.id.startsWith(v)

@@ -100,6 +100,10 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX volume_mounts_volume ON volume_mounts(volume);
   `,
+  `
+  -- State.Health as JSON (src/container/health.ts); null while the container has none.
+  ALTER TABLE containers ADD COLUMN health TEXT;
+  `,
 ];
 
 /** A thin handle over the SQLite database with transactions that retry on contention. */
