@@ -320,3 +320,25 @@ rootTest(
     }
   },
 );
+
+rootTest("health through mod.ts: run's healthCmd, the record's health", async () => {
+  const { root, cleanup } = await setup();
+  const { openStore, ps, run } = await import("../mod.ts");
+  const store = await openStore(root);
+  try {
+    await run("busybox", ["sleep", "1000"], {
+      detach: true,
+      name: "t-api",
+      healthCmd: "echo api",
+      healthInterval: "300ms",
+    }, { root });
+    const health = await until("the API container to turn healthy", () => {
+      const h = ps(store).find((c) => c.name === "t-api")?.health;
+      return Promise.resolve(h?.Status === "healthy" ? h : undefined);
+    });
+    assertEquals(health.Log[health.Log.length - 1].Output, "api\n");
+  } finally {
+    store.close();
+    await cleanup();
+  }
+});
