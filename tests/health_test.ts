@@ -321,6 +321,58 @@ rootTest(
   },
 );
 
+rootTest("health: a paused container is not probed; probing resumes on unpause", async () => {
+  const { ok, health, status, cleanup } = await setup();
+  try {
+    const run = (name: string) =>
+      ok([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "300ms",
+        "busybox",
+        "sleep",
+        "1000",
+      ]);
+    await run("t-frozen");
+    await run("t-clock");
+    const probes = async (name: string) => (await health(name))?.Log.length ?? 0;
+    await until("a first probe", async () => await probes("t-frozen") > 0 ? true : undefined);
+    await ok(["pause", "t-frozen"]);
+    const pausedAt = Date.now();
+    assertMatch(await status("t-frozen"), /^Up .* \(Paused\)$/);
+    const startedAfter = (h: Health | undefined, t: number) =>
+      (h?.Log ?? []).filter((e) => Date.parse(e.Start) > t);
+    // The other container's probes are the clock: three of its intervals pass.
+    await until(
+      "three probes of the other container",
+      async () => startedAfter(await health("t-clock"), pausedAt).length >= 3 ? true : undefined,
+    );
+    // Nothing was started while paused (one under way when it froze may finish later).
+    const paused = await health("t-frozen");
+    assertEquals(startedAfter(paused, pausedAt), []);
+    await ok(["unpause", "t-frozen"]);
+    const unpausedAt = Date.now();
+    const resumed = await until("probes after unpause", async () => {
+      const h = await health("t-frozen");
+      return startedAfter(h, unpausedAt).length >= 2 ? h : undefined;
+    });
+    // None started while it was paused, none froze into a timeout: every one passed.
+    const inPause = resumed.Log.filter((e) =>
+      Date.parse(e.Start) > pausedAt && Date.parse(e.Start) < unpausedAt
+    );
+    assertEquals(inPause, []);
+    for (const e of resumed.Log) assertEquals(e.ExitCode, 0);
+    assertEquals(resumed.Status, "healthy");
+  } finally {
+    await cleanup();
+  }
+});
+
 rootTest("health through mod.ts: run's healthCmd, the record's health", async () => {
   const { root, cleanup } = await setup();
   const { openStore, ps, run } = await import("../mod.ts");
