@@ -51,6 +51,7 @@ export { Store };
 export { parseReference, Reference } from "./registry/reference.ts";
 export { NotFoundError, TsboxError } from "./src/errors.ts";
 export { BuildStepError, DockerfileSyntaxError } from "./src/build/mod.ts";
+export { DatabaseDamagedError, DatabaseError } from "./src/store/mod.ts";
 
 /** Opens (creating if needed) the store at `root` (default `/var/lib/tsbox` or TSBOX_ROOT). */
 export function openStore(root?: string): Promise<Store> {

@@ -14,6 +14,10 @@ const LIBC = "libc.so.6";
  * a call trampoline per bound symbol (about a million instructions each), and a container start
  * loads area files declaring well over a hundred symbols while calling a few dozen.
  * dlopen itself is reference counted, so binding one symbol at a time costs nothing extra.
+ *
+ * Each synchronous call records errno as it returns, before any JS allocates: a garbage
+ * collection started by the allocation of a SyscallError's argument list makes system calls of
+ * its own (futex waits failing with EAGAIN were seen) that overwrite the thread's errno.
  */
 export function openLibc<const S extends Deno.ForeignLibraryInterface>(
   symbols: S,
@@ -24,20 +28,32 @@ export function openLibc<const S extends Deno.ForeignLibraryInterface>(
       configurable: true,
       enumerable: true,
       get() {
-        const bound = Deno.dlopen(LIBC, { [name]: symbols[name] }).symbols[name];
-        Object.defineProperty(lazy, name, { value: bound, enumerable: true });
-        return bound;
+        const bound = Deno.dlopen(LIBC, { [name]: symbols[name] }).symbols[name] as (
+          ...args: unknown[]
+        ) => unknown;
+        const def = symbols[name];
+        const sync = "parameters" in def && !def.nonblocking;
+        const value = !sync ? bound : (...args: unknown[]) => {
+          const result = bound(...args);
+          lastErrno = errnoView.getInt32();
+          return result;
+        };
+        Object.defineProperty(lazy, name, { value, enumerable: true });
+        return value;
       },
     });
   }
   return lazy;
 }
 
-// Bound now, not on first use: binding runs dlopen, which would overwrite the errno of the failed
-// call that the first errno() read is about.
-const errnoLocation = Deno.dlopen(LIBC, {
+// The calling thread's errno cell, read without a call or an allocation (each worker thread
+// evaluates this module for itself, so the cell is its own).
+const errnoCell = Deno.dlopen(LIBC, {
   __errno_location: { parameters: [], result: "pointer" },
-}).symbols.__errno_location;
+}).symbols.__errno_location();
+if (errnoCell === null) throw new Error("libc: __errno_location returned NULL");
+const errnoView = new Deno.UnsafePointerView(errnoCell);
+let lastErrno = 0;
 
 const core = openLibc({
   strerror: { parameters: ["i32"], result: "pointer" },
@@ -45,12 +61,11 @@ const core = openLibc({
 });
 
 /**
- * The calling thread's errno. Valid only right after a synchronous (not `nonblocking`) FFI call,
- * which runs on this same thread.
+ * errno as the last synchronous (not `nonblocking`) libc call of this thread left it, recorded
+ * as that call returned.
  */
 export function errno(): number {
-  const p = errnoLocation();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+  return lastErrno;
 }
 
 setErrnoText({

@@ -197,6 +197,15 @@ export class RegistryClient {
     this.#tokens = new TokenStore({ userAgent: this.#userAgent, timeoutMs: this.#timeoutMs });
   }
 
+  /**
+   * Reaches the registry `domain` (as references name it: `host[:port]`, `docker.io`) over plain
+   * HTTP from now on, as the `insecure` option does: registries.conf's `insecure = true` for a
+   * registry or mirror being contacted.
+   */
+  allowInsecure(domain: string): void {
+    this.#insecure.add(registryHost(domain));
+  }
+
   /** The base URL for a registry domain, e.g. `http://127.0.0.1:5000` or `https://quay.io`. */
   baseUrl(domain: string): string {
     const host = registryHost(domain);

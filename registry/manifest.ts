@@ -172,6 +172,33 @@ export function layerCompression(mediaType: string): Compression {
   throw new UnsupportedMediaTypeError(mediaType, `unknown layer media type ${mediaType}`);
 }
 
+const TO_OCI_LAYER: Record<string, string> = {
+  [MediaType.DockerLayer]: MediaType.OciLayer,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
+};
+
+/**
+ * The OCI media type of a layer: a Docker layer type names the same bytes, and an OCI manifest
+ * that keeps one is refused by skopeo (`--format v2s2`) and podman ("Unknown media type during
+ * manifest conversion"). Other types are returned as they are.
+ */
+export function ociLayerMediaType(mediaType: string): string {
+  return TO_OCI_LAYER[mediaType] ?? mediaType;
+}
+
+/**
+ * Whether every layer of a manifest has a media type of the manifest's own schema: Docker types
+ * in a Docker v2 schema 2 manifest, OCI types in an OCI one. Other tools cannot convert a
+ * manifest that mixes them.
+ */
+export function layersMatchSchema(manifest: ImageManifest): boolean {
+  const prefix = manifest.mediaType === MediaType.DockerManifest
+    ? "application/vnd.docker."
+    : "application/vnd.oci.";
+  return manifest.layers.every((l) => l.mediaType.startsWith(prefix));
+}
+
 /** The layers of a container image with their compression; throws on anything not runnable. */
 export function imageLayers(
   manifest: ImageManifest,

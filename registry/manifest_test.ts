@@ -3,7 +3,9 @@ import { InvalidManifestError, UnsupportedMediaTypeError } from "./errors.ts";
 import {
   imageLayers,
   layerCompression,
+  layersMatchSchema,
   MediaType,
+  ociLayerMediaType,
   parseImageConfig,
   parseManifest,
 } from "./manifest.ts";
@@ -144,5 +146,29 @@ Deno.test("parseImageConfig validates the fields tsbox uses", () => {
     () => parseImageConfig(enc({ ...config, config: { Cmd: "sh" } })),
     InvalidManifestError,
     "Cmd",
+  );
+});
+
+Deno.test("ociLayerMediaType renames Docker layer types; layersMatchSchema refuses a mix", () => {
+  assertEquals(ociLayerMediaType(MediaType.DockerLayerGzip), MediaType.OciLayerGzip);
+  assertEquals(ociLayerMediaType(MediaType.DockerLayer), MediaType.OciLayer);
+  assertEquals(ociLayerMediaType(MediaType.OciLayerZstd), MediaType.OciLayerZstd);
+  const layer = (mediaType: string) => ({ mediaType, digest: dg("a"), size: 1 });
+  const config = { mediaType: MediaType.OciConfig, digest: dg("c"), size: 1 };
+  const oci = (...types: string[]) => ({
+    schemaVersion: 2 as const,
+    mediaType: MediaType.OciManifest,
+    config,
+    layers: types.map(layer),
+  });
+  assertEquals(layersMatchSchema(oci(MediaType.OciLayerGzip, MediaType.OciLayer)), true);
+  assertEquals(layersMatchSchema(oci(MediaType.DockerLayerGzip, MediaType.OciLayerGzip)), false);
+  assertEquals(
+    layersMatchSchema({ ...oci(MediaType.DockerLayerGzip), mediaType: MediaType.DockerManifest }),
+    true,
+  );
+  assertEquals(
+    layersMatchSchema({ ...oci(MediaType.OciLayerGzip), mediaType: MediaType.DockerManifest }),
+    false,
   );
 });

@@ -78,6 +78,19 @@ export {
   type UploadResult,
 } from "./client.ts";
 export {
+  BlockedRegistryError,
+  type Endpoint,
+  findRegistry,
+  loadRegistriesConf,
+  pullEndpoints,
+  pushEndpoint,
+  qualifyName,
+  type RegistriesConf,
+  RegistriesConfError,
+  type RegistryEntry,
+  type RegistryMirror,
+} from "./registries_conf.ts";
+export {
   DigestMismatchError,
   InvalidManifestError,
   NotFoundError,

@@ -290,7 +290,7 @@ CMD ["sh", "-c", "cat /h.txt; echo $FROM_ARG; stat -c '%U:%G %a' /owned/f.txt; c
 );
 
 rootTest(
-  "build: a failing RUN stops with its exit code and output and leaves no image",
+  "build: a failing RUN stops with exit 1 naming its command and code, and leaves no image",
   async () => {
     const root = await sharedRoot();
     const ctx = await context({
@@ -298,9 +298,13 @@ rootTest(
     });
     try {
       const r = await build(root, ["-t", "broken:1", ctx]);
-      assertEquals(r.code, 3, r.stdout + r.stderr);
+      // docker exits 1 (the RUN's own code is in the message, not the exit status).
+      assertEquals(r.code, 1, r.stdout + r.stderr);
       assertStringIncludes(r.stdout, "before-failure");
-      assertStringIncludes(r.stderr, "returned a non-zero code: 3");
+      assertStringIncludes(
+        r.stderr,
+        "The command '/bin/sh -c echo before-failure && exit 3' returned a non-zero code: 3",
+      );
       const images = await tsbox(["images", "-q", "broken"], { root });
       assertEquals(images.stdout.trim(), "");
       const leftovers = [...Deno.readDirSync(join(root, "build"))];
@@ -376,6 +380,317 @@ rootTest(
       ]);
       await Deno.remove(podmanDir, { recursive: true }).catch(() => {});
       await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest("build -f -: the Dockerfile from stdin, the context from the directory", async () => {
+  const root = await sharedRoot();
+  // The context's own Dockerfile would fail: only the one on stdin may be used.
+  const ctx = await context({ Dockerfile: "FROM busybox\nRUN exit 9\n", "file.txt": "ctx-file\n" });
+  try {
+    const r = await tsbox(["build", "-q", "-t", "stdin-df:1", "-f", "-", ctx], {
+      root,
+      stdin: 'FROM busybox\nCOPY file.txt /f\nCMD ["cat", "/f"]\n',
+    });
+    assertEquals(r.code, 0, r.stderr);
+    const ran = await tsbox(["run", "--rm", "stdin-df:1"], { root });
+    assertEquals(ran.stdout, "ctx-file\n", ran.stderr);
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest("build -: a Dockerfile alone on stdin builds with an empty context", async () => {
+  const root = await sharedRoot();
+  const ok = await tsbox(["build", "-q", "-t", "stdin-only:1", "-"], {
+    root,
+    stdin: 'FROM busybox\nRUN echo from-stdin > /s\nCMD ["cat", "/s"]\n',
+  });
+  assertEquals(ok.code, 0, ok.stderr);
+  const ran = await tsbox(["run", "--rm", "stdin-only:1"], { root });
+  assertEquals(ran.stdout, "from-stdin\n", ran.stderr);
+  // Nothing to COPY from: the context is empty, not the current directory.
+  const copy = await tsbox(["build", "-"], { root, stdin: "FROM busybox\nCOPY deno.json /x\n" });
+  assertEquals(copy.code, 125, copy.stdout);
+  assertStringIncludes(copy.stderr, "deno.json");
+  const both = await tsbox(["build", "-f", "-", "-"], { root, stdin: "FROM busybox\n" });
+  assertEquals(both.code, 125);
+  assertStringIncludes(both.stderr, "can't use stdin for both build context and dockerfile");
+});
+
+/** A tar of `files` (name -> text, or a symlink target after `->`), gzip-compressed or not. */
+async function tarOf(files: Record<string, string>, gzip: boolean): Promise<Uint8Array> {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-tar-" });
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      await Deno.mkdir(join(dir, name, ".."), { recursive: true });
+      if (content.startsWith("->")) await Deno.symlink(content.slice(2), join(dir, name));
+      else await Deno.writeTextFile(join(dir, name), content);
+    }
+    const out = await new Deno.Command("tar", {
+      args: [gzip ? "-czf" : "-cf", "-", "-C", dir, ...Object.keys(files)],
+      stdout: "piped",
+    }).output();
+    assertEquals(out.code, 0);
+    return out.stdout;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+rootTest(
+  "build -: a tar context on stdin, plain or gzip, with -f naming a file inside",
+  async () => {
+    const root = await sharedRoot();
+    for (const gzip of [false, true]) {
+      const tar = await tarOf({
+        "Dockerfile": "FROM busybox\nRUN exit 9\n",
+        "docker/alt.Dockerfile": 'FROM busybox\nCOPY app/data.txt /d\nCMD ["cat", "/d"]\n',
+        "app/data.txt": `from-tar gzip=${gzip}\n`,
+      }, gzip);
+      const r = await tsbox([
+        "build",
+        "-q",
+        "-t",
+        "stdin-tar:1",
+        "-f",
+        "docker/alt.Dockerfile",
+        "-",
+      ], {
+        root,
+        stdin: tar,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      const ran = await tsbox(["run", "--rm", "stdin-tar:1"], { root });
+      assertEquals(ran.stdout, `from-tar gzip=${gzip}\n`, ran.stderr);
+    }
+    const plain = await tsbox(["build", "-q", "-t", "stdin-tar:2", "-"], {
+      root,
+      stdin: await tarOf({ "Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "x\n" }, true),
+    });
+    assertEquals(plain.code, 0, plain.stderr);
+    assertEquals([...Deno.readDirSync(join(root, "build"))], []);
+  },
+);
+
+rootTest(
+  "build -: a hostile tar context writes nothing outside and reads no host file",
+  async () => {
+    const root = await sharedRoot();
+    const host = await Deno.makeTempDir({ prefix: "tsbox-host-" });
+    const escaped = `escaped-${host.split("/").pop()}`;
+    try {
+      // A valid Dockerfile on the host that an absolute symlink in the archive points at.
+      await Deno.writeTextFile(join(host, "Dockerfile"), "FROM busybox\nLABEL leaked=yes\n");
+      const made = await new Deno.Command("python3", {
+        args: [
+          "-c",
+          `import io,sys,tarfile
+buf=io.BytesIO()
+t=tarfile.open(fileobj=buf,mode="w",format=tarfile.PAX_FORMAT)
+def link(name,target):
+  i=tarfile.TarInfo(name); i.type=tarfile.SYMTYPE; i.linkname=target; t.addfile(i)
+def file(name,data):
+  i=tarfile.TarInfo(name); i.size=len(data); t.addfile(i, io.BytesIO(data))
+link("Dockerfile", sys.argv[1]+"/Dockerfile")
+link("out", sys.argv[1])
+file("out/pwned", b"pwned\\n")
+file("../${escaped}", b"escaped\\n")
+file("safe.Dockerfile", b"FROM busybox\\nCOPY . /ctx/\\nCMD [\\"find\\", \\"/ctx\\"]\\n")
+t.close(); sys.stdout.buffer.write(buf.getvalue())`,
+          host,
+        ],
+        stdout: "piped",
+      }).output();
+      assertEquals(made.code, 0);
+      const r = await tsbox(["build", "-t", "hostile-ctx:1", "-"], { root, stdin: made.stdout });
+      // The Dockerfile link resolves inside the context, where nothing is: no host file is read.
+      assertEquals(r.code, 125, r.stdout);
+      assertStringIncludes(
+        r.stderr,
+        "unable to read the Dockerfile: Dockerfile in the context archive",
+      );
+
+      const safe = await tsbox(
+        ["build", "-q", "-t", "hostile-ctx:2", "-f", "safe.Dockerfile", "-"],
+        {
+          root,
+          stdin: made.stdout,
+        },
+      );
+      assertEquals(safe.code, 0, safe.stderr);
+      const found = await tsbox(["run", "--rm", "hostile-ctx:2"], { root });
+      const paths = found.stdout.trim().split("\n");
+      // What went through the link and up with ".." stayed inside the context.
+      assertOk(paths.includes(`/ctx/${escaped}`), found.stdout);
+      assertOk(paths.includes(`/ctx${host}/pwned`), found.stdout);
+      assertEquals([...Deno.readDirSync(host)].map((e) => e.name), ["Dockerfile"]);
+      for (const dir of [root, join(root, "build"), join(host, "..")]) {
+        const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+        assertEquals(names.filter((n) => n.startsWith("escaped-")), [], dir);
+      }
+      assertEquals([...Deno.readDirSync(join(root, "build"))], []);
+    } finally {
+      await Deno.remove(host, { recursive: true });
+    }
+  },
+);
+
+rootTest("build --label: labels on the image config, over the Dockerfile's", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({ Dockerfile: "FROM busybox\nLABEL a=from-file c=3\n" });
+  try {
+    const r = await build(root, [
+      "-q",
+      "-t",
+      "labels:1",
+      "--label",
+      "a=1",
+      "--label",
+      "b",
+      "--label",
+      "with.dots=x=y",
+      ctx,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const config = await imageConfig(root, "labels:1");
+    assertEquals(config.config?.Labels, { a: "1", b: "", c: "3", "with.dots": "x=y" });
+    const inspect = await tsbox(["image", "inspect", "labels:1"], { root });
+    assertEquals(JSON.parse(inspect.stdout)[0].Config.Labels.a, "1");
+    const bad = await build(root, ["--label", "=v", ctx]);
+    assertEquals(bad.code, 125);
+    assertStringIncludes(bad.stderr, "invalid label");
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest("build --iidfile: the id alone; a failed build removes an earlier file", async () => {
+  const root = await sharedRoot();
+  const ctx = await context({ Dockerfile: "FROM busybox\nENV IID=1\n" });
+  const iid = join(ctx, "..", `${ctx.split("/").pop()}.iid`);
+  try {
+    const r = await build(root, ["-t", "iid:1", "--iidfile", iid, ctx]);
+    assertEquals(r.code, 0, r.stderr);
+    const id = await Deno.readTextFile(iid);
+    assertMatch(id, /^sha256:[0-9a-f]{64}$/);
+    const listed = await tsbox(["images", "-q", "--no-trunc", "iid:1"], { root });
+    assertEquals(listed.stdout.trim(), id);
+    await Deno.writeTextFile(join(ctx, "Dockerfile"), "FROM busybox\nRUN exit 4\n");
+    const failed = await build(root, ["--iidfile", iid, ctx]);
+    assertEquals(failed.code, 1);
+    let exists = true;
+    try {
+      await Deno.stat(iid);
+    } catch {
+      exists = false;
+    }
+    assertEquals(exists, false, "the earlier id file is gone");
+  } finally {
+    await Deno.remove(iid).catch(() => {});
+    await Deno.remove(ctx, { recursive: true });
+  }
+});
+
+rootTest(
+  "build --network none: a RUN sees only lo and cannot reach the host's server; by default it can",
+  async () => {
+    const root = await sharedRoot();
+    let hits = 0;
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+      hits++;
+      return new Response("host-server-answered\n");
+    });
+    const ctx = await context({
+      Dockerfile: `FROM busybox
+RUN sed 1,2d /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort > /ifaces; \\
+    (printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 127.0.0.1 ${server.addr.port} 2>&1 || echo unreachable) > /got
+CMD ["cat", "/ifaces", "/got"]
+`,
+    });
+    try {
+      const none = await build(root, ["--no-cache", "--network", "none", "-t", "net:none", ctx]);
+      assertEquals(none.code, 0, none.stderr + none.stdout);
+      const isolated = await tsbox(["run", "--rm", "net:none"], { root });
+      // Only lo, and the host's 127.0.0.1 is not this namespace's: nothing listens there.
+      assertEquals(
+        isolated.stdout,
+        "lo\nnc: can't connect to remote host (127.0.0.1): Connection refused\nunreachable\n",
+        isolated.stderr,
+      );
+      assertEquals(hits, 0);
+
+      const host = await build(root, ["--no-cache", "-t", "net:host", ctx]);
+      assertEquals(host.code, 0, host.stderr + host.stdout);
+      const reached = await tsbox(["run", "--rm", "net:host"], { root });
+      const lines = reached.stdout.trim().split("\n");
+      assertEquals(lines.at(-1), "host-server-answered", reached.stdout);
+      assertOk(lines.length > 2, `the host's interfaces besides lo: ${reached.stdout}`);
+      assertEquals(hits, 1);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);
+
+rootTest(
+  "build --platform: the host's is accepted, another is chosen from a multi-arch base or refused",
+  async () => {
+    const root = await sharedRoot();
+    const fx = await fixtureRegistry();
+    const files = { "f.txt": "f\n" };
+    const stage = "COPY f.txt /f.txt\nARG TARGETARCH\nLABEL target=$TARGETARCH\n";
+    const local = await context({ Dockerfile: `FROM busybox\n${stage}`, ...files });
+    const multi = await context({ Dockerfile: `FROM ${fx.refs.multiOci}\n${stage}`, ...files });
+    const single = await context({ Dockerfile: `FROM ${fx.refs.busybox}\n${stage}`, ...files });
+    try {
+      // The local busybox (not in any registry under that name) suits the host's platform.
+      const host = await build(root, ["-q", "--platform", "linux/amd64", "-t", "plat:host", local]);
+      assertEquals(host.code, 0, host.stderr);
+      const hostConfig = await imageConfig(root, "plat:host");
+      assertEquals([hostConfig.os, hostConfig.architecture], ["linux", "amd64"]);
+      assertEquals(hostConfig.config?.Labels?.target, "amd64");
+
+      for (
+        const [platform, arch, layers] of [["linux/arm64", "arm64", 2], [
+          "linux/amd64",
+          "amd64",
+          3,
+        ]] as const
+      ) {
+        const tag = `plat:multi-${arch}`;
+        const r = await build(root, ["-q", "--platform", platform, "-t", tag, multi]);
+        assertEquals(r.code, 0, r.stderr);
+        const config = await imageConfig(root, tag);
+        assertEquals(config.architecture, arch);
+        assertEquals(config.config?.Labels?.target, arch);
+        // The arm64 image is its /arch layer alone; amd64's has busybox under its /arch layer.
+        assertEquals(config.layers, layers);
+      }
+
+      // A RUN in the arm64 stage cannot run here: the message says why.
+      await Deno.writeTextFile(join(multi, "Dockerfile"), `FROM ${fx.refs.multiOci}\nRUN true\n`);
+      const foreign = await build(root, ["--platform", "linux/arm64", multi]);
+      assertEquals(foreign.code, 125, foreign.stdout);
+      assertStringIncludes(
+        foreign.stderr,
+        "the image is linux/arm64 and this host is linux/amd64; its programs need an emulator",
+      );
+
+      const refused = await build(root, ["--platform", "linux/arm64", "-t", "plat:no", single]);
+      assertEquals(refused.code, 125, refused.stdout);
+      assertStringIncludes(
+        refused.stderr,
+        "does not match the specified platform: wanted linux/arm64, actual: linux/amd64",
+      );
+      assertEquals((await tsbox(["images", "-q", "plat:no"], { root })).stdout, "");
+      const invalid = await build(root, ["--platform", "linux/amd64/v3/extra", local]);
+      assertEquals(invalid.code, 125);
+      assertStringIncludes(invalid.stderr, "invalid platform");
+    } finally {
+      for (const dir of [local, multi, single]) await Deno.remove(dir, { recursive: true });
     }
   },
 );

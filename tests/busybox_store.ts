@@ -1,13 +1,19 @@
 /**
- * A store holding a `busybox` image made by hand from Debian's busybox-static (binary, applet
- * links, passwd, group), recorded through the Store's own API. Used by run tests and benches
- * that must not depend on a registry.
+ * The `busybox` image of the runtime tests (run, exec, tty, attach, security) and of the benches,
+ * taken the way a user's image comes: built as an OCI layout by the fixture writer from Debian's
+ * busybox-static, pushed by skopeo to the fixture registry on 127.0.0.1, and pulled into each
+ * store by tsbox's own pull, so those tests run an image with real digests, blobs and links.
+ *
+ * One layer: the binary with its applet links in /bin, an /etc/passwd and /etc/group with a user
+ * `app` (1000, in group `extra` 2000), /home/app, /root and a sticky /tmp.
  *
  * @module
  */
-import { join } from "node:path";
+import { pullImage } from "../src/image/pull.ts";
 import { Store } from "../src/store/mod.ts";
 import { purgeRootSync } from "./cleanup.ts";
+import { fetchManifest, fixtureRegistry, pushLayout } from "./fixtures/images.ts";
+import { buildLayout, type LayerDef } from "./fixtures/oci.ts";
 
 /** sha256 of a string as `sha256:<hex>`. */
 export async function sha(text: string): Promise<string> {
@@ -15,56 +21,75 @@ export async function sha(text: string): Promise<string> {
   return `sha256:${Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-/** Lays out busybox (binary, applet links, passwd, group) in `dir`. */
-async function busyboxTree(dir: string): Promise<void> {
-  for (const d of ["bin", "etc", "tmp", "root", "home/app"]) {
-    await Deno.mkdir(join(dir, d), { recursive: true });
-  }
-  await Deno.copyFile("/bin/busybox", join(dir, "bin/busybox"));
-  await Deno.chmod(join(dir, "bin/busybox"), 0o755);
+/** The name the runtime tests run it by. */
+const TAG = "docker.io/library/busybox:latest";
+
+/** busybox (binary, applet links), passwd, group and the dirs the runtime tests use. */
+async function busyboxLayer(): Promise<LayerDef> {
   const list = await new Deno.Command("/bin/busybox", { args: ["--list"] }).output();
-  for (const applet of new TextDecoder().decode(list.stdout).split("\n").filter(Boolean)) {
-    if (applet !== "busybox") await Deno.symlink("busybox", join(dir, "bin", applet));
-  }
-  await Deno.writeTextFile(
-    join(dir, "etc/passwd"),
-    "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
-  );
-  await Deno.writeTextFile(join(dir, "etc/group"), "root:x:0:\napp:x:1000:\nextra:x:2000:app\n");
-  await Deno.chmod(join(dir, "tmp"), 0o1777);
+  if (!list.success) throw new Error("/bin/busybox --list failed: is busybox-static installed?");
+  const applets = new TextDecoder().decode(list.stdout).split("\n")
+    .filter((a) => a && a !== "busybox").sort();
+  return {
+    createdBy: "tsbox runtime tests: busybox-static, applet links, users root and app",
+    entries: [
+      { path: "bin", type: "dir" },
+      { path: "bin/busybox", type: "file", src: "/bin/busybox", mode: 0o755 },
+      ...applets.map((a) => ({ path: `bin/${a}`, type: "symlink" as const, target: "busybox" })),
+      { path: "etc", type: "dir" },
+      {
+        path: "etc/passwd",
+        type: "file",
+        text: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+      },
+      { path: "etc/group", type: "file", text: "root:x:0:\napp:x:1000:\nextra:x:2000:app\n" },
+      { path: "tmp", type: "dir", mode: 0o1777 },
+      { path: "root", type: "dir" },
+      { path: "home", type: "dir" },
+      { path: "home/app", type: "dir" },
+    ],
+  };
 }
 
-/** A store at `root` with image `busybox` (one hand-made layer), recorded through Store's API. */
+let pushed: Promise<string> | undefined;
+
+/**
+ * The image's reference in the fixture registry, pushed on first use. Every test module of the
+ * process shares the registry; a module that finds the tag there already skips the push (two
+ * modules pushing the same bytes at once is harmless).
+ */
+function runtimeImage(): Promise<string> {
+  pushed ??= (async () => {
+    const fx = await fixtureRegistry();
+    const layout = await buildLayout("runtime-busybox", {
+      latest: {
+        architecture: "amd64",
+        os: "linux",
+        layers: [await busyboxLayer()],
+        config: { Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
+      },
+    });
+    const ref = `${fx.registry.host}/runtime/busybox:latest`;
+    const present = await fetchManifest(fx.registry, "runtime/busybox", "latest")
+      .then((m) => m.digest === layout.tags.latest.digest, () => false);
+    if (!present) await pushLayout({ image: `${layout.dir}:latest` }, ref, { format: "oci" });
+    return ref;
+  })();
+  pushed.catch(() => pushed = undefined);
+  return pushed;
+}
+
+/**
+ * Makes `root` a store holding `busybox` (also under its registry name), pulled by tsbox from
+ * the fixture registry. Returns the directory of its only layer.
+ */
 export async function seedStore(root: string): Promise<{ layerDir: string }> {
+  const ref = await runtimeImage();
   const store = await Store.open(root);
   try {
-    const diffId = await sha(`busybox-test-layer ${await Deno.readLink("/proc/self/exe")}`);
-    const pending = await store.layers.begin(diffId);
-    await busyboxTree(pending.dir);
-    const shortId = store.shortIdFor(diffId);
-    await pending.publish(shortId);
-    const configJson = JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      config: { Env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["sh"] },
-      rootfs: { type: "layers", diff_ids: [diffId] },
-    });
-    store.addImage({
-      id: await sha(configJson),
-      configJson,
-      manifestDigest: await sha(`manifest ${configJson}`),
-      manifestMediaType: "application/vnd.oci.image.manifest.v1+json",
-      layers: [{
-        diffId,
-        shortId,
-        size: 0,
-        blobDigest: diffId,
-        mediaType: "application/vnd.oci.image.layer.v1.tar",
-        blobSize: 0,
-      }],
-      tag: "docker.io/library/busybox:latest",
-    });
-    return { layerDir: store.layers.dir(diffId) };
+    const { image } = await pullImage(store, ref);
+    store.tag(image.id, TAG);
+    return { layerDir: image.layers[0].dir };
   } finally {
     store.close();
   }
@@ -73,7 +98,7 @@ export async function seedStore(root: string): Promise<{ layerDir: string }> {
 let shared: Promise<string> | undefined;
 
 /**
- * One seeded store root per test process (made on first use, removed when the process ends),
+ * One seeded store root per test module (made on first use, removed when the process ends),
  * for tests that only need busybox.
  */
 export function sharedBusyboxRoot(): Promise<string> {

@@ -52,7 +52,8 @@ export async function tsbox(args: string[], options: CliOptions): Promise<CliRes
   checkNames(args);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "--root", options.root, ...args],
-    env: { NO_COLOR: "1", ...options.env },
+    // Deno's own update check would reach dl.deno.land from every test run: tests stay local.
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -332,18 +332,18 @@ rootTest("diff does not follow an image's absolute symlink onto the host", async
     const r = await tsbox([
       "run",
       "--name",
-      "d",
+      "t-d",
       "busybox",
       "sh",
       "-c",
       "rm /etc2 && mkdir /etc2 && touch /etc2/os-release",
     ], { root });
     assertEquals(r.code, 0, r.stderr);
-    const diff = await tsbox(["diff", "d"], { root });
+    const diff = await tsbox(["diff", "t-d"], { root });
     assertEquals(diff.code, 0, diff.stderr);
     const lines = diff.stdout.trim().split("\n");
     assertOk(lines.includes("A /etc2/os-release"), `added, not changed: ${lines}`);
-    await tsbox(["rm", "-f", "d"], { root });
+    await tsbox(["rm", "-f", "t-d"], { root });
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -315,6 +315,12 @@ Deno.test("save: skopeo reads both formats; load of skopeo's archives gives the 
         if (file === "skopeo-docker.tar" || file.startsWith("saved")) {
           assertStringIncludes(loaded.stdout, `Loaded image: ${fx.refs.busybox}`);
         }
+        // What load reports runs: its layers are linked under the names their records hold.
+        const ran = await tsbox(["run", "--rm", pulled.id, "sh", "-c", "echo loaded-runs"], {
+          root: fresh.root,
+        });
+        assertEquals(ran.code, 0, `${file}: ${ran.stderr}`);
+        assertEquals(ran.stdout, "loaded-runs\n", file);
       } finally {
         await fresh.cleanup();
       }

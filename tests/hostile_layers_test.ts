@@ -305,8 +305,15 @@ for (const c of import.meta.main ? [] : CASES) {
         await Deno.mkdir(root);
         await makeLayer(`${tmp}/layer.tar`, sentinel, c.layer);
         const etcCopy = `${tmp}/etc`;
-        const cp = await new Deno.Command("cp", { args: ["-a", "/etc", etcCopy] }).output();
-        assertOk(cp.success, "copy /etc");
+        // Another process (useradd, a package install) may replace a file of /etc during the
+        // copy, which fails cp: try again on a fresh copy.
+        let copied = false;
+        for (let attempt = 0; attempt < 5 && !copied; attempt++) {
+          await Deno.remove(etcCopy, { recursive: true }).catch(() => {});
+          copied = (await new Deno.Command("cp", { args: ["-a", "/etc", etcCopy] }).output())
+            .success;
+        }
+        assertOk(copied, "copy /etc");
         const before = await scanTree(tmp, {
           mtime: true,
           ignore: (p) => p.startsWith("root") || p === "etc",

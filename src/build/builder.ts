@@ -9,13 +9,21 @@
  * @module
  */
 import { join, posix, resolve } from "node:path";
-import type { ContainerConfig } from "../../registry/manifest.ts";
-import { MediaType } from "../../registry/manifest.ts";
-import { hostPlatform, parsePlatform } from "../../registry/platform.ts";
+import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
+import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
+import {
+  formatPlatform,
+  hostPlatform,
+  NoMatchingPlatformError,
+  normalizePlatform,
+  parsePlatform,
+  type Platform,
+  selectManifest,
+} from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { pipe } from "../../ffi/process.ts";
 import { closeFd } from "../../ffi/process.ts";
-import { TsboxError, UsageError } from "../errors.ts";
+import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
 import type { Container as RuntimeContainer } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
@@ -32,11 +40,14 @@ import { type BuiltLayer, commitLayer } from "./layer.ts";
 import {
   type BuildState,
   configOf,
+  fromConfig,
   imageState,
   nextState,
   scratchState,
   stateId,
 } from "./state.ts";
+import { unpackContextArchive } from "./stdin_context.ts";
+import { makeBuildDir, sweepAbandonedBuilds } from "./sweep.ts";
 import { expandOnly, type Lookup, processWord, processWords } from "./words.ts";
 
 /** What a build reports as it goes. */
@@ -60,14 +71,31 @@ export type BuildEvent =
     readonly id: string;
     readonly elapsedMs: number;
   }
-  | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] };
+  | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] }
+  /** Something went wrong that does not stop the build (shown on stderr). */
+  | { readonly type: "warning"; readonly message: string };
 
 /** Options of {@link buildImage}. */
 export interface BuildOptions {
-  /** The build context directory. */
-  readonly context: string;
-  /** The Dockerfile; `<context>/Dockerfile` by default. */
+  /**
+   * The build context directory. Without it the context is {@link contextArchive}, or empty
+   * (a Dockerfile given as {@link dockerfileText} alone, as `docker build -` reads it).
+   */
+  readonly context?: string;
+  /**
+   * A tar of the context (plain, gzip or zstd), as `docker build -` takes on stdin; unpacked
+   * into the build's own directory.
+   */
+  readonly contextArchive?: ReadableStream<Uint8Array>;
+  /**
+   * The Dockerfile: `<context>/Dockerfile` by default; with {@link contextArchive} a path
+   * inside the archive.
+   */
   readonly dockerfile?: string;
+  /** The Dockerfile's text itself (`-f -`); {@link dockerfile} is then not read. */
+  readonly dockerfileText?: string;
+  /** `--label` values for the final image's config (over the Dockerfile's LABELs). */
+  readonly labels?: Readonly<Record<string, string>>;
   /** References to tag the result with. */
   readonly tags?: readonly string[];
   /** `--build-arg` values. */
@@ -94,13 +122,21 @@ export interface BuildResult {
   readonly cached: readonly boolean[];
 }
 
-/** A RUN that exited non-zero; the exit code is the RUN's. */
+/**
+ * A RUN that exited non-zero. As docker's classic builder, `build` then exits 1 (not the RUN's
+ * code, which scripts could mistake for one of tsbox's own) and the message names the command
+ * and its code.
+ */
 export class BuildStepError extends TsboxError {
-  override readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
+  override readonly exitCode = 1;
+  constructor(
+    /** The RUN's command as run (`/bin/sh -c ...`). */
+    readonly command: readonly string[],
+    /** The RUN's exit code (128+N for signal N). */
+    readonly code: number,
+  ) {
+    super(`The command '${command.join(" ")}' returned a non-zero code: ${code}`);
     this.name = "BuildStepError";
-    this.exitCode = exitCode;
   }
 }
 
@@ -109,6 +145,39 @@ export class BuildInstructionError extends TsboxError {
   constructor(file: string, ins: Instruction, detail: string) {
     super(`${file}:${ins.line}: ${ins.keyword}: ${detail}`);
     this.name = "BuildInstructionError";
+  }
+}
+
+/** A base image that is not of the platform the build asked for. */
+export class PlatformMismatchError extends TsboxError {
+  constructor(name: string, wanted: Platform, image: ImageRecord, pullFailure?: string) {
+    const actual = formatPlatform(platformOf(image));
+    super(
+      `image with reference ${name} was found but does not match the specified platform: ` +
+        `wanted ${formatPlatform(wanted)}, actual: ${actual}` +
+        (pullFailure
+          ? ` (and pulling it for ${formatPlatform(wanted)} failed: ${pullFailure})`
+          : ""),
+    );
+    this.name = "PlatformMismatchError";
+  }
+}
+
+function platformOf(image: { readonly config: ImageConfig }): Platform {
+  const c = image.config;
+  // Normalised as docker shows platforms (arm64's v8 variant is implied).
+  return normalizePlatform({ os: c.os, architecture: c.architecture, variant: c.variant });
+}
+
+/** Whether `image` runs on `wanted`, by the same rules (and fallbacks) as choosing from an index. */
+function runsOn(image: { readonly config: ImageConfig }, wanted: Platform): boolean {
+  const one = { mediaType: "", digest: "", size: 0, platform: platformOf(image) };
+  try {
+    selectManifest({ schemaVersion: 2, manifests: [one] }, wanted);
+    return true;
+  } catch (err) {
+    if (err instanceof NoMatchingPlatformError) return false;
+    throw err;
   }
 }
 
@@ -136,41 +205,105 @@ interface StageResult {
 /** Builds an image from a Dockerfile into `store`. */
 export async function buildImage(store: Store, options: BuildOptions): Promise<BuildResult> {
   const emit = options.onProgress ?? (() => {});
-  const dockerfilePath = options.dockerfile ?? join(options.context, "Dockerfile");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(dockerfilePath);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new UsageError(`unable to read the Dockerfile: ${dockerfilePath}: no such file`);
-    }
-    throw err;
-  }
-  const file = posix.basename(dockerfilePath);
-  const df = parseDockerfile(text, file);
   const tags = (options.tags ?? []).map((t) => {
     const ref = parseReference(t);
     if (ref.digest) throw new UsageError(`invalid tag ${t}: a tag cannot carry a digest`);
     return ref.toString();
   });
-  const lastStage = targetIndex(df, options.target);
-  const stages = df.stages.slice(0, lastStage + 1);
-  const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
-  const context = await contextRoot(options.context);
-  // Absolute: overlay options are read after mountOverlay switched to the link directory.
-  const work = resolve(store.root, "build");
-  await Deno.mkdir(work, { recursive: true, mode: 0o700 });
-  const scratchDir = await Deno.makeTempDir({ dir: work, prefix: "b-" });
-  const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
+  const labels = Object.entries(options.labels ?? {});
+  for (const [k] of labels) if (k === "") throw new UsageError("invalid label: empty name");
+  if (options.context !== undefined && options.contextArchive !== undefined) {
+    throw new UsageError("give a context directory or a context archive, not both");
+  }
+  // What killed builds left (mounts, cgroups, directories) goes before this one adds its own.
   try {
+    await sweepAbandonedBuilds(store);
+  } catch (err) {
+    emit({ type: "warning", message: (err as Error).message });
+  }
+  // Absolute: overlay options are read after mountOverlay switched to the link directory.
+  const scratchDir = await makeBuildDir(resolve(store.root));
+  try {
+    const contextDir = await prepareContext(options, scratchDir);
+    const { text, file } = await readDockerfile(options, contextDir);
+    const df = parseDockerfile(text, file);
+    const lastStage = targetIndex(df, options.target);
+    const stages = df.stages.slice(0, lastStage + 1);
+    const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
+    const context = await contextRoot(contextDir);
+    const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
     let final: BuildState | undefined;
     for (const stage of stages) final = await builder.runStage(stage);
+    if (labels.length > 0) final = withLabels(final!, labels);
     const image = await recordImage(store, final!, tags);
     emit({ type: "done", id: image.id, tags });
     return { image, tags, cached: builder.cached };
   } finally {
     await removeTree(scratchDir);
   }
+}
+
+/**
+ * The context directory: the one given, the archive unpacked into the build's own directory
+ * (so a killed build's copy is swept with it), or an empty one (a Dockerfile alone on stdin).
+ */
+async function prepareContext(options: BuildOptions, scratch: string): Promise<string> {
+  if (options.context !== undefined) {
+    let info: Deno.FileInfo | undefined;
+    try {
+      info = await Deno.stat(options.context);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    if (!info?.isDirectory) {
+      throw new UsageError(`unable to prepare context: path "${options.context}" not found`);
+    }
+    return options.context;
+  }
+  const dir = join(scratch, "context");
+  await Deno.mkdir(dir, { mode: 0o755 });
+  if (options.contextArchive) await unpackContextArchive(options.contextArchive, dir);
+  return dir;
+}
+
+/** The Dockerfile's text and the name messages give it. */
+async function readDockerfile(
+  options: BuildOptions,
+  contextDir: string,
+): Promise<{ text: string; file: string }> {
+  if (options.dockerfileText !== undefined) {
+    return { text: options.dockerfileText, file: "Dockerfile" };
+  }
+  const name = options.dockerfile ?? "Dockerfile";
+  // In an archive the name is a path inside it, followed no further out than its root.
+  const path = options.contextArchive !== undefined
+    ? resolveInRoot(contextDir, name)
+    : options.dockerfile ?? join(contextDir, "Dockerfile");
+  const shown = options.contextArchive !== undefined ? `${name} in the context archive` : path;
+  try {
+    return { text: await Deno.readTextFile(path), file: posix.basename(name) };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UsageError(`unable to read the Dockerfile: ${shown}: no such file`);
+    }
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UsageError(`unable to read the Dockerfile: ${shown}: is a directory`);
+    }
+    throw err;
+  }
+}
+
+/** `--label`s on the final image's config (no step of their own, as BuildKit does). */
+function withLabels(state: BuildState, labels: readonly [string, string][]): BuildState {
+  const config = configOf(state);
+  config.config ??= {};
+  const merged: Record<string, string> = { ...(config.config.Labels ?? {}) };
+  for (const [k, v] of labels) merged[k] = v;
+  // Sorted, so that the same labels given in another order give the same image id.
+  config.config.Labels = Object.fromEntries(
+    Object.entries(merged).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
+  return fromConfig(config, state.layers);
 }
 
 function targetIndex(df: Dockerfile, target?: string): number {
@@ -193,8 +326,10 @@ async function recordImage(
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: id, size: configBytes.length },
+    // A base pulled as Docker v2s2 keeps Docker layer types: the OCI manifest names the same
+    // blobs with OCI types, so that other tools can read what tsbox pushes.
     layers: state.layers.map((l) => ({
-      mediaType: l.mediaType,
+      mediaType: ociLayerMediaType(l.mediaType),
       digest: l.blobDigest,
       size: l.blobSize,
     })),
@@ -389,16 +524,28 @@ class Builder {
     return undefined;
   }
 
+  /**
+   * A base image: the local one when it suits the platform asked for (any when none was),
+   * else pulled for that platform. An image of another platform is refused by name.
+   */
   async #image(name: string, platform?: string): Promise<ImageRecord> {
+    const wanted = platform === undefined ? undefined : parsePlatform(platform);
     const local = this.store.findImage(name);
-    if (local && !platform) return local;
+    if (local && (!wanted || runsOn(local, wanted))) return local;
     const { pullImage } = await import("../image/pull.ts");
-    const pulled = await pullImage(this.store, name, {
-      platform,
-      insecure: this.options.insecure,
-      onProgress: (event) => this.emit({ type: "pull", event }),
-    });
-    return pulled.image;
+    let pulled: ImageRecord;
+    try {
+      pulled = (await pullImage(this.store, name, {
+        platform,
+        insecure: this.options.insecure,
+        onProgress: (event) => this.emit({ type: "pull", event }),
+      })).image;
+    } catch (err) {
+      if (!local || !wanted) throw err;
+      throw new PlatformMismatchError(name, wanted, local, (err as Error).message);
+    }
+    if (wanted && !runsOn(pulled, wanted)) throw new PlatformMismatchError(name, wanted, pulled);
+    return pulled;
   }
 
   #lookup(state: BuildState, args: Map<string, string | undefined>): Lookup {
@@ -831,7 +978,8 @@ class Builder {
     const envNames = new Set(env.map((e) => e.split("=", 1)[0]));
     for (const a of argList) if (!envNames.has(a.split("=", 1)[0])) env.push(a);
     const id = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-    const stateDir = join(this.scratch, `run-${id.slice(0, 12)}`);
+    // The full id: the cgroups are named after it, and a sweep after a kill finds them by it.
+    const stateDir = join(this.scratch, `run-${id}`);
     await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
     const lowers = await this.#lowers(state);
     const [readFd, writeFd] = pipe();
@@ -861,6 +1009,17 @@ class Builder {
       });
     } catch (err) {
       output?.close();
+      const image = { config: configOf(state) };
+      if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
+        // Most likely the reason (a foreign binary reads as "permission denied" to execve).
+        const host = formatPlatform(hostPlatform());
+        throw new BuildInstructionError(
+          this.file,
+          ins,
+          `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
+            `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
+        );
+      }
       throw err;
     } finally {
       closeFd(readFd);
@@ -877,10 +1036,7 @@ class Builder {
     await reading.catch(() => {});
     try {
       if (exit.exitCode !== 0) {
-        throw new BuildStepError(
-          `The command '${argv.join(" ")}' returned a non-zero code: ${exit.exitCode}`,
-          exit.exitCode,
-        );
+        throw new BuildStepError(argv, exit.exitCode);
       }
       const upper = join(stateDir, "upper");
       await removeMountStubs(upper, state, this.store);

@@ -7,6 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { storedLayerBlob } from "../image/images.ts";
 import type { Store } from "../store/mod.ts";
 import type { BuildState } from "./state.ts";
 
@@ -22,11 +23,20 @@ export async function cacheGet(store: Store, key: string): Promise<BuildState | 
   const row = store.db.get<{ state: string }>("SELECT state FROM build_cache WHERE key = ?", key);
   if (!row) return undefined;
   const state = JSON.parse(row.state) as BuildState;
+  const layers = [];
   for (const l of state.layers) {
-    // rmi removes a layer's directory and blob together: the directory stands for both.
     if (!await store.layers.exists(l.diffId)) return undefined;
+    if (await store.blobs.has(l.blobDigest)) {
+      layers.push(l);
+      continue;
+    }
+    // rmi took the built blob and `load` of a docker archive brought the layer back as a plain
+    // tar: the image made from this hit names the blob the store now has.
+    const blob = await storedLayerBlob(store, l.diffId);
+    if (!blob) return undefined;
+    layers.push({ ...l, ...blob });
   }
-  return state;
+  return { ...state, layers };
 }
 
 /** Records the state a step produced. */

@@ -10,7 +10,10 @@ export {
   type BuildOptions,
   type BuildResult,
   BuildStepError,
+  PlatformMismatchError,
 } from "./builder.ts";
+export { BuildSweepError, sweepAbandonedBuilds } from "./sweep.ts";
+export { ContextArchiveError } from "./stdin_context.ts";
 export {
   type Dockerfile,
   DockerfileSyntaxError,

@@ -20,6 +20,46 @@ export interface BuildFlags {
   target?: string;
   network?: string;
   platform?: string;
+  iidfile?: string;
+  label?: string[];
+}
+
+/** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
+export function parseLabels(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf("=");
+    if (i === 0 || v === "") throw new UsageError(`invalid label ${JSON.stringify(v)}: no name`);
+    if (i < 0) out[v] = "";
+    else out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** Where the context and the Dockerfile come from, with `-` (stdin) resolved. */
+async function sources(path: string, file: string | undefined): Promise<{
+  context?: string;
+  contextArchive?: ReadableStream<Uint8Array>;
+  dockerfile?: string;
+  dockerfileText?: string;
+}> {
+  if (path === "-") {
+    if (file === "-") {
+      throw new UsageError(
+        "invalid argument: can't use stdin for both build context and dockerfile",
+      );
+    }
+    const { classifyStdin } = await import("../build/stdin_context.ts");
+    const input = await classifyStdin(Deno.stdin.readable);
+    // A Dockerfile alone on stdin is the Dockerfile whatever -f says, as docker takes it.
+    return input.kind === "archive"
+      ? { contextArchive: input.stream, dockerfile: file }
+      : { dockerfileText: input.text };
+  }
+  if (file === "-") {
+    return { context: path, dockerfileText: await new Response(Deno.stdin.readable).text() };
+  }
+  return { context: path, dockerfile: file };
 }
 
 /** Parses `--build-arg` values; `NAME` alone takes the value from tsbox's environment. */
@@ -43,10 +83,24 @@ export async function buildCommand(
   flags: BuildFlags,
 ): Promise<number> {
   const started = Date.now();
+  const labels = parseLabels(flags.label ?? []);
+  const buildArgs = parseBuildArgs(flags.buildArg ?? []);
+  // As docker: a failed build leaves no id of an earlier one behind.
+  if (flags.iidfile) {
+    await Deno.remove(flags.iidfile).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+  const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
   const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  const onProgress = flags.quiet ? undefined : (e: BuildEvent) => {
+  const onProgress = (e: BuildEvent) => {
+    if (e.type === "warning") {
+      console.error(`WARNING: ${e.message}`);
+      return;
+    }
+    if (flags.quiet) return;
     switch (e.type) {
       case "step":
         write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
@@ -74,10 +128,10 @@ export async function buildCommand(
   };
   try {
     const result = await buildImage(store, {
-      context: path,
-      dockerfile: flags.file,
+      ...input,
       tags: flags.tag,
-      buildArgs: parseBuildArgs(flags.buildArg ?? []),
+      labels,
+      buildArgs,
       noCache: flags.cache === false,
       target: flags.target,
       network: flags.network === "none" ? "none" : "host",
@@ -85,6 +139,7 @@ export async function buildCommand(
       insecure: g.insecureRegistries,
       onProgress,
     });
+    if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
     if (flags.quiet) console.log(result.image.id);
     else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
     return 0;

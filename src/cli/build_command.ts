@@ -17,9 +17,9 @@ export function defineBuildCommand(program: Command): void {
   const build = (cmd: Command) =>
     cmd
       .description("Build an image from a Dockerfile")
-      .argument("<path>", "build context directory")
+      .argument("<path>", "build context directory, or - to read a tar context or a Dockerfile")
       .option("-t, --tag <name:tag>", "name and optionally a tag (repeatable)", collect)
-      .option("-f, --file <path>", "the Dockerfile (default: PATH/Dockerfile)")
+      .option("-f, --file <path>", "the Dockerfile (default: PATH/Dockerfile; - for stdin)")
       .option("--build-arg <NAME[=value]>", "set a build-time variable (repeatable)", collect)
       .option("--no-cache", "do not use the cache when building the image")
       .option("-q, --quiet", "print only the image id")
@@ -29,6 +29,8 @@ export function defineBuildCommand(program: Command): void {
           .choices(["host", "none", "default"]).default("host"),
       )
       .option("--platform <os/arch[/variant]>", "platform of base images to pull")
+      .option("--iidfile <file>", "write the image id to the file")
+      .option("--label <key=value>", "set metadata on the image (repeatable)", collect)
       .action(async (path, opts, self) => {
         const { buildCommand } = await import("./build_actions.ts");
         setExitCode(await buildCommand(globalsOf(self), path, opts));

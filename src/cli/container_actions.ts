@@ -22,7 +22,7 @@ import {
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
 import { parseSignal } from "../container/signals.ts";
-import { checkHealthFilter, healthFilterMatches, healthSuffix } from "../container/health.ts";
+import { healthSuffix } from "../container/health.ts";
 import { portsColumn } from "../net/publish.ts";
 import {
   type ContainerRecord,
@@ -36,6 +36,8 @@ import { ago, ellipsis, goQuote, goTime, humanDuration, humanSize, table } from 
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
+import { containerFilter, networkNames } from "./container_filters.ts";
+import { labelsColumn } from "../container/labels.ts";
 import { containerDir } from "../container/paths.ts";
 import { treeSize, volumeData, volumeMountsOf } from "../container/volumes.ts";
 
@@ -217,6 +219,16 @@ const PS_HEADERS: Record<string, string> = {
   Networks: "NETWORKS",
 };
 
+/**
+ * docker's SIZE column: the container's own files (its upper dir) and, with the image's,
+ * `X (virtual Y)`.
+ */
+function sizeText(store: Store, c: ContainerRecord): string {
+  const rw = treeSize(`${containerDir(store.root, c.id)}/upper`);
+  const image = store.findImage(c.imageId)?.size ?? 0;
+  return image > 0 ? `${humanSize(rw)} (virtual ${humanSize(rw + image)})` : humanSize(rw);
+}
+
 /** A `ps --format` row: docker's ContainerContext, each field computed when used. */
 function psRow(store: Store, c: ContainerRecord, trunc: boolean): Row {
   const labels = c.config.labels ?? {};
@@ -227,7 +239,7 @@ function psRow(store: Store, c: ContainerRecord, trunc: boolean): Row {
     CreatedAt: () => goTime(c.createdAt),
     ID: () => trunc ? c.id.slice(0, 12) : c.id,
     Image: () => c.imageName,
-    Labels: () => Object.keys(labels).map((k) => `${k}=${labels[k]}`).sort().join(","),
+    Labels: () => labelsColumn(labels),
     LocalVolumes: () => String(volumes().length),
     Mounts: () => {
       const byData = new Map(volumes().map((v) => [volumeData(store.root, v.name), v.name]));
@@ -237,70 +249,14 @@ function psRow(store: Store, c: ContainerRecord, trunc: boolean): Row {
         .map((name) => trunc ? ellipsis(name, 15) : name).join(",");
     },
     Names: () => c.name,
-    Networks: () =>
-      c.config.network === "private"
-        ? "default"
-        : c.config.network.startsWith("container:")
-        ? ""
-        : c.config.network,
+    Networks: () => networkNames(c).join(","),
     Ports: () => portsColumn(store, c),
     RunningFor: () => ago(c.createdAt),
-    Size: () => {
-      const rw = treeSize(`${containerDir(store.root, c.id)}/upper`);
-      const image = store.findImage(c.imageId)?.size ?? 0;
-      return image > 0 ? `${humanSize(rw)} (virtual ${humanSize(rw + image)})` : humanSize(rw);
-    },
+    Size: () => sizeText(store, c),
     State: () => c.state,
     Status: () => statusText(c),
     Label: (name: unknown) => labels[String(name)] ?? "",
   };
-}
-
-/** The states docker's `--filter status=` accepts. */
-const STATUSES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
-
-/** A filter value docker's daemon refuses (`invalid filter 'status=bogus'`); exit code 1. */
-export class InvalidFilterError extends TsboxError {
-  override readonly exitCode = 1;
-  constructor(readonly filter: string) {
-    super(`invalid filter '${filter}'`);
-    this.name = "InvalidFilterError";
-  }
-}
-
-/** Checks `--filter` values up front (even when no container is listed) and groups them. */
-function parseFilters(filters: string[]): Map<string, string[]> {
-  const byKey = new Map<string, string[]>();
-  for (const f of filters) {
-    const i = f.indexOf("=");
-    if (i < 0) throw new TsboxError(`bad format of filter (expected name=value): ${f}`);
-    const key = f.slice(0, i);
-    if (!["status", "name", "id", "health"].includes(key)) {
-      throw new TsboxError(`invalid filter '${key}'`);
-    }
-    const value = f.slice(i + 1);
-    if (key === "status" && !STATUSES.includes(value)) throw new InvalidFilterError(f);
-    if (key === "health") checkHealthFilter(value);
-    byKey.set(key, [...(byKey.get(key) ?? []), value]);
-  }
-  return byKey;
-}
-
-function matches(c: ContainerRecord, byKey: Map<string, string[]>): boolean {
-  // Values of one key are alternatives; different keys must all match.
-  for (const [key, values] of byKey) {
-    const ok = values.some((v) =>
-      key === "status"
-        ? c.state === v
-        : key === "health"
-        ? healthFilterMatches(c.health, v)
-        : key === "name"
-        ? new RegExp(v).test(c.name)
-        : c.id.startsWith(v)
-    );
-    if (!ok) return false;
-  }
-  return true;
 }
 
 /** `ps`. */
@@ -312,17 +268,17 @@ export async function psCommand(
     trunc?: boolean;
     filter?: string[];
     format?: string;
+    last?: string;
+    latest?: boolean;
+    size?: boolean;
   },
 ): Promise<void> {
   await withStore(g, async (store) => {
     const trunc = opts.trunc !== false;
-    const filters = opts.filter ?? [];
-    const byKey = parseFilters(filters);
-    const all = opts.all || byKey.has("status");
-    const list = listContainers(store).filter((c) =>
-      (all || c.state === "running" || c.state === "paused" || c.state === "restarting") &&
-      matches(c, byKey)
-    );
+    const limit = opts.latest ? 1 : opts.last !== undefined ? Number(opts.last) : 0;
+    // Checked before anything is listed, as docker's daemon checks them.
+    const filter = containerFilter(store, opts.filter ?? [], { all: opts.all, limit });
+    const list = filter.apply(listContainers(store));
     const id = (c: ContainerRecord) => trunc ? c.id.slice(0, 12) : c.id;
     if (opts.quiet) {
       for (const c of list) console.log(id(c));
@@ -330,7 +286,16 @@ export async function psCommand(
       await printList(opts.format!, list.map((c) => psRow(store, c, trunc)), PS_HEADERS);
     } else {
       console.log(table(
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        [
+          "CONTAINER ID",
+          "IMAGE",
+          "COMMAND",
+          "CREATED",
+          "STATUS",
+          "PORTS",
+          "NAMES",
+          ...(opts.size ? ["SIZE"] : []),
+        ],
         list.map((c) => [
           id(c),
           c.imageName,
@@ -339,6 +304,7 @@ export async function psCommand(
           statusText(c),
           portsColumn(store, c),
           c.name,
+          ...(opts.size ? [sizeText(store, c)] : []),
         ]),
       ));
     }

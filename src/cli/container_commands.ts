@@ -5,17 +5,22 @@
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
+import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
 import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
 import { addRunOptions } from "./run_command.ts";
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
 const actions = () => import("./container_actions.ts");
+
+/** An integer flag value, refused as pflag refuses it. */
+function intArg(value: string): string {
+  if (!/^[+-]?\d+$/.test(value.trim())) {
+    throw new InvalidArgumentError(`strconv.ParseInt: parsing "${value}": invalid syntax`);
+  }
+  return value.trim();
+}
 
 /** Defines the container commands on the program. */
 export function defineContainerCommands(program: Command): void {
@@ -98,7 +103,15 @@ export function defineContainerCommands(program: Command): void {
       .option("-a, --all", "show all containers (default shows just running)")
       .option("-q, --quiet", "only display container ids")
       .option("--no-trunc", "do not truncate output")
-      .option("-f, --filter <key=value>", "filter: status=, name=, id= (repeatable)", collect)
+      .option("-n, --last <n>", "show the n last created containers (all states)", intArg)
+      .option("-l, --latest", "show the latest created container (all states)")
+      .option("-s, --size", "display total file sizes")
+      .option(
+        "-f, --filter <key=value>",
+        "filter: status=, name=, id=, label=K[=V], label!=, ancestor=, before=, since=, " +
+          "exited=, volume=, network=, health= (repeatable)",
+        collectFilter,
+      )
       .option("--format <format>", FORMAT_HELP)
       .action(async (opts, self) => (await actions()).psCommand(globalsOf(self), opts));
   const logs = (cmd: Command) =>

@@ -6,6 +6,7 @@
 import { familiarRepository, parseReference } from "../../registry/reference.ts";
 import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
 import { pullImage } from "../image/pull.ts";
+import { loadRegistriesConf, qualifyName } from "../../registry/registries_conf.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
 import { ago, goTime, humanSize, table } from "./format.ts";
@@ -13,6 +14,7 @@ import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import { GO_TYPE, type Row as FormatRow } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { PullProgress } from "./progress.ts";
+import { imageFilter } from "./image_filters.ts";
 
 /** Opens the store of the global options. */
 export function openStore(g: GlobalOptions): Promise<Store> {
@@ -27,7 +29,8 @@ export async function pullCommand(
 ): Promise<void> {
   const store = await openStore(g);
   try {
-    const ref = parseReference(name);
+    const registries = await loadRegistriesConf();
+    const ref = parseReference(qualifyName(registries, name));
     const out = (s: string) => console.log(s);
     if (!opts.quiet) {
       if (!/[:@][^/]*$/.test(name)) out(`Using default tag: ${ref.tag}`);
@@ -37,6 +40,7 @@ export async function pullCommand(
     const result = await pullImage(store, name, {
       platform: opts.platform,
       insecure: g.insecureRegistries,
+      registries,
       onProgress: progress ? (e) => progress.event(e) : undefined,
     });
     progress?.finish();
@@ -56,6 +60,7 @@ export async function pullCommand(
 
 interface ImagesOptions {
   quiet?: boolean;
+  filter?: string[];
   digests?: boolean;
   trunc?: boolean;
   format?: string;
@@ -84,6 +89,8 @@ export async function imagesCommand(
 ): Promise<void> {
   const store = await openStore(g);
   try {
+    // Checked before anything is listed, as docker's daemon checks them.
+    const filters = imageFilter(store, opts.filter ?? []);
     const filter = repository ? parseReference(repository) : undefined;
     const filterHasTag = repository ? /:[^/]*$/.test(repository) : false;
     type Row = {
@@ -96,11 +103,14 @@ export async function imagesCommand(
     };
     const rows: Row[] = [];
     for (const image of store.listImages()) {
+      if (!filters.keepImage(image)) continue;
       const digestOf = (repo: string) =>
         image.digests.find((d) => d.startsWith(`${repo}@`))?.split("@")[1] ?? "<none>";
       const base = { id: image.id, created: image.created, size: image.size };
       if (image.tags.length === 0) {
-        if (!filter) rows.push({ ...base, repo: "<none>", tag: "<none>", digest: "<none>" });
+        if (!filter && !filters.byReference) {
+          rows.push({ ...base, repo: "<none>", tag: "<none>", digest: "<none>" });
+        }
         continue;
       }
       for (const full of image.tags) {
@@ -111,6 +121,7 @@ export async function imagesCommand(
         ) {
           continue;
         }
+        if (!filters.keepTag(familiar(full))) continue;
         const repo = familiar(full).replace(/:[^:/]*$/, "");
         rows.push({ ...base, repo, tag: ref.tag ?? "<none>", digest: digestOf(ref.repository) });
       }

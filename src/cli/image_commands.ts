@@ -5,6 +5,7 @@
  */
 import type { Command } from "commander";
 import { FORMAT_HELP } from "./formats.ts";
+import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 
@@ -27,6 +28,12 @@ export function defineImageCommands(program: Command): void {
       .option("-q, --quiet", "only show image IDs")
       .option("-a, --all", "show all images (no effect: tsbox keeps no intermediate images)")
       .option("--digests", "show digests")
+      .option(
+        "-f, --filter <key=value>",
+        "filter: dangling=true|false, label=K[=V], label!=, reference=GLOB, before=, since= " +
+          "(repeatable)",
+        collectFilter,
+      )
       .option("--no-trunc", "do not truncate output")
       .option("--format <format>", FORMAT_HELP)
       .action(async (repository, opts, self) => {

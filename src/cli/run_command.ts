@@ -7,6 +7,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { UsageError } from "../errors.ts";
+import { parseLabel } from "../container/labels.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 import type { RunFlags } from "../runtime/run.ts";
@@ -38,6 +39,16 @@ function envFile(value: string, previous: string[] = []): string[] {
       ? "is a directory"
       : (err as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
     throw new EnvFileError(value, code, reason);
+  }
+  return [...previous, value];
+}
+
+/** `--label`: checked at once as docker's CLI checks it (a name, no whitespace in it). */
+function label(value: string, previous: string[] = []): string[] {
+  try {
+    parseLabel(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
   }
   return [...previous, value];
 }
@@ -98,6 +109,12 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("-h, --hostname <name>", "container host name (default: the short id)")
     .option("-e, --env <NAME[=value]>", "set an environment variable (repeatable)", collect)
     .option("--env-file <file>", "read environment variables from a file (repeatable)", envFile)
+    .option("-l, --label <key[=value]>", "set metadata on the container (repeatable)", label)
+    .option(
+      "--label-file <file>",
+      "read labels from a file of KEY=VALUE lines (repeatable)",
+      collect,
+    )
     .option("-w, --workdir <dir>", "working directory inside the container")
     .option("-u, --user <user[:group]>", "user name or uid, optionally with a group or gid")
     .option("--entrypoint <cmd>", "override the image's entrypoint")

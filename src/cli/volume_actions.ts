@@ -14,7 +14,10 @@ import {
   removeVolume,
   requireVolume,
   type Volume,
+  volumeUsers,
 } from "../container/volumes.ts";
+import { labelsColumn, parseLabel } from "../container/labels.ts";
+import { boolFilter, matchesPattern, matchLabels, parseFilters } from "./filters.ts";
 import { humanSize, table } from "./format.ts";
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
@@ -29,15 +32,9 @@ async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> |
   }
 }
 
+/** `--label`s of `volume create`, checked as docker checks them. */
 function parseLabels(values: readonly string[] = []): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const v of values) {
-    const i = v.indexOf("=");
-    if (i === 0) throw new UsageError(`invalid label '${v}': empty name`);
-    if (i < 0) labels[v] = "";
-    else labels[v.slice(0, i)] = v.slice(i + 1);
-  }
-  return labels;
+  return Object.fromEntries(values.map(parseLabel));
 }
 
 /** `volume create [NAME]`: prints the name (also when the volume already existed). */
@@ -71,15 +68,13 @@ const VOLUME_HEADERS: Record<string, string> = {
 
 /** A `volume ls --format` row: docker's volumeContext. */
 function volumeRow(v: Volume): Row {
-  const labels: Record<string, string> = v.anonymous
-    ? { [ANONYMOUS_LABEL]: "", ...v.labels }
-    : { ...v.labels };
+  const labels = labelsOf(v);
   return {
     [GO_TYPE]: "*formatter.volumeContext",
     Availability: () => "N/A",
     Driver: () => "local",
     Group: () => "N/A",
-    Labels: () => Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(","),
+    Labels: () => labelsColumn(labels),
     Links: () => "N/A",
     Mountpoint: () => v.mountpoint,
     Name: () => v.name,
@@ -90,13 +85,38 @@ function volumeRow(v: Volume): Row {
   };
 }
 
-/** `volume ls [-q] [--format F]`. */
+/** The labels docker shows for `v`: an anonymous volume carries docker's anonymous label. */
+function labelsOf(v: Volume): Record<string, string> {
+  return v.anonymous ? { [ANONYMOUS_LABEL]: "", ...v.labels } : { ...v.labels };
+}
+
+/** The keys `volume ls --filter` takes (docker's volume service). */
+const VOLUME_FILTER_KEYS = ["dangling", "driver", "label", "label!", "name"];
+
+/**
+ * `volume ls --filter`: `name=` (docker's regexp match), `driver=` (`local`), `label=`/`label!=`,
+ * `dangling=` (no container names the volume).
+ */
+function volumeFilter(store: Store, values: readonly string[]): (v: Volume) => boolean {
+  const filters = parseFilters(values, VOLUME_FILTER_KEYS);
+  const dangling = boolFilter(filters, "dangling");
+  const any = (key: string, test: (value: string) => boolean) =>
+    !filters.has(key) || filters.get(key)!.some(test);
+  return (v) =>
+    any("name", (p) => matchesPattern(p, v.name)) &&
+    any("driver", (d) => d === "local") &&
+    matchLabels(filters, labelsOf(v)) &&
+    (dangling === undefined || dangling === (volumeUsers(store, v.name).length === 0));
+}
+
+/** `volume ls [-q] [-f FILTER] [--format F]`. */
 export async function volumeLsCommand(
   g: GlobalOptions,
-  opts: { quiet?: boolean; format?: string },
+  opts: { quiet?: boolean; format?: string; filter?: string[] },
 ): Promise<void> {
   await withStore(g, async (store) => {
-    const volumes = listVolumes(store);
+    const keep = volumeFilter(store, opts.filter ?? []);
+    const volumes = listVolumes(store).filter(keep);
     if (opts.quiet) {
       for (const v of volumes) console.log(v.name);
       return;

@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { setExitCode } from "./exit.ts";
 import { FORMAT_HELP } from "./formats.ts";
+import { collectFilter } from "./filters.ts";
 import { globalsOf } from "./globals.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -29,6 +30,11 @@ export function defineVolumeCommands(program: Command): void {
   volume.command("ls").alias("list")
     .description("List volumes")
     .option("-q, --quiet", "only display volume names")
+    .option(
+      "-f, --filter <key=value>",
+      "filter: name=, driver=, label=K[=V], label!=, dangling=true|false (repeatable)",
+      collectFilter,
+    )
     .option("--format <format>", FORMAT_HELP)
     .action(async (opts, self) => (await actions()).volumeLsCommand(globalsOf(self), opts));
   volume.command("inspect")

@@ -16,6 +16,7 @@ import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
+import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
@@ -87,11 +88,9 @@ export async function createFromFlags(
   }
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(requestedMounts);
+  const ownLabels = await labelsFromFlags(flags.label, flags.labelFile);
   let image = store.findImage(imageName);
-  if (!image) {
-    console.error(`Unable to find image '${imageName}' locally`);
-    image = await pullForRun(store, imageName, globals.insecureRegistries);
-  }
+  image ??= await pullForRun(store, imageName, globals.insecureRegistries);
   const id = newContainerId();
   const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
   const imageConfig = image.config.config ?? {};
@@ -138,6 +137,7 @@ export async function createFromFlags(
         (imageConfig as { ExposedPorts?: Record<string, unknown> }).ExposedPorts,
       ),
       security,
+      labels: mergeLabels(imageConfig.Labels, ownLabels),
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
     },
@@ -155,13 +155,24 @@ export async function createFromFlags(
   return record;
 }
 
-/** docker run's pull of a missing image, reported on stderr as docker reports it. */
+/**
+ * docker run's pull of a missing image, reported on stderr as docker reports it. A short name
+ * that registries.conf sends to another registry than docker.io may already be in the store
+ * under its qualified name: then nothing is pulled.
+ */
 async function pullForRun(store: Store, imageName: string, insecure: readonly string[]) {
   const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
+  const { loadRegistriesConf, qualifyName } = await import("../../registry/registries_conf.ts");
   const { pullImage } = await import("../image/pull.ts");
-  const ref = parseReference(imageName);
+  // registries.conf is read only here, when the image is not in the store by docker's name.
+  const registries = await loadRegistriesConf();
+  const qualified = qualifyName(registries, imageName);
+  const local = qualified === imageName ? undefined : store.findImage(qualified);
+  if (local) return local;
+  console.error(`Unable to find image '${imageName}' locally`);
+  const ref = parseReference(qualified);
   console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
-  const result = await pullImage(store, imageName, { insecure });
+  const result = await pullImage(store, imageName, { insecure, registries });
   console.error(`Digest: ${result.digest}`);
   console.error(`Status: Downloaded newer image for ${ref.familiar()}`);
   return result.image;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { HealthConfig } from "../../registry/manifest.ts";
-import { TsboxError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 
 export type { HealthConfig };
 
@@ -344,27 +344,10 @@ export function healthSuffix(health: HealthState | undefined): string {
   return health.Status === "starting" ? " (health: starting)" : ` (${health.Status})`;
 }
 
-/** The values `--filter health=` takes. */
-export const HEALTH_FILTER_VALUES: readonly string[] = ["starting", "healthy", "unhealthy", "none"];
-
-/** A `--filter health=` value docker's daemon refuses; exit code 1 as its errors. */
-export class HealthFilterError extends TsboxError {
-  override readonly exitCode = 1;
-  constructor(readonly value: string) {
-    super(`Unrecognised filter value for health: ${value}`);
-    this.name = "HealthFilterError";
-  }
-}
-
-/** Refuses a `--filter health=` value docker does not know. */
-export function checkHealthFilter(value: string): void {
-  if (!HEALTH_FILTER_VALUES.includes(value)) throw new HealthFilterError(value);
-}
-
 /**
- * Whether a container whose health is `health` passes `--filter health=value`: `none` is a
- * container without health (no healthcheck, or never started with one), the others its status.
+ * What `ps --filter health=` compares with: the status, or `none` for a container without
+ * health (no healthcheck, or never started with one). A stopped container keeps its last one.
  */
-export function healthFilterMatches(health: HealthState | undefined, value: string): boolean {
-  return (health?.Status ?? "none") === value;
+export function healthFilterValue(health: HealthState | undefined): HealthStatus | "none" {
+  return health?.Status ?? "none";
 }

@@ -16,6 +16,34 @@ export function requireImage(store: Store, name: string): ImageRecord {
   return image;
 }
 
+/** A compressed (or plain) blob of a layer: what an image's manifest names for it. */
+export interface LayerBlob {
+  readonly blobDigest: string;
+  readonly mediaType: string;
+  readonly blobSize: number;
+}
+
+/**
+ * A blob the store holds for the layer `diffId`, as some image records it; undefined when no
+ * image names a blob of that layer that is still on disk. The same layer can come as several
+ * blobs (gzip from a registry or a build, a plain tar from a docker archive): any serves.
+ */
+export async function storedLayerBlob(
+  store: Store,
+  diffId: string,
+): Promise<LayerBlob | undefined> {
+  const rows = store.db.all<{ blob_digest: string; media_type: string; blob_size: number }>(
+    "SELECT DISTINCT blob_digest, media_type, blob_size FROM image_layers WHERE diff_id = ?",
+    diffId,
+  );
+  for (const r of rows) {
+    if (await store.blobs.has(r.blob_digest)) {
+      return { blobDigest: r.blob_digest, mediaType: r.media_type, blobSize: r.blob_size };
+    }
+  }
+  return undefined;
+}
+
 /** Tags `source` (reference or id) as `target`; returns the full target reference. */
 export function tagImage(store: Store, source: string, target: string): string {
   const image = requireImage(store, source);

@@ -19,6 +19,7 @@ import {
   type Descriptor,
   type ImageManifest,
   MediaType,
+  ociLayerMediaType,
   parseImageConfig,
   parseManifest,
 } from "../../registry/manifest.ts";
@@ -31,6 +32,7 @@ import type { PendingLayer } from "../store/layers.ts";
 import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
+import { storedLayerBlob } from "./images.ts";
 import { TarReader } from "./tar.ts";
 import { unpackLayer } from "./unpack.ts";
 
@@ -231,23 +233,6 @@ const DOCKER_LAYER_TYPE: Record<Compression, string> = {
   zstd: MediaType.DockerLayerZstd,
 };
 
-/** A blob the store already keeps for a layer (pulled before), so nothing new is stored. */
-async function knownBlob(
-  store: Store,
-  diffId: string,
-): Promise<{ blobDigest: string; mediaType: string; blobSize: number } | undefined> {
-  const rows = store.db.all<{ blob_digest: string; media_type: string; blob_size: number }>(
-    "SELECT DISTINCT blob_digest, media_type, blob_size FROM image_layers WHERE diff_id = ?",
-    diffId,
-  );
-  for (const r of rows) {
-    if (await store.blobs.has(r.blob_digest)) {
-      return { blobDigest: r.blob_digest, mediaType: r.media_type, blobSize: r.blob_size };
-    }
-  }
-  return undefined;
-}
-
 function diffIdsOf(configBytes: Uint8Array, what: string): string[] {
   try {
     return parseImageConfig(configBytes).rootfs.diff_ids;
@@ -298,7 +283,8 @@ async function dockerPlans(store: Store, spool: Spool): Promise<ImagePlan[]> {
       if (compression === "none" && file.digest !== diffId) {
         throw new DigestMismatchError(`layer ${name}`, diffId, file.digest);
       }
-      const known = await knownBlob(store, diffId);
+      // A blob the store keeps for the layer (pulled or built before) is reused: nothing new stored.
+      const known = await storedLayerBlob(store, diffId);
       layers.push({
         diffId,
         file,
@@ -494,6 +480,7 @@ async function apply(
     // Everything verified: publish, then record each image with its tags in one transaction.
     for (const b of pending.blobs) await b.commit();
     for (const p of pending.layers) await p.layer.publish(store.shortIdFor(p.diffId));
+    for (const diffId of sizes.keys()) await ensureLink(store, diffId);
     const loaded: LoadedImage[] = [];
     for (const plan of plans) {
       await store.blobs.put(plan.id, plan.configBytes);
@@ -527,11 +514,19 @@ async function apply(
   }
 }
 
-const TO_OCI_LAYER: Record<string, string> = {
-  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
-  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
-  [MediaType.DockerLayer]: MediaType.OciLayer,
-};
+/**
+ * Links a layer the store already had when its link is missing: stores that tsbox loaded into
+ * before its link names were stable hold such layers, and loading the image again repairs them.
+ */
+async function ensureLink(store: Store, diffId: string): Promise<void> {
+  const shortId = store.shortIdFor(diffId);
+  try {
+    await Deno.lstat(join(store.linkDir, shortId));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await store.layers.link(diffId, shortId);
+  }
+}
 
 /**
  * A manifest for a docker-archive image, so it can be pushed and saved: Docker v2 schema 2, or
@@ -548,7 +543,7 @@ function dockerManifest(plan: ImagePlan): { bytes: Uint8Array; digest: string; m
       digest: plan.id,
     },
     layers: plan.layers.map((l) => ({
-      mediaType: docker ? l.mediaType : TO_OCI_LAYER[l.mediaType] ?? l.mediaType,
+      mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
       size: l.blobSize,
       digest: l.blobDigest,
     })),

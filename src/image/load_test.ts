@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { assertEquals, assertRejects } from "../../tests/assert.ts";
 import { DigestMismatchError, sha256Digest } from "../store/digest.ts";
 import { Store } from "../store/mod.ts";
+import { removeImage } from "./images.ts";
 import { ArchiveError, loadImages } from "./load.ts";
 import { tarStream, type TarWriterEntry } from "./tar_writer.ts";
 
@@ -97,5 +98,43 @@ Deno.test("load refuses archives that lack a layer or are not image archives", a
     await assertRejects(() => loadImages(store, stream(other)), ArchiveError, "not an image");
     assertEquals(store.listImages().length, 0);
     assertEquals(await leftovers(root), []);
+  });
+});
+
+/** Each layer's link `l/<shortId>` (the name the record holds) leads to its directory. */
+async function assertLinked(store: Store, id: string): Promise<void> {
+  const image = store.getImage(id)!;
+  assertEquals(image.layers.length > 0, true);
+  for (const l of image.layers) {
+    assertEquals(
+      await Deno.realPath(join(store.linkDir, l.shortId)),
+      await Deno.realPath(l.dir),
+      `link of ${l.diffId}`,
+    );
+  }
+}
+
+Deno.test("load links every layer under the short id it records, also after rmi and a second load", async () => {
+  await withStore(async (store) => {
+    const bytes = await archive();
+    const [first] = await loadImages(store, stream(bytes));
+    await assertLinked(store, first.id);
+    await removeImage(store, "hello:1");
+    assertEquals(store.listImages().length, 0);
+    const [again] = await loadImages(store, stream(bytes));
+    await assertLinked(store, again.id);
+  });
+});
+
+Deno.test("load of an image whose layer the store has restores a missing link", async () => {
+  await withStore(async (store) => {
+    const bytes = await archive();
+    const [first] = await loadImages(store, stream(bytes));
+    const shortId = first.image.layers[0].shortId;
+    // As a store that an older tsbox loaded into: the layer recorded, its link under that name absent.
+    await Deno.remove(join(store.linkDir, shortId));
+    const [again] = await loadImages(store, stream(bytes));
+    assertEquals(again.image.layers[0].shortId, shortId);
+    await assertLinked(store, again.id);
   });
 });

@@ -8,6 +8,7 @@
 import { removeCredentials, saveCredentials } from "../../registry/auth.ts";
 import { RegistryClient } from "../../registry/client.ts";
 import { DEFAULT_DOMAIN, registryHost } from "../../registry/reference.ts";
+import { isInsecureDomain, loadRegistriesConf } from "../../registry/registries_conf.ts";
 import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 
@@ -57,6 +58,8 @@ export async function login(
     userAgent: `tsbox/${VERSION}`,
     credentials: () => creds,
   });
+  // registries.conf's `insecure = true` for this registry means plain HTTP, as for pulls.
+  if (isInsecureDomain(await loadRegistriesConf(), domain)) client.allowInsecure(domain);
   await client.ping(domain);
   await saveCredentials(host, username, password, options.configPath);
   return host;

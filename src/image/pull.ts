@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { RegistryClient } from "../../registry/client.ts";
+import { type ManifestResponse, RegistryClient } from "../../registry/client.ts";
 import {
   type Descriptor,
   imageLayers,
@@ -24,6 +24,13 @@ import {
 } from "../../registry/manifest.ts";
 import { hostPlatform, parsePlatform, selectManifest } from "../../registry/platform.ts";
 import { parseReference, type Reference } from "../../registry/reference.ts";
+import {
+  type Endpoint,
+  loadRegistriesConf,
+  pullEndpoints,
+  qualifyName,
+  type RegistriesConf,
+} from "../../registry/registries_conf.ts";
 import { TsboxError } from "../errors.ts";
 import { join } from "../path.ts";
 import type { PendingBlob } from "../store/blobs.ts";
@@ -80,6 +87,11 @@ export interface PullOptions {
   readonly onProgress?: (event: PullEvent) => void;
   /** A client to reuse (tests, or several pulls sharing tokens). */
   readonly client?: RegistryClient;
+  /**
+   * registries.conf: the short-name search list, locations, mirrors, insecure and blocked
+   * registries. Read from podman's files (registry/registries_conf.ts) when not given.
+   */
+  readonly registries?: RegistriesConf;
   /** How many layers download at once. */
   readonly concurrency?: number;
   /**
@@ -100,19 +112,27 @@ export interface PullResult {
   readonly upToDate: boolean;
 }
 
-/** Pulls `name` into `store`. */
+/**
+ * Pulls `name` into `store`. A short name is qualified by registries.conf's search list; the
+ * image is fetched from the first of the configured mirrors that has it, else from the
+ * registry's location, and is recorded under the name asked for.
+ */
 export async function pullImage(
   store: Store,
   name: string,
   options: PullOptions = {},
 ): Promise<PullResult> {
-  const ref = parseReference(name);
+  const registries = options.registries ?? await loadRegistriesConf();
+  const ref = parseReference(qualifyName(registries, name));
+  const endpoints = pullEndpoints(registries, ref);
   const client = options.client ??
     new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
+  for (const ep of endpoints) if (ep.insecure) client.allowInsecure(ep.ref.domain);
   const emit = options.onProgress ?? (() => {});
   const platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
 
-  const top = await client.getManifest(ref);
+  // `source` is where the bytes come from; `ref` stays the name the image is recorded under.
+  const { top, source } = await firstManifest(client, endpoints);
   emit({ type: "resolved", reference: ref.toString(), digest: top.digest });
   const repoDigest = { repository: ref.repository, digest: top.digest };
 
@@ -127,7 +147,7 @@ export async function pullImage(
   let parsed = parseManifest(top.bytes, top.mediaType);
   if (parsed.kind === "index") {
     const chosen = selectManifest(parsed.index, platform);
-    const child = await client.getManifest(ref.withDigest(chosen.digest));
+    const child = await client.getManifest(source.withDigest(chosen.digest));
     manifestBytes = child.bytes;
     manifestDigest = child.digest;
     parsed = parseManifest(child.bytes, child.mediaType);
@@ -139,7 +159,7 @@ export async function pullImage(
   const manifestMediaType = parsed.mediaType;
   imageLayers(manifest); // rejects non-image artifacts and unknown layer types up front
 
-  const configBytes = await fetchConfig(client, ref, manifest.config);
+  const configBytes = await fetchConfig(client, source, manifest.config);
   const configJson = new TextDecoder().decode(configBytes);
   const config = parseImageConfig(configBytes);
   const diffIds = config.rootfs?.diff_ids ?? [];
@@ -169,7 +189,7 @@ export async function pullImage(
       }
     }
     await inParallel(todo, options.concurrency ?? 3, async ({ desc, diffId }) => {
-      const fetched = await fetchLayer(store, client, ref, desc, diffId, space, emit);
+      const fetched = await fetchLayer(store, client, source, desc, diffId, space, emit);
       pending.push(fetched);
       sizes.set(diffId, fetched.size);
     });
@@ -226,6 +246,34 @@ export async function pullImage(
       await p.layer.discard();
     }
   }
+}
+
+/**
+ * The top manifest from the first endpoint that serves it, as containers/image tries mirrors:
+ * any failure of a mirror moves on to the next; the last endpoint's failure is the error, with
+ * the mirrors' failures appended.
+ */
+async function firstManifest(
+  client: RegistryClient,
+  endpoints: readonly Endpoint[],
+): Promise<{ top: ManifestResponse; source: Reference }> {
+  const failed: string[] = [];
+  for (const [i, ep] of endpoints.entries()) {
+    try {
+      return { top: await client.getManifest(ep.ref), source: ep.ref };
+    } catch (err) {
+      if (i < endpoints.length - 1) {
+        failed.push(`${ep.ref}: ${(err as Error).message}`);
+        continue;
+      }
+      if (failed.length === 0) throw err;
+      throw new TsboxError(
+        `${(err as Error).message} (mirrors also failed: ${failed.join("; ")})`,
+        { cause: err },
+      );
+    }
+  }
+  throw new TsboxError("no registry to pull from"); // pullEndpoints always returns one
 }
 
 async function hasAllLayers(store: Store, image: ImageRecord): Promise<boolean> {

@@ -9,8 +9,18 @@
  * @module
  */
 import { RegistryClient, type UploadResult } from "../../registry/client.ts";
-import { type ImageManifest, MediaType } from "../../registry/manifest.ts";
+import {
+  type ImageManifest,
+  layersMatchSchema,
+  MediaType,
+  ociLayerMediaType,
+} from "../../registry/manifest.ts";
 import { parseReference, type Reference } from "../../registry/reference.ts";
+import {
+  loadRegistriesConf,
+  pushEndpoint,
+  type RegistriesConf,
+} from "../../registry/registries_conf.ts";
 import { TsboxError } from "../errors.ts";
 import { sha256Digest, shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
@@ -45,6 +55,11 @@ export interface PushOptions {
   readonly onProgress?: (event: PushEvent) => void;
   /** A client to reuse (tests, custom credentials). */
   readonly client?: RegistryClient;
+  /**
+   * registries.conf (its location, insecure and blocked settings; mirrors are for pulls only).
+   * Read from podman's files when not given.
+   */
+  readonly registries?: RegistriesConf;
   /** How many blobs upload at once. */
   readonly concurrency?: number;
 }
@@ -61,7 +76,10 @@ export interface PushResult {
   readonly layers: readonly UploadResult[];
 }
 
-/** Pushes the local image `name` (`host/repo[:tag]`) to its registry. */
+/**
+ * Pushes the local image `name` (`host/repo[:tag]`) to its registry: to the `location` a
+ * registries.conf entry gives for it, never to a mirror; a blocked registry is refused.
+ */
 export async function pushImage(
   store: Store,
   name: string,
@@ -73,8 +91,13 @@ export async function pushImage(
   if (!image || !image.tags.includes(ref.toString())) {
     throw new TsboxError(`An image does not exist locally with the tag: ${ref.familiar()}`);
   }
+  const registries = options.registries ?? await loadRegistriesConf();
+  // `target` is where the bytes go; `ref` stays the name the store records the digest under.
+  const endpoint = pushEndpoint(registries, ref);
+  const target = endpoint.ref;
   const client = options.client ??
     new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
+  if (endpoint.insecure) client.allowInsecure(target.domain);
   const emit = options.onProgress ?? (() => {});
 
   for (const layer of image.layers) {
@@ -92,11 +115,11 @@ export async function pushImage(
   );
   await inParallel(unique, options.concurrency ?? 3, async (layer) => {
     const id = shortDigest(layer.diffId);
-    const from = mountSource(store, ref, layer.blobDigest);
+    const from = mountSource(store, target, layer.blobDigest);
     const body = lazyFile(store.blobs.path(layer.blobDigest), (current) => {
       emit({ id, status: "Pushing", current, total: layer.blobSize });
     });
-    const result = await client.uploadBlob(ref, layer.blobDigest, layer.blobSize, body, from);
+    const result = await client.uploadBlob(target, layer.blobDigest, layer.blobSize, body, from);
     results.set(layer.blobDigest, result);
     if (result === "exists") emit({ id, status: "Layer already exists" });
     else if (result === "mounted") emit({ id, status: "Mounted from", from: from!.path });
@@ -104,9 +127,9 @@ export async function pushImage(
   });
 
   const configBytes = new TextEncoder().encode(image.configJson);
-  await client.uploadBlob(ref, image.id, configBytes.length, configBytes);
+  await client.uploadBlob(target, image.id, configBytes.length, configBytes);
   const manifest = await manifestFor(store, image);
-  const digest = await client.putManifest(ref, manifest.mediaType, manifest.bytes);
+  const digest = await client.putManifest(target, manifest.mediaType, manifest.bytes);
   // Like docker, the image now carries the repo digest it is known by in that repository.
   store.db.run(
     "INSERT OR REPLACE INTO repo_digests (repository, digest, image_id) VALUES (?, ?, ?)",
@@ -162,7 +185,8 @@ export async function manifestFor(
       const m = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
       if (
         m.config?.digest === image.id && m.layers?.length === image.layers.length &&
-        m.layers.every((l, i) => l.digest === image.layers[i].blobDigest)
+        m.layers.every((l, i) => l.digest === image.layers[i].blobDigest) &&
+        layersMatchSchema(m)
       ) {
         return { bytes, mediaType: image.manifestMediaType, digest: image.manifestDigest };
       }
@@ -180,7 +204,7 @@ export async function manifestFor(
       digest: image.id,
     },
     layers: image.layers.map((l) => ({
-      mediaType: l.mediaType,
+      mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
       size: l.blobSize,
       digest: l.blobDigest,
     })),

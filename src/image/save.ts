@@ -18,7 +18,9 @@ import {
   type Descriptor,
   type ImageManifest,
   layerCompression,
+  layersMatchSchema,
   MediaType,
+  ociLayerMediaType,
 } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
@@ -166,12 +168,6 @@ function* dockerEntries(store: Store, selected: Selected[]): Generator<TarWriter
   if (Object.keys(repositories).length > 0) yield jsonFile("repositories", repositories);
 }
 
-const TO_OCI_LAYER: Record<string, string> = {
-  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
-  [MediaType.DockerLayerZstd]: MediaType.OciLayerZstd,
-  [MediaType.DockerLayer]: MediaType.OciLayer,
-};
-
 /** The image's manifest as an OCI manifest: the stored bytes when they qualify, else rebuilt. */
 async function ociManifest(
   store: Store,
@@ -179,7 +175,7 @@ async function ociManifest(
 ): Promise<{ bytes: Uint8Array; descriptor: Descriptor }> {
   const layersMatch = (m: ImageManifest) =>
     m.config?.digest === image.id && m.layers?.length === image.layers.length &&
-    m.layers.every((l, i) => l.digest === image.layers[i].blobDigest);
+    m.layers.every((l, i) => l.digest === image.layers[i].blobDigest) && layersMatchSchema(m);
   if (
     image.manifestMediaType === MediaType.OciManifest && await store.blobs.has(image.manifestDigest)
   ) {
@@ -205,7 +201,7 @@ async function ociManifest(
       size: encoder.encode(image.configJson).length,
     },
     layers: image.layers.map((l) => ({
-      mediaType: TO_OCI_LAYER[l.mediaType] ?? l.mediaType,
+      mediaType: ociLayerMediaType(l.mediaType),
       digest: l.blobDigest,
       size: l.blobSize,
     })),

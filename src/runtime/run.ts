@@ -52,6 +52,10 @@ export interface RunFlags extends SecurityFlags {
   publishAll?: boolean;
   /** `--expose` values. */
   expose?: string[];
+  /** `--label K[=V]` values. */
+  label?: string[];
+  /** `--label-file` paths. */
+  labelFile?: string[];
 }
 
 /** What run needs from the global options. */

@@ -7,6 +7,7 @@
  */
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
+import { ownedTempPrefix } from "./owner.ts";
 
 /** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
 export interface PendingBlob {
@@ -68,8 +69,9 @@ export class BlobStore {
   /** Starts writing the blob `digest`; `size`, when known, is checked too. */
   async begin(digest: string, size?: number): Promise<PendingBlob> {
     const target = this.path(digest);
-    await Deno.mkdir(this.#dir, { recursive: true });
-    const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ".tmp-" });
+    await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
+    const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
     const file = await Deno.open(temp, { write: true, truncate: true });
     let closed = false;
     const close = () => {

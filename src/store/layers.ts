@@ -10,6 +10,7 @@
  */
 import { join } from "../path.ts";
 import { digestHex } from "./digest_format.ts";
+import { ownedTempPrefix } from "./owner.ts";
 
 /** A layer being unpacked into a private temp dir: `publish()` or `discard()` it. */
 export interface PendingLayer {
@@ -47,12 +48,21 @@ export class LayerStore {
     }
   }
 
-  /** Creates a temp dir to unpack the layer `diffId` into. */
+  /** The directory of the layer dirs, also where the store's other temp entries are made. */
+  get tempDir(): string {
+    return this.#dir;
+  }
+
+  /**
+   * Creates a temp dir to unpack the layer `diffId` into, named after this process (see
+   * owner.ts) so that the next tsbox removes it if this one is killed.
+   */
   async begin(diffId: string): Promise<PendingLayer> {
     const target = this.dir(diffId);
-    await Deno.mkdir(this.#dir, { recursive: true, mode: 0o711 });
-    await Deno.mkdir(this.linkDir, { recursive: true, mode: 0o711 });
-    const temp = await Deno.makeTempDir({ dir: this.#dir, prefix: ".tmp-" });
+    // Layers keep images' setuid files and device nodes: no other host user may reach them.
+    await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(this.linkDir, { recursive: true, mode: 0o700 });
+    const temp = await Deno.makeTempDir({ dir: this.#dir, prefix: ownedTempPrefix() });
     // The layer's root directory is the container's "/": 0755 like every distribution's root.
     await Deno.chmod(temp, 0o755);
     let published = false;
@@ -75,11 +85,53 @@ export class LayerStore {
     };
   }
 
-  /** (Re)creates the short link of a layer. */
+  /**
+   * Makes the short link `l/<shortId>` point at a layer. The link is made under a temp name and
+   * renamed over any existing one, so concurrent pulls publishing the same layer each succeed
+   * and the link is never missing in between.
+   */
   async link(diffId: string, shortId: string): Promise<void> {
     const link = join(this.linkDir, shortId);
-    await Deno.remove(link).catch(() => {});
-    await Deno.symlink(join("..", "layers", digestHex(diffId)), link);
+    const target = join("..", "layers", digestHex(diffId));
+    const temp = join(this.#dir, `${ownedTempPrefix()}link-${shortId}-${randomSuffix()}`);
+    await Deno.mkdir(this.linkDir, { recursive: true, mode: 0o700 });
+    await Deno.symlink(target, temp);
+    try {
+      await Deno.rename(temp, link);
+    } catch (err) {
+      await Deno.remove(temp).catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Removes the links in `l/` that point at one of the layers of `recorded` under another name
+   * than its recorded short id: links of pulls that lost the race to record the layer, or that
+   * were killed after publishing it. Once a layer is recorded its short id never changes, so
+   * such links are used by nothing. `recorded` maps diffIDs to their recorded short ids.
+   */
+  dropStrayLinksSync(recorded: ReadonlyMap<string, string>): void {
+    const keep = new Map<string, string>();
+    for (const [diffId, shortId] of recorded) {
+      keep.set(join("..", "layers", digestHex(diffId)), shortId);
+    }
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(this.linkDir)];
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (!e.isSymlink) continue;
+      const link = join(this.linkDir, e.name);
+      try {
+        const shortId = keep.get(Deno.readLinkSync(link));
+        if (shortId !== undefined && shortId !== e.name) Deno.removeSync(link);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
   }
 
   /** Removes a layer's directory and its short link. */
@@ -87,21 +139,14 @@ export class LayerStore {
     await Deno.remove(join(this.linkDir, shortId)).catch(() => {});
     await removeTree(this.dir(diffId));
   }
+}
 
-  /** Removes temp dirs left by interrupted pulls. */
-  async sweep(): Promise<void> {
-    try {
-      for await (const e of Deno.readDir(this.#dir)) {
-        if (e.name.startsWith(".tmp-")) {
-          const path = join(this.#dir, e.name);
-          const age = Date.now() - ((await Deno.lstat(path)).mtime?.getTime() ?? 0);
-          if (age > 24 * 3600_000) await removeTree(path);
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-  }
+function randomSuffix(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
 }
 
 /** Removes a directory tree without following symlinks; a missing tree is fine. */

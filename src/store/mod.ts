@@ -7,13 +7,18 @@
 import { join } from "../path.ts";
 import type { ImageConfig } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
+import { TsboxError } from "../errors.ts";
 import { BlobStore } from "./blobs.ts";
 import { Database } from "./db.ts";
+import { digestHex } from "./digest_format.ts";
 import { LayerStore } from "./layers.ts";
+import { sweepAbandoned } from "./sweep.ts";
 
 export { BlobStore } from "./blobs.ts";
 export { LayerStore } from "./layers.ts";
 export { DigestMismatchError, InvalidDigestError } from "./digest_format.ts";
+export { DatabaseDamagedError, DatabaseError } from "./db.ts";
+export { registerSweeper, type Sweeper } from "./sweep.ts";
 
 /** One layer of an image as the store keeps it. */
 export interface LayerRecord {
@@ -103,10 +108,50 @@ export class Store {
     this.linkDir = this.layers.linkDir;
   }
 
-  /** Opens the store at `root`, creating it if needed. */
-  static async open(root: string): Promise<Store> {
-    await Deno.mkdir(root, { recursive: true, mode: 0o711 });
-    return new Store(root, Database.open(join(root, "tsbox.db")));
+  /**
+   * Opens the store at `root`, creating it if needed (0700: it is root's alone, or the
+   * rootless user's), tightens a store an older tsbox left open to other users, and removes
+   * what killed tsbox processes left behind ({@link Store.sweepAbandoned}) unless `sweep` is
+   * false (for a process whose starting command has just swept, like a supervisor). Throws
+   * DatabaseDamagedError for a database file that is not a whole database.
+   */
+  static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
+    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    await tightenRoot(root);
+    const layers = new LayerStore(root);
+    const store = new Store(
+      root,
+      Database.open(join(root, "tsbox.db"), {
+        tempDir: layers.tempDir,
+      }),
+    );
+    try {
+      // Overlay mounts run with the link dir as cwd, also a build's first step FROM scratch,
+      // which has no layer yet: the dir exists from the start.
+      await Deno.mkdir(store.linkDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    if (options.sweep !== false) {
+      try {
+        await store.sweepAbandoned();
+      } catch (err) {
+        // Leftovers cost space, not correctness: say so and go on with the command.
+        console.error(
+          `WARN: removing abandoned temp files under ${root}: ${(err as Error).message}`,
+        );
+      }
+    }
+    return store;
+  }
+
+  /**
+   * Removes temp files and directories whose owner process is gone (killed pulls, loads,
+   * builds) and whatever registered sweepers clean (see sweep.ts). Returns the paths removed.
+   */
+  sweepAbandoned(): Promise<string[]> {
+    return sweepAbandoned(this.root);
   }
 
   /** Closes the database. */
@@ -128,9 +173,42 @@ export class Store {
     )?.short_id;
   }
 
-  /** A short id for a new layer link: the recorded one, or a fresh random one. */
+  /**
+   * The name of a layer's link under {@link linkDir}: the recorded one, else the first 16-hex
+   * window of the diffID that no other layer holds (recorded, or linked but not yet recorded).
+   * The one place that names links: it gives the same answer for a layer on every call until the
+   * layer is recorded, so the link a pull, load or build creates is the one its record names,
+   * and a layer removed and added again gets its old name back. Taken names are skipped rather
+   * than shared, so a hostile layer whose diffID starts like another's cannot take over its link.
+   */
   shortIdFor(diffId: string): string {
-    return this.layerShortId(diffId) ?? randomShortId();
+    const recorded = this.layerShortId(diffId);
+    if (recorded) return recorded;
+    const hex = digestHex(diffId);
+    for (let at = 0; at + SHORT_ID_LENGTH <= hex.length; at += SHORT_ID_LENGTH) {
+      const candidate = hex.slice(at, at + SHORT_ID_LENGTH);
+      if (this.#shortIdFree(candidate, hex)) return candidate;
+    }
+    throw new TsboxError(
+      `no free link name for layer ${diffId}: every window of its digest is taken in ${this.linkDir}`,
+    );
+  }
+
+  /** Whether `shortId` is unused, or already names the layer `hex` (its record or its link). */
+  #shortIdFree(shortId: string, hex: string): boolean {
+    const owner = this.db.get<{ diff_id: string }>(
+      "SELECT diff_id FROM layers WHERE short_id = ?",
+      shortId,
+    );
+    if (owner) return digestHex(owner.diff_id) === hex;
+    try {
+      // Layer dirs are named by their hex, whatever form (relative or not) the link takes.
+      const target = Deno.readLinkSync(join(this.linkDir, shortId));
+      return target.slice(target.lastIndexOf("/") + 1) === hex;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return true;
+      throw err;
+    }
   }
 
   /** Records an image whose layers are all published, with its tag and digest, in one transaction. */
@@ -179,7 +257,11 @@ export class Store {
         );
       }
     });
-    return this.getImage(image.id)!;
+    const record = this.getImage(image.id)!;
+    // Links to these layers under other names than the recorded ones (a concurrent pull that
+    // recorded a layer first, a killed one that had published it) would stay for ever.
+    this.layers.dropStrayLinksSync(new Map(record.layers.map((l) => [l.diffId, l.shortId])));
+    return record;
   }
 
   #setTag(name: string, imageId: string): void {
@@ -338,10 +420,29 @@ export class Store {
   }
 }
 
-const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-/** A random 10-character name for a layer link (short, so overlay options stay under a page). */
-function randomShortId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(10));
-  return Array.from(bytes, (b) => ALPHABET[b % ALPHABET.length]).join("");
+/**
+ * Gives an existing store the modes a new one gets: an older tsbox made the root and its
+ * `layers`, `l` and `blobs` dirs 0711, which let any host user run a setuid file of a layer.
+ * Only the owner's own store is changed; a 0700 root (the usual case) costs one stat.
+ */
+async function tightenRoot(root: string): Promise<void> {
+  const info = await Deno.stat(root);
+  if (((info.mode ?? 0) & 0o077) === 0 || info.uid !== Deno.uid()) return;
+  for (const dir of ["layers", "l", "blobs", join("blobs", "sha256"), "containers"]) {
+    try {
+      const sub = await Deno.lstat(join(root, dir));
+      if (sub.isDirectory && ((sub.mode ?? 0) & 0o077) !== 0) {
+        await Deno.chmod(join(root, dir), 0o700);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  await Deno.chmod(root, 0o700);
 }
+
+/**
+ * Characters of a link name: 64 bits of the diffID, so no layer can be made to collide with
+ * another's, and 17 bytes per layer in overlay's one-page option string (200+ layers).
+ */
+const SHORT_ID_LENGTH = 16;
