@@ -139,16 +139,21 @@ import {
   requireContainer,
 } from "./src/container/state.ts";
 import { type ExecFlags, execRunning, NotRunningError } from "./src/container/exec.ts";
+import type { HealthFlags, HealthState } from "./src/container/health.ts";
 
-export type { ContainerRecord, ExecFlags, LogEntry, RunFlags };
+export type { ContainerRecord, ExecFlags, HealthFlags, HealthState, LogEntry, RunFlags };
 export { NotRunningError };
 export { findContainer };
 
-/** Runs a container as `tsbox run` does; with `flags.detach` it returns once it runs. */
+/**
+ * Runs a container as `tsbox run` does; with `flags.detach` it returns once it runs. The
+ * `--health-*` flags are {@link HealthFlags} (`healthCmd`, `healthInterval: "300ms"`, ...); the
+ * results are in `ps(store)`'s records as `health`.
+ */
 export function run(
   image: string,
   command: string[] = [],
-  flags: Partial<RunFlags> = {},
+  flags: Partial<RunFlags & HealthFlags> = {},
   globals: Partial<RunGlobals> = {},
 ): Promise<{ id: string; exitCode?: number }> {
   return runContainer(image, command, { network: "private", ...flags }, {

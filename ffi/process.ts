@@ -16,6 +16,8 @@ const libc = openLibc({
   waitpidNow: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
   waitpidHere: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  readNow: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize" },
   __errno_location: { parameters: [], result: "pointer" },
 });
 
@@ -53,6 +55,29 @@ export async function readFd(fd: number, size: number): Promise<Uint8Array> {
     got += n;
   }
   return buf.subarray(0, got);
+}
+
+const POLLIN = 1;
+
+/**
+ * Waits on a worker thread, at most `timeoutMs`, until `fd` has something to read (data, EOF or
+ * an error). True when it has: one {@link readAvailable} then returns without blocking. Lets a
+ * reader give up on a pipe whose writer may never close it, which a blocked read cannot.
+ */
+export async function waitReadable(fd: number, timeoutMs: number): Promise<boolean> {
+  const pollfd = new DataView(new ArrayBuffer(8)); // struct pollfd { int fd; short events, revents; }
+  pollfd.setInt32(0, fd, true);
+  pollfd.setInt16(4, POLLIN, true);
+  const n = await libc.poll(new Uint8Array(pollfd.buffer), 1n, Math.max(0, Math.floor(timeoutMs)));
+  // n < 0 is EINTR or worse: report "readable" so the read that follows tells which.
+  return n !== 0;
+}
+
+/** One read(2) on this thread: the byte count, 0 at EOF; throws on an error. */
+export function readAvailable(fd: number, buf: Uint8Array): number {
+  const n = Number(libc.readNow(fd, buf, BigInt(buf.length)));
+  if (n < 0) throw new SyscallError("read", [fd], errno());
+  return n;
 }
 
 /** How a process ended: its exit code, or the signal that killed it. */

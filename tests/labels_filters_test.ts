@@ -178,7 +178,7 @@ rootTest("ps --filter: every docker key, -n/-l/-s, and docker's errors", async (
     assertEquals(await names(["-a", "-f", "exited=0", "-f", "exited=3"]), "t-ex0 t-ex3");
     assertEquals(await names(["-f", "status=created"]), "t-kid6 t-net5 t-cr2");
 
-    // volume= (name or destination), network=, health= (none until health checks exist).
+    // volume= (name or destination), network=, health= (none: no healthcheck here).
     assertEquals(await names(["-f", "volume=t-labvol"]), "t-vol4");
     assertEquals(await names(["-a", "-f", "volume=/data"]), "t-vol4");
     assertEquals(await names(["-a", "-f", "volume=nothing"]), "");

@@ -22,6 +22,7 @@ import {
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
 import { parseSignal } from "../container/signals.ts";
+import { healthSuffix } from "../container/health.ts";
 import { portsColumn } from "../net/publish.ts";
 import {
   type ContainerRecord,
@@ -182,7 +183,7 @@ export async function pruneCommand(g: GlobalOptions): Promise<void> {
 export function statusText(c: ContainerRecord, now = Date.now()): string {
   switch (c.state) {
     case "running":
-      return `Up ${humanDuration(now - (c.startedAt ?? now))}`;
+      return `Up ${humanDuration(now - (c.startedAt ?? now))}${healthSuffix(c.health)}`;
     case "paused":
       return `Up ${humanDuration(now - (c.startedAt ?? now))} (Paused)`;
     case "restarting":

@@ -7,6 +7,7 @@
  * @module
  */
 import { type ContainerRecord, isActive, requireContainer } from "../container/state.ts";
+import { healthFilterValue } from "../container/health.ts";
 import { volumeMountsOf } from "../container/volumes.ts";
 import { NotFoundError } from "../errors.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
@@ -71,13 +72,9 @@ export function networkNames(c: ContainerRecord): string[] {
   return mode.startsWith("container:") ? [] : [mode];
 }
 
-/**
- * The health status docker's `health=` filter compares with. tsbox runs no health checks yet, so
- * every container is `none` (docker's value for a container without a healthcheck): `health=none`
- * matches all of them and the other states none.
- */
-export function healthStatus(_c: ContainerRecord): string {
-  return "none";
+/** The health status docker's `health=` filter compares with (health.ts). */
+export function healthStatus(c: ContainerRecord): string {
+  return healthFilterValue(c.health);
 }
 
 /**

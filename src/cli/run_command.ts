@@ -11,6 +11,7 @@ import { parseLabel } from "../container/labels.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
 import type { RunFlags } from "../runtime/run.ts";
+import { parseGoDuration } from "../container/health.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -57,6 +58,26 @@ const NETWORKS = ["private", "none", "host", "default", "bridge"];
 function parseNetworkFlag(value: string): string {
   if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
   throw new InvalidArgumentError(`Allowed choices are ${NETWORKS.join(", ")}, container:NAME.`);
+}
+
+/** A `--health-*` duration: refused as pflag refuses it, kept as typed. */
+function goDuration(value: string): string {
+  try {
+    parseGoDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+/** `--health-retries`: an integer, kept as typed. */
+function retries(value: string): string {
+  if (!/^[-+]?\d+$/.test(value)) {
+    throw new InvalidArgumentError(
+      `strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`,
+    );
+  }
+  return value;
 }
 
 /** Defines `run` on the program. */
@@ -121,6 +142,18 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--mount <spec>", "type=bind|tmpfs,source=...,target=...[,readonly]", collect)
     .option("--tmpfs <path[:options]>", "mount a tmpfs (repeatable)", collect)
     .option("--read-only", "mount the root filesystem read-only")
+    // Health (src/container/health.ts): docker's defaults 30s, 30s, 3 retries, 0s, 5s.
+    .option("--health-cmd <command>", "command to run to check health (through /bin/sh -c)")
+    .option("--health-interval <duration>", "time between running the check (ms|s|m|h)", goDuration)
+    .option("--health-timeout <duration>", "maximum time to allow one check to run", goDuration)
+    .option("--health-retries <n>", "consecutive failures needed to report unhealthy", retries)
+    .option("--health-start-period <duration>", "start period: failures do not count", goDuration)
+    .option(
+      "--health-start-interval <duration>",
+      "time between running the check during the start period",
+      goDuration,
+    )
+    .option("--no-healthcheck", "disable any container-specified HEALTHCHECK")
     .option("--cap-add <cap>", "add a Linux capability, or ALL (repeatable)", collect)
     .option("--cap-drop <cap>", "drop a Linux capability, or ALL (repeatable)", collect)
     .option("--privileged", "all capabilities and devices, no masks, no seccomp")

@@ -15,6 +15,7 @@ import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
+import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
@@ -75,6 +76,8 @@ export async function createFromFlags(
     throw new UsageError("conflicting options: cannot specify both --restart and --rm");
   }
   const restart = parseRestart(flags.restart);
+  // The flags' own mistakes are refused before a pull; the image's part is merged below.
+  healthConfigFrom(undefined, flags as HealthFlags);
   const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
   // Checked as docker checks them, before the image is pulled or anything is created.
   const resources = checkLimits(limitsFrom(flags), hostCpuCount);
@@ -135,6 +138,8 @@ export async function createFromFlags(
       ),
       security,
       labels: mergeLabels(imageConfig.Labels, ownLabels),
+      healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
+      shell: imageConfig.Shell,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });

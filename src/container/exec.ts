@@ -69,6 +69,30 @@ const FORWARDED: [Deno.Signal, number][] = [
   ["SIGQUIT", 3],
 ];
 
+/**
+ * What `exec` runs for `command` in the container of `record`: its environment, directory and
+ * user unless the flags say otherwise, and confined as its PID 1 is (the capabilities, seccomp
+ * profile, no_new_privs and rlimits of `run`). The healthcheck's probes are built here too, so
+ * that they run exactly as `exec` would run them.
+ */
+export function execSpecFor(
+  record: ContainerRecord,
+  command: readonly string[],
+  flags: ExecFlags,
+  stdio: ExecSpec["stdio"],
+): ExecSpec {
+  return {
+    argv: command,
+    env: execEnv(record.config.env, flags),
+    cwd: flags.workdir ?? record.config.cwd,
+    user: flags.user ?? record.config.user,
+    stdio,
+    tty: flags.tty ? { size: flags.detach ? undefined : userWindowSize() } : undefined,
+    capabilities: record.config.security?.capabilities,
+    security: record.config.security?.security,
+  };
+}
+
 /** Runs `command` in the running container of `record`; returns its exit code (0 with -d). */
 export async function execRunning(
   record: ContainerRecord,
@@ -79,19 +103,14 @@ export async function execRunning(
   if (record.state !== "running" || record.pid === undefined) {
     throw new NotRunningError(record.id, record.state);
   }
-  const spec: ExecSpec = {
-    argv: command,
-    env: execEnv(record.config.env, flags),
-    cwd: flags.workdir ?? record.config.cwd,
-    user: flags.user ?? record.config.user,
-    stdio: flags.detach
+  const spec = execSpecFor(
+    record,
+    command,
+    flags,
+    flags.detach
       ? ["null", "null", "null"]
       : [attachInput ? "inherit" : "null", "inherit", "inherit"],
-    tty: flags.tty ? { size: flags.detach ? undefined : userWindowSize() } : undefined,
-    // Confined as PID 1 is: the capabilities, seccomp profile, no_new_privs and rlimits of run.
-    capabilities: record.config.security?.capabilities,
-    security: record.config.security?.security,
-  };
+  );
   const proc = await execInContainer(record.pid, spec);
   if (flags.detach) {
     if (proc.terminal !== undefined) closeFd(proc.terminal);

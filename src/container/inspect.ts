@@ -38,6 +38,8 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Error: c.error ?? "",
       StartedAt: iso(c.startedAt),
       FinishedAt: iso(c.finishedAt),
+      // Only once it has run with a healthcheck, as docker's.
+      ...(c.health ? { Health: c.health } : {}),
     },
     Image: c.imageId,
     LogPath: logPath(store.root, c.id),
@@ -94,6 +96,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Labels: cfg.labels ?? {},
       StopSignal: String(cfg.stopSignal),
       StopTimeout: cfg.stopTimeout,
+      ...(cfg.healthcheck ? { Healthcheck: cfg.healthcheck } : {}),
     },
     NetworkSettings: { Ports: ports },
   };

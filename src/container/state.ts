@@ -13,6 +13,7 @@ import { randomName } from "./names.ts";
 import { reapDeadRunner } from "./reap.ts";
 import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
+import type { HealthConfig, HealthState } from "./health.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -59,6 +60,10 @@ export interface RunConfig {
   readonly exposedPorts?: readonly string[];
   /** `--label`s, and anything else a later feature wants to keep with the container. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** The healthcheck: the image's HEALTHCHECK merged with `--health-*` (health.ts). */
+  readonly healthcheck?: HealthConfig;
+  /** The image's SHELL, which runs a `CMD-SHELL` healthcheck (`/bin/sh -c` when absent). */
+  readonly shell?: readonly string[];
 }
 
 /** One container as the database records it. */
@@ -89,6 +94,8 @@ export interface ContainerRecord {
   readonly restartCount: number;
   /** A user stopped it: the restart policy must not bring it back. */
   readonly stopRequested: boolean;
+  /** `State.Health`: set when it starts with a healthcheck, kept after it stops. */
+  readonly health?: HealthState;
 }
 
 interface Row {
@@ -110,6 +117,7 @@ interface Row {
   finished_at: number | null;
   restart_count: number;
   stop_requested: number;
+  health: string | null;
 }
 
 /** `--name` is held by another container. */
@@ -153,6 +161,7 @@ function toRecord(r: Row): ContainerRecord {
     finishedAt: opt(r.finished_at),
     restartCount: r.restart_count,
     stopRequested: r.stop_requested !== 0,
+    health: r.health ? JSON.parse(r.health) as HealthState : undefined,
   };
 }
 
@@ -328,6 +337,7 @@ export interface ContainerUpdate {
   finishedAt?: number | null;
   restartCount?: number;
   stopRequested?: boolean;
+  health?: HealthState | null;
 }
 
 const COLUMNS: Record<keyof ContainerUpdate, string> = {
@@ -343,6 +353,7 @@ const COLUMNS: Record<keyof ContainerUpdate, string> = {
   finishedAt: "finished_at",
   restartCount: "restart_count",
   stopRequested: "stop_requested",
+  health: "health",
 };
 
 /**
@@ -365,7 +376,13 @@ export function updateContainer(
       const v = update[key];
       if (v === undefined) continue;
       sets.push(`${column} = ?`);
-      values.push(typeof v === "boolean" ? (v ? 1 : 0) : v);
+      values.push(
+        typeof v === "boolean"
+          ? (v ? 1 : 0)
+          : typeof v === "object" && v !== null
+          ? JSON.stringify(v)
+          : v,
+      );
     }
     if (sets.length > 0) {
       store.db.run(`UPDATE containers SET ${sets.join(", ")} WHERE id = ?`, ...values, id);

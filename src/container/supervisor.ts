@@ -24,6 +24,7 @@ import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
+import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
@@ -306,16 +307,22 @@ async function startAndWait(
   );
   let running: ContainerRecord | undefined;
   let unrecorded: unknown;
+  const startedAt = Date.now();
+  // A healthcheck starts over at each start: `starting`, no failures, the old log kept.
+  const health = probeCommand(c.config.healthcheck, c.config.shell)
+    ? startingHealth(c.health)
+    : undefined;
   try {
     running = updateContainer(store, c.id, {
       state: "running",
       pid: container.pid,
       pidStart: startTime(container.pid) ?? null,
-      startedAt: Date.now(),
+      startedAt,
       finishedAt: null,
       exitCode: null,
       oomKilled: false,
       error: null,
+      health,
     });
   } catch (err) {
     // A container the database does not know runs is one nobody could stop: end it, tear
@@ -330,7 +337,18 @@ async function startAndWait(
     o.onPid?.(container.pid);
     started();
   }
+  // Loaded only for a container with a healthcheck: most supervisors never need exec's code.
+  const monitor = running && health
+    ? (await import("./health_monitor.ts")).HealthMonitor.start(
+      store,
+      running,
+      container.pid,
+      startedAt,
+      health,
+    )
+    : undefined;
   const exit = await container.wait();
+  await monitor?.stop();
   await attach?.setTarget(undefined);
   await input?.end();
   if (tty) {

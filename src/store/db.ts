@@ -110,6 +110,10 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX volume_mounts_volume ON volume_mounts(volume);
   `,
+  `
+  -- State.Health as JSON (src/container/health.ts); null while the container has none.
+  ALTER TABLE containers ADD COLUMN health TEXT;
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */
