@@ -8,6 +8,7 @@ import {
   hostLayout,
   locateCgroup,
   parseLayout,
+  removeCgroupDirsSync,
   sharesToWeight,
   subtreeControlLine,
   v2LimitWrites,
@@ -172,6 +173,24 @@ Deno.test({
       try {
         await cg.join(child.pid);
         await cg.remove();
+        await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+        assertEquals((await child.status).signal, "SIGKILL");
+      } finally {
+        await reap(child);
+      }
+    }),
+});
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: the synchronous removal (reap) kills what is inside too",
+  fn: () =>
+    withCgroup2(async (layout) => {
+      const cg = await createCgroup("c2sync", {}, layout) as CgroupV2;
+      const child = spawnSh("read x");
+      try {
+        await cg.join(child.pid);
+        removeCgroupDirsSync(cg.dirs);
         await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
         assertEquals((await child.status).signal, "SIGKILL");
       } finally {
