@@ -2,11 +2,11 @@
  * `tsbox run` against real containers (root): a store holding a busybox image made from Debian's
  * busybox-static, then the CLI as a user runs it, checked against what the kernel shows.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Store } from "../src/store/mod.ts";
 import { seedStore, sha } from "./busybox_store.ts";
 import { Container, newContainerId } from "../src/runtime/mod.ts";
-import { CONTROLLERS } from "../src/runtime/cgroups.ts";
+import { CgroupV1, locateCgroup, sharesToWeight } from "../src/runtime/cgroups.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { purgeRootSync } from "./cleanup.ts";
@@ -256,36 +256,35 @@ rootTest("--cpus 0.5 and --cpu-shares are written to the container's cgroup", as
   }).spawn();
   const reader = child.stdout.getReader();
   const hostname = new TextDecoder().decode((await reader.read()).value).trim();
-  const dir = [...Deno.readDirSync("/sys/fs/cgroup/cpu/tsbox")].find((e) =>
-    e.name.startsWith(hostname)
-  );
-  assertOk(dir, "cpu cgroup of the container");
-  const cg = `/sys/fs/cgroup/cpu/tsbox/${dir.name}`;
-  assertEquals((await Deno.readTextFile(`${cg}/cpu.cfs_quota_us`)).trim(), "50000");
-  assertEquals((await Deno.readTextFile(`${cg}/cpu.cfs_period_us`)).trim(), "100000");
-  assertEquals((await Deno.readTextFile(`${cg}/cpu.shares`)).trim(), "512");
-  child.kill("SIGKILL");
-  reader.releaseLock();
-  // tsbox itself was killed: clean up what it could not (as a later `rm` would).
-  for (const pid of (await Deno.readTextFile(`${cg}/cgroup.procs`)).split("\n").filter(Boolean)) {
-    Deno.kill(Number(pid), "SIGKILL");
-  }
-  await child.output();
-  await new Deno.Command("umount", { args: ["-l", join(root, "containers", dir.name, "rootfs")] })
-    .output();
-  for (const controller of CONTROLLERS) {
-    const d = `/sys/fs/cgroup/${controller}/tsbox/${dir.name}`;
-    for (let i = 0; i < 100; i++) {
-      try {
-        await Deno.remove(d);
-        break;
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+  const id = [...Deno.readDirSync(join(root, "containers"))].map((e) => e.name)
+    .find((name) => name.startsWith(hostname));
+  assertOk(id, "the container's directory");
+  // Where tsbox puts the container's cgroup on this host (v1 here, v2 on most user hosts).
+  const cg = locateCgroup(id);
+  try {
+    const read = async (dir: string, file: string) =>
+      (await Deno.readTextFile(`${dir}/${file}`)).trim();
+    if (cg instanceof CgroupV1) {
+      const cpu = cg.byController.get("cpu");
+      assertOk(cpu, "v1 cpu cgroup of the container");
+      assertEquals(await read(cpu, "cpu.cfs_quota_us"), "50000");
+      assertEquals(await read(cpu, "cpu.cfs_period_us"), "100000");
+      assertEquals(await read(cpu, "cpu.shares"), "512");
+    } else {
+      assertEquals(await read(cg.dir, "cpu.max"), "50000 100000");
+      assertEquals(await read(cg.dir, "cpu.weight"), String(sharesToWeight(512)));
     }
+  } finally {
+    child.kill("SIGKILL");
+    // tsbox itself was killed: clean up what it could not (as a later `rm` would). The
+    // container's processes go first: they hold the pipe that output() reads to its end.
+    await cg.remove();
+    reader.releaseLock();
+    await child.output();
+    await new Deno.Command("umount", { args: ["-l", join(root, "containers", id, "rootfs")] })
+      .output();
+    await Deno.remove(join(root, "containers", id), { recursive: true });
   }
-  await Deno.remove(join(root, "containers", dir.name), { recursive: true });
 });
 
 rootTest("-u, -e, --env-file, -w, --entrypoint and image defaults", async () => {
@@ -343,13 +342,16 @@ rootTest("-v, --tmpfs and --read-only", async () => {
   void root;
 });
 
-/** Every container cgroup under tsbox/ in each v1 controller tsbox uses, as "controller/id". */
+/**
+ * Every container cgroup under tsbox's parent dirs (one per v1 controller, or the one v2 dir),
+ * found where tsbox's own placement rule puts them, as "parent/id".
+ */
 function tsboxCgroups(): string[] {
   const out: string[] = [];
-  for (const controller of CONTROLLERS) {
+  for (const parent of locateCgroup("any").dirs.map((d) => dirname(d))) {
     try {
-      for (const e of Deno.readDirSync(`/sys/fs/cgroup/${controller}/tsbox`)) {
-        if (e.isDirectory) out.push(`${controller}/${e.name}`);
+      for (const e of Deno.readDirSync(parent)) {
+        if (e.isDirectory) out.push(`${parent}/${e.name}`);
       }
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;

@@ -6,30 +6,24 @@
  */
 import {
   type Cgroup,
-  CgroupV1,
+  type CgroupLayout,
   CgroupV2,
-  type Controller,
-  CONTROLLERS,
   hostLayout,
+  locateCgroup,
   removeCgroupDirsSync,
 } from "../runtime/cgroups.ts";
 
-/** The container's cgroup (its directories may no longer exist). */
-export function containerCgroup(id: string): Cgroup {
-  const layout = hostLayout();
-  const onV1 = new Map<Controller, string>();
-  for (const c of CONTROLLERS) {
-    const mount = layout.v1.get(c);
-    if (mount) onV1.set(c, `${mount}/tsbox/${id}`);
-  }
-  const v2Wanted = CONTROLLERS.some((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
-  if (onV1.size > 0 && !v2Wanted) return new CgroupV1(onV1);
-  return new CgroupV2(`${layout.v2}/tsbox/${id}`);
+/**
+ * The container's cgroup (its directories may no longer exist). `layout` defaults to the
+ * host's; tests pass one whose v2 root is a directory of a real cgroup2 mount.
+ */
+export function containerCgroup(id: string, layout: CgroupLayout = hostLayout()): Cgroup {
+  return locateCgroup(id, layout);
 }
 
 /** The v1 freezer directory for the container, when the host has a v1 freezer. */
-export function freezerDir(id: string): string | undefined {
-  const mount = hostLayout().v1.get("freezer");
+export function freezerDir(id: string, layout: CgroupLayout = hostLayout()): string | undefined {
+  const mount = layout.v1.get("freezer");
   return mount ? `${mount}/tsbox/${id}` : undefined;
 }
 
@@ -41,9 +35,12 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function settle(path: string, want: string): Promise<void> {
+async function settle(path: string, want: string | RegExp): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    if ((await readText(path)) === want) return;
+    const text = await readText(path);
+    // A file gone with its cgroup (the container ended meanwhile) has nothing left to settle.
+    if (text === undefined) return;
+    if (typeof want === "string" ? text === want : want.test(text)) return;
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -51,15 +48,22 @@ async function settle(path: string, want: string): Promise<void> {
 /**
  * Freezes (true) or thaws (false) every process of the container. On v1 the processes are
  * moved into a freezer cgroup first (repeated until no new process appears, since one may fork
- * while the others move); on v2 the container's own cgroup has `cgroup.freeze`.
+ * while the others move); on v2 the container's own cgroup has `cgroup.freeze`. Either way it
+ * returns once the kernel reports the new state (v2: `frozen` in cgroup.events, since freezing
+ * is asynchronous there too), or after about five seconds.
  */
-export async function setFrozen(id: string, frozen: boolean): Promise<void> {
-  const cg = containerCgroup(id);
+export async function setFrozen(
+  id: string,
+  frozen: boolean,
+  layout: CgroupLayout = hostLayout(),
+): Promise<void> {
+  const cg = containerCgroup(id, layout);
   if (cg instanceof CgroupV2) {
-    await Deno.writeTextFile(`${cg.dir}/cgroup.freeze`, frozen ? "1" : "0");
+    await Deno.writeTextFile(`${cg.dir}/cgroup.freeze`, frozen ? "1" : "0", { create: false });
+    await settle(`${cg.dir}/cgroup.events`, new RegExp(`^frozen ${frozen ? 1 : 0}$`, "m"));
     return;
   }
-  const dir = freezerDir(id);
+  const dir = freezerDir(id, layout);
   if (!dir) throw new Error("no freezer cgroup on this host");
   if (!frozen) {
     await Deno.writeTextFile(`${dir}/freezer.state`, "THAWED");

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type CgroupV1, CgroupV2 } from "../runtime/cgroups.ts";
+import { type CgroupLayout, type CgroupV1, CgroupV2, hostLayout } from "../runtime/cgroups.ts";
 import { containerCgroup } from "./cgroup.ts";
 import { readStat } from "./proc.ts";
 
@@ -27,11 +27,14 @@ function bootTimeMs(): number {
   return Number(/^btime (\d+)/m.exec(stat)?.[1] ?? 0) * 1000;
 }
 
-/** The processes in the container's cgroup. */
-export async function containerProcesses(id: string): Promise<ProcessRow[]> {
+/** The processes in the container's cgroup (`layout`: the host's unless a test passes one). */
+export async function containerProcesses(
+  id: string,
+  layout: CgroupLayout = hostLayout(),
+): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
   const boot = bootTimeMs();
-  for (const pid of (await containerCgroup(id).pids()).sort((a, b) => a - b)) {
+  for (const pid of (await containerCgroup(id, layout).pids()).sort((a, b) => a - b)) {
     const stat = readStat(pid);
     if (!stat) continue;
     let cmd = "";
@@ -75,14 +78,22 @@ function readNumber(path: string): number | undefined {
   }
 }
 
+function countLines(path: string): number {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
+
 function hostMemory(): number {
   const info = Deno.readTextFileSync("/proc/meminfo");
   return Number(/^MemTotal:\s+(\d+)/m.exec(info)?.[1] ?? 0) * 1024;
 }
 
 /** CPU time used in ns, from cpuacct (v1) or cpu.stat (v2). */
-function cpuNs(id: string): number {
-  const cg = containerCgroup(id);
+function cpuNs(id: string, layout: CgroupLayout): number {
+  const cg = containerCgroup(id, layout);
   if (cg instanceof CgroupV2) {
     try {
       const text = Deno.readTextFileSync(`${cg.dir}/cpu.stat`);
@@ -95,15 +106,21 @@ function cpuNs(id: string): number {
   return (dir && readNumber(`${dir}/cpuacct.usage`)) || 0;
 }
 
-/** Memory, CPU (over `intervalMs`) and pids of the container. */
-export async function sampleStats(id: string, intervalMs = 500): Promise<StatsSample> {
-  const cg = containerCgroup(id);
+/** Memory, CPU (over `intervalMs`) and pids of the container (`layout` as for top). */
+export async function sampleStats(
+  id: string,
+  intervalMs = 500,
+  layout: CgroupLayout = hostLayout(),
+): Promise<StatsSample> {
+  const cg = containerCgroup(id, layout);
   const host = hostMemory();
   let usage = 0, limit = host, pids = 0;
   if (cg instanceof CgroupV2) {
     usage = readNumber(`${cg.dir}/memory.current`) ?? 0;
     limit = Math.min(readNumber(`${cg.dir}/memory.max`) ?? host, host);
-    pids = readNumber(`${cg.dir}/pids.current`) ?? 0;
+    // Without the pids controller (not delegated, or bound to v1) the kernel still lists the
+    // cgroup's tasks, which is what pids.current would count.
+    pids = readNumber(`${cg.dir}/pids.current`) ?? countLines(`${cg.dir}/cgroup.threads`);
   } else {
     const v1 = cg as CgroupV1;
     const mem = v1.byController.get("memory");
@@ -115,9 +132,9 @@ export async function sampleStats(id: string, intervalMs = 500): Promise<StatsSa
     if (pid) pids = readNumber(`${pid}/pids.current`) ?? 0;
   }
   const t0 = performance.now();
-  const c0 = cpuNs(id);
+  const c0 = cpuNs(id, layout);
   await new Promise((r) => setTimeout(r, intervalMs));
-  const c1 = cpuNs(id);
+  const c1 = cpuNs(id, layout);
   const elapsedNs = (performance.now() - t0) * 1e6;
   return {
     memoryUsage: usage,

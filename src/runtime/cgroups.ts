@@ -146,8 +146,34 @@ async function readPids(dir: string): Promise<number[]> {
   }
 }
 
+/**
+ * Kills every process in the cgroup `dir` at once through its `cgroup.kill` (cgroup v2, Linux
+ * 5.14+): the kernel also catches processes forked while it works, which a loop of kill(2) over
+ * cgroup.procs can miss. Returns false where there is no such file (v1, older kernels), so the
+ * caller falls back to that loop.
+ */
+export async function killCgroup(dir: string): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(`${dir}/cgroup.kill`, "1", { create: false });
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw new CgroupError(`${dir}/cgroup.kill`, err, "1");
+  }
+}
+
+/** {@link killCgroup} for the synchronous removal; best effort, like its caller's kill loop. */
+function killCgroupSync(dir: string): void {
+  try {
+    Deno.writeTextFileSync(`${dir}/cgroup.kill`, "1", { create: false });
+  } catch { /* no cgroup.kill, or not ours to write: the kill loop that follows does it */ }
+}
+
 async function killAndRemove(dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
+    // Best effort: where cgroup.kill is missing or refused, the loop below signals each pid
+    // (and catches any process cgroup.kill has not reached yet).
+    await killCgroup(dir).catch(() => false);
     for (let round = 0; round < 100; round++) {
       const pids = await readPids(dir);
       if (pids.length === 0) break;
@@ -189,6 +215,7 @@ function readPidsSync(dir: string): number[] {
  */
 export function removeCgroupDirsSync(dirs: readonly string[]): void {
   for (const dir of dirs) {
+    killCgroupSync(dir);
     for (let round = 0; round < 100; round++) {
       const pids = readPidsSync(dir);
       if (pids.length === 0) break;
@@ -273,6 +300,33 @@ export function sharesToWeight(shares: number): number {
   return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
+/**
+ * The files a cgroup v2 directory gets for `l` and the exact text written to each, in order.
+ * Pure, so that these bytes are tested on hosts (like ours) whose v2 tree has no memory, cpu or
+ * pids controller and therefore none of these files.
+ */
+export function v2LimitWrites(l: ResourceLimits): [file: string, value: string][] {
+  const out: [string, string][] = [];
+  if (l.memory !== undefined) {
+    out.push(["memory.max", String(l.memory)]);
+    const swap = l.memorySwap === undefined
+      ? l.memory
+      : (l.memorySwap < 0 ? "max" : Math.max(0, l.memorySwap - l.memory));
+    out.push(["memory.swap.max", String(swap)]);
+  }
+  if (l.cpus !== undefined) out.push(["cpu.max", `${Math.round(l.cpus * PERIOD)} ${PERIOD}`]);
+  if (l.cpuShares !== undefined) out.push(["cpu.weight", String(sharesToWeight(l.cpuShares))]);
+  if (l.pidsLimit !== undefined) {
+    out.push(["pids.max", l.pidsLimit > 0 ? String(l.pidsLimit) : "max"]);
+  }
+  return out;
+}
+
+/** The line written to `cgroup.subtree_control` to enable `controllers` below a v2 dir. */
+export function subtreeControlLine(controllers: readonly string[]): string {
+  return controllers.map((c) => `+${c}`).join(" ");
+}
+
 /** cgroup v2: one directory `<mount>/tsbox/<id>`. */
 export class CgroupV2 implements Cgroup {
   constructor(readonly dir: string) {}
@@ -282,22 +336,15 @@ export class CgroupV2 implements Cgroup {
   }
 
   async apply(l: ResourceLimits): Promise<void> {
-    if (l.memory !== undefined) {
-      await write(`${this.dir}/memory.max`, String(l.memory));
-      const swap = l.memorySwap === undefined
-        ? l.memory
-        : (l.memorySwap < 0 ? "max" : Math.max(0, l.memorySwap - l.memory));
-      await write(`${this.dir}/memory.swap.max`, String(swap));
-    }
-    if (l.cpus !== undefined) {
-      await write(`${this.dir}/cpu.max`, `${Math.round(l.cpus * PERIOD)} ${PERIOD}`);
-    }
-    if (l.cpuShares !== undefined) {
-      await write(`${this.dir}/cpu.weight`, String(sharesToWeight(l.cpuShares)));
-    }
-    if (l.pidsLimit !== undefined) {
-      await write(`${this.dir}/pids.max`, l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
-    }
+    for (const [file, value] of v2LimitWrites(l)) await write(`${this.dir}/${file}`, value);
+  }
+
+  /**
+   * Kills every process inside at once (cgroup.kill); false where the kernel has no
+   * cgroup.kill (before 5.14). The directory stays: {@link remove} takes it away.
+   */
+  kill(): Promise<boolean> {
+    return killCgroup(this.dir);
   }
 
   join(pid: number): Promise<void> {
@@ -322,44 +369,57 @@ export class CgroupV2 implements Cgroup {
   }
 }
 
+function v1Dirs(id: string, layout: CgroupLayout): Map<Controller, string> {
+  const onV1 = new Map<Controller, string>();
+  for (const c of CONTROLLERS) {
+    const mount = layout.v1.get(c);
+    if (mount) onV1.set(c, `${mount}/tsbox/${id}`);
+  }
+  return onV1;
+}
+
+/** Managed controllers that only the unified tree offers under `layout`. */
+function v2Wanted(layout: CgroupLayout, onV1: ReadonlyMap<Controller, string>): Controller[] {
+  return CONTROLLERS.filter((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
+}
+
 /**
- * Creates the container's cgroup: controllers on v1 get `tsbox/<id>` in their hierarchy; when
- * the unified tree offers any managed controller (or v1 has none), a v2 cgroup is used and
- * those controllers are enabled on the path down to it.
+ * Where container `id`'s cgroup is (or would be) under `layout`: v1 `<mount>/tsbox/<id>` per
+ * controller while v1 holds every managed controller the host offers, otherwise one v2 dir
+ * `<v2 root>/tsbox/<id>`. The one placement rule that {@link createCgroup}, the commands that
+ * find a container's cgroup again (stats, pause, cleanup) and the tests share. The directories
+ * may not exist. `layout` is the seam for tests: a layout whose `v2` is any directory of a real
+ * cgroup2 mount puts the container's cgroup below it.
+ */
+export function locateCgroup(id: string, layout: CgroupLayout = hostLayout()): CgroupV1 | CgroupV2 {
+  const onV1 = v1Dirs(id, layout);
+  if (onV1.size > 0 && v2Wanted(layout, onV1).length === 0) return new CgroupV1(onV1);
+  return new CgroupV2(`${layout.v2}/tsbox/${id}`);
+}
+
+/**
+ * Creates the container's cgroup where {@link locateCgroup} puts it; when the unified tree is
+ * used, the managed controllers it offers are enabled on the path down to it.
  */
 export async function createCgroup(
   id: string,
   limits: ResourceLimits,
   layout: CgroupLayout = hostLayout(),
 ): Promise<Cgroup> {
-  const onV1 = new Map<Controller, string>();
-  for (const c of CONTROLLERS) {
-    const mount = layout.v1.get(c);
-    if (mount) onV1.set(c, `${mount}/tsbox/${id}`);
-  }
-  const v2Wanted = CONTROLLERS.filter((c) => !onV1.has(c) && layout.v2Controllers.includes(c));
-  if (onV1.size > 0 && v2Wanted.length === 0) {
-    for (const dir of new Set(onV1.values())) await makeDir(dir, true);
-    const cg = new CgroupV1(onV1);
-    try {
-      await cg.apply(limits);
-    } catch (err) {
-      await cg.remove().catch(() => {});
-      throw err;
+  const cg = locateCgroup(id, layout);
+  if (cg instanceof CgroupV1) {
+    for (const dir of cg.dirs) await makeDir(dir, true);
+  } else {
+    if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
+    const parent = `${layout.v2}/tsbox`;
+    await makeDir(parent, true);
+    const enable = subtreeControlLine(v2Wanted(layout, v1Dirs(id, layout)));
+    if (enable) {
+      await write(`${layout.v2}/cgroup.subtree_control`, enable);
+      await write(`${parent}/cgroup.subtree_control`, enable);
     }
-    return cg;
+    await makeDir(cg.dir, false);
   }
-  if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
-  const parent = `${layout.v2}/tsbox`;
-  await makeDir(parent, true);
-  const enable = v2Wanted.map((c) => `+${c}`).join(" ");
-  if (enable) {
-    await write(`${layout.v2}/cgroup.subtree_control`, enable);
-    await write(`${parent}/cgroup.subtree_control`, enable);
-  }
-  const dir = `${parent}/${id}`;
-  await makeDir(dir, false);
-  const cg = new CgroupV2(dir);
   try {
     await cg.apply(limits);
   } catch (err) {

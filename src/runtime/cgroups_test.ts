@@ -2,12 +2,18 @@ import { join } from "node:path";
 import { assertEquals, assertOk, assertRejects, assertStringIncludes } from "../../tests/assert.ts";
 import {
   CgroupError,
+  CgroupV1,
   CgroupV2,
   createCgroup,
   hostLayout,
+  locateCgroup,
   parseLayout,
+  removeCgroupDirsSync,
   sharesToWeight,
+  subtreeControlLine,
+  v2LimitWrites,
 } from "./cgroups.ts";
+import { canUseCgroup2, cgroupEvents, dead, poll, withCgroup2 } from "../../tests/cgroup2.ts";
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -25,74 +31,242 @@ Deno.test("controllers are located per controller in mountinfo", () => {
   assertEquals(layout.v2Controllers, ["hugetlb"]);
 });
 
-async function fakeV2(): Promise<string> {
-  const root = await Deno.makeTempDir();
-  await Deno.writeTextFile(join(root, "cgroup.subtree_control"), "");
-  await Deno.writeTextFile(join(root, "cgroup.controllers"), "cpu memory pids");
-  return root;
+Deno.test("placement: v1 while it holds every managed controller, else one v2 dir", () => {
+  const hybrid = parseLayout(HYBRID, () => ["hugetlb"]);
+  const v1 = locateCgroup("abc", hybrid);
+  assertOk(v1 instanceof CgroupV1);
+  assertEquals(v1.dirs, [
+    "/sys/fs/cgroup/memory/tsbox/abc",
+    "/sys/fs/cgroup/cpu/tsbox/abc",
+    "/sys/fs/cgroup/pids/tsbox/abc",
+  ]);
+  // pids offered only by the unified tree: the container goes there whole.
+  const mixed = parseLayout(HYBRID.replace(/\n.*rw,pids$/m, ""), () => ["pids"]);
+  assertEquals((locateCgroup("abc", mixed) as CgroupV2).dir, "/sys/fs/cgroup/unified/tsbox/abc");
+  const v2only = parseLayout(
+    "40 30 0:37 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw",
+    () => ["cpu", "memory", "pids"],
+  );
+  assertEquals((locateCgroup("abc", v2only) as CgroupV2).dir, "/sys/fs/cgroup/tsbox/abc");
+});
+
+Deno.test("v2 limits: the exact bytes written per file (pure; enforcement not tested here)", () => {
+  // This host's memory, cpu and pids controllers are bound to v1: its cgroup2 tree has no
+  // memory.max, cpu.max or pids.max to write, let alone enforce. Only the bytes are checked.
+  assertEquals(
+    v2LimitWrites({
+      memory: 32 * 1024 * 1024,
+      memorySwap: 64 * 1024 * 1024,
+      cpus: 0.5,
+      cpuShares: 512,
+      pidsLimit: 20,
+    }),
+    [
+      ["memory.max", "33554432"],
+      ["memory.swap.max", "33554432"],
+      ["cpu.max", "50000 100000"],
+      ["cpu.weight", "20"],
+      ["pids.max", "20"],
+    ],
+  );
+  // --memory alone: no swap beyond memory (docker's memory-swap = 2x memory on v1 is swap = memory).
+  assertEquals(v2LimitWrites({ memory: 1 << 20 }), [
+    ["memory.max", "1048576"],
+    ["memory.swap.max", "1048576"],
+  ]);
+  assertEquals(v2LimitWrites({ memory: 1 << 20, memorySwap: -1, pidsLimit: 0 }), [
+    ["memory.max", "1048576"],
+    ["memory.swap.max", "max"],
+    ["pids.max", "max"],
+  ]);
+  assertEquals(v2LimitWrites({ cpus: 1.5 }), [["cpu.max", "150000 100000"]]);
+  assertEquals(v2LimitWrites({}), []);
+  assertEquals(subtreeControlLine(["memory", "cpu", "pids"]), "+memory +cpu +pids");
+});
+
+const real = { ignore: !canUseCgroup2, sanitizeResources: false, sanitizeOps: false };
+
+function spawnSh(script: string): Deno.ChildProcess {
+  return new Deno.Command("sh", {
+    args: ["-c", script],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
 }
 
-Deno.test("the v2 writer writes docker's values into a v2-shaped tree", async () => {
-  const root = await fakeV2();
+/** Ends a test's child however the test went, and reaps it. */
+async function reap(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
   try {
-    // Real cgroupfs creates the interface files with the directory; here the test does.
-    const files = [
-      "memory.max",
-      "memory.swap.max",
-      "cpu.max",
-      "cpu.weight",
-      "pids.max",
-      "cgroup.procs",
-    ];
-    const id = "c0ffee";
-    const dir = join(root, "tsbox", id);
-    const origMkdir = Deno.mkdir;
-    const cg = await (async () => {
-      // createCgroup makes the dirs; intercept to add the files a kernel would.
-      (Deno as { mkdir: typeof Deno.mkdir }).mkdir = async (path, opts) => {
-        await origMkdir(path, opts);
-        const p = String(path);
-        if (p === join(root, "tsbox")) {
-          await Deno.writeTextFile(join(p, "cgroup.subtree_control"), "");
-        }
-        if (p === dir) { for (const f of files) await Deno.writeTextFile(join(p, f), ""); }
-      };
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await child.stdin.close().catch(() => {});
+  return await child.status;
+}
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: nested dirs are made, a joined process is in cgroup.procs",
+  fn: () =>
+    withCgroup2(async (layout, root) => {
+      const cg = await createCgroup("c2join", {}, layout);
+      assertOk(cg instanceof CgroupV2);
+      assertEquals(cg.dir, `${root}/tsbox/c2join`);
+      assertEquals((await Deno.readTextFile(`${cg.dir}/cgroup.type`)).trim(), "domain");
+      assertEquals(cgroupEvents(cg.dir).get("populated"), "0");
+      const child = spawnSh("read x");
       try {
-        return await createCgroup(
-          id,
-          {
-            memory: 32 * 1024 * 1024,
-            memorySwap: 64 * 1024 * 1024,
-            cpus: 0.5,
-            cpuShares: 512,
-            pidsLimit: 20,
-          },
-          { v1: new Map(), v2: root, v2Controllers: ["cpu", "memory", "pids"] },
-        );
+        await cg.join(child.pid);
+        assertEquals(await cg.pids(), [child.pid]);
+        assertEquals((await Deno.readTextFile(`${cg.dir}/cgroup.procs`)).trim(), String(child.pid));
+        // The kernel's own view of the process: its v2 path ends in tsbox/<id>.
+        const own = (await Deno.readTextFile(`/proc/${child.pid}/cgroup`)).split("\n")
+          .find((l) => l.startsWith("0::"));
+        assertOk(own?.endsWith("/tsbox/c2join"), own);
+        assertEquals(cgroupEvents(cg.dir).get("populated"), "1");
+        assertEquals(cgroupEvents(`${root}/tsbox`).get("populated"), "1");
       } finally {
-        (Deno as { mkdir: typeof Deno.mkdir }).mkdir = origMkdir;
+        await reap(child);
       }
-    })();
-    assertOk(cg instanceof CgroupV2);
-    const read = (f: string) => Deno.readTextFile(join(dir, f));
-    assertEquals(await read("memory.max"), String(32 * 1024 * 1024));
-    assertEquals(await read("memory.swap.max"), String(32 * 1024 * 1024));
-    assertEquals(await read("cpu.max"), "50000 100000");
-    assertEquals(await read("cpu.weight"), String(sharesToWeight(512)));
-    assertEquals(await read("pids.max"), "20");
-    assertEquals(
-      await Deno.readTextFile(join(root, "cgroup.subtree_control")),
-      "+memory +cpu +pids",
+      await poll("populated 0", () => cgroupEvents(cg.dir).get("populated") === "0");
+      await cg.remove();
+      await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+    }),
+});
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: kill() ends every process, forks included, then remove()",
+  fn: () =>
+    withCgroup2(async (layout) => {
+      const cg = await createCgroup("c2kill", {}, layout) as CgroupV2;
+      // The shell forks its two sleeps only once it is inside, so they are born in the cgroup.
+      const child = spawnSh("read x; sleep 1000 & sleep 1000 & wait");
+      try {
+        await cg.join(child.pid);
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode("go\n"));
+        w.releaseLock();
+        await poll("three processes inside", async () => (await cg.pids()).length === 3);
+        const pids = await cg.pids();
+        assertOk(pids.includes(child.pid));
+        assertEquals(await cg.kill(), true);
+        await poll("populated 0", () => cgroupEvents(cg.dir).get("populated") === "0");
+        await poll("every process dead", () => pids.every(dead));
+        assertEquals((await child.status).signal, "SIGKILL");
+        assertEquals(await cg.pids(), []);
+      } finally {
+        await reap(child);
+      }
+      await cg.remove();
+      await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+    }),
+});
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: remove() kills what is still inside and removes the dir",
+  fn: () =>
+    withCgroup2(async (layout) => {
+      const cg = await createCgroup("c2rm", {}, layout) as CgroupV2;
+      const child = spawnSh("read x");
+      try {
+        await cg.join(child.pid);
+        await cg.remove();
+        await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+        assertEquals((await child.status).signal, "SIGKILL");
+      } finally {
+        await reap(child);
+      }
+    }),
+});
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: the synchronous removal (reap) kills what is inside too",
+  fn: () =>
+    withCgroup2(async (layout) => {
+      const cg = await createCgroup("c2sync", {}, layout) as CgroupV2;
+      const child = spawnSh("read x");
+      try {
+        await cg.join(child.pid);
+        removeCgroupDirsSync(cg.dirs);
+        await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+        assertEquals((await child.status).signal, "SIGKILL");
+      } finally {
+        await reap(child);
+      }
+    }),
+});
+
+/** Whether the host's cgroup2 root offers memory, cpu and pids (a v2 host, not ours). */
+const v2Limits = canUseCgroup2 &&
+  ["memory", "cpu", "pids"].every((c) => hostLayout().v2Controllers.includes(c));
+
+Deno.test({
+  ...real,
+  ignore: !canUseCgroup2 || v2Limits,
+  name:
+    "v2 limits on a real cgroup2 without the controllers: refused naming the file, nothing kept",
+  fn: () =>
+    withCgroup2(async (layout, root) => {
+      const err = await assertRejects(
+        () => createCgroup("c2lim", { memory: 64 * 1024 * 1024 }, layout),
+        CgroupError,
+      );
+      assertStringIncludes(
+        err.message,
+        `cannot write "67108864" to ${root}/tsbox/c2lim/memory.max`,
+      );
+      assertEquals(err.code, "ENOENT");
+      await assertRejects(() => Deno.stat(`${root}/tsbox/c2lim`), Deno.errors.NotFound);
+    }),
+});
+
+Deno.test({
+  ...real,
+  ignore: !v2Limits,
+  name:
+    "v2 limits are written into a real cgroup2 that has the controllers (enforcement not tested)",
+  fn: () =>
+    withCgroup2(async (layout, root) => {
+      const cg = await createCgroup(
+        "c2set",
+        { memory: 64 * 1024 * 1024, cpus: 0.5, cpuShares: 512, pidsLimit: 20 },
+        layout,
+      ) as CgroupV2;
+      try {
+        const enabled = (await Deno.readTextFile(`${root}/tsbox/cgroup.subtree_control`)).trim();
+        assertEquals(enabled.split(" ").sort(), ["cpu", "memory", "pids"]);
+        const read = async (f: string) => (await Deno.readTextFile(`${cg.dir}/${f}`)).trim();
+        assertEquals(await read("memory.max"), "67108864");
+        assertEquals(await read("cpu.max"), "50000 100000");
+        assertEquals(await read("cpu.weight"), "20");
+        assertEquals(await read("pids.max"), "20");
+      } finally {
+        await cg.remove();
+      }
+    }),
+});
+
+Deno.test("oomKilled reads oom_kill from memory.events (a plain file here, not the kernel's)", async () => {
+  // No cgroup2 memory controller on this host: the parsing is all that can be checked.
+  const dir = await Deno.makeTempDir();
+  try {
+    const cg = new CgroupV2(dir);
+    assertEquals(await cg.oomKilled(), false);
+    await Deno.writeTextFile(
+      join(dir, "memory.events"),
+      "low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n",
     );
-    await cg.join(4242);
-    assertEquals(await read("cgroup.procs"), "4242");
+    assertEquals(await cg.oomKilled(), false);
     await Deno.writeTextFile(
       join(dir, "memory.events"),
       "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
     );
     assertEquals(await cg.oomKilled(), true);
   } finally {
-    await Deno.remove(root, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
