@@ -190,7 +190,8 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
-function commandText(c: ContainerRecord, trunc: boolean): string {
+/** docker's COMMAND column: the command quoted, cut at 20 characters when `trunc`. */
+export function commandText(c: ContainerRecord, trunc: boolean): string {
   let text = c.config.argv.join(" ");
   if (trunc && text.length > 20) text = `${text.slice(0, 19)}…`;
   return `"${text}"`;

@@ -20,6 +20,7 @@ import { defineExecCommand } from "./exec_command.ts";
 import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
+import { defineSystemCommands } from "./system_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -58,6 +59,7 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineBuildCommand(program);
+  defineSystemCommands(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;
 }
