@@ -7,7 +7,7 @@
  * @module
  */
 import type { Store } from "../store/mod.ts";
-import { diskUsage } from "../store/disk_usage.ts";
+import { removeBlobMeasured, removeLayerMeasured } from "../store/disk_usage.ts";
 import { cacheEntries, type CacheEntry } from "./cache.ts";
 
 /** A cache entry in `system df -v`. */
@@ -114,13 +114,7 @@ export async function pruneBuildCache(
     return { layers, blobs };
   });
   let bytes = 0;
-  for (const l of layers) {
-    bytes += await diskUsage(store.layers.dir(l.diff_id));
-    await store.layers.remove(l.diff_id, l.short_id);
-  }
-  for (const b of blobs) {
-    bytes += await diskUsage(store.blobs.path(b));
-    await store.blobs.remove(b);
-  }
+  for (const l of layers) bytes += await removeLayerMeasured(store, l.diff_id, l.short_id);
+  for (const b of blobs) bytes += await removeBlobMeasured(store, b);
   return { removed: removed.map(cacheId), bytes };
 }

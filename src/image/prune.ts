@@ -8,7 +8,7 @@
  * @module
  */
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { diskUsage } from "../store/disk_usage.ts";
+import { removeBlobMeasured, removeLayerMeasured } from "../store/disk_usage.ts";
 import { familiar, familiarDigest, type RemoveAction } from "./images.ts";
 
 /** Options of {@link pruneImages}. */
@@ -88,14 +88,10 @@ export async function pruneImages(store: Store, options: ImagePruneOptions): Pro
     for (const d of image.digests) actions.push({ untagged: familiarDigest(d) });
     actions.push({ deleted: image.id });
     for (const l of freed.layers) {
-      bytes += await diskUsage(store.layers.dir(l.diffId));
-      await store.layers.remove(l.diffId, l.shortId);
+      bytes += await removeLayerMeasured(store, l.diffId, l.shortId);
       actions.push({ deleted: l.diffId });
     }
-    for (const b of freed.blobs) {
-      bytes += await diskUsage(store.blobs.path(b));
-      await store.blobs.remove(b);
-    }
+    for (const b of freed.blobs) bytes += await removeBlobMeasured(store, b);
   }
   return { actions, bytes };
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "../path.ts";
+import type { Store } from "./mod.ts";
 
 /** Bytes allocated to the tree at `path` (0 when it does not exist). */
 export async function diskUsage(path: string): Promise<number> {
@@ -55,4 +56,26 @@ export async function diskUsage(path: string): Promise<number> {
     }
   }
   return total;
+}
+
+/**
+ * Removes a layer (directory and short link, by the store's own removal) and returns the bytes
+ * both took: the link is a symlink long enough to take a block of its own on most filesystems.
+ */
+export async function removeLayerMeasured(
+  store: Store,
+  diffId: string,
+  shortId: string,
+): Promise<number> {
+  const bytes = await diskUsage(store.layers.dir(diffId)) +
+    await diskUsage(join(store.linkDir, shortId));
+  await store.layers.remove(diffId, shortId);
+  return bytes;
+}
+
+/** Removes a blob and returns the bytes it took. */
+export async function removeBlobMeasured(store: Store, digest: string): Promise<number> {
+  const bytes = await diskUsage(store.blobs.path(digest));
+  await store.blobs.remove(digest);
+  return bytes;
 }
