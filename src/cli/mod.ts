@@ -21,6 +21,7 @@ import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
+import { defineCompletionCommand } from "./completion_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   defineVolumeCommands(program);
   defineBuildCommand(program);
   defineSystemCommands(program);
+  defineCompletionCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;
 }
