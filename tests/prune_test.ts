@@ -398,3 +398,30 @@ rootTest("a prune waits while a build runs in the store, then prunes", async () 
     await cleanup();
   }
 });
+
+rootTest("container prune reports the bytes its stopped containers took", async () => {
+  const { root, t, cleanup } = await setup();
+  try {
+    await ok(
+      t([
+        "run",
+        "--name",
+        "t-cp1",
+        "busybox",
+        "dd",
+        "if=/dev/urandom",
+        "of=/f",
+        "bs=1k",
+        "count=120",
+      ]),
+    );
+    await ok(t(["create", "--name", "t-cp2", "busybox"]));
+    const before = await du(root);
+    const out = await ok(t(["container", "prune", "-f"]));
+    const freed = assertReclaimed(out, before, await du(root));
+    assertOk(freed >= 120 * 1024, `freed ${freed}`);
+    assertEquals((await ok(t(["ps", "-aq"]))).trim(), "");
+  } finally {
+    await cleanup();
+  }
+});

@@ -11,7 +11,6 @@ import { inspectContainer } from "../container/inspect.ts";
 import {
   killContainer,
   pauseContainer,
-  pruneContainers,
   removeContainer,
   restartContainer,
   startDetached,
@@ -168,9 +167,11 @@ export function waitCommand(g: GlobalOptions, names: string[]): Promise<number> 
 /** `container prune`. */
 export async function pruneCommand(g: GlobalOptions): Promise<void> {
   await withStore(g, async (store) => {
-    const removed = await pruneContainers(store);
+    // Loaded here: the measuring prune is not needed by the other container commands.
+    const { pruneContainersMeasured } = await import("../housekeeping/system_prune.ts");
+    const { removed, bytes } = await pruneContainersMeasured(store);
     if (removed.length > 0) console.log(`Deleted Containers:\n${removed.join("\n")}\n`);
-    console.log(`Total reclaimed space: 0B`);
+    console.log(`Total reclaimed space: ${humanSize(bytes, 4)}`);
   });
 }
 
