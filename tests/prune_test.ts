@@ -11,6 +11,7 @@ import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
 
 const isRoot = Deno.uid() === 0;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
@@ -364,7 +365,7 @@ rootTest("a prune waits while a build runs in the store, then prunes", async () 
         "run",
         "-A",
         "--quiet",
-        new URL("../main.ts", import.meta.url).pathname,
+        MAIN,
         "--root",
         root,
         "image",
@@ -422,6 +423,57 @@ rootTest("container prune reports the bytes its stopped containers took", async 
     assertOk(freed >= 120 * 1024, `freed ${freed}`);
     assertEquals((await ok(t(["ps", "-aq"]))).trim(), "");
   } finally {
+    await cleanup();
+  }
+});
+
+rootTest("builder prune during a build waits for it; the build's image is whole", async () => {
+  const { root, t, cleanup } = await setup();
+  // The build's second RUN fetches from here and is held until the prune is seen waiting.
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  let reached!: () => void;
+  const inRun = new Promise<void>((r) => reached = r);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async () => {
+    reached();
+    await released;
+    return new Response("go\n");
+  });
+  try {
+    const dir = await writeContext(
+      `FROM busybox\nRUN echo one > /one\n` +
+        `RUN wget -q -O /go http://127.0.0.1:${server.addr.port}/\nRUN cat /one /go > /both\n`,
+    );
+    const building = t(["build", "-t", "held:1", dir]);
+    await inRun; // "RUN echo one" is a layer no image names yet
+    const pruner = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, "--root", root, "builder", "prune", "-a", "-f"],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = pruner.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let stderr = "";
+    while (!stderr.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += value;
+    }
+    assertStringIncludes(stderr, "waiting for a build");
+    release();
+    const built = await building;
+    assertEquals(built.code, 0, built.stdout + built.stderr);
+    const [status] = await Promise.all([
+      pruner.status,
+      pruner.stdout.cancel(),
+      (async () => {
+        while (!(await reader.read()).done);
+      })(),
+    ]);
+    assertEquals(status.code, 0);
+    assertEquals((await ok(t(["run", "--rm", "held:1", "cat", "/both"]))).trim(), "one\ngo");
+  } finally {
+    release();
+    await server.shutdown();
     await cleanup();
   }
 });
