@@ -78,10 +78,6 @@ export function completionTree(program: Command): CompletionNode {
   return node(program, []);
 }
 
-function allNodes(root: CompletionNode): CompletionNode[] {
-  return [root, ...root.subcommands.flatMap(allNodes)];
-}
-
 /** Every spelling of a node's path (aliases included), e.g. `image ls` and `image list`. */
 function spellings(node: CompletionNode, parents: readonly string[][] = [[]]): string[][] {
   return parents.flatMap((p) => node.names.map((n) => [...p, n]));
@@ -303,9 +299,4 @@ export function completionScript(program: Command, shell: (typeof SHELLS)[number
     case "fish":
       return fishScript(tree);
   }
-}
-
-/** Every command path of the tree (for tests and docs). */
-export function commandPaths(root: CompletionNode): string[] {
-  return allNodes(root).map((n) => n.path.join(" ")).filter(Boolean);
 }

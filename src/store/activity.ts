@@ -70,7 +70,8 @@ export async function waitForQuietStore(root: string, options: QuietOptions = {}
     if (Date.now() >= deadline) {
       throw new TsboxError(
         `another tsbox process is working in ${root} (${activity.join(", ")}): ` +
-          "nothing was pruned; try again when it has finished",
+          "nothing was pruned; try again when it has finished (what a killed process left " +
+          "stops counting an hour after its last change)",
       );
     }
     if (!told) options.onWait?.(activity);
