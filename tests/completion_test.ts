@@ -75,6 +75,7 @@ Deno.test("bash completion: valid, registered, and completes commands, options a
         `t tsbox --root '${root}' run --name x ''`,
         `t tsbox --root '${root}' run busybox:latest ''`,
         `t tsbox completion ''`,
+        `t tsbox completion z`,
       ].join("\n"),
     )).out.split("\n");
     assertEquals(lines[0], "complete -F _tsbox tsbox");
@@ -94,7 +95,9 @@ Deno.test("bash completion: valid, registered, and completes commands, options a
     assertEquals(lines[8], "busybox:latest");
     // ... and what follows is the command: no names proposed.
     assertEquals(lines[9], "");
-    assertEquals(lines[10], "");
+    // An argument with choices completes them.
+    assertEquals(lines[10], "bash zsh fish");
+    assertEquals(lines[11], "zsh");
   } finally {
     await cleanup();
   }
@@ -126,6 +129,7 @@ Deno.test("zsh and fish scripts list every command", async () => {
     }
     assertStringIncludes(fish.stdout, `-n '__tsbox_at system' -a 'prune'`);
     assertStringIncludes(fish.stdout, `-n '__tsbox_at system prune' -l volumes`);
+    assertStringIncludes(fish.stdout, `-n '__tsbox_at completion' -a 'bash zsh fish'`);
     const bad = await tsbox(["completion", "tcsh"], { root });
     assertEquals(bad.code, 125);
   } finally {

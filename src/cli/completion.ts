@@ -8,8 +8,18 @@
  */
 import type { Command } from "commander";
 
-/** What a positional argument is completed with. */
-export type ArgKind = "containers" | "images" | "volumes" | "objects" | "files" | "none";
+/**
+ * What a positional argument is completed with: names from the store, files, nothing, or the
+ * fixed words of an argument with choices (`=bash,zsh,fish`).
+ */
+export type ArgKind =
+  | "containers"
+  | "images"
+  | "volumes"
+  | "objects"
+  | "files"
+  | "none"
+  | `=${string}`;
 
 /** One command of the tree as the scripts see it. */
 export interface CompletionNode {
@@ -71,7 +81,9 @@ export function completionTree(program: Command): CompletionNode {
         takesValue: o.required || o.optional,
         description: o.description,
       })),
-      args: args.map((a) => kindOf(path, a.name())),
+      args: args.map((a) =>
+        a.argChoices ? `=${a.argChoices.join(",")}` as const : kindOf(path, a.name())
+      ),
       variadic: args.at(-1)?.variadic ?? false,
     };
   };
@@ -182,6 +194,10 @@ _tsbox() {
     containers | images | volumes) COMPREPLY=($(compgen -W "$(_tsbox_names "$kind")" -- "$cur")) ;;
     objects) COMPREPLY=($(compgen -W "$(_tsbox_names containers images)" -- "$cur")) ;;
     files) compopt -o default 2>/dev/null ;;
+    =*)
+      kind=\${kind#=}
+      COMPREPLY=($(compgen -W "\${kind//,/ }" -- "$cur"))
+      ;;
   esac
   return 0
 }
@@ -282,8 +298,10 @@ export function fishScript(root: CompletionNode): string {
       const value = o.takesValue ? " -r" : "";
       out.push(`complete -c tsbox ${at} ${flags.join(" ")}${value} -d ${fishQuote(o.description)}`);
     }
-    const kinds = new Set(node.args.filter((k) => k in names));
-    for (const k of kinds) out.push(`complete -c tsbox -f ${at} -a ${fishQuote(names[k])}`);
+    for (const k of new Set(node.args)) {
+      const words = k.startsWith("=") ? k.slice(1).replaceAll(",", " ") : names[k];
+      if (words) out.push(`complete -c tsbox -f ${at} -a ${fishQuote(words)}`);
+    }
   }
   return `${out.join("\n")}\n`;
 }
