@@ -1,8 +1,8 @@
 /**
  * `tsbox completion`: the bash script is valid bash, registers itself, and completes the real
  * command tree (commands, subcommands, options) and names read from a real store, through a
- * `tsbox` on PATH as a user has it. zsh and fish are not installed here: their scripts are only
- * checked for the commands they list.
+ * `tsbox` on PATH as a user has it. The zsh and fish scripts are run by zsh and fish where those
+ * are installed (Debian's `zsh` and `fish`; the tests skip otherwise).
  */
 import { join } from "node:path";
 import { buildProgram } from "../src/cli/mod.ts";
@@ -19,8 +19,12 @@ function topCommands(): string[] {
     .filter((n) => n !== "help");
 }
 
-/** Runs bash with the script sourced and `tsbox` on PATH; returns stdout. */
-async function bash(script: string, body: string): Promise<{ code: number; out: string }> {
+/** Runs `shell` with the script sourced and `tsbox` on PATH; returns stdout. */
+async function inShell(
+  shell: "bash" | "zsh" | "fish",
+  script: string,
+  body: string,
+): Promise<{ code: number; out: string }> {
   const bin = await Deno.makeTempDir({ prefix: "tsbox-bin-" });
   try {
     await Deno.writeTextFile(
@@ -28,9 +32,10 @@ async function bash(script: string, body: string): Promise<{ code: number; out: 
       `#!/bin/sh\nexec '${Deno.execPath()}' run -A --quiet '${MAIN}' "$@"\n`,
     );
     await Deno.chmod(join(bin, "tsbox"), 0o755);
-    await Deno.writeTextFile(join(bin, "completion.bash"), script);
-    const out = await new Deno.Command("bash", {
-      args: ["--norc", "-c", `source '${join(bin, "completion.bash")}'\n${body}`],
+    await Deno.writeTextFile(join(bin, "completion"), script);
+    const flags = { bash: ["--norc"], zsh: ["-f"], fish: ["--no-config"] }[shell];
+    const out = await new Deno.Command(shell, {
+      args: [...flags, "-c", `source '${join(bin, "completion")}'\n${body}`],
       env: { PATH: `${bin}:${Deno.env.get("PATH")}` },
       stdout: "piped",
       stderr: "piped",
@@ -61,7 +66,8 @@ Deno.test("bash completion: valid, registered, and completes commands, options a
 
     await seedStore(root);
     assertEquals((await tsbox(["volume", "create", "vol-one"], { root })).code, 0);
-    const lines = (await bash(
+    const lines = (await inShell(
+      "bash",
       script,
       COMPLETE + [
         "complete -p tsbox",
@@ -113,6 +119,91 @@ Deno.test("completion: names outside a store print nothing and create nothing", 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+function installed(program: string): boolean {
+  try {
+    return new Deno.Command(program, { args: ["-c", "true"] }).outputSync().code === 0;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "zsh: the script loads through bashcompinit and completes commands and names",
+  ignore: !installed("zsh"),
+  fn: async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const r = await tsbox(["completion", "zsh"], { root });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals((await tsbox(["volume", "create", "vol-z"], { root })).code, 0);
+      // zsh filters the words by what is typed itself: the function proposes them all.
+      const t = `t() { COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS} - 1)); COMPREPLY=();
+        _tsbox; print -r -- "\${COMPREPLY[*]}"; }\n`;
+      const lines = (await inShell(
+        "zsh",
+        r.stdout,
+        t + [
+          "print -r -- $_comps[tsbox]",
+          "t tsbox ''",
+          "t tsbox system prune -",
+          `t tsbox --root '${root}' volume rm ''`,
+        ].join("\n"),
+      )).out.split("\n");
+      assertEquals(lines[0], "_bash_complete -F _tsbox");
+      assertEquals(lines[1].split(" ").sort(), topCommands().sort());
+      assertEquals(lines[2].split(" ").sort(), [
+        "--all",
+        "--force",
+        "--help",
+        "--volumes",
+        "-a",
+        "-f",
+        "-h",
+      ]);
+      assertEquals(lines[3], "vol-z");
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "fish: the script loads and completes commands, options, choices and names",
+  ignore: !installed("fish"),
+  fn: async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const r = await tsbox(["completion", "fish"], { root });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals((await tsbox(["volume", "create", "vol-f"], { root })).code, 0);
+      const out = (await inShell(
+        "fish",
+        r.stdout,
+        [
+          "complete -C'tsbox '",
+          "echo ---",
+          "complete -C'tsbox image pr'",
+          "echo ---",
+          "complete -C'tsbox system prune --v'",
+          "echo ---",
+          "complete -C'tsbox completion z'",
+          "echo ---",
+          `complete -C'tsbox --root ${root} volume rm '`,
+        ].join("\n"),
+      )).out.split("---\n").map((part) =>
+        part.trim().split("\n").map((line) => line.split("\t")[0])
+      );
+      assertEquals(out[0].sort(), topCommands().sort());
+      assertEquals(out[1], ["prune"]);
+      assertEquals(out[2], ["--volumes"]);
+      assertEquals(out[3], ["zsh"]);
+      assertEquals(out[4], ["vol-f"]);
+    } finally {
+      await cleanup();
+    }
+  },
 });
 
 Deno.test("zsh and fish scripts list every command", async () => {

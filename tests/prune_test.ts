@@ -248,8 +248,15 @@ rootTest(
   },
 );
 
+const contexts: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of contexts) Deno.removeSync(dir, { recursive: true });
+});
+
+/** A build context holding `dockerfile` (removed when the tests end). */
 async function writeContext(dockerfile: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
+  contexts.push(dir);
   await Deno.writeTextFile(join(dir, "Dockerfile"), dockerfile);
   return dir;
 }

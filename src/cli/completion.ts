@@ -122,8 +122,10 @@ export function bashScript(root: CompletionNode): string {
     "declare -gA _tsbox_subs=() _tsbox_opts=() _tsbox_valopts=() _tsbox_args=()",
   ];
   for (const [key, node] of nodes) {
-    // bash refuses an empty key: every key starts with the program's name.
-    const k = shellWord(key === "" ? "tsbox" : `tsbox ${key}`);
+    // Keys are bare words both shells read alike (zsh would keep quotes in the key): the path
+    // joined with "/" behind the program's name (bash refuses an empty key).
+    if (!/^[a-z0-9 _-]*$/.test(key)) continue;
+    const k = ["tsbox", ...key.split(" ").filter(Boolean)].join("/");
     const subs = node.subcommands.flatMap((s) => s.names);
     if (subs.length > 0) lines.push(`_tsbox_subs[${k}]=${shellWord(subs.join(" "))}`);
     const flags = node.options.flatMap((o) => o.flags);
@@ -144,9 +146,21 @@ _tsbox_names() {
   for kind in "$@"; do "\${COMP_WORDS[0]}" "\${_tsbox_root[@]}" __complete "$kind" 2>/dev/null; done
 }
 
+# Files: bash's own fallback; zsh (through bashcompinit) has no compopt, so list them.
+_tsbox_files() {
+  if [[ -n \${ZSH_VERSION-} ]]; then
+    COMPREPLY=($(compgen -f -- "$1"))
+  else
+    compopt -o default 2>/dev/null
+  fi
+}
+
 _tsbox() {
+  # Under zsh, bash's rules for this function: arrays from 0, words split on expansion. (No
+  # variable named "path" here: zsh ties it to PATH.)
+  [[ -n \${ZSH_VERSION-} ]] && emulate -L ksh
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]}
-  local path=tsbox w i npos=0 skip=0
+  local cmdpath=tsbox w i npos=0 skip=0
   _tsbox_root=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=\${COMP_WORDS[i]}
@@ -156,13 +170,13 @@ _tsbox() {
       continue
     fi
     if [[ $w == -* ]]; then
-      if [[ $w != *=* && ( \${_tsbox_valopts[$path]} == *" $w "* || \${_tsbox_valopts[tsbox]} == *" $w "* ) ]]; then
+      if [[ $w != *=* && ( \${_tsbox_valopts[$cmdpath]} == *" $w "* || \${_tsbox_valopts[tsbox]} == *" $w "* ) ]]; then
         skip=1
       fi
       continue
     fi
-    if ((npos == 0)) && [[ " \${_tsbox_subs[$path]} " == *" $w "* ]]; then
-      path="$path $w"
+    if ((npos == 0)) && [[ " \${_tsbox_subs[$cmdpath]} " == *" $w "* ]]; then
+      cmdpath="$cmdpath/$w"
     else
       ((npos++))
     fi
@@ -172,20 +186,20 @@ _tsbox() {
     if [[ $prev == --root ]]; then
       COMPREPLY=($(compgen -d -- "$cur"))
     else
-      compopt -o default 2>/dev/null
+      _tsbox_files "$cur"
     fi
     return 0
   fi
   # Options of the command typed (global ones go before the command, as commander reads them).
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "\${_tsbox_opts[$path]}" -- "$cur"))
+    COMPREPLY=($(compgen -W "\${_tsbox_opts[$cmdpath]}" -- "$cur"))
     return 0
   fi
-  if ((npos == 0)) && [[ -n \${_tsbox_subs[$path]} ]]; then
-    COMPREPLY=($(compgen -W "\${_tsbox_subs[$path]}" -- "$cur"))
+  if ((npos == 0)) && [[ -n \${_tsbox_subs[$cmdpath]} ]]; then
+    COMPREPLY=($(compgen -W "\${_tsbox_subs[$cmdpath]}" -- "$cur"))
     return 0
   fi
-  local -a kinds=(\${_tsbox_args[$path]})
+  local -a kinds=(\${_tsbox_args[$cmdpath]})
   local kind=\${kinds[npos]}
   if [[ ( -z $kind || $kind == ... ) && \${#kinds[@]} -ge 2 && \${kinds[-1]} == ... ]]; then
     kind=\${kinds[-2]}
@@ -193,7 +207,7 @@ _tsbox() {
   case $kind in
     containers | images | volumes) COMPREPLY=($(compgen -W "$(_tsbox_names "$kind")" -- "$cur")) ;;
     objects) COMPREPLY=($(compgen -W "$(_tsbox_names containers images)" -- "$cur")) ;;
-    files) compopt -o default 2>/dev/null ;;
+    files) _tsbox_files "$cur" ;;
     =*)
       kind=\${kind#=}
       COMPREPLY=($(compgen -W "\${kind//,/ }" -- "$cur"))
@@ -271,16 +285,29 @@ export function fishScript(root: CompletionNode): string {
     "    end",
     "    echo $path",
     "end",
+    "# Names from the store the command line names with --root, if any.",
+    "function __tsbox_names",
+    "    set -l words (commandline -opc)",
+    "    set -l root",
+    "    for i in (seq (math (count $words) - 1))",
+    '        if test "$words[$i]" = --root',
+    "            set root --root $words[(math $i + 1)]",
+    "        end",
+    "    end",
+    "    for kind in $argv",
+    "        tsbox $root __complete $kind 2>/dev/null",
+    "    end",
+    "end",
     "function __tsbox_at",
     '    test (__tsbox_path) = "$argv"',
     "end",
     "complete -c tsbox -e",
   );
   const names: Record<string, string> = {
-    containers: "(tsbox __complete containers 2>/dev/null)",
-    images: "(tsbox __complete images 2>/dev/null)",
-    volumes: "(tsbox __complete volumes 2>/dev/null)",
-    objects: "(tsbox __complete containers 2>/dev/null; tsbox __complete images 2>/dev/null)",
+    containers: "(__tsbox_names containers)",
+    images: "(__tsbox_names images)",
+    volumes: "(__tsbox_names volumes)",
+    objects: "(__tsbox_names containers images)",
   };
   for (const [key, node] of nodes) {
     const at = `-n ${fishQuote(`__tsbox_at ${key}`.trim())}`;
