@@ -191,8 +191,7 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
-/** docker's COMMAND column: the command quoted, cut at 20 characters when `trunc`. */
-export function commandText(c: ContainerRecord, trunc: boolean): string {
+function commandText(c: ContainerRecord, trunc: boolean): string {
   let text = c.config.argv.join(" ");
   if (trunc && text.length > 20) text = `${text.slice(0, 19)}…`;
   return `"${text}"`;
@@ -433,3 +432,6 @@ export async function diffCommand(g: GlobalOptions, name: string): Promise<void>
     for (const ch of await containerChanges(store, c)) console.log(`${ch.kind} ${ch.path}`);
   });
 }
+
+/** docker's COMMAND column (the quoted command, cut when `trunc`), also for `system df -v`. */
+export { commandText };

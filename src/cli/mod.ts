@@ -59,9 +59,9 @@ export function buildProgram(): Command {
   defineAttachCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
-  defineBuildCommand(program);
   defineSystemCommands(program);
   defineCompletionCommand(program);
+  defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride().showHelpAfterError();
   return program as unknown as Command;
 }
