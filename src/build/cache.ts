@@ -48,3 +48,36 @@ export function cachePut(store: Store, key: string, state: BuildState): void {
     Date.now(),
   );
 }
+
+/** One build cache entry as housekeeping sees it (`system df`, `builder prune`). */
+export interface CacheEntry {
+  readonly key: string;
+  /** The layers of the state the step produced, bottom first. */
+  readonly layers: BuildState["layers"];
+  /** ms since epoch. */
+  readonly createdAt: number;
+}
+
+/**
+ * Every cache entry, oldest first; with `remove`, deletes those it picks in the same
+ * transaction and returns only them (a step recorded meanwhile is not lost).
+ */
+export function cacheEntries(
+  store: Store,
+  remove?: (entry: CacheEntry) => boolean,
+): CacheEntry[] {
+  const read = () =>
+    store.db.all<{ key: string; state: string; created_at: number }>(
+      "SELECT key, state, created_at FROM build_cache ORDER BY created_at, key",
+    ).map((r): CacheEntry => ({
+      key: r.key,
+      layers: (JSON.parse(r.state) as BuildState).layers,
+      createdAt: r.created_at,
+    }));
+  if (!remove) return read();
+  return store.db.transaction(() => {
+    const picked = read().filter(remove);
+    for (const e of picked) store.db.run("DELETE FROM build_cache WHERE key = ?", e.key);
+    return picked;
+  });
+}

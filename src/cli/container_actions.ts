@@ -11,7 +11,6 @@ import { inspectContainer } from "../container/inspect.ts";
 import {
   killContainer,
   pauseContainer,
-  pruneContainers,
   removeContainer,
   restartContainer,
   startDetached,
@@ -173,9 +172,11 @@ export function waitCommand(g: GlobalOptions, names: string[]): Promise<number> 
 /** `container prune`. */
 export async function pruneCommand(g: GlobalOptions): Promise<void> {
   await withStore(g, async (store) => {
-    const removed = await pruneContainers(store);
+    // Loaded here: the measuring prune is not needed by the other container commands.
+    const { pruneContainersMeasured } = await import("../housekeeping/system_prune.ts");
+    const { removed, bytes } = await pruneContainersMeasured(store);
     if (removed.length > 0) console.log(`Deleted Containers:\n${removed.join("\n")}\n`);
-    console.log(`Total reclaimed space: 0B`);
+    console.log(`Total reclaimed space: ${humanSize(bytes, 4)}`);
   });
 }
 
@@ -490,3 +491,6 @@ export async function diffCommand(g: GlobalOptions, name: string): Promise<void>
     for (const ch of await containerChanges(store, c)) console.log(`${ch.kind} ${ch.path}`);
   });
 }
+
+/** docker's COMMAND column (the quoted command, cut when `trunc`), also for `system df -v`. */
+export { commandText };

@@ -6,8 +6,11 @@
  */
 import { tabwrite } from "./tabwriter.ts";
 
-/** Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits. */
-export function humanSize(bytes: number): string {
+/**
+ * Docker's `units.HumanSizeWithPrecision(size, precision)`: decimal units, 3 significant digits
+ * by default (`images`); docker's `units.HumanSize` (`system df`, prune totals) uses 4.
+ */
+export function humanSize(bytes: number, precision = 3): string {
   const units = ["B", "kB", "MB", "GB", "TB", "PB"];
   let value = bytes;
   let i = 0;
@@ -15,7 +18,7 @@ export function humanSize(bytes: number): string {
     value /= 1000;
     i++;
   }
-  return `${Number(value.toPrecision(3))}${units[i]}`;
+  return `${Number(value.toPrecision(precision))}${units[i]}`;
 }
 
 /** Docker's `units.HumanDuration`: "Less than a second", "3 minutes", "2 weeks", ... */

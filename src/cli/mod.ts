@@ -21,6 +21,8 @@ import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
+import { defineSystemCommands } from "./system_commands.ts";
+import { defineCompletionCommand } from "./completion_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -57,6 +59,8 @@ export function buildProgram(): Command {
   defineAttachCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
+  defineSystemCommands(program);
+  defineCompletionCommand(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;

@@ -188,7 +188,7 @@ export async function volumeRmCommand(
 }
 
 /** Asks on stdout, reads one line of stdin (prompt() says nothing when stdin is not a tty). */
-async function confirm(question: string): Promise<boolean> {
+export async function confirm(question: string): Promise<boolean> {
   await Deno.stdout.write(new TextEncoder().encode(`${question} [y/N] `));
   const buf = new Uint8Array(256);
   let line = "";

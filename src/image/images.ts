@@ -189,7 +189,7 @@ export function familiar(full: string): string {
 }
 
 /** `docker.io/library/busybox@sha256:..` -> `busybox@sha256:..`. */
-function familiarDigest(repoAtDigest: string): string {
+export function familiarDigest(repoAtDigest: string): string {
   const [repo, digest] = repoAtDigest.split("@");
   return `${parseReference(repo).familiar().replace(/:latest$/, "")}@${digest}`;
 }
