@@ -12,12 +12,15 @@ import { newContainerId } from "../runtime/id.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
-import type { Store } from "../store/mod.ts";
+import type { ImageRecord, Store } from "../store/mod.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
+import { claimCidFile } from "./cidfile.ts";
+import { imageForRun, parsePullPolicy, parseRunPlatform } from "./run_image.ts";
+import { type RunOptions, runOptionsFrom } from "./run_options.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
 import {
   attachVolumes,
@@ -82,13 +85,78 @@ export async function createFromFlags(
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
+  const network = networkFrom(store, flags);
+  const options = runOptionsFrom(flags, network);
+  const pull = parsePullPolicy(flags.pull);
+  const platform = parseRunPlatform(flags.platform);
+  const stopSignalFlag = flags.stopSignal !== undefined ? parseSignal(flags.stopSignal) : undefined;
+  const stopTimeout = parseStopTimeout(flags.stopTimeout);
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(requestedMounts);
-  let image = store.findImage(imageName);
-  if (!image) {
-    console.error(`Unable to find image '${imageName}' locally`);
-    image = await pullForRun(store, imageName, globals.insecureRegistries);
+  // Claimed last among the checks: a refused flag leaves no file behind.
+  const cidFile = flags.cidfile ? await claimCidFile(flags.cidfile) : undefined;
+  try {
+    const record = await createRecord(store, imageName, command, flags, {
+      network,
+      options,
+      envFiles,
+      requestedMounts,
+      missingSources,
+      restart,
+      security,
+      resources,
+      stopSignalFlag,
+      stopTimeout,
+      image: () =>
+        imageForRun(store, imageName, {
+          pull,
+          platform,
+          insecure: globals.insecureRegistries,
+        }),
+    });
+    await cidFile?.write(record.id);
+    return record;
+  } catch (err) {
+    await cidFile?.remove();
+    throw err;
   }
+}
+
+/** `--stop-timeout`: whole seconds; -1 waits for ever, as docker. */
+function parseStopTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?[0-9]+$/.test(value.trim()) || Number(value) < -1) {
+    throw new UsageError(
+      `invalid argument "${value}" for "--stop-timeout" flag: expected whole seconds (-1: no limit)`,
+    );
+  }
+  return Number(value);
+}
+
+/** What {@link createFromFlags} checked before creating anything. */
+interface Checked {
+  readonly network: NetworkMode;
+  readonly options: RunOptions;
+  readonly envFiles: readonly string[];
+  readonly requestedMounts: ReturnType<typeof mountsFrom>;
+  readonly missingSources: Awaited<ReturnType<typeof checkBindSources>>;
+  readonly restart: RestartPolicy;
+  readonly security: Awaited<ReturnType<typeof securitySpec>>;
+  readonly resources: ReturnType<typeof checkLimits>;
+  readonly stopSignalFlag?: number;
+  readonly stopTimeout?: number;
+  readonly image: () => Promise<ImageRecord>;
+}
+
+async function createRecord(
+  store: Store,
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  checked: Checked,
+): Promise<ContainerRecord> {
+  const { envFiles, requestedMounts, missingSources, restart, security, resources } = checked;
+  const image = await checked.image();
   const id = newContainerId();
   const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
   const imageConfig = image.config.config ?? {};
@@ -100,7 +168,8 @@ export async function createFromFlags(
     user: flags.user,
     tty: flags.tty,
   }, hostname);
-  const stopSignal = flags.stopSignal ?? (imageConfig as { StopSignal?: string }).StopSignal;
+  const imageStopSignal = (imageConfig as { StopSignal?: string }).StopSignal;
+  const stopSignalName = flags.stopSignal ?? imageStopSignal;
   const { mounts, volumes } = planMounts(
     store.root,
     requestedMounts,
@@ -117,7 +186,7 @@ export async function createFromFlags(
       cwd: plan.cwd,
       user: plan.user,
       hostname,
-      network: networkFrom(store, flags),
+      network: checked.network,
       resources,
       mounts,
       readOnly: flags.readOnly ?? false,
@@ -126,8 +195,12 @@ export async function createFromFlags(
       layers: image.layers.map((l) => l.shortId),
       restart,
       autoRemove: flags.rm ?? false,
-      stopSignal: stopSignal ? parseSignal(stopSignal) : 15,
-      stopTimeout: flags.stopTimeout !== undefined ? Number(flags.stopTimeout) : 10,
+      stopSignal: checked.stopSignalFlag ??
+        (imageStopSignal ? parseSignal(imageStopSignal) : 15),
+      stopSignalName,
+      stopTimeout: checked.stopTimeout ?? 10,
+      stopTimeoutSet: checked.stopTimeout !== undefined,
+      ...checked.options,
       ports: flags.publish,
       publishAll: flags.publishAll,
       exposedPorts: exposedPortsFor(
@@ -148,16 +221,4 @@ export async function createFromFlags(
     throw err;
   }
   return record;
-}
-
-/** docker run's pull of a missing image, reported on stderr as docker reports it. */
-async function pullForRun(store: Store, imageName: string, insecure: readonly string[]) {
-  const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
-  const { pullImage } = await import("../image/pull.ts");
-  const ref = parseReference(imageName);
-  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
-  const result = await pullImage(store, imageName, { insecure });
-  console.error(`Digest: ${result.digest}`);
-  console.error(`Status: Downloaded newer image for ${ref.familiar()}`);
-  return result.image;
 }

@@ -25,6 +25,7 @@ import { joinedNetworkPid } from "./network.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { startTime } from "./proc.ts";
+import { specOptions } from "./run_options.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
@@ -256,6 +257,7 @@ async function startAndWait(
       ],
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
+      ...specOptions(c.config),
       beforeRelease: ports || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.

@@ -1,0 +1,48 @@
+/**
+ * `--log-opt` for the json-file log, as docker's json-file driver reads them: `max-size`
+ * (bytes a file may reach before it is rotated; binary units, `10m`) and `max-file` (how many
+ * files to keep, the live one included). Without `max-size` the log grows without bound, as
+ * docker's does.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { parseBytes } from "../runtime/options.ts";
+
+/** The log's rotation settings. */
+export interface LogOptions {
+  /** Rotate once the live file reaches this many bytes; absent: never. */
+  readonly maxSize?: number;
+  /** Files kept: the live one plus `maxFile - 1` rotated ones (`log.1` newest). */
+  readonly maxFile: number;
+}
+
+/** Parses `--log-opt KEY=VALUE` values; throws docker's messages for bad ones. */
+export function parseLogOpts(values: readonly string[]): LogOptions | undefined {
+  if (values.length === 0) return undefined;
+  let maxSize: number | undefined;
+  let maxFile = 1;
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) throw new UsageError(`invalid key value pair format in --log-opt: ${v}`);
+    const key = v.slice(0, eq);
+    const value = v.slice(eq + 1);
+    if (key === "max-size") {
+      const n = parseBytes(value, "--log-opt max-size");
+      if (n <= 0) throw new UsageError(`max-size must be a positive number: ${value}`);
+      maxSize = n;
+    } else if (key === "max-file") {
+      if (!/^-?[0-9]+$/.test(value)) {
+        throw new UsageError(`invalid value "${value}" for --log-opt max-file: expected a number`);
+      }
+      maxFile = Number(value);
+      if (maxFile < 1) throw new UsageError("max-file cannot be less than 1");
+    } else {
+      throw new UsageError(`unknown log opt '${key}' for json-file log driver`);
+    }
+  }
+  if (maxFile > 1 && maxSize === undefined) {
+    throw new UsageError("max-file cannot be greater than 1 without max-size");
+  }
+  return { maxSize, maxFile };
+}
