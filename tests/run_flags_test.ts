@@ -3,9 +3,11 @@
  * `--platform`, `--stop-signal`/`--stop-timeout`, `--cidfile`, `--group-add`, `--shm-size`,
  * `--sysctl` and `--log-opt`, each checked by what the container or the host shows.
  */
+import { join } from "node:path";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { tsbox } from "./cli.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+import { fixtureRegistry, pushLayout } from "./fixtures/images.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -194,5 +196,180 @@ rootTest(
     r = await cli(["run", "--rm", "--sysctl", "net.ipv4.ip_forward=abc", "busybox", "true"]);
     assertEquals(r.code, 125);
     assertStringIncludes(r.stderr, "sysctl net.ipv4.ip_forward=abc");
+  },
+);
+
+rootTest(
+  "--pull never: a missing image is docker's No such image, exit 125, nothing pulled",
+  async () => {
+    const { refs } = await fixtureRegistry();
+    const { root, cleanup } = await tempRoot();
+    try {
+      const r = await tsbox(["run", "--rm", "--pull", "never", refs.busybox, "true"], { root });
+      assertEquals(r.code, 125);
+      assertStringIncludes(r.stderr, `No such image: ${refs.busybox}`);
+      assertEquals((await tsbox(["images", "-q"], { root })).stdout.trim(), "");
+      const bad = await tsbox(["run", "--pull", "sometimes", refs.busybox, "true"], { root });
+      assertEquals(bad.code, 125);
+      assertStringIncludes(
+        bad.stderr,
+        `invalid pull option: 'sometimes': must be one of "always", "missing" or "never"`,
+      );
+      // Once present, never runs it without asking the registry.
+      assertEquals((await tsbox(["pull", "-q", refs.busybox], { root })).code, 0);
+      const again = await tsbox(["run", "--rm", "--pull", "never", refs.busybox, "echo", "hi"], {
+        root,
+      });
+      assertEquals(again.code, 0, again.stderr);
+      assertEquals(again.stdout, "hi\n");
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest(
+  "--pull always picks up a tag moved in the registry; missing keeps the local image",
+  async () => {
+    const { registry, layouts } = await fixtureRegistry();
+    const { root, cleanup } = await tempRoot();
+    const ref = `${registry.host}/runflags-moving:${crypto.randomUUID().slice(0, 8)}`;
+    const hasNginx = ["sh", "-c", "test -x /usr/sbin/nginx && echo nginx || echo busybox"];
+    try {
+      await pushLayout(layouts.busybox, ref, { format: "oci" });
+      let r = await tsbox(["run", "--rm", ref, ...hasNginx], { root });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout, "busybox\n");
+      assertStringIncludes(r.stderr, `Unable to find image '${ref}' locally`);
+      // The tag now names another image.
+      await pushLayout(layouts.nginx, ref, { format: "oci" });
+      r = await tsbox(["run", "--rm", "--pull", "missing", ref, ...hasNginx], { root });
+      assertEquals(r.stdout, "busybox\n", r.stderr);
+      r = await tsbox(["run", "--rm", "--pull", "always", ref, ...hasNginx], { root });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout, "nginx\n");
+      assertStringIncludes(r.stderr, "Status: Downloaded newer image for");
+      // Pulled again though nothing moved: docker's up-to-date status.
+      r = await tsbox(["run", "--rm", "--pull", "always", ref, ...hasNginx], { root });
+      assertEquals(r.stdout, "nginx\n", r.stderr);
+      assertStringIncludes(r.stderr, "Status: Image is up to date for");
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest(
+  "--platform: the host's is pulled from a multi-arch index and runs; another is refused",
+  async () => {
+    const { refs } = await fixtureRegistry();
+    const { root, cleanup } = await tempRoot();
+    try {
+      const arm = await tsbox(["run", "--rm", "--platform", "linux/arm64", refs.multiOci, "true"], {
+        root,
+      });
+      assertEquals(arm.code, 125);
+      assertStringIncludes(arm.stderr, "--platform linux/arm64");
+      assertStringIncludes(arm.stderr, "cannot run on this linux/amd64 host");
+      assertEquals((await tsbox(["images", "-q"], { root })).stdout.trim(), "", "nothing pulled");
+      const bad = await tsbox(["run", "--rm", "--platform", "linux/a/b/c", refs.multiOci], {
+        root,
+      });
+      assertEquals(bad.code, 125);
+      assertStringIncludes(bad.stderr, "--platform");
+      const r = await tsbox(
+        ["run", "--rm", "--platform", "linux/amd64", refs.multiOci, "cat", "/arch"],
+        { root },
+      );
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout, "amd64\n");
+      assertEquals((await tsbox(["ps", "-aq"], { root })).stdout.trim(), "");
+    } finally {
+      await cleanup();
+    }
+  },
+);
+
+rootTest("--stop-signal and --stop-timeout: kept, shown by inspect, and used by stop", async () => {
+  await ok([
+    "run",
+    "-d",
+    "--name",
+    "t-stopsig",
+    "--stop-signal",
+    "SIGUSR1",
+    "--stop-timeout",
+    "30",
+    "busybox",
+    "sh",
+    "-c",
+    'trap "echo got USR1; exit 5" USR1; trap "" TERM; echo ready; while :; do sleep 0.1; done',
+  ]);
+  try {
+    assertEquals(
+      await ok(["inspect", "-f", "{{.Config.StopSignal}} {{.Config.StopTimeout}}", "t-stopsig"]),
+      "SIGUSR1 30",
+    );
+    await eventually("the trap set", async () => (await ok(["logs", "t-stopsig"])) === "ready");
+    await ok(["stop", "t-stopsig"]);
+    // 5, not 137: USR1 reached the trap (TERM is ignored, so stop's default would have had to kill).
+    assertEquals(await ok(["inspect", "-f", "{{.State.ExitCode}}", "t-stopsig"]), "5");
+    assertEquals(await ok(["logs", "t-stopsig"]), "ready\ngot USR1");
+  } finally {
+    await cli(["rm", "-f", "t-stopsig"]);
+  }
+  // --stop-timeout 0 here: stop kills at once instead of waiting for a command that ignores TERM.
+  await ok([
+    "run",
+    "-d",
+    "--name",
+    "t-stoptimeout",
+    "--stop-timeout",
+    "0",
+    "busybox",
+    "sh",
+    "-c",
+    'trap "" TERM; while :; do sleep 0.1; done',
+  ]);
+  try {
+    await ok(["stop", "t-stoptimeout"]);
+    assertEquals(await ok(["inspect", "-f", "{{.State.ExitCode}}", "t-stoptimeout"]), "137");
+  } finally {
+    await cli(["rm", "-f", "t-stoptimeout"]);
+  }
+  for (const [flag, value] of [["--stop-signal", "SIGNOPE"], ["--stop-timeout", "soon"]]) {
+    const r = await cli(["create", flag, value, "busybox"]);
+    assertEquals(r.code, 125, `${flag} ${value}`);
+    assertStringIncludes(r.stderr, value);
+  }
+});
+
+rootTest(
+  "--cidfile: the id is written at create; an existing file is refused as docker does",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-cidfile-" });
+    const file = join(dir, "cid");
+    try {
+      const id = await ok(["create", "--cidfile", file, "--name", "t-cidfile", "busybox", "true"]);
+      assertMatch(id, /^[0-9a-f]{64}$/);
+      assertEquals(await Deno.readTextFile(file), id);
+      const before = await containerCount();
+      const r = await cli(["run", "--rm", "--cidfile", file, "busybox", "true"]);
+      assertEquals(r.code, 125);
+      assertStringIncludes(
+        r.stderr,
+        `Container ID file found, make sure the other container isn't running or delete ${file}`,
+      );
+      assertEquals(await containerCount(), before);
+      assertEquals(await Deno.readTextFile(file), id, "the file is left as it was");
+      // A create that fails removes the file it claimed.
+      const other = join(dir, "other");
+      const failed = await cli(["create", "--cidfile", other, "--name", "t-cidfile", "busybox"]);
+      assertEquals(failed.code, 125);
+      assertOk(!(await Deno.stat(other).then(() => true, () => false)), "no file left behind");
+    } finally {
+      await cli(["rm", "-f", "t-cidfile"]);
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 );
