@@ -373,3 +373,88 @@ rootTest(
     }
   },
 );
+
+/** Sizes of container `id`'s json-file log files, by name. */
+async function logFiles(id: string): Promise<Map<string, number>> {
+  const dir = join(await sharedBusyboxRoot(), "containers", id);
+  const out = new Map<string, number>();
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.startsWith(`${id}-json.log`)) {
+      out.set(e.name.slice(id.length), (await Deno.stat(join(dir, e.name))).size);
+    }
+  }
+  return out;
+}
+
+rootTest(
+  "--log-opt max-size/max-file: the log rotates, stays bounded, and logs reads across it",
+  async () => {
+    const id = await ok([
+      "run",
+      "-d",
+      "--log-opt",
+      "max-size=10k",
+      "--log-opt",
+      "max-file=3",
+      "busybox",
+      "sh",
+      "-c",
+      "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    try {
+      assertEquals(await ok(["wait", id]), "0");
+      const files = await logFiles(id);
+      // About 110 KB were written: only the live file and two rotated ones are left.
+      assertEquals([...files.keys()].sort(), ["-json.log", "-json.log.1", "-json.log.2"]);
+      const total = [...files.values()].reduce((a, b) => a + b, 0);
+      assertOk(total <= 3 * 10 * 1024, `${total} bytes on disk for max-size 10k x 3 files`);
+      for (const size of files.values()) assertOk(size <= 10 * 1024, `a file of ${size} bytes`);
+      assertEquals(await ok(["logs", "--tail", "3", id]), "line-2997\nline-2998\nline-2999");
+      // Everything kept, oldest first and without gaps, from the rotated files into the live one.
+      const lines = (await ok(["logs", id])).split("\n").map((l) => Number(l.slice(5)));
+      assertEquals(lines.at(-1), 2999);
+      assertOk(lines.length > 200, `${lines.length} lines kept`);
+      lines.forEach((n, i) => assertEquals(n, lines[0] + i));
+      assertEquals(
+        await ok(["inspect", "-f", "{{json .HostConfig.LogConfig}}", id]),
+        '{"Type":"json-file","Config":{"max-file":"3","max-size":"10k"}}',
+      );
+    } finally {
+      await cli(["rm", "-f", id]);
+    }
+    for (const opt of ["max-size=0", "max-file=0", "max-file=2", "compress=true", "max-size"]) {
+      const r = await cli(["run", "--rm", "--log-opt", opt, "busybox", "true"]);
+      assertEquals(r.code, 125, opt);
+    }
+  },
+);
+
+rootTest(
+  "--log-opt: logs -f follows the log across rotations without gaps or repeats",
+  async () => {
+    const id = await ok([
+      "run",
+      "-d",
+      "--log-opt",
+      "max-size=2k",
+      "--log-opt",
+      "max-file=5",
+      "busybox",
+      "sh",
+      "-c",
+      "sleep 0.3; i=0; while [ $i -lt 600 ]; do echo line-$i; i=$((i+1)); " +
+      "[ $((i % 10)) = 0 ] && sleep 0.05; done",
+    ]);
+    try {
+      const r = await cli(["logs", "-f", id]);
+      assertEquals(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split("\n").map((l) => Number(l.slice(5)));
+      assertOk(lines.length > 0);
+      lines.forEach((n, i) => assertEquals(n, lines[0] + i, `line ${i} of logs -f`));
+      assertEquals(lines.at(-1), 599);
+      assertOk((await logFiles(id)).has("-json.log.4"), "the log rotated while followed");
+    } finally {
+      await cli(["rm", "-f", id]);
+    }
+  },
+);

@@ -8,13 +8,12 @@
  */
 import { UsageError } from "../errors.ts";
 import { parseBytes } from "../runtime/options.ts";
+import type { LogRotation } from "./logs.ts";
 
-/** The log's rotation settings. */
-export interface LogOptions {
-  /** Rotate once the live file reaches this many bytes; absent: never. */
-  readonly maxSize?: number;
-  /** Files kept: the live one plus `maxFile - 1` rotated ones (`log.1` newest). */
-  readonly maxFile: number;
+/** The log's rotation settings (what the log writer takes), and the options as given. */
+export interface LogOptions extends LogRotation {
+  /** The options as given (inspect's `HostConfig.LogConfig.Config`). */
+  readonly given: Readonly<Record<string, string>>;
 }
 
 /** Parses `--log-opt KEY=VALUE` values; throws docker's messages for bad ones. */
@@ -22,11 +21,13 @@ export function parseLogOpts(values: readonly string[]): LogOptions | undefined 
   if (values.length === 0) return undefined;
   let maxSize: number | undefined;
   let maxFile = 1;
+  const given: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf("=");
     if (eq <= 0) throw new UsageError(`invalid key value pair format in --log-opt: ${v}`);
     const key = v.slice(0, eq);
     const value = v.slice(eq + 1);
+    given[key] = value;
     if (key === "max-size") {
       const n = parseBytes(value, "--log-opt max-size");
       if (n <= 0) throw new UsageError(`max-size must be a positive number: ${value}`);
@@ -44,5 +45,5 @@ export function parseLogOpts(values: readonly string[]): LogOptions | undefined 
   if (maxFile > 1 && maxSize === undefined) {
     throw new UsageError("max-file cannot be greater than 1 without max-size");
   }
-  return { maxSize, maxFile };
+  return { maxSize, maxFile, given };
 }

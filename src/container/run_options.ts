@@ -56,9 +56,9 @@ export function specOptions(
 
 /** `inspect`'s HostConfig fields for these flags, named and shaped as docker's. */
 export function inspectHostConfig(c: RunConfig): Record<string, unknown> {
-  const logConfig: Record<string, string> = {};
-  if (c.log?.maxSize !== undefined) logConfig["max-size"] = String(c.log.maxSize);
-  if (c.log && c.log.maxFile > 1) logConfig["max-file"] = String(c.log.maxFile);
+  // Sorted by key, as docker's (Go's) JSON writes a map.
+  const given = Object.entries(c.log?.given ?? {}).sort(([a], [b]) => a < b ? -1 : 1);
+  const logConfig = Object.fromEntries(given);
   return {
     Init: c.init !== undefined,
     GroupAdd: c.groupAdd ?? null,

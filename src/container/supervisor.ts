@@ -110,7 +110,7 @@ export async function supervise(
     throw err;
   }
   let record = claimed;
-  const log = await LogWriter.open(logPath(store.root, id));
+  const log = await LogWriter.open(logPath(store.root, id), claimed.config.log);
   // `attach` and `start -a` reach the container through this socket while it is supervised.
   const attach = openAttachServer(store.root, id);
   let first = true;
