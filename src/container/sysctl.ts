@@ -35,7 +35,12 @@ export function parseSysctls(
     const eq = v.indexOf("=");
     const key = eq > 0 ? v.slice(0, eq).trim() : "";
     const namespaced = IPC_KEYS.has(key) || PREFIXES.some((p) => key.startsWith(p));
-    if (!namespaced || !/^[A-Za-z0-9_.\-/]+$/.test(key) || key.includes("..")) {
+    // A "/" in a key stands for a "." in a name (`net.ipv4.conf.eth0/100.forwarding`): no
+    // part may then become empty, "." or "..".
+    const parts = key.split(".").map((part) => part.replaceAll("/", "."));
+    const safe = /^[A-Za-z0-9_.\-/]+$/.test(key) &&
+      parts.every((part) => part !== "" && part !== "." && part !== "..");
+    if (!namespaced || !safe) {
       throw new UsageError(
         `invalid argument "${v}" for "--sysctl" flag: sysctl '${v}' is not allowed`,
       );

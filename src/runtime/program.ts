@@ -320,7 +320,8 @@ export function initOps(dev: string, source: string): Op[] {
 export function sysctlOps(p: ChildPlan): Op[] {
   const ops: Op[] = [];
   for (const [key, value] of p.sysctls ?? []) {
-    const path = `/proc/sys/${key.replaceAll(".", "/")}`;
+    // Dots separate levels; a "/" in a key is a "." in a name (runc's convention).
+    const path = `/proc/sys/${key.replace(/[./]/g, (c) => c === "." ? "/" : ".")}`;
     const data = new TextEncoder().encode(value);
     ops.push(
       op(SYS.openat, `open ${path} for sysctl ${key}`, [
