@@ -102,6 +102,10 @@ rootTest(
       // The exit code of a foreground run passes through the init too.
       const r = await cli(["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]);
       assertEquals(r.code, 7, r.stderr);
+      // A missing command is docker's 127, not the init's own failure.
+      const missing = await cli(["run", "--rm", "--init", "busybox", "nosuch"]);
+      assertEquals(missing.code, 127, missing.stderr);
+      assertStringIncludes(missing.stderr, `exec: "nosuch": executable file not found in $PATH`);
     } finally {
       await cli(["rm", "-f", "t-init-term"]);
     }

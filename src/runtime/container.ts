@@ -396,6 +396,7 @@ async function prepare(
     : user.groups;
   const env = [...spec.env];
   if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+  if (spec.init) assertCommandFound(seen, spec.argv[0], env, spec.cwd);
   const files = {
     hostname: `${spec.hostname}\n`,
     hosts: hostsFile(spec.hostname, spec.network),
@@ -465,6 +466,23 @@ async function prepare(
       sysctls: spec.sysctls,
     },
   };
+}
+
+/**
+ * `--init`: the init would report a missing command only as its own failure (exit 1), so the
+ * command is looked up here first, for docker's message and exit code 127.
+ */
+function assertCommandFound(root: string, argv0: string, env: string[], cwd: string): void {
+  const found = execCandidates(argv0, env).some((candidate) => {
+    const path = candidate.startsWith("/") ? candidate : `${cwd}/${candidate}`;
+    try {
+      // Resolved inside the rootfs (symlinks included), so lstat sees the file itself.
+      return Deno.lstatSync(resolveInRoot(root, path)).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (!found) throw startError({ opIndex: -1, errno: ENOENT }, [], argv0);
 }
 
 async function launch(
