@@ -318,7 +318,14 @@ export function initOps(dev: string, source: string): Op[] {
  * opened fd is close-on-exec; a refused value fails the start naming the key.
  */
 export function sysctlOps(p: ChildPlan): Op[] {
-  const ops: Op[] = [];
+  if (!p.sysctls?.length) return [];
+  // /proc/sys files belong to the root of the namespace's owner: in a user namespace the
+  // child is still the unmapped host root here, so it becomes the namespace's root first (a
+  // no-op without one). Its capabilities stay; the identity ops set the final ids later.
+  const ops: Op[] = [
+    op(SYS.setresgid, "set gid 0 for --sysctl", [0, 0, 0]),
+    op(SYS.setresuid, "set uid 0 for --sysctl", [0, 0, 0]),
+  ];
   for (const [key, value] of p.sysctls ?? []) {
     // Dots separate levels; a "/" in a key is a "." in a name (runc's convention).
     const path = `/proc/sys/${key.replace(/[./]/g, (c) => c === "." ? "/" : ".")}`;
