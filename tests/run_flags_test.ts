@@ -210,17 +210,18 @@ rootTest(
     const { root, cleanup } = await tempRoot();
     try {
       const r = await tsbox(["run", "--rm", "--pull", "never", refs.busybox, "true"], { root });
-      assertEquals(r.code, 125);
+      assertEquals(r.code, 125, r.stderr);
       assertStringIncludes(r.stderr, `No such image: ${refs.busybox}`);
       assertEquals((await tsbox(["images", "-q"], { root })).stdout.trim(), "");
       const bad = await tsbox(["run", "--pull", "sometimes", refs.busybox, "true"], { root });
-      assertEquals(bad.code, 125);
+      assertEquals(bad.code, 125, bad.stderr);
       assertStringIncludes(
         bad.stderr,
         `invalid pull option: 'sometimes': must be one of "always", "missing" or "never"`,
       );
       // Once present, never runs it without asking the registry.
-      assertEquals((await tsbox(["pull", "-q", refs.busybox], { root })).code, 0);
+      const pulled = await tsbox(["pull", "-q", refs.busybox], { root });
+      assertEquals(pulled.code, 0, pulled.stderr);
       const again = await tsbox(["run", "--rm", "--pull", "never", refs.busybox, "echo", "hi"], {
         root,
       });

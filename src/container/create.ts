@@ -12,7 +12,8 @@ import { newContainerId } from "../runtime/id.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
-import type { ImageRecord, Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
+import type { Platform } from "../../registry/platform.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
 import { containerNetwork } from "./network.ts";
@@ -20,7 +21,7 @@ import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
 import { imageForRun, parsePullPolicy, parseRunPlatform } from "./run_image.ts";
-import { type RunOptions, runOptionsFrom } from "./run_options.ts";
+import { parseStopTimeout, runOptionsFrom } from "./run_options.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
 import {
   attachVolumes,
@@ -61,10 +62,30 @@ export interface CreateGlobals {
 }
 
 /**
- * Records a new container for `imageName` (pulled when missing, with docker's message) and
- * makes its directory. Returns the record in state "created".
+ * Records a new container for `imageName` (pulled as `--pull` says, with docker's messages)
+ * and makes its directory; with `--cidfile`, writes the id there. Returns the record in state
+ * "created".
  */
 export async function createFromFlags(
+  store: Store,
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  globals: CreateGlobals,
+): Promise<ContainerRecord> {
+  // Claimed first, as docker does, and removed again when the create fails.
+  const cidFile = flags.cidfile ? await claimCidFile(flags.cidfile) : undefined;
+  try {
+    const record = await create(store, imageName, command, flags, globals);
+    await cidFile?.write(record.id);
+    return record;
+  } catch (err) {
+    await cidFile?.remove();
+    throw err;
+  }
+}
+
+async function create(
   store: Store,
   imageName: string,
   command: readonly string[],
@@ -93,70 +114,12 @@ export async function createFromFlags(
   const stopTimeout = parseStopTimeout(flags.stopTimeout);
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(requestedMounts);
-  // Claimed last among the checks: a refused flag leaves no file behind.
-  const cidFile = flags.cidfile ? await claimCidFile(flags.cidfile) : undefined;
-  try {
-    const record = await createRecord(store, imageName, command, flags, {
-      network,
-      options,
-      envFiles,
-      requestedMounts,
-      missingSources,
-      restart,
-      security,
-      resources,
-      stopSignalFlag,
-      stopTimeout,
-      image: () =>
-        imageForRun(store, imageName, {
-          pull,
-          platform,
-          insecure: globals.insecureRegistries,
-        }),
-    });
-    await cidFile?.write(record.id);
-    return record;
-  } catch (err) {
-    await cidFile?.remove();
-    throw err;
-  }
-}
-
-/** `--stop-timeout`: whole seconds; -1 waits for ever, as docker. */
-function parseStopTimeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^-?[0-9]+$/.test(value.trim()) || Number(value) < -1) {
-    throw new UsageError(
-      `invalid argument "${value}" for "--stop-timeout" flag: expected whole seconds (-1: no limit)`,
-    );
-  }
-  return Number(value);
-}
-
-/** What {@link createFromFlags} checked before creating anything. */
-interface Checked {
-  readonly network: NetworkMode;
-  readonly options: RunOptions;
-  readonly envFiles: readonly string[];
-  readonly requestedMounts: ReturnType<typeof mountsFrom>;
-  readonly missingSources: Awaited<ReturnType<typeof checkBindSources>>;
-  readonly restart: RestartPolicy;
-  readonly security: Awaited<ReturnType<typeof securitySpec>>;
-  readonly resources: ReturnType<typeof checkLimits>;
-  readonly stopSignalFlag?: number;
-  readonly stopTimeout?: number;
-  readonly image: () => Promise<ImageRecord>;
-}
-
-async function createRecord(
-  store: Store,
-  imageName: string,
-  command: readonly string[],
-  flags: RunFlags,
-  checked: Checked,
-): Promise<ContainerRecord> {
-  const { envFiles, requestedMounts, missingSources, restart, security, resources } = checked;
-  const image = await checked.image();
+  const image = await imageForRun(
+    store,
+    imageName,
+    { pull, platform },
+    (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
+  );
   const id = newContainerId();
   const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
   const imageConfig = image.config.config ?? {};
@@ -169,7 +132,6 @@ async function createRecord(
     tty: flags.tty,
   }, hostname);
   const imageStopSignal = (imageConfig as { StopSignal?: string }).StopSignal;
-  const stopSignalName = flags.stopSignal ?? imageStopSignal;
   const { mounts, volumes } = planMounts(
     store.root,
     requestedMounts,
@@ -186,7 +148,7 @@ async function createRecord(
       cwd: plan.cwd,
       user: plan.user,
       hostname,
-      network: checked.network,
+      network,
       resources,
       mounts,
       readOnly: flags.readOnly ?? false,
@@ -195,12 +157,11 @@ async function createRecord(
       layers: image.layers.map((l) => l.shortId),
       restart,
       autoRemove: flags.rm ?? false,
-      stopSignal: checked.stopSignalFlag ??
-        (imageStopSignal ? parseSignal(imageStopSignal) : 15),
-      stopSignalName,
-      stopTimeout: checked.stopTimeout ?? 10,
-      stopTimeoutSet: checked.stopTimeout !== undefined,
-      ...checked.options,
+      stopSignal: stopSignalFlag ?? (imageStopSignal ? parseSignal(imageStopSignal) : 15),
+      stopSignalName: flags.stopSignal ?? imageStopSignal,
+      stopTimeout: stopTimeout ?? 10,
+      stopTimeoutSet: stopTimeout !== undefined,
+      ...options,
       ports: flags.publish,
       publishAll: flags.publishAll,
       exposedPorts: exposedPortsFor(
@@ -221,4 +182,33 @@ async function createRecord(
     throw err;
   }
   return record;
+}
+
+/**
+ * docker run's pull (of a missing image, or any with `--pull always`), reported on stderr as
+ * docker reports it.
+ */
+async function pullForRun(
+  store: Store,
+  imageName: string,
+  insecure: readonly string[],
+  o: { platform?: Platform; present: boolean },
+) {
+  const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
+  const { formatPlatform } = await import("../../registry/platform.ts");
+  const { pullImage } = await import("../image/pull.ts");
+  if (!o.present) console.error(`Unable to find image '${imageName}' locally`);
+  const ref = parseReference(imageName);
+  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
+  const result = await pullImage(store, imageName, {
+    insecure,
+    platform: o.platform ? formatPlatform(o.platform) : undefined,
+  });
+  console.error(`Digest: ${result.digest}`);
+  console.error(
+    result.upToDate
+      ? `Status: Image is up to date for ${ref.familiar()}`
+      : `Status: Downloaded newer image for ${ref.familiar()}`,
+  );
+  return result.image;
 }

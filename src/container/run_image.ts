@@ -1,7 +1,6 @@
 /**
  * The image `run`/`create` start from, as `--pull always|missing|never` and `--platform`
- * decide: found locally, pulled (with docker's messages on stderr), or refused with exit 125
- * before any container exists.
+ * decide: found locally, pulled, or refused with exit 125 before any container exists.
  *
  * @module
  */
@@ -67,14 +66,17 @@ function imagePlatform(image: ImageRecord): Platform | undefined {
 export interface RunImageOptions {
   readonly pull: PullPolicy;
   readonly platform?: Platform;
-  readonly insecure: readonly string[];
 }
 
-/** Finds or pulls `name` as the policy says. */
+/**
+ * Finds `name` in the store or has `pullImage` pull it (told whether the store had it, for
+ * docker's messages), as the policy says.
+ */
 export async function imageForRun(
   store: Store,
   name: string,
   o: RunImageOptions,
+  pullImage: (present: boolean) => Promise<ImageRecord>,
 ): Promise<ImageRecord> {
   const local = store.findImage(name);
   const have = local && imagePlatform(local);
@@ -91,29 +93,5 @@ export async function imageForRun(
     return local;
   }
   if (o.pull === "missing" && local && !mismatch) return local;
-  if (!local) console.error(`Unable to find image '${name}' locally`);
-  return await pullForRun(store, name, o);
-}
-
-/** docker run's pull, reported on stderr as docker reports it. */
-async function pullForRun(
-  store: Store,
-  imageName: string,
-  o: RunImageOptions,
-): Promise<ImageRecord> {
-  const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
-  const { pullImage } = await import("../image/pull.ts");
-  const ref = parseReference(imageName);
-  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
-  const result = await pullImage(store, imageName, {
-    insecure: o.insecure,
-    platform: o.platform ? formatPlatform(o.platform) : undefined,
-  });
-  console.error(`Digest: ${result.digest}`);
-  console.error(
-    result.upToDate
-      ? `Status: Image is up to date for ${ref.familiar()}`
-      : `Status: Downloaded newer image for ${ref.familiar()}`,
-  );
-  return result.image;
+  return await pullImage(local !== undefined);
 }

@@ -1,8 +1,8 @@
 /**
  * The smaller `run`/`create` flags that only travel from the command line to the runtime:
- * `--init`, `--group-add`, `--shm-size`, `--sysctl` and `--log-opt`. Parsed and checked here at
- * create (exit 125 before anything exists), kept in the container's record, and handed to the
- * runtime at every start.
+ * `--init`, `--group-add`, `--shm-size`, `--sysctl` and `--log-opt` (and `--stop-timeout`'s
+ * value). Parsed and checked here at create (exit 125 before anything exists), kept in the
+ * container's record, and handed to the runtime at every start.
  *
  * @module
  */
@@ -66,4 +66,15 @@ export function inspectHostConfig(c: RunConfig): Record<string, unknown> {
     Sysctls: c.sysctls ? Object.fromEntries(c.sysctls) : undefined,
     LogConfig: { Type: "json-file", Config: logConfig },
   };
+}
+
+/** `--stop-timeout`: whole seconds; -1 waits for ever, as docker. */
+export function parseStopTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?[0-9]+$/.test(value.trim()) || Number(value) < -1) {
+    throw new UsageError(
+      `invalid argument "${value}" for "--stop-timeout" flag: expected whole seconds (-1: no limit)`,
+    );
+  }
+  return Number(value);
 }
