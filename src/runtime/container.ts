@@ -391,6 +391,10 @@ async function prepare(
     toChild(ensureMountTarget(seen, path, kind));
   const groupText = readIfExists(resolveInRoot(seen, "/etc/group"));
   const user = resolveUser(spec.user, readIfExists(resolveInRoot(seen, "/etc/passwd")), groupText);
+  if (spec.groupAdd?.length && rootless && !rootless.maps.subGids) {
+    // Only the user's own gid is mapped: setgroups is denied, so the groups could not be set.
+    throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
+  }
   const groups = spec.groupAdd?.length
     ? [...new Set([...user.groups, ...resolveGroupAdd(spec.groupAdd, groupText)])]
     : user.groups;
