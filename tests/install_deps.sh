@@ -8,9 +8,9 @@ DENO_VERSION=2.9.6
 # Everything a test runs: a missing tool fails its test (or shows as skipped in .ci/run), never
 # a silent pass. binutils: `as`/`objcopy` re-check the clone stub (ffi/clone_test.ts); tmux: the
 # terminal tests; uidmap/passwd: the rootless tests (newuidmap, useradd); util-linux/mount:
-# unshare, setpriv, setsid, mount/umount in tests and their cleanup.
+# unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`.
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
-  podman crun runc curl tar iproute2 binutils util-linux mount passwd)
+  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit)
 # Installed as packages, these start system services that would hold ports the tests use.
 SERVICES=(docker-registry nginx)
 

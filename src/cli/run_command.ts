@@ -164,5 +164,18 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     )
     .option("--device <dev>", "add a host device: /dev/X[:/dev/Y][:rwm] (repeatable)", collect)
     .option("--ulimit <limit>", "set an rlimit: NAME=SOFT[:HARD] (repeatable)", collect)
-    .option("--userns <mode>", "host: opt out of --userns-remap") as unknown as Command<A>;
+    .option("--userns <mode>", "host: opt out of --userns-remap")
+    // --init, --pull, --platform, --cidfile, --group-add, --shm-size, --sysctl, --log-opt
+    .option("--init", "run an init (catatonit) as PID 1 that reaps zombies and forwards signals")
+    .option("--pull <policy>", "pull the image before running: always, missing (default), never")
+    .option("--platform <os/arch>", "the image's platform (only the host's can run)")
+    .option("--cidfile <file>", "write the container id to a file (refused if it exists)")
+    .option("--group-add <group>", "add a supplementary group: name or gid (repeatable)", collect)
+    .option("--shm-size <bytes>", "size of /dev/shm (default 64m)")
+    .option("--sysctl <key=value>", "set a namespaced kernel parameter (repeatable)", collect)
+    .option(
+      "--log-opt <key=value>",
+      "json-file log options: max-size=SIZE, max-file=N (repeatable)",
+      collect,
+    ) as unknown as Command<A>;
 }

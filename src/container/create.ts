@@ -13,6 +13,7 @@ import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { securitySpec } from "../runtime/security.ts";
 import { limitsFrom, mountsFrom, type RunFlags } from "../runtime/run.ts";
 import type { Store } from "../store/mod.ts";
+import type { Platform } from "../../registry/platform.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
@@ -20,6 +21,9 @@ import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
+import { claimCidFile } from "./cidfile.ts";
+import { imageForRun, parsePullPolicy, parseRunPlatform } from "./run_image.ts";
+import { parseStopTimeout, runOptionsFrom } from "./run_options.ts";
 import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
 import {
   attachVolumes,
@@ -60,10 +64,30 @@ export interface CreateGlobals {
 }
 
 /**
- * Records a new container for `imageName` (pulled when missing, with docker's message) and
- * makes its directory. Returns the record in state "created".
+ * Records a new container for `imageName` (pulled as `--pull` says, with docker's messages)
+ * and makes its directory; with `--cidfile`, writes the id there. Returns the record in state
+ * "created".
  */
 export async function createFromFlags(
+  store: Store,
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  globals: CreateGlobals,
+): Promise<ContainerRecord> {
+  // Claimed first, as docker does, and removed again when the create fails.
+  const cidFile = flags.cidfile ? await claimCidFile(flags.cidfile) : undefined;
+  try {
+    const record = await create(store, imageName, command, flags, globals);
+    await cidFile?.write(record.id);
+    return record;
+  } catch (err) {
+    await cidFile?.remove();
+    throw err;
+  }
+}
+
+async function create(
   store: Store,
   imageName: string,
   command: readonly string[],
@@ -86,11 +110,21 @@ export async function createFromFlags(
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
+  const network = networkFrom(store, flags);
+  const options = runOptionsFrom(flags, network);
+  const pull = parsePullPolicy(flags.pull);
+  const platform = parseRunPlatform(flags.platform);
+  const stopSignalFlag = flags.stopSignal !== undefined ? parseSignal(flags.stopSignal) : undefined;
+  const stopTimeout = parseStopTimeout(flags.stopTimeout);
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(requestedMounts);
   const ownLabels = await labelsFromFlags(flags.label, flags.labelFile);
-  let image = store.findImage(imageName);
-  image ??= await pullForRun(store, imageName, globals.insecureRegistries);
+  const image = await imageForRun(
+    store,
+    imageName,
+    { pull, platform },
+    (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
+  );
   const id = newContainerId();
   const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
   const imageConfig = image.config.config ?? {};
@@ -102,7 +136,7 @@ export async function createFromFlags(
     user: flags.user,
     tty: flags.tty,
   }, hostname);
-  const stopSignal = flags.stopSignal ?? (imageConfig as { StopSignal?: string }).StopSignal;
+  const imageStopSignal = (imageConfig as { StopSignal?: string }).StopSignal;
   const { mounts, volumes } = planMounts(
     store.root,
     requestedMounts,
@@ -119,7 +153,7 @@ export async function createFromFlags(
       cwd: plan.cwd,
       user: plan.user,
       hostname,
-      network: networkFrom(store, flags),
+      network,
       resources,
       mounts,
       readOnly: flags.readOnly ?? false,
@@ -128,8 +162,11 @@ export async function createFromFlags(
       layers: image.layers.map((l) => l.shortId),
       restart,
       autoRemove: flags.rm ?? false,
-      stopSignal: stopSignal ? parseSignal(stopSignal) : 15,
-      stopTimeout: flags.stopTimeout !== undefined ? Number(flags.stopTimeout) : 10,
+      stopSignal: stopSignalFlag ?? (imageStopSignal ? parseSignal(imageStopSignal) : 15),
+      stopSignalName: flags.stopSignal ?? imageStopSignal,
+      stopTimeout: stopTimeout ?? 10,
+      stopTimeoutSet: stopTimeout !== undefined,
+      ...options,
       ports: flags.publish,
       publishAll: flags.publishAll,
       exposedPorts: exposedPortsFor(
@@ -156,24 +193,40 @@ export async function createFromFlags(
 }
 
 /**
- * docker run's pull of a missing image, reported on stderr as docker reports it. A short name
- * that registries.conf sends to another registry than docker.io may already be in the store
- * under its qualified name: then nothing is pulled.
+ * docker run's pull (of a missing image, or any with `--pull always`), reported on stderr as
+ * docker reports it. A missing short name that registries.conf sends to another registry than
+ * docker.io may already be in the store under its qualified name: then nothing is pulled.
  */
-async function pullForRun(store: Store, imageName: string, insecure: readonly string[]) {
+async function pullForRun(
+  store: Store,
+  imageName: string,
+  insecure: readonly string[],
+  o: { platform?: Platform; present: boolean },
+) {
   const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
   const { loadRegistriesConf, qualifyName } = await import("../../registry/registries_conf.ts");
+  const { formatPlatform } = await import("../../registry/platform.ts");
   const { pullImage } = await import("../image/pull.ts");
-  // registries.conf is read only here, when the image is not in the store by docker's name.
+  // registries.conf is read only here, when a registry is to be asked.
   const registries = await loadRegistriesConf();
   const qualified = qualifyName(registries, imageName);
-  const local = qualified === imageName ? undefined : store.findImage(qualified);
-  if (local) return local;
-  console.error(`Unable to find image '${imageName}' locally`);
+  if (!o.present) {
+    const local = qualified === imageName ? undefined : store.findImage(qualified);
+    if (local) return local;
+    console.error(`Unable to find image '${imageName}' locally`);
+  }
   const ref = parseReference(qualified);
   console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
-  const result = await pullImage(store, imageName, { insecure, registries });
+  const result = await pullImage(store, imageName, {
+    insecure,
+    registries,
+    platform: o.platform ? formatPlatform(o.platform) : undefined,
+  });
   console.error(`Digest: ${result.digest}`);
-  console.error(`Status: Downloaded newer image for ${ref.familiar()}`);
+  console.error(
+    result.upToDate
+      ? `Status: Image is up to date for ${ref.familiar()}`
+      : `Status: Downloaded newer image for ${ref.familiar()}`,
+  );
   return result.image;
 }

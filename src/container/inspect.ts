@@ -8,6 +8,7 @@ import type { Store } from "../store/mod.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
+import { inspectHostConfig } from "./run_options.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -56,6 +57,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       NanoCpus: Math.round((cfg.resources.cpus ?? 0) * 1e9),
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
+      ...inspectHostConfig(cfg),
     },
     GraphDriver: {
       Name: "overlay",
@@ -94,8 +96,9 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},
-      StopSignal: String(cfg.stopSignal),
-      StopTimeout: cfg.stopTimeout,
+      // As docker: only when set (by the flag or, for the signal, the image).
+      StopSignal: cfg.stopSignalName,
+      StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,
       ...(cfg.healthcheck ? { Healthcheck: cfg.healthcheck } : {}),
     },
     NetworkSettings: { Ports: ports },

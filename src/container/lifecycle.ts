@@ -166,7 +166,9 @@ export async function stopContainer(
   if (!marked) return;
   let current = reconcile(store, marked);
   if (!isActive(current.state)) return;
-  const timeout = (timeoutSec ?? current.config.stopTimeout) * 1000;
+  const seconds = timeoutSec ?? current.config.stopTimeout;
+  // -1 (docker's "no timeout"): wait for the container however long it takes.
+  const timeout = seconds < 0 ? Infinity : seconds * 1000;
   const paused = current.state === "paused";
   if (timeout > 0) {
     signalPid1(current, signal ?? current.config.stopSignal);

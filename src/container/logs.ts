@@ -26,28 +26,78 @@ export function logTime(date = new Date()): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
 }
 
-/** Appends json-file entries to one log file; lines are written whole, in one write each. */
-export class LogWriter {
-  readonly #file: Deno.FsFile;
-  readonly #encoder = new TextEncoder();
+/** How the log rotates (src/container/log_opts.ts); unbounded when absent. */
+export interface LogRotation {
+  /** Rotate before a write that would take the live file past this many bytes. */
+  readonly maxSize?: number;
+  /** Files kept, the live one included. */
+  readonly maxFile: number;
+}
 
-  private constructor(file: Deno.FsFile) {
+/**
+ * Appends json-file entries to one log file; lines are written whole, in one write each, one
+ * write at a time (stdout's and stderr's pumps share the file). With `maxSize`, the files
+ * rotate as docker's json-file driver rotates them: `log` becomes `log.1`, `log.1` becomes
+ * `log.2`, ..., the oldest beyond `maxFile - 1` is deleted, and a new `log` starts. Unlike
+ * docker, the rotation happens before an entry that would pass `maxSize` rather than after, so
+ * no file exceeds it (unless one entry alone does).
+ */
+export class LogWriter {
+  #file: Deno.FsFile;
+  #size: number;
+  readonly #path: string;
+  readonly #rotation?: LogRotation;
+  readonly #encoder = new TextEncoder();
+  #queue: Promise<void> = Promise.resolve();
+
+  private constructor(path: string, file: Deno.FsFile, size: number, rotation?: LogRotation) {
+    this.#path = path;
     this.#file = file;
+    this.#size = size;
+    this.#rotation = rotation?.maxSize ? rotation : undefined;
   }
 
   /** Opens `path` for appending (creating it, mode 0640). */
-  static async open(path: string): Promise<LogWriter> {
-    return new LogWriter(
-      await Deno.open(path, { append: true, create: true, mode: 0o640 }),
-    );
+  static async open(path: string, rotation?: LogRotation): Promise<LogWriter> {
+    const file = await Deno.open(path, { append: true, create: true, mode: 0o640 });
+    return new LogWriter(path, file, (await file.stat()).size, rotation);
   }
 
-  /** Writes one entry. */
-  async write(stream: LogStream, log: string): Promise<void> {
+  /** Writes one entry (after any write still in progress). */
+  write(stream: LogStream, log: string): Promise<void> {
     const line = JSON.stringify({ log, stream, time: logTime() }) + "\n";
     const bytes = this.#encoder.encode(line);
+    const next = this.#queue.then(() => this.#append(bytes));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  async #append(bytes: Uint8Array): Promise<void> {
+    const max = this.#rotation?.maxSize;
+    if (max !== undefined && this.#size > 0 && this.#size + bytes.length > max) {
+      await this.#rotate();
+    }
     let off = 0;
     while (off < bytes.length) off += await this.#file.write(bytes.subarray(off));
+    this.#size += bytes.length;
+  }
+
+  async #rotate(): Promise<void> {
+    const keep = this.#rotation!.maxFile - 1;
+    this.#file.close();
+    if (keep === 0) {
+      // One file only: start it again, as docker does.
+      this.#file = await Deno.open(this.#path, { write: true, truncate: true, mode: 0o640 });
+      this.#size = 0;
+      return;
+    }
+    await Deno.remove(`${this.#path}.${keep}`).catch(() => {});
+    for (let i = keep - 1; i >= 1; i--) {
+      await Deno.rename(`${this.#path}.${i}`, `${this.#path}.${i + 1}`).catch(() => {});
+    }
+    await Deno.rename(this.#path, `${this.#path}.1`);
+    this.#file = await Deno.open(this.#path, { append: true, create: true, mode: 0o640 });
+    this.#size = 0;
   }
 
   /** Closes the file. */
@@ -116,16 +166,40 @@ export function parseLogText(text: string): { entries: LogEntry[]; rest: string 
   return { entries, rest };
 }
 
-/** Entries of a log file with the filters applied (missing file: none). */
-export async function readLogs(path: string, o: ReadLogsOptions = {}): Promise<LogEntry[]> {
-  let text: string;
+/** The rotated files of log `path` that exist, oldest first (`path.N` ... `path.1`). */
+async function rotatedFiles(path: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 1;; i++) {
+    try {
+      await Deno.lstat(`${path}.${i}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) break;
+      throw err;
+    }
+    out.unshift(`${path}.${i}`);
+  }
+  return out;
+}
+
+async function readIfThere(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
+    if (err instanceof Deno.errors.NotFound) return "";
     throw err;
   }
-  let { entries } = parseLogText(text);
+}
+
+/**
+ * Entries of a log with the filters applied, across its rotated files in order (missing
+ * file: none).
+ */
+export async function readLogs(path: string, o: ReadLogsOptions = {}): Promise<LogEntry[]> {
+  let entries: LogEntry[] = [];
+  for (const file of [...await rotatedFiles(path), path]) {
+    // Each file ends with a whole line (unless being written): parse them one by one.
+    entries.push(...parseLogText(await readIfThere(file)).entries);
+  }
   entries = entries.filter((e) => inRange(e, o));
   if (o.tail !== undefined && o.tail >= 0) entries = o.tail === 0 ? [] : entries.slice(-o.tail);
   return entries;
@@ -137,9 +211,47 @@ function inRange(e: LogEntry, o: ReadLogsOptions): boolean {
   return (o.since === undefined || t >= o.since) && (o.until === undefined || t < o.until);
 }
 
+/** Reads `path` from `offset` to its end, with its inode; undefined when it is missing. */
+async function readFrom(
+  path: string,
+  offset: number,
+): Promise<{ bytes: Uint8Array; size: number; ino: number } | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+  try {
+    const ino = (await file.stat()).ino ?? 0;
+    await file.seek(offset, Deno.SeekMode.Start);
+    const chunks: Uint8Array[] = [];
+    let size = offset;
+    for (;;) {
+      const buf = new Uint8Array(64 * 1024);
+      const n = await file.read(buf);
+      if (n === null) break;
+      size += n;
+      chunks.push(buf.subarray(0, n));
+    }
+    const bytes = new Uint8Array(size - offset);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    return { bytes, size, ino };
+  } finally {
+    file.close();
+  }
+}
+
 /**
- * Follows a log file: yields entries (filtered by `o`) appended after what was already
- * read, polling every `intervalMs`, until `done()` is true and nothing more arrived.
+ * Follows a log: yields entries (filtered by `o`) appended after what was already read,
+ * polling every `intervalMs`, until `done()` is true and nothing more arrived. The live file
+ * is tracked by inode: when it was rotated since the last poll, the rest of it is read under
+ * its rotated name, then any newer rotated files, then the new live file.
  */
 export async function* followLogs(
   path: string,
@@ -147,26 +259,39 @@ export async function* followLogs(
   done: () => boolean,
   intervalMs = 100,
 ): AsyncGenerator<LogEntry> {
+  // Where reading stopped: the live file's inode and offset.
+  let ino: number | undefined;
   let offset = 0;
   let rest = "";
+  // One decoder for the whole stream: a line being written may end mid-character.
   const decoder = new TextDecoder();
   let first = true;
   for (;;) {
     // Sampled before reading, so that output written just before the exit is still read.
     const finished = done();
     let chunk = "";
-    try {
-      using file = await Deno.open(path);
-      await file.seek(offset, Deno.SeekMode.Start);
-      const buf = new Uint8Array(64 * 1024);
-      for (;;) {
-        const n = await file.read(buf);
-        if (n === null) break;
-        offset += n;
-        chunk += decoder.decode(buf.subarray(0, n), { stream: true });
+    const take = (r: { bytes: Uint8Array } | undefined) => {
+      if (r) chunk += decoder.decode(r.bytes, { stream: true });
+    };
+    if (first) {
+      // Everything so far, the rotated files first (`tail` applies to all of it).
+      for (const f of await rotatedFiles(path)) take(await readFrom(f, 0));
+    }
+    let live = await readFrom(path, ino === undefined ? 0 : offset);
+    if (live && ino !== undefined && live.ino !== ino) {
+      // Rotated: the old live file is a rotated one now; finish it, then the newer ones.
+      let found = false;
+      for (const f of await rotatedFiles(path)) {
+        const r = await readFrom(f, found ? 0 : offset);
+        if (!found && r?.ino === ino) found = true;
+        if (found) take(r);
       }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      live = await readFrom(path, 0);
+    }
+    take(live);
+    if (live) {
+      ino = live.ino;
+      offset = live.size;
     }
     const parsed = parseLogText(rest + chunk);
     rest = parsed.rest;

@@ -14,6 +14,7 @@ import { reapDeadRunner } from "./reap.ts";
 import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
+import type { LogOptions } from "./log_opts.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -64,6 +65,20 @@ export interface RunConfig {
   readonly healthcheck?: HealthConfig;
   /** The image's SHELL, which runs a `CMD-SHELL` healthcheck (`/bin/sh -c` when absent). */
   readonly shell?: readonly string[];
+  /** `--init`: host path of the init binary run as PID 1 in front of {@link argv}. */
+  readonly init?: string;
+  /** `--group-add`: group names (resolved in the image's /etc/group at start) or gids. */
+  readonly groupAdd?: readonly string[];
+  /** `--shm-size` in bytes; docker's 64 MiB when absent. */
+  readonly shmSize?: number;
+  /** `--sysctl`s as (key, value), checked to be namespaced. */
+  readonly sysctls?: readonly (readonly [string, string])[];
+  /** `--log-opt max-size/max-file`: json-file rotation; unbounded when absent. */
+  readonly log?: LogOptions;
+  /** The stop signal as given (`--stop-signal` or the image's StopSignal), for inspect. */
+  readonly stopSignalName?: string;
+  /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
+  readonly stopTimeoutSet?: boolean;
 }
 
 /** One container as the database records it. */

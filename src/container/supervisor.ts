@@ -26,6 +26,7 @@ import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
+import { specOptions } from "./run_options.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
@@ -110,7 +111,7 @@ export async function supervise(
     throw err;
   }
   let record = claimed;
-  const log = await LogWriter.open(logPath(store.root, id));
+  const log = await LogWriter.open(logPath(store.root, id), claimed.config.log);
   // `attach` and `start -a` reach the container through this socket while it is supervised.
   const attach = openAttachServer(store.root, id);
   let first = true;
@@ -257,6 +258,7 @@ async function startAndWait(
       ],
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
+      ...specOptions(c.config),
       beforeRelease: ports || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.

@@ -18,7 +18,7 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/proc
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
-import { buildProgram, type ChildPlan, type ExtraMount } from "./program.ts";
+import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
 import {
   ensureMountTarget,
@@ -37,7 +37,7 @@ import {
   warnSingleId,
   writeRootlessMaps,
 } from "./rootless.ts";
-import { resolveUser } from "./user.ts";
+import { resolveGroupAdd, resolveUser } from "./user.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
 import { mount, MS } from "../../ffi/mount.ts";
@@ -107,6 +107,14 @@ export interface ContainerSpec {
   readonly beforeRelease?: (pid: number) => Promise<void>;
   /** Called once PID 1 has ended, before the cgroup and rootfs are torn down. */
   readonly afterExit?: () => Promise<void>;
+  /** `--init`: host path of the init binary that runs as PID 1 in front of {@link argv}. */
+  readonly init?: string;
+  /** `--group-add`: group names (looked up in the image's /etc/group) or gids. */
+  readonly groupAdd?: readonly string[];
+  /** `--shm-size` in bytes (docker's 64 MiB when absent). */
+  readonly shmSize?: number;
+  /** `--sysctl`s, already checked to be namespaced (src/container/sysctl.ts). */
+  readonly sysctls?: readonly (readonly [string, string])[];
 }
 
 /** How the container ended. */
@@ -381,13 +389,18 @@ async function prepare(
   const toChild = (p: string) => rootless ? rootfs + p.slice(seen.length) : p;
   const target = (path: string, kind: "dir" | "file") =>
     toChild(ensureMountTarget(seen, path, kind));
-  const user = resolveUser(
-    spec.user,
-    readIfExists(resolveInRoot(seen, "/etc/passwd")),
-    readIfExists(resolveInRoot(seen, "/etc/group")),
-  );
+  const groupText = readIfExists(resolveInRoot(seen, "/etc/group"));
+  const user = resolveUser(spec.user, readIfExists(resolveInRoot(seen, "/etc/passwd")), groupText);
+  if (spec.groupAdd?.length && rootless && !rootless.maps.subGids) {
+    // Only the user's own gid is mapped: setgroups is denied, so the groups could not be set.
+    throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
+  }
+  const groups = spec.groupAdd?.length
+    ? [...new Set([...user.groups, ...resolveGroupAdd(spec.groupAdd, groupText)])]
+    : user.groups;
   const env = [...spec.env];
   if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+  if (spec.init) assertCommandFound(seen, spec.argv[0], env, spec.cwd);
   const files = {
     hostname: `${spec.hostname}\n`,
     hosts: hostsFile(spec.hostname, spec.network),
@@ -435,7 +448,7 @@ async function prepare(
       cwd: spec.cwd,
       uid: user.uid,
       gid: user.gid,
-      groups: user.groups,
+      groups,
       capabilities,
       security: security.plan,
       devPremounted: remapped,
@@ -447,12 +460,33 @@ async function prepare(
       bindSys: rootless !== undefined && spec.network === "host",
       lastCap: capLastCap(),
       stdio: spec.stdio,
-      argv: spec.argv,
+      // --init: the init is PID 1 and runs the command itself (catatonit's `--`).
+      argv: spec.init ? [INIT_PATH, "--", ...spec.argv] : spec.argv,
       env,
-      candidates: execCandidates(spec.argv[0], env),
+      candidates: spec.init ? [INIT_PATH] : execCandidates(spec.argv[0], env),
       parentDeathSignal: spec.parentDeathSignal,
+      init: spec.init,
+      shmSize: spec.shmSize,
+      sysctls: spec.sysctls,
     },
   };
+}
+
+/**
+ * `--init`: the init would report a missing command only as its own failure (exit 1), so the
+ * command is looked up here first, for docker's message and exit code 127.
+ */
+function assertCommandFound(root: string, argv0: string, env: string[], cwd: string): void {
+  const found = execCandidates(argv0, env).some((candidate) => {
+    const path = candidate.startsWith("/") ? candidate : `${cwd}/${candidate}`;
+    try {
+      // Resolved inside the rootfs (symlinks included), so lstat sees the file itself.
+      return Deno.lstatSync(resolveInRoot(root, path)).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (!found) throw startError({ opIndex: -1, errno: ENOENT }, [], argv0);
 }
 
 async function launch(

@@ -16,6 +16,9 @@ const UNITS: Record<string, number> = {
   p: 1024 ** 5,
 };
 
+/** docker's /dev/shm size when `--shm-size` is not given: 64 MiB. */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+
 /**
  * `32m`, `1g`, `512KiB`, `1048576` -> bytes, with docker's binary units (go-units RAMInBytes).
  * `-1` (unlimited) is taken only where the flag allows it (`--memory-swap`).

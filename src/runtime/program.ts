@@ -19,6 +19,7 @@ import { CLONE } from "../../ffi/clone.ts";
 import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
+import { DEFAULT_SHM_SIZE } from "./options.ts";
 import {
   deviceOps,
   maskOps,
@@ -49,6 +50,10 @@ const SIG_SETMASK = 2;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const CLOSE_RANGE_CLOEXEC = 4;
+const O_WRONLY = 1;
+
+/** Where `--init`'s binary appears inside the container (on /dev's tmpfs, not in the image). */
+export const INIT_PATH = "/dev/init";
 
 /** An extra mount the user asked for, with its target already resolved in the rootfs. */
 export type ExtraMount =
@@ -124,6 +129,12 @@ export interface ChildPlan {
   readonly terminal?: TerminalPlan;
   /** Signal PID 1 gets when the process that cloned it dies (PR_SET_PDEATHSIG); none if 0. */
   readonly parentDeathSignal?: number;
+  /** `--init`: host path of the init binary, bound read-only at {@link INIT_PATH}. */
+  readonly init?: string;
+  /** `--shm-size` in bytes; {@link DEFAULT_SHM_SIZE} when absent. */
+  readonly shmSize?: number;
+  /** `--sysctl`s (key, value), written in the container's /proc/sys before the masks. */
+  readonly sysctls?: readonly (readonly [string, string])[];
 }
 
 function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
@@ -280,10 +291,55 @@ export function devOps(p: ChildPlan): Op[] {
       `${dev}/shm`,
       "tmpfs",
       MS.NOSUID | MS.NODEV | MS.NOEXEC,
-      "mode=1777,size=65536k",
+      `mode=1777,size=${Math.ceil((p.shmSize ?? DEFAULT_SHM_SIZE) / 1024)}k`,
     ),
     mountOp("mqueue", `${dev}/mqueue`, "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC),
   );
+  if (p.init) ops.push(...initOps(dev, p.init));
+  return ops;
+}
+
+/**
+ * `--init`: an empty file on /dev's tmpfs with the host's init binary bound onto it, then made
+ * read-only, so the container can run it but never change the host's copy.
+ */
+export function initOps(dev: string, source: string): Op[] {
+  const target = `${dev}/${INIT_PATH.slice("/dev/".length)}`;
+  return [
+    op(SYS.mknodat, `create ${target}`, [AT_FDCWD, str(target), S_IFREG | 0o755, 0]),
+    mountOp(source, target, "", MS.BIND),
+    mountOp(source, target, "", MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV),
+  ];
+}
+
+/**
+ * `--sysctl`: each value written to /proc/sys/KEY after pivot_root, so the container's own
+ * proc (its network and IPC namespaces) takes it, and before /proc/sys is made read-only. The
+ * opened fd is close-on-exec; a refused value fails the start naming the key.
+ */
+export function sysctlOps(p: ChildPlan): Op[] {
+  if (!p.sysctls?.length) return [];
+  // /proc/sys files belong to the root of the namespace's owner: in a user namespace the
+  // child is still the unmapped host root here, so it becomes the namespace's root first (a
+  // no-op without one). Its capabilities stay; the identity ops set the final ids later.
+  const ops: Op[] = [
+    op(SYS.setresgid, "set gid 0 for --sysctl", [0, 0, 0]),
+    op(SYS.setresuid, "set uid 0 for --sysctl", [0, 0, 0]),
+  ];
+  for (const [key, value] of p.sysctls ?? []) {
+    // Dots separate levels; a "/" in a key is a "." in a name (runc's convention).
+    const path = `/proc/sys/${key.replace(/[./]/g, (c) => c === "." ? "/" : ".")}`;
+    const data = new TextEncoder().encode(value);
+    ops.push(
+      op(SYS.openat, `open ${path} for sysctl ${key}`, [
+        AT_FDCWD,
+        str(path),
+        O_WRONLY | O_CLOEXEC,
+        0,
+      ]),
+      op(SYS.write, `write sysctl ${key}=${value}`, [0, bytes(data), data.length], argFromLast(0)),
+    );
+  }
   return ops;
 }
 
@@ -456,6 +512,7 @@ export function buildProgram(p: ChildPlan): Op[] {
     ...bindOps(p),
     ...networkOps(p),
     ...pivotOps(p),
+    ...sysctlOps(p),
     ...(p.terminal ? terminalOps(p.terminal) : []),
     ...(sec ? maskOps(sec.masked, sec.readonly) : []),
     ...(sec ? rlimitOps(sec.rlimits) : []),

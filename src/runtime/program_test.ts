@@ -83,3 +83,35 @@ Deno.test("every pointer in the compiled program points into its own mmap'd regi
     program.free();
   }
 });
+
+Deno.test("--sysctl is written after pivot_root and before the masks; --init is bound read-only", () => {
+  const ops = buildProgram({
+    ...plan,
+    sysctls: [["net.ipv4.conf.eth0/100.forwarding", "1"]],
+    init: "/usr/bin/catatonit",
+    shmSize: 128 * 1024 * 1024,
+    security: {
+      masked: [],
+      readonly: ["/proc/sys"],
+      devices: [],
+      rlimits: [],
+      sysWritable: false,
+    } as unknown as NonNullable<ChildPlan["security"]>,
+  });
+  const at = (what: string) => ops.findIndex((o) => o.what === what);
+  const open = at(
+    "open /proc/sys/net/ipv4/conf/eth0.100/forwarding for sysctl " +
+      "net.ipv4.conf.eth0/100.forwarding",
+  );
+  assertOk(open > at("pivot_root"), "after pivot_root");
+  assertEquals(ops[open + 1].what, "write sysctl net.ipv4.conf.eth0/100.forwarding=1");
+  const masks = at("bind /proc/sys on /proc/sys");
+  assertOk(masks > open, "before /proc/sys is made read-only");
+  const init = ops.filter((o) => o.what.includes("/r/rootfs/dev/init")).map((o) => o.what);
+  assertEquals(init, [
+    "create /r/rootfs/dev/init",
+    "mount /usr/bin/catatonit on /r/rootfs/dev/init",
+    "mount /usr/bin/catatonit on /r/rootfs/dev/init",
+  ]);
+  assertOk(ops.some((o) => o.what === "mount tmpfs on /r/rootfs/dev/shm"));
+});

@@ -56,6 +56,22 @@ export interface RunFlags extends SecurityFlags {
   label?: string[];
   /** `--label-file` paths. */
   labelFile?: string[];
+  /** `--init`: a small init as PID 1 (src/container/init.ts). */
+  init?: boolean;
+  /** `--pull always|missing|never`. */
+  pull?: string;
+  /** `--platform os/arch[/variant]`. */
+  platform?: string;
+  /** `--cidfile`: write the container's id to this file at create. */
+  cidfile?: string;
+  /** `--group-add` values: group names or gids. */
+  groupAdd?: string[];
+  /** `--shm-size`: size of /dev/shm. */
+  shmSize?: string;
+  /** `--sysctl KEY=VALUE` values. */
+  sysctl?: string[];
+  /** `--log-opt KEY=VALUE` values (json-file: max-size, max-file). */
+  logOpt?: string[];
 }
 
 /** What run needs from the global options. */

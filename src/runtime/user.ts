@@ -106,3 +106,17 @@ export function resolveUser(spec: string, passwdText: string, groupText: string)
   const all = [...new Set([gid, ...supplementary])];
   return { uid, gid, groups: all, home: entry?.home || "/", name: entry?.name };
 }
+
+/**
+ * `--group-add` values as gids: numbers as they are, names looked up in the image's
+ * /etc/group (docker's message when one is missing).
+ */
+export function resolveGroupAdd(values: readonly string[], groupText: string): number[] {
+  const groups = parseGroup(groupText);
+  return values.map((v) => {
+    if (numeric.test(v)) return Number(v);
+    const g = groups.find((x) => x.name === v);
+    if (!g) throw new UserError(`Unable to find group ${v}: no matching entries in group file`);
+    return g.gid;
+  });
+}
