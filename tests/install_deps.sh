@@ -10,7 +10,7 @@ DENO_VERSION=2.9.6
 # terminal tests; uidmap/passwd: the rootless tests (newuidmap, useradd); util-linux/mount:
 # unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`.
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
-  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit)
+  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish)
 # Installed as packages, these start system services that would hold ports the tests use.
 SERVICES=(docker-registry nginx)
 
