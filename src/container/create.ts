@@ -18,7 +18,8 @@ import { exposedPortsFor } from "../net/publish.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
-import { containerNetwork } from "./network.ts";
+import { containerNetwork, joinedNetworkPid } from "./network.ts";
+import { writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -54,6 +55,19 @@ function networkFrom(store: Store, flags: RunFlags): NetworkMode {
   if (mode?.startsWith("container:")) return containerNetwork(store, mode, flags);
   if (mode === "host") return "host";
   return mode === "none" ? "none" : "private";
+}
+
+/**
+ * `container:X`: the network namespace the spec joins, X's PID 1's while X runs (X may be
+ * stopped at create; the start joins whatever PID 1 X has then).
+ */
+function networkPath(store: Store, network: NetworkMode): string | undefined {
+  if (!network.startsWith("container:")) return undefined;
+  try {
+    return `/proc/${joinedNetworkPid(store, network)}/ns/net`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What `run`/`create` need besides the flags. */
@@ -181,6 +195,7 @@ async function create(
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
+    await writeBundle(store, record, networkPath(store, network));
     await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);

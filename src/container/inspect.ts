@@ -5,7 +5,7 @@
  */
 import { inspectPorts } from "../net/publish.ts";
 import type { Store } from "../store/mod.ts";
-import { containerDir, logPath } from "./paths.ts";
+import { configPath, containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
@@ -44,6 +44,8 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
     },
     Image: c.imageId,
     LogPath: logPath(store.root, c.id),
+    // podman's key: the container's OCI bundle config, written at create.
+    OCIConfigPath: configPath(store.root, c.id),
     Name: `/${c.name}`,
     RestartCount: c.restartCount,
     Driver: "overlay",

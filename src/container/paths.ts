@@ -14,3 +14,8 @@ export function containerDir(root: string, id: string): string {
 export function logPath(root: string, id: string): string {
   return join(containerDir(root, id), `${id}-json.log`);
 }
+
+/** The container's OCI bundle config (podman's `OCIConfigPath`): written at create. */
+export function configPath(root: string, id: string): string {
+  return join(containerDir(root, id), "config.json");
+}

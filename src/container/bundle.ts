@@ -1,0 +1,157 @@
+/**
+ * Every container's OCI bundle: its `config.json` (src/container/spec.ts's {@link specFor}),
+ * written at create in the container's directory, with `root.path` the rootfs mount point there.
+ * This module gathers what the pure mapping needs from the host and the image, then writes the
+ * file (one small write; only cheap reads on `run`'s path: /proc text, the image's passwd).
+ *
+ * @module
+ */
+import { join } from "../path.ts";
+import { UsageError } from "../errors.ts";
+import type { Store } from "../store/mod.ts";
+import { resolveGroupAdd, resolveUser } from "../runtime/user.ts";
+import {
+  allHostDevices,
+  existingMasks,
+  existingReadonly,
+  type HostDevice,
+  hostDevice,
+} from "../runtime/security.ts";
+import type { Spec } from "../oci/spec.ts";
+import { type HostFacts, specFor, type SpecUser } from "./spec.ts";
+import { configPath, containerDir } from "./paths.ts";
+import type { ContainerRecord, RunConfig } from "./state.ts";
+
+/** A file of the image read by create: at most this much (passwd and group are small). */
+const MAX_IMAGE_FILE = 1 << 20;
+
+/**
+ * `path` (like `etc/passwd`) as the image's layers show it: the top-most layer that has it
+ * wins, a whiteout (a 0/0 character device) or a non-directory parent hides it. Only regular
+ * files are read and nothing is followed, so a hostile layer's symlink cannot make create read
+ * a host file. "" when the image has none.
+ */
+export function readImageFile(layerDirs: readonly string[], path: string): string {
+  const parts = path.split("/");
+  for (const layer of [...layerDirs].reverse()) {
+    let dir = layer;
+    let hidden = false;
+    for (const part of parts.slice(0, -1)) {
+      dir = join(dir, part);
+      const info = lstatOrUndefined(dir);
+      if (info === undefined) {
+        dir = "";
+        break;
+      }
+      if (!info.isDirectory) hidden = true;
+    }
+    if (hidden) return "";
+    if (dir === "") continue;
+    const file = join(dir, parts.at(-1)!);
+    const info = lstatOrUndefined(file);
+    if (info === undefined) continue;
+    if (!info.isFile || info.size > MAX_IMAGE_FILE) return "";
+    return Deno.readTextFileSync(file);
+  }
+  return "";
+}
+
+function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `--user` and `--group-add` resolved in the image's passwd and group files. */
+export function imageUser(config: RunConfig, layerDirs: readonly string[]): SpecUser {
+  const group = readImageFile(layerDirs, "etc/group");
+  try {
+    const user = resolveUser(config.user, readImageFile(layerDirs, "etc/passwd"), group);
+    const extraGids = config.groupAdd?.length ? resolveGroupAdd(config.groupAdd, group) : [];
+    return { resolved: true, user, extraGids };
+  } catch (err) {
+    // docker's create succeeds and its start fails; the runtime resolves again at start.
+    return { resolved: false, error: (err as Error).message };
+  }
+}
+
+/** The hard RLIMIT_NOFILE of this process, from /proc/self/limits (no FFI on create's path). */
+export function nofileCeiling(limits?: string): number {
+  let text = limits;
+  try {
+    text ??= Deno.readTextFileSync("/proc/self/limits");
+  } catch {
+    return 1048576;
+  }
+  const m = /^Max open files\s+\S+\s+(\S+)/m.exec(text);
+  return m && /^[0-9]+$/.test(m[1]) ? Number(m[1]) : 1048576;
+}
+
+/** What this host says about docker's defaults for `config`. */
+export function hostFacts(config: RunConfig): HostFacts {
+  const security = config.security?.security;
+  const devices = new Map<string, HostDevice>();
+  for (const d of security?.devices ?? []) devices.set(d.source, hostDevice(d.source));
+  const privilegedDevices = security?.privileged
+    ? allHostDevices().flatMap((d) => {
+      try {
+        return [{ path: d.target, ...hostDevice(d.source) }];
+      } catch {
+        return [];
+      }
+    })
+    : [];
+  return {
+    maskedPaths: existingMasks().map((m) => m.path),
+    readonlyPaths: existingReadonly(),
+    kernel: Deno.osRelease(),
+    nofileCeiling: nofileCeiling(),
+    devices,
+    privilegedDevices,
+  };
+}
+
+/** The spec of a recorded container, from its options, its image and this host. */
+export function containerSpec(
+  store: Store,
+  record: ContainerRecord,
+  networkPath?: string,
+): Spec {
+  const dir = containerDir(store.root, record.id);
+  const layerDirs = record.config.layers.map((l) => join(store.linkDir, l));
+  return specFor({
+    id: record.id,
+    config: record.config,
+    rootfs: join(dir, "rootfs"),
+    stateDir: dir,
+    user: imageUser(record.config, layerDirs),
+    host: hostFacts(record.config),
+    networkPath,
+  });
+}
+
+/** Writes the container's `config.json` (0600: it holds the environment); returns its path. */
+export async function writeBundle(
+  store: Store,
+  record: ContainerRecord,
+  networkPath?: string,
+): Promise<string> {
+  const path = configPath(store.root, record.id);
+  const spec = containerSpec(store, record, networkPath);
+  await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600 });
+  return path;
+}
+
+/** The container's spec as written at create; a UsageError when it has none (an older tsbox). */
+export async function readBundle(root: string, id: string): Promise<Spec> {
+  try {
+    return JSON.parse(await Deno.readTextFile(configPath(root, id))) as Spec;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UsageError(`container ${id.slice(0, 12)} has no config.json`);
+    }
+    throw err;
+  }
+}
