@@ -127,7 +127,7 @@ export function history(store: Store, name: string): HistoryRow[] {
 
 // Containers: the same code as `tsbox run -d`, `ps`, `logs`, `stop`, `rm`.
 import { runContainer, type RunGlobals } from "./src/container/run.ts";
-import type { RunFlags } from "./src/runtime/run.ts";
+import type { RunFlags } from "./src/container/flags.ts";
 import { removeContainer, stopContainer } from "./src/container/lifecycle.ts";
 import { type LogEntry, readLogs } from "./src/container/logs.ts";
 import { logPath } from "./src/container/paths.ts";

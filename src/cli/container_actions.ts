@@ -4,7 +4,7 @@
  * @module
  */
 import { TsboxError } from "../errors.ts";
-import type { RunFlags } from "../runtime/run.ts";
+import type { RunFlags } from "../container/flags.ts";
 import { Store } from "../store/mod.ts";
 import { createFromFlags } from "../container/create.ts";
 import { inspectContainer } from "../container/inspect.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { hostLayout } from "../runtime/cgroups.ts";
-import { boundingSet } from "../runtime/security.ts";
+import { boundingSet } from "../container/security_flags.ts";
 import { remapMapping } from "../runtime/userns.ts";
 import { VERSION } from "../version.ts";
 import type { GlobalOptions } from "./globals.ts";

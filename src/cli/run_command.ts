@@ -10,7 +10,7 @@ import { UsageError } from "../errors.ts";
 import { parseLabel } from "../container/labels.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
-import type { RunFlags } from "../runtime/run.ts";
+import type { RunFlags } from "../container/flags.ts";
 import { parseGoDuration } from "../container/health.ts";
 
 function collect(value: string, previous: string[] = []): string[] {

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { checkLimits, LimitError, MIN_MEMORY } from "./limits.ts";
-import { parseBytes, parseCpus } from "../runtime/options.ts";
+import { parseBytes, parseCpus } from "./flag_values.ts";
 
 const TWO = () => 2;
 const MB = 1024 * 1024;

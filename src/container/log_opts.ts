@@ -7,7 +7,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { parseBytes } from "../runtime/options.ts";
+import { parseBytes } from "./flag_values.ts";
 import type { LogRotation } from "./logs.ts";
 
 /** The log's rotation settings (what the log writer takes), and the options as given. */

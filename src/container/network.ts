@@ -6,7 +6,7 @@
  */
 import { TsboxError, UsageError } from "../errors.ts";
 import type { NetworkMode } from "../runtime/container.ts";
-import type { RunFlags } from "../runtime/run.ts";
+import type { RunFlags } from "./flags.ts";
 import type { Store } from "../store/mod.ts";
 import { getContainer, reconcile, requireContainer } from "./state.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { killPid } from "../../ffi/process.ts";
-import type { RunFlags } from "../runtime/run.ts";
+import type { RunFlags } from "./flags.ts";
 import { Store } from "../store/mod.ts";
 import { createFromFlags } from "./create.ts";
 import { checkPublish } from "../net/publish.ts";

@@ -8,8 +8,8 @@
  */
 import { UsageError } from "../errors.ts";
 import type { ContainerSpec, NetworkMode } from "../runtime/container.ts";
-import { DEFAULT_SHM_SIZE, parseBytes } from "../runtime/options.ts";
-import type { RunFlags } from "../runtime/run.ts";
+import { DEFAULT_SHM_SIZE, parseBytes } from "./flag_values.ts";
+import type { RunFlags } from "./flags.ts";
 import { findInitBinary } from "./init.ts";
 import { parseLogOpts } from "./log_opts.ts";
 import type { RunConfig } from "./state.ts";

@@ -27,7 +27,7 @@ import { OCI_VERSION } from "../oci/spec.ts";
 import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { INIT_PATH } from "../runtime/program.ts";
-import { DEFAULT_SHM_SIZE } from "../runtime/options.ts";
+import { DEFAULT_SHM_SIZE } from "./flag_values.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
 import {

@@ -12,7 +12,7 @@ import type { Store } from "../store/mod.ts";
 import { randomName } from "./names.ts";
 import { reapDeadRunner } from "./reap.ts";
 import { processAlive } from "./proc.ts";
-import type { SecuritySpec } from "../runtime/security.ts";
+import type { SecuritySpec } from "./security_flags.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
 
@@ -28,7 +28,7 @@ export interface RestartPolicy {
 
 /** Everything needed to start (and restart) the container, fixed at create time. */
 export interface RunConfig {
-  /** Capabilities, confinement and user namespace mapping (runtime/security.ts). */
+  /** Capabilities, confinement and user namespace mapping (security_flags.ts). */
   readonly security?: SecuritySpec;
   readonly argv: readonly string[];
   readonly env: readonly string[];

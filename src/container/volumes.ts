@@ -24,7 +24,7 @@ import { copyDirContents } from "./fd_copy.ts";
 import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
 import { NotFoundError, TsboxError, UsageError } from "../errors.ts";
 import type { MountRequest } from "../runtime/container.ts";
-import { type MountFlag, VOLUME_NAME } from "../runtime/options.ts";
+import { type MountFlag, VOLUME_NAME } from "./flag_values.ts";
 import { type IdMapping, toHost } from "../runtime/userns.ts";
 import type { Store } from "../store/mod.ts";
 import { removeTree } from "./rmtree.ts";

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { lgetxattr, lsetxattr } from "../../ffi/fs.ts";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { parseMountFlag, parseVolume } from "../runtime/options.ts";
+import { parseMountFlag, parseVolume } from "./flag_values.ts";
 import { Store } from "../store/mod.ts";
 import {
   assertEquals,

@@ -19,7 +19,7 @@ import { CLONE } from "../../ffi/clone.ts";
 import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
-import { DEFAULT_SHM_SIZE } from "./options.ts";
+import { DEFAULT_SHM_SIZE } from "./defaults.ts";
 import {
   deviceOps,
   maskOps,

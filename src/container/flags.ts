@@ -1,11 +1,12 @@
 /**
- * `run`'s flags and what they mean for the runtime: resource limits and mounts. The run itself
- * (create, supervise, attach) is src/container/run.ts.
+ * `run`'s flags as the CLI hands them over (strings, as docker spells them), and the typed
+ * resource limits and mounts they name. The run itself (create, supervise, attach) is
+ * src/container/run.ts; the spec they become is spec.ts's.
  *
  * @module
  */
-import type { ResourceLimits } from "./cgroups.ts";
-import type { SecurityFlags } from "./security.ts";
+import type { ResourceLimits } from "../runtime/cgroups.ts";
+import type { SecurityFlags } from "./security_flags.ts";
 import {
   type MountFlag,
   parseBytes,
@@ -14,7 +15,7 @@ import {
   parseMountFlag,
   parseTmpfs,
   parseVolume,
-} from "./options.ts";
+} from "./flag_values.ts";
 
 /** The flags of `run` as the CLI hands them over (security flags: security.ts). */
 export interface RunFlags extends SecurityFlags {

@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import type { MountRequest } from "./container.ts";
+import type { MountRequest } from "../runtime/container.ts";
 
 const UNITS: Record<string, number> = {
   "": 1,
@@ -17,7 +17,7 @@ const UNITS: Record<string, number> = {
 };
 
 /** docker's /dev/shm size when `--shm-size` is not given: 64 MiB. */
-export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+export { DEFAULT_SHM_SIZE } from "../runtime/defaults.ts";
 
 /**
  * `32m`, `1g`, `512KiB`, `1048576` -> bytes, with docker's binary units (go-units RAMInBytes).
