@@ -66,9 +66,17 @@ function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
 
 /** `--user` and `--group-add` resolved in the image's passwd and group files. */
 export function imageUser(config: RunConfig, layerDirs: readonly string[]): SpecUser {
-  const group = readImageFile(layerDirs, "etc/group");
+  return specUser(
+    config,
+    readImageFile(layerDirs, "etc/passwd"),
+    readImageFile(layerDirs, "etc/group"),
+  );
+}
+
+/** `--user` and `--group-add` resolved in passwd and group texts ("" when the image has none). */
+export function specUser(config: RunConfig, passwd: string, group: string): SpecUser {
   try {
-    const user = resolveUser(config.user, readImageFile(layerDirs, "etc/passwd"), group);
+    const user = resolveUser(config.user, passwd, group);
     const extraGids = config.groupAdd?.length ? resolveGroupAdd(config.groupAdd, group) : [];
     return { resolved: true, user, extraGids };
   } catch (err) {

@@ -4,58 +4,19 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
-import { parseEnvFile, planProcess } from "../runtime/config.ts";
 import type { NetworkMode } from "../runtime/container.ts";
-import { checkHostname } from "../runtime/hostname.ts";
 import { newContainerId } from "../runtime/id.ts";
-import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
-import { securitySpec } from "./security_flags.ts";
-import { limitsFrom, mountsFrom, type RunFlags } from "./flags.ts";
+import type { RunFlags } from "./flags.ts";
 import type { Store } from "../store/mod.ts";
 import type { Platform } from "../../registry/platform.ts";
-import { exposedPortsFor } from "../net/publish.ts";
-import { checkLimits, hostCpuCount } from "./limits.ts";
-import { healthConfigFrom, type HealthFlags } from "./health.ts";
-import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork, joinedNetworkPid } from "./network.ts";
 import { writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
-import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
-import { imageForRun, parsePullPolicy, parseRunPlatform } from "./run_image.ts";
-import { parseStopTimeout, runOptionsFrom } from "./run_options.ts";
-import { type ContainerRecord, createContainer, type RestartPolicy } from "./state.ts";
-import {
-  attachVolumes,
-  checkBindSources,
-  makeBindSources,
-  planMounts,
-  seedVolumes,
-} from "./volumes.ts";
-
-/** `--restart no|on-failure[:N]|always|unless-stopped`. */
-export function parseRestart(value: string | undefined): RestartPolicy {
-  if (value === undefined || value === "" || value === "no") return { name: "no", maxRetries: 0 };
-  const [name, count] = value.split(":");
-  if (name === "on-failure") {
-    if (count !== undefined && !/^\d+$/.test(count)) {
-      throw new UsageError(`invalid restart policy: maximum retry count must be an integer`);
-    }
-    return { name, maxRetries: Number(count ?? 0) };
-  }
-  if ((name === "always" || name === "unless-stopped") && count === undefined) {
-    return { name, maxRetries: 0 };
-  }
-  throw new UsageError(`invalid restart policy '${value}'`);
-}
-
-function networkFrom(store: Store, flags: RunFlags): NetworkMode {
-  const mode = flags.network;
-  if (mode?.startsWith("container:")) return containerNetwork(store, mode, flags);
-  if (mode === "host") return "host";
-  return mode === "none" ? "none" : "private";
-}
+import { createOptions, runConfigFor } from "./create_options.ts";
+import { imageForRun } from "./run_image.ts";
+import { type ContainerRecord, createContainer } from "./state.ts";
+import { attachVolumes, checkBindSources, makeBindSources, seedVolumes } from "./volumes.ts";
 
 /**
  * `container:X`: the network namespace the spec joins, X's PID 1's while X runs (X may be
@@ -108,31 +69,13 @@ async function create(
   flags: RunFlags,
   globals: CreateGlobals,
 ): Promise<ContainerRecord> {
-  // Before anything is pulled or recorded: a bad name leaves nothing behind.
-  if (flags.hostname) checkHostname(flags.hostname);
-  if (flags.rm && flags.restart && flags.restart !== "no") {
-    throw new UsageError("conflicting options: cannot specify both --restart and --rm");
-  }
-  const restart = parseRestart(flags.restart);
-  // The flags' own mistakes are refused before a pull; the image's part is merged below.
-  healthConfigFrom(undefined, flags as HealthFlags);
-  const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
-  // Checked as docker checks them, before the image is pulled or anything is created.
-  const resources = checkLimits(limitsFrom(flags), hostCpuCount);
-  const requestedMounts = mountsFrom(flags);
-  const envFiles: string[] = [];
-  for (const file of flags.envFile ?? []) {
-    envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
-  }
-  const network = networkFrom(store, flags);
-  const options = runOptionsFrom(flags, network);
-  const pull = parsePullPolicy(flags.pull);
-  const platform = parseRunPlatform(flags.platform);
-  const stopSignalFlag = flags.stopSignal !== undefined ? parseSignal(flags.stopSignal) : undefined;
-  const stopTimeout = parseStopTimeout(flags.stopTimeout);
+  const options = await createOptions(flags, {
+    usernsRemap: globals.usernsRemap,
+    joinContainer: (mode) => containerNetwork(store, mode, flags),
+  });
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
-  const missingSources = await checkBindSources(requestedMounts);
-  const ownLabels = await labelsFromFlags(flags.label, flags.labelFile);
+  const missingSources = await checkBindSources(options.mounts);
+  const { pull, platform } = options;
   const image = await imageForRun(
     store,
     imageName,
@@ -140,62 +83,25 @@ async function create(
     (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
   );
   const id = newContainerId();
-  const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
-  const imageConfig = image.config.config ?? {};
-  const plan = planProcess(imageConfig, {
+  const { config, volumes } = runConfigFor({
+    flags,
+    options,
     command,
-    entrypoint: flags.entrypoint,
-    env: [...envFiles, ...(flags.env ?? [])],
-    workdir: flags.workdir,
-    user: flags.user,
-    tty: flags.tty,
-  }, hostname);
-  const imageStopSignal = (imageConfig as { StopSignal?: string }).StopSignal;
-  const { mounts, volumes } = planMounts(
-    store.root,
-    requestedMounts,
-    Object.keys(imageConfig.Volumes ?? {}),
-  );
+    image: image.config.config ?? {},
+    layers: image.layers.map((l) => l.shortId),
+    id,
+    root: store.root,
+  });
   const record = createContainer(store, {
     id,
     name: flags.name,
     imageId: image.id,
     imageName,
-    config: {
-      argv: plan.argv,
-      env: plan.env,
-      cwd: plan.cwd,
-      user: plan.user,
-      hostname,
-      network,
-      resources,
-      mounts,
-      readOnly: flags.readOnly ?? false,
-      tty: flags.tty ?? false,
-      interactive: flags.interactive ?? false,
-      layers: image.layers.map((l) => l.shortId),
-      restart,
-      autoRemove: flags.rm ?? false,
-      stopSignal: stopSignalFlag ?? (imageStopSignal ? parseSignal(imageStopSignal) : 15),
-      stopSignalName: flags.stopSignal ?? imageStopSignal,
-      stopTimeout: stopTimeout ?? 10,
-      stopTimeoutSet: stopTimeout !== undefined,
-      ...options,
-      ports: flags.publish,
-      publishAll: flags.publishAll,
-      exposedPorts: exposedPortsFor(
-        { publish: flags.publish, publishAll: flags.publishAll, expose: flags.expose },
-        (imageConfig as { ExposedPorts?: Record<string, unknown> }).ExposedPorts,
-      ),
-      security,
-      labels: mergeLabels(imageConfig.Labels, ownLabels),
-      healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
-      shell: imageConfig.Shell,
-    },
+    config,
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
-    await writeBundle(store, record, networkPath(store, network));
+    await writeBundle(store, record, networkPath(store, config.network));
     await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);

@@ -104,7 +104,7 @@ const PROC_FLAGS = ["nosuid", "noexec", "nodev"];
 export function specFor(input: SpecInput): Spec {
   const c = input.config;
   const privileged = c.security?.security.privileged ?? false;
-  const caps = capabilityNames(c.security?.capabilities ?? DEFAULT_CAPS) as CapabilityName[];
+  const caps: CapabilityName[] = capabilityNames(c.security?.capabilities ?? DEFAULT_CAPS);
   const env = [...c.env];
   if (input.user.resolved && getEnv(env, "HOME") === undefined) {
     env.push(`HOME=${input.user.user.home}`);

@@ -27,8 +27,10 @@ import { SYSCALLS_X86_64 as NR } from "./seccomp_syscalls.ts";
 export const CAPABILITIES: Readonly<Record<string, number>> = CAP;
 
 /** `CAP_*` names of `caps` (numbers the table does not know are left out). */
-export function capabilityNames(caps: readonly number[]): string[] {
-  const byNumber = new Map(Object.entries(CAPABILITIES).map(([k, v]) => [v, `CAP_${k}`]));
+export function capabilityNames(caps: readonly number[]): `CAP_${string}`[] {
+  const byNumber = new Map(
+    Object.entries(CAPABILITIES).map(([k, v]): [number, `CAP_${string}`] => [v, `CAP_${k}`]),
+  );
   return caps.flatMap((c) => byNumber.has(c) ? [byNumber.get(c)!] : []);
 }
 
