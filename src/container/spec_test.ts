@@ -2,7 +2,7 @@
  * docker flags in, OCI spec out: each row parses `run`'s flags as `create` does
  * (create_options.ts), merges them with an image config, maps the record to the spec
  * (spec.ts) and compares the fields the flags decide. Every spec produced also validates against
- * the runtime-spec's JSON schema (tests/fixtures/oci-runtime-spec-v1.2.0). No root needed.
+ * the runtime-spec's JSON schema (tests/fixtures/oci-runtime-spec-v1.1.0). No root needed.
  */
 import { Ajv } from "ajv";
 import { assertEquals, assertOk } from "../../tests/assert.ts";
@@ -78,7 +78,7 @@ const DOCKER_CAPS: CapabilityName[] = [
 const userMounts = (s: Spec): Mount[] => (s.mounts ?? []).slice(9);
 const seccompNames = (s: Spec) => (s.linux.seccomp?.syscalls ?? []).flatMap((r) => r.names);
 const validate = (() => {
-  const dir = new URL("../../tests/fixtures/oci-runtime-spec-v1.2.0/", import.meta.url);
+  const dir = new URL("../../tests/fixtures/oci-runtime-spec-v1.1.0/", import.meta.url);
   const ajv = new Ajv({ strict: false, allErrors: true });
   for (const e of Deno.readDirSync(dir)) {
     const schema = JSON.parse(Deno.readTextFileSync(new URL(e.name, dir)));

@@ -4,13 +4,13 @@
  * (crun, runc, youki) runs. Types only: importing this costs nothing at start.
  *
  * Field docs quote the spec's meaning where it is not obvious; the schema kept in
- * tests/fixtures/oci-runtime-spec-v1.2.0 is the reference these types are checked against.
+ * tests/fixtures/oci-runtime-spec-v1.1.0 is the reference these types are checked against.
  *
  * @module
  */
 
 /** The spec release tsbox writes. */
-export const OCI_VERSION = "1.2.0";
+export const OCI_VERSION = "1.1.0";
 
 /** `process.user`: numeric ids, resolved in the image's /etc/passwd and /etc/group beforehand. */
 export interface User {
