@@ -21,6 +21,7 @@ import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
+import { defineNetworkCommands } from "./network_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   defineAttachCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
+  defineNetworkCommands(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;

@@ -9,6 +9,7 @@ import { Store } from "../store/mod.ts";
 import { AddressError, leaseAddress, leasesOf, releaseLease, vethName } from "./ipam.ts";
 import {
   insertNetwork,
+  NetworkExistsError,
   type NetworkRecord,
   requireNetwork,
   SubnetOverlapError,
@@ -91,7 +92,7 @@ Deno.test("network create refuses taken names, predefined names, bad and overlap
       "10.98.0.1",
       `tsbox-${app.id.slice(0, 8)}`,
     ]);
-    assertThrows(() => createNetwork(store, { name: "app" }), UsageError, "already exists");
+    assertThrows(() => createNetwork(store, { name: "app" }), NetworkExistsError, "already exists");
     assertThrows(() => createNetwork(store, { name: "bridge" }), UsageError, "pre-defined");
     assertThrows(() => createNetwork(store, { name: "-x" }), UsageError, "invalid network name");
     assertThrows(

@@ -32,6 +32,7 @@ import {
   insertNetwork,
   listNetworkRecords,
   NETWORK_NAME,
+  NetworkExistsError,
   type NetworkRecord,
   newNetworkId,
   PREDEFINED,
@@ -46,6 +47,7 @@ export { type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
 export {
   DEFAULT_NETWORK,
   findNetwork,
+  NetworkExistsError,
   type NetworkRecord,
   PREDEFINED,
   requireNetwork,
@@ -122,7 +124,7 @@ export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRec
     );
   }
   if (findNetwork(store, o.name)?.name === o.name) {
-    throw new UsageError(`network with name ${o.name} already exists`);
+    throw new NetworkExistsError(o.name);
   }
   if (o.gateway !== undefined && o.subnet === undefined) {
     throw new UsageError("--gateway needs --subnet");

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { NotFoundError, TsboxError, UsageError } from "../errors.ts";
+import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
 
@@ -71,6 +71,14 @@ export class SubnetOverlapError extends TsboxError {
   }
 }
 
+/** `network create` with a name another network has. */
+export class NetworkExistsError extends TsboxError {
+  constructor(readonly network: string) {
+    super(`network with name ${network} already exists`);
+    this.name = "NetworkExistsError";
+  }
+}
+
 /** Every network, ordered by name. */
 export function listNetworkRecords(store: Store): NetworkRecord[] {
   return store.db.all<Row>("SELECT * FROM networks ORDER BY name").map(toRecord);
@@ -113,7 +121,7 @@ export type NewNetwork = Omit<NetworkRecord, "createdAt" | "driver">;
 export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
   return store.db.transaction(() => {
     if (store.db.get("SELECT 1 AS x FROM networks WHERE name = ?", n.name)) {
-      throw new UsageError(`network with name ${n.name} already exists`);
+      throw new NetworkExistsError(n.name);
     }
     const mine = parseSubnet(n.subnet);
     for (const other of recordedSubnets(store)) {
