@@ -76,20 +76,21 @@ export function ensureBridge(spec: BridgeSpec): number {
     if (link && link.kind !== "bridge") {
       throw new TsboxError(`interface ${spec.bridge} exists and is not a bridge`);
     }
-    const names = new Map(nl.links().map((l) => [l.index, l.name]));
-    for (const r of hostRoutes(nl)) {
-      if (link && r.oif === link.index) continue;
-      if (r.type !== 1) continue; // unicast routes only; local/broadcast follow addresses
-      const base = parseIPv4(r.dst);
-      if (base === undefined) continue;
-      if (overlaps(subnet, { base, prefix: r.dstLen })) {
+    if (link) {
+      // Made before (by this network, with this subnet checked then): only its address is
+      // checked, so that two stores never share one bridge.
+      const index = link.index;
+      const other = nl.addresses().find((a) => a.index === index && a.address !== spec.gateway);
+      if (other) {
         throw new TsboxError(
-          `subnet ${spec.subnet} of bridge ${spec.bridge} overlaps the host's route ` +
-            `${r.dst}/${r.dstLen} dev ${names.get(r.oif ?? -1) ?? "?"}`,
+          `bridge ${spec.bridge} has address ${other.address}/${other.prefixLen}, not ` +
+            `${spec.gateway}: it belongs to another network (of another tsbox store?)`,
         );
       }
+    } else {
+      checkUnrouted(nl, spec);
+      link = nl.createBridge(spec.bridge);
     }
-    if (!link) link = nl.createBridge(spec.bridge);
     try {
       nl.addAddress(link.index, spec.gateway, subnet.prefix);
     } catch (err) {
@@ -99,6 +100,23 @@ export function ensureBridge(spec: BridgeSpec): number {
     return link.index;
   } finally {
     nl.close();
+  }
+}
+
+/** Refuses a subnet the host already routes (another tool's network, another store's). */
+function checkUnrouted(nl: Netlink, spec: BridgeSpec): void {
+  const subnet = parseSubnet(spec.subnet);
+  const names = new Map(nl.links().map((l) => [l.index, l.name]));
+  for (const r of hostRoutes(nl)) {
+    if (r.type !== 1) continue; // unicast routes only; local/broadcast follow addresses
+    const base = parseIPv4(r.dst);
+    if (base === undefined) continue;
+    if (overlaps(subnet, { base, prefix: r.dstLen })) {
+      throw new TsboxError(
+        `subnet ${spec.subnet} of bridge ${spec.bridge} overlaps the host's route ` +
+          `${r.dst}/${r.dstLen} dev ${names.get(r.oif ?? -1) ?? "?"}`,
+      );
+    }
   }
 }
 
