@@ -171,3 +171,37 @@ rootTest(
     assertEquals(run("nft", "list", "ruleset").out, rulesBefore);
   },
 );
+
+rootTest(
+  "info tells IPv4 forwarding and names another table's forward chain that drops",
+  async () => {
+    const { root, cleanup } = await tempRoot();
+    const table = `tsbox_test_info_${Deno.pid}`;
+    try {
+      const plain = await tsbox(["info"], { root });
+      assertEquals(plain.code, 0, plain.stderr);
+      assertMatch(
+        plain.stdout,
+        new RegExp(`^IPv4 Forwarding: ${ipForwarding() ? "on" : "off"}`, "m"),
+      );
+      assertOk(!plain.stdout.includes(table));
+      // A table of the test's own, with docker's FORWARD policy: info names it in one line.
+      assertEquals(
+        run(
+          "nft",
+          `add table ip ${table}; add chain ip ${table} FORWARD { type filter hook forward priority 0; policy drop; }`,
+        ).code,
+        0,
+      );
+      const warned = await tsbox(["info"], { root });
+      const line = warned.stdout.split("\n").find((l) => l.includes(`ip ${table} FORWARD`));
+      assertOk(line?.startsWith("WARNING: "), warned.stdout);
+      assertStringIncludes(line!, "drop by policy");
+      const json = JSON.parse((await tsbox(["info", "--format", "json"], { root })).stdout);
+      assertEquals(json.IPv4Forwarding, ipForwarding());
+    } finally {
+      run("nft", `delete table ip ${table}`);
+      await cleanup();
+    }
+  },
+);
