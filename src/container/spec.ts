@@ -26,8 +26,7 @@ import type {
 import { OCI_VERSION } from "../oci/spec.ts";
 import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
-import { INIT_PATH } from "../runtime/program.ts";
-import { DEFAULT_SHM_SIZE } from "./flag_values.ts";
+import { DEFAULT_SHM_SIZE, INIT_PATH } from "../runtime/defaults.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
 import {
@@ -40,7 +39,7 @@ import type { IdRange } from "../runtime/userns.ts";
 import type { ResolvedUser } from "../runtime/user.ts";
 import type { RunConfig } from "./state.ts";
 
-/** What the host decides about docker's defaults; read once by the caller (spec_host.ts). */
+/** What the host decides about docker's defaults; read by the caller (bundle.ts). */
 export interface HostFacts {
   /** docker's masked paths that exist on this kernel. */
   readonly maskedPaths: readonly string[];

@@ -81,6 +81,7 @@ const validate = (() => {
   const dir = new URL("../../tests/fixtures/oci-runtime-spec-v1.1.0/", import.meta.url);
   const ajv = new Ajv({ strict: false, allErrors: true });
   for (const e of Deno.readDirSync(dir)) {
+    if (!e.name.endsWith(".json")) continue;
     const schema = JSON.parse(Deno.readTextFileSync(new URL(e.name, dir)));
     // Draft-04 schemas without draft-04-only keywords: ajv's default draft reads them the same.
     delete schema.$schema;
@@ -474,4 +475,22 @@ Deno.test("spec: the schema refuses what the spec forbids (the validator is live
   const spec = await specOf({});
   assertOk(!validate({ ...spec, process: { ...spec.process, user: { uid: -1, gid: 0 } } }));
   assertOk(!validate({ ...spec, linux: { ...spec.linux, rootfsPropagation: "rprivate" } }));
+});
+
+Deno.test("spec: --init: the init is PID 1 in front of the command, bound read-only", async () => {
+  Deno.env.set("TSBOX_INIT", "/bin/sh"); // any executable stands for catatonit here
+  try {
+    const spec = await specOf({ init: true }, { command: ["echo", "hi"] });
+    assertEquals(spec.process.args, ["/dev/init", "--", "echo", "hi"]);
+    assertEquals(spec.mounts?.find((m) => m.destination === "/dev/init"), {
+      destination: "/dev/init",
+      type: "bind",
+      source: "/bin/sh",
+      options: ["bind", "ro", "nosuid", "nodev"],
+    });
+    assertEquals(spec.annotations?.[ANNOTATION.init], "/bin/sh");
+    assertOk(validate(spec), JSON.stringify(validate.errors));
+  } finally {
+    Deno.env.delete("TSBOX_INIT");
+  }
 });

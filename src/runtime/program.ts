@@ -19,7 +19,7 @@ import { CLONE } from "../../ffi/clone.ts";
 import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
-import { DEFAULT_SHM_SIZE } from "./defaults.ts";
+import { DEFAULT_SHM_SIZE, INIT_PATH } from "./defaults.ts";
 import {
   deviceOps,
   maskOps,
@@ -52,8 +52,8 @@ const SIGSTOP = 19;
 const CLOSE_RANGE_CLOEXEC = 4;
 const O_WRONLY = 1;
 
-/** Where `--init`'s binary appears inside the container (on /dev's tmpfs, not in the image). */
-export const INIT_PATH = "/dev/init";
+/** Where `--init`'s binary appears inside the container. */
+export { INIT_PATH } from "./defaults.ts";
 
 /** An extra mount the user asked for, with its target already resolved in the rootfs. */
 export type ExtraMount =
