@@ -20,7 +20,7 @@ import {
 import type { Spec } from "../oci/spec.ts";
 import { type HostFacts, specFor, type SpecUser } from "./spec.ts";
 import { configPath, containerDir } from "./paths.ts";
-import type { ContainerRecord, RunConfig } from "./state.ts";
+import type { RunConfig } from "./state.ts";
 
 /** A file of the image read by create: at most this much (passwd and group are small). */
 const MAX_IMAGE_FILE = 1 << 20;
@@ -121,34 +121,44 @@ export function hostFacts(config: RunConfig): HostFacts {
   };
 }
 
-/** The spec of a recorded container, from its options, its image and this host. */
+/** The spec of container `id`, from its options, its image and this host. */
 export function containerSpec(
   store: Store,
-  record: ContainerRecord,
+  id: string,
+  config: RunConfig,
   networkPath?: string,
 ): Spec {
-  const dir = containerDir(store.root, record.id);
-  const layerDirs = record.config.layers.map((l) => join(store.linkDir, l));
+  const dir = containerDir(store.root, id);
+  const layerDirs = config.layers.map((l) => join(store.linkDir, l));
   return specFor({
-    id: record.id,
-    config: record.config,
+    id,
+    config,
     rootfs: join(dir, "rootfs"),
     stateDir: dir,
-    user: imageUser(record.config, layerDirs),
-    host: hostFacts(record.config),
+    user: imageUser(config, layerDirs),
+    host: hostFacts(config),
     networkPath,
   });
 }
 
-/** Writes the container's `config.json` (0600: it holds the environment); returns its path. */
+/**
+ * Writes container `id`'s `config.json` (0600: it holds the environment) into its directory,
+ * which must exist; returns its path. A failed write leaves no partial file behind.
+ */
 export async function writeBundle(
   store: Store,
-  record: ContainerRecord,
+  id: string,
+  config: RunConfig,
   networkPath?: string,
 ): Promise<string> {
-  const path = configPath(store.root, record.id);
-  const spec = containerSpec(store, record, networkPath);
-  await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600 });
+  const path = configPath(store.root, id);
+  const spec = containerSpec(store, id, config, networkPath);
+  try {
+    await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600 });
+  } catch (err) {
+    await Deno.remove(path).catch(() => {});
+    throw err;
+  }
   return path;
 }
 

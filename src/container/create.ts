@@ -101,13 +101,19 @@ async function create(
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
-    await writeBundle(store, record, networkPath(store, config.network));
+    await writeBundle(store, id, config, networkPath(store, config.network));
     await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);
   } catch (err) {
     const { removeContainerFiles } = await import("./cleanup.ts");
-    await removeContainerFiles(store, record, { volumes: true }).catch(() => {});
+    const remove = () => removeContainerFiles(store, record, { volumes: true });
+    await remove().catch(() => {
+      // A full disk (the bundle's write failed): the database's write-ahead log cannot grow,
+      // and folding it into the database frees the room that deleting the row needs (run.ts).
+      store.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+      return remove();
+    }).catch(() => {});
     throw err;
   }
   return record;
