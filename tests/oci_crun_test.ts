@@ -161,13 +161,21 @@ function sameRuntime(output: string): string {
   ).join("\n");
 }
 
-function hugetlbForCrun(): void {
-  // crun 1.8 refuses our hybrid cgroup layout until hugetlb has its v1 hierarchy (design.md).
-  if (Deno.readTextFileSync("/proc/self/mountinfo").includes(" /sys/fs/cgroup/hugetlb ")) return;
+/**
+ * crun 1.8 refuses our hybrid cgroup layout until hugetlb has its v1 hierarchy (design.md):
+ * mounted for the test when missing; returns how to put the machine back as it was.
+ */
+function hugetlbForCrun(): () => void {
+  if (Deno.readTextFileSync("/proc/self/mountinfo").includes(" /sys/fs/cgroup/hugetlb ")) {
+    return () => {};
+  }
   Deno.mkdirSync("/sys/fs/cgroup/hugetlb", { recursive: true });
   new Deno.Command("mount", {
     args: ["-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"],
   }).outputSync();
+  return () => {
+    new Deno.Command("umount", { args: ["/sys/fs/cgroup/hugetlb"] }).outputSync();
+  };
 }
 
 /**
@@ -179,6 +187,7 @@ async function compare(name: string, flags: readonly string[], memory: number, p
   const work = await Deno.makeTempDir({ prefix: "tsbox-oci-" });
   const crunRoot = join(work, "crun-state");
   const crunId = `tsbox-oci-${Deno.pid}`;
+  let restoreHugetlb = () => {};
   try {
     await seedStore(root);
     const xdir = join(work, "x");
@@ -225,7 +234,7 @@ async function compare(name: string, flags: readonly string[], memory: number, p
       linux: { ...spec.linux, cgroupsPath: `/tsbox-oci-test/${crunId}` },
     };
     await Deno.writeTextFile(join(bundle, "config.json"), JSON.stringify(copy));
-    hugetlbForCrun();
+    restoreHugetlb = hugetlbForCrun();
     const crun = new Deno.Command("crun", {
       args: ["--root", crunRoot, "run", "--bundle", bundle, crunId],
       stdin: "null",
@@ -251,6 +260,7 @@ async function compare(name: string, flags: readonly string[], memory: number, p
     for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
       await Deno.remove(`/sys/fs/cgroup/${e.name}/tsbox-oci-test`).catch(() => {});
     }
+    restoreHugetlb();
     await cleanup();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
