@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "../path.ts";
-import { UsageError } from "../errors.ts";
+import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { resolveGroupAdd, resolveUser } from "../runtime/user.ts";
 import {
@@ -162,14 +162,23 @@ export async function writeBundle(
   return path;
 }
 
-/** The container's spec as written at create; a UsageError when it has none (an older tsbox). */
-export async function readBundle(root: string, id: string): Promise<Spec> {
+/**
+ * The container's spec, as written at create (what every start runs); a container created by
+ * an older tsbox gets its config.json written from its record first.
+ */
+export async function loadBundle(store: Store, id: string, config: RunConfig): Promise<Spec> {
+  const path = configPath(store.root, id);
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(configPath(root, id))) as Spec;
+    text = await Deno.readTextFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new UsageError(`container ${id.slice(0, 12)} has no config.json`);
-    }
-    throw err;
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await writeBundle(store, id, config);
+    text = await Deno.readTextFile(path);
+  }
+  try {
+    return JSON.parse(text) as Spec;
+  } catch (err) {
+    throw new TsboxError(`${path}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -2,12 +2,12 @@
  * The smaller `run`/`create` flags that only travel from the command line to the runtime:
  * `--init`, `--group-add`, `--shm-size`, `--sysctl` and `--log-opt` (and `--stop-timeout`'s
  * value). Parsed and checked here at create (exit 125 before anything exists), kept in the
- * container's record, and handed to the runtime at every start.
+ * container's record, and written into its OCI spec (spec.ts).
  *
  * @module
  */
 import { UsageError } from "../errors.ts";
-import type { ContainerSpec, NetworkMode } from "../runtime/container.ts";
+import type { NetworkMode } from "../runtime/container.ts";
 import { DEFAULT_SHM_SIZE, parseBytes } from "./flag_values.ts";
 import type { RunFlags } from "./flags.ts";
 import { findInitBinary } from "./init.ts";
@@ -45,13 +45,6 @@ export function runOptionsFrom(flags: RunFlags, network: NetworkMode): RunOption
   const log = parseLogOpts(flags.logOpt ?? []);
   if (log) out.log = log;
   return out;
-}
-
-/** What the runtime needs of them at each start. */
-export function specOptions(
-  c: RunConfig,
-): Pick<ContainerSpec, "init" | "groupAdd" | "shmSize" | "sysctls"> {
-  return { init: c.init, groupAdd: c.groupAdd, shmSize: c.shmSize, sysctls: c.sysctls };
 }
 
 /** `inspect`'s HostConfig fields for these flags, named and shaped as docker's. */

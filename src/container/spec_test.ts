@@ -5,10 +5,13 @@
  * the runtime-spec's JSON schema (tests/fixtures/oci-runtime-spec-v1.1.0). No root needed.
  */
 import { Ajv } from "ajv";
-import { assertEquals, assertOk } from "../../tests/assert.ts";
+import { assertEquals, assertOk, assertThrows } from "../../tests/assert.ts";
 import type { ContainerConfig } from "../../registry/manifest.ts";
 import type { CapabilityName, Mount, Spec } from "../oci/spec.ts";
+import { CAP } from "../runtime/capabilities.ts";
+import { fromSpec } from "../runtime/from_spec.ts";
 import { capabilityNames } from "../runtime/security.ts";
+import { UserError } from "../runtime/user.ts";
 import { specUser } from "./bundle.ts";
 import { createOptions, runConfigFor } from "./create_options.ts";
 import type { RunFlags } from "./flags.ts";
@@ -493,4 +496,76 @@ Deno.test("spec: --init: the init is PID 1 in front of the command, bound read-o
   } finally {
     Deno.env.delete("TSBOX_INIT");
   }
+});
+
+Deno.test("spec -> runtime: fromSpec gives back what the flags asked for", async () => {
+  const f: RunFlags = {
+    network: "none",
+    user: "app",
+    groupAdd: ["77"],
+    capAdd: ["SYS_ADMIN"],
+    memory: "64m",
+    memorySwap: "-1",
+    cpus: "0.5",
+    pidsLimit: "9",
+    ulimit: ["nproc=10:20", "core=unlimited"],
+    device: ["/dev/null:/dev/mynull"],
+    securityOpt: ["no-new-privileges"],
+    readOnly: true,
+    tmpfs: ["/run:size=1m"],
+    volume: ["/srv/data:/data:ro"],
+    shmSize: "1m",
+    sysctl: ["net.ipv4.ip_forward=1"],
+  };
+  const spec = await specOf(f, { command: ["echo", "hi"] });
+  const r = fromSpec(spec);
+  assertEquals(r.argv, ["echo", "hi"]);
+  assertEquals(r.env, spec.process.env);
+  assertEquals([r.cwd, r.user, r.groupAdd, r.hostname], ["/srv", "1000:1000", [
+    "1000",
+    "2000",
+    "77",
+  ], ID.slice(0, 12)]);
+  assertEquals(r.network, "private");
+  assertEquals(r.resources, { memory: 64 << 20, memorySwap: -1, cpus: 0.5, pidsLimit: 9 });
+  assertEquals(r.mounts, [
+    { kind: "bind", source: "/srv/data", target: "/data", readOnly: true },
+    { kind: "tmpfs", target: "/run", options: "size=1m" },
+  ]);
+  assertEquals(r.readOnly, true);
+  assertEquals(r.shmSize, 1 << 20);
+  assertEquals(r.sysctls, [["net.ipv4.ip_forward", "1"]]);
+  assertEquals(r.init, undefined);
+  assertEquals(r.userns, undefined);
+  assertOk(r.capabilities?.includes(CAP.SYS_ADMIN) && !r.capabilities.includes(CAP.SYS_MODULE));
+  const s = r.security;
+  assertOk(s && "kind" in s);
+  assertEquals(s.masked, HOST.maskedPaths);
+  assertEquals(s.sysWritable, false);
+  assertEquals(s.noNewPrivileges, true);
+  assertEquals(s.devices, [{ source: "/dev/null", target: "/dev/mynull", permissions: "rwm" }]);
+  assertEquals(s.deviceRules[0], { allow: false, line: "a" });
+  assertEquals(s.deviceRules.at(-1), { allow: true, line: "c 1:3 rwm" });
+  assertEquals(s.rlimits.map((l) => [l.name, l.limit.soft, l.limit.hard]), [
+    ["nofile", 20000n, 20000n],
+    ["nproc", 10n, 20n],
+    ["core", 0xffffffffffffffffn, 0xffffffffffffffffn],
+  ]);
+  assertEquals(s.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
+});
+
+Deno.test("spec -> runtime: --init, --privileged, host network, an unresolvable user", async () => {
+  Deno.env.set("TSBOX_INIT", "/bin/sh");
+  try {
+    const r = fromSpec(await specOf({ init: true, privileged: true, network: "host" }));
+    assertEquals([r.init, r.argv, r.network], ["/bin/sh", ["sh"], "host"]);
+    const s = r.security;
+    assertOk(s && "kind" in s);
+    assertEquals([s.masked, s.readonly, s.sysWritable, s.seccomp], [[], [], true, undefined]);
+    assertEquals(s.deviceRules, [{ allow: true, line: "a" }]);
+  } finally {
+    Deno.env.delete("TSBOX_INIT");
+  }
+  const ghost = await specOf({ user: "ghost" });
+  assertThrows(() => fromSpec(ghost), UserError, "unable to find user ghost");
 });

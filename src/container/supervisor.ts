@@ -26,7 +26,8 @@ import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
-import { specOptions } from "./run_options.ts";
+import { loadBundle } from "./bundle.ts";
+import { fromSpec } from "../runtime/from_spec.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
@@ -232,25 +233,16 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // The container as its config.json describes it, and what a spec cannot carry.
+    const spec = fromSpec(await loadBundle(store, c.id, c.config));
     container = await Container.start({
+      ...spec,
       id: c.id,
       stateDir: containerDir(store.root, c.id),
       lowerBase: store.linkDir,
       layers: c.config.layers,
-      argv: c.config.argv,
-      env: c.config.env,
-      cwd: c.config.cwd,
-      user: c.config.user,
-      hostname: c.config.hostname,
-      network: c.config.network,
       networkPid: joinedNetworkPid(store, c.config.network),
-      resources: c.config.resources,
-      mounts: c.config.mounts,
-      readOnly: c.config.readOnly,
-      capabilities: c.config.security?.capabilities,
-      security: c.config.security?.security,
       filterCacheDir: `${store.root}/cache/seccomp`,
-      userns: c.config.security?.userns,
       stdio: [
         stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
         outW,
@@ -258,7 +250,6 @@ async function startAndWait(
       ],
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
-      ...specOptions(c.config),
       beforeRelease: ports || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.

@@ -39,6 +39,7 @@ import {
 } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
+import { prepareSettings, type SecuritySettings } from "./security_settings.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
 import { mount, MS } from "../../ffi/mount.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
@@ -92,8 +93,11 @@ export interface ContainerSpec {
    * (stdio is then ignored); its master is {@link Container.terminal}.
    */
   readonly tty?: { readonly size?: WindowSize };
-  /** Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent. */
-  readonly security?: SecurityOptions;
+  /**
+   * Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent;
+   * every part stated when it comes from an OCI spec (from_spec.ts).
+   */
+  readonly security?: SecurityOptions | SecuritySettings;
   /** A directory where compiled default seccomp filters are cached between starts. */
   readonly filterCacheDir?: string;
   /** Run in a user namespace with this mapping (`--userns-remap`); the host's ids when absent. */
@@ -109,7 +113,7 @@ export interface ContainerSpec {
   readonly afterExit?: () => Promise<void>;
   /** `--init`: host path of the init binary that runs as PID 1 in front of {@link argv}. */
   readonly init?: string;
-  /** `--group-add`: group names (looked up in the image's /etc/group) or gids. */
+  /** Supplementary groups besides the user's own: names (in the image's /etc/group) or gids. */
   readonly groupAdd?: readonly string[];
   /** `--shm-size` in bytes (docker's 64 MiB when absent). */
   readonly shmSize?: number;
@@ -391,13 +395,13 @@ async function prepare(
     toChild(ensureMountTarget(seen, path, kind));
   const groupText = readIfExists(resolveInRoot(seen, "/etc/group"));
   const user = resolveUser(spec.user, readIfExists(resolveInRoot(seen, "/etc/passwd")), groupText);
-  if (spec.groupAdd?.length && rootless && !rootless.maps.subGids) {
-    // Only the user's own gid is mapped: setgroups is denied, so the groups could not be set.
-    throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
-  }
   const groups = spec.groupAdd?.length
     ? [...new Set([...user.groups, ...resolveGroupAdd(spec.groupAdd, groupText)])]
     : user.groups;
+  if (groups.length > user.groups.length && rootless && !rootless.maps.subGids) {
+    // Only the user's own gid is mapped: setgroups is denied, so the groups could not be set.
+    throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
+  }
   const env = [...spec.env];
   if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
   if (spec.init) assertCommandFound(seen, spec.argv[0], env, spec.cwd);
@@ -428,7 +432,9 @@ async function prepare(
     // Detached with the rootfs (lazy unmount takes submounts along).
     mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   }
-  const security = prepareSecurity(spec.security ?? {}, capabilities, spec.filterCacheDir);
+  const security = spec.security && "kind" in spec.security
+    ? prepareSettings(spec.security, capabilities, spec.filterCacheDir)
+    : prepareSecurity(spec.security ?? {}, capabilities, spec.filterCacheDir);
   return {
     deviceRules: security.deviceRules,
     release: security.free,

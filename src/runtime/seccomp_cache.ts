@@ -50,11 +50,27 @@ export function cachedDefaultFilter(
   kernel: string,
   compile: () => Uint8Array<ArrayBuffer>,
 ): Uint8Array<ArrayBuffer> {
+  return cachedFilter(dir, "default", JSON.stringify([capabilities, kernel]), compile);
+}
+
+/**
+ * A filter whose input is wholly named by `input` (a profile already resolved for its
+ * capabilities and kernel, as an OCI spec carries it): cached like the default one, under a
+ * `kind` prefix.
+ */
+export function cachedFilter(
+  dir: string,
+  kind: string,
+  input: string,
+  compile: () => Uint8Array<ArrayBuffer>,
+): Uint8Array<ArrayBuffer> {
   const source = compilerVersion();
   if (source === null) return compile();
-  const keyText = JSON.stringify([capabilities, kernel, source]);
+  const keyText = kind === "default"
+    ? JSON.stringify([...JSON.parse(input), source])
+    : JSON.stringify([input, source]);
   const key = new TextEncoder().encode(keyText);
-  const path = `${dir}/default-${fnv1a(keyText)}.bpf`;
+  const path = `${dir}/${kind}-${fnv1a(keyText)}.bpf`;
   try {
     const data = Deno.readFileSync(path);
     const keyLen = new DataView(data.buffer, data.byteOffset).getUint32(0, true);
