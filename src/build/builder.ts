@@ -25,7 +25,7 @@ import { pipe } from "../../ffi/process.ts";
 import { closeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
-import type { Container as RuntimeContainer } from "../runtime/container.ts";
+import type { Container as RuntimeContainer, MountRequest } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { mountOverlay, resolveInRoot, unmountRootfs } from "../runtime/rootfs.ts";
 import { resolveUser } from "../runtime/user.ts";
@@ -36,7 +36,11 @@ import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
 import { copyInto, mkdirInRoot, writeInto } from "./copy.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
+import { findStage, JobSlots, neededStages } from "./graph.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
+import { PrefixedLines } from "./output.ts";
+import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
+import type { Secrets } from "./secrets.ts";
 import {
   type BuildState,
   configOf,
@@ -110,6 +114,13 @@ export interface BuildOptions {
   readonly platform?: string;
   /** Registries reached over plain HTTP besides loopback. */
   readonly insecure?: readonly string[];
+  /** Stages run at the same time at most (`--jobs`); the number of CPUs by default. */
+  readonly jobs?: number;
+  /**
+   * Secrets for `RUN --mount=type=secret`, by id (`--secret`, read by loadSecrets). Their
+   * bytes reach only the steps that mount them, never the image, cache, output or database.
+   */
+  readonly secrets?: Secrets;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -197,9 +208,13 @@ const PREDEFINED_ARGS = [
 
 const DEFAULT_SHELL = ["/bin/sh", "-c"];
 
-interface StageResult {
+/** One stage while it is built: where its steps are numbered and what it has set so far. */
+interface StageRun {
   readonly stage: Stage;
-  readonly state: BuildState;
+  /** Step number of its FROM (1-based, over every stage the build runs). */
+  readonly firstStep: number;
+  /** Whether the stage has a CMD of its own (an ENTRYPOINT then keeps it). */
+  cmdSet: boolean;
 }
 
 /** Builds an image from a Dockerfile into `store`. */
@@ -228,14 +243,11 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const { text, file } = await readDockerfile(options, contextDir);
     const df = parseDockerfile(text, file);
     const lastStage = targetIndex(df, options.target);
-    const stages = df.stages.slice(0, lastStage + 1);
-    const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     const context = await contextRoot(contextDir);
-    const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
-    let final: BuildState | undefined;
-    for (const stage of stages) final = await builder.runStage(stage);
-    if (labels.length > 0) final = withLabels(final!, labels);
-    const image = await recordImage(store, final!, tags);
+    const builder = new Builder(store, options, df, file, context, scratchDir, emit);
+    let final = await builder.build(lastStage);
+    if (labels.length > 0) final = withLabels(final, labels);
+    const image = await recordImage(store, final, tags);
     emit({ type: "done", id: image.id, tags });
     return { image, tags, cached: builder.cached };
   } finally {
@@ -399,13 +411,22 @@ function durationNs(text: string): number {
 }
 
 class Builder {
+  /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
-  readonly #stages = new Map<number, StageResult>();
-  #step = 0;
+  /** Each stage's result once started; stages are started only when something needs them. */
+  readonly #results = new Map<number, Promise<BuildState>>();
+  /** Step number of each planned stage's FROM. */
+  readonly #firstSteps = new Map<number, number>();
+  /** Steps of stages found needed only while running (numbered after the planned ones). */
+  #extraSteps = 0;
+  total = 0;
+  /** Several stages may run at once: RUN output lines then name their stage and step. */
+  #prefixOutput = false;
+  #slots: JobSlots;
+  /** Set when a stage failed: the others stop before their next step. */
+  #failed = false;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
-  /** Whether the current stage has a CMD of its own (an ENTRYPOINT then keeps it). */
-  #cmdSet = false;
 
   constructor(
     readonly store: Store,
@@ -415,8 +436,8 @@ class Builder {
     readonly context: SourceRoot,
     readonly scratch: string,
     readonly emit: (e: BuildEvent) => void,
-    readonly total: number,
   ) {
+    this.#slots = new JobSlots(options.jobs ?? navigator.hardwareConcurrency ?? 1);
     const buildArgs = options.buildArgs ?? {};
     for (const ins of df.globalArgs) {
       for (const [name, def] of this.#argDecls(ins, (n) => this.#globalArgs.get(n))) {
@@ -448,13 +469,62 @@ class Builder {
     return out;
   }
 
+  /**
+   * Builds stage `target` and the stages it needs (the graph, src/build/graph.ts), independent
+   * ones at the same time; returns the target's final state. When a stage fails, the build
+   * waits for the others to stop before it fails.
+   */
+  async build(target: number): Promise<BuildState> {
+    const plan = neededStages(this.df, target, (n) => this.#globalArgs.get(n));
+    let step = 1;
+    for (const { stage } of plan) {
+      this.#firstSteps.set(stage.index, step);
+      step += 1 + stage.instructions.length;
+    }
+    this.total = step - 1;
+    this.#extraSteps = step;
+    this.#prefixOutput = plan.length > 1;
+    for (const { stage, deps } of plan) this.#start(stage, deps);
+    try {
+      return await this.#stageState(target);
+    } catch (err) {
+      this.#failed = true;
+      await Promise.allSettled(this.#results.values());
+      throw err;
+    }
+  }
+
+  /** A stage's final state, building it if nothing has yet. */
+  #stageState(index: number): Promise<BuildState> {
+    return this.#results.get(index) ?? this.#start(this.df.stages[index], []);
+  }
+
+  #start(stage: Stage, deps: readonly number[]): Promise<BuildState> {
+    let firstStep = this.#firstSteps.get(stage.index);
+    if (firstStep === undefined) {
+      firstStep = this.#extraSteps;
+      this.#extraSteps += 1 + stage.instructions.length;
+    }
+    const run: StageRun = { stage, firstStep, cmdSet: false };
+    const result = (async () => {
+      // Dependencies are waited for before a job slot is taken, so waiting holds no slot.
+      await Promise.all(deps.map((d) => this.#stageState(d)));
+      return await this.#slots.run(() => this.#runStage(run));
+    })();
+    this.#results.set(stage.index, result);
+    // Failures reach whoever awaits the stage; this only keeps them from being "unhandled".
+    result.catch(() => {});
+    return result;
+  }
+
   /** Builds one stage; returns its final state. */
-  async runStage(stage: Stage): Promise<BuildState> {
+  async #runStage(run: StageRun): Promise<BuildState> {
+    const { stage } = run;
     const started = Date.now();
-    const step = ++this.#step;
+    let step = run.firstStep;
     this.emit({ type: "step", step, total: this.total, instruction: stage.from.text });
     let state = await this.#from(stage);
-    this.cached.push(false);
+    this.cached[step - 1] = false;
     this.emit({
       type: "step-done",
       step,
@@ -464,10 +534,10 @@ class Builder {
     });
     // Build args in effect in this stage: declared by ARG inside it.
     const args = new Map<string, string | undefined>();
-    this.#cmdSet = false;
     for (const ins of stage.instructions) {
+      if (this.#failed) throw new TsboxError("stopped: another stage failed");
       const t0 = Date.now();
-      const n = ++this.#step;
+      const n = ++step;
       this.emit({ type: "step", step: n, total: this.total, instruction: ins.text });
       if (ins.keyword === "ARG") {
         const lookup = this.#lookup(state, args);
@@ -475,7 +545,7 @@ class Builder {
           const given = this.options.buildArgs?.[name];
           args.set(name, given ?? def ?? this.#globalArgs.get(name));
         }
-        this.cached.push(true);
+        this.cached[n - 1] = true;
         this.emit({
           type: "step-done",
           step: n,
@@ -485,10 +555,10 @@ class Builder {
         });
         continue;
       }
-      const { next, cached } = await this.#cachedStep(state, ins, args);
+      const { next, cached } = await this.#cachedStep(state, ins, args, run, n);
       state = next;
-      if (ins.keyword === "CMD") this.#cmdSet = true;
-      this.cached.push(cached);
+      if (ins.keyword === "CMD") run.cmdSet = true;
+      this.cached[n - 1] = cached;
       this.emit({
         type: "step-done",
         step: n,
@@ -497,7 +567,6 @@ class Builder {
         elapsedMs: Date.now() - t0,
       });
     }
-    this.#stages.set(stage.index, { stage, state });
     return state;
   }
 
@@ -506,22 +575,14 @@ class Builder {
     const words = processWords(stage.from.args, lookup, { escape: this.df.escape });
     const name = words[0];
     if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
-    const previous = this.#stageByName(name, stage.index);
-    if (previous) return previous.state;
+    const previous = findStage(this.df, name, stage.index);
+    if (previous) return await this.#slots.suspend(this.#stageState(previous.index));
     const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
     const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
     if (name.toLowerCase() === "scratch") {
       return scratchState(platformValue ? parsePlatform(platformValue) : undefined);
     }
     return imageState(await this.#image(name, platformValue));
-  }
-
-  #stageByName(name: string, before: number): StageResult | undefined {
-    const n = name.toLowerCase();
-    for (const r of this.#stages.values()) {
-      if (r.stage.index < before && (r.stage.name === n || String(r.stage.index) === n)) return r;
-    }
-    return undefined;
   }
 
   /**
@@ -559,6 +620,8 @@ class Builder {
     state: BuildState,
     ins: Instruction,
     args: Map<string, string | undefined>,
+    run: StageRun,
+    step: number,
   ): Promise<{ next: BuildState; cached: boolean }> {
     const argList = [...args.entries()].filter(([, v]) => v !== undefined).map(([k, v]) =>
       `${k}=${v}`
@@ -568,11 +631,11 @@ class Builder {
       const v = this.options.buildArgs?.[name];
       if (v !== undefined && !args.has(name)) argList.push(`${name}=${v}`);
     }
-    const extra = await this.#inputsDigest(state, ins, args);
+    const extra = await this.#inputsDigest(state, ins, args, run);
     const network = ins.keyword === "RUN"
       ? this.#network(ins)
       : ins.keyword === "ENTRYPOINT"
-      ? `cmd set ${this.#cmdSet}`
+      ? `cmd set ${run.cmdSet}`
       : "";
     const key = cacheKey([
       stateId(state),
@@ -586,7 +649,7 @@ class Builder {
       const hit = await cacheGet(this.store, key);
       if (hit) return { next: hit, cached: true };
     }
-    const next = await this.#execute(state, ins, args, argList);
+    const next = await this.#execute(state, ins, args, argList, run, step);
     cachePut(this.store, key, next);
     return { next, cached: false };
   }
@@ -601,18 +664,37 @@ class Builder {
     return this.options.network ?? "host";
   }
 
-  /** For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). */
+  /**
+   * For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). For
+   * RUN: the same for what its bind mounts show (a cache, tmpfs or secret mount adds nothing:
+   * BuildKit keys neither a cache's nor a secret's contents).
+   */
   async #inputsDigest(
     state: BuildState,
     ins: Instruction,
     args: Map<string, string | undefined>,
+    run: StageRun,
   ): Promise<string> {
+    if (ins.keyword === "RUN") {
+      const parts: string[] = [];
+      for (const m of this.#mountSpecs(ins, this.#lookup(state, args))) {
+        if (m.type !== "bind") continue;
+        if (m.from !== undefined) {
+          parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
+        } else {
+          const sources = await resolveSources(this.context, [m.source]);
+          parts.push(`bind ${await sourcesDigest(this.context, sources)}`);
+        }
+      }
+      return parts.join("\n");
+    }
     if (ins.keyword !== "COPY" && ins.keyword !== "ADD") return "";
     const { sources } = this.#copyArgs(state, ins, args);
     const from = ins.flags.find((f) => f.name === "from")?.value;
     if (from !== undefined) {
       const { state: fromState } = await this.#fromSource(
         processWord(from, this.#lookup(state, args)),
+        run,
       );
       return `from ${stateId(fromState)}`;
     }
@@ -620,10 +702,67 @@ class Builder {
     return await sourcesDigest(this.context, await resolveSources(this.context, sources));
   }
 
-  async #fromSource(name: string): Promise<{ state: BuildState }> {
-    const stage = this.#stageByName(name, Number.MAX_SAFE_INTEGER);
-    if (stage) return { state: stage.state };
+  /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
+  async #fromSource(name: string, run: StageRun): Promise<{ state: BuildState }> {
+    const stage = findStage(this.df, name, run.stage.index);
+    if (stage) return { state: await this.#slots.suspend(this.#stageState(stage.index)) };
     return { state: imageState(await this.#image(name)) };
+  }
+
+  /**
+   * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
+   * nothing in a build allows.
+   */
+  #mountSpecs(ins: Instruction, lookup: Lookup): MountSpec[] {
+    const security = ins.flags.find((f) => f.name === "security")?.value;
+    if (security !== undefined && security !== "sandbox") {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        `--security=${security} is not allowed (tsbox grants no insecure entitlement)`,
+      );
+    }
+    return ins.flags.filter((f) => f.name === "mount").map((f) => {
+      try {
+        return parseMountFlag(processWord(f.value, lookup, { escape: this.df.escape }));
+      } catch (err) {
+        if (err instanceof MountSpecError) {
+          throw new BuildInstructionError(this.file, ins, err.message);
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Mounts the filesystem of a stage or image for a RUN mount; writes go to a throwaway dir. */
+  async #view(
+    from: string,
+    run: StageRun,
+  ): Promise<{ dir: string; release: () => Promise<void> }> {
+    const { state } = await this.#fromSource(from, run);
+    return await this.#mountState(state);
+  }
+
+  async #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
+    const dir = join(this.scratch, `r${++this.#mounts}`);
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    mountOverlay({
+      lowerBase: this.store.linkDir,
+      lower: (await this.#lowers(state)).reverse(),
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    return {
+      dir: rootfs,
+      release: async () => {
+        unmountRootfs(rootfs);
+        await removeTree(dir);
+      },
+    };
   }
 
   #copyArgs(
@@ -658,6 +797,8 @@ class Builder {
     ins: Instruction,
     args: Map<string, string | undefined>,
     argList: string[],
+    run: StageRun,
+    step: number,
   ): Promise<BuildState> {
     const created = new Date().toISOString();
     const lookup = this.#lookup(state, args);
@@ -670,10 +811,10 @@ class Builder {
       nextState(state, { createdBy: shown, created }, change);
     switch (ins.keyword) {
       case "RUN":
-        return await this.#run(state, ins, argList, created);
+        return await this.#run(state, ins, argList, created, run, step, lookup);
       case "COPY":
       case "ADD":
-        return await this.#copy(state, ins, args, created);
+        return await this.#copy(state, ins, args, created, run);
       case "WORKDIR": {
         const dir = posix.resolve(config.WorkingDir || "/", word());
         const layer = await this.#inRootfs(state, false, (rootfs) => {
@@ -711,7 +852,7 @@ class Builder {
           else {
             c.Entrypoint = argv;
             // As docker: a new ENTRYPOINT drops the CMD inherited from the base image.
-            if (!this.#cmdSet) c.Cmd = null;
+            if (!run.cmdSet) c.Cmd = null;
           }
         }, `${ins.keyword} ${JSON.stringify(argv)}`);
       }
@@ -872,6 +1013,7 @@ class Builder {
     ins: Instruction,
     args: Map<string, string | undefined>,
     created: string,
+    run: StageRun,
   ): Promise<BuildState> {
     const lookup = this.#lookup(state, args);
     const { sources, dest } = this.#copyArgs(state, ins, args);
@@ -905,7 +1047,7 @@ class Builder {
       }
       if (sources.length === 0) return;
       if (from !== undefined) {
-        const { state: fromState } = await this.#fromSource(from);
+        const { state: fromState } = await this.#fromSource(from, run);
         await this.#withReadOnly(fromState, async (srcRoot) => {
           const root: SourceRoot = { dir: srcRoot };
           await copyInto(rootfs, root, await resolveSources(root, sources), dest, opts);
@@ -932,23 +1074,11 @@ class Builder {
 
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */
   async #withReadOnly(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
-    const dir = join(this.scratch, `r${++this.#mounts}`);
-    const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) {
-      await Deno.mkdir(join(dir, d), { recursive: true });
-    }
-    mountOverlay({
-      lowerBase: this.store.linkDir,
-      lower: (await this.#lowers(state)).reverse(),
-      upper: join(dir, "upper"),
-      work: join(dir, "work"),
-      target: rootfs,
-    });
+    const view = await this.#mountState(state);
     try {
-      await fn(rootfs);
+      await fn(view.dir);
     } finally {
-      unmountRootfs(rootfs);
-      await removeTree(dir);
+      await view.release();
     }
   }
 
@@ -957,6 +1087,9 @@ class Builder {
     ins: Instruction,
     argList: string[],
     created: string,
+    run: StageRun,
+    step: number,
+    lookup: Lookup,
   ): Promise<BuildState> {
     const cfg = configOf(state).config ?? {};
     const shell = cfg.Shell ?? DEFAULT_SHELL;
@@ -982,6 +1115,53 @@ class Builder {
     const stateDir = join(this.scratch, `run-${id}`);
     await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
     const lowers = await this.#lowers(state);
+    const mountPlan = await prepareMounts(this.#mountSpecs(ins, lookup), cfg.WorkingDir || "/", {
+      storeRoot: resolve(this.store.root),
+      context: this.context,
+      secrets: this.options.secrets ?? new Map(),
+      fresh: (kind) => join(this.scratch, `${kind}-${++this.#mounts}`),
+      view: (from) => this.#view(from, run),
+    }).catch((err) => {
+      if (err instanceof MountSpecError) {
+        throw new BuildInstructionError(this.file, ins, err.message);
+      }
+      throw err;
+    });
+    try {
+      return await this.#runContainer(state, ins, argv, [...env, ...mountPlan.env], {
+        id,
+        stateDir,
+        lowers,
+        mounts: mountPlan.mounts,
+        mountTargets: mountPlan.targets,
+        created,
+        run,
+        step,
+      });
+    } finally {
+      await mountPlan.release();
+    }
+  }
+
+  /** Runs a RUN step's container and makes its layer from what it changed. */
+  async #runContainer(
+    state: BuildState,
+    ins: Instruction,
+    argv: string[],
+    env: string[],
+    c: {
+      id: string;
+      stateDir: string;
+      lowers: string[];
+      mounts: MountRequest[];
+      mountTargets: string[];
+      created: string;
+      run: StageRun;
+      step: number;
+    },
+  ): Promise<BuildState> {
+    const { id, stateDir, lowers, created } = c;
+    const cfg = configOf(state).config ?? {};
     const [readFd, writeFd] = pipe();
     let output: Deno.FsFile | undefined;
     // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
@@ -1002,7 +1182,7 @@ class Builder {
         hostname: "buildkitsandbox",
         network: this.#network(ins),
         resources: {},
-        mounts: [],
+        mounts: c.mounts,
         readOnly: false,
         stdio: ["null", writeFd, writeFd],
         parentDeathSignal: 9,
@@ -1025,21 +1205,24 @@ class Builder {
       closeFd(readFd);
       closeFd(writeFd);
     }
-    const tail: Uint8Array[] = [];
+    const send = (data: Uint8Array) => this.emit({ type: "output", data });
+    const label = `[${c.run.stage.name ?? c.run.stage.index} ${c.step}/${this.total}] `;
+    const lines = this.#prefixOutput ? new PrefixedLines(label, send) : undefined;
     const reading = (async () => {
       for await (const chunk of output.readable) {
-        this.emit({ type: "output", data: chunk });
-        tail.push(chunk);
+        if (lines) lines.write(chunk);
+        else send(chunk);
       }
     })();
     const exit = await container.wait();
     await reading.catch(() => {});
+    lines?.flush();
     try {
       if (exit.exitCode !== 0) {
         throw new BuildStepError(argv, exit.exitCode);
       }
       const upper = join(stateDir, "upper");
-      await removeMountStubs(upper, state, this.store);
+      await removeMountStubs(upper, state, this.store, c.mountTargets);
       const layer = await commitLayer(this.store, upper, stateDir, true);
       const shown = `RUN ${argv.join(" ")} # buildkit`;
       return nextState(state, { createdBy: shown, created, layer });
@@ -1058,7 +1241,12 @@ function shortId(state: BuildState): string {
  * The runtime creates mount points (/proc, /dev, /sys, /etc/hosts, ...) in the rootfs when the
  * image lacks them; those empty stubs are not the RUN's doing and stay out of its layer.
  */
-async function removeMountStubs(upper: string, state: BuildState, store: Store): Promise<void> {
+async function removeMountStubs(
+  upper: string,
+  state: BuildState,
+  store: Store,
+  mountTargets: readonly string[] = [],
+): Promise<void> {
   const inLowers = (rel: string) =>
     state.layers.some((l) => {
       try {
@@ -1068,7 +1256,17 @@ async function removeMountStubs(upper: string, state: BuildState, store: Store):
         return false;
       }
     });
-  for (const rel of ["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "dev", "sys", "etc"]) {
+  // RUN --mount targets and the directories made for them, deepest first.
+  const made = new Set<string>();
+  for (const t of mountTargets) {
+    const parts = t.split("/").filter((p) => p !== "");
+    for (let n = parts.length; n > 0; n--) made.add(parts.slice(0, n).join("/"));
+  }
+  const candidates = [
+    ...made,
+    ...["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "dev", "sys", "etc"],
+  ].sort((a, b) => b.split("/").length - a.split("/").length);
+  for (const rel of new Set(candidates)) {
     const path = join(upper, rel);
     let info: Deno.FileInfo;
     try {

@@ -22,6 +22,8 @@ export interface BuildFlags {
   platform?: string;
   iidfile?: string;
   label?: string[];
+  jobs?: string;
+  secret?: string[];
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -91,6 +93,16 @@ export async function buildCommand(
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
+  let jobs: number | undefined;
+  if (flags.jobs !== undefined) {
+    if (!/^\d+$/.test(flags.jobs)) {
+      throw new UsageError(`invalid --jobs ${flags.jobs}: a whole number (0: no limit)`);
+    }
+    // 0 is no limit, as buildah takes it.
+    jobs = Number(flags.jobs) || Number.MAX_SAFE_INTEGER;
+  }
+  const { loadSecrets, parseSecretFlag } = await import("../build/secrets.ts");
+  const secrets = await loadSecrets((flags.secret ?? []).map(parseSecretFlag));
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
@@ -137,6 +149,8 @@ export async function buildCommand(
       network: flags.network === "none" ? "none" : "host",
       platform: flags.platform,
       insecure: g.insecureRegistries,
+      jobs,
+      secrets,
       onProgress,
     });
     if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
