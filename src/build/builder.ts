@@ -34,7 +34,9 @@ import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
-import { copyInto, mkdirInRoot, writeInto } from "./copy.ts";
+import { mkdirInRoot, writeInto } from "./copy.ts";
+import { copySources, excludingRoot } from "./copy_flags.ts";
+import { AddUrlError, type Download, download, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, JobSlots, neededStages } from "./graph.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
@@ -427,6 +429,8 @@ class Builder {
   #failed = false;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
+  /** ADD URL downloads of this build, by URL and checksum. */
+  readonly #downloads = new Map<string, Promise<Download>>();
 
   constructor(
     readonly store: Store,
@@ -698,8 +702,67 @@ class Builder {
       );
       return `from ${stateId(fromState)}`;
     }
-    if (sources.length === 0) return "";
-    return await sourcesDigest(this.context, await resolveSources(this.context, sources));
+    const { urls, local } = this.#splitUrls(ins, sources);
+    const parts: string[] = [];
+    for (const url of urls) {
+      parts.push(
+        `url ${url} ${(await this.#download(ins, url, this.#lookup(state, args))).digest}`,
+      );
+    }
+    if (local.length > 0) {
+      const root = excludingRoot(
+        this.context,
+        local,
+        this.#excludes(ins, this.#lookup(state, args)),
+      );
+      parts.push(await sourcesDigest(root, await resolveSources(root, local)));
+    }
+    return parts.join("\n");
+  }
+
+  /**
+   * A COPY/ADD's sources parted into URLs (ADD only) and local paths; `--checksum` only
+   * with URLs, as BuildKit.
+   */
+  #splitUrls(ins: Instruction, sources: readonly string[]): { urls: string[]; local: string[] } {
+    const urls = sources.filter(isUrl);
+    const local = sources.filter((s) => !isUrl(s));
+    if (urls.length > 0 && ins.keyword === "COPY") {
+      throw new BuildInstructionError(this.file, ins, "source can't be a URL for COPY");
+    }
+    if (ins.flags.some((f) => f.name === "checksum") && (local.length > 0 || urls.length === 0)) {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        "--checksum can only be used with HTTP(S) sources",
+      );
+    }
+    return { urls, local };
+  }
+
+  /** An ADD URL's download, fetched once per build (and checked against `--checksum`). */
+  #download(ins: Instruction, url: string, lookup: Lookup): Promise<Download> {
+    const flag = ins.flags.find((f) => f.name === "checksum")?.value;
+    const checksum = flag === undefined ? undefined : processWord(flag, lookup);
+    const key = `${url}\n${checksum ?? ""}`;
+    let dl = this.#downloads.get(key);
+    if (!dl) {
+      dl = download(url, join(this.scratch, `download-${++this.#mounts}`), checksum).catch(
+        (err) => {
+          if (err instanceof AddUrlError) {
+            throw new BuildInstructionError(this.file, ins, err.message);
+          }
+          throw err;
+        },
+      );
+      this.#downloads.set(key, dl);
+    }
+    return dl;
+  }
+
+  /** `--exclude` patterns of a COPY/ADD, expanded. */
+  #excludes(ins: Instruction, lookup: Lookup): string[] {
+    return ins.flags.filter((f) => f.name === "exclude").map((f) => processWord(f.value, lookup));
   }
 
   /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
@@ -1031,6 +1094,7 @@ class Builder {
       );
     }
     const from = flag("from");
+    const excludes = this.#excludes(ins, lookup);
     const layer = await this.#inRootfs(state, true, async (rootfs) => {
       const owner = chown ? this.#owner(rootfs, chown) : undefined;
       const opts = {
@@ -1046,21 +1110,19 @@ class Builder {
         await writeInto(rootfs, target, body, opts);
       }
       if (sources.length === 0) return;
+      const { urls, local } = this.#splitUrls(ins, sources);
+      const destIsDir = dest.endsWith("/") || sources.length + ins.heredocs.length > 1;
+      for (const url of urls) {
+        await placeDownload(rootfs, await this.#download(ins, url, lookup), dest, destIsDir, opts);
+      }
+      if (local.length === 0) return;
+      const parents = ins.flags.some((f) => f.name === "parents" && f.value !== "false");
+      const copy = (root: SourceRoot) =>
+        copySources(rootfs, excludingRoot(root, local, excludes), local, dest, opts, parents);
       if (from !== undefined) {
         const { state: fromState } = await this.#fromSource(from, run);
-        await this.#withReadOnly(fromState, async (srcRoot) => {
-          const root: SourceRoot = { dir: srcRoot };
-          await copyInto(rootfs, root, await resolveSources(root, sources), dest, opts);
-        });
-      } else {
-        await copyInto(
-          rootfs,
-          this.context,
-          await resolveSources(this.context, sources),
-          dest,
-          opts,
-        );
-      }
+        await this.#withReadOnly(fromState, (srcRoot) => copy({ dir: srcRoot }));
+      } else await copy(this.context);
     });
     const shown = `${ins.keyword} ${
       [
