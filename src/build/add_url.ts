@@ -124,3 +124,22 @@ async function lstat(path: string): Promise<Deno.FileInfo | undefined> {
     throw err;
   }
 }
+
+/** The downloads of one build: each URL (with its checksum) fetched once, into `dir()`. */
+export class Downloads {
+  readonly #done = new Map<string, Promise<Download>>();
+
+  constructor(private readonly dir: () => string) {}
+
+  /** The download of `url`, fetched on first use. */
+  get(url: string, checksum?: string): Promise<Download> {
+    const key = `${url}\n${checksum ?? ""}`;
+    let dl = this.#done.get(key);
+    if (!dl) {
+      dl = download(url, this.dir(), checksum);
+      this.#done.set(key, dl);
+      dl.catch(() => {}); // whoever asked gets the failure; it is not "unhandled"
+    }
+    return dl;
+  }
+}

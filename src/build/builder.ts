@@ -36,10 +36,11 @@ import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
 import { mkdirInRoot, writeInto } from "./copy.ts";
 import { copySources, excludingRoot } from "./copy_flags.ts";
-import { AddUrlError, type Download, download, isUrl, placeDownload } from "./add_url.ts";
+import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
-import { findStage, JobSlots, neededStages } from "./graph.ts";
+import { findStage, StageScheduler } from "./graph.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
+import { removeMountStubs } from "./mount_stubs.ts";
 import { PrefixedLines } from "./output.ts";
 import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
 import type { Secrets } from "./secrets.ts";
@@ -210,11 +211,9 @@ const PREDEFINED_ARGS = [
 
 const DEFAULT_SHELL = ["/bin/sh", "-c"];
 
-/** One stage while it is built: where its steps are numbered and what it has set so far. */
+/** One stage while it is built: what it has set so far. */
 interface StageRun {
   readonly stage: Stage;
-  /** Step number of its FROM (1-based, over every stage the build runs). */
-  readonly firstStep: number;
   /** Whether the stage has a CMD of its own (an ENTRYPOINT then keeps it). */
   cmdSet: boolean;
 }
@@ -415,22 +414,11 @@ function durationNs(text: string): number {
 class Builder {
   /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
-  /** Each stage's result once started; stages are started only when something needs them. */
-  readonly #results = new Map<number, Promise<BuildState>>();
-  /** Step number of each planned stage's FROM. */
-  readonly #firstSteps = new Map<number, number>();
-  /** Steps of stages found needed only while running (numbered after the planned ones). */
-  #extraSteps = 0;
-  total = 0;
-  /** Several stages may run at once: RUN output lines then name their stage and step. */
-  #prefixOutput = false;
-  #slots: JobSlots;
-  /** Set when a stage failed: the others stop before their next step. */
-  #failed = false;
+  readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
   /** ADD URL downloads of this build, by URL and checksum. */
-  readonly #downloads = new Map<string, Promise<Download>>();
+  readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
 
   constructor(
     readonly store: Store,
@@ -441,7 +429,11 @@ class Builder {
     readonly scratch: string,
     readonly emit: (e: BuildEvent) => void,
   ) {
-    this.#slots = new JobSlots(options.jobs ?? navigator.hardwareConcurrency ?? 1);
+    this.#stages = new StageScheduler(
+      df,
+      options.jobs ?? navigator.hardwareConcurrency ?? 1,
+      (s) => this.#runStage(s.stage, s.firstStep),
+    );
     const buildArgs = options.buildArgs ?? {};
     for (const ins of df.globalArgs) {
       for (const [name, def] of this.#argDecls(ins, (n) => this.#globalArgs.get(n))) {
@@ -475,58 +467,19 @@ class Builder {
 
   /**
    * Builds stage `target` and the stages it needs (the graph, src/build/graph.ts), independent
-   * ones at the same time; returns the target's final state. When a stage fails, the build
-   * waits for the others to stop before it fails.
+   * ones at the same time; returns the target's final state.
    */
-  async build(target: number): Promise<BuildState> {
-    const plan = neededStages(this.df, target, (n) => this.#globalArgs.get(n));
-    let step = 1;
-    for (const { stage } of plan) {
-      this.#firstSteps.set(stage.index, step);
-      step += 1 + stage.instructions.length;
-    }
-    this.total = step - 1;
-    this.#extraSteps = step;
-    this.#prefixOutput = plan.length > 1;
-    for (const { stage, deps } of plan) this.#start(stage, deps);
-    try {
-      return await this.#stageState(target);
-    } catch (err) {
-      this.#failed = true;
-      await Promise.allSettled(this.#results.values());
-      throw err;
-    }
-  }
-
-  /** A stage's final state, building it if nothing has yet. */
-  #stageState(index: number): Promise<BuildState> {
-    return this.#results.get(index) ?? this.#start(this.df.stages[index], []);
-  }
-
-  #start(stage: Stage, deps: readonly number[]): Promise<BuildState> {
-    let firstStep = this.#firstSteps.get(stage.index);
-    if (firstStep === undefined) {
-      firstStep = this.#extraSteps;
-      this.#extraSteps += 1 + stage.instructions.length;
-    }
-    const run: StageRun = { stage, firstStep, cmdSet: false };
-    const result = (async () => {
-      // Dependencies are waited for before a job slot is taken, so waiting holds no slot.
-      await Promise.all(deps.map((d) => this.#stageState(d)));
-      return await this.#slots.run(() => this.#runStage(run));
-    })();
-    this.#results.set(stage.index, result);
-    // Failures reach whoever awaits the stage; this only keeps them from being "unhandled".
-    result.catch(() => {});
-    return result;
+  build(target: number): Promise<BuildState> {
+    return this.#stages.run(target, (n) => this.#globalArgs.get(n));
   }
 
   /** Builds one stage; returns its final state. */
-  async #runStage(run: StageRun): Promise<BuildState> {
-    const { stage } = run;
+  async #runStage(stage: Stage, firstStep: number): Promise<BuildState> {
+    const run: StageRun = { stage, cmdSet: false };
     const started = Date.now();
-    let step = run.firstStep;
-    this.emit({ type: "step", step, total: this.total, instruction: stage.from.text });
+    let step = firstStep;
+    const total = this.#stages.total;
+    this.emit({ type: "step", step, total, instruction: stage.from.text });
     let state = await this.#from(stage);
     this.cached[step - 1] = false;
     this.emit({
@@ -539,10 +492,10 @@ class Builder {
     // Build args in effect in this stage: declared by ARG inside it.
     const args = new Map<string, string | undefined>();
     for (const ins of stage.instructions) {
-      if (this.#failed) throw new TsboxError("stopped: another stage failed");
+      if (this.#stages.failed) throw new TsboxError("stopped: another stage failed");
       const t0 = Date.now();
       const n = ++step;
-      this.emit({ type: "step", step: n, total: this.total, instruction: ins.text });
+      this.emit({ type: "step", step: n, total, instruction: ins.text });
       if (ins.keyword === "ARG") {
         const lookup = this.#lookup(state, args);
         for (const [name, def] of this.#argDecls(ins, lookup)) {
@@ -580,7 +533,7 @@ class Builder {
     const name = words[0];
     if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
     const previous = findStage(this.df, name, stage.index);
-    if (previous) return await this.#slots.suspend(this.#stageState(previous.index));
+    if (previous) return await this.#stages.waitFor(previous.index);
     const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
     const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
     if (name.toLowerCase() === "scratch") {
@@ -744,20 +697,10 @@ class Builder {
   #download(ins: Instruction, url: string, lookup: Lookup): Promise<Download> {
     const flag = ins.flags.find((f) => f.name === "checksum")?.value;
     const checksum = flag === undefined ? undefined : processWord(flag, lookup);
-    const key = `${url}\n${checksum ?? ""}`;
-    let dl = this.#downloads.get(key);
-    if (!dl) {
-      dl = download(url, join(this.scratch, `download-${++this.#mounts}`), checksum).catch(
-        (err) => {
-          if (err instanceof AddUrlError) {
-            throw new BuildInstructionError(this.file, ins, err.message);
-          }
-          throw err;
-        },
-      );
-      this.#downloads.set(key, dl);
-    }
-    return dl;
+    return this.#downloads.get(url, checksum).catch((err) => {
+      if (err instanceof AddUrlError) throw new BuildInstructionError(this.file, ins, err.message);
+      throw err;
+    });
   }
 
   /** `--exclude` patterns of a COPY/ADD, expanded. */
@@ -768,7 +711,7 @@ class Builder {
   /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
   async #fromSource(name: string, run: StageRun): Promise<{ state: BuildState }> {
     const stage = findStage(this.df, name, run.stage.index);
-    if (stage) return { state: await this.#slots.suspend(this.#stageState(stage.index)) };
+    if (stage) return { state: await this.#stages.waitFor(stage.index) };
     return { state: imageState(await this.#image(name)) };
   }
 
@@ -1268,8 +1211,8 @@ class Builder {
       closeFd(writeFd);
     }
     const send = (data: Uint8Array) => this.emit({ type: "output", data });
-    const label = `[${c.run.stage.name ?? c.run.stage.index} ${c.step}/${this.total}] `;
-    const lines = this.#prefixOutput ? new PrefixedLines(label, send) : undefined;
+    const label = `[${c.run.stage.name ?? c.run.stage.index} ${c.step}/${this.#stages.total}] `;
+    const lines = this.#stages.concurrent ? new PrefixedLines(label, send) : undefined;
     const reading = (async () => {
       for await (const chunk of output.readable) {
         if (lines) lines.write(chunk);
@@ -1297,52 +1240,4 @@ class Builder {
 /** 12 hex digits of a state's id, as docker shows intermediate ids. */
 function shortId(state: BuildState): string {
   return stateId(state).slice(7, 19);
-}
-
-/**
- * The runtime creates mount points (/proc, /dev, /sys, /etc/hosts, ...) in the rootfs when the
- * image lacks them; those empty stubs are not the RUN's doing and stay out of its layer.
- */
-async function removeMountStubs(
-  upper: string,
-  state: BuildState,
-  store: Store,
-  mountTargets: readonly string[] = [],
-): Promise<void> {
-  const inLowers = (rel: string) =>
-    state.layers.some((l) => {
-      try {
-        Deno.lstatSync(join(store.layers.dir(l.diffId), rel));
-        return true;
-      } catch {
-        return false;
-      }
-    });
-  // RUN --mount targets and the directories made for them, deepest first.
-  const made = new Set<string>();
-  for (const t of mountTargets) {
-    const parts = t.split("/").filter((p) => p !== "");
-    for (let n = parts.length; n > 0; n--) made.add(parts.slice(0, n).join("/"));
-  }
-  const candidates = [
-    ...made,
-    ...["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "dev", "sys", "etc"],
-  ].sort((a, b) => b.split("/").length - a.split("/").length);
-  for (const rel of new Set(candidates)) {
-    const path = join(upper, rel);
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(path);
-    } catch {
-      continue;
-    }
-    if (inLowers(rel)) continue;
-    const empty = info.isFile ? info.size === 0 : info.isDirectory && (await isEmpty(path));
-    if (empty) await Deno.remove(path);
-  }
-}
-
-async function isEmpty(dir: string): Promise<boolean> {
-  for await (const _ of Deno.readDir(dir)) return false;
-  return true;
 }

@@ -132,3 +132,86 @@ export class JobSlots {
     }
   }
 }
+
+/** A stage as the scheduler hands it to be built. */
+export interface ScheduledStage {
+  readonly stage: Stage;
+  /** Step number of its FROM (1-based, over every stage the build runs). */
+  readonly firstStep: number;
+}
+
+/**
+ * Runs a build's stages as a graph: the target's needed stages are numbered in Dockerfile
+ * order and started at once, each waiting (without a job slot) for the stages it needs, then
+ * building in a slot. A stage named only at run time (a name no global ARG could expand) is
+ * started when first asked for. When one fails, the others stop before their next step
+ * ({@link failed}) and {@link run} settles them all before it rejects, so nothing still runs
+ * in the build's directory afterwards.
+ */
+export class StageScheduler<T> {
+  readonly #results = new Map<number, Promise<T>>();
+  readonly #firstSteps = new Map<number, number>();
+  readonly #slots: JobSlots;
+  #nextStep = 1;
+  /** Steps of the planned stages. */
+  total = 0;
+  /** Whether more than one stage runs (their output is then told apart). */
+  concurrent = false;
+  /** Set once a stage failed. */
+  failed = false;
+
+  constructor(
+    private readonly df: Dockerfile,
+    jobs: number,
+    private readonly build: (s: ScheduledStage) => Promise<T>,
+  ) {
+    this.#slots = new JobSlots(jobs);
+  }
+
+  /** Builds `target` and what it needs; `lookup` expands stage names (global ARGs). */
+  async run(target: number, lookup: Lookup): Promise<T> {
+    const plan = neededStages(this.df, target, lookup);
+    for (const { stage } of plan) {
+      this.#firstSteps.set(stage.index, this.#nextStep);
+      this.#nextStep += 1 + stage.instructions.length;
+    }
+    this.total = this.#nextStep - 1;
+    this.concurrent = plan.length > 1;
+    for (const { stage, deps } of plan) this.#start(stage, deps);
+    try {
+      return await this.result(target);
+    } catch (err) {
+      this.failed = true;
+      await Promise.allSettled(this.#results.values());
+      throw err;
+    }
+  }
+
+  /** A stage's result, starting it if nothing has. */
+  result(index: number): Promise<T> {
+    return this.#results.get(index) ?? this.#start(this.df.stages[index], []);
+  }
+
+  /** From inside a stage: waits for another stage's result without holding a job slot. */
+  waitFor(index: number): Promise<T> {
+    return this.#slots.suspend(this.result(index));
+  }
+
+  #start(stage: Stage, deps: readonly number[]): Promise<T> {
+    let firstStep = this.#firstSteps.get(stage.index);
+    if (firstStep === undefined) {
+      firstStep = this.#nextStep;
+      this.#nextStep += 1 + stage.instructions.length;
+    }
+    const scheduled = { stage, firstStep };
+    const result = (async () => {
+      // Dependencies are waited for before a job slot is taken, so waiting holds no slot.
+      await Promise.all(deps.map((d) => this.result(d)));
+      return await this.#slots.run(() => this.build(scheduled));
+    })();
+    this.#results.set(stage.index, result);
+    // Failures reach whoever awaits the stage; this only keeps them from being "unhandled".
+    result.catch(() => {});
+    return result;
+  }
+}
