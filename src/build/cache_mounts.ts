@@ -2,9 +2,10 @@
  * Storage of `RUN --mount=type=cache` directories: one cache per id per store, kept across
  * builds under `<root>/cache-mounts/<sha256 of the id>/`:
  *
- *     data/   the cache itself, bind-mounted read-write into RUN steps
- *     lock    flock(2) target for `sharing=locked|shared|private`
- *     id      the id as written in the Dockerfile (for listings)
+ *     data/        the cache itself, bind-mounted read-write into RUN steps
+ *     lock         flock(2) target for `sharing=locked|shared|private`, held for the step
+ *     create.lock  held only while a new cache is made (and seeded) by a step holding `lock`
+ *     id           the id as written in the Dockerfile (for listings)
  *
  * The lock lives beside the cache, never in it: a step that wipes or chmods its cache cannot
  * remove or lock out the lock of later steps (buildah #4342, fixed by #4349). Caches belong to
@@ -91,8 +92,8 @@ export async function removeCacheMounts(root: string): Promise<CacheMountInfo[]>
   return removed;
 }
 
-async function openLock(dir: string): Promise<Deno.FsFile> {
-  return await Deno.open(join(dir, "lock"), { read: true, write: true, create: true, mode: 0o600 });
+async function openLock(dir: string, name = "lock"): Promise<Deno.FsFile> {
+  return await Deno.open(join(dir, name), { read: true, write: true, create: true, mode: 0o600 });
 }
 
 /** What a step asks of its cache mount. */
@@ -125,17 +126,9 @@ export async function acquireCacheMount(
 ): Promise<HeldCacheMount> {
   const dir = entryDir(root, req.id);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const data = join(dir, "data");
   const lock = await openLock(dir);
   try {
-    const data = join(dir, "data");
-    // Created under the exclusive lock: a concurrent step never sees a half-seeded cache.
-    await lock.lock(true);
-    try {
-      if (!await exists(data)) await create(data, req);
-      await Deno.writeTextFile(join(dir, "id"), req.id, { mode: 0o600 });
-    } finally {
-      await lock.unlock();
-    }
     if (req.sharing === "private") {
       if (!await lock.tryLock(true)) {
         lock.close();
@@ -143,16 +136,27 @@ export async function acquireCacheMount(
         return { dir: privateDir, release: () => removeTree(privateDir) };
       }
     } else await lock.lock(req.sharing === "locked");
+    // Made (first use, or pruned since) while this step holds it, under a lock of its own:
+    // shared users never see a half-seeded cache, and prune (which needs `lock` free) cannot
+    // remove it before the step has its mount.
+    const creating = await openLock(dir, "create.lock");
+    try {
+      await creating.lock(true);
+      if (!await exists(data)) await create(data, req);
+      await Deno.writeTextFile(join(dir, "id"), req.id, { mode: 0o600 });
+    } finally {
+      creating.close();
+    }
   } catch (err) {
     lock.close();
     throw err;
   }
   return {
-    dir: join(dir, "data"),
-    release: async () => {
+    dir: data,
+    release: () => {
       // Closing the file drops the flock.
       lock.close();
-      await Promise.resolve();
+      return Promise.resolve();
     },
   };
 }
