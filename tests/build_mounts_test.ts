@@ -127,6 +127,9 @@ RUN --mount=type=bind,from=src,source=/data,target=/mnt \\
 RUN --mount=type=bind,from=src,source=/data,target=/mnt,rw echo y > /mnt/g && cat /mnt/g > /rw
 RUN --mount=type=bind,from=src,source=/data,target=/mnt ls /mnt > /after
 RUN --mount=type=bind,source=ctx.txt,target=/etc/ctx.txt cat /etc/ctx.txt > /ctx
+RUN --mount=type=bind,from=busybox,source=/etc,target=/image-etc cat /image-etc/group > /img
+WORKDIR /w
+RUN --mount=type=cache,id=seeded-test,target=c,from=src,source=/data cat c/f > /seeded
 `,
       "ctx.txt": "from-context\n",
     });
@@ -134,10 +137,13 @@ RUN --mount=type=bind,source=ctx.txt,target=/etc/ctx.txt cat /etc/ctx.txt > /ctx
       const r = await tsbox(["build", "-t", "bind-stage", ctx], { root });
       assertEquals(r.code, 0, r.stderr + r.stdout);
       assertEquals(
-        await cat(root, "bind-stage", "/copied", "/ro", "/rw", "/after", "/ctx"),
-        "from-stage\nread-only\ny\nf\nfrom-context\n",
+        await cat(root, "bind-stage", "/copied", "/ro", "/rw", "/after", "/ctx", "/seeded"),
+        "from-stage\nread-only\ny\nf\nfrom-context\nfrom-stage\n",
       );
       assertEquals(await existsIn(root, "bind-stage", "/mnt"), false);
+      assertEquals(await existsIn(root, "bind-stage", "/w/c"), false);
+      // A bind from an image (the base itself here): its /etc/group as the image has it.
+      assertStringIncludes(await cat(root, "bind-stage", "/img"), "extra:x:2000:app");
       assertEquals(await existsIn(root, "bind-stage", "/etc/ctx.txt"), false);
     } finally {
       await Deno.remove(ctx, { recursive: true });
@@ -228,6 +234,8 @@ RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len; \\
     ls -ln /run/secrets/tok | cut -c1-10 > /perm
 RUN --mount=type=secret,id=tok,env=TOKEN,target=/s/tok,mode=0440,uid=1000 \\
     test "$TOKEN" = "$(cat /s/tok)" && ls -ln /s/tok | awk '{print $1, $3}' > /same
+RUN --mount=type=secret,id=fromenv,env=FROM_ENV test "\${#FROM_ENV}" = ${marker.length + 4} && \\
+    test ! -e /run/secrets/fromenv && echo env-ok > /env
 `,
     });
     try {
@@ -235,14 +243,22 @@ RUN --mount=type=secret,id=tok,env=TOKEN,target=/s/tok,mode=0440,uid=1000 \\
       const secretFile = join(work, "secret");
       await Deno.writeTextFile(secretFile, marker);
       const build = (extra: string[]) =>
-        tsbox(["build", ...extra, "--secret", `id=tok,src=${secretFile}`, "-t", "sec", ctx], {
-          root,
-        });
+        tsbox([
+          "build",
+          ...extra,
+          "--secret",
+          `id=tok,src=${secretFile}`,
+          "--secret",
+          "id=fromenv,env=TSBOX_TEST_SECRET_ENV",
+          "-t",
+          "sec",
+          ctx,
+        ], { root, env: { TSBOX_TEST_SECRET_ENV: `env-${marker}` } });
       const r = await build([]);
       assertEquals(r.code, 0, r.stderr + r.stdout);
       assertEquals(
-        await cat(root, "sec", "/len", "/perm", "/same"),
-        `${marker.length}\n-r--------\n-r--r----- 1000\n`,
+        await cat(root, "sec", "/len", "/perm", "/same", "/env"),
+        `${marker.length}\n-r--------\n-r--r----- 1000\nenv-ok\n`,
       );
 
       // The mount points made for the secrets are not left in the image.
@@ -273,7 +289,7 @@ RUN --mount=type=secret,id=tok,env=TOKEN,target=/s/tok,mode=0440,uid=1000 \\
       await Deno.writeTextFile(secretFile, `${marker}-longer`);
       const again = await build([]);
       assertEquals(again.code, 0, again.stderr);
-      assertEquals(again.stdout.match(/---> CACHED/g)?.length, 2, again.stdout);
+      assertEquals(again.stdout.match(/---> CACHED/g)?.length, 3, again.stdout);
       assertEquals(await cat(root, "sec", "/len"), `${marker.length}\n`);
       const fresh = await build(["--no-cache"]);
       assertEquals(fresh.code, 0, fresh.stderr);
