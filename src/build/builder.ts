@@ -77,6 +77,11 @@ export type BuildEvent =
     /** Short id (12 hex) of the state after the step. */
     readonly id: string;
     readonly elapsedMs: number;
+    /**
+     * When stages run at the same time: the stage and step (`builder 3/9`), since the step's
+     * end no longer follows its start.
+     */
+    readonly label?: string;
   }
   | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] }
   /** Something went wrong that does not stop the build (shown on stderr). */
@@ -473,6 +478,12 @@ class Builder {
     return this.#stages.run(target, (n) => this.#globalArgs.get(n));
   }
 
+  /** `stage step/total` while stages run at the same time (their lines are then told apart). */
+  #label(stage: Stage, step: number): string | undefined {
+    if (!this.#stages.concurrent) return undefined;
+    return `${stage.name ?? stage.index} ${step}/${this.#stages.total}`;
+  }
+
   /** Builds one stage; returns its final state. */
   async #runStage(stage: Stage, firstStep: number): Promise<BuildState> {
     const run: StageRun = { stage, cmdSet: false };
@@ -488,6 +499,7 @@ class Builder {
       cached: false,
       id: shortId(state),
       elapsedMs: Date.now() - started,
+      label: this.#label(stage, step),
     });
     // Build args in effect in this stage: declared by ARG inside it.
     const args = new Map<string, string | undefined>();
@@ -509,6 +521,7 @@ class Builder {
           cached: true,
           id: shortId(state),
           elapsedMs: Date.now() - t0,
+          label: this.#label(stage, n),
         });
         continue;
       }
@@ -522,6 +535,7 @@ class Builder {
         cached,
         id: shortId(state),
         elapsedMs: Date.now() - t0,
+        label: this.#label(stage, n),
       });
     }
     return state;
@@ -1211,8 +1225,8 @@ class Builder {
       closeFd(writeFd);
     }
     const send = (data: Uint8Array) => this.emit({ type: "output", data });
-    const label = `[${c.run.stage.name ?? c.run.stage.index} ${c.step}/${this.#stages.total}] `;
-    const lines = this.#stages.concurrent ? new PrefixedLines(label, send) : undefined;
+    const label = this.#label(c.run.stage, c.step);
+    const lines = label ? new PrefixedLines(`[${label}] `, send) : undefined;
     const reading = (async () => {
       for await (const chunk of output.readable) {
         if (lines) lines.write(chunk);

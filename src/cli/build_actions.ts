@@ -126,11 +126,16 @@ export async function buildCommand(
         }
         break;
       case "step-done":
-        write(
-          `${e.cached ? " ---> Using cache\n" : ""} ---> ${e.cached ? "CACHED " : ""}${e.id} (${
-            (e.elapsedMs / 1000).toFixed(2)
-          }s)\n`,
-        );
+        {
+          // Stages running at once: the step named at the end, where docker's parsers of
+          // " ---> ID" lines still find the id.
+          const label = e.label ? ` [${e.label}]` : "";
+          write(
+            `${e.cached ? ` ---> Using cache${label}\n` : ""} ---> ${
+              e.cached ? "CACHED " : ""
+            }${e.id} (${(e.elapsedMs / 1000).toFixed(2)}s)${label}\n`,
+          );
+        }
         break;
       case "done":
         write(`Successfully built ${e.id.slice(7, 19)}\n`);
