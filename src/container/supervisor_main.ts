@@ -9,6 +9,9 @@
 import { TsboxError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import { supervise } from "./supervisor.ts";
+import { awaitDeadRun, countRecovery } from "./recover.ts";
+import { getContainer } from "./state.ts";
+import { RECOVER_ENV, startWatcher, type Watcher } from "./watcher.ts";
 
 /** Supervises container `id` under `root`; reports the first start on stdout. */
 export async function superviseMain(root: string, id: string): Promise<number> {
@@ -35,20 +38,31 @@ export async function superviseMain(root: string, id: string): Promise<number> {
     report({ error: (err as Error).message, exitCode: 125 });
     return 125;
   }
+  // Started by the watcher of a supervisor that died: bring the container back if its policy
+  // says so (recover.ts), else end quietly.
+  const recovering = Deno.env.get(RECOVER_ENV) !== undefined;
+  let watcher: Watcher | undefined;
   try {
+    if (recovering && !(await awaitDeadRun(store, id))) return 0;
+    // A container with a restart policy outlives the death of this process (watcher.ts).
+    const policy = getContainer(store, id)?.config.restart.name ?? "no";
+    if (policy !== "no") watcher = startWatcher();
     const result = await supervise(store, id, {
-      onStarted: (err) =>
+      onStarted: (err) => {
+        if (!err && recovering) countRecovery(store, id);
         report(
           err
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
             : { ok: true },
-        ),
+        );
+      },
     });
     return result.exitCode;
   } catch (err) {
     report({ error: (err as Error).message, exitCode: 125 });
     return 125;
   } finally {
+    await watcher?.dismiss();
     store.close();
   }
 }
