@@ -21,6 +21,7 @@ import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
+import { defineSystemCommand } from "./system_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -35,6 +36,12 @@ export function buildProgram(): Command {
       new Option("--root <dir>", "root of the image store and container state")
         .env("TSBOX_ROOT")
         .default(DEFAULT_ROOT),
+    )
+    .addOption(
+      new Option(
+        "--runroot <dir>",
+        "runtime directory of the store, on tmpfs (default /run/tsbox/<hash of --root>)",
+      ).env("TSBOX_RUNROOT"),
     )
     .option("-D, --debug", "show debug output and stack traces")
     .option(
@@ -58,6 +65,7 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineBuildCommand(program);
+  defineSystemCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }
