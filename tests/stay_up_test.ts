@@ -5,8 +5,10 @@
  * recognised by the first command, which resets the store once; `system boot` starts what
  * docker's daemon would; a recorded pid now held by an unrelated process is never signalled.
  */
-import { sharedBusyboxRoot } from "./busybox_store.ts";
+import { DatabaseSync } from "node:sqlite";
+import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
+import { mountsUnder, processesUsing, purgeRoot } from "./cleanup.ts";
 import { type CliResult, tsbox } from "./cli.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -168,3 +170,225 @@ rootTest(
     }
   },
 );
+
+/** A TCP port nothing listens on right now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * A reboot, as far as a store can tell: every process of its containers and supervisors
+ * (watchers first, so that none execs a new supervisor) killed with SIGKILL until none is
+ * left, every mount under the root unmounted, the runroot removed.
+ */
+async function simulateReboot(root: string, runroot: string): Promise<void> {
+  const ids = [...Deno.readDirSync(`${root}/containers`)].map((e) => e.name);
+  let quiet = 0;
+  const end = Date.now() + 20_000;
+  while (quiet < 3) {
+    if (Date.now() > end) throw new Error("processes of the store keep coming back");
+    const pids = [...new Set([...processesUsing(root), ...ids.flatMap(cgroupProcs)])]
+      .filter(alive);
+    pids.sort((a, b) => Number(comm(b) === "tsbox-watch") - Number(comm(a) === "tsbox-watch"));
+    for (const pid of pids) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    quiet = pids.length === 0 ? quiet + 1 : 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const point of mountsUnder(root)) {
+    const r = await new Deno.Command("umount", { args: ["-l", point], stderr: "null" }).output();
+    assertOk(r.success, `umount ${point}`);
+  }
+  await Deno.remove(runroot, { recursive: true });
+}
+
+rootTest(
+  "a simulated reboot: reset once by the first commands, system boot starts the policy table",
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
+    const runroot = await Deno.makeTempDir({ prefix: "tsbox-run-" });
+    try {
+      await seedStore(root);
+      const { t, ok, inspect } = cli(root, { TSBOX_RUNROOT: runroot });
+      const port = freePort();
+      const up = (name: string, policy: string, ...rest: string[]) =>
+        ok(["run", "-d", "--name", name, "--restart", policy, ...rest]);
+      await up(
+        "t-rb-web",
+        "always",
+        "-p",
+        `127.0.0.1:${port}:80`,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+      );
+      await up(
+        "t-rb-unless",
+        "unless-stopped",
+        "-v",
+        "t-rb-vol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo start >> /data/f; exec sleep 1000",
+      );
+      await up("t-rb-stopped", "unless-stopped", "busybox", "sleep", "1000");
+      await up("t-rb-fail", "on-failure:3", "busybox", "sleep", "1000");
+      await up("t-rb-no", "no", "busybox", "sleep", "1000");
+      await up(
+        "t-rb-join",
+        "always",
+        "--network",
+        "container:t-rb-web",
+        "busybox",
+        "sleep",
+        "1000",
+      );
+      await ok(["stop", "-t", "1", "t-rb-stopped"]);
+      // Make the joiner the older container: listed first, so only the ordering by joined
+      // network lets it start.
+      const db = new DatabaseSync(`${root}/tsbox.db`);
+      db.prepare("UPDATE containers SET created_at = created_at - 60000 WHERE name = ?")
+        .run("t-rb-join");
+      db.close();
+      const ids: Record<string, string> = Object.fromEntries(
+        (await ok(["ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.ID}}"])).trim().split("\n")
+          .map((l) => l.split(" ") as [string, string]),
+      );
+      const answer = async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/index.html`);
+          return (await res.text()).trim();
+        } catch (err) {
+          return String(err);
+        }
+      };
+      await until("the web container to answer", async () => (await answer()) === "hello");
+
+      await simulateReboot(root, runroot);
+      const resetsBefore = Deno.readTextFileSync(`${root}/boot-resets.log`).split("\n")
+        .filter((l) => l.includes(" reset ")).length;
+
+      // The first touch of the new boot: ten commands at once, one reset.
+      const first = await Promise.all(
+        Array.from({ length: 10 }, () => t(["ps", "-a", "--format", "{{.Names}} {{.Status}}"])),
+      );
+      for (const r of first) {
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(r.stdout.trim().split("\n").length, 6, r.stdout);
+        assertOk(!/ Up /.test(r.stdout), `nothing runs after a reboot:\n${r.stdout}`);
+      }
+      const resets = Deno.readTextFileSync(`${root}/boot-resets.log`).split("\n")
+        .filter((l) => l.includes(" reset "));
+      assertEquals(resets.length, resetsBefore + 1, resets.join("\n"));
+      const ps = first[0].stdout;
+      for (const name of ["t-rb-web", "t-rb-unless", "t-rb-fail", "t-rb-no", "t-rb-join"]) {
+        assertMatch(ps, new RegExp(`^${name} Exited \\(255\\) `, "m"));
+      }
+      assertMatch(ps, /^t-rb-stopped Exited \((137|143)\) /m);
+      // The reset released the kernel's leftovers: no cgroup of any container is left.
+      for (const id of Object.values(ids)) assertEquals(cgroupProcs(id), []);
+
+      const boot = await t(["system", "boot"]);
+      assertEquals(boot.code, 0, boot.stderr);
+      assertEquals(boot.stderr, "");
+      const started = ["t-rb-web", "t-rb-unless", "t-rb-fail", "t-rb-join"];
+      assertEquals(boot.stdout.trim().split("\n").sort(), [...started].sort());
+      const after = await ok(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+      for (const name of started) assertMatch(after, new RegExp(`^${name} Up `, "m"));
+      assertMatch(after, /^t-rb-stopped Exited /m);
+      assertMatch(after, /^t-rb-no Exited \(255\) /m);
+      for (const name of started) {
+        assertOk(cgroupProcs(ids[name]).length > 0, `${name} runs in its cgroup`);
+      }
+      await until("the published port to answer again", async () => (await answer()) === "hello");
+      assertEquals(
+        Deno.readTextFileSync(`${root}/volumes/t-rb-vol/_data/f`),
+        "start\nstart\n",
+        "the named volume kept its data",
+      );
+      const netns = (name: string) =>
+        inspect(name).then((c) => Deno.readLinkSync(`/proc/${c.State.Pid}/ns/net`));
+      assertEquals(await netns("t-rb-join"), await netns("t-rb-web"));
+
+      // Idempotent: a second run starts nothing and touches nothing.
+      const pids = async () => {
+        const out: Record<string, number> = {};
+        for (const name of started) out[name] = (await inspect(name)).State.Pid;
+        return out;
+      };
+      const before = await pids();
+      const again = await t(["system", "boot"]);
+      assertEquals([again.code, again.stdout, again.stderr], [0, "", ""]);
+      assertEquals(await pids(), before);
+      assertEquals(
+        Deno.readTextFileSync(`${root}/boot-resets.log`).split("\n")
+          .filter((l) => l.includes(" reset ")).length,
+        resetsBefore + 1,
+      );
+    } finally {
+      await purgeRoot(root);
+      await Deno.remove(runroot, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+rootTest("a recorded pid now held by an unrelated process is never signalled", async () => {
+  const root = await sharedBusyboxRoot();
+  const { t, ok } = cli(root);
+  const id = (await ok(["create", "--name", "t-pid-reuse", "busybox", "sleep", "1000"])).trim();
+  // The unrelated process: its pid is written into the row, with a start time one tick off (the
+  // seam for "the pid was reused": the same number, another process).
+  const other = new Deno.Command("sleep", { args: ["300"] }).spawn();
+  try {
+    const start = Number(stat(other.pid)![19]);
+    const forge = () => {
+      const db = new DatabaseSync(`${root}/tsbox.db`);
+      db.prepare(
+        `UPDATE containers SET state = 'running', pid = ?, pid_start = ?, supervisor_pid = ?,
+           supervisor_start = ? WHERE id = ?`,
+      ).run(other.pid, start + 1, other.pid, start + 1, id);
+      db.close();
+    };
+    for (const args of [["kill", id], ["kill", "-s", "TERM", id], ["stop", "-t", "1", id]]) {
+      forge();
+      await t(args);
+      await new Promise((r) => setTimeout(r, 200));
+      assertOk(alive(other.pid), `${args.join(" ")} signalled pid ${other.pid}`);
+    }
+    forge();
+    await ok(["rm", "-f", id]);
+    await new Promise((r) => setTimeout(r, 200));
+    assertOk(alive(other.pid), `rm -f signalled pid ${other.pid}`);
+    assertEquals((await t(["inspect", id])).code, 1);
+
+    // With its supervisor alive the row is believed, and `kill` goes as far as the pid check.
+    const live = (await ok(["run", "-d", "--name", "t-pid-live", "busybox", "sleep", "1000"]))
+      .trim();
+    const db = new DatabaseSync(`${root}/tsbox.db`);
+    const real = db.prepare("SELECT pid, pid_start FROM containers WHERE id = ?").get(live) as {
+      pid: number;
+      pid_start: number;
+    };
+    db.prepare("UPDATE containers SET pid = ?, pid_start = ? WHERE id = ?")
+      .run(other.pid, start + 1, live);
+    await t(["kill", live]);
+    await new Promise((r) => setTimeout(r, 200));
+    assertOk(alive(other.pid), `kill of a live container signalled pid ${other.pid}`);
+    assertOk(alive(real.pid), "nor its real PID 1, which the row no longer names");
+    db.prepare("UPDATE containers SET pid = ?, pid_start = ? WHERE id = ?")
+      .run(real.pid, real.pid_start, live);
+    db.close();
+  } finally {
+    other.kill("SIGKILL");
+    await other.status;
+    await t(["rm", "-f", id, "t-pid-live"]);
+  }
+});
