@@ -392,3 +392,91 @@ rootTest("a recorded pid now held by an unrelated process is never signalled", a
     await t(["rm", "-f", id, "t-pid-live"]);
   }
 });
+
+const UNIT = new URL("../contrib/systemd/tsbox-boot.service", import.meta.url).pathname;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const hasSystemdAnalyze = (() => {
+  try {
+    return Deno.statSync("/usr/bin/systemd-analyze").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** `systemd-analyze [--user] verify UNIT`: exit code and output. */
+async function verifyUnit(path: string, user: boolean): Promise<CliResult> {
+  const runtime = await Deno.makeTempDir({ prefix: "tsbox-xdg-" });
+  try {
+    const out = await new Deno.Command("systemd-analyze", {
+      args: [...(user ? ["--user"] : []), "verify", path],
+      env: { XDG_RUNTIME_DIR: runtime },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  } finally {
+    await Deno.remove(runtime, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "the shipped boot unit passes systemd-analyze verify; its ExecStart starts the containers",
+  ignore: !isRoot || !hasSystemdAnalyze,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await sharedBusyboxRoot();
+    const { t, ok, inspect } = cli(root);
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-unit-" });
+    try {
+      // The unit names the installed tsbox; here that is a launcher of this checkout.
+      const exe = `${dir}/tsbox`;
+      await Deno.writeTextFile(
+        exe,
+        `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec ${Deno.execPath()} run -A --quiet ${MAIN} "$@"\n`,
+        { mode: 0o755 },
+      );
+      const text = (await Deno.readTextFile(UNIT)).replaceAll("/usr/local/bin/tsbox", exe);
+      const unit = `${dir}/tsbox-boot.service`;
+      await Deno.writeTextFile(unit, text);
+      for (const user of [false, true]) {
+        const v = await verifyUnit(unit, user);
+        assertEquals([v.code, v.stderr], [0, ""], `verify${user ? " --user" : ""}: ${v.stderr}`);
+      }
+      assertMatch(text, /^Type=oneshot$/m);
+      assertMatch(text, /^RemainAfterExit=yes$/m);
+      assertMatch(text, /^After=network-online\.target$/m);
+
+      // Run by hand, ExecStart starts an `always` container (one a user stopped, as docker's
+      // daemon does) and exits 0.
+      await ok([
+        "run",
+        "-d",
+        "--name",
+        "t-unit-always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+      ]);
+      await ok(["stop", "-t", "1", "t-unit-always"]);
+      assertEquals((await inspect("t-unit-always")).State.Running, false);
+      const argv = text.match(/^ExecStart=(.*)$/m)![1].split(" ");
+      const out = await new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        env: { TSBOX_ROOT: root },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assertMatch(stdout, /^t-unit-always$/m);
+      assertEquals((await inspect("t-unit-always")).State.Running, true);
+    } finally {
+      await t(["rm", "-f", "t-unit-always"]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
