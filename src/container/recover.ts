@@ -59,3 +59,17 @@ export function countRecovery(store: Store, id: string): void {
     (now) => now.supervisorPid === Deno.pid,
   );
 }
+
+/** A run shorter than this backs the next restart off, as the supervisor's own restarts do. */
+const SHORT_RUN_MS = 10_000;
+
+/**
+ * How long to wait before restarting a recovered container: nothing after a run of 10 s or
+ * more, else docker's backoff (100 ms doubling per restart, at most a minute), so that a
+ * supervisor killed again and again (an OOM loop) does not restart its container in a loop.
+ */
+export function recoveryDelay(c: ContainerRecord, now = Date.now()): number {
+  const ran = c.startedAt === undefined ? Infinity : (c.finishedAt ?? now) - c.startedAt;
+  if (ran >= SHORT_RUN_MS) return 0;
+  return Math.min(100 * 2 ** Math.min(c.restartCount, 10), 60_000);
+}

@@ -9,7 +9,7 @@
 import { TsboxError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import { supervise } from "./supervisor.ts";
-import { awaitDeadRun, countRecovery } from "./recover.ts";
+import { awaitDeadRun, countRecovery, recoveryDelay } from "./recover.ts";
 import { getContainer } from "./state.ts";
 import { RECOVER_ENV, startWatcher, type Watcher } from "./watcher.ts";
 
@@ -43,11 +43,16 @@ export async function superviseMain(root: string, id: string): Promise<number> {
   const recovering = Deno.env.get(RECOVER_ENV) !== undefined;
   let watcher: Watcher | undefined;
   try {
-    if (recovering && !(await awaitDeadRun(store, id))) return 0;
+    if (recovering) {
+      const dead = await awaitDeadRun(store, id);
+      if (!dead) return 0;
+      await new Promise((r) => setTimeout(r, recoveryDelay(dead)));
+    }
     // A container with a restart policy outlives the death of this process (watcher.ts).
     const policy = getContainer(store, id)?.config.restart.name ?? "no";
     if (policy !== "no") watcher = startWatcher();
     const result = await supervise(store, id, {
+      unlessStopped: recovering,
       onStarted: (err) => {
         if (!err && recovering) countRecovery(store, id);
         report(
