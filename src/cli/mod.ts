@@ -22,6 +22,7 @@ import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommand } from "./system_command.ts";
+import { defineGenerateCommand } from "./generate_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -66,6 +67,7 @@ export function buildProgram(): Command {
   defineVolumeCommands(program);
   defineBuildCommand(program);
   defineSystemCommand(program);
+  defineGenerateCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

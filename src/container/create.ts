@@ -135,6 +135,7 @@ export async function createFromFlags(
       ),
       security,
       labels: mergeLabels(imageConfig.Labels, ownLabels),
+      createCommand: flags.createCommand,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });

@@ -60,6 +60,8 @@ export interface RunConfig {
   readonly exposedPorts?: readonly string[];
   /** `--label`s, and anything else a later feature wants to keep with the container. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** `run`/`create` options, image and command, canonical (cli/create_line.ts), if known. */
+  readonly createCommand?: readonly string[];
 }
 
 /** One container as the database records it. */

@@ -56,6 +56,8 @@ export interface RunFlags extends SecurityFlags {
   label?: string[];
   /** `--label-file` paths. */
   labelFile?: string[];
+  /** The command line, canonical (cli/create_line.ts): kept for `generate systemd --new`. */
+  createCommand?: string[];
 }
 
 /** What run needs from the global options. */
