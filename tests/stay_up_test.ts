@@ -480,3 +480,152 @@ Deno.test({
     }
   },
 });
+
+/** An Exec line of a unit as systemd splits it: words, double quotes, `\` escapes, `%%`, `$$`. */
+function unitWords(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    if (line[i] === " ") {
+      i++;
+      continue;
+    }
+    let word = "";
+    if (line[i] === '"') {
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        if (line[i] === "\\") i++;
+        word += line[i];
+      }
+      i++;
+    } else {
+      for (; i < line.length && line[i] !== " "; i++) word += line[i];
+    }
+    words.push(word.replaceAll("%%", "%").replaceAll("$$", "$"));
+  }
+  return words;
+}
+
+/** Runs the unit's `key=` command by hand, with the unit's Environment=; returns its exit code. */
+async function runUnitLine(text: string, key: string): Promise<CliResult> {
+  const line = text.match(new RegExp(`^${key}=(.*)$`, "m"))?.[1];
+  assertOk(line, `${key} in the unit`);
+  const env = Object.fromEntries(
+    [...text.matchAll(/^Environment=(.*)$/gm)].map((m) => {
+      const [kv] = unitWords(m[1]);
+      return [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
+    }),
+  );
+  const argv = unitWords(line.replace(/^-/, ""));
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "generate systemd: units pass systemd-analyze verify; their commands do what they promise",
+  ignore: !isRoot || !hasSystemdAnalyze,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await sharedBusyboxRoot();
+    const { t, ok, inspect } = cli(root);
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-unit-" });
+    const name = "t-gen-unit";
+    try {
+      const id = (await ok([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-e",
+        "MSG=50% of $HOME",
+        "--label",
+        "k=v w",
+        "busybox",
+        "sh",
+        "-c",
+        // Ends at SIGTERM (a PID 1 without a handler ignores it), so that stops are quick.
+        'trap "exit 0" TERM; echo "$MSG"; sleep 1000 & wait',
+      ])).trim();
+      const supervisorOf = async () => {
+        const c = await inspect(name);
+        return { pid: c.State.Pid as number, supervisor: Number(stat(c.State.Pid)![1]), c };
+      };
+
+      const pidFileOf = (text: string) => text.match(/^PIDFile=(.*)$/m)![1];
+      const pidIn = (path: string) => {
+        try {
+          return Number(Deno.readTextFileSync(path).trim());
+        } catch {
+          return undefined;
+        }
+      };
+      const verified = async (text: string, file: string) => {
+        const path = `${dir}/${file}`;
+        await Deno.writeTextFile(path, text);
+        const v = await verifyUnit(path, false);
+        assertEquals([v.code, v.stderr], [0, ""], `verify ${file}: ${v.stderr}`);
+        assertMatch(text, /^Type=forking$/m);
+        assertMatch(text, /^Restart=on-failure$/m);
+        return text;
+      };
+
+      // Without --new: the unit starts and stops the container that exists.
+      const plain = await verified(
+        await ok(["generate", "systemd", "--name", name]),
+        `container-${name}.service`,
+      );
+      assertMatch(plain, /^TimeoutStopSec=70$/m);
+      assertEquals((await runUnitLine(plain, "ExecStop")).code, 0);
+      assertEquals((await inspect(name)).State.Running, false);
+      assertEquals(pidIn(pidFileOf(plain)), undefined, "no pid file once the supervisor ended");
+      assertEquals((await runUnitLine(plain, "ExecStart")).code, 0);
+      const started = await supervisorOf();
+      assertEquals(started.c.State.Running, true);
+      assertEquals(started.c.Id, id);
+      // The pid file names the live supervisor, the process systemd follows.
+      assertEquals(pidIn(pidFileOf(plain)), started.supervisor);
+      assertOk(alive(started.supervisor));
+      assertEquals((await runUnitLine(plain, "ExecStop")).code, 0);
+      assertEquals((await runUnitLine(plain, "ExecStopPost")).code, 0);
+      assertEquals((await inspect(name)).State.Running, false);
+
+      // --new: the unit creates the container from its recorded command line, removes it at stop.
+      const fresh = await verified(
+        await ok(["generate", "systemd", "--new", "--name", "-t", "3", name]),
+        `container-${name}-new.service`,
+      );
+      assertMatch(fresh, /^TimeoutStopSec=63$/m);
+      assertEquals((await runUnitLine(fresh, "ExecStartPre")).code, 0);
+      assertEquals((await t(["inspect", name])).code, 1, "ExecStartPre removed the old one");
+      const run = await runUnitLine(fresh, "ExecStart");
+      assertEquals(run.code, 0, run.stderr);
+      const made = await supervisorOf();
+      assertOk(made.c.Id !== id, "a new container");
+      assertEquals(made.c.State.Running, true);
+      assertOk(made.c.Config.Env.includes("MSG=50% of $HOME"), made.c.Config.Env.join(" "));
+      assertEquals(made.c.Config.Labels, { k: "v w" });
+      await until("its first line", async () => (await ok(["logs", name])) === "50% of $HOME\n");
+      assertEquals(pidIn(pidFileOf(fresh)), made.supervisor);
+      assertEquals((await runUnitLine(fresh, "ExecStop")).code, 0);
+      assertEquals((await inspect(name)).State.Running, false);
+      assertEquals((await runUnitLine(fresh, "ExecStopPost")).code, 0);
+      assertEquals((await t(["inspect", name])).code, 1, "ExecStopPost removed it");
+
+      // Without --name the unit is named after the id; a bad policy is refused.
+      await ok(["create", "--name", name, "busybox", "true"]);
+      const byId = await ok(["generate", "systemd", name]);
+      assertMatch(byId, /^# container-[0-9a-f]{64}\.service$/m);
+      const bad = await t(["generate", "systemd", "--restart-policy", "sometimes", name]);
+      assertOk(bad.code !== 0 && bad.stderr.includes("not a valid restart policy"), bad.stderr);
+    } finally {
+      await t(["rm", "-f", name]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
