@@ -180,6 +180,8 @@ export function createContainer(store: Store, c: NewContainer): ContainerRecord 
     );
   }
   const wanted = c.name?.replace(/^\//, "");
+  // Before a new row can be claimed (a foreground run claims without reading others).
+  ensureThisBoot(store);
   return store.db.transaction(() => {
     let name = wanted;
     if (name !== undefined) {
