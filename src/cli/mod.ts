@@ -21,7 +21,7 @@ import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
-import { defineSystemCommand } from "./system_command.ts";
+import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -66,7 +66,8 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineBuildCommand(program);
-  defineSystemCommand(program);
+  // After every other command group: `boot` joins a `system` defined elsewhere.
+  defineSystemBootCommand(program);
   defineGenerateCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;

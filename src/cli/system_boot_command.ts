@@ -7,10 +7,16 @@
 import type { Command } from "commander";
 import { globalsOf } from "./globals.ts";
 
-/** Defines `system` and its `boot` subcommand on the program. */
-export function defineSystemCommand(program: Command): void {
-  const system = program.command("system").description("Manage tsbox");
-  system.command("boot")
+/**
+ * Adds `boot` to the `system` command (made here when no other file made it first: another
+ * file defines `system df`/`prune`, so this one only adds its subcommand).
+ */
+export function defineSystemBootCommand(program: Command): void {
+  const found = program.commands.find((c) => c.name() === "system") as unknown as
+    | Command
+    | undefined;
+  const system = found ?? program.command("system").description("Manage tsbox");
+  const boot = system.command("boot")
     .description(
       "Start the containers whose restart policy brings them back after a reboot (exits 0 when it started what it could)",
     )
@@ -26,6 +32,6 @@ export function defineSystemCommand(program: Command): void {
         store.close();
       }
     });
-  system.commands.forEach((c) => c.exitOverride());
+  boot.exitOverride().showHelpAfterError();
   system.exitOverride();
 }
