@@ -97,6 +97,10 @@ rootTest(
     const policies = ["always", "unless-stopped", "on-failure:5", "no"];
     try {
       const ids: string[] = [];
+      // The first one also serves a published port (httpd in the background, sleep as PID 1).
+      const port = freePort();
+      const web = ["-p", `127.0.0.1:${port}:80`];
+      const script = "echo hi > /tmp/index.html; httpd -p 80 -h /tmp; echo up; exec sleep 1000";
       for (let i = 0; i < names.length; i++) {
         ids.push(
           (await ok([
@@ -106,13 +110,22 @@ rootTest(
             names[i],
             "--restart",
             policies[i],
+            ...(i === 0 ? web : []),
             "busybox",
             "sh",
             "-c",
-            "echo up; exec sleep 1000",
+            i === 0 ? script : "echo up; exec sleep 1000",
           ])).trim(),
         );
       }
+      const answer = async () => {
+        try {
+          return (await (await fetch(`http://127.0.0.1:${port}/index.html`)).text()).trim();
+        } catch (err) {
+          return String(err);
+        }
+      };
+      await until("the published port to answer", async () => (await answer()) === "hi");
       const before: { pid: number; supervisor: number }[] = [];
       for (const name of names) {
         await until(`${name} to log`, async () => (await ok(["logs", name])).includes("up"));
@@ -148,6 +161,8 @@ rootTest(
         assertOk(logs.length >= 2, `${names[i]}: a line from before and one from after: ${logs}`);
       }
       assertEquals((await inspect("t-up-no")).RestartCount, 0);
+      // The new supervisor publishes the port again.
+      await until("the published port to answer again", async () => (await answer()) === "hi");
 
       // The new supervisors are watched as the first ones were: a second kill, a second return.
       const again = (await inspect(names[0])).State.Pid as number;
