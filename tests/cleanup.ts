@@ -7,7 +7,7 @@
  * @module
  */
 
-import { runrootOf } from "../src/container/boot.ts";
+import { defaultRunroot } from "../src/container/boot.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -77,7 +77,8 @@ function killAll(pids: number[]): void {
  * runs on the root, wait (bounded) for it to die, unmount, remove.
  */
 function finish(root: string): void {
-  const runroot = runrootOf(root);
+  // Only the default one, named after this root: a TSBOX_RUNROOT may be anyone's directory.
+  const runroot = defaultRunroot(root);
   const pids = processesUsing(root);
   killAll(pids);
   const end = Date.now() + 10_000;

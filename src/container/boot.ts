@@ -52,10 +52,13 @@ function absolute(path: string): string {
   }
 }
 
-/** The runroot of the store at `root`: TSBOX_RUNROOT, else one per store on tmpfs. */
+/** The runroot of the store at `root`: TSBOX_RUNROOT, else {@link defaultRunroot}. */
 export function runrootOf(root: string): string {
-  const given = Deno.env.get("TSBOX_RUNROOT");
-  if (given) return given;
+  return Deno.env.get("TSBOX_RUNROOT") || defaultRunroot(root);
+}
+
+/** The runroot of the store at `root` when none is given: one per store, on tmpfs. */
+export function defaultRunroot(root: string): string {
   const name = fnv64(absolute(root));
   if (Deno.uid() === 0) return `/run/tsbox/${name}`;
   const xdg = Deno.env.get("XDG_RUNTIME_DIR");
