@@ -42,6 +42,8 @@ import {
   namingDiskFull,
   SpaceGuard,
 } from "../store/space.ts";
+import { pauseForTest } from "../store/test_pause.ts";
+import { writeClaim } from "../store/unrecorded.ts";
 import { VERSION } from "../version.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
@@ -175,8 +177,18 @@ export async function pullImage(
     });
 
     // Everything verified: publish blobs and layer dirs, then the record in one transaction.
+    // Killed in between, the claim tells the next tsbox what is published but unrecorded.
     const shortIds = new Map<string, string>();
     const blobDir = join(store.root, "blobs");
+    const claim = await namingDiskFull(
+      `${ref}: writing its claim in ${store.layers.tempDir}`,
+      store.layers.tempDir,
+      () =>
+        writeClaim(store.layers.tempDir, {
+          layers: pending.map((p) => p.diffId),
+          blobs: [...pending.map((p) => p.digest), manifest.config.digest, manifestDigest],
+        }),
+    );
     for (const p of pending) {
       await namingDiskFull(
         `storing blob ${p.digest} in ${blobDir}`,
@@ -202,6 +214,7 @@ export async function pullImage(
       blobDir,
       () => store.blobs.put(manifestDigest, manifestBytes),
     );
+    await pauseForTest("before-record");
     const image = recordImage(store, () =>
       store.addImage({
         id: imageId,
@@ -219,6 +232,7 @@ export async function pullImage(
         tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
         repoDigest,
       }));
+    await claim.release();
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {

@@ -8,6 +8,7 @@
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
+import { holdPublishLock } from "./publish_lock.ts";
 
 /** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
 export interface PendingBlob {
@@ -29,8 +30,10 @@ export interface PendingBlob {
 /** The blob directory of a store. */
 export class BlobStore {
   readonly #dir: string;
+  readonly #root: string;
 
   constructor(root: string) {
+    this.#root = root;
     this.#dir = join(root, "blobs", "sha256");
   }
 
@@ -70,6 +73,8 @@ export class BlobStore {
   async begin(digest: string, size?: number): Promise<PendingBlob> {
     const target = this.path(digest);
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    // A writer may build on unrecorded blobs it finds: no sweep removes them from now on.
+    await holdPublishLock(this.#root);
     // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
     const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
     const file = await Deno.open(temp, { write: true, truncate: true });

@@ -11,6 +11,7 @@
 import { join } from "../path.ts";
 import { digestHex } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
+import { holdPublishLock } from "./publish_lock.ts";
 
 /** A layer being unpacked into a private temp dir: `publish()` or `discard()` it. */
 export interface PendingLayer {
@@ -25,10 +26,12 @@ export interface PendingLayer {
 /** The layer directories of a store. */
 export class LayerStore {
   readonly #dir: string;
+  readonly #root: string;
   /** Directory of the short links, the cwd for overlay mounts. */
   readonly linkDir: string;
 
   constructor(root: string) {
+    this.#root = root;
     this.#dir = join(root, "layers");
     this.linkDir = join(root, "l");
   }
@@ -62,6 +65,8 @@ export class LayerStore {
     // Layers keep images' setuid files and device nodes: no other host user may reach them.
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     await Deno.mkdir(this.linkDir, { recursive: true, mode: 0o700 });
+    // publish() may keep an unrecorded layer dir it finds: no sweep removes one from now on.
+    await holdPublishLock(this.#root);
     const temp = await Deno.makeTempDir({ dir: this.#dir, prefix: ownedTempPrefix() });
     // The layer's root directory is the container's "/": 0755 like every distribution's root.
     await Deno.chmod(temp, 0o755);
