@@ -116,13 +116,14 @@ export async function loadImages(
   const emit = options.onProgress ?? (() => {});
   // From the first look at what the store has: no sweep removes an unrecorded layer or blob
   // that this load then finds there and counts on.
-  await holdPublishLock(store.root);
+  const release = await holdPublishLock(store.root);
   // The spool is a temp entry of the store named after this process: killed, the next tsbox
   // removes it (store/sweep.ts reads this directory anyway).
   const tmp = store.layers.tempDir;
-  await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
-  const dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}load-` });
+  let dir: string | undefined;
   try {
+    await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
+    dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}load-` });
     const spool = await spoolArchive(input, dir);
     const plans = spool.files.has("manifest.json")
       ? await dockerPlans(store, spool)
@@ -137,7 +138,8 @@ export async function loadImages(
     if (plans.length === 0) throw new ArchiveError("the archive contains no image");
     return await apply(store, plans, emit);
   } finally {
-    await removeTree(dir);
+    if (dir) await removeTree(dir);
+    release();
   }
 }
 

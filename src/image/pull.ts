@@ -42,6 +42,7 @@ import {
   namingDiskFull,
   SpaceGuard,
 } from "../store/space.ts";
+import { holdPublishLock } from "../store/publish_lock.ts";
 import { pauseForTest } from "../store/test_pause.ts";
 import { writeClaim } from "../store/unrecorded.ts";
 import { VERSION } from "../version.ts";
@@ -156,6 +157,7 @@ export async function pullImage(
   const space = new SpaceGuard(store.root, { floorBytes: options.minFreeBytes });
   const pending: FetchedLayer[] = [];
   const sizes = new Map<string, number>();
+  let releaseLock: (() => void) | undefined;
   try {
     // Layers the store has are reused; the same layer twice in one image is fetched once.
     const todo: { desc: Descriptor; diffId: string }[] = [];
@@ -180,6 +182,8 @@ export async function pullImage(
     // Killed in between, the claim tells the next tsbox what is published but unrecorded.
     const shortIds = new Map<string, string>();
     const blobDir = join(store.root, "blobs");
+    // Through the record: no sweep removes an unrecorded layer or blob this pull keeps.
+    releaseLock = await holdPublishLock(store.root);
     const claim = await namingDiskFull(
       `${ref}: writing its claim in ${store.layers.tempDir}`,
       store.layers.tempDir,
@@ -239,6 +243,7 @@ export async function pullImage(
       await p.blob.discard();
       await p.layer.discard();
     }
+    releaseLock?.();
   }
 }
 

@@ -13,7 +13,6 @@ import { Database } from "./db.ts";
 import { digestHex } from "./digest_format.ts";
 import { LayerStore } from "./layers.ts";
 import { sweepAbandoned } from "./sweep.ts";
-import { releasePublishLock } from "./publish_lock.ts";
 import { linkNames } from "./unrecorded.ts";
 
 export { BlobStore } from "./blobs.ts";
@@ -156,9 +155,8 @@ export class Store {
     return sweepAbandoned(this.root, this.db);
   }
 
-  /** Closes the database and lets go of the publish lock (publish_lock.ts), if held. */
+  /** Closes the database. */
   close(): void {
-    releasePublishLock(this.root);
     this.db.close();
   }
 

@@ -4,11 +4,11 @@
  *
  * A pull, load or build may find a layer directory or a blob already in place that no image
  * row names yet (a concurrent publisher's, or one a killed process left) and build its record
- * on it. So every process that writes layers or blobs holds the lock shared, from its first
- * temp layer or blob (or, for load, from its first look at the store) until it closes the
- * store or exits; the kernel drops a killed process's lock. Removing unrecorded layers and
- * blobs needs the lock exclusive and only ever tries for it: while anyone publishes, the
- * leftovers wait for a later command, and no command waits for a pull.
+ * on it. So every writer holds the lock shared while it may: each pending layer and blob from
+ * its creation until it is discarded (after the record, in every caller), and `load` from its
+ * first look at the store to its end; the kernel drops a killed process's lock. Removing
+ * unrecorded layers and blobs needs the lock exclusive and only ever tries for it: while
+ * anyone publishes, the leftovers wait for a later command, and no command waits for a pull.
  *
  * @module
  */
@@ -19,42 +19,59 @@ export function publishLockPath(root: string): string {
   return join(root, "publish.lock");
 }
 
+/** The shared lock this process holds on a store, with how many writers use it. */
+interface Held {
+  count: number;
+  file: Promise<Deno.FsFile>;
+}
+
 /** Shared locks this process holds, by store root. */
-const held = new Map<string, Promise<Deno.FsFile>>();
+const held = new Map<string, Held>();
 
 async function openLock(root: string): Promise<Deno.FsFile> {
   return await Deno.open(publishLockPath(root), { create: true, write: true, mode: 0o600 });
 }
 
 /**
- * Takes the publish lock of `root` shared for this process, once; waits while a sweep holds it
- * exclusive (a sweep only removes, and is short). Held until {@link releasePublishLock}.
+ * Takes the publish lock of `root` shared for one writer of this process; waits while a sweep
+ * holds it exclusive (a sweep only removes, and is short). Call the function it returns once
+ * the writer has recorded what it published, or given up: the lock goes when the last writer
+ * of the process lets go (or the process ends).
  */
-export async function holdPublishLock(root: string): Promise<void> {
-  let lock = held.get(root);
-  if (!lock) {
-    lock = (async () => {
-      const file = await openLock(root);
+export async function holdPublishLock(root: string): Promise<() => void> {
+  let entry = held.get(root);
+  if (entry) {
+    entry.count++;
+  } else {
+    const file = (async () => {
+      const f = await openLock(root);
       try {
-        await file.lock(false);
+        await f.lock(false);
       } catch (err) {
-        file.close();
+        f.close();
         throw err;
       }
-      return file;
+      return f;
     })();
-    held.set(root, lock);
-    lock.catch(() => held.delete(root));
+    entry = { count: 1, file };
+    held.set(root, entry);
   }
-  await lock;
-}
-
-/** Drops this process's shared lock of `root`, if it holds one (Store.close). */
-export function releasePublishLock(root: string): void {
-  const lock = held.get(root);
-  if (!lock) return;
-  held.delete(root);
-  lock.then((file) => file.close(), () => {});
+  const mine = entry;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    if (--mine.count > 0) return;
+    if (held.get(root) === mine) held.delete(root);
+    mine.file.then((f) => f.close(), () => {});
+  };
+  try {
+    await mine.file;
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 /**
