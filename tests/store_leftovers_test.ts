@@ -381,6 +381,11 @@ Deno.test({
       await Deno.writeTextFile(blob, "unreferenced");
       const orphan = join(root, "containers", "e".repeat(64));
       await Deno.mkdir(join(orphan, "upper"), { recursive: true });
+      // The spool dir of an older tsbox's load, two days old.
+      const spool = join(root, "tmp", "load-Ab12Cd");
+      await Deno.mkdir(spool, { recursive: true });
+      const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+      await Deno.utime(spool, twoDaysAgo, twoDaysAgo);
       // A container whose directory is gone: reported, never "repaired" away.
       await Deno.remove(join(root, "containers", goneId), { recursive: true });
 
@@ -394,13 +399,14 @@ Deno.test({
           ["unreferenced blob", blob],
           ["container without record", orphan],
           ["container without files", join(root, "containers", goneId)],
+          ["old temp dir", spool],
         ]
       ) {
         assertStringIncludes(check.stdout, `${kind}: ${path}:`);
       }
-      assertEquals(check.stdout.trim().split("\n").length, 6, check.stdout);
+      assertEquals(check.stdout.trim().split("\n").length, 7, check.stdout);
       // Only reported: everything is still there.
-      for (const p of [layer, link, dangling, blob, orphan]) Deno.lstatSync(p);
+      for (const p of [layer, link, dangling, blob, orphan, spool]) Deno.lstatSync(p);
 
       // While a process publishes into the store, layers, links and blobs are not judged.
       const lock = await Deno.open(publishLockPath(root), { write: true });
@@ -412,7 +418,8 @@ Deno.test({
         for (const p of [layer, link, dangling, blob]) Deno.lstatSync(p);
         // Container directories need no lock (a row is written before its directory).
         assertStringIncludes(busy.stdout, `container without record: ${orphan}:`);
-        assertEquals(busy.stdout.match(/\[removed\]/g)?.length, 1, busy.stdout);
+        assertStringIncludes(busy.stdout, `old temp dir: ${spool}:`);
+        assertEquals(busy.stdout.match(/\[removed\]/g)?.length, 2, busy.stdout);
       } finally {
         lock.close();
       }
@@ -420,7 +427,7 @@ Deno.test({
       const repair = await tsbox(["system", "check", "--repair"], { root });
       assertEquals(repair.code, 1, repair.stdout);
       assertEquals(repair.stdout.match(/\[removed\]/g)?.length, 4, repair.stdout);
-      for (const p of [layer, link, dangling, blob, orphan]) {
+      for (const p of [layer, link, dangling, blob, orphan, spool]) {
         assertEquals(names(join(p, "..")).includes(p.split("/").pop()!), false, p);
       }
       // What was recorded is untouched: busybox still runs, t-check still starts.

@@ -1,8 +1,8 @@
 /**
  * `system check`: what the store holds on disk that its database does not know, and what the
  * database records that is gone from disk. Leftovers (layer directories, short links and blobs
- * no row references, layer rows nothing uses, container directories without a row) can be
- * removed; records whose files are gone are only reported (`pull` the image again, `rm` the
+ * no row references, layer rows nothing uses, container directories without a row, the spool
+ * directories of older tsbox loads) can be removed; records whose files are gone are only reported (`pull` the image again, `rm` the
  * container).
  *
  * Layers, links and blobs are judged only while no tsbox process publishes into the store
@@ -26,7 +26,8 @@ export type FindingKind =
   | "stray link"
   | "unreferenced blob"
   | "container without record"
-  | "container without files";
+  | "container without files"
+  | "old temp dir";
 
 /** One problem found. */
 export interface Finding {
@@ -75,7 +76,37 @@ export async function checkStore(
     return true;
   });
   findings.push(...await checkContainers(root, db, options));
+  findings.push(...await checkOldTemps(root, options.repair ?? false));
   return { findings, busy: judged === undefined };
+}
+
+/** How old a temp dir without an owner in its name must be to be surely abandoned. */
+const UNOWNED_GRACE_MS = 24 * 3600_000;
+
+/**
+ * `<root>/tmp/load-*`: where tsbox's `load` spooled archives before its temp dirs named their
+ * owner. Nothing says whether one is in use; one a day old is surely abandoned.
+ */
+async function checkOldTemps(root: string, repair: boolean): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const dir = join(root, "tmp");
+  for (const e of entries(dir)) {
+    if (!e.name.startsWith("load-")) continue;
+    const path = join(dir, e.name);
+    const mtime = (await Deno.lstat(path).catch(() => undefined))?.mtime?.getTime() ?? 0;
+    const old = Date.now() - mtime > UNOWNED_GRACE_MS;
+    findings.push(
+      await fix(repair, {
+        kind: "old temp dir",
+        path,
+        detail: old
+          ? "an archive spooled by the load of an older tsbox, a day old or more"
+          : "an archive spooled by the load of an older tsbox (kept while less than a day old)",
+        removable: old,
+      }, () => removeTree(path)),
+    );
+  }
+  return findings;
 }
 
 /** Names in `dir`, with whether each is a symlink; none when `dir` does not exist. */
