@@ -1,9 +1,9 @@
 /**
  * What killed tsbox processes leave in a store, and who removes it (issue 16), against the real
  * CLI and the fixture registry on 127.0.0.1 (root): a `load` killed while spooling its archive,
- * a pull killed between publishing its layers and recording its image (paused there by the
- * TSBOX_TEST_PAUSE_AT seam), a concurrent pull racing the sweep of such leftovers, a dead
- * build's directory and mount found by a command that is not a build, and `system check`.
+ * a pull or a load killed between publishing its layers and recording its image (paused there by
+ * the TSBOX_TEST_PAUSE_AT seam), a concurrent pull racing the sweep of such leftovers, a build
+ * killed during a RUN followed by a command that is not a build, and `system check`.
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
@@ -11,7 +11,6 @@ import { tempRoot, tsbox } from "./cli.ts";
 import { mountsUnder } from "./cleanup.ts";
 import { seedStore } from "./busybox_store.ts";
 import { fixtureRegistry, makeBigImage, pushLayout } from "./fixtures/images.ts";
-import { startTime } from "../src/container/proc.ts";
 import { publishLockPath } from "../src/store/publish_lock.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -58,13 +57,17 @@ function leftovers(root: string): string[] {
   return found;
 }
 
-/** Polls `ready` every millisecond until it holds or `child` exits; true when it held. */
-async function waitFor(child: Deno.ChildProcess, ready: () => boolean): Promise<boolean> {
+/** Polls `ready` every `ms` until it holds or `child` exits; true when it held. */
+async function waitFor(
+  child: Deno.ChildProcess,
+  ready: () => boolean,
+  ms = 1,
+): Promise<boolean> {
   let exited = false;
   child.status.then(() => exited = true);
   while (!exited) {
     if (ready()) return true;
-    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setTimeout(r, ms));
   }
   return ready();
 }
@@ -77,23 +80,13 @@ async function kill9(child: Deno.ChildProcess, what: string): Promise<void> {
   assertEquals(status.signal, "SIGKILL", what);
 }
 
-/** A process that has ended (and was reaped): its pid and start time. */
-async function endedProcess(): Promise<{ pid: number; start: number }> {
-  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
-  const start = startTime(child.pid);
-  assertOk(start !== undefined);
-  child.kill("SIGKILL");
-  await child.status;
-  return { pid: child.pid, start };
-}
-
 /**
- * Pulls `ref` into `root` in a tsbox paused just before it records the image (after its layer
- * dirs, links and blobs are published) and kills it there with SIGKILL.
+ * Runs `tsbox ARGS` (a pull or load) on `root` paused just before it records the image (after
+ * its layer dirs, links and blobs are published) and kills it there with SIGKILL.
  */
-async function pullKilledBeforeRecord(root: string, ref: string): Promise<void> {
+async function killedBeforeRecord(root: string, args: string[]): Promise<void> {
   const marker = join(root, "..", `paused-${crypto.randomUUID()}`);
-  const child = spawnTsbox(root, ["pull", "-q", ref], {
+  const child = spawnTsbox(root, args, {
     TSBOX_TEST_PAUSE_AT: "before-record",
     TSBOX_TEST_PAUSE_FILE: marker,
   });
@@ -104,9 +97,9 @@ async function pullKilledBeforeRecord(root: string, ref: string): Promise<void> 
   if (!paused) {
     const status = await child.status;
     const err = await new Response(child.stderr).text();
-    throw new Error(`the pull never paused before its record (exit ${status.code}): ${err}`);
+    throw new Error(`${args[0]} never paused before its record (exit ${status.code}): ${err}`);
   }
-  await kill9(child, "pull paused before its record");
+  await kill9(child, `${args[0]} paused before its record`);
   await Deno.remove(marker);
 }
 
@@ -137,7 +130,7 @@ function bigArchive(): Promise<string> {
 }
 
 Deno.test({
-  name: "a load killed while spooling its archive leaves nothing the next command keeps",
+  name: "a load killed while spooling or before its record leaves nothing the next command keeps",
   ignore: !isRoot,
   async fn() {
     const tar = await bigArchive();
@@ -154,6 +147,14 @@ Deno.test({
       const images = await tsbox(["images", "-q"], { root });
       assertEquals([images.code, images.stdout, images.stderr], [0, "", ""]);
       assertEquals(leftovers(root), [], "temp entries after the next command");
+
+      // Killed once everything is published, before the image is recorded.
+      await killedBeforeRecord(root, ["load", "-q", "-i", tar]);
+      assertEquals(names(join(root, "layers")).filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 5);
+      const next = await tsbox(["images", "-q"], { root });
+      assertEquals([next.code, next.stdout, next.stderr], [0, "", ""]);
+      assertEquals(leftovers(root), [], "temp entries after the next command");
+      for (const dir of ["layers", "l", "blobs/sha256"]) assertEquals(names(join(root, dir)), []);
 
       const load = await tsbox(["load", "-i", tar], { root });
       assertEquals(load.code, 0, load.stderr);
@@ -177,7 +178,7 @@ Deno.test({
     const { root, cleanup } = await tempRoot();
     try {
       const store = join(root, "store");
-      await pullKilledBeforeRecord(store, fx.refs.layered);
+      await killedBeforeRecord(store, ["pull", "-q", fx.refs.layered]);
       // Published: four layer dirs with their links and blobs, and no image records them.
       assertEquals(names(join(store, "layers")).filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 4);
       assertEquals(names(join(store, "l")).length, 4);
@@ -244,7 +245,7 @@ Deno.test({
       // The leftovers of one pull killed before its record: four unrecorded layer dirs, their
       // links and blobs, and its claim, planted into a live pull's store each round.
       const killed = join(root, "killed");
-      await pullKilledBeforeRecord(killed, fx.refs.layered);
+      await killedBeforeRecord(killed, ["pull", "-q", fx.refs.layered]);
       assertOk(names(join(killed, "layers")).some((n) => n.startsWith(".pub-")), "no claim");
       const store = join(root, "store");
       const stage = join(root, "stage");
@@ -321,34 +322,83 @@ Deno.test({
   },
 });
 
+/**
+ * The ids of tsbox cgroups (`.../tsbox/<id>`) of the processes whose command line holds
+ * `marker`: a RUN step's, found through its process.
+ */
+function cgroupIdsOf(marker: string): string[] {
+  const ids = new Set<string>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      if (!cmdline.includes(marker)) continue;
+      for (const line of Deno.readTextFileSync(`/proc/${e.name}/cgroup`).split("\n")) {
+        const id = /\/tsbox\/([0-9a-f]{64})$/.exec(line)?.[1];
+        if (id) ids.add(id);
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  return [...ids];
+}
+
+/** Cgroup directories named after `id`, over every hierarchy under /sys/fs/cgroup. */
+function cgroupDirs(id: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    const dir = join("/sys/fs/cgroup", e.name, "tsbox", id);
+    try {
+      if (Deno.statSync(dir).isDirectory) out.push(dir);
+    } catch { /* not in this hierarchy */ }
+  }
+  return out;
+}
+
 Deno.test({
-  name: "a dead build's directory and mount are removed by the next command, not only a build",
+  name:
+    "a build killed during a RUN: ps, not only the next build, removes its mount, cgroups and dir",
   ignore: !isRoot,
   async fn() {
     const { root, cleanup } = await tempRoot();
+    const ctx = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
+    const marker = `leftovers-${crypto.randomUUID().slice(0, 8)}`;
+    let ids: string[] = [];
     try {
-      const init = await tsbox(["images", "-q"], { root });
-      assertEquals(init.code, 0, init.stderr);
-      const ended = await endedProcess();
-      const step = "a".repeat(64);
-      const dead = join(root, "build", `b-${ended.pid}-${ended.start}-0123456789ab`);
-      const rootfs = join(dead, `run-${step}`, "rootfs");
-      await Deno.mkdir(rootfs, { recursive: true });
-      const mount = await new Deno.Command("mount", {
-        args: ["-t", "tmpfs", "tmpfs", rootfs],
-      }).output();
-      assertOk(mount.success, new TextDecoder().decode(mount.stderr));
-      // A build of this (live) process: kept.
-      const live = join(root, "build", `b-${Deno.pid}-${startTime(Deno.pid)}-00ff00ff00ff`);
-      await Deno.mkdir(live);
+      await seedStore(root);
+      await Deno.writeTextFile(
+        join(ctx, "Dockerfile"),
+        // The shell, whose command line holds the marker, waits in the step's cgroup.
+        `FROM busybox\nRUN sleep 300 && echo ${marker}\n`,
+      );
+      const build = spawnTsbox(root, ["build", ctx]);
+      const running = await waitFor(build, () => (ids = cgroupIdsOf(marker)).length > 0, 20);
+      if (!running) {
+        const err = await new Response(build.stderr).text();
+        throw new Error(`the build's RUN step was never seen running: ${err}`);
+      }
+      await kill9(build, "build");
+      assertEquals(names(join(root, "build")).length, 1, "the killed build left its directory");
+      assertOk(mountsUnder(root).length > 0, "the killed build left its mount");
 
       const ps = await tsbox(["ps", "-a", "-q"], { root });
-      assertEquals([ps.code, ps.stderr], [0, ""]);
+      assertEquals([ps.code, ps.stdout, ps.stderr], [0, "", ""]);
       assertEquals(mountsUnder(root), []);
-      assertEquals(names(join(root, "build")), [live.split("/").pop()!]);
-      await Deno.remove(live);
+      for (const id of ids) assertEquals(cgroupDirs(id), [], `cgroups of step ${id}`);
+      assertEquals(names(join(root, "build")), []);
+      assertEquals(cgroupIdsOf(marker), [], "the RUN step's processes");
     } finally {
+      await Deno.remove(ctx, { recursive: true });
       await cleanup();
+      // Should the test fail, the step's `sleep` must not outlive it.
+      for (const dir of ids.flatMap(cgroupDirs)) {
+        try {
+          for (const pid of Deno.readTextFileSync(join(dir, "cgroup.procs")).split("\n")) {
+            if (pid) Deno.kill(Number(pid), "SIGKILL");
+          }
+          await new Promise((r) => setTimeout(r, 100));
+          Deno.removeSync(dir);
+        } catch { /* gone meanwhile */ }
+      }
     }
   },
 });

@@ -32,6 +32,7 @@ import type { PendingLayer } from "../store/layers.ts";
 import { removeTree } from "../store/layers.ts";
 import { ownedTempPrefix } from "../store/owner.ts";
 import { holdPublishLock } from "../store/publish_lock.ts";
+import { pauseForTest } from "../store/test_pause.ts";
 import { writeClaim } from "../store/unrecorded.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
@@ -499,6 +500,7 @@ async function apply(
     for (const b of pending.blobs) await b.commit();
     for (const p of pending.layers) await p.layer.publish(store.shortIdFor(p.diffId));
     for (const diffId of sizes.keys()) await ensureLink(store, diffId);
+    await pauseForTest("before-record");
     const loaded: LoadedImage[] = [];
     for (const plan of plans) {
       await store.blobs.put(plan.id, plan.configBytes);
