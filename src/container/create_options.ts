@@ -190,6 +190,7 @@ export function runConfigFor(
     labels: mergeLabels(image.Labels, o.labels),
     healthcheck: healthConfigFrom(image.Healthcheck, flags as HealthFlags),
     shell: image.Shell,
+    createCommand: flags.createCommand,
   };
   return { config, volumes };
 }
