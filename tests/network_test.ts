@@ -1,0 +1,248 @@
+/**
+ * Containers on bridge networks end to end (root): `run` on the default `bridge` and on user
+ * networks, names through aardvark-dns, isolation, concurrent leases, a killed supervisor, `-p`,
+ * and nothing of tsbox left on the host afterwards. Traffic goes only to 127.0.0.1, to addresses
+ * of tsbox's bridges and containers, and to the test's own upstream namespace (198.51.100.1,
+ * route checked before the first packet, tests/upstream_ns.ts). Containers on user networks get
+ * `--dns 198.51.100.1`, so names aardvark-dns does not know are forwarded there, not to the
+ * host's resolvers.
+ */
+import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
+import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
+import { tempRoot, tsbox } from "./cli.ts";
+import { makeUpstream, sh, UPSTREAM, UPSTREAM_HOST_SIDE } from "./upstream_ns.ts";
+import { readAll, writeAll } from "./conn.ts";
+import { DNS_DIR } from "../src/network/dns.ts";
+import { ipForwarding } from "../src/network/bridge.ts";
+
+const isRoot = Deno.uid() === 0;
+const tag = `${Deno.pid % 100000}`;
+
+function tsbLinks(): string[] {
+  return (JSON.parse(sh("ip", "-j", "link", "show").out) as { ifname: string }[])
+    .map((l) => l.ifname).filter((n) => n.startsWith("tsb")).sort();
+}
+
+function ruleset(): string {
+  return sh("nft", "list", "ruleset").out;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function httpGet(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, new TextEncoder().encode("GET / HTTP/1.0\r\nHost: x\r\n\r\n"));
+    return new TextDecoder().decode(await readAll(conn));
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test({
+  name: "bridge networks: default bridge with a route out, names on user networks, isolation, " +
+    "leases, a killed supervisor, -p, nothing left",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const linksBefore = tsbLinks();
+    const rulesBefore = ruleset();
+    const forwardBefore = ipForwarding();
+    const dnsFilesBefore = [...(function* () {
+      try {
+        for (const e of Deno.readDirSync(DNS_DIR)) yield e.name;
+      } catch { /* none */ }
+    })()];
+    const fx = await fixtureRegistry();
+    const { root, cleanup } = await tempRoot();
+    const www = await Deno.makeTempDir({ prefix: "tsbox-net-www-" });
+    await Deno.writeTextFile(`${www}/marker`, `upstream ${tag}\n`);
+    const upstream = await makeUpstream(`tsbox-up-${tag}`, `tsbn${tag}`, www, 8000);
+    const run = (args: string[]) => tsbox(args, { root });
+    const ok = async (args: string[]) => {
+      const r = await run(args);
+      assertEquals(r.code, 0, `tsbox ${args.join(" ")}: ${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    const busybox = fx.refs.busybox, nginx = fx.refs.nginx;
+    const dns = ["--dns", UPSTREAM];
+    /** An HTTP/1.0 GET with busybox nc from a new container; the response, or "" on failure. */
+    const ncGet = async (net: string, host: string, port = 80, path = "/") => {
+      const r = await run([
+        "run",
+        "--rm",
+        "--network",
+        net,
+        ...(net === "bridge" ? [] : dns),
+        busybox,
+        "sh",
+        "-c",
+        `printf 'GET ${path} HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`,
+      ]);
+      return r.code === 0 ? r.stdout : `exit ${r.code}: ${r.stderr}`;
+    };
+    try {
+      await ok(["pull", "-q", busybox]);
+      await ok(["pull", "-q", nginx]);
+
+      await t.step("default bridge: eth0 in the subnet, upstream sees the host", async () => {
+        const bridge = JSON.parse(await ok(["network", "inspect", "bridge"]))[0];
+        const subnet: string = bridge.IPAM.Config[0].Subnet;
+        const out = await ok(["run", "--rm", busybox, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        const m = /inet (\d+\.\d+\.\d+)\.(\d+)\/24/.exec(out);
+        assertOk(m, `no address on eth0: ${out}`);
+        assertEquals(`${m![1]}.0/24`, subnet);
+        const page = await ncGet("bridge", UPSTREAM, 8000, "/marker");
+        assertStringIncludes(page, `upstream ${tag}`);
+        const seen = upstream.log().split("\n").filter((l) => l.includes("GET /marker"))
+          .map((l) => l.split(" ")[0]);
+        assertOk(seen.includes(UPSTREAM_HOST_SIDE), `upstream saw ${seen.join(", ")}`);
+        assertOk(seen.every((a) => a === UPSTREAM_HOST_SIDE), `not masqueraded: ${seen}`);
+      });
+
+      await t.step("user network: names, aliases, short ids; gone after rm", async () => {
+        await ok(["network", "create", "t-app"]);
+        await ok(["network", "create", "t-other"]);
+        const id = (await ok([
+          "run",
+          "-d",
+          "--network",
+          "t-app",
+          ...dns,
+          "--network-alias",
+          "t-alias",
+          "--name",
+          "t-web",
+          nginx,
+        ])).trim();
+        const inspect = JSON.parse(await ok(["inspect", "t-web"]))[0];
+        const ep = inspect.NetworkSettings.Networks["t-app"];
+        assertMatch(ep.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+        assertEquals(ep.IPPrefixLen, 24);
+        assertMatch(ep.MacAddress, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+        assertOk(ep.Aliases.includes("t-alias"));
+        assertEquals(inspect.HostConfig.NetworkMode, "t-app");
+        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+        assertEquals(ep.NetworkID, app.Id);
+        assertEquals(ep.Gateway, app.IPAM.Config[0].Gateway);
+        assertEquals(app.Containers[id].Name, "t-web");
+        const rm = await run(["network", "rm", "t-app"]);
+        assertEquals(rm.code, 1, "network rm of a used network");
+        assertStringIncludes(rm.stderr, "active endpoints");
+
+        for (const name of ["t-web", "t-alias", id.slice(0, 12)]) {
+          await until(`${name} from t-app`, async () => {
+            const page = await ncGet("t-app", name);
+            return page.includes(NGINX_MARKER) ? page : undefined;
+          });
+        }
+        // Another network reaches it neither by name nor by address.
+        assertOk(!(await ncGet("t-other", "t-web")).includes(NGINX_MARKER), "t-other by name");
+        assertOk(!(await ncGet("t-other", ep.IPAddress)).includes(NGINX_MARKER), "by address");
+        // -p on a user network.
+        await ok(["rm", "-f", "t-web"]);
+        const gone = await ncGet("t-app", "t-web");
+        assertOk(!gone.includes(NGINX_MARKER), "t-web still answers");
+        assertStringIncludes(gone, "bad address");
+      });
+
+      await t.step("-p 127.0.0.1:PORT:80 on the default bridge and on a user network", async () => {
+        for (const net of ["bridge", "t-app"]) {
+          const port = freePort();
+          const id =
+            (await ok(["run", "-d", "--network", net, "-p", `127.0.0.1:${port}:80`, nginx]))
+              .trim();
+          try {
+            await until(`nginx on ${net} through -p`, async () => {
+              const page = await httpGet(port);
+              return page.includes(NGINX_MARKER) ? page : undefined;
+            });
+          } finally {
+            await ok(["rm", "-f", id]);
+          }
+        }
+      });
+
+      await t.step("10 concurrent run -d on one network: distinct addresses", async () => {
+        const ids = await Promise.all(
+          Array.from(
+            { length: 10 },
+            () => ok(["run", "-d", "--network", "t-app", ...dns, busybox, "sleep", "300"]),
+          ),
+        );
+        const addrs = await Promise.all(ids.map((id) =>
+          ok([
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            id.trim(),
+          ])
+        ));
+        const set = new Set(addrs.map((a) => a.trim()));
+        assertEquals(set.size, 10, `addresses: ${[...set].join(" ")}`);
+        assertOk([...set].every((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)));
+        await ok(["rm", "-f", ...ids.map((i) => i.trim())]);
+        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+        assertEquals(app.Containers, {});
+      });
+
+      await t.step("kill -9 of a bridged container's supervisor: ps -a, rm -f", async () => {
+        const id = (await ok(["run", "-d", "--network", "t-app", ...dns, busybox, "sleep", "300"]))
+          .trim();
+        const veths = tsbLinks().filter((n) => !linksBefore.includes(n) && n.startsWith("tsbv"));
+        assertEquals(veths.length, 1, `veths: ${veths}`);
+        const supervisor = [...Deno.readDirSync("/proc")].map((e) => Number(e.name)).find((pid) => {
+          try {
+            const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+            return argv.includes(id) && argv.some((a) => a.includes("supervis"));
+          } catch {
+            return false;
+          }
+        });
+        assertOk(supervisor, "no supervisor found");
+        Deno.kill(supervisor!, "SIGKILL");
+        await until("ps -a shows it exited", async () => {
+          const out = await ok(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Status}}"]);
+          return out.includes(`${id} Exited (137)`) ? out : undefined;
+        });
+        await ok(["rm", "-f", id]);
+        assertEquals(tsbLinks().filter((n) => veths.includes(n)), [], "veth left");
+        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+        assertEquals(app.Containers, {});
+      });
+
+      await t.step("network rm after the containers are gone", async () => {
+        await ok(["network", "rm", "t-app", "t-other"]);
+      });
+    } finally {
+      await cleanup();
+      await upstream.remove();
+      if (!forwardBefore) Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", "0\n");
+      await Deno.remove(www, { recursive: true });
+    }
+    assertEquals(tsbLinks(), linksBefore, "links left behind");
+    assertEquals(ruleset(), rulesBefore, "nftables rules left behind");
+    const dnsFiles = [...(function* () {
+      try {
+        for (const e of Deno.readDirSync(DNS_DIR)) yield e.name;
+      } catch { /* none */ }
+    })()];
+    assertEquals(dnsFiles.sort(), dnsFilesBefore.sort(), "aardvark-dns files left behind");
+  },
+});
