@@ -142,6 +142,10 @@ Deno.test({
         assertEquals(ep.NetworkID, app.Id);
         assertEquals(ep.Gateway, app.IPAM.Config[0].Gateway);
         assertEquals(app.Containers[id].Name, "t-web");
+        assertEquals(
+          await ok(["ps", "-f", "network=t-app", "--format", "{{.Networks}}"]),
+          "t-app\n",
+        );
         const rm = await run(["network", "rm", "t-app"]);
         assertEquals(rm.code, 1, "network rm of a used network");
         assertStringIncludes(rm.stderr, "active endpoints");
@@ -160,6 +164,49 @@ Deno.test({
         const gone = await ncGet("t-app", "t-web");
         assertOk(!gone.includes(NGINX_MARKER), "t-web still answers");
         assertStringIncludes(gone, "bad address");
+      });
+
+      await t.step("--internal: no way out; --dns, --add-host, hosts and resolv.conf", async () => {
+        await ok(["network", "create", "--internal", "t-int"]);
+        const out = await ncGet("t-int", UPSTREAM, 8000, "/marker");
+        assertOk(!out.includes(`upstream ${tag}`), "an internal network reached the upstream");
+        const files = await ok([
+          "run",
+          "--rm",
+          "--hostname",
+          "t-box",
+          "--add-host",
+          "t-db:192.0.2.5",
+          "--add-host",
+          "t-gw:host-gateway",
+          "--dns",
+          UPSTREAM,
+          busybox,
+          "sh",
+          "-c",
+          "cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; ip -4 -o addr show eth0",
+        ]);
+        const [hosts, resolv, addr] = files.split("---\n");
+        const ip = /inet (\d+\.\d+\.\d+\.\d+)/.exec(addr)![1];
+        const gateway = JSON.parse(await ok(["network", "inspect", "bridge"]))[0].IPAM.Config[0]
+          .Gateway;
+        assertStringIncludes(hosts, "192.0.2.5\tt-db\n");
+        assertStringIncludes(hosts, `${gateway}\tt-gw\n`);
+        assertStringIncludes(hosts, `${ip}\tt-box\n`);
+        assertEquals(resolv.split("\n")[0], `nameserver ${UPSTREAM}`);
+        // On a user network the resolver is the network's DNS server, on its gateway.
+        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+        const appResolv = await ok([
+          "run",
+          "--rm",
+          "--network",
+          "t-app",
+          ...dns,
+          busybox,
+          "cat",
+          "/etc/resolv.conf",
+        ]);
+        assertEquals(appResolv.split("\n")[0], `nameserver ${app.IPAM.Config[0].Gateway}`);
       });
 
       await t.step("-p 127.0.0.1:PORT:80 on the default bridge and on a user network", async () => {
@@ -227,8 +274,38 @@ Deno.test({
         assertEquals(app.Containers, {});
       });
 
+      await t.step("create on a bridge names another table's dropping forward chain", async () => {
+        const table = `tsbox_test_run_${Deno.pid}`;
+        assertEquals(
+          sh(
+            "nft",
+            `add table ip ${table}; add chain ip ${table} FORWARD { type filter hook forward priority 0; policy drop; }`,
+          ).code,
+          0,
+        );
+        try {
+          const r = await run(["create", "--network", "t-app", busybox]);
+          assertEquals(r.code, 0, r.stderr);
+          const line = r.stderr.split("\n").find((l) => l.includes(`ip ${table} FORWARD`));
+          assertOk(line?.startsWith("WARNING: "), r.stderr);
+          await ok(["rm", r.stdout.trim()]);
+          const quiet = await run([
+            "create",
+            "--network",
+            "t-app",
+            "--network",
+            "private",
+            busybox,
+          ]);
+          assertOk(!quiet.stderr.includes(table), "warned for a private namespace");
+          await ok(["rm", quiet.stdout.trim()]);
+        } finally {
+          sh("nft", `delete table ip ${table}`);
+        }
+      });
+
       await t.step("network rm after the containers are gone", async () => {
-        await ok(["network", "rm", "t-app", "t-other"]);
+        await ok(["network", "rm", "t-app", "t-other", "t-int"]);
       });
     } finally {
       await cleanup();

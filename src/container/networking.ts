@@ -33,8 +33,18 @@ export async function netConfigFrom(
     (flags.dnsSearch?.length ?? 0) > 0 || (flags.dnsOption?.length ?? 0) > 0 ||
     (flags.addHost?.length ?? 0) > 0;
   if (!wanted) return undefined;
-  const { ensureDefaultNetwork } = await import("../network/mod.ts");
-  return planNetConfig(store, flags, bridged, ensureDefaultNetwork);
+  const { ensureDefaultNetwork, findNetwork, foreignForwardDrops, forwardDropWarning } =
+    await import("../network/mod.ts");
+  const net = planNetConfig(store, flags, bridged, ensureDefaultNetwork);
+  // Another table's forward chain that drops by policy (docker's) would silently cut the
+  // container off: said once here, at run and create, as `info` says it.
+  const routed = (net?.endpoints ?? []).map((e) => findNetwork(store, e.networkId))
+    .filter((n) => n !== undefined && !n.internal).map((n) => n!.subnet);
+  if (routed.length > 0) {
+    const drops = foreignForwardDrops();
+    if (drops.length > 0) console.error(forwardDropWarning(drops, routed));
+  }
+  return net;
 }
 
 /** What a supervisor calls around one run of a container. */
