@@ -180,6 +180,7 @@ async function create(
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
       ...(net ? { net } : {}),
+      createCommand: flags.createCommand,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
