@@ -115,12 +115,14 @@ export function syncNetworkDns(
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
   } else if (hasNetworkFiles()) {
-    // The parent returns once the forked server is ready; it keeps no pipe of ours.
+    // The parent returns once the forked server is ready; it keeps no pipe of ours, and a
+    // session of its own keeps a foreground run's ctrl-c (its process group's SIGINT) off it.
     const out = new Deno.Command(binary, {
       args: ["--config", DNS_DIR, "-p", "53", "run"],
       stdin: "null",
       stdout: "null",
       stderr: "null",
+      detached: true,
     }).outputSync();
     if (!out.success) throw new Error(`${binary} failed to start (exit ${out.code})`);
   }
