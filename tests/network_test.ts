@@ -73,7 +73,9 @@ Deno.test({
     const { root, cleanup } = await tempRoot();
     const www = await Deno.makeTempDir({ prefix: "tsbox-net-www-" });
     await Deno.writeTextFile(`${www}/marker`, `upstream ${tag}\n`);
-    const upstream = await makeUpstream(`tsbox-up-${tag}`, `tsbn${tag}`, www, 8000);
+    const upstream = await makeUpstream(`tsbox-up-${tag}`, `tsbn${tag}`, www, 8000, {
+      "upstream.test": UPSTREAM,
+    });
     const run = (args: string[]) => tsbox(args, { root });
     const ok = async (args: string[]) => {
       const r = await run(args);
@@ -83,13 +85,13 @@ Deno.test({
     const busybox = fx.refs.busybox, nginx = fx.refs.nginx;
     const dns = ["--dns", UPSTREAM];
     /** An HTTP/1.0 GET with busybox nc from a new container; the response, or "" on failure. */
-    const ncGet = async (net: string, host: string, port = 80, path = "/") => {
+    const ncGet = async (net: string, host: string, port = 80, path = "/", withDns = false) => {
       const r = await run([
         "run",
         "--rm",
         "--network",
         net,
-        ...(net === "bridge" ? [] : dns),
+        ...(net === "bridge" && !withDns ? [] : dns),
         busybox,
         "sh",
         "-c",
@@ -115,6 +117,23 @@ Deno.test({
         assertOk(seen.includes(UPSTREAM_HOST_SIDE), `upstream saw ${seen.join(", ")}`);
         assertOk(seen.every((a) => a === UPSTREAM_HOST_SIDE), `not masqueraded: ${seen}`);
       });
+
+      await t.step(
+        "--dns: a name from the upstream's resolver, directly and via aardvark",
+        async () => {
+          await until("upstream.test from the default bridge", async () => {
+            const page = await ncGet("bridge", "upstream.test", 8000, "/marker", true);
+            return page.includes(`upstream ${tag}`) ? page : undefined;
+          });
+          await ok(["network", "create", "t-fwd"]);
+          // On a user network aardvark-dns answers, forwarding what it does not know to --dns.
+          const page = await ncGet("t-fwd", "upstream.test", 8000, "/marker");
+          assertStringIncludes(page, `upstream ${tag}`);
+          const missing = await ncGet("t-fwd", "nothing.test", 8000, "/marker");
+          assertStringIncludes(missing, "bad address");
+          await ok(["network", "rm", "t-fwd"]);
+        },
+      );
 
       await t.step("user network: names, aliases, short ids; gone after rm", async () => {
         await ok(["network", "create", "t-app"]);

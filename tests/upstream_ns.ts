@@ -4,7 +4,8 @@
  * with a route for that /24 only. {@link makeUpstream} checks that the route to the upstream
  * leaves through that veth before anything is sent, and fails otherwise: test traffic never
  * goes to any other address. It serves a directory over HTTP (python's http.server, whose
- * access log tells which address a request came from).
+ * access log tells which address a request came from) and, with `names`, answers DNS queries for
+ * them on port 53 (A records; NXDOMAIN for anything else), a tiny responder of the test's own.
  *
  * @module
  */
@@ -27,6 +28,36 @@ function must(r: { code: number; out: string; err: string }, what: string): stri
   return r.out;
 }
 
+/**
+ * A DNS responder in python: A records for the names given (argv[1], JSON), NXDOMAIN for every
+ * other name, no recursion. Queries are parsed only as far as the question.
+ */
+const DNS_RESPONDER = `
+import json, socket, struct, sys
+names = {k.lower().rstrip("."): v for k, v in json.loads(sys.argv[1]).items()}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("${UPSTREAM}", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    try:
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+            i += 1 + q[i]
+        qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+        question = q[12:i + 5]
+    except Exception:
+        continue
+    ip = names.get(".".join(labels).lower())
+    if ip and qtype == 1:
+        answer = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+        head = q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
+    else:
+        answer = b""
+        head = q[:2] + struct.pack(">HHHHH", 0x8180 if ip else 0x8183, 1, 0, 0, 0)
+    s.sendto(head + question + answer, peer)
+`;
+
 /** An upstream namespace serving files over HTTP. */
 export interface Upstream {
   readonly ns: string;
@@ -45,12 +76,20 @@ export async function makeUpstream(
   tag: string,
   dir: string,
   port: number,
+  names?: Readonly<Record<string, string>>,
 ): Promise<Upstream> {
   const host = `${tag}h`, peer = `${tag}u`;
   let server: Deno.ChildProcess | undefined;
+  let dns: Deno.ChildProcess | undefined;
   let log = "";
   let reading: Promise<void> | undefined;
   const remove = async () => {
+    if (dns) {
+      try {
+        dns.kill("SIGKILL");
+      } catch { /* gone */ }
+      await dns.status;
+    }
     if (server) {
       try {
         server.kill("SIGTERM");
@@ -80,6 +119,13 @@ export async function makeUpstream(
       stdout: "null",
       stderr: "piped",
     }).spawn();
+    if (names) {
+      dns = new Deno.Command("ip", {
+        args: ["netns", "exec", ns, "/usr/bin/python3", "-c", DNS_RESPONDER, JSON.stringify(names)],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+    }
     const s = server;
     reading = (async () => {
       for await (const chunk of s.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
