@@ -185,6 +185,28 @@ Deno.test({
         assertStringIncludes(gone, "bad address");
       });
 
+      await t.step("network connect and disconnect of a running container", async () => {
+        await ok(["run", "-d", "--network", "t-other", ...dns, "--name", "t-web2", nginx]);
+        const before = await ncGet("t-app", "t-web2");
+        assertOk(!before.includes(NGINX_MARKER), "reached before connect");
+        await ok(["network", "connect", "--alias", "t-web2-alias", "t-app", "t-web2"]);
+        await until("t-web2-alias from t-app after connect", async () => {
+          const page = await ncGet("t-app", "t-web2-alias");
+          return page.includes(NGINX_MARKER) ? page : undefined;
+        });
+        const nets = JSON.parse(await ok(["inspect", "t-web2"]))[0].NetworkSettings.Networks;
+        assertEquals(Object.keys(nets).sort(), ["t-app", "t-other"]);
+        assertMatch(nets["t-app"].IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+        const again = await run(["network", "connect", "t-app", "t-web2"]);
+        assertOk(again.code !== 0, "connected twice");
+        await ok(["network", "disconnect", "t-app", "t-web2"]);
+        const after = await ncGet("t-app", "t-web2");
+        assertOk(!after.includes(NGINX_MARKER), "reached after disconnect");
+        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+        assertEquals(app.Containers, {});
+        await ok(["rm", "-f", "t-web2"]);
+      });
+
       await t.step("--internal: no way out; --dns, --add-host, hosts and resolv.conf", async () => {
         await ok(["network", "create", "--internal", "t-int"]);
         const out = await ncGet("t-int", UPSTREAM, 8000, "/marker");

@@ -8,14 +8,22 @@
  */
 import type { Store } from "../store/mod.ts";
 import { isRootless } from "../runtime/rootless.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import {
   bridgeNetworkName,
+  type EndpointConfig,
   type NetConfig,
   type NetFlags,
   planNetConfig,
 } from "../network/endpoints.ts";
 import { containerDir } from "./paths.ts";
-import type { ContainerRecord } from "./state.ts";
+import {
+  type ContainerRecord,
+  isActive,
+  reconcile,
+  requireContainer,
+  type RunConfig,
+} from "./state.ts";
 
 /**
  * The network settings to record for a new container, or undefined when it needs none. As
@@ -73,4 +81,120 @@ export async function networkHooks(
     connect: (pid) => void connectContainer(store, subject, pid),
     disconnect: () => void disconnectContainer(store, c.id),
   };
+}
+
+/** Options of `network connect`. */
+export interface ConnectOptions {
+  readonly aliases?: readonly string[];
+  readonly ip?: string;
+}
+
+/** Rewrites the container's recorded endpoints in one transaction; the new list. */
+function updateEndpoints(
+  store: Store,
+  id: string,
+  change: (endpoints: EndpointConfig[]) => EndpointConfig[],
+): void {
+  store.db.transaction(() => {
+    const row = store.db.get<{ config: string }>("SELECT config FROM containers WHERE id = ?", id);
+    if (!row) throw new TsboxError(`No such container: ${id}`);
+    const config = JSON.parse(row.config) as RunConfig;
+    const net: NetConfig = {
+      ...(config.net ?? {}),
+      endpoints: change([...(config.net?.endpoints ?? [])]),
+    };
+    store.db.run(
+      "UPDATE containers SET config = ? WHERE id = ?",
+      JSON.stringify({ ...config, net }),
+      id,
+    );
+  });
+}
+
+/** Whether `c` runs now with the network settings its supervisor applies (see networkHooks). */
+function runningWithHooks(c: ContainerRecord): boolean {
+  return isActive(c.state) && c.pid !== undefined;
+}
+
+/**
+ * `network connect [--alias A] [--ip IP] NET CONTAINER`: records the network with the container
+ * and, when it runs, attaches it now (its supervisor detaches it at exit with the others).
+ */
+export async function connectNetwork(
+  store: Store,
+  netRef: string,
+  containerRef: string,
+  o: ConnectOptions,
+): Promise<void> {
+  const c = reconcile(store, requireContainer(store, containerRef));
+  const mode = c.config.network;
+  if (mode === "host" || mode === "none" || mode.startsWith("container:")) {
+    throw new UsageError(
+      `container sharing network namespace with another container or host cannot be connected ` +
+        `to any other network (network mode ${mode.replace(/^container:.*/, "container")})`,
+    );
+  }
+  const { requireNetwork, DEFAULT_NETWORK } = await import("../network/mod.ts");
+  const net = requireNetwork(store, netRef);
+  const aliases = [...(o.aliases ?? [])];
+  if (net.name === DEFAULT_NETWORK && (aliases.length > 0 || o.ip !== undefined)) {
+    throw new UsageError(
+      "network-scoped aliases and --ip are only supported for user-defined networks",
+    );
+  }
+  const endpoints = c.config.net?.endpoints ?? [];
+  if (endpoints.some((e) => e.networkId === net.id)) {
+    throw new TsboxError(
+      `endpoint with name ${c.name} already exists in network ${net.name}`,
+    );
+  }
+  const running = runningWithHooks(c);
+  if (running && !c.config.net) {
+    // Its supervisor started it without network settings and would not detach it at exit.
+    throw new TsboxError(
+      `container ${c.name} runs in a private network namespace: stop it, connect it, start it`,
+    );
+  }
+  const ep: EndpointConfig = { networkId: net.id, network: net.name, aliases, ip: o.ip };
+  if (running) {
+    const { connectEndpoint, userResolver } = await import("../network/connect.ts");
+    connectEndpoint(store, c.id, c.pid!, ep);
+    userResolver(store, containerDir(store.root, c.id), c.config.net!, net);
+  }
+  try {
+    updateEndpoints(store, c.id, (list) => [...list, ep]);
+  } catch (err) {
+    if (running) {
+      const { disconnectEndpoint } = await import("../network/connect.ts");
+      disconnectEndpoint(store, net, c.id);
+    }
+    throw err;
+  }
+}
+
+/** `network disconnect [-f] NET CONTAINER`: forgets the network and detaches a running one. */
+export async function disconnectNetwork(
+  store: Store,
+  netRef: string,
+  containerRef: string,
+  force: boolean,
+): Promise<void> {
+  const c = reconcile(store, requireContainer(store, containerRef));
+  const { findNetwork } = await import("../network/mod.ts");
+  const net = findNetwork(store, netRef);
+  const endpoints = c.config.net?.endpoints ?? [];
+  const ep = endpoints.find((e) => e.networkId === net?.id || e.network === netRef);
+  if (!ep) {
+    if (force) return;
+    throw new TsboxError(`container ${c.id.slice(0, 12)} is not connected to network ${netRef}`);
+  }
+  if (net && runningWithHooks(c)) {
+    const { disconnectEndpoint } = await import("../network/connect.ts");
+    disconnectEndpoint(store, net, c.id);
+  }
+  updateEndpoints(
+    store,
+    c.id,
+    (list) => list.filter((e) => e !== ep && e.networkId !== ep.networkId),
+  );
 }

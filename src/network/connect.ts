@@ -11,7 +11,7 @@ import type { Store } from "../store/mod.ts";
 import { attachContainer, type Attachment, detachContainer } from "./attach.ts";
 import { withHostNetworkLock } from "./bridge.ts";
 import { type DnsEntry, syncNetworkDns } from "./dns.ts";
-import type { NetConfig } from "./endpoints.ts";
+import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, resolvConfFor } from "./etc_files.ts";
 import { leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
@@ -111,6 +111,69 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
     } catch { /* the error below is the cause */ }
     throw err;
   }
+}
+
+/**
+ * `network connect` of a running container: attaches it (PID 1 is `pid`) to one more network
+ * and puts its names into that network's DNS. Its /etc/hosts and resolv.conf stay as they are
+ * (docker's embedded DNS answers for the new network's names from the address it already has;
+ * here a container that started on a user network asks that network's server).
+ */
+export function connectEndpoint(
+  store: Store,
+  id: string,
+  pid: number,
+  ep: EndpointConfig,
+): Attachment {
+  const net = requireNetwork(store, ep.networkId);
+  const attached = attachContainer(store, { pid }, net, {
+    holder: id,
+    ip: ep.ip,
+    aliases: ep.aliases,
+  });
+  try {
+    refreshNetworkDns(store, net);
+  } catch (err) {
+    detachContainer(store, net, id);
+    throw err;
+  }
+  return attached;
+}
+
+/**
+ * After `network connect` of a running container to `net`: a container that had no user network
+ * so far gets `net`'s DNS server as its resolver (its resolv.conf rewritten in place), so that
+ * it finds the names of its new network.
+ */
+export function userResolver(
+  store: Store,
+  stateDir: string,
+  before: NetConfig,
+  net: NetworkRecord,
+): void {
+  if (!servesNames(net)) return;
+  const hadUser = before.endpoints.some((e) => {
+    const n = findNetwork(store, e.networkId);
+    return n !== undefined && servesNames(n);
+  });
+  if (hadUser) return;
+  Deno.writeTextFileSync(
+    `${stateDir}/resolv.conf`,
+    resolvConfFor({
+      hostResolvConf: readText("/etc/resolv.conf"),
+      embeddedDns: net.gateway,
+      dns: before.dns,
+      dnsSearch: before.dnsSearch,
+      dnsOptions: before.dnsOptions,
+    }),
+  );
+}
+
+/** `network disconnect` of a running container: its veth on `net` goes, and its names. */
+export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string): boolean {
+  const had = detachContainer(store, net, id);
+  refreshNetworkDns(store, net);
+  return had;
 }
 
 /**
