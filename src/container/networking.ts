@@ -41,6 +41,18 @@ export async function netConfigFrom(
     (flags.dnsSearch?.length ?? 0) > 0 || (flags.dnsOption?.length ?? 0) > 0 ||
     (flags.addHost?.length ?? 0) > 0;
   if (!wanted) return undefined;
+  if ((flags.network ?? "default") === "default") {
+    const { nftablesAvailable } = await import("../../ffi/nftables.ts");
+    if (!nftablesAvailable()) {
+      // The default must not make every run fail on a host without nftables' library: the
+      // container gets tsbox's lo-only namespace, and the user is told why.
+      console.error(
+        "WARNING: libnftables.so.1 cannot be loaded: the container gets a private network " +
+          "namespace with no route out (Debian: apt-get install libnftables1)",
+      );
+      return planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
+    }
+  }
   const { ensureDefaultNetwork, findNetwork, foreignForwardDrops, forwardDropWarning } =
     await import("../network/mod.ts");
   const net = planNetConfig(store, flags, bridged, ensureDefaultNetwork);

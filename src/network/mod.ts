@@ -157,7 +157,11 @@ export function ensureDefaultNetwork(store: Store): NetworkRecord {
   if (Deno.uid() !== 0) return recordDefaultNetwork(store);
   return withHostNetworkLock(() => {
     const net = recordDefaultNetwork(store);
-    bringNetworkUp(net);
+    try {
+      bringNetworkUp(net);
+    } catch {
+      // Without libnftables, say: `network ls` still lists it; the first attach says why not.
+    }
     return net;
   });
 }
