@@ -26,6 +26,7 @@ import { defineCompletionCommand } from "./completion_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
+import { defineSystemCheckCommand } from "./system_check_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -72,8 +73,9 @@ export function buildProgram(): Command {
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);
-  // After every other command group: `boot` joins a `system` defined elsewhere.
+  // After every other command group: `boot` and `check` join the `system` defined above.
   defineSystemBootCommand(program);
+  defineSystemCheckCommand(program);
   defineGenerateCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
