@@ -18,13 +18,26 @@ import { ipForwarding } from "../src/network/bridge.ts";
 const isRoot = Deno.uid() === 0;
 const tag = `${Deno.pid % 100000}`;
 
-function tsbLinks(): string[] {
-  return (JSON.parse(sh("ip", "-j", "link", "show").out) as { ifname: string }[])
-    .map((l) => l.ifname).filter((n) => n.startsWith("tsb")).sort();
+/** tsbox's links on the host (bridges `tsbox*`, veths `tsbv*`), with their bridge. */
+function tsbLinks(): { ifname: string; master?: string }[] {
+  return (JSON.parse(sh("ip", "-j", "link", "show").out) as { ifname: string; master?: string }[])
+    .filter((l) => l.ifname.startsWith("tsb")).sort((a, b) => a.ifname < b.ifname ? -1 : 1);
 }
 
-function ruleset(): string {
-  return sh("nft", "list", "ruleset").out;
+/**
+ * The ruleset without packet counters and without tsbox's own table: other tools' rules (and
+ * other stores' networks, of tests running at the same time) may count or change meanwhile.
+ * What tsbox's table holds of this test's networks is checked apart.
+ */
+function foreignRules(): string {
+  return sh("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter")
+    .replace(/^table inet tsbox \{[\s\S]*?^\}\n/m, "");
+}
+
+/** tsbox table's set elements as text (empty without the table). */
+function tsboxElements(): string {
+  const r = sh("nft", "list", "table", "inet", "tsbox");
+  return r.code === 0 ? r.out.split("\n").filter((l) => l.includes("elements")).join("\n") : "";
 }
 
 function freePort(): number {
@@ -61,8 +74,17 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const linksBefore = tsbLinks();
-    const rulesBefore = ruleset();
+    const linksBefore = tsbLinks().map((l) => l.ifname);
+    const rulesBefore = foreignRules();
+    /** Bridges and subnets of this test's networks, for the checks after cleanup. */
+    const mine: { bridge: string; subnet: string }[] = [];
+    const noteNetwork = async (name: string) => {
+      const n = JSON.parse(await ok(["network", "inspect", name]))[0];
+      mine.push({
+        bridge: n.Options["com.docker.network.bridge.name"],
+        subnet: n.IPAM.Config[0].Subnet,
+      });
+    };
     const forwardBefore = ipForwarding();
     const dnsFilesBefore = [...(function* () {
       try {
@@ -105,6 +127,7 @@ Deno.test({
 
       await t.step("default bridge: eth0 in the subnet, upstream sees the host", async () => {
         const bridge = JSON.parse(await ok(["network", "inspect", "bridge"]))[0];
+        await noteNetwork("bridge");
         const subnet: string = bridge.IPAM.Config[0].Subnet;
         const out = await ok(["run", "--rm", busybox, "ip", "-4", "-o", "addr", "show", "eth0"]);
         const m = /inet (\d+\.\d+\.\d+)\.(\d+)\/24/.exec(out);
@@ -126,6 +149,7 @@ Deno.test({
             return page.includes(`upstream ${tag}`) ? page : undefined;
           });
           await ok(["network", "create", "t-fwd"]);
+          await noteNetwork("t-fwd");
           // On a user network aardvark-dns answers, forwarding what it does not know to --dns.
           const page = await ncGet("t-fwd", "upstream.test", 8000, "/marker");
           assertStringIncludes(page, `upstream ${tag}`);
@@ -138,6 +162,8 @@ Deno.test({
       await t.step("user network: names, aliases, short ids; gone after rm", async () => {
         await ok(["network", "create", "t-app"]);
         await ok(["network", "create", "t-other"]);
+        await noteNetwork("t-app");
+        await noteNetwork("t-other");
         const id = (await ok([
           "run",
           "-d",
@@ -209,6 +235,7 @@ Deno.test({
 
       await t.step("--internal: no way out; --dns, --add-host, hosts and resolv.conf", async () => {
         await ok(["network", "create", "--internal", "t-int"]);
+        await noteNetwork("t-int");
         const out = await ncGet("t-int", UPSTREAM, 8000, "/marker");
         assertOk(!out.includes(`upstream ${tag}`), "an internal network reached the upstream");
         const files = await ok([
@@ -293,7 +320,9 @@ Deno.test({
       await t.step("kill -9 of a bridged container's supervisor: ps -a, rm -f", async () => {
         const id = (await ok(["run", "-d", "--network", "t-app", ...dns, busybox, "sleep", "300"]))
           .trim();
-        const veths = tsbLinks().filter((n) => !linksBefore.includes(n) && n.startsWith("tsbv"));
+        const appBridge = JSON.parse(await ok(["network", "inspect", "t-app"]))[0]
+          .Options["com.docker.network.bridge.name"];
+        const veths = tsbLinks().filter((l) => l.master === appBridge).map((l) => l.ifname);
         assertEquals(veths.length, 1, `veths: ${veths}`);
         const supervisor = [...Deno.readDirSync("/proc")].map((e) => Number(e.name)).find((pid) => {
           try {
@@ -310,7 +339,11 @@ Deno.test({
           return out.includes(`${id} Exited (137)`) ? out : undefined;
         });
         await ok(["rm", "-f", id]);
-        assertEquals(tsbLinks().filter((n) => veths.includes(n)), [], "veth left");
+        assertEquals(
+          tsbLinks().filter((l) => veths.includes(l.ifname)),
+          [],
+          "veth left",
+        );
         const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
         assertEquals(app.Containers, {});
       });
@@ -354,8 +387,23 @@ Deno.test({
       if (!forwardBefore) Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", "0\n");
       await Deno.remove(www, { recursive: true });
     }
-    assertEquals(tsbLinks(), linksBefore, "links left behind");
-    assertEquals(ruleset(), rulesBefore, "nftables rules left behind");
+    // Nothing of this test's networks: no bridge, no veth without its bridge (one of ours, left),
+    // no element in tsbox's table, and other tables as they were.
+    const after = tsbLinks();
+    assertEquals(
+      after.filter((l) =>
+        mine.some((m) => m.bridge === l.ifname) ||
+        (!linksBefore.includes(l.ifname) && l.ifname.startsWith("tsbv") && !l.master)
+      ),
+      [],
+      "links left behind",
+    );
+    const elements = tsboxElements();
+    for (const m of mine) {
+      assertOk(!elements.includes(`"${m.bridge}"`), `${m.bridge} left in table inet tsbox`);
+      assertOk(!elements.includes(m.subnet), `${m.subnet} left in table inet tsbox`);
+    }
+    assertEquals(foreignRules(), rulesBefore, "nftables rules left behind");
     const dnsFiles = [...(function* () {
       try {
         for (const e of Deno.readDirSync(DNS_DIR)) yield e.name;
