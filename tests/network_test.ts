@@ -211,6 +211,24 @@ Deno.test({
         assertStringIncludes(gone, "bad address");
       });
 
+      await t.step("stop gives the address back, start attaches again", async () => {
+        await ok(["run", "-d", "--network", "t-app", ...dns, "--name", "t-stop", nginx]);
+        await until("t-stop by name", async () => {
+          const page = await ncGet("t-app", "t-stop");
+          return page.includes(NGINX_MARKER) ? page : undefined;
+        });
+        await ok(["stop", "-t", "1", "t-stop"]);
+        const stopped = JSON.parse(await ok(["inspect", "t-stop"]))[0].NetworkSettings;
+        assertEquals(stopped.Networks["t-app"].IPAddress, "");
+        assertEquals(JSON.parse(await ok(["network", "inspect", "t-app"]))[0].Containers, {});
+        await ok(["start", "t-stop"]);
+        await until("t-stop by name after start", async () => {
+          const page = await ncGet("t-app", "t-stop");
+          return page.includes(NGINX_MARKER) ? page : undefined;
+        });
+        await ok(["rm", "-f", "t-stop"]);
+      });
+
       await t.step("network connect and disconnect of a running container", async () => {
         await ok(["run", "-d", "--network", "t-other", ...dns, "--name", "t-web2", nginx]);
         const before = await ncGet("t-app", "t-web2");
