@@ -101,7 +101,7 @@ export interface ConnectOptions {
   readonly ip?: string;
 }
 
-/** Rewrites the container's recorded endpoints in one transaction; the new list. */
+/** Rewrites the container's recorded endpoints in one transaction. */
 function updateEndpoints(
   store: Store,
   id: string,
