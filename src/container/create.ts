@@ -10,6 +10,7 @@ import type { RunFlags } from "./flags.ts";
 import type { Store } from "../store/mod.ts";
 import type { Platform } from "../../registry/platform.ts";
 import { containerNetwork, joinedNetworkPid } from "./network.ts";
+import { netConfigFrom } from "./networking.ts";
 import { writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -72,6 +73,7 @@ async function create(
   const options = await createOptions(flags, {
     usernsRemap: globals.usernsRemap,
     joinContainer: (mode) => containerNetwork(store, mode, flags),
+    netConfig: (f) => netConfigFrom(store, f),
   });
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(options.mounts);

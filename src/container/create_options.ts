@@ -13,6 +13,7 @@ import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import type { ResourceLimits } from "../runtime/cgroups.ts";
 import { parseEnvFile, planProcess } from "../runtime/config.ts";
 import type { NetworkMode } from "../runtime/container.ts";
+import type { NetConfig } from "../network/endpoints.ts";
 import { checkHostname } from "../runtime/hostname.ts";
 import { exposedPortsFor } from "../net/publish.ts";
 import type { MountFlag } from "./flag_values.ts";
@@ -53,6 +54,8 @@ export interface CreateOptions {
   /** `--env-file` lines, then `-e` values. */
   readonly env: readonly string[];
   readonly network: NetworkMode;
+  /** Bridge networks and their DNS and hosts settings; absent: none of it. */
+  readonly net?: NetConfig;
   readonly run: RunOptions;
   readonly pull: PullPolicy;
   readonly platform?: Platform;
@@ -70,6 +73,8 @@ export interface OptionContext {
   readonly usernsRemap?: string;
   /** `--network container:NAME`: resolves NAME (in the store) to the mode recorded. */
   readonly joinContainer?: (mode: string) => NetworkMode;
+  /** Bridge networks, `--ip`, `--dns*`, `--add-host` (networking.ts): checked in the store. */
+  readonly netConfig?: (flags: RunFlags) => Promise<NetConfig | undefined>;
 }
 
 /** `--network`: the host's, none, another container's, or a private one (the default). */
@@ -107,6 +112,7 @@ export async function createOptions(flags: RunFlags, ctx: OptionContext): Promis
   for (const file of flags.envFile ?? []) env.push(...parseEnvFile(await Deno.readTextFile(file)));
   env.push(...(flags.env ?? []));
   const network = networkMode(flags.network, ctx.joinContainer);
+  const net = await ctx.netConfig?.(flags);
   const run = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
   const platform = parseRunPlatform(flags.platform);
@@ -120,6 +126,7 @@ export async function createOptions(flags: RunFlags, ctx: OptionContext): Promis
     mounts,
     env,
     network,
+    ...(net ? { net } : {}),
     run,
     pull,
     platform,
@@ -190,6 +197,7 @@ export function runConfigFor(
     labels: mergeLabels(image.Labels, o.labels),
     healthcheck: healthConfigFrom(image.Healthcheck, flags as HealthFlags),
     shell: image.Shell,
+    ...(o.net ? { net: o.net } : {}),
     createCommand: flags.createCommand,
   };
   return { config, volumes };
