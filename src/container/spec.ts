@@ -27,6 +27,7 @@ import { OCI_VERSION } from "../oci/spec.ts";
 import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { DEFAULT_SHM_SIZE, INIT_PATH } from "../runtime/defaults.ts";
+import { USER_ERROR_ANNOTATION } from "../runtime/from_spec.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
 import {
@@ -86,8 +87,8 @@ export const ANNOTATION = {
   network: "io.tsbox.network",
   /** `--init`'s host binary. */
   init: "io.tsbox.init",
-  /** Why `process.user` is a placeholder: the image cannot satisfy `--user`. */
-  userError: "io.tsbox.user-error",
+  /** Why `process.user` is a placeholder: the image cannot satisfy `--user` (the start fails). */
+  userError: USER_ERROR_ANNOTATION,
 } as const;
 
 /** docker's RLIMIT_NOFILE default. */
