@@ -22,6 +22,7 @@ import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
+import { defineServiceCommand } from "./service_command.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
+  defineServiceCommand(program);
   defineCompletionCommand(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();

@@ -1,0 +1,360 @@
+/**
+ * The `/containers/...` endpoints. Each calls the code `tsbox create|start|stop|...` runs
+ * (src/container/*), so a container made through the API is recorded and supervised as any
+ * other, and the service itself holds nothing a kill would lose.
+ *
+ * @module
+ */
+import { createFromFlags } from "../container/create.ts";
+import { inspectContainer } from "../container/inspect.ts";
+import {
+  killContainer,
+  removeContainer,
+  restartContainer,
+  startDetached,
+  stopContainer,
+} from "../container/lifecycle.ts";
+import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
+import { logPath } from "../container/paths.ts";
+import { parseSignal } from "../container/signals.ts";
+import {
+  type ContainerRecord,
+  getContainer,
+  isActive,
+  listContainers,
+  reconcile,
+  requireContainer,
+} from "../container/state.ts";
+import { inspectPorts } from "../net/publish.ts";
+import { containerFilter } from "../cli/container_filters.ts";
+import { statusText } from "../cli/container_actions.ts";
+import type { ApiContext } from "./context.ts";
+import { createRequest } from "./create_body.ts";
+import { badParameter } from "./errors.ts";
+import { type ApiRequest, type ApiResponse, HttpError, json } from "./http.ts";
+import { bridgeAttach, reachSupervisor, stdFrame } from "./stream.ts";
+import { filterValues, flag, parseJsonBody } from "./params.ts";
+
+const encoder = new TextEncoder();
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** docker's `Ports` list of a container summary. */
+function portList(ctx: ApiContext, c: ContainerRecord): unknown[] {
+  const out: unknown[] = [];
+  for (const [key, bindings] of Object.entries(inspectPorts(ctx.store, c))) {
+    const [port, proto] = key.split("/");
+    if (!bindings) {
+      out.push({ PrivatePort: Number(port), Type: proto });
+      continue;
+    }
+    for (const b of bindings) {
+      out.push({
+        IP: b.HostIp || "0.0.0.0",
+        PrivatePort: Number(port),
+        PublicPort: Number(b.HostPort),
+        Type: proto,
+      });
+    }
+  }
+  return out;
+}
+
+/** A container as `GET /containers/json` lists it. */
+function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.imageName,
+    ImageID: c.imageId,
+    Command: c.config.argv.join(" "),
+    Created: Math.floor(c.createdAt / 1000),
+    Ports: portList(ctx, c),
+    Labels: c.config.labels ?? {},
+    State: c.state,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.config.network === "private" ? "default" : c.config.network },
+    NetworkSettings: { Networks: {} },
+    Mounts: [],
+  };
+}
+
+/** `GET /containers/json?all&limit&filters`. */
+export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
+  const limit = Number(req.query.get("limit") ?? "0");
+  if (!Number.isInteger(limit)) throw badParameter(`invalid limit: ${req.query.get("limit")}`);
+  const filter = containerFilter(ctx.store, filterValues(req.query.get("filters")), {
+    all: flag(req.query.get("all")),
+    limit,
+  });
+  return json(200, filter.apply(listContainers(ctx.store)).map((c) => summary(ctx, c)));
+}
+
+/** `POST /containers/create?name=`. */
+export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiResponse> {
+  const body = await parseJsonBody(req);
+  const r = createRequest(
+    body,
+    req.query.get("name") ?? undefined,
+    req.query.get("platform") ?? undefined,
+  );
+  const c = await createFromFlags(ctx.store, r.image, r.command, r.flags, ctx.globals);
+  return json(201, { Id: c.id, Warnings: [] });
+}
+
+/** The container named in the path, reconciled with its processes. */
+function named(ctx: ApiContext, name: string): ContainerRecord {
+  return reconcile(ctx.store, requireContainer(ctx.store, name));
+}
+
+function seconds(req: ApiRequest): number | undefined {
+  const t = req.query.get("t") ?? req.query.get("timeout");
+  if (t === null || t === "") return undefined;
+  if (!/^-?\d+$/.test(t)) throw badParameter(`invalid timeout: ${t}`);
+  return Number(t);
+}
+
+/** `POST /containers/{id}/start`: 304 when it runs already. */
+export async function start(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (isActive(c.state)) return { status: 304 };
+  await startDetached(ctx.store, c);
+  return { status: 204 };
+}
+
+/** `POST /containers/{id}/stop?t=&signal=`: 304 when it is not running. */
+export async function stop(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (!isActive(c.state)) return { status: 304 };
+  const sig = req.query.get("signal");
+  await stopContainer(ctx.store, c, seconds(req), sig ? parseSignal(sig) : undefined);
+  return { status: 204 };
+}
+
+/** `POST /containers/{id}/restart?t=`. */
+export async function restart(ctx: ApiContext, req: ApiRequest, name: string) {
+  await restartContainer(ctx.store, named(ctx, name), seconds(req));
+  return { status: 204 };
+}
+
+/** `POST /containers/{id}/kill?signal=`. */
+export async function kill(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  const signal = parseSignal(req.query.get("signal") || "KILL");
+  if (c.state !== "running" && c.state !== "paused") {
+    throw new HttpError(409, `Container ${c.id} is not running`);
+  }
+  await killContainer(ctx.store, c, signal);
+  return { status: 204 };
+}
+
+/** `DELETE /containers/{id}?force&v`. */
+export async function remove(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (isActive(c.state) && !flag(req.query.get("force"))) {
+    throw new HttpError(
+      409,
+      `You cannot remove a ${c.state} container ${c.id}. Stop the container before attempting removal or force remove`,
+    );
+  }
+  await removeContainer(ctx.store, c, flag(req.query.get("force")), flag(req.query.get("v")));
+  return { status: 204 };
+}
+
+/** `GET /containers/{id}/json`. */
+export function inspect(ctx: ApiContext, _req: ApiRequest, name: string): ApiResponse {
+  return json(200, inspectContainer(ctx.store, named(ctx, name)));
+}
+
+/** `GET /containers/{id}/top`: docker's `ps -ef` columns. */
+export async function top(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (!isActive(c.state)) throw new HttpError(409, `Container ${c.id} is not running`);
+  const { containerProcesses } = await import("../container/stats.ts");
+  const procs = await containerProcesses(c.id);
+  return json(200, {
+    Titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+    Processes: procs.map((p) => [
+      String(p.uid),
+      String(p.pid),
+      String(p.ppid),
+      "0",
+      p.stime,
+      "?",
+      p.time,
+      p.cmd,
+    ]),
+  });
+}
+
+/**
+ * `POST /containers/{id}/wait?condition=not-running|next-exit|removed`. The head goes out at
+ * once (docker's client asks before it starts the container); the body when the condition
+ * holds. The exit code of a container removed on exit comes from an attach bridge or from a
+ * passive client of its supervisor, which reports it before the row is gone.
+ */
+export function wait(ctx: ApiContext, req: ApiRequest, name: string): ApiResponse {
+  const condition = req.query.get("condition") || "not-running";
+  if (!["not-running", "next-exit", "removed"].includes(condition)) {
+    throw badParameter(`invalid condition: "${condition}"`);
+  }
+  const first = named(ctx, name);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    let code: number | undefined = first.exitCode;
+    let finished = first.finishedAt;
+    let listening = false;
+    for (let delay = 10;; delay = Math.min(delay * 2, 100)) {
+      const row = getContainer(ctx.store, first.id);
+      if (!row) {
+        code = ctx.exitCodes.get(first.id) ?? code;
+        break;
+      }
+      const c = reconcile(ctx.store, row);
+      if (isActive(c.state) && !listening) {
+        listening = true;
+        void listenForExit(ctx, first.id);
+      }
+      if (!isActive(c.state)) {
+        code = c.exitCode ?? code;
+        const ended = c.finishedAt !== finished;
+        if (condition === "not-running" || condition === "next-exit" && ended) break;
+      } else if (condition === "next-exit") finished = -1; // any end from now on is the next
+      await sleep(delay);
+    }
+    yield encoder.encode(JSON.stringify({ StatusCode: code ?? 0, Error: null }) + "\n");
+  }
+  return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
+}
+
+/** Reads the supervisor's exit report of `id` into `ctx.exitCodes` (for `wait`). */
+async function listenForExit(ctx: ApiContext, id: string): Promise<void> {
+  const conn = await reachSupervisor(ctx.store, id).catch(() => undefined);
+  if (!conn) return;
+  const { FrameDecoder, FRAME, decodeExit } = await import("../container/attach.ts");
+  const decoder = new FrameDecoder();
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) return;
+      for (const f of decoder.push(buf.subarray(0, n))) {
+        if (f.type === FRAME.exit) rememberExit(ctx, id, decodeExit(f.payload) ?? 0);
+      }
+    }
+  } catch {
+    /* the supervisor went away */
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Keeps an exit code for a while after the run (for a `wait` on a container removed at exit). */
+function rememberExit(ctx: ApiContext, id: string, code: number): void {
+  ctx.exitCodes.set(id, code);
+  setTimeout(() => ctx.exitCodes.delete(id), 60_000);
+}
+
+/** `GET /containers/{id}/logs`: stdcopy frames without a tty, raw bytes with one. */
+export function logs(ctx: ApiContext, req: ApiRequest, name: string): ApiResponse {
+  const c = named(ctx, name);
+  const q = req.query;
+  const stdout = flag(q.get("stdout")), stderr = flag(q.get("stderr"));
+  if (!stdout && !stderr) throw badParameter("Bad parameters: you must choose at least one stream");
+  const tail = q.get("tail");
+  const time = (v: string | null) => {
+    if (v === null || v === "" || v === "0") return undefined;
+    try {
+      return parseTimeFilter(v);
+    } catch {
+      throw badParameter(`invalid time value: ${v}`);
+    }
+  };
+  const filter = {
+    tail: tail === null || tail === "" || tail === "all" ? undefined : Number(tail),
+    since: time(q.get("since")),
+    until: time(q.get("until")),
+  };
+  if (filter.tail !== undefined && !Number.isInteger(filter.tail)) {
+    throw badParameter(`invalid tail: ${tail}`);
+  }
+  const timestamps = flag(q.get("timestamps"));
+  const tty = c.config.tty;
+  const frame = (e: LogEntry): Uint8Array | undefined => {
+    if (e.stream === "stdout" ? !stdout : !stderr) return undefined;
+    const bytes = encoder.encode(timestamps ? `${e.time} ${e.log}` : e.log);
+    return tty ? bytes : stdFrame(e.stream === "stderr" ? 2 : 1, bytes);
+  };
+  const path = logPath(ctx.store.root, c.id);
+  const follow = flag(q.get("follow"));
+  async function* body(): AsyncGenerator<Uint8Array> {
+    if (!follow) {
+      for (const e of await readLogs(path, filter)) {
+        const f = frame(e);
+        if (f) yield f;
+      }
+      return;
+    }
+    const done = () => {
+      const row = getContainer(ctx.store, c.id);
+      return !row || !isActive(reconcile(ctx.store, row).state);
+    };
+    for await (const e of followLogs(path, filter, done)) {
+      const f = frame(e);
+      if (f) yield f;
+    }
+  }
+  return {
+    status: 200,
+    headers: {
+      "Content-Type": tty
+        ? "application/vnd.docker.raw-stream"
+        : "application/vnd.docker.multiplexed-stream",
+    },
+    body: body(),
+  };
+}
+
+/** `POST /containers/{id}/attach?stream&stdin&stdout&stderr`: a hijacked connection. */
+export function attach(ctx: ApiContext, req: ApiRequest, name: string): ApiResponse {
+  const c = named(ctx, name);
+  const q = req.query;
+  if (!flag(q.get("stream")) && !flag(q.get("logs"))) {
+    throw badParameter("Bad parameters: you must choose at least one of stream or logs");
+  }
+  const options = {
+    stdin: flag(q.get("stdin")) && c.config.interactive,
+    stdout: flag(q.get("stdout")),
+    stderr: flag(q.get("stderr")),
+    tty: c.config.tty,
+    onExit: (code: number) => rememberExit(ctx, c.id, code),
+  };
+  return {
+    contentType: c.config.tty
+      ? "application/vnd.docker.raw-stream"
+      : "application/vnd.docker.multiplexed-stream",
+    hijack: (h) => bridgeAttach(ctx.store, c.id, h, options),
+  };
+}
+
+/** `POST /containers/{id}/resize?h&w`: the window size, through the supervisor. */
+export async function resize(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  const h = Number(req.query.get("h")), w = Number(req.query.get("w"));
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0 || h > 65535 || w > 65535) {
+    throw badParameter("invalid window size");
+  }
+  if (!isActive(c.state)) throw new HttpError(409, `Container ${c.id} is not running`);
+  const { connectAttach, resizeFrame } = await import("../container/attach.ts");
+  const conn = await connectAttach(ctx.store.root, c.id).catch(() => undefined);
+  if (conn) {
+    try {
+      await conn.write(resizeFrame({ rows: h, cols: w }));
+    } catch { /* gone */ }
+    conn.close();
+  }
+  return { status: 200 };
+}

@@ -1,0 +1,302 @@
+/**
+ * The Docker Engine API (`tsbox system service`, src/api/) driven by the real docker client
+ * with DOCKER_HOST at tsbox's socket (root): version, info, pull from the fixture registry on
+ * 127.0.0.1, images, run (attached, exit codes, detached), ps, logs, stop, rm, inspect, tag,
+ * rmi; the socket's mode and owner; hostile requests; and a service killed with -9 while
+ * containers run, which loses nothing.
+ */
+import { fixtureRegistry } from "./fixtures/images.ts";
+import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
+import { checkTestName, tempRoot } from "./cli.ts";
+
+const isRoot = Deno.uid() === 0;
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const DOCKER = ["/usr/bin/docker", "/usr/local/bin/docker"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+
+function rootTest(name: string, fn: () => Promise<void>) {
+  Deno.test({
+    name,
+    ignore: !isRoot || DOCKER === undefined,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
+}
+
+/** A running `tsbox system service`. */
+interface Service {
+  readonly socket: string;
+  readonly child: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startService(root: string, socket: string): Promise<Service> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      MAIN,
+      "--root",
+      root,
+      "system",
+      "service",
+      "--socket",
+      socket,
+      "--timeout",
+      "0",
+    ],
+    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  // Ready once it answers (a killed service's stale socket file may still be there).
+  for (let i = 0; i < 300; i++) {
+    const conn = await Deno.connect({ transport: "unix", path: socket }).catch(() => undefined);
+    if (conn) {
+      conn.close();
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    socket,
+    child,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* ended */ }
+      await child.status;
+    },
+  };
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the docker client against `socket`, with a config dir of its own. */
+async function docker(socket: string, args: string[], config: string): Promise<Result> {
+  args.forEach((a, i) => {
+    if (a === "--name") checkTestName(args[i + 1]);
+  });
+  const out = await new Deno.Command(DOCKER!, {
+    args,
+    env: { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function ok(p: Promise<Result>): Promise<string> {
+  const r = await p;
+  assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** One raw HTTP/1.1 exchange on the socket (what a hostile client can send). */
+async function rawRequest(socket: string, request: string): Promise<string> {
+  const conn = await Deno.connect({ transport: "unix", path: socket });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    const buf = new Uint8Array(65536);
+    let text = "";
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+      // One response with Content-Length: stop once it is all here.
+      const m = /Content-Length: (\d+)\r\n/i.exec(text);
+      const end = text.indexOf("\r\n\r\n");
+      if (m && end >= 0 && text.length >= end + 4 + Number(m[1])) break;
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
+async function setup() {
+  const fx = await fixtureRegistry();
+  const { root, cleanup } = await tempRoot();
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-api-" });
+  const socket = `${dir}/tsbox.sock`;
+  const config = `${dir}/docker-config`;
+  await Deno.mkdir(config);
+  let service = await startService(root, socket);
+  const d = (...args: string[]) => docker(socket, args, config);
+  return {
+    fx,
+    root,
+    socket,
+    d,
+    get service() {
+      return service;
+    },
+    async restart() {
+      service = await startService(root, socket);
+    },
+    async cleanup() {
+      await service.stop();
+      await cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+rootTest(
+  "api: version, info, pull, images, run, logs, ps, stop, rm, inspect, tag, rmi",
+  async () => {
+    const t = await setup();
+    try {
+      // The socket: root's, 0660, a socket (never TCP).
+      const st = Deno.statSync(t.socket);
+      assertOk(st.isSocket);
+      assertEquals(st.mode! & 0o777, 0o660);
+      assertEquals([st.uid, st.gid], [0, 0]);
+
+      const version = await ok(t.d("version", "--format", "{{.Server.APIVersion}} {{.Server.Os}}"));
+      assertEquals(version.trim(), "1.41 linux");
+      const info = await ok(t.d("info", "--format", "{{.Images}} {{.Containers}} {{.Driver}}"));
+      assertEquals(info.trim(), "0 0 overlay2");
+
+      const ref = t.fx.refs.busybox;
+      const pull = await t.d("pull", ref);
+      assertEquals(pull.code, 0, pull.stderr);
+      assertStringIncludes(pull.stdout, "Pull complete");
+      assertStringIncludes(pull.stdout, "Digest: sha256:");
+      const images = await ok(t.d("images", "--format", "{{.Repository}}:{{.Tag}}"));
+      assertEquals(images.trim(), ref);
+
+      // Attached run: output and exit codes, removed afterwards.
+      const hi = await t.d("run", "--rm", ref, "echo", "hi");
+      assertEquals([hi.code, hi.stdout], [0, "hi\n"], hi.stderr);
+      const three = await t.d("run", "--rm", ref, "sh", "-c", "echo out; echo err >&2; exit 3");
+      assertEquals([three.code, three.stdout, three.stderr], [3, "out\n", "err\n"]);
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+
+      // Detached: ps, logs, inspect, stop, rm -f.
+      const id = (await ok(
+        t.d("run", "-d", "--name", "t-api1", ref, "sh", "-c", "echo started; exec sleep 600"),
+      )).trim();
+      assertMatch(id, /^[0-9a-f]{64}$/);
+      const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}} {{.Image}}"));
+      assertEquals(ps.trim(), `t-api1 running ${ref}`);
+      const filtered = await ok(t.d("ps", "-a", "--filter", "name=nothing-here", "-q"));
+      assertEquals(filtered.trim(), "");
+      for (let i = 0; i < 100; i++) {
+        if ((await ok(t.d("logs", "t-api1"))).includes("started")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assertEquals(await ok(t.d("logs", "t-api1")), "started\n");
+      assertMatch(await ok(t.d("logs", "-t", "t-api1")), /^\d{4}-\d\d-\d\dT\S+ started\n$/);
+      const state = await ok(t.d("inspect", "--format", "{{.State.Status}} {{.Name}}", "t-api1"));
+      assertEquals(state.trim(), "running /t-api1");
+      await ok(t.d("stop", "-t", "1", "t-api1"));
+      const after = await ok(t.d("inspect", "--format", "{{.State.Status}}", "t-api1"));
+      assertEquals(after.trim(), "exited");
+      await ok(t.d("rm", "-f", "t-api1"));
+      const gone = await t.d("inspect", "t-api1");
+      assertEquals(gone.code, 1);
+      assertStringIncludes(gone.stderr, "No such");
+
+      // tag, image inspect, rmi.
+      await ok(t.d("tag", ref, "t-api/copy:v1"));
+      const tags = await ok(t.d("image", "inspect", "--format", "{{json .RepoTags}}", ref));
+      assertStringIncludes(tags, "t-api/copy:v1");
+      const rmi = await ok(t.d("rmi", "t-api/copy:v1"));
+      assertStringIncludes(rmi, "Untagged: t-api/copy:v1");
+      const missing = await t.d("rmi", "t-api/none:v1");
+      assertEquals(missing.code, 1);
+      assertStringIncludes(missing.stderr, "No such image");
+    } finally {
+      await t.cleanup();
+    }
+  },
+);
+
+rootTest(
+  "api: hostile requests get docker's error JSON and the service keeps serving",
+  async () => {
+    const t = await setup();
+    try {
+      const body = "{not json";
+      const bad = await rawRequest(
+        t.socket,
+        `POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      assertMatch(bad, /^HTTP\/1\.1 400 /);
+      assertMatch(bad, /\{"message":"invalid JSON: [^"]+"\}/);
+      const wrongType = JSON.stringify({ Image: "x", Cmd: 5 });
+      const typed = await rawRequest(
+        t.socket,
+        `POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: ${wrongType.length}\r\n\r\n${wrongType}`,
+      );
+      assertMatch(typed, /^HTTP\/1\.1 400 /);
+      assertStringIncludes(typed, "Cmd: expected a list of strings");
+      const huge = await rawRequest(
+        t.socket,
+        `POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n`,
+      );
+      assertMatch(huge, /^HTTP\/1\.1 413 /);
+      const garbage = await rawRequest(t.socket, "\x00\x01 nonsense\r\n\r\n");
+      assertMatch(garbage, /^HTTP\/1\.1 400 /);
+      const noContainer = await rawRequest(
+        t.socket,
+        "GET /containers/t-nothing/json HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      assertMatch(noContainer, /^HTTP\/1\.1 404 /);
+      assertStringIncludes(noContainer, '{"message":"No such container: t-nothing"}');
+      const swarm = await rawRequest(t.socket, "GET /v1.41/services HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertMatch(swarm, /^HTTP\/1\.1 503 /);
+      assertStringIncludes(swarm, "This node is not a swarm manager.");
+      const plugin = await rawRequest(
+        t.socket,
+        "GET /plugins/foo/json HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      assertMatch(plugin, /^HTTP\/1\.1 404 /);
+      assertStringIncludes(plugin, '{"message":"plugin \\"foo\\" not found"}');
+      const tooNew = await rawRequest(t.socket, "GET /v1.99/version HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertMatch(tooNew, /^HTTP\/1\.1 400 /);
+      // Still serving, with and without a version prefix.
+      const ping = await rawRequest(t.socket, "GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n");
+      assertMatch(ping, /^HTTP\/1\.1 200 [^]*\r\n\r\nOK$/);
+      assertMatch(ping, /Api-Version: 1\.41\r\n/i);
+      const v = await ok(t.d("version", "--format", "{{.Server.APIVersion}}"));
+      assertEquals(v.trim(), "1.41");
+    } finally {
+      await t.cleanup();
+    }
+  },
+);
+
+rootTest("api: kill -9 of the service loses no container; a new service lists them", async () => {
+  const t = await setup();
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", ref));
+    for (const name of ["t-api-k1", "t-api-k2"]) {
+      await ok(t.d("run", "-d", "--name", name, ref, "sleep", "600"));
+    }
+    t.service.child.kill("SIGKILL");
+    await t.service.child.status;
+    await t.restart();
+    const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}}"));
+    assertEquals(ps.trim().split("\n").sort(), ["t-api-k1 running", "t-api-k2 running"]);
+    await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2"));
+  } finally {
+    await t.cleanup();
+  }
+});
