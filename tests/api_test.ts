@@ -85,17 +85,28 @@ interface Result {
 }
 
 /** Runs the docker client against `socket`, with a config dir of its own. */
-async function docker(socket: string, args: string[], config: string): Promise<Result> {
+async function docker(
+  socket: string,
+  args: string[],
+  config: string,
+  stdin?: string,
+): Promise<Result> {
   args.forEach((a, i) => {
     if (a === "--name") checkTestName(args[i + 1]);
   });
-  const out = await new Deno.Command(DOCKER!, {
+  const child = new Deno.Command(DOCKER!, {
     args,
     env: { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, NO_COLOR: "1" },
-    stdin: "null",
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
@@ -137,11 +148,13 @@ async function setup() {
   await Deno.mkdir(config);
   let service = await startService(root, socket);
   const d = (...args: string[]) => docker(socket, args, config);
+  const withInput = (stdin: string, ...args: string[]) => docker(socket, args, config, stdin);
   return {
     fx,
     root,
     socket,
     d,
+    withInput,
     get service() {
       return service;
     },
@@ -296,6 +309,47 @@ rootTest("api: kill -9 of the service loses no container; a new service lists th
     const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}}"));
     assertEquals(ps.trim().split("\n").sort(), ["t-api-k1 running", "t-api-k2 running"]);
     await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2"));
+  } finally {
+    await t.cleanup();
+  }
+});
+
+rootTest("api: exec (exit codes, stderr, stdin, env, workdir, -d) and run -i", async () => {
+  const t = await setup();
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", "-q", ref));
+    await ok(t.d("run", "-d", "--name", "t-api-x", ref, "sleep", "600"));
+    assertEquals(await ok(t.d("exec", "t-api-x", "echo", "inside")), "inside\n");
+    const four = await t.d("exec", "t-api-x", "sh", "-c", "echo e >&2; exit 4");
+    assertEquals([four.code, four.stdout, four.stderr], [4, "", "e\n"]);
+    const missing = await t.d("exec", "t-api-x", "nosuchcmd");
+    assertEquals(missing.code, 127);
+    assertStringIncludes(missing.stderr, "nosuchcmd");
+    const envDir = await ok(
+      t.d("exec", "-e", "A=b", "-w", "/tmp", "t-api-x", "sh", "-c", "pwd; echo $A"),
+    );
+    assertEquals(envDir, "/tmp\nb\n");
+    assertEquals(await ok(t.withInput("piped\n", "exec", "-i", "t-api-x", "cat")), "piped\n");
+    await ok(t.d("exec", "-d", "t-api-x", "sh", "-c", "echo detached > /tmp/d"));
+    for (let i = 0; i < 50; i++) {
+      if ((await t.d("exec", "t-api-x", "cat", "/tmp/d")).stdout === "detached\n") break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assertEquals(await ok(t.d("exec", "t-api-x", "cat", "/tmp/d")), "detached\n");
+    await ok(t.d("rm", "-f", "t-api-x"));
+    const exited = await t.d("exec", "t-api-x", "true");
+    assertEquals(exited.code, 1);
+
+    // Input through the attach socket, closed at its end (docker's StdinOnce).
+    const piped = await ok(
+      t.withInput("in\n", "run", "-i", "--rm", ref, "sh", "-c", "cat; echo done"),
+    );
+    assertEquals(piped, "in\ndone\n");
+    // A command that cannot start: 127, and --rm leaves nothing behind.
+    const bad = await t.d("run", "--rm", "--name", "t-api-bad", ref, "nosuchcmd");
+    assertEquals(bad.code, 127, bad.stderr);
+    assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
   } finally {
     await t.cleanup();
   }

@@ -120,7 +120,19 @@ function seconds(req: ApiRequest): number | undefined {
 export async function start(ctx: ApiContext, _req: ApiRequest, name: string) {
   const c = named(ctx, name);
   if (isActive(c.state)) return { status: 304 };
-  await startDetached(ctx.store, c);
+  try {
+    await startDetached(ctx.store, c);
+  } catch (err) {
+    // As `run --rm` (and dockerd): a container to be removed at exit that could not start is
+    // removed now; docker's client waits for that removal before it reports the error.
+    if (c.config.autoRemove) {
+      const now = getContainer(ctx.store, c.id);
+      if (now) await removeContainer(ctx.store, now, true, true).catch(() => {});
+    }
+    const code = (err as { exitCode?: number }).exitCode;
+    if (code === 126 || code === 127) throw new HttpError(400, (err as Error).message);
+    throw err;
+  }
   return { status: 204 };
 }
 

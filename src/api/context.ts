@@ -7,6 +7,7 @@
  */
 import type { GlobalOptions } from "../cli/globals.ts";
 import type { Store } from "../store/mod.ts";
+import type { ExecInstance } from "./exec.ts";
 
 /** The service's state: nothing in it is lost when the service dies. */
 export interface ApiContext {
@@ -14,4 +15,6 @@ export interface ApiContext {
   readonly globals: GlobalOptions;
   /** Exit codes supervisors reported, for `wait?condition=removed` (kept for a minute). */
   readonly exitCodes: Map<string, number>;
+  /** Exec instances this service made (`POST /containers/{id}/exec`). */
+  readonly execs: Map<string, ExecInstance>;
 }

@@ -16,6 +16,7 @@ import type { ApiContext } from "./context.ts";
 import { errorResponse } from "./errors.ts";
 import { type ApiRequest, type ApiResponse, HttpError, json, serveConnection } from "./http.ts";
 import * as images from "./images.ts";
+import * as exec from "./exec.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -55,6 +56,10 @@ const ROUTES: Route[] = [
   route("POST", `/containers/${ID}/attach`, containers.attach),
   route("POST", `/containers/${ID}/resize`, containers.resize),
   route("DELETE", `/containers/${ID}`, containers.remove),
+  route("POST", `/containers/${ID}/exec`, exec.create),
+  route("POST", `/exec/${ID}/start`, exec.start),
+  route("POST", `/exec/${ID}/resize`, exec.resize),
+  route("GET", `/exec/${ID}/json`, exec.inspect),
   route("GET", "/images/json", images.list),
   route("POST", "/images/create", images.create),
   route("GET", `/images/${IMAGE}/json`, images.inspect),
@@ -173,7 +178,7 @@ async function listen(path: string): Promise<Deno.UnixListener> {
 /** Runs the service (see {@link ServiceOptions}); resolves when it has ended. */
 export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promise<void> {
   const store = await Store.open(globals.root);
-  const ctx: ApiContext = { store, globals, exitCodes: new Map() };
+  const ctx: ApiContext = { store, globals, exitCodes: new Map(), execs: new Map() };
   const listener = await listen(o.socket);
   o.onListening?.(o.socket);
   let active = 0;
@@ -232,7 +237,14 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
         c.close();
       } catch { /* closed */ }
     }
-    await Promise.allSettled([...serving]);
+    // Streams that wait on containers (wait, logs -f, attach) end with their connection at
+    // their next step; the service does not wait long for them.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...serving]),
+      new Promise((r) => timer = setTimeout(r, 2000)),
+    ]);
+    clearTimeout(timer);
     store.close();
   }
 }
