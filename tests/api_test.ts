@@ -225,6 +225,15 @@ rootTest(
       assertEquals(gone.code, 1);
       assertStringIncludes(gone.stderr, "No such");
 
+      // logs -f follows until the container ends; run without --rm waits for its next exit.
+      await ok(t.d("run", "-d", "--name", "t-api-f", ref, "sh", "-c", "echo a; sleep 1; echo b"));
+      assertEquals(await ok(t.d("logs", "-f", "t-api-f")), "a\nb\n");
+      const kept = await t.d("run", "--name", "t-api-k", ref, "sh", "-c", "exit 7");
+      assertEquals(kept.code, 7, kept.stderr);
+      const status = await ok(t.d("ps", "-a", "--filter", "exited=7", "--format", "{{.Names}}"));
+      assertEquals(status.trim(), "t-api-k");
+      await ok(t.d("rm", "t-api-f", "t-api-k"));
+
       // tag, image inspect, rmi.
       await ok(t.d("tag", ref, "t-api/copy:v1"));
       const tags = await ok(t.d("image", "inspect", "--format", "{{json .RepoTags}}", ref));
@@ -294,6 +303,40 @@ rootTest(
     }
   },
 );
+
+rootTest("api: --timeout ends an idle service and removes its socket", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-api-" });
+  const { root, cleanup } = await tempRoot();
+  try {
+    const socket = `${dir}/idle.sock`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        MAIN,
+        "--root",
+        root,
+        "system",
+        "service",
+        "--socket",
+        socket,
+        "--timeout",
+        "1",
+      ],
+      env: { DENO_NO_UPDATE_CHECK: "1" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const status = await child.output();
+    assertEquals(status.code, 0, new TextDecoder().decode(status.stderr));
+    assertEquals(await Deno.lstat(socket).then(() => "there", () => "gone"), "gone");
+  } finally {
+    await cleanup();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
 
 rootTest("api: kill -9 of the service loses no container; a new service lists them", async () => {
   const t = await setup();
