@@ -397,3 +397,37 @@ rootTest("api: exec (exit codes, stderr, stdin, env, workdir, -d) and run -i", a
     await t.cleanup();
   }
 });
+
+rootTest(
+  "api: attach to a running container, pause, unpause, history, container prune",
+  async () => {
+    const t = await setup();
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await ok(
+        t.d("run", "-d", "--name", "t-api-a", ref, "sh", "-c", "sleep 2; echo late; exit 6"),
+      );
+      const attached = await t.d("attach", "t-api-a");
+      assertEquals([attached.code, attached.stdout], [6, "late\n"], attached.stderr);
+
+      await ok(t.d("run", "-d", "--name", "t-api-p", ref, "sleep", "600"));
+      await ok(t.d("pause", "t-api-p"));
+      const paused = await ok(t.d("inspect", "--format", "{{.State.Status}}", "t-api-p"));
+      assertEquals(paused.trim(), "paused");
+      const again = await t.d("pause", "t-api-p");
+      assertEquals(again.code, 1);
+      assertStringIncludes(again.stderr, "already paused");
+      await ok(t.d("unpause", "t-api-p"));
+      await ok(t.d("stop", "-t", "0", "t-api-p"));
+
+      const history = await ok(t.d("history", "--format", "{{.CreatedBy}}", ref));
+      assertStringIncludes(history, "busybox");
+      const pruned = await ok(t.d("container", "prune", "-f"));
+      assertStringIncludes(pruned, "Deleted Containers:");
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+    } finally {
+      await t.cleanup();
+    }
+  },
+);

@@ -9,10 +9,12 @@ import { createFromFlags } from "../container/create.ts";
 import { inspectContainer } from "../container/inspect.ts";
 import {
   killContainer,
+  pauseContainer,
   removeContainer,
   restartContainer,
   startDetached,
   stopContainer,
+  unpauseContainer,
 } from "../container/lifecycle.ts";
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
@@ -369,4 +371,31 @@ export async function resize(ctx: ApiContext, req: ApiRequest, name: string) {
     conn.close();
   }
   return { status: 200 };
+}
+
+/** `POST /containers/{id}/pause`. */
+export async function pause(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (c.state === "paused") throw new HttpError(409, `Container ${c.id} is already paused`);
+  if (c.state !== "running") throw new HttpError(409, `Container ${c.id} is not running`);
+  await pauseContainer(ctx.store, c);
+  return { status: 204 };
+}
+
+/** `POST /containers/{id}/unpause`. */
+export async function unpause(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  if (c.state !== "paused") throw new HttpError(409, `Container ${c.id} is not paused`);
+  await unpauseContainer(ctx.store, c);
+  return { status: 204 };
+}
+
+/** `POST /containers/prune`: every stopped container, as `tsbox container prune`. */
+export async function prune(ctx: ApiContext, req: ApiRequest) {
+  if (filterValues(req.query.get("filters")).length > 0) {
+    throw badParameter("container prune: filters are not supported by tsbox yet");
+  }
+  const { pruneContainersMeasured } = await import("../housekeeping/system_prune.ts");
+  const { removed, bytes } = await pruneContainersMeasured(ctx.store);
+  return json(200, { ContainersDeleted: removed, SpaceReclaimed: bytes });
 }

@@ -198,3 +198,20 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   }
   return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
 }
+
+/** `GET /images/{name}/history`: newest step first, as `tsbox history`. */
+export async function history(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const { imageHistory } = await import("../image/history.ts");
+  const image = requireImage(ctx.store, name);
+  return json(
+    200,
+    imageHistory(image).map((h) => ({
+      Id: h.id,
+      Created: h.created ? Math.floor(Date.parse(h.created) / 1000) || 0 : 0,
+      CreatedBy: h.createdBy,
+      Tags: h.id === image.id ? image.tags.map(familiar) : null,
+      Size: h.size,
+      Comment: h.comment,
+    })),
+  );
+}
