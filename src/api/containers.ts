@@ -220,6 +220,7 @@ export function wait(ctx: ApiContext, req: ApiRequest, name: string): ApiRespons
     let finished = first.finishedAt;
     let listening = false;
     for (let delay = 10;; delay = Math.min(delay * 2, 100)) {
+      if (req.signal.aborted) return; // the client went away
       const row = getContainer(ctx.store, first.id);
       if (!row) {
         code = ctx.exitCodes.get(first.id) ?? code;
@@ -313,6 +314,7 @@ export function logs(ctx: ApiContext, req: ApiRequest, name: string): ApiRespons
       return;
     }
     const done = () => {
+      if (req.signal.aborted) return true; // the client went away
       const row = getContainer(ctx.store, c.id);
       return !row || !isActive(reconcile(ctx.store, row).state);
     };

@@ -194,7 +194,7 @@ export async function start(ctx: ApiContext, req: ApiRequest, id: string): Promi
   if (detach) {
     const proc = await spawn(ctx, e, ["null", "null", "null"]);
     if (proc.terminal !== undefined) closeFd(proc.terminal);
-    track(e, proc);
+    track(e, proc).catch(() => {});
     return { status: 200 };
   }
   return {
@@ -309,7 +309,7 @@ async function bridgeTerminal(
   stdin: boolean,
 ): Promise<void> {
   let ended = false;
-  void exited.then(() => ended = true);
+  exited.then(() => ended = true, () => ended = true);
   const input = stdin
     ? (async () => {
       if (h.early.length > 0) await writeAllAsync(master, h.early.slice());

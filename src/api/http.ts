@@ -32,6 +32,11 @@ export interface ApiRequest {
   version?: string;
   /** The whole body, at most `limit` bytes (default {@link MAX_BODY}); 413 beyond. */
   body(limit?: number): Promise<Uint8Array>;
+  /**
+   * Aborted when the client closes the connection while a streamed response is being sent
+   * (`logs -f`, `wait`, a pull), so that the stream stops instead of polling for no one.
+   */
+  readonly signal: AbortSignal;
 }
 
 /** A connection taken over after a `101 UPGRADED` (or `200`) head. */
@@ -73,7 +78,15 @@ class Reader {
   #eof = false;
   constructor(readonly conn: Deno.Conn) {}
 
-  async #fill(): Promise<boolean> {
+  #reading?: Promise<boolean>;
+
+  /** One read appended to the buffer; concurrent callers share it (the close watcher, parsing). */
+  #fill(): Promise<boolean> {
+    this.#reading ??= this.#read().finally(() => this.#reading = undefined);
+    return this.#reading;
+  }
+
+  async #read(): Promise<boolean> {
     if (this.#eof) return false;
     const chunk = new Uint8Array(64 * 1024);
     const n = await this.conn.read(chunk);
@@ -113,6 +126,21 @@ class Reader {
     const out = this.#buf.slice(0, n);
     this.#buf = this.#buf.slice(n);
     return out;
+  }
+
+  /**
+   * Reads on in the background while a response streams: what arrives is kept for the next
+   * request, and `onEof` runs when the client has closed the connection.
+   */
+  watchClose(onEof: () => void): void {
+    const watch = async () => {
+      while (await this.#fill()) {
+        // A client that sends more than a request head meanwhile is not waiting for us.
+        if (this.#buf.length > MAX_HEAD) return;
+      }
+      onEof();
+    };
+    watch().catch(() => onEof());
   }
 
   /** What was read beyond the last request (hijacked connections start with it). */
@@ -308,7 +336,9 @@ async function serveOne(
     return false;
   }
   let bodyRead: Promise<Uint8Array> | undefined;
+  const closed = new AbortController();
   const req: ApiRequest = {
+    signal: closed.signal,
     method,
     path: url.pathname,
     query: url.searchParams,
@@ -357,6 +387,8 @@ async function serveOne(
     return keep;
   }
   hs["Transfer-Encoding"] = "chunked";
+  // The body was read above: from here on, a read that ends means the client went away.
+  r.watchClose(() => closed.abort());
   // The head goes out at once: docker's client waits for it before it goes on (`wait` is asked
   // before `start`, and only answered when the container ends).
   await writeAll(conn, head(res.status, hs));

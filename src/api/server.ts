@@ -181,6 +181,12 @@ async function listen(path: string): Promise<Deno.UnixListener> {
 
 /** Runs the service (see {@link ServiceOptions}); resolves when it has ended. */
 export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promise<void> {
+  // The service must outlive any one request's mistakes: a stray rejection is logged, not fatal.
+  const stray = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    console.error(`tsbox: service: ${(e.reason as Error)?.message ?? e.reason}`);
+  };
+  globalThis.addEventListener("unhandledrejection", stray);
   const store = await Store.open(globals.root);
   const ctx: ApiContext = { store, globals, exitCodes: new Map(), execs: new Map() };
   const listener = await listen(o.socket);
@@ -250,5 +256,6 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
     ]);
     clearTimeout(timer);
     store.close();
+    globalThis.removeEventListener("unhandledrejection", stray);
   }
 }
