@@ -10,9 +10,11 @@ DENO_VERSION=2.9.6
 # terminal tests; uidmap/passwd: the rootless tests (newuidmap, useradd); util-linux/mount:
 # unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`.
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
-  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish)
+  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish docker.io)
 # Installed as packages, these start system services that would hold ports the tests use.
-SERVICES=(docker-registry nginx)
+# docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
+# it): its dockerd (and docker.socket, which would start it) must never run beside tsbox.
+SERVICES=(docker-registry nginx docker.socket docker)
 
 log() { echo "install_deps: $*"; }
 
