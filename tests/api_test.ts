@@ -5,7 +5,7 @@
  * rmi; the socket's mode and owner; hostile requests; and a service killed with -9 while
  * containers run, which loses nothing.
  */
-import { fixtureRegistry } from "./fixtures/images.ts";
+import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { checkTestName, tempRoot } from "./cli.ts";
 
@@ -440,3 +440,29 @@ rootTest(
     }
   },
 );
+
+rootTest("api: run -d -p 127.0.0.1:PORT:80 nginx serves the marker; port, ps show it", async () => {
+  const t = await setup();
+  try {
+    await ok(t.d("pull", "-q", t.fx.refs.nginx));
+    // A port free right now on 127.0.0.1 (the test's traffic stays on loopback).
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    await ok(
+      t.d("run", "-d", "--name", "t-api-web", "-p", `127.0.0.1:${port}:80`, t.fx.refs.nginx),
+    );
+    let body = "";
+    for (let i = 0; i < 100 && !body.includes(NGINX_MARKER); i++) {
+      body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => "");
+      if (!body.includes(NGINX_MARKER)) await new Promise((r) => setTimeout(r, 100));
+    }
+    assertStringIncludes(body, NGINX_MARKER);
+    assertEquals((await ok(t.d("port", "t-api-web"))).trim(), `80/tcp -> 127.0.0.1:${port}`);
+    const ps = await ok(t.d("ps", "--format", "{{.Ports}}"));
+    assertEquals(ps.trim(), `127.0.0.1:${port}->80/tcp`);
+    await ok(t.d("rm", "-f", "t-api-web"));
+  } finally {
+    await t.cleanup();
+  }
+});
