@@ -466,3 +466,29 @@ rootTest("api: run -d -p 127.0.0.1:PORT:80 nginx serves the marker; port, ps sho
     await t.cleanup();
   }
 });
+
+rootTest("api: volume create, ls, inspect, use, rm (refused in use), prune", async () => {
+  const t = await setup();
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", "-q", ref));
+    await ok(t.d("volume", "create", "--label", "a=b", "t-api-vol"));
+    assertEquals((await ok(t.d("volume", "ls", "-q", "-f", "label=a=b"))).trim(), "t-api-vol");
+    const inspected = JSON.parse(await ok(t.d("volume", "inspect", "t-api-vol")));
+    assertEquals([inspected[0].Name, inspected[0].Labels], ["t-api-vol", { a: "b" }]);
+    await ok(t.d("run", "--rm", "-v", "t-api-vol:/data", ref, "sh", "-c", "echo kept > /data/f"));
+    assertEquals(
+      await ok(t.d("run", "--rm", "-v", "t-api-vol:/data", ref, "cat", "/data/f")),
+      "kept\n",
+    );
+    await ok(t.d("run", "-d", "--name", "t-api-v", "-v", "t-api-vol:/data", ref, "sleep", "600"));
+    const inUse = await t.d("volume", "rm", "t-api-vol");
+    assertEquals(inUse.code, 1);
+    assertStringIncludes(inUse.stderr, "in use");
+    await ok(t.d("rm", "-f", "t-api-v"));
+    assertStringIncludes(await ok(t.d("volume", "prune", "-f")), "t-api-vol");
+    assertEquals((await ok(t.d("volume", "ls", "-q"))).trim(), "");
+  } finally {
+    await t.cleanup();
+  }
+});

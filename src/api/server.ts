@@ -17,6 +17,7 @@ import { errorResponse } from "./errors.ts";
 import { type ApiRequest, type ApiResponse, HttpError, json, serveConnection } from "./http.ts";
 import * as images from "./images.ts";
 import * as exec from "./exec.ts";
+import * as volumes from "./volumes.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -69,6 +70,11 @@ const ROUTES: Route[] = [
   route("GET", `/images/${IMAGE}/history`, images.history),
   route("POST", `/images/${IMAGE}/tag`, images.tag),
   route("DELETE", `/images/${IMAGE}`, images.remove),
+  route("GET", "/volumes", volumes.list),
+  route("POST", "/volumes/create", volumes.create),
+  route("POST", "/volumes/prune", volumes.prune),
+  route("GET", `/volumes/${ID}`, volumes.inspect),
+  route("DELETE", `/volumes/${ID}`, volumes.remove),
   route("GET", "/plugins", system.plugins),
   route(
     ["GET", "POST", "DELETE"],
