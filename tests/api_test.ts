@@ -250,6 +250,15 @@ async function everyday(client: string): Promise<void> {
     assertStringIncludes(tags, "t-api/copy:v1");
     const rmi = await ok(t.d("rmi", "t-api/copy:v1"));
     assertStringIncludes(rmi, "Untagged: t-api/copy:v1");
+    // push to the test registry, then pull it back by that name.
+    const pushed = `${t.fx.registry.host}/t-api/pushed-${crypto.randomUUID().slice(0, 8)}:v1`;
+    await ok(t.d("tag", ref, pushed));
+    const push = await ok(t.d("push", pushed));
+    assertMatch(push, /v1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    await ok(t.d("rmi", pushed));
+    assertStringIncludes(await ok(t.d("pull", pushed)), "Digest: sha256:");
+    await ok(t.d("rmi", pushed));
+
     const missing = await t.d("rmi", "t-api/none:v1");
     assertEquals(missing.code, 1);
     assertStringIncludes(missing.stderr, "No such image");

@@ -15,6 +15,7 @@ import {
   tagImage,
 } from "../image/images.ts";
 import { type PullEvent, pullImage } from "../image/pull.ts";
+import type { PushEvent } from "../image/push.ts";
 import type { ImageRecord } from "../store/mod.ts";
 import { imageFilter } from "../cli/image_filters.ts";
 import type { ApiContext } from "./context.ts";
@@ -214,4 +215,69 @@ export async function history(ctx: ApiContext, _req: ApiRequest, name: string) {
       Comment: h.comment,
     })),
   );
+}
+
+/** A push event as one of docker's JSON progress messages. */
+function pushMessage(e: PushEvent): Record<string, unknown> {
+  const detail = e.current !== undefined && e.total !== undefined
+    ? { current: e.current, total: e.total }
+    : {};
+  return {
+    status: e.status === "Mounted from" ? `Mounted from ${e.from}` : e.status,
+    progressDetail: detail,
+    ...(e.status === "Pushing" && e.total ? { progress: bar(e.current ?? 0, e.total) } : {}),
+    id: e.id,
+  };
+}
+
+/**
+ * `POST /images/{name}/push?tag`: `tsbox push` with docker's JSON progress stream; without a
+ * tag, every tag of the repository the store has. Credentials come from the store owner's
+ * docker config, as `tsbox push` takes them (the client's X-Registry-Auth is not used yet).
+ */
+export async function push(ctx: ApiContext, req: ApiRequest, name: string): Promise<ApiResponse> {
+  let repo;
+  try {
+    repo = parseReference(name);
+  } catch (err) {
+    throw badParameter((err as Error).message);
+  }
+  const tag = req.query.get("tag");
+  let names: string[];
+  if (tag) {
+    names = [`${repo.repository}:${tag}`];
+  } else {
+    names = ctx.store.listImages().flatMap((i) => i.tags).filter((t) =>
+      parseReference(t).repository === repo.repository
+    );
+  }
+  for (const n of names) requireImage(ctx.store, n);
+  if (names.length === 0) {
+    throw new HttpError(404, `An image does not exist locally with the tag: ${name}`);
+  }
+  const { pushImage } = await import("../image/push.ts");
+  const lines = new Lines();
+  lines.push({ status: `The push refers to repository [${repo.repository}]` });
+  const pushing = (async () => {
+    for (const n of names) {
+      const result = await pushImage(ctx.store, n, {
+        insecure: ctx.globals.insecureRegistries,
+        onProgress: (e) => lines.push(pushMessage(e)),
+      });
+      const t = result.reference.tag ?? "latest";
+      lines.push({ status: `${t}: digest: ${result.digest} size: ${result.size}` });
+      lines.push({
+        progressDetail: {},
+        aux: { Tag: t, Digest: result.digest, Size: result.size },
+      });
+    }
+  })().catch((err) => {
+    const message = (err as Error).message ?? String(err);
+    lines.push({ errorDetail: { message }, error: message });
+  }).finally(() => lines.end());
+  async function* body(): AsyncGenerator<Uint8Array> {
+    yield* lines.drain();
+    await pushing;
+  }
+  return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
 }

@@ -69,6 +69,7 @@ const ROUTES: Route[] = [
   route("GET", `/images/${IMAGE}/json`, images.inspect),
   route("GET", `/images/${IMAGE}/history`, images.history),
   route("POST", `/images/${IMAGE}/tag`, images.tag),
+  route("POST", `/images/${IMAGE}/push`, images.push),
   route("DELETE", `/images/${IMAGE}`, images.remove),
   route("GET", "/volumes", volumes.list),
   route("POST", "/volumes/create", volumes.create),
