@@ -501,3 +501,47 @@ rootTest("api: volume create, ls, inspect, use, rm (refused in use), prune", asy
     await t.cleanup();
   }
 });
+
+rootTest(
+  "api: 50 concurrent clients list and inspect while containers start and stop",
+  async () => {
+    const t = await setup();
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await ok(t.d("run", "-d", "--name", "t-api-stay", ref, "sleep", "600"));
+      let churned = false;
+      const churn = (async () => {
+        for (let i = 0; i < 3; i++) {
+          await ok(t.d("run", "-d", "--name", `t-api-churn${i}`, ref, "sleep", "600"));
+          await ok(t.d("stop", "-t", "0", `t-api-churn${i}`));
+          await ok(t.d("rm", `t-api-churn${i}`));
+        }
+      })().finally(() => churned = true);
+      const failures: string[] = [];
+      let requests = 0;
+      // Each client asks until the churn is over (10 requests at least), pausing between asks.
+      const client = async () => {
+        for (let i = 0; i < 10 || !churned; i++) {
+          const path = i % 2 === 0 ? "/v1.41/containers/json?all=1" : "/containers/t-api-stay/json";
+          const res = await rawRequest(t.socket, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          requests++;
+          const status = /^HTTP\/1\.1 (\d+)/.exec(res)?.[1];
+          const body = res.slice(res.indexOf("\r\n\r\n") + 4);
+          if (status !== "200") failures.push(`${path}: ${res.slice(0, 200)}`);
+          else if (i % 2 === 0) {
+            const names = (JSON.parse(body) as { Names: string[] }[]).map((c) => c.Names[0]);
+            if (!names.includes("/t-api-stay")) failures.push(`${path}: t-api-stay missing`);
+          } else if (JSON.parse(body).State.Status !== "running") failures.push(`${path}: ${body}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await Promise.all([churn, ...Array.from({ length: 50 }, client)]);
+      assertOk(requests >= 500);
+      assertEquals(failures, []);
+      await ok(t.d("rm", "-f", "t-api-stay"));
+    } finally {
+      await t.cleanup();
+    }
+  },
+);
