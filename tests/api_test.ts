@@ -8,6 +8,7 @@
 import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { checkTestName, tempRoot } from "./cli.ts";
+import { hasTmux, Tmux } from "./tmux.ts";
 
 const isRoot = Deno.uid() === 0;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -541,6 +542,48 @@ rootTest(
       assertEquals(failures, []);
       await ok(t.d("rm", "-f", "t-api-stay"));
     } finally {
+      await t.cleanup();
+    }
+  },
+);
+
+rootTest(
+  "api: run -it in a real terminal, ctrl-p ctrl-q, exec -it, attach, exit code",
+  async () => {
+    if (!hasTmux) throw new Error("tmux is needed (tests/install_deps.sh installs it)");
+    const t = await setup();
+    const env = `DOCKER_HOST=unix://${t.socket} DOCKER_CONFIG=${t.socket}.cfg`;
+    const term = (cmd: string) =>
+      Tmux.start(`env ${env} ${DOCKER} ${cmd}; echo code=$?; sleep 600`);
+    const ref = t.fx.refs.busybox;
+    const panes: Tmux[] = [];
+    try {
+      await ok(t.d("pull", "-q", ref));
+      const run = await term(`run -it --name t-api-it ${ref} sh`);
+      panes.push(run);
+      await run.waitFor(/^\/ #/m);
+      await run.send("echo $((6*7))", "Enter");
+      await run.waitFor(/^42$/m);
+      await run.send("C-p", "C-q");
+      await run.waitFor(/code=0/);
+      const state = await ok(
+        t.d("inspect", "--format", "{{.State.Status}} {{.Config.Tty}}", "t-api-it"),
+      );
+      assertEquals(state.trim(), "running true");
+
+      const exec = await term(`exec -it t-api-it sh -c 'tty; exit 3'`);
+      panes.push(exec);
+      await exec.waitFor(/\/dev\/pts\/\d+[^]*code=3/);
+
+      const attach = await term("attach t-api-it");
+      panes.push(attach);
+      await attach.send("exit 5", "Enter");
+      await attach.waitFor(/code=5/);
+      const exited = await ok(t.d("inspect", "--format", "{{.State.ExitCode}}", "t-api-it"));
+      assertEquals(exited.trim(), "5");
+      await ok(t.d("rm", "t-api-it"));
+    } finally {
+      for (const p of panes) await p.kill();
       await t.cleanup();
     }
   },
