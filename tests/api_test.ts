@@ -5,7 +5,7 @@
  * rmi; the socket's mode and owner; hostile requests; and a service killed with -9 while
  * containers run, which loses nothing.
  */
-import { fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
+import { authRegistry, fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { checkTestName, tempRoot } from "./cli.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
@@ -584,6 +584,42 @@ rootTest(
       await ok(t.d("rm", "t-api-it"));
     } finally {
       for (const p of panes) await p.kill();
+      await t.cleanup();
+    }
+  },
+);
+
+rootTest(
+  "api: login checks credentials (/auth); pull uses the client's X-Registry-Auth",
+  async () => {
+    const t = await setup();
+    try {
+      const reg = await authRegistry();
+      const { host, username, password } = reg.registry;
+      const denied = await t.withInput(
+        "wrong\n",
+        "login",
+        "-u",
+        username!,
+        "--password-stdin",
+        host,
+      );
+      assertEquals(denied.code, 1, denied.stdout);
+      const anonymous = await t.d("pull", reg.refs.busybox);
+      assertEquals(anonymous.code, 1, anonymous.stdout);
+      const login = await t.withInput(
+        `${password}\n`,
+        "login",
+        "-u",
+        username!,
+        "--password-stdin",
+        host,
+      );
+      assertEquals(login.code, 0, login.stderr);
+      assertStringIncludes(login.stdout, "Login Succeeded");
+      // The service stored nothing: the client's config sends the credentials with the pull.
+      assertStringIncludes(await ok(t.d("pull", reg.refs.busybox)), "Digest: sha256:");
+    } finally {
       await t.cleanup();
     }
   },

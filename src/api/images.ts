@@ -18,6 +18,7 @@ import { type PullEvent, pullImage } from "../image/pull.ts";
 import type { PushEvent } from "../image/push.ts";
 import type { ImageRecord } from "../store/mod.ts";
 import { imageFilter } from "../cli/image_filters.ts";
+import { clientForRequest } from "./auth.ts";
 import type { ApiContext } from "./context.ts";
 import { errorResponse } from "./errors.ts";
 import { badParameter } from "./errors.ts";
@@ -167,7 +168,9 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   lines.push({ status: `Pulling from ${familiarRepository(ref)}`, id: ref.digest ?? ref.tag });
   let failure: unknown;
   const progressed = Promise.withResolvers<string>();
+  const client = clientForRequest(ctx, req);
   const pulling = pullImage(ctx.store, name, {
+    client,
     insecure: ctx.globals.insecureRegistries,
     registries,
     platform: req.query.get("platform") || undefined,
@@ -232,8 +235,8 @@ function pushMessage(e: PushEvent): Record<string, unknown> {
 
 /**
  * `POST /images/{name}/push?tag`: `tsbox push` with docker's JSON progress stream; without a
- * tag, every tag of the repository the store has. Credentials come from the store owner's
- * docker config, as `tsbox push` takes them (the client's X-Registry-Auth is not used yet).
+ * tag, every tag of the repository the store has. Credentials: the client's X-Registry-Auth,
+ * else those tsbox stores (`tsbox login`).
  */
 export async function push(ctx: ApiContext, req: ApiRequest, name: string): Promise<ApiResponse> {
   let repo;
@@ -256,11 +259,13 @@ export async function push(ctx: ApiContext, req: ApiRequest, name: string): Prom
     throw new HttpError(404, `An image does not exist locally with the tag: ${name}`);
   }
   const { pushImage } = await import("../image/push.ts");
+  const client = clientForRequest(ctx, req);
   const lines = new Lines();
   lines.push({ status: `The push refers to repository [${repo.repository}]` });
   const pushing = (async () => {
     for (const n of names) {
       const result = await pushImage(ctx.store, n, {
+        client,
         insecure: ctx.globals.insecureRegistries,
         onProgress: (e) => lines.push(pushMessage(e)),
       });

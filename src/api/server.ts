@@ -18,6 +18,7 @@ import { type ApiRequest, type ApiResponse, HttpError, json, serveConnection } f
 import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as volumes from "./volumes.ts";
+import { auth } from "./auth.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -44,6 +45,7 @@ const ROUTES: Route[] = [
   route(["GET", "HEAD"], "/_ping", system.ping),
   route("GET", "/version", system.version),
   route("GET", "/info", system.info),
+  route("POST", "/auth", auth),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
   route("POST", "/containers/prune", containers.prune),
