@@ -624,3 +624,57 @@ rootTest(
     }
   },
 );
+
+rootTest("api: events reports containers' create, start, die, destroy as they happen", async () => {
+  const t = await setup();
+  const events = new Deno.Command(DOCKER!, {
+    args: [
+      "events",
+      "--filter",
+      "type=container",
+      "--format",
+      "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+    ],
+    env: { DOCKER_HOST: `unix://${t.socket}`, DOCKER_CONFIG: `${t.socket}.cfg` },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = events.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  /** Waits for an event line starting with `line`. */
+  const next = async (line: string) => {
+    while (!seen.split("\n").some((l) => l.startsWith(line))) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`events ended before ${JSON.stringify(line)}:\n${seen}`);
+      seen += value;
+    }
+  };
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", "-q", ref));
+    await ok(
+      t.d(
+        "run",
+        "-d",
+        "--name",
+        "t-api-ev",
+        ref,
+        "sh",
+        "-c",
+        "trap 'exit 4' TERM; sleep 600 & wait",
+      ),
+    );
+    await next("create t-api-ev");
+    await next("start t-api-ev");
+    await ok(t.d("stop", "t-api-ev"));
+    await next("die t-api-ev 4");
+    await ok(t.d("rm", "t-api-ev"));
+    await next("destroy t-api-ev");
+  } finally {
+    events.kill();
+    await reader.cancel().catch(() => {});
+    await events.status;
+    await t.cleanup();
+  }
+});

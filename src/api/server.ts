@@ -19,6 +19,7 @@ import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as volumes from "./volumes.ts";
 import { auth } from "./auth.ts";
+import { events } from "./events.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -46,6 +47,7 @@ const ROUTES: Route[] = [
   route("GET", "/version", system.version),
   route("GET", "/info", system.info),
   route("POST", "/auth", auth),
+  route("GET", "/events", events),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
   route("POST", "/containers/prune", containers.prune),
