@@ -640,6 +640,13 @@ rootTest("api: events reports containers' create, start, die, destroy as they ha
     stdout: "piped",
     stderr: "null",
   }).spawn();
+  // A missed event must fail the test, not hang it: the stream is ended after a minute.
+  const stopEvents = () => {
+    try {
+      events.kill();
+    } catch { /* ended */ }
+  };
+  const guard = setTimeout(stopEvents, 60_000);
   const reader = events.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
   /** Waits for an event line starting with `line`. */
@@ -672,7 +679,8 @@ rootTest("api: events reports containers' create, start, die, destroy as they ha
     await ok(t.d("rm", "t-api-ev"));
     await next("destroy t-api-ev");
   } finally {
-    events.kill();
+    clearTimeout(guard);
+    stopEvents();
     await reader.cancel().catch(() => {});
     await events.status;
     await t.cleanup();
