@@ -110,7 +110,13 @@ async function docker(
     await w.write(new TextEncoder().encode(stdin));
     await w.close();
   }
-  const out = await child.output();
+  // A client that hangs fails its test (exit 137) instead of holding the suite.
+  const guard = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+  }, 120_000);
+  const out = await child.output().finally(() => clearTimeout(guard));
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
