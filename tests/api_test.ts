@@ -424,7 +424,7 @@ rootTest("api: exec (exit codes, stderr, stdin, env, workdir, -d) and run -i", a
 });
 
 rootTest(
-  "api: attach to a running container, pause, unpause, history, container prune",
+  "api: attach to a running container, pause, unpause, diff, export, stats, history, prune",
   async () => {
     const t = await setup();
     try {
@@ -445,6 +445,33 @@ rootTest(
       assertStringIncludes(again.stderr, "already paused");
       await ok(t.d("unpause", "t-api-p"));
       await ok(t.d("stop", "-t", "0", "t-api-p"));
+
+      // diff, export and a stats sample of a running container.
+      await ok(
+        t.d(
+          "run",
+          "-d",
+          "--name",
+          "t-api-fs",
+          ref,
+          "sh",
+          "-c",
+          "echo x > /tmp/new; exec sleep 600",
+        ),
+      );
+      for (let i = 0; i < 100 && !(await ok(t.d("diff", "t-api-fs"))).includes("A /tmp/new"); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assertStringIncludes(await ok(t.d("diff", "t-api-fs")), "A /tmp/new");
+      const tar = await ok(t.d("export", "-o", `${t.socket}.tar`, "t-api-fs"));
+      assertEquals(tar, "");
+      const listed = await new Deno.Command("tar", { args: ["tf", `${t.socket}.tar`] }).output();
+      assertStringIncludes(new TextDecoder().decode(listed.stdout), "tmp/new");
+      const stats = await ok(
+        t.d("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "t-api-fs"),
+      );
+      assertEquals(stats.trim(), "t-api-fs 1");
+      await ok(t.d("rm", "-f", "t-api-fs"));
 
       const history = await ok(t.d("history", "--format", "{{.CreatedBy}}", ref));
       assertStringIncludes(history, "busybox");

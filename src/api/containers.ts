@@ -401,3 +401,78 @@ export async function prune(ctx: ApiContext, req: ApiRequest) {
   const { removed, bytes } = await pruneContainersMeasured(ctx.store);
   return json(200, { ContainersDeleted: removed, SpaceReclaimed: bytes });
 }
+
+/** `GET /containers/{id}/changes`: docker's Kind 0 changed, 1 added, 2 deleted. */
+export async function changes(ctx: ApiContext, _req: ApiRequest, name: string) {
+  const { containerChanges } = await import("../container/diff.ts");
+  const kinds = { C: 0, A: 1, D: 2 } as const;
+  const list = await containerChanges(ctx.store, named(ctx, name));
+  return json(200, list.map((ch) => ({ Path: ch.path, Kind: kinds[ch.kind] })));
+}
+
+/** `GET /containers/{id}/export`: the container's filesystem as a tar stream. */
+export async function exportTar(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  const { exportContainer } = await import("../container/export.ts");
+  const pipe = new TransformStream<Uint8Array, Uint8Array>();
+  const writing = exportContainer(ctx.store, c, pipe.writable).catch(async (err) => {
+    await pipe.writable.abort(err).catch(() => {});
+  });
+  async function* body(): AsyncGenerator<Uint8Array> {
+    const reader = pipe.readable.getReader();
+    try {
+      for (;;) {
+        if (req.signal.aborted) return;
+        const { value, done } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+      await writing;
+    }
+  }
+  return { status: 200, headers: { "Content-Type": "application/x-tar" }, body: body() };
+}
+
+/**
+ * `GET /containers/{id}/stats?stream=false`: one sample (`tsbox stats --no-stream`), shaped so
+ * that docker's client computes the same CPU percentage from it (a zero previous sample and a
+ * system total scaled to the measured share).
+ */
+export async function stats(ctx: ApiContext, req: ApiRequest, name: string) {
+  const c = named(ctx, name);
+  const { sampleStats } = await import("../container/stats.ts");
+  const online = navigator.hardwareConcurrency;
+  const sample = async () => {
+    const s = isActive(c.state) ? await sampleStats(c.id) : undefined;
+    const system = 1e9;
+    return {
+      read: new Date().toISOString(),
+      preread: "0001-01-01T00:00:00Z",
+      id: c.id,
+      name: `/${c.name}`,
+      pids_stats: { current: s?.pids ?? 0 },
+      cpu_stats: {
+        cpu_usage: { total_usage: Math.round((s?.cpuPercent ?? 0) / 100 / online * system) },
+        system_cpu_usage: system,
+        online_cpus: online,
+      },
+      precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0, online_cpus: online },
+      memory_stats: s ? { usage: s.memoryUsage, limit: s.memoryLimit, stats: {} } : {},
+      blkio_stats: {},
+      networks: {},
+    };
+  };
+  const streaming = req.query.get("stream") === null || flag(req.query.get("stream"));
+  if (!streaming) return json(200, await sample());
+  async function* body(): AsyncGenerator<Uint8Array> {
+    while (!req.signal.aborted) {
+      yield encoder.encode(JSON.stringify(await sample()) + "\n");
+      await sleep(1000);
+      const row = getContainer(ctx.store, c.id);
+      if (!row) return;
+    }
+  }
+  return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
+}
