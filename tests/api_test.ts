@@ -39,7 +39,7 @@ interface Service {
   stop(): Promise<void>;
 }
 
-async function startService(root: string, socket: string): Promise<Service> {
+async function startService(root: string, socket: string, extra: string[] = []): Promise<Service> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -54,6 +54,7 @@ async function startService(root: string, socket: string): Promise<Service> {
       socket,
       "--timeout",
       "0",
+      ...extra,
     ],
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     stdin: "null",
@@ -717,5 +718,19 @@ rootTest("api: events reports containers' create, start, die, destroy as they ha
     await reader.cancel().catch(() => {});
     await events.status;
     await t.cleanup();
+  }
+});
+
+rootTest("api: --group gives the socket to a group (0660 still)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-api-" });
+  const { root, cleanup } = await tempRoot();
+  const service = await startService(root, `${dir}/g.sock`, ["--group", "100"]);
+  try {
+    const st = Deno.statSync(`${dir}/g.sock`);
+    assertEquals([st.mode! & 0o777, st.uid, st.gid], [0o660, 0, 100]);
+  } finally {
+    await service.stop();
+    await cleanup();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

@@ -156,6 +156,8 @@ export interface ServiceOptions {
   readonly socket: string;
   /** Seconds without a request before the service ends; 0: never. */
   readonly timeout: number;
+  /** The socket's group (a name in /etc/group or a gid): its members may use the API. */
+  readonly group?: string;
   /** Called once the socket listens. */
   readonly onListening?: (path: string) => void;
   /** Ends the service when aborted. */
@@ -167,7 +169,8 @@ export interface ServiceOptions {
  * until idle for `timeout` seconds, or `signal` aborts. A socket a live service answers on is
  * refused; a stale one (its service killed) is replaced.
  */
-async function listen(path: string): Promise<Deno.UnixListener> {
+async function listen(path: string, group?: string): Promise<Deno.UnixListener> {
+  const gid = group === undefined ? 0 : await groupId(group);
   await Deno.mkdir(dirname(path), { recursive: true, mode: 0o755 });
   try {
     const st = await Deno.lstat(path);
@@ -186,11 +189,23 @@ async function listen(path: string): Promise<Deno.UnixListener> {
   try {
     const listener = Deno.listen({ transport: "unix", path });
     await Deno.chmod(path, 0o660);
-    if (Deno.uid() === 0) await Deno.chown(path, 0, 0);
+    if (Deno.uid() === 0) await Deno.chown(path, 0, gid);
+    else if (group !== undefined) await Deno.chown(path, null, gid);
     return listener;
   } finally {
     process.umask(old);
   }
+}
+
+/** The gid of `group`: a number, or a name looked up in /etc/group. */
+async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const text = await Deno.readTextFile("/etc/group").catch(() => "");
+  for (const line of text.split("\n")) {
+    const [name, , gid] = line.split(":");
+    if (name === group && /^\d+$/.test(gid ?? "")) return Number(gid);
+  }
+  throw new HttpError(400, `unknown group ${JSON.stringify(group)}`);
 }
 
 /** Runs the service (see {@link ServiceOptions}); resolves when it has ended. */
@@ -203,7 +218,7 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
   globalThis.addEventListener("unhandledrejection", stray);
   const store = await Store.open(globals.root);
   const ctx: ApiContext = { store, globals, exitCodes: new Map(), execs: new Map() };
-  const listener = await listen(o.socket);
+  const listener = await listen(o.socket, o.group);
   o.onListening?.(o.socket);
   let active = 0;
   let lastActivity = Date.now();

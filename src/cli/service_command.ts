@@ -21,6 +21,7 @@ export function defineServiceCommand(program: Command): void {
   system.command("service")
     .description("Serve the Docker Engine API (1.41) on a unix socket")
     .option("--socket <path>", "unix socket to listen on (default /run/tsbox/tsbox.sock)")
+    .option("--group <group>", "group owning the socket (default root): its members may use it")
     .option(
       "-t, --timeout <seconds>",
       "end after this many idle seconds; 0 runs until stopped",
@@ -38,6 +39,7 @@ export function defineServiceCommand(program: Command): void {
         await serveApi(globalsOf(self), {
           socket: opts.socket ?? defaultSocket(),
           timeout: opts.timeout,
+          group: opts.group,
           signal: abort.signal,
           onListening: (path) => console.error(`tsbox: serving the Docker API on unix://${path}`),
         });
