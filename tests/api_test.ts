@@ -734,3 +734,69 @@ rootTest("api: --group gives the socket to a group (0660 still)", async () => {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+rootTest(
+  "api: cp both ways (files, directories, symlinks), stopped containers, hostile tars",
+  async () => {
+    const t = await setup();
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-api-cp-test-" });
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await ok(t.d("run", "-d", "--name", "t-api-cp", ref, "sleep", "600"));
+      await Deno.mkdir(`${dir}/src/sub`, { recursive: true });
+      await Deno.writeTextFile(`${dir}/src/sub/f.txt`, "hello\n");
+      await Deno.symlink("f.txt", `${dir}/src/sub/link`);
+      await Deno.writeTextFile(`${dir}/top.txt`, "top\n");
+      await ok(t.d("cp", `${dir}/top.txt`, "t-api-cp:/tmp/"));
+      await ok(t.d("cp", `${dir}/src`, "t-api-cp:/srv"));
+      const inside = await ok(
+        t.d(
+          "exec",
+          "t-api-cp",
+          "sh",
+          "-c",
+          "cat /tmp/top.txt /srv/sub/link; readlink /srv/sub/link",
+        ),
+      );
+      assertEquals(inside, "top\nhello\nf.txt\n");
+      await ok(t.d("cp", "t-api-cp:/srv/sub", `${dir}/out`));
+      assertEquals(await Deno.readTextFile(`${dir}/out/f.txt`), "hello\n");
+      assertEquals(await Deno.readLink(`${dir}/out/link`), "f.txt");
+      const missing = await t.d("cp", "t-api-cp:/nonexistent", `${dir}/x`);
+      assertEquals(missing.code, 1);
+      assertStringIncludes(missing.stderr, "No such");
+      await ok(t.d("stop", "-t", "0", "t-api-cp"));
+      await ok(t.d("cp", "t-api-cp:/tmp/top.txt", `${dir}/again.txt`));
+      assertEquals(await Deno.readTextFile(`${dir}/again.txt`), "top\n");
+
+      // A tar whose names leave the extraction point is refused, and nothing lands outside.
+      const made = await new Deno.Command("tar", {
+        args: ["-C", dir, "-P", "--transform", "s,^,../../,", "-cf", `${dir}/evil.tar`, "top.txt"],
+      }).output();
+      assertEquals(made.code, 0, new TextDecoder().decode(made.stderr));
+      const put = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-o",
+          "-",
+          "-w",
+          "%{http_code}",
+          "--unix-socket",
+          t.socket,
+          "-X",
+          "PUT",
+          "-T",
+          `${dir}/evil.tar`,
+          "http://x/containers/t-api-cp/archive?path=/tmp",
+        ],
+      }).output();
+      const answer = new TextDecoder().decode(put.stdout);
+      assertMatch(answer, /leaves the archive.*400$/s);
+      await ok(t.d("rm", "t-api-cp"));
+    } finally {
+      await t.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+);

@@ -343,7 +343,14 @@ async function serveOne(
     path: url.pathname,
     query: url.searchParams,
     headers,
-    body: (limit = MAX_BODY) => bodyRead ??= readBody(r, headers, limit),
+    body: (limit = MAX_BODY) =>
+      bodyRead ??= (async () => {
+        // A client waiting for leave to send its body (curl -T) gets it now.
+        if (headers.get("expect")?.toLowerCase() === "100-continue") {
+          await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+        }
+        return await readBody(r, headers, limit);
+      })(),
   };
   let res: ApiResponse;
   try {

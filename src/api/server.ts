@@ -17,6 +17,7 @@ import { errorResponse } from "./errors.ts";
 import { type ApiRequest, type ApiResponse, HttpError, json, serveConnection } from "./http.ts";
 import * as images from "./images.ts";
 import * as exec from "./exec.ts";
+import * as archive from "./archive.ts";
 import * as volumes from "./volumes.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
@@ -54,6 +55,9 @@ const ROUTES: Route[] = [
   route("GET", `/containers/${ID}/json`, containers.inspect),
   route("GET", `/containers/${ID}/top`, containers.top),
   route("GET", `/containers/${ID}/changes`, containers.changes),
+  route("HEAD", `/containers/${ID}/archive`, archive.head),
+  route("GET", `/containers/${ID}/archive`, archive.get),
+  route("PUT", `/containers/${ID}/archive`, archive.put),
   route("GET", `/containers/${ID}/export`, containers.exportTar),
   route("GET", `/containers/${ID}/stats`, containers.stats),
   route("GET", `/containers/${ID}/logs`, containers.logs),
