@@ -800,3 +800,27 @@ rootTest(
     }
   },
 );
+
+rootTest("api: save and load (streamed request body), refused archives", async () => {
+  const t = await setup();
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-api-save-" });
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", "-q", ref));
+    await ok(t.d("save", "-o", `${dir}/img.tar`, ref));
+    await ok(t.d("rmi", ref));
+    assertEquals(await ok(t.d("load", "-i", `${dir}/img.tar`)), `Loaded image: ${ref}\n`);
+    const images = await ok(t.d("images", "--format", "{{.Repository}}:{{.Tag}}"));
+    assertEquals(images.trim(), ref);
+    const missing = await t.d("save", "-o", `${dir}/x.tar`, "t-api/nosuch:v1");
+    assertEquals(missing.code, 1);
+    assertStringIncludes(missing.stderr, "No such image");
+    const garbage = await t.withInput("garbage\n", "load");
+    assertEquals(garbage.code, 1);
+    assertStringIncludes(garbage.stderr, "archive");
+    assertEquals((await ok(t.d("images", "-q"))).trim().split("\n").length, 1);
+  } finally {
+    await t.cleanup();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

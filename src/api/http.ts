@@ -33,6 +33,11 @@ export interface ApiRequest {
   /** The whole body, at most `limit` bytes (default {@link MAX_BODY}); 413 beyond. */
   body(limit?: number): Promise<Uint8Array>;
   /**
+   * The body as a stream (for archives: `images/load`), read as the handler consumes it; at
+   * most `limit` bytes. Use either this or {@link ApiRequest.body}.
+   */
+  bodyStream(limit: number): ReadableStream<Uint8Array>;
+  /**
    * Aborted when the client closes the connection while a streamed response is being sent
    * (`logs -f`, `wait`, a pull), so that the stream stops instead of polling for no one.
    */
@@ -143,6 +148,14 @@ class Reader {
     watch().catch(() => onEof());
   }
 
+  /** Up to `max` bytes: what is buffered, else one read; empty at EOF. */
+  async some(max: number): Promise<Uint8Array> {
+    if (this.#buf.length === 0 && !(await this.#fill())) return new Uint8Array(0);
+    const out = this.#buf.slice(0, max);
+    this.#buf = this.#buf.slice(out.length);
+    return out;
+  }
+
   /** What was read beyond the last request (hijacked connections start with it). */
   take(): Uint8Array {
     const out = this.#buf;
@@ -200,6 +213,49 @@ async function readBody(r: Reader, headers: Headers, limit: number): Promise<Uin
   const n = Number(cl.trim());
   if (n > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
   return await r.exact(n);
+}
+
+/** The body as chunks, as Content-Length or chunked says, at most `limit` bytes in all. */
+async function* bodyChunks(r: Reader, headers: Headers, limit: number): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  const count = (n: number) => {
+    total += n;
+    if (total > limit) throw new HttpError(413, `request body larger than ${limit} bytes`);
+  };
+  const te = headers.get("transfer-encoding");
+  if (te !== null) {
+    if (te.toLowerCase() !== "chunked") throw new HttpError(501, `transfer encoding ${te}`);
+    for (;;) {
+      const line = decoder.decode(await r.until(CRLF, 1024) ?? new Uint8Array()).trim();
+      const size = parseInt(line.split(";")[0], 16);
+      if (!/^[0-9a-fA-F]+/.test(line) || !Number.isFinite(size)) {
+        throw new HttpError(400, "bad chunk size");
+      }
+      if (size === 0) {
+        while ((await r.until(CRLF, MAX_HEAD))?.length !== 2) { /* skip trailer */ }
+        return;
+      }
+      count(size);
+      for (let left = size; left > 0;) {
+        const part = await r.some(Math.min(left, 1 << 20));
+        if (part.length === 0) throw new HttpError(400, "unexpected end of request body");
+        left -= part.length;
+        yield part;
+      }
+      await r.exact(2);
+    }
+  }
+  const cl = headers.get("content-length");
+  if (cl === null) return;
+  if (!/^\d+$/.test(cl.trim())) throw new HttpError(400, "bad Content-Length");
+  const n = Number(cl.trim());
+  count(n);
+  for (let left = n; left > 0;) {
+    const part = await r.some(Math.min(left, 1 << 20));
+    if (part.length === 0) throw new HttpError(400, "unexpected end of request body");
+    left -= part.length;
+    yield part;
+  }
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
@@ -336,6 +392,9 @@ async function serveOne(
     return false;
   }
   let bodyRead: Promise<Uint8Array> | undefined;
+  /** Set when the handler took the body as a stream; `streamEnded` once it was read to its end. */
+  let streamed = false;
+  let streamEnded = false;
   const closed = new AbortController();
   const req: ApiRequest = {
     signal: closed.signal,
@@ -343,6 +402,18 @@ async function serveOne(
     path: url.pathname,
     query: url.searchParams,
     headers,
+    bodyStream: (limit: number) => {
+      if (bodyRead || streamed) throw new HttpError(500, "request body read twice");
+      streamed = true;
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        if (headers.get("expect")?.toLowerCase() === "100-continue") {
+          await writeAll(conn, encoder.encode("HTTP/1.1 100 Continue\r\n\r\n"));
+        }
+        yield* bodyChunks(r, headers, limit);
+        streamEnded = true;
+      }
+      return ReadableStream.from(chunks());
+    },
     body: (limit = MAX_BODY) =>
       bodyRead ??= (async () => {
         // A client waiting for leave to send its body (curl -T) gets it now.
@@ -362,7 +433,10 @@ async function serveOne(
   }
   // An unread body would be taken for the next request: read it (bounded) or close.
   let keep = proto === "HTTP/1.1" && headers.get("connection")?.toLowerCase() !== "close";
-  if (!("hijack" in res)) {
+  if (streamed) {
+    // A body left half-read cannot be skipped safely: the connection ends with this request.
+    if (!streamEnded) keep = false;
+  } else if (!("hijack" in res)) {
     try {
       await req.body();
     } catch {

@@ -286,3 +286,46 @@ export async function push(ctx: ApiContext, req: ApiRequest, name: string): Prom
   }
   return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
 }
+
+/** Largest archive `images/load` accepts (its layers are spooled to disk as it is read). */
+const MAX_LOAD = 64 * 1024 * 1024 * 1024;
+
+/** `GET /images/{name}/get` and `GET /images/get?names=...`: a docker-archive tar stream. */
+export async function save(ctx: ApiContext, req: ApiRequest, name?: string) {
+  const names = name !== undefined ? [name] : req.query.getAll("names");
+  if (names.length === 0) throw badParameter("names is required");
+  const { saveImages } = await import("../image/save.ts");
+  // Every name is resolved first: an unknown image is a 404 before any byte.
+  for (const n of names) requireImage(ctx.store, n);
+  const stream = saveImages(ctx.store, names);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        if (req.signal.aborted) return;
+        const { value, done } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+  return { status: 200, headers: { "Content-Type": "application/x-tar" }, body: body() };
+}
+
+/** `POST /images/load?quiet`: a docker-archive or OCI layout tar, all or nothing. */
+export async function load(ctx: ApiContext, req: ApiRequest): Promise<ApiResponse> {
+  const { loadImages } = await import("../image/load.ts");
+  const loaded = await loadImages(ctx.store, req.bodyStream(MAX_LOAD));
+  const lines = loaded.flatMap((image) =>
+    image.tags.length === 0
+      ? [`Loaded image ID: ${image.id}`]
+      : image.tags.map((t) => `Loaded image: ${familiar(t)}`)
+  );
+  return {
+    status: 200,
+    headers: { "Content-Type": "application/json" },
+    body: lines.map((l) => JSON.stringify({ stream: `${l}\n` })).join("\r\n") + "\r\n",
+  };
+}
