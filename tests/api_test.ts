@@ -101,7 +101,13 @@ async function docker(
   });
   const child = new Deno.Command(client!, {
     args,
-    env: { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: config, NO_COLOR: "1" },
+    // The classic builder's API (BuildKit's session protocol is not served).
+    env: {
+      DOCKER_HOST: `unix://${socket}`,
+      DOCKER_CONFIG: config,
+      NO_COLOR: "1",
+      DOCKER_BUILDKIT: "0",
+    },
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -824,3 +830,33 @@ rootTest("api: save and load (streamed request body), refused archives", async (
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+rootTest(
+  "api: build -t from a context (ARG, COPY, RUN), run the result, a failing RUN",
+  async () => {
+    const t = await setup();
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-api-build-" });
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await Deno.writeTextFile(
+        `${dir}/Dockerfile`,
+        'ARG BASE\nFROM ${BASE}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt && echo built > /built\nCMD ["cat", "/built"]\n',
+      );
+      await Deno.writeTextFile(`${dir}/hello.txt`, "hello from the context\n");
+      const built = await ok(
+        t.d("build", "--build-arg", `BASE=${ref}`, "-t", "t-api/built:1", dir),
+      );
+      assertStringIncludes(built, "hello from the context");
+      assertStringIncludes(built, "Successfully tagged t-api/built:1");
+      assertEquals(await ok(t.d("run", "--rm", "t-api/built:1")), "built\n");
+      await Deno.writeTextFile(`${dir}/Dockerfile`, `FROM ${ref}\nRUN exit 3\n`);
+      const failed = await t.d("build", dir);
+      assertEquals(failed.code, 1);
+      assertStringIncludes(failed.stdout + failed.stderr, "returned a non-zero code: 3");
+    } finally {
+      await t.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+);

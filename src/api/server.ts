@@ -21,6 +21,7 @@ import * as archive from "./archive.ts";
 import * as volumes from "./volumes.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
+import { build } from "./build.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -49,6 +50,7 @@ const ROUTES: Route[] = [
   route("GET", "/info", system.info),
   route("POST", "/auth", auth),
   route("GET", "/events", events),
+  route("POST", "/build", build),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
   route("POST", "/containers/prune", containers.prune),
