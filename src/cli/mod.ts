@@ -23,6 +23,7 @@ import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
+import { defineCommitCommand } from "./commit_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   defineContainerCommands(program);
   defineExecCommand(program);
   defineAttachCommand(program);
+  defineCommitCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
