@@ -100,6 +100,8 @@ export function defineRunCommand(program: Command): void {
 
 /** Adds the flags `run` and `create` share (everything but `-d`). */
 export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> {
+  // `--net` is docker's other name of `--network`: the one given last wins, as with pflag.
+  cmd.on("option:net", (value: string) => cmd.setOptionValue("network", value));
   return cmd
     .option("--rm", "remove the container when it exits")
     .option("--restart <policy>", "no, on-failure[:max-retries], always, unless-stopped")
@@ -124,6 +126,16 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
         "network: private (own namespace with lo), none, host, container:NAME",
       ).argParser(parseNetworkFlag).default("private"),
     )
+    .addOption(
+      new Option("--net <mode>", "docker's other spelling of --network").argParser(
+        parseNetworkFlag,
+      ).hideHelp(),
+    )
+    // Namespace modes (src/container/namespaces.ts checks them with docker's messages).
+    .option("--ipc <mode>", "IPC namespace: shareable (default), private, host, container:NAME")
+    .option("--pid <mode>", "PID namespace: host, container:NAME (default: its own)")
+    .option("--uts <mode>", "UTS namespace: host (default: its own)")
+    .option("--cgroupns <mode>", "cgroup namespace: private (default), host")
     .option(
       "-p, --publish <[ip:]host:container[/proto]>",
       "publish a container's port to the host (repeatable)",

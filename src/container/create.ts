@@ -19,6 +19,7 @@ import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
+import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -111,6 +112,7 @@ async function create(
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
   const network = networkFrom(store, flags);
+  const namespaces = namespaceModes(store, flags as NamespaceFlags, !!flags.hostname);
   const options = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
   const platform = parseRunPlatform(flags.platform);
@@ -126,7 +128,8 @@ async function create(
     (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
   );
   const id = newContainerId();
-  const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
+  // "" is docker's "not given"; with the host's UTS namespace, the host's name is the one seen.
+  const hostname = flags.hostname || (namespaces.uts ? Deno.hostname() : id.slice(0, 12));
   const imageConfig = image.config.config ?? {};
   const plan = planProcess(imageConfig, {
     command,
@@ -177,6 +180,7 @@ async function create(
       labels: mergeLabels(imageConfig.Labels, ownLabels),
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
+      ...(Object.keys(namespaces).length > 0 ? { namespaces } : {}),
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });

@@ -9,6 +9,7 @@ import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
+import { inspectNamespaces } from "./namespaces.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -58,6 +59,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
       ...inspectHostConfig(cfg),
+      ...inspectNamespaces(cfg.namespaces),
     },
     GraphDriver: {
       Name: "overlay",

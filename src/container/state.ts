@@ -15,6 +15,7 @@ import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
+import type { NamespaceModes } from "./namespaces.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -79,6 +80,8 @@ export interface RunConfig {
   readonly stopSignalName?: string;
   /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
   readonly stopTimeoutSet?: boolean;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` (namespaces.ts); absent: the defaults. */
+  readonly namespaces?: NamespaceModes;
 }
 
 /** One container as the database records it. */

@@ -22,6 +22,7 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { sharedNamespaces } from "./namespaces.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
@@ -244,6 +245,7 @@ async function startAndWait(
       hostname: c.config.hostname,
       network: c.config.network,
       networkPid: joinedNetworkPid(store, c.config.network),
+      namespaces: sharedNamespaces(store, c),
       resources: c.config.resources,
       mounts: c.config.mounts,
       readOnly: c.config.readOnly,

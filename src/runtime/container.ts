@@ -38,6 +38,12 @@ import {
   writeRootlessMaps,
 } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
+import {
+  cloneFlagsFor,
+  cloneInPidNamespace,
+  openShared,
+  type SharedNamespaces,
+} from "./namespaces.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
 import { mount, MS } from "../../ffi/mount.ts";
@@ -80,6 +86,8 @@ export interface ContainerSpec {
    * joins instead of getting its own.
    */
   readonly networkPid?: number;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` modes: namespaces not the container's own. */
+  readonly namespaces?: SharedNamespaces;
   readonly resources: ResourceLimits;
   readonly mounts: readonly MountRequest[];
   readonly readOnly: boolean;
@@ -444,7 +452,8 @@ async function prepare(
       readOnly: spec.readOnly,
       hostname: spec.hostname,
       loopbackUp: spec.network !== "host" && spec.networkPid === undefined,
-      cgroupNamespace: true,
+      cgroupNamespace: spec.namespaces?.cgroup !== "host",
+      keepHostname: spec.namespaces?.uts === "host",
       cwd: spec.cwd,
       uid: user.uid,
       gid: user.gid,
@@ -517,9 +526,12 @@ async function launch(
       ? undefined
       : openNamespace(`/proc/${spec.networkPid}/ns/net`);
     if (netnsFd !== undefined) open.add(netnsFd);
+    const shared = openShared(spec.namespaces);
+    for (const fd of [shared.ipcFd, shared.pidFd]) if (fd !== undefined) open.add(fd);
     const ops = buildProgram({
       ...prepared.plan,
       joinNetnsFd: netnsFd,
+      joinIpcFd: shared.ipcFd,
       syncFd: syncR,
       closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
       ...(channel
@@ -533,8 +545,9 @@ async function launch(
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
     if (writeMaps) flags |= CLONE.NEWUSER;
+    flags = cloneFlagsFor(flags, spec.namespaces);
     try {
-      pid = cloneProgram(program, flags);
+      pid = cloneInPidNamespace(shared.pidFd, () => cloneProgram(program, flags));
     } finally {
       program.free();
       prepared.release();
