@@ -7,6 +7,8 @@ import { hostLayout } from "../runtime/cgroups.ts";
 import { boundingSet } from "../runtime/security.ts";
 import { remapMapping } from "../runtime/userns.ts";
 import { VERSION } from "../version.ts";
+import { ipForwarding } from "../network/bridge.ts";
+import { foreignForwardDrops, forwardDropWarning } from "../network/firewall.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { GO_TYPE } from "./template/values.ts";
 
@@ -54,6 +56,7 @@ export async function infoData(g: GlobalOptions): Promise<Record<string | symbol
       Name: Deno.hostname(),
       ServerVersion: VERSION,
       SecurityOptions: security,
+      IPv4Forwarding: ipForwarding(),
     };
   } finally {
     store.close();
@@ -115,7 +118,12 @@ export function infoText(g: GlobalOptions): string {
     `Capabilities Available: ${boundingSet().length}`,
     `Kernel Version: ${Deno.osRelease()}`,
     `Architecture: ${Deno.build.arch}`,
+    `IPv4 Forwarding: ${
+      ipForwarding() ? "on" : "off (tsbox turns it on when a bridge network is first used)"
+    }`,
   ];
+  const drops = foreignForwardDrops();
+  if (drops.length > 0) lines.push(forwardDropWarning(drops, []));
   if (g.usernsRemap) {
     try {
       // Reading only: `default` creates its range on the first run, not here.

@@ -24,6 +24,7 @@ import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 import { defineCommitCommand } from "./commit_command.ts";
+import { defineNetworkCommands } from "./network_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
   defineVolumeCommands(program);
   defineSystemCommands(program);
   defineCompletionCommand(program);
+  defineNetworkCommands(program);
   defineBuildCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;

@@ -114,6 +114,31 @@ const MIGRATIONS: readonly string[] = [
   -- State.Health as JSON (src/container/health.ts); null while the container has none.
   ALTER TABLE containers ADD COLUMN health TEXT;
   `,
+  `
+  CREATE TABLE networks (
+    id         TEXT PRIMARY KEY,          -- 64 hex digits
+    name       TEXT NOT NULL UNIQUE,      -- bridge (the default) or a user network's name
+    driver     TEXT NOT NULL DEFAULT 'bridge',
+    bridge     TEXT NOT NULL UNIQUE,      -- the host interface: tsbox0, tsbox-<id 8>
+    subnet     TEXT NOT NULL,             -- IPv4 CIDR
+    gateway    TEXT NOT NULL,             -- the bridge's address
+    internal   INTEGER NOT NULL DEFAULT 0, -- no route out, no masquerade
+    labels     TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created_at INTEGER NOT NULL           -- ms since epoch
+  );
+  CREATE TABLE network_leases (
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    address    TEXT NOT NULL,             -- IPv4, unique in its network
+    holder     TEXT NOT NULL,             -- what holds it: a container id
+    mac        TEXT NOT NULL,
+    veth       TEXT NOT NULL,             -- the host end of the holder's veth pair
+    aliases    TEXT NOT NULL DEFAULT '[]', -- JSON array of names
+    created_at INTEGER NOT NULL,          -- ms since epoch
+    PRIMARY KEY (network_id, address),
+    UNIQUE (network_id, holder)
+  );
+  CREATE INDEX network_leases_holder ON network_leases(holder);
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */

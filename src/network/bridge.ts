@@ -1,0 +1,154 @@
+/**
+ * A network's bridge on the host: made (with the gateway address, up) when the network is first
+ * used, removed with the network; IPv4 forwarding turned on; the host's routed subnets read so
+ * that a new subnet collides with none. Bridges, their rules and the firewall table are the
+ * host's, shared by every tsbox store on it, so changes to them are made under one host-wide lock.
+ *
+ * @module
+ */
+import { Netlink, NetlinkError, type Route } from "../../ffi/netlink.ts";
+import { TsboxError } from "../errors.ts";
+import { formatSubnet, maskOf, overlaps, parseIPv4, parseSubnet, type Subnet } from "./cidr.ts";
+
+/** The host-wide lock file for bridge and firewall changes (root's; /run is per boot). */
+export const LOCK_FILE = "/run/tsbox/network.lock";
+
+/**
+ * Runs `fn` holding the host-wide network lock (flock on {@link LOCK_FILE}): checks of the
+ * kernel's state and the changes made after them are never interleaved with another tsbox's.
+ */
+export function withHostNetworkLock<T>(fn: () => T): T {
+  Deno.mkdirSync("/run/tsbox", { recursive: true, mode: 0o700 });
+  const file = Deno.openSync(LOCK_FILE, { read: true, write: true, create: true, mode: 0o600 });
+  try {
+    file.lockSync(true);
+    return fn();
+  } finally {
+    file.close(); // releases the lock
+  }
+}
+
+/** The host's IPv4 routes (every table) with a destination prefix: the subnets in use. */
+export function hostRoutes(nl: Netlink): Route[] {
+  return nl.routes().filter((r) => r.dstLen > 0);
+}
+
+/** Host subnets a new network must not overlap, each with a description for errors. */
+export function hostSubnets(): { subnet: Subnet; what: string }[] {
+  const nl = Netlink.open();
+  try {
+    const names = new Map(nl.links().map((l) => [l.index, l.name]));
+    return hostRoutes(nl).flatMap((r) => {
+      const base = parseIPv4(r.dst);
+      if (base === undefined) return [];
+      const dev = r.oif !== undefined ? ` dev ${names.get(r.oif) ?? r.oif}` : "";
+      return [{
+        subnet: { base: (base & maskOf(r.dstLen)) >>> 0, prefix: r.dstLen },
+        what: `the host's route ${r.dst}/${r.dstLen}${dev}`,
+      }];
+    });
+  } finally {
+    nl.close();
+  }
+}
+
+/** What a bridge needs. */
+export interface BridgeSpec {
+  /** The interface name. */
+  readonly bridge: string;
+  /** IPv4 CIDR of the network. */
+  readonly subnet: string;
+  /** The bridge's address. */
+  readonly gateway: string;
+}
+
+/**
+ * Makes sure the bridge exists, has the gateway address and is up; returns its index. Refuses
+ * when the subnet is already routed through another interface (another tool's network, or a
+ * network of another tsbox store made meanwhile), or when the name is taken by a non-bridge.
+ * Call it under {@link withHostNetworkLock}.
+ */
+export function ensureBridge(spec: BridgeSpec): number {
+  const subnet = parseSubnet(spec.subnet);
+  const nl = Netlink.open();
+  try {
+    let link = nl.link(spec.bridge);
+    if (link && link.kind !== "bridge") {
+      throw new TsboxError(`interface ${spec.bridge} exists and is not a bridge`);
+    }
+    if (link) {
+      // Made before (by this network, with this subnet checked then): only its address is
+      // checked, so that two stores never share one bridge.
+      const index = link.index;
+      const other = nl.addresses().find((a) => a.index === index && a.address !== spec.gateway);
+      if (other) {
+        throw new TsboxError(
+          `bridge ${spec.bridge} has address ${other.address}/${other.prefixLen}, not ` +
+            `${spec.gateway}: it belongs to another network (of another tsbox store?)`,
+        );
+      }
+    } else {
+      checkUnrouted(nl, spec);
+      link = nl.createBridge(spec.bridge);
+    }
+    try {
+      nl.addAddress(link.index, spec.gateway, subnet.prefix);
+    } catch (err) {
+      if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+    }
+    nl.setUp(link.index);
+    return link.index;
+  } finally {
+    nl.close();
+  }
+}
+
+/** Refuses a subnet the host already routes (another tool's network, another store's). */
+function checkUnrouted(nl: Netlink, spec: BridgeSpec): void {
+  const subnet = parseSubnet(spec.subnet);
+  const names = new Map(nl.links().map((l) => [l.index, l.name]));
+  for (const r of hostRoutes(nl)) {
+    if (r.type !== 1) continue; // unicast routes only; local/broadcast follow addresses
+    const base = parseIPv4(r.dst);
+    if (base === undefined) continue;
+    if (overlaps(subnet, { base, prefix: r.dstLen })) {
+      throw new TsboxError(
+        `subnet ${spec.subnet} of bridge ${spec.bridge} overlaps the host's route ` +
+          `${r.dst}/${r.dstLen} dev ${names.get(r.oif ?? -1) ?? "?"}`,
+      );
+    }
+  }
+}
+
+/** Removes a bridge (what is still enslaved to it is released); false when there was none. */
+export function removeBridge(name: string): boolean {
+  const nl = Netlink.open();
+  try {
+    return nl.deleteLinkByName(name);
+  } finally {
+    nl.close();
+  }
+}
+
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+/** Whether the host forwards IPv4. */
+export function ipForwarding(): boolean {
+  try {
+    return Deno.readTextFileSync(IP_FORWARD).trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/** Turns IPv4 forwarding on (as docker does for its bridge); true when it was off. */
+export function ensureIpForward(): boolean {
+  if (ipForwarding()) return false;
+  Deno.writeTextFileSync(IP_FORWARD, "1\n");
+  return true;
+}
+
+/** The subnet text of a route, for messages. */
+export function routeText(r: Route): string {
+  return formatSubnet({ base: parseIPv4(r.dst) ?? 0, prefix: r.dstLen });
+}

@@ -1,0 +1,119 @@
+/**
+ * tsbox's nftables table: the text (pure) and, as root, the table applied inside a network
+ * namespace of the test's own (the host's ruleset is never touched), elements added and removed
+ * per network, the table gone with the last one; foreign forward chains with policy drop found.
+ */
+import { assertEquals, assertOk } from "../../tests/assert.ts";
+import {
+  closeNamespaceFd,
+  NAMESPACE_TYPES,
+  openNamespaceFile,
+  setns,
+} from "../../ffi/namespace.ts";
+import { listNft, runNft } from "../../ffi/nftables.ts";
+import {
+  addNetworkRules,
+  elementsText,
+  forwardDropsIn,
+  forwardDropWarning,
+  removeNetworkRules,
+  tableBridges,
+  tableExists,
+  tableText,
+} from "./firewall.ts";
+
+const isRoot = Deno.uid() === 0;
+
+Deno.test("elements of a network: isolation always, masquerade and forwarding unless internal", () => {
+  assertEquals(
+    elementsText("add", { bridge: "tsbox0", subnet: "10.90.0.0/24", internal: false }),
+    'add element inet tsbox bridges { "tsbox0" }\n' +
+      'add element inet tsbox intra { "tsbox0" . "tsbox0" }\n' +
+      'add element inet tsbox outbound { "tsbox0" . 10.90.0.0/24 }\n' +
+      "add element inet tsbox nat_subnets { 10.90.0.0/24 }\n",
+  );
+  assertEquals(
+    elementsText("delete", { bridge: "tsbox-1", subnet: "10.90.1.0/24", internal: true }),
+    'delete element inet tsbox bridges { "tsbox-1" }\n' +
+      'delete element inet tsbox intra { "tsbox-1" . "tsbox-1" }\n',
+  );
+  let threw = false;
+  try {
+    elementsText("add", { bridge: 'x" }; flush ruleset', subnet: "10.0.0.0/24", internal: false });
+  } catch {
+    threw = true;
+  }
+  assertOk(threw, "a name that could inject nft syntax is refused");
+  assertOk(tableText().includes("type nat hook postrouting priority srcnat"));
+});
+
+Deno.test("forward chains that drop by policy are found, ours and accepting ones left out", () => {
+  const chains = [
+    { chain: { family: "ip", table: "filter", name: "FORWARD", hook: "forward", policy: "drop" } },
+    { chain: { family: "inet", table: "tsbox", name: "forward", hook: "forward", policy: "drop" } },
+    { chain: { family: "inet", table: "fw", name: "fwd", hook: "forward", policy: "accept" } },
+    { chain: { family: "inet", table: "fw", name: "in", hook: "input", policy: "drop" } },
+    { chain: { family: "ip", table: "filter", name: "DOCKER" } },
+  ];
+  const drops = forwardDropsIn(chains);
+  assertEquals(drops, [{ family: "ip", table: "filter", chain: "FORWARD" }]);
+  const line = forwardDropWarning(drops, ["10.90.0.0/24"]);
+  assertOk(line.includes("ip filter FORWARD") && line.includes("10.90.0.0/24"), line);
+  assertEquals(forwardDropWarning([], []), "");
+});
+
+/** Runs `fn` with this thread in a fresh network namespace (no await inside). */
+function inFreshNetns(fn: () => void): void {
+  const name = `tsbox-fw-${Deno.pid}`;
+  const ip = (...args: string[]) => new Deno.Command("ip", { args }).outputSync();
+  ip("netns", "add", name);
+  const own = openNamespaceFile("/proc/thread-self/ns/net");
+  const fd = openNamespaceFile(`/run/netns/${name}`);
+  try {
+    setns(fd, NAMESPACE_TYPES.net);
+    try {
+      fn();
+    } finally {
+      setns(own, NAMESPACE_TYPES.net);
+    }
+  } finally {
+    closeNamespaceFd(fd);
+    closeNamespaceFd(own);
+    ip("netns", "del", name);
+  }
+}
+
+Deno.test({
+  name: "the table comes with the first network and goes with the last (in a netns of its own)",
+  ignore: !isRoot,
+  fn() {
+    inFreshNetns(() => {
+      const a = { bridge: "tsbox-a", subnet: "10.90.10.0/24", internal: false };
+      const b = { bridge: "tsbox-b", subnet: "10.90.11.0/24", internal: true };
+      assertEquals(tableExists(), false);
+      addNetworkRules(a);
+      addNetworkRules(a); // again: no change, no error
+      addNetworkRules(b);
+      assertEquals(tableBridges().sort(), ["tsbox-a", "tsbox-b"]);
+      const text = runNft("list table inet tsbox");
+      assertOk(text.includes('"tsbox-a" . 10.90.10.0/24'), text);
+      assertOk(!text.includes("10.90.11.0"), "an internal network is neither forwarded nor NATed");
+      assertEquals(listNft("list table inet tsbox").filter((o) => o.rule).length, 7);
+
+      // A foreign table whose forward chain drops by policy is found.
+      runNft(
+        "add table ip hostfw\nadd chain ip hostfw FORWARD { type filter hook forward priority 0; policy drop; }\n",
+      );
+      assertEquals(forwardDropsIn(listNft("list chains")), [
+        { family: "ip", table: "hostfw", chain: "FORWARD" },
+      ]);
+
+      removeNetworkRules(a);
+      assertEquals(tableBridges(), ["tsbox-b"]);
+      removeNetworkRules(a); // again: nothing to do
+      removeNetworkRules(b);
+      assertEquals(tableExists(), false);
+      assertOk(runNft("list tables").includes("hostfw"), "another tool's table is left alone");
+    });
+  },
+});

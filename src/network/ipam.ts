@@ -1,0 +1,186 @@
+/**
+ * Address leases (table `network_leases`): each holder (a container) gets one address per
+ * network, chosen and recorded inside one write transaction, so two concurrent `run`s never get
+ * the same address. The first free address above the network address is taken, skipping the
+ * gateway; a requested one (`--ip`) must be free and usable.
+ *
+ * @module
+ */
+import { TsboxError } from "../errors.ts";
+import type { Store } from "../store/mod.ts";
+import {
+  formatIPv4,
+  lastOf,
+  macFor,
+  parseHostAddress,
+  parseIPv4,
+  parseSubnet,
+  type Subnet,
+} from "./cidr.ts";
+import type { NetworkRecord } from "./records.ts";
+
+/** One holder's address on one network. */
+export interface Lease {
+  readonly networkId: string;
+  readonly address: string;
+  readonly holder: string;
+  readonly mac: string;
+  /** The host end of the holder's veth pair. */
+  readonly veth: string;
+  readonly aliases: readonly string[];
+}
+
+interface Row {
+  network_id: string;
+  address: string;
+  holder: string;
+  mac: string;
+  veth: string;
+  aliases: string;
+}
+
+function toLease(r: Row): Lease {
+  return {
+    networkId: r.network_id,
+    address: r.address,
+    holder: r.holder,
+    mac: r.mac,
+    veth: r.veth,
+    aliases: JSON.parse(r.aliases) as string[],
+  };
+}
+
+/** An address that cannot be given: in use, or the network is full. */
+export class AddressError extends TsboxError {
+  constructor(message: string) {
+    super(message);
+    this.name = "AddressError";
+  }
+}
+
+/**
+ * The host-side veth name of `holder` on `networkId`: `tsbv` + 8 hex digits of a hash of both,
+ * so that what a killed process left can be found from the records alone.
+ */
+export function vethName(networkId: string, holder: string): string {
+  let h = 0x811c9dc5; // FNV-1a, 32 bits
+  for (const c of `${networkId}/${holder}`) {
+    h ^= c.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `tsbv${h.toString(16).padStart(8, "0")}`;
+}
+
+/**
+ * The lowest free address of `subnet` (not the network, broadcast or gateway address, nor one of
+ * `used`); undefined when the subnet is full.
+ */
+export function firstFree(
+  subnet: Subnet,
+  gateway: number,
+  used: ReadonlySet<number>,
+): number | undefined {
+  for (let ip = subnet.base + 1; ip < lastOf(subnet); ip++) {
+    if (ip !== gateway && !used.has(ip)) return ip;
+  }
+  return undefined;
+}
+
+/** What to lease. */
+export interface LeaseRequest {
+  /** Who holds the address (a container id). */
+  readonly holder: string;
+  /** A specific address (`--ip`). */
+  readonly ip?: string;
+  readonly aliases?: readonly string[];
+}
+
+/**
+ * Leases an address on `net` for `req.holder`, or returns the lease it already has (a holder
+ * attached again keeps its address).
+ */
+export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest): Lease {
+  return store.db.transaction(() => {
+    const existing = store.db.get<Row>(
+      "SELECT * FROM network_leases WHERE network_id = ? AND holder = ?",
+      net.id,
+      req.holder,
+    );
+    if (existing) return toLease(existing);
+    const subnet = parseSubnet(net.subnet);
+    const gateway = parseIPv4(net.gateway)!;
+    const used = new Set(
+      store.db.all<{ address: string }>(
+        "SELECT address FROM network_leases WHERE network_id = ?",
+        net.id,
+      ).map((r) => parseIPv4(r.address)!),
+    );
+    let ip: number | undefined;
+    if (req.ip !== undefined) {
+      ip = parseHostAddress(req.ip, subnet, "--ip");
+      if (ip === gateway) {
+        throw new AddressError(`address ${req.ip} is network ${net.name}'s gateway`);
+      }
+      if (used.has(ip)) {
+        throw new AddressError(`address ${req.ip} is already in use on network ${net.name}`);
+      }
+    } else {
+      ip = firstFree(subnet, gateway, used);
+      if (ip === undefined) {
+        throw new AddressError(`no free address left on network ${net.name} (${net.subnet})`);
+      }
+    }
+    const lease: Lease = {
+      networkId: net.id,
+      address: formatIPv4(ip),
+      holder: req.holder,
+      mac: macFor(ip),
+      veth: vethName(net.id, req.holder),
+      aliases: [...(req.aliases ?? [])],
+    };
+    store.db.run(
+      `INSERT INTO network_leases (network_id, address, holder, mac, veth, aliases, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      lease.networkId,
+      lease.address,
+      lease.holder,
+      lease.mac,
+      lease.veth,
+      JSON.stringify(lease.aliases),
+      Date.now(),
+    );
+    return lease;
+  });
+}
+
+/** The lease of `holder` on `networkId`, if any. */
+export function findLease(store: Store, networkId: string, holder: string): Lease | undefined {
+  const r = store.db.get<Row>(
+    "SELECT * FROM network_leases WHERE network_id = ? AND holder = ?",
+    networkId,
+    holder,
+  );
+  return r ? toLease(r) : undefined;
+}
+
+/** Every lease on a network, by address. */
+export function leasesOf(store: Store, networkId: string): Lease[] {
+  return store.db.all<Row>(
+    "SELECT * FROM network_leases WHERE network_id = ? ORDER BY address",
+    networkId,
+  ).map(toLease);
+}
+
+/** Every lease a holder has, on any network. */
+export function leasesHeldBy(store: Store, holder: string): Lease[] {
+  return store.db.all<Row>("SELECT * FROM network_leases WHERE holder = ?", holder).map(toLease);
+}
+
+/** Gives an address back. */
+export function releaseLease(store: Store, networkId: string, holder: string): void {
+  store.db.run(
+    "DELETE FROM network_leases WHERE network_id = ? AND holder = ?",
+    networkId,
+    holder,
+  );
+}
