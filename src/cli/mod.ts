@@ -24,6 +24,7 @@ import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 import { defineCommitCommand } from "./commit_command.ts";
+import { defineUpdateCommand } from "./update_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   defineExecCommand(program);
   defineAttachCommand(program);
   defineCommitCommand(program);
+  defineUpdateCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);

@@ -20,6 +20,7 @@ import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
 import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
+import { type ExtraLimitFlags, hostResources, withExtraLimits } from "./extra_limits.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -105,7 +106,12 @@ async function create(
   healthConfigFrom(undefined, flags as HealthFlags);
   const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
   // Checked as docker checks them, before the image is pulled or anything is created.
-  const resources = checkLimits(limitsFrom(flags), hostCpuCount);
+  const resources = withExtraLimits(
+    checkLimits(limitsFrom(flags), hostCpuCount),
+    flags as ExtraLimitFlags,
+    hostResources(),
+    (message) => console.error(`WARNING: ${message}`),
+  );
   const requestedMounts = mountsFrom(flags);
   const envFiles: string[] = [];
   for (const file of flags.envFile ?? []) {

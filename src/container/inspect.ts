@@ -10,6 +10,7 @@ import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
 import { inspectNamespaces } from "./namespaces.ts";
+import { inspectExtraLimits } from "./extra_limits.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -60,6 +61,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       PidsLimit: cfg.resources.pidsLimit ?? null,
       ...inspectHostConfig(cfg),
       ...inspectNamespaces(cfg.namespaces),
+      ...inspectExtraLimits(cfg.resources),
     },
     GraphDriver: {
       Name: "overlay",
