@@ -282,3 +282,74 @@ rootTest(
     }
   },
 );
+
+rootTest("--device-read-bps/-write-iops throttle a block device in the blkio cgroup", async () => {
+  const info = Deno.statSync("/dev/loop0");
+  assertEquals(info.isBlockDevice, true);
+  const rdev = info.rdev ?? 0;
+  const dev = `${(rdev >>> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >>> 12) & 0xfff00)}`;
+  await sleeper("t-c21-throttle", [
+    "--device-read-bps",
+    "/dev/loop0:1mb",
+    "--device-write-iops",
+    "/dev/loop0:100",
+  ]);
+  try {
+    assertEquals(
+      await cgroupFile("t-c21-throttle", "blkio", "blkio.throttle.read_bps_device"),
+      `${dev} 1048576`,
+    );
+    assertEquals(
+      await cgroupFile("t-c21-throttle", "blkio", "blkio.throttle.write_iops_device"),
+      `${dev} 100`,
+    );
+    assertEquals(
+      await ok(["inspect", "-f", "{{json .HostConfig.BlkioDeviceReadBps}}", "t-c21-throttle"]),
+      '[{"Path":"/dev/loop0","Rate":1048576}]',
+    );
+  } finally {
+    await cli(["rm", "-f", "t-c21-throttle"]);
+  }
+  await refused(["--device-read-bps", "/dev/loop0"], "bad format: /dev/loop0");
+  await refused(["--device-read-bps", "/tmp/x:1mb"], "bad format for device path: /tmp/x:1mb");
+  await refused(["--device-write-iops", "/dev/loop0:1.5"], "invalid rate for device");
+});
+
+rootTest("--device-cgroup-rule lets the container open a device node it makes", async () => {
+  // /dev/fuse (c 10:229) is not in docker's default rules: mknod is allowed, open is not.
+  const open = ["sh", "-c", "mknod /tmp/fuse c 10 229 && exec 3<>/tmp/fuse && echo opened"];
+  const denied = await cli(["run", "--rm", "busybox", ...open]);
+  assertEquals(denied.code !== 0, true, denied.stdout);
+  assertStringIncludes(denied.stderr, "Operation not permitted");
+  assertEquals(
+    await ok(["run", "--rm", "--device-cgroup-rule", "c 10:229 rwm", "busybox", ...open]),
+    "opened",
+  );
+  await refused(
+    ["--device-cgroup-rule", "c 10-229 rwm"],
+    "invalid device cgroup format 'c 10-229 rwm'",
+  );
+});
+
+rootTest(
+  "--oom-score-adj is PID 1's score; out of range and rt flags refused",
+  async () => {
+    assertEquals(
+      await ok([
+        "run",
+        "--rm",
+        "--oom-score-adj",
+        "500",
+        "busybox",
+        "cat",
+        "/proc/self/oom_score_adj",
+      ]),
+      "500",
+    );
+    await refused(
+      ["--oom-score-adj", "1001"],
+      "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+    );
+    await refused(["--cpu-rt-runtime", "1000"], "--cpu-rt-runtime is not supported by tsbox");
+  },
+);

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import type { ExtraLimits } from "../runtime/cgroup_extra.ts";
+import type { BlkioThrottle, ExtraLimits } from "../runtime/cgroup_extra.ts";
+import { hostDevice } from "../runtime/security.ts";
 import { blkioWeightFile } from "../runtime/cgroup_extra.ts";
 import { hostLayout, type ResourceLimits } from "../runtime/cgroups.ts";
 import { parseBytes, parseInteger } from "../runtime/options.ts";
@@ -23,6 +24,14 @@ export interface ExtraLimitFlags {
   kernelMemory?: string;
   oomKillDisable?: boolean;
   blkioWeight?: string;
+  deviceReadBps?: string[];
+  deviceWriteBps?: string[];
+  deviceReadIops?: string[];
+  deviceWriteIops?: string[];
+  deviceCgroupRule?: string[];
+  oomScoreAdj?: string;
+  cpuRtRuntime?: string;
+  cpuRtPeriod?: string;
 }
 
 /** What the host offers, for the checks. */
@@ -167,7 +176,70 @@ export function withExtraLimits(
       throw new LimitError("Range of blkio weight is from 10 to 1000");
     } else if (w > 0) out.blkioWeight = w;
   }
+  const throttles = blkioThrottles(flags);
+  if (throttles.length > 0) out.blkioThrottle = throttles;
+  for (const rule of flags.deviceCgroupRule ?? []) {
+    if (!DEVICE_RULE.test(rule)) throw new LimitError(`invalid device cgroup format '${rule}'`);
+  }
+  if (flags.deviceCgroupRule?.length) out.deviceCgroupRules = flags.deviceCgroupRule;
+  if (flags.oomScoreAdj !== undefined) {
+    const adj = parseInteger(flags.oomScoreAdj, "--oom-score-adj");
+    if (adj < -1000 || adj > 1000) {
+      throw new LimitError(`Invalid value ${adj}, range for oom score adj is [-1000, 1000]`);
+    }
+    out.oomScoreAdj = adj;
+  }
+  for (
+    const [flag, value] of [["--cpu-rt-runtime", flags.cpuRtRuntime], [
+      "--cpu-rt-period",
+      flags.cpuRtPeriod,
+    ]]
+  ) {
+    // Real-time group scheduling needs a daemon-wide budget docker hands down the tree.
+    if (value !== undefined) throw new LimitError(`${flag} is not supported by tsbox`);
+  }
   return { ...base, ...out };
+}
+
+/** docker's --device-cgroup-rule syntax. */
+const DEVICE_RULE = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/;
+
+/** `--device-read-bps PATH:RATE` and the others, with docker's messages. */
+function blkioThrottles(flags: ExtraLimitFlags): BlkioThrottle[] {
+  const out: BlkioThrottle[] = [];
+  const kinds = [
+    ["read_bps", flags.deviceReadBps],
+    ["write_bps", flags.deviceWriteBps],
+    ["read_iops", flags.deviceReadIops],
+    ["write_iops", flags.deviceWriteIops],
+  ] as const;
+  for (const [kind, values] of kinds) {
+    for (const value of values ?? []) {
+      const i = value.indexOf(":");
+      if (i < 0) throw new LimitError(`bad format: ${value}`);
+      const [path, rateText] = [value.slice(0, i), value.slice(i + 1)];
+      if (!path.startsWith("/dev/")) throw new LimitError(`bad format for device path: ${value}`);
+      const bps = kind.endsWith("bps");
+      let rate: number;
+      try {
+        rate = bps ? parseBytes(rateText, "rate") : parseInteger(rateText, "rate");
+      } catch {
+        rate = -1;
+      }
+      if (rate < 0) {
+        throw new LimitError(
+          `invalid rate for device: ${value}. The correct format is <device-path>:<number>${
+            bps ? "[<unit>]" : ""
+          }. Number must be a positive integer${
+            bps ? ". Unit is optional and can be kb, mb, or gb" : ""
+          }`,
+        );
+      }
+      const dev = hostDevice(path);
+      out.push({ kind, device: `${dev.major}:${dev.minor}`, path, rate });
+    }
+  }
+  return out;
 }
 
 /** `inspect`'s HostConfig fields for these limits, named as docker's. */
@@ -180,6 +252,18 @@ export function inspectExtraLimits(l: ResourceLimits): Record<string, unknown> {
     MemoryReservation: l.memoryReservation ?? 0,
     OomKillDisable: l.oomKillDisable ?? false,
     BlkioWeight: l.blkioWeight ?? 0,
+    BlkioDeviceReadBps: throttleView(l, "read_bps"),
+    BlkioDeviceWriteBps: throttleView(l, "write_bps"),
+    BlkioDeviceReadIOps: throttleView(l, "read_iops"),
+    BlkioDeviceWriteIOps: throttleView(l, "write_iops"),
+    DeviceCgroupRules: l.deviceCgroupRules ?? null,
+    OomScoreAdj: l.oomScoreAdj ?? 0,
     KernelMemory: 0,
   };
+}
+
+/** docker's inspect shape of one kind of throttle. */
+function throttleView(l: ResourceLimits, kind: BlkioThrottle["kind"]) {
+  const list = (l.blkioThrottle ?? []).filter((t) => t.kind === kind);
+  return list.length ? list.map((t) => ({ Path: t.path ?? t.device, Rate: t.rate })) : null;
 }

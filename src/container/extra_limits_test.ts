@@ -47,6 +47,15 @@ Deno.test("the limits map to docker's v1 and v2 files, period before quota", () 
   ]);
   assertEquals(v2ExtraWrites({ cpuQuota: -1 }), [["cpu.max", "max 100000"]]);
   assertEquals(v1ExtraWrites({}), []);
+  const devices = {
+    blkioThrottle: [{ kind: "write_iops" as const, device: "7:0", rate: 100 }],
+    deviceCgroupRules: ["c 10:229 rwm"],
+  };
+  assertEquals(v1ExtraWrites(devices), [
+    ["blkio", "blkio.throttle.write_iops_device", "7:0 100"],
+    ["devices", "devices.allow", "c 10:229 rwm"],
+  ]);
+  assertEquals(v2ExtraWrites(devices), [["io.max", "7:0 wiops=100"]]);
 });
 
 Deno.test("docker's refusals and warnings", () => {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { TsboxError } from "../errors.ts";
 
 /** Limits of this module, part of `ResourceLimits`. */
 export interface ExtraLimits {
@@ -23,10 +24,29 @@ export interface ExtraLimits {
   readonly oomKillDisable?: boolean;
   /** `--blkio-weight`, 10..1000. */
   readonly blkioWeight?: number;
+  /** `--device-read-bps/-write-bps/-read-iops/-write-iops`, per device. */
+  readonly blkioThrottle?: readonly BlkioThrottle[];
+  /** `--device-cgroup-rule` lines (`c 1:3 rwm`), allowed after the default rules. */
+  readonly deviceCgroupRules?: readonly string[];
+  /** `--oom-score-adj`, written for PID 1 before it runs (not a cgroup file). */
+  readonly oomScoreAdj?: number;
 }
 
+/** One block device throttle: which limit, the device's numbers and the rate. */
+export interface BlkioThrottle {
+  readonly kind: "read_bps" | "write_bps" | "read_iops" | "write_iops";
+  /** `MAJOR:MINOR`. */
+  readonly device: string;
+  /** The device path as given (for inspect). */
+  readonly path?: string;
+  readonly rate: number;
+}
+
+/** v2's io.max key for each throttle kind. */
+const IO_MAX_KEY = { read_bps: "rbps", write_bps: "wbps", read_iops: "riops", write_iops: "wiops" };
+
 /** A v1 controller these limits write to. */
-export type ExtraController = "cpuset" | "cpu" | "memory" | "blkio";
+export type ExtraController = "cpuset" | "cpu" | "memory" | "blkio" | "devices";
 
 /**
  * The v1 writes for `l`: controller, file, value, in order (the period before the quota it is
@@ -47,6 +67,10 @@ export function v1ExtraWrites(
   }
   if (l.oomKillDisable) out.push(["memory", "memory.oom_control", "1"]);
   if (l.blkioWeight !== undefined) out.push(["blkio", weightFile, String(l.blkioWeight)]);
+  for (const t of l.blkioThrottle ?? []) {
+    out.push(["blkio", `blkio.throttle.${t.kind}_device`, `${t.device} ${t.rate}`]);
+  }
+  for (const rule of l.deviceCgroupRules ?? []) out.push(["devices", "devices.allow", rule]);
   return out;
 }
 
@@ -61,6 +85,9 @@ export function v2ExtraWrites(l: ExtraLimits): [string, string][] {
   }
   if (l.memoryReservation !== undefined) out.push(["memory.low", String(l.memoryReservation)]);
   if (l.blkioWeight !== undefined) out.push(["io.bfq.weight", String(l.blkioWeight)]);
+  for (const t of l.blkioThrottle ?? []) {
+    out.push(["io.max", `${t.device} ${IO_MAX_KEY[t.kind]}=${t.rate}`]);
+  }
   return out;
 }
 
@@ -96,5 +123,20 @@ export async function fillCpuset(
       await write(`${here}/${file}`, (await Deno.readTextFile(`${parent}/${file}`)).trim());
     }
     parent = here;
+  }
+}
+
+/**
+ * `--oom-score-adj`: written by the starting process into /proc/PID/oom_score_adj of PID 1
+ * before it is released (its children inherit it). Lowering it needs CAP_SYS_RESOURCE, which
+ * the kernel may refuse even to root: the error names the file and the value.
+ */
+export async function writeOomScoreAdj(pid: number, value: number): Promise<void> {
+  const path = `/proc/${pid}/oom_score_adj`;
+  try {
+    await Deno.writeTextFile(path, String(value), { create: false });
+  } catch (err) {
+    const reason = (err as Error).message.replace(/ \(os error \d+\).*$/s, "");
+    throw new TsboxError(`cannot write "${value}" to ${path}: ${reason}`, { cause: err });
   }
 }

@@ -17,6 +17,7 @@ import { openNamespace } from "../../ffi/net.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
+import { writeOomScoreAdj } from "./cgroup_extra.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
@@ -557,6 +558,9 @@ async function launch(
     close(statusW);
     if (channel) close(channel.child);
     await cgroup.join(pid);
+    if (spec.resources.oomScoreAdj !== undefined) {
+      await writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
+    }
     hooked = spec.beforeRelease !== undefined;
     await spec.beforeRelease?.(pid);
     writeFd(syncW, new Uint8Array([1]));
