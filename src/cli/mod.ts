@@ -25,6 +25,7 @@ import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 import { defineCommitCommand } from "./commit_command.ts";
 import { defineUpdateCommand } from "./update_command.ts";
+import { defineImportCommand } from "./import_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -62,6 +63,7 @@ export function buildProgram(): Command {
   defineAttachCommand(program);
   defineCommitCommand(program);
   defineUpdateCommand(program);
+  defineImportCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
