@@ -202,6 +202,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--group-add <group>", "add a supplementary group: name or gid (repeatable)", collect)
     .option("--shm-size <bytes>", "size of /dev/shm (default 64m)")
     .option("--sysctl <key=value>", "set a namespaced kernel parameter (repeatable)", collect)
+    .option("--log-driver <driver>", "json-file (default), local, or none (no logs kept)")
     .option(
       "--log-opt <key=value>",
       "json-file log options: max-size=SIZE, max-file=N (repeatable)",
