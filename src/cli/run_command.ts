@@ -90,6 +90,7 @@ export function defineRunCommand(program: Command): void {
       .passThroughOptions(),
   )
     .option("-d, --detach", "run in the background and print the container id")
+    .option("-a, --attach <stream>", "attach to STDIN, STDOUT or STDERR (repeatable)", collect)
     .action(async (image, command, flags, cmd) => {
       const { runContainer } = await import("../container/run.ts");
       const result = await runContainer(image, command, flags as RunFlags, globalsOf(cmd));

@@ -34,6 +34,12 @@ import { type ContainerRecord, getContainer, isActive, updateContainer } from ".
 export interface SuperviseOptions {
   /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
   readonly attach?: boolean;
+  /** `run -a`: the streams attached (all of them when absent). */
+  readonly streams?: {
+    readonly stdin: boolean;
+    readonly stdout: boolean;
+    readonly stderr: boolean;
+  };
   /** Called once: after the first start succeeded, or with the error that stopped it. */
   readonly onStarted?: (error?: Error) => void;
   /** Called with PID 1's host pid on every start (signal forwarding). */
@@ -254,7 +260,11 @@ async function startAndWait(
       filterCacheDir: `${store.root}/cache/seccomp`,
       userns: c.config.security?.userns,
       stdio: [
-        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        stdinPipe
+          ? stdinPipe[0]
+          : o.attach && c.config.interactive && (o.streams?.stdin ?? true)
+          ? "inherit"
+          : "null",
         outW,
         errW,
       ],
@@ -296,13 +306,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+      attachTee(attach, 1, o.attach && (o.streams?.stdout ?? true) ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+      attachTee(attach, 2, o.attach && (o.streams?.stderr ?? true) ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
