@@ -27,6 +27,9 @@ import { defineCommitCommand } from "./commit_command.ts";
 import { defineUpdateCommand } from "./update_command.ts";
 import { defineImportCommand } from "./import_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
+import { defineSystemBootCommand } from "./system_boot_command.ts";
+import { defineGenerateCommand } from "./generate_command.ts";
+import { defineSystemCheckCommand } from "./system_check_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -41,6 +44,12 @@ export function buildProgram(): Command {
       new Option("--root <dir>", "root of the image store and container state")
         .env("TSBOX_ROOT")
         .default(DEFAULT_ROOT),
+    )
+    .addOption(
+      new Option(
+        "--runroot <dir>",
+        "runtime directory of the store, on tmpfs (default /run/tsbox/<hash of --root>)",
+      ).env("TSBOX_RUNROOT"),
     )
     .option("-D, --debug", "show debug output and stack traces")
     .option(
@@ -70,6 +79,10 @@ export function buildProgram(): Command {
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);
+  // After every other command group: `boot` and `check` join the `system` defined above.
+  defineSystemBootCommand(program);
+  defineSystemCheckCommand(program);
+  defineGenerateCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

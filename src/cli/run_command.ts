@@ -93,7 +93,9 @@ export function defineRunCommand(program: Command): void {
     .option("-a, --attach <stream>", "attach to STDIN, STDOUT or STDERR (repeatable)", collect)
     .action(async (image, command, flags, cmd) => {
       const { runContainer } = await import("../container/run.ts");
-      const result = await runContainer(image, command, flags as RunFlags, globalsOf(cmd));
+      const { createLine } = await import("./create_line.ts");
+      const runFlags = { ...flags, createCommand: createLine(cmd, image, command) } as RunFlags;
+      const result = await runContainer(image, command, runFlags, globalsOf(cmd));
       if (result.exitCode === undefined) console.log(result.id);
       else setExitCode(result.exitCode);
     });

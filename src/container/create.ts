@@ -187,6 +187,7 @@ async function create(
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
       ...(Object.keys(namespaces).length > 0 ? { namespaces } : {}),
+      createCommand: flags.createCommand,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
