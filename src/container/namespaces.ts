@@ -121,3 +121,10 @@ export function inspectNamespaces(m: NamespaceModes | undefined): Record<string,
     CgroupnsMode: m?.cgroupns ?? "private",
   };
 }
+
+/** Ids of the containers whose IPC or PID namespace `c` joins (to start them first at boot). */
+export function joinedContainers(c: Pick<ContainerRecord, "config">): string[] {
+  const m = c.config.namespaces;
+  return [m?.ipc, m?.pid].filter((v): v is string => v?.startsWith(CONTAINER) ?? false)
+    .map((v) => v.slice(CONTAINER.length));
+}
