@@ -28,6 +28,7 @@ import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { specOptions } from "./run_options.ts";
+import { mountVolumesOf } from "./volumes.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
@@ -242,6 +243,8 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
+    mountVolumesOf(store, c.id);
     container = await Container.start({
       id: c.id,
       stateDir: containerDir(store.root, c.id),
