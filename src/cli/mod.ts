@@ -26,6 +26,7 @@ import { defineCompletionCommand } from "./completion_command.ts";
 import { defineCommitCommand } from "./commit_command.ts";
 import { defineUpdateCommand } from "./update_command.ts";
 import { defineImportCommand } from "./import_command.ts";
+import { defineEventsCommand } from "./events_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
+  defineEventsCommand(program);
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);

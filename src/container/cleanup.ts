@@ -11,6 +11,7 @@ import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+import { containerEvent } from "../events/log.ts";
 import { removeTree } from "./rmtree.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
 import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
@@ -47,5 +48,6 @@ export async function removeContainerFiles(
     );
   });
   deleteContainerRow(store, c.id);
+  containerEvent(store.root, "destroy", c);
   await removeUnusedVolumes(store, anonymous);
 }

@@ -24,6 +24,7 @@ import { setFrozen } from "./cgroup.ts";
 import { upperEntries } from "./commit_layer.ts";
 import { openStoreDir } from "./diff.ts";
 import { containerDir } from "./paths.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, reconcile, requireContainer } from "./state.ts";
 
 /** `commit`'s options, as docker's flags. */
@@ -174,5 +175,11 @@ export async function commitContainer(
     entry.author = o.author;
   } else delete full.author;
   if (o.message) entry.comment = o.message;
-  return await recordImage(store, fromConfig(full, next.layers), tag ? [tag] : []);
+  const made = await recordImage(store, fromConfig(full, next.layers), tag ? [tag] : []);
+  containerEvent(store.root, "commit", c, {
+    comment: o.message ?? "",
+    imageID: made.id,
+    ...(tag ? { imageRef: tag } : {}),
+  });
+  return made;
 }

@@ -19,6 +19,7 @@ import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
+import { containerEvent } from "../events/log.ts";
 import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
 import { type ExtraLimitFlags, hostResources, withExtraLimits } from "./extra_limits.ts";
 import { containerDir } from "./paths.ts";
@@ -200,6 +201,7 @@ async function create(
     await removeContainerFiles(store, record, { volumes: true }).catch(() => {});
     throw err;
   }
+  containerEvent(store.root, "create", record);
   return record;
 }
 

@@ -29,6 +29,7 @@ import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { specOptions } from "./run_options.ts";
 import { mountVolumesOf } from "./volumes.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
@@ -156,6 +157,7 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
@@ -353,6 +355,7 @@ async function startAndWait(
     // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
+  if (running) containerEvent(store.root, "start", running);
   if (unrecorded === undefined) {
     o.onPid?.(container.pid);
     started();

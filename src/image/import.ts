@@ -19,6 +19,7 @@ import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { applyChanges, parseChanges } from "./changes.ts";
 import { decompressor } from "./decompress.ts";
+import { imageEvent } from "../events/log.ts";
 
 /** `import`'s options, as docker's flags. */
 export interface ImportOptions {
@@ -138,7 +139,9 @@ export async function importImage(
       rootfs: { type: "layers", diff_ids: [layer.diffId] },
       history: [{ created, comment: o.message || `Imported from ${o.source}` }],
     };
-    return await recordImage(store, fromConfig(image, [layer]), tag ? [tag] : []);
+    const record = await recordImage(store, fromConfig(image, [layer]), tag ? [tag] : []);
+    imageEvent(store.root, "import", record.id);
+    return record;
   } finally {
     await removeTree(scratch);
   }
