@@ -156,3 +156,45 @@ rootTest("events streams what happens after it started, until it is stopped", as
     await cli(["rm", "-f", "t-c21-stream1", "t-c21-stream2"]);
   }
 });
+
+rootTest("events: health_status when a healthcheck's status changes", async () => {
+  const since = unix();
+  await ok([
+    "run",
+    "-d",
+    "--name",
+    "t-c21-evhealth",
+    "--health-cmd",
+    "true",
+    "--health-interval",
+    "200ms",
+    "busybox",
+    "sleep",
+    "1000",
+  ]);
+  try {
+    const deadline = Date.now() + 30_000;
+    while (
+      await ok(["inspect", "-f", "{{.State.Health.Status}}", "t-c21-evhealth"]) !== "healthy"
+    ) {
+      if (Date.now() > deadline) throw new Error("never healthy");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const lines = await ok([
+      "events",
+      "--since",
+      since,
+      "--until",
+      unix(),
+      "-f",
+      "container=t-c21-evhealth",
+      "-f",
+      "event=health_status",
+      "--format",
+      "{{.Action}}",
+    ]);
+    assertEquals(lines, "health_status: healthy");
+  } finally {
+    await cli(["rm", "-f", "t-c21-evhealth"]);
+  }
+});
