@@ -8,6 +8,8 @@ import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { tsbox } from "./cli.ts";
 import { Store } from "../src/store/mod.ts";
+import { fixtureRegistry } from "./fixtures/images.ts";
+import { join } from "node:path";
 
 const isRoot = Deno.uid() === 0;
 
@@ -215,5 +217,50 @@ rootTest("commit refuses bad changes and references with 125, making no image", 
   } finally {
     await cli(["rm", "-f", "t-c21-bad"]);
     await cli(["rmi", "t-c21/empty"]);
+  }
+});
+
+/** Runs a host program (skopeo, podman) for a check, with its output. */
+async function host(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+rootTest("a committed image, pushed, is run by podman as by tsbox", async () => {
+  const fx = await fixtureRegistry();
+  const target = `${fx.registry.host}/committed/app:1`;
+  const podmanDir = await Deno.makeTempDir({ prefix: "tsbox-podman-" });
+  const podman = ["--root", join(podmanDir, "root"), "--runroot", join(podmanDir, "runroot")];
+  await ok(["run", "--name", "t-c21-push", "busybox", "sh", "-c", "echo committed > /f"]);
+  try {
+    await ok(["commit", "-c", 'CMD ["cat", "/f"]', "t-c21-push", target]);
+    const pushed = await cli(["push", target]);
+    assertEquals(pushed.code, 0, pushed.stderr + pushed.stdout);
+    const inspect = await host("skopeo", ["inspect", "--tls-verify=false", `docker://${target}`]);
+    assertEquals(inspect.code, 0, inspect.stderr);
+    assertEquals(JSON.parse(inspect.stdout).Layers.length, 2);
+    await Deno.writeTextFile(
+      join(podmanDir, "containers.conf"),
+      '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+    );
+    const ran = await host("podman", [
+      ...podman,
+      "run",
+      "--rm",
+      "--tls-verify=false",
+      "--network",
+      "none",
+      "--runtime",
+      "runc",
+      target,
+    ], { ...Deno.env.toObject(), CONTAINERS_CONF: join(podmanDir, "containers.conf") });
+    assertEquals(ran.code, 0, ran.stderr);
+    assertEquals(ran.stdout, "committed\n");
+  } finally {
+    await host("podman", [...podman, "system", "reset", "-f"]);
+    await Deno.remove(podmanDir, { recursive: true }).catch(() => {});
+    await cli(["rm", "-f", "t-c21-push"]);
+    await cli(["rmi", target]);
   }
 });
