@@ -119,7 +119,12 @@ async function create(
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
   const network = networkFrom(store, flags);
-  const namespaces = namespaceModes(store, flags as NamespaceFlags, !!flags.hostname);
+  const namespaces = namespaceModes(
+    store,
+    flags as NamespaceFlags,
+    !!flags.hostname,
+    !!globals.usernsRemap && flags.userns !== "host",
+  );
   const options = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
   const platform = parseRunPlatform(flags.platform);

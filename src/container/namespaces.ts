@@ -44,12 +44,15 @@ function resolveTarget(store: Store, mode: string): string {
 
 /**
  * Checks the flags as docker's CLI and daemon do and returns the modes to record. `hostname`
- * is whether `-h/--hostname` was given (it conflicts with the host's UTS namespace).
+ * is whether `-h/--hostname` was given (it conflicts with the host's UTS namespace);
+ * `remapped` whether the container gets a user namespace (`--userns-remap`), which cannot
+ * hold the host's PID or IPC namespace (their proc and mqueue cannot be mounted from it).
  */
 export function namespaceModes(
   store: Store,
   flags: NamespaceFlags,
   hostname: boolean,
+  remapped = false,
 ): NamespaceModes {
   const out: { -readonly [K in keyof NamespaceModes]: NamespaceModes[K] } = {};
   const ipc = flags.ipc ?? "";
@@ -68,6 +71,12 @@ export function namespaceModes(
     if (hostname) throw new UsageError("conflicting options: hostname and the UTS mode");
     out.uts = "host";
   } else if (uts !== "") throw new UsageError("--uts: invalid UTS mode");
+  if (remapped && out.pid === "host") {
+    throw new UsageError("cannot share the host PID namespace when user namespaces are enabled");
+  }
+  if (remapped && out.ipc === "host") {
+    throw new UsageError("cannot share the host IPC namespace when user namespaces are enabled");
+  }
   const cgroupns = flags.cgroupns ?? "";
   if (cgroupns === "host") out.cgroupns = "host";
   else if (!["", "private"].includes(cgroupns)) {
