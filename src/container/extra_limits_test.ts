@@ -1,6 +1,7 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { LimitError } from "./limits.ts";
 import { v1ExtraWrites, v2ExtraWrites } from "../runtime/cgroup_extra.ts";
+import { CgroupV1, locateCgroup } from "../runtime/cgroups.ts";
 import { type HostResources, parseList, withExtraLimits } from "./extra_limits.ts";
 
 const host: HostResources = {
@@ -85,4 +86,17 @@ Deno.test("docker's refusals and warnings", () => {
     "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
     "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
   ]);
+});
+
+Deno.test("a cpuset only the unified tree has does not move a v1 host's cgroup to v2", () => {
+  const v1 = new Map(["memory", "cpu", "pids", "devices"].map((c) => [c, `/sys/fs/cgroup/${c}`]));
+  const cg = locateCgroup("abc", { v1, v2: "/sys/fs/cgroup/unified", v2Controllers: ["cpuset"] });
+  assertEquals(cg instanceof CgroupV1, true);
+  // A core controller only on v2 still does.
+  const moved = locateCgroup("abc", {
+    v1: new Map([["memory", "/m"]]),
+    v2: "/u",
+    v2Controllers: ["pids"],
+  });
+  assertEquals(moved instanceof CgroupV1, false);
 });

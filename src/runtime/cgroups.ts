@@ -52,6 +52,8 @@ export interface Cgroup {
 
 /** The controllers tsbox manages. */
 export const CONTROLLERS = ["memory", "cpu", "pids", "devices", "cpuset", "blkio"] as const;
+/** The controllers only some limits need (cgroup_extra.ts). */
+const EXTRA_CONTROLLERS: readonly string[] = ["cpuset", "blkio"];
 /** One of {@link CONTROLLERS}. */
 export type Controller = typeof CONTROLLERS[number];
 
@@ -406,7 +408,10 @@ function v2Wanted(layout: CgroupLayout, onV1: ReadonlyMap<Controller, string>): 
  */
 export function locateCgroup(id: string, layout: CgroupLayout = hostLayout()): CgroupV1 | CgroupV2 {
   const onV1 = v1Dirs(id, layout);
-  if (onV1.size > 0 && v2Wanted(layout, onV1).length === 0) return new CgroupV1(onV1);
+  // Placed by the controllers every container needs: a cpuset or blkio controller that only
+  // the unified tree has must not move a v1 host's memory and pids limits to v2.
+  const core = v2Wanted(layout, onV1).filter((c) => !EXTRA_CONTROLLERS.includes(c));
+  if (onV1.size > 0 && core.length === 0) return new CgroupV1(onV1);
   return new CgroupV2(`${layout.v2}/tsbox/${id}`);
 }
 
