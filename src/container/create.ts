@@ -22,6 +22,7 @@ import { containerNetwork } from "./network.ts";
 import { containerEvent } from "../events/log.ts";
 import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
 import { type ExtraLimitFlags, hostResources, withExtraLimits } from "./extra_limits.ts";
+import { netConfigFrom } from "./networking.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -125,6 +126,7 @@ async function create(
     !!flags.hostname,
     !!globals.usernsRemap && flags.userns !== "host",
   );
+  const net = await netConfigFrom(store, flags);
   const options = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
   const platform = parseRunPlatform(flags.platform);
@@ -193,6 +195,7 @@ async function create(
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
       ...(Object.keys(namespaces).length > 0 ? { namespaces } : {}),
+      ...(net ? { net } : {}),
       createCommand: flags.createCommand,
     },
   });
