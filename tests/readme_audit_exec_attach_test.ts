@@ -150,7 +150,10 @@ rootTest(
       const input = keys.child.stdin.getWriter();
       await attached(e, name, keys.seen, "marker-keys");
       await input.write(new TextEncoder().encode("sent\n"));
-      await until("got:sent", async () => keys.seen.text.includes("got:sent") ? true : undefined);
+      await until(
+        "got:sent",
+        () => Promise.resolve(keys.seen.text.includes("got:sent") ? true : undefined),
+      );
       await input.write(new Uint8Array([0x18]));
       const status = await keys.child.status;
       await input.close().catch(() => {});
@@ -187,7 +190,7 @@ rootTest("attach passes SIGINT to the container; with --sig-proxy=false it does 
       on.child.kill("SIGINT");
       await until(
         "got-int through attach",
-        async () => on.seen.text.includes("got-int") ? true : undefined,
+        () => Promise.resolve(on.seen.text.includes("got-int") ? true : undefined),
       );
     } finally {
       on.child.kill("SIGKILL");
