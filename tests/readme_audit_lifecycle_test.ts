@@ -246,3 +246,60 @@ rootTest("--version prints the version; --debug prints a failure's stack", async
   assertStringIncludes(debug.stderr, "No such image: t-no-such-image:1");
   assertMatch(debug.stderr, /\n\s+at /, "a stack trace with --debug");
 });
+
+rootTest("generate systemd --files writes the unit printed without it into the cwd", async () => {
+  const e = await env();
+  const name = uniqueName("gen");
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-audit-units-" });
+  await withNames(e, [name], async () => {
+    try {
+      await e.ok(["create", "--name", name, "busybox", "sleep", "300"]);
+      const printed = await e.ok([
+        "generate",
+        "systemd",
+        "--name",
+        "--restart-policy",
+        "always",
+        name,
+      ]);
+      const r = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "--quiet", new URL("../main.ts", import.meta.url).pathname, "--root"]
+          .concat([e.root, "generate", "systemd", "--files", "--name", "--restart-policy"])
+          .concat(["always", name]),
+        cwd: dir,
+        env: { DENO_NO_UPDATE_CHECK: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+      const file = `${dir}/container-${name}.service`;
+      assertEquals(new TextDecoder().decode(r.stdout), `${file}\n`);
+      assertEquals([...Deno.readDirSync(dir)].map((f) => f.name), [`container-${name}.service`]);
+      assertEquals((await Deno.readTextFile(file)).trimEnd(), printed.trimEnd());
+      assertStringIncludes(printed, "\nRestart=always\n");
+      assertStringIncludes(printed, `start ${name}\n`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+rootTest("stop, start and restart take several containers and name each", async () => {
+  const e = await env();
+  const names = [uniqueName("multi-a"), uniqueName("multi-b")];
+  await withNames(e, names, async () => {
+    for (const n of names) await e.ok(["run", "-d", "--name", n, "busybox", "sleep", "300"]);
+    const state = async () =>
+      (await Promise.all(names.map((n) => e.ok(["inspect", "-f", "{{.State.Status}}", n]))))
+        .join("");
+    assertEquals(await e.ok(["stop", "-t", "1", ...names]), names.map((n) => `${n}\n`).join(""));
+    assertEquals(await state(), "exited\nexited\n");
+    assertEquals(await e.ok(["start", ...names]), names.map((n) => `${n}\n`).join(""));
+    assertEquals(await state(), "running\nrunning\n");
+    const pids = await e.ok(["inspect", "-f", "{{.State.Pid}}", ...names]);
+    assertEquals(await e.ok(["restart", "-t", "1", ...names]), names.map((n) => `${n}\n`).join(""));
+    assertEquals(await state(), "running\nrunning\n");
+    const after = (await e.ok(["inspect", "-f", "{{.State.Pid}}", ...names])).split("\n");
+    pids.split("\n").filter(Boolean).forEach((p, i) => assertOk(p !== after[i], "a new PID"));
+  });
+});
