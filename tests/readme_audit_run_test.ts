@@ -3,10 +3,11 @@
  * runtime busybox (pulled by tsbox from the fixture registry; it has user `app` 1000 and group
  * `extra` 2000): `-u USER:GROUP`, `--ulimit nofile=`, `--read-only` (EROFS), `--tmpfs P[:opts]`,
  * `-v HOST:CTR:ro`, `-i`, `-e K` from the caller's environment, `--cap-drop ALL` / `--cap-add`,
- * `--rm`, `create` then `start`.
+ * `--rm`, `create` then `start`, `--userns host` under `--userns-remap`.
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { sharedBusyboxRoot } from "./busybox_store.ts";
+import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
+import { tempRoot } from "./cli.ts";
 import { type Cli, cliFor, rootTest, uniqueName } from "./readme_audit.ts";
 
 async function env(): Promise<Cli> {
@@ -182,3 +183,57 @@ rootTest("create makes a container that does not run; start runs it; --rm remove
   assertEquals(await e.ok(["run", "--rm", "--name", gone, "busybox", "echo", "once"]), "once\n");
   assertEquals(await e.ok(["ps", "-a", "-q", "--filter", `name=${gone}`]), "");
 });
+
+rootTest(
+  "--userns-remap default maps root to a subuid range; run --userns host does not",
+  async () => {
+    const { root, cleanup } = await tempRoot();
+    // --userns-remap=default appends a range to /etc/subuid and /etc/subgid: the commands run in a
+    // private mount namespace where copies are bound over them, so the host's files never change.
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-audit-subids-" });
+    try {
+      await seedStore(root);
+      for (const f of ["subuid", "subgid"]) {
+        let text = "";
+        try {
+          text = await Deno.readTextFile(`/etc/${f}`);
+        } catch { /* none on this host */ }
+        await Deno.writeTextFile(`${dir}/${f}`, text);
+      }
+      const main = new URL("../main.ts", import.meta.url).pathname;
+      const tsbox = `'${Deno.execPath()}' run -A --quiet '${main}' --root '${root}' ` +
+        "--userns-remap=default run --rm";
+      const script = [
+        `mount --bind ${dir}/subuid /etc/subuid && mount --bind ${dir}/subgid /etc/subgid`,
+        `echo remapped; ${tsbox} busybox sh -c 'id -u; cat /proc/self/uid_map /proc/self/gid_map'`,
+        `echo host; ${tsbox} --userns host busybox sh -c 'id -u; cat /proc/self/uid_map'`,
+      ].join(" && ");
+      const out = await new Deno.Command("unshare", {
+        args: ["-m", "--propagation", "private", "sh", "-c", script],
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+      const entry = /^tsbox:(\d+):65536$/m.exec(await Deno.readTextFile(`${dir}/subuid`));
+      assertOk(entry, "a tsbox range in the (copied) /etc/subuid");
+      const base = entry[1];
+      const gentry = /^tsbox:(\d+):65536$/m.exec(await Deno.readTextFile(`${dir}/subgid`));
+      assertOk(gentry, "a tsbox range in the (copied) /etc/subgid");
+      const lines = text.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" "));
+      assertEquals(lines, [
+        "remapped",
+        "0",
+        `0 ${base} 65536`,
+        `0 ${gentry[1]} 65536`,
+        "host",
+        "0",
+        "0 0 4294967295",
+      ]);
+    } finally {
+      await cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
