@@ -3,7 +3,7 @@
  * the fixture registry), with busybox httpd serving inside: `-p HOST-RANGE:CTR-RANGE`, `-p PORT`
  * (an ephemeral host port on 0.0.0.0 and [::]), `--expose` (inspect's NetworkSettings.Ports,
  * `ps --filter expose=`), `-P` publishing the `--expose`d ports, `port C PORT/PROTO`, the PORTS
- * column of `ps`, and a range whose lengths differ.
+ * column of `ps`, a range whose lengths differ, and `--network none`.
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
@@ -184,3 +184,41 @@ rootTest(
     }
   },
 );
+
+rootTest("--network none: a namespace of its own with only lo; -p publishes nothing", async () => {
+  const e = await env();
+  const name = uniqueName("none");
+  const port = freeRange(1);
+  try {
+    await e.ok([
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--network",
+      "none",
+      "-p",
+      `127.0.0.1:${port}:80`,
+      "busybox",
+      "sh",
+      "-c",
+      "ls /sys/class/net; readlink /proc/self/ns/net; " + servers([80]),
+    ]);
+    const out = await until("the container's output", async () => {
+      const logs = await e.ok(["logs", name]);
+      return logs.includes("net:[") ? logs : undefined;
+    });
+    const [links, ns] = out.trim().split("\n");
+    assertEquals(links, "lo");
+    assertMatch(ns, /^net:\[\d+\]$/);
+    assertOk(ns !== Deno.readLinkSync("/proc/self/ns/net"), "not the host's network namespace");
+    assertEquals(await e.ok(["inspect", "-f", "{{.HostConfig.NetworkMode}}", name]), "none\n");
+    assertEquals(await e.ok(["port", name]), "");
+    // The server inside listens (exec sees it), yet nothing on the host leads to it.
+    const get = ["exec", name, "wget", "-q", "-O", "-", "http://127.0.0.1:80/"];
+    await until("httpd inside", async () => (await e.t(get)).stdout === "page-80\n" || undefined);
+    assertOk(await refused(port), `127.0.0.1:${port} answers for a --network none container`);
+  } finally {
+    await e.t(["rm", "-f", name]);
+  }
+});
