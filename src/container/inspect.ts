@@ -54,6 +54,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       NetworkMode: cfg.net?.endpoints[0]?.network ?? cfg.network,
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
+      PublishAllPorts: cfg.publishAll ?? false,
       ReadonlyRootfs: cfg.readOnly,
       Memory: cfg.resources.memory ?? 0,
       MemorySwap: cfg.resources.memorySwap ?? 0,
@@ -101,6 +102,9 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},
+      ...(cfg.exposedPorts?.length
+        ? { ExposedPorts: Object.fromEntries(cfg.exposedPorts.map((p) => [p, {}])) }
+        : {}),
       // As docker: only when set (by the flag or, for the signal, the image).
       StopSignal: cfg.stopSignalName,
       StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,
