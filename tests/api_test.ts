@@ -860,3 +860,30 @@ rootTest(
     }
   },
 );
+
+rootTest(
+  "api: update changes limits and the restart policy; refused limits are docker's 400",
+  async () => {
+    const t = await setup();
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await ok(t.d("run", "-d", "--name", "t-api-u", ref, "sleep", "600"));
+      await ok(
+        t.d("update", "--memory", "64m", "--cpus", "0.5", "--restart", "on-failure:2", "t-api-u"),
+      );
+      const fmt = "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} " +
+        "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+      assertEquals(
+        (await ok(t.d("inspect", "--format", fmt, "t-api-u"))).trim(),
+        "67108864 500000000 on-failure:2",
+      );
+      const tiny = await t.d("update", "--memory", "1k", "t-api-u");
+      assertEquals(tiny.code, 1);
+      assertStringIncludes(tiny.stderr, "Minimum memory limit");
+      await ok(t.d("rm", "-f", "t-api-u"));
+    } finally {
+      await t.cleanup();
+    }
+  },
+);

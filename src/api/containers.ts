@@ -476,3 +476,57 @@ export async function stats(ctx: ApiContext, req: ApiRequest, name: string) {
   }
   return { status: 200, headers: { "Content-Type": "application/json" }, body: body() };
 }
+
+/**
+ * `POST /containers/{id}/update`: `tsbox update`'s code. docker's client sends every resource
+ * field, 0 (or "") for those not given, which leave the container's value alone.
+ */
+export async function update(ctx: ApiContext, req: ApiRequest, name: string) {
+  const body = await parseJsonBody(req);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw badParameter("update config expected");
+  }
+  const b = body as Record<string, unknown>;
+  const num = (key: string): string | undefined => {
+    const v = b[key];
+    if (v === undefined || v === null || v === 0) return undefined;
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+      throw badParameter(`${key}: expected an integer`);
+    }
+    return String(v);
+  };
+  const str = (key: string): string | undefined => {
+    const v = b[key];
+    if (v === undefined || v === null || v === "") return undefined;
+    if (typeof v !== "string") throw badParameter(`${key}: expected a string`);
+    return v;
+  };
+  const nano = num("NanoCpus");
+  const restart = b.RestartPolicy as { Name?: unknown; MaximumRetryCount?: unknown } | undefined;
+  let restartFlag: string | undefined;
+  if (restart && typeof restart === "object" && restart.Name) {
+    if (typeof restart.Name !== "string") {
+      throw badParameter("RestartPolicy.Name: expected a string");
+    }
+    const count = Number(restart.MaximumRetryCount ?? 0);
+    restartFlag = restart.Name === "on-failure" && count > 0 ? `on-failure:${count}` : restart.Name;
+  }
+  const { updateContainer } = await import("../container/update.ts");
+  const warnings: string[] = [];
+  await updateContainer(ctx.store, requireContainer(ctx.store, name), {
+    memory: num("Memory"),
+    memorySwap: num("MemorySwap"),
+    cpus: nano === undefined ? undefined : String(Number(nano) / 1e9),
+    cpuShares: num("CpuShares"),
+    pidsLimit: num("PidsLimit"),
+    cpusetCpus: str("CpusetCpus"),
+    cpusetMems: str("CpusetMems"),
+    cpuQuota: num("CpuQuota"),
+    cpuPeriod: num("CpuPeriod"),
+    memoryReservation: num("MemoryReservation"),
+    kernelMemory: num("KernelMemory"),
+    blkioWeight: num("BlkioWeight"),
+    restart: restartFlag,
+  }, (m) => warnings.push(m));
+  return json(200, { Warnings: warnings });
+}

@@ -71,6 +71,7 @@ const ROUTES: Route[] = [
   route("POST", `/containers/${ID}/attach`, containers.attach),
   route("POST", `/containers/${ID}/resize`, containers.resize),
   route("POST", `/containers/${ID}/pause`, containers.pause),
+  route("POST", `/containers/${ID}/update`, containers.update),
   route("POST", `/containers/${ID}/unpause`, containers.unpause),
   route("DELETE", `/containers/${ID}`, containers.remove),
   route("POST", `/containers/${ID}/exec`, exec.create),
