@@ -11,6 +11,8 @@ import type { Store } from "../store/mod.ts";
 import type { Platform } from "../../registry/platform.ts";
 import { containerNetwork, joinedNetworkPid } from "./network.ts";
 import { netConfigFrom } from "./networking.ts";
+import { containerEvent } from "../events/log.ts";
+import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
 import { writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -74,6 +76,13 @@ async function create(
     usernsRemap: globals.usernsRemap,
     joinContainer: (mode) => containerNetwork(store, mode, flags),
     netConfig: (f) => netConfigFrom(store, f),
+    namespaces: (f) =>
+      namespaceModes(
+        store,
+        f as NamespaceFlags,
+        !!f.hostname,
+        !!globals.usernsRemap && f.userns !== "host",
+      ),
   });
   // A missing `--mount type=bind` source is refused before a pull; `-v` ones are made below.
   const missingSources = await checkBindSources(options.mounts);
@@ -118,6 +127,7 @@ async function create(
     }).catch(() => {});
     throw err;
   }
+  containerEvent(store.root, "create", record);
   return record;
 }
 

@@ -21,6 +21,8 @@ import { limitsFrom, mountsFrom, type RunFlags } from "./flags.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { checkLimits, hostCpuCount } from "./limits.ts";
+import { type ExtraLimitFlags, hostResources, withExtraLimits } from "./extra_limits.ts";
+import type { NamespaceModes } from "./namespaces.ts";
 import { parsePullPolicy, parseRunPlatform, type PullPolicy } from "./run_image.ts";
 import { parseStopTimeout, type RunOptions, runOptionsFrom } from "./run_options.ts";
 import { type SecuritySpec, securitySpec } from "./security_flags.ts";
@@ -54,6 +56,8 @@ export interface CreateOptions {
   /** `--env-file` lines, then `-e` values. */
   readonly env: readonly string[];
   readonly network: NetworkMode;
+  /** Namespaces shared with the host or another container (`--ipc`, `--pid`, ...). */
+  readonly namespaces: NamespaceModes;
   /** Bridge networks and their DNS and hosts settings; absent: none of it. */
   readonly net?: NetConfig;
   readonly run: RunOptions;
@@ -75,6 +79,10 @@ export interface OptionContext {
   readonly joinContainer?: (mode: string) => NetworkMode;
   /** Bridge networks, `--ip`, `--dns*`, `--add-host` (networking.ts): checked in the store. */
   readonly netConfig?: (flags: RunFlags) => Promise<NetConfig | undefined>;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` (namespaces.ts): other containers in the store. */
+  readonly namespaces?: (flags: RunFlags) => NamespaceModes;
+  /** Where a limit the host cannot apply is reported (docker's WARNING lines by default). */
+  readonly warn?: (message: string) => void;
 }
 
 /** `--network`: the host's, none, another container's, or a private one (the default). */
@@ -106,12 +114,18 @@ export async function createOptions(flags: RunFlags, ctx: OptionContext): Promis
   healthConfigFrom(undefined, flags as HealthFlags);
   const security = await securitySpec(flags, DEFAULT_CAPS, ctx.usernsRemap);
   // Checked as docker checks them, before the image is pulled or anything is created.
-  const resources = checkLimits(limitsFrom(flags), hostCpuCount);
+  const resources = withExtraLimits(
+    checkLimits(limitsFrom(flags), hostCpuCount),
+    flags as ExtraLimitFlags,
+    hostResources(),
+    ctx.warn ?? ((message) => console.error(`WARNING: ${message}`)),
+  );
   const mounts = mountsFrom(flags);
   const env: string[] = [];
   for (const file of flags.envFile ?? []) env.push(...parseEnvFile(await Deno.readTextFile(file)));
   env.push(...(flags.env ?? []));
   const network = networkMode(flags.network, ctx.joinContainer);
+  const namespaces = ctx.namespaces?.(flags) ?? {};
   const net = await ctx.netConfig?.(flags);
   const run = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
@@ -126,6 +140,7 @@ export async function createOptions(flags: RunFlags, ctx: OptionContext): Promis
     mounts,
     env,
     network,
+    namespaces,
     ...(net ? { net } : {}),
     run,
     pull,
@@ -157,7 +172,8 @@ export function runConfigFor(
   input: ConfigInput,
 ): { config: RunConfig; volumes: PlannedVolume[] } {
   const { flags, options: o, image } = input;
-  const hostname = flags.hostname || input.id.slice(0, 12); // "" is docker's "not given"
+  // "" is docker's "not given"; with the host's UTS namespace, the host's name is the one seen.
+  const hostname = flags.hostname || (o.namespaces.uts ? Deno.hostname() : input.id.slice(0, 12));
   const plan = planProcess(image, {
     command: input.command,
     entrypoint: flags.entrypoint,
@@ -197,6 +213,7 @@ export function runConfigFor(
     labels: mergeLabels(image.Labels, o.labels),
     healthcheck: healthConfigFrom(image.Healthcheck, flags as HealthFlags),
     shell: image.Shell,
+    ...(Object.keys(o.namespaces).length > 0 ? { namespaces: o.namespaces } : {}),
     ...(o.net ? { net: o.net } : {}),
     createCommand: flags.createCommand,
   };

@@ -22,6 +22,7 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { sharedNamespaces } from "./namespaces.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
@@ -29,12 +30,20 @@ import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { loadBundle } from "./bundle.ts";
 import { fromSpec } from "../runtime/from_spec.ts";
+import { mountVolumesOf } from "./volumes.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
 export interface SuperviseOptions {
   /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
   readonly attach?: boolean;
+  /** `run -a`: the streams attached (all of them when absent). */
+  readonly streams?: {
+    readonly stdin: boolean;
+    readonly stdout: boolean;
+    readonly stderr: boolean;
+  };
   /** Called once: after the first start succeeded, or with the error that stopped it. */
   readonly onStarted?: (error?: Error) => void;
   /** Called with PID 1's host pid on every start (signal forwarding). */
@@ -150,6 +159,7 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
@@ -238,6 +248,8 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
+    mountVolumesOf(store, c.id);
     // The container as its config.json describes it, and what a spec cannot carry.
     const spec = fromSpec(await loadBundle(store, c.id, c.config));
     container = await Container.start({
@@ -247,9 +259,16 @@ async function startAndWait(
       lowerBase: store.linkDir,
       layers: c.config.layers,
       networkPid: joinedNetworkPid(store, c.config.network),
+      namespaces: sharedNamespaces(store, c),
+      // From the record: `tsbox update` changes them, and the spec does not carry every limit.
+      resources: c.config.resources,
       filterCacheDir: `${store.root}/cache/seccomp`,
       stdio: [
-        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        stdinPipe
+          ? stdinPipe[0]
+          : o.attach && c.config.interactive && (o.streams?.stdin ?? true)
+          ? "inherit"
+          : "null",
         outW,
         errW,
       ],
@@ -292,13 +311,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+      attachTee(attach, 1, o.attach && (o.streams?.stdout ?? true) ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+      attachTee(attach, 2, o.attach && (o.streams?.stderr ?? true) ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
@@ -333,6 +352,7 @@ async function startAndWait(
     // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
+  if (running) containerEvent(store.root, "start", running);
   if (unrecorded === undefined) {
     o.onPid?.(container.pid);
     started();
