@@ -10,6 +10,7 @@ import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
 import { inspectNetworkSettings } from "../network/inspect.ts";
+import { networkModeName } from "../network/endpoints.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -49,7 +50,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
     RestartCount: c.restartCount,
     Driver: "overlay",
     HostConfig: {
-      NetworkMode: cfg.net?.endpoints[0]?.network ?? cfg.network,
+      NetworkMode: networkModeName(cfg.network, cfg.net),
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
       ReadonlyRootfs: cfg.readOnly,
