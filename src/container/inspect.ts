@@ -9,6 +9,8 @@ import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
+import { inspectNamespaces } from "./namespaces.ts";
+import { inspectExtraLimits } from "./extra_limits.ts";
 import { inspectNetworkSettings } from "../network/inspect.ts";
 import { networkModeName } from "../network/endpoints.ts";
 
@@ -53,6 +55,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       NetworkMode: networkModeName(cfg.network, cfg.net),
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
+      PublishAllPorts: cfg.publishAll ?? false,
       ReadonlyRootfs: cfg.readOnly,
       Memory: cfg.resources.memory ?? 0,
       MemorySwap: cfg.resources.memorySwap ?? 0,
@@ -60,6 +63,8 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
       ...inspectHostConfig(cfg),
+      ...inspectNamespaces(cfg.namespaces),
+      ...inspectExtraLimits(cfg.resources),
     },
     GraphDriver: {
       Name: "overlay",
@@ -98,6 +103,9 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},
+      ...(cfg.exposedPorts?.length
+        ? { ExposedPorts: Object.fromEntries(cfg.exposedPorts.map((p) => [p, {}])) }
+        : {}),
       // As docker: only when set (by the flag or, for the signal, the image).
       StopSignal: cfg.stopSignalName,
       StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,
