@@ -276,6 +276,39 @@ Deno.test({
               await until("its pasta to end", () => {
                 return Promise.resolve(helpersOf(u).length === 0 ? true : undefined);
               });
+              // pasta forks away from the supervisor and outlives a killed one: the next
+              // command that finds the supervisor dead ends it.
+              const id = ok(
+                await asUser(u, [
+                  "run",
+                  "-d",
+                  "--network",
+                  "pasta",
+                  ...dns,
+                  refs.busybox,
+                  "sleep",
+                  "300",
+                ]),
+                "run -d --network pasta",
+              ).stdout.trim();
+              names.push(id);
+              assertEquals(helpersOf(u).length, 1, "one pasta runs for the container");
+              const supervisors = processesWith(
+                id,
+                (argv) => argv.some((a) => a.includes("supervis")),
+              );
+              assertEquals(supervisors.length, 1, "its supervisor");
+              Deno.kill(supervisors[0], "SIGKILL");
+              await until("ps -a to show it exited, and its pasta to end", async () => {
+                const out = ok(
+                  await asUser(u, ["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Status}}"]),
+                  "ps -a",
+                ).stdout;
+                return out.includes(`${id} Exited (137)`) && helpersOf(u).length === 0
+                  ? true
+                  : undefined;
+              });
+              ok(await asUser(u, ["rm", id]), "rm");
             },
           );
 
