@@ -41,6 +41,10 @@ async function outboundNetConfig(
   bridged: boolean,
 ): Promise<NetConfig | undefined> {
   const mode = flags.network ?? "default";
+  if (mode === "pasta" && bridged) {
+    // As root pasta drops to `nobody` before it opens /proc/PID/ns/net, which nobody may open.
+    throw new UsageError("--network pasta is for rootless containers: as root use bridge");
+  }
   const { chooseOutbound } = await import("../network/outbound.ts");
   const { helper, problem } = chooseOutbound(mode);
   const rest = planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
