@@ -26,6 +26,7 @@ import { defineCompletionCommand } from "./completion_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
+import { defineEventsCommand } from "./events_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -75,6 +76,7 @@ export function buildProgram(): Command {
   // After every other command group: `boot` joins a `system` defined elsewhere.
   defineSystemBootCommand(program);
   defineGenerateCommand(program);
+  defineEventsCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

@@ -88,13 +88,20 @@ export class HealthMonitor {
       if (now.state !== "running") continue;
       const result = await this.#probeOnce();
       if (this.#stopped) return;
+      const before = health.Status;
       health = applyProbeResult(health, result, this.timing, this.startedAt);
       try {
-        // Only for this run of the container: a row that moved on is not written over.
+        // Only for this run of the container: a row that moved on is not written over. A new
+        // status is docker's `health_status: S` event.
         const written = updateContainer(
           this.store,
           this.record.id,
-          { health },
+          {
+            health,
+            event: health.Status !== before
+              ? { action: `health_status: ${health.Status}` }
+              : undefined,
+          },
           (c) => c.pid === this.pid,
         );
         if (!written) return;

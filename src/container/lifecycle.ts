@@ -11,6 +11,7 @@ import type { Store } from "../store/mod.ts";
 import { setFrozen } from "./cgroup.ts";
 import { removeContainerFiles } from "./cleanup.ts";
 import { processAlive } from "./proc.ts";
+import { recordContainerEvent } from "./events.ts";
 import {
   type ContainerRecord,
   getContainer,
@@ -137,9 +138,14 @@ async function waitSupervisorGone(c: ContainerRecord, timeoutMs: number): Promis
   return true;
 }
 
-function signalPid1(c: ContainerRecord, signal: number): boolean {
+/** Signals PID 1 and records docker's `kill` event (stop, rm -f and kill each send one). */
+function signalPid1(store: Store, c: ContainerRecord, signal: number): boolean {
   if (c.pid === undefined || !processAlive(c.pid, c.pidStart)) return false;
-  return killPid(c.pid, signal);
+  const sent = killPid(c.pid, signal);
+  if (sent) {
+    recordContainerEvent(store, c, { action: "kill", attributes: { signal: String(signal) } });
+  }
+  return sent;
 }
 
 /** Sends `signal` to the container's PID 1 (`kill`); a paused container is thawed for SIGKILL. */
@@ -148,7 +154,7 @@ export async function killContainer(store: Store, c: ContainerRecord, signal = S
   if (current.state !== "running" && current.state !== "paused") {
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
-  signalPid1(current, signal);
+  signalPid1(store, current, signal);
   if (current.state === "paused" && signal === SIGKILL) await unpauseContainer(store, current);
 }
 
@@ -171,15 +177,16 @@ export async function stopContainer(
   const timeout = seconds < 0 ? Infinity : seconds * 1000;
   const paused = current.state === "paused";
   if (timeout > 0) {
-    signalPid1(current, signal ?? current.config.stopSignal);
+    signalPid1(store, current, signal ?? current.config.stopSignal);
     if (paused) await setFrozen(c.id, false);
     current = await waitInactive(store, c.id, timeout) ?? current;
   }
   if (isActive(current.state)) {
-    signalPid1(current, SIGKILL);
+    signalPid1(store, current, SIGKILL);
     if (paused) await setFrozen(c.id, false).catch(() => {});
     await waitInactive(store, c.id);
   }
+  recordContainerEvent(store, current, { action: "stop" });
 }
 
 /** `restart`: stop, then start again under a new supervisor. */
@@ -192,7 +199,9 @@ export async function restartContainer(
   const after = getContainer(store, c.id);
   if (!after) throw new ContainerStateError(`container ${c.id.slice(0, 12)} was removed`);
   await waitSupervisorGone(after, 10_000);
-  await startDetached(store, getContainer(store, c.id)!);
+  const stopped = getContainer(store, c.id)!;
+  await startDetached(store, stopped);
+  recordContainerEvent(store, stopped, { action: "restart" });
 }
 
 /** `pause`: freezes every process of a running container. */
@@ -202,7 +211,12 @@ export async function pauseContainer(store: Store, c: ContainerRecord): Promise<
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
   await setFrozen(c.id, true);
-  updateContainer(store, c.id, { state: "paused" }, (x) => x.state === "running");
+  updateContainer(
+    store,
+    c.id,
+    { state: "paused", event: { action: "pause" } },
+    (x) => x.state === "running",
+  );
 }
 
 /** `unpause`. */
@@ -212,7 +226,12 @@ export async function unpauseContainer(store: Store, c: ContainerRecord): Promis
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not paused`);
   }
   await setFrozen(c.id, false);
-  updateContainer(store, c.id, { state: "running" }, (x) => x.state === "paused");
+  updateContainer(
+    store,
+    c.id,
+    { state: "running", event: { action: "unpause" } },
+    (x) => x.state === "paused",
+  );
 }
 
 /** `wait`: blocks until the container is not running; returns its exit code. */
@@ -260,7 +279,7 @@ async function removeOne(
       );
     }
     updateContainer(store, c.id, { stopRequested: true });
-    signalPid1(current, SIGKILL);
+    signalPid1(store, current, SIGKILL);
     if (current.state === "paused") await setFrozen(c.id, false).catch(() => {});
     current = await waitInactive(store, c.id, 10_000) ?? current;
   }

@@ -17,6 +17,8 @@ import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezerSync } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import type { ContainerRecord } from "./state.ts";
+import { recordEvent } from "../store/events.ts";
+import { containerEvent } from "./events.ts";
 import { volumeMountsOf, volumesDir, volumeUsers } from "./volumes.ts";
 
 /** Unmounts the rootfs (every stacked mount) and removes the cgroups, without awaiting. */
@@ -79,6 +81,10 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
     if (c.config.autoRemove && released && removeDirSync(containerDir(store.root, c.id))) {
       const anonymous = volumeMountsOf(store, c.id).filter((v) => v.anonymous);
       store.db.run("DELETE FROM containers WHERE id = ?", c.id);
+      if (isActive(c.state)) {
+        recordEvent(store.db, dieEvent(c));
+      }
+      recordEvent(store.db, containerEvent(c, { action: "destroy" }));
       // Rootless, a volume's files may belong to subordinate ids that only a user namespace
       // can remove (rmtree.ts): those volumes stay, unused, for `volume prune`.
       for (const v of Deno.uid() === 0 ? anonymous : []) {
@@ -105,6 +111,7 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
       Date.now(),
       c.id,
     );
+    recordEvent(store.db, dieEvent(c));
     return "recorded";
   });
   // Outside the lock: the volumes' rows are gone, so nothing else can name them any more.
@@ -120,4 +127,16 @@ function removeDirSync(path: string): boolean {
   } catch (err) {
     return err instanceof Deno.errors.NotFound;
   }
+}
+
+function isActive(state: string): boolean {
+  return state === "running" || state === "paused" || state === "restarting";
+}
+
+/** docker's `die` of a container whose PID 1 died with its runner (137 unless recorded). */
+function dieEvent(c: ContainerRecord) {
+  return containerEvent(c, {
+    action: "die",
+    attributes: { exitCode: String(c.exitCode ?? 137) },
+  });
 }

@@ -16,6 +16,8 @@ import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
+import { recordEvent } from "../store/events.ts";
+import { containerEvent, type ContainerEventSpec } from "./events.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -227,7 +229,9 @@ export function createContainer(store: Store, c: NewContainer): ContainerRecord 
       JSON.stringify(c.config),
       Date.now(),
     );
-    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", c.id)!);
+    const record = toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", c.id)!);
+    recordEvent(store.db, containerEvent(record, { action: "create" }));
+    return record;
   });
 }
 
@@ -362,9 +366,11 @@ export interface ContainerUpdate {
   restartCount?: number;
   stopRequested?: boolean;
   health?: HealthState | null;
+  /** docker's event this change is (`start`, `die`, ...): recorded in the same transaction. */
+  event?: ContainerEventSpec;
 }
 
-const COLUMNS: Record<keyof ContainerUpdate, string> = {
+const COLUMNS: Record<Exclude<keyof ContainerUpdate, "event">, string> = {
   state: "state",
   pid: "pid",
   pidStart: "pid_start",
@@ -396,7 +402,12 @@ export function updateContainer(
     if (!row || (guard && !guard(toRecord(row)))) return undefined;
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
-    for (const [key, column] of Object.entries(COLUMNS) as [keyof ContainerUpdate, string][]) {
+    for (
+      const [key, column] of Object.entries(COLUMNS) as [
+        Exclude<keyof ContainerUpdate, "event">,
+        string,
+      ][]
+    ) {
       const v = update[key];
       if (v === undefined) continue;
       sets.push(`${column} = ?`);
@@ -411,13 +422,19 @@ export function updateContainer(
     if (sets.length > 0) {
       store.db.run(`UPDATE containers SET ${sets.join(", ")} WHERE id = ?`, ...values, id);
     }
-    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id)!);
+    const record = toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id)!);
+    if (update.event) recordEvent(store.db, containerEvent(record, update.event));
+    return record;
   });
 }
 
-/** Deletes the row; returns whether it existed. */
+/** Deletes the row, recording docker's `destroy` event with it; returns whether it existed. */
 export function deleteContainerRow(store: Store, id: string): boolean {
-  return store.db.transaction(() =>
-    store.db.run("DELETE FROM containers WHERE id = ?", id).changes > 0
-  );
+  return store.db.transaction(() => {
+    const row = store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id);
+    if (!row) return false;
+    store.db.run("DELETE FROM containers WHERE id = ?", id);
+    recordEvent(store.db, containerEvent(toRecord(row), { action: "destroy" }));
+    return true;
+  });
 }

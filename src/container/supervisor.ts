@@ -156,6 +156,7 @@ export async function supervise(
         finishedAt: Date.now(),
         pid: null,
         pidStart: null,
+        event: { action: "die", attributes: { exitCode: String(exitCode) } },
       });
       if (!after) return { exitCode, removed: true };
       record = after;
@@ -328,6 +329,7 @@ async function startAndWait(
       oomKilled: false,
       error: null,
       health,
+      event: { action: "start" },
     });
   } catch (err) {
     // A container the database does not know runs is one nobody could stop: end it, tear

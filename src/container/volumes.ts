@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { recordEvent } from "../store/events.ts";
 import { join, normalize } from "../path.ts";
 import {
   AT_FDCWD,
@@ -122,15 +123,17 @@ export function createVolume(
 ): { volume: Volume; created: boolean } {
   const name = opts.name ?? randomVolumeName();
   checkName(name);
-  const created = store.db.transaction(() =>
-    store.db.run(
+  const created = store.db.transaction(() => {
+    const made = store.db.run(
       "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous) VALUES (?, ?, ?, ?)",
       name,
       Date.now(),
       JSON.stringify(opts.labels ?? {}),
       opts.anonymous ? 1 : 0,
-    ).changes > 0
-  );
+    ).changes > 0;
+    if (made) recordEvent(store.db, volumeEvent("create", name));
+    return made;
+  });
   ensureDataDir(store.root, name);
   return { volume: getVolume(store, name)!, created };
 }
@@ -174,7 +177,9 @@ export async function removeVolume(
   const existed = store.db.transaction(() => {
     const users = volumeUsers(store, name);
     if (users.length > 0) throw new VolumeInUseError(name, users);
-    return store.db.run("DELETE FROM volumes WHERE name = ?", name).changes > 0;
+    const gone = store.db.run("DELETE FROM volumes WHERE name = ?", name).changes > 0;
+    if (gone) recordEvent(store.db, volumeEvent("destroy", name));
+    return gone;
   });
   if (!existed && !opts.force) throw new NotFoundError("volume", name);
   // A name that passed VOLUME_NAME has no "/" and is not "..": the path stays in volumes/.
@@ -370,12 +375,13 @@ export function attachVolumes(
   for (const v of volumes) checkName(v.name);
   store.db.transaction(() => {
     for (const v of volumes) {
-      store.db.run(
+      const made = store.db.run(
         "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous) VALUES (?, ?, '{}', ?)",
         v.name,
         Date.now(),
         v.anonymous ? 1 : 0,
-      );
+      ).changes > 0;
+      if (made) recordEvent(store.db, volumeEvent("create", v.name));
       store.db.run(
         "INSERT INTO volume_mounts (volume, container_id, destination, read_only) VALUES (?, ?, ?, ?)",
         v.name,
@@ -503,4 +509,9 @@ export function copyImagePath(
   } finally {
     if (root !== rootfs) close(root);
   }
+}
+
+/** docker's volume event: the Actor is the volume's name, of the `local` driver. */
+function volumeEvent(action: "create" | "destroy", name: string) {
+  return { type: "volume" as const, action, actorId: name, attributes: { driver: "local" } };
 }

@@ -8,6 +8,7 @@ import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import { shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
+import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
 
 /** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
 export function requireImage(store: Store, name: string): ImageRecord {
@@ -52,6 +53,7 @@ export function tagImage(store: Store, source: string, target: string): string {
     throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
   }
   store.tag(image.id, ref.toString());
+  recordImageEvent(store, tagEvent(image.id, ref.toString()));
   return ref.toString();
 }
 
@@ -85,8 +87,10 @@ export async function removeImage(
     }
   });
   const user = options.inUse?.(image.id);
+  const untagged = () => recordImageEvent(store, imageEvent("untag", image.id, image.id));
   if (byTag && image.tags.length > 1) {
     store.untag(byTag);
+    untagged();
     return [{ untagged: familiar(byTag) }];
   }
   if (!byTag && image.tags.length > 1 && !options.force) {
@@ -108,9 +112,12 @@ export async function removeImage(
   if (user) {
     // A forced removal keeps the image for its container, untagged, as docker does.
     for (const t of image.tags) store.untag(t);
+    for (const _ of image.tags) untagged();
     return actions;
   }
   const freed = store.deleteImage(image.id);
+  for (const _ of image.tags) untagged();
+  recordImageEvent(store, imageEvent("delete", image.id, image.id));
   actions.push({ deleted: image.id });
   for (const l of freed.layers) {
     await store.layers.remove(l.diffId, l.shortId);

@@ -53,6 +53,7 @@ import { VERSION } from "../version.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
 import { inParallel } from "./parallel.ts";
+import { pullEvent, recordImageEvent } from "./events.ts";
 
 /** What a pull reports as it goes, close to docker's per-layer status lines. */
 export type PullEvent =
@@ -139,6 +140,7 @@ export async function pullImage(
   const known = store.imageByRepoDigest(ref.repository, top.digest);
   if (known && await hasAllLayers(store, known) && !options.platform) {
     if (ref.tag !== undefined && !ref.digest) store.tag(known.id, ref.toString());
+    recordImageEvent(store, pullEvent(ref.toString()));
     return { image: store.getImage(known.id)!, reference: ref, digest: top.digest, upToDate: true };
   }
 
@@ -239,6 +241,7 @@ export async function pullImage(
         tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
         repoDigest,
       }));
+    recordImageEvent(store, pullEvent(ref.toString()));
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {

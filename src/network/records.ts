@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { recordEvent } from "../store/events.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
@@ -145,13 +146,30 @@ export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
       JSON.stringify(n.labels),
       createdAt,
     );
+    recordEvent(store.db, {
+      type: "network",
+      action: "create",
+      actorId: n.id,
+      attributes: { name: n.name, type: "bridge" },
+    });
     return { ...n, driver: "bridge" as const, createdAt };
   });
 }
 
 /** Deletes a network's record (its leases must be gone). */
 export function deleteNetworkRecord(store: Store, id: string): void {
-  store.db.run("DELETE FROM networks WHERE id = ?", id);
+  store.db.transaction(() => {
+    const row = store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", id);
+    store.db.run("DELETE FROM networks WHERE id = ?", id);
+    if (row) {
+      recordEvent(store.db, {
+        type: "network",
+        action: "destroy",
+        actorId: id,
+        attributes: { name: row.name, type: "bridge" },
+      });
+    }
+  });
 }
 
 /** A new network id: 64 random hex digits. */
