@@ -365,17 +365,23 @@ export async function inspectCommand(
   });
 }
 
-/** `top`. */
-export async function topCommand(g: GlobalOptions, name: string): Promise<void> {
+/** `top C [ps OPTIONS]`: the host's ps over the container's processes, as docker's. */
+export async function topCommand(
+  g: GlobalOptions,
+  name: string,
+  psOptions: string[] = [],
+): Promise<void> {
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
     if (!isActive(c.state)) throw new TsboxError(`container ${c.name} is not running`);
     const { containerProcesses } = await import("../container/stats.ts");
-    const procs = await containerProcesses(c.id);
-    console.log(table(
-      ["UID", "PID", "PPID", "STIME", "TIME", "CMD"],
-      procs.map((p) => [String(p.uid), String(p.pid), String(p.ppid), p.stime, p.time, p.cmd]),
-    ));
+    const { DEFAULT_PS_ARGS, psTop } = await import("../container/top.ts");
+    const pids = (await containerProcesses(c.id)).map((p) => p.pid);
+    const top = await psTop(pids, psOptions.length > 0 ? psOptions.join(" ") : DEFAULT_PS_ARGS);
+    const { tabwrite } = await import("./tabwriter.ts");
+    // docker's client: tabwriter.NewWriter(out, 20, 1, 3, ' ', 0).
+    const lines = [top.titles, ...top.processes].map((cells) => `${cells.join("\t")}\n`);
+    await Deno.stdout.write(new TextEncoder().encode(tabwrite(lines.join(""), { minwidth: 20 })));
   });
 }
 

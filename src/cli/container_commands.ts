@@ -139,8 +139,14 @@ export function defineContainerCommands(program: Command): void {
       );
   const top = (cmd: Command) =>
     cmd.description("Display the running processes of a container")
+      .usage("[options] CONTAINER [ps OPTIONS]")
       .argument("<container>", "name or id")
-      .action(async (name, _opts, self) => (await actions()).topCommand(globalsOf(self), name));
+      .argument("[psOptions...]", "options of the host's ps (default -ef)")
+      // Everything after the container is ps's, as docker's (`top C -o pid,args`, `top C aux`).
+      .passThroughOptions()
+      .action(async (name, psOptions, _opts, self) =>
+        (await actions()).topCommand(globalsOf(self), name, psOptions)
+      );
   const stats = (cmd: Command) =>
     cmd.description("Display resource usage of containers (memory, cpu, pids)")
       .argument("[containers...]", "names or ids (default: all running)")
