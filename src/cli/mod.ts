@@ -27,6 +27,7 @@ import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
 import { defineEventsCommand } from "./events_command.ts";
+import { defineImportCommand } from "./import_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
   defineSystemBootCommand(program);
   defineGenerateCommand(program);
   defineEventsCommand(program);
+  defineImportCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

@@ -66,7 +66,7 @@ export interface LoadedImage {
 }
 
 /** A regular file of the archive, spooled to disk. */
-interface Spooled {
+export interface Spooled {
   path: string;
   size: number;
   digest: string;
@@ -80,7 +80,7 @@ interface Spool {
 }
 
 /** A layer of an image to load, found in the archive. */
-interface LayerPlan {
+export interface LayerPlan {
   diffId: string;
   file: Spooled;
   compression: Compression;
@@ -93,7 +93,7 @@ interface LayerPlan {
 }
 
 /** An image to load. */
-interface ImagePlan {
+export interface ImagePlan {
   configBytes: Uint8Array;
   id: string;
   layers: LayerPlan[];
@@ -212,7 +212,7 @@ function checkNamedDigest(name: string, file: Spooled, what: string): void {
 }
 
 /** Compression of a layer file by its first bytes (docker archives hold plain tars, others may not). */
-async function sniff(file: Spooled): Promise<Compression> {
+export async function sniff(file: Spooled): Promise<Compression> {
   const f = await Deno.open(file.path);
   try {
     const head = new Uint8Array(4);
@@ -227,7 +227,7 @@ async function sniff(file: Spooled): Promise<Compression> {
   }
 }
 
-const DOCKER_LAYER_TYPE: Record<Compression, string> = {
+export const DOCKER_LAYER_TYPE: Record<Compression, string> = {
   none: MediaType.DockerLayer,
   gzip: MediaType.DockerLayerGzip,
   zstd: MediaType.DockerLayerZstd,
@@ -392,7 +392,7 @@ async function* chunksOf(file: Deno.FsFile): AsyncGenerator<Uint8Array> {
 }
 
 /** The sha256 of a layer file's uncompressed content. */
-async function uncompressedDigest(plan: LayerPlan): Promise<string> {
+export async function uncompressedDigest(plan: LayerPlan): Promise<string> {
   const file = await Deno.open(plan.file.path);
   const digesting = new DigestingStream();
   for await (
@@ -447,7 +447,8 @@ async function processLayer(
   }
 }
 
-async function apply(
+/** Verifies, publishes and records `plans` (their layers and blobs), all or nothing. */
+export async function apply(
   store: Store,
   plans: ImagePlan[],
   emit: (e: LoadEvent) => void,
