@@ -284,6 +284,19 @@ async function prepareContext(options: BuildOptions, scratch: string): Promise<s
   return dir;
 }
 
+/** `Dockerfile`, or podman's and buildah's `Containerfile` when only that one is there. */
+function defaultDockerfile(contextDir: string): string {
+  const exists = (name: string) => {
+    try {
+      Deno.lstatSync(join(contextDir, name));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return !exists("Dockerfile") && exists("Containerfile") ? "Containerfile" : "Dockerfile";
+}
+
 /** The Dockerfile's text and the name messages give it. */
 async function readDockerfile(
   options: BuildOptions,
@@ -292,11 +305,11 @@ async function readDockerfile(
   if (options.dockerfileText !== undefined) {
     return { text: options.dockerfileText, file: "Dockerfile" };
   }
-  const name = options.dockerfile ?? "Dockerfile";
+  const name = options.dockerfile ?? defaultDockerfile(contextDir);
   // In an archive the name is a path inside it, followed no further out than its root.
   const path = options.contextArchive !== undefined
     ? resolveInRoot(contextDir, name)
-    : options.dockerfile ?? join(contextDir, "Dockerfile");
+    : options.dockerfile ?? join(contextDir, name);
   const shown = options.contextArchive !== undefined ? `${name} in the context archive` : path;
   try {
     return { text: await Deno.readTextFile(path), file: posix.basename(name) };
