@@ -24,7 +24,8 @@ import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { CopyError, copyNode } from "./fd_copy.ts";
 import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
-import { withRootfs } from "./rootfs_access.ts";
+import { type RootfsHandle, withRootfs } from "./rootfs_access.ts";
+import { mountHolding, openMounted } from "./mount_paths.ts";
 import type { ContainerRecord } from "./state.ts";
 
 function absolute(path: string): string {
@@ -78,6 +79,25 @@ function withDestination<T>(
   }
 }
 
+/**
+ * Opens a path of the container: in its root, or, for a stopped container (whose root has no
+ * mounts), in the volume or bind source mounted there. `writing`: a read-only mount refuses.
+ */
+function containerOpener(
+  c: ContainerRecord,
+  root: RootfsHandle,
+  writing: boolean,
+): (path: string, flags: number) => number {
+  return (path, flags) => {
+    const m = root.running ? undefined : mountHolding(c.config.mounts, path);
+    if (!m) return openInRoot(root.fd, path, flags);
+    if (writing && m.readOnly) {
+      throw new TsboxError(`mounted volume is marked read-only: ${c.name}:${path}`);
+    }
+    return openMounted(m, flags);
+  };
+}
+
 /** The name a copied source gets inside a destination directory ("." merges into it). */
 function sourceName(src: string): string {
   const name = basename(src);
@@ -94,7 +114,7 @@ export async function copyFromContainer(
   await withRootfs(store, c, (root) => {
     let node: Node;
     try {
-      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
+      node = adopt(containerOpener(c, root, false)(absolute(src), O_PATH));
     } catch (err) {
       if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
       if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
@@ -134,7 +154,7 @@ export async function copyToContainer(
   }
   try {
     await withRootfs(store, c, (root) => {
-      const open = (path: string, flags: number) => openInRoot(root.fd, path, flags);
+      const open = containerOpener(c, root, true);
       withDestination(
         open,
         absolute(dest),
