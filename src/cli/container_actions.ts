@@ -320,6 +320,10 @@ export async function logsCommand(
 ): Promise<void> {
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
+    if (c.config.log?.driver === "none") {
+      const { LogsNotReadableError } = await import("../container/log_opts.ts");
+      throw new LogsNotReadableError();
+    }
     const filter = {
       tail: opts.tail === undefined || opts.tail === "all" ? undefined : Number(opts.tail),
       since: opts.since ? parseTimeFilter(opts.since) : undefined,

@@ -80,6 +80,15 @@ function retries(value: string): string {
   return value;
 }
 
+/** `-a/--attach`: one of docker's three streams, any case. */
+function stream(value: string, previous: string[] = []): string[] {
+  const s = value.toLowerCase();
+  if (s !== "stdin" && s !== "stdout" && s !== "stderr") {
+    throw new InvalidArgumentError("valid streams are STDIN, STDOUT and STDERR");
+  }
+  return [...previous, s];
+}
+
 /** Defines `run` on the program. */
 export function defineRunCommand(program: Command): void {
   addRunOptions(
@@ -90,7 +99,9 @@ export function defineRunCommand(program: Command): void {
       .passThroughOptions(),
   )
     .option("-d, --detach", "run in the background and print the container id")
+    .option("-a, --attach <stream>", "attach to STDIN, STDOUT or STDERR (repeatable)", stream)
     .action(async (image, command, flags, cmd) => {
+      if (flags.detach && flags.attach) throw new UsageError("Conflicting options: -a and -d");
       const { runContainer } = await import("../container/run.ts");
       const { createLine } = await import("./create_line.ts");
       const runFlags = { ...flags, createCommand: createLine(cmd, image, command) } as RunFlags;
@@ -175,6 +186,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--group-add <group>", "add a supplementary group: name or gid (repeatable)", collect)
     .option("--shm-size <bytes>", "size of /dev/shm (default 64m)")
     .option("--sysctl <key=value>", "set a namespaced kernel parameter (repeatable)", collect)
+    .option("--log-driver <driver>", "logging driver: json-file (default), local or none")
     .option(
       "--log-opt <key=value>",
       "json-file log options: max-size=SIZE, max-file=N (repeatable)",

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import { parseBytes } from "../runtime/options.ts";
 import type { LogRotation } from "./logs.ts";
 
@@ -14,10 +14,48 @@ import type { LogRotation } from "./logs.ts";
 export interface LogOptions extends LogRotation {
   /** The options as given (inspect's `HostConfig.LogConfig.Config`). */
   readonly given: Readonly<Record<string, string>>;
+  /** `--log-driver`; json-file when absent. */
+  readonly driver?: LogDriver;
 }
 
-/** Parses `--log-opt KEY=VALUE` values; throws docker's messages for bad ones. */
-export function parseLogOpts(values: readonly string[]): LogOptions | undefined {
+/** The log drivers tsbox has: docker's `local` is kept in json-file's format here. */
+export type LogDriver = "json-file" | "local" | "none";
+
+const DRIVERS: readonly string[] = ["json-file", "local", "none"];
+
+/** `logs` of a container whose driver keeps nothing (docker's message and exit code). */
+export class LogsNotReadableError extends TsboxError {
+  override readonly exitCode = 1;
+  constructor() {
+    super("configured logging driver does not support reading");
+    this.name = "LogsNotReadableError";
+  }
+}
+
+/**
+ * Parses `--log-driver` and `--log-opt KEY=VALUE` values; throws docker's messages for bad
+ * ones. `local` rotates at 20m over 5 files unless told otherwise (docker's defaults); `none`
+ * keeps nothing and takes any options, as docker's.
+ */
+export function parseLogOpts(
+  values: readonly string[],
+  driver = "json-file",
+): LogOptions | undefined {
+  if (!DRIVERS.includes(driver)) {
+    throw new TsboxError(`logger: no log driver named '${driver}' is registered`);
+  }
+  if (driver === "none") return { maxFile: 1, given: {}, driver, discard: true };
+  const opts = parseJsonFileOpts(values, driver);
+  if (driver === "json-file") return opts;
+  return {
+    maxSize: opts?.maxSize ?? 20 << 20,
+    maxFile: opts?.given["max-file"] !== undefined ? opts.maxFile : 5,
+    given: opts?.given ?? {},
+    driver: "local",
+  };
+}
+
+function parseJsonFileOpts(values: readonly string[], driver: string): LogOptions | undefined {
   if (values.length === 0) return undefined;
   let maxSize: number | undefined;
   let maxFile = 1;
@@ -38,11 +76,11 @@ export function parseLogOpts(values: readonly string[]): LogOptions | undefined 
       }
       maxFile = Number(value);
       if (maxFile < 1) throw new UsageError("max-file cannot be less than 1");
-    } else {
-      throw new UsageError(`unknown log opt '${key}' for json-file log driver`);
+    } else if (!(driver === "local" && key === "compress")) {
+      throw new UsageError(`unknown log opt '${key}' for ${driver} log driver`);
     }
   }
-  if (maxFile > 1 && maxSize === undefined) {
+  if (maxFile > 1 && maxSize === undefined && driver === "json-file") {
     throw new UsageError("max-file cannot be greater than 1 without max-size");
   }
   return { maxSize, maxFile, given };

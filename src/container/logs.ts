@@ -32,6 +32,8 @@ export interface LogRotation {
   readonly maxSize?: number;
   /** Files kept, the live one included. */
   readonly maxFile: number;
+  /** `--log-driver none`: nothing is written. */
+  readonly discard?: boolean;
 }
 
 /**
@@ -47,6 +49,7 @@ export class LogWriter {
   #size: number;
   readonly #path: string;
   readonly #rotation?: LogRotation;
+  readonly #discard: boolean;
   readonly #encoder = new TextEncoder();
   #queue: Promise<void> = Promise.resolve();
 
@@ -55,6 +58,7 @@ export class LogWriter {
     this.#file = file;
     this.#size = size;
     this.#rotation = rotation?.maxSize ? rotation : undefined;
+    this.#discard = rotation?.discard ?? false;
   }
 
   /** Opens `path` for appending (creating it, mode 0640). */
@@ -65,6 +69,7 @@ export class LogWriter {
 
   /** Writes one entry (after any write still in progress). */
   write(stream: LogStream, log: string): Promise<void> {
+    if (this.#discard) return Promise.resolve();
     const line = JSON.stringify({ log, stream, time: logTime() }) + "\n";
     const bytes = this.#encoder.encode(line);
     const next = this.#queue.then(() => this.#append(bytes));

@@ -64,14 +64,22 @@ export async function runContainer(
         throw await failedStart(store, record.id, flags.rm ?? false, err);
       }
     }
-    return { id: record.id, exitCode: await attached(store, record.id, flags.rm ?? false) };
+    return {
+      id: record.id,
+      exitCode: await attached(store, record.id, flags.rm ?? false, flags.attach),
+    };
   } finally {
     store.close();
   }
 }
 
 /** Supervises container `id` in this process with stdio attached; returns its exit code. */
-export async function attached(store: Store, id: string, autoRemove: boolean): Promise<number> {
+export async function attached(
+  store: Store,
+  id: string,
+  autoRemove: boolean,
+  streams?: readonly ("stdin" | "stdout" | "stderr")[],
+): Promise<number> {
   let pid: number | undefined;
   const off = FORWARDED.map(([sig, num]) => {
     const handler = () => {
@@ -83,7 +91,11 @@ export async function attached(store: Store, id: string, autoRemove: boolean): P
   try {
     // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
     const { supervise } = await import("./supervisor.ts");
-    const result = await supervise(store, id, { attach: true, onPid: (p) => (pid = p) });
+    const result = await supervise(store, id, {
+      attach: true,
+      streams,
+      onPid: (p) => (pid = p),
+    });
     return result.exitCode;
   } catch (err) {
     throw await failedStart(store, id, autoRemove, err);

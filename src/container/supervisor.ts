@@ -40,6 +40,8 @@ export interface SuperviseOptions {
   /** Port publishing and similar: run around every start of the container's process. */
   readonly beforeRelease?: (record: ContainerRecord, pid: number) => Promise<void>;
   readonly afterExit?: (record: ContainerRecord) => Promise<void>;
+  /** With {@link attach}: only these streams (`run -a`); all three when absent. */
+  readonly streams?: readonly ("stdin" | "stdout" | "stderr")[];
   /** Claim only a container no user has stopped (a recovery, recover.ts: a `stop` wins). */
   readonly unlessStopped?: boolean;
 }
@@ -213,6 +215,11 @@ async function sleepUnlessStopped(store: Store, id: string, ms: number): Promise
   }
 }
 
+/** Whether this supervisor copies `stream` to or from its own stdio (`run` without `-d`). */
+function attachedTo(o: SuperviseOptions, stream: "stdin" | "stdout" | "stderr"): boolean {
+  return (o.attach ?? false) && (o.streams === undefined || o.streams.includes(stream));
+}
+
 async function startAndWait(
   store: Store,
   c: ContainerRecord,
@@ -256,7 +263,11 @@ async function startAndWait(
       filterCacheDir: `${store.root}/cache/seccomp`,
       userns: c.config.security?.userns,
       stdio: [
-        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        stdinPipe
+          ? stdinPipe[0]
+          : attachedTo(o, "stdin") && c.config.interactive
+          ? "inherit"
+          : "null",
         outW,
         errW,
       ],
@@ -298,13 +309,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+      attachTee(attach, 1, attachedTo(o, "stdout") ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+      attachTee(attach, 2, attachedTo(o, "stderr") ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
