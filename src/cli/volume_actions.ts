@@ -41,15 +41,28 @@ function parseLabels(values: readonly string[] = []): Record<string, string> {
 export async function volumeCreateCommand(
   g: GlobalOptions,
   name: string | undefined,
-  opts: { driver?: string; label?: string[] },
+  opts: { driver?: string; label?: string[]; opt?: string[] },
 ): Promise<void> {
   if (opts.driver !== undefined && opts.driver !== "local") {
     throw new UsageError(`volume driver "${opts.driver}" is not supported (only local)`);
   }
   const labels = parseLabels(opts.label);
+  const { parseVolumeOpts } = await import("../container/volume_opts.ts");
+  // docker's -o takes one KEY=VALUE each; `-o type=tmpfs,device=tmpfs` is podman's spelling.
+  const options = parseVolumeOpts(
+    (opts.opt ?? []).flatMap((o) => /^o=/.test(o) ? [o] : splitOpts(o)),
+  );
   await withStore(g, (store) => {
-    console.log(createVolume(store, { name, labels }).volume.name);
+    console.log(createVolume(store, { name, labels, options }).volume.name);
   });
+}
+
+/** `type=tmpfs,device=tmpfs,o=size=1m` as three options (`o=` takes the rest of the text). */
+function splitOpts(value: string): string[] {
+  const at = value.search(/(^|,)o=/);
+  const head = at < 0 ? value : value.slice(0, at);
+  const tail = at < 0 ? [] : [value.slice(at).replace(/^,/, "")];
+  return [...head.split(",").filter(Boolean), ...tail];
 }
 
 /** docker's header for each field of a `volume ls` row. */
@@ -138,7 +151,7 @@ export function inspectVolume(v: Volume): Record<string, unknown> {
     Labels: Object.keys(labels).length > 0 ? labels : null,
     Mountpoint: v.mountpoint,
     Name: v.name,
-    Options: null,
+    Options: Object.keys(v.options).length > 0 ? v.options : null,
     Scope: "local",
   };
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { mountVolumeData, unmountVolumeData } from "./volume_opts.ts";
 import { recordEvent } from "../store/events.ts";
 import { join, normalize } from "../path.ts";
 import {
@@ -45,6 +46,8 @@ export interface Volume {
   readonly anonymous: boolean;
   /** The directory containers see: `<root>/volumes/<name>/_data`. */
   readonly mountpoint: string;
+  /** `volume create -o`: the local driver's type, device and o (volume_opts.ts). */
+  readonly options: Readonly<Record<string, string>>;
 }
 
 /** `volume rm` of a volume some container still names. */
@@ -70,6 +73,7 @@ interface Row {
   created_at: number;
   labels: string;
   anonymous: number;
+  options?: string;
 }
 
 function toVolume(root: string, r: Row): Volume {
@@ -79,6 +83,7 @@ function toVolume(root: string, r: Row): Volume {
     labels: JSON.parse(r.labels) as Record<string, string>,
     anonymous: r.anonymous !== 0,
     mountpoint: volumeData(root, r.name),
+    options: JSON.parse(r.options ?? "{}") as Record<string, string>,
   };
 }
 
@@ -111,6 +116,8 @@ export interface CreateVolumeOptions {
   readonly name?: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly anonymous?: boolean;
+  /** `-o`: the local driver's options (parsed by volume_opts.ts). */
+  readonly options?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -125,17 +132,29 @@ export function createVolume(
   checkName(name);
   const created = store.db.transaction(() => {
     const made = store.db.run(
-      "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous) VALUES (?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous, options) VALUES (?, ?, ?, ?, ?)",
       name,
       Date.now(),
       JSON.stringify(opts.labels ?? {}),
       opts.anonymous ? 1 : 0,
+      JSON.stringify(opts.options ?? {}),
     ).changes > 0;
     if (made) recordEvent(store.db, volumeEvent("create", name));
     return made;
   });
   ensureDataDir(store.root, name);
-  return { volume: getVolume(store, name)!, created };
+  const volume = getVolume(store, name)!;
+  try {
+    mountVolumeData(volume.mountpoint, volume.options);
+  } catch (err) {
+    // docker keeps no volume it could not mount: neither does tsbox.
+    if (created) {
+      store.db.transaction(() => store.db.run("DELETE FROM volumes WHERE name = ?", name));
+      Deno.removeSync(join(volumesDir(store.root), name), { recursive: true });
+    }
+    throw err;
+  }
+  return { volume, created };
 }
 
 /** A volume by name, if recorded. */
@@ -184,6 +203,8 @@ export async function removeVolume(
   if (!existed && !opts.force) throw new NotFoundError("volume", name);
   // A name that passed VOLUME_NAME has no "/" and is not "..": the path stays in volumes/.
   // Rootless, files a container wrote as a subordinate id are removed in a user namespace.
+  // A mounted device goes first: a bound host directory's files are not the volume's to delete.
+  if (existed) unmountVolumeData(volumeData(store.root, name));
   if (existed) await removeTree(join(volumesDir(store.root), name));
 }
 
@@ -391,7 +412,12 @@ export function attachVolumes(
       );
     }
   });
-  for (const v of volumes) ensureDataDir(store.root, v.name);
+  for (const v of volumes) {
+    ensureDataDir(store.root, v.name);
+    // A `volume create -o` mount a reboot took away is made again for its next container.
+    const made = getVolume(store, v.name);
+    if (made) mountVolumeData(made.mountpoint, made.options);
+  }
 }
 
 /** A container's volume mounts, as recorded. */

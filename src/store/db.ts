@@ -156,6 +156,10 @@ const MIGRATIONS: readonly string[] = [
     DELETE FROM events WHERE seq <= NEW.seq - 10000;
   END;
   `,
+  `
+  -- volume create -o: the local driver's options (type, device, o) as a JSON object.
+  ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */
