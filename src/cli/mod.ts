@@ -28,6 +28,7 @@ import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
 import { defineEventsCommand } from "./events_command.ts";
 import { defineImportCommand } from "./import_command.ts";
+import { defineSystemCheckCommand } from "./system_check_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -74,8 +75,9 @@ export function buildProgram(): Command {
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);
-  // After every other command group: `boot` joins a `system` defined elsewhere.
+  // After every other command group: `boot` and `check` join the `system` defined above.
   defineSystemBootCommand(program);
+  defineSystemCheckCommand(program);
   defineGenerateCommand(program);
   defineEventsCommand(program);
   defineImportCommand(program);
