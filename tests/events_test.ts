@@ -199,6 +199,43 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
       ]),
       "tag\n",
     );
+    // A build's name and a load's image are events too.
+    const ctx = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
+    const archive = `${ctx}.tar`;
+    try {
+      await Deno.writeTextFile(`${ctx}/Dockerfile`, "FROM busybox\nLABEL built=1\n");
+      const since2 = unixNow();
+      await ok(t, ["build", "-q", "-t", "t-ev-built:1", ctx]);
+      const built = (await ok(t, ["inspect", "-f", "{{.Id}}", "t-ev-built:1"])).trim();
+      await ok(t, ["save", "-o", archive, "t-ev-built:1"]);
+      await ok(t, ["rmi", "t-ev-built:1"]);
+      await ok(t, ["load", "-i", archive]);
+      assertEquals(
+        await ok(t, [
+          "events",
+          "--since",
+          since2,
+          "--until",
+          unixNow(),
+          "-f",
+          "type=image",
+          "--format",
+          "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+        ]),
+        [
+          `tag ${built} t-ev-built:1`,
+          `untag ${built} ${built}`,
+          `delete ${built} ${built}`,
+          `load ${built} ${built}`,
+          `tag ${built} t-ev-built:1`,
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+      await Deno.remove(archive).catch(() => {});
+    }
+
     const bad = await t(["events", "--filter", "bogus=1"]);
     assertEquals(bad.code, 1);
     assertStringIncludes(bad.stderr, "invalid filter 'bogus'");

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { recordImageEvent, tagEvent } from "../image/events.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
@@ -378,6 +379,8 @@ async function recordImage(
     tag: tags[0],
   });
   for (const t of tags.slice(1)) store.tag(id, t);
+  // docker's `tag` event for each name the build gave.
+  for (const t of tags) recordImageEvent(store, tagEvent(id, t));
   return store.getImage(image.id)!;
 }
 

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
 import { join, posix } from "node:path";
 import { createHash } from "node:crypto";
 import {
@@ -137,7 +138,13 @@ export async function loadImages(
       );
     }
     if (plans.length === 0) throw new ArchiveError("the archive contains no image");
-    return await apply(store, plans, emit);
+    const loaded = await apply(store, plans, emit);
+    // docker's events of a load: `load` of each image, then a `tag` for each name it got.
+    for (const image of loaded) {
+      recordImageEvent(store, imageEvent("load", image.id, image.id));
+      for (const t of image.tags) recordImageEvent(store, tagEvent(image.id, t));
+    }
+    return loaded;
   } finally {
     if (dir) await removeTree(dir);
     release();
