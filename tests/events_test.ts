@@ -236,6 +236,33 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
       await Deno.remove(archive).catch(() => {});
     }
 
+    // exec: created, started, and its end with the command's code.
+    const since3 = unixNow();
+    await ok(t, ["run", "-d", "--name", "t-ev-exec", "busybox", "sleep", "60"]);
+    assertEquals((await t(["exec", "t-ev-exec", "sh", "-c", "exit 4"])).code, 4);
+    const execs = await ok(t, [
+      "events",
+      "--since",
+      since3,
+      "--until",
+      unixNow(),
+      "-f",
+      "event=exec_create",
+      "-f",
+      "event=exec_start",
+      "-f",
+      "event=exec_die",
+      "--format",
+      "{{.Action}}|{{.Actor.Attributes.name}}|{{.Actor.Attributes.exitCode}}|{{len .Actor.Attributes.execID}}",
+    ]);
+    assertEquals(
+      execs,
+      "exec_create: sh -c exit 4|t-ev-exec|<no value>|64\n" +
+        "exec_start: sh -c exit 4|t-ev-exec|<no value>|64\n" +
+        "exec_die|t-ev-exec|4|64\n",
+    );
+    await ok(t, ["rm", "-f", "t-ev-exec"]);
+
     const bad = await t(["events", "--filter", "bogus=1"]);
     assertEquals(bad.code, 1);
     assertStringIncludes(bad.stderr, "invalid filter 'bogus'");

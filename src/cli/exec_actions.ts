@@ -10,9 +10,30 @@ import { type ContainerRecord, reconcile, requireContainer } from "../container/
 import { UsageError } from "../errors.ts";
 import { ContainerNotRunningError } from "../runtime/exec.ts";
 import { Store } from "../store/mod.ts";
+import { recordContainerEvent } from "../container/events.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 export type { ExecFlags };
+
+/** Records docker's `exec_die` once the command ended (the store was closed while it ran). */
+async function recordExecDie(
+  root: string,
+  record: ContainerRecord,
+  execId: string,
+  code: number,
+): Promise<void> {
+  try {
+    const store = await Store.open(root, { sweep: false });
+    try {
+      recordContainerEvent(store, record, {
+        action: "exec_die",
+        attributes: { execID: execId, exitCode: String(code) },
+      });
+    } finally {
+      store.close();
+    }
+  } catch { /* the command's code is what matters */ }
+}
 export { execEnv, NotRunningError } from "../container/exec.ts";
 
 /** Runs `tsbox exec`; returns the command's exit code (0 with `-d`). */
@@ -32,13 +53,26 @@ export async function execCommand(
   }
   const store = await Store.open(globals.root);
   let record: ContainerRecord;
+  // docker's exec events: `exec_create: CMD`, `exec_start: CMD`, then `exec_die` with its code.
+  const execId = Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const shown = command.join(" ");
   try {
     record = reconcile(store, requireContainer(store, name));
+    if (record.state === "running") {
+      for (const action of [`exec_create: ${shown}`, `exec_start: ${shown}`]) {
+        recordContainerEvent(store, record, { action, attributes: { execID: execId } });
+      }
+    }
   } finally {
     store.close();
   }
   try {
-    return await execRunning(record, command, flags);
+    const code = await execRunning(record, command, flags);
+    if (!flags.detach) await recordExecDie(globals.root, record, execId, code);
+    return code;
   } catch (err) {
     // docker prints the daemon's refusal as is and exits 1.
     const refusal = err instanceof NotRunningError
