@@ -172,12 +172,11 @@ function withoutTag(name: string): string {
   return colon > slash ? name.slice(0, colon) : name;
 }
 
+/** docker's matchImage: the value equals the id or name, or the name without its tag. */
 function matchImage(values: readonly string[], e: EngineEvent): boolean {
   const a = e.Actor.Attributes;
-  const names = e.Type === "image" ? [e.Actor.ID, a.name] : [a.image];
-  return values.some((v) =>
-    names.some((n) => n !== undefined && (n === v || withoutTag(n) === withoutTag(v)))
-  );
+  const names = [e.Actor.ID, e.Type === "image" ? a.name : a.image];
+  return values.some((v) => names.some((n) => n !== undefined && (n === v || withoutTag(n) === v)));
 }
 
 /** docker's `label=K` / `label=K=V` over the attributes (each one must hold). */

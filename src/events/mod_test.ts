@@ -54,6 +54,8 @@ Deno.test("eventMatches: docker's keys", () => {
   assertEquals(m([["container", ["web", "x"]]]), true);
   assertEquals(m([["container", ["we"]], ["type", ["image"]]]), false);
   assertEquals(m([["image", ["busybox"]]]), true);
+  assertEquals(m([["image", ["busybox:latest"]]]), true);
+  assertEquals(m([["image", ["busybox:v2"]]]), false);
   assertEquals(m([["label", ["team=a"]]]), true);
   assertEquals(m([["label", ["team=b"]]]), false);
 });
