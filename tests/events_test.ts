@@ -236,6 +236,26 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
       await Deno.remove(archive).catch(() => {});
     }
 
+    // Networks: create and destroy, the Actor being the network's id.
+    const since4 = unixNow();
+    const net = (await ok(t, ["network", "create", "--subnet", "10.91.237.0/24", "t-evnet"]))
+      .trim();
+    await ok(t, ["network", "rm", "t-evnet"]);
+    assertEquals(
+      await ok(t, [
+        "events",
+        "--since",
+        since4,
+        "--until",
+        unixNow(),
+        "-f",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}}",
+      ]),
+      `create ${net} t-evnet bridge\ndestroy ${net} t-evnet bridge\n`,
+    );
+
     // exec: created, started, and its end with the command's code.
     const since3 = unixNow();
     await ok(t, ["run", "-d", "--name", "t-ev-exec", "busybox", "sleep", "60"]);
