@@ -236,6 +236,38 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
       await Deno.remove(archive).catch(() => {});
     }
 
+    // The OOM killer: docker's `oom`, then `die` with 137.
+    const since5 = unixNow();
+    const oom = await t([
+      "run",
+      "--name",
+      "t-ev-oom",
+      "--memory",
+      "20m",
+      "--memory-swap",
+      "20m",
+      "busybox",
+      "sh",
+      "-c",
+      'a=$(head -c 200000000 /dev/zero | tr "\\0" x); echo done',
+    ]);
+    assertEquals(oom.code, 137, oom.stderr);
+    assertEquals(
+      await ok(t, [
+        "events",
+        "--since",
+        since5,
+        "--until",
+        unixNow(),
+        "-f",
+        "container=t-ev-oom",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.exitCode}}",
+      ]),
+      "create <no value>\nstart <no value>\noom <no value>\ndie 137\n",
+    );
+    await ok(t, ["rm", "t-ev-oom"]);
+
     // Networks: create and destroy, the Actor being the network's id.
     const since4 = unixNow();
     const net = (await ok(t, ["network", "create", "--subnet", "10.91.237.0/24", "t-evnet"]))

@@ -26,6 +26,7 @@ import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
+import { recordContainerEvent } from "./events.ts";
 import { specOptions } from "./run_options.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
@@ -151,6 +152,8 @@ export async function supervise(
       }
       exitCode = run.exit.exitCode;
       await attach?.endRun(exitCode);
+      // docker's `oom` comes before the `die` of a container the kernel's OOM killer ended.
+      if (run.exit.oomKilled) recordContainerEvent(store, record, { action: "oom" });
       const after = updateContainer(store, id, {
         state: "exited",
         exitCode,
