@@ -99,6 +99,9 @@ rootTest(
           "event=die",
           "-f",
           "event=create",
+          // Not the default bridge network a first run records (a `network create`).
+          "-f",
+          "type=container",
           "--format",
           '{{.Action}} {{.Actor.Attributes.name}} {{.Status}} {{.ID | printf "%.12s"}}',
         ]),
