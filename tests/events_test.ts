@@ -275,6 +275,10 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
     const since4 = unixNow();
     const net = (await ok(t, ["network", "create", "--subnet", "10.91.237.0/24", "t-evnet"]))
       .trim();
+    // A container on it connects at its start and disconnects at its end.
+    await ok(t, ["run", "--name", "t-ev-net", "--network", "t-evnet", "busybox", "true"]);
+    const onNet = (await ok(t, ["inspect", "-f", "{{.Id}}", "t-ev-net"])).trim();
+    await ok(t, ["rm", "t-ev-net"]);
     await ok(t, ["network", "rm", "t-evnet"]);
     assertEquals(
       await ok(t, [
@@ -286,9 +290,10 @@ rootTest("events: image tag/untag/delete, volume create/destroy; docker's errors
         "-f",
         "type=network",
         "--format",
-        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}}",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}",
       ]),
-      `create ${net} t-evnet bridge\ndestroy ${net} t-evnet bridge\n`,
+      `create ${net} t-evnet <no value>\nconnect ${net} t-evnet ${onNet}\n` +
+        `disconnect ${net} t-evnet ${onNet}\ndestroy ${net} t-evnet <no value>\n`,
     );
 
     // exec: created, started, and its end with the command's code.

@@ -8,6 +8,7 @@
  */
 import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
+import { recordEvent } from "../store/events.ts";
 import {
   formatIPv4,
   lastOf,
@@ -149,8 +150,19 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
       JSON.stringify(lease.aliases),
       Date.now(),
     );
+    recordEvent(store.db, connectEvent("connect", net.id, net.name, req.holder));
     return lease;
   });
+}
+
+/** docker's `network connect|disconnect`: the Actor is the network, with the container. */
+function connectEvent(action: string, networkId: string, name: string, holder: string) {
+  return {
+    type: "network" as const,
+    action,
+    actorId: networkId,
+    attributes: { container: holder, name, type: "bridge" },
+  };
 }
 
 /** The lease of `holder` on `networkId`, if any. */
@@ -178,9 +190,14 @@ export function leasesHeldBy(store: Store, holder: string): Lease[] {
 
 /** Gives an address back. */
 export function releaseLease(store: Store, networkId: string, holder: string): void {
-  store.db.run(
+  // No transaction of its own: reaping a dead runner releases inside its transaction.
+  const gone = store.db.run(
     "DELETE FROM network_leases WHERE network_id = ? AND holder = ?",
     networkId,
     holder,
-  );
+  ).changes > 0;
+  const net = gone
+    ? store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", networkId)
+    : undefined;
+  if (net) recordEvent(store.db, connectEvent("disconnect", networkId, net.name, holder));
 }
