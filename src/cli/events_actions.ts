@@ -48,7 +48,13 @@ export async function eventsCommand(
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     for await (const e of followEvents(store, { since, until, filters }, { signal: stop.signal })) {
-      print(e);
+      try {
+        print(e);
+      } catch (err) {
+        // The reader went away (`events | head -1`): the stream ends, as docker's does.
+        if (err instanceof Deno.errors.BrokenPipe) return;
+        throw err;
+      }
     }
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
