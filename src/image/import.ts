@@ -14,6 +14,8 @@ import { hostPlatform } from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
 import { removeTree } from "../store/layers.ts";
+import { ownedTempPrefix } from "../store/owner.ts";
+import { holdPublishLock } from "../store/publish_lock.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { applyChanges } from "./changes.ts";
 import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
@@ -67,10 +69,14 @@ export async function importImage(
     throw new TsboxError(`refusing to create a tag with a digest reference: ${o.reference}`);
   }
   const config = applyChanges({}, o.changes ?? []);
-  const tmp = join(store.root, "tmp");
-  await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
-  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "import-" });
+  // As load: no sweep removes a layer or blob this import finds in the store and counts on.
+  const release = await holdPublishLock(store.root);
+  // A temp entry named after this process: killed, the next tsbox removes it.
+  const tmp = store.layers.tempDir;
+  let dir: string | undefined;
   try {
+    await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
+    dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}import-` });
     const file = await spool(input, join(dir, "layer"));
     if (file.size === 0) throw new TsboxError("import: the tarball is empty");
     const compression = await sniff(file);
@@ -125,6 +131,7 @@ export async function importImage(
     if (tag) recordImageEvent(store, tagEvent(id, tag.toString()));
     return loaded.image;
   } finally {
-    await removeTree(dir);
+    if (dir) await removeTree(dir);
+    release();
   }
 }
