@@ -204,7 +204,3 @@ export function rm(store: Store, name: string, force = false): Promise<void> {
 export function build(store: Store, options: BuildOptions): Promise<BuildResult> {
   return buildImage(store, options);
 }
-
-/** docker's events (`tsbox events`, the Engine API's `/events`): read back and followed. */
-export { followEvents, readEvents } from "./src/events/mod.ts";
-export type { EngineEvent, EventQuery, FollowOptions } from "./src/events/mod.ts";

@@ -2,10 +2,10 @@
  * `tsbox cp` to and from paths under a container's volumes and bind mounts, as docker's (root):
  * a created (never started) container's `-v` targets lead to the volume's data and the bind's
  * host directory, a read-only mount refuses writes, a symlink a container left in a volume does
- * not lead out of it, and a running container is reached through its own mounts.
+ * not lead to the host, and a running container is reached through its own mounts.
  */
 import { join } from "node:path";
-import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
+import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { tsbox } from "./cli.ts";
 
@@ -77,7 +77,7 @@ Deno.test({
       // A read-only mount refuses, and nothing is written there.
       const refused = await t(["cp", join(src, "file.txt"), "t-cp1:/mnt/ro/"]);
       assertEquals(refused.code, 125);
-      assertStringIncludes(refused.stderr, "read-only");
+      assertMatch(refused.stderr, /read-only/i);
       assertEquals([...Deno.readDirSync(ro)].length, 0);
 
       // A symlink in the volume (as a container could leave) resolves inside the volume.
@@ -87,8 +87,8 @@ Deno.test({
         join(src, "file.txt"),
         `t-cp1:/tmp/volume/escape/${marker.slice(5)}`,
       ]);
-      assertOk(escape.code !== 0, "a copy through the volume's symlink to /etc succeeded");
-      assertOk(!(await exists(marker)), `${marker} was written on the host`);
+      // Resolved in the container (its own /etc, as docker's) or refused: never the host's.
+      assertOk(!(await exists(marker)), `${marker} was written on the host (${escape.stderr})`);
 
       // The container sees what was copied.
       assertEquals(

@@ -457,7 +457,7 @@ rootTest(
         return top.length === 3;
       });
       const hdr = (await ok(t(["top", "three"]))).split("\n")[0].split(/\s{3,}/);
-      // docker's default: the host's `ps -ef` over the container's processes.
+      // docker's top: ps -ef's columns, the uid by its host name.
       assertEquals(hdr, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
       const byCmd = new Map(top.map((r) => [r[7], r]));
       assertEquals(byCmd.get("sh -c sleep 301 & sleep 302 & wait")?.[1], String(three));

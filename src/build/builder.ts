@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { recordImageEvent, tagEvent } from "../image/events.ts";
+import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
@@ -346,8 +346,8 @@ function targetIndex(df: Dockerfile, target?: string): number {
   return i;
 }
 
-/** Stores config and manifest blobs and records the image with its tags. */
-async function recordImage(
+/** Stores config and manifest blobs and records the image with its tags (also `commit`'s). */
+export async function recordImage(
   store: Store,
   state: BuildState,
   tags: readonly string[],
@@ -380,7 +380,7 @@ async function recordImage(
   });
   for (const t of tags.slice(1)) store.tag(id, t);
   // docker's `tag` event for each name the build gave.
-  for (const t of tags) recordImageEvent(store, tagEvent(id, t));
+  for (const t of tags) imageEvent(store.root, "tag", id, parseReference(t).familiar());
   return store.getImage(image.id)!;
 }
 

@@ -321,8 +321,8 @@ export async function logsCommand(
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
     if (c.config.log?.driver === "none") {
-      const { LogsNotReadableError } = await import("../container/log_opts.ts");
-      throw new LogsNotReadableError();
+      const { LogReadError } = await import("../container/log_opts.ts");
+      throw new LogReadError();
     }
     const filter = {
       tail: opts.tail === undefined || opts.tail === "all" ? undefined : Number(opts.tail),
@@ -369,23 +369,25 @@ export async function inspectCommand(
   });
 }
 
-/** `top C [ps OPTIONS]`: the host's ps over the container's processes, as docker's. */
+/** `top`. */
 export async function topCommand(
   g: GlobalOptions,
   name: string,
-  psOptions: string[] = [],
+  psArgs: string[] = [],
 ): Promise<void> {
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
     if (!isActive(c.state)) throw new TsboxError(`container ${c.name} is not running`);
-    const { containerProcesses } = await import("../container/stats.ts");
-    const { DEFAULT_PS_ARGS, psTop } = await import("../container/top.ts");
-    const pids = (await containerProcesses(c.id)).map((p) => p.pid);
-    const top = await psTop(pids, psOptions.length > 0 ? psOptions.join(" ") : DEFAULT_PS_ARGS);
-    const { tabwrite } = await import("./tabwriter.ts");
-    // docker's client: tabwriter.NewWriter(out, 20, 1, 3, ' ', 0).
-    const lines = [top.titles, ...top.processes].map((cells) => `${cells.join("\t")}\n`);
-    await Deno.stdout.write(new TextEncoder().encode(tabwrite(lines.join(""), { minwidth: 20 })));
+    // ps's options as docker's top takes them (src/container/top.ts).
+    const top = await import("../container/top.ts");
+    const columns = top.topColumns(psArgs);
+    const { containerCgroup } = await import("../container/cgroup.ts");
+    const boot = top.bootTimeMs();
+    const procs = (await containerCgroup(c.id).pids()).sort((a, b) => a - b)
+      .map((pid) => top.readProc(pid, boot))
+      .filter((p) => p !== undefined);
+    const { titles, rows } = top.topRows(procs, columns, top.hostTopContext());
+    console.log(table(titles, rows));
   });
 }
 

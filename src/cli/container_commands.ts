@@ -139,13 +139,12 @@ export function defineContainerCommands(program: Command): void {
       );
   const top = (cmd: Command) =>
     cmd.description("Display the running processes of a container")
-      .usage("[options] CONTAINER [ps OPTIONS]")
       .argument("<container>", "name or id")
-      .argument("[psOptions...]", "options of the host's ps (default -ef)")
-      // Everything after the container is ps's, as docker's (`top C -o pid,args`, `top C aux`).
+      .argument("[ps-options...]", "ps options: -ef (default), aux, -o pid,user,args, ...")
       .passThroughOptions()
-      .action(async (name, psOptions, _opts, self) =>
-        (await actions()).topCommand(globalsOf(self), name, psOptions)
+      .allowUnknownOption()
+      .action(async (name, psArgs, _opts, self) =>
+        (await actions()).topCommand(globalsOf(self), name, psArgs)
       );
   const stats = (cmd: Command) =>
     cmd.description("Display resource usage of containers (memory, cpu, pids)")

@@ -1,30 +1,31 @@
 /**
- * `tsbox events` (and `system events`): docker's event stream, past events by `--since` and
- * `--until`, `--filter`, `--format`. Declares the flags; the work is in events_actions.ts.
+ * `tsbox events [--since T] [--until T] [-f KEY=VALUE]... [--format F]` (and `system
+ * events`), like `docker events`. The work is in events_actions.ts.
  *
  * @module
  */
 import type { Command } from "commander";
 import { collectFilter } from "./filters.ts";
+import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
 
 /** Defines `events` and `system events` on the program. */
 export function defineEventsCommand(program: Command): void {
   const define = (cmd: Command) =>
-    cmd.description("Get real time events from the server")
-      .option("--since <time>", "show all events created since timestamp")
+    cmd.description("Get real time events from tsbox")
+      .option("--since <time>", "show events since a timestamp, unix time or duration (10m)")
       .option("--until <time>", "stream events until this timestamp")
       .option(
         "-f, --filter <key=value>",
-        "filter: container=, image=, event=, type=, label=, volume=, network= (repeatable)",
+        "container, image, event, type, label (repeatable)",
         collectFilter,
       )
-      .option("--format <format>", "format the output using a Go template, or json")
-      .action(async (opts, self) =>
-        (await import("./events_actions.ts")).eventsCommand(globalsOf(self), opts)
-      );
+      .option("--format <format>", FORMAT_HELP)
+      .action(async (flags, self) => {
+        const { eventsCommand } = await import("./events_actions.ts");
+        await eventsCommand(globalsOf(self), flags);
+      });
   define(program.command("events"));
-  const system = (program.commands.find((c) => c.name() === "system") as Command | undefined) ??
-    program.command("system").description("Manage tsbox");
-  define(system.command("events"));
+  const system = program.commands.find((c) => c.name() === "system");
+  if (system) define(system.command("events")).exitOverride().showHelpAfterError();
 }

@@ -10,30 +10,11 @@ import { type ContainerRecord, reconcile, requireContainer } from "../container/
 import { UsageError } from "../errors.ts";
 import { ContainerNotRunningError } from "../runtime/exec.ts";
 import { Store } from "../store/mod.ts";
-import { recordContainerEvent } from "../container/events.ts";
+import { containerEvent } from "../events/log.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 export type { ExecFlags };
 
-/** Records docker's `exec_die` once the command ended (the store was closed while it ran). */
-async function recordExecDie(
-  root: string,
-  record: ContainerRecord,
-  execId: string,
-  code: number,
-): Promise<void> {
-  try {
-    const store = await Store.open(root, { sweep: false });
-    try {
-      recordContainerEvent(store, record, {
-        action: "exec_die",
-        attributes: { execID: execId, exitCode: String(code) },
-      });
-    } finally {
-      store.close();
-    }
-  } catch { /* the command's code is what matters */ }
-}
 export { execEnv, NotRunningError } from "../container/exec.ts";
 
 /** Runs `tsbox exec`; returns the command's exit code (0 with `-d`). */
@@ -63,7 +44,7 @@ export async function execCommand(
     record = reconcile(store, requireContainer(store, name));
     if (record.state === "running") {
       for (const action of [`exec_create: ${shown}`, `exec_start: ${shown}`]) {
-        recordContainerEvent(store, record, { action, attributes: { execID: execId } });
+        containerEvent(store.root, action, record, { execID: execId });
       }
     }
   } finally {
@@ -71,7 +52,9 @@ export async function execCommand(
   }
   try {
     const code = await execRunning(record, command, flags);
-    if (!flags.detach) await recordExecDie(globals.root, record, execId, code);
+    if (!flags.detach) {
+      containerEvent(globals.root, "exec_die", record, { execID: execId, exitCode: String(code) });
+    }
     return code;
   } catch (err) {
     // docker prints the daemon's refusal as is and exits 1.

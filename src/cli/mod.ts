@@ -23,11 +23,13 @@ import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
+import { defineCommitCommand } from "./commit_command.ts";
+import { defineUpdateCommand } from "./update_command.ts";
+import { defineImportCommand } from "./import_command.ts";
+import { defineEventsCommand } from "./events_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
-import { defineEventsCommand } from "./events_command.ts";
-import { defineImportCommand } from "./import_command.ts";
 import { defineSystemCheckCommand } from "./system_check_command.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -69,9 +71,13 @@ export function buildProgram(): Command {
   defineContainerCommands(program);
   defineExecCommand(program);
   defineAttachCommand(program);
+  defineCommitCommand(program);
+  defineUpdateCommand(program);
+  defineImportCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
+  defineEventsCommand(program);
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);
@@ -79,8 +85,6 @@ export function buildProgram(): Command {
   defineSystemBootCommand(program);
   defineSystemCheckCommand(program);
   defineGenerateCommand(program);
-  defineEventsCommand(program);
-  defineImportCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

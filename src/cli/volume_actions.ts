@@ -22,6 +22,12 @@ import { humanSize, table } from "./format.ts";
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
+import {
+  optionsView,
+  parseVolumeOptions,
+  readVolumeOptions,
+  writeVolumeOptions,
+} from "../container/volume_options.ts";
 
 async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
   const store = await Store.open(g.root);
@@ -47,22 +53,13 @@ export async function volumeCreateCommand(
     throw new UsageError(`volume driver "${opts.driver}" is not supported (only local)`);
   }
   const labels = parseLabels(opts.label);
-  const { parseVolumeOpts } = await import("../container/volume_opts.ts");
-  // docker's -o takes one KEY=VALUE each; `-o type=tmpfs,device=tmpfs` is podman's spelling.
-  const options = parseVolumeOpts(
-    (opts.opt ?? []).flatMap((o) => /^o=/.test(o) ? [o] : splitOpts(o)),
-  );
+  const options = parseVolumeOptions(opts.opt ?? []);
   await withStore(g, (store) => {
-    console.log(createVolume(store, { name, labels, options }).volume.name);
+    const { volume, created } = createVolume(store, { name, labels });
+    // Mounted with them when a container first uses it (volume_options.ts).
+    if (created && options) writeVolumeOptions(volume.mountpoint, options);
+    console.log(volume.name);
   });
-}
-
-/** `type=tmpfs,device=tmpfs,o=size=1m` as three options (`o=` takes the rest of the text). */
-function splitOpts(value: string): string[] {
-  const at = value.search(/(^|,)o=/);
-  const head = at < 0 ? value : value.slice(0, at);
-  const tail = at < 0 ? [] : [value.slice(at).replace(/^,/, "")];
-  return [...head.split(",").filter(Boolean), ...tail];
 }
 
 /** docker's header for each field of a `volume ls` row. */
@@ -151,7 +148,7 @@ export function inspectVolume(v: Volume): Record<string, unknown> {
     Labels: Object.keys(labels).length > 0 ? labels : null,
     Mountpoint: v.mountpoint,
     Name: v.name,
-    Options: Object.keys(v.options).length > 0 ? v.options : null,
+    Options: optionsView(readVolumeOptions(v.mountpoint)),
     Scope: "local",
   };
 }

@@ -26,7 +26,7 @@ export function defineVolumeCommands(program: Command): void {
     .option("--label <key=value>", "set metadata on the volume (repeatable)", collect)
     .option(
       "-o, --opt <key=value>",
-      "local driver option: type=, device=, o= (e.g. type=tmpfs,device=tmpfs,o=size=64m)",
+      "local driver option: type=, device=, o= (repeatable)",
       collect,
     )
     .action(async (name, opts, self) =>

@@ -24,8 +24,7 @@ import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { CopyError, copyNode } from "./fd_copy.ts";
 import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
-import { type RootfsHandle, withRootfs } from "./rootfs_access.ts";
-import { mountHolding, openMounted } from "./mount_paths.ts";
+import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
 
 function absolute(path: string): string {
@@ -79,25 +78,6 @@ function withDestination<T>(
   }
 }
 
-/**
- * Opens a path of the container: in its root, or, for a stopped container (whose root has no
- * mounts), in the volume or bind source mounted there. `writing`: a read-only mount refuses.
- */
-function containerOpener(
-  c: ContainerRecord,
-  root: RootfsHandle,
-  writing: boolean,
-): (path: string, flags: number) => number {
-  return (path, flags) => {
-    const m = root.running ? undefined : mountHolding(c.config.mounts, path);
-    if (!m) return openInRoot(root.fd, path, flags);
-    if (writing && m.readOnly) {
-      throw new TsboxError(`mounted volume is marked read-only: ${c.name}:${path}`);
-    }
-    return openMounted(m, flags);
-  };
-}
-
 /** The name a copied source gets inside a destination directory ("." merges into it). */
 function sourceName(src: string): string {
   const name = basename(src);
@@ -114,7 +94,7 @@ export async function copyFromContainer(
   await withRootfs(store, c, (root) => {
     let node: Node;
     try {
-      node = adopt(containerOpener(c, root, false)(absolute(src), O_PATH));
+      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
     } catch (err) {
       if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
       if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
@@ -134,7 +114,7 @@ export async function copyFromContainer(
       );
     });
     return Promise.resolve();
-  });
+  }, { volumes: true });
 }
 
 /** `cp SRC CONTAINER:DEST`. */
@@ -154,7 +134,7 @@ export async function copyToContainer(
   }
   try {
     await withRootfs(store, c, (root) => {
-      const open = containerOpener(c, root, true);
+      const open = (path: string, flags: number) => openInRoot(root.fd, path, flags);
       withDestination(
         open,
         absolute(dest),
@@ -164,7 +144,7 @@ export async function copyToContainer(
         (dir, name, shown) => copyNode(node, dir, name, shown),
       );
       return Promise.resolve();
-    });
+    }, { volumes: true });
   } finally {
     close(node.fd);
   }

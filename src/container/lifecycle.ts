@@ -5,13 +5,13 @@
  *
  * @module
  */
+import { containerEvent } from "../events/log.ts";
 import { killPid } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { setFrozen } from "./cgroup.ts";
 import { removeContainerFiles } from "./cleanup.ts";
 import { processAlive } from "./proc.ts";
-import { recordContainerEvent } from "./events.ts";
 import {
   type ContainerRecord,
   getContainer,
@@ -138,14 +138,9 @@ async function waitSupervisorGone(c: ContainerRecord, timeoutMs: number): Promis
   return true;
 }
 
-/** Signals PID 1 and records docker's `kill` event (stop, rm -f and kill each send one). */
-function signalPid1(store: Store, c: ContainerRecord, signal: number): boolean {
+function signalPid1(c: ContainerRecord, signal: number): boolean {
   if (c.pid === undefined || !processAlive(c.pid, c.pidStart)) return false;
-  const sent = killPid(c.pid, signal);
-  if (sent) {
-    recordContainerEvent(store, c, { action: "kill", attributes: { signal: String(signal) } });
-  }
-  return sent;
+  return killPid(c.pid, signal);
 }
 
 /** Sends `signal` to the container's PID 1 (`kill`); a paused container is thawed for SIGKILL. */
@@ -154,7 +149,8 @@ export async function killContainer(store: Store, c: ContainerRecord, signal = S
   if (current.state !== "running" && current.state !== "paused") {
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
-  signalPid1(store, current, signal);
+  signalPid1(current, signal);
+  containerEvent(store.root, "kill", current, { signal: String(signal) });
   if (current.state === "paused" && signal === SIGKILL) await unpauseContainer(store, current);
 }
 
@@ -177,16 +173,20 @@ export async function stopContainer(
   const timeout = seconds < 0 ? Infinity : seconds * 1000;
   const paused = current.state === "paused";
   if (timeout > 0) {
-    signalPid1(store, current, signal ?? current.config.stopSignal);
+    signalPid1(current, signal ?? current.config.stopSignal);
+    containerEvent(store.root, "kill", current, {
+      signal: String(signal ?? current.config.stopSignal),
+    });
     if (paused) await setFrozen(c.id, false);
     current = await waitInactive(store, c.id, timeout) ?? current;
   }
   if (isActive(current.state)) {
-    signalPid1(store, current, SIGKILL);
+    signalPid1(current, SIGKILL);
+    containerEvent(store.root, "kill", current, { signal: String(SIGKILL) });
     if (paused) await setFrozen(c.id, false).catch(() => {});
     await waitInactive(store, c.id);
   }
-  recordContainerEvent(store, current, { action: "stop" });
+  containerEvent(store.root, "stop", current);
 }
 
 /** `restart`: stop, then start again under a new supervisor. */
@@ -199,9 +199,8 @@ export async function restartContainer(
   const after = getContainer(store, c.id);
   if (!after) throw new ContainerStateError(`container ${c.id.slice(0, 12)} was removed`);
   await waitSupervisorGone(after, 10_000);
-  const stopped = getContainer(store, c.id)!;
-  await startDetached(store, stopped);
-  recordContainerEvent(store, stopped, { action: "restart" });
+  await startDetached(store, getContainer(store, c.id)!);
+  containerEvent(store.root, "restart", after);
 }
 
 /** `pause`: freezes every process of a running container. */
@@ -211,12 +210,8 @@ export async function pauseContainer(store: Store, c: ContainerRecord): Promise<
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
   await setFrozen(c.id, true);
-  updateContainer(
-    store,
-    c.id,
-    { state: "paused", event: { action: "pause" } },
-    (x) => x.state === "running",
-  );
+  updateContainer(store, c.id, { state: "paused" }, (x) => x.state === "running");
+  containerEvent(store.root, "pause", current);
 }
 
 /** `unpause`. */
@@ -226,12 +221,8 @@ export async function unpauseContainer(store: Store, c: ContainerRecord): Promis
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not paused`);
   }
   await setFrozen(c.id, false);
-  updateContainer(
-    store,
-    c.id,
-    { state: "running", event: { action: "unpause" } },
-    (x) => x.state === "paused",
-  );
+  updateContainer(store, c.id, { state: "running" }, (x) => x.state === "paused");
+  containerEvent(store.root, "unpause", current);
 }
 
 /** `wait`: blocks until the container is not running; returns its exit code. */
@@ -279,7 +270,7 @@ async function removeOne(
       );
     }
     updateContainer(store, c.id, { stopRequested: true });
-    signalPid1(store, current, SIGKILL);
+    signalPid1(current, SIGKILL);
     if (current.state === "paused") await setFrozen(c.id, false).catch(() => {});
     current = await waitInactive(store, c.id, 10_000) ?? current;
   }

@@ -14,51 +14,55 @@ import type { LogRotation } from "./logs.ts";
 export interface LogOptions extends LogRotation {
   /** The options as given (inspect's `HostConfig.LogConfig.Config`). */
   readonly given: Readonly<Record<string, string>>;
-  /** `--log-driver`; json-file when absent. */
-  readonly driver?: LogDriver;
 }
 
-/** The log drivers tsbox has: docker's `local` is kept in json-file's format here. */
-export type LogDriver = "json-file" | "local" | "none";
+/** `--log-driver`s that docker has and tsbox does not (refused by name, not as unknown). */
+const OTHER_DRIVERS = [
+  "syslog",
+  "journald",
+  "gelf",
+  "fluentd",
+  "awslogs",
+  "splunk",
+  "etwlogs",
+  "gcplogs",
+  "logentries",
+];
 
-const DRIVERS: readonly string[] = ["json-file", "local", "none"];
-
-/** `logs` of a container whose driver keeps nothing (docker's message and exit code). */
-export class LogsNotReadableError extends TsboxError {
+/** `logs` of a container whose driver keeps nothing (`none`): docker's message, exit 1. */
+export class LogReadError extends TsboxError {
   override readonly exitCode = 1;
   constructor() {
     super("configured logging driver does not support reading");
-    this.name = "LogsNotReadableError";
+    this.name = "LogReadError";
   }
 }
 
 /**
- * Parses `--log-driver` and `--log-opt KEY=VALUE` values; throws docker's messages for bad
- * ones. `local` rotates at 20m over 5 files unless told otherwise (docker's defaults); `none`
- * keeps nothing and takes any options, as docker's.
+ * Parses `--log-driver` (json-file, local: the same file format here, with docker's local
+ * defaults of 20m and 5 files; none: nothing kept) and its `--log-opt KEY=VALUE` values;
+ * throws docker's messages for bad ones.
  */
 export function parseLogOpts(
   values: readonly string[],
   driver = "json-file",
 ): LogOptions | undefined {
-  if (!DRIVERS.includes(driver)) {
-    throw new TsboxError(`logger: no log driver named '${driver}' is registered`);
+  if (OTHER_DRIVERS.includes(driver)) {
+    throw new UsageError(`the ${driver} log driver is not supported by tsbox`);
   }
-  if (driver === "none") return { maxFile: 1, given: {}, driver, discard: true };
-  const opts = parseJsonFileOpts(values, driver);
-  if (driver === "json-file") return opts;
-  return {
-    maxSize: opts?.maxSize ?? 20 << 20,
-    maxFile: opts?.given["max-file"] !== undefined ? opts.maxFile : 5,
-    given: opts?.given ?? {},
-    driver: "local",
-  };
-}
-
-function parseJsonFileOpts(values: readonly string[], driver: string): LogOptions | undefined {
-  if (values.length === 0) return undefined;
-  let maxSize: number | undefined;
-  let maxFile = 1;
+  if (!["json-file", "local", "none"].includes(driver)) {
+    throw new UsageError(`logger: no log driver named '${driver}' is registered`);
+  }
+  if (driver === "none") {
+    if (values.length > 0) {
+      throw new UsageError(`unknown log opt '${values[0].split("=")[0]}' for none log driver`);
+    }
+    return { driver: "none", maxFile: 1, given: {} };
+  }
+  if (values.length === 0 && driver === "json-file") return undefined;
+  const local = driver === "local";
+  let maxSize: number | undefined = local ? 20 * 1024 * 1024 : undefined;
+  let maxFile = local ? 5 : 1;
   const given: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf("=");
@@ -76,12 +80,14 @@ function parseJsonFileOpts(values: readonly string[], driver: string): LogOption
       }
       maxFile = Number(value);
       if (maxFile < 1) throw new UsageError("max-file cannot be less than 1");
-    } else if (!(driver === "local" && key === "compress")) {
+    } else if (local && key === "compress") {
+      // Accepted as docker's local driver takes it; rotated files stay uncompressed here.
+    } else {
       throw new UsageError(`unknown log opt '${key}' for ${driver} log driver`);
     }
   }
-  if (maxFile > 1 && maxSize === undefined && driver === "json-file") {
+  if (maxFile > 1 && maxSize === undefined) {
     throw new UsageError("max-file cannot be greater than 1 without max-size");
   }
-  return { maxSize, maxFile, given };
+  return { ...(local ? { driver: "local" as const } : {}), maxSize, maxFile, given };
 }

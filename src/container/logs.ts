@@ -32,8 +32,8 @@ export interface LogRotation {
   readonly maxSize?: number;
   /** Files kept, the live one included. */
   readonly maxFile: number;
-  /** `--log-driver none`: nothing is written. */
-  readonly discard?: boolean;
+  /** `--log-driver` other than json-file: `none` keeps nothing (log_opts.ts). */
+  readonly driver?: "local" | "none";
 }
 
 /**
@@ -49,7 +49,6 @@ export class LogWriter {
   #size: number;
   readonly #path: string;
   readonly #rotation?: LogRotation;
-  readonly #discard: boolean;
   readonly #encoder = new TextEncoder();
   #queue: Promise<void> = Promise.resolve();
 
@@ -58,18 +57,20 @@ export class LogWriter {
     this.#file = file;
     this.#size = size;
     this.#rotation = rotation?.maxSize ? rotation : undefined;
-    this.#discard = rotation?.discard ?? false;
   }
 
   /** Opens `path` for appending (creating it, mode 0640). */
   static async open(path: string, rotation?: LogRotation): Promise<LogWriter> {
+    if (rotation?.driver === "none") {
+      // Nothing kept: entries go to /dev/null (attached clients still get the output).
+      return new LogWriter("/dev/null", await Deno.open("/dev/null", { write: true }), 0);
+    }
     const file = await Deno.open(path, { append: true, create: true, mode: 0o640 });
     return new LogWriter(path, file, (await file.stat()).size, rotation);
   }
 
   /** Writes one entry (after any write still in progress). */
   write(stream: LogStream, log: string): Promise<void> {
-    if (this.#discard) return Promise.resolve();
     const line = JSON.stringify({ log, stream, time: logTime() }) + "\n";
     const bytes = this.#encoder.encode(line);
     const next = this.#queue.then(() => this.#append(bytes));

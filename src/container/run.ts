@@ -14,6 +14,8 @@ import { removeContainer, startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
 import { TsboxError } from "../errors.ts";
 import { assertInputTerminal } from "../runtime/tty.ts";
+import { attachStreams } from "./attach_streams.ts";
+import type { SuperviseOptions } from "./supervisor.ts";
 
 /** What run needs from the global options. */
 export interface RunGlobals {
@@ -40,6 +42,7 @@ export async function runContainer(
   globals: RunGlobals,
 ): Promise<{ id: string; exitCode?: number }> {
   assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
+  const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
   // A taken host port fails here, before the container exists (docker leaves one behind).
   const warning = checkPublish(flags.publish ?? [], flags.network);
   if (warning) console.error(warning);
@@ -66,7 +69,7 @@ export async function runContainer(
     }
     return {
       id: record.id,
-      exitCode: await attached(store, record.id, flags.rm ?? false, flags.attach),
+      exitCode: await attached(store, record.id, flags.rm ?? false, streams),
     };
   } finally {
     store.close();
@@ -78,7 +81,7 @@ export async function attached(
   store: Store,
   id: string,
   autoRemove: boolean,
-  streams?: readonly ("stdin" | "stdout" | "stderr")[],
+  streams?: SuperviseOptions["streams"],
 ): Promise<number> {
   let pid: number | undefined;
   const off = FORWARDED.map(([sig, num]) => {
@@ -91,11 +94,7 @@ export async function attached(
   try {
     // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
     const { supervise } = await import("./supervisor.ts");
-    const result = await supervise(store, id, {
-      attach: true,
-      streams,
-      onPid: (p) => (pid = p),
-    });
+    const result = await supervise(store, id, { attach: true, streams, onPid: (p) => (pid = p) });
     return result.exitCode;
   } catch (err) {
     throw await failedStart(store, id, autoRemove, err);

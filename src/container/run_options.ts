@@ -42,7 +42,7 @@ export function runOptionsFrom(flags: RunFlags, network: NetworkMode): RunOption
     if (size > 0) out.shmSize = size;
   }
   if (flags.sysctl?.length) out.sysctls = parseSysctls(flags.sysctl, network);
-  const log = parseLogOpts(flags.logOpt ?? [], flags.logDriver);
+  const log = parseLogOpts(flags.logOpt ?? [], (flags as { logDriver?: string }).logDriver);
   if (log) out.log = log;
   return out;
 }

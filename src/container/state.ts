@@ -16,8 +16,7 @@ import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
-import { recordEvent } from "../store/events.ts";
-import { containerEvent, type ContainerEventSpec } from "./events.ts";
+import type { NamespaceModes } from "./namespaces.ts";
 import type { NetConfig } from "../network/endpoints.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
@@ -83,6 +82,8 @@ export interface RunConfig {
   readonly stopSignalName?: string;
   /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
   readonly stopTimeoutSet?: boolean;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` (namespaces.ts); absent: the defaults. */
+  readonly namespaces?: NamespaceModes;
   /** Bridge networks, `--dns*`, `--add-host` (src/network/endpoints.ts); absent: none of it. */
   readonly net?: NetConfig;
   /** `run`/`create` options, image and command, canonical (cli/create_line.ts), if known. */
@@ -232,9 +233,7 @@ export function createContainer(store: Store, c: NewContainer): ContainerRecord 
       JSON.stringify(c.config),
       Date.now(),
     );
-    const record = toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", c.id)!);
-    recordEvent(store.db, containerEvent(record, { action: "create" }));
-    return record;
+    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", c.id)!);
   });
 }
 
@@ -369,11 +368,9 @@ export interface ContainerUpdate {
   restartCount?: number;
   stopRequested?: boolean;
   health?: HealthState | null;
-  /** docker's event this change is (`start`, `die`, ...): recorded in the same transaction. */
-  event?: ContainerEventSpec;
 }
 
-const COLUMNS: Record<Exclude<keyof ContainerUpdate, "event">, string> = {
+const COLUMNS: Record<keyof ContainerUpdate, string> = {
   state: "state",
   pid: "pid",
   pidStart: "pid_start",
@@ -405,12 +402,7 @@ export function updateContainer(
     if (!row || (guard && !guard(toRecord(row)))) return undefined;
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
-    for (
-      const [key, column] of Object.entries(COLUMNS) as [
-        Exclude<keyof ContainerUpdate, "event">,
-        string,
-      ][]
-    ) {
+    for (const [key, column] of Object.entries(COLUMNS) as [keyof ContainerUpdate, string][]) {
       const v = update[key];
       if (v === undefined) continue;
       sets.push(`${column} = ?`);
@@ -425,19 +417,13 @@ export function updateContainer(
     if (sets.length > 0) {
       store.db.run(`UPDATE containers SET ${sets.join(", ")} WHERE id = ?`, ...values, id);
     }
-    const record = toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id)!);
-    if (update.event) recordEvent(store.db, containerEvent(record, update.event));
-    return record;
+    return toRecord(store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id)!);
   });
 }
 
-/** Deletes the row, recording docker's `destroy` event with it; returns whether it existed. */
+/** Deletes the row; returns whether it existed. */
 export function deleteContainerRow(store: Store, id: string): boolean {
-  return store.db.transaction(() => {
-    const row = store.db.get<Row>("SELECT * FROM containers WHERE id = ?", id);
-    if (!row) return false;
-    store.db.run("DELETE FROM containers WHERE id = ?", id);
-    recordEvent(store.db, containerEvent(toRecord(row), { action: "destroy" }));
-    return true;
-  });
+  return store.db.transaction(() =>
+    store.db.run("DELETE FROM containers WHERE id = ?", id).changes > 0
+  );
 }

@@ -22,19 +22,27 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { sharedNamespaces } from "./namespaces.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
-import { recordContainerEvent } from "./events.ts";
 import { specOptions } from "./run_options.ts";
+import { mountVolumesOf } from "./volumes.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
 export interface SuperviseOptions {
   /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
   readonly attach?: boolean;
+  /** `run -a`: the streams attached (all of them when absent). */
+  readonly streams?: {
+    readonly stdin: boolean;
+    readonly stdout: boolean;
+    readonly stderr: boolean;
+  };
   /** Called once: after the first start succeeded, or with the error that stopped it. */
   readonly onStarted?: (error?: Error) => void;
   /** Called with PID 1's host pid on every start (signal forwarding). */
@@ -42,8 +50,6 @@ export interface SuperviseOptions {
   /** Port publishing and similar: run around every start of the container's process. */
   readonly beforeRelease?: (record: ContainerRecord, pid: number) => Promise<void>;
   readonly afterExit?: (record: ContainerRecord) => Promise<void>;
-  /** With {@link attach}: only these streams (`run -a`); all three when absent. */
-  readonly streams?: readonly ("stdin" | "stdout" | "stderr")[];
   /** Claim only a container no user has stopped (a recovery, recover.ts: a `stop` wins). */
   readonly unlessStopped?: boolean;
 }
@@ -152,9 +158,10 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
-      await attach?.endRun(exitCode);
       // docker's `oom` comes before the `die` of a container the kernel's OOM killer ended.
-      if (run.exit.oomKilled) recordContainerEvent(store, record, { action: "oom" });
+      if (run.exit.oomKilled) containerEvent(store.root, "oom", record);
+      containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
+      await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
         exitCode,
@@ -162,7 +169,6 @@ export async function supervise(
         finishedAt: Date.now(),
         pid: null,
         pidStart: null,
-        event: { action: "die", attributes: { exitCode: String(exitCode) } },
       });
       if (!after) return { exitCode, removed: true };
       record = after;
@@ -219,11 +225,6 @@ async function sleepUnlessStopped(store: Store, id: string, ms: number): Promise
   }
 }
 
-/** Whether this supervisor copies `stream` to or from its own stdio (`run` without `-d`). */
-function attachedTo(o: SuperviseOptions, stream: "stdin" | "stdout" | "stderr"): boolean {
-  return (o.attach ?? false) && (o.streams === undefined || o.streams.includes(stream));
-}
-
 async function startAndWait(
   store: Store,
   c: ContainerRecord,
@@ -248,6 +249,8 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
+    mountVolumesOf(store, c.id);
     container = await Container.start({
       id: c.id,
       stateDir: containerDir(store.root, c.id),
@@ -260,6 +263,7 @@ async function startAndWait(
       hostname: c.config.hostname,
       network: c.config.network,
       networkPid: joinedNetworkPid(store, c.config.network),
+      namespaces: sharedNamespaces(store, c),
       resources: c.config.resources,
       mounts: c.config.mounts,
       readOnly: c.config.readOnly,
@@ -270,7 +274,7 @@ async function startAndWait(
       stdio: [
         stdinPipe
           ? stdinPipe[0]
-          : attachedTo(o, "stdin") && c.config.interactive
+          : o.attach && c.config.interactive && (o.streams?.stdin ?? true)
           ? "inherit"
           : "null",
         outW,
@@ -316,13 +320,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, attachedTo(o, "stdout") ? Deno.stdout : undefined),
+      attachTee(attach, 1, o.attach && (o.streams?.stdout ?? true) ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, attachedTo(o, "stderr") ? Deno.stderr : undefined),
+      attachTee(attach, 2, o.attach && (o.streams?.stderr ?? true) ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
@@ -347,7 +351,6 @@ async function startAndWait(
       oomKilled: false,
       error: null,
       health,
-      event: { action: "start" },
     });
   } catch (err) {
     // A container the database does not know runs is one nobody could stop: end it, tear
@@ -358,6 +361,7 @@ async function startAndWait(
     // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
+  if (running) containerEvent(store.root, "start", running);
   if (unrecorded === undefined) {
     o.onPid?.(container.pid);
     started();

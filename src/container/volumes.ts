@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { mountVolumeData, unmountVolumeData } from "./volume_opts.ts";
-import { recordEvent } from "../store/events.ts";
+import { makeEvent, recordEvent } from "../events/log.ts";
 import { join, normalize } from "../path.ts";
 import {
   AT_FDCWD,
@@ -32,6 +31,7 @@ import type { Store } from "../store/mod.ts";
 import { removeTree } from "./rmtree.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
+import { mountVolumeData, unmountVolumeData } from "./volume_options.ts";
 
 /** The label docker puts on anonymous volumes (`volume prune` without `-a` removes only those). */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -46,8 +46,6 @@ export interface Volume {
   readonly anonymous: boolean;
   /** The directory containers see: `<root>/volumes/<name>/_data`. */
   readonly mountpoint: string;
-  /** `volume create -o`: the local driver's type, device and o (volume_opts.ts). */
-  readonly options: Readonly<Record<string, string>>;
 }
 
 /** `volume rm` of a volume some container still names. */
@@ -73,7 +71,6 @@ interface Row {
   created_at: number;
   labels: string;
   anonymous: number;
-  options?: string;
 }
 
 function toVolume(root: string, r: Row): Volume {
@@ -83,7 +80,6 @@ function toVolume(root: string, r: Row): Volume {
     labels: JSON.parse(r.labels) as Record<string, string>,
     anonymous: r.anonymous !== 0,
     mountpoint: volumeData(root, r.name),
-    options: JSON.parse(r.options ?? "{}") as Record<string, string>,
   };
 }
 
@@ -116,8 +112,6 @@ export interface CreateVolumeOptions {
   readonly name?: string;
   readonly labels?: Readonly<Record<string, string>>;
   readonly anonymous?: boolean;
-  /** `-o`: the local driver's options (parsed by volume_opts.ts). */
-  readonly options?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -130,31 +124,18 @@ export function createVolume(
 ): { volume: Volume; created: boolean } {
   const name = opts.name ?? randomVolumeName();
   checkName(name);
-  const created = store.db.transaction(() => {
-    const made = store.db.run(
-      "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous, options) VALUES (?, ?, ?, ?, ?)",
+  const created = store.db.transaction(() =>
+    store.db.run(
+      "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous) VALUES (?, ?, ?, ?)",
       name,
       Date.now(),
       JSON.stringify(opts.labels ?? {}),
       opts.anonymous ? 1 : 0,
-      JSON.stringify(opts.options ?? {}),
-    ).changes > 0;
-    if (made) recordEvent(store.db, volumeEvent("create", name));
-    return made;
-  });
+    ).changes > 0
+  );
   ensureDataDir(store.root, name);
-  const volume = getVolume(store, name)!;
-  try {
-    mountVolumeData(volume.mountpoint, volume.options);
-  } catch (err) {
-    // docker keeps no volume it could not mount: neither does tsbox.
-    if (created) {
-      store.db.transaction(() => store.db.run("DELETE FROM volumes WHERE name = ?", name));
-      Deno.removeSync(join(volumesDir(store.root), name), { recursive: true });
-    }
-    throw err;
-  }
-  return { volume, created };
+  if (created) volumeEvent(store.root, "create", name);
+  return { volume: getVolume(store, name)!, created };
 }
 
 /** A volume by name, if recorded. */
@@ -196,16 +177,27 @@ export async function removeVolume(
   const existed = store.db.transaction(() => {
     const users = volumeUsers(store, name);
     if (users.length > 0) throw new VolumeInUseError(name, users);
-    const gone = store.db.run("DELETE FROM volumes WHERE name = ?", name).changes > 0;
-    if (gone) recordEvent(store.db, volumeEvent("destroy", name));
-    return gone;
+    return store.db.run("DELETE FROM volumes WHERE name = ?", name).changes > 0;
   });
   if (!existed && !opts.force) throw new NotFoundError("volume", name);
   // A name that passed VOLUME_NAME has no "/" and is not "..": the path stays in volumes/.
   // Rootless, files a container wrote as a subordinate id are removed in a user namespace.
-  // A mounted device goes first: a bound host directory's files are not the volume's to delete.
-  if (existed) unmountVolumeData(volumeData(store.root, name));
-  if (existed) await removeTree(join(volumesDir(store.root), name));
+  if (existed) {
+    // A mounted _data (volume options) goes first: what is mounted there is not the volume's.
+    unmountVolumeData(volumeData(store.root, name));
+    await removeTree(join(volumesDir(store.root), name));
+    volumeEvent(store.root, "destroy", name);
+  }
+}
+
+/** docker's volume event: the Actor is the volume's name, of the `local` driver. */
+function volumeEvent(root: string, action: "create" | "destroy", name: string): void {
+  recordEvent(root, makeEvent("volume", action, name, { driver: "local" }));
+}
+
+/** Mounts the `_data` of the volumes of container `id` that have driver options. */
+export function mountVolumesOf(store: Store, id: string): void {
+  for (const v of volumeMountsOf(store, id)) mountVolumeData(volumeData(store.root, v.name));
 }
 
 /** Bytes of the regular files under `dir` (symlinks not followed). */
@@ -396,13 +388,12 @@ export function attachVolumes(
   for (const v of volumes) checkName(v.name);
   store.db.transaction(() => {
     for (const v of volumes) {
-      const made = store.db.run(
+      store.db.run(
         "INSERT OR IGNORE INTO volumes (name, created_at, labels, anonymous) VALUES (?, ?, '{}', ?)",
         v.name,
         Date.now(),
         v.anonymous ? 1 : 0,
-      ).changes > 0;
-      if (made) recordEvent(store.db, volumeEvent("create", v.name));
+      );
       store.db.run(
         "INSERT INTO volume_mounts (volume, container_id, destination, read_only) VALUES (?, ?, ?, ?)",
         v.name,
@@ -412,12 +403,7 @@ export function attachVolumes(
       );
     }
   });
-  for (const v of volumes) {
-    ensureDataDir(store.root, v.name);
-    // A `volume create -o` mount a reboot took away is made again for its next container.
-    const made = getVolume(store, v.name);
-    if (made) mountVolumeData(made.mountpoint, made.options);
-  }
+  for (const v of volumes) ensureDataDir(store.root, v.name);
 }
 
 /** A container's volume mounts, as recorded. */
@@ -535,9 +521,4 @@ export function copyImagePath(
   } finally {
     if (root !== rootfs) close(root);
   }
-}
-
-/** docker's volume event: the Actor is the volume's name, of the `local` driver. */
-function volumeEvent(action: "create" | "destroy", name: string) {
-  return { type: "volume" as const, action, actorId: name, attributes: { driver: "local" } };
 }

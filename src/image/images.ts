@@ -4,11 +4,11 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import { shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
 
 /** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
 export function requireImage(store: Store, name: string): ImageRecord {
@@ -53,7 +53,7 @@ export function tagImage(store: Store, source: string, target: string): string {
     throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
   }
   store.tag(image.id, ref.toString());
-  recordImageEvent(store, tagEvent(image.id, ref.toString()));
+  imageEvent(store.root, "tag", image.id, familiar(ref.toString()));
   return ref.toString();
 }
 
@@ -77,6 +77,20 @@ export async function removeImage(
   name: string,
   options: RemoveImageOptions = {},
 ): Promise<RemoveAction[]> {
+  const id = requireImage(store, name).id;
+  const actions = await removeImageRecord(store, name, options);
+  for (const a of actions) {
+    if ("untagged" in a) imageEvent(store.root, "untag", id, a.untagged);
+    else if (a.deleted === id) imageEvent(store.root, "delete", id);
+  }
+  return actions;
+}
+
+async function removeImageRecord(
+  store: Store,
+  name: string,
+  options: RemoveImageOptions,
+): Promise<RemoveAction[]> {
   const image = requireImage(store, name);
   const actions: RemoveAction[] = [];
   const byTag = image.tags.find((t) => {
@@ -87,10 +101,8 @@ export async function removeImage(
     }
   });
   const user = options.inUse?.(image.id);
-  const untagged = () => recordImageEvent(store, imageEvent("untag", image.id, image.id));
   if (byTag && image.tags.length > 1) {
     store.untag(byTag);
-    untagged();
     return [{ untagged: familiar(byTag) }];
   }
   if (!byTag && image.tags.length > 1 && !options.force) {
@@ -112,12 +124,9 @@ export async function removeImage(
   if (user) {
     // A forced removal keeps the image for its container, untagged, as docker does.
     for (const t of image.tags) store.untag(t);
-    for (const _ of image.tags) untagged();
     return actions;
   }
   const freed = store.deleteImage(image.id);
-  for (const _ of image.tags) untagged();
-  recordImageEvent(store, imageEvent("delete", image.id, image.id));
   actions.push({ deleted: image.id });
   for (const l of freed.layers) {
     await store.layers.remove(l.diffId, l.shortId);

@@ -1,137 +1,148 @@
 /**
- * `import`: a tarball of a filesystem (plain, gzip or zstd; from a file, a URL or stdin)
- * becomes a one-layer image, as `docker import` makes it: an empty config changed by `-c`
- * instructions, the comment `-m` (or "Imported from SOURCE") in its history, the host's
- * platform. The layer is verified, unpacked, published and recorded by the same code as `load`
- * (load.ts), so a broken tarball leaves the store as it was.
+ * `import`: a filesystem tarball (plain, gzip or zstd; a file or stdin) as a one-layer image,
+ * like `docker import`. The tar is the layer as given (its sha256 the diffID, so importing the
+ * same tar twice gives the same layer); `-c` instructions make its config and `-m` the comment
+ * of its one history entry. Nothing is recorded unless the archive unpacked completely.
  *
  * @module
  */
-import { join } from "node:path";
-import { createHash } from "node:crypto";
-import { MediaType } from "../../registry/manifest.ts";
+import { resolve } from "node:path";
+import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { hostPlatform } from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
-import { TsboxError } from "../errors.ts";
+import { recordImage } from "../build/builder.ts";
+import { publishLayerTar } from "../build/layer.ts";
+import { fromConfig } from "../build/state.ts";
+import { makeBuildDir } from "../build/sweep.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import { removeTree } from "../store/layers.ts";
-import { ownedTempPrefix } from "../store/owner.ts";
-import { holdPublishLock } from "../store/publish_lock.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { applyChanges } from "./changes.ts";
-import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
-import {
-  apply,
-  DOCKER_LAYER_TYPE,
-  type LayerPlan,
-  sniff,
-  type Spooled,
-  uncompressedDigest,
-} from "./load.ts";
+import { applyChanges, parseChanges } from "./changes.ts";
+import { decompressor } from "./decompress.ts";
+import { imageEvent } from "../events/log.ts";
 
-/** Options of {@link importImage}. */
+/** `import`'s options, as docker's flags. */
 export interface ImportOptions {
-  /** Where the tarball came from (`-`, a path, a URL): the default comment names it. */
-  readonly source: string;
-  /** `-c/--change` Dockerfile instructions. */
+  /** `-c/--change` instructions, in order. */
   readonly changes?: readonly string[];
-  /** `-m/--message`: the commit message. */
+  /** `-m/--message`: the history comment (docker's `Imported from SOURCE` when absent). */
   readonly message?: string;
-  /** REPOSITORY[:TAG] to tag the image with. */
+  /** `REPOSITORY[:TAG]` to name the image; untagged when absent. */
   readonly reference?: string;
+  /** What the archive was read from, for the default comment (`-` for stdin). */
+  readonly source: string;
 }
 
-/** Writes `input` to `path`, returning its sha256 and size. */
-async function spool(input: ReadableStream<Uint8Array>, path: string): Promise<Spooled> {
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-  const hash = createHash("sha256");
-  let size = 0;
-  try {
-    for await (const chunk of input) {
-      hash.update(chunk);
-      size += chunk.byteLength;
-      for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
-    }
-  } finally {
-    file.close();
+/** The archive is not a tar (docker's message). */
+export class ImportFormatError extends TsboxError {
+  constructor(detail = "archive/tar: invalid tar header") {
+    super(detail);
+    this.name = "ImportFormatError";
   }
-  return { path, size, digest: `sha256:${hash.digest("hex")}` };
 }
 
-/** Imports the tarball `input` as a one-layer image; returns it (tagged when asked). */
+const BLOCK = 512;
+
+/**
+ * Passes the tar through, failing unless its first block is a tar header (ustar magic, or a
+ * valid checksum for an old v7 header): a random file must not become an empty layer.
+ */
+function tarHeaderCheck(): TransformStream<Uint8Array, Uint8Array> {
+  let head = new Uint8Array(0);
+  let checked = false;
+  const check = () => {
+    checked = true;
+    if (head.length < BLOCK) throw new ImportFormatError();
+    const text = new TextDecoder("latin1").decode(head.subarray(257, 262));
+    if (text === "ustar") return;
+    const field = new TextDecoder().decode(head.subarray(148, 156)).replace(/[\0 ]/g, "");
+    const stored = parseInt(field, 8);
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : head[i];
+    if (stored !== sum) throw new ImportFormatError();
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (checked) {
+        controller.enqueue(chunk);
+        return;
+      }
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      head = joined;
+      if (joined.length < BLOCK) return;
+      check();
+      controller.enqueue(joined);
+    },
+    // Ended before a whole header block: not a tar.
+    flush() {
+      if (!checked) check();
+    },
+  });
+}
+
+/** Compression by magic bytes; xz and bzip2 are refused by name. */
+function sniff(head: Uint8Array): "gzip" | "zstd" | "none" {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58) {
+    throw new ImportFormatError("xz-compressed archives are not supported by tsbox's import");
+  }
+  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) {
+    throw new ImportFormatError("bzip2-compressed archives are not supported by tsbox's import");
+  }
+  return "none";
+}
+
+/** Imports the tarball `input` as a new image and returns it. */
 export async function importImage(
   store: Store,
   input: ReadableStream<Uint8Array>,
   o: ImportOptions,
 ): Promise<ImageRecord> {
-  // Refused before anything is read: a bad reference or change is the user's to fix first.
-  const tag = o.reference !== undefined ? parseReference(o.reference) : undefined;
-  if (tag?.digest) {
-    throw new TsboxError(`refusing to create a tag with a digest reference: ${o.reference}`);
-  }
-  const config = applyChanges({}, o.changes ?? []);
-  // As load: no sweep removes a layer or blob this import finds in the store and counts on.
-  const release = await holdPublishLock(store.root);
-  // A temp entry named after this process: killed, the next tsbox removes it.
-  const tmp = store.layers.tempDir;
-  let dir: string | undefined;
-  try {
-    await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
-    dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}import-` });
-    const file = await spool(input, join(dir, "layer"));
-    if (file.size === 0) throw new TsboxError("import: the tarball is empty");
-    const compression = await sniff(file);
-    const layer: LayerPlan = {
-      diffId: "",
-      file,
-      compression,
-      blobDigest: file.digest,
-      mediaType: DOCKER_LAYER_TYPE[compression],
-      blobSize: file.size,
-      storeBlob: true,
-    };
-    try {
-      layer.diffId = await uncompressedDigest(layer);
-    } catch (err) {
-      throw new TsboxError(`import: cannot read the tarball: ${(err as Error).message}`);
+  const changes = parseChanges(o.changes ?? []);
+  let tag: string | undefined;
+  if (o.reference !== undefined) {
+    const ref = parseReference(o.reference);
+    if (ref.digest) {
+      throw new UsageError(`refusing to create a tag with a digest reference: ${o.reference}`);
     }
+    tag = ref.toString();
+  }
+  const config: ContainerConfig = {};
+  applyChanges(config, changes);
+  const scratch = await makeBuildDir(resolve(store.root));
+  try {
+    // Spooled first: the compression is read from the first bytes, and stdin cannot rewind.
+    const spool = `${scratch}/import.in`;
+    await input.pipeTo((await Deno.create(spool)).writable);
+    const head = new Uint8Array(4);
+    const f = await Deno.open(spool);
+    try {
+      await f.read(head);
+    } finally {
+      f.close();
+    }
+    const tar = (await Deno.open(spool)).readable
+      .pipeThrough(decompressor(sniff(head)))
+      .pipeThrough(tarHeaderCheck());
+    const layer = await publishLayerTar(store, tar, scratch);
     const created = new Date().toISOString();
-    const comment = o.message || `Imported from ${o.source}`;
     const platform = hostPlatform();
-    const imageConfig = {
+    const image: ImageConfig = {
       architecture: platform.architecture,
-      ...(platform.variant ? { variant: platform.variant } : {}),
       os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
       created,
-      comment,
       config,
       rootfs: { type: "layers", diff_ids: [layer.diffId] },
-      history: [{ created, comment }],
+      history: [{ created, comment: o.message || `Imported from ${o.source}` }],
     };
-    const configBytes = new TextEncoder().encode(JSON.stringify(imageConfig));
-    const id = `sha256:${createHash("sha256").update(configBytes).digest("hex")}`;
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.DockerManifest,
-      config: { mediaType: MediaType.DockerConfig, size: configBytes.length, digest: id },
-      layers: [{ mediaType: layer.mediaType, size: layer.blobSize, digest: layer.blobDigest }],
-    };
-    const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
-    const [loaded] = await apply(store, [{
-      configBytes,
-      id,
-      layers: [layer],
-      manifest: {
-        bytes: manifestBytes,
-        digest: `sha256:${createHash("sha256").update(manifestBytes).digest("hex")}`,
-        mediaType: MediaType.DockerManifest,
-      },
-      tags: tag ? [tag.toString()] : [],
-    }], () => {});
-    recordImageEvent(store, imageEvent("import", id, id));
-    if (tag) recordImageEvent(store, tagEvent(id, tag.toString()));
-    return loaded.image;
+    const record = await recordImage(store, fromConfig(image, [layer]), tag ? [tag] : []);
+    imageEvent(store.root, "import", record.id);
+    return record;
   } finally {
-    if (dir) await removeTree(dir);
-    release();
+    await removeTree(scratch);
   }
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { imageEvent, recordImageEvent, tagEvent } from "./events.ts";
+import { imageEvent } from "../events/log.ts";
 import { join, posix } from "node:path";
 import { createHash } from "node:crypto";
 import {
@@ -71,7 +71,7 @@ export interface LoadedImage {
 }
 
 /** A regular file of the archive, spooled to disk. */
-export interface Spooled {
+interface Spooled {
   path: string;
   size: number;
   digest: string;
@@ -85,7 +85,7 @@ interface Spool {
 }
 
 /** A layer of an image to load, found in the archive. */
-export interface LayerPlan {
+interface LayerPlan {
   diffId: string;
   file: Spooled;
   compression: Compression;
@@ -98,7 +98,7 @@ export interface LayerPlan {
 }
 
 /** An image to load. */
-export interface ImagePlan {
+interface ImagePlan {
   configBytes: Uint8Array;
   id: string;
   layers: LayerPlan[];
@@ -141,8 +141,8 @@ export async function loadImages(
     const loaded = await apply(store, plans, emit);
     // docker's events of a load: `load` of each image, then a `tag` for each name it got.
     for (const image of loaded) {
-      recordImageEvent(store, imageEvent("load", image.id, image.id));
-      for (const t of image.tags) recordImageEvent(store, tagEvent(image.id, t));
+      imageEvent(store.root, "load", image.id, image.id);
+      for (const t of image.tags) imageEvent(store.root, "tag", image.id, familiarName(t));
     }
     return loaded;
   } finally {
@@ -230,7 +230,7 @@ function checkNamedDigest(name: string, file: Spooled, what: string): void {
 }
 
 /** Compression of a layer file by its first bytes (docker archives hold plain tars, others may not). */
-export async function sniff(file: Spooled): Promise<Compression> {
+async function sniff(file: Spooled): Promise<Compression> {
   const f = await Deno.open(file.path);
   try {
     const head = new Uint8Array(4);
@@ -245,7 +245,7 @@ export async function sniff(file: Spooled): Promise<Compression> {
   }
 }
 
-export const DOCKER_LAYER_TYPE: Record<Compression, string> = {
+const DOCKER_LAYER_TYPE: Record<Compression, string> = {
   none: MediaType.DockerLayer,
   gzip: MediaType.DockerLayerGzip,
   zstd: MediaType.DockerLayerZstd,
@@ -410,7 +410,7 @@ async function* chunksOf(file: Deno.FsFile): AsyncGenerator<Uint8Array> {
 }
 
 /** The sha256 of a layer file's uncompressed content. */
-export async function uncompressedDigest(plan: LayerPlan): Promise<string> {
+async function uncompressedDigest(plan: LayerPlan): Promise<string> {
   const file = await Deno.open(plan.file.path);
   const digesting = new DigestingStream();
   for await (
@@ -465,8 +465,7 @@ async function processLayer(
   }
 }
 
-/** Verifies, publishes and records `plans` (their layers and blobs), all or nothing. */
-export async function apply(
+async function apply(
   store: Store,
   plans: ImagePlan[],
   emit: (e: LoadEvent) => void,
@@ -579,4 +578,9 @@ function dockerManifest(plan: ImagePlan): { bytes: Uint8Array; digest: string; m
   };
   const bytes = new TextEncoder().encode(JSON.stringify(manifest));
   return { bytes, digest: sha256Digest(bytes), mediaType: manifest.mediaType! };
+}
+
+/** `docker.io/library/busybox:latest` as docker names it in events: `busybox:latest`. */
+function familiarName(full: string): string {
+  return parseReference(full).familiar();
 }

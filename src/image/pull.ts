@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { type ManifestResponse, RegistryClient } from "../../registry/client.ts";
 import {
   type Descriptor,
@@ -56,7 +57,6 @@ import { VERSION } from "../version.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
 import { inParallel } from "./parallel.ts";
-import { pullEvent, recordImageEvent } from "./events.ts";
 
 /** What a pull reports as it goes, close to docker's per-layer status lines. */
 export type PullEvent =
@@ -143,7 +143,7 @@ export async function pullImage(
   const known = store.imageByRepoDigest(ref.repository, top.digest);
   if (known && await hasAllLayers(store, known) && !options.platform) {
     if (ref.tag !== undefined && !ref.digest) store.tag(known.id, ref.toString());
-    recordImageEvent(store, pullEvent(ref.toString()));
+    imageEvent(store.root, "pull", ref.familiar(), ref.familiar());
     return { image: store.getImage(known.id)!, reference: ref, digest: top.digest, upToDate: true };
   }
 
@@ -259,7 +259,7 @@ export async function pullImage(
         repoDigest,
       }));
     await claim.release();
-    recordImageEvent(store, pullEvent(ref.toString()));
+    imageEvent(store.root, "pull", ref.familiar(), ref.familiar());
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {

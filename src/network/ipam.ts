@@ -8,7 +8,6 @@
  */
 import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
-import { recordEvent } from "../store/events.ts";
 import {
   formatIPv4,
   lastOf,
@@ -18,7 +17,7 @@ import {
   parseSubnet,
   type Subnet,
 } from "./cidr.ts";
-import type { NetworkRecord } from "./records.ts";
+import { networkEvent, type NetworkRecord } from "./records.ts";
 
 /** One holder's address on one network. */
 export interface Lease {
@@ -150,19 +149,13 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
       JSON.stringify(lease.aliases),
       Date.now(),
     );
-    recordEvent(store.db, connectEvent("connect", net.id, net.name, req.holder));
+    networkEvent(store.root, "connect", net.id, {
+      container: req.holder,
+      name: net.name,
+      type: "bridge",
+    });
     return lease;
   });
-}
-
-/** docker's `network connect|disconnect`: the Actor is the network, with the container. */
-function connectEvent(action: string, networkId: string, name: string, holder: string) {
-  return {
-    type: "network" as const,
-    action,
-    actorId: networkId,
-    attributes: { container: holder, name, type: "bridge" },
-  };
 }
 
 /** The lease of `holder` on `networkId`, if any. */
@@ -190,7 +183,6 @@ export function leasesHeldBy(store: Store, holder: string): Lease[] {
 
 /** Gives an address back. */
 export function releaseLease(store: Store, networkId: string, holder: string): void {
-  // No transaction of its own: reaping a dead runner releases inside its transaction.
   const gone = store.db.run(
     "DELETE FROM network_leases WHERE network_id = ? AND holder = ?",
     networkId,
@@ -199,5 +191,11 @@ export function releaseLease(store: Store, networkId: string, holder: string): v
   const net = gone
     ? store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", networkId)
     : undefined;
-  if (net) recordEvent(store.db, connectEvent("disconnect", networkId, net.name, holder));
+  if (net) {
+    networkEvent(store.root, "disconnect", networkId, {
+      container: holder,
+      name: net.name,
+      type: "bridge",
+    });
+  }
 }

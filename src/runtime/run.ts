@@ -79,10 +79,6 @@ export interface RunFlags extends SecurityFlags {
   sysctl?: string[];
   /** `--log-opt KEY=VALUE` values (json-file: max-size, max-file). */
   logOpt?: string[];
-  /** `--log-driver`: json-file (default), local or none. */
-  logDriver?: string;
-  /** `-a/--attach`: the streams a foreground run attaches (all when absent). */
-  attach?: ("stdin" | "stdout" | "stderr")[];
   /** The command line, canonical (cli/create_line.ts): kept for `generate systemd --new`. */
   createCommand?: string[];
 }

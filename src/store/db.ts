@@ -139,27 +139,6 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX network_leases_holder ON network_leases(holder);
   `,
-  `
-  -- docker's events (src/store/events.ts): what changed, in commit order (seq), kept bounded.
-  CREATE TABLE events (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a follower reads seq > last
-    time_us    INTEGER NOT NULL,          -- microseconds since the epoch
-    type       TEXT NOT NULL,             -- container | image | network | volume
-    action     TEXT NOT NULL,             -- create, start, die, pull, tag, ...
-    actor_id   TEXT NOT NULL,             -- container id, image id or reference, volume name
-    attributes TEXT NOT NULL DEFAULT '{}' -- JSON object of strings
-  );
-  CREATE INDEX events_time ON events(time_us);
-  -- The bound: every 100th row drops all but the newest 10,000, inside the recording INSERT.
-  CREATE TRIGGER events_bounded AFTER INSERT ON events WHEN NEW.seq % 100 = 0
-  BEGIN
-    DELETE FROM events WHERE seq <= NEW.seq - 10000;
-  END;
-  `,
-  `
-  -- volume create -o: the local driver's options (type, device, o) as a JSON object.
-  ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
-  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */

@@ -21,7 +21,7 @@ import {
   type Pipe,
   TemplateParseError,
 } from "./parse.ts";
-import { GO_JSON, GO_TYPE, GoMap } from "./values.ts";
+import { GO_TYPE, GoMap } from "./values.ts";
 import { goQuote } from "../format.ts";
 
 export { GO_TYPE, GoMap, goQuote };
@@ -153,9 +153,6 @@ export function goJson(v: unknown): string {
     if (x === undefined || typeof x === "function") return null;
     if (Array.isArray(x)) return x.map(plain);
     if (x instanceof GoMap && x.isNil) return null;
-    if (typeof x === "object" && x !== null && GO_JSON in x) {
-      return plain((x as { [GO_JSON]: unknown })[GO_JSON]);
-    }
     if (x instanceof Map) {
       // Go sorts map keys.
       return Object.fromEntries([...x.keys()].sort().map((k) => [k, plain(x.get(k))]));

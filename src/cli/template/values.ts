@@ -8,12 +8,6 @@
 /** Marks an object as a Go struct; the value is its type name in messages. */
 export const GO_TYPE: unique symbol = Symbol("goType");
 
-/**
- * What a Go struct marshals to when it has JSON tags of its own (`{"status": ...}` for a field
- * `Status`): `{{json .}}` prints this value instead of the struct's fields.
- */
-export const GO_JSON: unique symbol = Symbol("goJson");
-
 /** A Go map (a missing key prints `<no value>`), optionally with methods such as `Label`. */
 export class GoMap extends Map<string, unknown> {
   constructor(
