@@ -22,6 +22,7 @@ import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
+import { defineServiceCommand } from "./service_command.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 import { defineCommitCommand } from "./commit_command.ts";
 import { defineUpdateCommand } from "./update_command.ts";
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
   definePortCommand(program);
   defineVolumeCommands(program);
   defineSystemCommands(program);
+  defineServiceCommand(program);
   defineEventsCommand(program);
   defineCompletionCommand(program);
   defineNetworkCommands(program);

@@ -107,7 +107,7 @@ const VOLUME_FILTER_KEYS = ["dangling", "driver", "label", "label!", "name"];
  * `volume ls --filter`: `name=` (docker's regexp match), `driver=` (`local`), `label=`/`label!=`,
  * `dangling=` (no container names the volume).
  */
-function volumeFilter(store: Store, values: readonly string[]): (v: Volume) => boolean {
+export function volumeFilter(store: Store, values: readonly string[]): (v: Volume) => boolean {
   const filters = parseFilters(values, VOLUME_FILTER_KEYS);
   const dangling = boolFilter(filters, "dangling");
   const any = (key: string, test: (value: string) => boolean) =>
