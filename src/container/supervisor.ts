@@ -286,7 +286,7 @@ async function startAndWait(
       beforeRelease: ports || net || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.
-          net?.connect(pid);
+          await net?.connect(pid);
           await ports?.start(pid);
           await o.beforeRelease?.(c, pid);
         }
