@@ -58,7 +58,13 @@ async function contextDir(dockerfile: string): Promise<string> {
 
 /** Mount points (as the kernel lists them) under `dir`. */
 function mountsUnder(dir: string): string[] {
-  const real = Deno.realPathSync(dir);
+  let real: string;
+  try {
+    real = Deno.realPathSync(dir);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return []; // removed already (tempRoot's purge)
+    throw err;
+  }
   return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
     .map((l) => l.split(" ")[4])
     .filter((p): p is string => p !== undefined && p.startsWith(`${real}/`));

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
@@ -284,6 +285,19 @@ async function prepareContext(options: BuildOptions, scratch: string): Promise<s
   return dir;
 }
 
+/** `Dockerfile`, or podman's and buildah's `Containerfile` when only that one is there. */
+function defaultDockerfile(contextDir: string): string {
+  const exists = (name: string) => {
+    try {
+      Deno.lstatSync(join(contextDir, name));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return !exists("Dockerfile") && exists("Containerfile") ? "Containerfile" : "Dockerfile";
+}
+
 /** The Dockerfile's text and the name messages give it. */
 async function readDockerfile(
   options: BuildOptions,
@@ -292,11 +306,11 @@ async function readDockerfile(
   if (options.dockerfileText !== undefined) {
     return { text: options.dockerfileText, file: "Dockerfile" };
   }
-  const name = options.dockerfile ?? "Dockerfile";
+  const name = options.dockerfile ?? defaultDockerfile(contextDir);
   // In an archive the name is a path inside it, followed no further out than its root.
   const path = options.contextArchive !== undefined
     ? resolveInRoot(contextDir, name)
-    : options.dockerfile ?? join(contextDir, "Dockerfile");
+    : options.dockerfile ?? join(contextDir, name);
   const shown = options.contextArchive !== undefined ? `${name} in the context archive` : path;
   try {
     return { text: await Deno.readTextFile(path), file: posix.basename(name) };
@@ -365,6 +379,8 @@ export async function recordImage(
     tag: tags[0],
   });
   for (const t of tags.slice(1)) store.tag(id, t);
+  // docker's `tag` event for each name the build gave.
+  for (const t of tags) imageEvent(store.root, "tag", id, parseReference(t).familiar());
   return store.getImage(image.id)!;
 }
 

@@ -92,12 +92,14 @@ export async function copyInto(
   options: CopyOptions,
 ): Promise<void> {
   const destIsDir = dest.endsWith("/") || sources.length > 1;
+  // Files of one COPY that are hard links of each other stay so in the image (docker's).
+  const links: HardLinks = new Map();
   for (const src of sources) {
     if (src.isDir) {
       const base = mkdirInRoot(rootfs, dest, options.owner);
       void base;
       for (const e of await sourceEntries(root, src)) {
-        await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options);
+        await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options, links);
       }
       continue;
     }
@@ -108,7 +110,7 @@ export async function copyInto(
     }
     const target = destIsDir || isDirInRoot(rootfs, dest) ? posix.join(dest, src.name) : dest;
     if (destIsDir) mkdirInRoot(rootfs, dest, options.owner);
-    await placeEntry(rootfs, target, src.path, await Deno.lstat(src.path), options);
+    await placeEntry(rootfs, target, src.path, await Deno.lstat(src.path), options, links);
   }
 }
 
@@ -128,12 +130,16 @@ export async function writeInto(
   if (options.owner) lchown(host, options.owner.uid, options.owner.gid);
 }
 
+/** Where a source inode (`dev:ino`) with more than one link was first placed. */
+type HardLinks = Map<string, string>;
+
 async function placeEntry(
   rootfs: string,
   path: string,
   from: string,
   info: Deno.FileInfo,
   options: CopyOptions,
+  links?: HardLinks,
 ): Promise<void> {
   const host = placeInRoot(rootfs, path, options.owner);
   const existing = lstat(host);
@@ -159,6 +165,13 @@ async function placeEntry(
   }
   if (!info.isFile) return; // devices, fifos and sockets in a context are not copied
   await Deno.mkdir(dirname(host), { recursive: true });
+  const inode = (info.nlink ?? 1) > 1 ? `${info.dev}:${info.ino}` : undefined;
+  const first = inode !== undefined ? links?.get(inode) : undefined;
+  if (first !== undefined) {
+    await Deno.link(first, host);
+    return;
+  }
+  if (inode !== undefined) links?.set(inode, host);
   await Deno.copyFile(from, host);
   Deno.chmodSync(host, mode);
   lchown(host, uid, gid);

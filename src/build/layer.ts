@@ -48,7 +48,11 @@ function isOpaque(path: string): boolean {
 }
 
 /** The OCI tar entries of an overlay upper directory, parents before children. */
-export async function* diffEntries(upper: string, prefix = ""): AsyncGenerator<TarWriterEntry> {
+export async function* diffEntries(
+  upper: string,
+  prefix = "",
+  links = new Map<string, string>(),
+): AsyncGenerator<TarWriterEntry> {
   for (const name of await sortedNames(join(upper, prefix))) {
     const rel = prefix ? `${prefix}/${name}` : name;
     const path = join(upper, rel);
@@ -65,10 +69,14 @@ export async function* diffEntries(upper: string, prefix = ""): AsyncGenerator<T
       if (isOpaque(path)) {
         yield { type: "file", name: `${rel}/.wh..wh..opq`, size: 0, body: new Uint8Array(), mtime };
       }
-      yield* diffEntries(upper, rel);
+      yield* diffEntries(upper, rel, links);
     } else if (info.isSymlink) {
       yield { type: "symlink", name: rel, target: await Deno.readLink(path), mtime, ...owner };
+    } else if (info.isFile && (info.nlink ?? 1) > 1 && links.has(`${info.dev}:${info.ino}`)) {
+      // A hard link of a file this layer already holds: a link entry, as docker writes it.
+      yield { type: "hardlink", name: rel, target: links.get(`${info.dev}:${info.ino}`)!, mtime };
     } else if (info.isFile) {
+      if ((info.nlink ?? 1) > 1) links.set(`${info.dev}:${info.ino}`, rel);
       const file = await Deno.open(path);
       yield {
         type: "file",

@@ -64,13 +64,13 @@ export interface ContainerFilter {
 
 /**
  * The network names of a container as docker's `NETWORKS` column shows them: its bridge
- * networks, `private` for tsbox's lo-only namespace, `host`, `none`; a container sharing
- * another's network has none.
+ * networks, `slirp4netns`/`pasta`, `private` for tsbox's lo-only namespace, `host`, `none`; a container
+ * sharing another's network has none.
  */
 export function networkNames(c: ContainerRecord): string[] {
   const endpoints = c.config.net?.endpoints ?? [];
   if (endpoints.length > 0) return endpoints.map((e) => e.network);
-  const mode = c.config.network;
+  const mode = c.config.net?.outbound ?? c.config.network;
   return mode.startsWith("container:") ? [] : [mode];
 }
 

@@ -53,7 +53,7 @@ function label(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-const NETWORKS = ["private", "none", "host", "default", "bridge"];
+const NETWORKS = ["private", "none", "host", "default", "bridge", "pasta", "slirp4netns"];
 
 /** A mode, `container:NAME`, or a network's name (it must exist: checked at create). */
 function parseNetworkFlag(value: string): string {
@@ -130,8 +130,9 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .addOption(
       new Option(
         "--network <mode>",
-        "network: bridge (as root, the default), NAME (a user network), private (own " +
-          "namespace with lo only; rootless default), none, host, container:NAME",
+        "network: bridge (the default: as root a bridge, rootless slirp4netns or pasta), NAME " +
+          "(a user network), slirp4netns, pasta, private (own namespace with lo only), none, " +
+          "host, container:NAME",
       ).argParser(parseNetworkFlag).default("default"),
     )
     .addOption(

@@ -12,6 +12,7 @@ import { inspectHostConfig } from "./run_options.ts";
 import { inspectNamespaces } from "./namespaces.ts";
 import { inspectExtraLimits } from "./extra_limits.ts";
 import { inspectNetworkSettings } from "../network/inspect.ts";
+import { networkModeName } from "../network/endpoints.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -53,7 +54,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
     RestartCount: c.restartCount,
     Driver: "overlay",
     HostConfig: {
-      NetworkMode: cfg.net?.endpoints[0]?.network ?? cfg.network,
+      NetworkMode: networkModeName(cfg.network, cfg.net),
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
       PublishAllPorts: cfg.publishAll ?? false,

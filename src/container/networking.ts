@@ -25,16 +25,50 @@ import {
   type RunConfig,
 } from "./state.ts";
 
+/** Whether `--network` asks for a user-mode network: by name, or rootless the default. */
+function wantsOutbound(mode: string, rootless: boolean): boolean {
+  return mode === "pasta" || mode === "slirp4netns" ||
+    (rootless && (mode === "default" || mode === "bridge"));
+}
+
+/**
+ * A user-mode network's settings (slirp4netns or pasta): asked for by name it fails where the
+ * helper cannot run; the rootless default gets a one-line warning and the `private` namespace.
+ */
+async function outboundNetConfig(
+  store: Store,
+  flags: NetFlags,
+  bridged: boolean,
+): Promise<NetConfig | undefined> {
+  const mode = flags.network ?? "default";
+  if (mode === "pasta" && bridged) {
+    // As root pasta drops to `nobody` before it opens /proc/PID/ns/net, which nobody may open.
+    throw new UsageError("--network pasta is for rootless containers: as root use bridge");
+  }
+  const { chooseOutbound } = await import("../network/outbound.ts");
+  const { helper, problem } = chooseOutbound(mode);
+  const rest = planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
+  if (helper !== undefined) return { ...(rest ?? { endpoints: [] }), outbound: helper };
+  if (mode === "pasta" || mode === "slirp4netns") throw new TsboxError(problem!);
+  console.error(
+    `WARNING: ${problem}: the container gets a private network namespace with no route out`,
+  );
+  return rest;
+}
+
 /**
  * The network settings to record for a new container, or undefined when it needs none. As
- * root `default`/`bridge` is the default bridge network; rootless it stays the `private`
- * namespace (no pasta yet).
+ * root `default`/`bridge` is the default bridge network; rootless it is slirp4netns or pasta
+ * (outbound access as the user, outbound.ts), or the `private` namespace where neither runs.
  */
 export async function netConfigFrom(
   store: Store,
   flags: NetFlags,
 ): Promise<NetConfig | undefined> {
   const bridged = !isRootless();
+  if (wantsOutbound(flags.network ?? "default", !bridged)) {
+    return await outboundNetConfig(store, flags, bridged);
+  }
   const wanted = bridgeNetworkName(flags.network, bridged) !== undefined ||
     flags.ip !== undefined ||
     (flags.networkAlias?.length ?? 0) > 0 || (flags.dns?.length ?? 0) > 0 ||
@@ -70,7 +104,7 @@ export async function netConfigFrom(
 /** What a supervisor calls around one run of a container. */
 export interface NetworkHooks {
   /** PID 1 sits in its new network namespace and is not released yet. */
-  connect(pid: number): void;
+  connect(pid: number): Promise<void>;
   /** PID 1 has ended (or the start failed after connect). */
   disconnect(): void;
 }
@@ -90,7 +124,14 @@ export async function networkHooks(
     net,
   };
   return {
-    connect: (pid) => void connectContainer(store, subject, pid),
+    connect: async (pid) => {
+      connectContainer(store, subject, pid);
+      if (net.outbound !== undefined) {
+        // The route out is up before PID 1 runs its program (undone by disconnect on failure).
+        const { startOutbound } = await import("../network/outbound.ts");
+        await startOutbound(subject.stateDir, pid, net.outbound);
+      }
+    },
     disconnect: () => void disconnectContainer(store, c.id),
   };
 }

@@ -159,6 +159,8 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      // docker's `oom` comes before the `die` of a container the kernel's OOM killer ended.
+      if (run.exit.oomKilled) containerEvent(store.root, "oom", record);
       containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
@@ -277,7 +279,7 @@ async function startAndWait(
       beforeRelease: ports || net || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.
-          net?.connect(pid);
+          await net?.connect(pid);
           await ports?.start(pid);
           await o.beforeRelease?.(c, pid);
         }

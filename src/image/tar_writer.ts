@@ -1,6 +1,6 @@
 /**
- * A small streaming tar writer for image archives (`save`): regular files, directories and
- * symlinks in POSIX ustar, with a PAX extended header when a name does not fit ustar's fields.
+ * A small streaming tar writer for image archives (`save`): regular files, directories,
+ * symlinks and hard links in POSIX ustar, with a PAX extended header when a name does not fit ustar's fields.
  *
  * Bodies stream through without being buffered; each file's size must be known up front (it is
  * in the header) and is enforced, so a body that runs short or long fails the archive instead of
@@ -37,6 +37,8 @@ export type TarWriterEntry =
     }
     | { type: "directory" }
     | { type: "symlink"; target: string }
+    /** A hard link of `target`, an entry written earlier in the same archive. */
+    | { type: "hardlink"; target: string }
   );
 
 /** A body whose length differs from the size its header announced. */
@@ -90,7 +92,7 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
   const name = entry.type === "directory" && !entry.name.endsWith("/")
     ? `${entry.name}/`
     : entry.name;
-  const linkname = entry.type === "symlink" ? entry.target : "";
+  const linkname = entry.type === "symlink" || entry.type === "hardlink" ? entry.target : "";
   const size = entry.type === "file" ? entry.size : 0;
   const pax = new Map<string, string>();
   const split = splitUstarName(name);
@@ -103,7 +105,7 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
   if (gid > 0o7777777) pax.set("gid", String(gid));
   const mode = entry.mode ?? (entry.type === "directory" ? 0o755 : 0o644);
   const mtime = Math.max(0, Math.floor(entry.mtime ?? 0));
-  const flag = entry.type === "file" ? "0" : entry.type === "directory" ? "5" : "2";
+  const flag = { file: "0", hardlink: "1", symlink: "2", directory: "5" }[entry.type];
   const blocks: Uint8Array[] = [];
   if (pax.size > 0) {
     const body = paxRecords(pax);

@@ -3,7 +3,8 @@
  * network namespace (before it is released), {@link disconnectContainer} when it has ended, is
  * removed, or its dead supervisor is reaped. Connecting attaches each recorded endpoint, writes
  * resolv.conf and hosts for what it got, and puts its names into its user networks' DNS;
- * disconnecting undoes all of it, and is safe to repeat and to run from another process.
+ * disconnecting undoes all of it (and ends a rootless container's slirp4netns or pasta,
+ * outbound.ts), and is safe to repeat and to run from another process.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, resolvConfFor } from "./etc_files.ts";
 import { leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
+import { stopOutbound } from "./outbound.ts";
+import { containerDir } from "../container/paths.ts";
 
 /** What connecting needs of the container. */
 export interface ConnectSubject {
@@ -178,10 +181,11 @@ export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string)
 
 /**
  * Detaches container `id` from every network it holds an address on (its veth pairs go, its
- * addresses come back) and takes its names out of DNS. Nothing to do (and no kernel work) when
- * it holds none. Returns how many it left.
+ * addresses come back), takes its names out of DNS and ends its user-mode network helper. Nothing to do (and no
+ * kernel work) when it holds none. Returns how many addresses it left.
  */
 export function disconnectContainer(store: Store, id: string): number {
+  stopOutbound(containerDir(store.root, id));
   const leases = leasesHeldBy(store, id);
   for (const lease of leases) {
     const net = findNetwork(store, lease.networkId);

@@ -34,6 +34,8 @@ export interface NetConfig {
   readonly dnsOptions?: readonly string[];
   /** `--add-host NAME:IP` as `[name, ip]` (host-gateway already replaced at start). */
   readonly extraHosts?: readonly (readonly [string, string])[];
+  /** A user-mode network's helper (rootless default, `--network pasta|slirp4netns`). */
+  readonly outbound?: "slirp4netns" | "pasta";
 }
 
 /** The flags this module reads. */
@@ -48,12 +50,21 @@ export interface NetFlags {
 }
 
 /** Modes that are not bridge networks (`container:NAME` aside). */
-const NAMESPACE_MODES = new Set(["private", "none", "host"]);
+const NAMESPACE_MODES = new Set(["private", "none", "host", "pasta", "slirp4netns"]);
+
+/**
+ * The network a container is shown on (`inspect`'s NetworkMode, `ps --filter network=`): its
+ * first bridge network, its user-mode network's helper, or its namespace mode.
+ */
+export function networkModeName(mode: string, net: NetConfig | undefined): string {
+  return net?.endpoints[0]?.network ?? net?.outbound ?? mode;
+}
 
 /**
  * The network a `--network` value names when it is a bridge network: `bridge` for docker's
  * `default`/`bridge` (tsbox's `private` namespace instead when `bridged` is false: rootless),
- * the name itself for a user network; undefined for `private`, `none`, `host`, `container:`.
+ * the name itself for a user network; undefined for `private`, `none`, `host`, `pasta`,
+ * `slirp4netns`, `container:`.
  */
 export function bridgeNetworkName(mode: string | undefined, bridged: boolean): string | undefined {
   const m = mode ?? "default";

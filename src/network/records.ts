@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { makeEvent, recordEvent } from "../events/log.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
@@ -12,8 +13,16 @@ import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
 /** The name of the default network, as docker's. */
 export const DEFAULT_NETWORK = "bridge";
 
-/** Names `network create` refuses: docker's predefined networks and tsbox's `private`. */
-export const PREDEFINED = new Set([DEFAULT_NETWORK, "host", "none", "private", "default"]);
+/** Names `network create` refuses: docker's predefined networks, tsbox's own modes. */
+export const PREDEFINED = new Set([
+  DEFAULT_NETWORK,
+  "host",
+  "none",
+  "private",
+  "default",
+  "pasta",
+  "slirp4netns",
+]);
 
 /** A network name as docker accepts it. */
 export const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -145,13 +154,26 @@ export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
       JSON.stringify(n.labels),
       createdAt,
     );
+    networkEvent(store.root, "create", n.id, { name: n.name, type: "bridge" });
     return { ...n, driver: "bridge" as const, createdAt };
   });
 }
 
 /** Deletes a network's record (its leases must be gone). */
 export function deleteNetworkRecord(store: Store, id: string): void {
+  const row = store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", id);
   store.db.run("DELETE FROM networks WHERE id = ?", id);
+  if (row) networkEvent(store.root, "destroy", id, { name: row.name, type: "bridge" });
+}
+
+/** docker's network events: the Actor is the network's id (`connect` adds the container). */
+export function networkEvent(
+  root: string,
+  action: string,
+  id: string,
+  attributes: Record<string, string>,
+): void {
+  recordEvent(root, makeEvent("network", action, id, attributes));
 }
 
 /** A new network id: 64 random hex digits. */
