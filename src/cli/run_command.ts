@@ -5,80 +5,12 @@
  *
  * @module
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
-import { UsageError } from "../errors.ts";
-import { parseLabel } from "../container/labels.ts";
-import { setExitCode } from "./exit.ts";
+import { type Command, Option } from "commander";
 import { globalsOf } from "./globals.ts";
-import type { RunFlags } from "../runtime/run.ts";
-import { parseGoDuration } from "../container/health.ts";
+import { HOT_ACTIONS } from "./hot_actions.ts";
+import { collect, envFile, goDuration, label, networkMode, retries } from "./arg_parsers.ts";
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-/** An `--env-file` that cannot be read; the message is docker's (`open F: no such file ...`). */
-export class EnvFileError extends UsageError {
-  constructor(readonly path: string, readonly code: string, readonly reason: string) {
-    super(`open ${path}: ${reason}`);
-    this.name = "EnvFileError";
-  }
-}
-
-/** `--env-file`: refused at once, naming the file, when it cannot be read. */
-function envFile(value: string, previous: string[] = []): string[] {
-  try {
-    Deno.readTextFileSync(value);
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? "EIO";
-    const reason = err instanceof Deno.errors.NotFound
-      ? "no such file or directory"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : (err as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
-    throw new EnvFileError(value, code, reason);
-  }
-  return [...previous, value];
-}
-
-/** `--label`: checked at once as docker's CLI checks it (a name, no whitespace in it). */
-function label(value: string, previous: string[] = []): string[] {
-  try {
-    parseLabel(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return [...previous, value];
-}
-
-const NETWORKS = ["private", "none", "host", "default", "bridge"];
-
-function parseNetworkFlag(value: string): string {
-  if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
-  throw new InvalidArgumentError(`Allowed choices are ${NETWORKS.join(", ")}, container:NAME.`);
-}
-
-/** A `--health-*` duration: refused as pflag refuses it, kept as typed. */
-function goDuration(value: string): string {
-  try {
-    parseGoDuration(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return value;
-}
-
-/** `--health-retries`: an integer, kept as typed. */
-function retries(value: string): string {
-  if (!/^[-+]?\d+$/.test(value)) {
-    throw new InvalidArgumentError(
-      `strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`,
-    );
-  }
-  return value;
-}
+export { EnvFileError } from "./arg_parsers.ts";
 
 /** Defines `run` on the program. */
 export function defineRunCommand(program: Command): void {
@@ -90,12 +22,9 @@ export function defineRunCommand(program: Command): void {
       .passThroughOptions(),
   )
     .option("-d, --detach", "run in the background and print the container id")
-    .action(async (image, command, flags, cmd) => {
-      const { runContainer } = await import("../container/run.ts");
-      const result = await runContainer(image, command, flags as RunFlags, globalsOf(cmd));
-      if (result.exitCode === undefined) console.log(result.id);
-      else setExitCode(result.exitCode);
-    });
+    .action((image, command, flags, cmd) =>
+      HOT_ACTIONS.run(globalsOf(cmd), [image, command], flags)
+    );
 }
 
 /** Adds the flags `run` and `create` share (everything but `-d`). */
@@ -122,7 +51,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
       new Option(
         "--network <mode>",
         "network: private (own namespace with lo), none, host, container:NAME",
-      ).argParser(parseNetworkFlag).default("private"),
+      ).argParser(networkMode).default("private"),
     )
     .option(
       "-p, --publish <[ip:]host:container[/proto]>",
