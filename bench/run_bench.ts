@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Container, newContainerId } from "../src/runtime/mod.ts";
 import { Store } from "../src/store/mod.ts";
 import { seedStore } from "../tests/busybox_store.ts";
+import { benchRow, ms } from "./table.ts";
 
 const args = Deno.args;
 const flag = (name: string, def: number) => {
@@ -106,6 +107,13 @@ if (podman) {
   );
   console.log(`ratio podman/tsbox: ${(median(podmanTimes) / median(tsboxTimes)).toFixed(2)}x`);
 }
+benchRow({
+  work: "run --rm busybox true vs podman run --rm --network none --runtime crun",
+  tsbox: ms(median(tsboxTimes)),
+  peer: podman ? ms(median(podmanTimes)) : "—",
+  ratio: podman ? median(tsboxTimes) / median(podmanTimes) : undefined,
+  target: "≤ 0.50",
+});
 
 // The leak loop: starts through the API in this one process.
 const store = await Store.open(root);
