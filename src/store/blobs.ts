@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { AT_FDCWD, close as closeFd, O_CLOEXEC, O_TRUNC, O_WRONLY, openat } from "../../ffi/fs.ts";
+import { StagedWriter } from "./staged_write.ts";
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
@@ -72,12 +74,15 @@ export class BlobStore {
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
     const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
-    const file = await Deno.open(temp, { write: true, truncate: true });
+    // A raw fd, so that the bytes go out in few large writes off the JS thread (staged_write.ts).
+    const fd = openat(AT_FDCWD, temp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    const staged = new StagedWriter({ offThread: true });
     let closed = false;
     const close = () => {
       if (!closed) {
         closed = true;
-        file.close();
+        staged.reset();
+        closeFd(fd);
       }
     };
     const { createHash } = await import("node:crypto");
@@ -104,7 +109,9 @@ export class BlobStore {
         }
         hash.update(chunk);
         bytes += chunk.byteLength;
-        for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
+        await staged.write(fd, chunk);
+        // The last chunk is on disk when write() returns, so that a want of space shows here.
+        if (bytes === size) await staged.flush(fd);
       },
       get bytes() {
         return bytes;
@@ -112,6 +119,7 @@ export class BlobStore {
       verify,
       async commit() {
         verify();
+        await staged.flush(fd);
         close();
         await Deno.rename(temp, target);
         committed = true;
