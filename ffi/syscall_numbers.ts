@@ -10,6 +10,7 @@ export const SYS = {
   read: 0,
   write: 1,
   close: 3,
+  munmap: 11,
   rt_sigaction: 13,
   rt_sigprocmask: 14,
   ioctl: 16,

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { defaultRunroot } from "../src/container/boot.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 function tsboxArgs(root: string, args: string[]): string[] {
@@ -75,6 +77,8 @@ function killAll(pids: number[]): void {
  * runs on the root, wait (bounded) for it to die, unmount, remove.
  */
 function finish(root: string): void {
+  // Only the default one, named after this root: a TSBOX_RUNROOT may be anyone's directory.
+  const runroot = defaultRunroot(root);
   const pids = processesUsing(root);
   killAll(pids);
   const end = Date.now() + 10_000;
@@ -88,6 +92,10 @@ function finish(root: string): void {
   try {
     Deno.removeSync(root, { recursive: true });
   } catch { /* already gone */ }
+  // The store's runtime directory on tmpfs (its boot marker and lock).
+  try {
+    Deno.removeSync(runroot, { recursive: true });
+  } catch { /* none, or not the default one */ }
 }
 
 /** Force-removes every container of the store at `root`, then the rest (see the module). */

@@ -484,3 +484,28 @@ rootTest("builder prune during a build waits for it; the build's image is whole"
     await cleanup();
   }
 });
+
+rootTest("builder prune removes RUN --mount=type=cache caches and counts their bytes", async () => {
+  const { root, t, cleanup } = await setup();
+  try {
+    const dockerfile = "FROM busybox\n" +
+      "RUN --mount=type=cache,id=pkgs,target=/c head -c 300000 /dev/zero > /c/blob && echo ok\n";
+    await build(t, "cm:1", dockerfile);
+    const caches = async () => {
+      const out: string[] = [];
+      for await (const e of Deno.readDir(join(root, "cache-mounts"))) {
+        if (await exists(join(root, "cache-mounts", e.name, "data", "blob"))) out.push(e.name);
+      }
+      return out;
+    };
+    assertEquals((await caches()).length, 1, "the build filled its cache mount");
+    const before = await du(root);
+    const out = await ok(t(["builder", "prune", "-f"]));
+    assertStringIncludes(out, "pkgs");
+    const freed = assertReclaimed(out, before, await du(root));
+    assertOk(freed >= 300_000, `freed ${freed}`);
+    assertEquals(await caches(), []);
+  } finally {
+    await cleanup();
+  }
+});

@@ -106,7 +106,11 @@ rootTest("only fds 0, 1, 2 reach the container (3 is ls's own directory)", async
 rootTest("--rm leaves no file, no mount, no cgroup and untouched layers", async () => {
   const { root, layerDir } = await sharedStore();
   const before = await treeDigest(layerDir);
-  const mounts = await Deno.readTextFile("/proc/self/mountinfo");
+  // Mounts under this store only: other tests' stores may mount and unmount meanwhile.
+  const ownMounts = async () =>
+    (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+      .filter((line) => line.split(" ")[4]?.startsWith(`${root}/`));
+  const mounts = await ownMounts();
   const cgroupsBefore = tsboxCgroups();
   const r = await run([
     "busybox",
@@ -117,7 +121,7 @@ rootTest("--rm leaves no file, no mount, no cgroup and untouched layers", async 
   assertEquals(r.code, 0, r.stderr);
   assertEquals(r.stdout, "data\n");
   assertEquals(await treeDigest(layerDir), before);
-  assertEquals(await Deno.readTextFile("/proc/self/mountinfo"), mounts);
+  assertEquals(await ownMounts(), mounts);
   assertEquals([...Deno.readDirSync(join(root, "containers"))].length, 0);
   // Other containers (of concurrent runs) may come and go: only new cgroups count.
   assertEquals(tsboxCgroups().filter((c) => !cgroupsBefore.includes(c)), []);

@@ -25,7 +25,7 @@ import { pipe } from "../../ffi/process.ts";
 import { closeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
-import type { Container as RuntimeContainer } from "../runtime/container.ts";
+import type { Container as RuntimeContainer, MountRequest } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { mountOverlay, resolveInRoot, unmountRootfs } from "../runtime/rootfs.ts";
 import { resolveUser } from "../runtime/user.ts";
@@ -34,9 +34,16 @@ import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
-import { copyInto, mkdirInRoot, writeInto } from "./copy.ts";
+import { mkdirInRoot, writeInto } from "./copy.ts";
+import { copySources, excludingRoot } from "./copy_flags.ts";
+import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
+import { findStage, StageScheduler } from "./graph.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
+import { removeMountStubs } from "./mount_stubs.ts";
+import { PrefixedLines } from "./output.ts";
+import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
+import type { Secrets } from "./secrets.ts";
 import {
   type BuildState,
   configOf,
@@ -70,6 +77,11 @@ export type BuildEvent =
     /** Short id (12 hex) of the state after the step. */
     readonly id: string;
     readonly elapsedMs: number;
+    /**
+     * When stages run at the same time: the stage and step (`builder 3/9`), since the step's
+     * end no longer follows its start.
+     */
+    readonly label?: string;
   }
   | { readonly type: "done"; readonly id: string; readonly tags: readonly string[] }
   /** Something went wrong that does not stop the build (shown on stderr). */
@@ -110,6 +122,13 @@ export interface BuildOptions {
   readonly platform?: string;
   /** Registries reached over plain HTTP besides loopback. */
   readonly insecure?: readonly string[];
+  /** Stages run at the same time at most (`--jobs`); the number of CPUs by default. */
+  readonly jobs?: number;
+  /**
+   * Secrets for `RUN --mount=type=secret`, by id (`--secret`, read by loadSecrets). Their
+   * bytes reach only the steps that mount them, never the image, cache, output or database.
+   */
+  readonly secrets?: Secrets;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -197,9 +216,11 @@ const PREDEFINED_ARGS = [
 
 const DEFAULT_SHELL = ["/bin/sh", "-c"];
 
-interface StageResult {
+/** One stage while it is built: what it has set so far. */
+interface StageRun {
   readonly stage: Stage;
-  readonly state: BuildState;
+  /** Whether the stage has a CMD of its own (an ENTRYPOINT then keeps it). */
+  cmdSet: boolean;
 }
 
 /** Builds an image from a Dockerfile into `store`. */
@@ -228,14 +249,11 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const { text, file } = await readDockerfile(options, contextDir);
     const df = parseDockerfile(text, file);
     const lastStage = targetIndex(df, options.target);
-    const stages = df.stages.slice(0, lastStage + 1);
-    const total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
     const context = await contextRoot(contextDir);
-    const builder = new Builder(store, options, df, file, context, scratchDir, emit, total);
-    let final: BuildState | undefined;
-    for (const stage of stages) final = await builder.runStage(stage);
-    if (labels.length > 0) final = withLabels(final!, labels);
-    const image = await recordImage(store, final!, tags);
+    const builder = new Builder(store, options, df, file, context, scratchDir, emit);
+    let final = await builder.build(lastStage);
+    if (labels.length > 0) final = withLabels(final, labels);
+    const image = await recordImage(store, final, tags);
     emit({ type: "done", id: image.id, tags });
     return { image, tags, cached: builder.cached };
   } finally {
@@ -399,13 +417,13 @@ function durationNs(text: string): number {
 }
 
 class Builder {
+  /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
-  readonly #stages = new Map<number, StageResult>();
-  #step = 0;
+  readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
-  /** Whether the current stage has a CMD of its own (an ENTRYPOINT then keeps it). */
-  #cmdSet = false;
+  /** ADD URL downloads of this build, by URL and checksum. */
+  readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
 
   constructor(
     readonly store: Store,
@@ -415,8 +433,12 @@ class Builder {
     readonly context: SourceRoot,
     readonly scratch: string,
     readonly emit: (e: BuildEvent) => void,
-    readonly total: number,
   ) {
+    this.#stages = new StageScheduler(
+      df,
+      options.jobs ?? navigator.hardwareConcurrency ?? 1,
+      (s) => this.#runStage(s.stage, s.firstStep),
+    );
     const buildArgs = options.buildArgs ?? {};
     for (const ins of df.globalArgs) {
       for (const [name, def] of this.#argDecls(ins, (n) => this.#globalArgs.get(n))) {
@@ -448,56 +470,74 @@ class Builder {
     return out;
   }
 
+  /**
+   * Builds stage `target` and the stages it needs (the graph, src/build/graph.ts), independent
+   * ones at the same time; returns the target's final state.
+   */
+  build(target: number): Promise<BuildState> {
+    return this.#stages.run(target, (n) => this.#globalArgs.get(n));
+  }
+
+  /** `stage step/total` while stages run at the same time (their lines are then told apart). */
+  #label(stage: Stage, step: number): string | undefined {
+    if (!this.#stages.concurrent) return undefined;
+    return `${stage.name ?? stage.index} ${step}/${this.#stages.total}`;
+  }
+
   /** Builds one stage; returns its final state. */
-  async runStage(stage: Stage): Promise<BuildState> {
+  async #runStage(stage: Stage, firstStep: number): Promise<BuildState> {
+    const run: StageRun = { stage, cmdSet: false };
     const started = Date.now();
-    const step = ++this.#step;
-    this.emit({ type: "step", step, total: this.total, instruction: stage.from.text });
+    let step = firstStep;
+    const total = this.#stages.total;
+    this.emit({ type: "step", step, total, instruction: stage.from.text });
     let state = await this.#from(stage);
-    this.cached.push(false);
+    this.cached[step - 1] = false;
     this.emit({
       type: "step-done",
       step,
       cached: false,
       id: shortId(state),
       elapsedMs: Date.now() - started,
+      label: this.#label(stage, step),
     });
     // Build args in effect in this stage: declared by ARG inside it.
     const args = new Map<string, string | undefined>();
-    this.#cmdSet = false;
     for (const ins of stage.instructions) {
+      if (this.#stages.failed) throw new TsboxError("stopped: another stage failed");
       const t0 = Date.now();
-      const n = ++this.#step;
-      this.emit({ type: "step", step: n, total: this.total, instruction: ins.text });
+      const n = ++step;
+      this.emit({ type: "step", step: n, total, instruction: ins.text });
       if (ins.keyword === "ARG") {
         const lookup = this.#lookup(state, args);
         for (const [name, def] of this.#argDecls(ins, lookup)) {
           const given = this.options.buildArgs?.[name];
           args.set(name, given ?? def ?? this.#globalArgs.get(name));
         }
-        this.cached.push(true);
+        this.cached[n - 1] = true;
         this.emit({
           type: "step-done",
           step: n,
           cached: true,
           id: shortId(state),
           elapsedMs: Date.now() - t0,
+          label: this.#label(stage, n),
         });
         continue;
       }
-      const { next, cached } = await this.#cachedStep(state, ins, args);
+      const { next, cached } = await this.#cachedStep(state, ins, args, run, n);
       state = next;
-      if (ins.keyword === "CMD") this.#cmdSet = true;
-      this.cached.push(cached);
+      if (ins.keyword === "CMD") run.cmdSet = true;
+      this.cached[n - 1] = cached;
       this.emit({
         type: "step-done",
         step: n,
         cached,
         id: shortId(state),
         elapsedMs: Date.now() - t0,
+        label: this.#label(stage, n),
       });
     }
-    this.#stages.set(stage.index, { stage, state });
     return state;
   }
 
@@ -506,22 +546,14 @@ class Builder {
     const words = processWords(stage.from.args, lookup, { escape: this.df.escape });
     const name = words[0];
     if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
-    const previous = this.#stageByName(name, stage.index);
-    if (previous) return previous.state;
+    const previous = findStage(this.df, name, stage.index);
+    if (previous) return await this.#stages.waitFor(previous.index);
     const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
     const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
     if (name.toLowerCase() === "scratch") {
       return scratchState(platformValue ? parsePlatform(platformValue) : undefined);
     }
     return imageState(await this.#image(name, platformValue));
-  }
-
-  #stageByName(name: string, before: number): StageResult | undefined {
-    const n = name.toLowerCase();
-    for (const r of this.#stages.values()) {
-      if (r.stage.index < before && (r.stage.name === n || String(r.stage.index) === n)) return r;
-    }
-    return undefined;
   }
 
   /**
@@ -559,6 +591,8 @@ class Builder {
     state: BuildState,
     ins: Instruction,
     args: Map<string, string | undefined>,
+    run: StageRun,
+    step: number,
   ): Promise<{ next: BuildState; cached: boolean }> {
     const argList = [...args.entries()].filter(([, v]) => v !== undefined).map(([k, v]) =>
       `${k}=${v}`
@@ -568,11 +602,11 @@ class Builder {
       const v = this.options.buildArgs?.[name];
       if (v !== undefined && !args.has(name)) argList.push(`${name}=${v}`);
     }
-    const extra = await this.#inputsDigest(state, ins, args);
+    const extra = await this.#inputsDigest(state, ins, args, run);
     const network = ins.keyword === "RUN"
       ? this.#network(ins)
       : ins.keyword === "ENTRYPOINT"
-      ? `cmd set ${this.#cmdSet}`
+      ? `cmd set ${run.cmdSet}`
       : "";
     const key = cacheKey([
       stateId(state),
@@ -586,7 +620,7 @@ class Builder {
       const hit = await cacheGet(this.store, key);
       if (hit) return { next: hit, cached: true };
     }
-    const next = await this.#execute(state, ins, args, argList);
+    const next = await this.#execute(state, ins, args, argList, run, step);
     cachePut(this.store, key, next);
     return { next, cached: false };
   }
@@ -601,29 +635,154 @@ class Builder {
     return this.options.network ?? "host";
   }
 
-  /** For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). */
+  /**
+   * For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). For
+   * RUN: the same for what its bind mounts show (a cache, tmpfs or secret mount adds nothing:
+   * BuildKit keys neither a cache's nor a secret's contents).
+   */
   async #inputsDigest(
     state: BuildState,
     ins: Instruction,
     args: Map<string, string | undefined>,
+    run: StageRun,
   ): Promise<string> {
+    if (ins.keyword === "RUN") {
+      const parts: string[] = [];
+      for (const m of this.#mountSpecs(ins, this.#lookup(state, args))) {
+        if (m.type !== "bind") continue;
+        if (m.from !== undefined) {
+          parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
+        } else {
+          const sources = await resolveSources(this.context, [m.source]);
+          parts.push(`bind ${await sourcesDigest(this.context, sources)}`);
+        }
+      }
+      return parts.join("\n");
+    }
     if (ins.keyword !== "COPY" && ins.keyword !== "ADD") return "";
     const { sources } = this.#copyArgs(state, ins, args);
     const from = ins.flags.find((f) => f.name === "from")?.value;
     if (from !== undefined) {
       const { state: fromState } = await this.#fromSource(
         processWord(from, this.#lookup(state, args)),
+        run,
       );
       return `from ${stateId(fromState)}`;
     }
-    if (sources.length === 0) return "";
-    return await sourcesDigest(this.context, await resolveSources(this.context, sources));
+    const { urls, local } = this.#splitUrls(ins, sources);
+    const parts: string[] = [];
+    for (const url of urls) {
+      parts.push(
+        `url ${url} ${(await this.#download(ins, url, this.#lookup(state, args))).digest}`,
+      );
+    }
+    if (local.length > 0) {
+      const root = excludingRoot(
+        this.context,
+        local,
+        this.#excludes(ins, this.#lookup(state, args)),
+      );
+      parts.push(await sourcesDigest(root, await resolveSources(root, local)));
+    }
+    return parts.join("\n");
   }
 
-  async #fromSource(name: string): Promise<{ state: BuildState }> {
-    const stage = this.#stageByName(name, Number.MAX_SAFE_INTEGER);
-    if (stage) return { state: stage.state };
+  /**
+   * A COPY/ADD's sources parted into URLs (ADD only) and local paths; `--checksum` only
+   * with URLs, as BuildKit.
+   */
+  #splitUrls(ins: Instruction, sources: readonly string[]): { urls: string[]; local: string[] } {
+    const urls = sources.filter(isUrl);
+    const local = sources.filter((s) => !isUrl(s));
+    if (urls.length > 0 && ins.keyword === "COPY") {
+      throw new BuildInstructionError(this.file, ins, "source can't be a URL for COPY");
+    }
+    if (ins.flags.some((f) => f.name === "checksum") && (local.length > 0 || urls.length === 0)) {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        "--checksum can only be used with HTTP(S) sources",
+      );
+    }
+    return { urls, local };
+  }
+
+  /** An ADD URL's download, fetched once per build (and checked against `--checksum`). */
+  #download(ins: Instruction, url: string, lookup: Lookup): Promise<Download> {
+    const flag = ins.flags.find((f) => f.name === "checksum")?.value;
+    const checksum = flag === undefined ? undefined : processWord(flag, lookup);
+    return this.#downloads.get(url, checksum).catch((err) => {
+      if (err instanceof AddUrlError) throw new BuildInstructionError(this.file, ins, err.message);
+      throw err;
+    });
+  }
+
+  /** `--exclude` patterns of a COPY/ADD, expanded. */
+  #excludes(ins: Instruction, lookup: Lookup): string[] {
+    return ins.flags.filter((f) => f.name === "exclude").map((f) => processWord(f.value, lookup));
+  }
+
+  /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
+  async #fromSource(name: string, run: StageRun): Promise<{ state: BuildState }> {
+    const stage = findStage(this.df, name, run.stage.index);
+    if (stage) return { state: await this.#stages.waitFor(stage.index) };
     return { state: imageState(await this.#image(name)) };
+  }
+
+  /**
+   * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
+   * nothing in a build allows.
+   */
+  #mountSpecs(ins: Instruction, lookup: Lookup): MountSpec[] {
+    const security = ins.flags.find((f) => f.name === "security")?.value;
+    if (security !== undefined && security !== "sandbox") {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        `--security=${security} is not allowed (tsbox grants no insecure entitlement)`,
+      );
+    }
+    return ins.flags.filter((f) => f.name === "mount").map((f) => {
+      try {
+        return parseMountFlag(processWord(f.value, lookup, { escape: this.df.escape }));
+      } catch (err) {
+        if (err instanceof MountSpecError) {
+          throw new BuildInstructionError(this.file, ins, err.message);
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Mounts the filesystem of a stage or image for a RUN mount; writes go to a throwaway dir. */
+  async #view(
+    from: string,
+    run: StageRun,
+  ): Promise<{ dir: string; release: () => Promise<void> }> {
+    const { state } = await this.#fromSource(from, run);
+    return await this.#mountState(state);
+  }
+
+  async #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
+    const dir = join(this.scratch, `r${++this.#mounts}`);
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    mountOverlay({
+      lowerBase: this.store.linkDir,
+      lower: (await this.#lowers(state)).reverse(),
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    return {
+      dir: rootfs,
+      release: async () => {
+        unmountRootfs(rootfs);
+        await removeTree(dir);
+      },
+    };
   }
 
   #copyArgs(
@@ -658,6 +817,8 @@ class Builder {
     ins: Instruction,
     args: Map<string, string | undefined>,
     argList: string[],
+    run: StageRun,
+    step: number,
   ): Promise<BuildState> {
     const created = new Date().toISOString();
     const lookup = this.#lookup(state, args);
@@ -670,10 +831,10 @@ class Builder {
       nextState(state, { createdBy: shown, created }, change);
     switch (ins.keyword) {
       case "RUN":
-        return await this.#run(state, ins, argList, created);
+        return await this.#run(state, ins, argList, created, run, step, lookup);
       case "COPY":
       case "ADD":
-        return await this.#copy(state, ins, args, created);
+        return await this.#copy(state, ins, args, created, run);
       case "WORKDIR": {
         const dir = posix.resolve(config.WorkingDir || "/", word());
         const layer = await this.#inRootfs(state, false, (rootfs) => {
@@ -711,7 +872,7 @@ class Builder {
           else {
             c.Entrypoint = argv;
             // As docker: a new ENTRYPOINT drops the CMD inherited from the base image.
-            if (!this.#cmdSet) c.Cmd = null;
+            if (!run.cmdSet) c.Cmd = null;
           }
         }, `${ins.keyword} ${JSON.stringify(argv)}`);
       }
@@ -872,6 +1033,7 @@ class Builder {
     ins: Instruction,
     args: Map<string, string | undefined>,
     created: string,
+    run: StageRun,
   ): Promise<BuildState> {
     const lookup = this.#lookup(state, args);
     const { sources, dest } = this.#copyArgs(state, ins, args);
@@ -889,6 +1051,7 @@ class Builder {
       );
     }
     const from = flag("from");
+    const excludes = this.#excludes(ins, lookup);
     const layer = await this.#inRootfs(state, true, async (rootfs) => {
       const owner = chown ? this.#owner(rootfs, chown) : undefined;
       const opts = {
@@ -904,21 +1067,19 @@ class Builder {
         await writeInto(rootfs, target, body, opts);
       }
       if (sources.length === 0) return;
-      if (from !== undefined) {
-        const { state: fromState } = await this.#fromSource(from);
-        await this.#withReadOnly(fromState, async (srcRoot) => {
-          const root: SourceRoot = { dir: srcRoot };
-          await copyInto(rootfs, root, await resolveSources(root, sources), dest, opts);
-        });
-      } else {
-        await copyInto(
-          rootfs,
-          this.context,
-          await resolveSources(this.context, sources),
-          dest,
-          opts,
-        );
+      const { urls, local } = this.#splitUrls(ins, sources);
+      const destIsDir = dest.endsWith("/") || sources.length + ins.heredocs.length > 1;
+      for (const url of urls) {
+        await placeDownload(rootfs, await this.#download(ins, url, lookup), dest, destIsDir, opts);
       }
+      if (local.length === 0) return;
+      const parents = ins.flags.some((f) => f.name === "parents" && f.value !== "false");
+      const copy = (root: SourceRoot) =>
+        copySources(rootfs, excludingRoot(root, local, excludes), local, dest, opts, parents);
+      if (from !== undefined) {
+        const { state: fromState } = await this.#fromSource(from, run);
+        await this.#withReadOnly(fromState, (srcRoot) => copy({ dir: srcRoot }));
+      } else await copy(this.context);
     });
     const shown = `${ins.keyword} ${
       [
@@ -932,23 +1093,11 @@ class Builder {
 
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */
   async #withReadOnly(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
-    const dir = join(this.scratch, `r${++this.#mounts}`);
-    const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) {
-      await Deno.mkdir(join(dir, d), { recursive: true });
-    }
-    mountOverlay({
-      lowerBase: this.store.linkDir,
-      lower: (await this.#lowers(state)).reverse(),
-      upper: join(dir, "upper"),
-      work: join(dir, "work"),
-      target: rootfs,
-    });
+    const view = await this.#mountState(state);
     try {
-      await fn(rootfs);
+      await fn(view.dir);
     } finally {
-      unmountRootfs(rootfs);
-      await removeTree(dir);
+      await view.release();
     }
   }
 
@@ -957,6 +1106,9 @@ class Builder {
     ins: Instruction,
     argList: string[],
     created: string,
+    run: StageRun,
+    step: number,
+    lookup: Lookup,
   ): Promise<BuildState> {
     const cfg = configOf(state).config ?? {};
     const shell = cfg.Shell ?? DEFAULT_SHELL;
@@ -982,6 +1134,53 @@ class Builder {
     const stateDir = join(this.scratch, `run-${id}`);
     await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
     const lowers = await this.#lowers(state);
+    const mountPlan = await prepareMounts(this.#mountSpecs(ins, lookup), cfg.WorkingDir || "/", {
+      storeRoot: resolve(this.store.root),
+      context: this.context,
+      secrets: this.options.secrets ?? new Map(),
+      fresh: (kind) => join(this.scratch, `${kind}-${++this.#mounts}`),
+      view: (from) => this.#view(from, run),
+    }).catch((err) => {
+      if (err instanceof MountSpecError) {
+        throw new BuildInstructionError(this.file, ins, err.message);
+      }
+      throw err;
+    });
+    try {
+      return await this.#runContainer(state, ins, argv, [...env, ...mountPlan.env], {
+        id,
+        stateDir,
+        lowers,
+        mounts: mountPlan.mounts,
+        mountTargets: mountPlan.targets,
+        created,
+        run,
+        step,
+      });
+    } finally {
+      await mountPlan.release();
+    }
+  }
+
+  /** Runs a RUN step's container and makes its layer from what it changed. */
+  async #runContainer(
+    state: BuildState,
+    ins: Instruction,
+    argv: string[],
+    env: string[],
+    c: {
+      id: string;
+      stateDir: string;
+      lowers: string[];
+      mounts: MountRequest[];
+      mountTargets: string[];
+      created: string;
+      run: StageRun;
+      step: number;
+    },
+  ): Promise<BuildState> {
+    const { id, stateDir, lowers, created } = c;
+    const cfg = configOf(state).config ?? {};
     const [readFd, writeFd] = pipe();
     let output: Deno.FsFile | undefined;
     // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
@@ -1002,7 +1201,7 @@ class Builder {
         hostname: "buildkitsandbox",
         network: this.#network(ins),
         resources: {},
-        mounts: [],
+        mounts: c.mounts,
         readOnly: false,
         stdio: ["null", writeFd, writeFd],
         parentDeathSignal: 9,
@@ -1025,21 +1224,24 @@ class Builder {
       closeFd(readFd);
       closeFd(writeFd);
     }
-    const tail: Uint8Array[] = [];
+    const send = (data: Uint8Array) => this.emit({ type: "output", data });
+    const label = this.#label(c.run.stage, c.step);
+    const lines = label ? new PrefixedLines(`[${label}] `, send) : undefined;
     const reading = (async () => {
       for await (const chunk of output.readable) {
-        this.emit({ type: "output", data: chunk });
-        tail.push(chunk);
+        if (lines) lines.write(chunk);
+        else send(chunk);
       }
     })();
     const exit = await container.wait();
     await reading.catch(() => {});
+    lines?.flush();
     try {
       if (exit.exitCode !== 0) {
         throw new BuildStepError(argv, exit.exitCode);
       }
       const upper = join(stateDir, "upper");
-      await removeMountStubs(upper, state, this.store);
+      await removeMountStubs(upper, state, this.store, c.mountTargets);
       const layer = await commitLayer(this.store, upper, stateDir, true);
       const shown = `RUN ${argv.join(" ")} # buildkit`;
       return nextState(state, { createdBy: shown, created, layer });
@@ -1052,37 +1254,4 @@ class Builder {
 /** 12 hex digits of a state's id, as docker shows intermediate ids. */
 function shortId(state: BuildState): string {
   return stateId(state).slice(7, 19);
-}
-
-/**
- * The runtime creates mount points (/proc, /dev, /sys, /etc/hosts, ...) in the rootfs when the
- * image lacks them; those empty stubs are not the RUN's doing and stay out of its layer.
- */
-async function removeMountStubs(upper: string, state: BuildState, store: Store): Promise<void> {
-  const inLowers = (rel: string) =>
-    state.layers.some((l) => {
-      try {
-        Deno.lstatSync(join(store.layers.dir(l.diffId), rel));
-        return true;
-      } catch {
-        return false;
-      }
-    });
-  for (const rel of ["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "dev", "sys", "etc"]) {
-    const path = join(upper, rel);
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(path);
-    } catch {
-      continue;
-    }
-    if (inLowers(rel)) continue;
-    const empty = info.isFile ? info.size === 0 : info.isDirectory && (await isEmpty(path));
-    if (empty) await Deno.remove(path);
-  }
-}
-
-async function isEmpty(dir: string): Promise<boolean> {
-  for await (const _ of Deno.readDir(dir)) return false;
-  return true;
 }

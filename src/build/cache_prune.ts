@@ -7,8 +7,9 @@
  * @module
  */
 import type { Store } from "../store/mod.ts";
-import { removeBlobMeasured, removeLayerMeasured } from "../store/disk_usage.ts";
+import { diskUsage, removeBlobMeasured, removeLayerMeasured } from "../store/disk_usage.ts";
 import { cacheEntries, type CacheEntry } from "./cache.ts";
+import { cacheMountsDir, removeCacheMounts } from "./cache_mounts.ts";
 
 /** A cache entry in `system df -v`. */
 export interface CacheUsageEntry {
@@ -73,7 +74,7 @@ export function buildCacheUsage(store: Store): BuildCacheUsage {
 
 /** What {@link pruneBuildCache} removed. */
 export interface BuildCachePruneReport {
-  /** Ids ({@link cacheId}) of the entries removed. */
+  /** Ids ({@link cacheId}) of the entries removed, then those of the `RUN --mount` caches. */
   readonly removed: string[];
   /** Bytes the removed layer directories and blobs took on disk. */
   readonly bytes: number;
@@ -84,7 +85,8 @@ export interface BuildCachePruneReport {
  * every entry), then every layer no image and no remaining entry names, with its blob when no
  * image uses that blob. Entries whose layers all belong to images stay without `all`: they take
  * no space of their own and keep rebuilding those images fast. The caller makes sure no build
- * is running (store/activity.ts): a running build holds layers no image names yet.
+ * is running (store/activity.ts): a running build holds layers no image names yet. The
+ * `RUN --mount=type=cache` caches go too (as BuildKit's cache mounts do), except one a build holds.
  */
 export async function pruneBuildCache(
   store: Store,
@@ -116,5 +118,9 @@ export async function pruneBuildCache(
   let bytes = 0;
   for (const l of layers) bytes += await removeLayerMeasured(store, l.diff_id, l.short_id);
   for (const b of blobs) bytes += await removeBlobMeasured(store, b);
-  return { removed: removed.map(cacheId), bytes };
+  const mountsDir = cacheMountsDir(store.root);
+  const mountsBefore = await diskUsage(mountsDir);
+  const mounts = await removeCacheMounts(store.root);
+  if (mounts.length > 0) bytes += Math.max(0, mountsBefore - await diskUsage(mountsDir));
+  return { removed: [...removed.map(cacheId), ...mounts.map((m) => m.id)], bytes };
 }

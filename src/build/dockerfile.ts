@@ -99,8 +99,37 @@ const KNOWN = new Set([...NEEDS_ARGS]);
 
 const HEREDOC_MARK = /<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2/g;
 
+/**
+ * The frontends `# syntax=` may name: BuildKit's Dockerfile frontend, which tsbox's own parser
+ * stands in for (any version, tag or digest). Another frontend image would run code of its own
+ * to read the file, which tsbox does not do: it is refused by name rather than misread.
+ */
+const BUILT_IN_FRONTEND = /^(docker\.io\/)?docker\/dockerfile(-upstream)?([:@].*)?$/i;
+
+/**
+ * Checks the parser directives at the top of the file (`# syntax=`, `# check=`, `# escape=`;
+ * they end at the first line that is not one).
+ */
+function checkDirectives(text: string, file: string): void {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(lines[i]);
+    if (!m) return;
+    if (m[1].toLowerCase() === "syntax" && !BUILT_IN_FRONTEND.test(m[2])) {
+      throw new DockerfileSyntaxError(
+        file,
+        i + 1,
+        "syntax",
+        `the frontend ${m[2]} is not supported: tsbox builds with its built-in Dockerfile ` +
+          `frontend only (# syntax=docker/dockerfile:1)`,
+      );
+    }
+  }
+}
+
 /** Parses Dockerfile `text`; `file` names it in errors. */
 export function parseDockerfile(text: string, file = "Dockerfile"): Dockerfile {
+  checkDirectives(text, file);
   const df = DockerfileParser.parse(text);
   const escape = df.getEscapeCharacter();
   const globalArgs: Instruction[] = [];

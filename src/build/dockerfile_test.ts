@@ -52,3 +52,24 @@ Deno.test("dockerfile: errors name the file, the line and the instruction", () =
     assertThrows(() => parseDockerfile(text, "Dockerfile.dev"), DockerfileSyntaxError, message);
   }
 });
+
+Deno.test("dockerfile: # syntax= takes the built-in frontend and refuses another by name", () => {
+  for (
+    const syntax of [
+      "docker/dockerfile:1",
+      "docker/dockerfile:1.7-labs",
+      "docker.io/docker/dockerfile:1@sha256:" + "a".repeat(64),
+      "docker/dockerfile",
+    ]
+  ) {
+    const df = parseDockerfile(`# syntax=${syntax}\n# check=skip=all\nFROM busybox\n`);
+    assertEquals(df.stages.length, 1);
+  }
+  assertThrows(
+    () => parseDockerfile("# syntax=example.com/my/frontend:2\nFROM busybox\n"),
+    DockerfileSyntaxError,
+    "Dockerfile:1: syntax: the frontend example.com/my/frontend:2 is not supported",
+  );
+  // A comment that only looks like a directive after the top is a comment.
+  parseDockerfile("FROM busybox\n# syntax=example.com/other\n");
+});

@@ -5,25 +5,23 @@
  * killed with SIGKILL cannot clean up: the overlay of the step it was in stays mounted under
  * the directory, a RUN step's cgroups (named after the step's id, which its `run-<id>`
  * directory carries) stay, and so does the directory. {@link sweepAbandonedBuilds} recognises
- * directories whose owner no longer runs and removes all three; nothing that a live build owns
- * is touched, however old.
+ * directories whose owner no longer runs (src/store/build_dirs.ts, which the store's sweep of
+ * every command also uses, loading this module only when it found one) and removes all three;
+ * nothing that a live build owns is touched, however old.
  *
  * @module
  */
 import { join } from "../path.ts";
 import { containerCgroup } from "../container/cgroup.ts";
-import { processAlive, startTime } from "../container/proc.ts";
+import { startTime } from "../container/proc.ts";
 import { submountsOf } from "../container/rootfs_access.ts";
 import { TsboxError } from "../errors.ts";
 import { unmountRootfs } from "../runtime/rootfs.ts";
 import { removeTree } from "../store/layers.ts";
+import { abandonedBuildDirs, buildsDir } from "../store/build_dirs.ts";
 
-/** `b-<pid>-<start>-<hex>`: a build directory and its owner. */
-const OWNED = /^b-(\d+)-(\d+)-[0-9a-f]+$/;
-/** Directories of builds before owners were recorded (`Deno.makeTempDir`'s `b-XXXXXX`). */
-const LEGACY = /^b-[^-]+$/;
-/** A legacy directory's owner is unknown: only one this old is surely abandoned. */
-const LEGACY_AGE_MS = 24 * 3600_000;
+export { buildsDir, isAbandoned } from "../store/build_dirs.ts";
+
 /** A RUN step's directory: `run-` and the step's 64-hex id, which its cgroups are named after. */
 const RUN_DIR = /^run-([0-9a-f]{64})$/;
 
@@ -33,11 +31,6 @@ export class BuildSweepError extends TsboxError {
     super(`removing the abandoned build directory ${path}: ${detail}`, { cause });
     this.name = "BuildSweepError";
   }
-}
-
-/** The directory builds work in under a store root. */
-export function buildsDir(root: string): string {
-  return join(root, "build");
 }
 
 /** A fresh name under `parent` that names this process (pid and start time) as its owner. */
@@ -64,14 +57,6 @@ export async function makeBuildDir(root: string): Promise<string> {
   }
 }
 
-/** Whether the build directory `name` (a base name) belongs to no running process. */
-export function isAbandoned(name: string, mtime?: Date | null): boolean {
-  const owned = OWNED.exec(name);
-  if (owned) return !processAlive(Number(owned[1]), Number(owned[2]));
-  if (LEGACY.test(name)) return Date.now() - (mtime?.getTime() ?? 0) > LEGACY_AGE_MS;
-  return false;
-}
-
 /**
  * Removes every build directory under `store.root` whose build no longer runs: unmounts the
  * overlays below it, removes its RUN steps' cgroups (killing anything left in them) and then
@@ -83,19 +68,7 @@ export function isAbandoned(name: string, mtime?: Date | null): boolean {
  */
 export async function sweepAbandonedBuilds(store: { readonly root: string }): Promise<string[]> {
   const work = buildsDir(store.root);
-  const candidates: string[] = [];
-  try {
-    for await (const e of Deno.readDir(work)) {
-      if (!e.isDirectory) continue;
-      const mtime = LEGACY.test(e.name)
-        ? (await Deno.lstat(join(work, e.name)).catch(() => undefined))?.mtime
-        : undefined;
-      if (isAbandoned(e.name, mtime)) candidates.push(e.name);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
+  const candidates = await abandonedBuildDirs(store.root);
   const removed: string[] = [];
   const failures: BuildSweepError[] = [];
   // One directory that cannot go does not keep the others.

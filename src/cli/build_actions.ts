@@ -22,6 +22,8 @@ export interface BuildFlags {
   platform?: string;
   iidfile?: string;
   label?: string[];
+  jobs?: string;
+  secret?: string[];
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -91,6 +93,16 @@ export async function buildCommand(
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
+  let jobs: number | undefined;
+  if (flags.jobs !== undefined) {
+    if (!/^\d+$/.test(flags.jobs)) {
+      throw new UsageError(`invalid --jobs ${flags.jobs}: a whole number (0: no limit)`);
+    }
+    // 0 is no limit, as buildah takes it.
+    jobs = Number(flags.jobs) || Number.MAX_SAFE_INTEGER;
+  }
+  const { loadSecrets, parseSecretFlag } = await import("../build/secrets.ts");
+  const secrets = await loadSecrets((flags.secret ?? []).map(parseSecretFlag));
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
@@ -114,11 +126,16 @@ export async function buildCommand(
         }
         break;
       case "step-done":
-        write(
-          `${e.cached ? " ---> Using cache\n" : ""} ---> ${e.cached ? "CACHED " : ""}${e.id} (${
-            (e.elapsedMs / 1000).toFixed(2)
-          }s)\n`,
-        );
+        {
+          // Stages running at once: the step named at the end, where docker's parsers of
+          // " ---> ID" lines still find the id.
+          const label = e.label ? ` [${e.label}]` : "";
+          write(
+            `${e.cached ? ` ---> Using cache${label}\n` : ""} ---> ${
+              e.cached ? "CACHED " : ""
+            }${e.id} (${(e.elapsedMs / 1000).toFixed(2)}s)${label}\n`,
+          );
+        }
         break;
       case "done":
         write(`Successfully built ${e.id.slice(7, 19)}\n`);
@@ -137,6 +154,8 @@ export async function buildCommand(
       network: flags.network === "none" ? "none" : "host",
       platform: flags.platform,
       insecure: g.insecureRegistries,
+      jobs,
+      secrets,
       onProgress,
     });
     if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);

@@ -31,6 +31,15 @@ export function defineBuildCommand(program: Command): void {
       .option("--platform <os/arch[/variant]>", "platform of base images to pull")
       .option("--iidfile <file>", "write the image id to the file")
       .option("--label <key=value>", "set metadata on the image (repeatable)", collect)
+      .option(
+        "--jobs <n>",
+        "stages built at the same time at most (default: the number of CPUs; 0: no limit)",
+      )
+      .option(
+        "--secret <id=ID,src=FILE|env=VAR>",
+        "a secret for RUN --mount=type=secret (repeatable; never stored in the image)",
+        collect,
+      )
       .action(async (path, opts, self) => {
         const { buildCommand } = await import("./build_actions.ts");
         setExitCode(await buildCommand(globalsOf(self), path, opts));

@@ -24,9 +24,14 @@ export function defineContainerCommands(program: Command): void {
         .argument("<image>", "image name or id")
         .argument("[command...]", "command and arguments (default: the image's)")
         .passThroughOptions(),
-    ).action(async (image, command, flags, self) =>
-      (await actions()).createCommand(globalsOf(self), image, command, flags)
-    );
+    ).action(async (image, command, flags, self) => {
+      const { createLine } = await import("./create_line.ts");
+      const createCommand = createLine(self, image, command);
+      await (await actions()).createCommand(globalsOf(self), image, command, {
+        ...flags,
+        createCommand,
+      });
+    });
   const start = (cmd: Command) =>
     cmd.description("Start one or more stopped containers")
       .argument("<containers...>", "names or ids")

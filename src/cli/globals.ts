@@ -35,7 +35,14 @@ export function globalsFrom(parsed: object): GlobalOptions {
     debug?: boolean;
     insecureRegistry?: string[];
     usernsRemap?: string;
+    runroot?: string;
   };
+  // Read where the store's rows are checked against this boot (container/boot.ts), also by
+  // the supervisors this command starts, which inherit the environment.
+  if (opts.runroot) {
+    const dir = opts.runroot.startsWith("/") ? opts.runroot : `${Deno.cwd()}/${opts.runroot}`;
+    Deno.env.set("TSBOX_RUNROOT", dir);
+  }
   const fromEnv = (Deno.env.get("TSBOX_INSECURE_REGISTRIES") ?? "").split(/[,\s]+/).filter(Boolean);
   return {
     root: opts.root ?? Deno.env.get("TSBOX_ROOT") ?? DEFAULT_ROOT,

@@ -56,6 +56,7 @@ export interface HotCommand {
 export const HOT_PROGRAM_OPTIONS: readonly HotOption[] = [
   { short: "-v", long: "--version", key: "version" },
   { long: "--root", key: "root", value: true, env: "TSBOX_ROOT" },
+  { long: "--runroot", key: "runroot", value: true, env: "TSBOX_RUNROOT" },
   { short: "-D", long: "--debug", key: "debug" },
   { long: "--insecure-registry", key: "insecureRegistry", value: true, parser: "collect" },
   { long: "--userns-remap", key: "usernsRemap", value: true },

@@ -4,6 +4,8 @@ import * as parsers from "./arg_parsers.ts";
 import { collectFilter } from "./filters.ts";
 import { DEFAULT_ROOT, globalsFrom } from "./globals.ts";
 import { HOT_ACTIONS } from "./hot_actions.ts";
+import { actionOpts } from "./hot.ts";
+import { createLine } from "./create_line.ts";
 import { parseHot } from "./hot_parse.ts";
 import { HOT_COMMANDS, HOT_PROGRAM_OPTIONS, type HotOption } from "./hot_spec.ts";
 import { buildProgram } from "./mod.ts";
@@ -76,11 +78,16 @@ async function viaCommander(argv: string[]): Promise<Parsed> {
   for (const name of Object.keys(HOT_COMMANDS)) {
     command(program, name).action((...all: unknown[]) => {
       const self = all.at(-1) as Command;
+      const args = all.slice(0, -2);
+      const opts = self.opts();
       parsed = {
         kind: "command",
         command: name,
-        args: all.slice(0, -2),
-        opts: self.opts(),
+        args,
+        // What run_command.ts adds for run's action.
+        opts: name === "run"
+          ? { ...opts, createCommand: createLine(self, args[0] as string, args[1] as string[]) }
+          : opts,
         globals: globalsFrom(program.opts()),
       };
     });
@@ -121,6 +128,8 @@ const CASES: [string[], boolean][] = [
   [["--root", "/tmp/r", "ps"], true],
   [["--root=/tmp/r", "-D", "--insecure-registry", "a", "--insecure-registry", "b", "ps"], true],
   [["--userns-remap", "default", "ps", "-a"], true],
+  [["--runroot", "/run/x", "ps"], true],
+  [["--runroot=/run/x", "run", "--rm", "busybox"], true],
   [["ps", "--root", "/x"], false],
   [["--bogus", "ps"], false],
   [[], false],
@@ -175,6 +184,8 @@ const CASES: [string[], boolean][] = [
 
 Deno.test("the fast path parses hot command lines exactly as commander does", async () => {
   const saved = Deno.env.get("TSBOX_ROOT");
+  // globalsFrom exports --runroot to the environment, as the CLI does for its supervisors.
+  const savedRunroot = Deno.env.get("TSBOX_RUNROOT");
   try {
     for (const env of [undefined, "/from/env"]) {
       if (env === undefined) Deno.env.delete("TSBOX_ROOT");
@@ -183,8 +194,13 @@ Deno.test("the fast path parses hot command lines exactly as commander does", as
         const fast = parseHot(argv);
         assertEquals(fast !== undefined, hot, `fast path taken for ${JSON.stringify(argv)}`);
         if (fast === undefined) continue;
-        const { programOpts, ...rest } = fast as { programOpts?: Record<string, unknown> };
-        const seen = programOpts ? { ...rest, globals: globalsFrom(programOpts) } : rest;
+        const seen = fast.kind === "version" ? fast : {
+          kind: fast.kind,
+          command: fast.command,
+          args: fast.args,
+          opts: actionOpts(fast),
+          globals: globalsFrom(fast.programOpts),
+        };
         assertEquals(
           JSON.parse(JSON.stringify(seen)),
           JSON.parse(JSON.stringify(await viaCommander(argv))),
@@ -195,6 +211,8 @@ Deno.test("the fast path parses hot command lines exactly as commander does", as
   } finally {
     if (saved === undefined) Deno.env.delete("TSBOX_ROOT");
     else Deno.env.set("TSBOX_ROOT", saved);
+    if (savedRunroot === undefined) Deno.env.delete("TSBOX_RUNROOT");
+    else Deno.env.set("TSBOX_RUNROOT", savedRunroot);
     await Deno.remove(envFile);
   }
 });

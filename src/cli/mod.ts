@@ -25,6 +25,9 @@ import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineCompletionCommand } from "./completion_command.ts";
 import { defineNetworkCommands } from "./network_commands.ts";
+import { defineSystemBootCommand } from "./system_boot_command.ts";
+import { defineGenerateCommand } from "./generate_command.ts";
+import { defineSystemCheckCommand } from "./system_check_command.ts";
 
 /** Builds the program with every command defined. */
 export function buildProgram(): Command {
@@ -35,6 +38,12 @@ export function buildProgram(): Command {
       new Option("--root <dir>", "root of the image store and container state")
         .env("TSBOX_ROOT")
         .default(DEFAULT_ROOT),
+    )
+    .addOption(
+      new Option(
+        "--runroot <dir>",
+        "runtime directory of the store, on tmpfs (default /run/tsbox/<hash of --root>)",
+      ).env("TSBOX_RUNROOT"),
     )
     .option("-D, --debug", "show debug output and stack traces")
     .option(
@@ -61,6 +70,10 @@ export function buildProgram(): Command {
   defineCompletionCommand(program);
   defineNetworkCommands(program);
   defineBuildCommand(program);
+  // After every other command group: `boot` and `check` join the `system` defined above.
+  defineSystemBootCommand(program);
+  defineSystemCheckCommand(program);
+  defineGenerateCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program as unknown as Command;
 }

@@ -22,9 +22,11 @@ export function defineRunCommand(program: Command): void {
       .passThroughOptions(),
   )
     .option("-d, --detach", "run in the background and print the container id")
-    .action((image, command, flags, cmd) =>
-      HOT_ACTIONS.run(globalsOf(cmd), [image, command], flags)
-    );
+    .action(async (image, command, flags, cmd) => {
+      const { createLine } = await import("./create_line.ts");
+      const createCommand = createLine(cmd, image, command);
+      await HOT_ACTIONS.run(globalsOf(cmd), [image, command], { ...flags, createCommand });
+    });
 }
 
 /** Adds the flags `run` and `create` share (everything but `-d`). */

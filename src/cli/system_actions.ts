@@ -7,6 +7,8 @@
  */
 import { Store } from "../store/mod.ts";
 import { waitForQuietStore } from "../store/activity.ts";
+import { whileNobodyPublishes } from "../store/publish_lock.ts";
+import { TsboxError } from "../errors.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { familiar, type RemoveAction } from "../image/images.ts";
 import { pruneImages } from "../image/prune.ts";
@@ -37,13 +39,27 @@ async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> |
   }
 }
 
-/** Opens the store once no pull, load or build runs in it (they may need what a prune frees). */
+/**
+ * Opens the store once no pull, load or build runs in it (they may need what a prune frees), and
+ * prunes holding the publish lock exclusive, so that no pull publishes or records meanwhile (a
+ * pull of layers the store already has leaves no temp file for the first look to see).
+ */
 function whenQuiet<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
   return withStore(g, async (store) => {
-    await waitForQuietStore(store.root, {
-      onWait: (what) => console.error(`waiting for ${what.join(", ")} to finish`),
-    });
-    return await fn(store);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await waitForQuietStore(store.root, {
+        onWait: (what) => console.error(`waiting for ${what.join(", ")} to finish`),
+      });
+      const done = await whileNobodyPublishes(store.root, async () => ({ value: await fn(store) }));
+      if (done) return done.value;
+      if (Date.now() > deadline) {
+        throw new TsboxError(
+          `${store.root}: another tsbox process keeps publishing into the store`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   });
 }
 

@@ -177,6 +177,7 @@ async function create(
       labels: mergeLabels(imageConfig.Labels, ownLabels),
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
+      createCommand: flags.createCommand,
     },
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });

@@ -11,6 +11,7 @@ import type { ResourceLimits } from "../runtime/cgroups.ts";
 import type { Store } from "../store/mod.ts";
 import { randomName } from "./names.ts";
 import { reapDeadRunner } from "./reap.ts";
+import { ensureThisBoot } from "./boot.ts";
 import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
@@ -79,6 +80,8 @@ export interface RunConfig {
   readonly stopSignalName?: string;
   /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
   readonly stopTimeoutSet?: boolean;
+  /** `run`/`create` options, image and command, canonical (cli/create_line.ts), if known. */
+  readonly createCommand?: readonly string[];
 }
 
 /** One container as the database records it. */
@@ -201,6 +204,8 @@ export function createContainer(store: Store, c: NewContainer): ContainerRecord 
     );
   }
   const wanted = c.name?.replace(/^\//, "");
+  // Before a new row can be claimed (a foreground run claims without reading others).
+  ensureThisBoot(store);
   return store.db.transaction(() => {
     let name = wanted;
     if (name !== undefined) {
@@ -254,6 +259,8 @@ export function requireContainer(store: Store, nameOrIdOrPrefix: string): Contai
 }
 
 function lookup(store: Store, ref: string): ContainerRecord | undefined {
+  // Rows of a boot that is over name pids that may now be anyone's (boot.ts).
+  ensureThisBoot(store);
   const name = ref.replace(/^\//, "");
   let row = store.db.get<Row>("SELECT * FROM containers WHERE name = ?", name) ??
     store.db.get<Row>("SELECT * FROM containers WHERE id = ?", ref);
@@ -271,6 +278,7 @@ function lookup(store: Store, ref: string): ContainerRecord | undefined {
 
 /** Every container, newest first, reconciled. */
 export function listContainers(store: Store): ContainerRecord[] {
+  ensureThisBoot(store);
   return store.db.all<Row>("SELECT * FROM containers ORDER BY created_at DESC, id")
     .map((r) => settle(store, toRecord(r)))
     .filter((c): c is ContainerRecord => c !== undefined);
@@ -299,6 +307,7 @@ export function isActive(state: ContainerState): boolean {
  * created. Returns the row as it now is; for a container just removed, its last state.
  */
 export function reconcile(store: Store, c: ContainerRecord): ContainerRecord {
+  if (ensureThisBoot(store)) c = getContainer(store, c.id) ?? c;
   return settle(store, c) ?? reconcileView(c);
 }
 

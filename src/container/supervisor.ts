@@ -40,6 +40,8 @@ export interface SuperviseOptions {
   /** Port publishing and similar: run around every start of the container's process. */
   readonly beforeRelease?: (record: ContainerRecord, pid: number) => Promise<void>;
   readonly afterExit?: (record: ContainerRecord) => Promise<void>;
+  /** Claim only a container no user has stopped (a recovery, recover.ts: a `stop` wins). */
+  readonly unlessStopped?: boolean;
 }
 
 /** What the supervisor saw at the end. */
@@ -101,7 +103,8 @@ export async function supervise(
     store,
     id,
     { supervisorPid: me, supervisorStart: myStart ?? null, stopRequested: false, error: null },
-    (c) => !isActive(c.state) && c.supervisorPid === undefined,
+    (c) =>
+      !isActive(c.state) && c.supervisorPid === undefined && !(o.unlessStopped && c.stopRequested),
   );
   if (!claimed) {
     const err = getContainer(store, id)

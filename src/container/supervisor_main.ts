@@ -9,6 +9,10 @@
 import { TsboxError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import { supervise } from "./supervisor.ts";
+import { awaitDeadRun, countRecovery, recoveryDelay } from "./recover.ts";
+import { getContainer } from "./state.ts";
+import { removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
+import { RECOVER_ENV, startWatcher, type Watcher } from "./watcher.ts";
 
 /** Supervises container `id` under `root`; reports the first start on stdout. */
 export async function superviseMain(root: string, id: string): Promise<number> {
@@ -35,20 +39,42 @@ export async function superviseMain(root: string, id: string): Promise<number> {
     report({ error: (err as Error).message, exitCode: 125 });
     return 125;
   }
+  // Started by the watcher of a supervisor that died: bring the container back if its policy
+  // says so (recover.ts), else end quietly.
+  const recovering = Deno.env.get(RECOVER_ENV) !== undefined;
+  let watcher: Watcher | undefined;
+  let pidFile: string | undefined;
   try {
+    if (recovering) {
+      const dead = await awaitDeadRun(store, id);
+      if (!dead) return 0;
+      await new Promise((r) => setTimeout(r, recoveryDelay(dead)));
+    }
+    // A container with a restart policy outlives the death of this process (watcher.ts).
+    const row = getContainer(store, id);
+    if ((row?.config.restart.name ?? "no") !== "no") watcher = startWatcher();
     const result = await supervise(store, id, {
-      onStarted: (err) =>
+      unlessStopped: recovering,
+      onStarted: (err) => {
+        if (!err && recovering) countRecovery(store, id);
+        // For systemd units (generate systemd): the process to follow is this one. Written
+        // before the starting `tsbox start` hears of the start and exits.
+        const path = row && supervisorPidFile(root, row.name);
+        if (!err && path && writePidFile(path)) pidFile = path;
         report(
           err
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
             : { ok: true },
-        ),
+        );
+      },
     });
     return result.exitCode;
   } catch (err) {
     report({ error: (err as Error).message, exitCode: 125 });
     return 125;
   } finally {
+    await watcher?.dismiss();
+    if (pidFile) removePidFile(pidFile);
     store.close();
   }
 }

@@ -30,6 +30,10 @@ import type { PendingBlob } from "../store/blobs.ts";
 import { DigestingStream, DigestMismatchError, sha256Digest } from "../store/digest.ts";
 import type { PendingLayer } from "../store/layers.ts";
 import { removeTree } from "../store/layers.ts";
+import { ownedTempPrefix } from "../store/owner.ts";
+import { holdPublishLock } from "../store/publish_lock.ts";
+import { pauseForTest } from "../store/test_pause.ts";
+import { writeClaim } from "../store/unrecorded.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
 import { storedLayerBlob } from "./images.ts";
@@ -111,10 +115,16 @@ export async function loadImages(
   options: LoadOptions = {},
 ): Promise<LoadedImage[]> {
   const emit = options.onProgress ?? (() => {});
-  const tmp = join(store.root, "tmp");
-  await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
-  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "load-" });
+  // From the first look at what the store has: no sweep removes an unrecorded layer or blob
+  // that this load then finds there and counts on.
+  const release = await holdPublishLock(store.root);
+  // The spool is a temp entry of the store named after this process: killed, the next tsbox
+  // removes it (store/sweep.ts reads this directory anyway).
+  const tmp = store.layers.tempDir;
+  let dir: string | undefined;
   try {
+    await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
+    dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}load-` });
     const spool = await spoolArchive(input, dir);
     const plans = spool.files.has("manifest.json")
       ? await dockerPlans(store, spool)
@@ -129,7 +139,8 @@ export async function loadImages(
     if (plans.length === 0) throw new ArchiveError("the archive contains no image");
     return await apply(store, plans, emit);
   } finally {
-    await removeTree(dir);
+    if (dir) await removeTree(dir);
+    release();
   }
 }
 
@@ -478,9 +489,18 @@ async function apply(
     }
 
     // Everything verified: publish, then record each image with its tags in one transaction.
+    // Killed in between, the claim tells the next tsbox what is published but unrecorded.
+    const claim = await writeClaim(store.layers.tempDir, {
+      layers: pending.layers.map((p) => p.diffId),
+      blobs: [
+        ...seenBlobs,
+        ...plans.flatMap((p) => [p.id, (p.manifest ?? dockerManifest(p)).digest]),
+      ],
+    });
     for (const b of pending.blobs) await b.commit();
     for (const p of pending.layers) await p.layer.publish(store.shortIdFor(p.diffId));
     for (const diffId of sizes.keys()) await ensureLink(store, diffId);
+    await pauseForTest("before-record");
     const loaded: LoadedImage[] = [];
     for (const plan of plans) {
       await store.blobs.put(plan.id, plan.configBytes);
@@ -507,6 +527,7 @@ async function apply(
       for (const t of plan.tags) store.tag(plan.id, t);
       loaded.push({ id: plan.id, tags: plan.tags, image: store.getImage(image.id)! });
     }
+    await claim.release();
     return loaded;
   } finally {
     for (const b of pending.blobs) await b.discard();

@@ -44,6 +44,9 @@ import {
   namingDiskFull,
   SpaceGuard,
 } from "../store/space.ts";
+import { holdPublishLock } from "../store/publish_lock.ts";
+import { pauseForTest } from "../store/test_pause.ts";
+import { writeClaim } from "../store/unrecorded.ts";
 import { VERSION } from "../version.ts";
 import { type LayerJob, startLayerJob } from "./layer_job.ts";
 import { inParallel } from "./parallel.ts";
@@ -168,6 +171,7 @@ export async function pullImage(
   const space = new SpaceGuard(store.root, { floorBytes: options.minFreeBytes });
   const pending: FetchedLayer[] = [];
   const sizes = new Map<string, number>();
+  let releaseLock: (() => void) | undefined;
   try {
     // Layers the store has are reused; the same layer twice in one image is fetched once.
     const todo: { desc: Descriptor; diffId: string }[] = [];
@@ -189,8 +193,20 @@ export async function pullImage(
     });
 
     // Everything verified: publish blobs and layer dirs, then the record in one transaction.
+    // Killed in between, the claim tells the next tsbox what is published but unrecorded.
     const shortIds = new Map<string, string>();
     const blobDir = join(store.root, "blobs");
+    // Through the record: no sweep removes an unrecorded layer or blob this pull keeps.
+    releaseLock = await holdPublishLock(store.root);
+    const claim = await namingDiskFull(
+      `${ref}: writing its claim in ${store.layers.tempDir}`,
+      store.layers.tempDir,
+      () =>
+        writeClaim(store.layers.tempDir, {
+          layers: pending.map((p) => p.diffId),
+          blobs: [...pending.map((p) => p.digest), manifest.config.digest, manifestDigest],
+        }),
+    );
     for (const p of pending) {
       await namingDiskFull(
         `storing blob ${p.digest} in ${blobDir}`,
@@ -216,6 +232,7 @@ export async function pullImage(
       blobDir,
       () => store.blobs.put(manifestDigest, manifestBytes),
     );
+    await pauseForTest("before-record");
     const image = recordImage(store, () =>
       store.addImage({
         id: imageId,
@@ -233,12 +250,14 @@ export async function pullImage(
         tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
         repoDigest,
       }));
+    await claim.release();
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {
       await p.blob.discard();
       await p.layer.discard();
     }
+    releaseLock?.();
   }
 }
 

@@ -72,6 +72,8 @@ export interface RunFlags extends SecurityFlags {
   sysctl?: string[];
   /** `--log-opt KEY=VALUE` values (json-file: max-size, max-file). */
   logOpt?: string[];
+  /** The command line, canonical (cli/create_line.ts): kept for `generate systemd --new`. */
+  createCommand?: string[];
 }
 
 /** What run needs from the global options. */

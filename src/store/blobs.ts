@@ -10,6 +10,7 @@ import { StagedWriter } from "./staged_write.ts";
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
+import { holdPublishLock } from "./publish_lock.ts";
 
 /** A blob being written: `write()` its bytes in order, then `commit()` or `discard()`. */
 export interface PendingBlob {
@@ -24,15 +25,20 @@ export interface PendingBlob {
   commit(): Promise<void>;
   /** Checks the digest without publishing; throws {@link DigestMismatchError}. */
   verify(): void;
-  /** Removes the temp file. Safe to call after commit (then a no-op). */
+  /**
+   * Removes the temp file (nothing after commit) and lets go of the publish lock this writer
+   * held (publish_lock.ts): call it always, after the record of what was committed.
+   */
   discard(): Promise<void>;
 }
 
 /** The blob directory of a store. */
 export class BlobStore {
   readonly #dir: string;
+  readonly #root: string;
 
   constructor(root: string) {
+    this.#root = root;
     this.#dir = join(root, "blobs", "sha256");
   }
 
@@ -72,10 +78,20 @@ export class BlobStore {
   async begin(digest: string, size?: number): Promise<PendingBlob> {
     const target = this.path(digest);
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
-    const temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
-    // A raw fd, so that the bytes go out in few large writes off the JS thread (staged_write.ts).
-    const fd = openat(AT_FDCWD, temp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    // Its writer may build on unrecorded blobs it finds: no sweep removes any until discard().
+    const release = await holdPublishLock(this.#root);
+    let temp: string;
+    let fd: number;
+    try {
+      // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
+      temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
+      // A raw fd, so that the bytes go out in few large writes off the JS thread
+      // (staged_write.ts).
+      fd = openat(AT_FDCWD, temp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    } catch (err) {
+      release();
+      throw err;
+    }
     const staged = new StagedWriter({ offThread: true });
     let closed = false;
     const close = () => {
@@ -127,6 +143,7 @@ export class BlobStore {
       async discard() {
         close();
         if (!committed) await Deno.remove(temp).catch(() => {});
+        release();
       },
     };
   }

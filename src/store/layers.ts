@@ -11,6 +11,7 @@
 import { join } from "../path.ts";
 import { digestHex } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
+import { holdPublishLock } from "./publish_lock.ts";
 
 /** A layer being unpacked into a private temp dir: `publish()` or `discard()` it. */
 export interface PendingLayer {
@@ -18,17 +19,22 @@ export interface PendingLayer {
   readonly dir: string;
   /** Moves the verified directory into place (keeping an existing one) and links its short id. */
   publish(shortId: string): Promise<void>;
-  /** Removes the temp dir (a no-op after publish). */
+  /**
+   * Removes the temp dir (nothing after publish) and lets go of the publish lock this writer
+   * held (publish_lock.ts): call it always, after the record of what was published.
+   */
   discard(): Promise<void>;
 }
 
 /** The layer directories of a store. */
 export class LayerStore {
   readonly #dir: string;
+  readonly #root: string;
   /** Directory of the short links, the cwd for overlay mounts. */
   readonly linkDir: string;
 
   constructor(root: string) {
+    this.#root = root;
     this.#dir = join(root, "layers");
     this.linkDir = join(root, "l");
   }
@@ -62,9 +68,17 @@ export class LayerStore {
     // Layers keep images' setuid files and device nodes: no other host user may reach them.
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     await Deno.mkdir(this.linkDir, { recursive: true, mode: 0o700 });
-    const temp = await Deno.makeTempDir({ dir: this.#dir, prefix: ownedTempPrefix() });
-    // The layer's root directory is the container's "/": 0755 like every distribution's root.
-    await Deno.chmod(temp, 0o755);
+    // publish() may keep an unrecorded layer dir it finds: no sweep removes one until discard().
+    const release = await holdPublishLock(this.#root);
+    let temp: string;
+    try {
+      temp = await Deno.makeTempDir({ dir: this.#dir, prefix: ownedTempPrefix() });
+      // The layer's root directory is the container's "/": 0755 like every distribution's root.
+      await Deno.chmod(temp, 0o755);
+    } catch (err) {
+      release();
+      throw err;
+    }
     let published = false;
     return {
       dir: temp,
@@ -80,7 +94,11 @@ export class LayerStore {
         await this.link(diffId, shortId);
       },
       discard: async () => {
-        if (!published) await removeTree(temp);
+        try {
+          if (!published) await removeTree(temp);
+        } finally {
+          release();
+        }
       },
     };
   }

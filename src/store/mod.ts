@@ -13,6 +13,7 @@ import { Database } from "./db.ts";
 import { digestHex } from "./digest_format.ts";
 import { LayerStore } from "./layers.ts";
 import { sweepAbandoned } from "./sweep.ts";
+import { linkNames } from "./unrecorded.ts";
 
 export { BlobStore } from "./blobs.ts";
 export { LayerStore } from "./layers.ts";
@@ -162,7 +163,7 @@ export class Store {
    * builds) and whatever registered sweepers clean (see sweep.ts). Returns the paths removed.
    */
   sweepAbandoned(): Promise<string[]> {
-    return sweepAbandoned(this.root);
+    return sweepAbandoned(this.root, this.db);
   }
 
   /** Closes the database. */
@@ -196,8 +197,7 @@ export class Store {
     const recorded = this.layerShortId(diffId);
     if (recorded) return recorded;
     const hex = digestHex(diffId);
-    for (let at = 0; at + SHORT_ID_LENGTH <= hex.length; at += SHORT_ID_LENGTH) {
-      const candidate = hex.slice(at, at + SHORT_ID_LENGTH);
+    for (const candidate of linkNames(hex)) {
       if (this.#shortIdFree(candidate, hex)) return candidate;
     }
     throw new TsboxError(
@@ -451,9 +451,3 @@ async function tightenRoot(root: string): Promise<void> {
   }
   await Deno.chmod(root, 0o700);
 }
-
-/**
- * Characters of a link name: 64 bits of the diffID, so no layer can be made to collide with
- * another's, and 17 bytes per layer in overlay's one-page option string (200+ layers).
- */
-const SHORT_ID_LENGTH = 16;
