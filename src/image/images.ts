@@ -6,7 +6,7 @@
  */
 import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
-import { shortDigest } from "../store/digest.ts";
+import { shortDigest } from "../store/digest_format.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 
 /** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
