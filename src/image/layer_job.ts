@@ -1,10 +1,11 @@
 /**
  * The unpacking half of a layer's pull: compressed bytes go in as they arrive, and out comes the
  * digest and size of the uncompressed stream (the diffID to check) once the layer directory is
- * filled. A large layer is unpacked in a worker (unpack_worker.ts), so that decompressing,
- * hashing and the unpacker's system calls run beside the download, the blob's hashing and the
- * other layers instead of taking turns on one thread; a small one on the calling thread, where
- * a worker's start would cost more than it saves.
+ * filled. A large layer is unpacked in a worker (unpack_worker.ts) when the machine has a
+ * processor to spare, so that decompressing, hashing and the unpacker's system calls run beside
+ * the download, the blob's hashing and the other layers instead of taking turns on one thread;
+ * otherwise, and for a small layer (a worker's start would cost more than it saves), on the
+ * calling thread. See {@link wantsWorker}.
  *
  * Both do the same work with the same code (decompress.ts, digest.ts, unpack_stream.ts) and the
  * same free-space floor (one SpaceGuard counter shared across threads); a worker's error comes
@@ -15,6 +16,7 @@
 import type { Compression } from "../../registry/manifest.ts";
 import { DigestingStream } from "../store/digest.ts";
 import type { SharedSpace, SpaceGuard } from "../store/space.ts";
+import { spareProcessor } from "../store/spare_cpu.ts";
 import { decompressor } from "./decompress.ts";
 import { receiveError, sendError, type SentError } from "./error_transfer.ts";
 import { unpackAll } from "./unpack_stream.ts";
@@ -37,17 +39,22 @@ export interface LayerJob {
   readonly result: Promise<Unpacked>;
 }
 
-/** Compressed layers at least this large are unpacked in a worker. */
+/** Compressed layers at least this large may be unpacked in a worker. */
 export const WORKER_MIN_BYTES = 4 * 1024 * 1024;
 
-/** Starts unpacking a layer of `size` compressed bytes into `dir`. */
+/** Whether a layer of `size` compressed bytes goes to a worker (see store/spare_cpu.ts). */
+export function wantsWorker(size: number): boolean {
+  return size >= WORKER_MIN_BYTES && spareProcessor();
+}
+
+/** Starts unpacking a layer into `dir`, in a worker or on the calling thread. */
 export function startLayerJob(
   dir: string,
   compression: Compression,
   space: SpaceGuard,
-  size: number,
+  inWorker: boolean,
 ): LayerJob {
-  return size >= WORKER_MIN_BYTES
+  return inWorker
     ? new WorkerJob(dir, compression, space.share())
     : new ThreadJob(dir, compression, space);
 }

@@ -1,6 +1,6 @@
 import { assertEquals, assertOk } from "../../tests/assert.ts";
 import { DiskFullError, SpaceGuard } from "../store/space.ts";
-import { startLayerJob, type Unpacked, WORKER_MIN_BYTES } from "./layer_job.ts";
+import { startLayerJob, type Unpacked } from "./layer_job.ts";
 import { tarStream, type TarWriterEntry } from "./tar_writer.ts";
 import { LayerError, UnsafeLayerError } from "./unpack.ts";
 
@@ -39,11 +39,11 @@ async function unpackBoth(
   space?: (dir: string) => SpaceGuard,
 ): Promise<[Outcome, Outcome]> {
   const outcomes: Outcome[] = [];
-  for (const size of [0, WORKER_MIN_BYTES]) {
+  for (const inWorker of [false, true]) {
     const dir = await Deno.makeTempDir({ prefix: "tsbox-job-" });
     try {
       const guard = space?.(dir) ?? new SpaceGuard(dir, { floorBytes: 0 });
-      const job = startLayerJob(dir, "gzip", guard, size);
+      const job = startLayerJob(dir, "gzip", guard, inWorker);
       job.result.catch(() => {});
       for (let off = 0; off < blob.length; off += 16384) {
         await job.write(blob.slice(off, off + 16384));

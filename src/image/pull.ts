@@ -48,7 +48,7 @@ import { holdPublishLock } from "../store/publish_lock.ts";
 import { pauseForTest } from "../store/test_pause.ts";
 import { writeClaim } from "../store/unrecorded.ts";
 import { VERSION } from "../version.ts";
-import { type LayerJob, startLayerJob } from "./layer_job.ts";
+import { type LayerJob, startLayerJob, wantsWorker } from "./layer_job.ts";
 import { inParallel } from "./parallel.ts";
 
 /** What a pull reports as it goes, close to docker's per-layer status lines. */
@@ -387,7 +387,8 @@ async function fetchLayer(
   let job: LayerJob | undefined;
   try {
     const { body } = await client.fetchBlob(ref, desc.digest, desc.size);
-    job = startLayerJob(layer.dir, layerCompression(desc.mediaType), space, desc.size);
+    const compression = layerCompression(desc.mediaType);
+    job = startLayerJob(layer.dir, compression, space, wantsWorker(desc.size));
     const unpacking = job.result;
     let failure: unknown;
     let unpackFailure: unknown;

@@ -6,6 +6,7 @@
  * @module
  */
 import { AT_FDCWD, close as closeFd, O_CLOEXEC, O_TRUNC, O_WRONLY, openat } from "../../ffi/fs.ts";
+import { spareProcessor } from "./spare_cpu.ts";
 import { StagedWriter } from "./staged_write.ts";
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
@@ -92,7 +93,8 @@ export class BlobStore {
       release();
       throw err;
     }
-    const staged = new StagedWriter({ offThread: true });
+    // Off the JS thread only where a processor is idle to take the writes (spare_cpu.ts).
+    const staged = new StagedWriter({ offThread: spareProcessor() });
     let closed = false;
     const close = () => {
       if (!closed) {
