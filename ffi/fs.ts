@@ -33,12 +33,6 @@ const lib = openLibc({
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  writeOffThread: {
-    name: "write",
-    parameters: ["i32", "buffer", "usize"],
-    result: "isize",
-    nonblocking: true,
-  },
   close: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
@@ -349,29 +343,6 @@ export function writeAll(fd: number, data: Uint8Array): void {
   while (off < data.length) {
     const view = (off === 0 ? data : data.subarray(off)) as Uint8Array<ArrayBuffer>;
     const n = Number(lib.write(fd, view, BigInt(view.length)));
-    if (n < 0) {
-      const e = errno();
-      if (e === EINTR) continue;
-      throw new SyscallError("write", [fd, data.length - off], e);
-    }
-    off += n;
-  }
-}
-
-/**
- * write(2) of all of `data`, each call made on one of Deno's blocking threads: copying hundreds
- * of MB into the page cache (a pull) then does not hold up the JS thread, which goes on
- * decompressing and hashing meanwhile. errno belongs to the thread that made the call, so a
- * failed write is made once more on this thread to learn why (the same fd and bytes fail the
- * same way; if it succeeds instead, its bytes count). `data` must not change until the promise
- * settles.
- */
-export async function writeAllOffThread(fd: number, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const view = (off === 0 ? data : data.subarray(off)) as Uint8Array<ArrayBuffer>;
-    let n = Number(await lib.writeOffThread(fd, view, BigInt(view.length)));
-    if (n < 0) n = Number(lib.write(fd, view, BigInt(view.length)));
     if (n < 0) {
       const e = errno();
       if (e === EINTR) continue;

@@ -187,7 +187,7 @@ class Unpacker {
    * room for "x"), so the opaque marker removes them and later ones are not made.
    */
   #whiteouts = new Map<bigint, Set<string>>();
-  /** File contents go out in few large writes, off the JS thread. */
+  /** File contents go out in few large writes. */
   #staged = new StagedWriter();
 
   constructor(readonly root: number, readonly options: UnpackOptions) {
@@ -359,9 +359,9 @@ class Unpacker {
     try {
       for await (const chunk of entry.chunks()) {
         this.options.reserve?.(chunk.byteLength, 0, h.name);
-        await this.#staged.write(fd, chunk);
+        this.#staged.write(fd, chunk);
       }
-      await this.#staged.flush(fd);
+      this.#staged.flush(fd);
       if (!this.options.rootless) fchown(fd, h.uid, h.gid);
       // After chown, which clears setuid/setgid.
       fchmod(fd, h.mode);

@@ -5,9 +5,6 @@
  *
  * @module
  */
-import { AT_FDCWD, close as closeFd, O_CLOEXEC, O_TRUNC, O_WRONLY, openat } from "../../ffi/fs.ts";
-import { spareProcessor } from "./spare_cpu.ts";
-import { StagedWriter } from "./staged_write.ts";
 import { join } from "../path.ts";
 import { digestHex, DigestMismatchError } from "./digest_format.ts";
 import { ownedTempPrefix } from "./owner.ts";
@@ -82,25 +79,20 @@ export class BlobStore {
     // Its writer may build on unrecorded blobs it finds: no sweep removes any until discard().
     const release = await holdPublishLock(this.#root);
     let temp: string;
-    let fd: number;
+    let file: Deno.FsFile;
     try {
       // Named after this process: the next tsbox removes it if this one is killed (sweep.ts).
       temp = await Deno.makeTempFile({ dir: this.#dir, prefix: ownedTempPrefix() });
-      // A raw fd, so that the bytes go out in few large writes off the JS thread
-      // (staged_write.ts).
-      fd = openat(AT_FDCWD, temp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+      file = await Deno.open(temp, { write: true, truncate: true });
     } catch (err) {
       release();
       throw err;
     }
-    // Off the JS thread only where a processor is idle to take the writes (spare_cpu.ts).
-    const staged = new StagedWriter({ offThread: spareProcessor() });
     let closed = false;
     const close = () => {
       if (!closed) {
         closed = true;
-        staged.reset();
-        closeFd(fd);
+        file.close();
       }
     };
     const { createHash } = await import("node:crypto");
@@ -127,9 +119,7 @@ export class BlobStore {
         }
         hash.update(chunk);
         bytes += chunk.byteLength;
-        await staged.write(fd, chunk);
-        // The last chunk is on disk when write() returns, so that a want of space shows here.
-        if (bytes === size) await staged.flush(fd);
+        for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
       },
       get bytes() {
         return bytes;
@@ -137,7 +127,6 @@ export class BlobStore {
       verify,
       async commit() {
         verify();
-        await staged.flush(fd);
         close();
         await Deno.rename(temp, target);
         committed = true;
