@@ -8,11 +8,17 @@ DENO_VERSION=2.9.6
 # Everything a test runs: a missing tool fails its test (or shows as skipped in .ci/run), never
 # a silent pass. binutils: `as`/`objcopy` re-check the clone stub (ffi/clone_test.ts); tmux: the
 # terminal tests; uidmap/passwd: the rootless tests (newuidmap, useradd); util-linux/mount:
-# unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`.
+# unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`;
+# libnftables1 (tsbox's firewall) and nftables (tests look at the ruleset); aardvark-dns: names on
+# user networks (tests/network_test.ts); passt (pasta) and slirp4netns: rootless networks
+# (tests/rootless_network_test.ts).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
-  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish)
+  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
+  nftables libnftables1 aardvark-dns passt slirp4netns docker.io)
 # Installed as packages, these start system services that would hold ports the tests use.
-SERVICES=(docker-registry nginx)
+# docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
+# it): its dockerd (and docker.socket, which would start it) must never run beside tsbox.
+SERVICES=(docker-registry nginx docker.socket docker)
 
 log() { echo "install_deps: $*"; }
 
@@ -65,5 +71,12 @@ for s in "${SERVICES[@]}"; do
     fi
   fi
 done
+
+# --- /dev/net/tun as Debian's udev leaves it (0666): rootless pasta/slirp4netns open it inside
+# the container's namespaces; some machine images create it 0600, which limits it to root ---
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  log "chmod 0666 /dev/net/tun"
+  chmod 0666 /dev/net/tun
+fi
 
 log "ok (deno $(deno --version | head -1 | cut -d' ' -f2); ${#missing[@]} package(s) installed)"

@@ -217,7 +217,10 @@ Deno.test({
       assertEquals(other.stdout.trim().split("\n"), ["1", "ok"]);
 
       // Networks: a private one with only lo, or the host's.
-      const priv = ok(await asUser(u, ["run", "--rm", ref, "cat", "/proc/net/dev"]), "private");
+      const priv = ok(
+        await asUser(u, ["run", "--rm", "--network", "private", ref, "cat", "/proc/net/dev"]),
+        "private",
+      );
       const ifaces = (s: string) =>
         s.split("\n").slice(2).map((l) => l.split(":")[0].trim()).filter(Boolean).sort();
       assertEquals(ifaces(priv.stdout), ["lo"]);

@@ -96,11 +96,36 @@ export async function commitLayer(
   always = false,
 ): Promise<BuiltLayer | undefined> {
   if (!always && await isEmptyDir(upper)) return undefined;
+  return await publishLayer(store, diffEntries(upper), scratch);
+}
+
+/**
+ * Makes a layer of tar `entries` (an OCI change set, parents before children) and publishes it
+ * in `store` as {@link commitLayer} does; `commit` walks a container's upper dir by fd itself.
+ */
+export function publishLayer(
+  store: Store,
+  entries: AsyncIterable<TarWriterEntry> | Iterable<TarWriterEntry>,
+  scratch: string,
+): Promise<BuiltLayer> {
+  return publishLayerTar(store, tarStream(entries), scratch);
+}
+
+/**
+ * Publishes an uncompressed layer tar (`import`'s archive as given) as {@link publishLayer}
+ * does: its sha256 is the diffID, its gzip the blob, and it is unpacked with the checks that
+ * pulled layers get.
+ */
+export async function publishLayerTar(
+  store: Store,
+  tar: ReadableStream<Uint8Array>,
+  scratch: string,
+): Promise<BuiltLayer> {
   const tarPath = join(scratch, "layer.tar");
   const gzPath = join(scratch, "layer.tar.gz");
   const diff = new DigestingStream();
   const compressed = new DigestingStream();
-  const [forTar, forGzip] = tarStream(diffEntries(upper)).pipeThrough(diff).tee();
+  const [forTar, forGzip] = tar.pipeThrough(diff).tee();
   await Promise.all([
     forTar.pipeTo((await Deno.create(tarPath)).writable),
     forGzip.pipeThrough(gzip()).pipeThrough(compressed)

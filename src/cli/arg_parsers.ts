@@ -71,12 +71,15 @@ export function label(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-const NETWORKS = ["private", "none", "host", "default", "bridge"];
+const NETWORKS = ["private", "none", "host", "default", "bridge", "pasta", "slirp4netns"];
 
-/** `--network`: one of the modes, or `container:NAME`. */
+/** `--network`: a mode, `container:NAME`, or a network's name (it must exist: checked at create). */
 export function networkMode(value: string): string {
   if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
-  throw new ArgumentValueError(`Allowed choices are ${NETWORKS.join(", ")}, container:NAME.`);
+  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) return value;
+  throw new ArgumentValueError(
+    `Allowed choices are ${NETWORKS.join(", ")}, container:NAME, a network's name.`,
+  );
 }
 
 /** A `--health-*` duration: refused as pflag refuses it, kept as typed. */

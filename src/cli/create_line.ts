@@ -15,7 +15,7 @@ export interface OptionLike {
 }
 
 /** Options that say how to run this one time, not what the container is. */
-const NOT_RECORDED = new Set(["detach"]);
+const NOT_RECORDED = new Set(["detach", "attach"]);
 
 function sameAsDefault(value: unknown, option: OptionLike): boolean {
   return JSON.stringify(value) === JSON.stringify(option.defaultValue);

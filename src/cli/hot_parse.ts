@@ -130,6 +130,7 @@ function options(
   const program = specs === HOT_PROGRAM_OPTIONS;
   const find = (flag: string) => specs.find((o) => o.long === flag || o.short === flag);
   const set = (o: HotOption, value?: string) => {
+    if (o.listened) throw new NotHot();
     given.add(o.key);
     if (!o.value) {
       values[o.key] = !o.negate;

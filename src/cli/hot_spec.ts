@@ -37,6 +37,11 @@ export interface HotOption {
   readonly default?: string;
   /** The environment variable that gives the value when the flag is absent. */
   readonly env?: string;
+  /**
+   * commander does more for it than set its value (an `option:` listener, as `--net` sets
+   * `network`): command lines that give it are left to commander.
+   */
+  readonly listened?: boolean;
 }
 
 /** One positional argument (`<x>`, `[x...]`). */
@@ -138,7 +143,18 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { short: "-w", long: "--workdir", key: "workdir", value: true },
       { short: "-u", long: "--user", key: "user", value: true },
       { long: "--entrypoint", key: "entrypoint", value: true },
-      { long: "--network", key: "network", value: true, parser: "networkMode", default: "private" },
+      { long: "--network", key: "network", value: true, parser: "networkMode", default: "default" },
+      { long: "--net", key: "net", value: true, parser: "networkMode", listened: true },
+      { long: "--ipc", key: "ipc", value: true },
+      { long: "--pid", key: "pid", value: true },
+      { long: "--uts", key: "uts", value: true },
+      { long: "--cgroupns", key: "cgroupns", value: true },
+      { long: "--ip", key: "ip", value: true },
+      { long: "--network-alias", key: "networkAlias", value: true, parser: "collect" },
+      { long: "--dns", key: "dns", value: true, parser: "collect" },
+      { long: "--dns-search", key: "dnsSearch", value: true, parser: "collect" },
+      { long: "--dns-option", key: "dnsOption", value: true, parser: "collect" },
+      { long: "--add-host", key: "addHost", value: true, parser: "collect" },
       { short: "-p", long: "--publish", key: "publish", value: true, parser: "collect" },
       { short: "-P", long: "--publish-all", key: "publishAll" },
       { long: "--expose", key: "expose", value: true, parser: "collect" },
@@ -147,6 +163,22 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { long: "--cpus", key: "cpus", value: true },
       { short: "-c", long: "--cpu-shares", key: "cpuShares", value: true },
       { long: "--pids-limit", key: "pidsLimit", value: true },
+      { long: "--cpuset-cpus", key: "cpusetCpus", value: true },
+      { long: "--cpuset-mems", key: "cpusetMems", value: true },
+      { long: "--cpu-quota", key: "cpuQuota", value: true },
+      { long: "--cpu-period", key: "cpuPeriod", value: true },
+      { long: "--memory-reservation", key: "memoryReservation", value: true },
+      { long: "--kernel-memory", key: "kernelMemory", value: true },
+      { long: "--oom-kill-disable", key: "oomKillDisable" },
+      { long: "--blkio-weight", key: "blkioWeight", value: true },
+      { long: "--device-read-bps", key: "deviceReadBps", value: true, parser: "collect" },
+      { long: "--device-write-bps", key: "deviceWriteBps", value: true, parser: "collect" },
+      { long: "--device-read-iops", key: "deviceReadIops", value: true, parser: "collect" },
+      { long: "--device-write-iops", key: "deviceWriteIops", value: true, parser: "collect" },
+      { long: "--device-cgroup-rule", key: "deviceCgroupRule", value: true, parser: "collect" },
+      { long: "--oom-score-adj", key: "oomScoreAdj", value: true },
+      { long: "--cpu-rt-runtime", key: "cpuRtRuntime", value: true },
+      { long: "--cpu-rt-period", key: "cpuRtPeriod", value: true },
       { short: "-i", long: "--interactive", key: "interactive" },
       { short: "-t", long: "--tty", key: "tty" },
       { short: "-v", long: "--volume", key: "volume", value: true, parser: "collect" },
@@ -184,8 +216,10 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { long: "--group-add", key: "groupAdd", value: true, parser: "collect" },
       { long: "--shm-size", key: "shmSize", value: true },
       { long: "--sysctl", key: "sysctl", value: true, parser: "collect" },
+      { long: "--log-driver", key: "logDriver", value: true },
       { long: "--log-opt", key: "logOpt", value: true, parser: "collect" },
       { short: "-d", long: "--detach", key: "detach" },
+      { short: "-a", long: "--attach", key: "attach", value: true, parser: "collect" },
     ],
   },
 };

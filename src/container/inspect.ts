@@ -9,6 +9,10 @@ import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
+import { inspectNamespaces } from "./namespaces.ts";
+import { inspectExtraLimits } from "./extra_limits.ts";
+import { inspectNetworkSettings } from "../network/inspect.ts";
+import { networkModeName } from "../network/endpoints.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -48,9 +52,10 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
     RestartCount: c.restartCount,
     Driver: "overlay",
     HostConfig: {
-      NetworkMode: cfg.network === "private" ? "default" : cfg.network,
+      NetworkMode: networkModeName(cfg.network, cfg.net),
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
+      PublishAllPorts: cfg.publishAll ?? false,
       ReadonlyRootfs: cfg.readOnly,
       Memory: cfg.resources.memory ?? 0,
       MemorySwap: cfg.resources.memorySwap ?? 0,
@@ -58,6 +63,8 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
       ...inspectHostConfig(cfg),
+      ...inspectNamespaces(cfg.namespaces),
+      ...inspectExtraLimits(cfg.resources),
     },
     GraphDriver: {
       Name: "overlay",
@@ -96,11 +103,22 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},
+      ...(cfg.exposedPorts?.length
+        ? { ExposedPorts: Object.fromEntries(cfg.exposedPorts.map((p) => [p, {}])) }
+        : {}),
       // As docker: only when set (by the flag or, for the signal, the image).
       StopSignal: cfg.stopSignalName,
       StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,
       ...(cfg.healthcheck ? { Healthcheck: cfg.healthcheck } : {}),
     },
-    NetworkSettings: { Ports: ports },
+    NetworkSettings: {
+      ...inspectNetworkSettings(store, {
+        id: c.id,
+        name: c.name,
+        mode: cfg.network,
+        net: cfg.net,
+      }),
+      Ports: ports,
+    },
   };
 }

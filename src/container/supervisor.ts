@@ -22,17 +22,27 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { sharedNamespaces } from "./namespaces.ts";
+import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { specOptions } from "./run_options.ts";
+import { mountVolumesOf } from "./volumes.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
 export interface SuperviseOptions {
   /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
   readonly attach?: boolean;
+  /** `run -a`: the streams attached (all of them when absent). */
+  readonly streams?: {
+    readonly stdin: boolean;
+    readonly stdout: boolean;
+    readonly stderr: boolean;
+  };
   /** Called once: after the first start succeeded, or with the error that stopped it. */
   readonly onStarted?: (error?: Error) => void;
   /** Called with PID 1's host pid on every start (signal forwarding). */
@@ -148,6 +158,7 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
@@ -222,6 +233,7 @@ async function startAndWait(
 ): Promise<{ exit: ContainerExit; pid: number }> {
   // Host ports are bound first: a taken port fails the start before anything else exists.
   const ports = PublishedPorts.open(store, c.id, c.config);
+  const net = await networkHooks(store, c);
   await awaitAttachFirst(attach, store.root, c.id);
   // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
   // `run -di` container's stdin open, so `sh` waits for input instead of ending at once).
@@ -235,6 +247,8 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
+    mountVolumesOf(store, c.id);
     container = await Container.start({
       id: c.id,
       stateDir: containerDir(store.root, c.id),
@@ -247,6 +261,7 @@ async function startAndWait(
       hostname: c.config.hostname,
       network: c.config.network,
       networkPid: joinedNetworkPid(store, c.config.network),
+      namespaces: sharedNamespaces(store, c),
       resources: c.config.resources,
       mounts: c.config.mounts,
       readOnly: c.config.readOnly,
@@ -255,23 +270,29 @@ async function startAndWait(
       filterCacheDir: `${store.root}/cache/seccomp`,
       userns: c.config.security?.userns,
       stdio: [
-        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        stdinPipe
+          ? stdinPipe[0]
+          : o.attach && c.config.interactive && (o.streams?.stdin ?? true)
+          ? "inherit"
+          : "null",
         outW,
         errW,
       ],
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
       ...specOptions(c.config),
-      beforeRelease: ports || o.beforeRelease
+      beforeRelease: ports || net || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.
+          await net?.connect(pid);
           await ports?.start(pid);
           await o.beforeRelease?.(c, pid);
         }
         : undefined,
-      afterExit: ports || o.afterExit
+      afterExit: ports || net || o.afterExit
         ? async () => {
           await ports?.close();
+          net?.disconnect();
           await o.afterExit?.(c);
         }
         : undefined,
@@ -297,13 +318,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+      attachTee(attach, 1, o.attach && (o.streams?.stdout ?? true) ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+      attachTee(attach, 2, o.attach && (o.streams?.stderr ?? true) ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
@@ -338,6 +359,7 @@ async function startAndWait(
     // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
+  if (running) containerEvent(store.root, "start", running);
   if (unrecorded === undefined) {
     o.onPid?.(container.pid);
     started();

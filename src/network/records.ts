@@ -12,8 +12,16 @@ import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
 /** The name of the default network, as docker's. */
 export const DEFAULT_NETWORK = "bridge";
 
-/** Names `network create` refuses: docker's predefined networks and tsbox's `private`. */
-export const PREDEFINED = new Set([DEFAULT_NETWORK, "host", "none", "private", "default"]);
+/** Names `network create` refuses: docker's predefined networks, tsbox's own modes. */
+export const PREDEFINED = new Set([
+  DEFAULT_NETWORK,
+  "host",
+  "none",
+  "private",
+  "default",
+  "pasta",
+  "slirp4netns",
+]);
 
 /** A network name as docker accepts it. */
 export const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
