@@ -32,6 +32,7 @@ const lib = openLibc({
   lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  lremovexattr: { parameters: ["buffer", "buffer"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
@@ -316,6 +317,14 @@ export function lgetxattr(path: string, name: string): Uint8Array | null {
     if (e !== ERANGE) throw new SyscallError("lgetxattr", [path, name], e);
     size *= 4;
   }
+}
+
+/** lremovexattr(2): removes an xattr without following a symlink; absent is not an error. */
+export function lremovexattr(path: string, name: string): void {
+  if (lib.lremovexattr(cstr(path), cstr(name)) === 0) return;
+  const e = errno();
+  if (e === 61 /* ENODATA */) return;
+  throw new SyscallError("lremovexattr", [path, name], e);
 }
 
 /** llistxattr(2): the names of a file's xattrs (those the caller may see). */

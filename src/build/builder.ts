@@ -999,7 +999,7 @@ class Builder {
       unmountRootfs(rootfs);
     }
     try {
-      return await commitLayer(this.store, upper, dir, alwaysLayer);
+      return await commitLayer(this.store, upper, alwaysLayer);
     } finally {
       await removeTree(dir);
     }
@@ -1242,7 +1242,7 @@ class Builder {
       }
       const upper = join(stateDir, "upper");
       await removeMountStubs(upper, state, this.store, c.mountTargets);
-      const layer = await commitLayer(this.store, upper, stateDir, true);
+      const layer = await commitLayer(this.store, upper, true);
       const shown = `RUN ${argv.join(" ")} # buildkit`;
       return nextState(state, { createdBy: shown, created, layer });
     } finally {
