@@ -395,6 +395,8 @@ export interface Stat {
   size: number;
   /** Modification time. */
   mtime: Timespec;
+  /** Status change time (moved by every write and metadata change; no one can set it). */
+  ctime: Timespec;
   /** For devices: the device's major number. */
   rdevMajor: number;
   /** For devices: the device's minor number. */
@@ -423,6 +425,7 @@ export function fstatat(dirfd: number, path: string, flags = 0): Stat {
     ino: v.getBigUint64(32, true),
     size: Number(v.getBigUint64(40, true)),
     mtime: { sec: Number(v.getBigInt64(112, true)), nsec: v.getUint32(120, true) },
+    ctime: { sec: Number(v.getBigInt64(96, true)), nsec: v.getUint32(104, true) },
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
     dev: makedev(v.getUint32(136, true), v.getUint32(140, true)),

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import ignoreModule, { type Ignore } from "@balena/dockerignore";
 import { TsboxError } from "../errors.ts";
 import { resolveInRoot } from "../runtime/rootfs.ts";
+import type { FileDigests } from "./file_digests.ts";
 
 /** A COPY/ADD source that does not exist or is excluded. */
 export class SourceNotFoundError extends TsboxError {
@@ -180,8 +181,16 @@ export async function sourceEntries(root: SourceRoot, src: Source): Promise<Tree
   return out;
 }
 
-/** Digest of what the sources hold: names, types, modes, owners, sizes, contents, link targets. */
-export async function sourcesDigest(root: SourceRoot, sources: readonly Source[]): Promise<string> {
+/**
+ * Digest of what the sources hold: names, types, modes, owners, sizes, contents, link targets.
+ * Each file's content enters as its own sha256, which `digests` (the store's metadata-keyed
+ * cache, for the build context) gives without reading a file that has not changed.
+ */
+export async function sourcesDigest(
+  root: SourceRoot,
+  sources: readonly Source[],
+  digests?: FileDigests,
+): Promise<string> {
   const h = createHash("sha256");
   for (const src of sources) {
     h.update(`source ${src.rel} ${src.isDir ? "dir" : "file"}\n`);
@@ -189,11 +198,18 @@ export async function sourcesDigest(root: SourceRoot, sources: readonly Source[]
       const i = e.info;
       h.update(`${e.rel}\0${i.mode}\0${i.uid}\0${i.gid}\0${i.size}\0`);
       if (i.isFile) {
-        const file = await Deno.open(e.host);
-        for await (const chunk of file.readable) h.update(chunk);
+        h.update(digests ? await digests.digest(e.host, fileDigest) : await fileDigest(e.host));
       } else if (i.isSymlink) h.update(await Deno.readLink(e.host));
       h.update("\n");
     }
   }
+  digests?.flush();
   return `sha256:${h.digest("hex")}`;
+}
+
+/** sha256 of a file's content, streamed. */
+async function fileDigest(path: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of (await Deno.open(path)).readable) h.update(chunk);
+  return h.digest("hex");
 }
