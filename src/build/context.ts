@@ -105,7 +105,8 @@ function escapeRe(c: string): string {
 async function walk(root: SourceRoot, rel = ""): Promise<{ rel: string; isDir: boolean }[]> {
   const out: { rel: string; isDir: boolean }[] = [];
   const names: { name: string; isDir: boolean }[] = [];
-  for await (const e of Deno.readDir(join(root.dir, rel))) {
+  // Sync calls: a context of many small files costs one thread hop per call otherwise.
+  for (const e of Deno.readDirSync(join(root.dir, rel))) {
     names.push({ name: e.name, isDir: e.isDirectory });
   }
   names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -176,7 +177,7 @@ export async function sourceEntries(root: SourceRoot, src: Source): Promise<Tree
   };
   for (const e of await walk(inner)) {
     const host = join(src.path, e.rel);
-    out.push({ rel: e.rel, host, info: await Deno.lstat(host) });
+    out.push({ rel: e.rel, host, info: Deno.lstatSync(host) });
   }
   return out;
 }
@@ -198,7 +199,8 @@ export async function sourcesDigest(
       const i = e.info;
       h.update(`${e.rel}\0${i.mode}\0${i.uid}\0${i.gid}\0${i.size}\0`);
       if (i.isFile) {
-        h.update(digests ? await digests.digest(e.host, fileDigest) : await fileDigest(e.host));
+        const digest = (path: string) => fileDigest(path, i.size);
+        h.update(digests ? await digests.digest(e.host, digest) : await digest(e.host));
       } else if (i.isSymlink) h.update(await Deno.readLink(e.host));
       h.update("\n");
     }
@@ -207,9 +209,13 @@ export async function sourcesDigest(
   return `sha256:${h.digest("hex")}`;
 }
 
-/** sha256 of a file's content, streamed. */
-async function fileDigest(path: string): Promise<string> {
+/** Files up to this size are read in one call (cheaper than a stream; bounded memory). */
+const WHOLE_READ_MAX = 256 << 10;
+
+/** sha256 of a file's content: read whole when small, else streamed. */
+async function fileDigest(path: string, size: number): Promise<string> {
   const h = createHash("sha256");
+  if (size <= WHOLE_READ_MAX) return h.update(Deno.readFileSync(path)).digest("hex");
   for await (const chunk of (await Deno.open(path)).readable) h.update(chunk);
   return h.digest("hex");
 }

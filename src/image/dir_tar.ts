@@ -12,9 +12,10 @@ import { join } from "node:path";
 import { lgetxattr, llistxattr, lremovexattr } from "../../ffi/fs.ts";
 import type { TarWriterEntry } from "./tar_writer.ts";
 
-async function sortedNames(dir: string): Promise<string[]> {
+function sortedNames(dir: string): string[] {
   const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  // Sync calls: a layer of many small files costs one thread hop per call otherwise.
+  for (const e of Deno.readDirSync(dir)) names.push(e.name);
   // Byte order, as Go's sort of strings: stable across locales.
   return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -84,10 +85,10 @@ async function* walk(
   /** First archive name of each multiply-linked inode seen, by `dev:ino`. */
   links: Map<string, string>,
 ): AsyncGenerator<TarWriterEntry> {
-  for (const name of await sortedNames(join(upper, prefix))) {
+  for (const name of sortedNames(join(upper, prefix))) {
     const rel = prefix ? `${prefix}/${name}` : name;
     const path = join(upper, rel);
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     const mode = (info.mode ?? 0) & 0o7777;
     const owner = { uid: info.uid ?? 0, gid: info.gid ?? 0 };
     const mtime = Math.floor((info.mtime?.getTime() ?? 0) / 1000);
@@ -117,7 +118,7 @@ async function* walk(
     } else if (info.isSymlink) {
       yield { ...common, type: "symlink", target: await Deno.readLink(path), xattrs };
     } else if (info.isFile) {
-      yield { ...common, type: "file", size: info.size, body: fileBody(path), xattrs };
+      yield { ...common, type: "file", size: info.size, body: fileBody(path, info.size), xattrs };
     } else if (info.isFifo) {
       yield { ...common, type: "fifo", xattrs };
     } else if (info.isCharDevice || info.isBlockDevice) {
@@ -127,8 +128,20 @@ async function* walk(
   }
 }
 
+/**
+ * Files up to this size are read in one call: a stream per file costs more than reading it
+ * (a context of 10,000 small files), and memory stays bounded by this size.
+ */
+const WHOLE_READ_MAX = 256 << 10;
+
 /** A file's bytes, opened only when the tar writer reaches it (one file open at a time). */
-async function* fileBody(path: string): AsyncGenerator<Uint8Array> {
+async function* fileBody(path: string, size: number): AsyncGenerator<Uint8Array> {
+  if (size <= WHOLE_READ_MAX) {
+    // Its size is checked by the tar writer against the header: a file that grew or shrank
+    // since its lstat fails the archive.
+    yield Deno.readFileSync(path);
+    return;
+  }
   // The readable closes the file at its end, or when the writer stops reading.
   yield* (await Deno.open(path)).readable;
 }
