@@ -216,6 +216,11 @@ const WHOLE_READ_MAX = 256 << 10;
 async function fileDigest(path: string, size: number): Promise<string> {
   const h = createHash("sha256");
   if (size <= WHOLE_READ_MAX) return h.update(Deno.readFileSync(path)).digest("hex");
-  for await (const chunk of (await Deno.open(path)).readable) h.update(chunk);
+  // One buffer for the whole file: no allocation per chunk, memory flat over any file size.
+  using file = await Deno.open(path);
+  const buf = new Uint8Array(1 << 20);
+  for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
+    h.update(buf.subarray(0, n));
+  }
   return h.digest("hex");
 }

@@ -18,8 +18,7 @@
 import { MediaType } from "../../registry/manifest.ts";
 import { diffEntries } from "../image/dir_tar.ts";
 import { unpackLayer } from "../image/unpack.ts";
-import { tarStream } from "../image/tar_writer.ts";
-import { DigestingStream } from "../store/digest.ts";
+import { tarDigest, tarStream } from "../image/tar_writer.ts";
 import type { LayerRecord, Store } from "../store/mod.ts";
 
 export { diffEntries };
@@ -44,10 +43,11 @@ export async function commitLayer(
   always = false,
 ): Promise<BuiltLayer | undefined> {
   if (!always && await isEmptyDir(upper)) return undefined;
-  const diff = new DigestingStream();
-  await tarStream(diffEntries(upper, { scrub: true })).pipeThrough(diff)
-    .pipeTo(new WritableStream());
-  const diffId = diff.digest();
+  // Hashed only (nothing written), through one read buffer: memory stays flat over any size.
+  const diff = await tarDigest(
+    diffEntries(upper, { scrub: true, sharedBuffer: new Uint8Array(1 << 20) }),
+  );
+  const diffId = diff.digest;
   let shortId = store.layerShortId(diffId);
   if (!shortId || !await store.layers.exists(diffId)) {
     shortId ??= store.shortIdFor(diffId);

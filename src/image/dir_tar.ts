@@ -41,6 +41,12 @@ export interface DiffOptions {
    * origin or redirect marks).
    */
   readonly scrub?: boolean;
+  /**
+   * Read every file body into this one buffer (no allocation per chunk, so memory stays flat
+   * over any amount of data). Only for a consumer that is done with each chunk before it asks
+   * for the next, as {@link tarDigest} is; a stream may hold chunks and must not use it.
+   */
+  readonly sharedBuffer?: Uint8Array;
 }
 
 /** The xattrs a layer entry carries, sorted by name; overlay's own left out (or scrubbed). */
@@ -75,13 +81,13 @@ export async function* diffEntries(
   upper: string,
   options: DiffOptions = {},
 ): AsyncGenerator<TarWriterEntry> {
-  yield* walk(upper, "", options.scrub ?? false, new Map());
+  yield* walk(upper, "", options, new Map());
 }
 
 async function* walk(
   upper: string,
   prefix: string,
-  scrub: boolean,
+  options: DiffOptions,
   /** First archive name of each multiply-linked inode seen, by `dev:ino`. */
   links: Map<string, string>,
 ): AsyncGenerator<TarWriterEntry> {
@@ -108,17 +114,18 @@ async function* walk(
       }
       links.set(key, rel);
     }
-    const xattrs = entryXattrs(path, scrub);
+    const xattrs = entryXattrs(path, options.scrub ?? false);
     if (info.isDirectory) {
       yield { ...common, type: "directory", xattrs };
       if (isOpaque(path)) {
         yield { type: "file", name: `${rel}/.wh..wh..opq`, size: 0, body: new Uint8Array(), mtime };
       }
-      yield* walk(upper, rel, scrub, links);
+      yield* walk(upper, rel, options, links);
     } else if (info.isSymlink) {
       yield { ...common, type: "symlink", target: await Deno.readLink(path), xattrs };
     } else if (info.isFile) {
-      yield { ...common, type: "file", size: info.size, body: fileBody(path, info.size), xattrs };
+      const body = fileBody(path, info.size, options.sharedBuffer);
+      yield { ...common, type: "file", size: info.size, body, xattrs };
     } else if (info.isFifo) {
       yield { ...common, type: "fifo", xattrs };
     } else if (info.isCharDevice || info.isBlockDevice) {
@@ -135,7 +142,19 @@ async function* walk(
 const WHOLE_READ_MAX = 256 << 10;
 
 /** A file's bytes, opened only when the tar writer reaches it (one file open at a time). */
-async function* fileBody(path: string, size: number): AsyncGenerator<Uint8Array> {
+async function* fileBody(
+  path: string,
+  size: number,
+  shared?: Uint8Array,
+): AsyncGenerator<Uint8Array> {
+  if (shared) {
+    using file = Deno.openSync(path);
+    for (;;) {
+      const n = file.readSync(shared);
+      if (n === null) return;
+      yield shared.subarray(0, n);
+    }
+  }
   if (size <= WHOLE_READ_MAX) {
     // Its size is checked by the tar writer against the header: a file that grew or shrank
     // since its lstat fails the archive.

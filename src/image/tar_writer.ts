@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { TsboxError } from "../errors.ts";
 
 const BLOCK = 512;
@@ -74,6 +75,23 @@ export function tarStream(
   entries: Iterable<TarWriterEntry> | AsyncIterable<TarWriterEntry>,
 ): ReadableStream<Uint8Array> {
   return ReadableStream.from(tarChunks(entries));
+}
+
+/**
+ * The sha256 (`sha256:<hex>`) and size of the tar of `entries`, hashed as it is produced with
+ * no stream between: each chunk is hashed before the next is made, so bodies may reuse one
+ * buffer (diffEntries' `sharedBuffer`).
+ */
+export async function tarDigest(
+  entries: Iterable<TarWriterEntry> | AsyncIterable<TarWriterEntry>,
+): Promise<{ digest: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of tarChunks(entries)) {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
+  }
+  return { digest: `sha256:${hash.digest("hex")}`, bytes };
 }
 
 async function* tarChunks(
