@@ -156,7 +156,7 @@ export function run(
   flags: Partial<RunFlags & HealthFlags> = {},
   globals: Partial<RunGlobals> = {},
 ): Promise<{ id: string; exitCode?: number }> {
-  return runContainer(image, command, { network: "private", ...flags }, {
+  return runContainer(image, command, { network: "default", ...flags }, {
     root: globals.root ?? Deno.env.get("TSBOX_ROOT") ?? "/var/lib/tsbox",
     debug: globals.debug ?? false,
     insecureRegistries: globals.insecureRegistries ?? [],

@@ -41,6 +41,16 @@ function nft(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
   return lib;
 }
 
+/** Whether libnftables can be loaded here (it is loaded then, as every later call needs it). */
+export function nftablesAvailable(): boolean {
+  try {
+    nft();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * nftables refused a command buffer (or libnftables is missing): `commands` is what was sent,
  * `detail` nft's message.

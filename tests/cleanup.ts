@@ -6,10 +6,40 @@
  *
  * @module
  */
-
+import { DatabaseSync } from "node:sqlite";
+import { takeNetworkDown } from "../src/network/setup.ts";
+import type { NetworkRecord } from "../src/network/records.ts";
 import { defaultRunroot } from "../src/container/boot.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/**
+ * Takes down the host side of every network the store recorded, the default `bridge` included
+ * (which no command removes, as docker keeps docker0): its bridge and firewall elements. Runs
+ * after the containers are gone, so no address is leased any more.
+ */
+export function takeDownStoreNetworks(root: string): void {
+  let rows: { bridge: string; subnet: string; internal: number }[];
+  try {
+    const db = new DatabaseSync(`${root}/tsbox.db`);
+    try {
+      rows = db.prepare("SELECT bridge, subnet, internal FROM networks").all() as typeof rows;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return; // no database, or one from before networks
+  }
+  for (const r of rows) {
+    try {
+      takeNetworkDown(
+        { bridge: r.bridge, subnet: r.subnet, internal: r.internal !== 0 } as NetworkRecord,
+      );
+    } catch (err) {
+      console.error(`cleanup: network ${r.bridge}: ${err}`);
+    }
+  }
+}
 
 function tsboxArgs(root: string, args: string[]): string[] {
   return ["run", "-A", "--quiet", MAIN, "--root", root, ...args];
@@ -85,6 +115,7 @@ function finish(root: string): void {
   while (pids.some(alive) && Date.now() < end) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
   }
+  if (Deno.uid() === 0) takeDownStoreNetworks(root);
   for (const point of mountsUnder(root)) {
     new Deno.Command("umount", { args: ["-l", point], stdout: "null", stderr: "null" })
       .outputSync();

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { purgeRoot } from "./cleanup.ts";
+import { purgeRoot, purgeRootSync } from "./cleanup.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -76,5 +76,8 @@ export async function tsbox(args: string[], options: CliOptions): Promise<CliRes
  */
 export async function tempRoot(): Promise<{ root: string; cleanup: () => Promise<void> }> {
   const root = await Deno.makeTempDir({ prefix: "tsbox-test-" });
+  // A test that never calls cleanup (a shared root) still leaves no bridge, rule or container
+  // behind: the store's containers run on the default bridge network, host-wide.
+  globalThis.addEventListener("unload", () => purgeRootSync(root));
   return { root, cleanup: () => purgeRoot(root) };
 }

@@ -8,9 +8,12 @@ DENO_VERSION=2.9.6
 # Everything a test runs: a missing tool fails its test (or shows as skipped in .ci/run), never
 # a silent pass. binutils: `as`/`objcopy` re-check the clone stub (ffi/clone_test.ts); tmux: the
 # terminal tests; uidmap/passwd: the rootless tests (newuidmap, useradd); util-linux/mount:
-# unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`.
+# unshare, setpriv, setsid, mount/umount in tests and their cleanup; catatonit: `run --init`;
+# libnftables1 (tsbox's firewall) and nftables (tests look at the ruleset); aardvark-dns: names on
+# user networks (tests/network_test.ts).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
-  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish)
+  podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
+  nftables libnftables1 aardvark-dns)
 # Installed as packages, these start system services that would hold ports the tests use.
 SERVICES=(docker-registry nginx)
 

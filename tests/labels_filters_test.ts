@@ -183,7 +183,7 @@ rootTest("ps --filter: every docker key, -n/-l/-s, and docker's errors", async (
     assertEquals(await names(["-a", "-f", "volume=/data"]), "t-vol4");
     assertEquals(await names(["-a", "-f", "volume=nothing"]), "");
     assertEquals(await names(["-a", "-f", "network=none"]), "t-net5");
-    assertEquals(await names(["-f", "network=default"]), "t-vol4 t-up1");
+    assertEquals(await names(["-f", "network=bridge"]), "t-vol4 t-up1");
     assertEquals(await names(["-a", "-f", "health=none"]), all);
     assertEquals(await names(["-a", "-f", "health=healthy"]), "");
 

@@ -19,11 +19,10 @@ import {
   type NetworkRecord,
   removeNetwork,
 } from "../src/network/mod.ts";
+import { makeUpstream, UPSTREAM, type Upstream, UPSTREAM_HOST_SIDE } from "./upstream_ns.ts";
 
 const isRoot = Deno.uid() === 0;
 const tag = `${Deno.pid % 100000}`;
-const UPSTREAM = "198.51.100.1";
-const UPSTREAM_HOST_SIDE = "198.51.100.254";
 
 function run(cmd: string, ...args: string[]): { code: number; out: string; err: string } {
   const r = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
@@ -42,8 +41,9 @@ function linkNames(): string[] {
   return (JSON.parse(ip("-j", "link", "show").out) as { ifname: string }[])
     .map((l) => l.ifname).sort();
 }
+/** The ruleset without packet counters (other tools' rules count meanwhile). */
 function ruleset(): string {
-  return run("nft", "list", "ruleset").out;
+  return run("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter");
 }
 
 /** curl from inside a namespace; the body, or undefined when the fetch failed. */
@@ -99,7 +99,7 @@ Deno.test({
     const forwardBefore = ipForwarding();
     const up = `tsbox-up-${tag}`;
     const [c1, c2, c3, c4] = ["c1", "c2", "c3", "c4"].map((c) => `tsbox-${c}-${tag}`);
-    const upHost = `tsbu${tag}h`, upPeer = `tsbu${tag}u`;
+    let upstream: Upstream | undefined;
     const root = await Deno.makeTempDir({ prefix: "tsbox-net-test-" });
     const www = await Deno.makeTempDir({ prefix: "tsbox-net-www-" });
     await Deno.writeTextFile(`${www}/marker`, `marker ${tag}\n`);
@@ -110,22 +110,10 @@ Deno.test({
     const fds: number[] = [];
     let sleeper: Deno.ChildProcess | undefined;
     try {
-      // The upstream host: its own namespace behind the test's own veth pair.
-      for (const ns of [up, c1, c2, c3, c4]) must(ip("netns", "add", ns), `netns add ${ns}`);
-      must(ip("link", "add", upHost, "type", "veth", "peer", "name", upPeer), "veth");
-      must(ip("link", "set", upPeer, "netns", up), "move");
-      must(ip("addr", "add", `${UPSTREAM_HOST_SIDE}/24`, "dev", upHost), "addr");
-      must(ip("link", "set", upHost, "up"), "up");
-      must(ip("-n", up, "addr", "add", `${UPSTREAM}/24`, "dev", upPeer), "addr up");
-      must(ip("-n", up, "link", "set", upPeer, "up"), "up peer");
-      must(ip("-n", up, "link", "set", "lo", "up"), "lo");
-      // Before any packet: the route to the upstream leaves through our own veth, or stop here.
-      const route = JSON.parse(must(ip("-j", "route", "get", UPSTREAM), "route get")) as {
-        dev: string;
-      }[];
-      assertEquals(route[0]?.dev, upHost, `route to ${UPSTREAM} does not leave through ${upHost}`);
-      const upstream = serve(up, www, 8000);
-      servers.push(upstream);
+      // The upstream host: its own namespace behind the test's own veth pair, the route to it
+      // checked before any packet (upstream_ns.ts).
+      upstream = await makeUpstream(up, `tsbu${tag}`, www, 8000);
+      for (const ns of [c1, c2, c3, c4]) must(ip("netns", "add", ns), `netns add ${ns}`);
 
       const a = createNetwork(store, { name: `a${tag}` });
       const b = createNetwork(store, { name: `b${tag}` });
@@ -242,8 +230,8 @@ Deno.test({
         await sleeper.status;
       }
       for (const fd of fds) closeNamespaceFd(fd);
-      ip("link", "del", upHost);
-      for (const ns of [up, c1, c2, c3, c4]) ip("netns", "del", ns);
+      await upstream?.remove();
+      for (const ns of [c1, c2, c3, c4]) ip("netns", "del", ns);
       if (!forwardBefore) Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", "0\n");
       store.close();
       await Deno.remove(root, { recursive: true });

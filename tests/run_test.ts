@@ -68,8 +68,15 @@ rootTest("hostname is the short id, also in HOSTNAME; HOME and PATH are set", as
   await Deno.remove(join(root, "containers", ids[0]), { recursive: true });
 });
 
-rootTest("the network namespace has only lo, and it is up", async () => {
-  const r = await run(["busybox", "sh", "-c", "cat /proc/net/dev; ip link show lo"]);
+rootTest("--network private: a namespace with only lo, and it is up", async () => {
+  const r = await run([
+    "--network",
+    "private",
+    "busybox",
+    "sh",
+    "-c",
+    "cat /proc/net/dev; ip link show lo",
+  ]);
   assertEquals(r.code, 0, r.stderr);
   const ifaces = r.stdout.split("\n").filter((l) => /^\s*\w+:\s+\d/.test(l)).map((l) =>
     l.trim().split(":")[0]

@@ -63,12 +63,14 @@ export interface ContainerFilter {
 }
 
 /**
- * The network names of a container as docker's `NETWORKS` column shows them: `default` for
- * tsbox's own namespace, `host`, `none`; a container sharing another's network has none.
+ * The network names of a container as docker's `NETWORKS` column shows them: its bridge
+ * networks, `private` for tsbox's lo-only namespace, `host`, `none`; a container sharing
+ * another's network has none.
  */
 export function networkNames(c: ContainerRecord): string[] {
+  const endpoints = c.config.net?.endpoints ?? [];
+  if (endpoints.length > 0) return endpoints.map((e) => e.network);
   const mode = c.config.network;
-  if (mode === "private") return ["default"];
   return mode.startsWith("container:") ? [] : [mode];
 }
 

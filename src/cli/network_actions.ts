@@ -243,3 +243,29 @@ export async function networkPruneCommand(
     return 0;
   });
 }
+
+/** `network connect [--alias A] [--ip IP] NET CONTAINER`. */
+export async function networkConnectCommand(
+  g: GlobalOptions,
+  net: string,
+  container: string,
+  opts: { alias?: string[]; ip?: string },
+): Promise<void> {
+  const { connectNetwork } = await import("../container/networking.ts");
+  await withStore(g, (store) =>
+    connectNetwork(store, net, container, {
+      aliases: opts.alias,
+      ip: opts.ip,
+    }));
+}
+
+/** `network disconnect [-f] NET CONTAINER`. */
+export async function networkDisconnectCommand(
+  g: GlobalOptions,
+  net: string,
+  container: string,
+  opts: { force?: boolean },
+): Promise<void> {
+  const { disconnectNetwork } = await import("../container/networking.ts");
+  await withStore(g, (store) => disconnectNetwork(store, net, container, opts.force ?? false));
+}

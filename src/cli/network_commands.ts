@@ -1,5 +1,5 @@
 /**
- * `network create|ls|inspect|rm|prune`. Declares flags only; the work is in network_actions.ts,
+ * `network create|ls|inspect|rm|prune|connect|disconnect`. Declares flags only; the work is in network_actions.ts,
  * loaded when a command runs.
  *
  * @module
@@ -53,6 +53,23 @@ export function defineNetworkCommands(program: Command): void {
     .option("-f, --force", "do not prompt for confirmation")
     .action(async (opts, self) =>
       setExitCode(await (await actions()).networkPruneCommand(globalsOf(self), opts))
+    );
+  network.command("connect")
+    .description("Connect a container to a network")
+    .argument("<network>", "network name or id")
+    .argument("<container>", "container name or id")
+    .option("--alias <name>", "another name on the network (repeatable)", collect)
+    .option("--ip <address>", "IPv4 address (default: the next free one)")
+    .action(async (net, container, opts, self) =>
+      (await actions()).networkConnectCommand(globalsOf(self), net, container, opts)
+    );
+  network.command("disconnect")
+    .description("Disconnect a container from a network")
+    .argument("<network>", "network name or id")
+    .argument("<container>", "container name or id")
+    .option("-f, --force", "no error when it is not connected")
+    .action(async (net, container, opts, self) =>
+      (await actions()).networkDisconnectCommand(globalsOf(self), net, container, opts)
     );
   network.exitOverride().showHelpAfterError();
   for (const cmd of network.commands) cmd.exitOverride().showHelpAfterError();

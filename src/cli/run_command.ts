@@ -55,9 +55,13 @@ function label(value: string, previous: string[] = []): string[] {
 
 const NETWORKS = ["private", "none", "host", "default", "bridge"];
 
+/** A mode, `container:NAME`, or a network's name (it must exist: checked at create). */
 function parseNetworkFlag(value: string): string {
   if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
-  throw new InvalidArgumentError(`Allowed choices are ${NETWORKS.join(", ")}, container:NAME.`);
+  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) return value;
+  throw new InvalidArgumentError(
+    `Allowed choices are ${NETWORKS.join(", ")}, container:NAME, a network's name.`,
+  );
 }
 
 /** A `--health-*` duration: refused as pflag refuses it, kept as typed. */
@@ -123,9 +127,16 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .addOption(
       new Option(
         "--network <mode>",
-        "network: private (own namespace with lo), none, host, container:NAME",
-      ).argParser(parseNetworkFlag).default("private"),
+        "network: bridge (as root, the default), NAME (a user network), private (own " +
+          "namespace with lo only; rootless default), none, host, container:NAME",
+      ).argParser(parseNetworkFlag).default("default"),
     )
+    .option("--ip <address>", "IPv4 address on a user network (default: the next free one)")
+    .option("--network-alias <name>", "another name on a user network (repeatable)", collect)
+    .option("--dns <ip>", "a DNS server (repeatable)", collect)
+    .option("--dns-search <domain>", "a DNS search domain (repeatable)", collect)
+    .option("--dns-option <option>", "a resolver option (repeatable)", collect)
+    .option("--add-host <name:ip>", "an /etc/hosts entry; ip may be host-gateway", collect)
     .option(
       "-p, --publish <[ip:]host:container[/proto]>",
       "publish a container's port to the host (repeatable)",

@@ -11,6 +11,7 @@ import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+import { disconnectContainer } from "../network/connect.ts";
 import { removeTree } from "./rmtree.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
 import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
@@ -38,6 +39,7 @@ export async function removeContainerFiles(
     ? volumeMountsOf(store, c.id).filter((v) => v.anonymous).map((v) => v.name)
     : [];
   await releaseRuntime(c.id, store.root);
+  disconnectContainer(store, c.id);
   // The row goes only once the files are gone: a failed removal leaves a container that a
   // later `rm` can remove again, never files no row points to.
   await removeTree(containerDir(store.root, c.id)).catch((err) => {

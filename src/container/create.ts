@@ -19,6 +19,7 @@ import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
+import { netConfigFrom } from "./networking.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
 import { claimCidFile } from "./cidfile.ts";
@@ -111,6 +112,7 @@ async function create(
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
   const network = networkFrom(store, flags);
+  const net = await netConfigFrom(store, flags);
   const options = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
   const platform = parseRunPlatform(flags.platform);
@@ -177,6 +179,7 @@ async function create(
       labels: mergeLabels(imageConfig.Labels, ownLabels),
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
+      ...(net ? { net } : {}),
       createCommand: flags.createCommand,
     },
   });

@@ -9,6 +9,7 @@ import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
+import { inspectNetworkSettings } from "../network/inspect.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
@@ -48,7 +49,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
     RestartCount: c.restartCount,
     Driver: "overlay",
     HostConfig: {
-      NetworkMode: cfg.network === "private" ? "default" : cfg.network,
+      NetworkMode: cfg.net?.endpoints[0]?.network ?? cfg.network,
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
       ReadonlyRootfs: cfg.readOnly,
@@ -101,6 +102,14 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,
       ...(cfg.healthcheck ? { Healthcheck: cfg.healthcheck } : {}),
     },
-    NetworkSettings: { Ports: ports },
+    NetworkSettings: {
+      ...inspectNetworkSettings(store, {
+        id: c.id,
+        name: c.name,
+        mode: cfg.network,
+        net: cfg.net,
+      }),
+      Ports: ports,
+    },
   };
 }

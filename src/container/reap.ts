@@ -16,6 +16,7 @@ import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezerSync } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+import { disconnectContainer } from "../network/connect.ts";
 import type { ContainerRecord } from "./state.ts";
 import { volumeMountsOf, volumesDir, volumeUsers } from "./volumes.ts";
 
@@ -65,6 +66,7 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
     let released = true;
     try {
       releaseRuntimeSync(c.id, store.root);
+      disconnectContainer(store, c.id);
     } catch {
       // Left for `rm` (which releases again); the row must tell the truth meanwhile.
       released = false;

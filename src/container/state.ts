@@ -16,6 +16,7 @@ import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
+import type { NetConfig } from "../network/endpoints.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
@@ -80,6 +81,8 @@ export interface RunConfig {
   readonly stopSignalName?: string;
   /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
   readonly stopTimeoutSet?: boolean;
+  /** Bridge networks, `--dns*`, `--add-host` (src/network/endpoints.ts); absent: none of it. */
+  readonly net?: NetConfig;
   /** `run`/`create` options, image and command, canonical (cli/create_line.ts), if known. */
   readonly createCommand?: readonly string[];
 }

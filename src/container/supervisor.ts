@@ -22,6 +22,7 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
@@ -222,6 +223,7 @@ async function startAndWait(
 ): Promise<{ exit: ContainerExit; pid: number }> {
   // Host ports are bound first: a taken port fails the start before anything else exists.
   const ports = PublishedPorts.open(store, c.id, c.config);
+  const net = await networkHooks(store, c);
   await awaitAttachFirst(attach, store.root, c.id);
   // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
   // `run -di` container's stdin open, so `sh` waits for input instead of ending at once).
@@ -262,16 +264,18 @@ async function startAndWait(
       tty: c.config.tty ? { size: o.attach ? userWindowSize() : attach?.lastSize } : undefined,
       parentDeathSignal: SIGKILL,
       ...specOptions(c.config),
-      beforeRelease: ports || o.beforeRelease
+      beforeRelease: ports || net || o.beforeRelease
         ? async (pid) => {
           // The proxy is up before PID 1 runs its program, and down once it has ended.
+          net?.connect(pid);
           await ports?.start(pid);
           await o.beforeRelease?.(c, pid);
         }
         : undefined,
-      afterExit: ports || o.afterExit
+      afterExit: ports || net || o.afterExit
         ? async () => {
           await ports?.close();
+          net?.disconnect();
           await o.afterExit?.(c);
         }
         : undefined,

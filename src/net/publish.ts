@@ -63,8 +63,8 @@ export function exposedPortsFor(
 export function checkPublish(publish: readonly string[], network: string): string | undefined {
   const mappings = publish.flatMap(parsePublish);
   if (network === "host") return mappings.length > 0 ? HOST_NETWORK_WARNING : undefined;
-  // "default" and "bridge" are docker's names for the private namespace tsbox makes.
-  if (!["private", "default", "bridge"].includes(network)) return undefined;
+  // Every other mode is a namespace of the container's own: private, or a bridge network's.
+  if (network === "none" || network.startsWith("container:")) return undefined;
   closeListeners(openListeners(mappings.filter((m) => m.hostPortStart !== 0)));
   return undefined;
 }

@@ -15,7 +15,7 @@ import type { Store } from "../store/mod.ts";
 import { parseSubnet } from "./cidr.ts";
 import { findLease, leaseAddress, releaseLease } from "./ipam.ts";
 import type { NetworkRecord } from "./records.ts";
-import { ensureNetworkUp } from "./setup.ts";
+import { ensureNetworkUp, readyBridge } from "./setup.ts";
 
 /** The container's network namespace: an open fd of it, or a process in it. */
 export type NetnsTarget = { readonly netnsFd: number } | { readonly pid: number };
@@ -79,7 +79,7 @@ export function attachContainer(
   const prefixLen = parseSubnet(net.subnet).prefix;
   const host = Netlink.open();
   try {
-    const bridgeIndex = ensureNetworkUp(net);
+    const bridgeIndex = readyBridge(host, net) ?? ensureNetworkUp(net);
     // A veth of the same holder left by a killed process goes first.
     host.deleteLinkByName(lease.veth);
     return withNetnsFd(target, (fd) => {

@@ -23,7 +23,7 @@ import {
   pickSubnet,
   type Subnet,
 } from "./cidr.ts";
-import { hostSubnets } from "./bridge.ts";
+import { hostSubnets, withHostNetworkLock } from "./bridge.ts";
 import { type Lease, leasesOf } from "./ipam.ts";
 import {
   DEFAULT_NETWORK,
@@ -40,7 +40,7 @@ import {
   requireNetwork,
   SubnetOverlapError,
 } from "./records.ts";
-import { takeNetworkDown } from "./setup.ts";
+import { bringNetworkUp, takeNetworkDown } from "./setup.ts";
 
 export { attachContainer, type Attachment, detachContainer, type NetnsTarget } from "./attach.ts";
 export { type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
@@ -147,11 +147,28 @@ export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRec
 
 /**
  * The default `bridge` network, recorded on first use: the next free subnet of the pool, bridge
- * `tsbox0` (or `tsbox-<id>` when another store on this host has `tsbox0` already).
+ * `tsbox0` (or `tsbox-<id>` when another store on this host has `tsbox0` already). As root the
+ * choice is made under the host network lock and the bridge made at once, so that two stores
+ * recording theirs at the same time see each other's route and never pick one subnet.
  */
 export function ensureDefaultNetwork(store: Store): NetworkRecord {
   const found = findNetwork(store, DEFAULT_NETWORK);
   if (found) return found;
+  if (Deno.uid() !== 0) return recordDefaultNetwork(store);
+  return withHostNetworkLock(() => {
+    const net = recordDefaultNetwork(store);
+    try {
+      bringNetworkUp(net);
+    } catch {
+      // Without libnftables, say: `network ls` still lists it; the first attach says why not.
+    }
+    return net;
+  });
+}
+
+function recordDefaultNetwork(store: Store): NetworkRecord {
+  const again = findNetwork(store, DEFAULT_NETWORK);
+  if (again) return again;
   const subnet = chooseSubnet(store, undefined);
   const id = newNetworkId();
   const nl = Netlink.open();

@@ -4,9 +4,21 @@
  *
  * @module
  */
+import type { Netlink } from "../../ffi/netlink.ts";
+import { IFF_UP } from "../../ffi/netlink_msg.ts";
 import { ensureBridge, ensureIpForward, removeBridge, withHostNetworkLock } from "./bridge.ts";
-import { addNetworkRules, removeNetworkRules } from "./firewall.ts";
+import { addNetworkRules, removeNetworkRules, tableExists } from "./firewall.ts";
 import type { NetworkRecord } from "./records.ts";
+
+/**
+ * {@link ensureNetworkUp}'s work, for a caller that holds the host network lock. The firewall
+ * elements come before the bridge is up, so that a bridge found up implies its elements.
+ */
+export function bringNetworkUp(net: NetworkRecord): number {
+  if (!net.internal) ensureIpForward();
+  addNetworkRules(net);
+  return ensureBridge(net);
+}
 
 /**
  * Makes sure `net`'s bridge exists with its gateway address and is up, that the host forwards
@@ -14,12 +26,17 @@ import type { NetworkRecord } from "./records.ts";
  * the bridge's interface index.
  */
 export function ensureNetworkUp(net: NetworkRecord): number {
-  return withHostNetworkLock(() => {
-    const index = ensureBridge(net);
-    if (!net.internal) ensureIpForward();
-    addNetworkRules(net);
-    return index;
-  });
+  return withHostNetworkLock(() => bringNetworkUp(net));
+}
+
+/**
+ * The start path's cheap check: the bridge's index when it is there and up and tsbox's table
+ * exists (two queries, no lock, nothing written); undefined when {@link ensureNetworkUp} is due.
+ */
+export function readyBridge(nl: Netlink, net: NetworkRecord): number | undefined {
+  const link = nl.link(net.bridge);
+  if (!link || link.kind !== "bridge" || (link.flags & IFF_UP) === 0) return undefined;
+  return tableExists() ? link.index : undefined;
 }
 
 /**

@@ -27,6 +27,13 @@ export interface RunFlags extends SecurityFlags {
   user?: string;
   entrypoint?: string;
   network: string;
+  /** `--ip`, `--network-alias`, `--dns`, `--dns-search`, `--dns-option`, `--add-host`. */
+  ip?: string;
+  networkAlias?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
   memory?: string;
   memorySwap?: string;
   cpus?: string;

@@ -1,0 +1,86 @@
+/**
+ * `NetworkSettings.Networks` of `inspect` in docker's shape, from the recorded endpoints and
+ * the leases held now (a stopped container keeps its networks, with empty addresses, as docker
+ * shows it).
+ *
+ * @module
+ */
+import type { Store } from "../store/mod.ts";
+import { parseSubnet } from "./cidr.ts";
+import type { NetConfig } from "./endpoints.ts";
+import { type Lease, leasesHeldBy } from "./ipam.ts";
+import { DEFAULT_NETWORK, findNetwork, type NetworkRecord } from "./records.ts";
+
+/** What inspect needs of a container. */
+export interface InspectSubject {
+  readonly id: string;
+  readonly name: string;
+  /** private, none, host, container:ID. */
+  readonly mode: string;
+  readonly net?: NetConfig;
+}
+
+function endpoint(
+  id: string,
+  net: NetworkRecord | undefined,
+  lease: Lease | undefined,
+  aliases: readonly string[] | null,
+  names: readonly string[] | null,
+): Record<string, unknown> {
+  return {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: aliases,
+    MacAddress: lease?.mac ?? "",
+    NetworkID: net?.id ?? "",
+    EndpointID: lease ? `${id.slice(0, 32)}${(net?.id ?? "").slice(0, 32)}` : "",
+    Gateway: lease ? net?.gateway ?? "" : "",
+    IPAddress: lease?.address ?? "",
+    IPPrefixLen: lease && net ? parseSubnet(net.subnet).prefix : 0,
+    IPv6Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: names,
+  };
+}
+
+/**
+ * `NetworkSettings` without `Ports`: `Networks` keyed by network name and, for the default
+ * bridge, docker's top-level address fields.
+ */
+export function inspectNetworkSettings(store: Store, c: InspectSubject): Record<string, unknown> {
+  const leases = leasesHeldBy(store, c.id);
+  const networks: Record<string, unknown> = {};
+  let top: Record<string, unknown> = {
+    Gateway: "",
+    IPAddress: "",
+    IPPrefixLen: 0,
+    MacAddress: "",
+  };
+  for (const ep of c.net?.endpoints ?? []) {
+    const net = findNetwork(store, ep.networkId);
+    const lease = leases.find((l) => l.networkId === ep.networkId);
+    const user = ep.network !== DEFAULT_NETWORK;
+    const shortId = c.id.slice(0, 12);
+    const e = endpoint(
+      c.id,
+      net,
+      lease,
+      user ? [...ep.aliases, shortId] : null,
+      user ? [c.name, ...ep.aliases, shortId] : null,
+    );
+    networks[net?.name ?? ep.network] = e;
+    if (!user) {
+      top = {
+        Gateway: e.Gateway,
+        IPAddress: e.IPAddress,
+        IPPrefixLen: e.IPPrefixLen,
+        MacAddress: e.MacAddress,
+      };
+    }
+  }
+  if (c.mode === "none" || c.mode === "host") {
+    networks[c.mode] = endpoint(c.id, undefined, undefined, null, null);
+  }
+  return { ...top, Networks: networks };
+}
