@@ -34,8 +34,9 @@ export async function isEmptyDir(dir: string): Promise<boolean> {
 
 /**
  * Makes a layer of the change set in `upper` and publishes it in `store`: the tar is hashed
- * for the diffID and `upper` becomes the layer's directory (moved; an unmounted upper dir the
- * caller no longer needs). An empty change set gives undefined, or an empty layer when `always` is set (RUN, COPY and ADD always add one).
+ * for the diffID and `upper` becomes the layer's directory (moved: an unmounted upper dir the
+ * caller no longer needs). An empty change set gives undefined, or an empty layer when `always`
+ * is set (RUN, COPY and ADD always add one).
  */
 export async function commitLayer(
   store: Store,
