@@ -149,3 +149,26 @@ rootTest("usage errors: one line and See '... --help', docker's exit codes", asy
     await cleanup();
   }
 });
+
+rootTest("inspect shows Config.ExposedPorts and HostConfig.PublishAllPorts as docker", async () => {
+  await withRunning(async (t) => {
+    const created = await t([
+      "create",
+      "--name",
+      "t-fmt-exp",
+      "--expose",
+      "7000",
+      "busybox",
+      "true",
+    ]);
+    assertEquals(created.code, 0, created.stderr);
+    const r = await t([
+      "inspect",
+      "-f",
+      "{{json .Config.ExposedPorts}} {{.HostConfig.PublishAllPorts}}",
+      "t-fmt-exp",
+    ]);
+    assertEquals([r.code, r.stdout, r.stderr], [0, '{"7000/tcp":{}} false\n', ""]);
+    await t(["rm", "-f", "t-fmt-exp"]);
+  });
+});

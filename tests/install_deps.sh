@@ -13,9 +13,11 @@ DENO_VERSION=2.9.6
 # user networks (tests/network_test.ts).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
   podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
-  nftables libnftables1 aardvark-dns)
+  nftables libnftables1 aardvark-dns docker.io)
 # Installed as packages, these start system services that would hold ports the tests use.
-SERVICES=(docker-registry nginx)
+# docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
+# it): its dockerd (and docker.socket, which would start it) must never run beside tsbox.
+SERVICES=(docker-registry nginx docker.socket docker)
 
 log() { echo "install_deps: $*"; }
 

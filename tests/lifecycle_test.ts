@@ -457,12 +457,13 @@ rootTest(
         return top.length === 3;
       });
       const hdr = (await ok(t(["top", "three"]))).split("\n")[0].split(/\s{3,}/);
-      assertEquals(hdr, ["UID", "PID", "PPID", "STIME", "TIME", "CMD"]);
-      const byCmd = new Map(top.map((r) => [r[5], r]));
+      // docker's top: ps -ef's columns, the uid by its host name.
+      assertEquals(hdr, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]);
+      const byCmd = new Map(top.map((r) => [r[7], r]));
       assertEquals(byCmd.get("sh -c sleep 301 & sleep 302 & wait")?.[1], String(three));
       for (const s of ["sleep 301", "sleep 302"]) {
         assertEquals(byCmd.get(s)?.[2], String(three), `${s} is a child of PID 1`);
-        assertEquals(byCmd.get(s)?.[0], "0");
+        assertEquals(byCmd.get(s)?.[0], "root");
       }
       const stats = JSON.parse(await ok(t(["stats", "--no-stream", "--format", "json", "three"])));
       assertEquals(stats.Name, "three");

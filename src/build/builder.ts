@@ -333,8 +333,8 @@ function targetIndex(df: Dockerfile, target?: string): number {
   return i;
 }
 
-/** Stores config and manifest blobs and records the image with its tags. */
-async function recordImage(
+/** Stores config and manifest blobs and records the image with its tags (also `commit`'s). */
+export async function recordImage(
   store: Store,
   state: BuildState,
   tags: readonly string[],

@@ -15,16 +15,23 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { MediaType } from "../../registry/manifest.ts";
 import { diffEntries } from "../image/dir_tar.ts";
 import { unpackLayer } from "../image/unpack.ts";
-import { tarDigest, tarStream } from "../image/tar_writer.ts";
+import { tarDigest, tarStream, type TarWriterEntry } from "../image/tar_writer.ts";
+import { DigestingStream } from "../store/digest.ts";
 import type { LayerRecord, Store } from "../store/mod.ts";
 
 export { diffEntries };
 
 /** A layer made by a build step, as the image records it. */
 export type BuiltLayer = Omit<LayerRecord, "dir">;
+
+/** A gzip compressor typed for byte chunks. */
+function gzip(): TransformStream<Uint8Array, Uint8Array> {
+  return new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+}
 
 /** Whether a directory has no entries at all. */
 export async function isEmptyDir(dir: string): Promise<boolean> {
@@ -96,4 +103,82 @@ async function moveInto(upper: string, dir: string): Promise<void> {
 
 function isCrossDevice(err: unknown): boolean {
   return err instanceof Error && /EXDEV|cross-device/i.test(err.message);
+}
+
+/**
+ * Makes a layer of tar `entries` (an OCI change set, parents before children) and publishes it
+ * in `store` with a gzip blob and a copy unpacked from the tar (`commit` walks a container's
+ * upper dir by fd itself, and that dir stays the container's: it cannot become the layer as a
+ * build step's upper does in {@link commitLayer}).
+ */
+export function publishLayer(
+  store: Store,
+  entries: AsyncIterable<TarWriterEntry> | Iterable<TarWriterEntry>,
+  scratch: string,
+): Promise<BuiltLayer> {
+  return publishLayerTar(store, tarStream(entries), scratch);
+}
+
+/**
+ * Publishes an uncompressed layer tar (`import`'s archive as given) as {@link publishLayer}
+ * does: its sha256 is the diffID, its gzip the blob, and it is unpacked with the checks that
+ * pulled layers get.
+ */
+export async function publishLayerTar(
+  store: Store,
+  tar: ReadableStream<Uint8Array>,
+  scratch: string,
+): Promise<BuiltLayer> {
+  const tarPath = join(scratch, "layer.tar");
+  const gzPath = join(scratch, "layer.tar.gz");
+  const diff = new DigestingStream();
+  const compressed = new DigestingStream();
+  const [forTar, forGzip] = tar.pipeThrough(diff).tee();
+  await Promise.all([
+    forTar.pipeTo((await Deno.create(tarPath)).writable),
+    forGzip.pipeThrough(gzip()).pipeThrough(compressed)
+      .pipeTo((await Deno.create(gzPath)).writable),
+  ]);
+  const diffId = diff.digest();
+  const blobDigest = compressed.digest();
+  try {
+    if (!await store.blobs.has(blobDigest)) {
+      const blob = await store.blobs.begin(blobDigest, compressed.bytes);
+      try {
+        for await (const chunk of (await Deno.open(gzPath)).readable) await blob.write(chunk);
+        await blob.commit();
+      } finally {
+        await blob.discard();
+      }
+    }
+    let shortId = store.layerShortId(diffId);
+    if (!shortId || !await store.layers.exists(diffId)) {
+      shortId ??= store.shortIdFor(diffId);
+      const pending = await store.layers.begin(diffId);
+      try {
+        await unpackLayer((await Deno.open(tarPath)).readable, pending.dir);
+        await pending.publish(shortId);
+      } finally {
+        await pending.discard();
+      }
+      // Recorded now, so that later pulls and builds reuse the layer under the same short id.
+      store.db.run(
+        "INSERT OR IGNORE INTO layers (diff_id, short_id, size) VALUES (?, ?, ?)",
+        diffId,
+        shortId,
+        diff.bytes,
+      );
+    }
+    return {
+      diffId,
+      shortId,
+      size: diff.bytes,
+      blobDigest,
+      mediaType: MediaType.OciLayerGzip,
+      blobSize: compressed.bytes,
+    };
+  } finally {
+    await Deno.remove(tarPath).catch(() => {});
+    await Deno.remove(gzPath).catch(() => {});
+  }
 }

@@ -320,6 +320,10 @@ export async function logsCommand(
 ): Promise<void> {
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
+    if (c.config.log?.driver === "none") {
+      const { LogReadError } = await import("../container/log_opts.ts");
+      throw new LogReadError();
+    }
     const filter = {
       tail: opts.tail === undefined || opts.tail === "all" ? undefined : Number(opts.tail),
       since: opts.since ? parseTimeFilter(opts.since) : undefined,
@@ -366,16 +370,24 @@ export async function inspectCommand(
 }
 
 /** `top`. */
-export async function topCommand(g: GlobalOptions, name: string): Promise<void> {
+export async function topCommand(
+  g: GlobalOptions,
+  name: string,
+  psArgs: string[] = [],
+): Promise<void> {
   await withStore(g, async (store) => {
     const c = requireContainer(store, name);
     if (!isActive(c.state)) throw new TsboxError(`container ${c.name} is not running`);
-    const { containerProcesses } = await import("../container/stats.ts");
-    const procs = await containerProcesses(c.id);
-    console.log(table(
-      ["UID", "PID", "PPID", "STIME", "TIME", "CMD"],
-      procs.map((p) => [String(p.uid), String(p.pid), String(p.ppid), p.stime, p.time, p.cmd]),
-    ));
+    // ps's options as docker's top takes them (src/container/top.ts).
+    const top = await import("../container/top.ts");
+    const columns = top.topColumns(psArgs);
+    const { containerCgroup } = await import("../container/cgroup.ts");
+    const boot = top.bootTimeMs();
+    const procs = (await containerCgroup(c.id).pids()).sort((a, b) => a - b)
+      .map((pid) => top.readProc(pid, boot))
+      .filter((p) => p !== undefined);
+    const { titles, rows } = top.topRows(procs, columns, top.hostTopContext());
+    console.log(table(titles, rows));
   });
 }
 

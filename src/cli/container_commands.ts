@@ -140,7 +140,12 @@ export function defineContainerCommands(program: Command): void {
   const top = (cmd: Command) =>
     cmd.description("Display the running processes of a container")
       .argument("<container>", "name or id")
-      .action(async (name, _opts, self) => (await actions()).topCommand(globalsOf(self), name));
+      .argument("[ps-options...]", "ps options: -ef (default), aux, -o pid,user,args, ...")
+      .passThroughOptions()
+      .allowUnknownOption()
+      .action(async (name, psArgs, _opts, self) =>
+        (await actions()).topCommand(globalsOf(self), name, psArgs)
+      );
   const stats = (cmd: Command) =>
     cmd.description("Display resource usage of containers (memory, cpu, pids)")
       .argument("[containers...]", "names or ids (default: all running)")

@@ -8,7 +8,7 @@
 import type { Option } from "commander";
 
 /** Options that say how to run this one time, not what the container is. */
-const NOT_RECORDED = new Set(["detach"]);
+const NOT_RECORDED = new Set(["detach", "attach"]);
 
 function sameAsDefault(value: unknown, option: Option): boolean {
   return JSON.stringify(value) === JSON.stringify(option.defaultValue);

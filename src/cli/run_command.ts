@@ -94,6 +94,7 @@ export function defineRunCommand(program: Command): void {
       .passThroughOptions(),
   )
     .option("-d, --detach", "run in the background and print the container id")
+    .option("-a, --attach <stream>", "attach to STDIN, STDOUT or STDERR (repeatable)", collect)
     .action(async (image, command, flags, cmd) => {
       const { runContainer } = await import("../container/run.ts");
       const { createLine } = await import("./create_line.ts");
@@ -106,6 +107,8 @@ export function defineRunCommand(program: Command): void {
 
 /** Adds the flags `run` and `create` share (everything but `-d`). */
 export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> {
+  // `--net` is docker's other name of `--network`: the one given last wins, as with pflag.
+  cmd.on("option:net", (value: string) => cmd.setOptionValue("network", value));
   return cmd
     .option("--rm", "remove the container when it exits")
     .option("--restart <policy>", "no, on-failure[:max-retries], always, unless-stopped")
@@ -131,6 +134,16 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
           "namespace with lo only; rootless default), none, host, container:NAME",
       ).argParser(parseNetworkFlag).default("default"),
     )
+    .addOption(
+      new Option("--net <mode>", "docker's other spelling of --network").argParser(
+        parseNetworkFlag,
+      ).hideHelp(),
+    )
+    // Namespace modes (src/container/namespaces.ts checks them with docker's messages).
+    .option("--ipc <mode>", "IPC namespace: shareable (default), private, host, container:NAME")
+    .option("--pid <mode>", "PID namespace: host, container:NAME (default: its own)")
+    .option("--uts <mode>", "UTS namespace: host (default: its own)")
+    .option("--cgroupns <mode>", "cgroup namespace: private (default), host")
     .option("--ip <address>", "IPv4 address on a user network (default: the next free one)")
     .option("--network-alias <name>", "another name on a user network (repeatable)", collect)
     .option("--dns <ip>", "a DNS server (repeatable)", collect)
@@ -149,6 +162,23 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--cpus <n>", "number of CPUs (e.g. 0.5)")
     .option("-c, --cpu-shares <n>", "CPU shares (relative weight)")
     .option("--pids-limit <n>", "limit on the number of processes")
+    // Limits of src/container/extra_limits.ts (checked there with docker's messages).
+    .option("--cpuset-cpus <list>", "CPUs the container may run on (0-3, 0,1)")
+    .option("--cpuset-mems <list>", "memory nodes the container may use (0-3, 0,1)")
+    .option("--cpu-quota <us>", "CPU CFS quota in microseconds per period (-1: none)")
+    .option("--cpu-period <us>", "CPU CFS period in microseconds")
+    .option("--memory-reservation <bytes>", "memory soft limit")
+    .option("--kernel-memory <bytes>", "kernel memory limit (deprecated: ignored, as docker)")
+    .option("--oom-kill-disable", "disable the OOM killer")
+    .option("--blkio-weight <n>", "block IO weight, 10 to 1000 (0: none)")
+    .option("--device-read-bps <path:rate>", "limit reads from a device, bytes/s", collect)
+    .option("--device-write-bps <path:rate>", "limit writes to a device, bytes/s", collect)
+    .option("--device-read-iops <path:rate>", "limit reads from a device, IO/s", collect)
+    .option("--device-write-iops <path:rate>", "limit writes to a device, IO/s", collect)
+    .option("--device-cgroup-rule <rule>", "allow devices: 'c 1:3 rwm' (repeatable)", collect)
+    .option("--oom-score-adj <n>", "OOM score adjustment of the container, -1000 to 1000")
+    .option("--cpu-rt-runtime <us>", "real-time runtime (not supported by tsbox)")
+    .option("--cpu-rt-period <us>", "real-time period (not supported by tsbox)")
     .option("-i, --interactive", "keep stdin open")
     .option("-t, --tty", "allocate a pseudo-TTY")
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)
@@ -186,6 +216,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--group-add <group>", "add a supplementary group: name or gid (repeatable)", collect)
     .option("--shm-size <bytes>", "size of /dev/shm (default 64m)")
     .option("--sysctl <key=value>", "set a namespaced kernel parameter (repeatable)", collect)
+    .option("--log-driver <driver>", "json-file (default), local, or none (no logs kept)")
     .option(
       "--log-opt <key=value>",
       "json-file log options: max-size=SIZE, max-file=N (repeatable)",

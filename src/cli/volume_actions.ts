@@ -22,6 +22,12 @@ import { humanSize, table } from "./format.ts";
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
+import {
+  optionsView,
+  parseVolumeOptions,
+  readVolumeOptions,
+  writeVolumeOptions,
+} from "../container/volume_options.ts";
 
 async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
   const store = await Store.open(g.root);
@@ -41,14 +47,18 @@ function parseLabels(values: readonly string[] = []): Record<string, string> {
 export async function volumeCreateCommand(
   g: GlobalOptions,
   name: string | undefined,
-  opts: { driver?: string; label?: string[] },
+  opts: { driver?: string; label?: string[]; opt?: string[] },
 ): Promise<void> {
   if (opts.driver !== undefined && opts.driver !== "local") {
     throw new UsageError(`volume driver "${opts.driver}" is not supported (only local)`);
   }
   const labels = parseLabels(opts.label);
+  const options = parseVolumeOptions(opts.opt ?? []);
   await withStore(g, (store) => {
-    console.log(createVolume(store, { name, labels }).volume.name);
+    const { volume, created } = createVolume(store, { name, labels });
+    // Mounted with them when a container first uses it (volume_options.ts).
+    if (created && options) writeVolumeOptions(volume.mountpoint, options);
+    console.log(volume.name);
   });
 }
 
@@ -97,7 +107,7 @@ const VOLUME_FILTER_KEYS = ["dangling", "driver", "label", "label!", "name"];
  * `volume ls --filter`: `name=` (docker's regexp match), `driver=` (`local`), `label=`/`label!=`,
  * `dangling=` (no container names the volume).
  */
-function volumeFilter(store: Store, values: readonly string[]): (v: Volume) => boolean {
+export function volumeFilter(store: Store, values: readonly string[]): (v: Volume) => boolean {
   const filters = parseFilters(values, VOLUME_FILTER_KEYS);
   const dangling = boolFilter(filters, "dangling");
   const any = (key: string, test: (value: string) => boolean) =>
@@ -138,7 +148,7 @@ export function inspectVolume(v: Volume): Record<string, unknown> {
     Labels: Object.keys(labels).length > 0 ? labels : null,
     Mountpoint: v.mountpoint,
     Name: v.name,
-    Options: null,
+    Options: optionsView(readVolumeOptions(v.mountpoint)),
     Scope: "local",
   };
 }

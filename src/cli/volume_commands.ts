@@ -24,6 +24,11 @@ export function defineVolumeCommands(program: Command): void {
     .argument("[name]", "volume name (a random 64-hex name when omitted)")
     .option("-d, --driver <driver>", "volume driver (only local)", "local")
     .option("--label <key=value>", "set metadata on the volume (repeatable)", collect)
+    .option(
+      "-o, --opt <key=value>",
+      "local driver option: type=, device=, o= (repeatable)",
+      collect,
+    )
     .action(async (name, opts, self) =>
       (await actions()).volumeCreateCommand(globalsOf(self), name, opts)
     );

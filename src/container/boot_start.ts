@@ -19,6 +19,7 @@
 import type { Store } from "../store/mod.ts";
 import { startDetached } from "./lifecycle.ts";
 import { type ContainerRecord, findContainer, isActive, listContainers } from "./state.ts";
+import { joinedContainers } from "./namespaces.ts";
 
 /** Whether a container in this state is started at boot (see the module's table). */
 export function startsAtBoot(c: ContainerRecord): boolean {
@@ -37,7 +38,7 @@ export function startsAtBoot(c: ContainerRecord): boolean {
   }
 }
 
-/** `containers` ordered so that each `--network container:X` joiner comes after X. */
+/** `containers` ordered so that each `--network/--ipc/--pid container:X` joiner comes after X. */
 export function bootOrder(
   store: Store,
   containers: readonly ContainerRecord[],
@@ -50,8 +51,10 @@ export function bootOrder(
     if (placed.has(c.id) || visiting.has(c.id)) return; // a cycle cannot start anyway
     visiting.add(c.id);
     const net = c.config.network;
-    if (net.startsWith("container:")) {
-      const joined = findContainer(store, net.slice("container:".length));
+    const targets = net.startsWith("container:") ? [net.slice("container:".length)] : [];
+    // `--ipc`/`--pid container:X` joiners too (namespaces.ts).
+    for (const target of [...targets, ...joinedContainers(c)]) {
+      const joined = findContainer(store, target);
       const first = joined && byId.get(joined.id);
       if (first) place(first);
     }

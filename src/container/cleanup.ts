@@ -11,6 +11,7 @@ import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+import { containerEvent } from "../events/log.ts";
 import { disconnectContainer } from "../network/connect.ts";
 import { removeTree } from "./rmtree.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
@@ -49,5 +50,6 @@ export async function removeContainerFiles(
     );
   });
   deleteContainerRow(store, c.id);
+  containerEvent(store.root, "destroy", c);
   await removeUnusedVolumes(store, anonymous);
 }

@@ -114,7 +114,7 @@ export async function copyFromContainer(
       );
     });
     return Promise.resolve();
-  });
+  }, { volumes: true });
 }
 
 /** `cp SRC CONTAINER:DEST`. */
@@ -144,7 +144,7 @@ export async function copyToContainer(
         (dir, name, shown) => copyNode(node, dir, name, shown),
       );
       return Promise.resolve();
-    });
+    }, { volumes: true });
   } finally {
     close(node.fd);
   }

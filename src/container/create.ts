@@ -19,6 +19,9 @@ import { checkLimits, hostCpuCount } from "./limits.ts";
 import { healthConfigFrom, type HealthFlags } from "./health.ts";
 import { labelsFromFlags, mergeLabels } from "./labels.ts";
 import { containerNetwork } from "./network.ts";
+import { containerEvent } from "../events/log.ts";
+import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
+import { type ExtraLimitFlags, hostResources, withExtraLimits } from "./extra_limits.ts";
 import { netConfigFrom } from "./networking.ts";
 import { containerDir } from "./paths.ts";
 import { parseSignal } from "./signals.ts";
@@ -105,13 +108,24 @@ async function create(
   healthConfigFrom(undefined, flags as HealthFlags);
   const security = await securitySpec(flags, DEFAULT_CAPS, globals.usernsRemap);
   // Checked as docker checks them, before the image is pulled or anything is created.
-  const resources = checkLimits(limitsFrom(flags), hostCpuCount);
+  const resources = withExtraLimits(
+    checkLimits(limitsFrom(flags), hostCpuCount),
+    flags as ExtraLimitFlags,
+    hostResources(),
+    (message) => console.error(`WARNING: ${message}`),
+  );
   const requestedMounts = mountsFrom(flags);
   const envFiles: string[] = [];
   for (const file of flags.envFile ?? []) {
     envFiles.push(...parseEnvFile(await Deno.readTextFile(file)));
   }
   const network = networkFrom(store, flags);
+  const namespaces = namespaceModes(
+    store,
+    flags as NamespaceFlags,
+    !!flags.hostname,
+    !!globals.usernsRemap && flags.userns !== "host",
+  );
   const net = await netConfigFrom(store, flags);
   const options = runOptionsFrom(flags, network);
   const pull = parsePullPolicy(flags.pull);
@@ -128,7 +142,8 @@ async function create(
     (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
   );
   const id = newContainerId();
-  const hostname = flags.hostname || id.slice(0, 12); // "" is docker's "not given"
+  // "" is docker's "not given"; with the host's UTS namespace, the host's name is the one seen.
+  const hostname = flags.hostname || (namespaces.uts ? Deno.hostname() : id.slice(0, 12));
   const imageConfig = image.config.config ?? {};
   const plan = planProcess(imageConfig, {
     command,
@@ -179,6 +194,7 @@ async function create(
       labels: mergeLabels(imageConfig.Labels, ownLabels),
       healthcheck: healthConfigFrom(imageConfig.Healthcheck, flags as HealthFlags),
       shell: imageConfig.Shell,
+      ...(Object.keys(namespaces).length > 0 ? { namespaces } : {}),
       ...(net ? { net } : {}),
       createCommand: flags.createCommand,
     },
@@ -193,6 +209,7 @@ async function create(
     await removeContainerFiles(store, record, { volumes: true }).catch(() => {});
     throw err;
   }
+  containerEvent(store.root, "create", record);
   return record;
 }
 

@@ -36,7 +36,7 @@ export interface Change {
 }
 
 /** Whether node `node` carries one of the xattrs `names`. */
-function hasXattr(node: Node, names: readonly string[]): boolean {
+export function hasXattr(node: Node, names: readonly string[]): boolean {
   return names.some((n) => {
     try {
       return fdGetxattr(node.fd, n) !== null;
@@ -47,14 +47,15 @@ function hasXattr(node: Node, names: readonly string[]): boolean {
 }
 
 /** A whiteout in overlay form: a 0/0 character device, or a file with the whiteout xattr. */
-function isWhiteout(node: Node): boolean {
+export function isWhiteout(node: Node): boolean {
   const type = typeOf(node);
   if (type === S_IFCHR && node.st.rdevMajor === 0 && node.st.rdevMinor === 0) return true;
   return type === S_IFREG && node.st.size === 0 && hasXattr(node, WHITEOUT_XATTRS);
 }
 
 const WHITEOUT_XATTRS = ["trusted.overlay.whiteout", "user.overlay.whiteout"];
-const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
+/** The xattrs overlayfs marks an opaque directory with (trusted, or user in a namespace). */
+export const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
 /** How a layer path is looked up: beneath the layer, and no symlink on the way is followed. */
 const IN_LAYER = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -83,7 +84,7 @@ function lookup(layer: number, rel: string): Node | "missing" | "blocked" {
  * Whether `rel` exists in the image: the merged view of `layers` (fds, top first), where a
  * whiteout deletes a path and an opaque directory hides what lower layers have below it.
  */
-function existsIn(layers: readonly number[], rel: string): boolean {
+export function existsIn(layers: readonly number[], rel: string): boolean {
   const parts = rel.split("/");
   for (const layer of layers) {
     const found = lookup(layer, rel);
@@ -105,7 +106,7 @@ function existsIn(layers: readonly number[], rel: string): boolean {
  * them in an init layer that `diff` does not show; here they sit in the upper dir, so they are
  * left out when they were added (not when the image had them and the container changed them).
  */
-const RUNTIME_TARGETS = new Set([
+export const RUNTIME_TARGETS = new Set([
   "dev",
   "proc",
   "sys",
@@ -115,7 +116,7 @@ const RUNTIME_TARGETS = new Set([
 ]);
 
 /** Opens directory `path` of the store as an O_PATH fd (following tsbox's own links). */
-function openStoreDir(path: string): number | undefined {
+export function openStoreDir(path: string): number | undefined {
   try {
     return openat(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   } catch (err) {

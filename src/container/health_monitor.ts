@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { containerEvent } from "../events/log.ts";
 import { closeFd, pipe, readAvailable, waitReadable } from "../../ffi/process.ts";
 import { execInContainer, type ExecProcess } from "../runtime/exec.ts";
 import type { Store } from "../store/mod.ts";
@@ -88,6 +89,7 @@ export class HealthMonitor {
       if (now.state !== "running") continue;
       const result = await this.#probeOnce();
       if (this.#stopped) return;
+      const before = health.Status;
       health = applyProbeResult(health, result, this.timing, this.startedAt);
       try {
         // Only for this run of the container: a row that moved on is not written over.
@@ -98,6 +100,10 @@ export class HealthMonitor {
           (c) => c.pid === this.pid,
         );
         if (!written) return;
+        // docker's event on each change of status.
+        if (health.Status !== before) {
+          containerEvent(this.store.root, `health_status: ${health.Status}`, this.record);
+        }
       } catch {
         // The database cannot be written (a full disk): the next probe tries again.
       }

@@ -9,6 +9,8 @@ import { containerDir, logPath } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 import { volumeData, volumeMountsOf } from "./volumes.ts";
 import { inspectHostConfig } from "./run_options.ts";
+import { inspectNamespaces } from "./namespaces.ts";
+import { inspectExtraLimits } from "./extra_limits.ts";
 import { inspectNetworkSettings } from "../network/inspect.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -52,6 +54,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       NetworkMode: cfg.net?.endpoints[0]?.network ?? cfg.network,
       RestartPolicy: { Name: cfg.restart.name, MaximumRetryCount: cfg.restart.maxRetries },
       AutoRemove: cfg.autoRemove,
+      PublishAllPorts: cfg.publishAll ?? false,
       ReadonlyRootfs: cfg.readOnly,
       Memory: cfg.resources.memory ?? 0,
       MemorySwap: cfg.resources.memorySwap ?? 0,
@@ -59,6 +62,8 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
       ...inspectHostConfig(cfg),
+      ...inspectNamespaces(cfg.namespaces),
+      ...inspectExtraLimits(cfg.resources),
     },
     GraphDriver: {
       Name: "overlay",
@@ -97,6 +102,9 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},
+      ...(cfg.exposedPorts?.length
+        ? { ExposedPorts: Object.fromEntries(cfg.exposedPorts.map((p) => [p, {}])) }
+        : {}),
       // As docker: only when set (by the flag or, for the signal, the image).
       StopSignal: cfg.stopSignalName,
       StopTimeout: cfg.stopTimeoutSet ? cfg.stopTimeout : undefined,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { containerEvent } from "../events/log.ts";
 import { killPid } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
@@ -149,6 +150,7 @@ export async function killContainer(store: Store, c: ContainerRecord, signal = S
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
   signalPid1(current, signal);
+  containerEvent(store.root, "kill", current, { signal: String(signal) });
   if (current.state === "paused" && signal === SIGKILL) await unpauseContainer(store, current);
 }
 
@@ -172,14 +174,19 @@ export async function stopContainer(
   const paused = current.state === "paused";
   if (timeout > 0) {
     signalPid1(current, signal ?? current.config.stopSignal);
+    containerEvent(store.root, "kill", current, {
+      signal: String(signal ?? current.config.stopSignal),
+    });
     if (paused) await setFrozen(c.id, false);
     current = await waitInactive(store, c.id, timeout) ?? current;
   }
   if (isActive(current.state)) {
     signalPid1(current, SIGKILL);
+    containerEvent(store.root, "kill", current, { signal: String(SIGKILL) });
     if (paused) await setFrozen(c.id, false).catch(() => {});
     await waitInactive(store, c.id);
   }
+  containerEvent(store.root, "stop", current);
 }
 
 /** `restart`: stop, then start again under a new supervisor. */
@@ -193,6 +200,7 @@ export async function restartContainer(
   if (!after) throw new ContainerStateError(`container ${c.id.slice(0, 12)} was removed`);
   await waitSupervisorGone(after, 10_000);
   await startDetached(store, getContainer(store, c.id)!);
+  containerEvent(store.root, "restart", after);
 }
 
 /** `pause`: freezes every process of a running container. */
@@ -203,6 +211,7 @@ export async function pauseContainer(store: Store, c: ContainerRecord): Promise<
   }
   await setFrozen(c.id, true);
   updateContainer(store, c.id, { state: "paused" }, (x) => x.state === "running");
+  containerEvent(store.root, "pause", current);
 }
 
 /** `unpause`. */
@@ -213,6 +222,7 @@ export async function unpauseContainer(store: Store, c: ContainerRecord): Promis
   }
   await setFrozen(c.id, false);
   updateContainer(store, c.id, { state: "running" }, (x) => x.state === "paused");
+  containerEvent(store.root, "unpause", current);
 }
 
 /** `wait`: blocks until the container is not running; returns its exit code. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import { parseBytes } from "../runtime/options.ts";
 import type { LogRotation } from "./logs.ts";
 
@@ -16,11 +16,53 @@ export interface LogOptions extends LogRotation {
   readonly given: Readonly<Record<string, string>>;
 }
 
-/** Parses `--log-opt KEY=VALUE` values; throws docker's messages for bad ones. */
-export function parseLogOpts(values: readonly string[]): LogOptions | undefined {
-  if (values.length === 0) return undefined;
-  let maxSize: number | undefined;
-  let maxFile = 1;
+/** `--log-driver`s that docker has and tsbox does not (refused by name, not as unknown). */
+const OTHER_DRIVERS = [
+  "syslog",
+  "journald",
+  "gelf",
+  "fluentd",
+  "awslogs",
+  "splunk",
+  "etwlogs",
+  "gcplogs",
+  "logentries",
+];
+
+/** `logs` of a container whose driver keeps nothing (`none`): docker's message, exit 1. */
+export class LogReadError extends TsboxError {
+  override readonly exitCode = 1;
+  constructor() {
+    super("configured logging driver does not support reading");
+    this.name = "LogReadError";
+  }
+}
+
+/**
+ * Parses `--log-driver` (json-file, local: the same file format here, with docker's local
+ * defaults of 20m and 5 files; none: nothing kept) and its `--log-opt KEY=VALUE` values;
+ * throws docker's messages for bad ones.
+ */
+export function parseLogOpts(
+  values: readonly string[],
+  driver = "json-file",
+): LogOptions | undefined {
+  if (OTHER_DRIVERS.includes(driver)) {
+    throw new UsageError(`the ${driver} log driver is not supported by tsbox`);
+  }
+  if (!["json-file", "local", "none"].includes(driver)) {
+    throw new UsageError(`logger: no log driver named '${driver}' is registered`);
+  }
+  if (driver === "none") {
+    if (values.length > 0) {
+      throw new UsageError(`unknown log opt '${values[0].split("=")[0]}' for none log driver`);
+    }
+    return { driver: "none", maxFile: 1, given: {} };
+  }
+  if (values.length === 0 && driver === "json-file") return undefined;
+  const local = driver === "local";
+  let maxSize: number | undefined = local ? 20 * 1024 * 1024 : undefined;
+  let maxFile = local ? 5 : 1;
   const given: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf("=");
@@ -38,12 +80,14 @@ export function parseLogOpts(values: readonly string[]): LogOptions | undefined 
       }
       maxFile = Number(value);
       if (maxFile < 1) throw new UsageError("max-file cannot be less than 1");
+    } else if (local && key === "compress") {
+      // Accepted as docker's local driver takes it; rotated files stay uncompressed here.
     } else {
-      throw new UsageError(`unknown log opt '${key}' for json-file log driver`);
+      throw new UsageError(`unknown log opt '${key}' for ${driver} log driver`);
     }
   }
   if (maxFile > 1 && maxSize === undefined) {
     throw new UsageError("max-file cannot be greater than 1 without max-size");
   }
-  return { maxSize, maxFile, given };
+  return { ...(local ? { driver: "local" as const } : {}), maxSize, maxFile, given };
 }

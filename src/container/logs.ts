@@ -32,6 +32,8 @@ export interface LogRotation {
   readonly maxSize?: number;
   /** Files kept, the live one included. */
   readonly maxFile: number;
+  /** `--log-driver` other than json-file: `none` keeps nothing (log_opts.ts). */
+  readonly driver?: "local" | "none";
 }
 
 /**
@@ -59,6 +61,10 @@ export class LogWriter {
 
   /** Opens `path` for appending (creating it, mode 0640). */
   static async open(path: string, rotation?: LogRotation): Promise<LogWriter> {
+    if (rotation?.driver === "none") {
+      // Nothing kept: entries go to /dev/null (attached clients still get the output).
+      return new LogWriter("/dev/null", await Deno.open("/dev/null", { write: true }), 0);
+    }
     const file = await Deno.open(path, { append: true, create: true, mode: 0o640 });
     return new LogWriter(path, file, (await file.stat()).size, rotation);
   }

@@ -22,6 +22,7 @@ import { TsboxError } from "../errors.ts";
 import { mountOverlay, unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { processAlive } from "./proc.ts";
+import { mountBindsInto } from "./stopped_mounts.ts";
 import { containerDir } from "./paths.ts";
 import { type ContainerRecord, reconcile } from "./state.ts";
 
@@ -98,12 +99,14 @@ function openLiveRoot(c: ContainerRecord, pid: number): number {
 /**
  * Runs `fn` with an fd of the container's `/`: a running container's live root (opened once
  * from /proc/PID/root), a stopped one's through a temporary overlay mount of its layers and
- * upper dir. The fd is closed (and the mount removed) when `fn` settles.
+ * upper dir, with its volumes and bind mounts on it when `o.volumes` is set (cp). The fd is
+ * closed (and the mounts removed) when `fn` settles.
  */
 export async function withRootfs<T>(
   store: Store,
   record: ContainerRecord,
   fn: (root: RootfsHandle) => Promise<T>,
+  o: { readonly volumes?: boolean } = {},
 ): Promise<T> {
   const c = reconcile(store, record);
   if (c.pid !== undefined && processAlive(c.pid, c.pidStart)) {
@@ -130,6 +133,7 @@ export async function withRootfs<T>(
   try {
     const fd = openat(AT_FDCWD, target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     try {
+      if (o.volumes) mountBindsInto(fd, target, c.config.mounts);
       return await fn({ fd, submounts: new Set(), running: false });
     } finally {
       close(fd);

@@ -14,6 +14,8 @@ import { removeContainer, startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
 import { TsboxError } from "../errors.ts";
 import { assertInputTerminal } from "../runtime/tty.ts";
+import { attachStreams } from "./attach_streams.ts";
+import type { SuperviseOptions } from "./supervisor.ts";
 
 /** What run needs from the global options. */
 export interface RunGlobals {
@@ -40,6 +42,7 @@ export async function runContainer(
   globals: RunGlobals,
 ): Promise<{ id: string; exitCode?: number }> {
   assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
+  const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
   // A taken host port fails here, before the container exists (docker leaves one behind).
   const warning = checkPublish(flags.publish ?? [], flags.network);
   if (warning) console.error(warning);
@@ -64,14 +67,22 @@ export async function runContainer(
         throw await failedStart(store, record.id, flags.rm ?? false, err);
       }
     }
-    return { id: record.id, exitCode: await attached(store, record.id, flags.rm ?? false) };
+    return {
+      id: record.id,
+      exitCode: await attached(store, record.id, flags.rm ?? false, streams),
+    };
   } finally {
     store.close();
   }
 }
 
 /** Supervises container `id` in this process with stdio attached; returns its exit code. */
-export async function attached(store: Store, id: string, autoRemove: boolean): Promise<number> {
+export async function attached(
+  store: Store,
+  id: string,
+  autoRemove: boolean,
+  streams?: SuperviseOptions["streams"],
+): Promise<number> {
   let pid: number | undefined;
   const off = FORWARDED.map(([sig, num]) => {
     const handler = () => {
@@ -83,7 +94,7 @@ export async function attached(store: Store, id: string, autoRemove: boolean): P
   try {
     // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
     const { supervise } = await import("./supervisor.ts");
-    const result = await supervise(store, id, { attach: true, onPid: (p) => (pid = p) });
+    const result = await supervise(store, id, { attach: true, streams, onPid: (p) => (pid = p) });
     return result.exitCode;
   } catch (err) {
     throw await failedStart(store, id, autoRemove, err);

@@ -42,7 +42,7 @@ export function runOptionsFrom(flags: RunFlags, network: NetworkMode): RunOption
     if (size > 0) out.shmSize = size;
   }
   if (flags.sysctl?.length) out.sysctls = parseSysctls(flags.sysctl, network);
-  const log = parseLogOpts(flags.logOpt ?? []);
+  const log = parseLogOpts(flags.logOpt ?? [], (flags as { logDriver?: string }).logDriver);
   if (log) out.log = log;
   return out;
 }
@@ -64,7 +64,7 @@ export function inspectHostConfig(c: RunConfig): Record<string, unknown> {
     GroupAdd: c.groupAdd ?? null,
     ShmSize: c.shmSize ?? DEFAULT_SHM_SIZE,
     Sysctls: c.sysctls ? Object.fromEntries(c.sysctls) : undefined,
-    LogConfig: { Type: "json-file", Config: logConfig },
+    LogConfig: { Type: c.log?.driver ?? "json-file", Config: logConfig },
   };
 }
 

@@ -16,6 +16,7 @@ import { processAlive } from "./proc.ts";
 import type { SecuritySpec } from "../runtime/security.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
+import type { NamespaceModes } from "./namespaces.ts";
 import type { NetConfig } from "../network/endpoints.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
@@ -81,6 +82,8 @@ export interface RunConfig {
   readonly stopSignalName?: string;
   /** `--stop-timeout` was given (inspect shows StopTimeout only then, as docker). */
   readonly stopTimeoutSet?: boolean;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` (namespaces.ts); absent: the defaults. */
+  readonly namespaces?: NamespaceModes;
   /** Bridge networks, `--dns*`, `--add-host` (src/network/endpoints.ts); absent: none of it. */
   readonly net?: NetConfig;
   /** `run`/`create` options, image and command, canonical (cli/create_line.ts), if known. */

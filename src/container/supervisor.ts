@@ -22,18 +22,27 @@ import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
+import { sharedNamespaces } from "./namespaces.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { specOptions } from "./run_options.ts";
+import { mountVolumesOf } from "./volumes.ts";
+import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
 
 /** Options of {@link supervise}. */
 export interface SuperviseOptions {
   /** Copy the container's output to this process's stdout/stderr, and pass stdin with `-i`. */
   readonly attach?: boolean;
+  /** `run -a`: the streams attached (all of them when absent). */
+  readonly streams?: {
+    readonly stdin: boolean;
+    readonly stdout: boolean;
+    readonly stderr: boolean;
+  };
   /** Called once: after the first start succeeded, or with the error that stopped it. */
   readonly onStarted?: (error?: Error) => void;
   /** Called with PID 1's host pid on every start (signal forwarding). */
@@ -149,6 +158,7 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {
         state: "exited",
@@ -237,6 +247,8 @@ async function startAndWait(
   const stderr = readablePipe(errR);
   let container: Container;
   try {
+    // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
+    mountVolumesOf(store, c.id);
     container = await Container.start({
       id: c.id,
       stateDir: containerDir(store.root, c.id),
@@ -249,6 +261,7 @@ async function startAndWait(
       hostname: c.config.hostname,
       network: c.config.network,
       networkPid: joinedNetworkPid(store, c.config.network),
+      namespaces: sharedNamespaces(store, c),
       resources: c.config.resources,
       mounts: c.config.mounts,
       readOnly: c.config.readOnly,
@@ -257,7 +270,11 @@ async function startAndWait(
       filterCacheDir: `${store.root}/cache/seccomp`,
       userns: c.config.security?.userns,
       stdio: [
-        stdinPipe ? stdinPipe[0] : o.attach && c.config.interactive ? "inherit" : "null",
+        stdinPipe
+          ? stdinPipe[0]
+          : o.attach && c.config.interactive && (o.streams?.stdin ?? true)
+          ? "inherit"
+          : "null",
         outW,
         errW,
       ],
@@ -301,13 +318,13 @@ async function startAndWait(
       stdout.readable,
       "stdout",
       log,
-      attachTee(attach, 1, o.attach ? Deno.stdout : undefined),
+      attachTee(attach, 1, o.attach && (o.streams?.stdout ?? true) ? Deno.stdout : undefined),
     ),
     pumpToLog(
       stderr.readable,
       "stderr",
       log,
-      attachTee(attach, 2, o.attach ? Deno.stderr : undefined),
+      attachTee(attach, 2, o.attach && (o.streams?.stderr ?? true) ? Deno.stderr : undefined),
     ),
     ...(tty ? [pumpToLog(tty.output, "stdout", log, attachTee(attach, 1))] : []),
   ]);
@@ -342,6 +359,7 @@ async function startAndWait(
     // Removed while starting (rm -f), or not recorded: end it.
     killPid(container.pid, SIGKILL);
   }
+  if (running) containerEvent(store.root, "start", running);
   if (unrecorded === undefined) {
     o.onPid?.(container.pid);
     started();

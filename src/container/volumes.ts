@@ -30,6 +30,7 @@ import type { Store } from "../store/mod.ts";
 import { removeTree } from "./rmtree.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
+import { mountVolumeData, unmountVolumeData } from "./volume_options.ts";
 
 /** The label docker puts on anonymous volumes (`volume prune` without `-a` removes only those). */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -179,7 +180,16 @@ export async function removeVolume(
   if (!existed && !opts.force) throw new NotFoundError("volume", name);
   // A name that passed VOLUME_NAME has no "/" and is not "..": the path stays in volumes/.
   // Rootless, files a container wrote as a subordinate id are removed in a user namespace.
-  if (existed) await removeTree(join(volumesDir(store.root), name));
+  if (existed) {
+    // A mounted _data (volume options) goes first: what is mounted there is not the volume's.
+    unmountVolumeData(volumeData(store.root, name));
+    await removeTree(join(volumesDir(store.root), name));
+  }
+}
+
+/** Mounts the `_data` of the volumes of container `id` that have driver options. */
+export function mountVolumesOf(store: Store, id: string): void {
+  for (const v of volumeMountsOf(store, id)) mountVolumeData(volumeData(store.root, v.name));
 }
 
 /** Bytes of the regular files under `dir` (symlinks not followed). */

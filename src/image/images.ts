@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import { shortDigest } from "../store/digest.ts";
@@ -54,6 +55,7 @@ export function tagImage(store: Store, source: string, target: string): string {
     throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
   }
   store.tag(image.id, ref.toString());
+  imageEvent(store.root, "tag", image.id, familiar(ref.toString()));
   return ref.toString();
 }
 
@@ -76,6 +78,20 @@ export async function removeImage(
   store: Store,
   name: string,
   options: RemoveImageOptions = {},
+): Promise<RemoveAction[]> {
+  const id = requireImage(store, name).id;
+  const actions = await removeImageRecord(store, name, options);
+  for (const a of actions) {
+    if ("untagged" in a) imageEvent(store.root, "untag", id, a.untagged);
+    else if (a.deleted === id) imageEvent(store.root, "delete", id);
+  }
+  return actions;
+}
+
+async function removeImageRecord(
+  store: Store,
+  name: string,
+  options: RemoveImageOptions,
 ): Promise<RemoveAction[]> {
   const image = requireImage(store, name);
   const actions: RemoveAction[] = [];

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { type ManifestResponse, RegistryClient } from "../../registry/client.ts";
 import {
   type Descriptor,
@@ -142,6 +143,7 @@ export async function pullImage(
   const known = store.imageByRepoDigest(ref.repository, top.digest);
   if (known && await hasAllLayers(store, known) && !options.platform) {
     if (ref.tag !== undefined && !ref.digest) store.tag(known.id, ref.toString());
+    imageEvent(store.root, "pull", ref.familiar(), ref.familiar());
     return { image: store.getImage(known.id)!, reference: ref, digest: top.digest, upToDate: true };
   }
 
@@ -257,6 +259,7 @@ export async function pullImage(
         repoDigest,
       }));
     await claim.release();
+    imageEvent(store.root, "pull", ref.familiar(), ref.familiar());
     return { image, reference: ref, digest: top.digest, upToDate: false };
   } finally {
     for (const p of pending) {

@@ -7,9 +7,16 @@
  */
 import { killPid } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
+import {
+  blkioWeightFile,
+  type ExtraLimits,
+  fillCpuset,
+  v1ExtraWrites,
+  v2ExtraWrites,
+} from "./cgroup_extra.ts";
 
-/** Resource limits from `run`'s flags. */
-export interface ResourceLimits {
+/** Resource limits from `run`'s flags (cpusets, quota, reservation, ...: cgroup_extra.ts). */
+export interface ResourceLimits extends ExtraLimits {
   /** --memory, bytes. */
   readonly memory?: number;
   /** --memory-swap, bytes of memory plus swap; -1 unlimited. */
@@ -44,7 +51,9 @@ export interface Cgroup {
 }
 
 /** The controllers tsbox manages. */
-export const CONTROLLERS = ["memory", "cpu", "pids", "devices"] as const;
+export const CONTROLLERS = ["memory", "cpu", "pids", "devices", "cpuset", "blkio"] as const;
+/** The controllers only some limits need (cgroup_extra.ts). */
+const EXTRA_CONTROLLERS: readonly string[] = ["cpuset", "blkio"];
 /** One of {@link CONTROLLERS}. */
 export type Controller = typeof CONTROLLERS[number];
 
@@ -268,6 +277,11 @@ export class CgroupV1 implements Cgroup {
     for (const rule of devices ? l.devices ?? [] : []) {
       await write(`${devices}/devices.${rule.allow ? "allow" : "deny"}`, rule.line);
     }
+    const weightFile = blkioWeightFile(this.byController.get("blkio"));
+    for (const [controller, file, value] of v1ExtraWrites(l, weightFile)) {
+      const dir = this.byController.get(controller);
+      if (dir) await write(`${dir}/${file}`, value);
+    }
   }
 
   async join(pid: number): Promise<void> {
@@ -319,6 +333,7 @@ export function v2LimitWrites(l: ResourceLimits): [file: string, value: string][
   if (l.pidsLimit !== undefined) {
     out.push(["pids.max", l.pidsLimit > 0 ? String(l.pidsLimit) : "max"]);
   }
+  out.push(...v2ExtraWrites(l));
   return out;
 }
 
@@ -393,7 +408,10 @@ function v2Wanted(layout: CgroupLayout, onV1: ReadonlyMap<Controller, string>): 
  */
 export function locateCgroup(id: string, layout: CgroupLayout = hostLayout()): CgroupV1 | CgroupV2 {
   const onV1 = v1Dirs(id, layout);
-  if (onV1.size > 0 && v2Wanted(layout, onV1).length === 0) return new CgroupV1(onV1);
+  // Placed by the controllers every container needs: a cpuset or blkio controller that only
+  // the unified tree has must not move a v1 host's memory and pids limits to v2.
+  const core = v2Wanted(layout, onV1).filter((c) => !EXTRA_CONTROLLERS.includes(c));
+  if (onV1.size > 0 && core.length === 0) return new CgroupV1(onV1);
   return new CgroupV2(`${layout.v2}/tsbox/${id}`);
 }
 
@@ -409,6 +427,9 @@ export async function createCgroup(
   const cg = locateCgroup(id, layout);
   if (cg instanceof CgroupV1) {
     for (const dir of cg.dirs) await makeDir(dir, true);
+    const cpuset = layout.v1.get("cpuset");
+    const cpusetDir = cg.byController.get("cpuset");
+    if (cpuset && cpusetDir) await fillCpuset(cpuset, cpusetDir, write);
   } else {
     if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
     const parent = `${layout.v2}/tsbox`;

@@ -17,6 +17,7 @@ import { openNamespace } from "../../ffi/net.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
 import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
+import { writeOomScoreAdj } from "./cgroup_extra.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
@@ -38,6 +39,12 @@ import {
   writeRootlessMaps,
 } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
+import {
+  cloneFlagsFor,
+  cloneInPidNamespace,
+  openShared,
+  type SharedNamespaces,
+} from "./namespaces.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
 import { mount, MS } from "../../ffi/mount.ts";
@@ -80,6 +87,8 @@ export interface ContainerSpec {
    * joins instead of getting its own.
    */
   readonly networkPid?: number;
+  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` modes: namespaces not the container's own. */
+  readonly namespaces?: SharedNamespaces;
   readonly resources: ResourceLimits;
   readonly mounts: readonly MountRequest[];
   readonly readOnly: boolean;
@@ -444,7 +453,8 @@ async function prepare(
       readOnly: spec.readOnly,
       hostname: spec.hostname,
       loopbackUp: spec.network !== "host" && spec.networkPid === undefined,
-      cgroupNamespace: true,
+      cgroupNamespace: spec.namespaces?.cgroup !== "host",
+      keepHostname: spec.namespaces?.uts === "host",
       cwd: spec.cwd,
       uid: user.uid,
       gid: user.gid,
@@ -517,9 +527,12 @@ async function launch(
       ? undefined
       : openNamespace(`/proc/${spec.networkPid}/ns/net`);
     if (netnsFd !== undefined) open.add(netnsFd);
+    const shared = openShared(spec.namespaces);
+    for (const fd of [shared.ipcFd, shared.pidFd]) if (fd !== undefined) open.add(fd);
     const ops = buildProgram({
       ...prepared.plan,
       joinNetnsFd: netnsFd,
+      joinIpcFd: shared.ipcFd,
       syncFd: syncR,
       closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
       ...(channel
@@ -533,8 +546,9 @@ async function launch(
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
     if (writeMaps) flags |= CLONE.NEWUSER;
+    flags = cloneFlagsFor(flags, spec.namespaces);
     try {
-      pid = cloneProgram(program, flags);
+      pid = cloneInPidNamespace(shared.pidFd, () => cloneProgram(program, flags));
     } finally {
       program.free();
       prepared.release();
@@ -544,6 +558,9 @@ async function launch(
     close(statusW);
     if (channel) close(channel.child);
     await cgroup.join(pid);
+    if (spec.resources.oomScoreAdj !== undefined) {
+      await writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
+    }
     hooked = spec.beforeRelease !== undefined;
     await spec.beforeRelease?.(pid);
     writeFd(syncW, new Uint8Array([1]));

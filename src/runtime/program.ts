@@ -20,6 +20,7 @@ import { MNT_DETACH, MS } from "../../ffi/mount.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
 import { DEFAULT_SHM_SIZE } from "./options.ts";
+import { ipcJoinOps } from "./namespaces.ts";
 import {
   deviceOps,
   maskOps,
@@ -80,6 +81,10 @@ export interface ChildPlan {
   readonly loopbackUp: boolean;
   /** `--network container:X`: an fd of X's network namespace, joined with setns. */
   readonly joinNetnsFd?: number;
+  /** `--ipc container:X`: an fd of X's IPC namespace, joined with setns (namespaces.ts). */
+  readonly joinIpcFd?: number;
+  /** `--uts host`: the UTS namespace is the host's, whose hostname is left alone. */
+  readonly keepHostname?: boolean;
   /** Unshare a cgroup namespace (after the parent placed the child in its cgroup). */
   readonly cgroupNamespace: boolean;
   readonly cwd: string;
@@ -372,9 +377,11 @@ export function pivotOps(p: ChildPlan): Op[] {
     op(SYS.pivot_root, "pivot_root", [str("."), str(".")]),
     op(SYS.umount2, "detach the old root", [str("."), MNT_DETACH]),
     op(SYS.chdir, "chdir /", [str("/")]),
-    op(SYS.sethostname, "set the hostname", [
-      str(p.hostname),
-      new TextEncoder().encode(p.hostname).length,
+    ...(p.keepHostname ? [] : [
+      op(SYS.sethostname, "set the hostname", [
+        str(p.hostname),
+        new TextEncoder().encode(p.hostname).length,
+      ]),
     ]),
     op(SYS.chdir, `chdir ${p.cwd}`, [str(p.cwd)]),
   );
@@ -505,6 +512,7 @@ export function buildProgram(p: ChildPlan): Op[] {
   return [
     ...signalOps(),
     ...syncOps(p),
+    ...ipcJoinOps(p.joinIpcFd),
     ...cgroupOps(p),
     ...mountOps(p),
     ...devOps(p),

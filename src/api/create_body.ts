@@ -1,0 +1,252 @@
+/**
+ * `POST /containers/create`'s body (docker's Config + HostConfig) turned into the flags `tsbox
+ * create` takes, so that the API creates containers with exactly the CLI's code. Every field is
+ * type-checked: the body is hostile input, and a wrong type is docker's 400, not a crash.
+ *
+ * @module
+ */
+import type { HealthFlags } from "../container/health.ts";
+import type { RunFlags } from "../runtime/run.ts";
+import { badParameter } from "./errors.ts";
+
+/** A container create request, decoded. */
+export interface CreateRequest {
+  readonly image: string;
+  readonly command: string[];
+  readonly flags: RunFlags & HealthFlags;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, field: string): Json | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw badParameter(`${field}: expected an object`);
+  return v;
+}
+
+function str(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw badParameter(`${field}: expected a string`);
+  return v;
+}
+
+function bool(v: unknown, field: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw badParameter(`${field}: expected a boolean`);
+  return v;
+}
+
+function int(v: unknown, field: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+    throw badParameter(`${field}: expected an integer`);
+  }
+  return v;
+}
+
+/** A string list; docker's StrSlice also takes one string. */
+function strList(v: unknown, field: string, single = false): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (single && typeof v === "string") return [v];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+    throw badParameter(`${field}: expected a list of strings`);
+  }
+  return v as string[];
+}
+
+function strMap(v: unknown, field: string): Record<string, string> | undefined {
+  const o = obj(v, field);
+  if (!o) return undefined;
+  for (const [k, x] of Object.entries(o)) str(x, `${field}.${k}`);
+  return o as Record<string, string>;
+}
+
+/** Nanoseconds (docker's durations) as a flag value. */
+function duration(v: unknown, field: string): string | undefined {
+  const ns = int(v, field);
+  return ns === undefined || ns === 0 ? undefined : `${ns / 1e6}ms`;
+}
+
+/** `HostConfig.PortBindings` as `-p` values. */
+function publishFrom(v: unknown): string[] {
+  const bindings = obj(v, "HostConfig.PortBindings") ?? {};
+  const out: string[] = [];
+  for (const [port, list] of Object.entries(bindings)) {
+    if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(port)) {
+      throw badParameter(`invalid port specification: "${port}"`);
+    }
+    if (list === null) continue;
+    if (!Array.isArray(list)) {
+      throw badParameter(`HostConfig.PortBindings.${port}: expected a list`);
+    }
+    for (const b of list) {
+      const o = obj(b, `HostConfig.PortBindings.${port}`) ?? {};
+      const ip = str(o.HostIp, "HostIp") ?? "";
+      const hostPort = str(o.HostPort, "HostPort") ?? "";
+      const host = ip.includes(":") ? `[${ip}]` : ip;
+      out.push(ip ? `${host}:${hostPort}:${port}` : hostPort ? `${hostPort}:${port}` : port);
+    }
+  }
+  return out;
+}
+
+/** `HostConfig.Mounts` as `--mount` values. */
+function mountsFrom(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw badParameter("HostConfig.Mounts: expected a list");
+  return v.map((m, i) => {
+    const o = obj(m, `HostConfig.Mounts[${i}]`) ?? {};
+    const type = str(o.Type, "Mount.Type") ?? "volume";
+    const target = str(o.Target, "Mount.Target");
+    if (!target) throw badParameter("Mount.Target: required");
+    const parts = [`type=${type}`, `target=${target}`];
+    const source = str(o.Source, "Mount.Source");
+    if (source) parts.push(`source=${source}`);
+    if (bool(o.ReadOnly, "Mount.ReadOnly")) parts.push("readonly");
+    for (const p of parts) {
+      if (p.includes(",")) throw badParameter(`Mount: a comma in ${JSON.stringify(p)}`);
+    }
+    return parts.join(",");
+  });
+}
+
+/** docker's NetworkMode names as tsbox's `--network`. */
+function networkFrom(mode: string | undefined): string {
+  if (mode === undefined || mode === "" || mode === "default" || mode === "bridge") {
+    return "private";
+  }
+  return mode;
+}
+
+/** Decodes a create body (already parsed JSON) and the `name`/`platform` query parameters. */
+export function createRequest(body: unknown, name?: string, platform?: string): CreateRequest {
+  if (!isObject(body)) throw badParameter("Config cannot be empty in order to create a container");
+  const image = str(body.Image, "Image");
+  if (!image) throw badParameter("Config cannot be empty in order to create a container");
+  const host = obj(body.HostConfig, "HostConfig") ?? {};
+  if (name !== undefined && name !== "" && !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) {
+    throw badParameter(
+      `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+    );
+  }
+  const entrypoint = strList(body.Entrypoint, "Entrypoint", true);
+  let command = strList(body.Cmd, "Cmd", true) ?? [];
+  // tsbox's --entrypoint is one word; the rest of docker's list goes before the command.
+  if (entrypoint && entrypoint.length > 1) command = [...entrypoint.slice(1), ...command];
+  const restart = obj(host.RestartPolicy, "HostConfig.RestartPolicy");
+  const restartName = str(restart?.Name, "RestartPolicy.Name");
+  const retries = int(restart?.MaximumRetryCount, "RestartPolicy.MaximumRetryCount") ?? 0;
+  const log = obj(host.LogConfig, "HostConfig.LogConfig");
+  const logType = str(log?.Type, "LogConfig.Type");
+  if (logType && logType !== "json-file") {
+    throw badParameter(`logging driver ${logType}: tsbox writes json-file logs only`);
+  }
+  const memory = int(host.Memory, "HostConfig.Memory");
+  const swap = int(host.MemorySwap, "HostConfig.MemorySwap");
+  const nanoCpus = int(host.NanoCpus, "HostConfig.NanoCpus");
+  const cpuShares = int(host.CpuShares, "HostConfig.CpuShares");
+  const pids = int(host.PidsLimit, "HostConfig.PidsLimit");
+  const shm = int(host.ShmSize, "HostConfig.ShmSize");
+  const health = obj(body.Healthcheck, "Healthcheck");
+  const healthTest = strList(health?.Test, "Healthcheck.Test");
+  const ulimits = host.Ulimits === undefined || host.Ulimits === null
+    ? []
+    : Array.isArray(host.Ulimits)
+    ? host.Ulimits.map((u, i) => {
+      const o = obj(u, `HostConfig.Ulimits[${i}]`) ?? {};
+      return `${str(o.Name, "Ulimit.Name")}=${int(o.Soft, "Ulimit.Soft")}:${
+        int(o.Hard, "Ulimit.Hard")
+      }`;
+    })
+    : (() => {
+      throw badParameter("HostConfig.Ulimits: expected a list");
+    })();
+  const devices = host.Devices === undefined || host.Devices === null
+    ? []
+    : Array.isArray(host.Devices)
+    ? host.Devices.map((d, i) => {
+      const o = obj(d, `HostConfig.Devices[${i}]`) ?? {};
+      const onHost = str(o.PathOnHost, "Device.PathOnHost") ?? "";
+      const inCtr = str(o.PathInContainer, "Device.PathInContainer") || onHost;
+      const perms = str(o.CgroupPermissions, "Device.CgroupPermissions") || "rwm";
+      return `${onHost}:${inCtr}:${perms}`;
+    })
+    : (() => {
+      throw badParameter("HostConfig.Devices: expected a list");
+    })();
+  const flags: RunFlags & HealthFlags = {
+    name: name ? name.replace(/^\//, "") : undefined,
+    hostname: str(body.Hostname, "Hostname") || undefined,
+    env: strList(body.Env, "Env"),
+    workdir: str(body.WorkingDir, "WorkingDir") || undefined,
+    user: str(body.User, "User") || undefined,
+    entrypoint: entrypoint === undefined ? undefined : entrypoint[0] ?? "",
+    network: networkFrom(str(host.NetworkMode, "HostConfig.NetworkMode")),
+    memory: memory ? String(memory) : undefined,
+    memorySwap: swap ? String(swap) : undefined,
+    cpus: nanoCpus ? String(nanoCpus / 1e9) : undefined,
+    cpuShares: cpuShares ? String(cpuShares) : undefined,
+    pidsLimit: pids ? String(pids) : undefined,
+    interactive: bool(body.OpenStdin, "OpenStdin"),
+    tty: bool(body.Tty, "Tty"),
+    volume: [
+      ...(strList(host.Binds, "HostConfig.Binds") ?? []),
+      ...Object.keys(obj(body.Volumes, "Volumes") ?? {}),
+    ],
+    mount: mountsFrom(host.Mounts),
+    tmpfs: Object.entries(strMap(host.Tmpfs, "HostConfig.Tmpfs") ?? {}).map(([p, o]) =>
+      o ? `${p}:${o}` : p
+    ),
+    readOnly: bool(host.ReadonlyRootfs, "HostConfig.ReadonlyRootfs"),
+    rm: bool(host.AutoRemove, "HostConfig.AutoRemove"),
+    restart: restartName && restartName !== "no"
+      ? (restartName === "on-failure" && retries > 0 ? `${restartName}:${retries}` : restartName)
+      : undefined,
+    stopSignal: str(body.StopSignal, "StopSignal") || undefined,
+    stopTimeout: body.StopTimeout === undefined || body.StopTimeout === null
+      ? undefined
+      : String(int(body.StopTimeout, "StopTimeout")),
+    publish: publishFrom(host.PortBindings),
+    publishAll: bool(host.PublishAllPorts, "HostConfig.PublishAllPorts"),
+    expose: Object.keys(obj(body.ExposedPorts, "ExposedPorts") ?? {}),
+    label: Object.entries(strMap(body.Labels, "Labels") ?? {}).map(([k, v]) => `${k}=${v}`),
+    init: bool(host.Init, "HostConfig.Init"),
+    // The API's create never pulls: docker's client pulls (POST /images/create) on a 404.
+    pull: "never",
+    platform: platform || undefined,
+    groupAdd: strList(host.GroupAdd, "HostConfig.GroupAdd"),
+    shmSize: shm ? String(shm) : undefined,
+    sysctl: Object.entries(strMap(host.Sysctls, "HostConfig.Sysctls") ?? {}).map(([k, v]) =>
+      `${k}=${v}`
+    ),
+    logOpt: Object.entries(strMap(log?.Config, "LogConfig.Config") ?? {}).map(([k, v]) =>
+      `${k}=${v}`
+    ),
+    capAdd: strList(host.CapAdd, "HostConfig.CapAdd"),
+    capDrop: strList(host.CapDrop, "HostConfig.CapDrop"),
+    privileged: bool(host.Privileged, "HostConfig.Privileged"),
+    securityOpt: strList(host.SecurityOpt, "HostConfig.SecurityOpt"),
+    device: devices,
+    ulimit: ulimits,
+    userns: str(host.UsernsMode, "HostConfig.UsernsMode") || undefined,
+  };
+  if (healthTest && healthTest.length > 0) {
+    if (healthTest[0] === "NONE") flags.healthcheck = false;
+    else if (healthTest[0] === "CMD-SHELL") flags.healthCmd = healthTest.slice(1).join(" ");
+    else if (healthTest[0] === "CMD") {
+      // tsbox's --health-cmd runs through the shell; quote each word for it.
+      flags.healthCmd = healthTest.slice(1).map((w) => `'${w.replaceAll("'", `'\\''`)}'`)
+        .join(" ");
+    }
+    flags.healthInterval = duration(health?.Interval, "Healthcheck.Interval");
+    flags.healthTimeout = duration(health?.Timeout, "Healthcheck.Timeout");
+    flags.healthStartPeriod = duration(health?.StartPeriod, "Healthcheck.StartPeriod");
+    const retriesHc = int(health?.Retries, "Healthcheck.Retries");
+    flags.healthRetries = retriesHc ? String(retriesHc) : undefined;
+  }
+  return { image, command, flags };
+}
