@@ -56,9 +56,16 @@ async function contextDir(dockerfile: string): Promise<string> {
   return dir;
 }
 
-/** Mount points (as the kernel lists them) under `dir`. */
+/** Mount points (as the kernel lists them) under `dir`; none when it is gone. */
 function mountsUnder(dir: string): string[] {
-  const real = Deno.realPathSync(dir);
+  let real: string;
+  try {
+    real = Deno.realPathSync(dir);
+  } catch (err) {
+    // tempRoot's own unload handler (tests/cli.ts) may have purged the root first.
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
   return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
     .map((l) => l.split(" ")[4])
     .filter((p): p is string => p !== undefined && p.startsWith(`${real}/`));

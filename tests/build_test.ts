@@ -16,6 +16,7 @@ import {
 import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
 import { purgeRootSync } from "./cleanup.ts";
+import { podmanConfText } from "./podman_conf.ts";
 
 const isRoot = Deno.uid() === 0;
 const dec = new TextDecoder();
@@ -349,7 +350,7 @@ rootTest(
       assertEquals(ours.code, 0, ours.stderr);
       await Deno.writeTextFile(
         join(podmanDir, "containers.conf"),
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+        podmanConfText(podmanDir),
       );
       const ran = await run("podman", [
         "--root",

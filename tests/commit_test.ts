@@ -10,6 +10,7 @@ import { tsbox } from "./cli.ts";
 import { Store } from "../src/store/mod.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
 import { join } from "node:path";
+import { podmanConfText } from "./podman_conf.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -242,7 +243,7 @@ rootTest("a committed image, pushed, is run by podman as by tsbox", async () => 
     assertEquals(JSON.parse(inspect.stdout).Layers.length, 2);
     await Deno.writeTextFile(
       join(podmanDir, "containers.conf"),
-      '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+      podmanConfText(podmanDir),
     );
     const ran = await host("podman", [
       ...podman,

@@ -21,6 +21,7 @@ import {
 import { tempRoot, tsbox } from "./cli.ts";
 import { authRegistry, fixtureRegistry } from "./fixtures/images.ts";
 import { startRegistry } from "./fixtures/registry.ts";
+import { podmanConfText } from "./podman_conf.ts";
 
 const dec = new TextDecoder();
 
@@ -103,7 +104,7 @@ Deno.test("push: a tagged busybox lands in a new repository that skopeo and podm
 
     await Deno.writeTextFile(
       join(podmanDir, "containers.conf"),
-      '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+      podmanConfText(podmanDir),
     );
     const podman = (args: string[]) =>
       run("podman", [

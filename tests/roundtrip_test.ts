@@ -12,6 +12,7 @@ import { type ImageManifest, layersMatchSchema } from "../registry/manifest.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
+import { podmanConfText } from "./podman_conf.ts";
 
 const isRoot = Deno.uid() === 0;
 const dec = new TextDecoder();
@@ -293,7 +294,7 @@ function podmanArchives(): Promise<{ docker: string; oci: string }> {
     const conf = join(dir, "containers.conf");
     await Deno.writeTextFile(
       conf,
-      '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n',
+      podmanConfText(dir),
     );
     const pm = (args: string[]) =>
       run("podman", [

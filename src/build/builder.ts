@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
@@ -36,6 +37,7 @@ import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
 import { mkdirInRoot, writeInto } from "./copy.ts";
 import { copySources, excludingRoot } from "./copy_flags.ts";
+import { FileDigests } from "./file_digests.ts";
 import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
@@ -284,6 +286,19 @@ async function prepareContext(options: BuildOptions, scratch: string): Promise<s
   return dir;
 }
 
+/** `Dockerfile`, or podman's and buildah's `Containerfile` when only that one is there. */
+function defaultDockerfile(contextDir: string): string {
+  const exists = (name: string) => {
+    try {
+      Deno.lstatSync(join(contextDir, name));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return !exists("Dockerfile") && exists("Containerfile") ? "Containerfile" : "Dockerfile";
+}
+
 /** The Dockerfile's text and the name messages give it. */
 async function readDockerfile(
   options: BuildOptions,
@@ -292,11 +307,11 @@ async function readDockerfile(
   if (options.dockerfileText !== undefined) {
     return { text: options.dockerfileText, file: "Dockerfile" };
   }
-  const name = options.dockerfile ?? "Dockerfile";
+  const name = options.dockerfile ?? defaultDockerfile(contextDir);
   // In an archive the name is a path inside it, followed no further out than its root.
   const path = options.contextArchive !== undefined
     ? resolveInRoot(contextDir, name)
-    : options.dockerfile ?? join(contextDir, "Dockerfile");
+    : options.dockerfile ?? join(contextDir, name);
   const shown = options.contextArchive !== undefined ? `${name} in the context archive` : path;
   try {
     return { text: await Deno.readTextFile(path), file: posix.basename(name) };
@@ -365,6 +380,8 @@ export async function recordImage(
     tag: tags[0],
   });
   for (const t of tags.slice(1)) store.tag(id, t);
+  // docker's `tag` event for each name the build gave.
+  for (const t of tags) imageEvent(store.root, "tag", id, parseReference(t).familiar());
   return store.getImage(image.id)!;
 }
 
@@ -422,6 +439,11 @@ class Builder {
   readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
+  /**
+   * Context files' digests by metadata: an unchanged context is not read again. Not for a
+   * context archive, unpacked afresh into this build's own directory each time.
+   */
+  #digests: FileDigests | undefined;
   /** ADD URL downloads of this build, by URL and checksum. */
   readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
 
@@ -434,6 +456,7 @@ class Builder {
     readonly scratch: string,
     readonly emit: (e: BuildEvent) => void,
   ) {
+    this.#digests = options.context !== undefined ? new FileDigests(store) : undefined;
     this.#stages = new StageScheduler(
       df,
       options.jobs ?? navigator.hardwareConcurrency ?? 1,
@@ -654,7 +677,7 @@ class Builder {
           parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
         } else {
           const sources = await resolveSources(this.context, [m.source]);
-          parts.push(`bind ${await sourcesDigest(this.context, sources)}`);
+          parts.push(`bind ${await sourcesDigest(this.context, sources, this.#digests)}`);
         }
       }
       return parts.join("\n");
@@ -682,7 +705,7 @@ class Builder {
         local,
         this.#excludes(ins, this.#lookup(state, args)),
       );
-      parts.push(await sourcesDigest(root, await resolveSources(root, local)));
+      parts.push(await sourcesDigest(root, await resolveSources(root, local), this.#digests));
     }
     return parts.join("\n");
   }
@@ -999,7 +1022,7 @@ class Builder {
       unmountRootfs(rootfs);
     }
     try {
-      return await commitLayer(this.store, upper, dir, alwaysLayer);
+      return await commitLayer(this.store, upper, alwaysLayer);
     } finally {
       await removeTree(dir);
     }
@@ -1242,7 +1265,7 @@ class Builder {
       }
       const upper = join(stateDir, "upper");
       await removeMountStubs(upper, state, this.store, c.mountTargets);
-      const layer = await commitLayer(this.store, upper, stateDir, true);
+      const layer = await commitLayer(this.store, upper, true);
       const shown = `RUN ${argv.join(" ")} # buildkit`;
       return nextState(state, { createdBy: shown, created, layer });
     } finally {

@@ -10,9 +10,11 @@ import { type ContainerRecord, reconcile, requireContainer } from "../container/
 import { UsageError } from "../errors.ts";
 import { ContainerNotRunningError } from "../runtime/exec.ts";
 import { Store } from "../store/mod.ts";
+import { containerEvent } from "../events/log.ts";
 import type { GlobalOptions } from "./globals.ts";
 
 export type { ExecFlags };
+
 export { execEnv, NotRunningError } from "../container/exec.ts";
 
 /** Runs `tsbox exec`; returns the command's exit code (0 with `-d`). */
@@ -32,13 +34,28 @@ export async function execCommand(
   }
   const store = await Store.open(globals.root);
   let record: ContainerRecord;
+  // docker's exec events: `exec_create: CMD`, `exec_start: CMD`, then `exec_die` with its code.
+  const execId = Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const shown = command.join(" ");
   try {
     record = reconcile(store, requireContainer(store, name));
+    if (record.state === "running") {
+      for (const action of [`exec_create: ${shown}`, `exec_start: ${shown}`]) {
+        containerEvent(store.root, action, record, { execID: execId });
+      }
+    }
   } finally {
     store.close();
   }
   try {
-    return await execRunning(record, command, flags);
+    const code = await execRunning(record, command, flags);
+    if (!flags.detach) {
+      containerEvent(globals.root, "exec_die", record, { execID: execId, exitCode: String(code) });
+    }
+    return code;
   } catch (err) {
     // docker prints the daemon's refusal as is and exits 1.
     const refusal = err instanceof NotRunningError

@@ -18,6 +18,7 @@ import { containerCgroup, removeFreezerSync } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import { disconnectContainer } from "../network/connect.ts";
 import type { ContainerRecord } from "./state.ts";
+import { containerEvent } from "../events/log.ts";
 import { volumeMountsOf, volumesDir, volumeUsers } from "./volumes.ts";
 
 /** Unmounts the rootfs (every stacked mount) and removes the cgroups, without awaiting. */
@@ -81,6 +82,8 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
     if (c.config.autoRemove && released && removeDirSync(containerDir(store.root, c.id))) {
       const anonymous = volumeMountsOf(store, c.id).filter((v) => v.anonymous);
       store.db.run("DELETE FROM containers WHERE id = ?", c.id);
+      if (isActive(c.state)) dieEvent(store, c);
+      containerEvent(store.root, "destroy", c);
       // Rootless, a volume's files may belong to subordinate ids that only a user namespace
       // can remove (rmtree.ts): those volumes stay, unused, for `volume prune`.
       for (const v of Deno.uid() === 0 ? anonymous : []) {
@@ -107,6 +110,7 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
       Date.now(),
       c.id,
     );
+    dieEvent(store, c);
     return "recorded";
   });
   // Outside the lock: the volumes' rows are gone, so nothing else can name them any more.
@@ -122,4 +126,13 @@ function removeDirSync(path: string): boolean {
   } catch (err) {
     return err instanceof Deno.errors.NotFound;
   }
+}
+
+function isActive(state: string): boolean {
+  return state === "running" || state === "paused" || state === "restarting";
+}
+
+/** docker's `die` of a container whose PID 1 died with its runner (137 unless recorded). */
+function dieEvent(store: Store, c: ContainerRecord): void {
+  containerEvent(store.root, "die", c, { exitCode: String(c.exitCode ?? 137) });
 }

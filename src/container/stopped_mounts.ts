@@ -40,9 +40,18 @@ export function mountBindsInto(
     try {
       const at = `/proc/self/fd/${fd}`;
       mount(m.source, at, "", MS.BIND | MS.REC);
-      if (m.readOnly) mount(m.source, at, "", MS.BIND | MS.REMOUNT | MS.RDONLY);
     } finally {
       close(fd);
+    }
+    if (m.readOnly) {
+      // The fd above names the directory under the new mount: the remount needs the mount
+      // itself, which the same path now resolves to.
+      const mounted = openInRoot(rootFd, m.target, O_PATH);
+      try {
+        mount(m.source, `/proc/self/fd/${mounted}`, "", MS.BIND | MS.REMOUNT | MS.RDONLY);
+      } finally {
+        close(mounted);
+      }
     }
   }
 }

@@ -158,6 +158,8 @@ export async function supervise(
         throw err;
       }
       exitCode = run.exit.exitCode;
+      // docker's `oom` comes before the `die` of a container the kernel's OOM killer ended.
+      if (run.exit.oomKilled) containerEvent(store.root, "oom", record);
       containerEvent(store.root, "die", record, { exitCode: String(exitCode) });
       await attach?.endRun(exitCode);
       const after = updateContainer(store, id, {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { makeEvent, recordEvent } from "../events/log.ts";
 import { join, normalize } from "../path.ts";
 import {
   AT_FDCWD,
@@ -133,6 +134,7 @@ export function createVolume(
     ).changes > 0
   );
   ensureDataDir(store.root, name);
+  if (created) volumeEvent(store.root, "create", name);
   return { volume: getVolume(store, name)!, created };
 }
 
@@ -184,7 +186,13 @@ export async function removeVolume(
     // A mounted _data (volume options) goes first: what is mounted there is not the volume's.
     unmountVolumeData(volumeData(store.root, name));
     await removeTree(join(volumesDir(store.root), name));
+    volumeEvent(store.root, "destroy", name);
   }
+}
+
+/** docker's volume event: the Actor is the volume's name, of the `local` driver. */
+function volumeEvent(root: string, action: "create" | "destroy", name: string): void {
+  recordEvent(root, makeEvent("volume", action, name, { driver: "local" }));
 }
 
 /** Mounts the `_data` of the volumes of container `id` that have driver options. */

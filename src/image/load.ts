@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import { join, posix } from "node:path";
 import { createHash } from "node:crypto";
 import {
@@ -137,7 +138,13 @@ export async function loadImages(
       );
     }
     if (plans.length === 0) throw new ArchiveError("the archive contains no image");
-    return await apply(store, plans, emit);
+    const loaded = await apply(store, plans, emit);
+    // docker's events of a load: `load` of each image, then a `tag` for each name it got.
+    for (const image of loaded) {
+      imageEvent(store.root, "load", image.id, image.id);
+      for (const t of image.tags) imageEvent(store.root, "tag", image.id, familiarName(t));
+    }
+    return loaded;
   } finally {
     if (dir) await removeTree(dir);
     release();
@@ -571,4 +578,9 @@ function dockerManifest(plan: ImagePlan): { bytes: Uint8Array; digest: string; m
   };
   const bytes = new TextEncoder().encode(JSON.stringify(manifest));
   return { bytes, digest: sha256Digest(bytes), mediaType: manifest.mediaType! };
+}
+
+/** `docker.io/library/busybox:latest` as docker names it in events: `busybox:latest`. */
+function familiarName(full: string): string {
+  return parseReference(full).familiar();
 }

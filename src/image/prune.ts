@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { imageEvent } from "../events/log.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { removeBlobMeasured, removeLayerMeasured } from "../store/disk_usage.ts";
 import { familiar, familiarDigest, type RemoveAction } from "./images.ts";
@@ -84,6 +85,9 @@ export async function pruneImages(store: Store, options: ImagePruneOptions): Pro
     const image = store.getImage(planned.id);
     if (!image || options.inUse(image.id) || (!options.all && image.tags.length > 0)) continue;
     const freed = store.deleteImage(image.id);
+    // docker's events, as `rmi` records them.
+    for (const t of image.tags) imageEvent(store.root, "untag", image.id, familiar(t));
+    imageEvent(store.root, "delete", image.id);
     for (const t of image.tags) actions.push({ untagged: familiar(t) });
     for (const d of image.digests) actions.push({ untagged: familiarDigest(d) });
     actions.push({ deleted: image.id });

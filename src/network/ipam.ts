@@ -17,7 +17,7 @@ import {
   parseSubnet,
   type Subnet,
 } from "./cidr.ts";
-import type { NetworkRecord } from "./records.ts";
+import { networkEvent, type NetworkRecord } from "./records.ts";
 
 /** One holder's address on one network. */
 export interface Lease {
@@ -149,6 +149,11 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
       JSON.stringify(lease.aliases),
       Date.now(),
     );
+    networkEvent(store.root, "connect", net.id, {
+      container: req.holder,
+      name: net.name,
+      type: "bridge",
+    });
     return lease;
   });
 }
@@ -178,9 +183,19 @@ export function leasesHeldBy(store: Store, holder: string): Lease[] {
 
 /** Gives an address back. */
 export function releaseLease(store: Store, networkId: string, holder: string): void {
-  store.db.run(
+  const gone = store.db.run(
     "DELETE FROM network_leases WHERE network_id = ? AND holder = ?",
     networkId,
     holder,
-  );
+  ).changes > 0;
+  const net = gone
+    ? store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", networkId)
+    : undefined;
+  if (net) {
+    networkEvent(store.root, "disconnect", networkId, {
+      container: holder,
+      name: net.name,
+      type: "bridge",
+    });
+  }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { makeEvent, recordEvent } from "../events/log.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
@@ -153,13 +154,26 @@ export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
       JSON.stringify(n.labels),
       createdAt,
     );
+    networkEvent(store.root, "create", n.id, { name: n.name, type: "bridge" });
     return { ...n, driver: "bridge" as const, createdAt };
   });
 }
 
 /** Deletes a network's record (its leases must be gone). */
 export function deleteNetworkRecord(store: Store, id: string): void {
+  const row = store.db.get<{ name: string }>("SELECT name FROM networks WHERE id = ?", id);
   store.db.run("DELETE FROM networks WHERE id = ?", id);
+  if (row) networkEvent(store.root, "destroy", id, { name: row.name, type: "bridge" });
+}
+
+/** docker's network events: the Actor is the network's id (`connect` adds the container). */
+export function networkEvent(
+  root: string,
+  action: string,
+  id: string,
+  attributes: Record<string, string>,
+): void {
+  recordEvent(root, makeEvent("network", action, id, attributes));
 }
 
 /** A new network id: 64 random hex digits. */
