@@ -133,11 +133,14 @@ export async function publishLayerTar(
   const gzPath = join(scratch, "layer.tar.gz");
   const diff = new DigestingStream();
   const compressed = new DigestingStream();
+  // Both files exist before either pipe starts: a pipe that fails while the other file is
+  // still being created would reject with no handler yet (an uncaught error, not this one's).
+  const tarFile = await Deno.create(tarPath);
+  const gzFile = await Deno.create(gzPath);
   const [forTar, forGzip] = tar.pipeThrough(diff).tee();
   await Promise.all([
-    forTar.pipeTo((await Deno.create(tarPath)).writable),
-    forGzip.pipeThrough(gzip()).pipeThrough(compressed)
-      .pipeTo((await Deno.create(gzPath)).writable),
+    forTar.pipeTo(tarFile.writable),
+    forGzip.pipeThrough(gzip()).pipeThrough(compressed).pipeTo(gzFile.writable),
   ]);
   const diffId = diff.digest();
   const blobDigest = compressed.digest();
