@@ -18,13 +18,19 @@ export DENO_DIR="$here/.deno"
 
 # Every entry point, the ones started as workers or subprocesses too, so that the cache holds
 # their transpiled code as well and a user who cannot write to it does not redo that each time.
+# main.ts loads the CLI's modules by computed names (so that start-up does not read them all):
+# they are entry points here, and --include below, for the same reason.
 deno install --quiet --entrypoint main.ts mod.ts src/net/proxy_worker.ts \
-  src/container/supervisor_main.ts src/container/rmtree_main.ts >/dev/null
+  src/container/supervisor_main.ts src/container/rmtree_main.ts src/cli/mod.ts src/cli/hot.ts \
+  src/image/unpack_worker.ts >/dev/null
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-# Modules loaded only as workers are not found by the module graph walk: name them.
-if deno compile --quiet -A --include src/net/proxy_worker.ts --output "$out" main.ts >"$log" 2>&1; then
+# Modules loaded only as workers or by computed names are not found by the module graph walk:
+# name them.
+if deno compile --quiet -A --include src/net/proxy_worker.ts --include src/image/unpack_worker.ts \
+  --include src/cli/mod.ts --include src/cli/hot.ts --include src/container/rmtree_main.ts \
+  --output "$out" main.ts >"$log" 2>&1; then
   echo "built $out (deno compile, Deno $version)"
   exit 0
 fi

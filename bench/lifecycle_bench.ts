@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { seedStore } from "../tests/busybox_store.ts";
+import { benchRow, ms } from "./table.ts";
 
 const args = Deno.args;
 const flag = (name: string, def: number) => {
@@ -125,6 +126,13 @@ try {
     );
     console.log(`ratio podman/tsbox: ${(median(podmanMs) / median(tsboxMs)).toFixed(2)}x`);
   }
+  benchRow({
+    work: "run -d busybox sleep vs podman run -d --network none --runtime crun",
+    tsbox: ms(median(tsboxMs)),
+    peer: havePodman ? ms(median(podmanMs)) : "—",
+    ratio: havePodman ? median(tsboxMs) / median(podmanMs) : undefined,
+    target: "≤ 0.70",
+  });
 
   // The supervisor is PID 1's parent.
   const inspected = JSON.parse((await tsbox("container", "inspect", ...tsboxIds)).stdout) as {
@@ -138,6 +146,7 @@ try {
   const pssSum = supervisors.reduce((s, pid) => s + pss(pid), 0);
   const rssMedian = median(supervisors.map(rss));
   const perContainer = pssSum / COUNT / MiB;
+  let conmonPerContainer: number | undefined;
   console.log(
     `tsbox supervisors of ${COUNT} running containers: PSS ${(pssSum / MiB).toFixed(1)} MiB in ` +
       `all, ${perContainer.toFixed(1)} MiB per container (target <= ${TARGET_MIB}); ` +
@@ -147,12 +156,19 @@ try {
     const conmons = (await podman("inspect", "--format", "{{.State.ConmonPid}}", ...podmanIds))
       .stdout.split("\n").map(Number);
     const conmonPss = conmons.reduce((s, pid) => s + pss(pid), 0);
+    conmonPerContainer = conmonPss / COUNT / MiB;
     console.log(
       `podman's conmon for ${COUNT} containers: PSS ${(conmonPss / MiB).toFixed(1)} MiB in all, ` +
         `${(conmonPss / COUNT / MiB).toFixed(2)} MiB per container`,
     );
   }
   if (perContainer > TARGET_MIB) console.log("PSS per container is over the target");
+  benchRow({
+    work: `supervisor PSS per container, ${COUNT} running (peer: podman's conmon)`,
+    tsbox: `${perContainer.toFixed(1)} MiB`,
+    peer: conmonPerContainer === undefined ? "—" : `${conmonPerContainer.toFixed(2)} MiB`,
+    target: "≤ 15 MiB",
+  });
 } finally {
   if (tsboxIds.length > 0) await tsbox("rm", "-f", ...tsboxIds).catch(() => {});
   if (podmanIds.length > 0) await podman("rm", "-f", "-t", "0", ...podmanIds).catch(() => {});

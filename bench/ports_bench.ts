@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { fixtureRegistry } from "../tests/fixtures/images.ts";
+import { benchRow } from "./table.ts";
 
 const args = Deno.args;
 const flag = (name: string, def: number) => {
@@ -173,8 +174,22 @@ try {
       (median(results.tsbox) / d).toFixed(2)
     }x direct (target >= 0.60x)`,
   );
+  benchRow({
+    work: "HTTP through -p (wrk, 50 connections) vs the same container on the host network",
+    tsbox: `${median(results.tsbox).toFixed(0)} req/s`,
+    peer: `${d.toFixed(0)} req/s`,
+    ratio: median(results.tsbox) / d,
+    target: "≥ 0.85",
+  });
   if (results.podman.length > 0) {
     const p = median(results.podman);
+    benchRow({
+      work: "HTTP through -p vs podman -p (runc), same run",
+      tsbox: `${median(results.tsbox).toFixed(0)} req/s`,
+      peer: `${p.toFixed(0)} req/s`,
+      ratio: median(results.tsbox) / p,
+      target: "≥ 1.00",
+    });
     console.log(
       `  podman -p (runc)       ${p.toFixed(0)} req/s  ${
         (p / d).toFixed(2)

@@ -11,6 +11,7 @@ import { Container, newContainerId } from "../src/runtime/mod.ts";
 import { Store } from "../src/store/mod.ts";
 import { seedStore } from "../tests/busybox_store.ts";
 import { takeDownStoreNetworks } from "../tests/cleanup.ts";
+import { benchRow, ms } from "./table.ts";
 
 const args = Deno.args;
 const flag = (name: string, def: number) => {
@@ -144,6 +145,21 @@ if (podmanMedian("bridge") !== undefined) {
       (medians[0] / podmanMedian("bridge")).toFixed(2)
     }x (target <= 0.5x)`,
   );
+}
+for (
+  const [work, mine, net, target] of [
+    ["run --rm --network private vs podman run --rm --network none (crun)", 1, "none", "≤ 0.50"],
+    ["run --rm (bridge) vs podman run --rm --network bridge (crun)", 0, "bridge", "≤ 0.50"],
+  ] as const
+) {
+  const peer = podmanMedian(net);
+  benchRow({
+    work,
+    tsbox: ms(medians[mine]),
+    peer: peer === undefined ? "—" : ms(peer),
+    ratio: peer === undefined ? undefined : medians[mine] / peer,
+    target,
+  });
 }
 // The default network's bridge and rules belong to this bench's store: taken down with it.
 takeDownStoreNetworks(root);

@@ -32,6 +32,7 @@ const lib = openLibc({
   lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  lremovexattr: { parameters: ["buffer", "buffer"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
@@ -318,6 +319,14 @@ export function lgetxattr(path: string, name: string): Uint8Array | null {
   }
 }
 
+/** lremovexattr(2): removes an xattr without following a symlink; absent is not an error. */
+export function lremovexattr(path: string, name: string): void {
+  if (lib.lremovexattr(cstr(path), cstr(name)) === 0) return;
+  const e = errno();
+  if (e === 61 /* ENODATA */) return;
+  throw new SyscallError("lremovexattr", [path, name], e);
+}
+
 /** llistxattr(2): the names of a file's xattrs (those the caller may see). */
 export function llistxattr(path: string): string[] {
   let size = 1024;
@@ -386,6 +395,8 @@ export interface Stat {
   size: number;
   /** Modification time. */
   mtime: Timespec;
+  /** Status change time (moved by every write and metadata change; no one can set it). */
+  ctime: Timespec;
   /** For devices: the device's major number. */
   rdevMajor: number;
   /** For devices: the device's minor number. */
@@ -414,6 +425,7 @@ export function fstatat(dirfd: number, path: string, flags = 0): Stat {
     ino: v.getBigUint64(32, true),
     size: Number(v.getBigUint64(40, true)),
     mtime: { sec: Number(v.getBigInt64(112, true)), nsec: v.getUint32(120, true) },
+    ctime: { sec: Number(v.getBigInt64(96, true)), nsec: v.getUint32(104, true) },
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
     dev: makedev(v.getUint32(136, true), v.getUint32(140, true)),

@@ -56,13 +56,14 @@ async function contextDir(dockerfile: string): Promise<string> {
   return dir;
 }
 
-/** Mount points (as the kernel lists them) under `dir`. */
+/** Mount points (as the kernel lists them) under `dir`; none when it is gone. */
 function mountsUnder(dir: string): string[] {
   let real: string;
   try {
     real = Deno.realPathSync(dir);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return []; // removed already (tempRoot's purge)
+    // tempRoot's own unload handler (tests/cli.ts) may have purged the root first.
+    if (err instanceof Deno.errors.NotFound) return [];
     throw err;
   }
   return Deno.readTextFileSync("/proc/self/mountinfo").split("\n")

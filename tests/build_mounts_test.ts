@@ -6,6 +6,8 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
+import { layerBlobBytes } from "../src/image/layer_blob.ts";
+import { TarReader } from "../src/image/tar.ts";
 import { Store } from "../src/store/mod.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
@@ -13,7 +15,6 @@ import { tempRoot, tsbox } from "./cli.ts";
 import { seedStore } from "./busybox_store.ts";
 
 const isRoot = Deno.uid() === 0;
-const dec = new TextDecoder();
 
 function rootTest(name: string, fn: () => Promise<void>) {
   Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
@@ -39,20 +40,22 @@ async function existsIn(root: string, image: string, path: string): Promise<bool
   return (await tsbox(["run", "--rm", image, "test", "-e", path], { root })).code === 0;
 }
 
-/** Paths in the tar of `image`'s top layer (its blob in the store). */
+/**
+ * Paths in the tar of `image`'s top layer: its blob as push and save send it (a built layer's
+ * tar is made from its directory in the store, checked against its diffID).
+ */
 async function topLayerEntries(root: string, image: string): Promise<string[]> {
   const store = await Store.open(root);
-  let blob: string;
+  const names: string[] = [];
   try {
     const img = store.findImage(image);
     assertOk(img, image);
-    blob = join(root, "blobs", "sha256", img.layers.at(-1)!.blobDigest.slice(7));
+    const tar = ReadableStream.from(layerBlobBytes(store, img.layers.at(-1)!));
+    for await (const e of new TarReader(tar)) names.push(e.header.name);
   } finally {
     store.close();
   }
-  const out = await new Deno.Command("tar", { args: ["-tf", blob], stdout: "piped" }).output();
-  assertOk(out.success, `tar -tf ${blob}`);
-  return dec.decode(out.stdout).split("\n").filter((l) => l !== "");
+  return names;
 }
 
 function cacheDataDir(root: string, id: string): string {

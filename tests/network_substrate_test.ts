@@ -237,7 +237,8 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
       await Deno.remove(www, { recursive: true });
     }
-    assertEquals(linkNames(), linksBefore, "links left behind");
+    // Links this test made and left (other processes' links may come and go meanwhile).
+    assertEquals(linkNames().filter((n) => !linksBefore.includes(n)), [], "links left behind");
     assertEquals(ruleset(), rulesBefore, "nftables rules left behind");
   },
 });

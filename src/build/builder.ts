@@ -37,6 +37,7 @@ import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
 import { mkdirInRoot, writeInto } from "./copy.ts";
 import { copySources, excludingRoot } from "./copy_flags.ts";
+import { FileDigests } from "./file_digests.ts";
 import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
@@ -438,6 +439,11 @@ class Builder {
   readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
+  /**
+   * Context files' digests by metadata: an unchanged context is not read again. Not for a
+   * context archive, unpacked afresh into this build's own directory each time.
+   */
+  #digests: FileDigests | undefined;
   /** ADD URL downloads of this build, by URL and checksum. */
   readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
 
@@ -450,6 +456,7 @@ class Builder {
     readonly scratch: string,
     readonly emit: (e: BuildEvent) => void,
   ) {
+    this.#digests = options.context !== undefined ? new FileDigests(store) : undefined;
     this.#stages = new StageScheduler(
       df,
       options.jobs ?? navigator.hardwareConcurrency ?? 1,
@@ -670,7 +677,7 @@ class Builder {
           parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
         } else {
           const sources = await resolveSources(this.context, [m.source]);
-          parts.push(`bind ${await sourcesDigest(this.context, sources)}`);
+          parts.push(`bind ${await sourcesDigest(this.context, sources, this.#digests)}`);
         }
       }
       return parts.join("\n");
@@ -698,7 +705,7 @@ class Builder {
         local,
         this.#excludes(ins, this.#lookup(state, args)),
       );
-      parts.push(await sourcesDigest(root, await resolveSources(root, local)));
+      parts.push(await sourcesDigest(root, await resolveSources(root, local), this.#digests));
     }
     return parts.join("\n");
   }
@@ -1015,7 +1022,7 @@ class Builder {
       unmountRootfs(rootfs);
     }
     try {
-      return await commitLayer(this.store, upper, dir, alwaysLayer);
+      return await commitLayer(this.store, upper, alwaysLayer);
     } finally {
       await removeTree(dir);
     }
@@ -1258,7 +1265,7 @@ class Builder {
       }
       const upper = join(stateDir, "upper");
       await removeMountStubs(upper, state, this.store, c.mountTargets);
-      const layer = await commitLayer(this.store, upper, stateDir, true);
+      const layer = await commitLayer(this.store, upper, true);
       const shown = `RUN ${argv.join(" ")} # buildkit`;
       return nextState(state, { createdBy: shown, created, layer });
     } finally {

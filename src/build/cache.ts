@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { storedLayerBlob } from "../image/images.ts";
+import { hasLayerBlob } from "../image/layer_blob.ts";
 import type { Store } from "../store/mod.ts";
 import type { BuildState } from "./state.ts";
 
@@ -26,7 +27,8 @@ export async function cacheGet(store: Store, key: string): Promise<BuildState | 
   const layers = [];
   for (const l of state.layers) {
     if (!await store.layers.exists(l.diffId)) return undefined;
-    if (await store.blobs.has(l.blobDigest)) {
+    // A built layer needs only its directory (its blob is made from it when it leaves).
+    if (await hasLayerBlob(store, l)) {
       layers.push(l);
       continue;
     }

@@ -47,6 +47,13 @@ function lchown(path: string, uid: number, gid: number): void {
 }
 
 /**
+ * Directories one copy has already made or resolved, container path to host path: a COPY of
+ * 10,000 files into a few directories resolves each directory once, not once per file (each
+ * resolution is an lstat per path component). Valid while nothing else changes the rootfs.
+ */
+export type KnownDirs = Map<string, string>;
+
+/**
  * Creates container directory `path` (and missing parents) inside `rootfs`; returns its host
  * path. Created directories get mode 0755 and `owner`.
  */
@@ -54,12 +61,18 @@ export function mkdirInRoot(
   rootfs: string,
   path: string,
   owner?: { uid: number; gid: number },
+  known?: KnownDirs,
 ): string {
   const parts = posix.normalize(path).split("/").filter(Boolean);
   let current = "/";
   let host = rootfs;
   for (const part of parts) {
     current = posix.join(current, part);
+    const seen = known?.get(current);
+    if (seen !== undefined) {
+      host = seen;
+      continue;
+    }
     host = resolveInRoot(rootfs, current);
     const info = lstat(host);
     if (!info) {
@@ -69,13 +82,19 @@ export function mkdirInRoot(
     } else if (!info.isDirectory) {
       throw new CopyError(`cannot create directory ${current}: a file is in the way`);
     }
+    known?.set(current, host);
   }
   return host;
 }
 
 /** The host path where container path `path` is created: its parent resolved, the name not. */
-function placeInRoot(rootfs: string, path: string, owner?: { uid: number; gid: number }): string {
-  const parent = mkdirInRoot(rootfs, posix.dirname(path), owner);
+function placeInRoot(
+  rootfs: string,
+  path: string,
+  owner?: { uid: number; gid: number },
+  known?: KnownDirs,
+): string {
+  const parent = mkdirInRoot(rootfs, posix.dirname(path), owner, known);
   return `${parent}/${posix.basename(path)}`;
 }
 
@@ -94,12 +113,13 @@ export async function copyInto(
   const destIsDir = dest.endsWith("/") || sources.length > 1;
   // Files of one COPY that are hard links of each other stay so in the image (docker's).
   const links: HardLinks = new Map();
+  const known: KnownDirs = new Map();
   for (const src of sources) {
     if (src.isDir) {
-      const base = mkdirInRoot(rootfs, dest, options.owner);
+      const base = mkdirInRoot(rootfs, dest, options.owner, known);
       void base;
       for (const e of await sourceEntries(root, src)) {
-        await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options, links);
+        await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options, known, links);
       }
       continue;
     }
@@ -109,8 +129,8 @@ export async function copyInto(
       continue;
     }
     const target = destIsDir || isDirInRoot(rootfs, dest) ? posix.join(dest, src.name) : dest;
-    if (destIsDir) mkdirInRoot(rootfs, dest, options.owner);
-    await placeEntry(rootfs, target, src.path, await Deno.lstat(src.path), options, links);
+    if (destIsDir) mkdirInRoot(rootfs, dest, options.owner, known);
+    await placeEntry(rootfs, target, src.path, await Deno.lstat(src.path), options, known, links);
   }
 }
 
@@ -139,9 +159,10 @@ async function placeEntry(
   from: string,
   info: Deno.FileInfo,
   options: CopyOptions,
+  known?: KnownDirs,
   links?: HardLinks,
 ): Promise<void> {
-  const host = placeInRoot(rootfs, path, options.owner);
+  const host = placeInRoot(rootfs, path, options.owner, known);
   const existing = lstat(host);
   const uid = options.owner?.uid ?? 0;
   const gid = options.owner?.gid ?? 0;
@@ -151,7 +172,8 @@ async function placeEntry(
     if (!existing?.isDirectory) Deno.mkdirSync(host);
     Deno.chmodSync(host, mode);
     lchown(host, uid, gid);
-    if (info.mtime) await Deno.utime(host, info.atime ?? info.mtime, info.mtime);
+    if (info.mtime) Deno.utimeSync(host, info.atime ?? info.mtime, info.mtime);
+    known?.set(posix.normalize(path), host);
     return;
   }
   if (existing?.isDirectory) {
@@ -164,18 +186,20 @@ async function placeEntry(
     return;
   }
   if (!info.isFile) return; // devices, fifos and sockets in a context are not copied
-  await Deno.mkdir(dirname(host), { recursive: true });
+  // Sync calls (one thread hop each otherwise, per file); the copy is copy_file_range, done
+  // by the kernel without the bytes passing through JS.
+  Deno.mkdirSync(dirname(host), { recursive: true });
   const inode = (info.nlink ?? 1) > 1 ? `${info.dev}:${info.ino}` : undefined;
   const first = inode !== undefined ? links?.get(inode) : undefined;
   if (first !== undefined) {
-    await Deno.link(first, host);
+    Deno.linkSync(first, host);
     return;
   }
   if (inode !== undefined) links?.set(inode, host);
-  await Deno.copyFile(from, host);
+  Deno.copyFileSync(from, host);
   Deno.chmodSync(host, mode);
   lchown(host, uid, gid);
-  if (info.mtime) await Deno.utime(host, info.atime ?? info.mtime, info.mtime);
+  if (info.mtime) Deno.utimeSync(host, info.atime ?? info.mtime, info.mtime);
 }
 
 /** Whether a file starts like a tar archive, plain or gzip-compressed. */

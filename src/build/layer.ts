@@ -1,28 +1,32 @@
 /**
  * Turning an overlay upper directory (the change set of one build step) into an image layer:
- * an OCI tar of what was added or changed, with whiteouts for what was deleted (0/0 character
- * devices become `.wh.NAME`, `trusted.overlay.opaque=y` directories get `.wh..wh..opq`),
- * gzip-compressed into a blob and unpacked into a layer directory through the store, the same
- * way pull publishes layers.
+ * the OCI tar of what was added or changed (hard links, fifos, device nodes and xattrs kept, as
+ * docker's layers keep them), with whiteouts for what was deleted (0/0 character devices become
+ * `.wh.NAME`, `trusted.overlay.opaque=y` directories get `.wh..wh..opq`).
+ *
+ * The layer is stored once, uncompressed, as podman and docker store built layers: the tar is
+ * only hashed (its sha256 is the diffID) and the upper directory itself, already in the form
+ * of an overlay lower, is renamed into the store as the layer's directory. No blob is written;
+ * the image's manifest names the uncompressed tar (digest = diffID), and push or save make the
+ * tar again from the directory (layer_blob.ts), checked against the diffID as it streams.
  *
  * Entries are written in sorted order with their owners and modification times, so the same
- * change set always gives the same diffID and blob digest.
+ * change set always gives the same diffID.
  *
  * @module
  */
 import { join } from "node:path";
-import { lgetxattr } from "../../ffi/fs.ts";
 import { MediaType } from "../../registry/manifest.ts";
+import { diffEntries } from "../image/dir_tar.ts";
 import { unpackLayer } from "../image/unpack.ts";
-import { tarStream, type TarWriterEntry } from "../image/tar_writer.ts";
+import { tarDigest, tarStream, type TarWriterEntry } from "../image/tar_writer.ts";
 import { DigestingStream } from "../store/digest.ts";
 import type { LayerRecord, Store } from "../store/mod.ts";
 
+export { diffEntries };
+
 /** A layer made by a build step, as the image records it. */
 export type BuiltLayer = Omit<LayerRecord, "dir">;
-
-const S_IFMT = 0o170000;
-const S_IFCHR = 0o020000;
 
 /** A gzip compressor typed for byte chunks. */
 function gzip(): TransformStream<Uint8Array, Uint8Array> {
@@ -35,81 +39,77 @@ export async function isEmptyDir(dir: string): Promise<boolean> {
   return true;
 }
 
-async function sortedNames(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  // Byte order, as Go's sort of strings: stable across locales.
-  return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-function isOpaque(path: string): boolean {
-  const v = lgetxattr(path, "trusted.overlay.opaque");
-  return v !== null && new TextDecoder().decode(v) === "y";
-}
-
-/** The OCI tar entries of an overlay upper directory, parents before children. */
-export async function* diffEntries(
-  upper: string,
-  prefix = "",
-  links = new Map<string, string>(),
-): AsyncGenerator<TarWriterEntry> {
-  for (const name of await sortedNames(join(upper, prefix))) {
-    const rel = prefix ? `${prefix}/${name}` : name;
-    const path = join(upper, rel);
-    const info = await Deno.lstat(path);
-    const mode = (info.mode ?? 0) & 0o7777;
-    const owner = { uid: info.uid ?? 0, gid: info.gid ?? 0 };
-    const mtime = Math.floor((info.mtime?.getTime() ?? 0) / 1000);
-    const kind = (info.mode ?? 0) & S_IFMT;
-    if (kind === S_IFCHR && (info.rdev ?? 0) === 0) {
-      const wh = prefix ? `${prefix}/.wh.${name}` : `.wh.${name}`;
-      yield { type: "file", name: wh, size: 0, body: new Uint8Array(), mode: 0o644, mtime };
-    } else if (info.isDirectory) {
-      yield { type: "directory", name: rel, mode, mtime, ...owner };
-      if (isOpaque(path)) {
-        yield { type: "file", name: `${rel}/.wh..wh..opq`, size: 0, body: new Uint8Array(), mtime };
-      }
-      yield* diffEntries(upper, rel, links);
-    } else if (info.isSymlink) {
-      yield { type: "symlink", name: rel, target: await Deno.readLink(path), mtime, ...owner };
-    } else if (info.isFile && (info.nlink ?? 1) > 1 && links.has(`${info.dev}:${info.ino}`)) {
-      // A hard link of a file this layer already holds: a link entry, as docker writes it.
-      yield { type: "hardlink", name: rel, target: links.get(`${info.dev}:${info.ino}`)!, mtime };
-    } else if (info.isFile) {
-      if ((info.nlink ?? 1) > 1) links.set(`${info.dev}:${info.ino}`, rel);
-      const file = await Deno.open(path);
-      yield {
-        type: "file",
-        name: rel,
-        size: info.size,
-        body: file.readable,
-        mode,
-        mtime,
-        ...owner,
-      };
-    }
-    // Sockets, fifos and device nodes made by a RUN are not carried into images.
-  }
-}
-
 /**
- * Makes a layer of the change set in `upper` and publishes it in `store` (blob and layer dir);
- * `scratch` is a private temp directory for the intermediate files. An empty change set gives
- * undefined, or an empty layer when `always` is set (RUN, COPY and ADD always add one).
+ * Makes a layer of the change set in `upper` and publishes it in `store`: the tar is hashed
+ * for the diffID and `upper` becomes the layer's directory (moved: an unmounted upper dir the
+ * caller no longer needs). An empty change set gives undefined, or an empty layer when `always`
+ * is set (RUN, COPY and ADD always add one).
  */
 export async function commitLayer(
   store: Store,
   upper: string,
-  scratch: string,
   always = false,
 ): Promise<BuiltLayer | undefined> {
   if (!always && await isEmptyDir(upper)) return undefined;
-  return await publishLayer(store, diffEntries(upper), scratch);
+  // Hashed only (nothing written), through one read buffer: memory stays flat over any size.
+  const diff = await tarDigest(
+    diffEntries(upper, { scrub: true, sharedBuffer: new Uint8Array(1 << 20) }),
+  );
+  const diffId = diff.digest;
+  let shortId = store.layerShortId(diffId);
+  if (!shortId || !await store.layers.exists(diffId)) {
+    shortId ??= store.shortIdFor(diffId);
+    const pending = await store.layers.begin(diffId);
+    try {
+      await moveInto(upper, pending.dir);
+      await pending.publish(shortId);
+    } finally {
+      await pending.discard();
+    }
+    // Recorded now, so that later pulls and builds reuse the layer under the same short id.
+    store.db.run(
+      "INSERT OR IGNORE INTO layers (diff_id, short_id, size) VALUES (?, ?, ?)",
+      diffId,
+      shortId,
+      diff.bytes,
+    );
+  }
+  return {
+    diffId,
+    shortId,
+    size: diff.bytes,
+    blobDigest: diffId,
+    mediaType: MediaType.OciLayer,
+    blobSize: diff.bytes,
+  };
+}
+
+/**
+ * Makes `dir` (an empty pending layer dir) hold what `upper` holds: by renaming `upper` over it
+ * (no file data moves), or, where they are on different filesystems, by unpacking the tar of
+ * `upper` into it. The root keeps the layer root's 0755 root:root whatever the step did to `/`
+ * (the root is no entry of the tar).
+ */
+async function moveInto(upper: string, dir: string): Promise<void> {
+  try {
+    await Deno.rename(upper, dir);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotSupported) && !isCrossDevice(err)) throw err;
+    await unpackLayer(tarStream(diffEntries(upper)), dir);
+  }
+  await Deno.chmod(dir, 0o755);
+  if (Deno.uid() === 0) await Deno.chown(dir, 0, 0);
+}
+
+function isCrossDevice(err: unknown): boolean {
+  return err instanceof Error && /EXDEV|cross-device/i.test(err.message);
 }
 
 /**
  * Makes a layer of tar `entries` (an OCI change set, parents before children) and publishes it
- * in `store` as {@link commitLayer} does; `commit` walks a container's upper dir by fd itself.
+ * in `store` with a gzip blob and a copy unpacked from the tar (`commit` walks a container's
+ * upper dir by fd itself, and that dir stays the container's: it cannot become the layer as a
+ * build step's upper does in {@link commitLayer}).
  */
 export function publishLayer(
   store: Store,
@@ -133,11 +133,14 @@ export async function publishLayerTar(
   const gzPath = join(scratch, "layer.tar.gz");
   const diff = new DigestingStream();
   const compressed = new DigestingStream();
+  // Both files exist before either pipe starts: a pipe that fails while the other file is
+  // still being created would reject with no handler yet (an uncaught error, not this one's).
+  const tarFile = await Deno.create(tarPath);
+  const gzFile = await Deno.create(gzPath);
   const [forTar, forGzip] = tar.pipeThrough(diff).tee();
   await Promise.all([
-    forTar.pipeTo((await Deno.create(tarPath)).writable),
-    forGzip.pipeThrough(gzip()).pipeThrough(compressed)
-      .pipeTo((await Deno.create(gzPath)).writable),
+    forTar.pipeTo(tarFile.writable),
+    forGzip.pipeThrough(gzip()).pipeThrough(compressed).pipeTo(gzFile.writable),
   ]);
   const diffId = diff.digest();
   const blobDigest = compressed.digest();

@@ -5,22 +5,16 @@
  *
  * @module
  */
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { intArg } from "./arg_parsers.ts";
 import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
 import { FORMAT_HELP } from "./formats.ts";
 import { globalsOf } from "./globals.ts";
+import { HOT_ACTIONS } from "./hot_actions.ts";
 import { addRunOptions } from "./run_command.ts";
 
 const actions = () => import("./container_actions.ts");
-
-/** An integer flag value, refused as pflag refuses it. */
-function intArg(value: string): string {
-  if (!/^[+-]?\d+$/.test(value.trim())) {
-    throw new InvalidArgumentError(`strconv.ParseInt: parsing "${value}": invalid syntax`);
-  }
-  return value.trim();
-}
 
 /** Defines the container commands on the program. */
 export function defineContainerCommands(program: Command): void {
@@ -43,26 +37,13 @@ export function defineContainerCommands(program: Command): void {
       .argument("<containers...>", "names or ids")
       .option("-a, --attach", "attach stdout/stderr and forward signals")
       .option("-i, --interactive", "attach stdin")
-      .action(async (names, opts, self) =>
-        setExitCode(
-          opts.attach
-            // Through the attach socket of a detached supervisor, so the user can detach.
-            ? await (await import("./attach_actions.ts")).startAttachCommand(
-              globalsOf(self),
-              names,
-              opts,
-            )
-            : await (await actions()).startCommand(globalsOf(self), names, opts),
-        )
-      );
+      .action((names, opts, self) => HOT_ACTIONS.start(globalsOf(self), [names], opts));
   const stop = (cmd: Command) =>
     cmd.description("Stop one or more running containers")
       .argument("<containers...>", "names or ids")
       .option("-t, --time <seconds>", "seconds to wait before killing it")
       .option("-s, --signal <signal>", "signal to send first (default: the container's)")
-      .action(async (names, opts, self) =>
-        setExitCode(await (await actions()).stopCommand(globalsOf(self), names, opts))
-      );
+      .action((names, opts, self) => HOT_ACTIONS.stop(globalsOf(self), [names], opts));
   const restart = (cmd: Command) =>
     cmd.description("Restart one or more containers")
       .argument("<containers...>", "names or ids")
@@ -94,9 +75,7 @@ export function defineContainerCommands(program: Command): void {
       .argument("<containers...>", "names or ids")
       .option("-f, --force", "kill a running container first")
       .option("-v, --volumes", "remove the anonymous volumes of the container")
-      .action(async (names, opts, self) =>
-        setExitCode(await (await actions()).rmCommand(globalsOf(self), names, opts))
-      );
+      .action((names, opts, self) => HOT_ACTIONS.rm(globalsOf(self), [names], opts));
   const wait = (cmd: Command) =>
     cmd.description("Block until containers stop, then print their exit codes")
       .argument("<containers...>", "names or ids")
@@ -118,7 +97,7 @@ export function defineContainerCommands(program: Command): void {
         collectFilter,
       )
       .option("--format <format>", FORMAT_HELP)
-      .action(async (opts, self) => (await actions()).psCommand(globalsOf(self), opts));
+      .action((opts, self) => HOT_ACTIONS.ps(globalsOf(self), [], opts));
   const logs = (cmd: Command) =>
     cmd.description("Fetch the logs of a container")
       .argument("<container>", "name or id")

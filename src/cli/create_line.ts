@@ -5,18 +5,25 @@
  *
  * @module
  */
-import type { Option } from "commander";
+
+/** What is read of an option: commander's Option has it, and so has hot.ts's table. */
+export interface OptionLike {
+  attributeName(): string;
+  readonly long?: string;
+  readonly short?: string;
+  readonly defaultValue?: unknown;
+}
 
 /** Options that say how to run this one time, not what the container is. */
 const NOT_RECORDED = new Set(["detach", "attach"]);
 
-function sameAsDefault(value: unknown, option: Option): boolean {
+function sameAsDefault(value: unknown, option: OptionLike): boolean {
   return JSON.stringify(value) === JSON.stringify(option.defaultValue);
 }
 
 /** `run`/`create` options as parsed by `cmd`, then the image and command: what to run again. */
 export function createLine(
-  cmd: { opts(): object; readonly options: readonly Option[] },
+  cmd: { opts(): object; readonly options: readonly OptionLike[] },
   image: string,
   command: readonly string[],
 ): string[] {

@@ -5,12 +5,9 @@
  * @module
  */
 import type { Command } from "commander";
-import { setExitCode } from "./exit.ts";
+import { collect } from "./arg_parsers.ts";
 import { globalsOf } from "./globals.ts";
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+import { HOT_ACTIONS } from "./hot_actions.ts";
 
 /** Defines `exec` on the program. */
 export function defineExecCommand(program: Command): void {
@@ -25,8 +22,7 @@ export function defineExecCommand(program: Command): void {
     .option("-e, --env <NAME[=value]>", "set an environment variable (repeatable)", collect)
     .option("-w, --workdir <dir>", "working directory inside the container")
     .option("-u, --user <user[:group]>", "user name or uid, optionally with a group or gid")
-    .action(async (container, command, flags, cmd) => {
-      const { execCommand } = await import("./exec_actions.ts");
-      setExitCode(await execCommand(globalsOf(cmd), container, command, flags));
-    });
+    .action((container, command, flags, cmd) =>
+      HOT_ACTIONS.exec(globalsOf(cmd), [container, command], flags)
+    );
 }

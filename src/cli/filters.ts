@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from "commander";
+import { ArgumentValueError } from "./arg_parsers.ts";
 import { TsboxError } from "../errors.ts";
 
 /** A filter docker's daemon refuses; docker's CLI exits 1 for these (not 125). */
@@ -35,7 +35,7 @@ export type Filters = ReadonlyMap<string, readonly string[]>;
  */
 export function collectFilter(value: string, previous: string[] = []): string[] {
   if (!value.includes("=")) {
-    throw new InvalidArgumentError("bad format of filter (expected name=value)");
+    throw new ArgumentValueError("bad format of filter (expected name=value)");
   }
   return [...previous, value];
 }

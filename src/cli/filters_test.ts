@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
-import { InvalidArgumentError } from "commander";
+import { ArgumentValueError } from "./arg_parsers.ts";
 import {
   boolFilter,
   collectFilter,
@@ -37,7 +37,7 @@ Deno.test("parseFilters refuses an unknown key with docker's message and exit co
 
 Deno.test("collectFilter refuses a value without '=' as docker's flag parser", () => {
   assertEquals(collectFilter("a=b", ["x=y"]), ["x=y", "a=b"]);
-  const err = assertThrows(() => collectFilter("bogus"), InvalidArgumentError);
+  const err = assertThrows(() => collectFilter("bogus"), ArgumentValueError);
   assertEquals(err.message, "bad format of filter (expected name=value)");
 });
 

@@ -25,7 +25,12 @@ export interface GlobalOptions {
 
 /** Reads the global options of the program a subcommand belongs to. */
 export function globalsOf(cmd: { optsWithGlobals(): object }): GlobalOptions {
-  const opts = cmd.optsWithGlobals() as {
+  return globalsFrom(cmd.optsWithGlobals());
+}
+
+/** The global options from the program's parsed flags (commander's `opts()` shape). */
+export function globalsFrom(parsed: object): GlobalOptions {
+  const opts = parsed as {
     root?: string;
     debug?: boolean;
     insecureRegistry?: string[];

@@ -5,7 +5,6 @@
  */
 import { familiarRepository, parseReference } from "../../registry/reference.ts";
 import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
-import { pullImage } from "../image/pull.ts";
 import { loadRegistriesConf, qualifyName } from "../../registry/registries_conf.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
@@ -37,6 +36,8 @@ export async function pullCommand(
       out(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
     }
     const progress = opts.quiet ? undefined : new PullProgress();
+    // Loaded here: the registry client (node:path, node:buffer) is no cost of `inspect`.
+    const { pullImage } = await import("../image/pull.ts");
     const result = await pullImage(store, name, {
       platform: opts.platform,
       insecure: g.insecureRegistries,

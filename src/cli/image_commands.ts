@@ -8,6 +8,7 @@ import { FORMAT_HELP } from "./formats.ts";
 import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
+import { HOT_ACTIONS } from "./hot_actions.ts";
 
 /** Defines the image commands on the program. */
 export function defineImageCommands(program: Command): void {
@@ -64,6 +65,7 @@ export function defineImageCommands(program: Command): void {
       .argument("<names...>", "containers or images by name or id")
       .option("-f, --format <template>", "format the output using a Go template, or json")
       .action(async (names, opts, self) => {
+        if (only === undefined) return HOT_ACTIONS.inspect(globalsOf(self), [names], opts);
         const { inspectCommand } = await import("./image_actions.ts");
         setExitCode(await inspectCommand(globalsOf(self), names, only, opts.format));
       });

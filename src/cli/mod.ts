@@ -6,8 +6,8 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { TsboxError, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { collect } from "./arg_parsers.ts";
 import { exitCode } from "./exit.ts";
 import { DEFAULT_ROOT } from "./globals.ts";
 import { defineBuildCommand } from "./build_command.ts";
@@ -20,6 +20,7 @@ import { defineExecCommand } from "./exec_command.ts";
 import { defineAttachCommand } from "./attach_command.ts";
 import { definePortCommand } from "./port_command.ts";
 import { commandPath, dockerUsageErrors } from "./usage.ts";
+import { reportError, wantsDebug } from "./report.ts";
 import { defineVolumeCommands } from "./volume_commands.ts";
 import { defineSystemCommands } from "./system_commands.ts";
 import { defineServiceCommand } from "./service_command.ts";
@@ -32,10 +33,6 @@ import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
 import { defineSystemCheckCommand } from "./system_check_command.ts";
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
 
 /** Builds the program with every command defined. */
 export function buildProgram(): Command {
@@ -97,7 +94,7 @@ export async function runCli(args: string[]): Promise<number> {
   // The command being parsed or run, for the `See 'tsbox run --help'.` of a usage error.
   let current: Command = program;
   dockerUsageErrors(program, (cmd) => current = cmd);
-  const debug = args.includes("--debug") || args.includes("-D");
+  const debug = wantsDebug(args);
   try {
     await program.parseAsync(args, { from: "user" });
     return exitCode();
@@ -108,13 +105,6 @@ export async function runCli(args: string[]): Promise<number> {
       if (err.code === "commander.unknownCommand") return 1;
       return err.exitCode === 0 ? 0 : 125;
     }
-    if (err instanceof UsageError) {
-      console.error(`tsbox: ${err.message}`);
-      console.error(`See '${commandPath(current)} --help'.`);
-      return err.exitCode;
-    }
-    if (debug) console.error(err);
-    else console.error(`tsbox: ${(err as Error).message ?? err}`);
-    return err instanceof TsboxError ? err.exitCode : 125;
+    return reportError(err, debug, commandPath(current));
   }
 }

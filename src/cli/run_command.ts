@@ -5,84 +5,12 @@
  *
  * @module
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
-import { UsageError } from "../errors.ts";
-import { parseLabel } from "../container/labels.ts";
-import { setExitCode } from "./exit.ts";
+import { type Command, Option } from "commander";
 import { globalsOf } from "./globals.ts";
-import type { RunFlags } from "../container/flags.ts";
-import { parseGoDuration } from "../container/health.ts";
+import { HOT_ACTIONS } from "./hot_actions.ts";
+import { collect, envFile, goDuration, label, networkMode, retries } from "./arg_parsers.ts";
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-/** An `--env-file` that cannot be read; the message is docker's (`open F: no such file ...`). */
-export class EnvFileError extends UsageError {
-  constructor(readonly path: string, readonly code: string, readonly reason: string) {
-    super(`open ${path}: ${reason}`);
-    this.name = "EnvFileError";
-  }
-}
-
-/** `--env-file`: refused at once, naming the file, when it cannot be read. */
-function envFile(value: string, previous: string[] = []): string[] {
-  try {
-    Deno.readTextFileSync(value);
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? "EIO";
-    const reason = err instanceof Deno.errors.NotFound
-      ? "no such file or directory"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : (err as Error).message.replace(/ \(os error \d+\).*$/, "").toLowerCase();
-    throw new EnvFileError(value, code, reason);
-  }
-  return [...previous, value];
-}
-
-/** `--label`: checked at once as docker's CLI checks it (a name, no whitespace in it). */
-function label(value: string, previous: string[] = []): string[] {
-  try {
-    parseLabel(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return [...previous, value];
-}
-
-const NETWORKS = ["private", "none", "host", "default", "bridge", "pasta", "slirp4netns"];
-
-/** A mode, `container:NAME`, or a network's name (it must exist: checked at create). */
-function parseNetworkFlag(value: string): string {
-  if (NETWORKS.includes(value) || /^container:.+/.test(value)) return value;
-  if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) return value;
-  throw new InvalidArgumentError(
-    `Allowed choices are ${NETWORKS.join(", ")}, container:NAME, a network's name.`,
-  );
-}
-
-/** A `--health-*` duration: refused as pflag refuses it, kept as typed. */
-function goDuration(value: string): string {
-  try {
-    parseGoDuration(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-  return value;
-}
-
-/** `--health-retries`: an integer, kept as typed. */
-function retries(value: string): string {
-  if (!/^[-+]?\d+$/.test(value)) {
-    throw new InvalidArgumentError(
-      `strconv.ParseInt: parsing ${JSON.stringify(value)}: invalid syntax`,
-    );
-  }
-  return value;
-}
+export { EnvFileError } from "./arg_parsers.ts";
 
 /** Defines `run` on the program. */
 export function defineRunCommand(program: Command): void {
@@ -96,12 +24,9 @@ export function defineRunCommand(program: Command): void {
     .option("-d, --detach", "run in the background and print the container id")
     .option("-a, --attach <stream>", "attach to STDIN, STDOUT or STDERR (repeatable)", collect)
     .action(async (image, command, flags, cmd) => {
-      const { runContainer } = await import("../container/run.ts");
       const { createLine } = await import("./create_line.ts");
-      const runFlags = { ...flags, createCommand: createLine(cmd, image, command) } as RunFlags;
-      const result = await runContainer(image, command, runFlags, globalsOf(cmd));
-      if (result.exitCode === undefined) console.log(result.id);
-      else setExitCode(result.exitCode);
+      const createCommand = createLine(cmd, image, command);
+      await HOT_ACTIONS.run(globalsOf(cmd), [image, command], { ...flags, createCommand });
     });
 }
 
@@ -133,11 +58,11 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
         "network: bridge (the default: as root a bridge, rootless slirp4netns or pasta), NAME " +
           "(a user network), slirp4netns, pasta, private (own namespace with lo only), none, " +
           "host, container:NAME",
-      ).argParser(parseNetworkFlag).default("default"),
+      ).argParser(networkMode).default("default"),
     )
     .addOption(
       new Option("--net <mode>", "docker's other spelling of --network").argParser(
-        parseNetworkFlag,
+        networkMode,
       ).hideHelp(),
     )
     // Namespace modes (src/container/namespaces.ts checks them with docker's messages).

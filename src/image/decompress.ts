@@ -1,6 +1,8 @@
 /**
  * Layer decompression by media type: gzip through the web platform's DecompressionStream, zstd
- * through node:zlib (both native code), uncompressed as is.
+ * through node:zlib (both native code), uncompressed as is. node:zlib and node:stream are loaded
+ * only when a zstd layer comes: each costs a start-up about as long as a whole `deno run` of a
+ * hello world (design.md), and `run` and `pull` import this module.
  *
  * A layer is hostile input: gzip inflates up to ~1000:1 and DecompressionStream returns the
  * whole output of an input chunk at once, so input is fed in small pieces to keep each output
@@ -8,9 +10,6 @@
  *
  * @module
  */
-import { Duplex } from "node:stream";
-import { createZstdDecompress } from "node:zlib";
-
 import type { Compression } from "../../registry/manifest.ts";
 
 /** A stream that decompresses `compression` (identity for "none"). */
@@ -27,10 +26,7 @@ export function decompressor(
       return { writable: split.writable, readable: split.readable.pipeThrough(inflate) };
     }
     case "zstd":
-      return Duplex.toWeb(createZstdDecompress()) as unknown as ReadableWritablePair<
-        Uint8Array,
-        Uint8Array
-      >;
+      return lazyZstd();
     case "none":
       return new TransformStream<Uint8Array, Uint8Array>();
   }
@@ -48,4 +44,30 @@ function splitter(max: number): TransformStream<Uint8Array, Uint8Array> {
       }
     },
   });
+}
+
+/**
+ * zstd through node:zlib, loaded on first use: input and output are streams of their own, joined
+ * to the decompressor once it is loaded. Errors and cancellation pass through the pipes both
+ * ways, as through the decompressor itself.
+ */
+function lazyZstd(): ReadableWritablePair<Uint8Array, Uint8Array> {
+  const input = new TransformStream<Uint8Array, Uint8Array>();
+  const output = new TransformStream<Uint8Array, Uint8Array>();
+  (async () => {
+    const [{ Duplex }, { createZstdDecompress }] = await Promise.all([
+      import("node:stream"),
+      import("node:zlib"),
+    ]);
+    const zstd = Duplex.toWeb(createZstdDecompress()) as unknown as ReadableWritablePair<
+      Uint8Array,
+      Uint8Array
+    >;
+    await input.readable.pipeThrough(zstd).pipeTo(output.writable);
+  })().catch(async (err) => {
+    // Already passed on by the pipes, unless loading failed: then fail both ends with it.
+    await input.readable.cancel(err).catch(() => {});
+    await output.writable.abort(err).catch(() => {});
+  });
+  return { writable: input.writable, readable: output.readable };
 }

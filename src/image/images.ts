@@ -7,7 +7,8 @@
 import { imageEvent } from "../events/log.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
-import { shortDigest } from "../store/digest.ts";
+import { shortDigest } from "../store/digest_format.ts";
+import { hasLayerBlob } from "./layer_blob.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 
 /** The image `name` (reference, id or id prefix) or a {@link NotFoundError}. */
@@ -27,7 +28,8 @@ export interface LayerBlob {
 /**
  * A blob the store holds for the layer `diffId`, as some image records it; undefined when no
  * image names a blob of that layer that is still on disk. The same layer can come as several
- * blobs (gzip from a registry or a build, a plain tar from a docker archive): any serves.
+ * blobs (gzip from a registry, a plain tar from a docker archive, or a build's plain tar made
+ * from the layer's directory): any serves.
  */
 export async function storedLayerBlob(
   store: Store,
@@ -38,7 +40,7 @@ export async function storedLayerBlob(
     diffId,
   );
   for (const r of rows) {
-    if (await store.blobs.has(r.blob_digest)) {
+    if (await hasLayerBlob(store, { diffId, blobDigest: r.blob_digest })) {
       return { blobDigest: r.blob_digest, mediaType: r.media_type, blobSize: r.blob_size };
     }
   }

@@ -35,12 +35,7 @@ import {
 import { TsboxError } from "../errors.ts";
 import { join } from "../path.ts";
 import type { PendingBlob } from "../store/blobs.ts";
-import {
-  DigestingStream,
-  DigestMismatchError,
-  sha256Digest,
-  shortDigest,
-} from "../store/digest.ts";
+import { DigestMismatchError, sha256Digest, shortDigest } from "../store/digest.ts";
 import type { PendingLayer } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import {
@@ -54,8 +49,7 @@ import { holdPublishLock } from "../store/publish_lock.ts";
 import { pauseForTest } from "../store/test_pause.ts";
 import { writeClaim } from "../store/unrecorded.ts";
 import { VERSION } from "../version.ts";
-import { decompressor } from "./decompress.ts";
-import { unpackLayer } from "./unpack.ts";
+import { type LayerJob, startLayerJob, wantsWorker } from "./layer_job.ts";
 import { inParallel } from "./parallel.ts";
 
 /** What a pull reports as it goes, close to docker's per-layer status lines. */
@@ -393,23 +387,18 @@ async function fetchLayer(
     throw err;
   });
   const unpackingInto = `${what}: unpacking into ${layer.dir}`;
-  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  let unpacking: Promise<void> | undefined;
+  let job: LayerJob | undefined;
   try {
     const { body } = await client.fetchBlob(ref, desc.digest, desc.size);
-    const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const uncompressed = new DigestingStream();
-    const tar = feed.readable
-      .pipeThrough(decompressor(layerCompression(desc.mediaType)))
-      .pipeThrough(uncompressed);
-    unpacking = unpackAll(tar, layer.dir, (bytes, inodes) => space.reserve(bytes, inodes));
+    const compression = layerCompression(desc.mediaType);
+    job = startLayerJob(layer.dir, compression, space, wantsWorker(desc.size));
+    const unpacking = job.result;
     let failure: unknown;
     let unpackFailure: unknown;
     unpacking.catch((err) => {
       unpackFailure = err;
       failure ??= err;
     });
-    writer = feed.writable.getWriter();
     let last = 0;
     for await (const chunk of body) {
       await namingDiskFull(`${what}: writing its blob into ${blobDir}`, blobDir, async () => {
@@ -424,58 +413,27 @@ async function fetchLayer(
       if (unpackFailure instanceof DiskFullError || isNoSpace(unpackFailure)) {
         throw diskFullIn(unpackingInto, layer.dir, unpackFailure);
       }
-      if (failure === undefined) {
-        await writer.ready.catch((err) => failure ??= err);
-        writer.write(chunk).catch((err) => failure ??= err);
-      }
+      // The job's errors (a broken pipeline included) come out of `unpacking` above.
+      if (failure === undefined) await job.write(chunk);
     }
-    if (failure === undefined) await writer.close().catch((err) => failure ??= err);
+    if (failure === undefined) await job.end();
     emit({ type: "layer", id, status: "Verifying Checksum" });
     blob.verify();
     emit({ type: "layer", id, status: "Download complete" });
     emit({ type: "layer", id, status: "Extracting" });
-    await unpacking.catch((err) => {
+    const uncompressed = await unpacking.catch((err) => {
       throw diskFullIn(unpackingInto, layer.dir, err);
     });
-    const actual = uncompressed.digest();
+    const actual = uncompressed.digest;
     if (actual !== diffId) throw new DigestMismatchError(`layer ${diffId}`, diffId, actual);
     emit({ type: "layer", id, status: "Pull complete" });
     return { digest: desc.digest, blob, layer, diffId, size: uncompressed.bytes };
   } catch (err) {
     // Stop the unpacker and wait for it, so that nothing writes into the directory removed next.
-    await writer?.abort(err).catch(() => {});
-    await unpacking?.catch(() => {});
+    await job?.abort(err);
+    await job?.result.catch(() => {});
     await blob.discard();
     await layer.discard();
     throw err;
   }
-}
-
-/**
- * Unpacks a tar stream and then reads whatever the unpacker left after the end-of-archive
- * marker, so that the diffID is computed over the whole uncompressed blob. `reserve` is asked
- * before anything is written (see UnpackOptions.reserve).
- */
-async function unpackAll(
-  tar: ReadableStream<Uint8Array>,
-  dir: string,
-  reserve: (bytes: number, inodes: number) => void,
-): Promise<void> {
-  const reader = tar.getReader();
-  const view = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-  });
-  try {
-    // Not root: no chown, no device nodes, and overlay's markers as `userxattr` reads them.
-    await unpackLayer(view, dir, { rootless: Deno.uid() !== 0, reserve });
-  } catch (err) {
-    // Stop the download feeding us, which would otherwise wait for a reader forever.
-    await reader.cancel(err).catch(() => {});
-    throw err;
-  }
-  while (!(await reader.read()).done) { /* trailing padding */ }
 }

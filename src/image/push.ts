@@ -4,7 +4,8 @@
  * from this store's tags and repo digests) instead of uploading them again.
  *
  * The manifest pushed is the one the image was pulled with whenever it still names exactly the
- * stored blobs, so a pulled-and-pushed image keeps its digest.
+ * stored blobs, so a pulled-and-pushed image keeps its digest. A built layer, stored only as its
+ * directory, is compressed here, once per content (compress_layer.ts).
  *
  * @module
  */
@@ -25,6 +26,8 @@ import { TsboxError } from "../errors.ts";
 import { sha256Digest, shortDigest } from "../store/digest.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { VERSION } from "../version.ts";
+import { type CompressedLayer, compressLayer, knownCompressed } from "./compress_layer.ts";
+import { hasLayerBlob, isDirBlob } from "./layer_blob.ts";
 import { inParallel } from "./parallel.ts";
 
 /** Docker's per-layer push statuses. */
@@ -101,7 +104,7 @@ export async function pushImage(
   const emit = options.onProgress ?? (() => {});
 
   for (const layer of image.layers) {
-    if (!await store.blobs.has(layer.blobDigest)) {
+    if (!await hasLayerBlob(store, layer)) {
       throw new TsboxError(
         `layer ${layer.diffId}: its blob ${layer.blobDigest} is not in the store; pull the image again`,
       );
@@ -109,6 +112,8 @@ export async function pushImage(
     emit({ id: shortDigest(layer.diffId), status: "Preparing" });
   }
   const results = new Map<string, UploadResult>();
+  /** Built layers, by the digest the local manifest names: the gzip blob pushed for each. */
+  const compressed = new Map<string, CompressedLayer>();
   // The same blob twice in one image is uploaded once; the others wait for it.
   const unique = image.layers.filter((l, i) =>
     image.layers.findIndex((x) => x.blobDigest === l.blobDigest) === i
@@ -116,10 +121,20 @@ export async function pushImage(
   await inParallel(unique, options.concurrency ?? 3, async (layer) => {
     const id = shortDigest(layer.diffId);
     const from = mountSource(store, target, layer.blobDigest);
-    const body = lazyFile(store.blobs.path(layer.blobDigest), (current) => {
-      emit({ id, status: "Pushing", current, total: layer.blobSize });
-    });
-    const result = await client.uploadBlob(target, layer.blobDigest, layer.blobSize, body, from);
+    const progress = (current: number, total: number) =>
+      emit({ id, status: "Pushing", current, total });
+    let result: UploadResult;
+    if (isDirBlob(layer) && !await store.blobs.has(layer.blobDigest)) {
+      const sent = await pushBuiltLayer(store, client, target, layer.diffId, from, progress);
+      compressed.set(layer.blobDigest, sent.blob);
+      result = sent.result;
+    } else {
+      const body = lazyFile(
+        store.blobs.path(layer.blobDigest),
+        (current) => progress(current, layer.blobSize),
+      );
+      result = await client.uploadBlob(target, layer.blobDigest, layer.blobSize, body, from);
+    }
     results.set(layer.blobDigest, result);
     if (result === "exists") emit({ id, status: "Layer already exists" });
     else if (result === "mounted") emit({ id, status: "Mounted from", from: from!.path });
@@ -128,7 +143,7 @@ export async function pushImage(
 
   const configBytes = new TextEncoder().encode(image.configJson);
   await client.uploadBlob(target, image.id, configBytes.length, configBytes);
-  const manifest = await manifestFor(store, image);
+  const manifest = await manifestFor(store, image, compressed);
   const digest = await client.putManifest(target, manifest.mediaType, manifest.bytes);
   // Like docker, the image now carries the repo digest it is known by in that repository.
   store.db.run(
@@ -172,14 +187,43 @@ function mountSource(store: Store, target: Reference, blobDigest: string): Refer
 }
 
 /**
+ * A built layer to the registry as gzip: nothing is compressed when the registry has the blob
+ * an earlier push made of it; else the layer is compressed (its digest recorded) and uploaded,
+ * or mounted from `from`.
+ */
+async function pushBuiltLayer(
+  store: Store,
+  client: RegistryClient,
+  target: Reference,
+  diffId: string,
+  from: Reference | undefined,
+  progress: (current: number, total: number) => void,
+): Promise<{ blob: CompressedLayer; result: UploadResult }> {
+  const known = knownCompressed(store, diffId);
+  if (known && await client.headBlob(target, known.digest) !== undefined) {
+    return { blob: known, result: "exists" };
+  }
+  const file = await compressLayer(store, diffId);
+  try {
+    const body = lazyFile(file.path, (current) => progress(current, file.size));
+    const result = await client.uploadBlob(target, file.digest, file.size, body, from);
+    return { blob: file, result };
+  } finally {
+    await file.remove();
+  }
+}
+
+/**
  * The manifest to push: the stored one if it names exactly this config and these blobs, else a
- * new one (Docker v2 schema 2 for Docker layer types, OCI otherwise).
+ * new one (Docker v2 schema 2 for Docker layer types, OCI otherwise). `compressed` gives, by
+ * the digest the image names, the gzip blob pushed in place of a built layer's plain tar.
  */
 export async function manifestFor(
   store: Store,
   image: ImageRecord,
+  compressed: ReadonlyMap<string, CompressedLayer> = new Map(),
 ): Promise<{ bytes: Uint8Array; mediaType: string; digest: string }> {
-  if (await store.blobs.has(image.manifestDigest)) {
+  if (compressed.size === 0 && await store.blobs.has(image.manifestDigest)) {
     const bytes = await store.blobs.read(image.manifestDigest);
     try {
       const m = JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
@@ -203,11 +247,15 @@ export async function manifestFor(
       size: new TextEncoder().encode(image.configJson).length,
       digest: image.id,
     },
-    layers: image.layers.map((l) => ({
-      mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
-      size: l.blobSize,
-      digest: l.blobDigest,
-    })),
+    layers: image.layers.map((l) => {
+      const c = compressed.get(l.blobDigest);
+      if (c) return { mediaType: c.mediaType, size: c.size, digest: c.digest };
+      return {
+        mediaType: docker ? l.mediaType : ociLayerMediaType(l.mediaType),
+        size: l.blobSize,
+        digest: l.blobDigest,
+      };
+    }),
   };
   const bytes = new TextEncoder().encode(JSON.stringify(manifest));
   return { bytes, mediaType: manifest.mediaType!, digest: sha256Digest(bytes) };

@@ -7,7 +7,8 @@
  * decompressed, whose sha256 is checked against the diffID on the way out.
  *
  * OCI layout: `oci-layout`, `index.json` with a descriptor per tag (annotated with
- * `org.opencontainers.image.ref.name`), and under `blobs/sha256/` the stored compressed layers,
+ * `org.opencontainers.image.ref.name`), and under `blobs/sha256/` the layers as the manifest
+ * names them (compressed as pulled; a built layer as its uncompressed tar, as docker saves it),
  * the config and the manifest, which is the pulled one whenever it is an OCI manifest of exactly
  * these blobs, so the digests stay those of the registry.
  *
@@ -28,6 +29,7 @@ import { digestHex, DigestingStream, DigestMismatchError, sha256Digest } from ".
 import type { ImageRecord, LayerRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
 import { familiar, requireImage } from "./images.ts";
+import { hasLayerBlob, isDirBlob, layerBlobBytes, layerDirTar } from "./layer_blob.ts";
 import { tarStream, type TarWriterEntry } from "./tar_writer.ts";
 
 /** Archive formats `save` writes and `load` reads. */
@@ -105,6 +107,11 @@ function select(store: Store, names: readonly string[]): Selected[] {
 
 /** The layer's uncompressed tar, checked against its diffID and size as it streams. */
 async function* layerTar(store: Store, layer: LayerRecord): AsyncGenerator<Uint8Array> {
+  // A built layer keeps no blob: its tar is made from its directory (layer_blob.ts).
+  if (isDirBlob(layer) && !await store.blobs.has(layer.blobDigest)) {
+    yield* layerDirTar(store, layer.diffId);
+    return;
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(store.blobs.path(layer.blobDigest));
@@ -228,7 +235,7 @@ async function* ociEntries(store: Store, selected: Selected[]): AsyncGenerator<T
     for (const layer of image.layers) {
       if (written.has(layer.blobDigest)) continue;
       written.add(layer.blobDigest);
-      if (!await store.blobs.has(layer.blobDigest)) {
+      if (!await hasLayerBlob(store, layer)) {
         throw new TsboxError(
           `layer ${layer.diffId}: its blob ${layer.blobDigest} is missing from the store; pull the image again`,
         );
@@ -237,7 +244,7 @@ async function* ociEntries(store: Store, selected: Selected[]): AsyncGenerator<T
         type: "file",
         name: blobName(layer.blobDigest),
         size: layer.blobSize,
-        body: verifiedBlob(store, layer.blobDigest),
+        body: layerBlobBytes(store, layer),
       };
     }
     if (!written.has(image.id)) {
@@ -266,12 +273,4 @@ async function* ociEntries(store: Store, selected: Selected[]): AsyncGenerator<T
     mediaType: MediaType.OciIndex,
     manifests: index,
   });
-}
-
-/** A stored blob, re-hashed on the way out so a corrupted store never exports bad bytes. */
-async function* verifiedBlob(store: Store, digest: string): AsyncGenerator<Uint8Array> {
-  const digesting = new DigestingStream();
-  yield* (await Deno.open(store.blobs.path(digest))).readable.pipeThrough(digesting);
-  const actual = digesting.digest();
-  if (actual !== digest) throw new DigestMismatchError(`blob ${digest}`, digest, actual);
 }

@@ -1,6 +1,8 @@
 /**
- * A small streaming tar writer for image archives (`save`): regular files, directories,
- * symlinks and hard links in POSIX ustar, with a PAX extended header when a name does not fit ustar's fields.
+ * A small streaming tar writer for image archives (`save`) and built layers: regular files,
+ * directories, symlinks, hard links, fifos and device nodes in POSIX ustar, with a PAX extended
+ * header when a name does not fit ustar's fields or an entry carries xattrs (`SCHILY.xattr.NAME`
+ * records, as docker's and GNU tar's layers write them).
  *
  * Bodies stream through without being buffered; each file's size must be known up front (it is
  * in the header) and is enforced, so a body that runs short or long fails the archive instead of
@@ -8,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { TsboxError } from "../errors.ts";
 
 const BLOCK = 512;
@@ -26,6 +29,8 @@ export type TarWriterEntry =
     uid?: number;
     /** Owner gid; 0 by default. */
     gid?: number;
+    /** Extended attributes, written as PAX `SCHILY.xattr.NAME` records in this order. */
+    xattrs?: ReadonlyArray<readonly [string, Uint8Array]>;
   }
   & (
     | {
@@ -37,9 +42,22 @@ export type TarWriterEntry =
     }
     | { type: "directory" }
     | { type: "symlink"; target: string }
-    /** A hard link of `target`, an entry written earlier in the same archive. */
+    /** A second name of a file written earlier in the archive (`target`, its archive path). */
     | { type: "hardlink"; target: string }
+    | { type: "fifo" }
+    | { type: "char" | "block"; devmajor: number; devminor: number }
   );
+
+/** ustar type flags by entry type. */
+const FLAGS: Record<TarWriterEntry["type"], string> = {
+  file: "0",
+  hardlink: "1",
+  symlink: "2",
+  char: "3",
+  block: "4",
+  directory: "5",
+  fifo: "6",
+};
 
 /** A body whose length differs from the size its header announced. */
 export class TarWriteError extends TsboxError {
@@ -57,6 +75,23 @@ export function tarStream(
   entries: Iterable<TarWriterEntry> | AsyncIterable<TarWriterEntry>,
 ): ReadableStream<Uint8Array> {
   return ReadableStream.from(tarChunks(entries));
+}
+
+/**
+ * The sha256 (`sha256:<hex>`) and size of the tar of `entries`, hashed as it is produced with
+ * no stream between: each chunk is hashed before the next is made, so bodies may reuse one
+ * buffer (diffEntries' `sharedBuffer`).
+ */
+export async function tarDigest(
+  entries: Iterable<TarWriterEntry> | AsyncIterable<TarWriterEntry>,
+): Promise<{ digest: string; bytes: number }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of tarChunks(entries)) {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
+  }
+  return { digest: `sha256:${hash.digest("hex")}`, bytes };
 }
 
 async function* tarChunks(
@@ -94,7 +129,7 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
     : entry.name;
   const linkname = entry.type === "symlink" || entry.type === "hardlink" ? entry.target : "";
   const size = entry.type === "file" ? entry.size : 0;
-  const pax = new Map<string, string>();
+  const pax = new Map<string, string | Uint8Array>();
   const split = splitUstarName(name);
   if (!split) pax.set("path", name);
   if (encoder.encode(linkname).length > 100) pax.set("linkpath", linkname);
@@ -103,9 +138,13 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
   const gid = entry.gid ?? 0;
   if (uid > 0o7777777) pax.set("uid", String(uid));
   if (gid > 0o7777777) pax.set("gid", String(gid));
+  for (const [key, value] of entry.xattrs ?? []) pax.set(`SCHILY.xattr.${key}`, value);
   const mode = entry.mode ?? (entry.type === "directory" ? 0o755 : 0o644);
   const mtime = Math.max(0, Math.floor(entry.mtime ?? 0));
-  const flag = { file: "0", hardlink: "1", symlink: "2", directory: "5" }[entry.type];
+  const flag = FLAGS[entry.type];
+  const dev = entry.type === "char" || entry.type === "block"
+    ? { major: entry.devmajor, minor: entry.devminor }
+    : { major: 0, minor: 0 };
   const blocks: Uint8Array[] = [];
   if (pax.size > 0) {
     const body = paxRecords(pax);
@@ -120,6 +159,7 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
         linkname: "",
         uid: 0,
         gid: 0,
+        dev: { major: 0, minor: 0 },
       }),
     );
     blocks.push(body);
@@ -136,6 +176,7 @@ function headerBlocks(entry: TarWriterEntry): Uint8Array[] {
       linkname: pax.has("linkpath") ? truncateBytes(linkname, 100) : linkname,
       uid: pax.has("uid") ? 0 : uid,
       gid: pax.has("gid") ? 0 : gid,
+      dev,
     }),
   );
   return blocks;
@@ -164,17 +205,27 @@ function truncateBytes(s: string, max: number): string {
   return out;
 }
 
-/** PAX records `"%d %s=%s\n"`, where the leading length counts itself. */
-function paxRecords(fields: Map<string, string>): Uint8Array {
-  let text = "";
+/**
+ * PAX records `"%d %s=%s\n"`, where the leading length counts itself. Values are text, or raw
+ * bytes for xattrs (a capability set is binary).
+ */
+function paxRecords(fields: Map<string, string | Uint8Array>): Uint8Array {
+  const parts: Uint8Array[] = [];
   for (const [key, value] of fields) {
-    const rest = ` ${key}=${value}\n`;
-    const restLength = encoder.encode(rest).length;
+    const head = encoder.encode(` ${key}=`);
+    const body = typeof value === "string" ? encoder.encode(value) : value;
+    const restLength = head.length + body.length + 1;
     let length = restLength + 1;
     while (String(length).length + restLength !== length) length++;
-    text += `${length}${rest}`;
+    parts.push(encoder.encode(String(length)), head, body, encoder.encode("\n"));
   }
-  return encoder.encode(text);
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 interface UstarFields {
@@ -186,6 +237,7 @@ interface UstarFields {
   linkname: string;
   uid: number;
   gid: number;
+  dev: { major: number; minor: number };
 }
 
 function ustarHeader(f: UstarFields): Uint8Array {
@@ -206,6 +258,8 @@ function ustarHeader(f: UstarFields): Uint8Array {
   put(156, 1, f.flag);
   put(157, 100, f.linkname);
   put(257, 8, "ustar\x0000");
+  octal(329, 8, f.dev.major);
+  octal(337, 8, f.dev.minor);
   put(345, 155, f.name[0]);
   let sum = 0;
   for (const byte of b) sum += byte;

@@ -65,10 +65,10 @@ import {
   type Timespec,
   unlinkat,
   utimensat,
-  writeAll,
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { TsboxError } from "../errors.ts";
+import { StagedWriter } from "../store/staged_write.ts";
 import { type TarEntry, type TarHeader, TarReader } from "./tar.ts";
 
 /** How to unpack. */
@@ -187,6 +187,8 @@ class Unpacker {
    * room for "x"), so the opaque marker removes them and later ones are not made.
    */
   #whiteouts = new Map<bigint, Set<string>>();
+  /** File contents go out in few large writes. */
+  #staged = new StagedWriter();
 
   constructor(readonly root: number, readonly options: UnpackOptions) {
     this.#xattrWhiteouts = options.xattrWhiteouts ?? false;
@@ -357,14 +359,16 @@ class Unpacker {
     try {
       for await (const chunk of entry.chunks()) {
         this.options.reserve?.(chunk.byteLength, 0, h.name);
-        writeAll(fd, chunk);
+        this.#staged.write(fd, chunk);
       }
+      this.#staged.flush(fd);
       if (!this.options.rootless) fchown(fd, h.uid, h.gid);
       // After chown, which clears setuid/setgid.
       fchmod(fd, h.mode);
       this.#xattrs(h, (k, v) => fsetxattr(fd, k, v));
       futimens(fd, h.atime ?? h.mtime, h.mtime);
     } finally {
+      this.#staged.reset();
       close(fd);
     }
   }

@@ -39,6 +39,14 @@ export interface SpaceGuardOptions {
   checkEvery?: number;
 }
 
+/** A {@link SpaceGuard} as it crosses to a worker (structured-clonable). */
+export interface SharedSpace {
+  readonly dir: string;
+  readonly floorBytes: number | undefined;
+  readonly checkEvery: number;
+  readonly counter: SharedArrayBuffer;
+}
+
 /** "1.5 MiB" */
 export function mib(bytes: number): string {
   const v = bytes / MiB;
@@ -66,13 +74,42 @@ export function isNoSpace(err: unknown): boolean {
  */
 export class SpaceGuard {
   readonly #checkEvery: number;
+  readonly #floorOption: number | undefined;
   #floorBytes: number | undefined;
   #floorInodes = 0;
-  #sinceCheck = 0;
+  /** Bytes accounted since the last look: one cell shared with the guard's workers. */
+  readonly #sinceCheck: Int32Array;
 
-  constructor(readonly dir: string, options: SpaceGuardOptions = {}) {
-    this.#floorBytes = options.floorBytes;
+  constructor(
+    readonly dir: string,
+    options: SpaceGuardOptions = {},
+    counter: SharedArrayBuffer = new SharedArrayBuffer(4),
+  ) {
+    this.#floorOption = this.#floorBytes = options.floorBytes;
     this.#checkEvery = options.checkEvery ?? 1 * MiB;
+    this.#sinceCheck = new Int32Array(counter);
+  }
+
+  /**
+   * What a worker needs to account into this guard's counter (see {@link fromShared}): writers
+   * on several threads then still share one counter, and the overshoot bound holds for all.
+   */
+  share(): SharedSpace {
+    return {
+      dir: this.dir,
+      floorBytes: this.#floorOption,
+      checkEvery: this.#checkEvery,
+      counter: this.#sinceCheck.buffer as SharedArrayBuffer,
+    };
+  }
+
+  /** A guard in a worker that accounts into the counter of the guard that gave `shared`. */
+  static fromShared(shared: SharedSpace): SpaceGuard {
+    return new SpaceGuard(
+      shared.dir,
+      { floorBytes: shared.floorBytes, checkEvery: shared.checkEvery },
+      shared.counter,
+    );
   }
 
   /**
@@ -85,8 +122,7 @@ export class SpaceGuard {
     // Each new file also costs at least a block of metadata: count it so that a layer of
     // millions of empty files is looked at too.
     const cost = bytes + inodes * 4096;
-    this.#sinceCheck += cost;
-    if (this.#sinceCheck < this.#checkEvery) return;
+    if (Atomics.add(this.#sinceCheck, 0, cost) + cost < this.#checkEvery) return;
     // What was written before is in statvfs' figures; this write is not yet.
     this.check(cost);
   }
@@ -98,7 +134,7 @@ export class SpaceGuard {
    * @throws {DiskFullError} when fewer than `need` + the floor bytes are free.
    */
   check(need = 0): void {
-    this.#sinceCheck = 0;
+    Atomics.store(this.#sinceCheck, 0, 0);
     if (this.#floorBytes === 0) return;
     const space = statvfs(this.dir);
     this.#floorBytes ??= defaultFloor(space.totalBytes);

@@ -1,0 +1,81 @@
+/**
+ * What the hot commands do once parsed, one function each, called both by commander's
+ * declarations and by the fast path (hot.ts), so the two cannot do different things. Each loads
+ * its work when it runs; this module itself loads nothing but types.
+ *
+ * @module
+ */
+import type { RunFlags } from "../container/flags.ts";
+import type { psCommand } from "./container_actions.ts";
+import type { ExecFlags } from "./exec_actions.ts";
+import { setExitCode } from "./exit.ts";
+import type { GlobalOptions } from "./globals.ts";
+
+/** A hot command's work: the globals, the arguments as commander groups them, the options. */
+export type HotAction = (
+  g: GlobalOptions,
+  args: unknown[],
+  opts: Record<string, unknown>,
+) => Promise<void>;
+
+/** commander's `opts()` of one command, in the shape its declarations give them. */
+const as = <T>(opts: Record<string, unknown>) => opts as T;
+
+const containers = () => import("./container_actions.ts");
+
+/** The hot commands' work, by command name. */
+export const HOT_ACTIONS = {
+  ps: async (g, _args, opts) =>
+    await (await containers()).psCommand(g, as<Parameters<typeof psCommand>[1]>(opts)),
+  inspect: async (g, [names], opts) => {
+    const { inspectCommand } = await import("./image_actions.ts");
+    const { format } = as<{ format?: string }>(opts);
+    setExitCode(await inspectCommand(g, names as string[], undefined, format));
+  },
+  start: async (g, [names], parsed) => {
+    const opts = as<{ attach?: boolean; interactive?: boolean }>(parsed);
+    setExitCode(
+      opts.attach
+        // Through the attach socket of a detached supervisor, so the user can detach.
+        ? await (await import("./attach_actions.ts")).startAttachCommand(
+          g,
+          names as string[],
+          opts,
+        )
+        : await (await containers()).startCommand(g, names as string[], opts),
+    );
+  },
+  stop: async (g, [names], opts) =>
+    setExitCode(
+      await (await containers()).stopCommand(
+        g,
+        names as string[],
+        as<{ time?: string; signal?: string }>(opts),
+      ),
+    ),
+  rm: async (g, [names], opts) =>
+    setExitCode(
+      await (await containers()).rmCommand(
+        g,
+        names as string[],
+        as<{ force?: boolean; volumes?: boolean }>(opts),
+      ),
+    ),
+  exec: async (g, [container, command], flags) => {
+    const { execCommand } = await import("./exec_actions.ts");
+    setExitCode(
+      await execCommand(g, container as string, command as string[], as<ExecFlags>(flags)),
+    );
+  },
+  run: async (g, [image, command], flags) => {
+    const { runContainer } = await import("../container/run.ts");
+    const result = await runContainer(
+      image as string,
+      command as string[],
+      as<RunFlags>(flags),
+      g,
+    );
+    if (result.exitCode === undefined) console.log(result.id);
+    else setExitCode(result.exitCode);
+  },
+} satisfies Record<string, HotAction>;
