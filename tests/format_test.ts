@@ -172,3 +172,33 @@ rootTest("inspect shows Config.ExposedPorts and HostConfig.PublishAllPorts as do
     await t(["rm", "-f", "t-fmt-exp"]);
   });
 });
+
+rootTest("inspect splits the command into Entrypoint and Cmd as docker", async () => {
+  await withRunning(async (t) => {
+    const created = await t([
+      "create",
+      "--name",
+      "t-fmt-ep",
+      "--entrypoint",
+      "/bin/echo",
+      "busybox",
+      "hi",
+    ]);
+    assertEquals(created.code, 0, created.stderr);
+    const r = await t([
+      "inspect",
+      "-f",
+      "{{json .Config.Entrypoint}} {{json .Config.Cmd}}",
+      "t-fmt-ep",
+    ]);
+    assertEquals([r.code, r.stdout, r.stderr], [0, '["/bin/echo"] ["hi"]\n', ""]);
+    const plain = await t([
+      "inspect",
+      "-f",
+      "{{json .Config.Entrypoint}} {{json .Config.Cmd}}",
+      "t-fmt1",
+    ]);
+    assertEquals(plain.stdout, 'null ["sleep","1000"]\n');
+    await t(["rm", "-f", "t-fmt-ep"]);
+  });
+});

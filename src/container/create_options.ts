@@ -185,6 +185,7 @@ export function runConfigFor(
   const { mounts, volumes } = planMounts(input.root, o.mounts, Object.keys(image.Volumes ?? {}));
   const config: RunConfig = {
     argv: plan.argv,
+    entrypointLength: plan.entrypoint.length,
     env: plan.env,
     cwd: plan.cwd,
     user: plan.user,

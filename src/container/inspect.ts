@@ -101,7 +101,11 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       Tty: cfg.tty,
       OpenStdin: cfg.interactive,
       Env: cfg.env,
-      Cmd: cfg.argv,
+      // Records from before entrypointLength was kept show the whole command as Cmd.
+      Entrypoint: cfg.entrypointLength ? cfg.argv.slice(0, cfg.entrypointLength) : null,
+      Cmd: cfg.argv.length > (cfg.entrypointLength ?? 0)
+        ? cfg.argv.slice(cfg.entrypointLength ?? 0)
+        : null,
       Image: c.imageName,
       WorkingDir: cfg.cwd,
       Labels: cfg.labels ?? {},

@@ -34,6 +34,8 @@ export interface RunConfig {
   /** Capabilities, confinement and user namespace mapping (security_flags.ts). */
   readonly security?: SecuritySpec;
   readonly argv: readonly string[];
+  /** How many leading words of {@link argv} are the entrypoint (inspect's Entrypoint and Cmd). */
+  readonly entrypointLength?: number;
   readonly env: readonly string[];
   readonly cwd: string;
   /** `--user` as given (or the image's), "" for root. */

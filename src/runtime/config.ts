@@ -37,6 +37,8 @@ export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** The merged process before the user is resolved against the image's passwd. */
 export interface ProcessPlan {
   readonly argv: string[];
+  /** The entrypoint part of {@link argv} (the image's or `--entrypoint`), for inspect. */
+  readonly entrypoint: string[];
   readonly env: string[];
   readonly cwd: string;
   readonly user: string;
@@ -83,7 +85,7 @@ export function planProcess(
   }
   const cwd = o.workdir || image.WorkingDir || "/";
   if (!cwd.startsWith("/")) throw new UsageError(`the working directory '${cwd}' is invalid`);
-  return { argv, env, cwd, user: o.user ?? image.User ?? "" };
+  return { argv, entrypoint, env, cwd, user: o.user ?? image.User ?? "" };
 }
 
 /** Parses an --env-file: `NAME=value` or `NAME` lines; `#` comments and blank lines skipped. */
