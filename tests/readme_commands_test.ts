@@ -360,3 +360,15 @@ rootTest("pull --platform picks that platform from a multi-platform image", asyn
     await cleanup();
   }
 });
+
+rootTest("stats --no-stream shows the CPU a busy container uses", async () => {
+  await withContainer("busy", ["--", "sh", "-c", "echo go; while :; do :; done"], async (n) => {
+    await logLine(n, "go");
+    const percent = await until("a CPU sample above zero", async () => {
+      const out = await ok(["stats", "--no-stream", "--format", "{{.CPUPerc}}", n]);
+      const value = Number(out.trim().replace("%", ""));
+      return value > 0 ? value : undefined;
+    });
+    assertOk(percent > 0, `CPU ${percent}%`);
+  });
+});

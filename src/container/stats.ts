@@ -91,8 +91,11 @@ function hostMemory(): number {
   return Number(/^MemTotal:\s+(\d+)/m.exec(info)?.[1] ?? 0) * 1024;
 }
 
-/** CPU time used in ns, from cpuacct (v1) or cpu.stat (v2). */
-function cpuNs(id: string, layout: CgroupLayout): number {
+/**
+ * CPU time used in ns, from cpuacct (v1) or cpu.stat (v2). Where v1 mounts cpuacct apart from
+ * cpu (tsbox joins cpu only), it is the CPU time of the container's live processes instead.
+ */
+async function cpuNs(id: string, layout: CgroupLayout): Promise<number> {
   const cg = containerCgroup(id, layout);
   if (cg instanceof CgroupV2) {
     try {
@@ -103,7 +106,14 @@ function cpuNs(id: string, layout: CgroupLayout): number {
     }
   }
   const dir = (cg as CgroupV1).byController.get("cpu");
-  return (dir && readNumber(`${dir}/cpuacct.usage`)) || 0;
+  const usage = dir ? readNumber(`${dir}/cpuacct.usage`) : undefined;
+  if (usage !== undefined) return usage;
+  let ticks = 0;
+  for (const pid of await cg.pids()) {
+    const stat = readStat(pid);
+    if (stat) ticks += Number(stat[11]) + Number(stat[12]);
+  }
+  return ticks * (1e9 / TICKS);
 }
 
 /** Memory, CPU (over `intervalMs`) and pids of the container (`layout` as for top). */
@@ -132,9 +142,9 @@ export async function sampleStats(
     if (pid) pids = readNumber(`${pid}/pids.current`) ?? 0;
   }
   const t0 = performance.now();
-  const c0 = cpuNs(id, layout);
+  const c0 = await cpuNs(id, layout);
   await new Promise((r) => setTimeout(r, intervalMs));
-  const c1 = cpuNs(id, layout);
+  const c1 = await cpuNs(id, layout);
   const elapsedNs = (performance.now() - t0) * 1e6;
   return {
     memoryUsage: usage,
