@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
+import { cgroupDirs, cgroupIdsOf } from "./cgroups.ts";
 
 const isRoot = Deno.uid() === 0;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -94,34 +95,6 @@ function hasRunDir(buildDir: string): boolean {
  * The ids of tsbox cgroups (`.../tsbox/<id>`) of the processes whose command line holds
  * `marker`: the RUN step's, found through its process, whatever tsbox names its files.
  */
-function cgroupIdsOf(marker: string): string[] {
-  const ids = new Set<string>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      if (!cmdline.includes(marker)) continue;
-      for (const line of Deno.readTextFileSync(`/proc/${e.name}/cgroup`).split("\n")) {
-        const id = /\/tsbox\/([0-9a-f]{64})$/.exec(line)?.[1];
-        if (id) ids.add(id);
-      }
-    } catch { /* gone meanwhile */ }
-  }
-  return [...ids];
-}
-
-/** Cgroup directories named after `id`, over every hierarchy under /sys/fs/cgroup. */
-function cgroupDirs(id: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
-    const dir = join("/sys/fs/cgroup", e.name, "tsbox", id);
-    try {
-      if (Deno.statSync(dir).isDirectory) out.push(dir);
-    } catch { /* not in this hierarchy */ }
-  }
-  return out;
-}
-
 async function poll(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {

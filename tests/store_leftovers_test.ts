@@ -12,6 +12,7 @@ import { mountsUnder } from "./cleanup.ts";
 import { seedStore } from "./busybox_store.ts";
 import { fixtureRegistry, makeBigImage, pushLayout } from "./fixtures/images.ts";
 import { publishLockPath } from "../src/store/publish_lock.ts";
+import { cgroupDirs, cgroupIdsOf } from "./cgroups.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const isRoot = Deno.uid() === 0;
@@ -326,34 +327,6 @@ Deno.test({
  * The ids of tsbox cgroups (`.../tsbox/<id>`) of the processes whose command line holds
  * `marker`: a RUN step's, found through its process.
  */
-function cgroupIdsOf(marker: string): string[] {
-  const ids = new Set<string>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
-      if (!cmdline.includes(marker)) continue;
-      for (const line of Deno.readTextFileSync(`/proc/${e.name}/cgroup`).split("\n")) {
-        const id = /\/tsbox\/([0-9a-f]{64})$/.exec(line)?.[1];
-        if (id) ids.add(id);
-      }
-    } catch { /* gone meanwhile */ }
-  }
-  return [...ids];
-}
-
-/** Cgroup directories named after `id`, over every hierarchy under /sys/fs/cgroup. */
-function cgroupDirs(id: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
-    const dir = join("/sys/fs/cgroup", e.name, "tsbox", id);
-    try {
-      if (Deno.statSync(dir).isDirectory) out.push(dir);
-    } catch { /* not in this hierarchy */ }
-  }
-  return out;
-}
-
 Deno.test({
   name:
     "a build killed during a RUN: ps, not only the next build, removes its mount, cgroups and dir",

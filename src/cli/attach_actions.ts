@@ -18,8 +18,9 @@ import {
 } from "../container/state.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import { DOCKER_DETACH_KEYS } from "../runtime/tty.ts";
-import { Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
 import type { GlobalOptions } from "./globals.ts";
+import { withStore } from "./with_store.ts";
 
 /** The flags of `attach`. */
 export interface AttachFlags {
@@ -81,15 +82,6 @@ async function finish(store: Store, id: string, end: AttachEnd): Promise<number>
     case "closed":
       // The supervisor went away without a word: the record says how the container ended.
       return await exitCodeAfter(store, id);
-  }
-}
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(g.root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
   }
 }
 

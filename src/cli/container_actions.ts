@@ -5,7 +5,7 @@
  */
 import { TsboxError } from "../errors.ts";
 import type { RunFlags } from "../container/flags.ts";
-import { Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
 import { createFromFlags } from "../container/create.ts";
 import { inspectContainer } from "../container/inspect.ts";
 import {
@@ -39,15 +39,7 @@ import { containerFilter, networkNames } from "./container_filters.ts";
 import { labelsColumn } from "../container/labels.ts";
 import { containerDir } from "../container/paths.ts";
 import { treeSize, volumeData, volumeMountsOf } from "../container/volumes.ts";
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(g.root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
+import { withStore } from "./with_store.ts";
 
 /** Runs `fn` for each name as docker does: errors printed, exit code 1 if any failed. */
 async function each(

@@ -5,7 +5,7 @@
  * @module
  */
 import { TsboxError, UsageError } from "../errors.ts";
-import { Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
 import {
   createNetwork,
   ensureDefaultNetwork,
@@ -20,15 +20,7 @@ import { table } from "./format.ts";
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
-  const store = await Store.open(g.root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
+import { withStore } from "./with_store.ts";
 
 function parseLabels(values: readonly string[] = []): Record<string, string> {
   const labels: Record<string, string> = {};

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
 import { waitForQuietStore } from "../store/activity.ts";
 import { whileNobodyPublishes } from "../store/publish_lock.ts";
 import { TsboxError } from "../errors.ts";
@@ -20,6 +20,7 @@ import { ago, humanSize, table } from "./format.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { confirm } from "./volume_actions.ts";
 import { commandText, statusText } from "./container_actions.ts";
+import { withStore } from "./with_store.ts";
 
 const size = (bytes: number) => humanSize(bytes, 4);
 
@@ -28,15 +29,6 @@ function dockerTable(header: readonly string[], rows: readonly (readonly string[
   const pad = (cells: readonly string[]) =>
     cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(7) : c));
   return table(pad(header), rows.map(pad));
-}
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
-  const store = await Store.open(g.root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
 }
 
 /**

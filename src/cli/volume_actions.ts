@@ -5,7 +5,7 @@
  * @module
  */
 import { TsboxError, UsageError } from "../errors.ts";
-import { Store } from "../store/mod.ts";
+import type { Store } from "../store/mod.ts";
 import {
   ANONYMOUS_LABEL,
   createVolume,
@@ -28,15 +28,7 @@ import {
   readVolumeOptions,
   writeVolumeOptions,
 } from "../container/volume_options.ts";
-
-async function withStore<T>(g: GlobalOptions, fn: (store: Store) => Promise<T> | T): Promise<T> {
-  const store = await Store.open(g.root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
+import { withStore } from "./with_store.ts";
 
 /** `--label`s of `volume create`, checked as docker checks them. */
 function parseLabels(values: readonly string[] = []): Record<string, string> {

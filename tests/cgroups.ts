@@ -1,0 +1,36 @@
+/**
+ * The host's cgroups as tests look at them: which container cgroups the processes of a command
+ * sit in, and which directories a container id has in the hierarchies.
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** Ids of tsbox container cgroups that processes whose command line holds `marker` are in. */
+export function cgroupIdsOf(marker: string): string[] {
+  const ids = new Set<string>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      if (!cmdline.includes(marker)) continue;
+      for (const line of Deno.readTextFileSync(`/proc/${e.name}/cgroup`).split("\n")) {
+        const id = /\/tsbox\/([0-9a-f]{64})$/.exec(line)?.[1];
+        if (id) ids.add(id);
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  return [...ids];
+}
+
+/** Cgroup directories named after `id`, over every hierarchy under /sys/fs/cgroup. */
+export function cgroupDirs(id: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    const dir = join("/sys/fs/cgroup", e.name, "tsbox", id);
+    try {
+      if (Deno.statSync(dir).isDirectory) out.push(dir);
+    } catch { /* not in this hierarchy */ }
+  }
+  return out;
+}
