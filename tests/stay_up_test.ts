@@ -9,84 +9,19 @@ import { DatabaseSync } from "node:sqlite";
 import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { mountsUnder, processesUsing, purgeRoot } from "./cleanup.ts";
-import { type CliResult, tsbox } from "./cli.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-/** The fields of /proc/PID/stat after the command name (0: state, 1: ppid, 19: start time). */
-function stat(pid: number): string[] | undefined {
-  try {
-    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return text.slice(text.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive and not a zombie (a killed process may wait a while for this machine's init). */
-function alive(pid: number): boolean {
-  const s = stat(pid);
-  return s !== undefined && !/^[ZX]/.test(s[0]);
-}
-
-function comm(pid: number): string {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  } catch {
-    return "";
-  }
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Live processes in container `id`'s cgroup (any v1 controller or a v2 tsbox/ID dir). */
-function cgroupProcs(id: string): number[] {
-  const found = new Set<number>();
-  const dirs = ["/sys/fs/cgroup/tsbox"];
-  for (const e of Deno.readDirSync("/sys/fs/cgroup")) dirs.push(`/sys/fs/cgroup/${e.name}/tsbox`);
-  for (const d of dirs) {
-    try {
-      for (const line of Deno.readTextFileSync(`${d}/${id}/cgroup.procs`).split("\n")) {
-        if (line && alive(Number(line))) found.add(Number(line));
-      }
-    } catch { /* no such cgroup */ }
-  }
-  return [...found];
-}
-
-/** Live processes whose command line names container `id` (its supervisor, its watcher). */
-function namingId(id: string): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes(id) && alive(pid)) pids.push(pid);
-    } catch { /* gone meanwhile */ }
-  }
-  return pids;
-}
-
-function cli(root: string, env: Record<string, string> = {}) {
-  const t = (args: string[]) => tsbox(args, { root, env });
-  const ok = async (args: string[]): Promise<string> => {
-    const r: CliResult = await t(args);
-    assertEquals(r.code, 0, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
-  const inspect = async (name: string) => JSON.parse(await ok(["inspect", name]))[0];
-  return { t, ok, inspect };
-}
+import type { CliResult } from "./cli.ts";
+import {
+  alive,
+  cgroupProcs,
+  cli,
+  comm,
+  freePort,
+  isRoot,
+  namingId,
+  rootTest,
+  stat,
+  until,
+} from "./stay_up.ts";
 
 rootTest(
   "kill -9 of the supervisor: restart-policy containers come back by themselves",
@@ -185,14 +120,6 @@ rootTest(
     }
   },
 );
-
-/** A TCP port nothing listens on right now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /**
  * A reboot, as far as a store can tell: every process of its containers and supervisors
