@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertOk } from "./assert.ts";
 import { type CliResult, tsbox } from "./cli.ts";
 
 export const isRoot = Deno.uid() === 0;
@@ -102,4 +102,104 @@ export function childrenNamed(parent: number, name: string): number[] {
     if (s && Number(s[1]) === parent && alive(pid) && comm(pid) === name) pids.push(pid);
   }
   return pids;
+}
+
+/** A user to run a command as (systemd's user manager runs a unit's commands as its user). */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+  /** The rest of that user's environment (XDG_RUNTIME_DIR, DENO_DIR...). */
+  readonly env?: Record<string, string>;
+}
+
+function wrap(as: RunAs | undefined, argv: string[]): string[] {
+  if (!as) return argv;
+  return ["setpriv", `--reuid=${as.uid}`, `--regid=${as.gid}`, "--init-groups", "--", ...argv];
+}
+
+export const hasSystemdAnalyze = (() => {
+  try {
+    return Deno.statSync("/usr/bin/systemd-analyze").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** `systemd-analyze [--user] verify UNIT`: exit code and output. */
+export async function verifyUnit(
+  path: string,
+  user: boolean,
+  as?: RunAs,
+): Promise<CliResult> {
+  const runtime = await Deno.makeTempDir({ prefix: "tsbox-xdg-" });
+  if (as) await Deno.chown(runtime, as.uid, as.gid);
+  try {
+    const [cmd, ...args] = wrap(as, [
+      "systemd-analyze",
+      ...(user ? ["--user"] : []),
+      "verify",
+      path,
+    ]);
+    const out = await new Deno.Command(cmd, {
+      args,
+      env: { XDG_RUNTIME_DIR: runtime, ...(as ? { HOME: as.home } : {}) },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  } finally {
+    await Deno.remove(runtime, { recursive: true });
+  }
+}
+
+/** An Exec line of a unit as systemd splits it: words, double quotes, `\` escapes, `%%`, `$$`. */
+export function unitWords(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    if (line[i] === " ") {
+      i++;
+      continue;
+    }
+    let word = "";
+    if (line[i] === '"') {
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        if (line[i] === "\\") i++;
+        word += line[i];
+      }
+      i++;
+    } else {
+      for (; i < line.length && line[i] !== " "; i++) word += line[i];
+    }
+    words.push(word.replaceAll("%%", "%").replaceAll("$$", "$"));
+  }
+  return words;
+}
+
+/**
+ * Runs the unit's `key=` command by hand, with the unit's Environment= (as `as`, with that user's
+ * environment only, when given); returns its exit code and output.
+ */
+export async function runUnitLine(text: string, key: string, as?: RunAs): Promise<CliResult> {
+  const line = text.match(new RegExp(`^${key}=(.*)$`, "m"))?.[1];
+  assertOk(line, `${key} in the unit`);
+  const env = Object.fromEntries(
+    [...text.matchAll(/^Environment=(.*)$/gm)].map((m) => {
+      const [kv] = unitWords(m[1]);
+      return [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
+    }),
+  );
+  const [cmd, ...args] = wrap(as, unitWords(line.replace(/^-/, "")));
+  const out = await new Deno.Command(cmd, {
+    args,
+    // As a user: only that user's environment, as its systemd would give it.
+    clearEnv: as !== undefined,
+    env: { ...as?.env, ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

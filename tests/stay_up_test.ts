@@ -9,18 +9,20 @@ import { DatabaseSync } from "node:sqlite";
 import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { mountsUnder, processesUsing, purgeRoot } from "./cleanup.ts";
-import type { CliResult } from "./cli.ts";
 import {
   alive,
   cgroupProcs,
   cli,
   comm,
   freePort,
+  hasSystemdAnalyze,
   isRoot,
   namingId,
   rootTest,
+  runUnitLine,
   stat,
   until,
+  verifyUnit,
 } from "./stay_up.ts";
 
 rootTest(
@@ -337,31 +339,6 @@ rootTest("a recorded pid now held by an unrelated process is never signalled", a
 
 const UNIT = new URL("../contrib/systemd/tsbox-boot.service", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const hasSystemdAnalyze = (() => {
-  try {
-    return Deno.statSync("/usr/bin/systemd-analyze").isFile;
-  } catch {
-    return false;
-  }
-})();
-
-/** `systemd-analyze [--user] verify UNIT`: exit code and output. */
-async function verifyUnit(path: string, user: boolean): Promise<CliResult> {
-  const runtime = await Deno.makeTempDir({ prefix: "tsbox-xdg-" });
-  try {
-    const out = await new Deno.Command("systemd-analyze", {
-      args: [...(user ? ["--user"] : []), "verify", path],
-      env: { XDG_RUNTIME_DIR: runtime },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    await Deno.remove(runtime, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "the shipped boot unit passes systemd-analyze verify; its ExecStart starts the containers",
   ignore: !isRoot || !hasSystemdAnalyze,
@@ -422,51 +399,6 @@ Deno.test({
     }
   },
 });
-
-/** An Exec line of a unit as systemd splits it: words, double quotes, `\` escapes, `%%`, `$$`. */
-function unitWords(line: string): string[] {
-  const words: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    if (line[i] === " ") {
-      i++;
-      continue;
-    }
-    let word = "";
-    if (line[i] === '"') {
-      for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === "\\") i++;
-        word += line[i];
-      }
-      i++;
-    } else {
-      for (; i < line.length && line[i] !== " "; i++) word += line[i];
-    }
-    words.push(word.replaceAll("%%", "%").replaceAll("$$", "$"));
-  }
-  return words;
-}
-
-/** Runs the unit's `key=` command by hand, with the unit's Environment=; returns its exit code. */
-async function runUnitLine(text: string, key: string): Promise<CliResult> {
-  const line = text.match(new RegExp(`^${key}=(.*)$`, "m"))?.[1];
-  assertOk(line, `${key} in the unit`);
-  const env = Object.fromEntries(
-    [...text.matchAll(/^Environment=(.*)$/gm)].map((m) => {
-      const [kv] = unitWords(m[1]);
-      return [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
-    }),
-  );
-  const argv = unitWords(line.replace(/^-/, ""));
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test({
   name: "generate systemd: units pass systemd-analyze verify; their commands do what they promise",
