@@ -3,7 +3,8 @@
  * the runroot is `$XDG_RUNTIME_DIR/tsbox/<hash>`; a killed supervisor of an `always` container
  * brings it back with no command typed; a simulated reboot of that user (every process of the
  * user and its id range killed, the runroot removed) is reset by the first commands, once, and
- * `system boot` as the user starts what the policy table says; `generate systemd` gives a unit
+ * the shipped boot unit's `system boot`, run as the user, starts what the policy table says (the
+ * unit passes `systemd-analyze --user verify`); `generate systemd` gives a unit
  * for `systemctl --user` that `systemd-analyze --user verify` accepts and whose commands, run by
  * hand as the user, do what it promises.
  */
@@ -26,6 +27,8 @@ import {
 } from "./stay_up.ts";
 
 const userns = userNamespacesAllowed();
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const BOOT_UNIT = new URL("../contrib/systemd/tsbox-boot.service", import.meta.url).pathname;
 
 /** Real uid of a process (the first field of `Uid:` in its status). */
 function uidOf(pid: number): number | undefined {
@@ -171,6 +174,19 @@ Deno.test({
           2,
         );
 
+        // The user as its systemd runs a unit's commands.
+        const as: RunAs = {
+          uid: u.uid,
+          gid: u.gid,
+          home: u.home,
+          env: {
+            HOME: u.home,
+            USER: u.name,
+            PATH: `${dirname(Deno.execPath())}:/usr/local/bin:/usr/bin:/bin`,
+            DENO_DIR: u.denoDir,
+            XDG_RUNTIME_DIR: xdg,
+          },
+        };
         // A reboot of the user's containers: the first commands reset once.
         await simulateUserReboot(u, start, xdg, root);
         const firsts = await Promise.all(
@@ -188,7 +204,22 @@ Deno.test({
         }
         assertMatch(firsts[0].stdout, /^rl-stopped Exited \((137|143)\) /m);
 
-        const boot = ok(await t(["system", "boot"]), "system boot");
+        // `system boot` as the shipped boot unit runs it under the user's systemd (README: the
+        // `systemctl --user` line), with a launcher of this checkout as the installed tsbox.
+        const unit = (await Deno.readTextFile(BOOT_UNIT))
+          .replaceAll("/usr/local/bin/tsbox", `${u.home}/tsbox`);
+        await Deno.writeTextFile(
+          `${u.home}/tsbox`,
+          `#!/bin/sh\nexec ${Deno.execPath()} run -A --quiet --cached-only ${MAIN} "$@"\n`,
+          { mode: 0o755 },
+        );
+        await Deno.writeTextFile(`${u.home}/tsbox-boot.service`, unit);
+        if (hasSystemdAnalyze) {
+          const v = await verifyUnit(`${u.home}/tsbox-boot.service`, true, as);
+          assertEquals([v.code, v.stderr], [0, ""], `verify --user the boot unit: ${v.stderr}`);
+        }
+        const boot = await runUnitLine(unit, "ExecStart", as);
+        assertEquals([boot.code, boot.stderr], [0, ""], "the boot unit's ExecStart");
         const started = ["rl-always", "rl-fail", "rl-unless"];
         assertEquals(boot.stdout.trim().split("\n").sort(), started);
         const after = await okT(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
@@ -204,18 +235,6 @@ Deno.test({
         assertEquals(twice.stdout, "");
 
         // generate systemd: units for the user's systemd, run by hand as the user.
-        const as: RunAs = {
-          uid: u.uid,
-          gid: u.gid,
-          home: u.home,
-          env: {
-            HOME: u.home,
-            USER: u.name,
-            PATH: `${dirname(Deno.execPath())}:/usr/local/bin:/usr/bin:/bin`,
-            DENO_DIR: u.denoDir,
-            XDG_RUNTIME_DIR: xdg,
-          },
-        };
         for (const fresh of [false, true]) {
           const text = await okT([
             "generate",
