@@ -63,13 +63,14 @@ rootTest(
         }
       };
       await until("the published port to answer", async () => (await answer()) === "hi");
-      const before: { pid: number; supervisor: number }[] = [];
+      const before: { pid: number; supervisor: number; logPath: string }[] = [];
       for (const name of names) {
         await until(`${name} to log`, async () => (await ok(["logs", name])).includes("up"));
-        const pid = (await inspect(name)).State.Pid as number;
+        const c = await inspect(name);
+        const pid = c.State.Pid as number;
         const supervisor = Number(stat(pid)![1]);
         assertOk(alive(supervisor) && supervisor > 1, `${name}: supervisor of ${pid}`);
-        before.push({ pid, supervisor });
+        before.push({ pid, supervisor, logPath: c.LogPath });
       }
       for (const b of before) Deno.kill(b.supervisor, "SIGKILL");
       // No tsbox command from here until each one runs again: only the kernel is asked.
@@ -94,6 +95,8 @@ rootTest(
         assertEquals(c.State.Running, true, names[i]);
         assertOk(c.RestartCount >= 1, `${names[i]}: RestartCount ${c.RestartCount}`);
         assertOk(cgroupProcs(ids[i]).includes(c.State.Pid), `${names[i]}: inspect's pid runs`);
+        assertEquals(c.LogPath, before[i].logPath, `${names[i]}: the log goes on in the same file`);
+        assertOk(Deno.statSync(c.LogPath).isFile, c.LogPath);
         const logs = (await ok(["logs", names[i]])).split("\n").filter((l) => l === "up");
         assertOk(logs.length >= 2, `${names[i]}: a line from before and one from after: ${logs}`);
       }
