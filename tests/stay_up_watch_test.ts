@@ -86,3 +86,43 @@ rootTest("a killed watcher is replaced; a watcher and supervisor killed together
     await t(["rm", "-f", name]);
   }
 });
+
+rootTest("the policy that counts is the one recorded when the supervisor dies", async () => {
+  const root = await sharedBusyboxRoot();
+  const { t, ok, inspect } = cli(root);
+  const names = ["t-watch-upd-always", "t-watch-upd-no"];
+  try {
+    const ids: string[] = [];
+    for (const [name, policy] of [[names[0], "no"], [names[1], "always"]]) {
+      ids.push(
+        (await ok(["run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "1000"]))
+          .trim(),
+      );
+    }
+    await ok(["update", "--restart", "always", names[0]]);
+    await ok(["update", "--restart", "no", names[1]]);
+    const pids: number[] = [];
+    for (const name of names) {
+      const pid = (await inspect(name)).State.Pid as number;
+      pids.push(pid);
+      Deno.kill(Number(stat(pid)![1]), "SIGKILL");
+    }
+    // Made `always` by update: back with no command typed.
+    await until(
+      `${names[0]} to run again`,
+      () => cgroupProcs(ids[0]).some((p) => p !== pids[0] && comm(p) === "sleep"),
+      10_000,
+    );
+    // Made `no` by update: its watcher's supervisor finds nothing to do and ends; it stays down.
+    await until(`${names[1]}'s PID 1 to die`, () => !alive(pids[1]));
+    await until(`nothing of ${names[1]} to be left`, () => namingId(ids[1]).length === 0);
+    assertEquals(cgroupProcs(ids[1]), []);
+    const ps = await ok(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assertMatch(ps, new RegExp(`^${names[0]} Up `, "m"));
+    assertMatch(ps, new RegExp(`^${names[1]} Exited \\(137\\) `, "m"));
+    assertEquals((await inspect(names[0])).RestartCount, 1);
+    assertEquals((await inspect(names[1])).RestartCount, 0);
+  } finally {
+    await t(["rm", "-f", ...names]);
+  }
+});

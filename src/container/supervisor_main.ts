@@ -50,9 +50,11 @@ export async function superviseMain(root: string, id: string): Promise<number> {
       if (!dead) return 0;
       await new Promise((r) => setTimeout(r, recoveryDelay(dead)));
     }
-    // A container with a restart policy outlives the death of this process (watcher.ts).
+    // A container with a restart policy outlives the death of this process (watcher.ts). Every
+    // one but a `--rm` container (which has none) gets a watcher, as the policy that counts is
+    // the one recorded when this process dies: `update --restart` may change it meanwhile.
     const row = getContainer(store, id);
-    if ((row?.config.restart.name ?? "no") !== "no") watcher = startWatcher();
+    if (row && !row.config.autoRemove) watcher = startWatcher();
     const result = await supervise(store, id, {
       unlessStopped: recovering,
       onStarted: (err) => {

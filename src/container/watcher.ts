@@ -1,5 +1,5 @@
 /**
- * The watcher of a detached supervisor whose container has a restart policy: a process with no
+ * The watcher of a detached supervisor (of any container but a `--rm` one): a process with no
  * JS in it (a clone running a syscall program, ffi/clone.ts) that sits blocked in `read` on a
  * pipe only the supervisor holds open. When the supervisor ends by any means (SIGKILL, the OOM
  * killer), the kernel closes the write end, the read returns, and the watcher `execve`s a new
