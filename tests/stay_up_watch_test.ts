@@ -99,14 +99,20 @@ rootTest("the policy that counts is the one recorded when the supervisor dies", 
           .trim(),
       );
     }
-    await ok(["update", "--restart", "always", names[0]]);
-    await ok(["update", "--restart", "no", names[1]]);
     const pids: number[] = [];
+    const supervisors: number[] = [];
     for (const name of names) {
       const pid = (await inspect(name)).State.Pid as number;
       pids.push(pid);
-      Deno.kill(Number(stat(pid)![1]), "SIGKILL");
+      supervisors.push(Number(stat(pid)![1]));
     }
+    const watchers = (i: number) => childrenNamed(supervisors[i], "tsbox-watch").length;
+    assertEquals([watchers(0), watchers(1)], [0, 1], "a watcher while there is a policy");
+    await ok(["update", "--restart", "always", names[0]]);
+    await ok(["update", "--restart", "no", names[1]]);
+    // The supervisor of the first one sees its new policy and starts a watcher.
+    await until(`a watcher of ${names[0]}`, () => watchers(0) === 1);
+    for (const supervisor of supervisors) Deno.kill(supervisor, "SIGKILL");
     // Made `always` by update: back with no command typed.
     await until(
       `${names[0]} to run again`,

@@ -1,10 +1,10 @@
 /**
- * The watcher of a detached supervisor (of any container but a `--rm` one): a process with no
- * JS in it (a clone running a syscall program, ffi/clone.ts) that sits blocked in `read` on a
- * pipe only the supervisor holds open. When the supervisor ends by any means (SIGKILL, the OOM
- * killer), the kernel closes the write end, the read returns, and the watcher `execve`s a new
- * supervisor with the same command line and environment plus `TSBOX_RECOVER`
- * (recover.ts). A supervisor that ends normally dismisses its watcher first.
+ * The watcher of a detached supervisor whose container has a restart policy (watch_policy.ts):
+ * a process with no JS in it (a clone running a syscall program, ffi/clone.ts) that sits
+ * blocked in `read` on a pipe only the supervisor holds open. When the supervisor ends by any
+ * means (SIGKILL, the OOM killer), the kernel closes the write end, the read returns, and the
+ * watcher `execve`s a new supervisor with the same command line and environment plus
+ * `TSBOX_RECOVER` (recover.ts). A supervisor that ends normally dismisses its watcher first.
  *
  * The two watch each other: the watcher also holds the write end of a second pipe that the
  * supervisor reads, so a watcher killed on its own (kill -9, the OOM killer) is noticed at once
