@@ -28,6 +28,8 @@ import {
   requireContainer,
 } from "../container/state.ts";
 import { inspectPorts } from "../net/publish.ts";
+import { inspectNetworkSettings } from "../network/inspect.ts";
+import { networkModeName } from "../network/endpoints.ts";
 import { containerFilter } from "../cli/container_filters.ts";
 import { statusText } from "../cli/container_actions.ts";
 import type { ApiContext } from "./context.ts";
@@ -77,8 +79,15 @@ function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
     Labels: c.config.labels ?? {},
     State: c.state,
     Status: statusText(c),
-    HostConfig: { NetworkMode: c.config.network === "private" ? "default" : c.config.network },
-    NetworkSettings: { Networks: {} },
+    HostConfig: { NetworkMode: networkModeName(c.config.network, c.config.net) },
+    NetworkSettings: {
+      Networks: inspectNetworkSettings(ctx.store, {
+        id: c.id,
+        name: c.name,
+        mode: c.config.network,
+        net: c.config.net,
+      }).Networks,
+    },
     Mounts: [],
   };
 }

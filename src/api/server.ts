@@ -19,6 +19,7 @@ import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as archive from "./archive.ts";
 import * as volumes from "./volumes.ts";
+import * as networks from "./networks.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
 import { build } from "./build.ts";
@@ -93,6 +94,13 @@ const ROUTES: Route[] = [
   route("POST", "/volumes/prune", volumes.prune),
   route("GET", `/volumes/${ID}`, volumes.inspect),
   route("DELETE", `/volumes/${ID}`, volumes.remove),
+  route("GET", "/networks", networks.list),
+  route("POST", "/networks/create", networks.create),
+  route("POST", "/networks/prune", networks.prune),
+  route("GET", `/networks/${ID}`, networks.inspect),
+  route("DELETE", `/networks/${ID}`, networks.remove),
+  route("POST", `/networks/${ID}/connect`, networks.connect),
+  route("POST", `/networks/${ID}/disconnect`, networks.disconnect),
   route("GET", "/plugins", system.plugins),
   route(
     ["GET", "POST", "DELETE"],
