@@ -118,6 +118,12 @@ function mountsFrom(v: unknown): string[] {
   });
 }
 
+/** The container path of a `-v`/Binds value (`SRC:DST[:OPTS]` or `DST`). */
+function bindTarget(spec: string): string {
+  const parts = spec.split(":");
+  return parts.length === 1 ? parts[0] : parts[1];
+}
+
 /** docker's NetworkMode names as tsbox's `--network` (`default`: the bridge, as the CLI's). */
 function networkFrom(mode: string | undefined): string {
   if (mode === undefined || mode === "") return "default";
@@ -215,6 +221,15 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     : (() => {
       throw badParameter("HostConfig.Devices: expected a list");
     })();
+  const binds = strList(host.Binds, "HostConfig.Binds") ?? [];
+  const mounts = mountsFrom(host.Mounts);
+  // Config.Volumes lists every mount point, named and bound ones too (compose sends both): only
+  // those no bind or mount covers are anonymous volumes, as dockerd reads them.
+  const covered = new Set([
+    ...binds.map(bindTarget),
+    ...mounts.map((m) => /(?:^|,)target=([^,]*)/.exec(m)?.[1] ?? ""),
+  ]);
+  const anonymous = Object.keys(obj(body.Volumes, "Volumes") ?? {}).filter((p) => !covered.has(p));
   const network = networkFrom(str(host.NetworkMode, "HostConfig.NetworkMode"));
   const endpoint = endpointFrom(body.NetworkingConfig, network);
   const flags: RunFlags & HealthFlags = {
@@ -238,11 +253,8 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     pidsLimit: pids ? String(pids) : undefined,
     interactive: bool(body.OpenStdin, "OpenStdin"),
     tty: bool(body.Tty, "Tty"),
-    volume: [
-      ...(strList(host.Binds, "HostConfig.Binds") ?? []),
-      ...Object.keys(obj(body.Volumes, "Volumes") ?? {}),
-    ],
-    mount: mountsFrom(host.Mounts),
+    volume: [...binds, ...anonymous],
+    mount: mounts,
     tmpfs: Object.entries(strMap(host.Tmpfs, "HostConfig.Tmpfs") ?? {}).map(([p, o]) =>
       o ? `${p}:${o}` : p
     ),

@@ -1,0 +1,165 @@
+/**
+ * Debian's docker-compose 1.29 against tsbox's socket (root): a project with a web service built
+ * from a Dockerfile (busybox httpd with a CGI script), a cache (the fixture registry's nginx) and
+ * a database-like service (a busybox nc server keeping its value in a named volume), published
+ * ports, environment and depends_on. `up -d`, `ps`, `logs`, `exec`, then `down -v` leaves no
+ * container, network or volume. The web service asks the other two by their service names, so
+ * the answer on the published port shows the project network's names working.
+ */
+import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
+import { NGINX_MARKER } from "./fixtures/images.ts";
+import { ok, type Result, rootTest, setup } from "./api_helpers.ts";
+
+const COMPOSE = "/usr/bin/docker-compose";
+
+/** Runs docker-compose in `dir` against `socket`. */
+async function compose(
+  socket: string,
+  dir: string,
+  project: string,
+  args: string[],
+): Promise<Result> {
+  const child = new Deno.Command(COMPOSE, {
+    args: ["-p", project, ...args],
+    cwd: dir,
+    env: {
+      DOCKER_HOST: `unix://${socket}`,
+      DOCKER_CONFIG: `${dir}/.docker`,
+      // The classic builder's API (BuildKit's session protocol is not served).
+      DOCKER_BUILDKIT: "0",
+      COMPOSE_DOCKER_CLI_BUILD: "0",
+      COMPOSE_INTERACTIVE_NO_CLI: "1",
+      NO_COLOR: "1",
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // A hanging compose fails the test (exit 137) instead of holding the suite.
+  const guard = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+  }, 180_000);
+  const out = await child.output().finally(() => clearTimeout(guard));
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+const CGI = `#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo "greeting=$GREETING"
+echo "db=$(nc db 7000 </dev/null)"
+printf 'GET / HTTP/1.0\\r\\nHost: cache\\r\\n\\r\\n' | nc cache 80 | tail -n 1
+`;
+
+rootTest(
+  "api compose: docker-compose 1.29 up -d (build, ports, env, volume, depends_on), ps, logs, exec, down -v",
+  async () => {
+    const t = await setup();
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-api-compose-" });
+    const project = `t-apicomp${crypto.randomUUID().slice(0, 4)}`;
+    const c = (...args: string[]) => compose(t.socket, dir, project, args);
+    try {
+      await ok(t.d("pull", "-q", t.fx.refs.busybox));
+      await ok(t.d("pull", "-q", t.fx.refs.nginx));
+      const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (probe.addr as Deno.NetAddr).port;
+      probe.close();
+      await Deno.mkdir(`${dir}/web/cgi-bin`, { recursive: true });
+      await Deno.writeTextFile(`${dir}/web/cgi-bin/status`, CGI, { mode: 0o755 });
+      await Deno.writeTextFile(
+        `${dir}/web/Dockerfile`,
+        [
+          "ARG BASE",
+          "FROM ${BASE}",
+          "COPY cgi-bin /www/cgi-bin",
+          "RUN chmod 755 /www/cgi-bin/status",
+          "EXPOSE 8080",
+          'CMD ["httpd", "-f", "-v", "-p", "8080", "-h", "/www"]',
+          "",
+        ].join("\n"),
+      );
+      await Deno.writeTextFile(
+        `${dir}/docker-compose.yml`,
+        `version: "3.8"
+services:
+  web:
+    build:
+      context: ./web
+      args:
+        BASE: ${t.fx.refs.busybox}
+    image: t-apicomp/web:latest
+    ports:
+      - "127.0.0.1:${port}:8080"
+    environment:
+      GREETING: hello-compose
+    depends_on:
+      - db
+      - cache
+  cache:
+    image: ${t.fx.refs.nginx}
+  db:
+    image: ${t.fx.refs.busybox}
+    environment:
+      DB_VALUE: stored-value
+    command: ["sh", "-c", "[ -f /data/value ] || echo $$DB_VALUE > /data/value; echo db ready; while true; do nc -l -p 7000 < /data/value; done"]
+    volumes:
+      - dbdata:/data
+volumes:
+  dbdata:
+`,
+      );
+      const up = await c("up", "-d");
+      assertEquals(up.code, 0, `${up.stdout}\n${up.stderr}`);
+
+      // The web service answers on the published port with what it got from db and cache by name.
+      let body = "";
+      for (let i = 0; i < 100 && !body.includes(NGINX_MARKER); i++) {
+        body = await fetch(`http://127.0.0.1:${port}/cgi-bin/status`).then(
+          (r) => r.text(),
+          () => "",
+        );
+        if (!body.includes(NGINX_MARKER)) await new Promise((r) => setTimeout(r, 200));
+      }
+      assertStringIncludes(body, "greeting=hello-compose");
+      assertStringIncludes(body, "db=stored-value");
+      assertStringIncludes(body, NGINX_MARKER);
+
+      const ps = await c("ps");
+      assertEquals(ps.code, 0, ps.stderr);
+      for (const s of ["web", "cache", "db"]) {
+        assertMatch(ps.stdout, new RegExp(`${project}_${s}_1 .* Up`));
+      }
+      assertStringIncludes(ps.stdout, `127.0.0.1:${port}->8080/tcp`);
+      const services = await c("ps", "--services");
+      assertEquals(services.stdout.trim().split("\n").sort(), ["cache", "db", "web"]);
+
+      const logs = await c("logs", "--no-color", "db");
+      assertEquals(logs.code, 0, logs.stderr);
+      assertMatch(logs.stdout, /db_1 +\| db ready/);
+      const exec = await c("exec", "-T", "db", "cat", "/data/value");
+      assertEquals([exec.code, exec.stdout], [0, "stored-value\n"], exec.stderr);
+      const env = await c("exec", "-T", "web", "sh", "-c", "echo $GREETING");
+      assertEquals(env.stdout, "hello-compose\n", env.stderr);
+
+      // Resources are the project's, labelled as compose labels them.
+      const nets = await ok(t.d("network", "ls", "--format", "{{.Name}}"));
+      assertStringIncludes(nets, `${project}_default`);
+      const vols = await ok(t.d("volume", "ls", "--format", "{{.Name}}"));
+      assertStringIncludes(vols, `${project}_dbdata`);
+
+      const down = await c("down", "-v");
+      assertEquals(down.code, 0, `${down.stdout}\n${down.stderr}`);
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+      assertEquals((await ok(t.d("network", "ls", "-q", "--filter", "type=custom"))).trim(), "");
+      assertEquals((await ok(t.d("volume", "ls", "-q"))).trim(), "");
+      const stillUp = await fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false);
+      assertOk(!stillUp, "the published port still answers after down");
+    } finally {
+      await c("down", "-v", "-t", "1");
+      await t.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+);
