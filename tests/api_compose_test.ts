@@ -97,6 +97,8 @@ services:
     depends_on:
       - db
       - cache
+    # httpd and sh as PID 1 ignore SIGTERM: the stop's SIGKILL comes after a second.
+    stop_grace_period: 1s
   cache:
     image: ${t.fx.refs.nginx}
   db:
@@ -106,6 +108,7 @@ services:
     command: ["sh", "-c", "[ -f /data/value ] || echo $$DB_VALUE > /data/value; echo db ready; while true; do nc -l -p 7000 < /data/value; done"]
     volumes:
       - dbdata:/data
+    stop_grace_period: 1s
 volumes:
   dbdata:
 `,
@@ -143,13 +146,44 @@ volumes:
       const env = await c("exec", "-T", "web", "sh", "-c", "echo $GREETING");
       assertEquals(env.stdout, "hello-compose\n", env.stderr);
 
+      // Nothing changed: nothing is recreated. A changed environment recreates web alone (a new
+      // container under a temporary name, renamed once the old one is gone).
+      const webId = (await ok(t.d("ps", "-q", "--no-trunc", "--filter", `name=${project}_web_1`)))
+        .trim();
+      const again = await c("up", "-d");
+      assertEquals(again.code, 0, again.stderr);
+      assertMatch(again.stderr, /web_1 is up-to-date/);
+      const file = `${dir}/docker-compose.yml`;
+      await Deno.writeTextFile(
+        file,
+        (await Deno.readTextFile(file)).replace("hello-compose", "hello-again"),
+      );
+      const recreate = await c("up", "-d");
+      assertEquals(recreate.code, 0, recreate.stderr);
+      assertMatch(recreate.stderr, /Recreating .*web_1/);
+      assertMatch(recreate.stderr, /db_1 is up-to-date/);
+      const newId = (await ok(t.d("ps", "-q", "--no-trunc", "--filter", `name=${project}_web_1`)))
+        .trim();
+      assertMatch(newId, /^[0-9a-f]{64}$/);
+      assertOk(newId !== webId, "web was not recreated");
+      body = "";
+      for (let i = 0; i < 100 && !body.includes("greeting=hello-again"); i++) {
+        body = await fetch(`http://127.0.0.1:${port}/cgi-bin/status`).then(
+          (r) => r.text(),
+          () => "",
+        );
+        if (!body.includes("greeting=hello-again")) await new Promise((r) => setTimeout(r, 200));
+      }
+      assertStringIncludes(body, "greeting=hello-again");
+      assertStringIncludes(body, "db=stored-value");
+
       // Resources are the project's, labelled as compose labels them.
       const nets = await ok(t.d("network", "ls", "--format", "{{.Name}}"));
       assertStringIncludes(nets, `${project}_default`);
       const vols = await ok(t.d("volume", "ls", "--format", "{{.Name}}"));
       assertStringIncludes(vols, `${project}_dbdata`);
 
-      const down = await c("down", "-v");
+      const down = await c("down", "-v", "-t", "2");
       assertEquals(down.code, 0, `${down.stdout}\n${down.stderr}`);
       assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
       assertEquals((await ok(t.d("network", "ls", "-q", "--filter", "type=custom"))).trim(), "");

@@ -86,6 +86,21 @@ async function networks(client: string): Promise<void> {
     for (const target of ["t-apinet-srv", "db"]) {
       await eventually(`${target} answers`, async () => (await ask(target)).stdout === "pong\n");
     }
+    // A rename is served by the network's DNS at once; the old name no longer is.
+    await ok(t.d("rename", "t-apinet-srv", "t-apinet-srv2"));
+    await eventually(
+      "the new name answers",
+      async () => (await ask("t-apinet-srv2")).stdout === "pong\n",
+    );
+    const old = await ask("t-apinet-srv");
+    assertOk(old.stdout !== "pong\n", old.stdout);
+    const taken = await t.d("run", "-d", "--name", "t-apinet-cli", ref, "sleep", "600");
+    assertEquals(taken.code, 0, taken.stderr);
+    const clash = await t.d("rename", "t-apinet-srv2", "t-apinet-cli");
+    assertEquals(clash.code, 1);
+    assertStringIncludes(clash.stderr, "already in use");
+    await ok(t.d("rm", "-f", "t-apinet-cli"));
+    await ok(t.d("rename", "t-apinet-srv2", "t-apinet-srv"));
     // Not on the network: the name does not resolve there.
     const outside = await t.d("run", "--rm", ref, "sh", "-c", "nc t-apinet-srv 7000 </dev/null");
     assertOk(outside.stdout !== "pong\n", outside.stdout);

@@ -539,3 +539,12 @@ export async function update(ctx: ApiContext, req: ApiRequest, name: string) {
   }, (m) => warnings.push(m));
   return json(200, { Warnings: warnings });
 }
+
+/** `POST /containers/{id}/rename?name=NEW`: 204; 409 when another container has the name. */
+export async function rename(ctx: ApiContext, req: ApiRequest, name: string) {
+  const to = req.query.get("name");
+  if (!to) throw badParameter("Neither old nor new names may be empty");
+  const { renameContainer } = await import("../container/rename.ts");
+  await renameContainer(ctx.store, name, to);
+  return { status: 204 };
+}

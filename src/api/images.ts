@@ -62,7 +62,19 @@ export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
 
 /** `GET /images/{name}/json`. */
 export function inspect(ctx: ApiContext, _req: ApiRequest, name: string): ApiResponse {
-  return json(200, inspectImage(requireImage(ctx.store, name)));
+  const image = requireImage(ctx.store, name);
+  const out = inspectImage(image);
+  // API 1.41 (dockerd 20.10) still shows the config of the container that made the last layer;
+  // compose 1.29 reads its Volumes when it recreates a container (a KeyError without it). The
+  // image's own `container_config` where it has one, else a copy of Config.
+  const raw = (image.config as { container_config?: Record<string, unknown> }).container_config;
+  return json(200, {
+    ...out,
+    Container: "",
+    ContainerConfig: raw && typeof raw === "object" ? raw : { ...out.Config },
+    VirtualSize: out.Size,
+    GraphDriver: { Name: "overlay2", Data: null },
+  });
 }
 
 /** `POST /images/{name}/tag?repo&tag`: 201. */

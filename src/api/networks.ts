@@ -72,10 +72,21 @@ function modeNetwork(ctx: ApiContext, name: string): Json {
   };
 }
 
+/**
+ * A bridge network in docker's shape. `Options` are what the network was created with, as
+ * dockerd shows them: none for a user network (compose compares them with its file's
+ * `driver_opts` and wants to recreate a network whose options differ); the default bridge shows
+ * its bridge's name as docker0's does.
+ */
+function bridgeNetwork(ctx: ApiContext, n: NetworkRecord): Json {
+  const out = inspectNetwork(ctx.store, n);
+  return n.name === DEFAULT_NETWORK ? out : { ...out, Options: {} };
+}
+
 /** Every network as docker lists them: tsbox's bridge networks, then `host` and `none`. */
 function allNetworks(ctx: ApiContext): Json[] {
   return [
-    ...listNetworks(ctx.store).map((n) => inspectNetwork(ctx.store, n)),
+    ...listNetworks(ctx.store).map((n) => bridgeNetwork(ctx, n)),
     ...Object.keys(MODE_NETWORKS).map((m) => modeNetwork(ctx, m)),
   ];
 }
@@ -84,7 +95,7 @@ function allNetworks(ctx: ApiContext): Json[] {
 function inspectRef(ctx: ApiContext, ref: string): Json {
   if (ref === DEFAULT_NETWORK) ensureDefaultNetwork(ctx.store);
   const net = findNetwork(ctx.store, ref);
-  if (net) return inspectNetwork(ctx.store, net);
+  if (net) return bridgeNetwork(ctx, net);
   for (const m of Object.keys(MODE_NETWORKS)) {
     const id = modeNetworkId(ctx, m);
     if (ref === m || (/^[0-9a-f]{1,64}$/.test(ref) && id.startsWith(ref))) {
@@ -171,6 +182,13 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   }
   if (body.Internal !== undefined && typeof body.Internal !== "boolean") {
     throw badParameter("Internal: expected a boolean");
+  }
+  const options = body.Options ?? {};
+  if (!isObject(options)) throw badParameter("Options: expected an object");
+  if (Object.keys(options).length > 0) {
+    throw badParameter(
+      `network driver options are not supported by tsbox (${Object.keys(options).join(", ")})`,
+    );
   }
   const labels = body.Labels ?? {};
   if (!isObject(labels) || Object.values(labels).some((v) => typeof v !== "string")) {

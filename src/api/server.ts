@@ -74,6 +74,7 @@ const ROUTES: Route[] = [
   route("POST", `/containers/${ID}/pause`, containers.pause),
   route("POST", `/containers/${ID}/update`, containers.update),
   route("POST", `/containers/${ID}/unpause`, containers.unpause),
+  route("POST", `/containers/${ID}/rename`, containers.rename),
   route("DELETE", `/containers/${ID}`, containers.remove),
   route("POST", `/containers/${ID}/exec`, exec.create),
   route("POST", `/exec/${ID}/start`, exec.start),
