@@ -7,7 +7,7 @@
  */
 import { authRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { tempRoot } from "./cli.ts";
+import { tempRoot, tsbox } from "./cli.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
 import {
   CLIENTS,
@@ -203,24 +203,66 @@ rootTest("api: --timeout ends an idle service and removes its socket", async () 
   }
 });
 
-rootTest("api: kill -9 of the service loses no container; a new service lists them", async () => {
-  const t = await setup();
-  try {
-    const ref = t.fx.refs.busybox;
-    await ok(t.d("pull", ref));
-    for (const name of ["t-api-k1", "t-api-k2"]) {
-      await ok(t.d("run", "-d", "--name", name, ref, "sleep", "600"));
+rootTest(
+  "api: kill -9 of the service loses no container; a new service lists them with their state",
+  async () => {
+    const t = await setup();
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      for (const name of ["t-api-k1", "t-api-k2"]) {
+        await ok(t.d("run", "-d", "--name", name, ref, "sleep", "600"));
+      }
+      // The third ends while no service runs, with a code the new service must report.
+      await ok(
+        t.d(
+          "run",
+          "-d",
+          "--name",
+          "t-api-k3",
+          ref,
+          "sh",
+          "-c",
+          "while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 3",
+        ),
+      );
+      const pids = JSON.parse(await ok(t.d("inspect", "t-api-k1", "t-api-k2", "t-api-k3")))
+        .map((c: { State: { Pid: number } }) => c.State.Pid);
+      t.service.child.kill("SIGKILL");
+      await t.service.child.status;
+      // Without the service: the containers run on, and the CLI (another client of the same
+      // store and supervisors) lets the third one end.
+      for (const pid of pids) {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        assertOk(!/^\d+ \(.*\) [ZX] /.test(stat), `PID ${pid} died with the service: ${stat}`);
+      }
+      const go = await tsbox(["exec", "t-api-k3", "touch", "/tmp/go"], { root: t.root });
+      assertEquals(go.code, 0, go.stderr);
+      for (let i = 0; i < 100; i++) {
+        const st = await tsbox(["inspect", "--format", "{{.State.Status}}", "t-api-k3"], {
+          root: t.root,
+        });
+        if (st.stdout.trim() === "exited") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await t.restart();
+      const ps = await ok(t.d("ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"));
+      const rows = ps.trim().split("\n").sort();
+      assertEquals(rows.length, 3, ps);
+      assertMatch(rows[0], /^t-api-k1 running Up /);
+      assertMatch(rows[1], /^t-api-k2 running Up /);
+      assertMatch(rows[2], /^t-api-k3 exited Exited \(3\) /);
+      const code = await ok(t.d("inspect", "--format", "{{.State.ExitCode}}", "t-api-k3"));
+      assertEquals(code.trim(), "3");
+      // The new service drives them as the old one did.
+      await ok(t.d("stop", "-t", "0", "t-api-k1"));
+      await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2", "t-api-k3"));
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+    } finally {
+      await t.cleanup();
     }
-    t.service.child.kill("SIGKILL");
-    await t.service.child.status;
-    await t.restart();
-    const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}}"));
-    assertEquals(ps.trim().split("\n").sort(), ["t-api-k1 running", "t-api-k2 running"]);
-    await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2"));
-  } finally {
-    await t.cleanup();
-  }
-});
+  },
+);
 
 rootTest("api: exec (exit codes, stderr, stdin, env, workdir, -d) and run -i", async () => {
   const t = await setup();
