@@ -67,7 +67,7 @@ function portList(ctx: ApiContext, c: ContainerRecord): unknown[] {
 }
 
 /** A container as `GET /containers/json` lists it. */
-function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
+export function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
   return {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -399,16 +399,6 @@ export async function unpause(ctx: ApiContext, _req: ApiRequest, name: string) {
   if (c.state !== "paused") throw new HttpError(409, `Container ${c.id} is not paused`);
   await unpauseContainer(ctx.store, c);
   return { status: 204 };
-}
-
-/** `POST /containers/prune`: every stopped container, as `tsbox container prune`. */
-export async function prune(ctx: ApiContext, req: ApiRequest) {
-  if (filterValues(req.query.get("filters")).length > 0) {
-    throw badParameter("container prune: filters are not supported by tsbox yet");
-  }
-  const { pruneContainersMeasured } = await import("../housekeeping/system_prune.ts");
-  const { removed, bytes } = await pruneContainersMeasured(ctx.store);
-  return json(200, { ContainersDeleted: removed, SpaceReclaimed: bytes });
 }
 
 /** `GET /containers/{id}/changes`: docker's Kind 0 changed, 1 added, 2 deleted. */

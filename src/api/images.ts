@@ -44,20 +44,28 @@ export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
     if (!filter.keepImage(image)) continue;
     const tags = image.tags.map(familiar).filter((t) => filter.keepTag(t));
     if (filter.byReference && tags.length === 0) continue;
-    out.push({
-      Id: image.id,
-      ParentId: "",
-      RepoTags: tags,
-      RepoDigests: image.digests.map(familiarDigest),
-      Created: createdSeconds(image),
-      Size: image.size,
-      VirtualSize: image.size,
-      SharedSize: -1,
-      Labels: image.config.config?.Labels ?? {},
-      Containers: -1,
-    });
+    out.push(imageSummary(image, tags));
   }
   return json(200, out);
+}
+
+/** An image as `GET /images/json` lists it (`tags`: those the filters kept). */
+export function imageSummary(
+  image: ImageRecord,
+  tags = image.tags.map(familiar),
+): Record<string, unknown> {
+  return {
+    Id: image.id,
+    ParentId: "",
+    RepoTags: tags,
+    RepoDigests: image.digests.map(familiarDigest),
+    Created: createdSeconds(image),
+    Size: image.size,
+    VirtualSize: image.size,
+    SharedSize: -1,
+    Labels: image.config.config?.Labels ?? {},
+    Containers: -1,
+  };
 }
 
 /** `GET /images/{name}/json`. */

@@ -23,6 +23,7 @@ import * as networks from "./networks.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
 import { build } from "./build.ts";
+import * as housekeeping from "./housekeeping.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -52,9 +53,11 @@ const ROUTES: Route[] = [
   route("POST", "/auth", auth),
   route("GET", "/events", events),
   route("POST", "/build", build),
+  route("POST", "/build/prune", housekeeping.buildPrune),
+  route("GET", "/system/df", housekeeping.systemDf),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
-  route("POST", "/containers/prune", containers.prune),
+  route("POST", "/containers/prune", housekeeping.containerPrune),
   route("GET", `/containers/${ID}/json`, containers.inspect),
   route("GET", `/containers/${ID}/top`, containers.top),
   route("GET", `/containers/${ID}/changes`, containers.changes),
@@ -84,6 +87,7 @@ const ROUTES: Route[] = [
   route("POST", "/images/create", images.create),
   route("GET", "/images/get", (ctx, req) => images.save(ctx, req)),
   route("POST", "/images/load", images.load),
+  route("POST", "/images/prune", housekeeping.imagePrune),
   route("GET", `/images/${IMAGE}/get`, images.save),
   route("GET", `/images/${IMAGE}/json`, images.inspect),
   route("GET", `/images/${IMAGE}/history`, images.history),
