@@ -124,7 +124,7 @@ function bar(current: number, total: number): string {
 }
 
 /** A pull event as one of docker's JSON progress messages. */
-function progressMessage(e: PullEvent): Record<string, unknown> | undefined {
+export function progressMessage(e: PullEvent): Record<string, unknown> | undefined {
   if (e.type !== "layer") return undefined;
   const detail = e.current !== undefined && e.total !== undefined
     ? { current: e.current, total: e.total }
