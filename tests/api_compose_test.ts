@@ -8,7 +8,8 @@
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { NGINX_MARKER } from "./fixtures/images.ts";
-import { ok, type Result, rootTest, setup } from "./api_helpers.ts";
+import { dirname } from "node:path";
+import { DOCKER, ok, type Result, rootTest, setup } from "./api_helpers.ts";
 
 const COMPOSE = "/usr/bin/docker-compose";
 
@@ -28,7 +29,11 @@ async function compose(
       // The classic builder's API (BuildKit's session protocol is not served).
       DOCKER_BUILDKIT: "0",
       COMPOSE_DOCKER_CLI_BUILD: "0",
-      COMPOSE_INTERACTIVE_NO_CLI: "1",
+      // compose's default: `exec` and `run` go through the docker client (PATH), which attaches
+      // before it starts. Its other path (COMPOSE_INTERACTIVE_NO_CLI) attaches only after the
+      // start under python 3 (dockerpty's lazy map), and a quick one-off's output races it, as
+      // it would with dockerd.
+      PATH: `${dirname(DOCKER!)}:/usr/bin:/bin`,
       NO_COLOR: "1",
     },
     stdin: "null",
@@ -190,6 +195,107 @@ volumes:
       assertEquals((await ok(t.d("volume", "ls", "-q"))).trim(), "");
       const stillUp = await fetch(`http://127.0.0.1:${port}/`).then(() => true, () => false);
       assertOk(!stillUp, "the published port still answers after down");
+    } finally {
+      await c("down", "-v", "-t", "1");
+      await t.cleanup();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+rootTest(
+  "api compose: two networks (one internal), aliases, scale, run --rm, stop/start/restart, down",
+  async () => {
+    const t = await setup();
+    const dir = await Deno.makeTempDir({ prefix: "tsbox-api-compose2-" });
+    const project = `t-apicnet${crypto.randomUUID().slice(0, 4)}`;
+    const c = (...args: string[]) => compose(t.socket, dir, project, args);
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      await Deno.writeTextFile(
+        `${dir}/docker-compose.yml`,
+        `version: "3.8"
+services:
+  front:
+    image: ${ref}
+    command: ["sh", "-c", "while true; do echo front | nc -l -p 7001; done"]
+    networks: [public, private]
+    init: true
+  back:
+    image: ${ref}
+    command: ["sh", "-c", "while true; do echo back | nc -l -p 7002; done"]
+    networks:
+      private:
+        aliases: [backend]
+    hostname: backhost
+    user: "1000"
+    working_dir: /tmp
+    stop_grace_period: 1s
+  outsider:
+    image: ${ref}
+    command: ["sleep", "600"]
+    networks: [public]
+    scale: 2
+    stop_grace_period: 1s
+networks:
+  public:
+  private:
+    internal: true
+`,
+      );
+      const up = await c("up", "-d");
+      assertEquals(up.code, 0, `${up.stdout}\n${up.stderr}`);
+      const exec = (service: string, script: string) =>
+        c("exec", "-T", service, "sh", "-c", script);
+      const answer = async (service: string, script: string, want: string) => {
+        let got = "";
+        for (let i = 0; i < 100 && got !== want; i++) {
+          got = (await exec(service, script)).stdout;
+          if (got !== want) await new Promise((r) => setTimeout(r, 100));
+        }
+        assertEquals(got, want);
+      };
+      // back reaches front on the private network; front reaches back by its alias.
+      await answer("back", "nc front 7001 </dev/null", "front\n");
+      await answer("front", "nc backend 7002 </dev/null", "back\n");
+      assertEquals((await exec("back", "hostname; id -u; pwd")).stdout, "backhost\n1000\n/tmp\n");
+      // outsider shares only the public network with front: back's name does not resolve.
+      await answer("outsider", "nc front 7001 </dev/null", "front\n");
+      const cut = await c(
+        "exec",
+        "--index",
+        "2",
+        "-T",
+        "outsider",
+        "sh",
+        "-c",
+        "nc -w 2 backend 7002 </dev/null",
+      );
+      assertMatch(cut.stderr, /bad address 'backend'/);
+      const ps = await c("ps", "-q");
+      assertEquals(ps.stdout.trim().split("\n").length, 4, ps.stdout);
+      const front = JSON.parse(await ok(t.d("inspect", `${project}_front_1`)))[0];
+      assertEquals(
+        Object.keys(front.NetworkSettings.Networks).sort(),
+        [`${project}_private`, `${project}_public`],
+      );
+      const internal = JSON.parse(await ok(t.d("network", "inspect", `${project}_private`)))[0];
+      assertEquals(internal.Internal, true);
+
+      // A one-off container: its output, its exit code, and nothing left behind.
+      const run = await c("run", "--rm", "-T", "back", "sh", "-c", "echo ran; exit 4");
+      assertEquals([run.code, run.stdout], [4, "ran\n"], run.stderr);
+      for (const cmd of [["stop", "back"], ["start", "back"], ["restart", "front"]]) {
+        const r = await c(...cmd);
+        assertEquals(r.code, 0, r.stderr);
+      }
+      await answer("front", "nc backend 7002 </dev/null", "back\n");
+
+      const down = await c("down", "-t", "1");
+      assertEquals(down.code, 0, `${down.stdout}\n${down.stderr}`);
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+      assertEquals((await ok(t.d("network", "ls", "-q", "--filter", "type=custom"))).trim(), "");
     } finally {
       await c("down", "-v", "-t", "1");
       await t.cleanup();

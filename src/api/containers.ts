@@ -186,9 +186,33 @@ export async function remove(ctx: ApiContext, req: ApiRequest, name: string) {
   return { status: 204 };
 }
 
-/** `GET /containers/{id}/json`. */
+/**
+ * `GET /containers/{id}/json`: the CLI's inspect object with the fields dockerd 20.10 always
+ * has and clients index without looking (compose's `run` reads Config.AttachStdin and fails
+ * with a KeyError without it). tsbox records no Attach* of its own: stdin is attached where it
+ * is open, the output streams always, as the docker client and docker-py create them.
+ */
 export function inspect(ctx: ApiContext, _req: ApiRequest, name: string): ApiResponse {
-  return json(200, inspectContainer(ctx.store, named(ctx, name)));
+  const out = inspectContainer(ctx.store, named(ctx, name));
+  const config = out.Config as Record<string, unknown>;
+  return json(200, {
+    Platform: "linux",
+    MountLabel: "",
+    ProcessLabel: "",
+    AppArmorProfile: "",
+    ExecIDs: null,
+    ...out,
+    Config: {
+      Domainname: "",
+      AttachStdin: config.OpenStdin === true,
+      AttachStdout: true,
+      AttachStderr: true,
+      StdinOnce: false,
+      Volumes: null,
+      OnBuild: null,
+      ...config,
+    },
+  });
 }
 
 /** `GET /containers/{id}/top`: docker's `ps -ef` columns. */
