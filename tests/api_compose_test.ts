@@ -1,13 +1,14 @@
 /**
  * Debian's docker-compose 1.29 against tsbox's socket (root): a project with a web service built
- * from a Dockerfile (busybox httpd with a CGI script), a cache (the fixture registry's nginx) and
+ * from a Dockerfile (busybox httpd with a CGI script), redis (tests/api_redis.ts, in the test
+ * registry) and
  * a database-like service (a busybox nc server keeping its value in a named volume), published
  * ports, environment and depends_on. `up -d`, `ps`, `logs`, `exec`, then `down -v` leaves no
  * container, network or volume. The web service asks the other two by their service names, so
  * the answer on the published port shows the project network's names working.
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { NGINX_MARKER } from "./fixtures/images.ts";
+import { redisImage } from "./api_redis.ts";
 import { dirname } from "node:path";
 import { DOCKER, ok, type Result, rootTest, setup } from "./api_helpers.ts";
 
@@ -55,7 +56,7 @@ const CGI = `#!/bin/sh
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 echo "greeting=$GREETING"
 echo "db=$(nc db 7000 </dev/null)"
-printf 'GET / HTTP/1.0\\r\\nHost: cache\\r\\n\\r\\n' | nc cache 80 | tail -n 1
+echo "hits=$(printf 'INCR hits\\r\\nQUIT\\r\\n' | nc redis 6379 | head -n 1 | tr -d '\\r')"
 `;
 
 rootTest(
@@ -67,7 +68,7 @@ rootTest(
     const c = (...args: string[]) => compose(t.socket, dir, project, args);
     try {
       await ok(t.d("pull", "-q", t.fx.refs.busybox));
-      await ok(t.d("pull", "-q", t.fx.refs.nginx));
+      const redisRef = await redisImage();
       const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (probe.addr as Deno.NetAddr).port;
       probe.close();
@@ -101,11 +102,11 @@ services:
       GREETING: hello-compose
     depends_on:
       - db
-      - cache
+      - redis
     # httpd and sh as PID 1 ignore SIGTERM: the stop's SIGKILL comes after a second.
     stop_grace_period: 1s
-  cache:
-    image: ${t.fx.refs.nginx}
+  redis:
+    image: ${redisRef}
   db:
     image: ${t.fx.refs.busybox}
     environment:
@@ -121,27 +122,31 @@ volumes:
       const up = await c("up", "-d");
       assertEquals(up.code, 0, `${up.stdout}\n${up.stderr}`);
 
-      // The web service answers on the published port with what it got from db and cache by name.
+      // The web service answers on the published port with what it got from db and redis by name.
       let body = "";
-      for (let i = 0; i < 100 && !body.includes(NGINX_MARKER); i++) {
+      for (let i = 0; i < 100 && !body.includes("hits=:"); i++) {
         body = await fetch(`http://127.0.0.1:${port}/cgi-bin/status`).then(
           (r) => r.text(),
           () => "",
         );
-        if (!body.includes(NGINX_MARKER)) await new Promise((r) => setTimeout(r, 200));
+        if (!body.includes("hits=:")) await new Promise((r) => setTimeout(r, 200));
       }
       assertStringIncludes(body, "greeting=hello-compose");
       assertStringIncludes(body, "db=stored-value");
-      assertStringIncludes(body, NGINX_MARKER);
+      assertMatch(body, /^hits=:\d+$/m);
+      // redis counts: the next request sees the next number.
+      const hits = Number(/^hits=:(\d+)$/m.exec(body)![1]);
+      const next = await fetch(`http://127.0.0.1:${port}/cgi-bin/status`).then((r) => r.text());
+      assertStringIncludes(next, `hits=:${hits + 1}\n`);
 
       const ps = await c("ps");
       assertEquals(ps.code, 0, ps.stderr);
-      for (const s of ["web", "cache", "db"]) {
+      for (const s of ["web", "redis", "db"]) {
         assertMatch(ps.stdout, new RegExp(`${project}_${s}_1 .* Up`));
       }
       assertStringIncludes(ps.stdout, `127.0.0.1:${port}->8080/tcp`);
       const services = await c("ps", "--services");
-      assertEquals(services.stdout.trim().split("\n").sort(), ["cache", "db", "web"]);
+      assertEquals(services.stdout.trim().split("\n").sort(), ["db", "redis", "web"]);
 
       const logs = await c("logs", "--no-color", "db");
       assertEquals(logs.code, 0, logs.stderr);

@@ -1,13 +1,13 @@
 /**
- * testcontainers (npm) against tsbox's socket (root): it pulls the fixture registry's nginx (the
- * test registry has no redis), starts it with a published port, waits for the port as it does
- * against dockerd (its host check and its checks inside the container through exec), talks HTTP
- * to it, runs a command in it and stops it. Ryuk, testcontainers' reaper container, is turned off
+ * testcontainers (npm) against tsbox's socket (root): it pulls the test registry's redis
+ * (tests/api_redis.ts), starts it with a published port, waits for the port as it does against
+ * dockerd (its host check and its checks inside the container through exec), talks redis's
+ * protocol to it, runs redis-cli in it and stops it. Ryuk, testcontainers' reaper container, is turned off
  * with TESTCONTAINERS_RYUK_DISABLED=true: its image is not in the test registry, and the test
  * removes what it started itself.
  */
-import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { NGINX_MARKER } from "./fixtures/images.ts";
+import { assertEquals } from "./assert.ts";
+import { redisImage } from "./api_redis.ts";
 import { ok, rootTest, setup } from "./api_helpers.ts";
 
 /** What the test uses of testcontainers' API. */
@@ -39,10 +39,30 @@ function importTestcontainers(): Promise<Testcontainers> {
   return import(name) as Promise<Testcontainers>;
 }
 
+/** Sends redis commands (inline protocol) on one connection; returns what came back. */
+async function redis(port: number, commands: string[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(commands.map((c) => `${c}\r\n`).join("")));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    // The replies here are one line each, but GET's: two.
+    while (text.split("\r\n").length <= commands.length + 1) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
 rootTest(
-  "api testcontainers: start the registry's nginx, wait for its port, talk to it",
+  "api testcontainers: start the registry's redis, wait for its port, talk to it",
   async () => {
     const t = await setup();
+    const image = await redisImage();
     // testcontainers reads these when it first looks for a container runtime.
     Deno.env.set("DOCKER_HOST", `unix://${t.socket}`);
     Deno.env.set("DOCKER_CONFIG", t.config);
@@ -51,19 +71,21 @@ rootTest(
     Deno.env.set("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1");
     try {
       const { GenericContainer, Wait } = await importTestcontainers();
-      const started = await new GenericContainer(t.fx.refs.nginx)
-        .withExposedPorts(80)
+      const started = await new GenericContainer(image)
+        .withExposedPorts(6379)
         .withName("t-api-tc")
         .withWaitStrategy(Wait.forListeningPorts())
         .withStartupTimeout(60_000)
         .start();
       try {
-        const url = `http://${started.getHost()}:${started.getMappedPort(80)}/`;
-        const res = await fetch(url);
-        assertEquals(res.status, 200);
-        assertStringIncludes(await res.text(), NGINX_MARKER);
-        const exec = await started.exec(["cat", "/usr/share/nginx/html/index.html"]);
-        assertEquals([exec.exitCode, exec.output], [0, `${NGINX_MARKER}\n`]);
+        assertEquals(started.getHost(), "127.0.0.1");
+        const port = started.getMappedPort(6379);
+        assertEquals(
+          await redis(port, ["PING", "SET greeting hello-from-deno", "GET greeting"]),
+          "+PONG\r\n+OK\r\n$15\r\nhello-from-deno\r\n",
+        );
+        const exec = await started.exec(["redis-cli", "GET", "greeting"]);
+        assertEquals([exec.exitCode, exec.output], [0, "hello-from-deno\n"]);
         const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}}"));
         assertEquals(ps.trim(), "t-api-tc running");
         // Its labels mark it as testcontainers' (what Ryuk would reap by).
