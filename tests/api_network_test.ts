@@ -107,9 +107,19 @@ async function networks(client: string): Promise<void> {
 
     // connect a running container (with an alias), reach the server, disconnect it again.
     await ok(t.d("run", "-d", "--name", "t-apinet-cli", ref, "sleep", "600"));
-    await ok(t.d("network", "connect", "--alias", "client", net, "t-apinet-cli"));
+    await ok(
+      t.d("network", "connect", "--alias", "client", "--ip", "10.97.31.50", net, "t-apinet-cli"),
+    );
     const cli = JSON.parse(await ok(t.d("inspect", "t-apinet-cli")))[0];
     assertEquals(Object.keys(cli.NetworkSettings.Networks).sort(), ["bridge", net].sort());
+    assertEquals(cli.NetworkSettings.Networks[net].IPAddress, "10.97.31.50");
+    await eventually(
+      "the server reaches the client by its alias",
+      async () =>
+        (await t.d("exec", "t-apinet-srv", "sh", "-c", "nslookup client 2>&1")).stdout.includes(
+          "10.97.31.50",
+        ),
+    );
     await eventually(
       "the connected container reaches the server",
       async () =>
