@@ -158,13 +158,17 @@ async function networks(client: string): Promise<void> {
     await ok(t.d("network", "rm", net));
     assertEquals((await ok(t.d("network", "ls", "-q", "--filter", "type=custom"))).trim(), "");
 
-    // prune removes unused user networks only.
+    // prune removes unused user networks only, those its filters pick.
     await ok(t.d("network", "create", `${net}-p`));
+    await ok(t.d("network", "create", "--label", "prune=me", `${net}-q`));
+    const picked = await ok(t.d("network", "prune", "-f", "--filter", "label=prune=me"));
+    assertStringIncludes(picked, `${net}-q`);
+    assertEquals(picked.includes(`${net}-p`), false, picked);
     assertStringIncludes(await ok(t.d("network", "prune", "-f")), `${net}-p`);
     assertEquals((await ok(t.d("network", "ls", "-q", "--filter", "type=custom"))).trim(), "");
   } finally {
     await t.d("rm", "-f", "t-apinet-srv", "t-apinet-cli");
-    await t.d("network", "rm", net, `${net}-p`);
+    await t.d("network", "rm", net, `${net}-p`, `${net}-q`);
     await t.cleanup();
   }
 }

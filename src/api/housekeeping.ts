@@ -10,7 +10,6 @@ import { matchLabels, parseFilters } from "../cli/filters.ts";
 import { inspectVolume } from "../cli/volume_actions.ts";
 import { removeContainerFiles } from "../container/cleanup.ts";
 import { containerDir } from "../container/paths.ts";
-import { parseTimeFilter } from "../container/logs.ts";
 import { containerUsingImage, listContainers } from "../container/state.ts";
 import { diskUsageReport } from "../housekeeping/df.ts";
 import { waitForQuietStore } from "../store/activity.ts";
@@ -23,18 +22,7 @@ import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
 import { type ApiRequest, type ApiResponse, json } from "./http.ts";
 import { imageSummary } from "./images.ts";
-import { filterValues } from "./params.ts";
-
-/** `until=` values (Unix seconds, RFC 3339, or a Go duration before now) as ms. */
-function untilTimes(values: readonly string[] | undefined): number[] {
-  return (values ?? []).map((v) => {
-    try {
-      return parseTimeFilter(v);
-    } catch {
-      throw badParameter(`invalid filter 'until=${v}'`);
-    }
-  });
-}
+import { filterValues, untilTimes } from "./params.ts";
 
 /** Runs `fn` once the store is quiet and holding the publish lock, as the CLI's prunes do. */
 async function whenQuiet<T>(store: Store, fn: () => Promise<T>): Promise<T> {

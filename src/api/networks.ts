@@ -28,7 +28,7 @@ import {
 import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
 import { type ApiRequest, type ApiResponse, HttpError, json } from "./http.ts";
-import { filterValues, parseJsonBody } from "./params.ts";
+import { filterValues, parseJsonBody, untilTimes } from "./params.ts";
 
 type Json = Record<string, unknown>;
 
@@ -279,20 +279,12 @@ export function remove(ctx: ApiContext, _req: ApiRequest, ref: string) {
 /** `POST /networks/prune?filters`: user networks no container uses (label and until filters). */
 export function prune(ctx: ApiContext, req: ApiRequest): ApiResponse {
   const f = parseFilters(filterValues(req.query.get("filters")), ["label", "label!", "until"]);
-  const until = f.get("until")?.map((v) => {
-    const secs = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v);
-    const rel = /^(\d+)(s|m|h)$/.exec(v);
-    if (rel) {
-      return Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 36e5 }[rel[2] as "s" | "m" | "h"];
-    }
-    if (Number.isNaN(secs)) throw badParameter(`invalid filter 'until=${v}'`);
-    return secs;
-  });
+  const until = untilTimes(f.get("until"));
   const removed: string[] = [];
   for (const net of listNetworks(ctx.store)) {
     if (net.name === DEFAULT_NETWORK) continue;
     if (!matchLabels(f, net.labels)) continue;
-    if (until && !until.every((t) => net.createdAt < t)) continue;
+    if (!until.every((t) => net.createdAt < t)) continue;
     if (leasesOf(ctx.store, net.id).length > 0) continue;
     removeNetwork(ctx.store, net.id);
     removed.push(net.name);
