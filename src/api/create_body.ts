@@ -148,12 +148,10 @@ function endpointFrom(v: unknown, mode: string): { aliases?: string[]; ip?: stri
   const aliases = strList(ep.Aliases, `EndpointsConfig.${names[0]}.Aliases`) ?? [];
   const ipam = obj(ep.IPAMConfig, `EndpointsConfig.${names[0]}.IPAMConfig`);
   const ip = str(ipam?.IPv4Address, "IPAMConfig.IPv4Address") || undefined;
-  const links = strList(ep.Links, `EndpointsConfig.${names[0]}.Links`) ?? [];
-  if (links.length > 0) {
-    throw badParameter(
-      "links are not supported by tsbox: containers on a user network find each other by name",
-    );
-  }
+  // Links (here and in HostConfig.Links; compose sends them for `run` and `links:`) are taken
+  // and not applied: containers on a user network reach each other by name and alias already;
+  // a link's own alias for another container does not resolve.
+  strList(ep.Links, `EndpointsConfig.${names[0]}.Links`);
   // An endpoint for another network than NetworkMode names (docker's client sends `bridge`'s
   // for the `default` mode) carries nothing to apply: aliases are for user networks only.
   const same = names[0] === mode || (mode === "default" && names[0] === "bridge");

@@ -343,7 +343,7 @@ export interface EndpointOptions {
   readonly ip?: string;
 }
 
-/** Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address (Links refused). */
+/** Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address (Links not applied). */
 export function endpointOptions(v: unknown, field: string): EndpointOptions {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) throw badParameter(`${field}: expected an object`);
@@ -359,11 +359,6 @@ export function endpointOptions(v: unknown, field: string): EndpointOptions {
     if (!isObject(v.IPAMConfig)) throw badParameter(`${field}.IPAMConfig: expected an object`);
     ip = optString(v.IPAMConfig, "IPv4Address");
   }
-  const links = v.Links;
-  if (Array.isArray(links) && links.length > 0) {
-    throw badParameter(
-      "links are not supported by tsbox: containers on a network find each other by name",
-    );
-  }
+  // Links are taken and not applied, as at create (create_body.ts).
   return { aliases: (aliases as string[] | null | undefined) ?? undefined, ip };
 }
