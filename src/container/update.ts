@@ -11,6 +11,7 @@ import { parseBytes, parseCpus, parseInteger } from "./flag_values.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup } from "./cgroup.ts";
 import { parseRestart } from "./create_options.ts";
+import { noticePolicy } from "./policy_notice.ts";
 import {
   type ExtraLimitFlags,
   type HostResources,
@@ -168,4 +169,6 @@ export async function updateContainer(
     await applyLive(current.id, changed);
   }
   record(store, current.id, { resources: limits, ...(restart ? { restart } : {}) });
+  // A running supervisor without a watcher sleeps until told (watch_policy.ts).
+  if (restart && restart.name !== "no") noticePolicy(store.root, current.id);
 }
