@@ -11,12 +11,48 @@ import { ok as okApi, rootTest, setup } from "./api_helpers.ts";
 import { cli, stat, until } from "./stay_up.ts";
 import { type CliResult, tsbox } from "./cli.ts";
 
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
 /** The pid a pid file holds, or undefined when there is none. */
 function pidIn(path: string): number | undefined {
   try {
     return Number(Deno.readTextFileSync(path).trim());
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * What tsbox's bash completion script proposes for `tsbox ren`, `tsbox rename t-ren` and `tsbox
+ * rename t-ren-run3 ''`, with a `tsbox` on PATH that runs main.ts (as tests/completion_test.ts).
+ */
+async function completeInBash(root: string, script: string): Promise<string[]> {
+  const bin = await Deno.makeTempDir({ prefix: "tsbox-bin-" });
+  try {
+    await Deno.writeTextFile(
+      `${bin}/tsbox`,
+      `#!/bin/sh\nexec '${Deno.execPath()}' run -A --quiet '${MAIN}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    await Deno.writeTextFile(`${bin}/completion`, script);
+    const body = [
+      `t() { COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); COMPREPLY=();`,
+      `  _tsbox; printf '%s\\n' "\${COMPREPLY[*]}"; }`,
+      "t tsbox ren",
+      `t tsbox --root '${root}' rename t-ren`,
+      `t tsbox --root '${root}' rename t-ren-run3 ''`,
+    ].join("\n");
+    const out = await new Deno.Command("bash", {
+      args: ["--norc", "-c", `source '${bin}/completion'\n${body}`],
+      env: { PATH: `${bin}:${Deno.env.get("PATH")}` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    assertEquals(dec.decode(out.stderr), "");
+    return dec.decode(out.stdout).split("\n").slice(0, 3);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
   }
 }
 
@@ -149,9 +185,12 @@ rootTest("rename: stopped and running, refusals as docker's, pid file, events", 
       "/t-ren-run2 t-ren-run3",
     ]);
 
-    // Shell completion knows the command and completes its first argument with containers.
-    const bash = await ok(["completion", "bash"]);
-    assertMatch(bash, /\brename\b/);
+    // bash completion: the command, containers for its first argument, nothing for the new name.
+    assertEquals(await completeInBash(t.root, await ok(["completion", "bash"])), [
+      "rename",
+      "t-ren-run3 t-ren-stopped2",
+      "",
+    ]);
   } finally {
     await tsbox(["rm", "-f", "t-ren-stopped2", "t-ren-run3", "t-ren-run2", "t-ren-run"], {
       root: t.root,
