@@ -1,7 +1,7 @@
 /**
  * Containers on bridge networks end to end (root): `run` on the default `bridge` and on user
- * networks, names through aardvark-dns, isolation, concurrent leases, a killed supervisor, `-p`,
- * and nothing of tsbox left on the host afterwards. Traffic goes only to 127.0.0.1, to addresses
+ * networks, names through aardvark-dns, isolation, concurrent leases (30 at once), a killed
+ * supervisor, `-p`, and nothing of tsbox left on the host afterwards. Traffic goes only to 127.0.0.1, to addresses
  * of tsbox's bridges and containers, and to the test's own upstream namespace (198.51.100.1,
  * route checked before the first packet, tests/upstream_ns.ts). Containers on user networks get
  * `--dns 198.51.100.1`, so names aardvark-dns does not know are forwarded there, not to the
@@ -69,7 +69,7 @@ async function httpGet(port: number): Promise<string> {
 
 Deno.test({
   name: "bridge networks: default bridge with a route out, names on user networks, isolation, " +
-    "leases, a killed supervisor, -p, nothing left",
+    "leases (30 at once), a killed supervisor, -p, nothing left",
   ignore: !isRoot,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -312,28 +312,68 @@ Deno.test({
         }
       });
 
-      await t.step("10 concurrent run -d on one network: distinct addresses", async () => {
-        const ids = await Promise.all(
-          Array.from(
-            { length: 10 },
-            () => ok(["run", "-d", "--network", "t-app", ...dns, busybox, "sleep", "300"]),
-          ),
-        );
-        const addrs = await Promise.all(ids.map((id) =>
-          ok([
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            id.trim(),
-          ])
-        ));
-        const set = new Set(addrs.map((a) => a.trim()));
-        assertEquals(set.size, 10, `addresses: ${[...set].join(" ")}`);
-        assertOk([...set].every((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)));
-        await ok(["rm", "-f", ...ids.map((i) => i.trim())]);
-        const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
-        assertEquals(app.Containers, {});
-      });
+      await t.step(
+        "30 concurrent run -d on one network: distinct addresses, each found by name",
+        async () => {
+          const names = Array.from({ length: 30 }, (_, i) => `t-c${i}`);
+          const ids = await Promise.all(
+            names.map((name) =>
+              ok([
+                "run",
+                "-d",
+                "--network",
+                "t-app",
+                ...dns,
+                "--name",
+                name,
+                busybox,
+                "sleep",
+                "300",
+              ])
+            ),
+          );
+          const addrs = await Promise.all(names.map((name) =>
+            ok([
+              "inspect",
+              "-f",
+              "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+              name,
+            ])
+          ));
+          const byName = new Map(names.map((n, i) => [n, addrs[i].trim()]));
+          const set = new Set(byName.values());
+          assertEquals(set.size, 30, `addresses: ${[...set].join(" ")}`);
+          assertOk([...set].every((a) => /^\d+\.\d+\.\d+\.\d+$/.test(a)));
+          // One more container on the network pings each of them by name: every name resolves
+          // to that container's own address and it answers.
+          const script = names.map((n) => `ping -c 1 -W 3 ${n} | head -1 || echo FAIL ${n}`)
+            .join("; ");
+          const pings = await ok([
+            "run",
+            "--rm",
+            "--network",
+            "t-app",
+            ...dns,
+            busybox,
+            "sh",
+            "-c",
+            script,
+          ]);
+          for (const n of names) {
+            assertStringIncludes(pings, `PING ${n} (${byName.get(n)})`);
+          }
+          assertOk(!pings.includes("FAIL"), pings);
+          // And they reach each other: the first and the last, both ways.
+          for (const [from, to] of [["t-c0", "t-c29"], ["t-c29", "t-c0"]]) {
+            const r = await ok(["exec", from, "ping", "-c", "1", "-W", "3", to]);
+            assertStringIncludes(r, `(${byName.get(to)})`);
+            assertStringIncludes(r, "1 packets received");
+          }
+          await ok(["rm", "-f", ...ids.map((i) => i.trim())]);
+          const app = JSON.parse(await ok(["network", "inspect", "t-app"]))[0];
+          assertEquals(app.Containers, {});
+        },
+      );
 
       await t.step("kill -9 of a bridged container's supervisor: ps -a, rm -f", async () => {
         const id = (await ok(["run", "-d", "--network", "t-app", ...dns, busybox, "sleep", "300"]))
