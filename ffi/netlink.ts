@@ -320,6 +320,17 @@ export class Netlink {
     ]);
   }
 
+  /** Sets a link's alias (IFLA_IFALIAS, at most 255 bytes; "" removes it). */
+  setAlias(index: number, alias: string): void {
+    if (new TextEncoder().encode(alias).length > 255) {
+      throw new RangeError(`interface alias longer than 255 bytes: ${alias}`);
+    }
+    this.request(RTM.NEWLINK, 0, ifinfomsg(index), [{ type: IFLA.IFALIAS, str: alias }], [
+      index,
+      `alias ${alias}`,
+    ]);
+  }
+
   /** Renames a link (it must be down). */
   rename(index: number, name: string): void {
     this.request(RTM.NEWLINK, 0, ifinfomsg(index), [{ type: IFLA.IFNAME, str: name }], [

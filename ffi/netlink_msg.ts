@@ -59,6 +59,7 @@ export const IFLA = {
   OPERSTATE: 16,
   LINKINFO: 18,
   NET_NS_PID: 19,
+  IFALIAS: 20,
   NET_NS_FD: 28,
 } as const;
 /** IFLA_LINKINFO nested attributes. */
@@ -324,6 +325,8 @@ export interface Link {
   /** `bridge`, `veth`, ... (absent for physical devices). */
   readonly kind?: string;
   readonly mac?: string;
+  /** The interface's alias (`ip link set NAME alias TEXT`), when it has one. */
+  readonly alias?: string;
 }
 
 /** Parses an RTM_NEWLINK payload. */
@@ -332,9 +335,10 @@ export function parseLink(payload: Uint8Array): Link {
   const index = v.getInt32(4, true);
   const flags = v.getUint32(8, true);
   let name = "", mtu: number | undefined, master: number | undefined, kind: string | undefined;
-  let mac: string | undefined;
+  let mac: string | undefined, alias: string | undefined;
   for (const a of parseAttrs(payload.subarray(16))) {
     if (a.type === IFLA.IFNAME) name = cString(a.data);
+    else if (a.type === IFLA.IFALIAS) alias = cString(a.data);
     else if (a.type === IFLA.MTU) mtu = u32(a.data);
     else if (a.type === IFLA.MASTER) master = u32(a.data);
     else if (a.type === IFLA.ADDRESS) mac = macText(a.data);
@@ -343,7 +347,7 @@ export function parseLink(payload: Uint8Array): Link {
       if (k) kind = cString(k.data);
     }
   }
-  return { index, name, flags, mtu, master, kind, mac };
+  return { index, name, flags, mtu, master, kind, mac, ...(alias ? { alias } : {}) };
 }
 
 /** An interface address as RTM_NEWADDR describes it. */

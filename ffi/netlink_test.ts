@@ -21,6 +21,7 @@ interface IpLink {
   flags: string[];
   address?: string;
   linkinfo?: { info_kind?: string };
+  ifalias?: string;
 }
 interface IpAddr {
   ifname: string;
@@ -96,6 +97,13 @@ Deno.test({
       assertEquals(nsLinks.find((l) => l.ifname === "eth0")?.address, "02:42:00:00:00:07");
       assertEquals(v4(ns, peer), ["203.0.113.202/29"]);
       assertOk(ip("-n", ns, "route", "show", "default").out.includes("via 203.0.113.201"));
+
+      // An alias (tsbox marks its bridges' owners so), as iproute2 shows it.
+      assertEquals(nl.link(br)?.alias, undefined);
+      nl.setAlias(bridge.index, "tsbox /var/lib/x");
+      assertEquals(nl.link(br)?.alias, "tsbox /var/lib/x");
+      assertEquals(links().find((l) => l.ifname === br)?.ifalias, "tsbox /var/lib/x");
+      assertThrows(() => nl.setAlias(bridge.index, "x".repeat(256)), RangeError);
 
       // Our own view agrees with iproute2's.
       assertEquals(nl.link(br)?.index, bridge.index);

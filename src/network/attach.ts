@@ -79,7 +79,7 @@ export function attachContainer(
   const prefixLen = parseSubnet(net.subnet).prefix;
   const host = Netlink.open();
   try {
-    const bridgeIndex = readyBridge(host, net) ?? ensureNetworkUp(net);
+    const bridgeIndex = readyBridge(host, net) ?? ensureNetworkUp(net, store.root);
     // A veth of the same holder left by a killed process goes first.
     host.deleteLinkByName(lease.veth);
     return withNetnsFd(target, (fd) => {

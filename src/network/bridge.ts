@@ -9,6 +9,7 @@
 import { Netlink, NetlinkError, type Route } from "../../ffi/netlink.ts";
 import { TsboxError } from "../errors.ts";
 import { formatSubnet, maskOf, overlaps, parseIPv4, parseSubnet, type Subnet } from "./cidr.ts";
+import { ownerAlias } from "./owners.ts";
 
 /** The host-wide lock file for bridge and firewall changes (root's; /run is per boot). */
 export const LOCK_FILE = "/run/tsbox/network.lock";
@@ -60,6 +61,9 @@ export interface BridgeSpec {
   readonly subnet: string;
   /** The bridge's address. */
   readonly gateway: string;
+  readonly internal?: boolean;
+  /** The root of the store the network belongs to: written on the bridge (owners.ts). */
+  readonly owner?: string;
 }
 
 /**
@@ -95,6 +99,14 @@ export function ensureBridge(spec: BridgeSpec): number {
       nl.addAddress(link.index, spec.gateway, subnet.prefix);
     } catch (err) {
       if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+    }
+    if (spec.owner !== undefined && link.alias === undefined) {
+      const alias = ownerAlias({
+        subnet: spec.subnet,
+        internal: spec.internal ?? false,
+        root: spec.owner,
+      });
+      if (alias !== undefined) nl.setAlias(link.index, alias);
     }
     nl.setUp(link.index);
     return link.index;

@@ -17,6 +17,14 @@ import { killPid } from "../../ffi/process.ts";
 /** The config directory (per boot, host-wide like the bridges; file names are bridge names). */
 export const DNS_DIR = "/run/tsbox/aardvark-dns";
 
+/**
+ * The config directory in use: {@link DNS_DIR}, or `TSBOX_DNS_DIR` (tests: an aardvark-dns of
+ * their own, which they may kill, serving only their networks).
+ */
+export function dnsDir(): string {
+  return Deno.env.get("TSBOX_DNS_DIR") || DNS_DIR;
+}
+
 /** Where Debian, Fedora and others install it (netavark's search path), then $PATH. */
 const CANDIDATES = [
   "/usr/lib/podman/aardvark-dns",
@@ -34,6 +42,8 @@ export interface DnsEntry {
   readonly names: readonly string[];
   /** `--dns` servers its other queries are forwarded to (the host's when empty). */
   readonly dns?: readonly string[];
+  /** Known by address only (no names served): written even with no names. */
+  readonly unnamed?: boolean;
 }
 
 /** The aardvark-dns binary, or undefined when it is not installed (names are then not served). */
@@ -52,14 +62,28 @@ export function aardvarkBinary(): string | undefined {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** A network's file: gateway, then one line per container (aardvark's format, IPv6 empty). */
-export function configText(gateway: string, entries: readonly DnsEntry[]): string {
-  const lines = [gateway];
+/** An address aardvark-dns parses (it refuses the whole file over one it cannot). */
+const PLAIN_IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/**
+ * A network's file: the gateway (where it listens) and the network's upstream resolvers, then one
+ * line per container (aardvark's format, IPv6 empty). `upstreams` are the host's resolvers as
+ * tsbox reads them, loopback ones included: aardvark-dns runs in the host's namespace and
+ * reaches them, which containers could not. An entry without names (`unnamed`) is known by its
+ * address only: it gets forwarding and no container names (docker's default bridge).
+ */
+export function configText(
+  gateway: string,
+  entries: readonly DnsEntry[],
+  upstreams: readonly string[] = [],
+): string {
+  const servers = upstreams.filter((u) => PLAIN_IP.test(u));
+  const lines = [servers.length ? `${gateway} ${servers.join(",")}` : gateway];
   for (const e of entries) {
     // A name aardvark would misparse (blank, comma) is left out rather than break the file.
     const names = e.names.filter((n) => NAME.test(n));
-    if (names.length === 0) continue;
-    const dns = e.dns?.length ? ` ${e.dns.join(",")}` : "";
+    if (names.length === 0 && !e.unnamed) continue;
+    const dns = e.dns?.length ? ` ${e.dns.filter((d) => PLAIN_IP.test(d)).join(",")}` : "";
     lines.push(`${e.id} ${e.ipv4}  ${names.join(",")}${dns}`);
   }
   return lines.join("\n") + "\n";
@@ -67,7 +91,7 @@ export function configText(gateway: string, entries: readonly DnsEntry[]): strin
 
 function runningPid(): number | undefined {
   try {
-    const pid = Number(Deno.readTextFileSync(`${DNS_DIR}/aardvark.pid`).trim());
+    const pid = Number(Deno.readTextFileSync(`${dnsDir()}/aardvark.pid`).trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -78,9 +102,18 @@ function runningPid(): number | undefined {
   }
 }
 
+/** Whether `bridge` has a file (aardvark-dns serves it). */
+export function hasNetworkFile(bridge: string): boolean {
+  try {
+    return Deno.statSync(`${dnsDir()}/${bridge}`).isFile;
+  } catch {
+    return false;
+  }
+}
+
 function hasNetworkFiles(): boolean {
   try {
-    for (const e of Deno.readDirSync(DNS_DIR)) if (e.name !== "aardvark.pid") return true;
+    for (const e of Deno.readDirSync(dnsDir())) if (e.name !== "aardvark.pid") return true;
   } catch { /* no directory */ }
   return false;
 }
@@ -94,14 +127,18 @@ export function syncNetworkDns(
   bridge: string,
   gateway: string,
   entries: readonly DnsEntry[],
+  upstreams: readonly string[] = [],
 ): boolean {
   const binary = aardvarkBinary();
   if (!binary) return false;
-  Deno.mkdirSync(DNS_DIR, { recursive: true, mode: 0o700 });
-  const file = `${DNS_DIR}/${bridge}`;
+  const dir = dnsDir();
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = `${dir}/${bridge}`;
   if (entries.length > 0) {
     const temp = `${file}.tmp`;
-    Deno.writeTextFileSync(temp, configText(gateway, entries), { mode: 0o600 });
+    Deno.writeTextFileSync(temp, configText(gateway, entries, upstreams), {
+      mode: 0o600,
+    });
     Deno.renameSync(temp, file); // aardvark never reads half a file
   } else {
     try {
@@ -115,16 +152,47 @@ export function syncNetworkDns(
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
   } else if (hasNetworkFiles()) {
-    // The parent returns once the forked server is ready; it keeps no pipe of ours, and a
-    // session of its own keeps a foreground run's ctrl-c (its process group's SIGINT) off it.
-    const out = new Deno.Command(binary, {
-      args: ["--config", DNS_DIR, "-p", "53", "run"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).outputSync();
-    if (!out.success) throw new Error(`${binary} failed to start (exit ${out.code})`);
+    startAardvark(binary);
   }
+  return true;
+}
+
+/**
+ * Starts aardvark-dns over every network file. The parent returns once the forked server is
+ * ready; it keeps no pipe of ours, and a session of its own keeps a foreground run's ctrl-c (its
+ * process group's SIGINT) off it.
+ */
+function startAardvark(binary: string): void {
+  const out = new Deno.Command(binary, {
+    args: ["--config", dnsDir(), "-p", "53", "run"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).outputSync();
+  if (!out.success) throw new Error(`${binary} failed to start (exit ${out.code})`);
+}
+
+/** The running aardvark-dns's PID (from the pid file it writes), or undefined. */
+export function aardvarkPid(): number | undefined {
+  return runningPid();
+}
+
+/**
+ * Whether names are due but not served: network files exist and no aardvark-dns runs (it was
+ * killed, or crashed). Cheap (a few reads of /proc), no lock: a hint for {@link reviveDns}.
+ */
+export function dnsDown(): boolean {
+  return runningPid() === undefined && hasNetworkFiles() && aardvarkBinary() !== undefined;
+}
+
+/**
+ * Starts aardvark-dns again when it is down while networks still have files. Call under the host
+ * network lock (the check and the start are two steps). Returns true when it started it.
+ */
+export function reviveDns(): boolean {
+  const binary = aardvarkBinary();
+  if (!binary || runningPid() !== undefined || !hasNetworkFiles()) return false;
+  startAardvark(binary);
   return true;
 }

@@ -113,7 +113,7 @@ function chooseSubnet(store: Store, requested: string | undefined): Subnet {
   return picked;
 }
 
-/** Creates a user network (its bridge is made when a container first attaches). */
+/** Creates a user network (as root with its bridge; rootless a record only). */
 export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRecord {
   if (PREDEFINED.has(o.name)) {
     throw new UsageError(`${o.name} is a pre-defined network and cannot be created`);
@@ -129,6 +129,21 @@ export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRec
   if (o.gateway !== undefined && o.subnet === undefined) {
     throw new UsageError("--gateway needs --subnet");
   }
+  if (Deno.uid() !== 0) return recordNetwork(store, o);
+  // As root the subnet is chosen under the host network lock and the bridge made at once (as
+  // docker does), so that its route claims the subnet: another store choosing meanwhile sees it.
+  return withHostNetworkLock(() => {
+    const net = recordNetwork(store, o);
+    try {
+      bringNetworkUp(net, store.root);
+    } catch {
+      // Without libnftables, say: the first attach says why the network cannot be used.
+    }
+    return net;
+  });
+}
+
+function recordNetwork(store: Store, o: CreateNetworkOptions): NetworkRecord {
   const subnet = chooseSubnet(store, o.subnet);
   const gateway = o.gateway === undefined
     ? subnet.base + 1
@@ -158,7 +173,7 @@ export function ensureDefaultNetwork(store: Store): NetworkRecord {
   return withHostNetworkLock(() => {
     const net = recordDefaultNetwork(store);
     try {
-      bringNetworkUp(net);
+      bringNetworkUp(net, store.root);
     } catch {
       // Without libnftables, say: `network ls` still lists it; the first attach says why not.
     }

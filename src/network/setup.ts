@@ -8,25 +8,29 @@ import type { Netlink } from "../../ffi/netlink.ts";
 import { IFF_UP } from "../../ffi/netlink_msg.ts";
 import { ensureBridge, ensureIpForward, removeBridge, withHostNetworkLock } from "./bridge.ts";
 import { addNetworkRules, removeNetworkRules, tableExists } from "./firewall.ts";
+import { reapOrphanBridges } from "./owners.ts";
 import type { NetworkRecord } from "./records.ts";
 
 /**
  * {@link ensureNetworkUp}'s work, for a caller that holds the host network lock. The firewall
- * elements come before the bridge is up, so that a bridge found up implies its elements.
+ * elements come before the bridge is up, so that a bridge found up implies its elements. Bridges
+ * of stores that are gone are removed first (owners.ts): their subnets become free again.
+ * `owner` is the root of the store `net` belongs to, written on its bridge.
  */
-export function bringNetworkUp(net: NetworkRecord): number {
+export function bringNetworkUp(net: NetworkRecord, owner?: string): number {
+  reapOrphanBridges();
   if (!net.internal) ensureIpForward();
   addNetworkRules(net);
-  return ensureBridge(net);
+  return ensureBridge({ ...net, owner });
 }
 
 /**
  * Makes sure `net`'s bridge exists with its gateway address and is up, that the host forwards
  * IPv4 (networks with a route out) and that the firewall has the network's elements. Returns
- * the bridge's interface index.
+ * the bridge's interface index. `owner`: the store's root (see {@link bringNetworkUp}).
  */
-export function ensureNetworkUp(net: NetworkRecord): number {
-  return withHostNetworkLock(() => bringNetworkUp(net));
+export function ensureNetworkUp(net: NetworkRecord, owner?: string): number {
+  return withHostNetworkLock(() => bringNetworkUp(net, owner));
 }
 
 /**

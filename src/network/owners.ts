@@ -1,0 +1,79 @@
+/**
+ * Which tsbox store a bridge belongs to, written on the bridge itself (its interface alias, as
+ * `ip link set NAME alias` shows it): `tsbox SUBNET routed|internal STORE_ROOT`. Bridges and the
+ * firewall are the host's, shared by every store, and a store can vanish without taking its
+ * networks down (its directory removed, the process that would have done it killed): the next
+ * tsbox that brings a network up finds such bridges by their alias, sees that their store's
+ * database is gone, and removes their firewall elements, DNS file and bridge.
+ *
+ * Bridges without such an alias (made by older tsbox versions, or by other tools) are never
+ * touched.
+ *
+ * @module
+ */
+import { Netlink } from "../../ffi/netlink.ts";
+import { syncNetworkDns } from "./dns.ts";
+import { removeNetworkRules } from "./firewall.ts";
+
+const PREFIX = "tsbox ";
+/** The kernel's limit for an interface alias (IFALIASZ - 1). */
+const MAX_ALIAS = 255;
+
+/** What a bridge's alias says. */
+export interface BridgeOwner {
+  /** IPv4 CIDR of the network. */
+  readonly subnet: string;
+  readonly internal: boolean;
+  /** The store's root directory (absolute). */
+  readonly root: string;
+}
+
+/** The alias for a bridge of `owner`, or undefined when the root is too long to fit. */
+export function ownerAlias(owner: BridgeOwner): string | undefined {
+  const root = owner.root.startsWith("/") ? owner.root : `${Deno.cwd()}/${owner.root}`;
+  const text = `${PREFIX}${owner.subnet} ${owner.internal ? "internal" : "routed"} ${root}`;
+  return new TextEncoder().encode(text).length <= MAX_ALIAS ? text : undefined;
+}
+
+/** Parses an alias written by {@link ownerAlias}; undefined for any other text. */
+export function parseOwnerAlias(alias: string | undefined): BridgeOwner | undefined {
+  const m = /^tsbox (\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}) (routed|internal) (\/.*)$/.exec(
+    alias ?? "",
+  );
+  return m ? { subnet: m[1], internal: m[2] === "internal", root: m[3] } : undefined;
+}
+
+function storeExists(root: string): boolean {
+  try {
+    return Deno.statSync(`${root}/tsbox.db`).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the bridges (with their firewall elements and DNS files) whose store's database no
+ * longer exists. Call under the host network lock. Returns the bridges removed.
+ */
+export function reapOrphanBridges(): string[] {
+  const nl = Netlink.open();
+  try {
+    const removed: string[] = [];
+    for (const link of nl.links()) {
+      if (link.kind !== "bridge") continue;
+      const owner = parseOwnerAlias(link.alias);
+      if (!owner || storeExists(owner.root)) continue;
+      try {
+        removeNetworkRules({ bridge: link.name, subnet: owner.subnet, internal: owner.internal });
+      } catch { /* no libnftables: nothing of ours can be in a table either */ }
+      try {
+        syncNetworkDns(link.name, "", []);
+      } catch { /* its file stays; aardvark serves a bridge that is gone */ }
+      nl.deleteLinkByName(link.name);
+      removed.push(link.name);
+    }
+    return removed;
+  } finally {
+    nl.close();
+  }
+}
