@@ -80,6 +80,10 @@ export const IFF_UP = 0x1;
 export const AF_UNSPEC = 0;
 /** IPv4. */
 export const AF_INET = 2;
+/** IPv6. */
+export const AF_INET6 = 10;
+/** Address flag: no duplicate address detection (the address is usable at once). */
+export const IFA_F_NODAD = 0x02;
 /** The main routing table. */
 export const RT_TABLE_MAIN = 254;
 /** Route origin: set by an administrator (tsbox). */
@@ -171,11 +175,18 @@ export function ifinfomsg(index = 0, flags = 0, change = 0): Uint8Array {
 }
 
 /** `ifaddrmsg`: family, prefix length, flags, scope, index. */
-export function ifaddrmsg(family: number, prefixLen: number, index: number, scope = 0): Uint8Array {
+export function ifaddrmsg(
+  family: number,
+  prefixLen: number,
+  index: number,
+  scope = 0,
+  flags = 0,
+): Uint8Array {
   const out = new Uint8Array(8);
   const v = new DataView(out.buffer);
   v.setUint8(0, family);
   v.setUint8(1, prefixLen);
+  v.setUint8(2, flags);
   v.setUint8(3, scope);
   v.setUint32(4, index, true);
   return out;
@@ -303,6 +314,26 @@ export function ipv4Bytes(ip: string): Uint8Array {
     throw new RangeError(`not an IPv4 address: ${ip}`);
   }
   return new Uint8Array(parts.map(Number));
+}
+
+/** An IPv6 address's 16 bytes (no zone, no embedded IPv4); throws a RangeError otherwise. */
+export function ipv6Bytes(ip: string): Uint8Array {
+  const bad = () => new RangeError(`not an IPv6 address: ${ip}`);
+  if (!/^[0-9a-fA-F:]+$/.test(ip)) throw bad();
+  const halves = ip.split("::");
+  if (halves.length > 2) throw bad();
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const head = groups(halves[0]), tail = halves.length === 2 ? groups(halves[1]) : [];
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 1 ? fill !== 0 : fill < 1) throw bad();
+  const all = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw bad();
+    out[2 * i] = parseInt(g, 16) >> 8;
+    out[2 * i + 1] = parseInt(g, 16) & 0xff;
+  });
+  return out;
 }
 
 /** Formats an address's bytes (IPv4 dotted quad; IPv6 as full hex groups). */

@@ -26,9 +26,19 @@ function run(cmd: string, ...args: string[]): { code: number; out: string } {
   return { code: r.code, out: new TextDecoder().decode(r.stdout) };
 }
 
-/** The ruleset without packet counters (local traffic counts in other tools' chains). */
+/**
+ * The ruleset without packet counters and without tsbox's own table (other tools' rules count
+ * meanwhile, and other stores' networks, of tests running at the same time, change tsbox's
+ * table): what the table holds of this test's networks is checked apart, {@link tsboxText}.
+ */
 function ruleset(): string {
-  return run("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter");
+  return run("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter")
+    .replace(/^table inet tsbox \{[\s\S]*?^\}\n/m, "");
+}
+
+/** tsbox's table as text (empty without it). */
+function tsboxText(): string {
+  return run("nft", "list", "table", "inet", "tsbox").out;
 }
 
 function linkNames(): string[] {
@@ -138,6 +148,8 @@ rootTest(
     const ns = `tsbox-cli-${Deno.pid}`;
     const linksBefore = linkNames();
     const rulesBefore = ruleset();
+    /** The links this test made (other tests' links may come and go meanwhile). */
+    const mine: string[] = [];
     const forwardBefore = ipForwarding();
     let store: Store | undefined;
     let fd = -1;
@@ -149,7 +161,8 @@ rootTest(
       const net = requireNetwork(store, "used");
       const at = attachContainer(store, { netnsFd: fd }, net, { holder: "f".repeat(64) });
       assertEquals(at.ip, "10.91.251.2");
-      assertOk(linkNames().includes(net.bridge), "the bridge is made at the first attach");
+      mine.push(net.bridge, at.vethHost);
+      assertOk(linkNames().includes(net.bridge), "the bridge is up");
 
       const insp = JSON.parse((await t(["inspect", "used"])).stdout) as NetworkInspect[];
       assertEquals(insp[0].Containers["f".repeat(64)]?.IPv4Address, "10.91.251.2/24");
@@ -173,8 +186,10 @@ rootTest(
       await cleanup();
     }
     // Links this test made and left (other processes' links may come and go meanwhile).
-    assertEquals(linkNames().filter((n) => !linksBefore.includes(n)), []);
+    assertEquals(linkNames().filter((n) => !linksBefore.includes(n) && mine.includes(n)), []);
     assertEquals(ruleset(), rulesBefore);
+    const table = tsboxText();
+    for (const b of mine) assertOk(!table.includes(`"${b}"`), `${b} left in table inet tsbox`);
   },
 );
 

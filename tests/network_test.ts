@@ -86,11 +86,6 @@ Deno.test({
       });
     };
     const forwardBefore = ipForwarding();
-    const dnsFilesBefore = [...(function* () {
-      try {
-        for (const e of Deno.readDirSync(DNS_DIR)) yield e.name;
-      } catch { /* none */ }
-    })()];
     const fx = await fixtureRegistry();
     const { root, cleanup } = await tempRoot();
     const www = await Deno.makeTempDir({ prefix: "tsbox-net-www-" });
@@ -459,7 +454,6 @@ Deno.test({
     const elements = tsboxElements();
     for (const m of mine) {
       assertOk(!elements.includes(`"${m.bridge}"`), `${m.bridge} left in table inet tsbox`);
-      assertOk(!elements.includes(m.subnet), `${m.subnet} left in table inet tsbox`);
     }
     assertEquals(foreignRules(), rulesBefore, "nftables rules left behind");
     const dnsFiles = [...(function* () {
@@ -467,6 +461,11 @@ Deno.test({
         for (const e of Deno.readDirSync(DNS_DIR)) yield e.name;
       } catch { /* none */ }
     })()];
-    assertEquals(dnsFiles.sort(), dnsFilesBefore.sort(), "aardvark-dns files left behind");
+    // Other stores' networks (tests running at the same time) may come and go meanwhile.
+    assertEquals(
+      dnsFiles.filter((f) => mine.some((m) => m.bridge === f)),
+      [],
+      "aardvark-dns files left behind",
+    );
   },
 });

@@ -139,6 +139,9 @@ export function syncNetworkDns(
     Deno.writeTextFileSync(temp, configText(gateway, entries, upstreams), {
       mode: 0o600,
     });
+    // Read time 0: aardvark-dns's read of it is then seen (relatime updates an atime older
+    // than the mtime), see awaitReload.
+    Deno.utimeSync(temp, 0, new Date());
     Deno.renameSync(temp, file); // aardvark never reads half a file
   } else {
     try {
@@ -151,10 +154,50 @@ export function syncNetworkDns(
   if (pid !== undefined) {
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
+    if (entries.length > 0) awaitReload(file, gateway);
   } else if (hasNetworkFiles()) {
     startAardvark(binary);
   }
   return true;
+}
+
+/** How long a reload is waited for at most before going on (names then come a moment later). */
+const RELOAD_WAIT_MS = 2000;
+
+/**
+ * Waits until aardvark-dns, told of a change by SIGHUP, serves `file`'s network again. Version
+ * 1.4 answers SIGHUP by closing every server, reading every file and binding again, so a
+ * container started right after the signal would meet a closed port or the old entries: its
+ * first lookups fail (seen under load). The new state is served once the file has been read
+ * (its atime moves past the 0 it was written with) and a UDP socket is bound on the gateway's
+ * port 53 again (/proc/net/udp of this namespace).
+ */
+function awaitReload(file: string, gateway: string): void {
+  const end = Date.now() + RELOAD_WAIT_MS;
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  const socket = udpSocketText(gateway);
+  let read = false;
+  while (Date.now() < end) {
+    try {
+      read ||= (Deno.statSync(file).atime?.getTime() ?? 0) > 0;
+      if (
+        read && (socket === undefined || Deno.readTextFileSync("/proc/net/udp").includes(socket))
+      ) {
+        return;
+      }
+    } catch {
+      return; // the file is gone (another change): nothing to wait for
+    }
+    Atomics.wait(wait, 0, 0, 5);
+  }
+}
+
+/** An IPv4 address and port 53 as /proc/net/udp shows a local socket (`0100A8C0:0035`). */
+function udpSocketText(ip: string): string | undefined {
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return undefined;
+  const hex = parts.reverse().map((p) => p.toString(16).toUpperCase().padStart(2, "0")).join("");
+  return ` ${hex}:0035 `;
 }
 
 /**
