@@ -62,6 +62,9 @@ export interface BridgeSpec {
   /** The bridge's address. */
   readonly gateway: string;
   readonly internal?: boolean;
+  /** IPv6 CIDR and the bridge's IPv6 address, for a network made with `--ipv6`. */
+  readonly subnet6?: string;
+  readonly gateway6?: string;
   /** The root of the store the network belongs to: written on the bridge (owners.ts). */
   readonly owner?: string;
 }
@@ -100,8 +103,17 @@ export function ensureBridge(spec: BridgeSpec): number {
     } catch (err) {
       if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
     }
+    if (spec.subnet6 !== undefined && spec.gateway6 !== undefined) {
+      const prefix6 = Number(spec.subnet6.split("/")[1]);
+      try {
+        nl.addAddress6(link.index, spec.gateway6, prefix6);
+      } catch (err) {
+        if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+      }
+    }
     if (spec.owner !== undefined && link.alias === undefined) {
       const alias = ownerAlias({
+        subnet6: spec.subnet6,
         subnet: spec.subnet,
         internal: spec.internal ?? false,
         root: spec.owner,
@@ -157,6 +169,28 @@ export function ipForwarding(): boolean {
 export function ensureIpForward(): boolean {
   if (ipForwarding()) return false;
   Deno.writeTextFileSync(IP_FORWARD, "1\n");
+  return true;
+}
+
+const IP6_FORWARD = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+/** Whether the host forwards IPv6. */
+export function ip6Forwarding(): boolean {
+  try {
+    return Deno.readTextFileSync(IP6_FORWARD).trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns IPv6 forwarding on, for a network made with `--ipv6` (as docker does). A host that
+ * forwards ignores router advertisements on interfaces with `accept_ra` 1, as Linux routers do.
+ * True when it was off.
+ */
+export function ensureIp6Forward(): boolean {
+  if (ip6Forwarding()) return false;
+  Deno.writeTextFileSync(IP6_FORWARD, "1\n");
   return true;
 }
 

@@ -14,7 +14,7 @@ import { withHostNetworkLock } from "./bridge.ts";
 import { dnsDown, type DnsEntry, hasNetworkFile, reviveDns, syncNetworkDns } from "./dns.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
-import { leasesHeldBy, leasesOf } from "./ipam.ts";
+import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
 import { stopOutbound } from "./outbound.ts";
 import { containerDir } from "../container/paths.ts";
@@ -69,12 +69,17 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
     const row = rows.get(l.holder);
     if (!row) return [];
     const dns = (JSON.parse(row.config) as { net?: NetConfig }).net?.dns;
+    const ipv6 = address6Of(net, l.address);
+    const v6 = ipv6 !== undefined ? { ipv6 } : {};
     if (!named) {
-      return dns?.length ? [] : [{ id: l.holder, ipv4: l.address, names: [], unnamed: true }];
+      return dns?.length
+        ? []
+        : [{ id: l.holder, ipv4: l.address, ...v6, names: [], unnamed: true }];
     }
     return [{
       id: l.holder,
       ipv4: l.address,
+      ...v6,
       names: [...new Set([row.name, ...l.aliases, l.holder.slice(0, 12)])],
       dns,
     }];

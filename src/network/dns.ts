@@ -38,6 +38,8 @@ export interface DnsEntry {
   /** The container id. */
   readonly id: string;
   readonly ipv4: string;
+  /** Its IPv6 address (networks made with `--ipv6`): names resolve to it too (AAAA). */
+  readonly ipv6?: string;
   /** Name, aliases, short id. */
   readonly names: readonly string[];
   /** `--dns` servers its other queries are forwarded to (the host's when empty). */
@@ -67,7 +69,7 @@ const PLAIN_IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
 
 /**
  * A network's file: the gateway (where it listens) and the network's upstream resolvers, then one
- * line per container (aardvark's format, IPv6 empty). `upstreams` are the host's resolvers as
+ * line per container (aardvark's format: id, IPv4, IPv6 or empty, names, its own upstreams). `upstreams` are the host's resolvers as
  * tsbox reads them, loopback ones included: aardvark-dns runs in the host's namespace and
  * reaches them, which containers could not. An entry without names (`unnamed`) is known by its
  * address only: it gets forwarding and no container names (docker's default bridge).
@@ -84,7 +86,7 @@ export function configText(
     const names = e.names.filter((n) => NAME.test(n));
     if (names.length === 0 && !e.unnamed) continue;
     const dns = e.dns?.length ? ` ${e.dns.filter((d) => PLAIN_IP.test(d)).join(",")}` : "";
-    lines.push(`${e.id} ${e.ipv4}  ${names.join(",")}${dns}`);
+    lines.push(`${e.id} ${e.ipv4} ${e.ipv6 ?? ""} ${names.join(",")}${dns}`);
   }
   return lines.join("\n") + "\n";
 }

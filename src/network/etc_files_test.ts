@@ -61,15 +61,17 @@ Deno.test("--add-host NAME:IP, NAME=IP, host-gateway; a bad address is refused",
   assertThrows(() => parseAddHost("db:nonsense"), UsageError, "invalid IP address");
 });
 
-Deno.test("aardvark-dns file: gateway first, one line per container, IPv6 left empty", () => {
+Deno.test("aardvark-dns file: gateway first, one line per container, IPv6 where it has one", () => {
   assertEquals(
     configText("10.90.1.1", [
       { id: "a".repeat(64), ipv4: "10.90.1.2", names: ["web", "www", "aaaaaaaaaaaa"] },
       { id: "b".repeat(64), ipv4: "10.90.1.3", names: ["db"], dns: ["192.0.2.53"] },
       { id: "c".repeat(64), ipv4: "10.90.1.4", names: ["bad name"] },
+      { id: "e".repeat(64), ipv4: "10.90.1.5", ipv6: "fd42::5", names: ["six"] },
     ]),
     `10.90.1.1\n${"a".repeat(64)} 10.90.1.2  web,www,aaaaaaaaaaaa\n` +
-      `${"b".repeat(64)} 10.90.1.3  db 192.0.2.53\n`,
+      `${"b".repeat(64)} 10.90.1.3  db 192.0.2.53\n` +
+      `${"e".repeat(64)} 10.90.1.5 fd42::5 six\n`,
   );
 });
 

@@ -41,9 +41,18 @@ import {
   SubnetOverlapError,
 } from "./records.ts";
 import { bringNetworkUp, takeNetworkDown } from "./setup.ts";
+import {
+  addressAt6,
+  contains6,
+  formatIPv6,
+  formatSubnet6,
+  parseIPv6,
+  parseSubnet6,
+  ulaFor,
+} from "./cidr6.ts";
 
 export { attachContainer, type Attachment, detachContainer, type NetnsTarget } from "./attach.ts";
-export { type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
+export { address6Of, type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
 export {
   DEFAULT_NETWORK,
   findNetwork,
@@ -78,6 +87,12 @@ export interface CreateNetworkOptions {
   /** Default: the subnet's first address. */
   readonly gateway?: string;
   readonly internal?: boolean;
+  /** `--ipv6`: an IPv6 subnet too (a unique local /64 unless {@link subnet6} is given). */
+  readonly ipv6?: boolean;
+  /** IPv6 CIDR (implies {@link ipv6}). */
+  readonly subnet6?: string;
+  /** The bridge's IPv6 address; default: the IPv6 subnet's first address. */
+  readonly gateway6?: string;
   readonly labels?: Readonly<Record<string, string>>;
 }
 
@@ -156,8 +171,44 @@ function recordNetwork(store: Store, o: CreateNetworkOptions): NetworkRecord {
     subnet: formatSubnet(subnet),
     gateway: formatIPv4(gateway),
     internal: o.internal ?? false,
+    ...ipv6Of(id, subnet, o),
     labels: { ...(o.labels ?? {}) },
   });
+}
+
+/**
+ * The IPv6 side of a network made with `--ipv6` (or given an IPv6 subnet): that subnet or a
+ * unique local /64 of its own, and the gateway (the subnet's first address by default). It must
+ * hold an address for every host number of the IPv4 subnet (cidr6.ts).
+ */
+function ipv6Of(
+  id: string,
+  subnet: Subnet,
+  o: CreateNetworkOptions,
+): { subnet6?: string; gateway6?: string } {
+  if (!o.ipv6 && o.subnet6 === undefined) {
+    if (o.gateway6 !== undefined) throw new UsageError("an IPv6 --gateway needs an IPv6 --subnet");
+    return {};
+  }
+  if (o.gateway6 !== undefined && o.subnet6 === undefined) {
+    throw new UsageError("an IPv6 --gateway needs an IPv6 --subnet");
+  }
+  const s6 = o.subnet6 !== undefined ? parseSubnet6(o.subnet6) : ulaFor(id);
+  if (128 - s6.prefix < 32 - subnet.prefix) {
+    throw new UsageError(
+      `IPv6 subnet ${formatSubnet6(s6)} is smaller than IPv4 subnet ${formatSubnet(subnet)}: ` +
+        `it needs a host for every IPv4 address`,
+    );
+  }
+  let gateway6 = addressAt6(s6, 1);
+  if (o.gateway6 !== undefined) {
+    const g = parseIPv6(o.gateway6);
+    if (g === undefined || !contains6(s6, g) || g === s6.base) {
+      throw new UsageError(`--gateway ${o.gateway6} is not a host address of ${o.subnet6}`);
+    }
+    gateway6 = formatIPv6(g);
+  }
+  return { subnet6: formatSubnet6(s6), gateway6 };
 }
 
 /**

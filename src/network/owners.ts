@@ -1,6 +1,6 @@
 /**
  * Which tsbox store a bridge belongs to, written on the bridge itself (its interface alias, as
- * `ip link set NAME alias` shows it): `tsbox SUBNET routed|internal STORE_ROOT`. Bridges and the
+ * `ip link set NAME alias` shows it): `tsbox SUBNET[,SUBNET6] routed|internal STORE_ROOT`. Bridges and the
  * firewall are the host's, shared by every store, and a store can vanish without taking its
  * networks down (its directory removed, the process that would have done it killed): the next
  * tsbox that brings a network up finds such bridges by their alias, sees that their store's
@@ -23,6 +23,8 @@ const MAX_ALIAS = 255;
 export interface BridgeOwner {
   /** IPv4 CIDR of the network. */
   readonly subnet: string;
+  /** IPv6 CIDR of a network made with `--ipv6`. */
+  readonly subnet6?: string;
   readonly internal: boolean;
   /** The store's root directory (absolute). */
   readonly root: string;
@@ -31,16 +33,23 @@ export interface BridgeOwner {
 /** The alias for a bridge of `owner`, or undefined when the root is too long to fit. */
 export function ownerAlias(owner: BridgeOwner): string | undefined {
   const root = owner.root.startsWith("/") ? owner.root : `${Deno.cwd()}/${owner.root}`;
-  const text = `${PREFIX}${owner.subnet} ${owner.internal ? "internal" : "routed"} ${root}`;
+  const subnets = owner.subnet6 ? `${owner.subnet},${owner.subnet6}` : owner.subnet;
+  const text = `${PREFIX}${subnets} ${owner.internal ? "internal" : "routed"} ${root}`;
   return new TextEncoder().encode(text).length <= MAX_ALIAS ? text : undefined;
 }
 
 /** Parses an alias written by {@link ownerAlias}; undefined for any other text. */
 export function parseOwnerAlias(alias: string | undefined): BridgeOwner | undefined {
-  const m = /^tsbox (\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}) (routed|internal) (\/.*)$/.exec(
-    alias ?? "",
-  );
-  return m ? { subnet: m[1], internal: m[2] === "internal", root: m[3] } : undefined;
+  const m =
+    /^tsbox (\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2})(?:,([0-9a-f:]+\/\d{1,3}))? (routed|internal) (\/.*)$/
+      .exec(alias ?? "");
+  if (!m) return undefined;
+  return {
+    subnet: m[1],
+    ...(m[2] ? { subnet6: m[2] } : {}),
+    internal: m[3] === "internal",
+    root: m[4],
+  };
 }
 
 function storeExists(root: string): boolean {
@@ -64,7 +73,7 @@ export function reapOrphanBridges(): string[] {
       const owner = parseOwnerAlias(link.alias);
       if (!owner || storeExists(owner.root)) continue;
       try {
-        removeNetworkRules({ bridge: link.name, subnet: owner.subnet, internal: owner.internal });
+        removeNetworkRules({ bridge: link.name, ...owner });
       } catch { /* no libnftables: nothing of ours can be in a table either */ }
       try {
         syncNetworkDns(link.name, "", []);

@@ -6,7 +6,13 @@
  */
 import type { Netlink } from "../../ffi/netlink.ts";
 import { IFF_UP } from "../../ffi/netlink_msg.ts";
-import { ensureBridge, ensureIpForward, removeBridge, withHostNetworkLock } from "./bridge.ts";
+import {
+  ensureBridge,
+  ensureIp6Forward,
+  ensureIpForward,
+  removeBridge,
+  withHostNetworkLock,
+} from "./bridge.ts";
 import { addNetworkRules, removeNetworkRules, tableExists } from "./firewall.ts";
 import { reapOrphanBridges } from "./owners.ts";
 import type { NetworkRecord } from "./records.ts";
@@ -20,6 +26,7 @@ import type { NetworkRecord } from "./records.ts";
 export function bringNetworkUp(net: NetworkRecord, owner?: string): number {
   reapOrphanBridges();
   if (!net.internal) ensureIpForward();
+  if (!net.internal && net.subnet6 !== undefined) ensureIp6Forward();
   addNetworkRules(net);
   return ensureBridge({ ...net, owner });
 }
