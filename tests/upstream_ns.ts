@@ -165,3 +165,30 @@ export async function makeUpstream(
   }
   return { ns, log: () => log, remove };
 }
+
+/**
+ * Another tool's firewall, as a test's own canary: a table with a forward chain and a rule,
+ * made before the test's networks. tsbox must leave it exactly as it was (it never flushes or
+ * touches other tables). A canary of the test's own, not the host's whole ruleset: other tools
+ * and other tests running at the same time change theirs meanwhile.
+ */
+export function canaryTable(): { unchanged(): boolean; text(): string; remove(): void } {
+  const name = `tsbox_canary_${Deno.pid}`;
+  const text = () =>
+    sh("nft", "list", "table", "ip", name).out.replace(/counter packets \d+ bytes \d+/g, "counter");
+  must(
+    sh(
+      "nft",
+      `add table ip ${name}; add chain ip ${name} canary { type filter hook forward priority 10; policy accept; }; add rule ip ${name} canary ip saddr 192.0.2.0/24 counter accept`,
+    ),
+    "canary table",
+  );
+  const before = text();
+  // A failing test still leaves no table of its own behind.
+  globalThis.addEventListener("unload", () => sh("nft", "delete", "table", "ip", name));
+  return {
+    unchanged: () => text() === before && before.includes("192.0.2.0/24"),
+    text,
+    remove: () => void sh("nft", "delete", "table", "ip", name),
+  };
+}
