@@ -282,7 +282,7 @@ export function removeNetwork(store: Store, ref: string): NetworkRecord {
   }
   const leases: Lease[] = leasesOf(store, net.id);
   if (leases.length > 0) throw new NetworkInUseError(net.name, leases.map((l) => l.holder));
-  takeNetworkDown(net);
+  takeNetworkDown(net, store.root);
   deleteNetworkRecord(store, net.id);
   return net;
 }

@@ -30,9 +30,14 @@ export interface BridgeOwner {
   readonly root: string;
 }
 
+/** A store root as aliases name it: absolute. */
+export function absoluteRoot(root: string): string {
+  return root.startsWith("/") ? root : `${Deno.cwd()}/${root}`;
+}
+
 /** The alias for a bridge of `owner`, or undefined when the root is too long to fit. */
 export function ownerAlias(owner: BridgeOwner): string | undefined {
-  const root = owner.root.startsWith("/") ? owner.root : `${Deno.cwd()}/${owner.root}`;
+  const root = absoluteRoot(owner.root);
   const subnets = owner.subnet6 ? `${owner.subnet},${owner.subnet6}` : owner.subnet;
   const text = `${PREFIX}${subnets} ${owner.internal ? "internal" : "routed"} ${root}`;
   return new TextEncoder().encode(text).length <= MAX_ALIAS ? text : undefined;

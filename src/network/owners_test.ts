@@ -15,6 +15,8 @@ import { listNft } from "../../ffi/nftables.ts";
 import { ensureBridge } from "./bridge.ts";
 import { addNetworkRules, TABLE, tableBridges } from "./firewall.ts";
 import { ownerAlias, parseOwnerAlias, reapOrphanBridges } from "./owners.ts";
+import type { NetworkRecord } from "./records.ts";
+import { takeNetworkDown } from "./setup.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -75,6 +77,13 @@ Deno.test({
         const outbound = JSON.stringify(listNft(`list set inet ${TABLE} outbound`));
         assertOk(!outbound.includes("10.67.2.0"), outbound);
         assertOk(outbound.includes("10.67.1.0"), outbound);
+        // Another store's network of the same bridge name (its tsbox0, say) is not taken down
+        // by this one; its owner takes it down.
+        const other = { id: "x", name: "bridge", ...a, internal: false } as NetworkRecord;
+        takeNetworkDown(other, gone);
+        assertEquals(tableBridges().sort(), ["tsbox-a", "tsbox-c"], "another store's, left");
+        takeNetworkDown(other, live);
+        assertEquals(tableBridges(), ["tsbox-c"]);
       } finally {
         setns(own, NAMESPACE_TYPES.net);
       }

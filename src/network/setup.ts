@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Netlink } from "../../ffi/netlink.ts";
+import { Netlink } from "../../ffi/netlink.ts";
 import { IFF_UP } from "../../ffi/netlink_msg.ts";
 import {
   ensureBridge,
@@ -14,7 +14,7 @@ import {
   withHostNetworkLock,
 } from "./bridge.ts";
 import { addNetworkRules, removeNetworkRules, tableExists } from "./firewall.ts";
-import { reapOrphanBridges } from "./owners.ts";
+import { absoluteRoot, parseOwnerAlias, reapOrphanBridges } from "./owners.ts";
 import type { NetworkRecord } from "./records.ts";
 
 /**
@@ -53,10 +53,24 @@ export function readyBridge(nl: Netlink, net: NetworkRecord): number | undefined
 /**
  * Removes what `net` has on the host: its firewall elements (the whole table with the last
  * network) and its bridge. Safe to repeat. IPv4 forwarding stays on, as docker leaves it.
+ * `owner`, the store's root: a bridge of that name whose alias names another store is that
+ * store's (its `tsbox0`, made after this store's went) and is left alone, with its elements.
  */
-export function takeNetworkDown(net: NetworkRecord): void {
+export function takeNetworkDown(net: NetworkRecord, owner?: string): void {
   withHostNetworkLock(() => {
+    if (owner !== undefined && !ownedBy(net.bridge, owner)) return;
     removeNetworkRules(net);
     removeBridge(net.bridge);
   });
+}
+
+/** Whether bridge `name` is absent, has no owner alias, or names `root` as its owner. */
+function ownedBy(name: string, root: string): boolean {
+  const nl = Netlink.open();
+  try {
+    const alias = parseOwnerAlias(nl.link(name)?.alias);
+    return alias === undefined || alias.root === absoluteRoot(root);
+  } finally {
+    nl.close();
+  }
 }
