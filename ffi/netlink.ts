@@ -424,9 +424,9 @@ export class Netlink {
     );
   }
 
-  /** Every IPv4 route of every table in this namespace. */
-  routes(): Route[] {
-    return this.request(RTM.GETROUTE, NLM_F_DUMP, rtmsg(AF_INET, 0, { table: 0 }), [], ["dump"])
+  /** Every IPv4 route (IPv6 with `family` AF_INET6) of every table in this namespace. */
+  routes(family = AF_INET): Route[] {
+    return this.request(RTM.GETROUTE, NLM_F_DUMP, rtmsg(family, 0, { table: 0 }), [], ["dump"])
       .filter((m) => m.type === RTM.NEWROUTE).map((m) => parseRoute(m.payload));
   }
 }

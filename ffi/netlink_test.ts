@@ -104,6 +104,14 @@ Deno.test({
       const v6 = ip("-n", ns, "-6", "addr", "show", "dev", peer).out;
       assertOk(v6.includes("inet6 fd42:7b:9::2/64 scope global nodad"), v6);
       assertOk(ip("-n", ns, "-6", "route", "show", "default").out.includes("via fd42:7b:9::1"));
+      const inner6 = Netlink.openIn(nsFd);
+      try {
+        const r6 = inner6.routes(10);
+        assertOk(r6.some((r) => r.dstLen === 64 && r.dst === "fd42:7b:9:0:0:0:0:0"), `${r6}`);
+        assertOk(r6.some((r) => r.dstLen === 0 && r.gateway === "fd42:7b:9:0:0:0:0:1"));
+      } finally {
+        inner6.close();
+      }
 
       // An alias (tsbox marks its bridges' owners so), as iproute2 shows it.
       assertEquals(nl.link(br)?.alias, undefined);

@@ -18,6 +18,8 @@ import { sh } from "./upstream_ns.ts";
 const isRoot = Deno.uid() === 0;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const tag = `${Deno.pid % 100000}`;
+/** One IPv6 group of this process's own (the subnet's third). */
+const g6 = (Deno.pid % 0xffff).toString(16);
 const UP6 = "2001:db8:6::1";
 const HOST6 = "2001:db8:6::fe";
 
@@ -114,11 +116,15 @@ Deno.test({
 
       const pulled = await tsbox(["pull", "-q", fx.refs.busybox], { root });
       assertEquals(pulled.code, 0, pulled.stderr);
-      const subnet6 = `fd42:7b:${tag}::/64`;
+      // A subnet the namespace already routes (the upstream's) is refused, naming the route.
+      const clash = await t(["network", "create", "--subnet", "2001:db8:6::/64", "t-clash"]);
+      assertEquals(clash.code, 125, clash.stderr);
+      assertStringIncludes(clash.stderr, `overlaps the host's route 2001:db8:6::/64 dev ${vt}`);
+      const subnet6 = `fd42:7b:${g6}::/64`;
       await ok(["network", "create", "--ipv6", "--subnet", subnet6, "t-v6"]);
       const net = JSON.parse(await ok(["network", "inspect", "t-v6"]))[0];
       assertEquals(net.EnableIPv6, true);
-      assertEquals(net.IPAM.Config[1], { Subnet: subnet6, Gateway: `fd42:7b:${tag}::1` });
+      assertEquals(net.IPAM.Config[1], { Subnet: subnet6, Gateway: `fd42:7b:${g6}::1` });
 
       await ok([
         "run",
@@ -133,16 +139,16 @@ Deno.test({
         "300",
       ]);
       const ep = JSON.parse(await ok(["inspect", "t-s6"]))[0].NetworkSettings.Networks["t-v6"];
-      assertEquals(ep.GlobalIPv6Address, `fd42:7b:${tag}::2`);
+      assertEquals(ep.GlobalIPv6Address, `fd42:7b:${g6}::2`);
       assertEquals(ep.GlobalIPv6PrefixLen, 64);
-      assertEquals(ep.IPv6Gateway, `fd42:7b:${tag}::1`);
+      assertEquals(ep.IPv6Gateway, `fd42:7b:${g6}::1`);
       const inspected = JSON.parse(await ok(["network", "inspect", "t-v6"]))[0];
       assertEquals(
         Object.values(inspected.Containers).map((c) =>
           (c as { IPv6Address: string })
             .IPv6Address
         ),
-        [`fd42:7b:${tag}::2/64`],
+        [`fd42:7b:${g6}::2/64`],
       );
 
       // From another container: its own address and route, the name as AAAA, and a ping.
@@ -158,9 +164,9 @@ Deno.test({
         "ip -6 addr show dev eth0 scope global; ip -6 route show default; " +
         "nslookup -type=aaaa t-s6; ping -6 -c 1 -W 3 t-s6",
       ]);
-      assertStringIncludes(out, `inet6 fd42:7b:${tag}::3/64`);
-      assertStringIncludes(out, `default via fd42:7b:${tag}::1 dev eth0`);
-      assertMatch(out, new RegExp(`Address: fd42:7b:${tag}::2`));
+      assertStringIncludes(out, `inet6 fd42:7b:${g6}::3/64`);
+      assertStringIncludes(out, `default via fd42:7b:${g6}::1 dev eth0`);
+      assertMatch(out, new RegExp(`Address: fd42:7b:${g6}::2`));
       assertStringIncludes(out, "1 packets received");
 
       // NAT66: the upstream has no route to fd42:7b:…, and sees the namespace's own address.

@@ -10,6 +10,8 @@ import { Netlink, NetlinkError, type Route } from "../../ffi/netlink.ts";
 import { TsboxError } from "../errors.ts";
 import { formatSubnet, maskOf, overlaps, parseIPv4, parseSubnet, type Subnet } from "./cidr.ts";
 import { ownerAlias } from "./owners.ts";
+import { formatSubnet6, parseIPv6, type Subnet6 } from "./cidr6.ts";
+import { AF_INET6 } from "../../ffi/netlink_msg.ts";
 
 /** The host-wide lock file for bridge and firewall changes (root's; /run is per boot). */
 export const LOCK_FILE = "/run/tsbox/network.lock";
@@ -47,6 +49,24 @@ export function hostSubnets(): { subnet: Subnet; what: string }[] {
         subnet: { base: (base & maskOf(r.dstLen)) >>> 0, prefix: r.dstLen },
         what: `the host's route ${r.dst}/${r.dstLen}${dev}`,
       }];
+    });
+  } finally {
+    nl.close();
+  }
+}
+
+/** The host's IPv6 unicast routes with a destination prefix (link-local ones left out). */
+export function hostSubnets6(): { subnet: Subnet6; what: string }[] {
+  const nl = Netlink.open();
+  try {
+    const names = new Map(nl.links().map((l) => [l.index, l.name]));
+    return nl.routes(AF_INET6).flatMap((r) => {
+      const base = parseIPv6(r.dst);
+      if (r.type !== 1 || r.dstLen === 0 || base === undefined) return [];
+      if (base >> 118n === 0x3fan) return []; // fe80::/10, on every interface
+      const dev = r.oif !== undefined ? ` dev ${names.get(r.oif) ?? r.oif}` : "";
+      const s = { base, prefix: r.dstLen };
+      return [{ subnet: s, what: `the host's route ${formatSubnet6(s)}${dev}` }];
     });
   } finally {
     nl.close();

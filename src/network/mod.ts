@@ -23,7 +23,7 @@ import {
   pickSubnet,
   type Subnet,
 } from "./cidr.ts";
-import { hostSubnets, withHostNetworkLock } from "./bridge.ts";
+import { hostSubnets, hostSubnets6, withHostNetworkLock } from "./bridge.ts";
 import { type Lease, leasesOf } from "./ipam.ts";
 import {
   DEFAULT_NETWORK,
@@ -46,6 +46,7 @@ import {
   contains6,
   formatIPv6,
   formatSubnet6,
+  overlaps6,
   parseIPv6,
   parseSubnet6,
   ulaFor,
@@ -194,6 +195,10 @@ function ipv6Of(
     throw new UsageError("an IPv6 --gateway needs an IPv6 --subnet");
   }
   const s6 = o.subnet6 !== undefined ? parseSubnet6(o.subnet6) : ulaFor(id);
+  if (Deno.uid() === 0) {
+    const clash = hostSubnets6().find((h) => overlaps6(h.subnet, s6));
+    if (clash) throw new SubnetOverlapError(formatSubnet6(s6), clash.what);
+  }
   if (128 - s6.prefix < 32 - subnet.prefix) {
     throw new UsageError(
       `IPv6 subnet ${formatSubnet6(s6)} is smaller than IPv4 subnet ${formatSubnet(subnet)}: ` +
