@@ -14,7 +14,7 @@ import { Netlink } from "../../ffi/netlink.ts";
 import { listNft } from "../../ffi/nftables.ts";
 import { ensureBridge } from "./bridge.ts";
 import { addNetworkRules, TABLE, tableBridges } from "./firewall.ts";
-import { ownerAlias, parseOwnerAlias, reapOrphanBridges } from "./owners.ts";
+import { ownerAlias, ownMountNamespace, parseOwnerAlias, reapOrphanBridges } from "./owners.ts";
 import type { NetworkRecord } from "./records.ts";
 import { takeNetworkDown } from "./setup.ts";
 
@@ -25,9 +25,14 @@ function ip(...args: string[]): number {
 }
 
 Deno.test("owner alias: written and read back; other text and too long roots are not", () => {
-  const owner = { subnet: "10.90.3.0/24", internal: true, root: "/tmp/tsbox store" };
+  const owner = {
+    subnet: "10.90.3.0/24",
+    internal: true,
+    mnt: 4026531841,
+    root: "/tmp/tsbox store",
+  };
   const alias = ownerAlias(owner);
-  assertEquals(alias, "tsbox 10.90.3.0/24 internal /tmp/tsbox store");
+  assertEquals(alias, "tsbox 10.90.3.0/24 internal mnt:4026531841 /tmp/tsbox store");
   assertEquals(parseOwnerAlias(alias), owner);
   assertEquals(
     parseOwnerAlias(ownerAlias({ ...owner, internal: false })),
@@ -35,7 +40,13 @@ Deno.test("owner alias: written and read back; other text and too long roots are
   );
   assertEquals(parseOwnerAlias("docker bridge"), undefined);
   assertEquals(parseOwnerAlias(undefined), undefined);
-  assertEquals(parseOwnerAlias("tsbox 10.90.3.0/24 routed relative/path"), undefined);
+  assertEquals(parseOwnerAlias("tsbox 10.90.3.0/24 routed mnt:1 relative/path"), undefined);
+  assertEquals(parseOwnerAlias("tsbox 10.90.3.0/24 routed /no/namespace"), undefined);
+  assertEquals(
+    parseOwnerAlias(ownerAlias({ ...owner, subnet6: "fd42:7b:1::/64" }))?.subnet6,
+    "fd42:7b:1::/64",
+  );
+  assertOk(ownMountNamespace() > 0);
   assertEquals(ownerAlias({ ...owner, root: `/${"x".repeat(300)}` }), undefined);
 });
 
@@ -63,13 +74,23 @@ Deno.test({
         ensureBridge(c); // no owner: never touched
         const nl = Netlink.open();
         try {
-          assertEquals(nl.link("tsbox-b")?.alias, `tsbox 10.67.2.0/24 routed ${gone}`);
+          assertEquals(
+            nl.link("tsbox-b")?.alias,
+            `tsbox 10.67.2.0/24 routed mnt:${ownMountNamespace()} ${gone}`,
+          );
           assertEquals(nl.link("tsbox-c")?.alias, undefined);
+          // A root path written in another mount namespace is not judged from this one.
+          const d = ensureBridge({
+            bridge: "tsbox-d",
+            subnet: "10.67.4.0/24",
+            gateway: "10.67.4.1",
+          });
+          nl.setAlias(d, `tsbox 10.67.4.0/24 routed mnt:1 /nonexistent/store`);
           assertEquals(reapOrphanBridges(), [], "every store is there");
           Deno.removeSync(gone, { recursive: true });
           assertEquals(reapOrphanBridges(), ["tsbox-b"]);
           assertEquals(nl.link("tsbox-b"), undefined);
-          assertOk(nl.link("tsbox-a") && nl.link("tsbox-c"));
+          assertOk(nl.link("tsbox-a") && nl.link("tsbox-c") && nl.link("tsbox-d"));
         } finally {
           nl.close();
         }
