@@ -161,11 +161,12 @@ Deno.test({
         fx.refs.busybox,
         "sh",
         "-c",
-        "ip -6 addr show dev eth0 scope global; ip -6 route show default; " +
+        "ip -6 addr show dev eth0 scope global; ip -6 route show default; tail -1 /etc/hosts; " +
         "nslookup -type=aaaa t-s6; ping -6 -c 1 -W 3 t-s6",
       ]);
       assertStringIncludes(out, `inet6 fd42:7b:${g6}::3/64`);
       assertStringIncludes(out, `default via fd42:7b:${g6}::1 dev eth0`);
+      assertMatch(out, new RegExp(`^fd42:7b:${g6}::3\t[0-9a-f]{12}$`, "m"));
       assertMatch(out, new RegExp(`Address: fd42:7b:${g6}::2`));
       assertStringIncludes(out, "1 packets received");
 

@@ -176,7 +176,10 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
         dnsOptions: c.net.dnsOptions,
       }),
     );
-    Deno.writeTextFileSync(`${c.stateDir}/hosts`, hostsFor(c.hostname, first?.ip, extra));
+    Deno.writeTextFileSync(
+      `${c.stateDir}/hosts`,
+      hostsFor(c.hostname, first?.ip, extra, first?.ip6),
+    );
     if (attached.length > 0) watchDns(c.id);
     return attached;
   } catch (err) {

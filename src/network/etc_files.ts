@@ -64,11 +64,12 @@ export function resolvConfFor(i: EtcInput): string {
   return lines.join("\n") + "\n";
 }
 
-/** The container's /etc/hosts: docker's defaults, extra hosts, then its own address. */
+/** The container's /etc/hosts: docker's defaults, extra hosts, then its own addresses. */
 export function hostsFor(
   hostname: string,
   address: string | undefined,
   extraHosts: readonly (readonly [string, string])[] = [],
+  address6?: string,
 ): string {
   const lines = [
     "127.0.0.1\tlocalhost",
@@ -79,6 +80,7 @@ export function hostsFor(
     "ff02::2\tip6-allrouters",
     ...extraHosts.map(([name, ip]) => `${ip}\t${name}`),
     address !== undefined ? `${address}\t${hostname}` : `127.0.1.1\t${hostname}`,
+    ...(address6 !== undefined ? [`${address6}\t${hostname}`] : []),
   ];
   return lines.join("\n") + "\n";
 }

@@ -34,6 +34,13 @@ Deno.test("resolv.conf: the default bridge gets the host's servers without loopb
   );
 });
 
+Deno.test("hosts: an IPv6 address after the IPv4 one", () => {
+  assertEquals(
+    hostsFor("box", "10.90.1.2", [], "fd42::2").split("\n").slice(-3),
+    ["10.90.1.2\tbox", "fd42::2\tbox", ""],
+  );
+});
+
 Deno.test("hosts: the container's address for its hostname, extra hosts before it", () => {
   const text = hostsFor("web", "10.90.1.2", [["db", "192.0.2.5"]]);
   const lines = text.trim().split("\n");
