@@ -126,6 +126,14 @@ async function networks(client: string): Promise<void> {
         (await t.d("exec", "t-apinet-cli", "sh", "-c", "nc db 7000 </dev/null")).stdout ===
           "pong\n",
     );
+    // Compose passes the container's short id as an alias: inspect shows it once.
+    await ok(t.d("network", "disconnect", net, "t-apinet-cli"));
+    const short = cli.Id.slice(0, 12);
+    await ok(t.d("network", "connect", "--alias", short, "--alias", "client", net, "t-apinet-cli"));
+    const twice = JSON.parse(await ok(t.d("inspect", "t-apinet-cli")))[0];
+    assertEquals(twice.NetworkSettings.Networks[net].Aliases.sort(), [short, "client"].sort());
+    const names = twice.NetworkSettings.Networks[net].DNSNames;
+    if (names) assertEquals(names.filter((n: string) => n === short), [short]);
     const dup = await t.d("network", "connect", net, "t-apinet-cli");
     assertEquals(dup.code, 1);
     // Removing a network in use is refused.

@@ -11,7 +11,15 @@
 import type { Store } from "../store/mod.ts";
 import { attachContainer, type Attachment, detachContainer } from "./attach.ts";
 import { withHostNetworkLock } from "./bridge.ts";
-import { dnsDown, type DnsEntry, hasNetworkFile, reviveDns, syncNetworksDns } from "./dns.ts";
+import {
+  aardvarkPid,
+  dnsDown,
+  type DnsEntry,
+  hasNetworkFile,
+  reviveDns,
+  syncNetworksDns,
+} from "./dns.ts";
+import { closeWaitFd, pidfdOpen, waitExit, wake, wakeFd } from "../../ffi/pidfd.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
 import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
@@ -86,37 +94,61 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
   });
 }
 
-/** How often a running container's supervisor checks that aardvark-dns still runs. */
-const DNS_WATCH_MS = 1000;
+/**
+ * How long a supervisor sleeps between looks when no aardvark-dns runs to wait on (none was
+ * needed, or one cannot be started): the only timed wakeup left.
+ */
+const DNS_IDLE_MS = 10_000;
 
-/** The watches of containers this process supervises (their PID 1 runs). */
-const dnsWatches = new Map<string, ReturnType<typeof setInterval>>();
+/** The watches of containers this process supervises (their PID 1 runs): eventfds to stop them. */
+const dnsWatches = new Map<string, number>();
 
 /**
  * Keeps names served while container `id` runs: aardvark-dns is one process for every network
- * on the host, so each supervisor of a bridged container checks now and then that it still runs
- * and starts it again when it has died (killed, crashed) while networks have files. The check
- * is a few reads of /proc; the restart happens under the host network lock, so of all the
- * supervisors that notice, one starts it. The timer keeps no process alive.
+ * on the host, so each supervisor of a bridged container waits for it to end (a pidfd polled on
+ * a worker thread: no wakeups while it runs) and starts it again when it died (killed, crashed)
+ * while networks still have files. The restart happens under the host network lock, so of all
+ * the supervisors that notice, one starts it and the others wait on the new one. The wait keeps
+ * the process alive only as long as the watch: {@link unwatchDns} wakes and ends it.
  */
 function watchDns(id: string): void {
   if (dnsWatches.has(id)) return;
-  const timer = setInterval(() => {
-    try {
-      if (dnsDown()) withHostNetworkLock(reviveDns);
-    } catch (err) {
-      console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+  const stop = wakeFd();
+  dnsWatches.set(id, stop);
+  void dnsWatchLoop(id, stop);
+}
+
+async function dnsWatchLoop(id: string, stop: number): Promise<void> {
+  try {
+    while (dnsWatches.get(id) === stop) {
+      let pidfd: number | undefined;
+      try {
+        if (dnsDown()) withHostNetworkLock(reviveDns);
+        const pid = aardvarkPid();
+        pidfd = pid !== undefined ? pidfdOpen(pid) : undefined;
+        // The pid file may name a process that ended and whose pid was reused meanwhile: with
+        // the pidfd held, the pid is pinned, so one more look settles it.
+        if (pidfd !== undefined && aardvarkPid() !== pid) {
+          closeWaitFd(pidfd);
+          continue;
+        }
+      } catch (err) {
+        console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+      }
+      const why = await waitExit(pidfd ?? -1, stop, pidfd === undefined ? DNS_IDLE_MS : -1);
+      if (pidfd !== undefined) closeWaitFd(pidfd);
+      if (why === "woken") return;
     }
-  }, DNS_WATCH_MS);
-  timer.unref();
-  dnsWatches.set(id, timer);
+  } finally {
+    closeWaitFd(stop);
+  }
 }
 
 function unwatchDns(id: string): void {
-  const timer = dnsWatches.get(id);
-  if (timer === undefined) return;
-  clearInterval(timer);
+  const stop = dnsWatches.get(id);
+  if (stop === undefined) return;
   dnsWatches.delete(id);
+  wake(stop);
 }
 
 /**

@@ -66,8 +66,9 @@ export function inspectNetworkSettings(store: Store, c: InspectSubject): Record<
       c.id,
       net,
       lease,
-      user ? [...ep.aliases, shortId] : null,
-      user ? [c.name, ...ep.aliases, shortId] : null,
+      // Compose passes the short id (and the name) as aliases itself: each is shown once.
+      user ? [...new Set([...ep.aliases, shortId])] : null,
+      user ? [...new Set([c.name, ...ep.aliases, shortId])] : null,
     );
     networks[net?.name ?? ep.network] = e;
     if (!user) {
