@@ -77,7 +77,7 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
     const row = rows.get(l.holder);
     if (!row) return [];
     const dns = (JSON.parse(row.config) as { net?: NetConfig }).net?.dns;
-    const ipv6 = address6Of(net, l.address);
+    const ipv6 = address6Of(net, l);
     const v6 = ipv6 !== undefined ? { ipv6 } : {};
     if (!named) {
       return dns?.length
@@ -217,6 +217,7 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
       attached.push(attachContainer(store, { pid }, net, {
         holder: c.id,
         ip: ep.ip,
+        ip6: ep.ip6,
         aliases: ep.aliases,
       }));
     }
@@ -270,6 +271,7 @@ export function connectEndpoint(
   const attached = attachContainer(store, { pid }, net, {
     holder: id,
     ip: ep.ip,
+    ip6: ep.ip6,
     aliases: ep.aliases,
   });
   try {
