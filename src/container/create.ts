@@ -13,7 +13,7 @@ import { containerNetwork, joinedNetworkPid } from "./network.ts";
 import { netConfigFrom } from "./networking.ts";
 import { containerEvent } from "../events/log.ts";
 import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
-import { writeBundle } from "./bundle.ts";
+import { type JoinedPaths, joinedPaths, writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
 import { claimCidFile } from "./cidfile.ts";
 import { createOptions, runConfigFor } from "./create_options.ts";
@@ -31,6 +31,18 @@ function networkPath(store: Store, network: NetworkMode): string | undefined {
     return `/proc/${joinedNetworkPid(store, network)}/ns/net`;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The namespace files of the containers this one joins, where they run now (each start fills
+ * them in again, bundle.ts's startBundle).
+ */
+function joinedNow(store: Store, record: ContainerRecord): JoinedPaths {
+  try {
+    return joinedPaths(store, record);
+  } catch {
+    return { networkPath: networkPath(store, record.config.network) };
   }
 }
 
@@ -112,7 +124,7 @@ async function create(
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
-    await writeBundle(store, id, config, networkPath(store, config.network));
+    await writeBundle(store, id, config, joinedNow(store, record));
     await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);

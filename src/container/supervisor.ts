@@ -21,14 +21,12 @@ import {
 import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
-import { joinedNetworkPid } from "./network.ts";
-import { sharedNamespaces } from "./namespaces.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
-import { loadBundle } from "./bundle.ts";
+import { startBundle } from "./bundle.ts";
 import { fromSpec } from "../runtime/from_spec.ts";
 import { mountVolumesOf } from "./volumes.ts";
 import { containerEvent } from "../events/log.ts";
@@ -253,17 +251,15 @@ async function startAndWait(
     // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
     mountVolumesOf(store, c.id);
     // The container as its config.json describes it, and what a spec cannot carry.
-    const spec = fromSpec(await loadBundle(store, c.id, c.config));
+    // Namespaces and limits too: `tsbox update` rewrites the spec's resources, and the
+    // namespace files of joined containers are filled in for their PID 1 now.
+    const spec = fromSpec(await startBundle(store, c));
     container = await Container.start({
       ...spec,
       id: c.id,
       stateDir: containerDir(store.root, c.id),
       lowerBase: store.linkDir,
       layers: c.config.layers,
-      networkPid: joinedNetworkPid(store, c.config.network),
-      namespaces: sharedNamespaces(store, c),
-      // From the record: `tsbox update` changes them, and the spec does not carry every limit.
-      resources: c.config.resources,
       filterCacheDir: `${store.root}/cache/seccomp`,
       stdio: [
         stdinPipe

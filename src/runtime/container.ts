@@ -24,7 +24,7 @@ import {
   writeRootlessMaps,
 } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
-import { cloneFlagsFor, type SharedNamespaces } from "./namespaces.ts";
+import { cloneFlagsFor, namespaceFile, type SharedNamespaces } from "./namespaces.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { prepareSettings, type SecuritySettings } from "./security_settings.ts";
 import { type IdMapping, toHost } from "./userns.ts";
@@ -67,6 +67,8 @@ export interface ContainerSpec {
    * joins instead of getting its own.
    */
   readonly networkPid?: number;
+  /** A network namespace file to join (an OCI spec's `path`); wins over {@link networkPid}. */
+  readonly networkPath?: string;
   /** `--ipc`, `--pid`, `--uts`, `--cgroupns` modes: namespaces not the container's own. */
   readonly namespaces?: SharedNamespaces;
   readonly resources: ResourceLimits;
@@ -448,7 +450,7 @@ async function prepare(
       extraMounts,
       readOnly: spec.readOnly,
       hostname: spec.hostname,
-      loopbackUp: spec.network !== "host" && spec.networkPid === undefined,
+      loopbackUp: spec.network !== "host" && joinedNetwork(spec) === undefined,
       cgroupNamespace: spec.namespaces?.cgroup !== "host",
       keepHostname: spec.namespaces?.uts === "host",
       cwd: spec.cwd,
@@ -476,6 +478,12 @@ async function prepare(
       sysctls: spec.sysctls,
     },
   };
+}
+
+/** The network namespace file a container joins instead of getting its own, if any. */
+function joinedNetwork(spec: ContainerSpec): string | undefined {
+  return spec.networkPath ??
+    (spec.networkPid === undefined ? undefined : `/proc/${spec.networkPid}/ns/net`);
 }
 
 /**
@@ -518,13 +526,12 @@ async function launch(
   const channel = spec.tty ? host.terminalChannel() : undefined;
   if (channel) open.add(channel.parent).add(channel.child);
   // Opened here, inherited by the clone: the child joins them with setns (see networkOps).
-  const openNs = (pid: number | undefined, kind: string) =>
-    pid === undefined ? undefined : opened(host.openNamespace(`/proc/${pid}/ns/${kind}`));
-  const joined = (s: SharedNamespaces["ipc"]) => s && s !== "host" ? s.pid : undefined;
+  const openNs = (file: string | undefined) =>
+    file === undefined ? undefined : opened(host.openNamespace(file));
   try {
-    const netnsFd = openNs(spec.networkPid, "net");
-    const ipcFd = openNs(joined(spec.namespaces?.ipc), "ipc");
-    const pidFd = openNs(joined(spec.namespaces?.pid), "pid");
+    const netnsFd = openNs(joinedNetwork(spec));
+    const ipcFd = openNs(namespaceFile(spec.namespaces?.ipc, "ipc"));
+    const pidFd = openNs(namespaceFile(spec.namespaces?.pid, "pid"));
     const ops = buildProgram({
       ...prepared.plan,
       joinNetnsFd: netnsFd,
