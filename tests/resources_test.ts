@@ -261,6 +261,10 @@ rootTest(
         await ok(["update", "--pids-limit", "33", "t-c21-upd-later"]),
         "t-c21-upd-later",
       );
+      // The bundle the start runs carries the new limit (not only the engine's record).
+      const bundle = await ok(["inspect", "-f", "{{.OCIConfigPath}}", "t-c21-upd-later"]);
+      const spec = JSON.parse(await Deno.readTextFile(bundle));
+      assertEquals(spec.linux.resources.pids, { limit: 33 });
       await ok(["start", "t-c21-upd-later"]);
       assertEquals(await cgroupFile("t-c21-upd-later", "pids", "pids.max"), "33");
       assertEquals(
