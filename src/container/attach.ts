@@ -324,12 +324,19 @@ export class AttachServer {
   }
 }
 
-/** The supervisor's server for container `id`; undefined (no attach, the container runs) if it cannot listen. */
-export function openAttachServer(root: string, id: string): AttachServer | undefined {
+/**
+ * The supervisor's server for container `id`; undefined (no attach, the container runs) if it
+ * cannot listen, which is told to `warn`.
+ */
+export function openAttachServer(
+  root: string,
+  id: string,
+  warn: (message: string) => void = () => {},
+): AttachServer | undefined {
   try {
     return AttachServer.listen(attachSocketPath(root, id));
   } catch (err) {
-    console.error(`tsbox: attach socket of ${id.slice(0, 12)}: ${(err as Error).message}`);
+    warn(`tsbox: attach socket of ${id.slice(0, 12)}: ${(err as Error).message}`);
     return undefined;
   }
 }

@@ -51,6 +51,11 @@ export interface CreateGlobals {
   readonly insecureRegistries: readonly string[];
   /** Global `--userns-remap`. */
   readonly usernsRemap?: string;
+  /**
+   * Lines docker prints on stderr while it creates (the pull of a missing image, warnings about
+   * flags and networks); nothing is printed when absent.
+   */
+  readonly notice?: (line: string) => void;
 }
 
 /**
@@ -84,10 +89,12 @@ async function create(
   flags: RunFlags,
   globals: CreateGlobals,
 ): Promise<ContainerRecord> {
+  const notice = globals.notice ?? (() => {});
   const options = await createOptions(flags, {
     usernsRemap: globals.usernsRemap,
+    warn: (message) => notice(`WARNING: ${message}`),
     joinContainer: (mode) => containerNetwork(store, mode, flags),
-    netConfig: (f) => netConfigFrom(store, f),
+    netConfig: (f) => netConfigFrom(store, f, notice),
     namespaces: (f) =>
       namespaceModes(
         store,
@@ -103,7 +110,8 @@ async function create(
     store,
     imageName,
     { pull, platform },
-    (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
+    (present) =>
+      pullForRun(store, imageName, globals.insecureRegistries, { platform, present }, notice),
   );
   const id = newContainerId();
   const { config, volumes } = runConfigFor({
@@ -153,6 +161,7 @@ async function pullForRun(
   imageName: string,
   insecure: readonly string[],
   o: { platform?: Platform; present: boolean },
+  notice: (line: string) => void,
 ) {
   const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
   const { loadRegistriesConf, qualifyName } = await import("../../registry/registries_conf.ts");
@@ -164,17 +173,17 @@ async function pullForRun(
   if (!o.present) {
     const local = qualified === imageName ? undefined : store.findImage(qualified);
     if (local) return local;
-    console.error(`Unable to find image '${imageName}' locally`);
+    notice(`Unable to find image '${imageName}' locally`);
   }
   const ref = parseReference(qualified);
-  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
+  notice(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
   const result = await pullImage(store, imageName, {
     insecure,
     registries,
     platform: o.platform ? formatPlatform(o.platform) : undefined,
   });
-  console.error(`Digest: ${result.digest}`);
-  console.error(
+  notice(`Digest: ${result.digest}`);
+  notice(
     result.upToDate
       ? `Status: Image is up to date for ${ref.familiar()}`
       : `Status: Downloaded newer image for ${ref.familiar()}`,

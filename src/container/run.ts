@@ -22,6 +22,8 @@ export interface RunGlobals {
   readonly root: string;
   readonly debug: boolean;
   readonly insecureRegistries: readonly string[];
+  /** Lines docker prints on stderr (pull progress, warnings); nothing is printed when absent. */
+  readonly notice?: (line: string) => void;
 }
 
 const FORWARDED: [Deno.Signal, number][] = [
@@ -45,8 +47,8 @@ export async function runContainer(
   const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
   // A taken host port fails here, before the container exists (docker leaves one behind).
   const warning = checkPublish(flags.publish ?? [], flags.network);
-  if (warning) console.error(warning);
-  const store = await Store.open(globals.root);
+  if (warning) globals.notice?.(warning);
+  const store = await Store.open(globals.root, { warn: globals.notice });
   try {
     const record = await createFromFlags(store, imageName, command, flags, globals);
     if (flags.detach) {
@@ -69,7 +71,7 @@ export async function runContainer(
     }
     return {
       id: record.id,
-      exitCode: await attached(store, record.id, flags.rm ?? false, streams),
+      exitCode: await attached(store, record.id, flags.rm ?? false, streams, globals.notice),
     };
   } finally {
     store.close();
@@ -82,6 +84,7 @@ export async function attached(
   id: string,
   autoRemove: boolean,
   streams?: SuperviseOptions["streams"],
+  warn?: (message: string) => void,
 ): Promise<number> {
   let pid: number | undefined;
   const off = FORWARDED.map(([sig, num]) => {
@@ -94,7 +97,12 @@ export async function attached(
   try {
     // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
     const { supervise } = await import("./supervisor.ts");
-    const result = await supervise(store, id, { attach: true, streams, onPid: (p) => (pid = p) });
+    const result = await supervise(store, id, {
+      attach: true,
+      streams,
+      warn,
+      onPid: (p) => (pid = p),
+    });
     return result.exitCode;
   } catch (err) {
     throw await failedStart(store, id, autoRemove, err);

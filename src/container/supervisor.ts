@@ -51,6 +51,8 @@ export interface SuperviseOptions {
   readonly afterExit?: (record: ContainerRecord) => Promise<void>;
   /** Claim only a container no user has stopped (a recovery, recover.ts: a `stop` wins). */
   readonly unlessStopped?: boolean;
+  /** Warnings (no attach socket, rootless limits); none are printed when absent. */
+  readonly warn?: (message: string) => void;
 }
 
 /** What the supervisor saw at the end. */
@@ -125,7 +127,7 @@ export async function supervise(
   let record = claimed;
   const log = await LogWriter.open(logPath(store.root, id), claimed.config.log);
   // `attach` and `start -a` reach the container through this socket while it is supervised.
-  const attach = openAttachServer(store.root, id);
+  const attach = openAttachServer(store.root, id, o.warn);
   let first = true;
   let backoff = BACKOFF_START_MS;
   let exitCode = 0;
@@ -261,6 +263,7 @@ async function startAndWait(
       lowerBase: store.linkDir,
       layers: c.config.layers,
       filterCacheDir: `${store.root}/cache/seccomp`,
+      warn: o.warn,
       stdio: [
         stdinPipe
           ? stdinPipe[0]

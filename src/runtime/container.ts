@@ -109,6 +109,8 @@ export interface ContainerSpec {
   readonly shmSize?: number;
   /** `--sysctl`s, already checked to be namespaced (src/container/sysctl.ts). */
   readonly sysctls?: readonly (readonly [string, string])[];
+  /** Warnings of a start (rootless: no subordinate ids, no cgroup); none printed when absent. */
+  readonly warn?: (message: string) => void;
 }
 
 /** How the container ended. */
@@ -278,7 +280,8 @@ export class Container {
     }
     const who = currentIdentity();
     const maps = rootlessMapping(who);
-    warnSingleId(maps, who);
+    const warn = spec.warn ?? (() => {});
+    warnSingleId(maps, who, warn);
     const dir = spec.stateDir;
     const rootfs = join(dir, "rootfs");
     for (const d of ["upper", "work", "rootfs"]) await host.mkdir(join(dir, d), 0o700);
@@ -305,6 +308,7 @@ export class Container {
     const cgroup = await rootlessCgroup(
       spec.resources,
       () => host.createCgroup(spec.id, spec.resources),
+      warn,
     );
     // overlayfs makes work/work mode 000 on every mount; root removes it regardless, the user
     // cannot.
