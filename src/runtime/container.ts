@@ -14,15 +14,7 @@ import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
 import { ensureMountTarget, overlayOptions, resolveInRoot } from "./rootfs.ts";
-import {
-  currentIdentity,
-  holdOverlay,
-  rootlessCgroup,
-  type RootlessMapping,
-  rootlessMapping,
-  warnSingleId,
-  writeRootlessMaps,
-} from "./rootless.ts";
+import { rootlessCgroup, type RootlessMapping, warnSingleId } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
 import { cloneFlagsFor, namespaceFile, type SharedNamespaces } from "./namespaces.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
@@ -278,8 +270,7 @@ export class Container {
         "--userns-remap needs root; rootless tsbox maps your own subordinate ids itself",
       );
     }
-    const who = currentIdentity();
-    const maps = rootlessMapping(who);
+    const { who, maps } = host.rootlessIdentity();
     const warn = spec.warn ?? (() => {});
     warnSingleId(maps, who, warn);
     const dir = spec.stateDir;
@@ -315,7 +306,7 @@ export class Container {
     const openWork = () => host.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
     let prepared: Prepared | undefined;
     try {
-      const held = await holdOverlay(rootfs, overlay, maps);
+      const held = await host.holdOverlay(rootfs, overlay, maps);
       try {
         prepared = await prepare(spec, rootfs, host, { view: held.view, maps, overlay });
       } finally {
@@ -323,7 +314,7 @@ export class Container {
         await openWork();
       }
       const { pid, terminal } = await launch(spec, prepared, cgroup, host, (pid) => {
-        return writeRootlessMaps(pid, maps);
+        return host.writeRootlessMaps(pid, maps);
       });
       await openWork();
       return new Container(spec, pid, cgroup, rootfs, terminal, host);

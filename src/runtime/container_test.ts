@@ -278,3 +278,95 @@ Deno.test("-t: the pty master arrives after the execve succeeded and stays open"
   assertEquals(host.openFds(), [c.terminal]);
   await Deno.remove(dir, { recursive: true });
 });
+
+const ROOTLESS = {
+  who: { uid: 1000, gid: 1000, name: "user" },
+  maps: {
+    mapping: {
+      uid: [{ inside: 0, outside: 1000, count: 1 }, { inside: 1, outside: 100000, count: 65536 }],
+      gid: [{ inside: 0, outside: 1000, count: 1 }, { inside: 1, outside: 100000, count: 65536 }],
+    },
+    subUids: true,
+    subGids: true,
+  },
+};
+
+Deno.test("rootless: a holder mounts the overlay for the checks, PID 1 mounts its own", async () => {
+  const { dir, spec } = await fixture();
+  const host = new RecordingHost({ rootless: ROOTLESS });
+  const c = await Container.start(spec, host);
+  const s = steps(host, dir);
+  assertEquals(s.slice(0, 10), [
+    "mkdir D/c/upper 700",
+    "mkdir D/c/work 700",
+    "mkdir D/c/rootfs 700",
+    "chmod D/c/upper 750",
+    // Limits that cannot be enforced fail before anything is mounted.
+    `cgroup create ${ID} memory=67108864,pidsLimit=20`,
+    "hold overlay on D/c/rootfs lower=L2:L1 pid 4242",
+    "write D/c/hostname 644",
+    "write D/c/hosts 644",
+    "write D/c/resolv.conf 644",
+    "release holder 4242",
+  ]);
+  // No host mount: the container's program mounts the overlay itself, with userxattr.
+  assert(!s.some((x) => x.startsWith("mount overlay")), s.join("\n"));
+  const program = host.programs[0].map((o) => o.what);
+  assert(program.some((w) => /overlay/.test(w)), program.join("\n"));
+  const clone = s.indexOf("clone NEWNS|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET");
+  assert(clone > 0, s.join("\n"));
+  assertEquals(s.slice(clone + 1, clone + 3), [
+    "rootless maps 4243 newuidmap newgidmap",
+    "cgroup join 4243",
+  ]);
+  assertEquals(c.pid, 4243);
+  assertEquals(host.openFds(), []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("rootless: no writable cgroup and no limits: a warning, and the start goes on", async () => {
+  const { dir, spec } = await fixture();
+  const host = new RecordingHost({
+    rootless: ROOTLESS,
+    failOn: /^cgroup create/,
+    error: () => new Deno.errors.PermissionDenied("Permission denied (os error 13)"),
+  });
+  const warnings: string[] = [];
+  await Container.start({ ...spec, resources: {}, warn: (m) => warnings.push(m) }, host);
+  assert(warnings.some((w) => /no writable cgroup/.test(w)), warnings.join("\n"));
+  assert(host.calls.some((c) => /^clone /.test(c)));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("rootless: limits without a writable cgroup are refused before anything is mounted", async () => {
+  const { dir, spec } = await fixture();
+  const host = new RecordingHost({
+    rootless: ROOTLESS,
+    failOn: /^cgroup create/,
+    error: () => new Deno.errors.PermissionDenied("Permission denied (os error 13)"),
+  });
+  await assertRejects(
+    () => Container.start(spec, host),
+    Error,
+    "resource limits cannot be enforced",
+  );
+  assert(!host.calls.some((c) => /^(hold overlay|clone)/.test(c)), host.calls.join("\n"));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("rootless: a failing holder removes the cgroup and reopens work/work", async () => {
+  const { dir, spec } = await fixture();
+  const host = new RecordingHost({
+    rootless: ROOTLESS,
+    failOn: /^hold overlay/,
+    error: () => new Error("mounting the rootfs in a user namespace: EPERM"),
+  });
+  await assertRejects(() => Container.start(spec, host), Error, "mounting the rootfs");
+  assertEquals(steps(host, dir).slice(-3), [
+    "hold overlay on D/c/rootfs lower=L2:L1 pid 4242",
+    `cgroup remove ${ID}`,
+    "chmod D/c/work/work 700",
+  ]);
+  assertEquals(host.programs, []);
+  await Deno.remove(dir, { recursive: true });
+});

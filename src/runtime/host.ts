@@ -27,7 +27,16 @@ import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
 import { writeOomScoreAdj } from "./cgroup_extra.ts";
 import { cloneInPidNamespace } from "./namespaces.ts";
 import { mountOverlay, type OverlayDirs, unmountRootfs } from "./rootfs.ts";
-import { isRootless } from "./rootless.ts";
+import {
+  currentIdentity,
+  type HeldOverlay,
+  holdOverlay,
+  type HostIdentity,
+  isRootless,
+  type RootlessMapping,
+  rootlessMapping,
+  writeRootlessMaps,
+} from "./rootless.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { idmapLayers, type IdMapping, writeIdMaps } from "./userns.ts";
 
@@ -50,6 +59,19 @@ export interface IdmappedLayers {
 export interface Host {
   /** True when this process is not root (the rootless start path). */
   isRootless(): boolean;
+  /** Rootless: this user and the ids its containers map (its own and subordinate ones). */
+  rootlessIdentity(): { who: HostIdentity; maps: RootlessMapping };
+  /**
+   * Rootless: mounts the overlay (`options`, lower entries relative to `lowerBase`) on `rootfs`
+   * in a holder's user and mount namespaces, seen from here through its `view`.
+   */
+  holdOverlay(
+    rootfs: string,
+    overlay: { readonly lowerBase: string; readonly options: string },
+    maps: RootlessMapping,
+  ): Promise<HeldOverlay>;
+  /** Rootless: writes the id maps of a child cloned with CLONE_NEWUSER (newuidmap, ...). */
+  writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void>;
 
   /** mkdir -p with `mode` (the container's state directory). */
   mkdir(path: string, mode: number): Promise<void>;
@@ -104,6 +126,12 @@ export interface Host {
 /** The real host: each call made through ffi/ (or Deno's file APIs). */
 export const linuxHost: Host = {
   isRootless: () => isRootless(),
+  rootlessIdentity: () => {
+    const who = currentIdentity();
+    return { who, maps: rootlessMapping(who) };
+  },
+  holdOverlay,
+  writeRootlessMaps,
   mkdir: (path, mode) => Deno.mkdir(path, { recursive: true, mode }),
   stat: async (path) => {
     const info = await Deno.stat(path);

@@ -15,6 +15,7 @@ import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import type { Host, HostStat, IdmappedLayers } from "./host.ts";
 import type { OverlayDirs } from "./rootfs.ts";
 import type { IdMapping } from "./userns.ts";
+import type { HeldOverlay, HostIdentity, RootlessMapping } from "./rootless.ts";
 
 /** How the fake behaves. */
 export interface FakeOptions {
@@ -26,6 +27,8 @@ export interface FakeOptions {
   readonly programFailure?: (ops: readonly Op[]) => ProgramFailure | undefined;
   /** How PID 1 ends when waited for. */
   readonly exit?: WaitStatus;
+  /** Take the rootless path, as this user with these maps. */
+  readonly rootless?: { readonly who: HostIdentity; readonly maps: RootlessMapping };
 }
 
 const FLAG_NAMES = Object.entries(CLONE);
@@ -79,7 +82,34 @@ export class RecordingHost implements Host {
   }
 
   isRootless(): boolean {
-    return false;
+    return this.options.rootless !== undefined;
+  }
+
+  rootlessIdentity(): { who: HostIdentity; maps: RootlessMapping } {
+    if (!this.options.rootless) throw new Error("fake: not rootless");
+    return this.options.rootless;
+  }
+
+  /** The holder's view is the rootfs directory itself (the test's files are there). */
+  holdOverlay(
+    rootfs: string,
+    overlay: { readonly lowerBase: string; readonly options: string },
+    _maps: RootlessMapping,
+  ): Promise<HeldOverlay> {
+    const pid = this.#nextPid++;
+    const lower = /lowerdir=([^,]*)/.exec(overlay.options)?.[1];
+    return this.later(`hold overlay on ${rootfs} lower=${lower} pid ${pid}`, () => ({
+      pid,
+      view: rootfs,
+      release: () => this.later(`release holder ${pid}`, () => {}),
+    }));
+  }
+
+  writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void> {
+    const how = `${maps.subUids ? "newuidmap" : "uid_map"} ${
+      maps.subGids ? "newgidmap" : "gid_map"
+    }`;
+    return this.later(`rootless maps ${pid} ${how}`, () => {});
   }
 
   async mkdir(path: string, mode: number): Promise<void> {
