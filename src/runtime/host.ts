@@ -55,32 +55,19 @@ export interface IdmappedLayers {
   detach(): void;
 }
 
-/** The host-side calls of a container start, stop and wait. */
-export interface Host {
-  /** True when this process is not root (the rootless start path). */
-  isRootless(): boolean;
-  /** Rootless: this user and the ids its containers map (its own and subordinate ones). */
-  rootlessIdentity(): { who: HostIdentity; maps: RootlessMapping };
-  /**
-   * Rootless: mounts the overlay (`options`, lower entries relative to `lowerBase`) on `rootfs`
-   * in a holder's user and mount namespaces, seen from here through its `view`.
-   */
-  holdOverlay(
-    rootfs: string,
-    overlay: { readonly lowerBase: string; readonly options: string },
-    maps: RootlessMapping,
-  ): Promise<HeldOverlay>;
-  /** Rootless: writes the id maps of a child cloned with CLONE_NEWUSER (newuidmap, ...). */
-  writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void>;
-
-  /** mkdir -p with `mode` (the container's state directory). */
+/** Files of the container's state directory (the rootfs' own files are plain paths). */
+export interface HostFiles {
+  /** mkdir -p with `mode`. */
   mkdir(path: string, mode: number): Promise<void>;
   stat(path: string): Promise<HostStat>;
   chmod(path: string, mode: number): Promise<void>;
   chown(path: string, uid: number | null, gid: number | null): Promise<void>;
   /** Writes one of the files bound onto /etc in the container (hostname, hosts, resolv.conf). */
   writeTextFile(path: string, content: string, mode: number): Promise<void>;
+}
 
+/** Mounts of the rootfs on the host. */
+export interface HostMounts {
   /** Mounts the container's overlay on `dirs.target`. */
   mountOverlay(dirs: OverlayDirs): void;
   /** Mounts a tmpfs (the premounted /dev of a remapped container). */
@@ -94,11 +81,17 @@ export interface Host {
     dir: string,
     mapping: IdMapping,
   ): Promise<IdmappedLayers>;
+}
 
+/** The container's cgroup and what is written for PID 1 outside it. */
+export interface HostCgroups {
   /** Creates the container's cgroup with its limits written. */
   createCgroup(id: string, limits: ResourceLimits): Promise<Cgroup>;
   writeOomScoreAdj(pid: number, value: number): Promise<void>;
+}
 
+/** PID 1: namespace files, the clone, its handshake pipes, id maps, waiting and signals. */
+export interface HostProcesses {
   /** Opens a namespace file (`/proc/PID/ns/KIND`), close-on-exec but inherited by the clone. */
   openNamespace(path: string): number;
   /**
@@ -122,6 +115,28 @@ export interface Host {
   /** Takes the pty master the child sent. */
   receiveTerminal(parent: number): number;
 }
+
+/** A start without root: the user's identity, the overlay holder, the id maps. */
+export interface HostRootless {
+  /** True when this process is not root (the rootless start path). */
+  isRootless(): boolean;
+  /** This user and the ids its containers map (its own and subordinate ones). */
+  rootlessIdentity(): { who: HostIdentity; maps: RootlessMapping };
+  /**
+   * Mounts the overlay (`options`, lower entries relative to `lowerBase`) on `rootfs` in a
+   * holder's user and mount namespaces, seen from here through its `view`.
+   */
+  holdOverlay(
+    rootfs: string,
+    overlay: { readonly lowerBase: string; readonly options: string },
+    maps: RootlessMapping,
+  ): Promise<HeldOverlay>;
+  /** Writes the id maps of a child cloned with CLONE_NEWUSER (newuidmap, ...). */
+  writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void>;
+}
+
+/** The host-side calls of a container start, stop and wait, by area. */
+export interface Host extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless {}
 
 /** The real host: each call made through ffi/ (or Deno's file APIs). */
 export const linuxHost: Host = {
