@@ -19,7 +19,7 @@ import {
 } from "../runtime/security.ts";
 import type { Spec } from "../oci/spec.ts";
 import type { NamespaceSource } from "../runtime/namespaces.ts";
-import { type HostFacts, specFor, type SpecUser } from "./spec.ts";
+import { ANNOTATION, type HostFacts, SPEC_VERSION, specFor, type SpecUser } from "./spec.ts";
 import { configPath, containerDir } from "./paths.ts";
 import type { ContainerRecord, RunConfig } from "./state.ts";
 import { sharedNamespaces } from "./namespaces.ts";
@@ -202,8 +202,30 @@ export async function writeBundle(
  * is what runs).
  */
 export async function startBundle(store: Store, c: ContainerRecord): Promise<Spec> {
-  const spec = await loadBundle(store, c.id, c.config);
   const paths = joinedPaths(store, c);
+  let spec = await loadBundle(store, c.id, c.config);
+  if (spec.annotations?.[ANNOTATION.specVersion] !== SPEC_VERSION) {
+    // Written by a tsbox whose runtime took limits and namespace modes from the record: they
+    // come from the record once more, into the bundle.
+    const fresh = containerSpec(store, c.id, c.config, paths);
+    const { oomScoreAdj: _, ...process } = spec.process;
+    spec = {
+      ...spec,
+      process: {
+        ...process,
+        ...(fresh.process.oomScoreAdj !== undefined
+          ? { oomScoreAdj: fresh.process.oomScoreAdj }
+          : {}),
+      },
+      annotations: { ...spec.annotations, [ANNOTATION.specVersion]: SPEC_VERSION },
+      linux: {
+        ...spec.linux,
+        namespaces: fresh.linux.namespaces,
+        resources: fresh.linux.resources,
+      },
+    };
+    await writeSpec(configPath(store.root, c.id), spec);
+  }
   const pathOf: Record<string, string | undefined> = {
     network: paths.networkPath,
     ipc: paths.ipcPath,

@@ -94,7 +94,15 @@ export const ANNOTATION = {
   init: "io.tsbox.init",
   /** Why `process.user` is a placeholder: the image cannot satisfy `--user` (the start fails). */
   userError: USER_ERROR_ANNOTATION,
+  /**
+   * Which tsbox spec this is: "2" carries every limit and the namespace modes, which the
+   * runtime reads from it; a bundle without it is brought up to date at its next start.
+   */
+  specVersion: "io.tsbox.spec-version",
 } as const;
+
+/** The {@link ANNOTATION.specVersion} that specFor writes. */
+export const SPEC_VERSION = "2";
 
 /** docker's RLIMIT_NOFILE default. */
 const DOCKER_NOFILE = 1048576;
@@ -117,6 +125,7 @@ export function specFor(input: SpecInput): Spec {
   const annotations: Record<string, string> = {
     [ANNOTATION.user]: c.user,
     [ANNOTATION.network]: c.network,
+    [ANNOTATION.specVersion]: SPEC_VERSION,
   };
   if (c.groupAdd?.length) annotations[ANNOTATION.groupAdd] = c.groupAdd.join(",");
   if (c.init) annotations[ANNOTATION.init] = c.init;
