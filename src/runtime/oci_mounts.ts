@@ -62,7 +62,6 @@ export interface MountPlan {
   }[];
 }
 
-const FRESH = new Set(["tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"]);
 
 function under(parent: string, path: string): boolean {
   return parent === "/" || path === parent || path.startsWith(`${parent}/`);
