@@ -180,14 +180,7 @@ export function parseCommandLine(argv: readonly string[]): RuncCommandLine {
   // exec's command line after the container id is the process's argv: flags stop there.
   if (command === "exec") {
     const parsed = parseFlags(tail, defs, true);
-    const [id, ...rest] = parsed.rest;
-    const more = id === undefined ? { flags: {}, rest: [] } : { flags: {}, rest };
-    return {
-      globals: g.flags,
-      command,
-      flags: { ...parsed.flags, ...more.flags },
-      args: id === undefined ? [] : [id, ...rest],
-    };
+    return { globals: g.flags, command, flags: parsed.flags, args: parsed.rest };
   }
   const c = parseFlags(tail, defs);
   return { globals: g.flags, command, flags: c.flags, args: c.rest };

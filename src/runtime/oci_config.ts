@@ -251,7 +251,7 @@ function validateLinux(l: Json): void {
   for (const [k, v] of Object.entries((l.sysctl ?? {}) as Json)) {
     need(typeof v === "string", `linux.sysctl.${k}`, "a string");
     need(
-      /^[A-Za-z0-9_.\/-]+$/.test(k) && !k.split(/[./]/).includes(".."),
+      /^[A-Za-z0-9_-]+([./][A-Za-z0-9_-]+)*$/.test(k),
       `linux.sysctl key ${k}`,
       "a sysctl name",
     );
