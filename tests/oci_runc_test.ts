@@ -545,7 +545,6 @@ async function observe(f: Fixture, cmd: string, stateRoot: string, id: string, b
 
 rootTest("tsbox runc runs tsbox's own config.json as crun runs it", async () => {
   const f = await setup();
-  const xdir = join(f.work, "x");
   // crun 1.8 refuses this host's hybrid cgroup layout without the v1 hugetlb hierarchy.
   const hugetlb = Deno.readTextFileSync("/proc/self/mountinfo").includes(
     " /sys/fs/cgroup/hugetlb ",
