@@ -184,6 +184,8 @@ rootTest("podman with tsbox runc: run -d, ps, logs, exec, stop, rm", async () =>
     // The exec'd process is in the container's PID namespace and cgroup.
     const cgroup = await ok(p, ["exec", name, "cat", "/proc/self/cgroup"]);
     assertStringIncludes(cgroup, id);
+    // exec -t: the exec'd process's pty master goes to conmon through --console-socket too.
+    assertMatch(await ok(p, ["exec", "-t", name, "tty"]), /^\/dev\/pts\/[0-9]+\r?\n$/);
     await ok(p, ["stop", "-t", "1", name]);
     const stopped = await ok(p, ["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assertMatch(stopped, new RegExp(`^${name} Exited \\(137\\)`, "m"));
