@@ -305,3 +305,23 @@ rootTest(
     }
   },
 );
+
+rootTest("podman with tsbox runc: --uidmap runs the container in a user namespace", async () => {
+  const p = await podman();
+  const out = await ok(p, [
+    "run",
+    "--rm",
+    "--uidmap",
+    "0:200000:65536",
+    "--gidmap",
+    "0:200000:65536",
+    p.busybox,
+    "sh",
+    "-c",
+    "id; cat /proc/self/uid_map /proc/self/gid_map; touch /written && echo written",
+  ]);
+  assertEquals(
+    out.replace(/[ \t]+/g, " "),
+    "uid=0(root) gid=0(root)\n 0 200000 65536\n 0 200000 65536\nwritten\n",
+  );
+});

@@ -355,48 +355,54 @@ rootTest("tsbox runc: create, state, start, pause, resume, ps, exec, kill, delet
   }
 });
 
-rootTest("tsbox runc: hooks get the state on stdin; create refuses a missing command", async () => {
-  const f = await setup();
-  const state = join(f.work, "state-hooks");
-  const out = join(f.work, "hooks");
-  await Deno.mkdir(out, { recursive: true });
-  const hook = (name: string) => ({ path: "/bin/sh", args: ["sh", "-c", `cat > ${out}/${name}`] });
-  const spec = await plainSpec(f, "hooks", ["true"]);
-  const b = await bundle(f, "b-hooks", {
-    ...spec,
-    annotations: { "org.example.note": "hi" },
-    hooks: {
-      createRuntime: [hook("createRuntime")],
-      poststart: [hook("poststart")],
-      poststop: [hook("poststop")],
-    },
-  });
-  try {
-    const r = await rt(f, state, ["run", "--bundle", b, "t-hooks"]);
-    assertEquals(r.code, 0, r.stderr);
-    const seen = (name: string) => JSON.parse(Deno.readTextFileSync(join(out, name)));
-    assertEquals(seen("createRuntime").status, "created");
-    assertEquals(seen("createRuntime").annotations, { "org.example.note": "hi" });
-    assertOk(seen("createRuntime").pid > 0);
-    assertEquals(seen("poststart").id, "t-hooks");
-    assertEquals(seen("poststop").status, "stopped");
-    const missing = await bundle(
-      f,
-      "b-missing",
-      await plainSpec(f, "missing", ["no-such-command"]),
-    );
-    const failed = await rt(f, state, ["create", "--bundle", missing, "t-missing"]);
-    assertEquals(failed.code, 1);
-    assertStringIncludes(
-      failed.stderr,
-      'exec: "no-such-command": executable file not found in $PATH',
-    );
-    assertEquals(await Deno.stat(join(state, "t-missing")).then(() => true, () => false), false);
-  } finally {
-    await rt(f, state, ["delete", "--force", "t-hooks"]);
-    removeTestCgroups();
-  }
-});
+rootTest(
+  "tsbox runc: hooks, --preserve-fds, --no-pivot, delete of a created container, a missing command",
+  async () => {
+    const f = await setup();
+    const state = join(f.work, "state-hooks");
+    const out = join(f.work, "hooks");
+    await Deno.mkdir(out, { recursive: true });
+    const hook = (name: string) => ({
+      path: "/bin/sh",
+      args: ["sh", "-c", `cat > ${out}/${name}`],
+    });
+    const spec = await plainSpec(f, "hooks", ["true"]);
+    const b = await bundle(f, "b-hooks", {
+      ...spec,
+      annotations: { "org.example.note": "hi" },
+      hooks: {
+        createRuntime: [hook("createRuntime")],
+        poststart: [hook("poststart")],
+        poststop: [hook("poststop")],
+      },
+    });
+    try {
+      const r = await rt(f, state, ["run", "--bundle", b, "t-hooks"]);
+      assertEquals(r.code, 0, r.stderr);
+      const seen = (name: string) => JSON.parse(Deno.readTextFileSync(join(out, name)));
+      assertEquals(seen("createRuntime").status, "created");
+      assertEquals(seen("createRuntime").annotations, { "org.example.note": "hi" });
+      assertOk(seen("createRuntime").pid > 0);
+      assertEquals(seen("poststart").id, "t-hooks");
+      assertEquals(seen("poststop").status, "stopped");
+      const missing = await bundle(
+        f,
+        "b-missing",
+        await plainSpec(f, "missing", ["no-such-command"]),
+      );
+      const failed = await rt(f, state, ["create", "--bundle", missing, "t-missing"]);
+      assertEquals(failed.code, 1);
+      assertStringIncludes(
+        failed.stderr,
+        'exec: "no-such-command": executable file not found in $PATH',
+      );
+      assertEquals(await Deno.stat(join(state, "t-missing")).then(() => true, () => false), false);
+    } finally {
+      await rt(f, state, ["delete", "--force", "t-hooks"]);
+      removeTestCgroups();
+    }
+  },
+);
 
 rootTest("tsbox runc: a namespace joined by path, and the config's process settings", async () => {
   const f = await setup();
