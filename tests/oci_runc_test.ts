@@ -366,12 +366,23 @@ rootTest(
       path: "/bin/sh",
       args: ["sh", "-c", `cat > ${out}/${name}`],
     });
+    // At createRuntime the process has its mounts (its /proc is mounted in the rootfs) and has
+    // not pivoted yet (its root is still /).
+    const probe = {
+      path: "/bin/sh",
+      args: [
+        "sh",
+        "-c",
+        `pid=$(sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p'); readlink /proc/$pid/root > ${out}/root; ` +
+        `grep -c ' ${f.rootfs}/proc ' /proc/$pid/mountinfo > ${out}/procmounts`,
+      ],
+    };
     const spec = await plainSpec(f, "hooks", ["true"]);
     const b = await bundle(f, "b-hooks", {
       ...spec,
       annotations: { "org.example.note": "hi" },
       hooks: {
-        createRuntime: [hook("createRuntime")],
+        createRuntime: [hook("createRuntime"), probe],
         poststart: [hook("poststart")],
         poststop: [hook("poststop")],
       },
@@ -380,7 +391,9 @@ rootTest(
       const r = await rt(f, state, ["run", "--bundle", b, "t-hooks"]);
       assertEquals(r.code, 0, r.stderr);
       const seen = (name: string) => JSON.parse(Deno.readTextFileSync(join(out, name)));
-      assertEquals(seen("createRuntime").status, "created");
+      assertEquals(seen("createRuntime").status, "creating");
+      assertEquals(Deno.readTextFileSync(join(out, "root")), "/\n");
+      assertEquals(Deno.readTextFileSync(join(out, "procmounts")), "1\n");
       assertEquals(seen("createRuntime").annotations, { "org.example.note": "hi" });
       assertOk(seen("createRuntime").pid > 0);
       assertEquals(seen("poststart").id, "t-hooks");

@@ -45,6 +45,19 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
     if (!Number.isInteger(preserve) || preserve < 0) {
       throw new TsboxError("--preserve-fds must be a count");
     }
+    const created_ = new Date().toISOString();
+    const record = (pid: number, cgroupPath: string): ContainerRecord => ({
+      id,
+      pid,
+      startTime: procStat(pid)?.startTime ?? "",
+      bundle,
+      rootfs: rootPath(bundle, spec),
+      created: created_,
+      cgroupPath,
+      config: spec,
+    });
+    const h = spec.hooks ?? {};
+    const hooked = [h.prestart, h.createRuntime, h.createContainer].some((l) => l?.length);
     const created = await createOciContainer({
       id,
       bundle,
@@ -54,23 +67,20 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
       noPivot: ctx.flags["no-pivot"] === true,
       preserveFds: preserve,
       warn: (m) => ctx.log.warn(m),
+      // As runc: after the namespaces and mounts exist, before pivot_root. The state says
+      // "creating" then; createContainer runs here too (not inside the container's mount
+      // namespace, where runc runs it).
+      hooks: hooked
+        ? async (pid) => {
+          const state = { ...stateJson(ctx.root, record(pid, "")), status: "creating", pid };
+          await runHooks("prestart", h.prestart, state);
+          await runHooks("createRuntime", h.createRuntime, state);
+          await runHooks("createContainer", h.createContainer, state);
+        }
+        : undefined,
     });
-    rec = {
-      id,
-      pid: created.pid,
-      startTime: procStat(created.pid)?.startTime ?? "",
-      bundle,
-      rootfs: rootPath(bundle, spec),
-      created: new Date().toISOString(),
-      cgroupPath: created.cgroupPath,
-      config: spec,
-    };
+    rec = record(created.pid, created.cgroupPath);
     await writeRecord(ctx.root, rec);
-    const state = stateJson(ctx.root, rec);
-    // runc runs these during create; here the process already waits on its fifo.
-    await runHooks("prestart", spec.hooks?.prestart, state);
-    await runHooks("createRuntime", spec.hooks?.createRuntime, state);
-    await runHooks("createContainer", spec.hooks?.createContainer, state);
     const pidFile = str(ctx.flags, "pid-file");
     if (pidFile) await writeAtomic(pidFile, String(created.pid));
     ctx.log.debug(`created ${id} pid ${created.pid}`);

@@ -8,7 +8,15 @@
  *
  * @module
  */
-import { argFromLast, bytes, IGNORE_ERROR, type Op, str, StringArray } from "../../ffi/clone.ts";
+import {
+  argFromLast,
+  bytes,
+  FAIL_ON_ZERO,
+  IGNORE_ERROR,
+  type Op,
+  str,
+  StringArray,
+} from "../../ffi/clone.ts";
 import { CLONE } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import type { CapabilitySets } from "./oci_config.ts";
@@ -38,6 +46,8 @@ const SYS_SETDOMAINNAME = 171;
 
 /** The status record an OCI child writes when it is set up and waits for `start`. */
 export const READY_OP_INDEX = -2;
+/** The status record of a child whose mounts are made, waiting for its hooks (before pivot). */
+export const HOOKS_OP_INDEX = -3;
 
 /** Everything the OCI child's program needs, resolved by the parent. */
 export interface OciChildPlan {
@@ -75,6 +85,12 @@ export interface OciChildPlan {
   readonly closeFds: readonly number[];
   /** The status pipe's write end (for the ready record). */
   readonly statusFd: number;
+  /**
+   * Pause for hooks: after the mounts, before pivot_root, the child reports {@link
+   * HOOKS_OP_INDEX} and waits for a byte on this fd (prestart, createRuntime and
+   * createContainer hooks run in between, as runc runs them).
+   */
+  readonly hookSyncFd?: number;
   /** O_PATH fd of the state dir holding `exec.fifo`. */
   readonly fifoDirFd: number;
   /** Fds 3..3+N-1 stay open for the process (`--preserve-fds`). */
@@ -105,10 +121,24 @@ function mask(caps: readonly number[]): [number, number] {
 }
 
 /** The ready record: opIndex -2, errno 0 (see container start in oci_start.ts). */
-export function readyRecord(): Uint8Array {
+export function readyRecord(index = READY_OP_INDEX): Uint8Array {
   const rec = new Uint8Array(16);
-  new DataView(rec.buffer).setBigInt64(0, BigInt(READY_OP_INDEX), true);
+  new DataView(rec.buffer).setBigInt64(0, BigInt(index), true);
   return rec;
+}
+
+/** Reports "mounts done" and waits until the parent has run the hooks. */
+export function hookPauseOps(p: OciChildPlan): Op[] {
+  if (p.hookSyncFd === undefined) return [];
+  return [
+    op(SYS.write, "report the mounts made (hooks)", [
+      p.statusFd,
+      bytes(readyRecord(HOOKS_OP_INDEX)),
+      16,
+    ]),
+    op(SYS.read, "wait for the hooks", [p.hookSyncFd, bytes(new Uint8Array(8)), 1], FAIL_ON_ZERO),
+    op(SYS.close, "close the hook pipe", [p.hookSyncFd]),
+  ];
 }
 
 /** Bounding set, groups, gid, uid (capabilities kept over the uid change), then capset. */
@@ -209,6 +239,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   if (p.newNetwork) {
     ops.push(...networkOps({ loopbackUp: true } as Parameters<typeof networkOps>[0]));
   }
+  ops.push(...hookPauseOps(p));
   ops.push(...enterRootOps(p.rootfs, p.readonlyRoot, p.noPivot));
   if (p.newUts && p.hostname) {
     ops.push(

@@ -44,7 +44,7 @@ import {
 } from "./oci_config.ts";
 import { planMounts } from "./oci_mounts.ts";
 import { rootPropagation } from "./oci_mount_options.ts";
-import { buildOciProgram, READY_OP_INDEX } from "./oci_program.ts";
+import { buildOciProgram, HOOKS_OP_INDEX, READY_OP_INDEX } from "./oci_program.ts";
 import { resolveInRoot } from "./rootfs.ts";
 import { CAPABILITIES, existingMasks, existingReadonly } from "./security.ts";
 import { prepareSettings } from "./security_settings.ts";
@@ -67,6 +67,11 @@ export interface OciCreateOptions {
   readonly preserveFds?: number;
   /** Warnings (ignored capabilities, AppArmor/SELinux labels). */
   readonly warn: (message: string) => void;
+  /**
+   * Runs the prestart, createRuntime and createContainer hooks with the host pid of the
+   * container's process, while it has its namespaces and mounts but has not pivoted yet.
+   */
+  readonly hooks?: (pid: number) => Promise<void>;
 }
 
 /** A created container, waiting on its exec fifo. */
@@ -174,6 +179,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
     const [syncR, syncW] = pipe().map(track);
     const [statusR, statusW] = pipe().map(track);
+    const hookPipe = o.hooks ? pipe().map(track) : undefined;
     const fifoDir = track(openNamespaceFile(o.stateDir, true));
     const joins = ns.joins.map((j) => ({
       fd: track(openNamespaceFile(j.path)),
@@ -215,8 +221,14 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       caps,
       lastCap: lastCap(),
       syncFd: syncR,
-      closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
+      closeFds: [
+        syncW,
+        statusR,
+        ...(channel ? [channel.parent] : []),
+        ...(hookPipe ? [hookPipe[1]] : []),
+      ],
       statusFd: statusW,
+      hookSyncFd: hookPipe?.[0],
       fifoDirFd: fifoDir,
       preserveFds: o.preserveFds ?? 0,
       argv: p.args,
@@ -250,8 +262,13 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     }
     writeFd(syncW, new Uint8Array([1]));
     close(syncW);
-    const record = await readFd(statusR, 16);
-    const failure = decodeStatus(record);
+    let failure = decodeStatus(await readFd(statusR, 16));
+    if (hookPipe && failure?.opIndex === HOOKS_OP_INDEX) {
+      await o.hooks!(pid);
+      writeFd(hookPipe[1], new Uint8Array([1]));
+      close(hookPipe[1]);
+      failure = decodeStatus(await readFd(statusR, 16));
+    }
     if (!failure) {
       throw new TsboxError("container init: ended without reporting (exec before start?)");
     }
