@@ -284,6 +284,19 @@ rootTest("tsbox runc: create, state, start, pause, resume, ps, exec, kill, delet
     assertMatch(await Deno.readTextFile(`/proc/${pid}/status`), /^State:\s+[DST]/m);
     assertEquals((await rt(f, state, ["resume", id])).code, 0);
     assertEquals(JSON.parse((await rt(f, state, ["state", id])).stdout).status, "running");
+    // update: new limits into the running container's cgroup.
+    const resources = join(f.work, "resources.json");
+    await Deno.writeTextFile(
+      resources,
+      JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 30 } }),
+    );
+    assertEquals((await rt(f, state, ["update", "--resources", resources, id])).code, 0);
+    const cgroupFile = (c: string, file: string) =>
+      Deno.readTextFileSync(`/sys/fs/cgroup/${c}/tsbox-ocirunc/life/${file}`).trim();
+    assertEquals(cgroupFile("memory", "memory.limit_in_bytes"), String(32 << 20));
+    assertEquals(cgroupFile("pids", "pids.max"), "30");
+    assertEquals((await rt(f, state, ["update", "--pids-limit", "40", id])).code, 0);
+    assertEquals(cgroupFile("pids", "pids.max"), "40");
     const list = JSON.parse((await rt(f, state, ["list", "--format", "json"])).stdout);
     assertEquals(list.map((c: { id: string; status: string }) => [c.id, c.status]), [[
       id,
