@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { check, type cstr, errno, openLibc } from "./libc.ts";
+import { check, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
 
 const libc = openLibc({
