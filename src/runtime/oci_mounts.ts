@@ -62,7 +62,6 @@ export interface MountPlan {
   }[];
 }
 
-
 function under(parent: string, path: string): boolean {
   return parent === "/" || path === parent || path.startsWith(`${parent}/`);
 }
