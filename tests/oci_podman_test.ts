@@ -213,8 +213,10 @@ rootTest("podman with tsbox runc: run -it gets a terminal through the console so
   const tmux = await Tmux.start(script);
   try {
     await tmux.waitFor(/^\/ #/m);
-    await tmux.send("tty; stty size; echo $((6*7))", "Enter");
+    await tmux.send("tty; stty size; ls -l /dev/console; echo $((6*7))", "Enter");
     const text = await tmux.waitFor(/^42$/m);
+    // /dev/console is the same pty (major 136, devpts), as runc binds it.
+    assertMatch(text, /^c.* 136, +0 .* \/dev\/console$/m);
     assertMatch(text, /^\/dev\/pts\/0$/m);
     assertMatch(text, /^40 120$/m);
     await tmux.send("exit 5", "Enter");

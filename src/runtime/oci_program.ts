@@ -192,6 +192,23 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
   return ops;
 }
 
+/**
+ * /dev/console is the container's pty (runc binds the slave there): an empty file on /dev
+ * with fd 0, the slave after terminalOps, bound over it. Skipped where /dev cannot take it.
+ */
+export function consoleOps(): Op[] {
+  return [
+    op(SYS.mknodat, "create /dev/console", [-100, str("/dev/console"), 0o100600, 0], IGNORE_ERROR),
+    op(SYS.mount, "bind the pty on /dev/console", [
+      str("/proc/self/fd/0"),
+      str("/dev/console"),
+      str(""),
+      0x1000, // MS_BIND
+      0,
+    ], IGNORE_ERROR),
+  ];
+}
+
 /** Reports "ready", then blocks opening exec.fifo for writing until `start` reads it. */
 export function waitForStartOps(p: OciChildPlan): Op[] {
   return [
@@ -259,7 +276,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   }
   ops.push(...sysctlOps({ sysctls: p.sysctls } as Parameters<typeof sysctlOps>[0]));
   ops.push(...maskOps(p.masked, p.readonlyPaths));
-  if (p.terminal) ops.push(...terminalOps(p.terminal));
+  if (p.terminal) ops.push(...terminalOps(p.terminal), ...consoleOps());
   ops.push(op(SYS.chdir, `chdir ${p.cwd}`, [str(p.cwd)]));
   ops.push(...rlimitOps(p.rlimits));
   if (p.seccomp && !p.seccompLate) ops.push(...seccompOps(p.seccomp));
