@@ -82,6 +82,12 @@ export async function exec(ctx: RuncContext): Promise<number> {
     throw new TsboxError("exec with a terminal needs --console-socket");
   }
   const caps = capabilitySets(p, lastCap(), (m) => ctx.log.warn(m));
+  if (Number(str(ctx.flags, "preserve-fds") ?? "0") > 0) {
+    ctx.log.warn("exec --preserve-fds is not supported: the process gets stdio only");
+  }
+  if (p.user.additionalGids?.length) {
+    ctx.log.warn("exec: process.user.additionalGids are not applied (groups come from /etc/group)");
+  }
   const seccomp = rec.config.linux.seccomp as unknown as SeccompProfile | undefined;
   const proc = await execInContainer(rec.pid, {
     argv: p.args,
