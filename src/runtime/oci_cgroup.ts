@@ -89,14 +89,37 @@ export async function createOciCgroup(
   return cg;
 }
 
-/** The freezer's state file for the cgroup (v1 freezer.state or v2 cgroup.freeze). */
-function freezerFile(cg: Cgroup): { file: string; frozen: string; thawed: string } | undefined {
+/**
+ * The freezer of the cgroup: v1 `freezer.state` (which reads FREEZING until every task
+ * stopped), or v2 `cgroup.freeze`, whose effect shows in `cgroup.events` (`frozen 1`).
+ */
+function freezerFile(
+  cg: Cgroup,
+): { file: string; frozen: string; thawed: string; reached: () => string } | undefined {
   if (cg instanceof CgroupV1) {
     const dir = (cg.byController as ReadonlyMap<string, string>).get("freezer");
-    return dir ? { file: `${dir}/freezer.state`, frozen: "FROZEN", thawed: "THAWED" } : undefined;
+    if (!dir) return undefined;
+    const file = `${dir}/freezer.state`;
+    return { file, frozen: "FROZEN", thawed: "THAWED", reached: () => read(file) };
   }
-  if (cg instanceof CgroupV2) return { file: `${cg.dir}/cgroup.freeze`, frozen: "1", thawed: "0" };
+  if (cg instanceof CgroupV2) {
+    const events = `${cg.dir}/cgroup.events`;
+    return {
+      file: `${cg.dir}/cgroup.freeze`,
+      frozen: "1",
+      thawed: "0",
+      reached: () => /^frozen ([01])$/m.exec(read(events))?.[1] ?? "",
+    };
+  }
   return undefined;
+}
+
+function read(path: string): string {
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch {
+    return "";
+  }
 }
 
 /** Freezes (pause) or thaws (resume) every process of the cgroup and waits until it holds. */
@@ -107,24 +130,20 @@ export async function setFrozen(cg: Cgroup, frozen: boolean): Promise<void> {
   }
   const want = frozen ? f.frozen : f.thawed;
   await write(f.file, want);
-  for (let i = 0; i < 500; i++) {
-    const state = (await Deno.readTextFile(f.file)).trim();
-    // v1 reports FREEZING while it works; v2's cgroup.events says frozen, cgroup.freeze echoes.
+  for (let i = 0; i < 2500; i++) {
+    const state = f.reached();
     if (state === want) return;
     await new Promise((r) => setTimeout(r, 2));
+    // v1 can stay FREEZING while a task is in an uninterruptible sleep: ask again.
     if (frozen && state === "FREEZING") await write(f.file, want);
   }
   throw new TsboxError(`the cgroup did not become ${want} (${f.file})`);
 }
 
-/** Whether the cgroup is frozen (paused). */
+/** Whether the cgroup is frozen or freezing (paused). */
 export function isFrozen(cg: Cgroup): boolean {
   const f = freezerFile(cg);
   if (!f) return false;
-  try {
-    const state = Deno.readTextFileSync(f.file).trim();
-    return state === f.frozen || state === "FREEZING";
-  } catch {
-    return false;
-  }
+  const state = read(f.file);
+  return state === f.frozen || state === "FREEZING";
 }
