@@ -10,10 +10,20 @@
 import { VERSION } from "../version.ts";
 import { parseCommandLine, RuncUsageError } from "./args.ts";
 import type { RuncContext } from "./context.ts";
-import { exec } from "./exec.ts";
-import { features, listCommand, ps, spec, state, update } from "./info.ts";
-import { create, del, freeze, kill, run, start } from "./lifecycle.ts";
+import type * as Create from "./create.ts";
+import type * as Exec from "./exec.ts";
+import type * as Info from "./info.ts";
+import type * as Lifecycle from "./lifecycle.ts";
 import { RuncLog } from "./log.ts";
+
+/**
+ * Loads a command module by a name Deno does not read ahead (see main.ts): `state` or
+ * `delete` then skip the modules that start containers, and podman and containerd call them
+ * on every container.
+ */
+function load<T>(path: string): Promise<T> {
+  return import(new URL(path, import.meta.url).href);
+}
 
 /** The default state root. */
 export const DEFAULT_ROOT = "/run/tsbox-runc";
@@ -54,35 +64,33 @@ export async function runcMain(argv: readonly string[]): Promise<number> {
       flags: line.flags,
       args: line.args,
     };
-    switch (line.command) {
-      case "create":
-        return await create(ctx);
-      case "start":
-        return await start(ctx);
-      case "run":
-        return await run(ctx);
+    const c = line.command;
+    if (c === "create" || c === "run") {
+      const m = await load<typeof Create>("./create.ts");
+      return await (c === "create" ? m.create(ctx) : m.run(ctx));
+    }
+    if (c === "exec") return await (await load<typeof Exec>("./exec.ts")).exec(ctx);
+    if (["start", "kill", "delete", "pause", "resume"].includes(c)) {
+      const m = await load<typeof Lifecycle>("./lifecycle.ts");
+      if (c === "start") return await m.start(ctx);
+      if (c === "kill") return await m.kill(ctx);
+      if (c === "delete") return await m.del(ctx);
+      return await m.freeze(ctx, c === "pause");
+    }
+    const m = await load<typeof Info>("./info.ts");
+    switch (c) {
       case "state":
-        return await state(ctx);
-      case "kill":
-        return await kill(ctx);
-      case "delete":
-        return await del(ctx);
-      case "exec":
-        return await exec(ctx);
+        return await m.state(ctx);
       case "ps":
-        return await ps(ctx);
+        return await m.ps(ctx);
       case "list":
-        return await listCommand(ctx);
-      case "pause":
-        return await freeze(ctx, true);
-      case "resume":
-        return await freeze(ctx, false);
+        return await m.listCommand(ctx);
       case "update":
-        return await update(ctx);
+        return await m.update(ctx);
       case "features":
-        return features();
+        return m.features();
       case "spec":
-        return await spec(ctx);
+        return await m.spec(ctx);
     }
     throw new RuncUsageError(`unknown command ${line.command}`);
   } catch (err) {
