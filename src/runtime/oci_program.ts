@@ -33,6 +33,7 @@ import {
 } from "./security.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
 
+const PR_SET_DUMPABLE = 4;
 const PR_SET_KEEPCAPS = 8;
 const PR_CAPBSET_DROP = 24;
 const PR_CAP_AMBIENT = 47;
@@ -231,6 +232,10 @@ export function waitForStartOps(p: OciChildPlan): Op[] {
 /** The whole program. */
 export function buildOciProgram(p: OciChildPlan): Op[] {
   const ops: Op[] = [
+    // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
+    // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
+    // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
+    op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.

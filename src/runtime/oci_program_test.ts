@@ -65,6 +65,7 @@ Deno.test("the OCI program: join, mount, pivot, identity, then ready, fifo, exec
     assertOk(i >= 0, `${w} missing in:\n${what.join("\n")}`);
     return i;
   };
+  assertEquals(what[0], "make the process non-dumpable");
   // The go-ahead comes before anything else happens in the namespaces.
   assertOk(at("wait for the parent") < at("join the net namespace"));
   assertOk(at("join the net namespace") < at("mount proc on /b/rootfs/proc"));
