@@ -622,3 +622,44 @@ rootTest("tsbox runc runs tsbox's own config.json as crun runs it", async () => 
     if (!hugetlb) await sh("umount", ["/sys/fs/cgroup/hugetlb"]).catch(() => "");
   }
 });
+
+rootTest("tsbox runc: a hostile rootfs cannot point a mount outside it", async () => {
+  const f = await setup();
+  const state = join(f.work, "state-hostile");
+  // Outside the rootfs: a directory the mounts must never touch.
+  const outside = await Deno.makeTempDir({ prefix: "tsbox-ocirunc-outside-" });
+  const link = join(f.rootfs, "escape");
+  try {
+    // The image's own symlinks to host paths, absolute and relative.
+    await Deno.symlink(outside, link);
+    await Deno.symlink(`../../../../../../../..${outside}`, join(f.rootfs, "escape2"));
+    const base = await plainSpec(f, "hostile", ["sh", "-c", "ls -d /escape/* /escape2/*"]);
+    const r = await rt(f, state, [
+      "run",
+      "--bundle",
+      await bundle(f, "b-hostile", {
+        ...base,
+        mounts: [
+          ...base.mounts ?? [],
+          { destination: "/escape/tmp", type: "tmpfs", source: "tmpfs" },
+          { destination: "/escape2/bound", type: "bind", source: f.work, options: ["rbind", "ro"] },
+        ],
+      }),
+      "t-hostile",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    // Inside, both links lead to the same directory of the image's own root, where both
+    // mounts are...
+    assertEquals(r.stdout, "/escape/bound\n/escape/tmp\n/escape2/bound\n/escape2/tmp\n");
+    // ...and on the host nothing appeared outside the rootfs.
+    assertEquals([...Deno.readDirSync(outside)].map((e) => e.name), []);
+    assertEquals(Deno.statSync(join(f.rootfs, outside, "tmp")).isDirectory, true);
+  } finally {
+    await rt(f, state, ["delete", "--force", "t-hostile"]);
+    await Deno.remove(link).catch(() => {});
+    await Deno.remove(join(f.rootfs, "escape2")).catch(() => {});
+    await Deno.remove(join(f.rootfs, outside), { recursive: true }).catch(() => {});
+    await Deno.remove(outside, { recursive: true });
+    removeTestCgroups();
+  }
+});
