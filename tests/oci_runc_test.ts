@@ -456,6 +456,7 @@ rootTest("tsbox runc: a namespace joined by path, and the config's process setti
         "ls -l /dev/fuse | awk '{print $1, $5, $6}'",
         "touch /ro/x 2>/dev/null && echo ro=rw || echo ro=ro",
         "stat -c %a /t",
+        'awk \'$5 == "/" { print ($7 ~ /^shared:/) ? "root=shared" : "root=" $7 }\' /proc/self/mountinfo',
       ].join("; "),
     ]);
     const second: Spec = {
@@ -485,6 +486,7 @@ rootTest("tsbox runc: a namespace joined by path, and the config's process setti
         namespaces: base.linux.namespaces!.filter((n) => n.type !== "network")
           .concat([{ type: "network", path: `/proc/${pid}/ns/net` }]),
         sysctl: { "net.ipv4.ip_unprivileged_port_start": "80" },
+        rootfsPropagation: "shared",
         devices: [{
           path: "/dev/fuse",
           type: "c",
@@ -520,6 +522,7 @@ rootTest("tsbox runc: a namespace joined by path, and the config's process setti
         "crw-rw---- 10, 229",
         "ro=ro",
         "1770",
+        "root=shared",
       ].join("\n"),
     );
   } finally {

@@ -355,12 +355,22 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
 /**
  * The root: `/` gets the mount propagation (rslave unless the spec says otherwise, as runc),
  * the rootfs is bound onto itself (pivot_root needs a mount point), and made read-only last.
+ * pivot_root refuses a shared parent: a shared `rootfsPropagation` is applied after it
+ * ({@link rootPropagationOps}), `/` is a slave until then.
  */
 export function rootBindOps(rootfs: string, propagation: number | undefined): Op[] {
+  const before = propagation === undefined || (propagation & F.SHARED) !== 0
+    ? F.SLAVE | F.REC
+    : propagation;
   return [
-    mountOp("", "/", "", propagation ?? (F.SLAVE | F.REC)),
+    mountOp("", "/", "", before),
     mountOp(rootfs, rootfs, "", F.BIND | F.REC),
   ];
+}
+
+/** After pivot_root: the new root gets the spec's `rootfsPropagation`, when it gives one. */
+export function rootPropagationOps(propagation: number | undefined): Op[] {
+  return propagation === undefined ? [] : [mountOp("", "/", "", propagation)];
 }
 
 /** pivot_root into the rootfs (or, with --no-pivot, move it over / and chroot). */

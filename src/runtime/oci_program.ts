@@ -20,7 +20,14 @@ import {
 import { CLONE } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import type { CapabilitySets } from "./oci_config.ts";
-import { devOps, enterRootOps, mountEntryOps, type MountPlan, rootBindOps } from "./oci_mounts.ts";
+import {
+  devOps,
+  enterRootOps,
+  mountEntryOps,
+  type MountPlan,
+  rootBindOps,
+  rootPropagationOps,
+} from "./oci_mounts.ts";
 import { networkOps, signalOps, syncOps, sysctlOps } from "./program.ts";
 import {
   type InstalledFilter,
@@ -263,6 +270,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   }
   ops.push(...hookPauseOps(p));
   ops.push(...enterRootOps(p.rootfs, p.readonlyRoot, p.noPivot));
+  ops.push(...rootPropagationOps(p.rootPropagation));
   if (p.newUts && p.hostname) {
     ops.push(
       op(SYS.sethostname, "set the hostname", [
