@@ -430,107 +430,129 @@ rootTest(
   },
 );
 
-rootTest("tsbox runc: a namespace joined by path, and the config's process settings", async () => {
-  const f = await setup();
-  const state = join(f.work, "state-join");
-  const first = await plainSpec(f, "first", ["sleep", "1000"]);
-  try {
-    assertEquals(
-      (await rt(f, state, ["run", "-d", "--bundle", await bundle(f, "b-first", first), "t-first"]))
-        .code,
-      0,
-    );
-    const pid = JSON.parse((await rt(f, state, ["state", "t-first"])).stdout).pid as number;
-    const base = await plainSpec(f, "second", [
-      "sh",
-      "-c",
-      [
-        "readlink /proc/self/ns/net",
-        "id",
-        "umask",
-        "hostname",
-        "grep -E '^(CapEff|CapAmb|NoNewPrivs):' /proc/self/status",
-        "grep '^Max open files' /proc/self/limits",
-        "cat /proc/self/oom_score_adj",
-        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
-        "ls -l /dev/fuse | awk '{print $1, $5, $6}'",
-        "touch /ro/x 2>/dev/null && echo ro=rw || echo ro=ro",
-        "stat -c %a /t",
-        'awk \'$5 == "/" { print ($7 ~ /^shared:/) ? "root=shared" : "root=" $7 }\' /proc/self/mountinfo',
-      ].join("; "),
-    ]);
-    const second: Spec = {
-      ...base,
-      hostname: "second-host",
-      process: {
-        ...base.process,
-        user: { uid: 1000, gid: 1000, additionalGids: [2000, 3000], umask: 0o027 },
-        capabilities: {
-          bounding: ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
-          effective: ["CAP_NET_BIND_SERVICE"],
-          permitted: ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
-          inheritable: ["CAP_NET_BIND_SERVICE"],
-          ambient: ["CAP_NET_BIND_SERVICE"],
+rootTest(
+  "tsbox runc: net, pid and ipc namespaces joined by path (a pod), and the config's process settings",
+  async () => {
+    const f = await setup();
+    const state = join(f.work, "state-join");
+    const first = await plainSpec(f, "first", ["sleep", "1000"]);
+    try {
+      assertEquals(
+        (await rt(f, state, [
+          "run",
+          "-d",
+          "--bundle",
+          await bundle(f, "b-first", first),
+          "t-first",
+        ]))
+          .code,
+        0,
+      );
+      const pid = JSON.parse((await rt(f, state, ["state", "t-first"])).stdout).pid as number;
+      const base = await plainSpec(f, "second", [
+        "sh",
+        "-c",
+        [
+          "for n in net pid ipc; do readlink /proc/self/ns/$n; done",
+          "pidof sleep",
+          "id",
+          "umask",
+          "hostname",
+          "grep -E '^(CapEff|CapAmb|NoNewPrivs):' /proc/self/status",
+          "grep '^Max open files' /proc/self/limits",
+          "cat /proc/self/oom_score_adj",
+          "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+          "ls -l /dev/fuse | awk '{print $1, $5, $6}'",
+          "touch /ro/x 2>/dev/null && echo ro=rw || echo ro=ro",
+          "stat -c %a /t",
+          'awk \'$5 == "/" { print ($7 ~ /^shared:/) ? "root=shared" : "root=" $7 }\' /proc/self/mountinfo',
+        ].join("; "),
+      ]);
+      const second: Spec = {
+        ...base,
+        hostname: "second-host",
+        process: {
+          ...base.process,
+          user: { uid: 1000, gid: 1000, additionalGids: [2000, 3000], umask: 0o027 },
+          capabilities: {
+            bounding: ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
+            effective: ["CAP_NET_BIND_SERVICE"],
+            permitted: ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
+            inheritable: ["CAP_NET_BIND_SERVICE"],
+            ambient: ["CAP_NET_BIND_SERVICE"],
+          },
+          rlimits: [{ type: "RLIMIT_NOFILE", soft: 500, hard: 600 }],
+          noNewPrivileges: true,
+          oomScoreAdj: 123,
         },
-        rlimits: [{ type: "RLIMIT_NOFILE", soft: 500, hard: 600 }],
-        noNewPrivileges: true,
-        oomScoreAdj: 123,
-      },
-      mounts: [
-        ...base.mounts ?? [],
-        { destination: "/ro", type: "bind", source: f.work, options: ["rbind", "ro"] },
-        { destination: "/t", type: "tmpfs", source: "tmpfs", options: ["mode=1770"] },
-      ],
-      linux: {
-        ...base.linux,
-        namespaces: base.linux.namespaces!.filter((n) => n.type !== "network")
-          .concat([{ type: "network", path: `/proc/${pid}/ns/net` }]),
-        sysctl: { "net.ipv4.ip_unprivileged_port_start": "80" },
-        rootfsPropagation: "shared",
-        devices: [{
-          path: "/dev/fuse",
-          type: "c",
-          major: 10,
-          minor: 229,
-          fileMode: 0o660,
-          uid: 0,
-          gid: 0,
-        }],
-      },
-    };
-    const r = await rt(f, state, [
-      "run",
-      "--bundle",
-      await bundle(f, "b-second", second),
-      "t-second",
-    ]);
-    assertEquals(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split("\n");
-    assertEquals(lines[0], Deno.readLinkSync(`/proc/${pid}/ns/net`));
-    assertEquals(
-      lines.slice(1).join("\n"),
-      [
-        "uid=1000(app) gid=1000(app) groups=2000(extra),3000",
-        "0027",
-        "second-host",
-        "CapEff:\t0000000000000400",
-        "CapAmb:\t0000000000000400",
-        "NoNewPrivs:\t1",
-        "Max open files            500                  600                  files     ",
-        "123",
-        "80",
-        "crw-rw---- 10, 229",
-        "ro=ro",
-        "1770",
-        "root=shared",
-      ].join("\n"),
-    );
-  } finally {
-    await rt(f, state, ["delete", "--force", "t-first"]);
-    await rt(f, state, ["delete", "--force", "t-second"]);
-    removeTestCgroups();
-  }
-});
+        mounts: [
+          ...base.mounts ?? [],
+          { destination: "/ro", type: "bind", source: f.work, options: ["rbind", "ro"] },
+          { destination: "/t", type: "tmpfs", source: "tmpfs", options: ["mode=1770"] },
+        ],
+        linux: {
+          ...base.linux,
+          // A pod's way: net, pid and ipc of the first container, joined by path.
+          namespaces: base.linux.namespaces!.filter((n) =>
+            !["network", "pid", "ipc"].includes(n.type)
+          )
+            .concat([
+              { type: "network", path: `/proc/${pid}/ns/net` },
+              { type: "pid", path: `/proc/${pid}/ns/pid` },
+              { type: "ipc", path: `/proc/${pid}/ns/ipc` },
+            ]),
+          sysctl: { "net.ipv4.ip_unprivileged_port_start": "80" },
+          rootfsPropagation: "shared",
+          devices: [{
+            path: "/dev/fuse",
+            type: "c",
+            major: 10,
+            minor: 229,
+            fileMode: 0o660,
+            uid: 0,
+            gid: 0,
+          }],
+        },
+      };
+      const r = await rt(f, state, [
+        "run",
+        "--bundle",
+        await bundle(f, "b-second", second),
+        "t-second",
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assertEquals(
+        lines.slice(0, 3),
+        ["net", "pid", "ipc"].map((ns) => Deno.readLinkSync(`/proc/${pid}/ns/${ns}`)),
+      );
+      // The first container's PID 1 (sleep) is PID 1 here too.
+      assertEquals(lines[3], "1");
+      assertEquals(
+        lines.slice(4).join("\n"),
+        [
+          "uid=1000(app) gid=1000(app) groups=2000(extra),3000",
+          "0027",
+          "second-host",
+          "CapEff:\t0000000000000400",
+          "CapAmb:\t0000000000000400",
+          "NoNewPrivs:\t1",
+          "Max open files            500                  600                  files     ",
+          "123",
+          "80",
+          "crw-rw---- 10, 229",
+          "ro=ro",
+          "1770",
+          "root=shared",
+        ].join("\n"),
+      );
+    } finally {
+      await rt(f, state, ["delete", "--force", "t-first"]);
+      await rt(f, state, ["delete", "--force", "t-second"]);
+      removeTestCgroups();
+    }
+  },
+);
 
 /**
  * The one way `tsbox start` differs: it binds the host's default device nodes (which also works
