@@ -12,6 +12,7 @@ import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./ass
 import { seedStore } from "./busybox_store.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { runcBinary } from "./runc_bin.ts";
+import { Tmux } from "./tmux.ts";
 import type { Spec } from "../src/oci/spec.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -94,6 +95,10 @@ function setup(): Promise<Fixture> {
         "nproc=100:200",
         "--security-opt",
         "no-new-privileges",
+        // A network namespace of its own with only lo: no host bridge (nor the host-wide
+        // network lock other tests' bridges take) is needed to compare the runtimes.
+        "--network",
+        "none",
       ];
       const created = await tsbox(
         [
@@ -688,3 +693,49 @@ rootTest("tsbox runc: a hostile rootfs cannot point a mount outside it", async (
     removeTestCgroups();
   }
 });
+
+rootTest(
+  "tsbox runc: a foreground run of runc's default spec (terminal) uses the caller's terminal",
+  async () => {
+    const f = await setup();
+    const dir = join(f.work, "b-default");
+    await Deno.mkdir(dir, { recursive: true });
+    assertEquals((await rt(f, join(f.work, "unused"), ["spec", "--bundle", dir])).code, 0);
+    const spec = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as Spec;
+    assertEquals(spec.process.terminal, true);
+    await Deno.writeTextFile(
+      join(dir, "config.json"),
+      JSON.stringify({
+        ...spec,
+        root: { ...spec.root, path: f.rootfs },
+        linux: { ...spec.linux, cgroupsPath: "/tsbox-ocirunc/default" },
+      }),
+    );
+    const state = join(f.work, "state-default");
+    const script = join(f.work, "default.sh");
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\ncd '${dir}' && '${f.runtime}' --root '${state}' run t-default\necho "EXITED $?"\nsleep 60\n`,
+      { mode: 0o755 },
+    );
+    const tmux = await Tmux.start(script);
+    try {
+      await tmux.waitFor(/^\/ #/m);
+      await tmux.send("tty; stty size; hostname; echo $((6*7))", "Enter");
+      const text = await tmux.waitFor(/^42$/m);
+      assertMatch(text, /^\/dev\/pts\/0$/m);
+      assertMatch(text, /^40 120$/m);
+      assertMatch(text, /^runc$/m);
+      await tmux.send("exit 7", "Enter");
+      await tmux.waitFor(/EXITED 7/);
+    } finally {
+      await tmux.kill();
+      await rt(f, state, ["delete", "--force", "t-default"]);
+      removeTestCgroups();
+    }
+    // Detached without a console socket, nobody could take the terminal: refused as runc does.
+    const detached = await rt(f, state, ["run", "-d", "--bundle", dir, "t-default2"]);
+    assertEquals(detached.code, 1);
+    assertStringIncludes(detached.stderr, "cannot allocate tty");
+  },
+);

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { killPid, waitPid } from "../../ffi/process.ts";
+import { closeFd, killPid, waitPid } from "../../ffi/process.ts";
+import { attachTerminal } from "../runtime/tty.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup } from "../runtime/oci_cgroup.ts";
 import { readBundleConfig, rootPath } from "../runtime/oci_config.ts";
@@ -30,7 +31,17 @@ export async function create(ctx: RuncContext): Promise<number> {
   return 0;
 }
 
-async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
+/** runc's rule: a terminal needs someone to take it (a console socket, or a foreground run). */
+function checkTerminal(ctx: RuncContext, terminal: boolean | undefined): void {
+  if (terminal && ctx.flags.detach === true && !str(ctx.flags, "console-socket")) {
+    throw new TsboxError("cannot allocate tty if runc will detach without setting console socket");
+  }
+}
+
+async function createContainer(
+  ctx: RuncContext,
+  keepTerminal = false,
+): Promise<{ rec: ContainerRecord; terminal?: number }> {
   const id = idArg(ctx);
   const bundle = await Deno.realPath(str(ctx.flags, "bundle") ?? Deno.cwd());
   const spec = await readBundleConfig(bundle);
@@ -62,6 +73,7 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
       consoleSocket: str(ctx.flags, "console-socket"),
       noPivot: ctx.flags["no-pivot"] === true,
       preserveFds: preserve,
+      keepTerminal,
       warn: (m) => ctx.log.warn(m),
       // As runc: after the namespaces and mounts exist, before pivot_root. The state says
       // "creating" then; createContainer runs here too (not inside the container's mount
@@ -80,7 +92,7 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
     const pidFile = str(ctx.flags, "pid-file");
     if (pidFile) await writeAtomic(pidFile, String(created.pid));
     ctx.log.debug(`created ${id} pid ${created.pid}`);
-    return rec;
+    return { rec, terminal: created.terminal };
   } catch (err) {
     if (rec) {
       killPid(rec.pid, 9);
@@ -93,23 +105,36 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
 
 /** `run`: create and start; without --detach, wait and exit with the container's status. */
 export async function run(ctx: RuncContext): Promise<number> {
-  const rec = await createContainer(ctx);
+  const bundle = str(ctx.flags, "bundle") ?? Deno.cwd();
+  const terminal = (await readBundleConfig(await Deno.realPath(bundle))).process.terminal;
+  checkTerminal(ctx, terminal);
+  const { rec, terminal: master } = await createContainer(
+    ctx,
+    terminal === true && !str(ctx.flags, "console-socket"),
+  );
   try {
     await startContainer(ctx, rec);
   } catch (err) {
+    if (master !== undefined) closeFd(master);
     await destroy(ctx, rec, true);
     throw err;
   }
   if (ctx.flags.detach === true) return 0;
+  // A foreground run with a terminal: the pty is connected to this process's own terminal.
+  const session = master !== undefined ? attachTerminal(master, { stdin: true }) : undefined;
   // Terminal signals reach the container's process, as runc forwards them.
   const forward = (sig: Deno.Signal) => () => killPid(rec.pid, sig === "SIGINT" ? 2 : 15);
-  const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], [
-    "SIGTERM",
-    forward("SIGTERM"),
-  ]];
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", forward("SIGINT")],
+    ["SIGTERM", forward("SIGTERM")],
+  ];
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const status = await waitPid(rec.pid);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  if (session) {
+    await session.stop();
+    closeFd(master!);
+  }
   if (ctx.flags.keep !== true) await destroy(ctx, rec, true);
   return status.signal !== undefined ? 128 + status.signal : status.exitCode ?? 0;
 }

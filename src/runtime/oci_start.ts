@@ -61,8 +61,13 @@ export interface OciCreateOptions {
   readonly spec: Spec;
   /** The container's state dir: `exec.fifo` is made there. */
   readonly stateDir: string;
-  /** Unix socket the pty master is sent to (required with `process.terminal`). */
+  /** Unix socket the pty master is sent to (with `process.terminal`). */
   readonly consoleSocket?: string;
+  /**
+   * With `process.terminal` and no console socket: return the pty master to the caller
+   * (a foreground `run` connects it to its own terminal).
+   */
+  readonly keepTerminal?: boolean;
   readonly noPivot?: boolean;
   readonly preserveFds?: number;
   /** Warnings (ignored capabilities, AppArmor/SELinux labels). */
@@ -80,6 +85,8 @@ export interface OciCreated {
   /** The cgroup path below the roots. */
   readonly cgroupPath: string;
   readonly cgroup: Cgroup;
+  /** The pty master, with {@link OciCreateOptions.keepTerminal}; the caller closes it. */
+  readonly terminal?: number;
 }
 
 const ENOENT = 2;
@@ -128,7 +135,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   const p = spec.process;
   if (p.apparmorProfile) o.warn(`AppArmor profile ${p.apparmorProfile} ignored: not supported`);
   if (p.selinuxLabel) o.warn(`SELinux label ignored: not supported`);
-  if (p.terminal && !o.consoleSocket) {
+  if (p.terminal && !o.consoleSocket && !o.keepTerminal) {
     throw new TsboxError("process.terminal is set: --console-socket is required");
   }
   const caps = capabilitySets(p, lastCap(), o.warn);
@@ -278,15 +285,19 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       throw startError(failure, ops.map((op) => op.what), p.args[0]);
     }
     checkCommand(pid, p.args[0], candidates, p.cwd);
-    if (channel && o.consoleSocket) {
+    let terminal: number | undefined;
+    if (channel) {
       const master = receiveTerminal(channel.parent);
-      try {
-        sendFdToPath(o.consoleSocket, master, `/dev/pts/${ptyNumber(master)}`);
-      } finally {
-        closeFd(master);
+      if (!o.consoleSocket) terminal = master;
+      else {
+        try {
+          sendFdToPath(o.consoleSocket, master, `/dev/pts/${ptyNumber(master)}`);
+        } finally {
+          closeFd(master);
+        }
       }
     }
-    return { pid, cgroupPath, cgroup };
+    return { pid, cgroupPath, cgroup, terminal };
   } catch (err) {
     if (pid > 0) {
       killPid(pid, 9);
