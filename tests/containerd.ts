@@ -147,8 +147,14 @@ export function configToml(dir: string, address: string, cri?: CriOptions): stri
       `  sandbox_image = ${tomlString(cri.sandboxImage)}`,
       // This machine refuses an oom_score_adj below 0 even to root (no CAP_SYS_RESOURCE).
       "  restrict_oom_score_adj = true",
+      // Pods' network namespaces under the state dir instead of /var/run/netns.
+      "  netns_mounts_under_state_dir = true",
       '  stream_server_address = "127.0.0.1"',
       '  stream_server_port = "0"',
+      // A CNI config dir of the harness's own (empty unless a test writes one), not /etc/cni.
+      `${p}.cni]`,
+      '  bin_dir = "/usr/lib/cni"',
+      `  conf_dir = ${tomlString(join(dir, "cni"))}`,
       `${p}.containerd]`,
       '  snapshotter = "overlayfs"',
       '  default_runtime_name = "runc"',
@@ -403,6 +409,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
   const runtimeRoot = join(dir, "runtime");
   const fifoDir = join(dir, "fifo");
   await Deno.mkdir(fifoDir);
+  await Deno.mkdir(join(dir, "cni"));
   const cgroupParent = `/tsbox-ctrd-${dir.slice(dir.lastIndexOf("-") + 1)}`;
   const madeRunDirs = ["/run/containerd/s", "/run/containerd/fifo", "/run/containerd"].filter(
     (d) => {

@@ -1,0 +1,194 @@
+/**
+ * tsbox's OCI runtime as a Kubernetes runtime handler (root): containerd 1.6's CRI plugin, in a
+ * containerd of the test's own (tests/containerd.ts), with a runtime `tsbox` whose runc shim
+ * runs tsbox's runtime (`BinaryName`). Driven the way a kubelet does, over the CRI's gRPC
+ * (tests/cri.ts; Debian 12 has no crictl): a pod sandbox (a pause image of the test registry)
+ * and a busybox container in it that joins the sandbox's IPC and PID namespaces by path
+ * (`/proc/PID/ns/...` in its config.json), ExecSync into it, then stop and remove both, with
+ * nothing left behind.
+ *
+ * The pod uses the node's network: a pod network of its own needs a CNI network whose
+ * interface has an address (containerd refuses a loopback-only one), which is a host-wide change
+ * this test does not make.
+ *
+ * `TSBOX_TEST_RUNC=/usr/sbin/runc` runs the same test against runc, to check the test itself.
+ */
+import { join } from "node:path";
+import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
+import { type Containerd, type Leftovers, startContainerd } from "./containerd.ts";
+import {
+  ContainerState,
+  CriClient,
+  type Field,
+  type Message,
+  NamespaceMode,
+  podSandboxConfig,
+} from "./cri.ts";
+import { fixtureRegistry, pushLayout, type TestRegistry } from "./fixtures/images.ts";
+import { buildLayout } from "./fixtures/oci.ts";
+import { runcBinary } from "./runc_bin.ts";
+
+const isRoot = Deno.uid() === 0;
+const HANDLER = "tsbox";
+
+/** A pause image: busybox's `sleep` holding the pod's namespaces, pushed to the registry. */
+async function pushPauseImage(registry: TestRegistry): Promise<string> {
+  const layout = await buildLayout("cri-pause", {
+    latest: {
+      architecture: "amd64",
+      os: "linux",
+      layers: [{
+        createdBy: "tsbox CRI test: busybox-static's sleep as the pod's pause process",
+        entries: [
+          { path: "bin", type: "dir" },
+          { path: "bin/busybox", type: "file", src: "/bin/busybox", mode: 0o755 },
+          { path: "bin/sleep", type: "symlink", target: "busybox" },
+        ],
+      }],
+      config: { Entrypoint: ["/bin/sleep", "2147483647"] },
+    },
+  });
+  const ref = `${registry.host}/cri/pause:latest`;
+  await pushLayout({ image: `${layout.dir}:latest` }, ref, { format: "oci" });
+  return ref;
+}
+
+function nothing(l: Leftovers): boolean {
+  return Object.values(l).every((v) => v.length === 0);
+}
+
+async function leftoversSettled(h: Containerd): Promise<Leftovers> {
+  let l = h.leftovers();
+  for (let i = 0; i < 200 && !nothing(l); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    l = h.leftovers();
+  }
+  return l;
+}
+
+/** The `pid` in the verbose `info` of a sandbox's or container's status. */
+function verbosePid(status: Message): number {
+  const info = JSON.parse(status.map(2).info ?? "{}");
+  assertOk(info.pid > 0, `no pid in ${JSON.stringify(info)}`);
+  return info.pid;
+}
+
+function nsOf(pid: number, ns: string): string {
+  return Deno.readLinkSync(`/proc/${pid}/ns/${ns}`);
+}
+
+Deno.test({
+  name: "containerd's CRI runs a pod with a container through tsbox's runtime as its handler",
+  ignore: !isRoot,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const fx = await fixtureRegistry();
+    const pause = await pushPauseImage(fx.registry);
+    const bin = await Deno.makeTempDir({ prefix: "tsbox-cri-bin-" });
+    const runtime = await runcBinary(bin);
+    const h = await startContainerd({
+      cri: {
+        sandboxImage: pause,
+        plainHttpRegistries: [fx.registry.host],
+        runtimes: { [HANDLER]: { binary: runtime } },
+      },
+    });
+    const cri = new CriClient(h.address);
+    const rt = (method: string, req: readonly Field[]) => cri.call("RuntimeService", method, req);
+    try {
+      const version = await rt("Version", [[1, "string", "v1"]]);
+      assertEquals(version.string(2), "containerd");
+      assertEquals(version.string(4), "v1");
+
+      const pulled = await cri.call("ImageService", "PullImage", [
+        [1, "message", [[1, "string", fx.refs.busybox]]],
+      ]);
+      assertOk(pulled.string(1).startsWith("sha256:"), pulled.string(1));
+
+      const podConfig = podSandboxConfig({
+        name: "t-pod",
+        uid: "t-pod-uid",
+        namespace: "default",
+        logDirectory: join(h.dir, "pods"),
+        cgroupParent: h.cgroupParent,
+        network: NamespaceMode.NODE,
+      });
+      const pod = (await rt("RunPodSandbox", [
+        [1, "message", podConfig],
+        [2, "string", HANDLER],
+      ])).string(1);
+      assertOk(pod, "RunPodSandbox gave an id");
+      const podStatus = await rt("PodSandboxStatus", [[1, "string", pod], [2, "varint", 1]]);
+      assertEquals(podStatus.message(1).int(3), 0, "SANDBOX_READY");
+      assertEquals(podStatus.message(1).string(9), HANDLER);
+      const podPid = verbosePid(podStatus);
+      assertEquals(
+        Deno.readTextFileSync(`/proc/${podPid}/cmdline`).split("\0").slice(0, 2),
+        ["/bin/sleep", "2147483647"],
+      );
+
+      const created = await rt("CreateContainer", [
+        [1, "string", pod],
+        [2, "message", [
+          [1, "message", [[1, "string", "t-box"]]],
+          [2, "message", [[1, "string", fx.refs.busybox]]],
+          [3, "string", "sleep"],
+          [4, "string", "1000"],
+          [11, "string", "t-box.log"],
+        ]],
+        [3, "message", podConfig],
+      ]);
+      const box = created.string(1);
+      assertOk(box, "CreateContainer gave an id");
+      await rt("StartContainer", [[1, "string", box]]);
+      const boxStatus = await rt("ContainerStatus", [[1, "string", box], [2, "varint", 1]]);
+      assertEquals(boxStatus.message(1).int(3), ContainerState.RUNNING);
+      const boxPid = verbosePid(boxStatus);
+
+      // Both tasks went through the handler's runtime: the shim was given it as BinaryName, and
+      // the runtime's state dir holds both while they run.
+      for (const id of [pod, box]) {
+        const options = join(h.dir, "state/io.containerd.runtime.v2.task/k8s.io", id);
+        assertStringIncludes(await Deno.readTextFile(join(options, "options.json")), runtime);
+      }
+      const state = h.leftovers().runtimeState;
+      assertOk(state.includes(`k8s.io/${pod}`) && state.includes(`k8s.io/${box}`), `${state}`);
+
+      // The container joined the sandbox's IPC and PID namespaces (by path), not its own.
+      for (const ns of ["ipc", "pid"]) {
+        assertEquals(nsOf(boxPid, ns), nsOf(podPid, ns), `${ns} namespace shared with the pod`);
+        assertOk(nsOf(boxPid, ns) !== nsOf(Deno.pid, ns), `${ns} is not the host's`);
+      }
+      assertOk(nsOf(boxPid, "mnt") !== nsOf(podPid, "mnt"), "its own mount namespace");
+
+      // ExecSync: output and exit code; the pod's pause process is PID 1 of the shared PID ns.
+      const exec = await rt("ExecSync", [
+        [1, "string", box],
+        [2, "string", "sh"],
+        [2, "string", "-c"],
+        [2, "string", "tr '\\0' ' ' </proc/1/cmdline; echo; readlink /proc/self/ns/ipc; exit 3"],
+        [3, "varint", 30],
+      ]);
+      assertEquals(exec.int(3), 3, new TextDecoder().decode(exec.bytes(2)));
+      assertEquals(
+        new TextDecoder().decode(exec.bytes(1)),
+        `/bin/sleep 2147483647 \n${nsOf(podPid, "ipc")}\n`,
+      );
+
+      await rt("StopContainer", [[1, "string", box], [2, "varint", 10]]);
+      const stopped = await rt("ContainerStatus", [[1, "string", box]]);
+      assertEquals(stopped.message(1).int(3), ContainerState.EXITED);
+      await rt("RemoveContainer", [[1, "string", box]]);
+      await rt("StopPodSandbox", [[1, "string", pod]]);
+      await rt("RemovePodSandbox", [[1, "string", pod]]);
+
+      const after = await leftoversSettled(h);
+      assertOk(nothing(after), `left behind: ${JSON.stringify(after)}`);
+    } finally {
+      cri.close();
+      await h.stop();
+      await Deno.remove(bin, { recursive: true });
+    }
+  },
+});
