@@ -45,6 +45,11 @@ export interface CriOptions {
   readonly plainHttpRegistries: readonly string[];
   /** Runtime handlers by name. */
   readonly runtimes: Readonly<Record<string, CriRuntime>>;
+  /**
+   * A CNI network list for the pods (written to the harness's own CNI config dir before
+   * containerd starts); without one, only pods on the node's network can run.
+   */
+  readonly cniConfList?: Readonly<Record<string, unknown>>;
 }
 
 /** Options of {@link startContainerd}. */
@@ -410,6 +415,12 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
   const fifoDir = join(dir, "fifo");
   await Deno.mkdir(fifoDir);
   await Deno.mkdir(join(dir, "cni"));
+  if (opts.cri?.cniConfList) {
+    await Deno.writeTextFile(
+      join(dir, "cni", "10-test.conflist"),
+      JSON.stringify(opts.cri.cniConfList, null, 2),
+    );
+  }
   const cgroupParent = `/tsbox-ctrd-${dir.slice(dir.lastIndexOf("-") + 1)}`;
   const madeRunDirs = ["/run/containerd/s", "/run/containerd/fifo", "/run/containerd"].filter(
     (d) => {

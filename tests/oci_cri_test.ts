@@ -7,9 +7,10 @@
  * (`/proc/PID/ns/...` in its config.json), ExecSync into it, then stop and remove both, with
  * nothing left behind.
  *
- * The pod uses the node's network: a pod network of its own needs a CNI network whose
- * interface has an address (containerd refuses a loopback-only one), which is a host-wide change
- * this test does not make.
+ * The pod has a network namespace of its own, which the container joins too: containerd wants
+ * the pod's `eth0` to have an address, so the test's CNI network moves one end of a veth pair the
+ * test made into the pod (Debian's `host-device` plugin) with a documentation address (`static`
+ * IPAM); no host route, no forwarding, no packet leaves.
  *
  * `TSBOX_TEST_RUNC=/usr/sbin/runc` runs the same test against runc, to check the test itself.
  */
@@ -30,6 +31,28 @@ import { runcBinary } from "./runc_bin.ts";
 
 const isRoot = Deno.uid() === 0;
 const HANDLER = "tsbox";
+/** The pod's address (TEST-NET-1: on no network of ours, and it sends nothing). */
+const POD_ADDRESS = "192.0.2.2/24";
+
+async function ip(args: string[]): Promise<void> {
+  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** The CNI network of the pod: the veth end `device` becomes its eth0 with POD_ADDRESS. */
+function podNetwork(device: string, dir: string) {
+  return {
+    cniVersion: "0.4.0",
+    name: "tsbox-cri-test",
+    plugins: [{
+      type: "host-device",
+      device,
+      ipam: { type: "static", addresses: [{ address: POD_ADDRESS }], dataDir: dir },
+    }],
+  };
+}
 
 /** A pause image: busybox's `sleep` holding the pod's namespaces, pushed to the registry. */
 async function pushPauseImage(registry: TestRegistry): Promise<string> {
@@ -87,12 +110,19 @@ Deno.test({
     const pause = await pushPauseImage(fx.registry);
     const bin = await Deno.makeTempDir({ prefix: "tsbox-cri-bin-" });
     const runtime = await runcBinary(bin);
+    // A veth pair of the test's own: one end goes into the pod, the other stays down.
+    const device = `tcri${Deno.pid % 100000}`;
+    await ip(["link", "add", device, "type", "veth", "peer", "name", `${device}p`]);
     const h = await startContainerd({
       cri: {
         sandboxImage: pause,
         plainHttpRegistries: [fx.registry.host],
         runtimes: { [HANDLER]: { binary: runtime } },
+        cniConfList: podNetwork(device, bin),
       },
+    }).catch(async (err) => {
+      await ip(["link", "del", `${device}p`]).catch(() => {});
+      throw err;
     });
     const cri = new CriClient(h.address);
     const rt = (method: string, req: readonly Field[]) => cri.call("RuntimeService", method, req);
@@ -112,7 +142,8 @@ Deno.test({
         namespace: "default",
         logDirectory: join(h.dir, "pods"),
         cgroupParent: h.cgroupParent,
-        network: NamespaceMode.NODE,
+        hostname: "t-pod",
+        network: NamespaceMode.POD,
       });
       const pod = (await rt("RunPodSandbox", [
         [1, "message", podConfig],
@@ -155,8 +186,8 @@ Deno.test({
       const state = h.leftovers().runtimeState;
       assertOk(state.includes(`k8s.io/${pod}`) && state.includes(`k8s.io/${box}`), `${state}`);
 
-      // The container joined the sandbox's IPC and PID namespaces (by path), not its own.
-      for (const ns of ["ipc", "pid"]) {
+      // The container joined the sandbox's namespaces (by path), not made its own.
+      for (const ns of ["net", "ipc", "uts", "pid"]) {
         assertEquals(nsOf(boxPid, ns), nsOf(podPid, ns), `${ns} namespace shared with the pod`);
         assertOk(nsOf(boxPid, ns) !== nsOf(Deno.pid, ns), `${ns} is not the host's`);
       }
@@ -167,13 +198,18 @@ Deno.test({
         [1, "string", box],
         [2, "string", "sh"],
         [2, "string", "-c"],
-        [2, "string", "tr '\\0' ' ' </proc/1/cmdline; echo; readlink /proc/self/ns/ipc; exit 3"],
+        [
+          2,
+          "string",
+          "tr '\\0' ' ' </proc/1/cmdline; echo; hostname; ip -o -4 addr show eth0 | " +
+          "awk '{print $4}'; exit 3",
+        ],
         [3, "varint", 30],
       ]);
       assertEquals(exec.int(3), 3, new TextDecoder().decode(exec.bytes(2)));
       assertEquals(
         new TextDecoder().decode(exec.bytes(1)),
-        `/bin/sleep 2147483647 \n${nsOf(podPid, "ipc")}\n`,
+        `/bin/sleep 2147483647 \nt-pod\n${POD_ADDRESS}\n`,
       );
 
       await rt("StopContainer", [[1, "string", box], [2, "varint", 10]]);
@@ -188,6 +224,8 @@ Deno.test({
     } finally {
       cri.close();
       await h.stop();
+      // The pod's end came back to the host on the CNI DEL (or went with the pod's namespace).
+      await ip(["link", "del", `${device}p`]).catch(() => {});
       await Deno.remove(bin, { recursive: true });
     }
   },
