@@ -77,6 +77,8 @@ export interface Leftovers {
   readonly runtimeState: string[];
   /** Shim sockets of this containerd under /run/containerd/s. */
   readonly shimSockets: string[];
+  /** libcni's cached results for the harness's CNI network. */
+  readonly cniResults: string[];
 }
 
 /** A running containerd of a test's own. */
@@ -113,6 +115,8 @@ interface HarnessRecord {
   readonly cgroupParent: string;
   /** /run/containerd paths the harness found missing at start (removed again when empty). */
   readonly madeRunDirs: string[];
+  /** The CNI network's name: libcni caches its results in /var/lib/cni/results/NAME-*. */
+  readonly cniNetwork?: string;
   /** The watchdog's PID, whose command line names the dir too (not a leftover). */
   watchdog?: number;
 }
@@ -326,6 +330,16 @@ function runtimeStateEntries(root: string): string[] {
   return out;
 }
 
+function cniResultsOf(rec: HarnessRecord): string[] {
+  if (!rec.cniNetwork) return [];
+  try {
+    return [...Deno.readDirSync("/var/lib/cni/results")].map((e) => e.name)
+      .filter((n) => n.startsWith(`${rec.cniNetwork}-`));
+  } catch {
+    return [];
+  }
+}
+
 function leftoversOf(rec: HarnessRecord): Leftovers {
   return {
     mounts: mountsUnder(rec.dir),
@@ -334,6 +348,7 @@ function leftoversOf(rec: HarnessRecord): Leftovers {
     cgroups: cgroupTree(rec.cgroupParent).filter((d) => !d.endsWith(rec.cgroupParent)),
     runtimeState: runtimeStateEntries(join(rec.dir, "runtime")),
     shimSockets: existingShimSockets(rec),
+    cniResults: cniResultsOf(rec),
   };
 }
 
@@ -383,6 +398,15 @@ export function cleanupSync(rec: HarnessRecord): void {
       Deno.removeSync(s);
     } catch { /* gone */ }
   }
+  if (rec.cniNetwork) {
+    try {
+      for (const e of Deno.readDirSync("/var/lib/cni/results")) {
+        if (e.name.startsWith(`${rec.cniNetwork}-`)) {
+          Deno.removeSync(join("/var/lib/cni/results", e.name));
+        }
+      }
+    } catch { /* no cache */ }
+  }
   // Only what the harness found missing, and only when nothing else is in it now.
   for (const d of rec.madeRunDirs) {
     try {
@@ -422,7 +446,14 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     );
   }
   const cgroupParent = `/tsbox-ctrd-${dir.slice(dir.lastIndexOf("-") + 1)}`;
-  const madeRunDirs = ["/run/containerd/s", "/run/containerd/fifo", "/run/containerd"].filter(
+  const madeRunDirs = [
+    "/run/containerd/s",
+    "/run/containerd/fifo",
+    "/run/containerd",
+    // libcni's cache (containerd 1.6 has no setting for it).
+    "/var/lib/cni/results",
+    "/var/lib/cni",
+  ].filter(
     (d) => {
       try {
         Deno.statSync(d);
@@ -442,7 +473,15 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const rec: HarnessRecord = { dir, address, pid: child.pid, cgroupParent, madeRunDirs };
+  const cniNetwork = opts.cri?.cniConfList?.name;
+  const rec: HarnessRecord = {
+    dir,
+    address,
+    pid: child.pid,
+    cgroupParent,
+    madeRunDirs,
+    cniNetwork: typeof cniNetwork === "string" ? cniNetwork : undefined,
+  };
   await Deno.writeTextFile(join(dir, "harness.json"), JSON.stringify(rec));
   const watchdog = new Deno.Command("setsid", {
     args: ["bash", "-c", WATCHDOG, "watchdog", String(Deno.pid), dir, Deno.execPath(), SELF],

@@ -183,8 +183,13 @@ Deno.test({
         const options = join(h.dir, "state/io.containerd.runtime.v2.task/k8s.io", id);
         assertStringIncludes(await Deno.readTextFile(join(options, "options.json")), runtime);
       }
-      const state = h.leftovers().runtimeState;
+      const during = h.leftovers();
+      const state = during.runtimeState;
       assertOk(state.includes(`k8s.io/${pod}`) && state.includes(`k8s.io/${box}`), `${state}`);
+      // What the end checks for is there now (so that its absence then means something).
+      for (const [what, found] of Object.entries(during)) {
+        assertOk(found.length > 0, `no ${what} seen while the pod runs: ${JSON.stringify(during)}`);
+      }
 
       // The container joined the sandbox's namespaces (by path), not made its own.
       for (const ns of ["net", "ipc", "uts", "pid"]) {
