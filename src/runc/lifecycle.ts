@@ -1,0 +1,197 @@
+/**
+ * The lifecycle commands: create, start, run, kill, delete, pause, resume.
+ *
+ * @module
+ */
+import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, AT_FDCWD, read } from "../../ffi/fs.ts";
+import { closeFd, killPid, waitPid, waitReadable } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
+import { createOciContainer } from "../runtime/oci_start.ts";
+import { ociCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
+import { parseSignal, readBundleConfig, rootPath } from "../runtime/oci_config.ts";
+import { runHooks } from "./hooks.ts";
+import { type RuncContext, str, writeAtomic } from "./context.ts";
+import {
+  checkId,
+  ContainerNotExistError,
+  type ContainerRecord,
+  makeStateDir,
+  procStat,
+  readRecord,
+  stateDir,
+  stateJson,
+  statusOf,
+  writeRecord,
+} from "./state.ts";
+
+function idArg(ctx: RuncContext): string {
+  return checkId(ctx.args[0]);
+}
+
+/** `create`: the container waits on its fifo; the pid file is written; exit 0. */
+export async function create(ctx: RuncContext): Promise<number> {
+  await createContainer(ctx);
+  return 0;
+}
+
+async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
+  const id = idArg(ctx);
+  const bundle = await Deno.realPath(str(ctx.flags, "bundle") ?? Deno.cwd());
+  const spec = await readBundleConfig(bundle);
+  const dir = await makeStateDir(ctx.root, id);
+  let rec: ContainerRecord | undefined;
+  try {
+    const preserve = Number(str(ctx.flags, "preserve-fds") ?? "0");
+    if (!Number.isInteger(preserve) || preserve < 0) throw new TsboxError("--preserve-fds must be a count");
+    const created = await createOciContainer({
+      id,
+      bundle,
+      spec,
+      stateDir: dir,
+      consoleSocket: str(ctx.flags, "console-socket"),
+      noPivot: ctx.flags["no-pivot"] === true,
+      preserveFds: preserve,
+      warn: (m) => ctx.log.warn(m),
+    });
+    rec = {
+      id,
+      pid: created.pid,
+      startTime: procStat(created.pid)?.startTime ?? "",
+      bundle,
+      rootfs: rootPath(bundle, spec),
+      created: new Date().toISOString(),
+      cgroupPath: created.cgroupPath,
+      config: spec,
+    };
+    await writeRecord(ctx.root, rec);
+    const state = stateJson(ctx.root, rec);
+    // runc runs these during create; here the process already waits on its fifo.
+    await runHooks("prestart", spec.hooks?.prestart, state);
+    await runHooks("createRuntime", spec.hooks?.createRuntime, state);
+    await runHooks("createContainer", spec.hooks?.createContainer, state);
+    const pidFile = str(ctx.flags, "pid-file");
+    if (pidFile) await writeAtomic(pidFile, String(created.pid));
+    ctx.log.debug(`created ${id} pid ${created.pid}`);
+    return rec;
+  } catch (err) {
+    if (rec) {
+      killPid(rec.pid, 9);
+      await ociCgroup(rec.cgroupPath).remove().catch(() => {});
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/** `start`: opens the fifo's read end, which releases the waiting process into execve. */
+export async function start(ctx: RuncContext): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  await startContainer(ctx, rec);
+  return 0;
+}
+
+async function startContainer(ctx: RuncContext, rec: ContainerRecord): Promise<void> {
+  const status = statusOf(ctx.root, rec);
+  if (status !== "created") throw new TsboxError(`cannot start a container that has ${status === "stopped" ? "stopped" : `status ${status}`}`);
+  const fifo = `${stateDir(ctx.root, rec.id)}/exec.fifo`;
+  const fd = openat(AT_FDCWD, fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  try {
+    for (;;) {
+      if (await waitReadable(fd, 100)) {
+        const buf = new Uint8Array(1);
+        if (read(fd, buf) === 1) break;
+      }
+      if (statusOf(ctx.root, rec) === "stopped") {
+        throw new TsboxError("container init exited before start");
+      }
+    }
+  } finally {
+    closeFd(fd);
+  }
+  await Deno.remove(fifo).catch(() => {});
+  if (rec.config.hooks?.startContainer?.length) {
+    ctx.log.warn("startContainer hooks are not supported (they would run inside the container); skipped");
+  }
+  await runHooks("poststart", rec.config.hooks?.poststart, stateJson(ctx.root, rec))
+    .catch((err) => ctx.log.warn((err as Error).message));
+}
+
+/** `run`: create and start; without --detach, wait and exit with the container's status. */
+export async function run(ctx: RuncContext): Promise<number> {
+  const rec = await createContainer(ctx);
+  try {
+    await startContainer(ctx, rec);
+  } catch (err) {
+    await destroy(ctx, rec, true);
+    throw err;
+  }
+  if (ctx.flags.detach === true) return 0;
+  // Terminal signals reach the container's process, as runc forwards them.
+  const forward = (sig: Deno.Signal) => () => killPid(rec.pid, sig === "SIGINT" ? 2 : 15);
+  const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
+  const status = await waitPid(rec.pid);
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  if (ctx.flags.keep !== true) await destroy(ctx, rec, true);
+  return status.signal !== undefined ? 128 + status.signal : status.exitCode ?? 0;
+}
+
+/** `kill [--all] ID [SIGNAL]`. */
+export async function kill(ctx: RuncContext): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  const sigText = ctx.args[1] ?? "SIGTERM";
+  const sig = parseSignal(sigText);
+  if (sig === undefined) throw new TsboxError(`unknown signal "${sigText}"`);
+  const status = statusOf(ctx.root, rec);
+  if (ctx.flags.all === true) {
+    const cg = ociCgroup(rec.cgroupPath);
+    for (const pid of await cg.pids()) killPid(pid, sig);
+    return 0;
+  }
+  if (status === "stopped") throw new TsboxError("container not running");
+  killPid(rec.pid, sig);
+  return 0;
+}
+
+/** Kills what is left, removes the cgroup, runs poststop hooks and removes the state dir. */
+async function destroy(ctx: RuncContext, rec: ContainerRecord, force: boolean): Promise<void> {
+  const status = statusOf(ctx.root, rec);
+  if (status !== "stopped" && !force) {
+    throw new TsboxError(`cannot delete container ${rec.id} that is not stopped: ${status}`);
+  }
+  const cg = ociCgroup(rec.cgroupPath);
+  if (status === "paused") await setFrozen(cg, false).catch(() => {});
+  if (status !== "stopped") killPid(rec.pid, 9);
+  await cg.remove();
+  await runHooks("poststop", rec.config.hooks?.poststop, { ...stateJson(ctx.root, rec), status: "stopped" })
+    .catch((err) => ctx.log.warn((err as Error).message));
+  await Deno.remove(stateDir(ctx.root, rec.id), { recursive: true }).catch(() => {});
+}
+
+/** `delete [--force] ID`; with --force an unknown container is no error (containerd relies on it). */
+export async function del(ctx: RuncContext): Promise<number> {
+  const force = ctx.flags.force === true;
+  let rec: ContainerRecord;
+  try {
+    rec = await readRecord(ctx.root, idArg(ctx));
+  } catch (err) {
+    if (err instanceof ContainerNotExistError && force) {
+      // A state dir left without its record (a create that died half-way) goes too.
+      await Deno.remove(stateDir(ctx.root, idArg(ctx)), { recursive: true }).catch(() => {});
+      return 0;
+    }
+    throw err;
+  }
+  await destroy(ctx, rec, force);
+  return 0;
+}
+
+/** `pause ID` / `resume ID`: the cgroup freezer. */
+export async function freeze(ctx: RuncContext, frozen: boolean): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  const status = statusOf(ctx.root, rec);
+  if (frozen && status !== "running") throw new TsboxError(`container not running`);
+  if (!frozen && status !== "paused") throw new TsboxError(`container not paused`);
+  await setFrozen(ociCgroup(rec.cgroupPath), frozen);
+  return 0;
+}
