@@ -4,8 +4,9 @@
  * (io.containerd.runc.v2) calls the runtime that `ctr run --runc-binary` names, with
  * `--runc-root` under the test's dir: busybox pulled from the test registry runs with its exit
  * code; a detached task is exec'd into (foreground and detached execs), listed (`ctr task ls`,
- * `ctr task ps`), killed and deleted; afterwards no mount, process, cgroup, shim socket or runtime
- * state is left.
+ * `ctr task ps`), paused and resumed, killed and deleted; afterwards no mount, process, cgroup,
+ * shim socket or runtime state is left. A create that fails (a command the image lacks) brings
+ * the runtime's error message to ctr and leaves nothing either.
  *
  * The runtime is tsbox's (`tests/runc_bin.ts`); `TSBOX_TEST_RUNC=/usr/sbin/runc` runs the same
  * test against runc, to check the test itself.
@@ -54,6 +55,18 @@ async function waitForStatus(h: Containerd, id: string, status: string): Promise
   throw new Error(`task ${id} is ${seen}, never ${status}`);
 }
 
+/** Whether the cgroup of `pid` is frozen: v1's freezer.state, or v2's cgroup.events. */
+function frozen(pid: number): boolean {
+  const lines = Deno.readTextFileSync(`/proc/${pid}/cgroup`).trim().split("\n");
+  const v1 = lines.map((l) => l.split(":")).find(([, c]) => c.split(",").includes("freezer"));
+  if (v1) {
+    const state = Deno.readTextFileSync(`/sys/fs/cgroup/freezer${v1[2]}/freezer.state`);
+    return state.trim() === "FROZEN";
+  }
+  const v2 = lines.find((l) => l.startsWith("0::"))!.slice(3);
+  return /^frozen 1$/m.test(Deno.readTextFileSync(`/sys/fs/cgroup/unified${v2}/cgroup.events`));
+}
+
 function ok(r: { code: number; stderr: string; stdout: string }, what: string): void {
   assertEquals(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}${r.stderr}`);
 }
@@ -87,6 +100,23 @@ Deno.test({
       assertEquals(once.stdout, "hello as pid 1\n1\n");
       const afterOnce = await leftoversSettled(h);
       assertOk(nothing(afterOnce), `after ctr run --rm: ${JSON.stringify(afterOnce)}`);
+
+      // A command the image lacks: the runtime's error (from its --log JSON) reaches ctr
+      // through the shim, and the failed create leaves nothing.
+      const bad = await h.ctr([
+        "run",
+        "--rm",
+        ...h.taskFlags(runtime, "t-ctr-bad"),
+        image,
+        "t-ctr-bad",
+        "no-such-command",
+      ]);
+      assertOk(bad.code !== 0, `ctr run of a missing command: exit 0\n${bad.stdout}`);
+      assertStringIncludes(bad.stderr, "OCI runtime create failed");
+      assertStringIncludes(bad.stderr, "no-such-command");
+      const afterBad = await leftoversSettled(h);
+      assertOk(nothing(afterBad), `after a failed create: ${JSON.stringify(afterBad)}`);
+      assertEquals((await h.ctr(["containers", "ls", "-q"])).stdout.trim(), "", "--rm removed it");
 
       // A detached task.
       const id = "t-ctr-task";
@@ -159,8 +189,17 @@ Deno.test({
         ["sleep", "999"],
       );
 
-      // Killed (the PID 1 of a namespace ignores SIGTERM without a handler) and deleted.
-      ok(await h.ctr(["task", "kill", "-s", "SIGKILL", id]), "ctr task kill");
+      // Paused and resumed (the runtime's pause/resume: the task's cgroup frozen, thawed).
+      ok(await h.ctr(["task", "pause", id]), "ctr task pause");
+      await waitForStatus(h, id, "PAUSED");
+      assertOk(frozen(listed.pid), "the task's cgroup is frozen");
+      ok(await h.ctr(["task", "resume", id]), "ctr task resume");
+      await waitForStatus(h, id, "RUNNING");
+      assertOk(!frozen(listed.pid), "the task's cgroup is thawed");
+
+      // Killed, every process of it (`kill --all`; the PID 1 of a namespace ignores SIGTERM
+      // without a handler), and deleted.
+      ok(await h.ctr(["task", "kill", "--all", "-s", "SIGKILL", id]), "ctr task kill --all");
       await waitForStatus(h, id, "STOPPED");
       ok(await h.ctr(["task", "delete", id]), "ctr task delete");
       ok(await h.ctr(["containers", "rm", id]), "ctr containers rm");
