@@ -77,7 +77,7 @@ export interface Leftovers {
   readonly runtimeState: string[];
   /** Shim sockets of this containerd under /run/containerd/s. */
   readonly shimSockets: string[];
-  /** libcni's cached results for the harness's CNI network. */
+  /** libcni's cached results (/var/lib/cni/results) of this containerd's pods. */
   readonly cniResults: string[];
 }
 
@@ -115,7 +115,7 @@ interface HarnessRecord {
   readonly cgroupParent: string;
   /** /run/containerd paths the harness found missing at start (removed again when empty). */
   readonly madeRunDirs: string[];
-  /** The CNI network's name: libcni caches its results in /var/lib/cni/results/NAME-*. */
+  /** The test's CNI network: libcni caches its results in /var/lib/cni/results/NAME-*. */
   readonly cniNetwork?: string;
   /** The watchdog's PID, whose command line names the dir too (not a leftover). */
   watchdog?: number;
@@ -330,11 +330,29 @@ function runtimeStateEntries(root: string): string[] {
   return out;
 }
 
-function cniResultsOf(rec: HarnessRecord): string[] {
-  if (!rec.cniNetwork) return [];
+/** Ids of this containerd's tasks and CRI pod sandboxes (named in libcni's cache files). */
+function sandboxIds(rec: HarnessRecord): string[] {
+  const ids = taskDirs(rec).map((t) => t.id);
+  for (const base of ["root", "state"]) {
+    try {
+      const dir = join(rec.dir, base, "io.containerd.grpc.v1.cri", "sandboxes");
+      for (const e of Deno.readDirSync(dir)) ids.push(e.name);
+    } catch { /* no CRI */ }
+  }
+  return [...new Set(ids)];
+}
+
+/**
+ * libcni's cached results of this containerd's pods in /var/lib/cni/results (containerd 1.6 has
+ * no setting to move them): `NETWORK-SANDBOXID-IFNAME`, for the test's network and for the
+ * loopback network (`cni-loopback`) the CRI plugin adds to every pod.
+ */
+function cniResultsOf(rec: HarnessRecord, ids = sandboxIds(rec)): string[] {
   try {
-    return [...Deno.readDirSync("/var/lib/cni/results")].map((e) => e.name)
-      .filter((n) => n.startsWith(`${rec.cniNetwork}-`));
+    return [...Deno.readDirSync("/var/lib/cni/results")].map((e) => e.name).filter((n) =>
+      (rec.cniNetwork !== undefined && n.startsWith(`${rec.cniNetwork}-`)) ||
+      ids.some((id) => n.includes(`-${id}-`))
+    );
   } catch {
     return [];
   }
@@ -350,6 +368,25 @@ function leftoversOf(rec: HarnessRecord): Leftovers {
     shimSockets: existingShimSockets(rec),
     cniResults: cniResultsOf(rec),
   };
+}
+
+/** Whether every kind of leftover is empty. */
+export function nothingLeft(l: Leftovers): boolean {
+  return Object.values(l).every((v) => v.length === 0);
+}
+
+/**
+ * Waits (bounded, 10 s) until the containers left nothing and returns what is left then: a shim
+ * exits on its own shortly after its last task is deleted, so its socket and process may outlive
+ * `ctr task delete` by a moment.
+ */
+export async function settledLeftovers(h: Pick<Containerd, "leftovers">): Promise<Leftovers> {
+  let l = h.leftovers();
+  for (let i = 0; i < 200 && !nothingLeft(l); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    l = h.leftovers();
+  }
+  return l;
 }
 
 function sleepSync(ms: number): void {
@@ -371,8 +408,10 @@ function killAndWait(pids: number[], signal: Deno.Signal, ms: number): void {
  * `unload` handler and the watchdog can run it. Safe to run twice.
  */
 export function cleanupSync(rec: HarnessRecord): void {
-  // Shim sockets are named after tasks whose bundle dirs are about to go: note them first.
+  // Shim sockets and libcni's cache files are named after tasks and pods whose dirs are about
+  // to go: note them first.
   const sockets = existingShimSockets(rec);
+  const cniResults = cniResultsOf(rec);
   // The containers and shims first (containerd would restart nothing, but a shim could still
   // be running the runtime), then containerd: SIGTERM lets it close its bolt database.
   for (let round = 0; round < 3; round++) {
@@ -398,14 +437,10 @@ export function cleanupSync(rec: HarnessRecord): void {
       Deno.removeSync(s);
     } catch { /* gone */ }
   }
-  if (rec.cniNetwork) {
+  for (const name of cniResults) {
     try {
-      for (const e of Deno.readDirSync("/var/lib/cni/results")) {
-        if (e.name.startsWith(`${rec.cniNetwork}-`)) {
-          Deno.removeSync(join("/var/lib/cni/results", e.name));
-        }
-      }
-    } catch { /* no cache */ }
+      Deno.removeSync(join("/var/lib/cni/results", name));
+    } catch { /* gone */ }
   }
   // Only what the harness found missing, and only when nothing else is in it now.
   for (const d of rec.madeRunDirs) {

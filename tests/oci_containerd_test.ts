@@ -6,34 +6,18 @@
  * code; a detached task is exec'd into (foreground and detached execs), listed (`ctr task ls`,
  * `ctr task ps`), paused and resumed, killed and deleted; afterwards no mount, process, cgroup,
  * shim socket or runtime state is left. A create that fails (a command the image lacks) brings
- * the runtime's error message to ctr and leaves nothing either.
+ * the runtime's error message to ctr and leaves nothing either. (`ctr run -t`:
+ * oci_containerd_tty_test.ts.)
  *
  * The runtime is tsbox's (`tests/runc_bin.ts`); `TSBOX_TEST_RUNC=/usr/sbin/runc` runs the same
  * test against runc, to check the test itself.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
-import { type Containerd, type Leftovers, startContainerd } from "./containerd.ts";
+import { type Containerd, nothingLeft, settledLeftovers, startContainerd } from "./containerd.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
 import { runcBinary } from "./runc_bin.ts";
 
 const isRoot = Deno.uid() === 0;
-
-function nothing(l: Leftovers): boolean {
-  return Object.values(l).every((v) => v.length === 0);
-}
-
-/**
- * Waits (bounded) until the containers left nothing: a shim exits on its own shortly after its
- * last task is deleted, so its socket and process may outlive `ctr task delete` by a moment.
- */
-async function leftoversSettled(h: Containerd): Promise<Leftovers> {
-  let l = h.leftovers();
-  for (let i = 0; i < 200 && !nothing(l); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    l = h.leftovers();
-  }
-  return l;
-}
 
 /** `ctr task ls` as rows of TASK, PID, STATUS. */
 async function tasks(h: Containerd): Promise<{ id: string; pid: number; status: string }[]> {
@@ -98,8 +82,8 @@ Deno.test({
       ]);
       assertEquals(once.code, 3, `ctr run: ${once.stdout}${once.stderr}`);
       assertEquals(once.stdout, "hello as pid 1\n1\n");
-      const afterOnce = await leftoversSettled(h);
-      assertOk(nothing(afterOnce), `after ctr run --rm: ${JSON.stringify(afterOnce)}`);
+      const afterOnce = await settledLeftovers(h);
+      assertOk(nothingLeft(afterOnce), `after ctr run --rm: ${JSON.stringify(afterOnce)}`);
 
       // A command the image lacks: the runtime's error (from its --log JSON) reaches ctr
       // through the shim, and the failed create leaves nothing.
@@ -114,8 +98,8 @@ Deno.test({
       assertOk(bad.code !== 0, `ctr run of a missing command: exit 0\n${bad.stdout}`);
       assertStringIncludes(bad.stderr, "OCI runtime create failed");
       assertStringIncludes(bad.stderr, "no-such-command");
-      const afterBad = await leftoversSettled(h);
-      assertOk(nothing(afterBad), `after a failed create: ${JSON.stringify(afterBad)}`);
+      const afterBad = await settledLeftovers(h);
+      assertOk(nothingLeft(afterBad), `after a failed create: ${JSON.stringify(afterBad)}`);
       assertEquals((await h.ctr(["containers", "ls", "-q"])).stdout.trim(), "", "--rm removed it");
 
       // A detached task.
@@ -207,8 +191,8 @@ Deno.test({
       const containers = await h.ctr(["containers", "ls", "-q"]);
       assertEquals(containers.stdout.trim(), "");
 
-      const after = await leftoversSettled(h);
-      assertOk(nothing(after), `left behind: ${JSON.stringify(after)}`);
+      const after = await settledLeftovers(h);
+      assertOk(nothingLeft(after), `left behind: ${JSON.stringify(after)}`);
       assertOk(!Deno.readTextFileSync(`/proc/self/mountinfo`).includes(h.dir));
     } finally {
       await h.stop();

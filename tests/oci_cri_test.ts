@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
-import { type Containerd, type Leftovers, startContainerd } from "./containerd.ts";
+import { nothingLeft, settledLeftovers, startContainerd } from "./containerd.ts";
 import {
   ContainerState,
   CriClient,
@@ -74,19 +74,6 @@ async function pushPauseImage(registry: TestRegistry): Promise<string> {
   const ref = `${registry.host}/cri/pause:latest`;
   await pushLayout({ image: `${layout.dir}:latest` }, ref, { format: "oci" });
   return ref;
-}
-
-function nothing(l: Leftovers): boolean {
-  return Object.values(l).every((v) => v.length === 0);
-}
-
-async function leftoversSettled(h: Containerd): Promise<Leftovers> {
-  let l = h.leftovers();
-  for (let i = 0; i < 200 && !nothing(l); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    l = h.leftovers();
-  }
-  return l;
 }
 
 /** The `pid` in the verbose `info` of a sandbox's or container's status. */
@@ -224,8 +211,12 @@ Deno.test({
       await rt("StopPodSandbox", [[1, "string", pod]]);
       await rt("RemovePodSandbox", [[1, "string", pod]]);
 
-      const after = await leftoversSettled(h);
-      assertOk(nothing(after), `left behind: ${JSON.stringify(after)}`);
+      const after = await settledLeftovers(h);
+      assertOk(nothingLeft(after), `left behind: ${JSON.stringify(after)}`);
+      // The pod's own dirs are gone now, so look for its id in libcni's cache by name.
+      const cached = await Array.fromAsync(Deno.readDir("/var/lib/cni/results"))
+        .catch(() => []);
+      assertEquals(cached.map((e) => e.name).filter((n) => n.includes(pod)), []);
     } finally {
       cri.close();
       await h.stop();
