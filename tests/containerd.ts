@@ -389,6 +389,21 @@ export async function settledLeftovers(h: Pick<Containerd, "leftovers">): Promis
   return l;
 }
 
+/**
+ * The first `argv.length` words of `pid`'s command line once they are `argv`, or what they are
+ * after 10 s: a runtime's `start` (and a detached exec) may return before the process has
+ * called execve, until which it shows the runtime's own command line.
+ */
+export async function argvOnceExeced(pid: number, argv: readonly string[]): Promise<string[]> {
+  let seen: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    seen = cmdline(pid).slice(0, argv.length);
+    if (seen.join("\0") === argv.join("\0")) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return seen;
+}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

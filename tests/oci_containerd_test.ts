@@ -13,7 +13,13 @@
  * test against runc, to check the test itself.
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
-import { type Containerd, nothingLeft, settledLeftovers, startContainerd } from "./containerd.ts";
+import {
+  argvOnceExeced,
+  type Containerd,
+  nothingLeft,
+  settledLeftovers,
+  startContainerd,
+} from "./containerd.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
 import { runcBinary } from "./runc_bin.ts";
 
@@ -112,8 +118,7 @@ Deno.test({
       assertOk(listed, "ctr task ls lists the task");
       assertEquals(listed.status, "RUNNING");
       // Its PID is the host's PID of the container's `sleep`, in the test's cgroup for it.
-      const argv = Deno.readTextFileSync(`/proc/${listed.pid}/cmdline`).split("\0");
-      assertEquals(argv.slice(0, 2), ["sleep", "1000"]);
+      assertEquals(await argvOnceExeced(listed.pid, ["sleep", "1000"]), ["sleep", "1000"]);
       const cgroups = Deno.readTextFileSync(`/proc/${listed.pid}/cgroup`);
       assertStringIncludes(cgroups, `${h.cgroupParent}/${id}\n`);
 
@@ -169,7 +174,7 @@ Deno.test({
       const execPid = Number(psRows.find((r) => r[1]?.includes("e2"))?.[0]);
       assertOk(execPid > 0, `exec e2 in ctr task ps: ${ps.stdout}`);
       assertEquals(
-        Deno.readTextFileSync(`/proc/${execPid}/cmdline`).split("\0").slice(0, 2),
+        await argvOnceExeced(execPid, ["sleep", "999"]),
         ["sleep", "999"],
       );
 

@@ -16,7 +16,7 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
-import { nothingLeft, settledLeftovers, startContainerd } from "./containerd.ts";
+import { argvOnceExeced, nothingLeft, settledLeftovers, startContainerd } from "./containerd.ts";
 import {
   ContainerState,
   CriClient,
@@ -142,7 +142,7 @@ Deno.test({
       assertEquals(podStatus.message(1).string(9), HANDLER);
       const podPid = verbosePid(podStatus);
       assertEquals(
-        Deno.readTextFileSync(`/proc/${podPid}/cmdline`).split("\0").slice(0, 2),
+        await argvOnceExeced(podPid, ["/bin/sleep", "2147483647"]),
         ["/bin/sleep", "2147483647"],
       );
 
