@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { check, cstr, errno, openLibc } from "./libc.ts";
+import { check, type cstr, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
 
 const libc = openLibc({

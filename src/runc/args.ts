@@ -132,7 +132,11 @@ export const COMMAND_FLAGS: Readonly<Record<string, readonly FlagDef[]>> = {
     { name: "cgroup", kind: "strings" },
   ],
   ps: [{ name: "format", kind: "string", short: "f" }],
-  list: [{ name: "format", kind: "string", short: "f" }, { name: "quiet", kind: "bool", short: "q" }],
+  list: [{ name: "format", kind: "string", short: "f" }, {
+    name: "quiet",
+    kind: "bool",
+    short: "q",
+  }],
   pause: [],
   resume: [],
   update: [
@@ -164,16 +168,19 @@ export function parseCommandLine(argv: readonly string[]): RuncCommandLine {
   const g = parseFlags(argv, GLOBAL_FLAGS, true);
   const [command, ...tail] = g.rest;
   if (command === undefined) {
-    return { globals: g.flags, command: g.flags.version ? "--version" : "help", flags: {}, args: [] };
+    return {
+      globals: g.flags,
+      command: g.flags.version ? "--version" : "help",
+      flags: {},
+      args: [],
+    };
   }
   const defs = COMMAND_FLAGS[command];
   if (!defs) throw new RuncUsageError(`No help topic for '${command}'`);
   // exec's command line after the container id is the process's argv: flags stop there.
   if (command === "exec") {
     const parsed = parseFlags(tail, defs, true);
-    const [id, ...rest] = parsed.rest;
-    const more = id === undefined ? { flags: {}, rest: [] } : { flags: {}, rest };
-    return { globals: g.flags, command, flags: { ...parsed.flags, ...more.flags }, args: id === undefined ? [] : [id, ...rest] };
+    return { globals: g.flags, command, flags: parsed.flags, args: parsed.rest };
   }
   const c = parseFlags(tail, defs);
   return { globals: g.flags, command, flags: c.flags, args: c.rest };

@@ -14,7 +14,7 @@ import { TsboxError } from "../errors.ts";
 import { execInContainer } from "../runtime/exec.ts";
 import { capabilitySets, OciConfigError, validateProcess } from "../runtime/oci_config.ts";
 import type { SeccompProfile } from "../runtime/seccomp.ts";
-import { type RuncContext, list, str, writeAtomic } from "./context.ts";
+import { list, type RuncContext, str, writeAtomic } from "./context.ts";
 import { checkId, readRecord, statusOf } from "./state.ts";
 import { windowSize } from "../runtime/oci_start.ts";
 
@@ -31,11 +31,17 @@ async function processOf(ctx: RuncContext, base: Process): Promise<Process> {
   if (file) {
     let raw: unknown;
     try {
-      raw = JSON.parse(file === "-" ? await new Response(Deno.stdin.readable).text() : await Deno.readTextFile(file));
+      raw = JSON.parse(
+        file === "-"
+          ? await new Response(Deno.stdin.readable).text()
+          : await Deno.readTextFile(file),
+      );
     } catch (err) {
       throw new OciConfigError(`process ${file}: ${(err as Error).message}`);
     }
-    if (typeof raw !== "object" || raw === null) throw new OciConfigError(`process ${file}: not an object`);
+    if (typeof raw !== "object" || raw === null) {
+      throw new OciConfigError(`process ${file}: not an object`);
+    }
     return validateProcess(raw as Record<string, unknown>, "process");
   }
   const args = ctx.args.slice(1);
@@ -57,7 +63,9 @@ async function processOf(ctx: RuncContext, base: Process): Promise<Process> {
     noNewPrivileges: ctx.flags["no-new-privs"] === true || base.noNewPrivileges,
     capabilities: caps.length
       ? Object.fromEntries(
-        ["bounding", "effective", "permitted"].map((s) => [s, [...(base.capabilities?.bounding ?? []), ...caps]]),
+        ["bounding", "effective", "permitted"].map((
+          s,
+        ) => [s, [...(base.capabilities?.bounding ?? []), ...caps]]),
       )
       : base.capabilities,
   } as Process;
@@ -93,7 +101,11 @@ export async function exec(ctx: RuncContext): Promise<number> {
   });
   if (proc.terminal !== undefined) {
     try {
-      sendFdToPath(str(ctx.flags, "console-socket")!, proc.terminal, `/dev/pts/${ptyNumber(proc.terminal)}`);
+      sendFdToPath(
+        str(ctx.flags, "console-socket")!,
+        proc.terminal,
+        `/dev/pts/${ptyNumber(proc.terminal)}`,
+      );
     } finally {
       closeFd(proc.terminal);
     }

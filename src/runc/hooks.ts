@@ -60,7 +60,11 @@ export async function runHooks(
     }
     if (!result.success) {
       const err = new TextDecoder().decode(result.stderr).trim();
-      throw new HookError(point, h.path, `exit status ${result.code}${err ? `, stderr: ${err}` : ""}`);
+      throw new HookError(
+        point,
+        h.path,
+        `exit status ${result.code}${err ? `, stderr: ${err}` : ""}`,
+      );
     }
   }
 }

@@ -32,7 +32,9 @@ export async function listCommand(ctx: RuncContext): Promise<number> {
     console.log(JSON.stringify(states));
   } else {
     const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]];
-    for (const s of states) rows.push([s.id, s.pid, s.status, s.bundle, s.created, "root"].map(String));
+    for (const s of states) {
+      rows.push([s.id, s.pid, s.status, s.bundle, s.created, "root"].map(String));
+    }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd());
   }
@@ -61,7 +63,8 @@ export async function ps(ctx: RuncContext): Promise<number> {
 function bytes(v: string): number {
   const m = /^(-?[0-9]+)([kmg]?)b?$/i.exec(v.trim());
   if (!m) throw new TsboxError(`invalid size ${v}`);
-  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as "" | "k" | "m" | "g"];
+  const mult =
+    { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as "" | "k" | "m" | "g"];
   return Number(m[1]) * mult;
 }
 
@@ -71,7 +74,9 @@ export async function update(ctx: RuncContext): Promise<number> {
   let r: Resources = {};
   const file = str(ctx.flags, "resources");
   if (file) {
-    const text = file === "-" ? await new Response(Deno.stdin.readable).text() : await Deno.readTextFile(file);
+    const text = file === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : await Deno.readTextFile(file);
     try {
       r = JSON.parse(text);
     } catch (err) {
@@ -96,7 +101,11 @@ export async function update(ctx: RuncContext): Promise<number> {
       ...(f("cpuset-cpus") ? { cpus: f("cpuset-cpus") } : {}),
       ...(f("cpuset-mems") ? { mems: f("cpuset-mems") } : {}),
     },
-    ...(f("pids-limit") ? { pids: { limit: Number(f("pids-limit")) } } : r.pids ? { pids: r.pids } : {}),
+    ...(f("pids-limit")
+      ? { pids: { limit: Number(f("pids-limit")) } }
+      : r.pids
+      ? { pids: r.pids }
+      : {}),
   };
   // Device rules are set once at create; update changes the limits only (as runc on v1).
   const limits = resourceLimits({ linux: { resources: { ...r, devices: [] } } } as unknown as Spec);
@@ -113,11 +122,42 @@ export function features(): number {
       ociVersionMax: "1.1.0",
       hooks: ["prestart", "createRuntime", "createContainer", "poststart", "poststop"],
       mountOptions: [
-        "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand",
-        "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
-        "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro", "rprivate",
-        "rshared", "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid",
-        "symfollow", "sync", "tmpcopyup", "unbindable",
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "nosymfollow",
+        "private",
+        "rbind",
+        "relatime",
+        "remount",
+        "ro",
+        "rprivate",
+        "rshared",
+        "rslave",
+        "runbindable",
+        "rw",
+        "shared",
+        "slave",
+        "strictatime",
+        "suid",
+        "symfollow",
+        "sync",
+        "tmpcopyup",
+        "unbindable",
       ],
       linux: {
         namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
@@ -125,8 +165,25 @@ export function features(): number {
         cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
         seccomp: {
           enabled: true,
-          actions: ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
-          operators: ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+          actions: [
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD",
+            "SCMP_ACT_LOG",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_TRACE",
+          ],
+          operators: [
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ",
+            "SCMP_CMP_NE",
+          ],
           archs: ["SCMP_ARCH_X86_64"],
         },
         apparmor: { enabled: false },
@@ -166,7 +223,12 @@ export function defaultSpec(): Spec {
       args: ["sh"],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
       cwd: "/",
-      capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, ambient: DEFAULT_CAPS } as Spec["process"]["capabilities"],
+      capabilities: {
+        bounding: DEFAULT_CAPS,
+        effective: DEFAULT_CAPS,
+        permitted: DEFAULT_CAPS,
+        ambient: DEFAULT_CAPS,
+      } as Spec["process"]["capabilities"],
       rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
       noNewPrivileges: true,
     },
@@ -174,19 +236,59 @@ export function defaultSpec(): Spec {
     hostname: "runc",
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },
-      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-      { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+      {
+        destination: "/dev",
+        type: "tmpfs",
+        source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      {
+        destination: "/dev/pts",
+        type: "devpts",
+        source: "devpts",
+        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+      },
+      {
+        destination: "/dev/shm",
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+      },
+      {
+        destination: "/dev/mqueue",
+        type: "mqueue",
+        source: "mqueue",
+        options: ["nosuid", "noexec", "nodev"],
+      },
+      {
+        destination: "/sys",
+        type: "sysfs",
+        source: "sysfs",
+        options: ["nosuid", "noexec", "nodev", "ro"],
+      },
+      {
+        destination: "/sys/fs/cgroup",
+        type: "cgroup",
+        source: "cgroup",
+        options: ["nosuid", "noexec", "nodev", "relatime", "ro"],
+      },
     ],
     linux: {
       resources: { devices: [{ allow: false, access: "rwm" }] },
-      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, {
+        type: "mount",
+      }],
       maskedPaths: [
-        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
       ],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     },

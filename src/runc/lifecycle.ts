@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, AT_FDCWD, read } from "../../ffi/fs.ts";
+import { AT_FDCWD, O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, read } from "../../ffi/fs.ts";
 import { closeFd, killPid, waitPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { createOciContainer } from "../runtime/oci_start.ts";
@@ -42,7 +42,9 @@ async function createContainer(ctx: RuncContext): Promise<ContainerRecord> {
   let rec: ContainerRecord | undefined;
   try {
     const preserve = Number(str(ctx.flags, "preserve-fds") ?? "0");
-    if (!Number.isInteger(preserve) || preserve < 0) throw new TsboxError("--preserve-fds must be a count");
+    if (!Number.isInteger(preserve) || preserve < 0) {
+      throw new TsboxError("--preserve-fds must be a count");
+    }
     const created = await createOciContainer({
       id,
       bundle,
@@ -92,7 +94,11 @@ export async function start(ctx: RuncContext): Promise<number> {
 
 async function startContainer(ctx: RuncContext, rec: ContainerRecord): Promise<void> {
   const status = statusOf(ctx.root, rec);
-  if (status !== "created") throw new TsboxError(`cannot start a container that has ${status === "stopped" ? "stopped" : `status ${status}`}`);
+  if (status !== "created") {
+    throw new TsboxError(
+      `cannot start a container that has ${status === "stopped" ? "stopped" : `status ${status}`}`,
+    );
+  }
   const fifo = `${stateDir(ctx.root, rec.id)}/exec.fifo`;
   const fd = openat(AT_FDCWD, fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   try {
@@ -110,7 +116,9 @@ async function startContainer(ctx: RuncContext, rec: ContainerRecord): Promise<v
   }
   await Deno.remove(fifo).catch(() => {});
   if (rec.config.hooks?.startContainer?.length) {
-    ctx.log.warn("startContainer hooks are not supported (they would run inside the container); skipped");
+    ctx.log.warn(
+      "startContainer hooks are not supported (they would run inside the container); skipped",
+    );
   }
   await runHooks("poststart", rec.config.hooks?.poststart, stateJson(ctx.root, rec))
     .catch((err) => ctx.log.warn((err as Error).message));
@@ -128,7 +136,10 @@ export async function run(ctx: RuncContext): Promise<number> {
   if (ctx.flags.detach === true) return 0;
   // Terminal signals reach the container's process, as runc forwards them.
   const forward = (sig: Deno.Signal) => () => killPid(rec.pid, sig === "SIGINT" ? 2 : 15);
-  const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]];
+  const handlers: [Deno.Signal, () => void][] = [["SIGINT", forward("SIGINT")], [
+    "SIGTERM",
+    forward("SIGTERM"),
+  ]];
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const status = await waitPid(rec.pid);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
@@ -163,7 +174,10 @@ async function destroy(ctx: RuncContext, rec: ContainerRecord, force: boolean): 
   if (status === "paused") await setFrozen(cg, false).catch(() => {});
   if (status !== "stopped") killPid(rec.pid, 9);
   await cg.remove();
-  await runHooks("poststop", rec.config.hooks?.poststop, { ...stateJson(ctx.root, rec), status: "stopped" })
+  await runHooks("poststop", rec.config.hooks?.poststop, {
+    ...stateJson(ctx.root, rec),
+    status: "stopped",
+  })
     .catch((err) => ctx.log.warn((err as Error).message));
   await Deno.remove(stateDir(ctx.root, rec.id), { recursive: true }).catch(() => {});
 }

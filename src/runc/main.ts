@@ -18,7 +18,8 @@ import { RuncLog } from "./log.ts";
 /** The default state root. */
 export const DEFAULT_ROOT = "/run/tsbox-runc";
 
-const USAGE = `usage: tsbox runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
+const USAGE =
+  `usage: tsbox runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
 commands: create, start, run, state, kill, delete, exec, ps, list, pause, resume, update,
           features, spec`;
 

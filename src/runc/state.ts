@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { mknodat, AT_FDCWD, S_IFIFO } from "../../ffi/fs.ts";
+import { AT_FDCWD, mknodat, S_IFIFO } from "../../ffi/fs.ts";
 import type { Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
-import { ociCgroup, isFrozen } from "../runtime/oci_cgroup.ts";
+import { isFrozen, ociCgroup } from "../runtime/oci_cgroup.ts";
 
 /** What `create` records. */
 export interface ContainerRecord {

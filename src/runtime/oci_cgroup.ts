@@ -66,7 +66,9 @@ export async function createOciCgroup(
       if (cpuset) await fillCpuset(cpuset, `${cpuset}${path}`, write);
     } else {
       // Enable the controllers on the way down (a v2 leaf gets only what its parent enables).
-      const offered = layout.v2Controllers.filter((c) => ["memory", "cpu", "pids", "cpuset", "io"].includes(c));
+      const offered = layout.v2Controllers.filter((c) =>
+        ["memory", "cpu", "pids", "cpuset", "io"].includes(c)
+      );
       const parts = path.split("/").filter(Boolean);
       let dir = layout.v2!;
       for (const part of parts) {
@@ -100,7 +102,9 @@ function freezerFile(cg: Cgroup): { file: string; frozen: string; thawed: string
 /** Freezes (pause) or thaws (resume) every process of the cgroup and waits until it holds. */
 export async function setFrozen(cg: Cgroup, frozen: boolean): Promise<void> {
   const f = freezerFile(cg);
-  if (!f) throw new TsboxError("pause/resume need the freezer cgroup controller, which is not mounted");
+  if (!f) {
+    throw new TsboxError("pause/resume need the freezer cgroup controller, which is not mounted");
+  }
   const want = frozen ? f.frozen : f.thawed;
   await write(f.file, want);
   for (let i = 0; i < 500; i++) {

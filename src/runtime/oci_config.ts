@@ -11,7 +11,12 @@ import { RLIM_INFINITY, RLIMIT } from "../../ffi/security.ts";
 import type { IdMapping, NamespaceType, Process, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import type { ResourceLimits } from "./cgroups.ts";
-import { CAPABILITIES, DEFAULT_DEVICE_RULES, deviceRuleLine, type RlimitSetting } from "./security.ts";
+import {
+  CAPABILITIES,
+  DEFAULT_DEVICE_RULES,
+  deviceRuleLine,
+  type RlimitSetting,
+} from "./security.ts";
 
 /** A config.json that cannot be run as written. */
 export class OciConfigError extends TsboxError {
@@ -78,7 +83,11 @@ export function validateSpec(raw: unknown): Spec {
   need(isObject(s.root), "root", "an object");
   const root = s.root as Json;
   need(typeof root.path === "string" && root.path !== "", "root.path", "a non-empty string");
-  need(root.readonly === undefined || typeof root.readonly === "boolean", "root.readonly", "a boolean");
+  need(
+    root.readonly === undefined || typeof root.readonly === "boolean",
+    "root.readonly",
+    "a boolean",
+  );
   need(isObject(s.process), "process", "an object");
   validateProcess(s.process as Json, "process");
   optString(s, "hostname", "");
@@ -135,7 +144,11 @@ export function validateProcess(p: Json, field: string): Process {
   );
   stringArray(p.env, `${field}.env`);
   absolute(p.cwd, `${field}.cwd`);
-  need(p.terminal === undefined || typeof p.terminal === "boolean", `${field}.terminal`, "a boolean");
+  need(
+    p.terminal === undefined || typeof p.terminal === "boolean",
+    `${field}.terminal`,
+    "a boolean",
+  );
   if (p.consoleSize !== undefined && p.consoleSize !== null) {
     need(isObject(p.consoleSize), `${field}.consoleSize`, "an object");
     uint((p.consoleSize as Json).height, `${field}.consoleSize.height`);
@@ -147,7 +160,11 @@ export function validateProcess(p: Json, field: string): Process {
       stringArray(list, `${field}.capabilities.${set}`);
     }
   }
-  need(p.rlimits === undefined || p.rlimits === null || Array.isArray(p.rlimits), `${field}.rlimits`, "an array");
+  need(
+    p.rlimits === undefined || p.rlimits === null || Array.isArray(p.rlimits),
+    `${field}.rlimits`,
+    "an array",
+  );
   ((p.rlimits ?? []) as unknown[]).forEach((r, i) => {
     need(isObject(r), `${field}.rlimits[${i}]`, "an object");
     need(typeof (r as Json).type === "string", `${field}.rlimits[${i}].type`, "a string");
@@ -169,25 +186,43 @@ export function validateProcess(p: Json, field: string): Process {
 }
 
 function validateLinux(l: Json): void {
-  need(l.namespaces === undefined || l.namespaces === null || Array.isArray(l.namespaces), "linux.namespaces", "an array");
+  need(
+    l.namespaces === undefined || l.namespaces === null || Array.isArray(l.namespaces),
+    "linux.namespaces",
+    "an array",
+  );
   const seen = new Set<string>();
   ((l.namespaces ?? []) as unknown[]).forEach((n, i) => {
     const f = `linux.namespaces[${i}]`;
     need(isObject(n), f, "an object");
     const t = (n as Json).type;
-    need(NAMESPACE_TYPES.includes(t as NamespaceType), `${f}.type`, `one of ${NAMESPACE_TYPES.join(", ")}`);
+    need(
+      NAMESPACE_TYPES.includes(t as NamespaceType),
+      `${f}.type`,
+      `one of ${NAMESPACE_TYPES.join(", ")}`,
+    );
     if (seen.has(t as string)) throw new OciConfigError(`${f}: namespace ${t} listed twice`);
     seen.add(t as string);
     if ((n as Json).path !== undefined) absolute((n as Json).path, `${f}.path`);
   });
   for (const key of ["uidMappings", "gidMappings"]) {
-    need(l[key] === undefined || l[key] === null || Array.isArray(l[key]), `linux.${key}`, "an array");
+    need(
+      l[key] === undefined || l[key] === null || Array.isArray(l[key]),
+      `linux.${key}`,
+      "an array",
+    );
     ((l[key] ?? []) as unknown[]).forEach((m, i) => {
       need(isObject(m), `linux.${key}[${i}]`, "an object");
-      for (const k of ["containerID", "hostID", "size"]) uint((m as Json)[k], `linux.${key}[${i}].${k}`);
+      for (const k of ["containerID", "hostID", "size"]) {
+        uint((m as Json)[k], `linux.${key}[${i}].${k}`);
+      }
     });
   }
-  need(l.devices === undefined || l.devices === null || Array.isArray(l.devices), "linux.devices", "an array");
+  need(
+    l.devices === undefined || l.devices === null || Array.isArray(l.devices),
+    "linux.devices",
+    "an array",
+  );
   ((l.devices ?? []) as unknown[]).forEach((d, i) => {
     const f = `linux.devices[${i}]`;
     need(isObject(d), f, "an object");
@@ -208,16 +243,28 @@ function validateLinux(l: Json): void {
   for (const p of [...(l.maskedPaths ?? []) as string[], ...(l.readonlyPaths ?? []) as string[]]) {
     absolute(p, "linux.maskedPaths/readonlyPaths entries");
   }
-  need(l.sysctl === undefined || l.sysctl === null || isObject(l.sysctl), "linux.sysctl", "an object");
+  need(
+    l.sysctl === undefined || l.sysctl === null || isObject(l.sysctl),
+    "linux.sysctl",
+    "an object",
+  );
   for (const [k, v] of Object.entries((l.sysctl ?? {}) as Json)) {
     need(typeof v === "string", `linux.sysctl.${k}`, "a string");
-    need(/^[A-Za-z0-9_.\/-]+$/.test(k) && !k.split(/[./]/).includes(".."), `linux.sysctl key ${k}`, "a sysctl name");
+    need(
+      /^[A-Za-z0-9_-]+([./][A-Za-z0-9_-]+)*$/.test(k),
+      `linux.sysctl key ${k}`,
+      "a sysctl name",
+    );
   }
   if (l.seccomp !== undefined && l.seccomp !== null) {
     need(isObject(l.seccomp), "linux.seccomp", "an object");
     const sc = l.seccomp as Json;
     need(typeof sc.defaultAction === "string", "linux.seccomp.defaultAction", "a string");
-    need(sc.syscalls === undefined || sc.syscalls === null || Array.isArray(sc.syscalls), "linux.seccomp.syscalls", "an array");
+    need(
+      sc.syscalls === undefined || sc.syscalls === null || Array.isArray(sc.syscalls),
+      "linux.seccomp.syscalls",
+      "an array",
+    );
   }
   if (l.resources !== undefined && l.resources !== null) {
     need(isObject(l.resources), "linux.resources", "an object");
@@ -409,7 +456,10 @@ export function resourceLimits(spec: Spec): ResourceLimits {
         ? "a"
         : `${d.type ?? "a"} ${num(d.major)}:${num(d.minor)} ${d.access || "rwm"}`,
     })),
-    ...DEFAULT_DEVICE_RULES.filter((d) => d.allow).map((d) => ({ allow: true, line: deviceRuleLine(d) })),
+    ...DEFAULT_DEVICE_RULES.filter((d) => d.allow).map((d) => ({
+      allow: true,
+      line: deviceRuleLine(d),
+    })),
   ];
   const out: Record<string, unknown> = { devices };
   if (typeof mem.limit === "number" && mem.limit > 0) out.memory = mem.limit;
@@ -433,10 +483,39 @@ function num(n: number | undefined | null): string {
 
 /** Linux signal numbers by name (x86-64), for `kill` and `process` signals. */
 export const SIGNALS: Readonly<Record<string, number>> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10,
-  SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19,
-  TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28,
-  IO: 29, POLL: 29, PWR: 30, SYS: 31,
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  IOT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  STKFLT: 16,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  POLL: 29,
+  PWR: 30,
+  SYS: 31,
 };
 
 /** `9`, `KILL`, `SIGKILL`, `SIGRTMIN+3` → the signal number; undefined when unknown. */

@@ -55,10 +55,13 @@ export interface MountPlan {
   /** Whether /dev/pts is a devpts mount (then /dev/ptmx links to pts/ptmx). */
   readonly devpts: boolean;
   /** Device nodes to create: child-view path and the node. */
-  readonly devices: readonly { readonly target: string; readonly create: readonly string[]; readonly device: Device }[];
+  readonly devices: readonly {
+    readonly target: string;
+    readonly create: readonly string[];
+    readonly device: Device;
+  }[];
 }
 
-const FRESH = new Set(["tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"]);
 
 function under(parent: string, path: string): boolean {
   return parent === "/" || path === parent || path.startsWith(`${parent}/`);
@@ -90,7 +93,9 @@ export function planMounts(
   const done: ResolvedMount[] = [];
   /** Where a container path lands for the child, and what it must create there. */
   const place = (dest: string, kind: "dir" | "file") => {
-    const parent = [...done].reverse().find((m) => m.destination !== dest && under(m.destination, dest));
+    const parent = [...done].reverse().find((m) =>
+      m.destination !== dest && under(m.destination, dest)
+    );
     if (!parent) return { target: ensureMountTarget(rootfs, dest, kind), create: [] as string[] };
     const rest = dest.slice(parent.destination === "/" ? 0 : parent.destination.length)
       .split("/").filter(Boolean);
@@ -99,7 +104,10 @@ export function planMounts(
       const inSource = ensureMountTarget(parent.source, `/${rest.join("/")}`, kind);
       return { target: `${parent.target}${inSource.slice(parent.source.length)}`, create: [] };
     }
-    if (parent.fstype === "proc" && rest.some((c) => c === "self" || c === "thread-self" || /^[0-9]+$/.test(c))) {
+    if (
+      parent.fstype === "proc" &&
+      rest.some((c) => c === "self" || c === "thread-self" || /^[0-9]+$/.test(c))
+    ) {
       throw new OciConfigError(`mount destination ${dest} goes through a /proc magic link`);
     }
     const create: string[] = [];
@@ -112,7 +120,9 @@ export function planMounts(
   };
   for (const m of mounts) {
     const destination = clean(m.destination);
-    if (destination === "/") throw new OciConfigError("a mount over / is not supported (use root.path)");
+    if (destination === "/") {
+      throw new OciConfigError("a mount over / is not supported (use root.path)");
+    }
     const type = m.type ?? (m.options?.some((o) => o === "bind" || o === "rbind") ? "bind" : "");
     const options = parseMountOptions(type, m.options ?? [], destination);
     if (!options.bind && type === "") {
@@ -133,7 +143,9 @@ export function planMounts(
     done.push({
       destination,
       target,
-      source: options.bind ? source : (fstype === "tmpfs" && cgroupBinds ? "tmpfs" : source || type),
+      source: options.bind
+        ? source
+        : (fstype === "tmpfs" && cgroupBinds ? "tmpfs" : source || type),
       fstype,
       options,
       create,
@@ -149,7 +161,9 @@ export function planMounts(
     if (!path.startsWith("/dev/")) throw new OciConfigError(`device ${d.path} is not below /dev`);
     if (freshDev) {
       const parts = path.slice("/dev/".length).split("/");
-      const create = parts.slice(0, -1).map((_, i) => `${freshDev}/${parts.slice(0, i + 1).join("/")}`);
+      const create = parts.slice(0, -1).map((_, i) =>
+        `${freshDev}/${parts.slice(0, i + 1).join("/")}`
+      );
       return { target: `${freshDev}/${parts.join("/")}`, create, device: d };
     }
     const target = resolveInRoot(rootfs, path);
@@ -201,12 +215,29 @@ export function mountEntryOps(m: ResolvedMount): Op[] {
     ops.push(mountOp("tmpfs", m.target, "tmpfs", F.NOSUID | F.NODEV | F.NOEXEC, "mode=755"));
     for (const h of m.cgroupBinds) {
       const at = h.name ? `${m.target}/${h.name}` : m.target;
-      if (h.name) ops.push(op(SYS.mkdirat, `mkdir ${at}`, [AT_FDCWD, str(at), 0o755], IGNORE_ERROR));
+      if (h.name) {
+        ops.push(op(SYS.mkdirat, `mkdir ${at}`, [AT_FDCWD, str(at), 0o755], IGNORE_ERROR));
+      }
       ops.push(mountOp(h.source, at, "", F.BIND | F.REC));
-      ops.push(mountOp(h.source, at, "", F.BIND | F.REMOUNT | F.NOSUID | F.NODEV | F.NOEXEC | (o.flags & F.RDONLY)));
+      ops.push(
+        mountOp(
+          h.source,
+          at,
+          "",
+          F.BIND | F.REMOUNT | F.NOSUID | F.NODEV | F.NOEXEC | (o.flags & F.RDONLY),
+        ),
+      );
     }
     if (o.flags & F.RDONLY) {
-      ops.push(mountOp("tmpfs", m.target, "", F.REMOUNT | F.RDONLY | F.NOSUID | F.NODEV | F.NOEXEC, "mode=755"));
+      ops.push(
+        mountOp(
+          "tmpfs",
+          m.target,
+          "",
+          F.REMOUNT | F.RDONLY | F.NOSUID | F.NODEV | F.NOEXEC,
+          "mode=755",
+        ),
+      );
     }
     return ops;
   }
@@ -256,7 +287,12 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
         );
       } else {
         ops.push(
-          op(SYS.mknodat, `mknod ${at}`, [AT_FDCWD, str(at), S_IFCHR | 0o666, makedev(major, minor)]),
+          op(SYS.mknodat, `mknod ${at}`, [
+            AT_FDCWD,
+            str(at),
+            S_IFCHR | 0o666,
+            makedev(major, minor),
+          ]),
         );
       }
     }
@@ -267,7 +303,12 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
     const mode = (d.device.fileMode ?? 0o666) & 0o7777;
     if (userns) {
       ops.push(
-        op(SYS.mknodat, `create ${d.target}`, [AT_FDCWD, str(d.target), S_IFREG | mode, 0], IGNORE_ERROR),
+        op(
+          SYS.mknodat,
+          `create ${d.target}`,
+          [AT_FDCWD, str(d.target), S_IFREG | mode, 0],
+          IGNORE_ERROR,
+        ),
         mountOp(d.device.path, d.target, "", F.BIND),
       );
       continue;
@@ -300,7 +341,12 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
     if (kcore) links.push(["/proc/kcore", "core"]);
     for (const [target, name] of links) {
       ops.push(
-        op(SYS.symlinkat, `link ${dev}/${name}`, [str(target), AT_FDCWD, str(`${dev}/${name}`)], IGNORE_ERROR),
+        op(
+          SYS.symlinkat,
+          `link ${dev}/${name}`,
+          [str(target), AT_FDCWD, str(`${dev}/${name}`)],
+          IGNORE_ERROR,
+        ),
       );
     }
   }

@@ -12,15 +12,15 @@ import { argFromLast, bytes, IGNORE_ERROR, type Op, str, StringArray } from "../
 import { CLONE } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import type { CapabilitySets } from "./oci_config.ts";
-import { devOps, enterRootOps, type MountPlan, mountEntryOps, rootBindOps } from "./oci_mounts.ts";
-import { networkOps, signalOps, sysctlOps, syncOps } from "./program.ts";
+import { devOps, enterRootOps, mountEntryOps, type MountPlan, rootBindOps } from "./oci_mounts.ts";
+import { networkOps, signalOps, syncOps, sysctlOps } from "./program.ts";
 import {
   type InstalledFilter,
   type MaskedPath,
   maskOps,
   noNewPrivsOps,
-  type RlimitSetting,
   rlimitOps,
+  type RlimitSetting,
   seccompOps,
 } from "./security.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
@@ -116,7 +116,15 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
   const ops: Op[] = [op(SYS.prctl, "keep capabilities", [PR_SET_KEEPCAPS, 1, 0, 0, 0])];
   for (let cap = 0; cap <= p.lastCap; cap++) {
     if (p.caps.bounding.includes(cap)) continue;
-    ops.push(op(SYS.prctl, `drop capability ${cap} from the bounding set`, [PR_CAPBSET_DROP, cap, 0, 0, 0]));
+    ops.push(
+      op(SYS.prctl, `drop capability ${cap} from the bounding set`, [
+        PR_CAPBSET_DROP,
+        cap,
+        0,
+        0,
+        0,
+      ]),
+    );
   }
   ops.push(
     op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
@@ -131,11 +139,25 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
       bytes(u32le([CAPABILITY_VERSION_3, 0])),
       bytes(u32le([eLo, pLo, iLo, eHi, pHi, iHi])),
     ]),
-    op(SYS.prctl, "clear ambient capabilities", [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0]),
+    op(SYS.prctl, "clear ambient capabilities", [
+      PR_CAP_AMBIENT,
+      PR_CAP_AMBIENT_CLEAR_ALL,
+      0,
+      0,
+      0,
+    ]),
   );
   for (const cap of p.caps.ambient) {
     // As runc: an ambient capability the sets do not allow is skipped, not fatal.
-    ops.push(op(SYS.prctl, `raise ambient capability ${cap}`, [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0], IGNORE_ERROR));
+    ops.push(
+      op(SYS.prctl, `raise ambient capability ${cap}`, [
+        PR_CAP_AMBIENT,
+        PR_CAP_AMBIENT_RAISE,
+        cap,
+        0,
+        0,
+      ], IGNORE_ERROR),
+    );
   }
   return ops;
 }
@@ -144,8 +166,18 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
 export function waitForStartOps(p: OciChildPlan): Op[] {
   return [
     op(SYS.write, "report the container created", [p.statusFd, bytes(readyRecord()), 16]),
-    op(SYS.openat, "wait for start (open exec.fifo)", [p.fifoDirFd, str("exec.fifo"), O_WRONLY | O_CLOEXEC, 0]),
-    op(SYS.write, "tell start the process runs", [0, bytes(new Uint8Array([0x30])), 1], argFromLast(0)),
+    op(SYS.openat, "wait for start (open exec.fifo)", [
+      p.fifoDirFd,
+      str("exec.fifo"),
+      O_WRONLY | O_CLOEXEC,
+      0,
+    ]),
+    op(
+      SYS.write,
+      "tell start the process runs",
+      [0, bytes(new Uint8Array([0x30])), 1],
+      argFromLast(0),
+    ),
   ];
 }
 
@@ -154,6 +186,8 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   const ops: Op[] = [
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
+    // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
+    op(SYS.umask, "umask 0 for the setup", [0]),
   ];
   if (p.newUser) {
     // Become the namespace's root: the host ids this process started with are not mapped.
@@ -177,10 +211,20 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   }
   ops.push(...enterRootOps(p.rootfs, p.readonlyRoot, p.noPivot));
   if (p.newUts && p.hostname) {
-    ops.push(op(SYS.sethostname, "set the hostname", [str(p.hostname), new TextEncoder().encode(p.hostname).length]));
+    ops.push(
+      op(SYS.sethostname, "set the hostname", [
+        str(p.hostname),
+        new TextEncoder().encode(p.hostname).length,
+      ]),
+    );
   }
   if (p.newUts && p.domainname) {
-    ops.push(op(SYS_SETDOMAINNAME, "set the domain name", [str(p.domainname), new TextEncoder().encode(p.domainname).length]));
+    ops.push(
+      op(SYS_SETDOMAINNAME, "set the domain name", [
+        str(p.domainname),
+        new TextEncoder().encode(p.domainname).length,
+      ]),
+    );
   }
   ops.push(...sysctlOps({ sysctls: p.sysctls } as Parameters<typeof sysctlOps>[0]));
   ops.push(...maskOps(p.masked, p.readonlyPaths));
@@ -191,7 +235,11 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   ops.push(...ociIdentityOps(p));
   ops.push(
     op(SYS.umask, `umask ${p.umask.toString(8)}`, [p.umask]),
-    op(SYS.close_range, "mark the runtime's fds close-on-exec", [3 + p.preserveFds, 0xffffffff, CLOSE_RANGE_CLOEXEC]),
+    op(SYS.close_range, "mark the runtime's fds close-on-exec", [
+      3 + p.preserveFds,
+      0xffffffff,
+      CLOSE_RANGE_CLOEXEC,
+    ]),
   );
   if (p.noNewPrivileges) ops.push(...noNewPrivsOps());
   if (p.seccomp && p.seccompLate) ops.push(...seccompOps(p.seccomp));

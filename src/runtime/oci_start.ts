@@ -12,7 +12,15 @@
  */
 import { cloneProgram, CompiledProgram, decodeStatus } from "../../ffi/clone.ts";
 import { sendFdToPath } from "../../ffi/fd_passing.ts";
-import { fstatat, O_CLOEXEC, O_PATH, openat2, RESOLVE_IN_ROOT, S_IFMT, S_IFREG } from "../../ffi/fs.ts";
+import {
+  fstatat,
+  O_CLOEXEC,
+  O_PATH,
+  openat2,
+  RESOLVE_IN_ROOT,
+  S_IFMT,
+  S_IFREG,
+} from "../../ffi/fs.ts";
 import { closeNamespaceFd, openNamespaceFile } from "../../ffi/namespace.ts";
 import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { ptyNumber, type WindowSize } from "../../ffi/terminal.ts";
@@ -104,7 +112,9 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   const { spec } = o;
   const rootfs = rootPath(o.bundle, spec);
   try {
-    if (!Deno.statSync(rootfs).isDirectory) throw new OciConfigError(`root.path ${rootfs} is not a directory`);
+    if (!Deno.statSync(rootfs).isDirectory) {
+      throw new OciConfigError(`root.path ${rootfs} is not a directory`);
+    }
   } catch (err) {
     if (err instanceof OciConfigError) throw err;
     throw new OciConfigError(`root.path ${rootfs}: ${(err as Error).message}`);
@@ -121,7 +131,11 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   const mountPlan = planMounts(rootfs, spec.mounts ?? [], spec.linux.devices ?? [], cgroupPath);
   const rootProp = rootPropagation(spec.linux.rootfsPropagation);
   // cwd: created in the image when missing (runc does the same), resolved inside it.
-  if (!(spec.mounts ?? []).some((m) => p.cwd === m.destination || p.cwd.startsWith(`${m.destination}/`))) {
+  if (
+    !(spec.mounts ?? []).some((m) =>
+      p.cwd === m.destination || p.cwd.startsWith(`${m.destination}/`)
+    )
+  ) {
     const at = resolveInRoot(rootfs, p.cwd);
     try {
       Deno.mkdirSync(at, { recursive: true, mode: 0o755 });
@@ -216,19 +230,31 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       program.free();
       security.free();
     }
-    for (const fd of [syncR, statusW, fifoDir, ...joins.map((j) => j.fd), ...(pidFd !== undefined ? [pidFd] : [])]) {
+    for (
+      const fd of [
+        syncR,
+        statusW,
+        fifoDir,
+        ...joins.map((j) => j.fd),
+        ...(pidFd !== undefined ? [pidFd] : []),
+      ]
+    ) {
       close(fd);
     }
     if (channel) close(channel.child);
     const mapping = idMapping(spec);
     if (ns.newUser && mapping) writeIdMaps(pid, mapping);
     await cgroup.join(pid);
-    if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) await writeOomScoreAdj(pid, p.oomScoreAdj);
+    if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
+      await writeOomScoreAdj(pid, p.oomScoreAdj);
+    }
     writeFd(syncW, new Uint8Array([1]));
     close(syncW);
     const record = await readFd(statusR, 16);
     const failure = decodeStatus(record);
-    if (!failure) throw new TsboxError("container init: ended without reporting (exec before start?)");
+    if (!failure) {
+      throw new TsboxError("container init: ended without reporting (exec before start?)");
+    }
     if (failure.opIndex !== READY_OP_INDEX) {
       await waitPid(pid);
       pid = -1;
@@ -261,7 +287,12 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
  * there too): looked up through the waiting process's root with every symlink resolved inside
  * it (RESOLVE_IN_ROOT), as execve will.
  */
-function checkCommand(pid: number, argv0: string, candidates: readonly string[], cwd: string): void {
+function checkCommand(
+  pid: number,
+  argv0: string,
+  candidates: readonly string[],
+  cwd: string,
+): void {
   let root: number;
   try {
     root = openNamespaceFile(`/proc/${pid}/root`, true);
