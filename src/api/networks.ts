@@ -9,10 +9,8 @@
 import { createHash } from "node:crypto";
 import { inspectNetwork } from "../cli/network_actions.ts";
 import { globMatch, matchLabels, parseFilters } from "../cli/filters.ts";
-import type { Store } from "../store/mod.ts";
 import {
   createNetwork,
-  type CreateNetworkOptions,
   DEFAULT_NETWORK,
   ensureDefaultNetwork,
   findNetwork,
@@ -238,7 +236,7 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   if (findNetwork(ctx.store, name)?.name === name) {
     throw new HttpError(409, `network with name ${name} already exists`);
   }
-  const net = createAndBringUp(ctx.store, {
+  const net = createNetwork(ctx.store, {
     name,
     subnet,
     gateway,
@@ -247,20 +245,6 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     labels: labels as Record<string, string>,
   });
   return json(201, { Id: net.id, Warning: "" });
-}
-
-/**
- * Records the network and, as root, makes its bridge at once, both under the host network
- * lock, as dockerd makes a bridge at create and as tsbox records its default network. A subnet
- * is chosen among those the host does not route; a network recorded without its bridge leaves
- * its subnet unrouted until its first container, and another store on this host (another
- * service, or the CLI over another root) may take the same subnet meanwhile: the first to
- * attach would win and the other's containers fail to start. compose creates its networks and
- * then starts several containers, which made that window wide.
- */
-function createAndBringUp(store: Store, o: CreateNetworkOptions): NetworkRecord {
-  // createNetwork does both under the lock (as root) itself.
-  return createNetwork(store, o);
 }
 
 /** `DELETE /networks/{id}`: 403 for the predefined ones and while containers use it. */
