@@ -39,6 +39,7 @@ async function outboundNetConfig(
   store: Store,
   flags: NetFlags,
   bridged: boolean,
+  notice: (line: string) => void,
 ): Promise<NetConfig | undefined> {
   const mode = flags.network ?? "default";
   if (mode === "pasta" && bridged) {
@@ -50,9 +51,7 @@ async function outboundNetConfig(
   const rest = planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
   if (helper !== undefined) return { ...(rest ?? { endpoints: [] }), outbound: helper };
   if (mode === "pasta" || mode === "slirp4netns") throw new TsboxError(problem!);
-  console.error(
-    `WARNING: ${problem}: the container gets a private network namespace with no route out`,
-  );
+  notice(`WARNING: ${problem}: the container gets a private network namespace with no route out`);
   return rest;
 }
 
@@ -64,13 +63,14 @@ async function outboundNetConfig(
 export async function netConfigFrom(
   store: Store,
   flags: NetFlags,
+  notice: (line: string) => void = () => {},
 ): Promise<NetConfig | undefined> {
   const bridged = !isRootless();
   if (wantsOutbound(flags.network ?? "default", !bridged)) {
-    return await outboundNetConfig(store, flags, bridged);
+    return await outboundNetConfig(store, flags, bridged, notice);
   }
   const wanted = bridgeNetworkName(flags.network, bridged) !== undefined ||
-    flags.ip !== undefined ||
+    flags.ip !== undefined || flags.ip6 !== undefined ||
     (flags.networkAlias?.length ?? 0) > 0 || (flags.dns?.length ?? 0) > 0 ||
     (flags.dnsSearch?.length ?? 0) > 0 || (flags.dnsOption?.length ?? 0) > 0 ||
     (flags.addHost?.length ?? 0) > 0;
@@ -80,7 +80,7 @@ export async function netConfigFrom(
     if (!nftablesAvailable()) {
       // The default must not make every run fail on a host without nftables' library: the
       // container gets tsbox's lo-only namespace, and the user is told why.
-      console.error(
+      notice(
         "WARNING: libnftables.so.1 cannot be loaded: the container gets a private network " +
           "namespace with no route out (Debian: apt-get install libnftables1)",
       );
@@ -96,7 +96,7 @@ export async function netConfigFrom(
     .filter((n) => n !== undefined && !n.internal).map((n) => n!.subnet);
   if (routed.length > 0) {
     const drops = foreignForwardDrops();
-    if (drops.length > 0) console.error(forwardDropWarning(drops, routed));
+    if (drops.length > 0) notice(forwardDropWarning(drops, routed));
   }
   return net;
 }
@@ -140,6 +140,7 @@ export async function networkHooks(
 export interface ConnectOptions {
   readonly aliases?: readonly string[];
   readonly ip?: string;
+  readonly ip6?: string;
 }
 
 /** Rewrites the container's recorded endpoints in one transaction. */
@@ -190,7 +191,10 @@ export async function connectNetwork(
   const { requireNetwork, DEFAULT_NETWORK } = await import("../network/mod.ts");
   const net = requireNetwork(store, netRef);
   const aliases = [...(o.aliases ?? [])];
-  if (net.name === DEFAULT_NETWORK && (aliases.length > 0 || o.ip !== undefined)) {
+  if (
+    net.name === DEFAULT_NETWORK &&
+    (aliases.length > 0 || o.ip !== undefined || o.ip6 !== undefined)
+  ) {
     throw new UsageError(
       "network-scoped aliases and --ip are only supported for user-defined networks",
     );
@@ -208,7 +212,17 @@ export async function connectNetwork(
       `container ${c.name} runs in a private network namespace: stop it, connect it, start it`,
     );
   }
-  const ep: EndpointConfig = { networkId: net.id, network: net.name, aliases, ip: o.ip };
+  if (o.ip6 !== undefined) {
+    const { checkIp6Flag } = await import("../network/endpoints.ts");
+    checkIp6Flag(net, o.ip6);
+  }
+  const ep: EndpointConfig = {
+    networkId: net.id,
+    network: net.name,
+    aliases,
+    ip: o.ip,
+    ...(o.ip6 !== undefined ? { ip6: o.ip6 } : {}),
+  };
   if (running) {
     const { connectEndpoint, userResolver } = await import("../network/connect.ts");
     connectEndpoint(store, c.id, c.pid!, ep);
