@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type ProgramFailure } from "../../ffi/clone.ts";
+import type { ProgramFailure } from "../../ffi/clone.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { ExecError, TsboxError } from "../errors.ts";
 
