@@ -10,7 +10,8 @@ import { TsboxError, UsageError } from "../errors.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import { type Host, linuxHost } from "./host.ts";
 import { execCandidates, getEnv } from "./config.ts";
-import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
+import { buildProgram, type ChildPlan, INIT_PATH } from "./program.ts";
+import type { MountRequest } from "./mount_request.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
 import { ensureMountTarget, overlayOptions, resolveInRoot } from "./rootfs.ts";
 import { rootlessCgroup, type RootlessMapping, warnSingleId } from "./rootless.ts";
@@ -27,15 +28,8 @@ import type { WindowSize } from "../../ffi/terminal.ts";
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
 export type NetworkMode = "private" | "none" | "host" | `container:${string}`;
 
-/** A user mount before its target is resolved in the rootfs. */
-export type MountRequest =
-  | {
-    readonly kind: "bind";
-    readonly source: string;
-    readonly target: string;
-    readonly readOnly: boolean;
-  }
-  | { readonly kind: "tmpfs"; readonly target: string; readonly options: string };
+/** A user mount; its target as seen in the container (mount_request.ts). */
+export type { MountRequest } from "./mount_request.ts";
 
 /** What to run and how: everything `run` decided, with the image already in the store. */
 export interface ContainerSpec {
@@ -373,7 +367,7 @@ async function prepare(
   const inRoot = (path: string) => resolveInRoot(seen, path);
   checkInsideRoot(inRoot, spec.cwd, "working directory");
   for (const m of spec.mounts) checkInsideRoot(inRoot, m.target, "mount target");
-  const extraMounts: ExtraMount[] = spec.mounts.map((m) => {
+  const extraMounts: MountRequest[] = spec.mounts.map((m) => {
     if (m.kind === "tmpfs") return { ...m, target: target(m.target, "dir") };
     const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
     return { ...m, target: target(m.target, kind) };
