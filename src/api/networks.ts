@@ -177,8 +177,8 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   if (driver !== "bridge") {
     throw badParameter(`network driver "${driver}" is not supported by tsbox (only bridge)`);
   }
-  if (body.EnableIPv6 === true) {
-    throw badParameter("IPv6 networks are not supported by tsbox's API yet");
+  if (body.EnableIPv6 !== undefined && typeof body.EnableIPv6 !== "boolean") {
+    throw badParameter("EnableIPv6: expected a boolean");
   }
   if (body.Internal !== undefined && typeof body.Internal !== "boolean") {
     throw badParameter("Internal: expected a boolean");
@@ -195,6 +195,7 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     throw badParameter("Labels: expected an object of strings");
   }
   let subnet: string | undefined, gateway: string | undefined;
+  let subnet6: string | undefined, gateway6: string | undefined;
   if (body.IPAM !== undefined && body.IPAM !== null) {
     if (!isObject(body.IPAM)) throw badParameter("IPAM: expected an object");
     const ipamDriver = optString(body.IPAM, "Driver");
@@ -205,17 +206,29 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     if (!Array.isArray(configs) || configs.some((c) => !isObject(c))) {
       throw badParameter("IPAM.Config: expected a list of objects");
     }
-    if (configs.length > 1) {
-      throw badParameter("tsbox networks take one IPAM pool (one --subnet)");
-    }
-    if (configs.length === 1) {
-      const c = configs[0] as Json;
-      subnet = optString(c, "Subnet");
-      gateway = optString(c, "Gateway");
+    // One IPv4 pool and one IPv6 pool at most, as `network create --subnet` takes them.
+    for (const c of configs as Json[]) {
+      const s = optString(c, "Subnet");
+      const g = optString(c, "Gateway");
       if (optString(c, "IPRange") !== undefined) {
         throw badParameter("IPAM.Config.IPRange is not supported by tsbox");
       }
+      const six = s !== undefined ? s.includes(":") : g?.includes(":") ?? false;
+      if (
+        six
+          ? subnet6 !== undefined || gateway6 !== undefined
+          : subnet !== undefined || gateway !== undefined
+      ) {
+        throw badParameter(
+          `tsbox networks take one IPAM pool per address family (one IPv${six ? 6 : 4} subnet)`,
+        );
+      }
+      if (six) [subnet6, gateway6] = [s, g];
+      else [subnet, gateway] = [s, g];
     }
+  }
+  if (subnet6 !== undefined && body.EnableIPv6 !== true) {
+    throw badParameter("an IPv6 IPAM pool needs EnableIPv6");
   }
   if (PREDEFINED.has(name)) {
     throw new HttpError(403, `${name} is a pre-defined network and cannot be created`);
@@ -227,6 +240,7 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     name,
     subnet,
     gateway,
+    ...(body.EnableIPv6 === true ? { ipv6: true, subnet6, gateway6 } : {}),
     internal: body.Internal === true,
     labels: labels as Record<string, string>,
   });
@@ -315,9 +329,13 @@ function requireNetworkApi(ctx: ApiContext, ref: string): NetworkRecord {
 export interface EndpointOptions {
   readonly aliases?: string[];
   readonly ip?: string;
+  readonly ip6?: string;
 }
 
-/** Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address (Links not applied). */
+/**
+ * Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address and IPv6Address (Links
+ * not applied).
+ */
 export function endpointOptions(v: unknown, field: string): EndpointOptions {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) throw badParameter(`${field}: expected an object`);
@@ -328,11 +346,16 @@ export function endpointOptions(v: unknown, field: string): EndpointOptions {
   ) {
     throw badParameter(`${field}.Aliases: expected a list of strings`);
   }
-  let ip: string | undefined;
+  let ip: string | undefined, ip6: string | undefined;
   if (v.IPAMConfig !== undefined && v.IPAMConfig !== null) {
     if (!isObject(v.IPAMConfig)) throw badParameter(`${field}.IPAMConfig: expected an object`);
     ip = optString(v.IPAMConfig, "IPv4Address");
+    ip6 = optString(v.IPAMConfig, "IPv6Address");
   }
   // Links are taken and not applied, as at create (create_body.ts).
-  return { aliases: (aliases as string[] | null | undefined) ?? undefined, ip };
+  return {
+    aliases: (aliases as string[] | null | undefined) ?? undefined,
+    ip,
+    ...(ip6 !== undefined ? { ip6 } : {}),
+  };
 }
