@@ -373,9 +373,9 @@ export async function topCommand(
     // ps's options as docker's top takes them (src/container/top.ts).
     const top = await import("../container/top.ts");
     const columns = top.topColumns(psArgs);
-    const { containerCgroup } = await import("../container/cgroup.ts");
+    const { cgroupOwner, containerCgroup } = await import("../container/cgroup.ts");
     const boot = top.bootTimeMs();
-    const procs = (await containerCgroup(c.id).pids()).sort((a, b) => a - b)
+    const procs = (await containerCgroup(cgroupOwner(c)).pids()).sort((a, b) => a - b)
       .map((pid) => top.readProc(pid, boot))
       .filter((p) => p !== undefined);
     const { titles, rows } = top.topRows(procs, columns, top.hostTopContext());
@@ -407,7 +407,10 @@ export async function statsCommand(
       ? names.map((n) => requireContainer(store, n))
       : listContainers(store).filter((c) => isActive(c.state));
     const { sampleStats } = await import("../container/stats.ts");
-    const rows = await Promise.all(list.map(async (c) => ({ c, s: await sampleStats(c.id) })));
+    const { cgroupOwner } = await import("../container/cgroup.ts");
+    const rows = await Promise.all(
+      list.map(async (c) => ({ c, s: await sampleStats(cgroupOwner(c)) })),
+    );
     if (!isDefaultTable(opts.format)) {
       const statsRows = rows.map(({ c, s }, i): Row => ({
         [GO_TYPE]: "*container.statsContext",

@@ -179,6 +179,7 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { long: "--oom-score-adj", key: "oomScoreAdj", value: true },
       { long: "--cpu-rt-runtime", key: "cpuRtRuntime", value: true },
       { long: "--cpu-rt-period", key: "cpuRtPeriod", value: true },
+      { long: "--cgroup-parent", key: "cgroupParent", value: true },
       { short: "-i", long: "--interactive", key: "interactive" },
       { short: "-t", long: "--tty", key: "tty" },
       { short: "-v", long: "--volume", key: "volume", value: true, parser: "collect" },

@@ -105,6 +105,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--oom-score-adj <n>", "OOM score adjustment of the container, -1000 to 1000")
     .option("--cpu-rt-runtime <us>", "real-time runtime (not supported by tsbox)")
     .option("--cpu-rt-period <us>", "real-time period (not supported by tsbox)")
+    .option("--cgroup-parent <path>", "cgroup under which the container's cgroup is made")
     .option("-i, --interactive", "keep stdin open")
     .option("-t, --tty", "allocate a pseudo-TTY")
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)

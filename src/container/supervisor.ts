@@ -18,7 +18,7 @@ import {
   ptyTarget,
   StdinPipe,
 } from "./attach.ts";
-import { removeFreezer } from "./cgroup.ts";
+import { cgroupOwner, removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { joinedNetworkPid } from "./network.ts";
@@ -196,7 +196,7 @@ export async function supervise(
   } finally {
     await attach?.close();
     log.close();
-    await removeFreezer(id);
+    await removeFreezer(cgroupOwner(record));
     try {
       updateContainer(
         store,
