@@ -67,6 +67,9 @@ export async function runContainer(
         throw await failedStart(store, record.id, flags.rm ?? false, err);
       }
     }
+    // docker prints the id when neither output stream is attached (`-a stdin`): it is the one
+    // thing such a run would otherwise never tell.
+    if (streams && !streams.stdout && !streams.stderr) console.log(record.id);
     return {
       id: record.id,
       exitCode: await attached(store, record.id, flags.rm ?? false, streams),
