@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { TsboxError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { RunFlags } from "../container/flags.ts";
 import type { Store } from "../store/mod.ts";
 import { createFromFlags } from "../container/create.ts";
@@ -100,23 +100,39 @@ export async function startCommand(
 export function stopCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string; signal?: string },
+  opts: { timeout?: string; time?: string; signal?: string },
 ): Promise<number> {
   const signal = opts.signal ? parseSignal(opts.signal) : undefined;
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await stopContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined, signal);
+    await stopContainer(store, c, seconds, signal);
     console.log(name);
   });
+}
+
+/**
+ * `stop`'s and `restart`'s wait: `-t/--timeout` (docker 23+) or the older `--time`, which
+ * docker still takes; undefined leaves the container's own stop timeout.
+ */
+function waitSeconds(opts: { timeout?: string; time?: string }): number | undefined {
+  const text = opts.timeout ?? opts.time;
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n)) {
+    throw new UsageError(`invalid argument "${text}" for "-t, --timeout" flag: not an integer`);
+  }
+  return n;
 }
 
 /** `restart`. */
 export function restartCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string },
+  opts: { timeout?: string; time?: string },
 ): Promise<number> {
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await restartContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined);
+    await restartContainer(store, c, seconds);
     console.log(name);
   });
 }

@@ -41,13 +41,15 @@ export function defineContainerCommands(program: Command): void {
   const stop = (cmd: Command) =>
     cmd.description("Stop one or more running containers")
       .argument("<containers...>", "names or ids")
-      .option("-t, --time <seconds>", "seconds to wait before killing it")
+      .option("-t, --timeout <seconds>", "seconds to wait before killing it")
+      .option("--time <seconds>", "the same as --timeout (docker's older name)")
       .option("-s, --signal <signal>", "signal to send first (default: the container's)")
       .action((names, opts, self) => HOT_ACTIONS.stop(globalsOf(self), [names], opts));
   const restart = (cmd: Command) =>
     cmd.description("Restart one or more containers")
       .argument("<containers...>", "names or ids")
-      .option("-t, --time <seconds>", "seconds to wait before killing it")
+      .option("-t, --timeout <seconds>", "seconds to wait before killing it")
+      .option("--time <seconds>", "the same as --timeout (docker's older name)")
       .action(async (names, opts, self) =>
         setExitCode(await (await actions()).restartCommand(globalsOf(self), names, opts))
       );

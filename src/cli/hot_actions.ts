@@ -50,7 +50,7 @@ export const HOT_ACTIONS = {
       await (await containers()).stopCommand(
         g,
         names as string[],
-        as<{ time?: string; signal?: string }>(opts),
+        as<{ timeout?: string; time?: string; signal?: string }>(opts),
       ),
     ),
   rm: async (g, [names], opts) =>

@@ -102,7 +102,8 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
     args: [{ required: true, variadic: true }],
     passThrough: false,
     options: [
-      { short: "-t", long: "--time", key: "time", value: true },
+      { short: "-t", long: "--timeout", key: "timeout", value: true },
+      { long: "--time", key: "time", value: true },
       { short: "-s", long: "--signal", key: "signal", value: true },
     ],
   },
