@@ -47,3 +47,20 @@ rootTest("stop and restart take --timeout (docker 23+) and --time (older) for -t
     await cli(["rm", "-f", name]);
   }
 });
+
+rootTest("run --dns-opt is --dns-option: both add resolver options, in order", async () => {
+  const conf = await ok([
+    "run",
+    "--rm",
+    "--dns-opt",
+    "ndots:3",
+    "--dns-option",
+    "timeout:2",
+    "--dns-opt=attempts:4",
+    "busybox",
+    "cat",
+    "/etc/resolv.conf",
+  ]);
+  const options = conf.split("\n").filter((l) => l.startsWith("options "));
+  assertEquals(options, ["options ndots:3 timeout:2 attempts:4"]);
+});

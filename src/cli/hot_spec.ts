@@ -155,6 +155,7 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { long: "--dns", key: "dns", value: true, parser: "collect" },
       { long: "--dns-search", key: "dnsSearch", value: true, parser: "collect" },
       { long: "--dns-option", key: "dnsOption", value: true, parser: "collect" },
+      { long: "--dns-opt", key: "dnsOpt", value: true, listened: true },
       { long: "--add-host", key: "addHost", value: true, parser: "collect" },
       { short: "-p", long: "--publish", key: "publish", value: true, parser: "collect" },
       { short: "-P", long: "--publish-all", key: "publishAll" },
