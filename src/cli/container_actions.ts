@@ -462,7 +462,12 @@ export async function statsCommand(
 }
 
 /** `cp SRC DEST`, one side being CONTAINER:PATH. */
-export async function cpCommand(g: GlobalOptions, src: string, dest: string): Promise<void> {
+export async function cpCommand(
+  g: GlobalOptions,
+  src: string,
+  dest: string,
+  opts: { archive?: boolean } = {},
+): Promise<void> {
   const side = (s: string) => {
     const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(.*)$/.exec(s);
     return m && !s.startsWith("/") && !s.startsWith(".") ? { name: m[1], path: m[2] } : undefined;
@@ -473,9 +478,22 @@ export async function cpCommand(g: GlobalOptions, src: string, dest: string): Pr
     throw new TsboxError("copying between containers or between host paths is not supported");
   }
   await withStore(g, async (store) => {
-    const { copyFromContainer, copyToContainer } = await import("../container/copy.ts");
-    if (from) await copyFromContainer(store, requireContainer(store, from.name), from.path, dest);
-    else await copyToContainer(store, requireContainer(store, to!.name), src, to!.path);
+    const copy = await import("../container/copy.ts");
+    if (from) {
+      const c = requireContainer(store, from.name);
+      // `-` is a tar of the source on stdout, as docker's cp writes it.
+      if (dest === "-") await copy.archiveFromContainer(store, c, from.path, Deno.stdout.writable);
+      else await copy.copyFromContainer(store, c, from.path, dest);
+      return;
+    }
+    const c = requireContainer(store, to!.name);
+    // -a: what is copied in belongs to the container's user (docker's daemon does the same).
+    const owner = opts.archive ? await copy.containerUserOwner(store, c) : undefined;
+    const copyOpts = owner ? { owner: () => owner } : {};
+    // `-` is a tar on stdin, extracted into the destination directory.
+    if (src === "-") {
+      await copy.extractToContainer(store, c, Deno.stdin.readable, to!.path, copyOpts);
+    } else await copy.copyToContainer(store, c, src, to!.path, copyOpts);
   });
 }
 

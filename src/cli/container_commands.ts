@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { intArg } from "./arg_parsers.ts";
 import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
@@ -139,8 +139,10 @@ export function defineContainerCommands(program: Command): void {
     cmd.description("Copy files between a container and the host (CONTAINER:PATH)")
       .argument("<source>", "CONTAINER:SRC_PATH or host path")
       .argument("<dest>", "CONTAINER:DEST_PATH or host path")
-      .action(async (src, dest, _opts, self) =>
-        (await actions()).cpCommand(globalsOf(self), src, dest)
+      .option("-a, --archive", "archive mode: copies into the container get its user's uid/gid")
+      .addOption(new Option("--no-archive", "the default (also -a=false)").hideHelp())
+      .action(async (src, dest, opts, self) =>
+        (await actions()).cpCommand(globalsOf(self), src, dest, opts)
       );
   const exportCmd = (cmd: Command) =>
     cmd.description("Export a container's filesystem as a tar archive")
