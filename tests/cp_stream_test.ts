@@ -88,11 +88,11 @@ rootTest("cp - refuses an archive that would write through its own symlink or ab
     ]);
     const r = await cli(["cp", "-", `${name}:/tmp`], through);
     assertOk(r.code !== 0, "an entry below a symlink entry was extracted");
-    assertStringIncludes(r.stderr, `archive entry "a/pwned": a is a symlink`);
+    assertStringIncludes(r.stderr, `archive entry "a/pwned" goes through the symlink a`);
     const above = await mktar(dir, [{ path: "../up", type: "file", mode: 0o644, text: "x" }]);
     const r2 = await cli(["cp", "-", `${name}:/tmp`], above);
     assertOk(r2.code !== 0, "a .. entry was extracted");
-    assertStringIncludes(r2.stderr, "leaves the target directory");
+    assertStringIncludes(r2.stderr, `archive entry "../up" leaves the archive`);
     assertEquals([...Deno.readDirSync(victim)], []);
     // Nothing of either archive reached the container.
     assertEquals(await ok(["exec", name, "ls", "/tmp"]), "");

@@ -45,7 +45,7 @@ import { type TarEntry, TarReader } from "../image/tar.ts";
 /** An archive entry that cannot be extracted where it says (a name leaving the directory). */
 export class ArchiveEntryError extends TsboxError {
   constructor(readonly entry: string, reason: string) {
-    super(`archive entry ${JSON.stringify(entry)}: ${reason}`);
+    super(`archive entry ${JSON.stringify(entry)} ${reason}`);
     this.name = "ArchiveEntryError";
   }
 }
@@ -61,7 +61,7 @@ export function entryParts(name: string): string[] | undefined {
   for (const p of name.split("/")) {
     if (p === "" || p === ".") continue;
     if (p === "..") {
-      if (parts.length === 0) throw new ArchiveEntryError(name, "leaves the target directory");
+      if (parts.length === 0) throw new ArchiveEntryError(name, "leaves the archive");
       parts.pop();
     } else parts.push(p);
   }
@@ -81,7 +81,9 @@ function openDirs(dir: number, parts: readonly string[], entry: string): number 
       try {
         next = openat2(fd, part, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, BENEATH);
       } catch (err) {
-        if (code(err) === "ELOOP") throw new ArchiveEntryError(entry, `${part} is a symlink`);
+        if (code(err) === "ELOOP") {
+          throw new ArchiveEntryError(entry, `goes through the symlink ${part}`);
+        }
         if (code(err) !== "ENOENT") throw err;
         mkdirat(fd, part, 0o755);
         next = openat2(fd, part, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, BENEATH);
@@ -144,7 +146,7 @@ async function extractEntry(dir: number, entry: TarEntry): Promise<string | unde
       fchownat(parent, name, h.uid, h.gid, AT_SYMLINK_NOFOLLOW);
     } else if (h.type === "hardlink") {
       const target = entryParts(h.linkname);
-      if (!target) throw new ArchiveEntryError(h.name, "links to the target directory");
+      if (!target) throw new ArchiveEntryError(h.name, "links to the archive's root");
       const from = openDirs(dir, target.slice(0, -1), h.name);
       try {
         clear(parent, name);
