@@ -61,6 +61,15 @@ rootTest(
       assertEquals(await ok(["exec", name, "cat", "/tmp/d/l"]), "from a tar");
       assertEquals(await ok(["exec", name, "readlink", "/tmp/d/l"]), "f");
       assertEquals(await ok(["exec", name, "cat", "/tmp/d/h"]), "from a tar");
+      // gzip-compressed, as docker's daemon takes it.
+      await ok(["exec", name, "rm", "-r", "/tmp/d"]);
+      const gz = await new Deno.Command("gzip", { args: ["-c", join(dir, "out.tar")] }).output();
+      await ok(["cp", "-", `${name}:/tmp`], gz.stdout);
+      assertEquals(await ok(["exec", name, "cat", "/tmp/d/f"]), "from a tar");
+      // Not a tar at all.
+      const junk = await cli(["cp", "-", `${name}:/tmp`], new TextEncoder().encode("just text\n"));
+      assertEquals(junk.code, 125, junk.stderr);
+      assertStringIncludes(junk.stderr, "source must be a (compressed) tar archive");
       // pflag's spelling of the default.
       await ok(["exec", name, "rm", "-r", "/tmp/d"]);
       await ok(["cp", "-a=false", "-", `${name}:/tmp/`], tar);

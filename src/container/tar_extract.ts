@@ -40,7 +40,8 @@ import {
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { TsboxError } from "../errors.ts";
-import { type TarEntry, TarReader } from "../image/tar.ts";
+import { decompressor } from "../image/decompress.ts";
+import { type TarEntry, TarFormatError, TarReader } from "../image/tar.ts";
 
 /** An archive entry that cannot be extracted where it says (a name leaving the directory). */
 export class ArchiveEntryError extends TsboxError {
@@ -167,17 +168,65 @@ async function extractEntry(dir: number, entry: TarEntry): Promise<string | unde
 }
 
 /**
- * Extracts the tar `stream` into directory fd `dir`. Returns the top-level names it made, in
- * the archive's order.
+ * `stream` decompressed as its first bytes say (gzip or zstd; anything else is passed on as
+ * it is), as docker's daemon takes a `cp` archive.
+ */
+export async function decompressed(
+  stream: ReadableStream<Uint8Array>,
+): Promise<ReadableStream<Uint8Array>> {
+  const reader = stream.getReader();
+  let head = new Uint8Array(0);
+  while (head.length < 4) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const joined = new Uint8Array(head.length + value.length);
+    joined.set(head);
+    joined.set(value, head.length);
+    head = joined;
+  }
+  const kind = head[0] === 0x1f && head[1] === 0x8b
+    ? "gzip"
+    : head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd
+    ? "zstd"
+    : "none";
+  const first = head;
+  const whole = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (first.length) controller.enqueue(first);
+    },
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return whole.pipeThrough(decompressor(kind));
+}
+
+/**
+ * Extracts the tar `stream` (possibly gzip- or zstd-compressed) into directory fd `dir`.
+ * Returns the top-level names it made, in the archive's order.
  */
 export async function extractTar(
   stream: ReadableStream<Uint8Array>,
   dir: number,
 ): Promise<string[]> {
   const top: string[] = [];
-  for await (const entry of new TarReader(stream)) {
-    const first = await extractEntry(dir, entry);
-    if (first !== undefined && !top.includes(first)) top.push(first);
+  try {
+    for await (const entry of new TarReader(await decompressed(stream))) {
+      const first = await extractEntry(dir, entry);
+      if (first !== undefined && !top.includes(first)) top.push(first);
+    }
+  } catch (err) {
+    if (err instanceof TarFormatError) {
+      throw new TsboxError(`source must be a (compressed) tar archive: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw err;
   }
   return top;
 }
