@@ -12,6 +12,7 @@ import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
+import type { RegistryClient } from "../../registry/client.ts";
 import {
   formatPlatform,
   hostPlatform,
@@ -131,6 +132,10 @@ export interface BuildOptions {
    * bytes reach only the steps that mount them, never the image, cache, output or database.
    */
   readonly secrets?: Secrets;
+  /** Pull every base image, even one the store has (`--pull`). */
+  readonly pull?: boolean;
+  /** The registry client base images are pulled with (the API's per-request credentials). */
+  readonly client?: RegistryClient;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -586,13 +591,14 @@ class Builder {
   async #image(name: string, platform?: string): Promise<ImageRecord> {
     const wanted = platform === undefined ? undefined : parsePlatform(platform);
     const local = this.store.findImage(name);
-    if (local && (!wanted || runsOn(local, wanted))) return local;
+    if (local && !this.options.pull && (!wanted || runsOn(local, wanted))) return local;
     const { pullImage } = await import("../image/pull.ts");
     let pulled: ImageRecord;
     try {
       pulled = (await pullImage(this.store, name, {
         platform,
         insecure: this.options.insecure,
+        client: this.options.client,
         onProgress: (event) => this.emit({ type: "pull", event }),
       })).image;
     } catch (err) {
