@@ -23,6 +23,7 @@ import { FileLock } from "../../ffi/lock.ts";
 import { join } from "../path.ts";
 import type { Store } from "../store/mod.ts";
 import { releaseRuntimeSync } from "./reap.ts";
+import { cgroupOwnerOf } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 
 /** docker's exit code for a container that was running when the host went down. */
@@ -121,10 +122,12 @@ export function ensureThisBoot(store: Store): boolean {
  * exited can start it over a stale mount.
  */
 export function resetLastBoot(store: Store): number {
-  const rows = store.db.all<{ id: string; state: string }>("SELECT id, state FROM containers");
-  for (const { id } of rows) {
+  const rows = store.db.all<{ id: string; state: string; config: string }>(
+    "SELECT id, state, config FROM containers",
+  );
+  for (const { id, config } of rows) {
     try {
-      releaseRuntimeSync(id, store.root);
+      releaseRuntimeSync(cgroupOwnerOf(id, config), store.root);
     } catch {
       // Left for `rm` or the next start (which releases again).
     }
