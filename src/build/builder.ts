@@ -41,6 +41,8 @@ import { FileDigests } from "./file_digests.ts";
 import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
+import type { NamedContexts } from "./build_context.ts";
+import { exportFilesystem, type OutputSpec } from "./export.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
 import { removeMountStubs } from "./mount_stubs.ts";
 import { PrefixedLines } from "./output.ts";
@@ -131,12 +133,23 @@ export interface BuildOptions {
    * bytes reach only the steps that mount them, never the image, cache, output or database.
    */
   readonly secrets?: Secrets;
+  /**
+   * `--build-context` directories and images, by lower-cased name (loadBuildContexts): read by
+   * `FROM`, `COPY --from` and `RUN --mount from=` in place of a stage or image of that name.
+   */
+  readonly buildContexts?: NamedContexts;
+  /**
+   * Where the result goes (`--output`, parseOutputFlag): an image (the default), the final
+   * filesystem as a directory or tar (no image is recorded then), or an image archive.
+   */
+  readonly output?: OutputSpec;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
 /** What {@link buildImage} returns. */
 export interface BuildResult {
-  readonly image: ImageRecord;
+  /** The image built; absent when `output` sent the filesystem to a directory or tar instead. */
+  readonly image?: ImageRecord;
   /** Full references the image was tagged with. */
   readonly tags: readonly string[];
   /** Per step: whether it came from the cache. */
@@ -255,7 +268,22 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const builder = new Builder(store, options, df, file, context, scratchDir, emit);
     let final = await builder.build(lastStage);
     if (labels.length > 0) final = withLabels(final, labels);
+    const output = options.output ?? { type: "image" };
+    if (output.type === "local" || output.type === "tar") {
+      // The filesystem only, as BuildKit's local and tar exporters: no image is recorded.
+      await builder.withFilesystem(final, (rootfs) => exportFilesystem(rootfs, output));
+      return { tags: [], cached: builder.cached };
+    }
     const image = await recordImage(store, final, tags);
+    if (output.type === "docker" || output.type === "oci") {
+      const { saveImages, saveImagesToFile } = await import("../image/save.ts");
+      const names = tags.length > 0 ? tags : [image.id];
+      if (output.dest === "-") {
+        await saveImages(store, names, { format: output.type }).pipeTo(Deno.stdout.writable, {
+          preventClose: true,
+        });
+      } else await saveImagesToFile(store, names, output.dest, { format: output.type });
+    }
     emit({ type: "done", id: image.id, tags });
     return { image, tags, cached: builder.cached };
   } finally {
@@ -461,6 +489,7 @@ class Builder {
       df,
       options.jobs ?? navigator.hardwareConcurrency ?? 1,
       (s) => this.#runStage(s.stage, s.firstStep),
+      (name) => options.buildContexts?.has(name) ?? false,
     );
     const buildArgs = options.buildArgs ?? {};
     for (const ins of df.globalArgs) {
@@ -569,10 +598,19 @@ class Builder {
     const words = processWords(stage.from.args, lookup, { escape: this.df.escape });
     const name = words[0];
     if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
-    const previous = findStage(this.df, name, stage.index);
-    if (previous) return await this.#stages.waitFor(previous.index);
     const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
     const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
+    const named = this.options.buildContexts?.get(name.toLowerCase());
+    if (named?.kind === "image") return imageState(await this.#image(named.ref, platformValue));
+    if (named) {
+      throw new BuildInstructionError(
+        this.file,
+        stage.from,
+        `build context ${named.name} is a directory, not an image: FROM cannot use it`,
+      );
+    }
+    const previous = findStage(this.df, name, stage.index);
+    if (previous) return await this.#stages.waitFor(previous.index);
     if (name.toLowerCase() === "scratch") {
       return scratchState(platformValue ? parsePlatform(platformValue) : undefined);
     }
@@ -673,11 +711,12 @@ class Builder {
       const parts: string[] = [];
       for (const m of this.#mountSpecs(ins, this.#lookup(state, args))) {
         if (m.type !== "bind") continue;
-        if (m.from !== undefined) {
-          parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
-        } else {
-          const sources = await resolveSources(this.context, [m.source]);
-          parts.push(`bind ${await sourcesDigest(this.context, sources, this.#digests)}`);
+        const from = m.from === undefined ? undefined : await this.#fromSource(m.from, run);
+        if (from?.state) parts.push(`bind ${stateId(from.state)}`);
+        else {
+          const root = from?.root ?? this.context;
+          const sources = await resolveSources(root, [m.source]);
+          parts.push(`bind ${await sourcesDigest(root, sources, this.#digests)}`);
         }
       }
       return parts.join("\n");
@@ -686,11 +725,14 @@ class Builder {
     const { sources } = this.#copyArgs(state, ins, args);
     const from = ins.flags.find((f) => f.name === "from")?.value;
     if (from !== undefined) {
-      const { state: fromState } = await this.#fromSource(
-        processWord(from, this.#lookup(state, args)),
-        run,
-      );
-      return `from ${stateId(fromState)}`;
+      const src = await this.#fromSource(processWord(from, this.#lookup(state, args)), run);
+      if (src.state) return `from ${stateId(src.state)}`;
+      const root = excludingRoot(src.root, sources, this.#excludes(ins, this.#lookup(state, args)));
+      return `from context ${await sourcesDigest(
+        root,
+        await resolveSources(root, sources),
+        this.#digests,
+      )}`;
     }
     const { urls, local } = this.#splitUrls(ins, sources);
     const parts: string[] = [];
@@ -745,8 +787,17 @@ class Builder {
     return ins.flags.filter((f) => f.name === "exclude").map((f) => processWord(f.value, lookup));
   }
 
-  /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
-  async #fromSource(name: string, run: StageRun): Promise<{ state: BuildState }> {
+  /**
+   * What `name` names from inside stage `run`: a `--build-context` (a directory's root, or an
+   * image), an earlier stage (awaited) or an image.
+   */
+  async #fromSource(
+    name: string,
+    run: StageRun,
+  ): Promise<{ state: BuildState; root?: undefined } | { state?: undefined; root: SourceRoot }> {
+    const named = this.options.buildContexts?.get(name.toLowerCase());
+    if (named?.kind === "dir") return { root: named.root };
+    if (named) return { state: imageState(await this.#image(named.ref)) };
     const stage = findStage(this.df, name, run.stage.index);
     if (stage) return { state: await this.#stages.waitFor(stage.index) };
     return { state: imageState(await this.#image(name)) };
@@ -782,8 +833,35 @@ class Builder {
     from: string,
     run: StageRun,
   ): Promise<{ dir: string; release: () => Promise<void> }> {
-    const { state } = await this.#fromSource(from, run);
-    return await this.#mountState(state);
+    const src = await this.#fromSource(from, run);
+    if (src.state) return await this.#mountState(src.state);
+    return await this.#mountDir(src.root.dir);
+  }
+
+  /**
+   * An overlay over a host directory (a `--build-context`): a RUN bind sees it, and a `rw`
+   * bind's writes land in the throwaway upper dir, never in the user's directory.
+   */
+  async #mountDir(hostDir: string): Promise<{ dir: string; release: () => Promise<void> }> {
+    const dir = join(this.scratch, `r${++this.#mounts}`);
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    mountOverlay({
+      lowerBase: "/",
+      lower: [posix.relative("/", resolve(hostDir))],
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    return {
+      dir: rootfs,
+      release: async () => {
+        unmountRootfs(rootfs);
+        await removeTree(dir);
+      },
+    };
   }
 
   async #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
@@ -1100,8 +1178,9 @@ class Builder {
       const copy = (root: SourceRoot) =>
         copySources(rootfs, excludingRoot(root, local, excludes), local, dest, opts, parents);
       if (from !== undefined) {
-        const { state: fromState } = await this.#fromSource(from, run);
-        await this.#withReadOnly(fromState, (srcRoot) => copy({ dir: srcRoot }));
+        const src = await this.#fromSource(from, run);
+        if (src.root) await copy(src.root);
+        else await this.#withReadOnly(src.state, (srcRoot) => copy({ dir: srcRoot }));
       } else await copy(this.context);
     });
     const shown = `${ins.keyword} ${
@@ -1112,6 +1191,11 @@ class Builder {
       ].join(" ")
     } # buildkit`;
     return nextState(state, { createdBy: shown, created, layer });
+  }
+
+  /** Runs `fn` on a state's merged filesystem (for `--output`; writes are thrown away). */
+  withFilesystem(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
+    return this.#withReadOnly(state, fn);
   }
 
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */

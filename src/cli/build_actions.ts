@@ -24,6 +24,11 @@ export interface BuildFlags {
   label?: string[];
   jobs?: string;
   secret?: string[];
+  buildContext?: string[];
+  output?: string;
+  cacheFrom?: string[];
+  cacheTo?: string;
+  progress?: string;
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -103,10 +108,20 @@ export async function buildCommand(
   }
   const { loadSecrets, parseSecretFlag } = await import("../build/secrets.ts");
   const secrets = await loadSecrets((flags.secret ?? []).map(parseSecretFlag));
+  const { loadBuildContexts, parseBuildContextFlag } = await import(
+    "../build/build_context.ts"
+  );
+  const buildContexts = await loadBuildContexts(
+    (flags.buildContext ?? []).map(parseBuildContextFlag),
+  );
+  const { parseOutputFlag } = await import("../build/export.ts");
+  const output = flags.output === undefined ? undefined : parseOutputFlag(flags.output);
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
-  const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
+  // A tar or archive sent to stdout owns it: the build's own output then goes to stderr.
+  const sink = output && "dest" in output && output.dest === "-" ? Deno.stderr : Deno.stdout;
+  const write = (s: string) => sink.writeSync(enc.encode(s));
   const onProgress = (e: BuildEvent) => {
     if (e.type === "warning") {
       console.error(`WARNING: ${e.message}`);
@@ -118,7 +133,7 @@ export async function buildCommand(
         write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
         break;
       case "output":
-        Deno.stdout.writeSync(e.data);
+        sink.writeSync(e.data);
         break;
       case "pull":
         if (e.event.type === "layer" && e.event.status === "Pull complete") {
@@ -156,11 +171,14 @@ export async function buildCommand(
       insecure: g.insecureRegistries,
       jobs,
       secrets,
+      buildContexts,
+      output,
       onProgress,
     });
-    if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
-    if (flags.quiet) console.log(result.image.id);
-    else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
+    if (result.image) {
+      if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
+      if (flags.quiet) console.log(result.image.id);
+    } else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
     return 0;
   } finally {
     store.close();

@@ -40,6 +40,28 @@ export function defineBuildCommand(program: Command): void {
         "a secret for RUN --mount=type=secret (repeatable; never stored in the image)",
         collect,
       )
+      .option(
+        "--build-context <name=DIR|docker-image://REF>",
+        "a named context for FROM, COPY --from and RUN --mount from= (repeatable)",
+        collect,
+      )
+      .option(
+        "-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR|->",
+        "where the result goes: an image (default), a directory, a tar, a docker or oci archive",
+      )
+      .option(
+        "--cache-from <type=local,src=DIR|type=registry,ref=REF>",
+        "import build cache from a directory or a registry (repeatable)",
+        collect,
+      )
+      .option(
+        "--cache-to <type=local,dest=DIR|type=registry,ref=REF>",
+        "export this build's cache to a directory or a registry",
+      )
+      .addOption(
+        new Option("--progress <mode>", "output style (plain: BuildKit's numbered steps)")
+          .choices(["auto", "plain", "tty", "quiet", "rawjson", "classic"]).default("auto"),
+      )
       .action(async (path, opts, self) => {
         const { buildCommand } = await import("./build_actions.ts");
         setExitCode(await buildCommand(globalsOf(self), path, opts));
