@@ -43,6 +43,13 @@ import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "
 import { findStage, StageScheduler } from "./graph.ts";
 import type { NamedContexts } from "./build_context.ts";
 import { exportFilesystem, type OutputSpec } from "./export.ts";
+import {
+  type CacheRecord,
+  type CacheSpec,
+  exportCache,
+  importCache,
+  recordsFor,
+} from "./cache_io.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
 import { removeMountStubs } from "./mount_stubs.ts";
 import { PrefixedLines } from "./output.ts";
@@ -143,6 +150,13 @@ export interface BuildOptions {
    * filesystem as a directory or tar (no image is recorded then), or an image archive.
    */
   readonly output?: OutputSpec;
+  /**
+   * `--cache-from`: caches read into the store before the build (a cache that cannot be read
+   * is a warning). Not read with {@link noCache}.
+   */
+  readonly cacheFrom?: readonly CacheSpec[];
+  /** `--cache-to`: where this build's steps and their layers are written afterwards. */
+  readonly cacheTo?: CacheSpec;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -265,8 +279,22 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const df = parseDockerfile(text, file);
     const lastStage = targetIndex(df, options.target);
     const context = await contextRoot(contextDir);
+    if (!options.noCache) {
+      for (const spec of options.cacheFrom ?? []) {
+        try {
+          await importCache(store, spec, scratchDir, { insecure: options.insecure });
+        } catch (err) {
+          // As BuildKit: a cache that cannot be read leaves the build to run its steps.
+          emit({ type: "warning", message: (err as Error).message });
+        }
+      }
+    }
     const builder = new Builder(store, options, df, file, context, scratchDir, emit);
     let final = await builder.build(lastStage);
+    if (options.cacheTo) {
+      const records = recordsFor(builder.records, options.cacheTo.mode, lastStage);
+      await exportCache(store, records, options.cacheTo, { insecure: options.insecure });
+    }
     if (labels.length > 0) final = withLabels(final, labels);
     const output = options.output ?? { type: "image" };
     if (output.type === "local" || output.type === "tar") {
@@ -464,6 +492,8 @@ function durationNs(text: string): number {
 class Builder {
   /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
+  /** Each cached step's key and result, for `--cache-to`. */
+  readonly records: CacheRecord[] = [];
   readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
@@ -679,10 +709,14 @@ class Builder {
     ]);
     if (!this.options.noCache) {
       const hit = await cacheGet(this.store, key);
-      if (hit) return { next: hit, cached: true };
+      if (hit) {
+        this.records.push({ key, state: hit, stage: run.stage.index });
+        return { next: hit, cached: true };
+      }
     }
     const next = await this.#execute(state, ins, args, argList, run, step);
     cachePut(this.store, key, next);
+    this.records.push({ key, state: next, stage: run.stage.index });
     return { next, cached: false };
   }
 

@@ -116,6 +116,9 @@ export async function buildCommand(
   );
   const { parseOutputFlag } = await import("../build/export.ts");
   const output = flags.output === undefined ? undefined : parseOutputFlag(flags.output);
+  const { parseCacheFlag } = await import("../build/cache_io.ts");
+  const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
+  const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   const enc = new TextEncoder();
@@ -173,6 +176,8 @@ export async function buildCommand(
       secrets,
       buildContexts,
       output,
+      cacheFrom,
+      cacheTo,
       onProgress,
     });
     if (result.image) {
