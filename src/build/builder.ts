@@ -77,8 +77,18 @@ export type BuildEvent =
     readonly total: number;
     /** The instruction as written, e.g. `COPY app /app`. */
     readonly instruction: string;
+    /**
+     * The step as BuildKit names its vertex: `[STAGE N/M]` (N of the stage's M steps; the
+     * stage's name or `stage-I` in a Dockerfile of several stages, no name otherwise).
+     */
+    readonly vertex?: string;
   }
-  | { readonly type: "output"; readonly data: Uint8Array }
+  | {
+    readonly type: "output";
+    readonly data: Uint8Array;
+    /** The step that printed it (RUN output). */
+    readonly step?: number;
+  }
   | { readonly type: "pull"; readonly event: PullEvent }
   | {
     readonly type: "step-done";
@@ -157,6 +167,12 @@ export interface BuildOptions {
   readonly cacheFrom?: readonly CacheSpec[];
   /** `--cache-to`: where this build's steps and their layers are written afterwards. */
   readonly cacheTo?: CacheSpec;
+  /**
+   * Whether RUN output of stages running at once comes with each line prefixed by its stage
+   * and step (the default); false leaves it as the step printed it, for a consumer that tells
+   * steps apart by the output event's `step` (BuildKit's plain progress).
+   */
+  readonly prefixOutput?: boolean;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -572,7 +588,11 @@ class Builder {
     const started = Date.now();
     let step = firstStep;
     const total = this.#stages.total;
-    this.emit({ type: "step", step, total, instruction: stage.from.text });
+    const vertex = (n: number) => {
+      const name = this.df.stages.length > 1 ? `${stage.name ?? `stage-${stage.index}`} ` : "";
+      return `[${name}${n - firstStep + 1}/${stage.instructions.length + 1}]`;
+    };
+    this.emit({ type: "step", step, total, instruction: stage.from.text, vertex: vertex(step) });
     let state = await this.#from(stage);
     this.cached[step - 1] = false;
     this.emit({
@@ -589,7 +609,7 @@ class Builder {
       if (this.#stages.failed) throw new TsboxError("stopped: another stage failed");
       const t0 = Date.now();
       const n = ++step;
-      this.emit({ type: "step", step: n, total, instruction: ins.text });
+      this.emit({ type: "step", step: n, total, instruction: ins.text, vertex: vertex(n) });
       if (ins.keyword === "ARG") {
         const lookup = this.#lookup(state, args);
         for (const [name, def] of this.#argDecls(ins, lookup)) {
@@ -1365,8 +1385,10 @@ class Builder {
       closeFd(readFd);
       closeFd(writeFd);
     }
-    const send = (data: Uint8Array) => this.emit({ type: "output", data });
-    const label = this.#label(c.run.stage, c.step);
+    const send = (data: Uint8Array) => this.emit({ type: "output", data, step: c.step });
+    const label = this.options.prefixOutput === false
+      ? undefined
+      : this.#label(c.run.stage, c.step);
     const lines = label ? new PrefixedLines(`[${label}] `, send) : undefined;
     const reading = (async () => {
       for await (const chunk of output.readable) {

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { familiar } from "../image/images.ts";
 import { type BuildEvent, buildImage } from "../build/builder.ts";
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
@@ -121,46 +120,17 @@ export async function buildCommand(
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
-  const enc = new TextEncoder();
   // A tar or archive sent to stdout owns it: the build's own output then goes to stderr.
-  const sink = output && "dest" in output && output.dest === "-" ? Deno.stderr : Deno.stdout;
-  const write = (s: string) => sink.writeSync(enc.encode(s));
-  const onProgress = (e: BuildEvent) => {
-    if (e.type === "warning") {
-      console.error(`WARNING: ${e.message}`);
-      return;
-    }
-    if (flags.quiet) return;
-    switch (e.type) {
-      case "step":
-        write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
-        break;
-      case "output":
-        sink.writeSync(e.data);
-        break;
-      case "pull":
-        if (e.event.type === "layer" && e.event.status === "Pull complete") {
-          write(`${e.event.id}: Pull complete\n`);
-        }
-        break;
-      case "step-done":
-        {
-          // Stages running at once: the step named at the end, where docker's parsers of
-          // " ---> ID" lines still find the id.
-          const label = e.label ? ` [${e.label}]` : "";
-          write(
-            `${e.cached ? ` ---> Using cache${label}\n` : ""} ---> ${
-              e.cached ? "CACHED " : ""
-            }${e.id} (${(e.elapsedMs / 1000).toFixed(2)}s)${label}\n`,
-          );
-        }
-        break;
-      case "done":
-        write(`Successfully built ${e.id.slice(7, 19)}\n`);
-        for (const t of e.tags) write(`Successfully tagged ${familiar(t)}\n`);
-        break;
-    }
-  };
+  const toStdout = output !== undefined && "dest" in output && output.dest === "-";
+  const mode = flags.quiet ? "quiet" : flags.progress ?? "auto";
+  const { classicPrinter, plainPrinter, rawJsonPrinter } = await import("./build_progress.ts");
+  // As docker: BuildKit's progress goes to stderr; tsbox's classic output to stdout.
+  const printer = mode === "plain" || mode === "tty"
+    ? plainPrinter(Deno.stderr)
+    : mode === "rawjson"
+    ? rawJsonPrinter(Deno.stderr)
+    : classicPrinter(toStdout ? Deno.stderr : Deno.stdout, mode === "quiet");
+  const onProgress = (e: BuildEvent) => printer.event(e);
   try {
     const result = await buildImage(store, {
       ...input,
@@ -178,13 +148,19 @@ export async function buildCommand(
       output,
       cacheFrom,
       cacheTo,
+      // Plain and rawjson tell steps apart by vertex; the classic output by a line prefix.
+      prefixOutput: mode !== "plain" && mode !== "tty" && mode !== "rawjson",
       onProgress,
     });
     if (result.image) {
       if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
-      if (flags.quiet) console.log(result.image.id);
-    } else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
+      if (mode === "quiet") console.log(result.image.id);
+    }
+    printer.finished(Date.now() - started);
     return 0;
+  } catch (err) {
+    printer.failed(err as Error);
+    throw err;
   } finally {
     store.close();
   }
