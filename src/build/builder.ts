@@ -55,6 +55,7 @@ import { removeMountStubs } from "./mount_stubs.ts";
 import { PrefixedLines } from "./output.ts";
 import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
 import type { Secrets } from "./secrets.ts";
+import type { SshAgents } from "./ssh.ts";
 import {
   type BuildState,
   configOf,
@@ -150,6 +151,8 @@ export interface BuildOptions {
    * bytes reach only the steps that mount them, never the image, cache, output or database.
    */
   readonly secrets?: Secrets;
+  /** `--ssh` agents for `RUN --mount=type=ssh`, by id (loadSshAgents). */
+  readonly ssh?: SshAgents;
   /**
    * `--build-context` directories and images, by lower-cased name (loadBuildContexts): read by
    * `FROM`, `COPY --from` and `RUN --mount from=` in place of a stage or image of that name.
@@ -1299,6 +1302,7 @@ class Builder {
       storeRoot: resolve(this.store.root),
       context: this.context,
       secrets: this.options.secrets ?? new Map(),
+      ssh: this.options.ssh,
       fresh: (kind) => join(this.scratch, `${kind}-${++this.#mounts}`),
       view: (from) => this.#view(from, run),
     }).catch((err) => {

@@ -28,6 +28,7 @@ export interface BuildFlags {
   cacheFrom?: string[];
   cacheTo?: string;
   progress?: string;
+  ssh?: string[];
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -118,6 +119,8 @@ export async function buildCommand(
   const { parseCacheFlag } = await import("../build/cache_io.ts");
   const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
+  const { loadSshAgents, parseSshFlag } = await import("../build/ssh.ts");
+  const ssh = await loadSshAgents((flags.ssh ?? []).map((v) => parseSshFlag(v)));
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
   // A tar or archive sent to stdout owns it: the build's own output then goes to stderr.
@@ -148,6 +151,7 @@ export async function buildCommand(
       output,
       cacheFrom,
       cacheTo,
+      ssh,
       // Plain and rawjson tell steps apart by vertex; the classic output by a line prefix.
       prefixOutput: mode !== "plain" && mode !== "tty" && mode !== "rawjson",
       onProgress,

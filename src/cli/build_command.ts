@@ -46,6 +46,11 @@ export function defineBuildCommand(program: Command): void {
         collect,
       )
       .option(
+        "--ssh <default|ID[=SOCKET]>",
+        "an ssh agent socket for RUN --mount=type=ssh (repeatable; default: $SSH_AUTH_SOCK)",
+        collect,
+      )
+      .option(
         "-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR|->",
         "where the result goes: an image (default), a directory, a tar, a docker or oci archive",
       )
