@@ -13,7 +13,7 @@ import { decompressor } from "../image/decompress.ts";
 import { unpackLayer } from "../image/unpack.ts";
 import { TsboxError } from "../errors.ts";
 import { resolveInRoot } from "../runtime/rootfs.ts";
-import { type Source, sourceEntries, type SourceRoot } from "./context.ts";
+import { type Source, sourceEntriesIter, type SourceRoot } from "./context.ts";
 
 /** Ownership and mode applied to what is copied. */
 export interface CopyOptions {
@@ -118,7 +118,7 @@ export async function copyInto(
     if (src.isDir) {
       const base = mkdirInRoot(rootfs, dest, options.owner, known);
       void base;
-      for (const e of await sourceEntries(root, src)) {
+      for await (const e of sourceEntriesIter(root, src)) {
         await placeEntry(rootfs, posix.join(dest, e.rel), e.host, e.info, options, known, links);
       }
       continue;
