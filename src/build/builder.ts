@@ -136,6 +136,10 @@ export interface BuildOptions {
   readonly buildArgs?: Readonly<Record<string, string>>;
   /** Ignore the cache (results are still recorded for later builds). */
   readonly noCache?: boolean;
+  /** `--no-cache-filter`: stages (by name or index) whose steps ignore the cache. */
+  readonly noCacheStages?: readonly string[];
+  /** `--pull`: pull every base image, even one the store has (a pull failure fails the build). */
+  readonly pull?: boolean;
   /** Build up to this stage (name or index). */
   readonly target?: string;
   /** Network for RUN: the host's (default, so package managers work) or none. */
@@ -297,6 +301,12 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const { text, file } = await readDockerfile(options, contextDir);
     const df = parseDockerfile(text, file);
     const lastStage = targetIndex(df, options.target);
+    for (const name of options.noCacheStages ?? []) {
+      const t = name.toLowerCase();
+      if (!df.stages.some((s) => s.name === t || String(s.index) === t)) {
+        throw new UsageError(`--no-cache-filter: stage "${name}" could not be found`);
+      }
+    }
     const context = await contextRoot(contextDir);
     if (!options.noCache) {
       for (const spec of options.cacheFrom ?? []) {
@@ -677,7 +687,7 @@ class Builder {
   async #image(name: string, platform?: string): Promise<ImageRecord> {
     const wanted = platform === undefined ? undefined : parsePlatform(platform);
     const local = this.store.findImage(name);
-    if (local && (!wanted || runsOn(local, wanted))) return local;
+    if (local && !this.options.pull && (!wanted || runsOn(local, wanted))) return local;
     const { pullImage } = await import("../image/pull.ts");
     let pulled: ImageRecord;
     try {
@@ -687,7 +697,7 @@ class Builder {
         onProgress: (event) => this.emit({ type: "pull", event }),
       })).image;
     } catch (err) {
-      if (!local || !wanted) throw err;
+      if (!local || !wanted || this.options.pull) throw err;
       throw new PlatformMismatchError(name, wanted, local, (err as Error).message);
     }
     if (wanted && !runsOn(pulled, wanted)) throw new PlatformMismatchError(name, wanted, pulled);
@@ -730,7 +740,7 @@ class Builder {
       extra,
       network,
     ]);
-    if (!this.options.noCache) {
+    if (!this.options.noCache && !this.#noCacheStage(run.stage)) {
       const hit = await cacheGet(this.store, key);
       if (hit) {
         this.records.push({ key, state: hit, stage: run.stage.index });
@@ -741,6 +751,16 @@ class Builder {
     cachePut(this.store, key, next);
     this.records.push({ key, state: next, stage: run.stage.index });
     return { next, cached: false };
+  }
+
+  /** Whether `--no-cache-filter` names the stage. */
+  #noCacheStage(stage: Stage): boolean {
+    const names = this.options.noCacheStages;
+    if (!names || names.length === 0) return false;
+    return names.some((n) => {
+      const t = n.toLowerCase();
+      return t === stage.name || t === String(stage.index);
+    });
   }
 
   #network(ins: Instruction): "host" | "none" {

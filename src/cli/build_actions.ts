@@ -29,6 +29,8 @@ export interface BuildFlags {
   cacheTo?: string;
   progress?: string;
   ssh?: string[];
+  noCacheFilter?: string[];
+  pull?: boolean;
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -141,6 +143,8 @@ export async function buildCommand(
       labels,
       buildArgs,
       noCache: flags.cache === false,
+      noCacheStages: flags.noCacheFilter,
+      pull: flags.pull,
       target: flags.target,
       network: flags.network === "none" ? "none" : "host",
       platform: flags.platform,

@@ -12,6 +12,19 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/**
+ * `--no-cache-filter STAGE`: commander reads a `--no-` name as the negation of another option
+ * (here `--cache-filter`), so this one is marked as not negating: it takes stage names.
+ */
+function noCacheFilter(): Option {
+  const opt = new Option(
+    "--no-cache-filter <stage>",
+    "do not use the cache for this stage's steps (repeatable)",
+  ).argParser(collect);
+  opt.negate = false;
+  return opt;
+}
+
 /** Defines `build` (and `image build`) on the program. */
 export function defineBuildCommand(program: Command): void {
   const build = (cmd: Command) =>
@@ -22,6 +35,8 @@ export function defineBuildCommand(program: Command): void {
       .option("-f, --file <path>", "the Dockerfile (default: PATH/Dockerfile; - for stdin)")
       .option("--build-arg <NAME[=value]>", "set a build-time variable (repeatable)", collect)
       .option("--no-cache", "do not use the cache when building the image")
+      .addOption(noCacheFilter())
+      .option("--pull", "always pull base images, even ones the store has")
       .option("-q, --quiet", "print only the image id")
       .option("--target <stage>", "build up to this stage")
       .addOption(
