@@ -2,7 +2,8 @@
  * `tsbox build --progress` (root), on real builds of the fixture busybox: BuildKit's plain
  * output (numbered vertices named `[stage i/n]`, output lines with their time in the step,
  * DONE with its duration, CACHED on a rebuild, ERROR for a failed step), rawjson's solve
- * status objects, and quiet's image id alone.
+ * status objects, quiet's image id alone, and on a terminal (a pty made by util-linux's
+ * `script`) the live view that `auto` picks there.
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
@@ -94,3 +95,35 @@ rootTest("build --progress rawjson and quiet", async () => {
     await Deno.remove(ctx, { recursive: true });
   }
 });
+
+rootTest(
+  "build --progress auto on a terminal: BuildKit's live view, redrawn in place",
+  async () => {
+    const root = await sharedBusyboxRoot();
+    const ctx = await dirWith({
+      Dockerfile: "FROM busybox\nRUN for i in 1 2 3; do echo tick-$i; sleep 0.2; done\n",
+    });
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+    try {
+      const cmd = [Deno.execPath(), "run", "-A", "--quiet", main, "--root", root, "build"]
+        .concat("--no-cache", ctx).map(quote).join(" ");
+      const out = await new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        env: { DENO_NO_UPDATE_CHECK: "1", TERM: "xterm" },
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assertEquals(out.code, 0, text);
+      // Frames rewritten in place: the cursor moves up over the last frame.
+      assertMatch(text, /\x1b\[\d+A/);
+      assertMatch(text, /\[\+\] Building \d+\.\ds \(3\/3\) FINISHED/);
+      assertMatch(text, / => \[2\/2\] RUN for i in 1 2 3[^\n]* \d+\.\ds/);
+      // A running step's output under it.
+      assertMatch(text, / => => # tick-2/);
+      // No classic lines: the live view replaces them.
+      assertOk(!text.includes("Step 1/2"), text);
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+    }
+  },
+);

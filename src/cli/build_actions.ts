@@ -129,8 +129,13 @@ export async function buildCommand(
   const toStdout = output !== undefined && "dest" in output && output.dest === "-";
   const mode = flags.quiet ? "quiet" : flags.progress ?? "auto";
   const { classicPrinter, plainPrinter, rawJsonPrinter } = await import("./build_progress.ts");
+  // auto: BuildKit's live view when stderr is a terminal, else docker's classic output (what
+  // scripts and logs read).
+  const live = mode === "tty" || (mode === "auto" && Deno.stderr.isTerminal());
   // As docker: BuildKit's progress goes to stderr; tsbox's classic output to stdout.
-  const printer = mode === "plain" || mode === "tty"
+  const printer = live
+    ? (await import("./build_tty.ts")).ttyPrinter(Deno.stderr)
+    : mode === "plain"
     ? plainPrinter(Deno.stderr)
     : mode === "rawjson"
     ? rawJsonPrinter(Deno.stderr)
@@ -157,7 +162,7 @@ export async function buildCommand(
       cacheTo,
       ssh,
       // Plain and rawjson tell steps apart by vertex; the classic output by a line prefix.
-      prefixOutput: mode !== "plain" && mode !== "tty" && mode !== "rawjson",
+      prefixOutput: !live && mode !== "plain" && mode !== "rawjson",
       onProgress,
     });
     if (result.image) {

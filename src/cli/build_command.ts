@@ -79,7 +79,10 @@ export function defineBuildCommand(program: Command): void {
         "export this build's cache to a directory or a registry",
       )
       .addOption(
-        new Option("--progress <mode>", "output style (plain: BuildKit's numbered steps)")
+        new Option(
+          "--progress <mode>",
+          "output: auto (tty on a terminal, else classic), tty, plain, rawjson, quiet",
+        )
           .choices(["auto", "plain", "tty", "quiet", "rawjson", "classic"]).default("auto"),
       )
       .action(async (path, opts, self) => {

@@ -1,9 +1,10 @@
 /**
  * How `build` shows its progress (`--progress`): docker's classic builder output (numbered steps,
- * RUN output as is, " ---> ID"; tsbox's default), BuildKit's `plain` (each step a numbered
+ * RUN output as is, " ---> ID"; `auto` off a terminal), BuildKit's `plain` (each step a numbered
  * vertex `#N [stage i/n] INSTRUCTION`, its output lines `#N SECONDS LINE`, then `#N DONE 0.3s`
  * or `#N CACHED`, on stderr as docker prints it), `rawjson` (BuildKit's solve status, one JSON
- * object a line, on stderr) and `quiet` (the image id alone).
+ * object a line, on stderr) and `quiet` (the image id alone). The live view of `tty` (and of
+ * `auto` on a terminal) is build_tty.ts.
  *
  * @module
  */
