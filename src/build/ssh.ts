@@ -78,7 +78,8 @@ export async function startSshRelay(
   const socket = join(dir, "agent.sock");
   const listener = Deno.listen({ transport: "unix", path: socket });
   await Deno.chmod(socket, access.mode);
-  await Deno.chown(socket, access.uid, access.gid);
+  // Rootless, the step's root is this user already, and another owner cannot be given.
+  if (Deno.uid() === 0) await Deno.chown(socket, access.uid, access.gid);
   const open = new Set<Deno.Conn>();
   const relay = async (conn: Deno.UnixConn) => {
     open.add(conn);
