@@ -115,6 +115,7 @@ rootTest(
       const text = new TextDecoder().decode(out.stdout);
       assertEquals(out.code, 0, text);
       // Frames rewritten in place: the cursor moves up over the last frame.
+      // deno-lint-ignore no-control-regex -- the terminal's cursor-up sequence
       assertMatch(text, /\x1b\[\d+A/);
       assertMatch(text, /\[\+\] Building \d+\.\ds \(3\/3\) FINISHED/);
       assertMatch(text, / => \[2\/2\] RUN for i in 1 2 3[^\n]* \d+\.\ds/);

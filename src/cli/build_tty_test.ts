@@ -21,7 +21,9 @@ Deno.test("build tty view: steps with times, CACHED, a running step's last lines
   // The last frame: the header, both steps (the cached one and the failed one with its time),
   // and the failed step's last six lines.
   const last = out.slice(out.lastIndexOf("[+] Building"));
-  const lines = last.split("\n").map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]|\r/g, "").trimEnd());
+  // deno-lint-ignore no-control-regex -- the escape sequences the view draws with
+  const escapes = /\x1b\[[0-9;]*[A-Za-z]|\r/g;
+  const lines = last.split("\n").map((l) => l.replace(escapes, "").trimEnd());
   assertMatch(lines[0], /^\[\+\] Building 1\.5s \(2\/2\) FINISHED$/);
   // Each step's line as wide as the terminal, its time at the right edge.
   assertMatch(lines[1], /^ => CACHED \[1\/2\] FROM busybox +0\.0s$/);
