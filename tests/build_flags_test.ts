@@ -94,3 +94,42 @@ COPY --from=other /other /other
     await tsbox(["rmi", "t-ncf:1", "t-ncf:2"], { root });
   }
 });
+
+rootTest("COPY keeps setuid and setgid bits, as given or from --chmod, with --chown", async () => {
+  const root = await sharedBusyboxRoot();
+  const ctx = await dirWith({
+    Dockerfile: `FROM busybox
+COPY suid sgid /bin/
+COPY --chmod=4750 plain /bin/chmodded
+COPY --chown=1000:1000 suid /bin/owned
+`,
+    suid: "a\n",
+    sgid: "b\n",
+    plain: "c\n",
+  });
+  try {
+    await Deno.chmod(join(ctx, "suid"), 0o4755);
+    await Deno.chmod(join(ctx, "sgid"), 0o2755);
+    await ok(root, ["build", "-q", "-t", "t-suid:1", ctx]);
+    const modes = await ok(root, [
+      "run",
+      "--rm",
+      "t-suid:1",
+      "stat",
+      "-c",
+      "%n %a %u",
+      "/bin/suid",
+      "/bin/sgid",
+      "/bin/chmodded",
+      "/bin/owned",
+    ]);
+    // chown clears these bits even for root: the owner is set first, as docker's COPY keeps them.
+    assertEquals(
+      modes,
+      "/bin/suid 4755 0\n/bin/sgid 2755 0\n/bin/chmodded 4750 0\n/bin/owned 4755 1000\n",
+    );
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+    await tsbox(["rmi", "t-suid:1"], { root });
+  }
+});

@@ -146,8 +146,9 @@ export async function writeInto(
   if (existing?.isDirectory) throw new CopyError(`cannot overwrite directory ${dest} with a file`);
   if (existing) await Deno.remove(host);
   await Deno.writeTextFile(host, content, { mode: 0o644 });
-  await Deno.chmod(host, options.mode ?? 0o644);
+  // Owner before mode: chown clears a file's setuid and setgid bits, even root's.
   if (options.owner) lchown(host, options.owner.uid, options.owner.gid);
+  await Deno.chmod(host, options.mode ?? 0o644);
 }
 
 /** Where a source inode (`dev:ino`) with more than one link was first placed. */
@@ -197,8 +198,10 @@ async function placeEntry(
   }
   if (inode !== undefined) links?.set(inode, host);
   Deno.copyFileSync(from, host);
-  Deno.chmodSync(host, mode);
+  // Owner before mode: chown clears a file's setuid and setgid bits, even root's (docker's
+  // COPY keeps them).
   lchown(host, uid, gid);
+  Deno.chmodSync(host, mode);
   if (info.mtime) Deno.utimeSync(host, info.atime ?? info.mtime, info.mtime);
 }
 
