@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { TarReader } from "../src/image/tar.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
-import { tsbox } from "./cli.ts";
+import { tempRoot, tsbox } from "./cli.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -196,3 +196,45 @@ COPY --from=build /out /
     await Deno.remove(dest, { recursive: true });
   }
 });
+
+rootTest(
+  "build --output type=oci and type=docker: the image's archive, as save writes it",
+  async () => {
+    const root = await sharedBusyboxRoot();
+    const ctx = await dirWith({ Dockerfile: "FROM busybox\nRUN echo archived > /archived\n" });
+    const dest = await Deno.makeTempDir({ prefix: "tsbox-out-" });
+    try {
+      const oci = join(dest, "img.oci.tar");
+      const r = await tsbox(["build", "-t", "t-out:oci", "--output", `type=oci,dest=${oci}`, ctx], {
+        root,
+      });
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      // skopeo reads it as an OCI archive; the image is also in the store (type=oci records it).
+      const inspect = await new Deno.Command("skopeo", {
+        args: ["inspect", "--raw", `oci-archive:${oci}`],
+      }).output();
+      assertEquals(inspect.code, 0, new TextDecoder().decode(inspect.stderr));
+      const manifest = JSON.parse(new TextDecoder().decode(inspect.stdout));
+      assertEquals(manifest.layers.length, 2);
+      const docker = join(dest, "img.docker.tar");
+      const d = await tsbox(["build", "-o", `type=docker,dest=${docker}`, ctx], { root });
+      assertEquals(d.code, 0, d.stderr + d.stdout);
+      // A fresh store loads it and runs the step's file.
+      const { root: other, cleanup } = await tempRoot();
+      try {
+        const loaded = await tsbox(["load", "-i", docker], { root: other });
+        assertEquals(loaded.code, 0, loaded.stderr);
+        const id = /sha256:[0-9a-f]{64}/.exec(loaded.stdout)?.[0];
+        assertOk(id, loaded.stdout);
+        const cat = await tsbox(["run", "--rm", id, "cat", "/archived"], { root: other });
+        assertEquals(cat.stdout, "archived\n", cat.stderr);
+      } finally {
+        await cleanup();
+      }
+    } finally {
+      await Deno.remove(ctx, { recursive: true });
+      await Deno.remove(dest, { recursive: true });
+      await tsbox(["rmi", "t-out:oci"], { root });
+    }
+  },
+);
