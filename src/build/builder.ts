@@ -39,6 +39,7 @@ import { mkdirInRoot, writeInto } from "./copy.ts";
 import { copySources, excludingRoot } from "./copy_flags.ts";
 import { FileDigests } from "./file_digests.ts";
 import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
+import { AddGitError, GitCheckouts, isGitUrl } from "./add_git.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
 import type { NamedContexts } from "./build_context.ts";
@@ -533,6 +534,8 @@ class Builder {
   #digests: FileDigests | undefined;
   /** ADD URL downloads of this build, by URL and checksum. */
   readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
+  /** ADD git sources of this build: refs resolved and checkouts fetched once. */
+  readonly #gits = new GitCheckouts(() => join(this.scratch, `git-${++this.#mounts}`));
 
   constructor(
     readonly store: Store,
@@ -811,8 +814,10 @@ class Builder {
         this.#digests,
       )}`;
     }
-    const { urls, local } = this.#splitUrls(ins, sources);
+    const { urls, local, gits } = this.#splitUrls(ins, sources);
     const parts: string[] = [];
+    // A git source enters as the commit its ref names now (resolved without a fetch).
+    for (const g of gits) parts.push(`git ${g} ${await this.#gitStep(ins, this.#gits.commit(g))}`);
     for (const url of urls) {
       parts.push(
         `url ${url} ${(await this.#download(ins, url, this.#lookup(state, args))).digest}`,
@@ -833,9 +838,14 @@ class Builder {
    * A COPY/ADD's sources parted into URLs (ADD only) and local paths; `--checksum` only
    * with URLs, as BuildKit.
    */
-  #splitUrls(ins: Instruction, sources: readonly string[]): { urls: string[]; local: string[] } {
-    const urls = sources.filter(isUrl);
-    const local = sources.filter((s) => !isUrl(s));
+  #splitUrls(
+    ins: Instruction,
+    sources: readonly string[],
+  ): { urls: string[]; local: string[]; gits: string[] } {
+    // Git repositories only for ADD: for COPY such a name stays a (missing) context path.
+    const gits = ins.keyword === "ADD" ? sources.filter(isGitUrl) : [];
+    const urls = sources.filter((s) => isUrl(s) && !gits.includes(s));
+    const local = sources.filter((s) => !isUrl(s) && !gits.includes(s));
     if (urls.length > 0 && ins.keyword === "COPY") {
       throw new BuildInstructionError(this.file, ins, "source can't be a URL for COPY");
     }
@@ -846,7 +856,15 @@ class Builder {
         "--checksum can only be used with HTTP(S) sources",
       );
     }
-    return { urls, local };
+    return { urls, local, gits };
+  }
+
+  /** A git step's result, its failure named by the instruction's line. */
+  #gitStep<T>(ins: Instruction, p: Promise<T>): Promise<T> {
+    return p.catch((err) => {
+      if (err instanceof AddGitError) throw new BuildInstructionError(this.file, ins, err.message);
+      throw err;
+    });
   }
 
   /** An ADD URL's download, fetched once per build (and checked against `--checksum`). */
@@ -1245,8 +1263,15 @@ class Builder {
         await writeInto(rootfs, target, body, opts);
       }
       if (sources.length === 0) return;
-      const { urls, local } = this.#splitUrls(ins, sources);
+      const { urls, local, gits } = this.#splitUrls(ins, sources);
       const destIsDir = dest.endsWith("/") || sources.length + ins.heredocs.length > 1;
+      const keepGitDir = ins.flags.some((f) => f.name === "keep-git-dir" && f.value !== "false");
+      for (const g of gits) {
+        // The repository's files into dest, as a directory (BuildKit's ADD of a git source).
+        const co = await this.#gitStep(ins, this.#gits.get(g, keepGitDir));
+        const root = excludingRoot({ dir: co.root }, ["."], excludes);
+        await copySources(rootfs, root, ["."], dest.endsWith("/") ? dest : `${dest}/`, opts, false);
+      }
       for (const url of urls) {
         await placeDownload(rootfs, await this.#download(ins, url, lookup), dest, destIsDir, opts);
       }
