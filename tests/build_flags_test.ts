@@ -55,6 +55,14 @@ rootTest("build --pull: a base replaced in the registry is used only with --pull
     const fresh = await ok(root, ["build", "--pull", "-t", "t-pull:3", app]);
     assertMatch(fresh, /Step 2\/2 : RUN cp \/marker \/seen\n ---> [0-9a-f]{12} /);
     assertEquals(await ok(root, ["run", "--rm", "t-pull:3", "cat", "/seen"]), "v2\n");
+    // BuildKit's plain progress shows the pull under the FROM's vertex.
+    const plain = await tsbox(["build", "--pull", "--progress", "plain", app], { root });
+    assertEquals(plain.code, 0, plain.stderr);
+    assertMatch(plain.stderr, /^#1 \[1\/2\] FROM 127\.0\.0\.1:\d+\/t-pull\/base:1$/m);
+    assertMatch(
+      plain.stderr,
+      /^#1 \d+\.\d{3} resolve \S+\/t-pull\/base:1@sha256:[0-9a-f]{64} done$/m,
+    );
   } finally {
     for (const d of [v1, v2, app]) await Deno.remove(d, { recursive: true });
     await tsbox(["rmi", base], { root: publisher });

@@ -93,6 +93,8 @@ export function plainPrinter(sink: Sink, now: () => number = Date.now): BuildPri
   const write = writer(sink);
   const vertices = new Map<number, Vertex>();
   let count = 0;
+  /** The step that pulls run under (a FROM's). */
+  let current: Vertex | undefined;
   const line = (v: Vertex, text: Uint8Array) => {
     const secs = ((now() - v.started) / 1000).toFixed(3);
     write(`#${v.n} ${secs} `);
@@ -119,7 +121,20 @@ export function plainPrinter(sink: Sink, now: () => number = Date.now): BuildPri
             done: false,
           };
           vertices.set(e.step, v);
+          current = v;
           write(`#${v.n} ${name}\n`);
+          break;
+        }
+        case "pull": {
+          // BuildKit lists a base image's layers under the FROM that fetches them.
+          const p = e.event;
+          if (!current) break;
+          const secs = ((now() - current.started) / 1000).toFixed(3);
+          if (p.type === "resolved") {
+            write(`#${current.n} ${secs} resolve ${p.reference}@${p.digest} done\n`);
+          } else if (p.status === "Pull complete" || p.status === "Already exists") {
+            write(`#${current.n} ${secs} sha256:${p.id} ${p.status.toLowerCase()}\n`);
+          }
           break;
         }
         case "output": {

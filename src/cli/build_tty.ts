@@ -121,6 +121,15 @@ export function ttyPrinter(
           }
           break;
         }
+        case "pull": {
+          // A base image's layers as they arrive, under the FROM that pulls them.
+          const r = [...rows.values()].at(-1);
+          const p = e.event;
+          if (r && p.type === "layer" && p.status === "Pull complete") {
+            r.tail = [...r.tail, `sha256:${p.id} pulled`].slice(-TAIL);
+          }
+          break;
+        }
         case "warning":
           warnings.push(e.message);
           break;
