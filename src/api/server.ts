@@ -19,9 +19,11 @@ import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as archive from "./archive.ts";
 import * as volumes from "./volumes.ts";
+import * as networks from "./networks.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
 import { build } from "./build.ts";
+import * as housekeeping from "./housekeeping.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -51,9 +53,11 @@ const ROUTES: Route[] = [
   route("POST", "/auth", auth),
   route("GET", "/events", events),
   route("POST", "/build", build),
+  route("POST", "/build/prune", housekeeping.buildPrune),
+  route("GET", "/system/df", housekeeping.systemDf),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
-  route("POST", "/containers/prune", containers.prune),
+  route("POST", "/containers/prune", housekeeping.containerPrune),
   route("GET", `/containers/${ID}/json`, containers.inspect),
   route("GET", `/containers/${ID}/top`, containers.top),
   route("GET", `/containers/${ID}/changes`, containers.changes),
@@ -73,6 +77,7 @@ const ROUTES: Route[] = [
   route("POST", `/containers/${ID}/pause`, containers.pause),
   route("POST", `/containers/${ID}/update`, containers.update),
   route("POST", `/containers/${ID}/unpause`, containers.unpause),
+  route("POST", `/containers/${ID}/rename`, containers.rename),
   route("DELETE", `/containers/${ID}`, containers.remove),
   route("POST", `/containers/${ID}/exec`, exec.create),
   route("POST", `/exec/${ID}/start`, exec.start),
@@ -82,6 +87,7 @@ const ROUTES: Route[] = [
   route("POST", "/images/create", images.create),
   route("GET", "/images/get", (ctx, req) => images.save(ctx, req)),
   route("POST", "/images/load", images.load),
+  route("POST", "/images/prune", housekeeping.imagePrune),
   route("GET", `/images/${IMAGE}/get`, images.save),
   route("GET", `/images/${IMAGE}/json`, images.inspect),
   route("GET", `/images/${IMAGE}/history`, images.history),
@@ -93,6 +99,13 @@ const ROUTES: Route[] = [
   route("POST", "/volumes/prune", volumes.prune),
   route("GET", `/volumes/${ID}`, volumes.inspect),
   route("DELETE", `/volumes/${ID}`, volumes.remove),
+  route("GET", "/networks", networks.list),
+  route("POST", "/networks/create", networks.create),
+  route("POST", "/networks/prune", networks.prune),
+  route("GET", `/networks/${ID}`, networks.inspect),
+  route("DELETE", `/networks/${ID}`, networks.remove),
+  route("POST", `/networks/${ID}/connect`, networks.connect),
+  route("POST", `/networks/${ID}/disconnect`, networks.disconnect),
   route("GET", "/plugins", system.plugins),
   route(
     ["GET", "POST", "DELETE"],

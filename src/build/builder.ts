@@ -12,6 +12,7 @@ import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
 import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
+import type { RegistryClient } from "../../registry/client.ts";
 import {
   formatPlatform,
   hostPlatform,
@@ -181,6 +182,8 @@ export interface BuildOptions {
    * steps apart by the output event's `step` (BuildKit's plain progress).
    */
   readonly prefixOutput?: boolean;
+  /** The registry client base images are pulled with (the API's per-request credentials). */
+  readonly client?: RegistryClient;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -697,6 +700,7 @@ class Builder {
       pulled = (await pullImage(this.store, name, {
         platform,
         insecure: this.options.insecure,
+        client: this.options.client,
         onProgress: (event) => this.emit({ type: "pull", event }),
       })).image;
     } catch (err) {
