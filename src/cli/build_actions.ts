@@ -121,6 +121,12 @@ export async function buildCommand(
   const { parseCacheFlag } = await import("../build/cache_io.ts");
   const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
+  if (flags.platform?.includes(",")) {
+    throw new UsageError(
+      `--platform ${flags.platform}: one platform per build (tsbox does not build ` +
+        `multi-platform images or indexes yet; build each platform with its own tag)`,
+    );
+  }
   const { loadSshAgents, parseSshFlag } = await import("../build/ssh.ts");
   const ssh = await loadSshAgents((flags.ssh ?? []).map((v) => parseSshFlag(v)));
   const input = await sources(path, flags.file);
