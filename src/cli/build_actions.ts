@@ -118,6 +118,10 @@ export async function buildCommand(
   );
   const { parseOutputFlag } = await import("../build/export.ts");
   const output = flags.output === undefined ? undefined : parseOutputFlag(flags.output);
+  if (output && "dest" in output && output.dest === "-" && Deno.stdout.isTerminal()) {
+    // As buildx: an archive is not written to a terminal.
+    throw new UsageError(`--output ${flags.output}: refusing to write an archive to a terminal`);
+  }
   const { parseCacheFlag } = await import("../build/cache_io.ts");
   const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
