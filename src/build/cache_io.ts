@@ -389,10 +389,13 @@ function wellFormed(r: unknown): r is { key: string; state: BuildState } {
   const rec = r as { key?: unknown; state?: { configJson?: unknown; layers?: unknown } };
   if (typeof rec?.key !== "string" || !/^sha256:[0-9a-f]{64}$/.test(rec.key)) return false;
   if (typeof rec.state?.configJson !== "string" || !Array.isArray(rec.state.layers)) return false;
-  const layers = rec.state.layers as { diffId?: unknown }[];
-  if (!layers.every((l) => typeof l?.diffId === "string" && !validateDigest(l.diffId))) {
-    return false;
-  }
+  const layers = rec.state.layers as Record<string, unknown>[];
+  const digest = (v: unknown) => typeof v === "string" && !validateDigest(v);
+  const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  const layerOk = (l: Record<string, unknown>) =>
+    digest(l?.diffId) && digest(l.blobDigest) && count(l.size) && count(l.blobSize) &&
+    typeof l.mediaType === "string" && typeof l.shortId === "string";
+  if (!layers.every(layerOk)) return false;
   try {
     const config = JSON.parse(rec.state.configJson) as ImageConfig;
     const ids = config.rootfs?.diff_ids ?? [];
