@@ -141,3 +141,29 @@ COPY --chown=1000:1000 suid /bin/owned
     await tsbox(["rmi", "t-suid:1"], { root });
   }
 });
+
+rootTest("RUN --security=insecure: refused unless build --allow security.insecure", async () => {
+  const root = await sharedBusyboxRoot();
+  const ctx = await dirWith({
+    Dockerfile: `FROM busybox
+RUN mkdir -p /m && (mount -t tmpfs none /m 2>/dev/null && echo sandbox-mounted || echo sandbox-refused)
+RUN --security=insecure mount -t tmpfs none /m && echo insecure-mounted && umount /m
+`,
+  });
+  try {
+    const refused = await tsbox(["build", "--no-cache", ctx], { root });
+    assertEquals(refused.code, 125, refused.stderr);
+    assertStringIncludes(
+      refused.stderr,
+      "Dockerfile:3: RUN: --security=insecure is not allowed (give build --allow security.insecure)",
+    );
+    const allowed = await ok(root, ["build", "--no-cache", "--allow", "security.insecure", ctx]);
+    // The sandboxed step cannot mount; the insecure one can (all capabilities, no seccomp).
+    assertStringIncludes(allowed, "sandbox-refused");
+    assertStringIncludes(allowed, "insecure-mounted");
+    const unknown = await tsbox(["build", "--allow", "network.sky", ctx], { root });
+    assertEquals(unknown.code, 125);
+  } finally {
+    await Deno.remove(ctx, { recursive: true });
+  }
+});

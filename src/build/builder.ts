@@ -182,6 +182,8 @@ export interface BuildOptions {
    * steps apart by the output event's `step` (BuildKit's plain progress).
    */
   readonly prefixOutput?: boolean;
+  /** `--allow security.insecure`: RUN `--security=insecure` steps run privileged. */
+  readonly allowInsecure?: boolean;
   /** The registry client base images are pulled with (the API's per-request credentials). */
   readonly client?: RegistryClient;
   readonly onProgress?: (event: BuildEvent) => void;
@@ -903,18 +905,11 @@ class Builder {
   }
 
   /**
-   * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
-   * nothing in a build allows.
+   * The `--mount`s of a RUN, expanded and parsed; also checks `--security` (checked here, as
+   * every RUN's mounts are read before its cache lookup).
    */
   #mountSpecs(ins: Instruction, lookup: Lookup): MountSpec[] {
-    const security = ins.flags.find((f) => f.name === "security")?.value;
-    if (security !== undefined && security !== "sandbox") {
-      throw new BuildInstructionError(
-        this.file,
-        ins,
-        `--security=${security} is not allowed (tsbox grants no insecure entitlement)`,
-      );
-    }
+    this.#insecure(ins);
     return ins.flags.filter((f) => f.name === "mount").map((f) => {
       try {
         return parseMountFlag(processWord(f.value, lookup, { escape: this.df.escape }));
@@ -925,6 +920,31 @@ class Builder {
         throw err;
       }
     });
+  }
+
+  /**
+   * Whether a RUN runs with `--security=insecure` (every capability, no seccomp, no masks, the
+   * host's devices: BuildKit's entitlement), which only `build --allow security.insecure`
+   * grants; otherwise refused naming the flag.
+   */
+  #insecure(ins: Instruction): boolean {
+    const security = ins.flags.find((f) => f.name === "security")?.value;
+    if (security === undefined || security === "sandbox") return false;
+    if (security !== "insecure") {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        `--security=${security}: sandbox or insecure`,
+      );
+    }
+    if (!this.options.allowInsecure) {
+      throw new BuildInstructionError(
+        this.file,
+        ins,
+        "--security=insecure is not allowed (give build --allow security.insecure)",
+      );
+    }
+    return true;
   }
 
   /** Mounts the filesystem of a stage or image for a RUN mount; writes go to a throwaway dir. */
@@ -1399,6 +1419,10 @@ class Builder {
     let output: Deno.FsFile | undefined;
     // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
     const { Container } = await import("../runtime/container.ts");
+    // Every capability this process can hand on, as `run --privileged` gives.
+    const insecure = this.#insecure(ins)
+      ? (await import("../container/security_flags.ts")).boundingSet()
+      : undefined;
     let container: RuntimeContainer;
     try {
       // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
@@ -1419,6 +1443,7 @@ class Builder {
         readOnly: false,
         stdio: ["null", writeFd, writeFd],
         parentDeathSignal: 9,
+        ...(insecure ? { capabilities: insecure, security: { privileged: true } } : {}),
       });
     } catch (err) {
       output?.close();

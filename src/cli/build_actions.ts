@@ -30,6 +30,7 @@ export interface BuildFlags {
   progress?: string;
   ssh?: string[];
   noCacheFilter?: string[];
+  allow?: string[];
   pull?: boolean;
 }
 
@@ -131,6 +132,13 @@ export async function buildCommand(
         `multi-platform images or indexes yet; build each platform with its own tag)`,
     );
   }
+  for (const a of flags.allow ?? []) {
+    if (a !== "security.insecure") {
+      throw new UsageError(
+        `--allow ${a}: only security.insecure is known (network.host is the default)`,
+      );
+    }
+  }
   const { loadSshAgents, parseSshFlag } = await import("../build/ssh.ts");
   const ssh = await loadSshAgents((flags.ssh ?? []).map((v) => parseSshFlag(v)));
   const input = await sources(path, flags.file);
@@ -160,6 +168,7 @@ export async function buildCommand(
       noCache: flags.cache === false,
       noCacheStages: flags.noCacheFilter,
       pull: flags.pull,
+      allowInsecure: flags.allow?.includes("security.insecure"),
       target: flags.target,
       network: flags.network === "none" ? "none" : "host",
       platform: flags.platform,

@@ -37,6 +37,11 @@ export function defineBuildCommand(program: Command): void {
       .option("--no-cache", "do not use the cache when building the image")
       .addOption(noCacheFilter())
       .option("--pull", "always pull base images, even ones the store has")
+      .option(
+        "--allow <entitlement>",
+        "security.insecure: let RUN --security=insecure steps run privileged (repeatable)",
+        collect,
+      )
       .option("-q, --quiet", "print only the image id")
       .option("--target <stage>", "build up to this stage")
       .addOption(
