@@ -162,7 +162,9 @@ export async function dispatch(ctx: ApiContext, req: ApiRequest): Promise<ApiRes
     }
     return json(404, { message: "page not found" });
   } catch (err) {
-    if (ctx.globals.debug && !(err instanceof HttpError)) console.error(err);
+    if (ctx.globals.debug && !(err instanceof HttpError)) {
+      ctx.log?.(String((err as Error)?.stack ?? err));
+    }
     return errorResponse(err);
   }
 }
@@ -185,6 +187,8 @@ export interface ServiceOptions {
   readonly onListening?: (path: string) => void;
   /** Ends the service when aborted. */
   readonly signal?: AbortSignal;
+  /** The service's log (stray errors; request failures with --debug); none when absent. */
+  readonly log?: (line: string) => void;
 }
 
 /**
@@ -236,11 +240,17 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
   // The service must outlive any one request's mistakes: a stray rejection is logged, not fatal.
   const stray = (e: PromiseRejectionEvent) => {
     e.preventDefault();
-    console.error(`tsbox: service: ${(e.reason as Error)?.message ?? e.reason}`);
+    o.log?.(`tsbox: service: ${(e.reason as Error)?.message ?? e.reason}`);
   };
   globalThis.addEventListener("unhandledrejection", stray);
   const store = await Store.open(globals.root);
-  const ctx: ApiContext = { store, globals, exitCodes: new Map(), execs: new Map() };
+  const ctx: ApiContext = {
+    store,
+    globals,
+    exitCodes: new Map(),
+    execs: new Map(),
+    log: o.log,
+  };
   const listener = await listen(o.socket, o.group);
   o.onListening?.(o.socket);
   let active = 0;

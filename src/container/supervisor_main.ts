@@ -55,6 +55,8 @@ export async function superviseMain(root: string, id: string): Promise<number> {
     const row = getContainer(store, id);
     watcher = watchByPolicy(store, id);
     const result = await supervise(store, id, {
+      // This process's stderr is the supervisor's own (its log for detached containers).
+      warn: (message) => console.error(message),
       unlessStopped: recovering,
       onStarted: (err) => {
         if (!err && recovering) countRecovery(store, id);
