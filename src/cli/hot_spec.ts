@@ -150,6 +150,7 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { long: "--uts", key: "uts", value: true },
       { long: "--cgroupns", key: "cgroupns", value: true },
       { long: "--ip", key: "ip", value: true },
+      { long: "--ip6", key: "ip6", value: true },
       { long: "--network-alias", key: "networkAlias", value: true, parser: "collect" },
       { long: "--dns", key: "dns", value: true, parser: "collect" },
       { long: "--dns-search", key: "dnsSearch", value: true, parser: "collect" },

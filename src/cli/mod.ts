@@ -33,6 +33,7 @@ import { defineNetworkCommands } from "./network_commands.ts";
 import { defineSystemBootCommand } from "./system_boot_command.ts";
 import { defineGenerateCommand } from "./generate_command.ts";
 import { defineSystemCheckCommand } from "./system_check_command.ts";
+import { defineRenameCommand } from "./rename_command.ts";
 
 /** Builds the program with every command defined. */
 export function buildProgram(): Command {
@@ -71,6 +72,7 @@ export function buildProgram(): Command {
   defineAttachCommand(program);
   defineCommitCommand(program);
   defineUpdateCommand(program);
+  defineRenameCommand(program);
   defineImportCommand(program);
   definePortCommand(program);
   defineVolumeCommands(program);

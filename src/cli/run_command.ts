@@ -71,6 +71,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--uts <mode>", "UTS namespace: host (default: its own)")
     .option("--cgroupns <mode>", "cgroup namespace: private (default), host")
     .option("--ip <address>", "IPv4 address on a user network (default: the next free one)")
+    .option("--ip6 <address>", "IPv6 address on a user network made with --ipv6")
     .option("--network-alias <name>", "another name on a user network (repeatable)", collect)
     .option("--dns <ip>", "a DNS server (repeatable)", collect)
     .option("--dns-search <domain>", "a DNS search domain (repeatable)", collect)

@@ -12,6 +12,7 @@ import type { Store } from "../store/mod.ts";
 import { containerCgroup } from "./cgroup.ts";
 import { rewriteResources } from "./bundle.ts";
 import { parseRestart } from "./create_options.ts";
+import { noticePolicy } from "./policy_notice.ts";
 import {
   type ExtraLimitFlags,
   type HostResources,
@@ -171,4 +172,6 @@ export async function updateContainer(
   // The bundle first: the next start runs its config.json, and a failed write leaves both old.
   await rewriteResources(store, current.id, { ...current.config, resources: limits });
   record(store, current.id, { resources: limits, ...(restart ? { restart } : {}) });
+  // A running supervisor without a watcher sleeps until told (watch_policy.ts).
+  if (restart && restart.name !== "no") noticePolicy(store.root, current.id);
 }
