@@ -126,8 +126,16 @@ export function history(store: Store, name: string): HistoryRow[] {
 }
 
 // Containers: the same code as `tsbox run -d`, `ps`, `logs`, `stop`, `rm`.
-import { runContainer, type RunGlobals } from "./src/container/run.ts";
+import { runInStore } from "./src/container/run.ts";
 import type { RunFlags } from "./src/container/flags.ts";
+import {
+  type HealthCheck,
+  type PortMapping,
+  runFlagsOf,
+  type RunOptions,
+  type TmpfsMount,
+  type VolumeMount,
+} from "./src/container/run_typed.ts";
 import { removeContainer, stopContainer } from "./src/container/lifecycle.ts";
 import { type LogEntry, readLogs } from "./src/container/logs.ts";
 import { logPath } from "./src/container/paths.ts";
@@ -142,24 +150,34 @@ import { type ExecFlags, execRunning, NotRunningError } from "./src/container/ex
 import type { HealthFlags, HealthState } from "./src/container/health.ts";
 
 export type { ContainerRecord, ExecFlags, HealthFlags, HealthState, LogEntry, RunFlags };
+export type { HealthCheck, PortMapping, RunOptions, TmpfsMount, VolumeMount };
 export { NotRunningError };
 export { findContainer };
 
+/** How {@link run} reports what `tsbox run` prints on stderr. */
+export interface RunReporting {
+  /** Pull progress lines and warnings, as `tsbox run` prints them; nothing when absent. */
+  readonly onNotice?: (line: string) => void;
+  /** Registries reached over plain HTTP (`--insecure-registry`). */
+  readonly insecureRegistries?: readonly string[];
+}
+
 /**
- * Runs a container as `tsbox run` does; with `flags.detach` it returns once it runs. The
- * `--health-*` flags are {@link HealthFlags} (`healthCmd`, `healthInterval: "300ms"`, ...); the
- * results are in `ps(store)`'s records as `health`.
+ * Runs a container of `image` in `store` as `tsbox run` does, with typed options (sizes in
+ * bytes, durations in ms, ports and mounts as objects; the same checks and messages as the
+ * flags). With `detach` it returns once the container runs; otherwise once it ended, with its
+ * exit code (its output goes to this process's stdout and stderr, as with `tsbox run`). Health
+ * results are in `ps(store)`'s records as `health`. Nothing is printed unless `onNotice` is set.
  */
 export function run(
+  store: Store,
   image: string,
-  command: string[] = [],
-  flags: Partial<RunFlags & HealthFlags> = {},
-  globals: Partial<RunGlobals> = {},
+  options: RunOptions & RunReporting = {},
 ): Promise<{ id: string; exitCode?: number }> {
-  return runContainer(image, command, { network: "default", ...flags }, {
-    root: globals.root ?? Deno.env.get("TSBOX_ROOT") ?? "/var/lib/tsbox",
-    debug: globals.debug ?? false,
-    insecureRegistries: globals.insecureRegistries ?? [],
+  return runInStore(store, image, options.command ?? [], runFlagsOf(options), {
+    debug: false,
+    insecureRegistries: options.insecureRegistries ?? [],
+    notice: options.onNotice,
   });
 }
 

@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { seedStore } from "../tests/busybox_store.ts";
+import { takeDownStoreNetworks } from "../tests/cleanup.ts";
 import { benchRow, ms } from "./table.ts";
 
 const args = Deno.args;
@@ -173,6 +174,7 @@ try {
   if (tsboxIds.length > 0) await tsbox("rm", "-f", ...tsboxIds).catch(() => {});
   if (podmanIds.length > 0) await podman("rm", "-f", "-t", "0", ...podmanIds).catch(() => {});
   if (havePodman) await podman("rmi", "-a", "-f").catch(() => {});
+  takeDownStoreNetworks(root); // the default bridge is the host's
   await unmountBelow(base);
   await Deno.remove(base, { recursive: true });
 }

@@ -11,6 +11,7 @@
  */
 import { join } from "node:path";
 import { fixtureRegistry } from "../tests/fixtures/images.ts";
+import { takeDownStoreNetworks } from "../tests/cleanup.ts";
 import { benchRow } from "./table.ts";
 
 const args = Deno.args;
@@ -209,5 +210,6 @@ try {
     if (!rm.ok) console.error(`podman rm failed: ${rm.stderr.trim()}`);
   }
   await run("podman", [...podmanBase, "system", "reset", "-f"], podmanEnv).catch(() => {});
+  takeDownStoreNetworks(root); // the default bridge is the host's
   await Deno.remove(work, { recursive: true }).catch(() => {});
 }

@@ -16,10 +16,12 @@ import { SyscallError } from "./errors.ts";
 import {
   type Address,
   AF_INET,
+  AF_INET6,
   type Attr,
   encodeAttrs,
   encodeMessage,
   IFA,
+  IFA_F_NODAD,
   ifaddrmsg,
   IFF_UP,
   ifinfomsg,
@@ -27,6 +29,7 @@ import {
   IFLA_INFO_DATA,
   IFLA_INFO_KIND,
   ipv4Bytes,
+  ipv6Bytes,
   type Link,
   macBytes,
   type Message,
@@ -320,6 +323,17 @@ export class Netlink {
     ]);
   }
 
+  /** Sets a link's alias (IFLA_IFALIAS, at most 255 bytes; "" removes it). */
+  setAlias(index: number, alias: string): void {
+    if (new TextEncoder().encode(alias).length > 255) {
+      throw new RangeError(`interface alias longer than 255 bytes: ${alias}`);
+    }
+    this.request(RTM.NEWLINK, 0, ifinfomsg(index), [{ type: IFLA.IFALIAS, str: alias }], [
+      index,
+      `alias ${alias}`,
+    ]);
+  }
+
   /** Renames a link (it must be down). */
   rename(index: number, name: string): void {
     this.request(RTM.NEWLINK, 0, ifinfomsg(index), [{ type: IFLA.IFNAME, str: name }], [
@@ -364,6 +378,21 @@ export class Netlink {
     ], [index, `${ip}/${prefixLen}`]);
   }
 
+  /**
+   * Adds an IPv6 address `ip/prefixLen` to a link, usable at once (no duplicate address
+   * detection: tsbox gives the addresses of its subnets out itself). EEXIST when it has it.
+   */
+  addAddress6(index: number, ip: string, prefixLen: number): void {
+    const bytes = ipv6Bytes(ip);
+    this.request(
+      RTM.NEWADDR,
+      NLM_F_CREATE | NLM_F_EXCL,
+      ifaddrmsg(AF_INET6, prefixLen, index, 0, IFA_F_NODAD),
+      [{ type: IFA.LOCAL, bytes }, { type: IFA.ADDRESS, bytes }],
+      [index, `${ip}/${prefixLen}`],
+    );
+  }
+
   /** Every IPv4 address in this namespace. */
   addresses(): Address[] {
     return this.request(RTM.GETADDR, NLM_F_DUMP, ifaddrmsg(AF_INET, 0, 0), [], ["dump"])
@@ -384,9 +413,20 @@ export class Netlink {
     ]);
   }
 
-  /** Every IPv4 route of every table in this namespace. */
-  routes(): Route[] {
-    return this.request(RTM.GETROUTE, NLM_F_DUMP, rtmsg(AF_INET, 0, { table: 0 }), [], ["dump"])
+  /** Adds an IPv6 default route through `gateway` (EEXIST when an equal one exists). */
+  addDefaultRoute6(gateway: string): void {
+    this.request(
+      RTM.NEWROUTE,
+      NLM_F_CREATE | NLM_F_EXCL,
+      rtmsg(AF_INET6, 0, { scope: RT_SCOPE_UNIVERSE }),
+      [{ type: RTA.GATEWAY, bytes: ipv6Bytes(gateway) }],
+      ["default", `via ${gateway}`],
+    );
+  }
+
+  /** Every IPv4 route (IPv6 with `family` AF_INET6) of every table in this namespace. */
+  routes(family = AF_INET): Route[] {
+    return this.request(RTM.GETROUTE, NLM_F_DUMP, rtmsg(family, 0, { table: 0 }), [], ["dump"])
       .filter((m) => m.type === RTM.NEWROUTE).map((m) => parseRoute(m.payload));
   }
 }

@@ -59,6 +59,7 @@ export const IFLA = {
   OPERSTATE: 16,
   LINKINFO: 18,
   NET_NS_PID: 19,
+  IFALIAS: 20,
   NET_NS_FD: 28,
 } as const;
 /** IFLA_LINKINFO nested attributes. */
@@ -79,6 +80,10 @@ export const IFF_UP = 0x1;
 export const AF_UNSPEC = 0;
 /** IPv4. */
 export const AF_INET = 2;
+/** IPv6. */
+export const AF_INET6 = 10;
+/** Address flag: no duplicate address detection (the address is usable at once). */
+export const IFA_F_NODAD = 0x02;
 /** The main routing table. */
 export const RT_TABLE_MAIN = 254;
 /** Route origin: set by an administrator (tsbox). */
@@ -170,11 +175,18 @@ export function ifinfomsg(index = 0, flags = 0, change = 0): Uint8Array {
 }
 
 /** `ifaddrmsg`: family, prefix length, flags, scope, index. */
-export function ifaddrmsg(family: number, prefixLen: number, index: number, scope = 0): Uint8Array {
+export function ifaddrmsg(
+  family: number,
+  prefixLen: number,
+  index: number,
+  scope = 0,
+  flags = 0,
+): Uint8Array {
   const out = new Uint8Array(8);
   const v = new DataView(out.buffer);
   v.setUint8(0, family);
   v.setUint8(1, prefixLen);
+  v.setUint8(2, flags);
   v.setUint8(3, scope);
   v.setUint32(4, index, true);
   return out;
@@ -304,6 +316,26 @@ export function ipv4Bytes(ip: string): Uint8Array {
   return new Uint8Array(parts.map(Number));
 }
 
+/** An IPv6 address's 16 bytes (no zone, no embedded IPv4); throws a RangeError otherwise. */
+export function ipv6Bytes(ip: string): Uint8Array {
+  const bad = () => new RangeError(`not an IPv6 address: ${ip}`);
+  if (!/^[0-9a-fA-F:]+$/.test(ip)) throw bad();
+  const halves = ip.split("::");
+  if (halves.length > 2) throw bad();
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const head = groups(halves[0]), tail = halves.length === 2 ? groups(halves[1]) : [];
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 1 ? fill !== 0 : fill < 1) throw bad();
+  const all = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw bad();
+    out[2 * i] = parseInt(g, 16) >> 8;
+    out[2 * i + 1] = parseInt(g, 16) & 0xff;
+  });
+  return out;
+}
+
 /** Formats an address's bytes (IPv4 dotted quad; IPv6 as full hex groups). */
 export function ipText(data: Uint8Array): string {
   if (data.length === 4) return Array.from(data).join(".");
@@ -324,6 +356,8 @@ export interface Link {
   /** `bridge`, `veth`, ... (absent for physical devices). */
   readonly kind?: string;
   readonly mac?: string;
+  /** The interface's alias (`ip link set NAME alias TEXT`), when it has one. */
+  readonly alias?: string;
 }
 
 /** Parses an RTM_NEWLINK payload. */
@@ -332,9 +366,10 @@ export function parseLink(payload: Uint8Array): Link {
   const index = v.getInt32(4, true);
   const flags = v.getUint32(8, true);
   let name = "", mtu: number | undefined, master: number | undefined, kind: string | undefined;
-  let mac: string | undefined;
+  let mac: string | undefined, alias: string | undefined;
   for (const a of parseAttrs(payload.subarray(16))) {
     if (a.type === IFLA.IFNAME) name = cString(a.data);
+    else if (a.type === IFLA.IFALIAS) alias = cString(a.data);
     else if (a.type === IFLA.MTU) mtu = u32(a.data);
     else if (a.type === IFLA.MASTER) master = u32(a.data);
     else if (a.type === IFLA.ADDRESS) mac = macText(a.data);
@@ -343,7 +378,7 @@ export function parseLink(payload: Uint8Array): Link {
       if (k) kind = cString(k.data);
     }
   }
-  return { index, name, flags, mtu, master, kind, mac };
+  return { index, name, flags, mtu, master, kind, mac, ...(alias ? { alias } : {}) };
 }
 
 /** An interface address as RTM_NEWADDR describes it. */

@@ -21,6 +21,7 @@ interface IpLink {
   flags: string[];
   address?: string;
   linkinfo?: { info_kind?: string };
+  ifalias?: string;
 }
 interface IpAddr {
   ifname: string;
@@ -70,6 +71,10 @@ Deno.test({
         inner.setUp(p.index);
         inner.setUp(inner.requireLink("lo").index);
         inner.addRoute({ gateway: "203.0.113.201" });
+        // IPv6: an address usable at once (no DAD) and a default route through the bridge's.
+        inner.addAddress6(p.index, "fd42:7b:9::2", 64);
+        nl.addAddress6(bridge.index, "fd42:7b:9::1", 64);
+        inner.addDefaultRoute6("fd42:7b:9::1");
         assertOk(inner.routes().some((r) => r.dstLen === 0 && r.gateway === "203.0.113.201"));
         assertOk(
           inner.addresses().some((a) => a.address === "203.0.113.202" && a.prefixLen === 29),
@@ -96,6 +101,24 @@ Deno.test({
       assertEquals(nsLinks.find((l) => l.ifname === "eth0")?.address, "02:42:00:00:00:07");
       assertEquals(v4(ns, peer), ["203.0.113.202/29"]);
       assertOk(ip("-n", ns, "route", "show", "default").out.includes("via 203.0.113.201"));
+      const v6 = ip("-n", ns, "-6", "addr", "show", "dev", peer).out;
+      assertOk(v6.includes("inet6 fd42:7b:9::2/64 scope global nodad"), v6);
+      assertOk(ip("-n", ns, "-6", "route", "show", "default").out.includes("via fd42:7b:9::1"));
+      const inner6 = Netlink.openIn(nsFd);
+      try {
+        const r6 = inner6.routes(10);
+        assertOk(r6.some((r) => r.dstLen === 64 && r.dst === "fd42:7b:9:0:0:0:0:0"), `${r6}`);
+        assertOk(r6.some((r) => r.dstLen === 0 && r.gateway === "fd42:7b:9:0:0:0:0:1"));
+      } finally {
+        inner6.close();
+      }
+
+      // An alias (tsbox marks its bridges' owners so), as iproute2 shows it.
+      assertEquals(nl.link(br)?.alias, undefined);
+      nl.setAlias(bridge.index, "tsbox /var/lib/x");
+      assertEquals(nl.link(br)?.alias, "tsbox /var/lib/x");
+      assertEquals(links().find((l) => l.ifname === br)?.ifalias, "tsbox /var/lib/x");
+      assertThrows(() => nl.setAlias(bridge.index, "x".repeat(256)), RangeError);
 
       // Our own view agrees with iproute2's.
       assertEquals(nl.link(br)?.index, bridge.index);

@@ -114,8 +114,8 @@ export function runNft(commands: string, options: RunOptions = {}): string {
 export type NftObject = Record<string, Record<string, unknown>>;
 
 /** Runs a `list` command with JSON output and returns its objects (metainfo left out). */
-export function listNft(command: string): NftObject[] {
-  const text = runNft(command, { json: true });
+export function listNft(command: string, options: RunOptions = {}): NftObject[] {
+  const text = runNft(command, { ...options, json: true });
   if (!text.trim()) return [];
   const parsed = JSON.parse(text) as { nftables?: NftObject[] };
   return (parsed.nftables ?? []).filter((o) => !("metainfo" in o));

@@ -5,187 +5,20 @@
  * rmi; the socket's mode and owner; hostile requests; and a service killed with -9 while
  * containers run, which loses nothing.
  */
-import { authRegistry, fixtureRegistry, NGINX_MARKER } from "./fixtures/images.ts";
+import { authRegistry, NGINX_MARKER } from "./fixtures/images.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { checkTestName, tempRoot } from "./cli.ts";
+import { tempRoot, tsbox } from "./cli.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
-
-const isRoot = Deno.uid() === 0;
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-/** Debian's docker.io client (20.10, the issue's) first, then a newer one where installed. */
-const CLIENTS = ["/usr/bin/docker", "/usr/local/bin/docker"].filter((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-const DOCKER = CLIENTS[0];
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({
-    name,
-    ignore: !isRoot || DOCKER === undefined,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    fn,
-  });
-}
-
-/** A running `tsbox system service`. */
-interface Service {
-  readonly socket: string;
-  readonly child: Deno.ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startService(root: string, socket: string, extra: string[] = []): Promise<Service> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      MAIN,
-      "--root",
-      root,
-      "system",
-      "service",
-      "--socket",
-      socket,
-      "--timeout",
-      "0",
-      ...extra,
-    ],
-    env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  // Ready once it answers (a killed service's stale socket file may still be there).
-  for (let i = 0; i < 300; i++) {
-    const conn = await Deno.connect({ transport: "unix", path: socket }).catch(() => undefined);
-    if (conn) {
-      conn.close();
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    socket,
-    child,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* ended */ }
-      await child.status;
-    },
-  };
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the docker client against `socket`, with a config dir of its own. */
-async function docker(
-  socket: string,
-  args: string[],
-  config: string,
-  stdin?: string,
-  client = DOCKER,
-): Promise<Result> {
-  args.forEach((a, i) => {
-    if (a === "--name") checkTestName(args[i + 1]);
-  });
-  const child = new Deno.Command(client!, {
-    args,
-    // The classic builder's API (BuildKit's session protocol is not served).
-    env: {
-      DOCKER_HOST: `unix://${socket}`,
-      DOCKER_CONFIG: config,
-      NO_COLOR: "1",
-      DOCKER_BUILDKIT: "0",
-    },
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  // A client that hangs fails its test (exit 137) instead of holding the suite.
-  const guard = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* ended */ }
-  }, 120_000);
-  const out = await child.output().finally(() => clearTimeout(guard));
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function ok(p: Promise<Result>): Promise<string> {
-  const r = await p;
-  assertEquals(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** One raw HTTP/1.1 exchange on the socket (what a hostile client can send). */
-async function rawRequest(socket: string, request: string): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path: socket });
-  try {
-    await conn.write(new TextEncoder().encode(request));
-    const buf = new Uint8Array(65536);
-    let text = "";
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
-      // One response with Content-Length: stop once it is all here.
-      const m = /Content-Length: (\d+)\r\n/i.exec(text);
-      const end = text.indexOf("\r\n\r\n");
-      if (m && end >= 0 && text.length >= end + 4 + Number(m[1])) break;
-    }
-    return text;
-  } finally {
-    conn.close();
-  }
-}
-
-async function setup(client = DOCKER) {
-  const fx = await fixtureRegistry();
-  const { root, cleanup } = await tempRoot();
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-api-" });
-  const socket = `${dir}/tsbox.sock`;
-  const config = `${dir}/docker-config`;
-  await Deno.mkdir(config);
-  let service = await startService(root, socket);
-  const d = (...args: string[]) => docker(socket, args, config, undefined, client);
-  const withInput = (stdin: string, ...args: string[]) =>
-    docker(socket, args, config, stdin, client);
-  return {
-    fx,
-    root,
-    socket,
-    d,
-    withInput,
-    get service() {
-      return service;
-    },
-    async restart() {
-      service = await startService(root, socket);
-    },
-    async cleanup() {
-      await service.stop();
-      await cleanup();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-}
+import {
+  CLIENTS,
+  DOCKER,
+  MAIN,
+  ok,
+  rawRequest,
+  rootTest,
+  setup,
+  startService,
+} from "./api_helpers.ts";
 
 for (const client of CLIENTS.length > 0 ? CLIENTS : ["docker"]) {
   rootTest(
@@ -370,24 +203,66 @@ rootTest("api: --timeout ends an idle service and removes its socket", async () 
   }
 });
 
-rootTest("api: kill -9 of the service loses no container; a new service lists them", async () => {
-  const t = await setup();
-  try {
-    const ref = t.fx.refs.busybox;
-    await ok(t.d("pull", ref));
-    for (const name of ["t-api-k1", "t-api-k2"]) {
-      await ok(t.d("run", "-d", "--name", name, ref, "sleep", "600"));
+rootTest(
+  "api: kill -9 of the service loses no container; a new service lists them with their state",
+  async () => {
+    const t = await setup();
+    try {
+      const ref = t.fx.refs.busybox;
+      await ok(t.d("pull", "-q", ref));
+      for (const name of ["t-api-k1", "t-api-k2"]) {
+        await ok(t.d("run", "-d", "--name", name, ref, "sleep", "600"));
+      }
+      // The third ends while no service runs, with a code the new service must report.
+      await ok(
+        t.d(
+          "run",
+          "-d",
+          "--name",
+          "t-api-k3",
+          ref,
+          "sh",
+          "-c",
+          "while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 3",
+        ),
+      );
+      const pids = JSON.parse(await ok(t.d("inspect", "t-api-k1", "t-api-k2", "t-api-k3")))
+        .map((c: { State: { Pid: number } }) => c.State.Pid);
+      t.service.child.kill("SIGKILL");
+      await t.service.child.status;
+      // Without the service: the containers run on, and the CLI (another client of the same
+      // store and supervisors) lets the third one end.
+      for (const pid of pids) {
+        const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+        assertOk(!/^\d+ \(.*\) [ZX] /.test(stat), `PID ${pid} died with the service: ${stat}`);
+      }
+      const go = await tsbox(["exec", "t-api-k3", "touch", "/tmp/go"], { root: t.root });
+      assertEquals(go.code, 0, go.stderr);
+      for (let i = 0; i < 100; i++) {
+        const st = await tsbox(["inspect", "--format", "{{.State.Status}}", "t-api-k3"], {
+          root: t.root,
+        });
+        if (st.stdout.trim() === "exited") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await t.restart();
+      const ps = await ok(t.d("ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"));
+      const rows = ps.trim().split("\n").sort();
+      assertEquals(rows.length, 3, ps);
+      assertMatch(rows[0], /^t-api-k1 running Up /);
+      assertMatch(rows[1], /^t-api-k2 running Up /);
+      assertMatch(rows[2], /^t-api-k3 exited Exited \(3\) /);
+      const code = await ok(t.d("inspect", "--format", "{{.State.ExitCode}}", "t-api-k3"));
+      assertEquals(code.trim(), "3");
+      // The new service drives them as the old one did.
+      await ok(t.d("stop", "-t", "0", "t-api-k1"));
+      await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2", "t-api-k3"));
+      assertEquals((await ok(t.d("ps", "-aq"))).trim(), "");
+    } finally {
+      await t.cleanup();
     }
-    t.service.child.kill("SIGKILL");
-    await t.service.child.status;
-    await t.restart();
-    const ps = await ok(t.d("ps", "--format", "{{.Names}} {{.State}}"));
-    assertEquals(ps.trim().split("\n").sort(), ["t-api-k1 running", "t-api-k2 running"]);
-    await ok(t.d("rm", "-f", "t-api-k1", "t-api-k2"));
-  } finally {
-    await t.cleanup();
-  }
-});
+  },
+);
 
 rootTest("api: exec (exit codes, stderr, stdin, env, workdir, -d) and run -i", async () => {
   const t = await setup();

@@ -79,6 +79,11 @@ function runtimeImage(): Promise<string> {
   return pushed;
 }
 
+/** The runtime busybox's reference in the fixture registry (pushed on first use). */
+export function busyboxRegistryRef(): Promise<string> {
+  return runtimeImage();
+}
+
 /**
  * Makes `root` a store holding `busybox` (its only name: tests count images and tags), pulled
  * by tsbox from the fixture registry. Returns the directory of its only layer.

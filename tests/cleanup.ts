@@ -19,11 +19,11 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
  * after the containers are gone, so no address is leased any more.
  */
 export function takeDownStoreNetworks(root: string): void {
-  let rows: { bridge: string; subnet: string; internal: number }[];
+  let rows: { bridge: string; subnet: string; internal: number; subnet6?: string | null }[];
   try {
     const db = new DatabaseSync(`${root}/tsbox.db`);
     try {
-      rows = db.prepare("SELECT bridge, subnet, internal FROM networks").all() as typeof rows;
+      rows = db.prepare("SELECT * FROM networks").all() as typeof rows;
     } finally {
       db.close();
     }
@@ -32,8 +32,15 @@ export function takeDownStoreNetworks(root: string): void {
   }
   for (const r of rows) {
     try {
+      // Only this store's bridge: another store's of the same name is left alone.
       takeNetworkDown(
-        { bridge: r.bridge, subnet: r.subnet, internal: r.internal !== 0 } as NetworkRecord,
+        {
+          bridge: r.bridge,
+          subnet: r.subnet,
+          internal: r.internal !== 0,
+          ...(r.subnet6 ? { subnet6: r.subnet6 } : {}),
+        } as NetworkRecord,
+        root,
       );
     } catch (err) {
       console.error(`cleanup: network ${r.bridge}: ${err}`);

@@ -18,6 +18,7 @@ import { copyFromContainer } from "../src/container/copy.ts";
 import { exportContainer } from "../src/container/export.ts";
 import { containerChanges } from "../src/container/diff.ts";
 import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
+import { takeDownStoreNetworks } from "./cleanup.ts";
 import { tsbox } from "./cli.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 
@@ -345,6 +346,8 @@ rootTest("diff does not follow an image's absolute symlink onto the host", async
     assertOk(lines.includes("A /etc2/os-release"), `added, not changed: ${lines}`);
     await tsbox(["rm", "-f", "t-d"], { root });
   } finally {
+    // The store's default bridge is the host's: it goes before the store does.
+    takeDownStoreNetworks(root);
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -429,9 +429,9 @@ rootTest("mod.ts exec: exit code of the command; a stopped container is refused"
   const api = await import("../mod.ts");
   const root = await sharedRoot();
   const name = `api-${crypto.randomUUID().slice(0, 8)}`;
-  await api.run("busybox", ["sleep", "1000"], { detach: true, name }, { root });
   const store = await Store.open(root);
   try {
+    await api.run(store, "busybox", { command: ["sleep", "1000"], detach: true, name });
     assertEquals(await api.exec(store, name, ["sh", "-c", "test -e /proc/1 && exit 7"]), 7);
     await api.stop(store, name, 1);
     await assertRejects(() => api.exec(store, name, ["true"]), api.NotRunningError);

@@ -4,6 +4,7 @@
  * what it can, reports each failure as docker does, and exits 1.
  */
 import { seedStore } from "./busybox_store.ts";
+import { takeDownStoreNetworks } from "./cleanup.ts";
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { DatabaseSync } from "node:sqlite";
@@ -53,8 +54,8 @@ function containerDirs(root: string): string[] {
 rootTest("run -d on a full disk: the cause with its path, nothing left behind", async () => {
   const disk = await Deno.makeTempDir({ prefix: "tsbox-full-" });
   await sh("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", disk);
+  const root = `${disk}/root`;
   try {
-    const root = `${disk}/root`;
     await seedStore(root); // the image is in the store before the disk fills
     const t = (args: string[]) => tsbox(args, { root });
     const free = Number((await sh("df", "-k", "--output=avail", disk)).trim().split("\n")[1]);
@@ -98,6 +99,8 @@ rootTest("run -d on a full disk: the cause with its path, nothing left behind", 
     const again = await t(["run", "--rm", "busybox", "echo", "room again"]);
     assertEquals(again.stdout, "room again\n", again.stderr);
   } finally {
+    // The last run made the store's default bridge on the host: it goes with the store.
+    takeDownStoreNetworks(root);
     await sh("umount", "-l", disk).catch(() => {});
     await Deno.remove(disk, { recursive: true }).catch(() => {});
   }

@@ -378,12 +378,12 @@ rootTest("health through mod.ts: run's healthCmd, the record's health", async ()
   const { openStore, ps, run } = await import("../mod.ts");
   const store = await openStore(root);
   try {
-    await run("busybox", ["sleep", "1000"], {
+    await run(store, "busybox", {
+      command: ["sleep", "1000"],
       detach: true,
       name: "t-api",
-      healthCmd: "echo api",
-      healthInterval: "300ms",
-    }, { root });
+      health: { command: "echo api", intervalMs: 300 },
+    });
     const health = await until("the API container to turn healthy", () => {
       const h = ps(store).find((c) => c.name === "t-api")?.health;
       return Promise.resolve(h?.Status === "healthy" ? h : undefined);

@@ -155,6 +155,14 @@ rootTest(
         await ok(["exec", "t-c21-pid-joiner", "readlink", "/proc/self/ns/pid"]),
         own,
       );
+      // The joiner's bundle names the namespace it joined, by the donor's PID 1 now.
+      const bundle = await ok(["inspect", "-f", "{{.OCIConfigPath}}", "t-c21-pid-joiner"]);
+      const donorPid = await ok(["inspect", "-f", "{{.State.Pid}}", "t-c21-pid"]);
+      const spec = JSON.parse(await Deno.readTextFile(bundle));
+      assertEquals(
+        spec.linux.namespaces.find((n: { type: string }) => n.type === "pid"),
+        { type: "pid", path: `/proc/${donorPid}/ns/pid` },
+      );
       assertEquals(
         await ok(["inspect", "-f", "{{.HostConfig.PidMode}}", "t-c21-pid-joiner"]),
         `container:${await ok(["inspect", "-f", "{{.Id}}", "t-c21-pid"])}`,

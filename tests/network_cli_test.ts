@@ -6,6 +6,7 @@
  */
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
+import { canaryTable } from "./upstream_ns.ts";
 import { closeNamespaceFd, openNamespaceFile } from "../ffi/namespace.ts";
 import { Store } from "../src/store/mod.ts";
 import {
@@ -26,9 +27,9 @@ function run(cmd: string, ...args: string[]): { code: number; out: string } {
   return { code: r.code, out: new TextDecoder().decode(r.stdout) };
 }
 
-/** The ruleset without packet counters (local traffic counts in other tools' chains). */
-function ruleset(): string {
-  return run("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter");
+/** tsbox's table as text (empty without it). */
+function tsboxText(): string {
+  return run("nft", "list", "table", "inet", "tsbox").out;
 }
 
 function linkNames(): string[] {
@@ -137,7 +138,9 @@ rootTest(
     const t = (args: string[]) => tsbox(["network", ...args], { root });
     const ns = `tsbox-cli-${Deno.pid}`;
     const linksBefore = linkNames();
-    const rulesBefore = ruleset();
+    const canary = canaryTable();
+    /** The links this test made (other tests' links may come and go meanwhile). */
+    const mine: string[] = [];
     const forwardBefore = ipForwarding();
     let store: Store | undefined;
     let fd = -1;
@@ -149,7 +152,8 @@ rootTest(
       const net = requireNetwork(store, "used");
       const at = attachContainer(store, { netnsFd: fd }, net, { holder: "f".repeat(64) });
       assertEquals(at.ip, "10.91.251.2");
-      assertOk(linkNames().includes(net.bridge), "the bridge is made at the first attach");
+      mine.push(net.bridge, at.vethHost);
+      assertOk(linkNames().includes(net.bridge), "the bridge is up");
 
       const insp = JSON.parse((await t(["inspect", "used"])).stdout) as NetworkInspect[];
       assertEquals(insp[0].Containers["f".repeat(64)]?.IPv4Address, "10.91.251.2/24");
@@ -173,8 +177,11 @@ rootTest(
       await cleanup();
     }
     // Links this test made and left (other processes' links may come and go meanwhile).
-    assertEquals(linkNames().filter((n) => !linksBefore.includes(n)), []);
-    assertEquals(ruleset(), rulesBefore);
+    assertEquals(linkNames().filter((n) => !linksBefore.includes(n) && mine.includes(n)), []);
+    assertOk(canary.unchanged(), `another table changed: ${canary.text()}`);
+    canary.remove();
+    const table = tsboxText();
+    for (const b of mine) assertOk(!table.includes(`"${b}"`), `${b} left in table inet tsbox`);
   },
 );
 

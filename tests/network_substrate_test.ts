@@ -19,7 +19,14 @@ import {
   type NetworkRecord,
   removeNetwork,
 } from "../src/network/mod.ts";
-import { makeUpstream, UPSTREAM, type Upstream, UPSTREAM_HOST_SIDE } from "./upstream_ns.ts";
+import { vethName } from "../src/network/ipam.ts";
+import {
+  canaryTable,
+  makeUpstream,
+  UPSTREAM,
+  type Upstream,
+  UPSTREAM_HOST_SIDE,
+} from "./upstream_ns.ts";
 
 const isRoot = Deno.uid() === 0;
 const tag = `${Deno.pid % 100000}`;
@@ -41,9 +48,9 @@ function linkNames(): string[] {
   return (JSON.parse(ip("-j", "link", "show").out) as { ifname: string }[])
     .map((l) => l.ifname).sort();
 }
-/** The ruleset without packet counters (other tools' rules count meanwhile). */
-function ruleset(): string {
-  return run("nft", "list", "ruleset").out.replace(/counter packets \d+ bytes \d+/g, "counter");
+/** tsbox's table as text (empty without it). */
+function tsboxText(): string {
+  return run("nft", "list", "table", "inet", "tsbox").out;
 }
 
 /** curl from inside a namespace; the body, or undefined when the fetch failed. */
@@ -95,7 +102,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const linksBefore = linkNames();
-    const rulesBefore = ruleset();
+    const canary = canaryTable();
     const forwardBefore = ipForwarding();
     const up = `tsbox-up-${tag}`;
     const [c1, c2, c3, c4] = ["c1", "c2", "c3", "c4"].map((c) => `tsbox-${c}-${tag}`);
@@ -237,8 +244,24 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
       await Deno.remove(www, { recursive: true });
     }
-    // Links this test made and left (other processes' links may come and go meanwhile).
-    assertEquals(linkNames().filter((n) => !linksBefore.includes(n)), [], "links left behind");
-    assertEquals(ruleset(), rulesBefore, "nftables rules left behind");
+    // Links this test made and left: its bridges and veths (other processes' links, of tests
+    // running at the same time, come and go meanwhile).
+    const mine = new Set([
+      ...nets.map((n) => n.bridge),
+      ...holders.map(([n, h]) => vethName(n.id, h)),
+      `tsbu${tag}h`,
+    ]);
+    assertEquals(
+      linkNames().filter((n) => !linksBefore.includes(n) && mine.has(n)),
+      [],
+      "links left behind",
+    );
+    assertOk(canary.unchanged(), `another table changed: ${canary.text()}`);
+    canary.remove();
+    // By bridge name: a subnet freed here may be another store's a moment later.
+    const table = tsboxText();
+    for (const n of nets) {
+      assertOk(!table.includes(`"${n.bridge}"`), `${n.bridge} left in table inet tsbox`);
+    }
   },
 });

@@ -261,6 +261,10 @@ rootTest(
         await ok(["update", "--pids-limit", "33", "t-c21-upd-later"]),
         "t-c21-upd-later",
       );
+      // The bundle the start runs carries the new limit (not only the engine's record).
+      const bundle = await ok(["inspect", "-f", "{{.OCIConfigPath}}", "t-c21-upd-later"]);
+      const spec = JSON.parse(await Deno.readTextFile(bundle));
+      assertEquals(spec.linux.resources.pids, { limit: 33 });
       await ok(["start", "t-c21-upd-later"]);
       assertEquals(await cgroupFile("t-c21-upd-later", "pids", "pids.max"), "33");
       assertEquals(
@@ -351,5 +355,36 @@ rootTest(
       "Invalid value 1001, range for oom score adj is [-1000, 1000]",
     );
     await refused(["--cpu-rt-runtime", "1000"], "--cpu-rt-runtime is not supported by tsbox");
+  },
+);
+
+rootTest(
+  "a bundle of an older tsbox gets its limits from the record at the next start",
+  async () => {
+    await ok([
+      "create",
+      "--name",
+      "t-c21-old-bundle",
+      "--pids-limit",
+      "21",
+      "busybox",
+      "sleep",
+      "1000",
+    ]);
+    try {
+      // As an older tsbox wrote it: no limits (its runtime read them from the record), no version.
+      const path = await ok(["inspect", "-f", "{{.OCIConfigPath}}", "t-c21-old-bundle"]);
+      const spec = JSON.parse(await Deno.readTextFile(path));
+      delete spec.linux.resources.pids;
+      delete spec.annotations["io.tsbox.spec-version"];
+      await Deno.writeTextFile(path, JSON.stringify(spec));
+      await ok(["start", "t-c21-old-bundle"]);
+      assertEquals(await cgroupFile("t-c21-old-bundle", "pids", "pids.max"), "21");
+      const after = JSON.parse(await Deno.readTextFile(path));
+      assertEquals(after.linux.resources.pids, { limit: 21 });
+      assertEquals(after.annotations["io.tsbox.spec-version"], "2");
+    } finally {
+      await cli(["rm", "-f", "t-c21-old-bundle"]);
+    }
   },
 );

@@ -9,84 +9,21 @@ import { DatabaseSync } from "node:sqlite";
 import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertMatch, assertOk } from "./assert.ts";
 import { mountsUnder, processesUsing, purgeRoot } from "./cleanup.ts";
-import { type CliResult, tsbox } from "./cli.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-/** The fields of /proc/PID/stat after the command name (0: state, 1: ppid, 19: start time). */
-function stat(pid: number): string[] | undefined {
-  try {
-    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return text.slice(text.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive and not a zombie (a killed process may wait a while for this machine's init). */
-function alive(pid: number): boolean {
-  const s = stat(pid);
-  return s !== undefined && !/^[ZX]/.test(s[0]);
-}
-
-function comm(pid: number): string {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  } catch {
-    return "";
-  }
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Live processes in container `id`'s cgroup (any v1 controller or a v2 tsbox/ID dir). */
-function cgroupProcs(id: string): number[] {
-  const found = new Set<number>();
-  const dirs = ["/sys/fs/cgroup/tsbox"];
-  for (const e of Deno.readDirSync("/sys/fs/cgroup")) dirs.push(`/sys/fs/cgroup/${e.name}/tsbox`);
-  for (const d of dirs) {
-    try {
-      for (const line of Deno.readTextFileSync(`${d}/${id}/cgroup.procs`).split("\n")) {
-        if (line && alive(Number(line))) found.add(Number(line));
-      }
-    } catch { /* no such cgroup */ }
-  }
-  return [...found];
-}
-
-/** Live processes whose command line names container `id` (its supervisor, its watcher). */
-function namingId(id: string): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes(id) && alive(pid)) pids.push(pid);
-    } catch { /* gone meanwhile */ }
-  }
-  return pids;
-}
-
-function cli(root: string, env: Record<string, string> = {}) {
-  const t = (args: string[]) => tsbox(args, { root, env });
-  const ok = async (args: string[]): Promise<string> => {
-    const r: CliResult = await t(args);
-    assertEquals(r.code, 0, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
-  const inspect = async (name: string) => JSON.parse(await ok(["inspect", name]))[0];
-  return { t, ok, inspect };
-}
+import {
+  alive,
+  cgroupProcs,
+  cli,
+  comm,
+  freePort,
+  hasSystemdAnalyze,
+  isRoot,
+  namingId,
+  rootTest,
+  runUnitLine,
+  stat,
+  until,
+  verifyUnit,
+} from "./stay_up.ts";
 
 rootTest(
   "kill -9 of the supervisor: restart-policy containers come back by themselves",
@@ -126,13 +63,14 @@ rootTest(
         }
       };
       await until("the published port to answer", async () => (await answer()) === "hi");
-      const before: { pid: number; supervisor: number }[] = [];
+      const before: { pid: number; supervisor: number; logPath: string }[] = [];
       for (const name of names) {
         await until(`${name} to log`, async () => (await ok(["logs", name])).includes("up"));
-        const pid = (await inspect(name)).State.Pid as number;
+        const c = await inspect(name);
+        const pid = c.State.Pid as number;
         const supervisor = Number(stat(pid)![1]);
         assertOk(alive(supervisor) && supervisor > 1, `${name}: supervisor of ${pid}`);
-        before.push({ pid, supervisor });
+        before.push({ pid, supervisor, logPath: c.LogPath });
       }
       for (const b of before) Deno.kill(b.supervisor, "SIGKILL");
       // No tsbox command from here until each one runs again: only the kernel is asked.
@@ -157,6 +95,8 @@ rootTest(
         assertEquals(c.State.Running, true, names[i]);
         assertOk(c.RestartCount >= 1, `${names[i]}: RestartCount ${c.RestartCount}`);
         assertOk(cgroupProcs(ids[i]).includes(c.State.Pid), `${names[i]}: inspect's pid runs`);
+        assertEquals(c.LogPath, before[i].logPath, `${names[i]}: the log goes on in the same file`);
+        assertOk(Deno.statSync(c.LogPath).isFile, c.LogPath);
         const logs = (await ok(["logs", names[i]])).split("\n").filter((l) => l === "up");
         assertOk(logs.length >= 2, `${names[i]}: a line from before and one from after: ${logs}`);
       }
@@ -185,14 +125,6 @@ rootTest(
     }
   },
 );
-
-/** A TCP port nothing listens on right now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /**
  * A reboot, as far as a store can tell: every process of its containers and supervisors
@@ -410,31 +342,6 @@ rootTest("a recorded pid now held by an unrelated process is never signalled", a
 
 const UNIT = new URL("../contrib/systemd/tsbox-boot.service", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const hasSystemdAnalyze = (() => {
-  try {
-    return Deno.statSync("/usr/bin/systemd-analyze").isFile;
-  } catch {
-    return false;
-  }
-})();
-
-/** `systemd-analyze [--user] verify UNIT`: exit code and output. */
-async function verifyUnit(path: string, user: boolean): Promise<CliResult> {
-  const runtime = await Deno.makeTempDir({ prefix: "tsbox-xdg-" });
-  try {
-    const out = await new Deno.Command("systemd-analyze", {
-      args: [...(user ? ["--user"] : []), "verify", path],
-      env: { XDG_RUNTIME_DIR: runtime },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    await Deno.remove(runtime, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "the shipped boot unit passes systemd-analyze verify; its ExecStart starts the containers",
   ignore: !isRoot || !hasSystemdAnalyze,
@@ -495,51 +402,6 @@ Deno.test({
     }
   },
 });
-
-/** An Exec line of a unit as systemd splits it: words, double quotes, `\` escapes, `%%`, `$$`. */
-function unitWords(line: string): string[] {
-  const words: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    if (line[i] === " ") {
-      i++;
-      continue;
-    }
-    let word = "";
-    if (line[i] === '"') {
-      for (i++; i < line.length && line[i] !== '"'; i++) {
-        if (line[i] === "\\") i++;
-        word += line[i];
-      }
-      i++;
-    } else {
-      for (; i < line.length && line[i] !== " "; i++) word += line[i];
-    }
-    words.push(word.replaceAll("%%", "%").replaceAll("$$", "$"));
-  }
-  return words;
-}
-
-/** Runs the unit's `key=` command by hand, with the unit's Environment=; returns its exit code. */
-async function runUnitLine(text: string, key: string): Promise<CliResult> {
-  const line = text.match(new RegExp(`^${key}=(.*)$`, "m"))?.[1];
-  assertOk(line, `${key} in the unit`);
-  const env = Object.fromEntries(
-    [...text.matchAll(/^Environment=(.*)$/gm)].map((m) => {
-      const [kv] = unitWords(m[1]);
-      return [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)];
-    }),
-  );
-  const argv = unitWords(line.replace(/^-/, ""));
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test({
   name: "generate systemd: units pass systemd-analyze verify; their commands do what they promise",

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { seedStore } from "./busybox_store.ts";
+import { takeDownStoreNetworks } from "./cleanup.ts";
 import { fixtureRegistry, makeBigImage, pushLayout } from "./fixtures/images.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -281,6 +282,8 @@ Deno.test({
     } finally {
       for (const f of ["fill-1M", "fill-4k"]) await Deno.remove(join(root, f)).catch(() => {});
       await tsbox(["rm", "-f", "t-full"], { root });
+      // `create` recorded the default bridge network, made on the host: it goes with the store.
+      takeDownStoreNetworks(root);
       await new Deno.Command("umount", { args: [root] }).output();
       await Deno.remove(parent, { recursive: true });
     }

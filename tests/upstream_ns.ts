@@ -29,14 +29,15 @@ function must(r: { code: number; out: string; err: string }, what: string): stri
 }
 
 /**
- * A DNS responder in python: A records for the names given (argv[1], JSON), NXDOMAIN for every
- * other name, no recursion. Queries are parsed only as far as the question.
+ * A DNS responder in python bound to `bind`:53: A records for the names given (argv[1], JSON),
+ * NXDOMAIN for every other name, no recursion; each name asked is printed on stdout. Queries
+ * are parsed only as far as the question.
  */
-const DNS_RESPONDER = `
+export const dnsResponder = (bind: string): string => `
 import json, socket, struct, sys
 names = {k.lower().rstrip("."): v for k, v in json.loads(sys.argv[1]).items()}
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("${UPSTREAM}", 53))
+s.bind(("${bind}", 53))
 while True:
     q, peer = s.recvfrom(512)
     try:
@@ -48,6 +49,7 @@ while True:
         question = q[12:i + 5]
     except Exception:
         continue
+    print(".".join(labels), flush=True)
     ip = names.get(".".join(labels).lower())
     if ip and qtype == 1:
         answer = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
@@ -121,7 +123,15 @@ export async function makeUpstream(
     }).spawn();
     if (names) {
       dns = new Deno.Command("ip", {
-        args: ["netns", "exec", ns, "/usr/bin/python3", "-c", DNS_RESPONDER, JSON.stringify(names)],
+        args: [
+          "netns",
+          "exec",
+          ns,
+          "/usr/bin/python3",
+          "-c",
+          dnsResponder(UPSTREAM),
+          JSON.stringify(names),
+        ],
         stdout: "null",
         stderr: "null",
       }).spawn();
@@ -154,4 +164,31 @@ export async function makeUpstream(
     throw err;
   }
   return { ns, log: () => log, remove };
+}
+
+/**
+ * Another tool's firewall, as a test's own canary: a table with a forward chain and a rule,
+ * made before the test's networks. tsbox must leave it exactly as it was (it never flushes or
+ * touches other tables). A canary of the test's own, not the host's whole ruleset: other tools
+ * and other tests running at the same time change theirs meanwhile.
+ */
+export function canaryTable(): { unchanged(): boolean; text(): string; remove(): void } {
+  const name = `tsbox_canary_${Deno.pid}`;
+  const text = () =>
+    sh("nft", "list", "table", "ip", name).out.replace(/counter packets \d+ bytes \d+/g, "counter");
+  must(
+    sh(
+      "nft",
+      `add table ip ${name}; add chain ip ${name} canary { type filter hook forward priority 10; policy accept; }; add rule ip ${name} canary ip saddr 192.0.2.0/24 counter accept`,
+    ),
+    "canary table",
+  );
+  const before = text();
+  // A failing test still leaves no table of its own behind.
+  globalThis.addEventListener("unload", () => sh("nft", "delete", "table", "ip", name));
+  return {
+    unchanged: () => text() === before && before.includes("192.0.2.0/24"),
+    text,
+    remove: () => void sh("nft", "delete", "table", "ip", name),
+  };
 }

@@ -12,6 +12,10 @@ import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
 import type { ApiRequest, ApiResponse } from "./http.ts";
 import { flag } from "./params.ts";
+import { progressMessage } from "./images.ts";
+import { RegistryClient } from "../../registry/client.ts";
+import { credentialsFromConfig } from "../../registry/auth.ts";
+import { VERSION } from "../version.ts";
 
 /** Largest context accepted (spooled into the build directory as it is read). */
 const MAX_CONTEXT = 8 * 1024 * 1024 * 1024;
@@ -39,10 +43,102 @@ function stringMap(raw: string | null, name: string): Record<string, string> | u
   return out;
 }
 
-/** `POST /build?t&dockerfile&buildargs&labels&nocache&target&networkmode&q&platform`. */
+/**
+ * The `X-Registry-Config` header (base64url JSON: registry address to auth config, docker's
+ * config.json `auths`): a client that pulls base images with those credentials, or undefined
+ * (then the credentials tsbox stores apply, as for the CLI).
+ */
+function clientForBuild(ctx: ApiContext, req: ApiRequest): RegistryClient | undefined {
+  const header = req.headers.get("x-registry-config");
+  if (!header) return undefined;
+  let auths: unknown;
+  try {
+    const b64 = header.replaceAll("-", "+").replaceAll("_", "/");
+    const padded = b64 + "=".repeat((4 - b64.length % 4) % 4);
+    auths = JSON.parse(
+      new TextDecoder().decode(Uint8Array.from(atob(padded), (c) => c.charCodeAt(0))),
+    );
+  } catch {
+    throw badParameter("invalid X-Registry-Config header");
+  }
+  if (typeof auths !== "object" || auths === null || Array.isArray(auths)) {
+    throw badParameter("invalid X-Registry-Config header: expected an object");
+  }
+  if (Object.keys(auths).length === 0) return undefined;
+  return new RegistryClient({
+    insecure: [...ctx.globals.insecureRegistries],
+    userAgent: `tsbox/${VERSION}`,
+    credentials: (host) => credentialsFromConfig({ auths }, host),
+  });
+}
+
+/**
+ * The context as a complete tar. docker's client rewrites the context to add a Dockerfile from
+ * outside it (`build -f ../x`), and that rewrite (Go's ReplaceFileTarWrapper closes its pipe
+ * before its tar writer) ends the stream right after the last file's bytes: no padding to the
+ * block and no end-of-archive blocks. dockerd's tar reader takes such an end as the end; tsbox's
+ * is strict, so an uncompressed context gets what is missing (zeros: the padding, then two empty
+ * blocks; a complete tar's reader stops at its own end before them). Compressed contexts pass
+ * as they are.
+ */
+function completeTar(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  let length = 0;
+  let first: Uint8Array | undefined;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        if (first === undefined && chunk.length > 0) first = chunk.slice(0, 4);
+        length += chunk.length;
+        out.enqueue(chunk);
+      },
+      flush(out) {
+        const compressed = first !== undefined && (
+          (first[0] === 0x1f && first[1] === 0x8b) || // gzip
+          (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) ||
+          (first[0] === 0x42 && first[1] === 0x5a && first[2] === 0x68) || // bzip2
+          (first[0] === 0xfd && first[1] === 0x37 && first[2] === 0x7a) // xz
+        );
+        if (length === 0 || compressed) return;
+        out.enqueue(new Uint8Array((512 - length % 512) % 512 + 1024));
+      },
+    }),
+  );
+}
+
+/** Parameters dockerd's builder takes that change what a build makes: refused, not ignored. */
+const REFUSED: Record<string, string> = {
+  squash: "squash is not supported by tsbox",
+  outputs: "build outputs are not supported by tsbox's classic builder",
+};
+
+/** Resource and host parameters of RUN steps tsbox's builder does not apply (said, not failed). */
+const IGNORED = ["memory", "memswap", "cpushares", "cpusetcpus", "cpuperiod", "cpuquota"];
+
+/**
+ * `POST /build?t&dockerfile&buildargs&labels&nocache&pull&target&networkmode&q&platform`, the
+ * context tar as the body; base images with the credentials of `X-Registry-Config`.
+ */
 export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
   const q = req.query;
   if (q.get("remote")) throw badParameter("remote build contexts are not supported by tsbox");
+  if (q.get("version") === "2") {
+    throw badParameter(
+      "BuildKit (version=2) is not supported by tsbox: use the classic builder (DOCKER_BUILDKIT=0)",
+    );
+  }
+  for (const [key, why] of Object.entries(REFUSED)) {
+    const v = q.get(key);
+    if (v !== null && v !== "" && v !== "0" && v !== "false" && v !== "[]") throw badParameter(why);
+  }
+  const ignored = IGNORED.filter((k) => {
+    const v = q.get(k);
+    return v !== null && v !== "" && v !== "0" && v !== "-1";
+  });
+  const shm = q.get("shmsize");
+  if (shm && shm !== "0") ignored.push("shmsize");
+  const extraHosts = q.get("extrahosts");
+  if (extraHosts && extraHosts !== "[]") ignored.push("extrahosts");
+  const client = clientForBuild(ctx, req);
   const network = q.get("networkmode");
   if (network && !["default", "bridge", "host", "none"].includes(network)) {
     throw badParameter(`networkmode ${network}: tsbox builds with host or none`);
@@ -60,8 +156,16 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
   const say = (text: string) => {
     if (!quiet) push({ stream: text });
   };
+  for (const k of ignored) {
+    push({ stream: `WARNING: tsbox's builder does not apply ${k} to RUN steps\n` });
+  }
   const onProgress = (e: BuildEvent) => {
     switch (e.type) {
+      case "pull": {
+        const m = quiet ? undefined : progressMessage(e.event);
+        if (m) push(m);
+        break;
+      }
       case "warning":
         push({ stream: `WARNING: ${e.message}\n` });
         break;
@@ -81,7 +185,7 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
     }
   };
   // Taken now, before this handler returns: the server drains a body nobody has claimed.
-  const context = req.bodyStream(MAX_CONTEXT);
+  const context = completeTar(req.bodyStream(MAX_CONTEXT));
   const building = (async () => {
     const { buildImage } = await import("../build/builder.ts");
     const result = await buildImage(ctx.store, {
@@ -91,6 +195,8 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
       buildArgs,
       labels,
       noCache: flag(q.get("nocache")),
+      pull: flag(q.get("pull")),
+      client,
       target: q.get("target") || undefined,
       network: network === "none" ? "none" : "host",
       platform: q.get("platform") || undefined,

@@ -28,6 +28,8 @@ import {
   requireContainer,
 } from "../container/state.ts";
 import { inspectPorts } from "../net/publish.ts";
+import { inspectNetworkSettings } from "../network/inspect.ts";
+import { networkModeName } from "../network/endpoints.ts";
 import { containerFilter } from "../cli/container_filters.ts";
 import { statusText } from "../cli/container_actions.ts";
 import type { ApiContext } from "./context.ts";
@@ -65,7 +67,7 @@ function portList(ctx: ApiContext, c: ContainerRecord): unknown[] {
 }
 
 /** A container as `GET /containers/json` lists it. */
-function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
+export function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
   return {
     Id: c.id,
     Names: [`/${c.name}`],
@@ -77,8 +79,15 @@ function summary(ctx: ApiContext, c: ContainerRecord): Record<string, unknown> {
     Labels: c.config.labels ?? {},
     State: c.state,
     Status: statusText(c),
-    HostConfig: { NetworkMode: c.config.network === "private" ? "default" : c.config.network },
-    NetworkSettings: { Networks: {} },
+    HostConfig: { NetworkMode: networkModeName(c.config.network, c.config.net) },
+    NetworkSettings: {
+      Networks: inspectNetworkSettings(ctx.store, {
+        id: c.id,
+        name: c.name,
+        mode: c.config.network,
+        net: c.config.net,
+      }).Networks,
+    },
     Mounts: [],
   };
 }
@@ -177,9 +186,33 @@ export async function remove(ctx: ApiContext, req: ApiRequest, name: string) {
   return { status: 204 };
 }
 
-/** `GET /containers/{id}/json`. */
+/**
+ * `GET /containers/{id}/json`: the CLI's inspect object with the fields dockerd 20.10 always
+ * has and clients index without looking (compose's `run` reads Config.AttachStdin and fails
+ * with a KeyError without it). tsbox records no Attach* of its own: stdin is attached where it
+ * is open, the output streams always, as the docker client and docker-py create them.
+ */
 export function inspect(ctx: ApiContext, _req: ApiRequest, name: string): ApiResponse {
-  return json(200, inspectContainer(ctx.store, named(ctx, name)));
+  const out = inspectContainer(ctx.store, named(ctx, name));
+  const config = out.Config as Record<string, unknown>;
+  return json(200, {
+    Platform: "linux",
+    MountLabel: "",
+    ProcessLabel: "",
+    AppArmorProfile: "",
+    ExecIDs: null,
+    ...out,
+    Config: {
+      Domainname: "",
+      AttachStdin: config.OpenStdin === true,
+      AttachStdout: true,
+      AttachStderr: true,
+      StdinOnce: false,
+      Volumes: null,
+      OnBuild: null,
+      ...config,
+    },
+  });
 }
 
 /** `GET /containers/{id}/top`: docker's `ps -ef` columns. */
@@ -392,16 +425,6 @@ export async function unpause(ctx: ApiContext, _req: ApiRequest, name: string) {
   return { status: 204 };
 }
 
-/** `POST /containers/prune`: every stopped container, as `tsbox container prune`. */
-export async function prune(ctx: ApiContext, req: ApiRequest) {
-  if (filterValues(req.query.get("filters")).length > 0) {
-    throw badParameter("container prune: filters are not supported by tsbox yet");
-  }
-  const { pruneContainersMeasured } = await import("../housekeeping/system_prune.ts");
-  const { removed, bytes } = await pruneContainersMeasured(ctx.store);
-  return json(200, { ContainersDeleted: removed, SpaceReclaimed: bytes });
-}
-
 /** `GET /containers/{id}/changes`: docker's Kind 0 changed, 1 added, 2 deleted. */
 export async function changes(ctx: ApiContext, _req: ApiRequest, name: string) {
   const { containerChanges } = await import("../container/diff.ts");
@@ -529,4 +552,13 @@ export async function update(ctx: ApiContext, req: ApiRequest, name: string) {
     restart: restartFlag,
   }, (m) => warnings.push(m));
   return json(200, { Warnings: warnings });
+}
+
+/** `POST /containers/{id}/rename?name=NEW`: 204; 409 when another container has the name. */
+export async function rename(ctx: ApiContext, req: ApiRequest, name: string) {
+  const to = req.query.get("name");
+  if (!to) throw badParameter("Neither old nor new names may be empty");
+  const { renameContainer } = await import("../container/rename.ts");
+  await renameContainer(ctx.store, name, to);
+  return { status: 204 };
 }

@@ -17,4 +17,6 @@ export interface ApiContext {
   readonly exitCodes: Map<string, number>;
   /** Exec instances this service made (`POST /containers/{id}/exec`). */
   readonly execs: Map<string, ExecInstance>;
+  /** The service's log; none when absent. */
+  readonly log?: (line: string) => void;
 }

@@ -58,6 +58,10 @@ function strList(v: unknown, field: string, single = false): string[] | undefine
   return v as string[];
 }
 
+function nonEmpty(list: string[] | undefined): string[] | undefined {
+  return list && list.length > 0 ? list : undefined;
+}
+
 function strMap(v: unknown, field: string): Record<string, string> | undefined {
   const o = obj(v, field);
   if (!o) return undefined;
@@ -114,12 +118,49 @@ function mountsFrom(v: unknown): string[] {
   });
 }
 
-/** docker's NetworkMode names as tsbox's `--network`. */
+/** The container path of a `-v`/Binds value (`SRC:DST[:OPTS]` or `DST`). */
+function bindTarget(spec: string): string {
+  const parts = spec.split(":");
+  return parts.length === 1 ? parts[0] : parts[1];
+}
+
+/** docker's NetworkMode names as tsbox's `--network` (`default`: the bridge, as the CLI's). */
 function networkFrom(mode: string | undefined): string {
-  if (mode === undefined || mode === "" || mode === "default" || mode === "bridge") {
-    return "private";
-  }
+  if (mode === undefined || mode === "") return "default";
   return mode;
+}
+
+/**
+ * `NetworkingConfig.EndpointsConfig`: the aliases and address on the network NetworkMode names
+ * (docker's client and compose send the container's one network there). API 1.41 joins one
+ * network at create, as dockerd before 1.44 did; more are joined with `/networks/{id}/connect`.
+ */
+function endpointFrom(v: unknown, mode: string): { aliases?: string[]; ip?: string } {
+  const config = obj(obj(v, "NetworkingConfig")?.EndpointsConfig, "EndpointsConfig") ?? {};
+  const names = Object.keys(config);
+  if (names.length > 1) {
+    throw badParameter(
+      `Container cannot be connected to network endpoints: ${names.join(", ")}`,
+    );
+  }
+  if (names.length === 0) return {};
+  const ep = obj(config[names[0]], `EndpointsConfig.${names[0]}`) ?? {};
+  const aliases = strList(ep.Aliases, `EndpointsConfig.${names[0]}.Aliases`) ?? [];
+  const ipam = obj(ep.IPAMConfig, `EndpointsConfig.${names[0]}.IPAMConfig`);
+  const ip = str(ipam?.IPv4Address, "IPAMConfig.IPv4Address") || undefined;
+  // Links (here and in HostConfig.Links; compose sends them for `run` and `links:`) are taken
+  // and not applied: containers on a user network reach each other by name and alias already;
+  // a link's own alias for another container does not resolve.
+  strList(ep.Links, `EndpointsConfig.${names[0]}.Links`);
+  // An endpoint for another network than NetworkMode names (docker's client sends `bridge`'s
+  // for the `default` mode) carries nothing to apply: aliases are for user networks only.
+  const same = names[0] === mode || (mode === "default" && names[0] === "bridge");
+  if (!same && (aliases.length > 0 || ip !== undefined)) {
+    throw badParameter(
+      `NetworkingConfig names network ${names[0]} but NetworkMode is ${mode}`,
+    );
+  }
+  return { aliases: aliases.length > 0 ? aliases : undefined, ip };
 }
 
 /** Decodes a create body (already parsed JSON) and the `name`/`platform` query parameters. */
@@ -178,6 +219,17 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     : (() => {
       throw badParameter("HostConfig.Devices: expected a list");
     })();
+  const binds = strList(host.Binds, "HostConfig.Binds") ?? [];
+  const mounts = mountsFrom(host.Mounts);
+  // Config.Volumes lists every mount point, named and bound ones too (compose sends both): only
+  // those no bind or mount covers are anonymous volumes, as dockerd reads them.
+  const covered = new Set([
+    ...binds.map(bindTarget),
+    ...mounts.map((m) => /(?:^|,)target=([^,]*)/.exec(m)?.[1] ?? ""),
+  ]);
+  const anonymous = Object.keys(obj(body.Volumes, "Volumes") ?? {}).filter((p) => !covered.has(p));
+  const network = networkFrom(str(host.NetworkMode, "HostConfig.NetworkMode"));
+  const endpoint = endpointFrom(body.NetworkingConfig, network);
   const flags: RunFlags & HealthFlags = {
     name: name ? name.replace(/^\//, "") : undefined,
     hostname: str(body.Hostname, "Hostname") || undefined,
@@ -185,7 +237,13 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     workdir: str(body.WorkingDir, "WorkingDir") || undefined,
     user: str(body.User, "User") || undefined,
     entrypoint: entrypoint === undefined ? undefined : entrypoint[0] ?? "",
-    network: networkFrom(str(host.NetworkMode, "HostConfig.NetworkMode")),
+    network,
+    networkAlias: endpoint.aliases,
+    ip: endpoint.ip,
+    dns: nonEmpty(strList(host.Dns, "HostConfig.Dns")),
+    dnsSearch: nonEmpty(strList(host.DnsSearch, "HostConfig.DnsSearch")),
+    dnsOption: nonEmpty(strList(host.DnsOptions, "HostConfig.DnsOptions")),
+    addHost: nonEmpty(strList(host.ExtraHosts, "HostConfig.ExtraHosts")),
     memory: memory ? String(memory) : undefined,
     memorySwap: swap ? String(swap) : undefined,
     cpus: nanoCpus ? String(nanoCpus / 1e9) : undefined,
@@ -193,11 +251,8 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     pidsLimit: pids ? String(pids) : undefined,
     interactive: bool(body.OpenStdin, "OpenStdin"),
     tty: bool(body.Tty, "Tty"),
-    volume: [
-      ...(strList(host.Binds, "HostConfig.Binds") ?? []),
-      ...Object.keys(obj(body.Volumes, "Volumes") ?? {}),
-    ],
-    mount: mountsFrom(host.Mounts),
+    volume: [...binds, ...anonymous],
+    mount: mounts,
     tmpfs: Object.entries(strMap(host.Tmpfs, "HostConfig.Tmpfs") ?? {}).map(([p, o]) =>
       o ? `${p}:${o}` : p
     ),

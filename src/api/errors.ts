@@ -17,7 +17,11 @@ const CONFLICT = new Set([
   "AlreadyRunningError",
   "AttachStateError",
   "PortInUseError",
+  "NetworkExistsError",
 ]);
+
+/** Error classes dockerd answers with 403 (a network in use, an overlapping pool). */
+const FORBIDDEN = new Set(["NetworkInUseError", "SubnetOverlapError"]);
 
 /** Error classes that mean the request was wrong: 400. */
 const BAD_PARAMETER = new Set([
@@ -36,6 +40,7 @@ export function statusOf(err: unknown): number {
   if (err instanceof NotFoundError) return 404;
   const name = (err as Error)?.name ?? "";
   if (CONFLICT.has(name)) return 409;
+  if (FORBIDDEN.has(name)) return 403;
   if (err instanceof UsageError || BAD_PARAMETER.has(name)) return 400;
   const message = (err as Error)?.message ?? "";
   // removeImage's "conflict: unable to remove repository reference ..." as docker's.

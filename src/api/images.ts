@@ -44,25 +44,45 @@ export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
     if (!filter.keepImage(image)) continue;
     const tags = image.tags.map(familiar).filter((t) => filter.keepTag(t));
     if (filter.byReference && tags.length === 0) continue;
-    out.push({
-      Id: image.id,
-      ParentId: "",
-      RepoTags: tags,
-      RepoDigests: image.digests.map(familiarDigest),
-      Created: createdSeconds(image),
-      Size: image.size,
-      VirtualSize: image.size,
-      SharedSize: -1,
-      Labels: image.config.config?.Labels ?? {},
-      Containers: -1,
-    });
+    out.push(imageSummary(image, tags));
   }
   return json(200, out);
 }
 
+/** An image as `GET /images/json` lists it (`tags`: those the filters kept). */
+export function imageSummary(
+  image: ImageRecord,
+  tags = image.tags.map(familiar),
+): Record<string, unknown> {
+  return {
+    Id: image.id,
+    ParentId: "",
+    RepoTags: tags,
+    RepoDigests: image.digests.map(familiarDigest),
+    Created: createdSeconds(image),
+    Size: image.size,
+    VirtualSize: image.size,
+    SharedSize: -1,
+    Labels: image.config.config?.Labels ?? {},
+    Containers: -1,
+  };
+}
+
 /** `GET /images/{name}/json`. */
 export function inspect(ctx: ApiContext, _req: ApiRequest, name: string): ApiResponse {
-  return json(200, inspectImage(requireImage(ctx.store, name)));
+  const image = requireImage(ctx.store, name);
+  const out = inspectImage(image);
+  // API 1.41 (dockerd 20.10) still shows the config of the container that made the last layer;
+  // compose 1.29 reads its Volumes when it recreates a container (a KeyError without it). The
+  // image's own `container_config` where it has one, else a copy of Config.
+  const raw = (image.config as { container_config?: Record<string, unknown> }).container_config;
+  return json(200, {
+    ...out,
+    Container: "",
+    ContainerConfig: raw && typeof raw === "object" ? raw : { ...out.Config },
+    VirtualSize: out.Size,
+    GraphDriver: { Name: "overlay2", Data: null },
+  });
 }
 
 /** `POST /images/{name}/tag?repo&tag`: 201. */
@@ -104,7 +124,7 @@ function bar(current: number, total: number): string {
 }
 
 /** A pull event as one of docker's JSON progress messages. */
-function progressMessage(e: PullEvent): Record<string, unknown> | undefined {
+export function progressMessage(e: PullEvent): Record<string, unknown> | undefined {
   if (e.type !== "layer") return undefined;
   const detail = e.current !== undefined && e.total !== undefined
     ? { current: e.current, total: e.total }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { parseTimeFilter } from "../container/logs.ts";
 import { badParameter } from "./errors.ts";
 import type { ApiRequest } from "./http.ts";
 
@@ -49,4 +50,15 @@ export async function parseJsonBody(req: ApiRequest): Promise<unknown> {
   } catch (err) {
     throw badParameter(`invalid JSON: ${(err as Error).message}`);
   }
+}
+
+/** `until=` values (Unix seconds, RFC 3339, or a Go duration before now) as ms. */
+export function untilTimes(values: readonly string[] | undefined): number[] {
+  return (values ?? []).map((v) => {
+    try {
+      return parseTimeFilter(v);
+    } catch {
+      throw badParameter(`invalid filter 'until=${v}'`);
+    }
+  });
 }

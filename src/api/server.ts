@@ -19,9 +19,11 @@ import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as archive from "./archive.ts";
 import * as volumes from "./volumes.ts";
+import * as networks from "./networks.ts";
 import { auth } from "./auth.ts";
 import { events } from "./events.ts";
 import { build } from "./build.ts";
+import * as housekeeping from "./housekeeping.ts";
 import * as system from "./system.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
@@ -51,9 +53,11 @@ const ROUTES: Route[] = [
   route("POST", "/auth", auth),
   route("GET", "/events", events),
   route("POST", "/build", build),
+  route("POST", "/build/prune", housekeeping.buildPrune),
+  route("GET", "/system/df", housekeeping.systemDf),
   route("GET", "/containers/json", containers.list),
   route("POST", "/containers/create", containers.create),
-  route("POST", "/containers/prune", containers.prune),
+  route("POST", "/containers/prune", housekeeping.containerPrune),
   route("GET", `/containers/${ID}/json`, containers.inspect),
   route("GET", `/containers/${ID}/top`, containers.top),
   route("GET", `/containers/${ID}/changes`, containers.changes),
@@ -73,6 +77,7 @@ const ROUTES: Route[] = [
   route("POST", `/containers/${ID}/pause`, containers.pause),
   route("POST", `/containers/${ID}/update`, containers.update),
   route("POST", `/containers/${ID}/unpause`, containers.unpause),
+  route("POST", `/containers/${ID}/rename`, containers.rename),
   route("DELETE", `/containers/${ID}`, containers.remove),
   route("POST", `/containers/${ID}/exec`, exec.create),
   route("POST", `/exec/${ID}/start`, exec.start),
@@ -82,6 +87,7 @@ const ROUTES: Route[] = [
   route("POST", "/images/create", images.create),
   route("GET", "/images/get", (ctx, req) => images.save(ctx, req)),
   route("POST", "/images/load", images.load),
+  route("POST", "/images/prune", housekeeping.imagePrune),
   route("GET", `/images/${IMAGE}/get`, images.save),
   route("GET", `/images/${IMAGE}/json`, images.inspect),
   route("GET", `/images/${IMAGE}/history`, images.history),
@@ -93,6 +99,13 @@ const ROUTES: Route[] = [
   route("POST", "/volumes/prune", volumes.prune),
   route("GET", `/volumes/${ID}`, volumes.inspect),
   route("DELETE", `/volumes/${ID}`, volumes.remove),
+  route("GET", "/networks", networks.list),
+  route("POST", "/networks/create", networks.create),
+  route("POST", "/networks/prune", networks.prune),
+  route("GET", `/networks/${ID}`, networks.inspect),
+  route("DELETE", `/networks/${ID}`, networks.remove),
+  route("POST", `/networks/${ID}/connect`, networks.connect),
+  route("POST", `/networks/${ID}/disconnect`, networks.disconnect),
   route("GET", "/plugins", system.plugins),
   route(
     ["GET", "POST", "DELETE"],
@@ -149,7 +162,9 @@ export async function dispatch(ctx: ApiContext, req: ApiRequest): Promise<ApiRes
     }
     return json(404, { message: "page not found" });
   } catch (err) {
-    if (ctx.globals.debug && !(err instanceof HttpError)) console.error(err);
+    if (ctx.globals.debug && !(err instanceof HttpError)) {
+      ctx.log?.(String((err as Error)?.stack ?? err));
+    }
     return errorResponse(err);
   }
 }
@@ -172,6 +187,8 @@ export interface ServiceOptions {
   readonly onListening?: (path: string) => void;
   /** Ends the service when aborted. */
   readonly signal?: AbortSignal;
+  /** The service's log (stray errors; request failures with --debug); none when absent. */
+  readonly log?: (line: string) => void;
 }
 
 /**
@@ -223,11 +240,17 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
   // The service must outlive any one request's mistakes: a stray rejection is logged, not fatal.
   const stray = (e: PromiseRejectionEvent) => {
     e.preventDefault();
-    console.error(`tsbox: service: ${(e.reason as Error)?.message ?? e.reason}`);
+    o.log?.(`tsbox: service: ${(e.reason as Error)?.message ?? e.reason}`);
   };
   globalThis.addEventListener("unhandledrejection", stray);
   const store = await Store.open(globals.root);
-  const ctx: ApiContext = { store, globals, exitCodes: new Map(), execs: new Map() };
+  const ctx: ApiContext = {
+    store,
+    globals,
+    exitCodes: new Map(),
+    execs: new Map(),
+    log: o.log,
+  };
   const listener = await listen(o.socket, o.group);
   o.onListening?.(o.socket);
   let active = 0;

@@ -10,41 +10,27 @@
  */
 import { imageEvent } from "../events/log.ts";
 import { join, posix, resolve } from "node:path";
-import type { ContainerConfig, ImageConfig } from "../../registry/manifest.ts";
+import type { ContainerConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
-import {
-  formatPlatform,
-  hostPlatform,
-  NoMatchingPlatformError,
-  normalizePlatform,
-  parsePlatform,
-  type Platform,
-  selectManifest,
-} from "../../registry/platform.ts";
+import type { RegistryClient } from "../../registry/client.ts";
+import { hostPlatform, parsePlatform } from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
-import { pipe } from "../../ffi/process.ts";
-import { closeFd } from "../../ffi/process.ts";
-import { ExecError, TsboxError, UsageError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
-import type { Container as RuntimeContainer, MountRequest } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { mountOverlay, resolveInRoot, unmountRootfs } from "../runtime/rootfs.ts";
-import { resolveUser } from "../runtime/user.ts";
 import { sha256Digest } from "../store/digest.ts";
 import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { cacheGet, cacheKey, cachePut } from "./cache.ts";
 import { contextRoot, resolveSources, type SourceRoot, sourcesDigest } from "./context.ts";
-import { mkdirInRoot, writeInto } from "./copy.ts";
-import { copySources, excludingRoot } from "./copy_flags.ts";
+import { mkdirInRoot } from "./copy.ts";
+import { excludingRoot } from "./copy_flags.ts";
 import { FileDigests } from "./file_digests.ts";
-import { AddUrlError, type Download, Downloads, isUrl, placeDownload } from "./add_url.ts";
+import { Downloads } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
-import { removeMountStubs } from "./mount_stubs.ts";
-import { PrefixedLines } from "./output.ts";
-import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
 import type { Secrets } from "./secrets.ts";
 import {
   type BuildState,
@@ -56,6 +42,20 @@ import {
   stateId,
 } from "./state.ts";
 import { unpackContextArchive } from "./stdin_context.ts";
+import { BuildInstructionError, PlatformMismatchError, runsOn } from "./build_errors.ts";
+import { execForm } from "./exec_form.ts";
+import { healthcheckOf } from "./healthcheck_step.ts";
+import {
+  copyArgs,
+  copyExcludes,
+  copyStep,
+  type CopyStepContext,
+  download,
+  splitUrls,
+} from "./copy_step.ts";
+import { runMountSpecs, runNetwork, runStep, type RunStepContext } from "./run_step.ts";
+
+export { BuildInstructionError, BuildStepError, PlatformMismatchError } from "./build_errors.ts";
 import { makeBuildDir, sweepAbandonedBuilds } from "./sweep.ts";
 import { expandOnly, type Lookup, processWord, processWords } from "./words.ts";
 
@@ -131,6 +131,10 @@ export interface BuildOptions {
    * bytes reach only the steps that mount them, never the image, cache, output or database.
    */
   readonly secrets?: Secrets;
+  /** Pull every base image, even one the store has (`--pull`). */
+  readonly pull?: boolean;
+  /** The registry client base images are pulled with (the API's per-request credentials). */
+  readonly client?: RegistryClient;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
@@ -141,65 +145,6 @@ export interface BuildResult {
   readonly tags: readonly string[];
   /** Per step: whether it came from the cache. */
   readonly cached: readonly boolean[];
-}
-
-/**
- * A RUN that exited non-zero. As docker's classic builder, `build` then exits 1 (not the RUN's
- * code, which scripts could mistake for one of tsbox's own) and the message names the command
- * and its code.
- */
-export class BuildStepError extends TsboxError {
-  override readonly exitCode = 1;
-  constructor(
-    /** The RUN's command as run (`/bin/sh -c ...`). */
-    readonly command: readonly string[],
-    /** The RUN's exit code (128+N for signal N). */
-    readonly code: number,
-  ) {
-    super(`The command '${command.join(" ")}' returned a non-zero code: ${code}`);
-    this.name = "BuildStepError";
-  }
-}
-
-/** An instruction whose arguments make no sense (names the line). */
-export class BuildInstructionError extends TsboxError {
-  constructor(file: string, ins: Instruction, detail: string) {
-    super(`${file}:${ins.line}: ${ins.keyword}: ${detail}`);
-    this.name = "BuildInstructionError";
-  }
-}
-
-/** A base image that is not of the platform the build asked for. */
-export class PlatformMismatchError extends TsboxError {
-  constructor(name: string, wanted: Platform, image: ImageRecord, pullFailure?: string) {
-    const actual = formatPlatform(platformOf(image));
-    super(
-      `image with reference ${name} was found but does not match the specified platform: ` +
-        `wanted ${formatPlatform(wanted)}, actual: ${actual}` +
-        (pullFailure
-          ? ` (and pulling it for ${formatPlatform(wanted)} failed: ${pullFailure})`
-          : ""),
-    );
-    this.name = "PlatformMismatchError";
-  }
-}
-
-function platformOf(image: { readonly config: ImageConfig }): Platform {
-  const c = image.config;
-  // Normalised as docker shows platforms (arm64's v8 variant is implied).
-  return normalizePlatform({ os: c.os, architecture: c.architecture, variant: c.variant });
-}
-
-/** Whether `image` runs on `wanted`, by the same rules (and fallbacks) as choosing from an index. */
-function runsOn(image: { readonly config: ImageConfig }, wanted: Platform): boolean {
-  const one = { mediaType: "", digest: "", size: 0, platform: platformOf(image) };
-  try {
-    selectManifest({ schemaVersion: 2, manifests: [one] }, wanted);
-    return true;
-  } catch (err) {
-    if (err instanceof NoMatchingPlatformError) return false;
-    throw err;
-  }
 }
 
 /** Build args docker accepts without an ARG declaration. */
@@ -400,39 +345,6 @@ function setEnv(env: string[], name: string, value: string): string[] {
   return out;
 }
 
-/** Parses a JSON exec form; undefined when `args` is shell form. */
-function execForm(args: string): string[] | undefined {
-  const t = args.trim();
-  if (!t.startsWith("[")) return undefined;
-  try {
-    const v = JSON.parse(t);
-    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
-  } catch { /* shell form after all */ }
-  return undefined;
-}
-
-/** Parses a Go duration (`30s`, `1m30s`, `500ms`) into nanoseconds. */
-function durationNs(text: string): number {
-  const units: Record<string, number> = {
-    ns: 1,
-    us: 1e3,
-    "µs": 1e3,
-    ms: 1e6,
-    s: 1e9,
-    m: 6e10,
-    h: 3.6e12,
-  };
-  let total = 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
-  let consumed = 0;
-  for (const m of text.matchAll(re)) {
-    total += Number(m[1]) * units[m[2]];
-    consumed += m[0].length;
-  }
-  if (consumed !== text.length || text === "") throw new TsboxError(`invalid duration ${text}`);
-  return Math.round(total);
-}
-
 class Builder {
   /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
@@ -586,13 +498,14 @@ class Builder {
   async #image(name: string, platform?: string): Promise<ImageRecord> {
     const wanted = platform === undefined ? undefined : parsePlatform(platform);
     const local = this.store.findImage(name);
-    if (local && (!wanted || runsOn(local, wanted))) return local;
+    if (local && !this.options.pull && (!wanted || runsOn(local, wanted))) return local;
     const { pullImage } = await import("../image/pull.ts");
     let pulled: ImageRecord;
     try {
       pulled = (await pullImage(this.store, name, {
         platform,
         insecure: this.options.insecure,
+        client: this.options.client,
         onProgress: (event) => this.emit({ type: "pull", event }),
       })).image;
     } catch (err) {
@@ -627,7 +540,7 @@ class Builder {
     }
     const extra = await this.#inputsDigest(state, ins, args, run);
     const network = ins.keyword === "RUN"
-      ? this.#network(ins)
+      ? runNetwork(ins, this.options.network ?? "host", (d) => this.#fail(ins, d))
       : ins.keyword === "ENTRYPOINT"
       ? `cmd set ${run.cmdSet}`
       : "";
@@ -648,16 +561,6 @@ class Builder {
     return { next, cached: false };
   }
 
-  #network(ins: Instruction): "host" | "none" {
-    const flag = ins.flags.find((f) => f.name === "network")?.value;
-    if (flag === "none") return "none";
-    if (flag === "host" || flag === "default" || flag === "") return "host";
-    if (flag !== undefined) {
-      throw new BuildInstructionError(this.file, ins, `unsupported network mode ${flag}`);
-    }
-    return this.options.network ?? "host";
-  }
-
   /**
    * For COPY/ADD: a digest of the sources' contents (or of the stage/image they come from). For
    * RUN: the same for what its bind mounts show (a cache, tmpfs or secret mount adds nothing:
@@ -671,7 +574,8 @@ class Builder {
   ): Promise<string> {
     if (ins.keyword === "RUN") {
       const parts: string[] = [];
-      for (const m of this.#mountSpecs(ins, this.#lookup(state, args))) {
+      const lookup = this.#lookup(state, args);
+      for (const m of runMountSpecs(ins, lookup, this.df.escape, (d) => this.#fail(ins, d))) {
         if (m.type !== "bind") continue;
         if (m.from !== undefined) {
           parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
@@ -683,7 +587,8 @@ class Builder {
       return parts.join("\n");
     }
     if (ins.keyword !== "COPY" && ins.keyword !== "ADD") return "";
-    const { sources } = this.#copyArgs(state, ins, args);
+    const copy = this.#copyContext(run);
+    const { sources } = copyArgs(copy, state, ins, this.#lookup(state, args));
     const from = ins.flags.find((f) => f.name === "from")?.value;
     if (from !== undefined) {
       const { state: fromState } = await this.#fromSource(
@@ -692,57 +597,22 @@ class Builder {
       );
       return `from ${stateId(fromState)}`;
     }
-    const { urls, local } = this.#splitUrls(ins, sources);
+    const { urls, local } = splitUrls(copy, ins, sources);
     const parts: string[] = [];
     for (const url of urls) {
       parts.push(
-        `url ${url} ${(await this.#download(ins, url, this.#lookup(state, args))).digest}`,
+        `url ${url} ${(await download(copy, ins, url, this.#lookup(state, args))).digest}`,
       );
     }
     if (local.length > 0) {
       const root = excludingRoot(
         this.context,
         local,
-        this.#excludes(ins, this.#lookup(state, args)),
+        copyExcludes(ins, this.#lookup(state, args)),
       );
       parts.push(await sourcesDigest(root, await resolveSources(root, local), this.#digests));
     }
     return parts.join("\n");
-  }
-
-  /**
-   * A COPY/ADD's sources parted into URLs (ADD only) and local paths; `--checksum` only
-   * with URLs, as BuildKit.
-   */
-  #splitUrls(ins: Instruction, sources: readonly string[]): { urls: string[]; local: string[] } {
-    const urls = sources.filter(isUrl);
-    const local = sources.filter((s) => !isUrl(s));
-    if (urls.length > 0 && ins.keyword === "COPY") {
-      throw new BuildInstructionError(this.file, ins, "source can't be a URL for COPY");
-    }
-    if (ins.flags.some((f) => f.name === "checksum") && (local.length > 0 || urls.length === 0)) {
-      throw new BuildInstructionError(
-        this.file,
-        ins,
-        "--checksum can only be used with HTTP(S) sources",
-      );
-    }
-    return { urls, local };
-  }
-
-  /** An ADD URL's download, fetched once per build (and checked against `--checksum`). */
-  #download(ins: Instruction, url: string, lookup: Lookup): Promise<Download> {
-    const flag = ins.flags.find((f) => f.name === "checksum")?.value;
-    const checksum = flag === undefined ? undefined : processWord(flag, lookup);
-    return this.#downloads.get(url, checksum).catch((err) => {
-      if (err instanceof AddUrlError) throw new BuildInstructionError(this.file, ins, err.message);
-      throw err;
-    });
-  }
-
-  /** `--exclude` patterns of a COPY/ADD, expanded. */
-  #excludes(ins: Instruction, lookup: Lookup): string[] {
-    return ins.flags.filter((f) => f.name === "exclude").map((f) => processWord(f.value, lookup));
   }
 
   /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
@@ -750,31 +620,6 @@ class Builder {
     const stage = findStage(this.df, name, run.stage.index);
     if (stage) return { state: await this.#stages.waitFor(stage.index) };
     return { state: imageState(await this.#image(name)) };
-  }
-
-  /**
-   * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
-   * nothing in a build allows.
-   */
-  #mountSpecs(ins: Instruction, lookup: Lookup): MountSpec[] {
-    const security = ins.flags.find((f) => f.name === "security")?.value;
-    if (security !== undefined && security !== "sandbox") {
-      throw new BuildInstructionError(
-        this.file,
-        ins,
-        `--security=${security} is not allowed (tsbox grants no insecure entitlement)`,
-      );
-    }
-    return ins.flags.filter((f) => f.name === "mount").map((f) => {
-      try {
-        return parseMountFlag(processWord(f.value, lookup, { escape: this.df.escape }));
-      } catch (err) {
-        if (err instanceof MountSpecError) {
-          throw new BuildInstructionError(this.file, ins, err.message);
-        }
-        throw err;
-      }
-    });
   }
 
   /** Mounts the filesystem of a stage or image for a RUN mount; writes go to a throwaway dir. */
@@ -808,33 +653,6 @@ class Builder {
     };
   }
 
-  #copyArgs(
-    state: BuildState,
-    ins: Instruction,
-    args: Map<string, string | undefined>,
-  ): { sources: string[]; dest: string } {
-    const lookup = this.#lookup(state, args);
-    const json = execForm(ins.args);
-    const words = json
-      ? json.map((w) => expandOnly(w, lookup))
-      : processWords(ins.args, lookup, { escape: this.df.escape });
-    const inline = words.filter((w) => /^<<-?["']?[A-Za-z_]/.test(w));
-    const rest = words.filter((w) => !inline.includes(w));
-    if (rest.length < 1 || (rest.length < 2 && inline.length === 0)) {
-      throw new BuildInstructionError(
-        this.file,
-        ins,
-        `${ins.keyword} requires at least two arguments`,
-      );
-    }
-    const dest = rest.pop()!;
-    const workdir = configOf(state).config?.WorkingDir || "/";
-    const abs = dest.startsWith("/")
-      ? dest
-      : posix.join(workdir, dest) + (dest.endsWith("/") ? "/" : "");
-    return { sources: rest, dest: abs };
-  }
-
   async #execute(
     state: BuildState,
     ins: Instruction,
@@ -854,10 +672,16 @@ class Builder {
       nextState(state, { createdBy: shown, created }, change);
     switch (ins.keyword) {
       case "RUN":
-        return await this.#run(state, ins, argList, created, run, step, lookup);
+        return await runStep(this.#runContext(run, step), state, ins, argList, created, lookup);
       case "COPY":
       case "ADD":
-        return await this.#copy(state, ins, args, created, run);
+        return await copyStep(
+          this.#copyContext(run),
+          state,
+          ins,
+          this.#lookup(state, args),
+          created,
+        );
       case "WORKDIR": {
         const dir = posix.resolve(config.WorkingDir || "/", word());
         const layer = await this.#inRootfs(state, false, (rootfs) => {
@@ -943,11 +767,47 @@ class Builder {
         return simple((c) => c.Shell = json, `SHELL ${JSON.stringify(json)}`);
       }
       case "HEALTHCHECK":
-        return simple((c) => c.Healthcheck = this.#healthcheck(ins, shell));
+        return simple((c) => c.Healthcheck = healthcheckOf(ins, (d) => this.#fail(ins, d)));
       case "ONBUILD":
         return simple((c) => c.OnBuild = [...(c.OnBuild ?? []), ins.args.trim()]);
     }
     throw new BuildInstructionError(this.file, ins, "unsupported instruction");
+  }
+
+  /** What a COPY/ADD step needs of this build (copy_step.ts). */
+  #copyContext(run: StageRun): CopyStepContext {
+    return {
+      context: this.context,
+      escape: this.df.escape,
+      download: (url, checksum) => this.#downloads.get(url, checksum),
+      inRootfs: (state, alwaysLayer, fn) => this.#inRootfs(state, alwaysLayer, fn),
+      fromState: async (name) => (await this.#fromSource(name, run)).state,
+      withReadOnly: (state, fn) => this.#withReadOnly(state, fn),
+      fail: (ins, detail) => this.#fail(ins, detail),
+    };
+  }
+
+  /** What a RUN step needs of this build (run_step.ts). */
+  #runContext(run: StageRun, step: number): RunStepContext {
+    return {
+      store: this.store,
+      context: this.context,
+      secrets: this.options.secrets ?? new Map(),
+      escape: this.df.escape,
+      network: this.options.network ?? "host",
+      scratch: this.scratch,
+      fresh: (kind) => join(this.scratch, `${kind}-${++this.#mounts}`),
+      lowers: (state) => this.#lowers(state),
+      view: (from) => this.#view(from, run),
+      emit: this.emit,
+      label: this.#label(run.stage, step),
+      fail: (ins, detail) => this.#fail(ins, detail),
+    };
+  }
+
+  /** Throws the instruction's error (names the file and line). */
+  #fail(ins: Instruction, detail: string): never {
+    throw new BuildInstructionError(this.file, ins, detail);
   }
 
   #pairs(ins: Instruction, lookup: Lookup): [string, string][] {
@@ -971,29 +831,6 @@ class Builder {
       }
       return [w.slice(0, i), w.slice(i + 1)];
     });
-  }
-
-  #healthcheck(ins: Instruction, shell: readonly string[]): ContainerConfig["Healthcheck"] {
-    const args = ins.args.trim();
-    const [kind, ...rest] = args.split(/\s+/);
-    if (kind.toUpperCase() === "NONE") return { Test: ["NONE"] };
-    if (kind.toUpperCase() !== "CMD") {
-      throw new BuildInstructionError(this.file, ins, "HEALTHCHECK must be NONE or CMD");
-    }
-    const cmdText = args.slice(kind.length).trim();
-    const json = execForm(cmdText);
-    const hc: NonNullable<ContainerConfig["Healthcheck"]> = {
-      Test: json ? ["CMD", ...json] : ["CMD-SHELL", rest.length ? cmdText : ""],
-    };
-    void shell;
-    for (const f of ins.flags) {
-      if (f.name === "interval") hc.Interval = durationNs(f.value);
-      else if (f.name === "timeout") hc.Timeout = durationNs(f.value);
-      else if (f.name === "start-period") hc.StartPeriod = durationNs(f.value);
-      else if (f.name === "start-interval") hc.StartInterval = durationNs(f.value);
-      else if (f.name === "retries") hc.Retries = Number(f.value);
-    }
-    return hc;
   }
 
   /** Mounts the state's overlay with a fresh upper dir, runs `fn`, and commits the change set. */
@@ -1038,82 +875,6 @@ class Builder {
     return [posix.relative(this.store.linkDir, empty)];
   }
 
-  /** Reads the rootfs's passwd/group to resolve `--chown`; gid defaults to the uid. */
-  #owner(rootfs: string, spec: string): { uid: number; gid: number } {
-    const read = (p: string) => {
-      try {
-        return Deno.readTextFileSync(resolveInRoot(rootfs, p));
-      } catch {
-        return "";
-      }
-    };
-    const u = resolveUser(spec, read("/etc/passwd"), read("/etc/group"));
-    return { uid: u.uid, gid: spec.includes(":") ? u.gid : u.uid };
-  }
-
-  async #copy(
-    state: BuildState,
-    ins: Instruction,
-    args: Map<string, string | undefined>,
-    created: string,
-    run: StageRun,
-  ): Promise<BuildState> {
-    const lookup = this.#lookup(state, args);
-    const { sources, dest } = this.#copyArgs(state, ins, args);
-    const flag = (n: string) => {
-      const v = ins.flags.find((f) => f.name === n)?.value;
-      return v === undefined ? undefined : processWord(v, lookup);
-    };
-    const chown = flag("chown");
-    const chmod = flag("chmod");
-    if (chmod !== undefined && !/^[0-7]{3,4}$/.test(chmod)) {
-      throw new BuildInstructionError(
-        this.file,
-        ins,
-        `invalid --chmod=${chmod}: only octal modes are supported`,
-      );
-    }
-    const from = flag("from");
-    const excludes = this.#excludes(ins, lookup);
-    const layer = await this.#inRootfs(state, true, async (rootfs) => {
-      const owner = chown ? this.#owner(rootfs, chown) : undefined;
-      const opts = {
-        owner,
-        mode: chmod ? parseInt(chmod, 8) : undefined,
-        extract: ins.keyword === "ADD" && !from,
-      };
-      for (const h of ins.heredocs) {
-        const body = h.expand ? expandOnly(h.body, lookup) : h.body;
-        const target = dest.endsWith("/") || sources.length + ins.heredocs.length > 1
-          ? posix.join(dest, h.name)
-          : dest;
-        await writeInto(rootfs, target, body, opts);
-      }
-      if (sources.length === 0) return;
-      const { urls, local } = this.#splitUrls(ins, sources);
-      const destIsDir = dest.endsWith("/") || sources.length + ins.heredocs.length > 1;
-      for (const url of urls) {
-        await placeDownload(rootfs, await this.#download(ins, url, lookup), dest, destIsDir, opts);
-      }
-      if (local.length === 0) return;
-      const parents = ins.flags.some((f) => f.name === "parents" && f.value !== "false");
-      const copy = (root: SourceRoot) =>
-        copySources(rootfs, excludingRoot(root, local, excludes), local, dest, opts, parents);
-      if (from !== undefined) {
-        const { state: fromState } = await this.#fromSource(from, run);
-        await this.#withReadOnly(fromState, (srcRoot) => copy({ dir: srcRoot }));
-      } else await copy(this.context);
-    });
-    const shown = `${ins.keyword} ${
-      [
-        ...ins.flags.filter((f) => f.name !== "from").map((f) => `--${f.name}=${f.value}`),
-        ...sources,
-        dest,
-      ].join(" ")
-    } # buildkit`;
-    return nextState(state, { createdBy: shown, created, layer });
-  }
-
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */
   async #withReadOnly(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
     const view = await this.#mountState(state);
@@ -1121,155 +882,6 @@ class Builder {
       await fn(view.dir);
     } finally {
       await view.release();
-    }
-  }
-
-  async #run(
-    state: BuildState,
-    ins: Instruction,
-    argList: string[],
-    created: string,
-    run: StageRun,
-    step: number,
-    lookup: Lookup,
-  ): Promise<BuildState> {
-    const cfg = configOf(state).config ?? {};
-    const shell = cfg.Shell ?? DEFAULT_SHELL;
-    const json = execForm(ins.args);
-    let argv: string[];
-    if (json) argv = json;
-    else if (
-      ins.heredocs.length > 0 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.args.trim())
-    ) {
-      // `RUN <<EOF` with nothing else on the line: the heredoc is the script.
-      argv = [...shell, ins.heredocs[0].body];
-    } else if (ins.heredocs.length > 0) {
-      // A command reading heredocs: the shell understands the whole text.
-      argv = [...shell, [ins.args, ...ins.heredocs.map((h) => `${h.body}${h.name}`)].join("\n")];
-    } else argv = [...shell, ins.args.trim()];
-    if (argv.length === 0) throw new BuildInstructionError(this.file, ins, "RUN names no command");
-    const env = [...(cfg.Env ?? [])];
-    if (!env.some((e) => e.startsWith("PATH="))) env.unshift(`PATH=${DEFAULT_PATH}`);
-    const envNames = new Set(env.map((e) => e.split("=", 1)[0]));
-    for (const a of argList) if (!envNames.has(a.split("=", 1)[0])) env.push(a);
-    const id = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-    // The full id: the cgroups are named after it, and a sweep after a kill finds them by it.
-    const stateDir = join(this.scratch, `run-${id}`);
-    await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const lowers = await this.#lowers(state);
-    const mountPlan = await prepareMounts(this.#mountSpecs(ins, lookup), cfg.WorkingDir || "/", {
-      storeRoot: resolve(this.store.root),
-      context: this.context,
-      secrets: this.options.secrets ?? new Map(),
-      fresh: (kind) => join(this.scratch, `${kind}-${++this.#mounts}`),
-      view: (from) => this.#view(from, run),
-    }).catch((err) => {
-      if (err instanceof MountSpecError) {
-        throw new BuildInstructionError(this.file, ins, err.message);
-      }
-      throw err;
-    });
-    try {
-      return await this.#runContainer(state, ins, argv, [...env, ...mountPlan.env], {
-        id,
-        stateDir,
-        lowers,
-        mounts: mountPlan.mounts,
-        mountTargets: mountPlan.targets,
-        created,
-        run,
-        step,
-      });
-    } finally {
-      await mountPlan.release();
-    }
-  }
-
-  /** Runs a RUN step's container and makes its layer from what it changed. */
-  async #runContainer(
-    state: BuildState,
-    ins: Instruction,
-    argv: string[],
-    env: string[],
-    c: {
-      id: string;
-      stateDir: string;
-      lowers: string[];
-      mounts: MountRequest[];
-      mountTargets: string[];
-      created: string;
-      run: StageRun;
-      step: number;
-    },
-  ): Promise<BuildState> {
-    const { id, stateDir, lowers, created } = c;
-    const cfg = configOf(state).config ?? {};
-    const [readFd, writeFd] = pipe();
-    let output: Deno.FsFile | undefined;
-    // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
-    const { Container } = await import("../runtime/container.ts");
-    let container: RuntimeContainer;
-    try {
-      // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
-      output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
-      container = await Container.start({
-        id,
-        stateDir,
-        lowerBase: this.store.linkDir,
-        layers: lowers,
-        argv,
-        env,
-        cwd: cfg.WorkingDir || "/",
-        user: cfg.User ?? "",
-        hostname: "buildkitsandbox",
-        network: this.#network(ins),
-        resources: {},
-        mounts: c.mounts,
-        readOnly: false,
-        stdio: ["null", writeFd, writeFd],
-        parentDeathSignal: 9,
-      });
-    } catch (err) {
-      output?.close();
-      const image = { config: configOf(state) };
-      if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
-        // Most likely the reason (a foreign binary reads as "permission denied" to execve).
-        const host = formatPlatform(hostPlatform());
-        throw new BuildInstructionError(
-          this.file,
-          ins,
-          `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
-            `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
-        );
-      }
-      throw err;
-    } finally {
-      closeFd(readFd);
-      closeFd(writeFd);
-    }
-    const send = (data: Uint8Array) => this.emit({ type: "output", data });
-    const label = this.#label(c.run.stage, c.step);
-    const lines = label ? new PrefixedLines(`[${label}] `, send) : undefined;
-    const reading = (async () => {
-      for await (const chunk of output.readable) {
-        if (lines) lines.write(chunk);
-        else send(chunk);
-      }
-    })();
-    const exit = await container.wait();
-    await reading.catch(() => {});
-    lines?.flush();
-    try {
-      if (exit.exitCode !== 0) {
-        throw new BuildStepError(argv, exit.exitCode);
-      }
-      const upper = join(stateDir, "upper");
-      await removeMountStubs(upper, state, this.store, c.mountTargets);
-      const layer = await commitLayer(this.store, upper, true);
-      const shown = `RUN ${argv.join(" ")} # buildkit`;
-      return nextState(state, { createdBy: shown, created, layer });
-    } finally {
-      await removeTree(stateDir);
     }
   }
 }

@@ -66,7 +66,10 @@ export async function createCommand(
   flags: unknown,
 ): Promise<void> {
   await withStore(g, async (store) => {
-    const c = await createFromFlags(store, image, command, flags as RunFlags, g);
+    const c = await createFromFlags(store, image, command, flags as RunFlags, {
+      ...g,
+      notice: (line) => console.error(line),
+    });
     console.log(c.id);
   });
 }
@@ -83,7 +86,7 @@ export async function startCommand(
       const c = requireContainer(store, names[0]);
       if (isActive(c.state)) throw new TsboxError(`container ${c.name} is already running`);
       const { attached } = await import("../container/run.ts");
-      return await attached(store, c.id, c.config.autoRemove);
+      return await attached(store, c.id, c.config.autoRemove, undefined, (m) => console.error(m));
     });
   }
   return await each(g, names, async (store, c, name) => {

@@ -82,7 +82,7 @@ export const HOT_ACTIONS = {
       image as string,
       command as string[],
       as<RunFlags>(flags),
-      g,
+      { ...g, notice: (line) => console.error(line) },
     );
     if (result.exitCode === undefined) console.log(result.id);
     else setExitCode(result.exitCode);

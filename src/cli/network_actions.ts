@@ -7,6 +7,7 @@
 import { TsboxError, UsageError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import {
+  address6Of,
   createNetwork,
   ensureDefaultNetwork,
   leasesOf,
@@ -39,8 +40,9 @@ export async function networkCreateCommand(
   name: string,
   opts: {
     driver?: string;
-    subnet?: string;
-    gateway?: string;
+    subnet?: string[];
+    gateway?: string[];
+    ipv6?: boolean;
     internal?: boolean;
     label?: string[];
   },
@@ -49,11 +51,22 @@ export async function networkCreateCommand(
     throw new UsageError(`network driver "${opts.driver}" is not supported (only bridge)`);
   }
   const labels = parseLabels(opts.label);
+  // As docker: --subnet and --gateway once per address family.
+  const one = (values: string[] | undefined, v6: boolean, flag: string) => {
+    const of = (values ?? []).filter((v) => v.includes(":") === v6);
+    if (of.length > 1) {
+      throw new UsageError(`${flag} given twice for IPv${v6 ? 6 : 4}: ${of.join(", ")}`);
+    }
+    return of[0];
+  };
   await withStore(g, (store) => {
     const net = createNetwork(store, {
       name,
-      subnet: opts.subnet,
-      gateway: opts.gateway,
+      subnet: one(opts.subnet, false, "--subnet"),
+      gateway: one(opts.gateway, false, "--gateway"),
+      subnet6: one(opts.subnet, true, "--subnet"),
+      gateway6: one(opts.gateway, true, "--gateway"),
+      ipv6: opts.ipv6,
       internal: opts.internal,
       labels,
     });
@@ -87,7 +100,7 @@ function networkRow(n: NetworkRecord, trunc: boolean): Row {
     Driver: () => n.driver,
     Scope: () => "local",
     IPv4: () => "true",
-    IPv6: () => "false",
+    IPv6: () => String(n.subnet6 !== undefined),
     Internal: () => String(n.internal),
     Labels: () => Object.keys(n.labels).sort().map((k) => `${k}=${n.labels[k]}`).join(","),
     CreatedAt: () => created(n),
@@ -130,12 +143,13 @@ export function inspectNetwork(store: Store, n: NetworkRecord): Record<string, u
       "SELECT name FROM containers WHERE id = ?",
       lease.holder,
     );
+    const v6 = address6Of(n, lease.address);
     containers[lease.holder] = {
       Name: row?.name ?? lease.holder,
       EndpointID: lease.veth,
       MacAddress: lease.mac,
       IPv4Address: `${lease.address}/${prefix}`,
-      IPv6Address: "",
+      IPv6Address: v6 ? `${v6}/${n.subnet6!.split("/")[1]}` : "",
     };
   }
   return {
@@ -144,11 +158,14 @@ export function inspectNetwork(store: Store, n: NetworkRecord): Record<string, u
     Created: created(n),
     Scope: "local",
     Driver: n.driver,
-    EnableIPv6: false,
+    EnableIPv6: n.subnet6 !== undefined,
     IPAM: {
       Driver: "default",
       Options: {},
-      Config: [{ Subnet: n.subnet, Gateway: n.gateway }],
+      Config: [
+        { Subnet: n.subnet, Gateway: n.gateway },
+        ...(n.subnet6 ? [{ Subnet: n.subnet6, Gateway: n.gateway6 }] : []),
+      ],
     },
     Internal: n.internal,
     Attachable: false,

@@ -22,8 +22,13 @@ export function defineNetworkCommands(program: Command): void {
     .description("Create a bridge network")
     .argument("<name>", "network name")
     .option("-d, --driver <driver>", "network driver (only bridge)", "bridge")
-    .option("--subnet <cidr>", "IPv4 subnet (default: the next free /24 of 10.90.0.0/15)")
-    .option("--gateway <ip>", "the bridge's address (default: the subnet's first)")
+    .option(
+      "--subnet <cidr>",
+      "IPv4 subnet (default: the next free /24 of 10.90.0.0/15); again for an IPv6 one",
+      collect,
+    )
+    .option("--gateway <ip>", "the bridge's address (default: the subnet's first)", collect)
+    .option("--ipv6", "IPv6 too (a unique local /64 unless an IPv6 --subnet is given)")
     .option("--internal", "no route out: containers reach only each other")
     .option("--label <key=value>", "set metadata on the network (repeatable)", collect)
     .action(async (name, opts, self) =>

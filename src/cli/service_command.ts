@@ -42,6 +42,7 @@ export function defineServiceCommand(program: Command): void {
           group: opts.group,
           signal: abort.signal,
           onListening: (path) => console.error(`tsbox: serving the Docker API on unix://${path}`),
+          log: (line) => console.error(line),
         });
       } finally {
         Deno.removeSignalListener("SIGINT", end);

@@ -12,7 +12,7 @@ export async function withStore<T>(
   g: GlobalOptions,
   fn: (store: Store) => Promise<T> | T,
 ): Promise<T> {
-  const store = await Store.open(g.root);
+  const store = await Store.open(g.root, { warn: (message) => console.error(message) });
   try {
     return await fn(store);
   } finally {

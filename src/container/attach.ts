@@ -4,8 +4,8 @@
  * reader of the container's output (the log must see every byte); it copies each chunk to every
  * attached client, and takes their input, window sizes and end of input.
  *
- * Frames in both directions are docker's stdcopy header (stream byte, three zero bytes, big
- * endian u32 length) followed by the payload, with types beyond docker's for control messages.
+ * Frames in both directions are attach_frames.ts's (docker's stdcopy header, and control
+ * messages), re-exported here.
  *
  * @module
  */
@@ -14,107 +14,31 @@ import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_PATH, openat } from "../../ffi/fs.t
 import { closeFd } from "../../ffi/process.ts";
 import { setWindowSize, type WindowSize, writeAllAsync } from "../../ffi/terminal.ts";
 import { containerDir } from "./paths.ts";
+import {
+  decodeResize,
+  encodeFrame,
+  exitFrame,
+  FRAME,
+  type Frame,
+  FrameDecoder,
+} from "./attach_frames.ts";
 
-/** Frame types. 0-2 are docker's stdcopy streams. */
-export const FRAME = {
-  /** Client to supervisor: bytes for the container's stdin (or pty). */
-  stdin: 0,
-  /** Supervisor to client: the container's stdout (all output with a pty). */
-  stdout: 1,
-  /** Supervisor to client: the container's stderr. */
-  stderr: 2,
-  /** Client to supervisor: the user's window size (rows, cols as big endian u16). */
-  resize: 3,
-  /** Client to supervisor: the user's input ended; close the container's stdin (`start -ai`). */
-  closeStdin: 4,
-  /** Supervisor to client: the container's process ended with this code (big endian i32). */
-  exit: 5,
-  /** Client to supervisor: attached, initial window size sent (a `start -a` start may go on). */
-  ready: 6,
-} as const;
-
-/** One decoded frame. */
-export interface Frame {
-  readonly type: number;
-  readonly payload: Uint8Array;
-}
-
-const HEADER = 8;
-/** Larger frames are a protocol error (output is sent in reads of at most 64 KiB). */
-const MAX_FRAME = 1 << 20;
 /** A client this far behind is disconnected rather than slowing the container down. */
 const MAX_BACKLOG = 8 << 20;
 /** Input held while no process runs yet (attach-first start). */
 const MAX_PENDING_INPUT = 1 << 16;
 
-/** Encodes one frame. */
-export function encodeFrame(type: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const out = new Uint8Array(HEADER + payload.length);
-  out[0] = type;
-  new DataView(out.buffer).setUint32(4, payload.length, false);
-  out.set(payload, HEADER);
-  return out;
-}
-
-/** A resize frame. */
-export function resizeFrame(size: WindowSize): Uint8Array {
-  const p = new Uint8Array(4);
-  const v = new DataView(p.buffer);
-  v.setUint16(0, size.rows, false);
-  v.setUint16(2, size.cols, false);
-  return encodeFrame(FRAME.resize, p);
-}
-
-/** An exit frame. */
-export function exitFrame(code: number): Uint8Array {
-  const p = new Uint8Array(4);
-  new DataView(p.buffer).setInt32(0, code, false);
-  return encodeFrame(FRAME.exit, p);
-}
-
-/** The window size a resize frame carries. */
-export function decodeResize(payload: Uint8Array): WindowSize | undefined {
-  if (payload.length !== 4) return undefined;
-  const v = new DataView(payload.buffer, payload.byteOffset, 4);
-  return { rows: v.getUint16(0, false), cols: v.getUint16(2, false) };
-}
-
-/** The code an exit frame carries. */
-export function decodeExit(payload: Uint8Array): number | undefined {
-  if (payload.length !== 4) return undefined;
-  return new DataView(payload.buffer, payload.byteOffset, 4).getInt32(0, false);
-}
-
-/** A peer sent something that is not a frame. */
-export class FrameError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FrameError";
-  }
-}
-
-/** Splits a byte stream into frames, whatever the chunk boundaries. */
-export class FrameDecoder {
-  #buf = new Uint8Array(0);
-
-  /** Adds `chunk` and returns every frame now complete. */
-  push(chunk: Uint8Array): Frame[] {
-    const joined = new Uint8Array(this.#buf.length + chunk.length);
-    joined.set(this.#buf);
-    joined.set(chunk, this.#buf.length);
-    const frames: Frame[] = [];
-    let off = 0;
-    while (joined.length - off >= HEADER) {
-      const len = new DataView(joined.buffer, off + 4, 4).getUint32(0, false);
-      if (len > MAX_FRAME) throw new FrameError(`attach frame of ${len} bytes`);
-      if (joined.length - off < HEADER + len) break;
-      frames.push({ type: joined[off], payload: joined.slice(off + HEADER, off + HEADER + len) });
-      off += HEADER + len;
-    }
-    this.#buf = joined.slice(off);
-    return frames;
-  }
-}
+export {
+  decodeExit,
+  decodeResize,
+  encodeFrame,
+  exitFrame,
+  FRAME,
+  type Frame,
+  FrameDecoder,
+  FrameError,
+  resizeFrame,
+} from "./attach_frames.ts";
 
 /** Where the attach socket of container `id` lives. */
 export function attachSocketPath(root: string, id: string): string {
@@ -400,12 +324,19 @@ export class AttachServer {
   }
 }
 
-/** The supervisor's server for container `id`; undefined (no attach, the container runs) if it cannot listen. */
-export function openAttachServer(root: string, id: string): AttachServer | undefined {
+/**
+ * The supervisor's server for container `id`; undefined (no attach, the container runs) if it
+ * cannot listen, which is told to `warn`.
+ */
+export function openAttachServer(
+  root: string,
+  id: string,
+  warn: (message: string) => void = () => {},
+): AttachServer | undefined {
   try {
     return AttachServer.listen(attachSocketPath(root, id));
   } catch (err) {
-    console.error(`tsbox: attach socket of ${id.slice(0, 12)}: ${(err as Error).message}`);
+    warn(`tsbox: attach socket of ${id.slice(0, 12)}: ${(err as Error).message}`);
     return undefined;
   }
 }

@@ -18,9 +18,12 @@ import {
   hostDevice,
 } from "../runtime/security.ts";
 import type { Spec } from "../oci/spec.ts";
-import { type HostFacts, specFor, type SpecUser } from "./spec.ts";
+import type { NamespaceSource } from "../runtime/namespaces.ts";
+import { ANNOTATION, type HostFacts, SPEC_VERSION, specFor, type SpecUser } from "./spec.ts";
 import { configPath, containerDir } from "./paths.ts";
-import type { RunConfig } from "./state.ts";
+import type { ContainerRecord, RunConfig } from "./state.ts";
+import { sharedNamespaces } from "./namespaces.ts";
+import { joinedNetworkPid } from "./network.ts";
 
 /** A file of the image read by create: at most this much (passwd and group are small). */
 const MAX_IMAGE_FILE = 1 << 20;
@@ -121,13 +124,38 @@ export function hostFacts(config: RunConfig): HostFacts {
   };
 }
 
+/** Namespace files of other containers that a container joins (`container:X` modes). */
+export interface JoinedPaths {
+  readonly networkPath?: string;
+  readonly ipcPath?: string;
+  readonly pidPath?: string;
+}
+
+/**
+ * The namespace files container `c` joins, from its targets' PID 1 now: a target must be
+ * running (docker's messages otherwise), and one that restarted has a new PID 1.
+ */
+export function joinedPaths(store: Store, c: ContainerRecord): JoinedPaths {
+  const shared = sharedNamespaces(store, c);
+  const net = joinedNetworkPid(store, c.config.network);
+  const file = (source: NamespaceSource | undefined, kind: string) =>
+    source && source !== "host" && "pid" in source ? `/proc/${source.pid}/ns/${kind}` : undefined;
+  return {
+    networkPath: net === undefined ? undefined : `/proc/${net}/ns/net`,
+    ipcPath: file(shared?.ipc, "ipc"),
+    pidPath: file(shared?.pid, "pid"),
+  };
+}
+
 /** The spec of container `id`, from its options, its image and this host. */
 export function containerSpec(
   store: Store,
   id: string,
   config: RunConfig,
-  networkPath?: string,
+  joined: JoinedPaths | string = {},
 ): Spec {
+  // A string is the network path alone (the older signature).
+  const paths = typeof joined === "string" ? { networkPath: joined } : joined;
   const dir = containerDir(store.root, id);
   const layerDirs = config.layers.map((l) => join(store.linkDir, l));
   return specFor({
@@ -137,8 +165,20 @@ export function containerSpec(
     stateDir: dir,
     user: imageUser(config, layerDirs),
     host: hostFacts(config),
-    networkPath,
+    ...paths,
   });
+}
+
+/** Writes `spec` to `path` (0600) through a temporary file, so no reader sees half a file. */
+async function writeSpec(path: string, spec: Spec): Promise<void> {
+  const tmp = `${path}.tmp`;
+  try {
+    await Deno.writeTextFile(tmp, JSON.stringify(spec), { mode: 0o600 });
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
 }
 
 /**
@@ -149,17 +189,87 @@ export async function writeBundle(
   store: Store,
   id: string,
   config: RunConfig,
-  networkPath?: string,
+  joined: JoinedPaths | string = {},
 ): Promise<string> {
   const path = configPath(store.root, id);
-  const spec = containerSpec(store, id, config, networkPath);
-  try {
-    await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600 });
-  } catch (err) {
-    await Deno.remove(path).catch(() => {});
-    throw err;
-  }
+  await writeSpec(path, containerSpec(store, id, config, joined));
   return path;
+}
+
+/**
+ * The spec a start of container `c` runs: its config.json with the namespace files of the
+ * containers it joins filled in for their PID 1 now (written back, so that the bundle on disk
+ * is what runs).
+ */
+export async function startBundle(store: Store, c: ContainerRecord): Promise<Spec> {
+  const paths = joinedPaths(store, c);
+  let spec = await loadBundle(store, c.id, c.config);
+  if (spec.annotations?.[ANNOTATION.specVersion] !== SPEC_VERSION) {
+    // Written by a tsbox whose runtime took limits and namespace modes from the record: they
+    // come from the record once more, into the bundle.
+    const fresh = containerSpec(store, c.id, c.config, paths);
+    const { oomScoreAdj: _, ...process } = spec.process;
+    spec = {
+      ...spec,
+      process: {
+        ...process,
+        ...(fresh.process.oomScoreAdj !== undefined
+          ? { oomScoreAdj: fresh.process.oomScoreAdj }
+          : {}),
+      },
+      annotations: { ...spec.annotations, [ANNOTATION.specVersion]: SPEC_VERSION },
+      linux: {
+        ...spec.linux,
+        namespaces: fresh.linux.namespaces,
+        resources: fresh.linux.resources,
+      },
+    };
+    await writeSpec(configPath(store.root, c.id), spec);
+  }
+  const pathOf: Record<string, string | undefined> = {
+    network: paths.networkPath,
+    ipc: paths.ipcPath,
+    pid: paths.pidPath,
+  };
+  let changed = false;
+  const namespaces = spec.linux.namespaces?.map((n) => {
+    const path = pathOf[n.type];
+    if (path === undefined || path === n.path) return n;
+    changed = true;
+    return { type: n.type, path };
+  });
+  if (!changed) return spec;
+  const updated: Spec = { ...spec, linux: { ...spec.linux, namespaces } };
+  await writeSpec(configPath(store.root, c.id), updated);
+  return updated;
+}
+
+/**
+ * `tsbox update`: the container's config.json gets the limits of `config` (its resources and
+ * PID 1's OOM score), so that the next start applies what the record says.
+ */
+export async function rewriteResources(store: Store, id: string, config: RunConfig): Promise<void> {
+  const path = configPath(store.root, id);
+  let spec: Spec;
+  try {
+    spec = JSON.parse(await Deno.readTextFile(path)) as Spec;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    await writeBundle(store, id, config);
+    return;
+  }
+  const fresh = containerSpec(store, id, config);
+  const { oomScoreAdj: _, ...process } = spec.process;
+  await writeSpec(path, {
+    ...spec,
+    process: {
+      ...process,
+      ...(fresh.process.oomScoreAdj !== undefined
+        ? { oomScoreAdj: fresh.process.oomScoreAdj }
+        : {}),
+    },
+    linux: { ...spec.linux, resources: fresh.linux.resources },
+  });
 }
 
 /**

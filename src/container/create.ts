@@ -14,7 +14,7 @@ import { containerNetwork, joinedNetworkPid } from "./network.ts";
 import { netConfigFrom } from "./networking.ts";
 import { containerEvent } from "../events/log.ts";
 import { type NamespaceFlags, namespaceModes } from "./namespaces.ts";
-import { writeBundle } from "./bundle.ts";
+import { type JoinedPaths, joinedPaths, writeBundle } from "./bundle.ts";
 import { containerDir } from "./paths.ts";
 import { claimCidFile } from "./cidfile.ts";
 import { createOptions, runConfigFor } from "./create_options.ts";
@@ -35,11 +35,28 @@ function networkPath(store: Store, network: NetworkMode): string | undefined {
   }
 }
 
+/**
+ * The namespace files of the containers this one joins, where they run now (each start fills
+ * them in again, bundle.ts's startBundle).
+ */
+function joinedNow(store: Store, record: ContainerRecord): JoinedPaths {
+  try {
+    return joinedPaths(store, record);
+  } catch {
+    return { networkPath: networkPath(store, record.config.network) };
+  }
+}
+
 /** What `run`/`create` need besides the flags. */
 export interface CreateGlobals {
   readonly insecureRegistries: readonly string[];
   /** Global `--userns-remap`. */
   readonly usernsRemap?: string;
+  /**
+   * Lines docker prints on stderr while it creates (the pull of a missing image, warnings about
+   * flags and networks); nothing is printed when absent.
+   */
+  readonly notice?: (line: string) => void;
 }
 
 /**
@@ -73,10 +90,12 @@ async function create(
   flags: RunFlags,
   globals: CreateGlobals,
 ): Promise<ContainerRecord> {
+  const notice = globals.notice ?? (() => {});
   const options = await createOptions(flags, {
     usernsRemap: globals.usernsRemap,
+    warn: (message) => notice(`WARNING: ${message}`),
     joinContainer: (mode) => containerNetwork(store, mode, flags),
-    netConfig: (f) => netConfigFrom(store, f),
+    netConfig: (f) => netConfigFrom(store, f, notice),
     namespaces: (f) =>
       namespaceModes(
         store,
@@ -92,7 +111,8 @@ async function create(
     store,
     imageName,
     { pull, platform },
-    (present) => pullForRun(store, imageName, globals.insecureRegistries, { platform, present }),
+    (present) =>
+      pullForRun(store, imageName, globals.insecureRegistries, { platform, present }, notice),
   );
   const id = newContainerId();
   const { config, volumes } = runConfigFor({
@@ -113,7 +133,7 @@ async function create(
   });
   await Deno.mkdir(containerDir(store.root, id), { recursive: true, mode: 0o700 });
   try {
-    await writeBundle(store, id, config, networkPath(store, config.network));
+    await writeBundle(store, id, config, joinedNow(store, record));
     await makeBindSources(missingSources);
     attachVolumes(store, id, volumes);
     await seedVolumes(store, record, volumes);
@@ -142,6 +162,7 @@ async function pullForRun(
   imageName: string,
   insecure: readonly string[],
   o: { platform?: Platform; present: boolean },
+  notice: (line: string) => void,
 ) {
   const { parseReference, familiarRepository } = await lazyImport<
     typeof import("../../registry/reference.ts")
@@ -161,17 +182,17 @@ async function pullForRun(
   if (!o.present) {
     const local = qualified === imageName ? undefined : store.findImage(qualified);
     if (local) return local;
-    console.error(`Unable to find image '${imageName}' locally`);
+    notice(`Unable to find image '${imageName}' locally`);
   }
   const ref = parseReference(qualified);
-  console.error(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
+  notice(`${ref.digest ?? ref.tag}: Pulling from ${familiarRepository(ref)}`);
   const result = await pullImage(store, imageName, {
     insecure,
     registries,
     platform: o.platform ? formatPlatform(o.platform) : undefined,
   });
-  console.error(`Digest: ${result.digest}`);
-  console.error(
+  notice(`Digest: ${result.digest}`);
+  notice(
     result.upToDate
       ? `Status: Image is up to date for ${ref.familiar()}`
       : `Status: Downloaded newer image for ${ref.familiar()}`,

@@ -118,7 +118,7 @@ export async function createOptions(flags: RunFlags, ctx: OptionContext): Promis
     checkLimits(limitsFrom(flags), hostCpuCount),
     flags as ExtraLimitFlags,
     hostResources(),
-    ctx.warn ?? ((message) => console.error(`WARNING: ${message}`)),
+    ctx.warn ?? (() => {}),
   );
   const mounts = mountsFrom(flags);
   const env: string[] = [];

@@ -40,6 +40,7 @@ async function outboundNetConfig(
   store: Store,
   flags: NetFlags,
   bridged: boolean,
+  notice: (line: string) => void,
 ): Promise<NetConfig | undefined> {
   const mode = flags.network ?? "default";
   if (mode === "pasta" && bridged) {
@@ -53,9 +54,7 @@ async function outboundNetConfig(
   const rest = planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
   if (helper !== undefined) return { ...(rest ?? { endpoints: [] }), outbound: helper };
   if (mode === "pasta" || mode === "slirp4netns") throw new TsboxError(problem!);
-  console.error(
-    `WARNING: ${problem}: the container gets a private network namespace with no route out`,
-  );
+  notice(`WARNING: ${problem}: the container gets a private network namespace with no route out`);
   return rest;
 }
 
@@ -67,10 +66,11 @@ async function outboundNetConfig(
 export async function netConfigFrom(
   store: Store,
   flags: NetFlags,
+  notice: (line: string) => void = () => {},
 ): Promise<NetConfig | undefined> {
   const bridged = !isRootless();
   if (wantsOutbound(flags.network ?? "default", !bridged)) {
-    return await outboundNetConfig(store, flags, bridged);
+    return await outboundNetConfig(store, flags, bridged, notice);
   }
   const wanted = bridgeNetworkName(flags.network, bridged) !== undefined ||
     flags.ip !== undefined ||
@@ -85,7 +85,7 @@ export async function netConfigFrom(
     if (!nftablesAvailable()) {
       // The default must not make every run fail on a host without nftables' library: the
       // container gets tsbox's lo-only namespace, and the user is told why.
-      console.error(
+      notice(
         "WARNING: libnftables.so.1 cannot be loaded: the container gets a private network " +
           "namespace with no route out (Debian: apt-get install libnftables1)",
       );
@@ -103,7 +103,7 @@ export async function netConfigFrom(
     .filter((n) => n !== undefined && !n.internal).map((n) => n!.subnet);
   if (routed.length > 0) {
     const drops = foreignForwardDrops();
-    if (drops.length > 0) console.error(forwardDropWarning(drops, routed));
+    if (drops.length > 0) notice(forwardDropWarning(drops, routed));
   }
   return net;
 }

@@ -23,6 +23,8 @@ export interface RunGlobals {
   readonly root: string;
   readonly debug: boolean;
   readonly insecureRegistries: readonly string[];
+  /** Lines docker prints on stderr (pull progress, warnings); nothing is printed when absent. */
+  readonly notice?: (line: string) => void;
 }
 
 const FORWARDED: [Deno.Signal, number][] = [
@@ -43,40 +45,54 @@ export async function runContainer(
   globals: RunGlobals,
 ): Promise<{ id: string; exitCode?: number }> {
   assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
-  const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
   // A taken host port fails here, before the container exists (docker leaves one behind).
   const warning = checkPublish(flags.publish ?? [], flags.network);
-  if (warning) console.error(warning);
-  const store = await Store.open(globals.root);
+  if (warning) globals.notice?.(warning);
+  const store = await Store.open(globals.root, { warn: globals.notice });
   try {
-    const record = await createFromFlags(store, imageName, command, flags, globals);
-    if (flags.detach) {
-      try {
-        await startDetached(store, record);
-      } catch (err) {
-        throw await failedStart(store, record.id, flags.rm ?? false, err);
-      }
-      return { id: record.id };
-    }
-    if (flags.tty && flags.interactive) {
-      // docker's model for -it: a detached supervisor with this process attached, so that
-      // ctrl-p ctrl-q detaches (exit 0, nothing printed) and the container goes on.
-      const { runAttached } = await lazyImport<typeof import("./attach_start.ts")>(
-        new URL("./attach_start.ts", import.meta.url),
-      );
-      try {
-        return { id: record.id, exitCode: await runAttached(store, record) };
-      } catch (err) {
-        throw await failedStart(store, record.id, flags.rm ?? false, err);
-      }
-    }
-    return {
-      id: record.id,
-      exitCode: await attached(store, record.id, flags.rm ?? false, streams),
-    };
+    return await runInStore(store, imageName, command, flags, globals);
   } finally {
     store.close();
   }
+}
+
+/**
+ * {@link runContainer} on an open store (the caller closes it), after the checks that need no
+ * store.
+ */
+export async function runInStore(
+  store: Store,
+  imageName: string,
+  command: readonly string[],
+  flags: RunFlags,
+  globals: Omit<RunGlobals, "root">,
+): Promise<{ id: string; exitCode?: number }> {
+  const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
+  const record = await createFromFlags(store, imageName, command, flags, globals);
+  if (flags.detach) {
+    try {
+      await startDetached(store, record);
+    } catch (err) {
+      throw await failedStart(store, record.id, flags.rm ?? false, err);
+    }
+    return { id: record.id };
+  }
+  if (flags.tty && flags.interactive) {
+    // docker's model for -it: a detached supervisor with this process attached, so that
+    // ctrl-p ctrl-q detaches (exit 0, nothing printed) and the container goes on.
+    const { runAttached } = await lazyImport<typeof import("./attach_start.ts")>(
+      new URL("./attach_start.ts", import.meta.url),
+    );
+    try {
+      return { id: record.id, exitCode: await runAttached(store, record) };
+    } catch (err) {
+      throw await failedStart(store, record.id, flags.rm ?? false, err);
+    }
+  }
+  return {
+    id: record.id,
+    exitCode: await attached(store, record.id, flags.rm ?? false, streams, globals.notice),
+  };
 }
 
 /** Supervises container `id` in this process with stdio attached; returns its exit code. */
@@ -85,6 +101,7 @@ export async function attached(
   id: string,
   autoRemove: boolean,
   streams?: SuperviseOptions["streams"],
+  warn?: (message: string) => void,
 ): Promise<number> {
   let pid: number | undefined;
   const off = FORWARDED.map(([sig, num]) => {
@@ -97,7 +114,12 @@ export async function attached(
   try {
     // Loaded here: `run -d` hands the container to a supervisor process and never needs it.
     const { supervise } = await import("./supervisor.ts");
-    const result = await supervise(store, id, { attach: true, streams, onPid: (p) => (pid = p) });
+    const result = await supervise(store, id, {
+      attach: true,
+      streams,
+      warn,
+      onPid: (p) => (pid = p),
+    });
     return result.exitCode;
   } catch (err) {
     throw await failedStart(store, id, autoRemove, err);

@@ -37,6 +37,7 @@ import {
   parseUlimit,
 } from "../runtime/security.ts";
 import type { IdRange } from "../runtime/userns.ts";
+import type { BlkioThrottle } from "../runtime/cgroup_extra.ts";
 import type { ResolvedUser } from "../runtime/user.ts";
 import type { RunConfig } from "./state.ts";
 
@@ -75,6 +76,10 @@ export interface SpecInput {
   readonly host: HostFacts;
   /** `--network container:X`: the namespace joined (`/proc/PID/ns/net` of X's PID 1). */
   readonly networkPath?: string;
+  /** `--ipc container:X`: the namespace joined (`/proc/PID/ns/ipc`), when X runs now. */
+  readonly ipcPath?: string;
+  /** `--pid container:X`: the namespace joined (`/proc/PID/ns/pid`), when X runs now. */
+  readonly pidPath?: string;
 }
 
 /** Annotation keys for what the spec has no field for but tsbox's runtime needs. */
@@ -89,7 +94,15 @@ export const ANNOTATION = {
   init: "io.tsbox.init",
   /** Why `process.user` is a placeholder: the image cannot satisfy `--user` (the start fails). */
   userError: USER_ERROR_ANNOTATION,
+  /**
+   * Which tsbox spec this is: "2" carries every limit and the namespace modes, which the
+   * runtime reads from it; a bundle without it is brought up to date at its next start.
+   */
+  specVersion: "io.tsbox.spec-version",
 } as const;
+
+/** The {@link ANNOTATION.specVersion} that specFor writes. */
+export const SPEC_VERSION = "2";
 
 /** docker's RLIMIT_NOFILE default. */
 const DOCKER_NOFILE = 1048576;
@@ -112,6 +125,7 @@ export function specFor(input: SpecInput): Spec {
   const annotations: Record<string, string> = {
     [ANNOTATION.user]: c.user,
     [ANNOTATION.network]: c.network,
+    [ANNOTATION.specVersion]: SPEC_VERSION,
   };
   if (c.groupAdd?.length) annotations[ANNOTATION.groupAdd] = c.groupAdd.join(",");
   if (c.init) annotations[ANNOTATION.init] = c.init;
@@ -129,13 +143,14 @@ export function specFor(input: SpecInput): Spec {
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       rlimits: rlimits(c.security?.security.ulimits ?? [], input.host.nofileCeiling),
       noNewPrivileges: c.security?.security.noNewPrivileges ?? false,
+      ...(c.resources.oomScoreAdj !== undefined ? { oomScoreAdj: c.resources.oomScoreAdj } : {}),
     },
     root: { path: input.rootfs, readonly: c.readOnly },
     hostname: c.hostname,
     mounts: mounts(input, privileged),
     annotations,
     linux: {
-      namespaces: namespaces(c, input.networkPath),
+      namespaces: namespaces(input),
       ...(uns ? { uidMappings: idMappings(uns.uid), gidMappings: idMappings(uns.gid) } : {}),
       devices: devices(input, privileged),
       cgroupsPath: `/tsbox/${input.id}`,
@@ -173,13 +188,29 @@ function rlimits(ulimits: readonly string[], ceiling: number): Rlimit[] {
   return [...byName.values()];
 }
 
-function namespaces(c: RunConfig, networkPath: string | undefined): Namespace[] {
-  const out: Namespace[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
-  if (c.network.startsWith("container:")) {
-    out.push(networkPath ? { type: "network", path: networkPath } : { type: "network" });
-  } else if (c.network !== "host") out.push({ type: "network" });
+/**
+ * The container's namespaces: a kind shared with the host is left out (the spec's rule), one
+ * joined from another container has that container's namespace file as `path` (filled in again
+ * at each start, bundle.ts, since the target's PID 1 may have changed).
+ */
+function namespaces(input: SpecInput): Namespace[] {
+  const c = input.config;
+  const m = c.namespaces;
+  const kind = (type: Namespace["type"], mode: string | undefined, path?: string): Namespace[] =>
+    mode === "host"
+      ? []
+      : mode?.startsWith("container:") && path !== undefined
+      ? [{ type, path }]
+      : [{ type }];
+  const out: Namespace[] = [
+    ...kind("pid", m?.pid, input.pidPath),
+    ...kind("ipc", m?.ipc, input.ipcPath),
+    ...kind("uts", m?.uts),
+    { type: "mount" },
+  ];
+  if (c.network !== "host") out.push(...kind("network", c.network, input.networkPath));
   if (c.security?.userns) out.push({ type: "user" });
-  out.push({ type: "cgroup" });
+  out.push(...kind("cgroup", m?.cgroupns));
   return out;
 }
 
@@ -292,23 +323,60 @@ function resources(input: SpecInput, privileged: boolean): Resources {
         ? [{ allow: true, type: h.type, major: h.major, minor: h.minor, access: d.permissions }]
         : [];
     }),
+    // --device-cgroup-rule: allowed after the rules above (checked at create).
+    ...(r.deviceCgroupRules ?? []).map(cgroupRule),
   ];
-  if (r.memory !== undefined || r.memorySwap !== undefined) {
-    out.memory = {
-      ...(r.memory !== undefined ? { limit: r.memory } : {}),
-      ...(r.memorySwap !== undefined ? { swap: r.memorySwap } : {}),
-    };
-  }
-  if (r.cpus !== undefined || r.cpuShares !== undefined) {
-    out.cpu = {
-      ...(r.cpuShares !== undefined ? { shares: r.cpuShares } : {}),
-      ...(r.cpus !== undefined
-        ? { quota: Math.round(r.cpus * CPU_PERIOD), period: CPU_PERIOD }
-        : {}),
-    };
-  }
+  const memory = defined({
+    limit: r.memory,
+    reservation: r.memoryReservation,
+    swap: r.memorySwap,
+    disableOOMKiller: r.oomKillDisable || undefined,
+  });
+  if (memory) out.memory = memory;
+  const cpu = defined({
+    shares: r.cpuShares,
+    quota: r.cpus !== undefined ? Math.round(r.cpus * CPU_PERIOD) : r.cpuQuota,
+    period: r.cpus !== undefined ? CPU_PERIOD : r.cpuPeriod,
+    cpus: r.cpusetCpus,
+    mems: r.cpusetMems,
+  });
+  if (cpu) out.cpu = cpu;
   if (r.pidsLimit !== undefined) out.pids = { limit: r.pidsLimit };
+  const throttles = (kind: BlkioThrottle["kind"]) => {
+    const list = (r.blkioThrottle ?? []).filter((t) => t.kind === kind).map((t) => {
+      const [major, minor] = t.device.split(":").map(Number);
+      return { major, minor, rate: t.rate };
+    });
+    return list.length ? list : undefined;
+  };
+  const blockIO = defined({
+    weight: r.blkioWeight,
+    throttleReadBpsDevice: throttles("read_bps"),
+    throttleWriteBpsDevice: throttles("write_bps"),
+    throttleReadIOPSDevice: throttles("read_iops"),
+    throttleWriteIOPSDevice: throttles("write_iops"),
+  });
+  if (blockIO) out.blockIO = blockIO;
   return out;
+}
+
+/** `o` without its undefined fields; undefined when none is left. */
+function defined<T extends object>(o: T): T | undefined {
+  const kept = Object.entries(o).filter(([, v]) => v !== undefined);
+  return kept.length ? Object.fromEntries(kept) as T : undefined;
+}
+
+/** A `--device-cgroup-rule` line (`c 1:3 rwm`, `a *:* rwm`) as a spec device rule. */
+function cgroupRule(line: string): DeviceCgroupRule {
+  const [type, numbers, access] = line.split(" ");
+  const [major, minor] = numbers.split(":");
+  return {
+    allow: true,
+    type: type as DeviceCgroupRule["type"],
+    ...(major === "*" ? {} : { major: Number(major) }),
+    ...(minor === "*" ? {} : { minor: Number(minor) }),
+    access,
+  };
 }
 
 function seccompField(

@@ -9,6 +9,7 @@ import { assertEquals, assertOk, assertThrows } from "../../tests/assert.ts";
 import type { ContainerConfig } from "../../registry/manifest.ts";
 import type { CapabilityName, Mount, Spec } from "../oci/spec.ts";
 import { CAP } from "../runtime/capabilities.ts";
+import type { ResourceLimits } from "../runtime/cgroups.ts";
 import { fromSpec } from "../runtime/from_spec.ts";
 import { capabilityNames } from "../runtime/security.ts";
 import { UserError } from "../runtime/user.ts";
@@ -17,6 +18,7 @@ import { createOptions, runConfigFor } from "./create_options.ts";
 import type { RunFlags } from "./flags.ts";
 import { boundingSet } from "./security_flags.ts";
 import { ANNOTATION, type HostFacts, specFor } from "./spec.ts";
+import type { NamespaceModes } from "./namespaces.ts";
 
 const ID = "0123456789ab" + "c".repeat(52);
 const ROOT = "/store";
@@ -36,11 +38,19 @@ const HOST: HostFacts = {
 /** The spec `tsbox create FLAGS busybox COMMAND` would write, on a fixed host and image. */
 async function specOf(
   flags: Partial<RunFlags>,
-  o: { image?: ContainerConfig; command?: string[]; networkPath?: string } = {},
+  o: {
+    image?: ContainerConfig;
+    command?: string[];
+    networkPath?: string;
+    ipcPath?: string;
+    pidPath?: string;
+    namespaces?: NamespaceModes;
+  } = {},
 ): Promise<Spec> {
   const f: RunFlags = { network: "default", ...flags };
   const options = await createOptions(f, {
     joinContainer: (mode) => `container:${mode.slice("container:".length).padEnd(64, "0")}`,
+    ...(o.namespaces ? { namespaces: () => o.namespaces! } : {}),
   });
   const { config } = runConfigFor({
     flags: f,
@@ -59,6 +69,8 @@ async function specOf(
     user: specUser(config, PASSWD, GROUP),
     host: HOST,
     networkPath: o.networkPath,
+    ipcPath: o.ipcPath,
+    pidPath: o.pidPath,
   });
 }
 
@@ -98,6 +110,9 @@ interface Row {
   readonly flags: Partial<RunFlags>;
   readonly command?: string[];
   readonly networkPath?: string;
+  readonly ipcPath?: string;
+  readonly pidPath?: string;
+  readonly namespaces?: NamespaceModes;
   readonly check: (s: Spec) => void;
 }
 
@@ -428,6 +443,28 @@ const ROWS: Row[] = [
       ]),
   },
   {
+    name: "--ipc host --pid host --uts host --cgroupns host: those kinds left out",
+    flags: {},
+    namespaces: { ipc: "host", pid: "host", uts: "host", cgroupns: "host" },
+    check: (s) => assertEquals(s.linux.namespaces, [{ type: "mount" }, { type: "network" }]),
+  },
+  {
+    name: "--ipc container:X --pid container:X: X's namespaces joined by path",
+    flags: {},
+    namespaces: { ipc: `container:${"a".repeat(64)}`, pid: `container:${"a".repeat(64)}` },
+    ipcPath: "/proc/42/ns/ipc",
+    pidPath: "/proc/42/ns/pid",
+    check: (s) =>
+      assertEquals(s.linux.namespaces, [
+        { type: "pid", path: "/proc/42/ns/pid" },
+        { type: "ipc", path: "/proc/42/ns/ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        { type: "network" },
+        { type: "cgroup" },
+      ]),
+  },
+  {
     name: "-t, --shm-size, --sysctl",
     flags: { tty: true, shmSize: "1m", sysctl: ["net.ipv4.ip_forward=1"] },
     check: (s) => {
@@ -441,7 +478,7 @@ const ROWS: Row[] = [
 
 for (const row of ROWS) {
   Deno.test(`spec: ${row.name}`, async () => {
-    const spec = await specOf(row.flags, { command: row.command, networkPath: row.networkPath });
+    const spec = await specOf(row.flags, row);
     row.check(spec);
     assertOk(validate(spec), JSON.stringify(validate.errors));
   });
@@ -568,4 +605,142 @@ Deno.test("spec -> runtime: --init, --privileged, host network, an unresolvable 
   }
   const ghost = await specOf({ user: "ghost" });
   assertThrows(() => fromSpec(ghost), UserError, "unable to find user ghost");
+});
+
+/** A spec written from `resources` over the defaults (the flags' parsing is tested above). */
+async function specWithResources(resources: ResourceLimits): Promise<Spec> {
+  const f: RunFlags = { network: "default" };
+  const { config } = runConfigFor({
+    flags: f,
+    options: await createOptions(f, {}),
+    command: [],
+    image: IMAGE,
+    layers: ["L1"],
+    id: ID,
+    root: ROOT,
+  });
+  return specFor({
+    id: ID,
+    config: { ...config, resources },
+    rootfs: `${DIR}/rootfs`,
+    stateDir: DIR,
+    user: specUser(config, PASSWD, GROUP),
+    host: HOST,
+  });
+}
+
+const LIMIT_ROWS: { name: string; limits: ResourceLimits; check: (s: Spec) => void }[] = [
+  {
+    name: "--memory, --memory-swap, --memory-reservation, --oom-kill-disable",
+    limits: {
+      memory: 64 << 20,
+      memorySwap: 128 << 20,
+      memoryReservation: 32 << 20,
+      oomKillDisable: true,
+    },
+    check: (s) =>
+      assertEquals(s.linux.resources?.memory, {
+        limit: 64 << 20,
+        reservation: 32 << 20,
+        swap: 128 << 20,
+        disableOOMKiller: true,
+      }),
+  },
+  {
+    name: "--cpus, --cpu-shares, --cpuset-cpus, --cpuset-mems",
+    limits: { cpus: 1.5, cpuShares: 512, cpusetCpus: "0-1", cpusetMems: "0" },
+    check: (s) =>
+      assertEquals(s.linux.resources?.cpu, {
+        shares: 512,
+        quota: 150000,
+        period: 100000,
+        cpus: "0-1",
+        mems: "0",
+      }),
+  },
+  {
+    name: "--cpu-quota, --cpu-period",
+    limits: { cpuQuota: 20000, cpuPeriod: 50000 },
+    check: (s) => assertEquals(s.linux.resources?.cpu, { quota: 20000, period: 50000 }),
+  },
+  {
+    name: "--cpu-quota alone",
+    limits: { cpuQuota: 30000 },
+    check: (s) => assertEquals(s.linux.resources?.cpu, { quota: 30000 }),
+  },
+  {
+    name: "--pids-limit, --blkio-weight, --device-read-bps, --device-write-iops",
+    limits: {
+      pidsLimit: 7,
+      blkioWeight: 300,
+      blkioThrottle: [
+        { kind: "read_bps", device: "8:0", rate: 1048576 },
+        { kind: "write_iops", device: "8:16", rate: 100 },
+      ],
+    },
+    check: (s) => {
+      assertEquals(s.linux.resources?.pids, { limit: 7 });
+      assertEquals(s.linux.resources?.blockIO, {
+        weight: 300,
+        throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }],
+        throttleWriteIOPSDevice: [{ major: 8, minor: 16, rate: 100 }],
+      });
+    },
+  },
+  {
+    name: "--oom-score-adj: process.oomScoreAdj",
+    limits: { oomScoreAdj: 300 },
+    check: (s) => assertEquals(s.process.oomScoreAdj, 300),
+  },
+];
+
+for (const row of LIMIT_ROWS) {
+  Deno.test(`spec: ${row.name}, and fromSpec gives the same limits back`, async () => {
+    const spec = await specWithResources(row.limits);
+    row.check(spec);
+    assertOk(validate(spec), JSON.stringify(validate.errors));
+    // The runtime's limits are the record's: the same cgroup writes.
+    assertEquals(fromSpec(spec).resources, row.limits);
+  });
+}
+
+Deno.test("spec: --device-cgroup-rule: allowed after the default rules, as the runtime's lines", async () => {
+  const spec = await specWithResources({ deviceCgroupRules: ["c 42:* rmw", "b 8:0 r"] });
+  assertEquals(spec.linux.resources?.devices?.slice(-2), [
+    { allow: true, type: "c", major: 42, access: "rmw" },
+    { allow: true, type: "b", major: 8, minor: 0, access: "r" },
+  ]);
+  assertOk(validate(spec), JSON.stringify(validate.errors));
+  const r = fromSpec(spec);
+  assertEquals(r.resources, {});
+  const s = r.security;
+  assertOk(s && "kind" in s);
+  assertEquals(s.deviceRules.slice(-2), [
+    { allow: true, line: "c 42:* rmw" },
+    { allow: true, line: "b 8:0 r" },
+  ]);
+});
+
+Deno.test("spec -> runtime: namespaces the container does not own", async () => {
+  assertEquals(fromSpec(await specOf({})).namespaces, {});
+  const hosts = fromSpec(
+    await specOf({ network: "host" }, {
+      namespaces: { ipc: "host", pid: "host", uts: "host", cgroupns: "host" },
+    }),
+  );
+  assertEquals(hosts.namespaces, { ipc: "host", pid: "host", uts: "host", cgroup: "host" });
+  assertEquals([hosts.network, hosts.networkPath], ["host", undefined]);
+  const joined = fromSpec(
+    await specOf({ network: "container:abc" }, {
+      namespaces: { ipc: `container:${"a".repeat(64)}`, pid: `container:${"a".repeat(64)}` },
+      ipcPath: "/proc/42/ns/ipc",
+      pidPath: "/proc/42/ns/pid",
+      networkPath: "/proc/42/ns/net",
+    }),
+  );
+  assertEquals(joined.namespaces, {
+    ipc: { path: "/proc/42/ns/ipc" },
+    pid: { path: "/proc/42/ns/pid" },
+  });
+  assertEquals([joined.network, joined.networkPath], ["private", "/proc/42/ns/net"]);
 });

@@ -21,14 +21,12 @@ import {
 import { removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
-import { joinedNetworkPid } from "./network.ts";
-import { sharedNamespaces } from "./namespaces.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
-import { loadBundle } from "./bundle.ts";
+import { startBundle } from "./bundle.ts";
 import { fromSpec } from "../runtime/from_spec.ts";
 import { mountVolumesOf } from "./volumes.ts";
 import { containerEvent } from "../events/log.ts";
@@ -53,6 +51,8 @@ export interface SuperviseOptions {
   readonly afterExit?: (record: ContainerRecord) => Promise<void>;
   /** Claim only a container no user has stopped (a recovery, recover.ts: a `stop` wins). */
   readonly unlessStopped?: boolean;
+  /** Warnings (no attach socket, rootless limits); none are printed when absent. */
+  readonly warn?: (message: string) => void;
 }
 
 /** What the supervisor saw at the end. */
@@ -127,7 +127,7 @@ export async function supervise(
   let record = claimed;
   const log = await LogWriter.open(logPath(store.root, id), claimed.config.log);
   // `attach` and `start -a` reach the container through this socket while it is supervised.
-  const attach = openAttachServer(store.root, id);
+  const attach = openAttachServer(store.root, id, o.warn);
   let first = true;
   let backoff = BACKOFF_START_MS;
   let exitCode = 0;
@@ -253,18 +253,17 @@ async function startAndWait(
     // Volumes created with `-o type=...` are mounted on the host before PID 1 binds them.
     mountVolumesOf(store, c.id);
     // The container as its config.json describes it, and what a spec cannot carry.
-    const spec = fromSpec(await loadBundle(store, c.id, c.config));
+    // Namespaces and limits too: `tsbox update` rewrites the spec's resources, and the
+    // namespace files of joined containers are filled in for their PID 1 now.
+    const spec = fromSpec(await startBundle(store, c));
     container = await Container.start({
       ...spec,
       id: c.id,
       stateDir: containerDir(store.root, c.id),
       lowerBase: store.linkDir,
       layers: c.config.layers,
-      networkPid: joinedNetworkPid(store, c.config.network),
-      namespaces: sharedNamespaces(store, c),
-      // From the record: `tsbox update` changes them, and the spec does not carry every limit.
-      resources: c.config.resources,
       filterCacheDir: `${store.root}/cache/seccomp`,
+      warn: o.warn,
       stdio: [
         stdinPipe
           ? stdinPipe[0]

@@ -12,7 +12,8 @@ import { supervise } from "./supervisor.ts";
 import { awaitDeadRun, countRecovery, recoveryDelay } from "./recover.ts";
 import { getContainer } from "./state.ts";
 import { removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
-import { RECOVER_ENV, startWatcher, type Watcher } from "./watcher.ts";
+import { RECOVER_ENV, type Watcher } from "./watcher.ts";
+import { watchByPolicy } from "./watch_policy.ts";
 
 /** Supervises container `id` under `root`; reports the first start on stdout. */
 export async function superviseMain(root: string, id: string): Promise<number> {
@@ -52,8 +53,10 @@ export async function superviseMain(root: string, id: string): Promise<number> {
     }
     // A container with a restart policy outlives the death of this process (watcher.ts).
     const row = getContainer(store, id);
-    if ((row?.config.restart.name ?? "no") !== "no") watcher = startWatcher();
+    watcher = watchByPolicy(store, id);
     const result = await supervise(store, id, {
+      // This process's stderr is the supervisor's own (its log for detached containers).
+      warn: (message) => console.error(message),
       unlessStopped: recovering,
       onStarted: (err) => {
         if (!err && recovering) countRecovery(store, id);

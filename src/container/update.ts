@@ -10,6 +10,7 @@ import { CgroupV1, type ResourceLimits } from "../runtime/cgroups.ts";
 import { parseBytes, parseCpus, parseInteger } from "./flag_values.ts";
 import type { Store } from "../store/mod.ts";
 import { containerCgroup } from "./cgroup.ts";
+import { rewriteResources } from "./bundle.ts";
 import { parseRestart } from "./create_options.ts";
 import {
   type ExtraLimitFlags,
@@ -167,5 +168,7 @@ export async function updateContainer(
   ) {
     await applyLive(current.id, changed);
   }
+  // The bundle first: the next start runs its config.json, and a failed write leaves both old.
+  await rewriteResources(store, current.id, { ...current.config, resources: limits });
   record(store, current.id, { resources: limits, ...(restart ? { restart } : {}) });
 }

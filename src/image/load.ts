@@ -13,18 +13,8 @@
  * @module
  */
 import { imageEvent } from "../events/log.ts";
-import { join, posix } from "node:path";
-import { createHash } from "node:crypto";
-import {
-  type Compression,
-  type Descriptor,
-  type ImageManifest,
-  MediaType,
-  ociLayerMediaType,
-  parseImageConfig,
-  parseManifest,
-} from "../../registry/manifest.ts";
-import { selectManifest } from "../../registry/platform.ts";
+import { join } from "node:path";
+import { type ImageManifest, MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
 import type { PendingBlob } from "../store/blobs.ts";
@@ -37,17 +27,12 @@ import { pauseForTest } from "../store/test_pause.ts";
 import { writeClaim } from "../store/unrecorded.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
-import { storedLayerBlob } from "./images.ts";
-import { TarReader } from "./tar.ts";
 import { unpackLayer } from "./unpack.ts";
+import { ArchiveError, type ImagePlan, type LayerPlan, spoolArchive } from "./load_archive.ts";
+import { dockerPlans } from "./load_docker.ts";
+import { ociPlans } from "./load_oci.ts";
 
-/** The archive cannot be loaded: malformed, incomplete, or its content does not match its digests. */
-export class ArchiveError extends TsboxError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ArchiveError";
-  }
-}
+export { ArchiveError } from "./load_archive.ts";
 
 /** Progress of a load. */
 export interface LoadEvent {
@@ -70,43 +55,6 @@ export interface LoadedImage {
   readonly image: ImageRecord;
 }
 
-/** A regular file of the archive, spooled to disk. */
-interface Spooled {
-  path: string;
-  size: number;
-  digest: string;
-}
-
-/** What the archive holds: files by cleaned name, links as aliases. */
-interface Spool {
-  dir: string;
-  files: Map<string, Spooled>;
-  aliases: Map<string, string>;
-}
-
-/** A layer of an image to load, found in the archive. */
-interface LayerPlan {
-  diffId: string;
-  file: Spooled;
-  compression: Compression;
-  /** The blob as recorded for the image (digest, type, size). */
-  blobDigest: string;
-  mediaType: string;
-  blobSize: number;
-  /** Whether the archive's file becomes the blob (false: the store has a blob for it). */
-  storeBlob: boolean;
-}
-
-/** An image to load. */
-interface ImagePlan {
-  configBytes: Uint8Array;
-  id: string;
-  layers: LayerPlan[];
-  manifest?: { bytes: Uint8Array; digest: string; mediaType: string };
-  tags: string[];
-}
-
-const MAX_JSON = 16 << 20;
 const decoder = new TextDecoder();
 
 /** Loads every image of the archive `input` into `store`. */
@@ -149,254 +97,6 @@ export async function loadImages(
     if (dir) await removeTree(dir);
     release();
   }
-}
-
-/** Cleans an archive path: no leading `/` or `./`, no `.` or `..` components. */
-function clean(name: string): string {
-  const normal = posix.normalize(`/${name}`);
-  return normal.replace(/^\/+/, "").replace(/\/+$/, "");
-}
-
-async function spoolArchive(input: ReadableStream<Uint8Array>, dir: string): Promise<Spool> {
-  const files = new Map<string, Spooled>();
-  const aliases = new Map<string, string>();
-  let n = 0;
-  try {
-    for await (const entry of new TarReader(input)) {
-      const name = clean(entry.header.name);
-      if (!name) continue;
-      if (entry.header.type === "symlink") {
-        aliases.set(name, clean(posix.join(posix.dirname(name), entry.header.linkname)));
-      } else if (entry.header.type === "hardlink") {
-        aliases.set(name, clean(entry.header.linkname));
-      } else if (entry.header.type === "file") {
-        const path = join(dir, String(n++));
-        const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        const hash = createHash("sha256");
-        let size = 0;
-        try {
-          for await (const chunk of entry.chunks()) {
-            hash.update(chunk);
-            size += chunk.byteLength;
-            for (let off = 0; off < chunk.byteLength;) {
-              off += await file.write(chunk.subarray(off));
-            }
-          }
-        } finally {
-          file.close();
-        }
-        files.set(name, { path, size, digest: `sha256:${hash.digest("hex")}` });
-      }
-    }
-  } catch (err) {
-    throw new ArchiveError(`reading the archive failed: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  return { dir, files, aliases };
-}
-
-function lookup(spool: Spool, name: string, what: string): Spooled {
-  let key = clean(name);
-  for (let hops = 0; hops < 16 && !spool.files.has(key) && spool.aliases.has(key); hops++) {
-    key = spool.aliases.get(key)!;
-  }
-  const file = spool.files.get(key);
-  if (!file) throw new ArchiveError(`the archive lacks ${what} ${JSON.stringify(name)}`);
-  return file;
-}
-
-async function readJson(file: Spooled, what: string): Promise<Uint8Array> {
-  if (file.size > MAX_JSON) {
-    throw new ArchiveError(`${what} is implausibly large (${file.size} bytes)`);
-  }
-  return await Deno.readFile(file.path);
-}
-
-function parseJson<T>(bytes: Uint8Array, what: string): T {
-  try {
-    return JSON.parse(decoder.decode(bytes)) as T;
-  } catch (err) {
-    throw new ArchiveError(`${what} is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-/** A 64-hex name (`<hex>.json`, `blobs/sha256/<hex>`) promises that digest: hold it to it. */
-function checkNamedDigest(name: string, file: Spooled, what: string): void {
-  const m = /(?:^|\/)([a-f0-9]{64})(?:\.json)?$/.exec(clean(name));
-  if (m && `sha256:${m[1]}` !== file.digest) {
-    throw new DigestMismatchError(what, `sha256:${m[1]}`, file.digest);
-  }
-}
-
-/** Compression of a layer file by its first bytes (docker archives hold plain tars, others may not). */
-async function sniff(file: Spooled): Promise<Compression> {
-  const f = await Deno.open(file.path);
-  try {
-    const head = new Uint8Array(4);
-    const got = await f.read(head) ?? 0;
-    if (got >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-    if (got >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
-      return "zstd";
-    }
-    return "none";
-  } finally {
-    f.close();
-  }
-}
-
-const DOCKER_LAYER_TYPE: Record<Compression, string> = {
-  none: MediaType.DockerLayer,
-  gzip: MediaType.DockerLayerGzip,
-  zstd: MediaType.DockerLayerZstd,
-};
-
-function diffIdsOf(configBytes: Uint8Array, what: string): string[] {
-  try {
-    return parseImageConfig(configBytes).rootfs.diff_ids;
-  } catch (err) {
-    throw new ArchiveError(`${what}: invalid image config: ${(err as Error).message}`);
-  }
-}
-
-function fullTag(name: string): string {
-  try {
-    const ref = parseReference(name);
-    if (ref.digest) throw new ArchiveError(`archive tag ${JSON.stringify(name)} has a digest`);
-    return ref.toString();
-  } catch (err) {
-    if (err instanceof ArchiveError) throw err;
-    throw new ArchiveError(`archive tag ${JSON.stringify(name)}: ${(err as Error).message}`);
-  }
-}
-
-async function dockerPlans(store: Store, spool: Spool): Promise<ImagePlan[]> {
-  const entries = parseJson<unknown>(
-    await readJson(lookup(spool, "manifest.json", "file"), "manifest.json"),
-    "manifest.json",
-  );
-  if (!Array.isArray(entries)) throw new ArchiveError("manifest.json is not a list of images");
-  const plans: ImagePlan[] = [];
-  for (const [i, raw] of entries.entries()) {
-    const e = raw as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
-    if (typeof e?.Config !== "string" || !Array.isArray(e.Layers)) {
-      throw new ArchiveError(`manifest.json entry ${i} lacks Config or Layers`);
-    }
-    const configFile = lookup(spool, e.Config, "the config");
-    checkNamedDigest(e.Config, configFile, `config ${e.Config}`);
-    const configBytes = await readJson(configFile, `config ${e.Config}`);
-    const diffIds = diffIdsOf(configBytes, e.Config);
-    if (diffIds.length !== e.Layers.length) {
-      throw new ArchiveError(
-        `image ${i}: the config lists ${diffIds.length} layers but manifest.json has ${e.Layers.length}`,
-      );
-    }
-    const layers: LayerPlan[] = [];
-    for (const [j, name] of (e.Layers as unknown[]).entries()) {
-      if (typeof name !== "string") throw new ArchiveError(`image ${i}: layer ${j} is not a path`);
-      const file = lookup(spool, name, "the layer");
-      const compression = await sniff(file);
-      const diffId = diffIds[j];
-      // An uncompressed layer's file digest is its diffID: tampering shows before any unpacking.
-      if (compression === "none" && file.digest !== diffId) {
-        throw new DigestMismatchError(`layer ${name}`, diffId, file.digest);
-      }
-      // A blob the store keeps for the layer (pulled or built before) is reused: nothing new stored.
-      const known = await storedLayerBlob(store, diffId);
-      layers.push({
-        diffId,
-        file,
-        compression,
-        ...(known ?? {
-          blobDigest: file.digest,
-          mediaType: DOCKER_LAYER_TYPE[compression],
-          blobSize: file.size,
-        }),
-        storeBlob: !known,
-      });
-    }
-    const tags = Array.isArray(e.RepoTags) ? e.RepoTags.map((t) => fullTag(String(t))) : [];
-    plans.push({ configBytes, id: configFile.digest, layers, tags });
-  }
-  return plans;
-}
-
-async function ociPlans(store: Store, spool: Spool): Promise<ImagePlan[]> {
-  const blob = (desc: Descriptor, what: string): Spooled => {
-    if (typeof desc?.digest !== "string" || !/^sha256:[a-f0-9]{64}$/.test(desc.digest)) {
-      throw new ArchiveError(`${what}: invalid descriptor digest ${JSON.stringify(desc?.digest)}`);
-    }
-    const file = lookup(spool, `blobs/sha256/${desc.digest.slice(7)}`, what);
-    if (file.digest !== desc.digest) throw new DigestMismatchError(what, desc.digest, file.digest);
-    if (typeof desc.size === "number" && file.size !== desc.size) {
-      throw new DigestMismatchError(what, `${desc.size} bytes`, `${file.size} bytes`);
-    }
-    return file;
-  };
-  const indexBytes = await readJson(lookup(spool, "index.json", "file"), "index.json");
-  let top;
-  try {
-    top = parseManifest(indexBytes, MediaType.OciIndex);
-  } catch (err) {
-    throw new ArchiveError(`index.json: ${(err as Error).message}`);
-  }
-  if (top.kind !== "index") throw new ArchiveError("index.json is not an image index");
-  const plans: ImagePlan[] = [];
-  for (const entry of top.index.manifests) {
-    let desc = entry;
-    let file = blob(desc, `manifest ${desc.digest}`);
-    let bytes = await readJson(file, `manifest ${desc.digest}`);
-    let parsed;
-    try {
-      parsed = parseManifest(bytes, desc.mediaType);
-      if (parsed.kind === "index") {
-        desc = selectManifest(parsed.index);
-        file = blob(desc, `manifest ${desc.digest}`);
-        bytes = await readJson(file, `manifest ${desc.digest}`);
-        parsed = parseManifest(bytes, desc.mediaType);
-      }
-    } catch (err) {
-      if (err instanceof TsboxError) throw err;
-      throw new ArchiveError(`manifest ${desc.digest}: ${(err as Error).message}`);
-    }
-    if (parsed.kind !== "image") throw new ArchiveError(`manifest ${desc.digest}: nested index`);
-    const manifest: ImageManifest = parsed.manifest;
-    const configFile = blob(manifest.config, `config ${manifest.config.digest}`);
-    const configBytes = await readJson(configFile, "config");
-    const diffIds = diffIdsOf(configBytes, manifest.config.digest);
-    if (diffIds.length !== manifest.layers.length) {
-      throw new ArchiveError(
-        `manifest ${desc.digest}: the config lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`,
-      );
-    }
-    const layers: LayerPlan[] = [];
-    for (const [j, l] of manifest.layers.entries()) {
-      const lf = blob(l, `layer ${l.digest}`);
-      const compression = await sniff(lf);
-      layers.push({
-        diffId: diffIds[j],
-        file: lf,
-        compression,
-        blobDigest: l.digest,
-        mediaType: l.mediaType,
-        blobSize: lf.size,
-        storeBlob: !await store.blobs.has(l.digest),
-      });
-    }
-    const annotations = entry.annotations ?? {};
-    const name = annotations["io.containerd.image.name"] ??
-      (/[/:]/.test(annotations["org.opencontainers.image.ref.name"] ?? "")
-        ? annotations["org.opencontainers.image.ref.name"]
-        : undefined);
-    plans.push({
-      configBytes,
-      id: configFile.digest,
-      layers,
-      manifest: { bytes, digest: desc.digest, mediaType: parsed.mediaType },
-      tags: name ? [fullTag(name)] : [],
-    });
-  }
-  return plans;
 }
 
 /** Chunks of a spooled file; the caller closes it, also when a consumer gives up early. */

@@ -13,7 +13,8 @@ import { Netlink, NetlinkError } from "../../ffi/netlink.ts";
 import { closeNamespaceFd, openNamespaceFile } from "../../ffi/namespace.ts";
 import type { Store } from "../store/mod.ts";
 import { parseSubnet } from "./cidr.ts";
-import { findLease, leaseAddress, releaseLease } from "./ipam.ts";
+import { address6Of, findLease, leaseAddress, releaseLease } from "./ipam.ts";
+import { parseSubnet6 } from "./cidr6.ts";
 import type { NetworkRecord } from "./records.ts";
 import { ensureNetworkUp, readyBridge } from "./setup.ts";
 
@@ -41,6 +42,9 @@ export interface Attachment {
   readonly prefixLen: number;
   readonly gateway: string;
   readonly mac: string;
+  /** The container's IPv6 address (networks made with `--ipv6`). */
+  readonly ip6?: string;
+  readonly gateway6?: string;
   /** The host end of the veth pair. */
   readonly vethHost: string;
   /** The interface inside the container. */
@@ -79,7 +83,7 @@ export function attachContainer(
   const prefixLen = parseSubnet(net.subnet).prefix;
   const host = Netlink.open();
   try {
-    const bridgeIndex = readyBridge(host, net) ?? ensureNetworkUp(net);
+    const bridgeIndex = readyBridge(host, net) ?? ensureNetworkUp(net, store.root);
     // A veth of the same holder left by a killed process goes first.
     host.deleteLinkByName(lease.veth);
     return withNetnsFd(target, (fd) => {
@@ -103,12 +107,18 @@ export function attachContainer(
         if (lo) inner.setUp(lo.index);
         // The first network attached gives the default route (as docker's first endpoint).
         if (!net.internal) ignoreExists(() => inner.addRoute({ gateway: net.gateway }));
+        const ip6 = address6Of(net, lease.address);
+        if (ip6 !== undefined && net.gateway6 !== undefined) {
+          inner.addAddress6(peer.index, ip6, parseSubnet6(net.subnet6!).prefix);
+          if (!net.internal) ignoreExists(() => inner.addDefaultRoute6(net.gateway6!));
+        }
         return {
           networkId: net.id,
           network: net.name,
           ip: lease.address,
           prefixLen,
           gateway: net.gateway,
+          ...(ip6 !== undefined ? { ip6, gateway6: net.gateway6 } : {}),
           mac: lease.mac,
           vethHost: lease.veth,
           ifname,

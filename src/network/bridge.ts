@@ -9,6 +9,9 @@
 import { Netlink, NetlinkError, type Route } from "../../ffi/netlink.ts";
 import { TsboxError } from "../errors.ts";
 import { formatSubnet, maskOf, overlaps, parseIPv4, parseSubnet, type Subnet } from "./cidr.ts";
+import { ownerAlias } from "./owners.ts";
+import { formatSubnet6, parseIPv6, type Subnet6 } from "./cidr6.ts";
+import { AF_INET6 } from "../../ffi/netlink_msg.ts";
 
 /** The host-wide lock file for bridge and firewall changes (root's; /run is per boot). */
 export const LOCK_FILE = "/run/tsbox/network.lock";
@@ -52,6 +55,24 @@ export function hostSubnets(): { subnet: Subnet; what: string }[] {
   }
 }
 
+/** The host's IPv6 unicast routes with a destination prefix (link-local ones left out). */
+export function hostSubnets6(): { subnet: Subnet6; what: string }[] {
+  const nl = Netlink.open();
+  try {
+    const names = new Map(nl.links().map((l) => [l.index, l.name]));
+    return nl.routes(AF_INET6).flatMap((r) => {
+      const base = parseIPv6(r.dst);
+      if (r.type !== 1 || r.dstLen === 0 || base === undefined) return [];
+      if (base >> 118n === 0x3fan) return []; // fe80::/10, on every interface
+      const dev = r.oif !== undefined ? ` dev ${names.get(r.oif) ?? r.oif}` : "";
+      const s = { base, prefix: r.dstLen };
+      return [{ subnet: s, what: `the host's route ${formatSubnet6(s)}${dev}` }];
+    });
+  } finally {
+    nl.close();
+  }
+}
+
 /** What a bridge needs. */
 export interface BridgeSpec {
   /** The interface name. */
@@ -60,6 +81,12 @@ export interface BridgeSpec {
   readonly subnet: string;
   /** The bridge's address. */
   readonly gateway: string;
+  readonly internal?: boolean;
+  /** IPv6 CIDR and the bridge's IPv6 address, for a network made with `--ipv6`. */
+  readonly subnet6?: string;
+  readonly gateway6?: string;
+  /** The root of the store the network belongs to: written on the bridge (owners.ts). */
+  readonly owner?: string;
 }
 
 /**
@@ -95,6 +122,23 @@ export function ensureBridge(spec: BridgeSpec): number {
       nl.addAddress(link.index, spec.gateway, subnet.prefix);
     } catch (err) {
       if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+    }
+    if (spec.subnet6 !== undefined && spec.gateway6 !== undefined) {
+      const prefix6 = Number(spec.subnet6.split("/")[1]);
+      try {
+        nl.addAddress6(link.index, spec.gateway6, prefix6);
+      } catch (err) {
+        if (!(err instanceof NetlinkError && err.code === "EEXIST")) throw err;
+      }
+    }
+    if (spec.owner !== undefined && link.alias === undefined) {
+      const alias = ownerAlias({
+        subnet6: spec.subnet6,
+        subnet: spec.subnet,
+        internal: spec.internal ?? false,
+        root: spec.owner,
+      });
+      if (alias !== undefined) nl.setAlias(link.index, alias);
     }
     nl.setUp(link.index);
     return link.index;
@@ -145,6 +189,28 @@ export function ipForwarding(): boolean {
 export function ensureIpForward(): boolean {
   if (ipForwarding()) return false;
   Deno.writeTextFileSync(IP_FORWARD, "1\n");
+  return true;
+}
+
+const IP6_FORWARD = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+/** Whether the host forwards IPv6. */
+export function ip6Forwarding(): boolean {
+  try {
+    return Deno.readTextFileSync(IP6_FORWARD).trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns IPv6 forwarding on, for a network made with `--ipv6` (as docker does). A host that
+ * forwards ignores router advertisements on interfaces with `accept_ra` 1, as Linux routers do.
+ * True when it was off.
+ */
+export function ensureIp6Forward(): boolean {
+  if (ip6Forwarding()) return false;
+  Deno.writeTextFileSync(IP6_FORWARD, "1\n");
   return true;
 }
 

@@ -11,10 +11,10 @@
 import type { Store } from "../store/mod.ts";
 import { attachContainer, type Attachment, detachContainer } from "./attach.ts";
 import { withHostNetworkLock } from "./bridge.ts";
-import { type DnsEntry, syncNetworkDns } from "./dns.ts";
+import { dnsDown, type DnsEntry, hasNetworkFile, reviveDns, syncNetworkDns } from "./dns.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
-import { hostsFor, resolvConfFor } from "./etc_files.ts";
-import { leasesHeldBy, leasesOf } from "./ipam.ts";
+import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
+import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
 import { stopOutbound } from "./outbound.ts";
 import { containerDir } from "../container/paths.ts";
@@ -36,14 +36,24 @@ function readText(path: string): string {
   }
 }
 
-/** docker's embedded DNS serves user networks only. */
+/** docker's embedded DNS serves names on user networks only. */
 function servesNames(net: NetworkRecord): boolean {
   return net.name !== DEFAULT_NETWORK;
 }
 
 /**
+ * Whether aardvark-dns serves `net` at all: user networks always; the default bridge only on a
+ * host whose resolvers are all on loopback, for its containers without `--dns` (forwarding only,
+ * no names: they could reach no resolver of the host otherwise).
+ */
+function servesNetwork(net: NetworkRecord, hostResolvConf: string): boolean {
+  return servesNames(net) || onlyLoopbackResolvers(hostResolvConf);
+}
+
+/**
  * The DNS entries of a network, from the database as it is now: each leaseholder's name,
- * aliases and short id, and its `--dns` servers.
+ * aliases and short id, and its `--dns` servers; on the default bridge (see
+ * {@link servesNetwork}) the leaseholders without `--dns`, unnamed.
  */
 function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
   const leases = leasesOf(store, net.id);
@@ -54,23 +64,78 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
       ...leases.map((l) => l.holder),
     ).map((r) => [r.id, r]),
   );
-  return leases.flatMap((l) => {
+  const named = servesNames(net);
+  return leases.flatMap((l): DnsEntry[] => {
     const row = rows.get(l.holder);
     if (!row) return [];
     const dns = (JSON.parse(row.config) as { net?: NetConfig }).net?.dns;
+    const ipv6 = address6Of(net, l.address);
+    const v6 = ipv6 !== undefined ? { ipv6 } : {};
+    if (!named) {
+      return dns?.length
+        ? []
+        : [{ id: l.holder, ipv4: l.address, ...v6, names: [], unnamed: true }];
+    }
     return [{
       id: l.holder,
       ipv4: l.address,
+      ...v6,
       names: [...new Set([row.name, ...l.aliases, l.holder.slice(0, 12)])],
       dns,
     }];
   });
 }
 
-/** Rewrites a user network's DNS file from the database and tells aardvark-dns. */
+/** How often a running container's supervisor checks that aardvark-dns still runs. */
+const DNS_WATCH_MS = 1000;
+
+/** The watches of containers this process supervises (their PID 1 runs). */
+const dnsWatches = new Map<string, ReturnType<typeof setInterval>>();
+
+/**
+ * Keeps names served while container `id` runs: aardvark-dns is one process for every network
+ * on the host, so each supervisor of a bridged container checks now and then that it still runs
+ * and starts it again when it has died (killed, crashed) while networks have files. The check
+ * is a few reads of /proc; the restart happens under the host network lock, so of all the
+ * supervisors that notice, one starts it. The timer keeps no process alive.
+ */
+function watchDns(id: string): void {
+  if (dnsWatches.has(id)) return;
+  const timer = setInterval(() => {
+    try {
+      if (dnsDown()) withHostNetworkLock(reviveDns);
+    } catch (err) {
+      console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+    }
+  }, DNS_WATCH_MS);
+  timer.unref();
+  dnsWatches.set(id, timer);
+}
+
+function unwatchDns(id: string): void {
+  const timer = dnsWatches.get(id);
+  if (timer === undefined) return;
+  clearInterval(timer);
+  dnsWatches.delete(id);
+}
+
+/**
+ * Rewrites a network's DNS file from the database and tells aardvark-dns; the network's
+ * upstreams are the host's resolvers as read now. False when it serves no DNS (the default
+ * bridge on most hosts) or aardvark-dns is not installed.
+ */
 export function refreshNetworkDns(store: Store, net: NetworkRecord): boolean {
-  if (!servesNames(net)) return false;
-  return withHostNetworkLock(() => syncNetworkDns(net.bridge, net.gateway, dnsEntries(store, net)));
+  const host = readText("/etc/resolv.conf");
+  if (!servesNetwork(net, host)) {
+    // The host's resolvers may have changed since a file was written: it goes when unused.
+    if (hasNetworkFile(net.bridge)) {
+      withHostNetworkLock(() => syncNetworkDns(net.bridge, net.gateway, []));
+    }
+    return false;
+  }
+  return withHostNetworkLock(() =>
+    syncNetworkDns(net.bridge, net.gateway, dnsEntries(store, net), nameservers(host))
+  );
 }
 
 /**
@@ -89,8 +154,13 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
       }));
     }
     const first = attached[0];
-    const userNet = attached.map((a) => requireNetwork(store, a.networkId)).find(servesNames);
-    const named = userNet !== undefined && refreshNetworkDns(store, userNet);
+    const host = readText("/etc/resolv.conf");
+    const nets = attached.map((a) => requireNetwork(store, a.networkId));
+    // A user network's server answers names (and forwards the rest to --dns or the host's); on
+    // the default bridge of a host with only loopback resolvers, one forwards for it.
+    const dnsNet = nets.find(servesNames) ??
+      (c.net.dns?.length ? undefined : nets.find((n) => servesNetwork(n, host)));
+    const embedded = dnsNet !== undefined && refreshNetworkDns(store, dnsNet);
     // `host-gateway` is the host as the container reaches it: its first network's gateway.
     const extra = (c.net.extraHosts ?? []).flatMap(([name, ip]) =>
       ip !== "host-gateway" ? [[name, ip] as const] : first ? [[name, first.gateway] as const] : []
@@ -99,14 +169,18 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
     Deno.writeTextFileSync(
       `${c.stateDir}/resolv.conf`,
       resolvConfFor({
-        hostResolvConf: readText("/etc/resolv.conf"),
-        embeddedDns: named ? userNet.gateway : undefined,
+        hostResolvConf: host,
+        embeddedDns: embedded ? dnsNet.gateway : undefined,
         dns: c.net.dns,
         dnsSearch: c.net.dnsSearch,
         dnsOptions: c.net.dnsOptions,
       }),
     );
-    Deno.writeTextFileSync(`${c.stateDir}/hosts`, hostsFor(c.hostname, first?.ip, extra));
+    Deno.writeTextFileSync(
+      `${c.stateDir}/hosts`,
+      hostsFor(c.hostname, first?.ip, extra, first?.ip6),
+    );
+    if (attached.length > 0) watchDns(c.id);
     return attached;
   } catch (err) {
     try {
@@ -185,6 +259,7 @@ export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string)
  * kernel work) when it holds none. Returns how many addresses it left.
  */
 export function disconnectContainer(store: Store, id: string): number {
+  unwatchDns(id);
   stopOutbound(containerDir(store.root, id));
   const leases = leasesHeldBy(store, id);
   for (const lease of leases) {

@@ -17,6 +17,14 @@ import { killPid } from "../../ffi/process.ts";
 /** The config directory (per boot, host-wide like the bridges; file names are bridge names). */
 export const DNS_DIR = "/run/tsbox/aardvark-dns";
 
+/**
+ * The config directory in use: {@link DNS_DIR}, or `TSBOX_DNS_DIR` (tests: an aardvark-dns of
+ * their own, which they may kill, serving only their networks).
+ */
+export function dnsDir(): string {
+  return Deno.env.get("TSBOX_DNS_DIR") || DNS_DIR;
+}
+
 /** Where Debian, Fedora and others install it (netavark's search path), then $PATH. */
 const CANDIDATES = [
   "/usr/lib/podman/aardvark-dns",
@@ -30,10 +38,14 @@ export interface DnsEntry {
   /** The container id. */
   readonly id: string;
   readonly ipv4: string;
+  /** Its IPv6 address (networks made with `--ipv6`): names resolve to it too (AAAA). */
+  readonly ipv6?: string;
   /** Name, aliases, short id. */
   readonly names: readonly string[];
   /** `--dns` servers its other queries are forwarded to (the host's when empty). */
   readonly dns?: readonly string[];
+  /** Known by address only (no names served): written even with no names. */
+  readonly unnamed?: boolean;
 }
 
 /** The aardvark-dns binary, or undefined when it is not installed (names are then not served). */
@@ -52,22 +64,36 @@ export function aardvarkBinary(): string | undefined {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** A network's file: gateway, then one line per container (aardvark's format, IPv6 empty). */
-export function configText(gateway: string, entries: readonly DnsEntry[]): string {
-  const lines = [gateway];
+/** An address aardvark-dns parses (it refuses the whole file over one it cannot). */
+const PLAIN_IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/**
+ * A network's file: the gateway (where it listens) and the network's upstream resolvers, then one
+ * line per container (aardvark's format: id, IPv4, IPv6 or empty, names, its own upstreams). `upstreams` are the host's resolvers as
+ * tsbox reads them, loopback ones included: aardvark-dns runs in the host's namespace and
+ * reaches them, which containers could not. An entry without names (`unnamed`) is known by its
+ * address only: it gets forwarding and no container names (docker's default bridge).
+ */
+export function configText(
+  gateway: string,
+  entries: readonly DnsEntry[],
+  upstreams: readonly string[] = [],
+): string {
+  const servers = upstreams.filter((u) => PLAIN_IP.test(u));
+  const lines = [servers.length ? `${gateway} ${servers.join(",")}` : gateway];
   for (const e of entries) {
     // A name aardvark would misparse (blank, comma) is left out rather than break the file.
     const names = e.names.filter((n) => NAME.test(n));
-    if (names.length === 0) continue;
-    const dns = e.dns?.length ? ` ${e.dns.join(",")}` : "";
-    lines.push(`${e.id} ${e.ipv4}  ${names.join(",")}${dns}`);
+    if (names.length === 0 && !e.unnamed) continue;
+    const dns = e.dns?.length ? ` ${e.dns.filter((d) => PLAIN_IP.test(d)).join(",")}` : "";
+    lines.push(`${e.id} ${e.ipv4} ${e.ipv6 ?? ""} ${names.join(",")}${dns}`);
   }
   return lines.join("\n") + "\n";
 }
 
 function runningPid(): number | undefined {
   try {
-    const pid = Number(Deno.readTextFileSync(`${DNS_DIR}/aardvark.pid`).trim());
+    const pid = Number(Deno.readTextFileSync(`${dnsDir()}/aardvark.pid`).trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -78,9 +104,18 @@ function runningPid(): number | undefined {
   }
 }
 
+/** Whether `bridge` has a file (aardvark-dns serves it). */
+export function hasNetworkFile(bridge: string): boolean {
+  try {
+    return Deno.statSync(`${dnsDir()}/${bridge}`).isFile;
+  } catch {
+    return false;
+  }
+}
+
 function hasNetworkFiles(): boolean {
   try {
-    for (const e of Deno.readDirSync(DNS_DIR)) if (e.name !== "aardvark.pid") return true;
+    for (const e of Deno.readDirSync(dnsDir())) if (e.name !== "aardvark.pid") return true;
   } catch { /* no directory */ }
   return false;
 }
@@ -94,14 +129,21 @@ export function syncNetworkDns(
   bridge: string,
   gateway: string,
   entries: readonly DnsEntry[],
+  upstreams: readonly string[] = [],
 ): boolean {
   const binary = aardvarkBinary();
   if (!binary) return false;
-  Deno.mkdirSync(DNS_DIR, { recursive: true, mode: 0o700 });
-  const file = `${DNS_DIR}/${bridge}`;
+  const dir = dnsDir();
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = `${dir}/${bridge}`;
   if (entries.length > 0) {
     const temp = `${file}.tmp`;
-    Deno.writeTextFileSync(temp, configText(gateway, entries), { mode: 0o600 });
+    Deno.writeTextFileSync(temp, configText(gateway, entries, upstreams), {
+      mode: 0o600,
+    });
+    // Read time 0: aardvark-dns's read of it is then seen (relatime updates an atime older
+    // than the mtime), see awaitReload.
+    Deno.utimeSync(temp, 0, new Date());
     Deno.renameSync(temp, file); // aardvark never reads half a file
   } else {
     try {
@@ -114,17 +156,110 @@ export function syncNetworkDns(
   if (pid !== undefined) {
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
+    if (entries.length > 0) awaitReload(file, gateway);
   } else if (hasNetworkFiles()) {
-    // The parent returns once the forked server is ready; it keeps no pipe of ours, and a
-    // session of its own keeps a foreground run's ctrl-c (its process group's SIGINT) off it.
-    const out = new Deno.Command(binary, {
-      args: ["--config", DNS_DIR, "-p", "53", "run"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).outputSync();
-    if (!out.success) throw new Error(`${binary} failed to start (exit ${out.code})`);
+    startAardvark(binary);
   }
+  return true;
+}
+
+/** How long a reload is waited for at most before going on (names then come a moment later). */
+const RELOAD_WAIT_MS = 2000;
+
+/**
+ * Waits until aardvark-dns, told of a change by SIGHUP, serves `file`'s network again. Version
+ * 1.4 answers SIGHUP by closing every server, reading every file and binding again, so a
+ * container started right after the signal would meet a closed port or the old entries: its
+ * first lookups fail (seen under load). The new state is served once the file has been read
+ * (its atime moves past the 0 it was written with) and a UDP socket is bound on the gateway's
+ * port 53 again (/proc/net/udp of this namespace).
+ */
+function awaitReload(file: string, gateway: string): void {
+  const end = Date.now() + RELOAD_WAIT_MS;
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  const socket = udpSocketText(gateway);
+  // Where reads never update atime (noatime), the socket is all there is to go by.
+  let read = !atimeUpdates(file);
+  while (Date.now() < end) {
+    try {
+      read ||= (Deno.statSync(file).atime?.getTime() ?? 0) > 0;
+      if (
+        read && (socket === undefined || Deno.readTextFileSync("/proc/net/udp").includes(socket))
+      ) {
+        return;
+      }
+    } catch {
+      return; // the file is gone (another change): nothing to wait for
+    }
+    Atomics.wait(wait, 0, 0, 5);
+  }
+}
+
+let atimeKnown: boolean | undefined;
+
+/** Whether reads of `path` update its atime: its mount is not `noatime` (mountinfo). */
+function atimeUpdates(path: string): boolean {
+  if (atimeKnown !== undefined) return atimeKnown;
+  let best = "", noatime = false;
+  try {
+    for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
+      const f = line.split(" ");
+      const point = f[4]?.replace(/\\040/g, " ");
+      if (point === undefined) continue;
+      const under = point === "/" || path === point || path.startsWith(`${point}/`);
+      if (under && point.length >= best.length) {
+        best = point;
+        noatime = (f[5] ?? "").split(",").includes("noatime");
+      }
+    }
+  } catch { /* assume it does */ }
+  return atimeKnown = !noatime;
+}
+
+/** An IPv4 address and port 53 as /proc/net/udp shows a local socket (`0100A8C0:0035`). */
+function udpSocketText(ip: string): string | undefined {
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return undefined;
+  const hex = parts.reverse().map((p) => p.toString(16).toUpperCase().padStart(2, "0")).join("");
+  return ` ${hex}:0035 `;
+}
+
+/**
+ * Starts aardvark-dns over every network file. The parent returns once the forked server is
+ * ready; it keeps no pipe of ours, and a session of its own keeps a foreground run's ctrl-c (its
+ * process group's SIGINT) off it.
+ */
+function startAardvark(binary: string): void {
+  const out = new Deno.Command(binary, {
+    args: ["--config", dnsDir(), "-p", "53", "run"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).outputSync();
+  if (!out.success) throw new Error(`${binary} failed to start (exit ${out.code})`);
+}
+
+/** The running aardvark-dns's PID (from the pid file it writes), or undefined. */
+export function aardvarkPid(): number | undefined {
+  return runningPid();
+}
+
+/**
+ * Whether names are due but not served: network files exist and no aardvark-dns runs (it was
+ * killed, or crashed). Cheap (a few reads of /proc), no lock: a hint for {@link reviveDns}.
+ */
+export function dnsDown(): boolean {
+  return runningPid() === undefined && hasNetworkFiles() && aardvarkBinary() !== undefined;
+}
+
+/**
+ * Starts aardvark-dns again when it is down while networks still have files. Call under the host
+ * network lock (the check and the start are two steps). Returns true when it started it.
+ */
+export function reviveDns(): boolean {
+  const binary = aardvarkBinary();
+  if (!binary || runningPid() !== undefined || !hasNetworkFiles()) return false;
+  startAardvark(binary);
   return true;
 }

@@ -2,7 +2,8 @@
  * A networked container's /etc/resolv.conf and /etc/hosts, as docker writes them: on a user
  * network the resolver is the network's DNS server (aardvark-dns on the gateway address, which
  * answers containers' names and forwards the rest); on the default bridge the host's resolvers
- * (loopback ones left out: they are not reachable from the container) or `--dns`; `/etc/hosts`
+ * (loopback ones left out: they are not reachable from the container) or `--dns`, and where the
+ * host has only loopback resolvers, aardvark-dns on the gateway forwarding to them; `/etc/hosts`
  * maps the container's hostname to its address, plus `--add-host` entries. Pure functions.
  *
  * @module
@@ -26,10 +27,25 @@ function field(text: string, key: string): string[][] {
     .map((w) => w.slice(1));
 }
 
+/** Every `nameserver` of a resolv.conf text, loopback ones included, in order. */
+export function nameservers(resolvConf: string): string[] {
+  return field(resolvConf, "nameserver").map((w) => w[0])
+    .filter((s): s is string => s !== undefined);
+}
+
+/**
+ * Whether the host's resolvers are all on loopback (systemd-resolved's 127.0.0.53, a local
+ * dnsmasq): a container copying them would reach none, so on the default bridge it asks
+ * aardvark-dns on the gateway, which forwards to them from the host's namespace.
+ */
+export function onlyLoopbackResolvers(resolvConf: string): boolean {
+  const all = nameservers(resolvConf);
+  return all.length > 0 && all.every((s) => LOOPBACK.test(s));
+}
+
 /** The container's resolv.conf. */
 export function resolvConfFor(i: EtcInput): string {
-  const hostServers = field(i.hostResolvConf, "nameserver").map((w) => w[0])
-    .filter((s): s is string => s !== undefined && !LOOPBACK.test(s));
+  const hostServers = nameservers(i.hostResolvConf).filter((s) => !LOOPBACK.test(s));
   // On a user network the embedded server answers and forwards (to --dns or the host's).
   const servers = i.embeddedDns !== undefined
     ? [i.embeddedDns]
@@ -48,11 +64,12 @@ export function resolvConfFor(i: EtcInput): string {
   return lines.join("\n") + "\n";
 }
 
-/** The container's /etc/hosts: docker's defaults, extra hosts, then its own address. */
+/** The container's /etc/hosts: docker's defaults, extra hosts, then its own addresses. */
 export function hostsFor(
   hostname: string,
   address: string | undefined,
   extraHosts: readonly (readonly [string, string])[] = [],
+  address6?: string,
 ): string {
   const lines = [
     "127.0.0.1\tlocalhost",
@@ -63,6 +80,7 @@ export function hostsFor(
     "ff02::2\tip6-allrouters",
     ...extraHosts.map(([name, ip]) => `${ip}\t${name}`),
     address !== undefined ? `${address}\t${hostname}` : `127.0.1.1\t${hostname}`,
+    ...(address6 !== undefined ? [`${address6}\t${hostname}`] : []),
   ];
   return lines.join("\n") + "\n";
 }

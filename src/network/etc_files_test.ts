@@ -2,7 +2,7 @@ import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { UsageError } from "../errors.ts";
 import { configText } from "./dns.ts";
 import { bridgeNetworkName, parseAddHost } from "./endpoints.ts";
-import { hostsFor, resolvConfFor } from "./etc_files.ts";
+import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
 
 const HOST = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0\n";
 
@@ -34,6 +34,13 @@ Deno.test("resolv.conf: the default bridge gets the host's servers without loopb
   );
 });
 
+Deno.test("hosts: an IPv6 address after the IPv4 one", () => {
+  assertEquals(
+    hostsFor("box", "10.90.1.2", [], "fd42::2").split("\n").slice(-3),
+    ["10.90.1.2\tbox", "fd42::2\tbox", ""],
+  );
+});
+
 Deno.test("hosts: the container's address for its hostname, extra hosts before it", () => {
   const text = hostsFor("web", "10.90.1.2", [["db", "192.0.2.5"]]);
   const lines = text.trim().split("\n");
@@ -61,14 +68,35 @@ Deno.test("--add-host NAME:IP, NAME=IP, host-gateway; a bad address is refused",
   assertThrows(() => parseAddHost("db:nonsense"), UsageError, "invalid IP address");
 });
 
-Deno.test("aardvark-dns file: gateway first, one line per container, IPv6 left empty", () => {
+Deno.test("aardvark-dns file: gateway first, one line per container, IPv6 where it has one", () => {
   assertEquals(
     configText("10.90.1.1", [
       { id: "a".repeat(64), ipv4: "10.90.1.2", names: ["web", "www", "aaaaaaaaaaaa"] },
       { id: "b".repeat(64), ipv4: "10.90.1.3", names: ["db"], dns: ["192.0.2.53"] },
       { id: "c".repeat(64), ipv4: "10.90.1.4", names: ["bad name"] },
+      { id: "e".repeat(64), ipv4: "10.90.1.5", ipv6: "fd42::5", names: ["six"] },
     ]),
     `10.90.1.1\n${"a".repeat(64)} 10.90.1.2  web,www,aaaaaaaaaaaa\n` +
-      `${"b".repeat(64)} 10.90.1.3  db 192.0.2.53\n`,
+      `${"b".repeat(64)} 10.90.1.3  db 192.0.2.53\n` +
+      `${"e".repeat(64)} 10.90.1.5 fd42::5 six\n`,
   );
+});
+
+Deno.test("aardvark-dns file: the network's upstreams after the gateway; unnamed entries", () => {
+  assertEquals(
+    configText(
+      "10.90.0.1",
+      [{ id: "d".repeat(64), ipv4: "10.90.0.2", names: [], unnamed: true }],
+      ["127.0.0.53", "fe80::1%eth0", "::1"],
+    ),
+    `10.90.0.1 127.0.0.53,::1\n${"d".repeat(64)} 10.90.0.2  \n`,
+  );
+});
+
+Deno.test("host resolvers: every nameserver; loopback-only hosts are told apart", () => {
+  assertEquals(nameservers(HOST), ["127.0.0.53", "10.0.0.2"]);
+  assertEquals(onlyLoopbackResolvers(HOST), false);
+  assertEquals(onlyLoopbackResolvers("nameserver 127.0.0.53\noptions edns0\n"), true);
+  assertEquals(onlyLoopbackResolvers("nameserver ::1\nnameserver 127.0.1.1\n"), true);
+  assertEquals(onlyLoopbackResolvers(""), false);
 });

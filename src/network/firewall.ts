@@ -32,6 +32,8 @@ export interface FirewallNetwork {
   readonly bridge: string;
   /** IPv4 CIDR. */
   readonly subnet: string;
+  /** IPv6 CIDR (networks made with `--ipv6`): forwarded and masqueraded as IPv4 (NAT66). */
+  readonly subnet6?: string;
   readonly internal: boolean;
 }
 
@@ -43,20 +45,44 @@ export function tableText(): string {
   set intra { type ifname . ifname; }
   set outbound { type ifname . ipv4_addr; flags interval; }
   set nat_subnets { type ipv4_addr; flags interval; }
+  ${SETS6}
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname . oifname @intra accept
     iifname @bridges oifname @bridges drop
     oifname @bridges ct state established,related accept
     iifname . ip saddr @outbound accept
+    ${FORWARD6}
     iifname @bridges drop
     oifname @bridges drop
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr @nat_subnets oifname != @bridges masquerade
+    ${NAT6}
   }
 }
+`;
+}
+
+/** IPv6's sets (added to a table of layout 1 by {@link upgradeText}). */
+const SETS6 = "set outbound6 { type ifname . ipv6_addr; flags interval; }\n" +
+  "  set nat_subnets6 { type ipv6_addr; flags interval; }";
+/** IPv6's forward rule: after the IPv4 one, before the drops. */
+const FORWARD6 = "iifname . ip6 saddr @outbound6 accept";
+/** NAT66, as docker masquerades its IPv6 subnets. */
+const NAT6 = "ip6 saddr @nat_subnets6 oifname != @bridges masquerade";
+
+/**
+ * What a table made before IPv6 (layout 1: no `outbound6` set) needs to carry IPv6 networks:
+ * the sets, the forward rule placed right after the IPv4 one (`handle`: that rule's), and NAT66.
+ * Other stores' elements stay as they are.
+ */
+export function upgradeText(handle: number): string {
+  return `add set inet ${TABLE} outbound6 { type ifname . ipv6_addr; flags interval; }
+add set inet ${TABLE} nat_subnets6 { type ipv6_addr; flags interval; }
+add rule inet ${TABLE} forward position ${handle} ${FORWARD6}
+add rule inet ${TABLE} postrouting ${NAT6}
 `;
 }
 
@@ -70,6 +96,11 @@ function checkCidr(cidr: string): string {
   return cidr;
 }
 
+function checkCidr6(cidr: string): string {
+  if (!/^[0-9a-f:]+\/\d{1,3}$/.test(cidr)) throw new RangeError(`bad subnet: ${cidr}`);
+  return cidr;
+}
+
 /** The `add element` / `delete element` commands of one network. */
 export function elementsText(op: "add" | "delete", n: FirewallNetwork): string {
   const br = quote(n.bridge);
@@ -80,6 +111,11 @@ export function elementsText(op: "add" | "delete", n: FirewallNetwork): string {
   if (!n.internal) {
     lines.push(`${op} element inet ${TABLE} outbound { ${br} . ${checkCidr(n.subnet)} }`);
     lines.push(`${op} element inet ${TABLE} nat_subnets { ${checkCidr(n.subnet)} }`);
+    if (n.subnet6 !== undefined) {
+      const s6 = checkCidr6(n.subnet6);
+      lines.push(`${op} element inet ${TABLE} outbound6 { ${br} . ${s6} }`);
+      lines.push(`${op} element inet ${TABLE} nat_subnets6 { ${s6} }`);
+    }
   }
   return lines.join("\n") + "\n";
 }
@@ -102,7 +138,27 @@ export function tableBridges(): string[] {
  * transaction). Call it under the host network lock: the check and the create are two steps.
  */
 export function addNetworkRules(n: FirewallNetwork): void {
-  runNft((tableExists() ? "" : tableText()) + elementsText("add", n));
+  const exists = tableExists();
+  const upgrade = exists && n.subnet6 !== undefined && !n.internal && !hasIPv6Sets()
+    ? upgradeText(ipv4OutboundHandle())
+    : "";
+  runNft((exists ? "" : tableText()) + upgrade + elementsText("add", n));
+}
+
+function hasIPv6Sets(): boolean {
+  return listNft("list sets inet").some((o) =>
+    o.set?.table === TABLE && o.set?.name === "outbound6"
+  );
+}
+
+/** The handle of the forward chain's `iifname . ip saddr @outbound accept` rule. */
+function ipv4OutboundHandle(): number {
+  const rule = listNft(`list chain inet ${TABLE} forward`, { handles: true })
+    .map((o) => o.rule).find((r) => JSON.stringify(r?.expr ?? "").includes('"@outbound"'));
+  if (typeof rule?.handle !== "number") {
+    throw new Error(`table inet ${TABLE}: no IPv4 outbound rule in chain forward to follow`);
+  }
+  return rule.handle;
 }
 
 /**

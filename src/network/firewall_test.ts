@@ -98,7 +98,7 @@ Deno.test({
       const text = runNft("list table inet tsbox");
       assertOk(text.includes('"tsbox-a" . 10.90.10.0/24'), text);
       assertOk(!text.includes("10.90.11.0"), "an internal network is neither forwarded nor NATed");
-      assertEquals(listNft("list table inet tsbox").filter((o) => o.rule).length, 7);
+      assertEquals(listNft("list table inet tsbox").filter((o) => o.rule).length, 9);
 
       // A foreign table whose forward chain drops by policy is found.
       runNft(
@@ -114,6 +114,46 @@ Deno.test({
       removeNetworkRules(b);
       assertEquals(tableExists(), false);
       assertOk(runNft("list tables").includes("hostfw"), "another tool's table is left alone");
+    });
+  },
+});
+
+Deno.test({
+  name: "IPv6 networks: NAT66 and forwarding elements; a table of layout 1 is upgraded in place",
+  ignore: !isRoot,
+  fn() {
+    inFreshNetns(() => {
+      // A table as tsbox made it before IPv6, holding another store's network.
+      const v1 = tableText().replace(
+        /^\s*(set outbound6|set nat_subnets6|iifname \. ip6|ip6 saddr).*\n/gm,
+        "",
+      );
+      assertOk(!v1.includes("ip6"), v1);
+      runNft(v1);
+      const old = { bridge: "tsbox-old", subnet: "10.90.20.0/24", internal: false };
+      addNetworkRules(old);
+      const six = {
+        bridge: "tsbox-six",
+        subnet: "10.90.21.0/24",
+        subnet6: "fd42:7b:21::/64",
+        internal: false,
+      };
+      addNetworkRules(six);
+      addNetworkRules(six); // again: no second upgrade
+      const text = runNft("list table inet tsbox");
+      assertOk(text.includes('"tsbox-six" . fd42:7b:21::/64'), text);
+      assertOk(text.includes('"tsbox-old" . 10.90.20.0/24'), "the other network stays");
+      const forward = text.slice(text.indexOf("chain forward"));
+      const v4 = forward.indexOf("ip saddr @outbound accept");
+      const v6 = forward.indexOf("ip6 saddr @outbound6 accept");
+      const drop = forward.indexOf("iifname @bridges drop");
+      assertOk(v4 >= 0 && v4 < v6 && v6 < drop, forward);
+      assertOk(text.includes("ip6 saddr @nat_subnets6 oifname != @bridges masquerade"), text);
+      assertEquals(text.split("ip6 saddr @outbound6 accept").length, 2, "one rule, not two");
+      removeNetworkRules(six);
+      assertOk(!runNft("list table inet tsbox").includes("fd42:7b:21::"));
+      removeNetworkRules(old);
+      assertEquals(tableExists(), false);
     });
   },
 });

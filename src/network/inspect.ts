@@ -8,7 +8,7 @@
 import type { Store } from "../store/mod.ts";
 import { parseSubnet } from "./cidr.ts";
 import type { NetConfig } from "./endpoints.ts";
-import { type Lease, leasesHeldBy } from "./ipam.ts";
+import { address6Of, type Lease, leasesHeldBy } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord } from "./records.ts";
 
 /** What inspect needs of a container. */
@@ -37,9 +37,9 @@ function endpoint(
     Gateway: lease ? net?.gateway ?? "" : "",
     IPAddress: lease?.address ?? "",
     IPPrefixLen: lease && net ? parseSubnet(net.subnet).prefix : 0,
-    IPv6Gateway: "",
-    GlobalIPv6Address: "",
-    GlobalIPv6PrefixLen: 0,
+    IPv6Gateway: lease && net?.gateway6 ? net.gateway6 : "",
+    GlobalIPv6Address: (lease && net && address6Of(net, lease.address)) ?? "",
+    GlobalIPv6PrefixLen: lease && net?.subnet6 ? Number(net.subnet6.split("/")[1]) : 0,
     DNSNames: names,
   };
 }

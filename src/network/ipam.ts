@@ -18,6 +18,17 @@ import {
   type Subnet,
 } from "./cidr.ts";
 import { networkEvent, type NetworkRecord } from "./records.ts";
+import { addressAt6, parseSubnet6 } from "./cidr6.ts";
+
+/**
+ * The IPv6 address that goes with IPv4 lease `address` on `net`: the same host number in the
+ * IPv6 subnet (undefined on an IPv4-only network).
+ */
+export function address6Of(net: NetworkRecord, address: string): string | undefined {
+  if (net.subnet6 === undefined) return undefined;
+  const host = (parseIPv4(address) ?? 0) - parseSubnet(net.subnet).base;
+  return addressAt6(parseSubnet6(net.subnet6), host);
+}
 
 /** One holder's address on one network. */
 export interface Lease {

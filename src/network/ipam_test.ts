@@ -6,6 +6,7 @@
 import { assertEquals, assertOk, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
+import { takeDownStoreNetworks } from "../../tests/cleanup.ts";
 import { AddressError, leaseAddress, leasesOf, releaseLease, vethName } from "./ipam.ts";
 import {
   insertNetwork,
@@ -29,6 +30,8 @@ async function withStore(fn: (store: Store) => Promise<void> | void): Promise<vo
     await fn(store);
   } finally {
     store.close();
+    // As root the networks' bridges are the host's: they go before the store does.
+    if (Deno.uid() === 0) takeDownStoreNetworks(root);
     await Deno.remove(root, { recursive: true });
   }
 }

@@ -23,7 +23,7 @@ import {
   pickSubnet,
   type Subnet,
 } from "./cidr.ts";
-import { hostSubnets, withHostNetworkLock } from "./bridge.ts";
+import { hostSubnets, hostSubnets6, withHostNetworkLock } from "./bridge.ts";
 import { type Lease, leasesOf } from "./ipam.ts";
 import {
   DEFAULT_NETWORK,
@@ -41,9 +41,19 @@ import {
   SubnetOverlapError,
 } from "./records.ts";
 import { bringNetworkUp, takeNetworkDown } from "./setup.ts";
+import {
+  addressAt6,
+  contains6,
+  formatIPv6,
+  formatSubnet6,
+  overlaps6,
+  parseIPv6,
+  parseSubnet6,
+  ulaFor,
+} from "./cidr6.ts";
 
 export { attachContainer, type Attachment, detachContainer, type NetnsTarget } from "./attach.ts";
-export { type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
+export { address6Of, type Lease, leasesHeldBy, leasesOf } from "./ipam.ts";
 export {
   DEFAULT_NETWORK,
   findNetwork,
@@ -78,6 +88,12 @@ export interface CreateNetworkOptions {
   /** Default: the subnet's first address. */
   readonly gateway?: string;
   readonly internal?: boolean;
+  /** `--ipv6`: an IPv6 subnet too (a unique local /64 unless {@link subnet6} is given). */
+  readonly ipv6?: boolean;
+  /** IPv6 CIDR (implies {@link ipv6}). */
+  readonly subnet6?: string;
+  /** The bridge's IPv6 address; default: the IPv6 subnet's first address. */
+  readonly gateway6?: string;
   readonly labels?: Readonly<Record<string, string>>;
 }
 
@@ -113,7 +129,7 @@ function chooseSubnet(store: Store, requested: string | undefined): Subnet {
   return picked;
 }
 
-/** Creates a user network (its bridge is made when a container first attaches). */
+/** Creates a user network (as root with its bridge; rootless a record only). */
 export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRecord {
   if (PREDEFINED.has(o.name)) {
     throw new UsageError(`${o.name} is a pre-defined network and cannot be created`);
@@ -129,6 +145,21 @@ export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRec
   if (o.gateway !== undefined && o.subnet === undefined) {
     throw new UsageError("--gateway needs --subnet");
   }
+  if (Deno.uid() !== 0) return recordNetwork(store, o);
+  // As root the subnet is chosen under the host network lock and the bridge made at once (as
+  // docker does), so that its route claims the subnet: another store choosing meanwhile sees it.
+  return withHostNetworkLock(() => {
+    const net = recordNetwork(store, o);
+    try {
+      bringNetworkUp(net, store.root);
+    } catch {
+      // Without libnftables, say: the first attach says why the network cannot be used.
+    }
+    return net;
+  });
+}
+
+function recordNetwork(store: Store, o: CreateNetworkOptions): NetworkRecord {
   const subnet = chooseSubnet(store, o.subnet);
   const gateway = o.gateway === undefined
     ? subnet.base + 1
@@ -141,8 +172,48 @@ export function createNetwork(store: Store, o: CreateNetworkOptions): NetworkRec
     subnet: formatSubnet(subnet),
     gateway: formatIPv4(gateway),
     internal: o.internal ?? false,
+    ...ipv6Of(id, subnet, o),
     labels: { ...(o.labels ?? {}) },
   });
+}
+
+/**
+ * The IPv6 side of a network made with `--ipv6` (or given an IPv6 subnet): that subnet or a
+ * unique local /64 of its own, and the gateway (the subnet's first address by default). It must
+ * hold an address for every host number of the IPv4 subnet (cidr6.ts).
+ */
+function ipv6Of(
+  id: string,
+  subnet: Subnet,
+  o: CreateNetworkOptions,
+): { subnet6?: string; gateway6?: string } {
+  if (!o.ipv6 && o.subnet6 === undefined) {
+    if (o.gateway6 !== undefined) throw new UsageError("an IPv6 --gateway needs an IPv6 --subnet");
+    return {};
+  }
+  if (o.gateway6 !== undefined && o.subnet6 === undefined) {
+    throw new UsageError("an IPv6 --gateway needs an IPv6 --subnet");
+  }
+  const s6 = o.subnet6 !== undefined ? parseSubnet6(o.subnet6) : ulaFor(id);
+  if (Deno.uid() === 0) {
+    const clash = hostSubnets6().find((h) => overlaps6(h.subnet, s6));
+    if (clash) throw new SubnetOverlapError(formatSubnet6(s6), clash.what);
+  }
+  if (128 - s6.prefix < 32 - subnet.prefix) {
+    throw new UsageError(
+      `IPv6 subnet ${formatSubnet6(s6)} is smaller than IPv4 subnet ${formatSubnet(subnet)}: ` +
+        `it needs a host for every IPv4 address`,
+    );
+  }
+  let gateway6 = addressAt6(s6, 1);
+  if (o.gateway6 !== undefined) {
+    const g = parseIPv6(o.gateway6);
+    if (g === undefined || !contains6(s6, g) || g === s6.base) {
+      throw new UsageError(`--gateway ${o.gateway6} is not a host address of ${o.subnet6}`);
+    }
+    gateway6 = formatIPv6(g);
+  }
+  return { subnet6: formatSubnet6(s6), gateway6 };
 }
 
 /**
@@ -158,7 +229,7 @@ export function ensureDefaultNetwork(store: Store): NetworkRecord {
   return withHostNetworkLock(() => {
     const net = recordDefaultNetwork(store);
     try {
-      bringNetworkUp(net);
+      bringNetworkUp(net, store.root);
     } catch {
       // Without libnftables, say: `network ls` still lists it; the first attach says why not.
     }
@@ -216,7 +287,7 @@ export function removeNetwork(store: Store, ref: string): NetworkRecord {
   }
   const leases: Lease[] = leasesOf(store, net.id);
   if (leases.length > 0) throw new NetworkInUseError(net.name, leases.map((l) => l.holder));
-  takeNetworkDown(net);
+  takeNetworkDown(net, store.root);
   deleteNetworkRecord(store, net.id);
   return net;
 }

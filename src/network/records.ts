@@ -9,6 +9,7 @@ import { makeEvent, recordEvent } from "../events/log.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from "./cidr.ts";
+import { overlaps6, parseSubnet6 } from "./cidr6.ts";
 
 /** The name of the default network, as docker's. */
 export const DEFAULT_NETWORK = "bridge";
@@ -41,6 +42,10 @@ export interface NetworkRecord {
   readonly gateway: string;
   /** No route out: no masquerade, nothing forwarded off the bridge. */
   readonly internal: boolean;
+  /** IPv6 CIDR of a network made with `--ipv6`. */
+  readonly subnet6?: string;
+  /** The bridge's IPv6 address (with {@link subnet6}). */
+  readonly gateway6?: string;
   readonly labels: Readonly<Record<string, string>>;
   /** ms since the epoch. */
   readonly createdAt: number;
@@ -56,6 +61,8 @@ interface Row {
   internal: number;
   labels: string;
   created_at: number;
+  subnet6: string | null;
+  gateway6: string | null;
 }
 
 function toRecord(r: Row): NetworkRecord {
@@ -67,6 +74,7 @@ function toRecord(r: Row): NetworkRecord {
     subnet: r.subnet,
     gateway: r.gateway,
     internal: r.internal !== 0,
+    ...(r.subnet6 && r.gateway6 ? { subnet6: r.subnet6, gateway6: r.gateway6 } : {}),
     labels: JSON.parse(r.labels) as Record<string, string>,
     createdAt: r.created_at,
   };
@@ -141,10 +149,25 @@ export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
         );
       }
     }
+    if (n.subnet6 !== undefined) {
+      const mine6 = parseSubnet6(n.subnet6);
+      const rows = store.db.all<{ name: string; subnet6: string }>(
+        "SELECT name, subnet6 FROM networks WHERE subnet6 IS NOT NULL",
+      );
+      for (const other of rows) {
+        if (overlaps6(mine6, parseSubnet6(other.subnet6))) {
+          throw new SubnetOverlapError(
+            n.subnet6,
+            `network ${other.name}'s subnet ${other.subnet6}`,
+          );
+        }
+      }
+    }
     const createdAt = Date.now();
     store.db.run(
-      `INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, labels, created_at)
-       VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO networks (id, name, driver, bridge, subnet, gateway, internal, labels, created_at,
+                             subnet6, gateway6)
+       VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?)`,
       n.id,
       n.name,
       n.bridge,
@@ -153,6 +176,8 @@ export function insertNetwork(store: Store, n: NewNetwork): NetworkRecord {
       n.internal ? 1 : 0,
       JSON.stringify(n.labels),
       createdAt,
+      n.subnet6 ?? null,
+      n.gateway6 ?? null,
     );
     networkEvent(store.root, "create", n.id, { name: n.name, type: "bridge" });
     return { ...n, driver: "bridge" as const, createdAt };

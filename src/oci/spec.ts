@@ -182,6 +182,22 @@ export interface CpuResources {
   readonly mems?: string;
 }
 
+/** One device's block I/O throttle (`linux.resources.blockIO.throttle*Device`). */
+export interface ThrottleDevice {
+  readonly major: number;
+  readonly minor: number;
+  readonly rate: number;
+}
+
+/** `linux.resources.blockIO`. */
+export interface BlockIO {
+  readonly weight?: number;
+  readonly throttleReadBpsDevice?: readonly ThrottleDevice[];
+  readonly throttleWriteBpsDevice?: readonly ThrottleDevice[];
+  readonly throttleReadIOPSDevice?: readonly ThrottleDevice[];
+  readonly throttleWriteIOPSDevice?: readonly ThrottleDevice[];
+}
+
 /** `linux.resources`: what the runtime writes into the container's cgroup. */
 export interface Resources {
   readonly devices?: readonly DeviceCgroupRule[];
@@ -189,6 +205,7 @@ export interface Resources {
   readonly cpu?: CpuResources;
   /** `limit` 0 or below is unlimited (`pids.max` = max). */
   readonly pids?: { readonly limit: number };
+  readonly blockIO?: BlockIO;
 }
 
 /** A seccomp action name (the spec's `SCMP_ACT_*`). */

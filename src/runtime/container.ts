@@ -5,51 +5,22 @@
  * @module
  */
 import { join } from "../path.ts";
-import {
-  CLONE,
-  cloneProgram,
-  CompiledProgram,
-  decodeStatus,
-  type ProgramFailure,
-} from "../../ffi/clone.ts";
+import { CLONE, decodeStatus, type ProgramFailure } from "../../ffi/clone.ts";
 import { SyscallError } from "../../ffi/errors.ts";
-import { openNamespace } from "../../ffi/net.ts";
-import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
 import { ExecError, TsboxError, UsageError } from "../errors.ts";
-import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
-import { writeOomScoreAdj } from "./cgroup_extra.ts";
+import type { Cgroup, ResourceLimits } from "./cgroups.ts";
+import { type Host, linuxHost } from "./host.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
-import {
-  ensureMountTarget,
-  mountOverlay,
-  overlayOptions,
-  resolveInRoot,
-  unmountRootfs,
-} from "./rootfs.ts";
-import {
-  currentIdentity,
-  holdOverlay,
-  isRootless,
-  rootlessCgroup,
-  type RootlessMapping,
-  rootlessMapping,
-  warnSingleId,
-  writeRootlessMaps,
-} from "./rootless.ts";
+import { ensureMountTarget, overlayOptions, resolveInRoot } from "./rootfs.ts";
+import { rootlessCgroup, type RootlessMapping, warnSingleId } from "./rootless.ts";
 import { resolveGroupAdd, resolveUser } from "./user.ts";
-import {
-  cloneFlagsFor,
-  cloneInPidNamespace,
-  openShared,
-  type SharedNamespaces,
-} from "./namespaces.ts";
+import { cloneFlagsFor, namespaceFile, type SharedNamespaces } from "./namespaces.ts";
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { prepareSettings, type SecuritySettings } from "./security_settings.ts";
-import { idmapLayers, type IdMapping, toHost, writeIdMaps } from "./userns.ts";
-import { mount, MS } from "../../ffi/mount.ts";
-import { receiveTerminal, terminalChannel } from "./tty.ts";
+import { type IdMapping, toHost } from "./userns.ts";
+import { MS } from "../../ffi/mount.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
@@ -88,6 +59,8 @@ export interface ContainerSpec {
    * joins instead of getting its own.
    */
   readonly networkPid?: number;
+  /** A network namespace file to join (an OCI spec's `path`); wins over {@link networkPid}. */
+  readonly networkPath?: string;
   /** `--ipc`, `--pid`, `--uts`, `--cgroupns` modes: namespaces not the container's own. */
   readonly namespaces?: SharedNamespaces;
   readonly resources: ResourceLimits;
@@ -128,6 +101,8 @@ export interface ContainerSpec {
   readonly shmSize?: number;
   /** `--sysctl`s, already checked to be namespaced (src/container/sysctl.ts). */
   readonly sysctls?: readonly (readonly [string, string])[];
+  /** Warnings of a start (rootless: no subordinate ids, no cgroup); none printed when absent. */
+  readonly warn?: (message: string) => void;
 }
 
 /** How the container ended. */
@@ -229,33 +204,36 @@ export class Container {
     readonly cgroup: Cgroup,
     readonly rootfs: string,
     /** The pty master when started with `tty` (the owner closes it). */
-    readonly terminal?: number,
+    readonly terminal: number | undefined,
+    readonly host: Host,
   ) {}
 
-  /** Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. */
-  static async start(spec: ContainerSpec): Promise<Container> {
-    if (isRootless()) return await Container.#startRootless(spec);
+  /**
+   * Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. When a
+   * step fails, what the steps before it did is undone (cgroup removed, rootfs unmounted, PID 1
+   * killed and reaped). `host` makes the host-side calls (tests pass a recording fake).
+   */
+  static async start(spec: ContainerSpec, host: Host = linuxHost): Promise<Container> {
+    if (host.isRootless()) return await Container.#startRootless(spec, host);
     const dir = spec.stateDir;
     const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) {
-      await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
-    }
+    for (const d of ["upper", "work", "rootfs"]) await host.mkdir(join(dir, d), 0o700);
     // The overlay's root takes the upper dir's owner and mode: give it the top layer's.
     const top = spec.layers.at(-1);
-    const rootInfo = top ? await Deno.stat(join(spec.lowerBase, top)) : undefined;
-    await Deno.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
+    const rootInfo = top ? await host.stat(join(spec.lowerBase, top)) : undefined;
+    await host.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
     if (rootInfo?.uid != null) {
       // In a user namespace the owner is the host id the image's owner maps to.
       const uid = spec.userns ? toHost(spec.userns.uid, rootInfo.uid) : rootInfo.uid;
       const gid = spec.userns ? toHost(spec.userns.gid, rootInfo.gid ?? 0) : rootInfo.gid;
-      await Deno.chown(join(dir, "upper"), uid ?? null, gid ?? null);
+      await host.chown(join(dir, "upper"), uid ?? null, gid ?? null);
     }
     // With a user namespace the layers are seen through idmapped mounts of them.
     const idmapped = spec.userns
-      ? await idmapLayers(spec.lowerBase, spec.layers, join(dir, "idmap"), spec.userns)
+      ? await host.idmapLayers(spec.lowerBase, spec.layers, join(dir, "idmap"), spec.userns)
       : undefined;
     try {
-      mountOverlay({
+      host.mountOverlay({
         lowerBase: idmapped ? join(dir, "idmap") : spec.lowerBase,
         lower: [...(idmapped?.entries ?? spec.layers)].reverse(),
         upper: join(dir, "upper"),
@@ -266,15 +244,18 @@ export class Container {
       idmapped?.detach();
     }
     let cgroup: Cgroup | undefined;
+    let plan: Prepared | undefined;
     try {
-      const plan = await prepare(spec, rootfs);
-      cgroup = await createCgroup(spec.id, { ...spec.resources, devices: plan.deviceRules });
-      const { pid, terminal } = await launch(spec, plan, cgroup);
-      return new Container(spec, pid, cgroup, rootfs, terminal);
+      plan = await prepare(spec, rootfs, host);
+      cgroup = await host.createCgroup(spec.id, { ...spec.resources, devices: plan.deviceRules });
+      const { pid, terminal } = await launch(spec, plan, cgroup, host);
+      return new Container(spec, pid, cgroup, rootfs, terminal, host);
     } catch (err) {
       await cgroup?.remove().catch(() => {});
-      unmountRootfs(rootfs);
+      host.unmount(rootfs);
       throw err;
+    } finally {
+      plan?.release();
     }
   }
 
@@ -283,24 +264,22 @@ export class Container {
    * mounted (with `userxattr`) by the container itself inside its namespaces, and a cgroup
    * only where the user may write one.
    */
-  static async #startRootless(spec: ContainerSpec): Promise<Container> {
+  static async #startRootless(spec: ContainerSpec, host: Host): Promise<Container> {
     if (spec.userns) {
       throw new UsageError(
         "--userns-remap needs root; rootless tsbox maps your own subordinate ids itself",
       );
     }
-    const who = currentIdentity();
-    const maps = rootlessMapping(who);
-    warnSingleId(maps, who);
+    const { who, maps } = host.rootlessIdentity();
+    const warn = spec.warn ?? (() => {});
+    warnSingleId(maps, who, warn);
     const dir = spec.stateDir;
     const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) {
-      await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
-    }
+    for (const d of ["upper", "work", "rootfs"]) await host.mkdir(join(dir, d), 0o700);
     // The overlay's root takes the upper dir's mode (its owner is the user: root inside).
     const top = spec.layers.at(-1);
-    const rootInfo = top ? await Deno.stat(join(spec.lowerBase, top)) : undefined;
-    await Deno.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
+    const rootInfo = top ? await host.stat(join(spec.lowerBase, top)) : undefined;
+    await host.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
     const options = `${
       overlayOptions({
         lowerBase: spec.lowerBase,
@@ -319,35 +298,38 @@ export class Container {
     // be enforced fail here, before anything is mounted.
     const cgroup = await rootlessCgroup(
       spec.resources,
-      () => createCgroup(spec.id, spec.resources),
+      () => host.createCgroup(spec.id, spec.resources),
+      warn,
     );
     // overlayfs makes work/work mode 000 on every mount; root removes it regardless, the user
     // cannot.
-    const openWork = () => Deno.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
+    const openWork = () => host.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
+    let prepared: Prepared | undefined;
     try {
-      const held = await holdOverlay(rootfs, overlay, maps);
-      let prepared: Prepared;
+      const held = await host.holdOverlay(rootfs, overlay, maps);
       try {
-        prepared = await prepare(spec, rootfs, { view: held.view, maps, overlay });
+        prepared = await prepare(spec, rootfs, host, { view: held.view, maps, overlay });
       } finally {
         await held.release();
         await openWork();
       }
-      const { pid, terminal } = await launch(spec, prepared, cgroup, (pid) => {
-        return writeRootlessMaps(pid, maps);
+      const { pid, terminal } = await launch(spec, prepared, cgroup, host, (pid) => {
+        return host.writeRootlessMaps(pid, maps);
       });
       await openWork();
-      return new Container(spec, pid, cgroup, rootfs, terminal);
+      return new Container(spec, pid, cgroup, rootfs, terminal, host);
     } catch (err) {
       await cgroup.remove().catch(() => {});
       await openWork();
       throw err;
+    } finally {
+      prepared?.release();
     }
   }
 
   /** Sends a signal to PID 1; false when it is already gone. */
   kill(signal: number): boolean {
-    return killPid(this.pid, signal);
+    return this.host.killPid(this.pid, signal);
   }
 
   /**
@@ -356,11 +338,11 @@ export class Container {
    */
   wait(): Promise<ContainerExit> {
     this.#waited ??= (async () => {
-      const status = await waitPid(this.pid);
+      const status = await this.host.waitPid(this.pid);
       await this.spec.afterExit?.().catch(() => {});
       const oomKilled = await this.cgroup.oomKilled();
       await this.cgroup.remove();
-      unmountRootfs(this.rootfs);
+      this.host.unmount(this.rootfs);
       const exitCode = status.signal !== undefined ? 128 + status.signal : status.exitCode ?? 0;
       return { exitCode, signal: status.signal, oomKilled };
     })();
@@ -380,7 +362,7 @@ interface Prepared {
   plan: Omit<ChildPlan, "syncFd" | "closeFds">;
   /** Device cgroup rules (security.ts). */
   deviceRules: { allow: boolean; line: string }[];
-  /** Frees native memory the program points into; call once the child is cloned. */
+  /** Frees native memory the program points into; call once the child is cloned (idempotent). */
   release: () => void;
 }
 
@@ -394,6 +376,7 @@ interface RootlessPrepare {
 async function prepare(
   spec: ContainerSpec,
   rootfs: string,
+  host: Host,
   rootless?: RootlessPrepare,
 ): Promise<Prepared> {
   // Paths are resolved and created where this process sees the rootfs, and handed to the
@@ -422,7 +405,7 @@ async function prepare(
   const etcFiles: { source: string; target: string }[] = [];
   for (const [name, content] of Object.entries(files)) {
     const source = join(spec.stateDir, name);
-    await Deno.writeTextFile(source, content, { mode: 0o644 });
+    await host.writeTextFile(source, content, 0o644);
     etcFiles.push({ source, target: target(`/etc/${name}`, "file") });
   }
   const inRoot = (path: string) => resolveInRoot(seen, path);
@@ -439,14 +422,18 @@ async function prepare(
   const remapped = spec.userns !== undefined && !rootless;
   if (remapped) {
     // Detached with the rootfs (lazy unmount takes submounts along).
-    mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
+    host.mountTmpfs(dev, MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   }
   const security = spec.security && "kind" in spec.security
     ? prepareSettings(spec.security, capabilities, spec.filterCacheDir)
     : prepareSecurity(spec.security ?? {}, capabilities, spec.filterCacheDir);
+  let released = false;
   return {
     deviceRules: security.deviceRules,
-    release: security.free,
+    release: () => {
+      if (!released) security.free();
+      released = true;
+    },
     plan: {
       rootfs,
       targets: {
@@ -458,7 +445,7 @@ async function prepare(
       extraMounts,
       readOnly: spec.readOnly,
       hostname: spec.hostname,
-      loopbackUp: spec.network !== "host" && spec.networkPid === undefined,
+      loopbackUp: spec.network !== "host" && joinedNetwork(spec) === undefined,
       cgroupNamespace: spec.namespaces?.cgroup !== "host",
       keepHostname: spec.namespaces?.uts === "host",
       cwd: spec.cwd,
@@ -488,6 +475,12 @@ async function prepare(
   };
 }
 
+/** The network namespace file a container joins instead of getting its own, if any. */
+function joinedNetwork(spec: ContainerSpec): string | undefined {
+  return spec.networkPath ??
+    (spec.networkPid === undefined ? undefined : `/proc/${spec.networkPid}/ns/net`);
+}
+
 /**
  * `--init`: the init would report a missing command only as its own failure (exit 1), so the
  * command is looked up here first, for docker's message and exit code 127.
@@ -509,36 +502,35 @@ async function launch(
   spec: ContainerSpec,
   prepared: Prepared,
   cgroup: Cgroup,
+  host: Host,
   rootlessMaps?: (pid: number) => Promise<void>,
 ): Promise<{ pid: number; terminal?: number }> {
   const userns = spec.userns;
   const writeMaps = rootlessMaps ??
-    (userns ? (pid: number) => writeIdMaps(pid, userns) : undefined);
+    (userns ? (pid: number) => host.writeIdMaps(pid, userns) : undefined);
   const open = new Set<number>();
-  const [syncR, syncW] = pipe();
-  open.add(syncR).add(syncW);
-  const [statusR, statusW] = pipe();
-  open.add(statusR).add(statusW);
   const close = (fd: number) => {
-    if (open.delete(fd)) closeFd(fd);
+    if (open.delete(fd)) host.closeFd(fd);
   };
+  const opened = (fd: number) => (open.add(fd), fd);
+  const [syncR, syncW] = host.pipe().map(opened);
+  const [statusR, statusW] = host.pipe().map(opened);
   let pid = -1;
   let hooked = false;
   // -t: the child sends its pty master over this socket pair (see tty.ts).
-  const channel = spec.tty ? terminalChannel() : undefined;
+  const channel = spec.tty ? host.terminalChannel() : undefined;
   if (channel) open.add(channel.parent).add(channel.child);
+  // Opened here, inherited by the clone: the child joins them with setns (see networkOps).
+  const openNs = (file: string | undefined) =>
+    file === undefined ? undefined : opened(host.openNamespace(file));
   try {
-    // Opened here, inherited by the clone: the child joins it with setns (see networkOps).
-    const netnsFd = spec.networkPid === undefined
-      ? undefined
-      : openNamespace(`/proc/${spec.networkPid}/ns/net`);
-    if (netnsFd !== undefined) open.add(netnsFd);
-    const shared = openShared(spec.namespaces);
-    for (const fd of [shared.ipcFd, shared.pidFd]) if (fd !== undefined) open.add(fd);
+    const netnsFd = openNs(joinedNetwork(spec));
+    const ipcFd = openNs(namespaceFile(spec.namespaces?.ipc, "ipc"));
+    const pidFd = openNs(namespaceFile(spec.namespaces?.pid, "pid"));
     const ops = buildProgram({
       ...prepared.plan,
       joinNetnsFd: netnsFd,
-      joinIpcFd: shared.ipcFd,
+      joinIpcFd: ipcFd,
       syncFd: syncR,
       closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
       ...(channel
@@ -548,15 +540,13 @@ async function launch(
         }
         : {}),
     });
-    const program = CompiledProgram.compile(ops, statusW);
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
     if (writeMaps) flags |= CLONE.NEWUSER;
     flags = cloneFlagsFor(flags, spec.namespaces);
     try {
-      pid = cloneInPidNamespace(shared.pidFd, () => cloneProgram(program, flags));
+      pid = host.clone(ops, statusW, flags, pidFd);
     } finally {
-      program.free();
       prepared.release();
     }
     await writeMaps?.(pid);
@@ -565,24 +555,24 @@ async function launch(
     if (channel) close(channel.child);
     await cgroup.join(pid);
     if (spec.resources.oomScoreAdj !== undefined) {
-      await writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
+      await host.writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
     }
     hooked = spec.beforeRelease !== undefined;
     await spec.beforeRelease?.(pid);
-    writeFd(syncW, new Uint8Array([1]));
+    host.writeFd(syncW, new Uint8Array([1]));
     close(syncW);
-    const failure = decodeStatus(await readFd(statusR, 16));
+    const failure = decodeStatus(await host.readFd(statusR, 16));
     if (failure) {
-      await waitPid(pid);
+      await host.waitPid(pid);
       pid = -1;
       throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
     }
-    return { pid, terminal: channel ? receiveTerminal(channel.parent) : undefined };
+    return { pid, terminal: channel ? host.receiveTerminal(channel.parent) : undefined };
   } catch (err) {
     if (pid > 0) {
       // Blocked on the sync pipe or somewhere in its program: end it and reap it.
-      killPid(pid, 9);
-      await waitPid(pid).catch(() => {});
+      host.killPid(pid, 9);
+      await host.waitPid(pid).catch(() => {});
     }
     if (hooked) await spec.afterExit?.().catch(() => {});
     throw err;

@@ -15,6 +15,8 @@ import { RLIM_INFINITY, RLIMIT } from "../../ffi/security.ts";
 import type { Mount, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import type { ResourceLimits } from "./cgroups.ts";
+import type { BlkioThrottle } from "./cgroup_extra.ts";
+import type { NamespaceSource, SharedNamespaces } from "./namespaces.ts";
 import type { ContainerSpec, MountRequest, NetworkMode } from "./container.ts";
 import { INIT_PATH } from "./defaults.ts";
 import type { SeccompProfile } from "./seccomp.ts";
@@ -33,6 +35,8 @@ export type SpecFields = Pick<
   | "groupAdd"
   | "hostname"
   | "network"
+  | "networkPath"
+  | "namespaces"
   | "resources"
   | "mounts"
   | "readOnly"
@@ -76,6 +80,7 @@ export function fromSpec(spec: Spec): SpecFields {
     ? { uid: ranges(spec.linux.uidMappings), gid: ranges(spec.linux.gidMappings) }
     : undefined;
   const user = spec.process.user;
+  const netPath = spec.linux.namespaces?.find((n) => n.type === "network")?.path;
   return {
     argv: init !== undefined ? args.slice(2) : [...args],
     env: [...(spec.process.env ?? [])],
@@ -86,6 +91,8 @@ export function fromSpec(spec: Spec): SpecFields {
     groupAdd: (user.additionalGids ?? []).map(String),
     hostname: spec.hostname ?? "",
     network: network(spec),
+    ...(netPath !== undefined ? { networkPath: netPath } : {}),
+    namespaces: shared(spec),
     resources: resources(spec),
     mounts: own.map(mountRequest),
     readOnly: spec.root.readonly ?? false,
@@ -148,16 +155,68 @@ function network(spec: Spec): NetworkMode {
   return spec.linux.namespaces?.some((n) => n.type === "network") ? "private" : "host";
 }
 
+/**
+ * The namespaces the container does not own: a kind missing from `linux.namespaces` is the
+ * host's; one with a `path` is joined.
+ */
+function shared(spec: Spec): SharedNamespaces {
+  const ns = spec.linux.namespaces ?? [];
+  const source = (type: "ipc" | "pid"): NamespaceSource | undefined => {
+    const n = ns.find((x) => x.type === type);
+    return !n ? "host" : n.path !== undefined ? { path: n.path } : undefined;
+  };
+  const has = (type: "uts" | "cgroup") => ns.some((x) => x.type === type);
+  if (!ns.some((x) => x.type === "mount")) throw new SpecError("no mount namespace");
+  return {
+    ...defined({ ipc: source("ipc"), pid: source("pid") }),
+    ...(has("uts") ? {} : { uts: "host" as const }),
+    ...(has("cgroup") ? {} : { cgroup: "host" as const }),
+  };
+}
+
+/** docker's `--cpus` period: a quota over it is given back as `cpus`, as the flags had it. */
+const CPU_PERIOD = 100_000;
+
+/** The cgroup limits, as the flags that asked for them (the same cgroup writes). */
 function resources(spec: Spec): ResourceLimits {
   const r = spec.linux.resources ?? {};
   const quota = r.cpu?.quota, period = r.cpu?.period;
-  return {
-    ...(r.memory?.limit !== undefined ? { memory: r.memory.limit } : {}),
-    ...(r.memory?.swap !== undefined ? { memorySwap: r.memory.swap } : {}),
-    ...(quota !== undefined && period ? { cpus: quota / period } : {}),
-    ...(r.cpu?.shares !== undefined ? { cpuShares: r.cpu.shares } : {}),
-    ...(r.pids !== undefined ? { pidsLimit: r.pids.limit } : {}),
-  };
+  const cpus = quota !== undefined && quota > 0 && period === CPU_PERIOD;
+  const io = r.blockIO;
+  const throttles: BlkioThrottle[] = [];
+  for (
+    const [kind, list] of [
+      ["read_bps", io?.throttleReadBpsDevice],
+      ["write_bps", io?.throttleWriteBpsDevice],
+      ["read_iops", io?.throttleReadIOPSDevice],
+      ["write_iops", io?.throttleWriteIOPSDevice],
+    ] as const
+  ) {
+    for (const t of list ?? []) {
+      throttles.push({ kind, device: `${t.major}:${t.minor}`, rate: t.rate });
+    }
+  }
+  return defined({
+    memory: r.memory?.limit,
+    memorySwap: r.memory?.swap,
+    memoryReservation: r.memory?.reservation,
+    oomKillDisable: r.memory?.disableOOMKiller || undefined,
+    cpus: cpus ? quota / period : undefined,
+    cpuQuota: cpus ? undefined : quota,
+    cpuPeriod: cpus ? undefined : period,
+    cpuShares: r.cpu?.shares,
+    cpusetCpus: r.cpu?.cpus,
+    cpusetMems: r.cpu?.mems,
+    pidsLimit: r.pids?.limit,
+    blkioWeight: io?.weight,
+    blkioThrottle: throttles.length ? throttles : undefined,
+    oomScoreAdj: spec.process.oomScoreAdj,
+  });
+}
+
+/** `o` without its undefined fields. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function settings(spec: Spec, sysWritable: boolean): SecuritySettings {

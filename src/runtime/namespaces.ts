@@ -19,8 +19,20 @@ import {
 } from "../../ffi/namespace.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 
-/** Where a shared namespace comes from: the host's, or that of the process with this pid. */
-export type NamespaceSource = "host" | { readonly pid: number };
+/**
+ * Where a shared namespace comes from: the host's, that of the process with this pid, or a
+ * namespace file (an OCI spec's `path`, like `/proc/PID/ns/ipc` or a bind-mounted one).
+ */
+export type NamespaceSource = "host" | { readonly pid: number } | { readonly path: string };
+
+/** The file to open for a joined namespace of `kind`; undefined for the host's or none. */
+export function namespaceFile(
+  source: NamespaceSource | undefined,
+  kind: string,
+): string | undefined {
+  if (!source || source === "host") return undefined;
+  return "path" in source ? source.path : `/proc/${source.pid}/ns/${kind}`;
+}
 
 /** The namespaces a container does not own (all its own when absent). */
 export interface SharedNamespaces {
@@ -51,8 +63,9 @@ export interface OpenedNamespaces {
 export function openShared(shared: SharedNamespaces | undefined): OpenedNamespaces {
   const fds: number[] = [];
   const open = (kind: "ipc" | "pid", source: NamespaceSource | undefined) => {
-    if (!source || source === "host") return undefined;
-    const fd = openNamespaceFile(`/proc/${source.pid}/ns/${kind}`);
+    const file = namespaceFile(source, kind);
+    if (file === undefined) return undefined;
+    const fd = openNamespaceFile(file);
     fds.push(fd);
     return fd;
   };

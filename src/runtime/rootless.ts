@@ -175,7 +175,11 @@ export async function writeRootlessMaps(pid: number, m: RootlessMapping): Promis
 let saidSingle = false;
 
 /** Says once per process that only the user's own id is mapped (no subordinate range). */
-export function warnSingleId(m: RootlessMapping, who: HostIdentity, log = console.error): void {
+export function warnSingleId(
+  m: RootlessMapping,
+  who: HostIdentity,
+  log: (message: string) => void = () => {},
+): void {
   if ((m.subUids && m.subGids) || saidSingle) return;
   saidSingle = true;
   const user = who.name ?? String(who.uid);
@@ -242,7 +246,7 @@ let saidNoCgroup = false;
 export async function rootlessCgroup(
   limits: ResourceLimits,
   create: () => Promise<Cgroup>,
-  log = console.error,
+  log: (message: string) => void = () => {},
 ): Promise<Cgroup> {
   try {
     return await create();

@@ -139,6 +139,12 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX network_leases_holder ON network_leases(holder);
   `,
+  `
+  -- A network made with --ipv6: its IPv6 subnet and the bridge's IPv6 address (NULL: IPv4 only).
+  -- A container's IPv6 address has its IPv4 lease's host number (src/network/cidr6.ts).
+  ALTER TABLE networks ADD COLUMN subnet6 TEXT;
+  ALTER TABLE networks ADD COLUMN gateway6 TEXT;
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */

@@ -116,7 +116,10 @@ export class Store {
    * false (for a process whose starting command has just swept, like a supervisor). Throws
    * DatabaseDamagedError for a database file that is not a whole database.
    */
-  static async open(root: string, options: { sweep?: boolean } = {}): Promise<Store> {
+  static async open(
+    root: string,
+    options: { sweep?: boolean; warn?: (message: string) => void } = {},
+  ): Promise<Store> {
     try {
       await Deno.mkdir(root, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -150,7 +153,7 @@ export class Store {
         await store.sweepAbandoned();
       } catch (err) {
         // Leftovers cost space, not correctness: say so and go on with the command.
-        console.error(
+        options.warn?.(
           `WARN: removing abandoned temp files under ${root}: ${(err as Error).message}`,
         );
       }

@@ -1,0 +1,83 @@
+/**
+ * The create body's decoding where compose and the docker client differ from the CLI's flags:
+ * the network a container joins with its aliases and address, the anonymous volumes among
+ * Config.Volumes, DNS and extra hosts, and the requests dockerd 1.41 refuses.
+ */
+import { assertEquals, assertThrows } from "../../tests/assert.ts";
+import { HttpError } from "./http.ts";
+import { createRequest } from "./create_body.ts";
+
+Deno.test("create body: NetworkMode and its EndpointsConfig give --network, aliases, --ip", () => {
+  const r = createRequest({
+    Image: "busybox",
+    HostConfig: { NetworkMode: "proj_default" },
+    NetworkingConfig: {
+      EndpointsConfig: {
+        proj_default: { Aliases: ["web", "www"], IPAMConfig: { IPv4Address: "10.1.2.3" } },
+      },
+    },
+  });
+  assertEquals(
+    [r.flags.network, r.flags.networkAlias, r.flags.ip],
+    ["proj_default", ["web", "www"], "10.1.2.3"],
+  );
+});
+
+Deno.test("create body: the default mode is the bridge, as the CLI's; bridge's endpoint is empty", () => {
+  const r = createRequest({
+    Image: "busybox",
+    HostConfig: { NetworkMode: "default" },
+    NetworkingConfig: { EndpointsConfig: { bridge: {} } },
+  });
+  assertEquals([r.flags.network, r.flags.networkAlias, r.flags.ip], [
+    "default",
+    undefined,
+    undefined,
+  ]);
+  assertEquals(createRequest({ Image: "busybox" }).flags.network, "default");
+});
+
+Deno.test("create body: more than one network, or aliases for another network: 400", () => {
+  const cases: unknown[] = [
+    { Image: "b", NetworkingConfig: { EndpointsConfig: { a: {}, b: {} } } },
+    {
+      Image: "b",
+      HostConfig: { NetworkMode: "a" },
+      NetworkingConfig: { EndpointsConfig: { b: { Aliases: ["x"] } } },
+    },
+    { Image: "b", NetworkingConfig: { EndpointsConfig: { a: { Aliases: "x" } } } },
+  ];
+  for (const body of cases) {
+    const err = assertThrows(() => createRequest(body), HttpError);
+    assertEquals(err.status, 400, JSON.stringify(body));
+  }
+});
+
+Deno.test("create body: Config.Volumes a bind or mount covers are no anonymous volumes", () => {
+  const r = createRequest({
+    Image: "busybox",
+    Volumes: { "/data": {}, "/cache": {}, "/anon": {} },
+    HostConfig: {
+      Binds: ["proj_data:/data:rw"],
+      Mounts: [{ Type: "volume", Source: "proj_cache", Target: "/cache" }],
+    },
+  });
+  assertEquals(r.flags.volume, ["proj_data:/data:rw", "/anon"]);
+  assertEquals(r.flags.mount, ["type=volume,target=/cache,source=proj_cache"]);
+});
+
+Deno.test("create body: Dns, DnsSearch, DnsOptions, ExtraHosts (empty lists give nothing)", () => {
+  const r = createRequest({
+    Image: "busybox",
+    HostConfig: {
+      Dns: ["10.0.0.53"],
+      DnsSearch: ["example.test"],
+      DnsOptions: [],
+      ExtraHosts: ["db:10.0.0.5"],
+    },
+  });
+  assertEquals(
+    [r.flags.dns, r.flags.dnsSearch, r.flags.dnsOption, r.flags.addHost],
+    [["10.0.0.53"], ["example.test"], undefined, ["db:10.0.0.5"]],
+  );
+});

@@ -1,0 +1,243 @@
+/**
+ * RUN: the step's command (exec form, shell form, heredocs), its environment and network, its
+ * `--mount`s, and the container that runs it on an overlay of the stage's layers, whose upper
+ * directory afterwards is the step's layer.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { formatPlatform, hostPlatform } from "../../registry/platform.ts";
+import { closeFd, pipe } from "../../ffi/process.ts";
+import { ExecError } from "../errors.ts";
+import type { Container as RuntimeContainer } from "../runtime/container.ts";
+import { DEFAULT_PATH } from "../runtime/config.ts";
+import { removeTree } from "../store/layers.ts";
+import type { Store } from "../store/mod.ts";
+import type { BuildEvent } from "./builder.ts";
+import { BuildStepError, platformOf, runsOn } from "./build_errors.ts";
+import type { SourceRoot } from "./context.ts";
+import type { Instruction } from "./dockerfile.ts";
+import { execForm } from "./exec_form.ts";
+import { commitLayer } from "./layer.ts";
+import { removeMountStubs } from "./mount_stubs.ts";
+import { PrefixedLines } from "./output.ts";
+import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
+import type { Secrets } from "./secrets.ts";
+import { type BuildState, configOf, nextState } from "./state.ts";
+import { type Lookup, processWord } from "./words.ts";
+
+const DEFAULT_SHELL = ["/bin/sh", "-c"];
+
+/** What a RUN step needs of the build it belongs to. */
+export interface RunStepContext {
+  readonly store: Store;
+  /** The build context (bind mounts without `from` read it). */
+  readonly context: SourceRoot;
+  readonly secrets: Secrets;
+  /** The Dockerfile's escape character. */
+  readonly escape: string;
+  /** The build's network for RUN steps without `--network`. */
+  readonly network: "host" | "none";
+  /** This build's scratch directory. */
+  readonly scratch: string;
+  /** A fresh path in the scratch directory for a mount of `kind`. */
+  fresh(kind: string): string;
+  /** Lower entries of `state` (relative to the store's link dir), bottom first. */
+  lowers(state: BuildState): Promise<string[]>;
+  /** Mounts a stage's or image's filesystem for a `--mount from=`. */
+  view(from: string): Promise<{ dir: string; release: () => Promise<void> }>;
+  emit(e: BuildEvent): void;
+  /** `stage step/total` when stages run at the same time (output lines get it as prefix). */
+  readonly label?: string;
+  /** Throws the instruction's error (names the file and line). */
+  fail(ins: Instruction, detail: string): never;
+}
+
+/** The network a RUN step gets: its `--network` flag, else the build's. */
+export function runNetwork(
+  ins: Instruction,
+  fallback: "host" | "none",
+  fail: (detail: string) => never,
+): "host" | "none" {
+  const flag = ins.flags.find((f) => f.name === "network")?.value;
+  if (flag === "none") return "none";
+  if (flag === "host" || flag === "default" || flag === "") return "host";
+  if (flag !== undefined) fail(`unsupported network mode ${flag}`);
+  return fallback;
+}
+
+/**
+ * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
+ * nothing in a build allows.
+ */
+export function runMountSpecs(
+  ins: Instruction,
+  lookup: Lookup,
+  escape: string,
+  fail: (detail: string) => never,
+): MountSpec[] {
+  const security = ins.flags.find((f) => f.name === "security")?.value;
+  if (security !== undefined && security !== "sandbox") {
+    fail(`--security=${security} is not allowed (tsbox grants no insecure entitlement)`);
+  }
+  return ins.flags.filter((f) => f.name === "mount").map((f) => {
+    try {
+      return parseMountFlag(processWord(f.value, lookup, { escape }));
+    } catch (err) {
+      if (err instanceof MountSpecError) fail(err.message);
+      throw err;
+    }
+  });
+}
+
+/** The command a RUN runs: its exec form, or the shell with its text (and heredocs). */
+export function runArgv(ins: Instruction, shell: readonly string[]): string[] {
+  const json = execForm(ins.args);
+  if (json) return json;
+  if (ins.heredocs.length > 0 && /^<<-?["']?[A-Za-z_][A-Za-z0-9_]*["']?$/.test(ins.args.trim())) {
+    // `RUN <<EOF` with nothing else on the line: the heredoc is the script.
+    return [...shell, ins.heredocs[0].body];
+  }
+  if (ins.heredocs.length > 0) {
+    // A command reading heredocs: the shell understands the whole text.
+    return [...shell, [ins.args, ...ins.heredocs.map((h) => `${h.body}${h.name}`)].join("\n")];
+  }
+  return [...shell, ins.args.trim()];
+}
+
+/** The image's environment (with a PATH) and the build args it does not set. */
+export function runEnv(imageEnv: readonly string[], argList: readonly string[]): string[] {
+  const env = [...imageEnv];
+  if (!env.some((e) => e.startsWith("PATH="))) env.unshift(`PATH=${DEFAULT_PATH}`);
+  const envNames = new Set(env.map((e) => e.split("=", 1)[0]));
+  for (const a of argList) if (!envNames.has(a.split("=", 1)[0])) env.push(a);
+  return env;
+}
+
+/** Runs a RUN step on `state`; returns the state with its layer. */
+export async function runStep(
+  ctx: RunStepContext,
+  state: BuildState,
+  ins: Instruction,
+  argList: string[],
+  created: string,
+  lookup: Lookup,
+): Promise<BuildState> {
+  const cfg = configOf(state).config ?? {};
+  const argv = runArgv(ins, cfg.Shell ?? DEFAULT_SHELL);
+  if (argv.length === 0) ctx.fail(ins, "RUN names no command");
+  const env = runEnv(cfg.Env ?? [], argList);
+  const id = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
+  // The full id: the cgroups are named after it, and a sweep after a kill finds them by it.
+  const stateDir = join(ctx.scratch, `run-${id}`);
+  await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const lowers = await ctx.lowers(state);
+  const specs = runMountSpecs(ins, lookup, ctx.escape, (d) => ctx.fail(ins, d));
+  const mountPlan = await prepareMounts(specs, cfg.WorkingDir || "/", {
+    storeRoot: resolve(ctx.store.root),
+    context: ctx.context,
+    secrets: ctx.secrets,
+    fresh: ctx.fresh,
+    view: ctx.view,
+  }).catch((err) => {
+    if (err instanceof MountSpecError) ctx.fail(ins, err.message);
+    throw err;
+  });
+  try {
+    return await runContainer(ctx, state, ins, argv, [...env, ...mountPlan.env], {
+      id,
+      stateDir,
+      lowers,
+      mounts: mountPlan.mounts,
+      mountTargets: mountPlan.targets,
+      created,
+    });
+  } finally {
+    await mountPlan.release();
+  }
+}
+
+/** Runs a RUN step's container and makes its layer from what it changed. */
+async function runContainer(
+  ctx: RunStepContext,
+  state: BuildState,
+  ins: Instruction,
+  argv: string[],
+  env: string[],
+  c: {
+    id: string;
+    stateDir: string;
+    lowers: string[];
+    mounts: Awaited<ReturnType<typeof prepareMounts>>["mounts"];
+    mountTargets: string[];
+    created: string;
+  },
+): Promise<BuildState> {
+  const { id, stateDir, lowers, created } = c;
+  const cfg = configOf(state).config ?? {};
+  const [readFd, writeFd] = pipe();
+  let output: Deno.FsFile | undefined;
+  // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
+  const { Container } = await import("../runtime/container.ts");
+  let container: RuntimeContainer;
+  try {
+    // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
+    output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
+    container = await Container.start({
+      id,
+      stateDir,
+      lowerBase: ctx.store.linkDir,
+      layers: lowers,
+      argv,
+      env,
+      cwd: cfg.WorkingDir || "/",
+      user: cfg.User ?? "",
+      hostname: "buildkitsandbox",
+      network: runNetwork(ins, ctx.network, (d) => ctx.fail(ins, d)),
+      resources: {},
+      mounts: c.mounts,
+      readOnly: false,
+      stdio: ["null", writeFd, writeFd],
+      parentDeathSignal: 9,
+    });
+  } catch (err) {
+    output?.close();
+    const image = { config: configOf(state) };
+    if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
+      // Most likely the reason (a foreign binary reads as "permission denied" to execve).
+      const host = formatPlatform(hostPlatform());
+      ctx.fail(
+        ins,
+        `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
+          `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
+      );
+    }
+    throw err;
+  } finally {
+    closeFd(readFd);
+    closeFd(writeFd);
+  }
+  const send = (data: Uint8Array) => ctx.emit({ type: "output", data });
+  const lines = ctx.label ? new PrefixedLines(`[${ctx.label}] `, send) : undefined;
+  const reading = (async () => {
+    for await (const chunk of output.readable) {
+      if (lines) lines.write(chunk);
+      else send(chunk);
+    }
+  })();
+  const exit = await container.wait();
+  await reading.catch(() => {});
+  lines?.flush();
+  try {
+    if (exit.exitCode !== 0) {
+      throw new BuildStepError(argv, exit.exitCode);
+    }
+    const upper = join(stateDir, "upper");
+    await removeMountStubs(upper, state, ctx.store, c.mountTargets);
+    const layer = await commitLayer(ctx.store, upper, true);
+    const shown = `RUN ${argv.join(" ")} # buildkit`;
+    return nextState(state, { createdBy: shown, created, layer });
+  } finally {
+    await removeTree(stateDir);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The host seam of a container start: every call that changes the host or needs root (the
+ * state directory's owner and mode, the overlay mount, cgroups, namespace files, the clone of
+ * PID 1 and its handshake pipes) goes through one {@link Host}. {@link linuxHost} makes the
+ * calls through ffi/; src/runtime/host_fake.ts records them instead, so the host-side start
+ * logic of container.ts (order, and what is undone when a step fails) is unit-tested without
+ * root. youki's `Syscall` trait (LinuxSyscall, TestHelperSyscall) is the model.
+ *
+ * Paths inside the mounted rootfs (mount targets, /etc/passwd) are not in the seam: they are
+ * plain files below a directory the caller owns, and resolving them is part of what is tested.
+ *
+ * @module
+ */
+import { cloneProgram, CompiledProgram, type Op } from "../../ffi/clone.ts";
+import { mount } from "../../ffi/mount.ts";
+import { openNamespace } from "../../ffi/net.ts";
+import {
+  closeFd,
+  killPid,
+  pipe,
+  readFd,
+  waitPid,
+  type WaitStatus,
+  writeFd,
+} from "../../ffi/process.ts";
+import { type Cgroup, createCgroup, type ResourceLimits } from "./cgroups.ts";
+import { writeOomScoreAdj } from "./cgroup_extra.ts";
+import { cloneInPidNamespace } from "./namespaces.ts";
+import { mountOverlay, type OverlayDirs, unmountRootfs } from "./rootfs.ts";
+import {
+  currentIdentity,
+  type HeldOverlay,
+  holdOverlay,
+  type HostIdentity,
+  isRootless,
+  type RootlessMapping,
+  rootlessMapping,
+  writeRootlessMaps,
+} from "./rootless.ts";
+import { receiveTerminal, terminalChannel } from "./tty.ts";
+import { idmapLayers, type IdMapping, writeIdMaps } from "./userns.ts";
+
+/** Owner and mode of a host path. */
+export interface HostStat {
+  readonly mode: number | null;
+  readonly uid: number | null;
+  readonly gid: number | null;
+}
+
+/** Layers seen through idmapped mounts (`--userns-remap`). */
+export interface IdmappedLayers {
+  /** Lower entries relative to the idmap directory. */
+  readonly entries: readonly string[];
+  /** Detaches the idmapped mounts (the overlay keeps its own references). */
+  detach(): void;
+}
+
+/** Files of the container's state directory (the rootfs' own files are plain paths). */
+export interface HostFiles {
+  /** mkdir -p with `mode`. */
+  mkdir(path: string, mode: number): Promise<void>;
+  stat(path: string): Promise<HostStat>;
+  chmod(path: string, mode: number): Promise<void>;
+  chown(path: string, uid: number | null, gid: number | null): Promise<void>;
+  /** Writes one of the files bound onto /etc in the container (hostname, hosts, resolv.conf). */
+  writeTextFile(path: string, content: string, mode: number): Promise<void>;
+}
+
+/** Mounts of the rootfs on the host. */
+export interface HostMounts {
+  /** Mounts the container's overlay on `dirs.target`. */
+  mountOverlay(dirs: OverlayDirs): void;
+  /** Mounts a tmpfs (the premounted /dev of a remapped container). */
+  mountTmpfs(target: string, flags: number, data: string): void;
+  /** Detaches the rootfs (and what is mounted below it); false when nothing was mounted. */
+  unmount(target: string): boolean;
+  /** Idmapped mounts of `layers` under `dir` for a user namespace `mapping`. */
+  idmapLayers(
+    lowerBase: string,
+    layers: readonly string[],
+    dir: string,
+    mapping: IdMapping,
+  ): Promise<IdmappedLayers>;
+}
+
+/** The container's cgroup and what is written for PID 1 outside it. */
+export interface HostCgroups {
+  /** Creates the container's cgroup with its limits written. */
+  createCgroup(id: string, limits: ResourceLimits): Promise<Cgroup>;
+  writeOomScoreAdj(pid: number, value: number): Promise<void>;
+}
+
+/** PID 1: namespace files, the clone, its handshake pipes, id maps, waiting and signals. */
+export interface HostProcesses {
+  /** Opens a namespace file (`/proc/PID/ns/KIND`), close-on-exec but inherited by the clone. */
+  openNamespace(path: string): number;
+  /**
+   * Clones PID 1 running `ops` (its failure record goes to `statusFd`) with `flags`, into PID
+   * namespace `pidnsFd` when given (this thread's pid_for_children, restored right after).
+   */
+  clone(ops: readonly Op[], statusFd: number, flags: number, pidnsFd?: number): number;
+  /** Writes uid_map and gid_map of a child cloned with CLONE_NEWUSER. */
+  writeIdMaps(pid: number, mapping: IdMapping): Promise<void>;
+  /** A close-on-exec pipe: [read end, write end]. */
+  pipe(): [number, number];
+  closeFd(fd: number): void;
+  writeFd(fd: number, data: Uint8Array): void;
+  /** Reads up to `size` bytes; empty at end of file. */
+  readFd(fd: number, size: number): Promise<Uint8Array>;
+  waitPid(pid: number): Promise<WaitStatus>;
+  /** Sends a signal; false when the process is gone. */
+  killPid(pid: number, signal: number): boolean;
+  /** The socket pair a `-t` child sends its pty master over. */
+  terminalChannel(): { parent: number; child: number };
+  /** Takes the pty master the child sent. */
+  receiveTerminal(parent: number): number;
+}
+
+/** A start without root: the user's identity, the overlay holder, the id maps. */
+export interface HostRootless {
+  /** True when this process is not root (the rootless start path). */
+  isRootless(): boolean;
+  /** This user and the ids its containers map (its own and subordinate ones). */
+  rootlessIdentity(): { who: HostIdentity; maps: RootlessMapping };
+  /**
+   * Mounts the overlay (`options`, lower entries relative to `lowerBase`) on `rootfs` in a
+   * holder's user and mount namespaces, seen from here through its `view`.
+   */
+  holdOverlay(
+    rootfs: string,
+    overlay: { readonly lowerBase: string; readonly options: string },
+    maps: RootlessMapping,
+  ): Promise<HeldOverlay>;
+  /** Writes the id maps of a child cloned with CLONE_NEWUSER (newuidmap, ...). */
+  writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void>;
+}
+
+/** The host-side calls of a container start, stop and wait, by area. */
+export interface Host extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless {}
+
+/** The real host: each call made through ffi/ (or Deno's file APIs). */
+export const linuxHost: Host = {
+  isRootless: () => isRootless(),
+  rootlessIdentity: () => {
+    const who = currentIdentity();
+    return { who, maps: rootlessMapping(who) };
+  },
+  holdOverlay,
+  writeRootlessMaps,
+  mkdir: (path, mode) => Deno.mkdir(path, { recursive: true, mode }),
+  stat: async (path) => {
+    const info = await Deno.stat(path);
+    return { mode: info.mode, uid: info.uid, gid: info.gid };
+  },
+  chmod: (path, mode) => Deno.chmod(path, mode),
+  chown: (path, uid, gid) => Deno.chown(path, uid, gid),
+  writeTextFile: (path, content, mode) => Deno.writeTextFile(path, content, { mode }),
+  mountOverlay,
+  mountTmpfs: (target, flags, data) => mount("tmpfs", target, "tmpfs", flags, data),
+  unmount: unmountRootfs,
+  idmapLayers,
+  createCgroup: (id, limits) => createCgroup(id, limits),
+  writeOomScoreAdj,
+  openNamespace,
+  clone(ops, statusFd, flags, pidnsFd) {
+    const program = CompiledProgram.compile([...ops], statusFd);
+    try {
+      return cloneInPidNamespace(pidnsFd, () => cloneProgram(program, flags));
+    } finally {
+      program.free();
+    }
+  },
+  writeIdMaps: (pid, mapping) => Promise.resolve(writeIdMaps(pid, mapping)),
+  pipe: () => pipe(),
+  closeFd,
+  writeFd,
+  readFd,
+  waitPid,
+  killPid,
+  terminalChannel,
+  receiveTerminal,
+};
