@@ -22,15 +22,26 @@ export DENO_DIR="$here/.deno"
 # they are entry points here, and --include below, for the same reason.
 deno install --quiet --entrypoint main.ts mod.ts src/net/proxy_worker.ts \
   src/container/supervisor_main.ts src/container/rmtree_main.ts src/cli/mod.ts src/cli/hot.ts \
-  src/image/unpack_worker.ts >/dev/null
+  src/image/unpack_worker.ts src/runc/main.ts src/runc/create.ts src/runc/exec.ts src/runc/info.ts \
+  src/runc/lifecycle.ts >/dev/null
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+
+# tsbox's OCI runtime under runc's name for tools that take one executable path (podman
+# --runtime, containerd's BinaryName): `tsbox-runc ARGS` is `tsbox runc ARGS`.
+cat >"$here/tsbox-runc" <<'WRAPPER'
+#!/bin/sh
+here="$(cd "$(dirname "$0")" && pwd)"
+exec "$here/tsbox" runc "$@"
+WRAPPER
+chmod 755 "$here/tsbox-runc"
 # Modules loaded only as workers or by computed names are not found by the module graph walk:
 # name them.
 if deno compile --quiet -A --include src/net/proxy_worker.ts --include src/image/unpack_worker.ts \
   --include src/cli/mod.ts --include src/cli/hot.ts --include src/container/rmtree_main.ts \
-  --output "$out" main.ts >"$log" 2>&1; then
+  --include src/runc/main.ts --include src/runc/create.ts --include src/runc/exec.ts \
+  --include src/runc/info.ts --include src/runc/lifecycle.ts --output "$out" main.ts >"$log" 2>&1; then
   echo "built $out (deno compile, Deno $version)"
   exit 0
 fi

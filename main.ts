@@ -14,6 +14,7 @@
 import type * as Cli from "./src/cli/mod.ts";
 import type * as Hot from "./src/cli/hot.ts";
 import type * as Rmtree from "./src/container/rmtree_main.ts";
+import type * as Runc from "./src/runc/main.ts";
 import { parseHot } from "./src/cli/hot_parse.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -28,6 +29,11 @@ if (import.meta.main) {
   if (args[0] === "__rmtree") {
     const { rmtreeMain } = await load<typeof Rmtree>("./src/container/rmtree_main.ts");
     Deno.exit(await rmtreeMain(args.slice(1)));
+  }
+  // `tsbox runc ...`: the OCI runtime with runc's command line (podman, containerd).
+  if (args[0] === "runc") {
+    const { runcMain } = await load<typeof Runc>("./src/runc/main.ts");
+    Deno.exit(await runcMain(args.slice(1)));
   }
   const hot = parseHot(args);
   if (hot?.kind === "version") {

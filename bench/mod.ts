@@ -4,13 +4,13 @@
  * target (bench/table.ts). Each benchmark's own lines pass through as it runs. Needs root; not
  * part of the test suite, since these machines are shared and noisy.
  *
- *     deno task bench [start|pull|run|lifecycle|ports|build ...]
+ *     deno task bench [start|pull|run|lifecycle|ports|build|oci_runtime ...]
  *
  * @module
  */
 import { type BenchRow, formatTable, ROW_MARK } from "./table.ts";
 
-const ALL = ["start", "pull", "run", "lifecycle", "ports", "build"];
+const ALL = ["start", "pull", "run", "lifecycle", "ports", "build", "oci_runtime"];
 const chosen = Deno.args.length > 0 ? Deno.args : ALL;
 const rows: BenchRow[] = [];
 const failed: string[] = [];

@@ -126,6 +126,14 @@ async function networks(client: string): Promise<void> {
         (await t.d("exec", "t-apinet-cli", "sh", "-c", "nc db 7000 </dev/null")).stdout ===
           "pong\n",
     );
+    // Compose passes the container's short id as an alias: inspect shows it once.
+    await ok(t.d("network", "disconnect", net, "t-apinet-cli"));
+    const short = cli.Id.slice(0, 12);
+    await ok(t.d("network", "connect", "--alias", short, "--alias", "client", net, "t-apinet-cli"));
+    const twice = JSON.parse(await ok(t.d("inspect", "t-apinet-cli")))[0];
+    assertEquals(twice.NetworkSettings.Networks[net].Aliases.sort(), [short, "client"].sort());
+    const names = twice.NetworkSettings.Networks[net].DNSNames;
+    if (names) assertEquals(names.filter((n: string) => n === short), [short]);
     const dup = await t.d("network", "connect", net, "t-apinet-cli");
     assertEquals(dup.code, 1);
     // Removing a network in use is refused.
@@ -169,6 +177,100 @@ async function networks(client: string): Promise<void> {
   } finally {
     await t.d("rm", "-f", "t-apinet-srv", "t-apinet-cli");
     await t.d("network", "rm", net, `${net}-p`, `${net}-q`);
+    await t.cleanup();
+  }
+}
+
+for (const client of CLIENTS.length > 0 ? CLIENTS : ["docker"]) {
+  rootTest(
+    `api networks (${client}): an IPv6 network, --ip6 at run and at network connect`,
+    () => ipv6(client),
+  );
+}
+
+/**
+ * `network create --ipv6` sends EnableIPv6 and an IPv6 IPAM pool; `--ip6` sends
+ * IPAMConfig.IPv6Address. The network is `--internal`: the host's IPv6 forwarding is left as
+ * it is, and traffic stays on the test's bridge.
+ */
+async function ipv6(client: string): Promise<void> {
+  const t = await setup(client);
+  const net = `t-apinet6-${crypto.randomUUID().slice(0, 6)}`;
+  const subnet6 = "fd42:97:32::/64";
+  try {
+    const ref = t.fx.refs.busybox;
+    await ok(t.d("pull", "-q", ref));
+    const v4 = ["--internal", "--subnet", "10.97.32.0/24"];
+    // An IPv6 pool without EnableIPv6 is refused.
+    const half = await t.d("network", "create", ...v4, "--subnet", subnet6, net);
+    assertEquals(half.code, 1, half.stdout);
+    assertStringIncludes(half.stderr, "needs EnableIPv6");
+    await ok(t.d("network", "create", "--ipv6", ...v4, "--subnet", subnet6, net));
+    const [inspected] = JSON.parse(await ok(t.d("network", "inspect", net)));
+    assertEquals(inspected.EnableIPv6, true);
+    assertEquals(
+      inspected.IPAM.Config.map((c: { Subnet: string; Gateway: string }) => [c.Subnet, c.Gateway]),
+      [["10.97.32.0/24", "10.97.32.1"], [subnet6, "fd42:97:32::1"]],
+    );
+
+    // --ip6 at run: the address, in inspect and on eth0.
+    await ok(
+      t.d(
+        "run",
+        "-d",
+        "--name",
+        "t-apinet6-a",
+        "--network",
+        net,
+        "--ip6",
+        "fd42:97:32::99",
+        ref,
+        "sleep",
+        "600",
+      ),
+    );
+    const a = JSON.parse(await ok(t.d("inspect", "t-apinet6-a")))[0];
+    const ep = a.NetworkSettings.Networks[net];
+    assertEquals(
+      [ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen, ep.IPv6Gateway, ep.IPAMConfig?.IPv6Address],
+      ["fd42:97:32::99", 64, "fd42:97:32::1", "fd42:97:32::99"],
+    );
+    assertStringIncludes(
+      await ok(t.d("exec", "t-apinet6-a", "ip", "-6", "addr", "show", "dev", "eth0")),
+      "inet6 fd42:97:32::99/64",
+    );
+    const members = JSON.parse(await ok(t.d("network", "inspect", net)))[0].Containers;
+    assertEquals(
+      Object.values(members).map((m) => (m as { IPv6Address: string }).IPv6Address),
+      ["fd42:97:32::99/64"],
+    );
+    // --ip6 at network connect of a running container, reached over the bridge.
+    await ok(t.d("run", "-d", "--name", "t-apinet6-b", ref, "sleep", "600"));
+    await ok(t.d("network", "connect", "--ip6", "fd42:97:32::77", net, "t-apinet6-b"));
+    const b = JSON.parse(await ok(t.d("inspect", "t-apinet6-b")))[0];
+    assertEquals(b.NetworkSettings.Networks[net].GlobalIPv6Address, "fd42:97:32::77");
+    await eventually(
+      "a pings b over IPv6",
+      async () =>
+        (await t.d("exec", "t-apinet6-a", "ping", "-6", "-c", "1", "-W", "2", "fd42:97:32::77"))
+          .stdout.includes("1 packets received"),
+    );
+    // The address in use is refused for another container.
+    const taken = await t.d(
+      "run",
+      "--rm",
+      "--network",
+      net,
+      "--ip6",
+      "fd42:97:32::77",
+      ref,
+      "true",
+    );
+    assertOk(taken.code !== 0, taken.stdout);
+    assertStringIncludes(taken.stderr, "already in use");
+  } finally {
+    await t.d("rm", "-f", "t-apinet6-a", "t-apinet6-b");
+    await t.d("network", "rm", net);
     await t.cleanup();
   }
 }

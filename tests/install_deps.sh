@@ -13,15 +13,17 @@ DENO_VERSION=2.9.6
 # user networks (tests/network_test.ts); passt (pasta) and slirp4netns: rootless networks
 # (tests/rootless_network_test.ts); docker-compose: the Engine API driven by compose 1.29
 # (tests/api_compose_test.ts); redis-server: the redis image the API tests build from Debian's
-# binary (tests/api_redis.ts).
+# binary (tests/api_redis.ts); containerd (`containerd`, `ctr`, the runc shim): tsbox's OCI
+# runtime under containerd (tests/oci_containerd_test.ts starts its own, on its own socket).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
   podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
   nftables libnftables1 aardvark-dns passt slirp4netns docker.io docker-compose
-  redis-server)
+  redis-server containerd)
 # Installed as packages, these start system services that would hold ports the tests use.
 # docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
-# it): its dockerd (and docker.socket, which would start it) must never run beside tsbox.
-SERVICES=(docker-registry nginx docker.socket docker redis-server)
+# it): its dockerd (and docker.socket, which would start it) must never run beside tsbox. The
+# tests start containerd themselves, each on its own socket and dirs: the system's is not needed.
+SERVICES=(docker-registry nginx docker.socket docker redis-server containerd)
 
 log() { echo "install_deps: $*"; }
 

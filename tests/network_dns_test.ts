@@ -1,7 +1,7 @@
 /**
  * Names on bridge networks when things around them fail (root): aardvark-dns killed while
- * containers run (their supervisors start it again, and names resolve again without any tsbox
- * command), and a host whose /etc/resolv.conf names only a loopback resolver (systemd-resolved's
+ * containers run (their supervisors, which wait on a pidfd of it rather than checking now and
+ * then, start it again, and names resolve again without any tsbox command), and a host whose /etc/resolv.conf names only a loopback resolver (systemd-resolved's
  * 127.0.0.53 style), where containers on the default bridge and on a user network still resolve
  * other names, through aardvark-dns forwarding to that resolver from the host's namespace.
  *
@@ -44,6 +44,34 @@ function aardvarkOf(dir: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The PID of the supervisor of container `id` in store `root` (its command line names both). */
+function supervisorOf(root: string, name: string, id: string): number {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      const at = args.findIndex((a) => a.endsWith("supervisor_main.ts"));
+      if (at >= 0 && args[at + 1] === root && id.trim().startsWith(args[at + 2])) {
+        return Number(entry.name);
+      }
+    } catch { /* ended */ }
+  }
+  throw new Error(`no supervisor of ${name} found`);
+}
+
+/** The processes whose pidfds process `pid` holds (fdinfo's `Pid:` of each pidfd). */
+function pidfdTargets(pid: number): number[] {
+  const out: number[] = [];
+  for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`) !== "anon_inode:[pidfd]") continue;
+      const m = /^Pid:\s+(-?\d+)/m.exec(Deno.readTextFileSync(`/proc/${pid}/fdinfo/${fd.name}`));
+      if (m) out.push(Number(m[1]));
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
 }
 
 /** Ends this test's own aardvark-dns (if a failure left it) and removes its directory. */
@@ -94,6 +122,12 @@ rootTest("aardvark-dns killed: the supervisors start it again and names resolve"
     await until("t-a by name", lookup);
     const first = aardvarkOf(dnsDir);
     assertOk(first, "no aardvark-dns runs for the test's network");
+    // The supervisors wait on a pidfd of it (no periodic checks): t-a's holds one of `first`.
+    const supervisor = supervisorOf(root, "t-a", await ok(["inspect", "-f", "{{.Id}}", "t-a"]));
+    await until(
+      "t-a's supervisor to hold a pidfd of aardvark-dns",
+      () => Promise.resolve(pidfdTargets(supervisor).includes(first!) ? true : undefined),
+    );
     Deno.kill(first!, "SIGKILL");
     // No tsbox command in between: the running containers' supervisors notice and start it.
     const second = await until("a new aardvark-dns", () => {
@@ -102,6 +136,10 @@ rootTest("aardvark-dns killed: the supervisors start it again and names resolve"
     });
     assertOk(second !== first);
     assertMatch(await until("t-a by name after the restart", lookup), /Name:\s+t-a/);
+    await until(
+      "t-a's supervisor to wait on the new aardvark-dns",
+      () => Promise.resolve(pidfdTargets(supervisor).includes(second) ? true : undefined),
+    );
     await ok(["rm", "-f", "t-a", "t-b"]);
     await ok(["network", "rm", "t-dnsw"]);
     // With its last network gone aardvark-dns ends by itself, and is not started again.

@@ -190,6 +190,54 @@ Deno.test({
       );
       assertEquals(seen, [HOST6], `the upstream saw ${seen.join(", ")}`);
 
+      // --ip6: an address of the container's choosing, served by name, reachable.
+      const mine6 = `fd42:7b:${g6}::99`;
+      const sleeper = (name: string, net: string, more: string[] = []) =>
+        t(["run", "-d", "--network", net, ...more, ...quiet, "--name", name, fx.refs.busybox]
+          .concat(["sleep", "300"]));
+      assertEquals((await sleeper("t-e6", "t-v6", ["--ip6", mine6])).code, 0);
+      const e6 = JSON.parse(await ok(["inspect", "t-e6"]))[0].NetworkSettings.Networks["t-v6"];
+      assertEquals(e6.GlobalIPv6Address, mine6);
+      assertEquals(e6.IPAMConfig, { IPv6Address: mine6 });
+      assertStringIncludes(
+        await ok(["exec", "t-e6", "ip", "-6", "addr", "show", "dev", "eth0"]),
+        `inet6 ${mine6}/64`,
+      );
+      const seen6 = await ok([
+        "exec",
+        "t-s6",
+        "sh",
+        "-c",
+        "nslookup -type=aaaa t-e6; ping -6 -c 1 -W 3 t-e6",
+      ]);
+      assertMatch(seen6, new RegExp(`Address: ${mine6}`));
+      assertStringIncludes(seen6, "1 packets received");
+      // Taken, outside the subnet, or on a network without IPv6: refused, saying why.
+      const taken = await sleeper("t-f6", "t-v6", ["--ip6", mine6]);
+      assertEquals(taken.code, 125, taken.stderr);
+      assertStringIncludes(taken.stderr, `address ${mine6} is already in use on network t-v6`);
+      await t(["rm", "-f", "t-f6"]);
+      const outside = await sleeper("t-f6", "t-v6", ["--ip6", "fd99::5"]);
+      assertEquals(outside.code, 125, outside.stderr);
+      assertStringIncludes(outside.stderr, `is not in network t-v6's subnet ${subnet6}`);
+      await ok(["network", "create", "t-v4only"]);
+      const v4only = await sleeper("t-f6", "t-v4only", ["--ip6", mine6]);
+      assertEquals(v4only.code, 125, v4only.stderr);
+      assertStringIncludes(v4only.stderr, "network t-v4only has no IPv6 subnet");
+      // network connect --ip6 of a running container on another network.
+      assertEquals((await sleeper("t-c6", "t-v4only")).code, 0);
+      const joined6 = `fd42:7b:${g6}::77`;
+      await ok(["network", "connect", "--ip6", joined6, "t-v6", "t-c6"]);
+      const c6 = JSON.parse(await ok(["inspect", "t-c6"]))[0].NetworkSettings.Networks["t-v6"];
+      assertEquals(c6.GlobalIPv6Address, joined6);
+      assertStringIncludes(await ok(["exec", "t-c6", "ip", "-6", "addr"]), `inet6 ${joined6}/64`);
+      assertStringIncludes(
+        await ok(["exec", "t-s6", "ping", "-6", "-c", "1", "-W", "3", joined6]),
+        "1 packets received",
+      );
+      await ok(["rm", "-f", "t-e6", "t-c6"]);
+      await ok(["network", "rm", "t-v4only"]);
+
       await ok(["rm", "-f", "t-s6"]);
       await ok(["network", "rm", "t-v6"]);
       const left = must(sh("ip", "-n", ns, "-br", "link"), "links").split("\n")
@@ -204,8 +252,8 @@ Deno.test({
         await server.status;
         await reading;
       }
-      await t(["rm", "-f", "t-s6"]).catch(() => {});
-      await t(["network", "rm", "t-v6"]).catch(() => {});
+      await t(["rm", "-f", "t-s6", "t-e6", "t-f6", "t-c6"]).catch(() => {});
+      await t(["network", "rm", "t-v6", "t-v4only"]).catch(() => {});
       sh("ip", "netns", "del", up);
       sh("ip", "netns", "del", ns);
       // Whatever networks a failure left recorded lived in the namespace, gone now: the store's

@@ -135,7 +135,10 @@ function networkFrom(mode: string | undefined): string {
  * (docker's client and compose send the container's one network there). API 1.41 joins one
  * network at create, as dockerd before 1.44 did; more are joined with `/networks/{id}/connect`.
  */
-function endpointFrom(v: unknown, mode: string): { aliases?: string[]; ip?: string } {
+function endpointFrom(
+  v: unknown,
+  mode: string,
+): { aliases?: string[]; ip?: string; ip6?: string } {
   const config = obj(obj(v, "NetworkingConfig")?.EndpointsConfig, "EndpointsConfig") ?? {};
   const names = Object.keys(config);
   if (names.length > 1) {
@@ -148,6 +151,7 @@ function endpointFrom(v: unknown, mode: string): { aliases?: string[]; ip?: stri
   const aliases = strList(ep.Aliases, `EndpointsConfig.${names[0]}.Aliases`) ?? [];
   const ipam = obj(ep.IPAMConfig, `EndpointsConfig.${names[0]}.IPAMConfig`);
   const ip = str(ipam?.IPv4Address, "IPAMConfig.IPv4Address") || undefined;
+  const ip6 = str(ipam?.IPv6Address, "IPAMConfig.IPv6Address") || undefined;
   // Links (here and in HostConfig.Links; compose sends them for `run` and `links:`) are taken
   // and not applied: containers on a user network reach each other by name and alias already;
   // a link's own alias for another container does not resolve.
@@ -155,12 +159,12 @@ function endpointFrom(v: unknown, mode: string): { aliases?: string[]; ip?: stri
   // An endpoint for another network than NetworkMode names (docker's client sends `bridge`'s
   // for the `default` mode) carries nothing to apply: aliases are for user networks only.
   const same = names[0] === mode || (mode === "default" && names[0] === "bridge");
-  if (!same && (aliases.length > 0 || ip !== undefined)) {
+  if (!same && (aliases.length > 0 || ip !== undefined || ip6 !== undefined)) {
     throw badParameter(
       `NetworkingConfig names network ${names[0]} but NetworkMode is ${mode}`,
     );
   }
-  return { aliases: aliases.length > 0 ? aliases : undefined, ip };
+  return { aliases: aliases.length > 0 ? aliases : undefined, ip, ip6 };
 }
 
 /** Decodes a create body (already parsed JSON) and the `name`/`platform` query parameters. */
@@ -240,6 +244,7 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     network,
     networkAlias: endpoint.aliases,
     ip: endpoint.ip,
+    ip6: endpoint.ip6,
     dns: nonEmpty(strList(host.Dns, "HostConfig.Dns")),
     dnsSearch: nonEmpty(strList(host.DnsSearch, "HostConfig.DnsSearch")),
     dnsOption: nonEmpty(strList(host.DnsOptions, "HostConfig.DnsOptions")),

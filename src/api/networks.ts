@@ -9,12 +9,8 @@
 import { createHash } from "node:crypto";
 import { inspectNetwork } from "../cli/network_actions.ts";
 import { globMatch, matchLabels, parseFilters } from "../cli/filters.ts";
-import type { Store } from "../store/mod.ts";
-import { withHostNetworkLock } from "../network/bridge.ts";
-import { bringNetworkUp } from "../network/setup.ts";
 import {
   createNetwork,
-  type CreateNetworkOptions,
   DEFAULT_NETWORK,
   ensureDefaultNetwork,
   findNetwork,
@@ -181,8 +177,8 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   if (driver !== "bridge") {
     throw badParameter(`network driver "${driver}" is not supported by tsbox (only bridge)`);
   }
-  if (body.EnableIPv6 === true) {
-    throw badParameter("IPv6 networks are not supported by tsbox's API yet");
+  if (body.EnableIPv6 !== undefined && typeof body.EnableIPv6 !== "boolean") {
+    throw badParameter("EnableIPv6: expected a boolean");
   }
   if (body.Internal !== undefined && typeof body.Internal !== "boolean") {
     throw badParameter("Internal: expected a boolean");
@@ -199,6 +195,7 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     throw badParameter("Labels: expected an object of strings");
   }
   let subnet: string | undefined, gateway: string | undefined;
+  let subnet6: string | undefined, gateway6: string | undefined;
   if (body.IPAM !== undefined && body.IPAM !== null) {
     if (!isObject(body.IPAM)) throw badParameter("IPAM: expected an object");
     const ipamDriver = optString(body.IPAM, "Driver");
@@ -209,17 +206,29 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     if (!Array.isArray(configs) || configs.some((c) => !isObject(c))) {
       throw badParameter("IPAM.Config: expected a list of objects");
     }
-    if (configs.length > 1) {
-      throw badParameter("tsbox networks take one IPAM pool (one --subnet)");
-    }
-    if (configs.length === 1) {
-      const c = configs[0] as Json;
-      subnet = optString(c, "Subnet");
-      gateway = optString(c, "Gateway");
+    // One IPv4 pool and one IPv6 pool at most, as `network create --subnet` takes them.
+    for (const c of configs as Json[]) {
+      const s = optString(c, "Subnet");
+      const g = optString(c, "Gateway");
       if (optString(c, "IPRange") !== undefined) {
         throw badParameter("IPAM.Config.IPRange is not supported by tsbox");
       }
+      const six = s !== undefined ? s.includes(":") : g?.includes(":") ?? false;
+      if (
+        six
+          ? subnet6 !== undefined || gateway6 !== undefined
+          : subnet !== undefined || gateway !== undefined
+      ) {
+        throw badParameter(
+          `tsbox networks take one IPAM pool per address family (one IPv${six ? 6 : 4} subnet)`,
+        );
+      }
+      if (six) [subnet6, gateway6] = [s, g];
+      else [subnet, gateway] = [s, g];
     }
+  }
+  if (subnet6 !== undefined && body.EnableIPv6 !== true) {
+    throw badParameter("an IPv6 IPAM pool needs EnableIPv6");
   }
   if (PREDEFINED.has(name)) {
     throw new HttpError(403, `${name} is a pre-defined network and cannot be created`);
@@ -227,36 +236,15 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
   if (findNetwork(ctx.store, name)?.name === name) {
     throw new HttpError(409, `network with name ${name} already exists`);
   }
-  const net = createAndBringUp(ctx.store, {
+  const net = createNetwork(ctx.store, {
     name,
     subnet,
     gateway,
+    ...(body.EnableIPv6 === true ? { ipv6: true, subnet6, gateway6 } : {}),
     internal: body.Internal === true,
     labels: labels as Record<string, string>,
   });
   return json(201, { Id: net.id, Warning: "" });
-}
-
-/**
- * Records the network and, as root, makes its bridge at once, both under the host network
- * lock, as dockerd makes a bridge at create and as tsbox records its default network. A subnet
- * is chosen among those the host does not route; a network recorded without its bridge leaves
- * its subnet unrouted until its first container, and another store on this host (another
- * service, or the CLI over another root) may take the same subnet meanwhile: the first to
- * attach would win and the other's containers fail to start. compose creates its networks and
- * then starts several containers, which made that window wide.
- */
-function createAndBringUp(store: Store, o: CreateNetworkOptions): NetworkRecord {
-  if (Deno.uid() !== 0) return createNetwork(store, o);
-  return withHostNetworkLock(() => {
-    const net = createNetwork(store, o);
-    try {
-      bringNetworkUp(net);
-    } catch {
-      // Without libnftables, say: the record stands, and the first attach says why it fails.
-    }
-    return net;
-  });
 }
 
 /** `DELETE /networks/{id}`: 403 for the predefined ones and while containers use it. */
@@ -341,9 +329,13 @@ function requireNetworkApi(ctx: ApiContext, ref: string): NetworkRecord {
 export interface EndpointOptions {
   readonly aliases?: string[];
   readonly ip?: string;
+  readonly ip6?: string;
 }
 
-/** Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address (Links not applied). */
+/**
+ * Decodes docker's EndpointSettings: Aliases and IPAMConfig.IPv4Address and IPv6Address (Links
+ * not applied).
+ */
 export function endpointOptions(v: unknown, field: string): EndpointOptions {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) throw badParameter(`${field}: expected an object`);
@@ -354,11 +346,16 @@ export function endpointOptions(v: unknown, field: string): EndpointOptions {
   ) {
     throw badParameter(`${field}.Aliases: expected a list of strings`);
   }
-  let ip: string | undefined;
+  let ip: string | undefined, ip6: string | undefined;
   if (v.IPAMConfig !== undefined && v.IPAMConfig !== null) {
     if (!isObject(v.IPAMConfig)) throw badParameter(`${field}.IPAMConfig: expected an object`);
     ip = optString(v.IPAMConfig, "IPv4Address");
+    ip6 = optString(v.IPAMConfig, "IPv6Address");
   }
   // Links are taken and not applied, as at create (create_body.ts).
-  return { aliases: (aliases as string[] | null | undefined) ?? undefined, ip };
+  return {
+    aliases: (aliases as string[] | null | undefined) ?? undefined,
+    ip,
+    ...(ip6 !== undefined ? { ip6 } : {}),
+  };
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { TsboxError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { RunFlags } from "../container/flags.ts";
 import type { Store } from "../store/mod.ts";
 import { createFromFlags } from "../container/create.ts";
@@ -99,23 +99,39 @@ export async function startCommand(
 export function stopCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string; signal?: string },
+  opts: { timeout?: string; time?: string; signal?: string },
 ): Promise<number> {
   const signal = opts.signal ? parseSignal(opts.signal) : undefined;
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await stopContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined, signal);
+    await stopContainer(store, c, seconds, signal);
     console.log(name);
   });
+}
+
+/**
+ * `stop`'s and `restart`'s wait: `-t/--timeout` (docker 23+) or the older `--time`, which
+ * docker still takes; undefined leaves the container's own stop timeout.
+ */
+function waitSeconds(opts: { timeout?: string; time?: string }): number | undefined {
+  const text = opts.timeout ?? opts.time;
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n)) {
+    throw new UsageError(`invalid argument "${text}" for "-t, --timeout" flag: not an integer`);
+  }
+  return n;
 }
 
 /** `restart`. */
 export function restartCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string },
+  opts: { timeout?: string; time?: string },
 ): Promise<number> {
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await restartContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined);
+    await restartContainer(store, c, seconds);
     console.log(name);
   });
 }
@@ -240,9 +256,9 @@ export async function topCommand(
     // ps's options as docker's top takes them (src/container/top.ts).
     const top = await import("../container/top.ts");
     const columns = top.topColumns(psArgs);
-    const { containerCgroup } = await import("../container/cgroup.ts");
+    const { cgroupOwner, containerCgroup } = await import("../container/cgroup.ts");
     const boot = top.bootTimeMs();
-    const procs = (await containerCgroup(c.id).pids()).sort((a, b) => a - b)
+    const procs = (await containerCgroup(cgroupOwner(c)).pids()).sort((a, b) => a - b)
       .map((pid) => top.readProc(pid, boot))
       .filter((p) => p !== undefined);
     const { titles, rows } = top.topRows(procs, columns, top.hostTopContext());
@@ -274,7 +290,10 @@ export async function statsCommand(
       ? names.map((n) => requireContainer(store, n))
       : listContainers(store).filter((c) => isActive(c.state));
     const { sampleStats } = await import("../container/stats.ts");
-    const rows = await Promise.all(list.map(async (c) => ({ c, s: await sampleStats(c.id) })));
+    const { cgroupOwner } = await import("../container/cgroup.ts");
+    const rows = await Promise.all(
+      list.map(async (c) => ({ c, s: await sampleStats(cgroupOwner(c)) })),
+    );
     if (!isDefaultTable(opts.format)) {
       const statsRows = rows.map(({ c, s }, i): Row => ({
         [GO_TYPE]: "*container.statsContext",
@@ -310,7 +329,12 @@ export async function statsCommand(
 }
 
 /** `cp SRC DEST`, one side being CONTAINER:PATH. */
-export async function cpCommand(g: GlobalOptions, src: string, dest: string): Promise<void> {
+export async function cpCommand(
+  g: GlobalOptions,
+  src: string,
+  dest: string,
+  opts: { archive?: boolean } = {},
+): Promise<void> {
   const side = (s: string) => {
     const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(.*)$/.exec(s);
     return m && !s.startsWith("/") && !s.startsWith(".") ? { name: m[1], path: m[2] } : undefined;
@@ -321,9 +345,22 @@ export async function cpCommand(g: GlobalOptions, src: string, dest: string): Pr
     throw new TsboxError("copying between containers or between host paths is not supported");
   }
   await withStore(g, async (store) => {
-    const { copyFromContainer, copyToContainer } = await import("../container/copy.ts");
-    if (from) await copyFromContainer(store, requireContainer(store, from.name), from.path, dest);
-    else await copyToContainer(store, requireContainer(store, to!.name), src, to!.path);
+    const copy = await import("../container/copy.ts");
+    if (from) {
+      const c = requireContainer(store, from.name);
+      // `-` is a tar of the source on stdout, as docker's cp writes it.
+      if (dest === "-") await copy.archiveFromContainer(store, c, from.path, Deno.stdout.writable);
+      else await copy.copyFromContainer(store, c, from.path, dest);
+      return;
+    }
+    const c = requireContainer(store, to!.name);
+    // -a: what is copied in belongs to the container's user (docker's daemon does the same).
+    const owner = opts.archive ? await copy.containerUserOwner(store, c) : undefined;
+    const copyOpts = owner ? { owner: () => owner } : {};
+    // `-` is a tar on stdin, extracted into the destination directory.
+    if (src === "-") {
+      await copy.extractToContainer(store, c, Deno.stdin.readable, to!.path, copyOpts);
+    } else await copy.copyToContainer(store, c, src, to!.path, copyOpts);
   });
 }
 

@@ -59,7 +59,7 @@ export const HOT_ACTIONS = {
       await (await containers()).stopCommand(
         g,
         names as string[],
-        as<{ time?: string; signal?: string }>(opts),
+        as<{ timeout?: string; time?: string; signal?: string }>(opts),
       ),
     ),
   rm: async (g, [names], opts) =>
@@ -82,7 +82,7 @@ export const HOT_ACTIONS = {
       image as string,
       command as string[],
       as<RunFlags>(flags),
-      { ...g, notice: (line) => console.error(line) },
+      { ...g, notice: (line) => console.error(line), printId: (id) => console.log(id) },
     );
     if (result.exitCode === undefined) console.log(result.id);
     else setExitCode(result.exitCode);

@@ -143,7 +143,7 @@ export function inspectNetwork(store: Store, n: NetworkRecord): Record<string, u
       "SELECT name FROM containers WHERE id = ?",
       lease.holder,
     );
-    const v6 = address6Of(n, lease.address);
+    const v6 = address6Of(n, lease);
     containers[lease.holder] = {
       Name: row?.name ?? lease.holder,
       EndpointID: lease.veth,
@@ -258,13 +258,14 @@ export async function networkConnectCommand(
   g: GlobalOptions,
   net: string,
   container: string,
-  opts: { alias?: string[]; ip?: string },
+  opts: { alias?: string[]; ip?: string; ip6?: string },
 ): Promise<void> {
   const { connectNetwork } = await import("../container/networking.ts");
   await withStore(g, (store) =>
     connectNetwork(store, net, container, {
       aliases: opts.alias,
       ip: opts.ip,
+      ip6: opts.ip6,
     }));
 }
 

@@ -65,6 +65,7 @@ export function defineNetworkCommands(program: Command): void {
     .argument("<container>", "container name or id")
     .option("--alias <name>", "another name on the network (repeatable)", collect)
     .option("--ip <address>", "IPv4 address (default: the next free one)")
+    .option("--ip6 <address>", "IPv6 address (networks made with --ipv6)")
     .action(async (net, container, opts, self) =>
       (await actions()).networkConnectCommand(globalsOf(self), net, container, opts)
     );

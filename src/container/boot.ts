@@ -24,6 +24,7 @@ import { join } from "../path.ts";
 import { currentBootId, MARKER, readTrimmed, runrootOf } from "./boot_marker.ts";
 import type { Store } from "../store/mod.ts";
 import { releaseRuntimeSync } from "./reap.ts";
+import { cgroupOwnerOf } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 
 export { currentBootId, defaultRunroot, runrootOf } from "./boot_marker.ts";
@@ -78,10 +79,12 @@ export function ensureThisBoot(store: Store): boolean {
  * exited can start it over a stale mount.
  */
 export function resetLastBoot(store: Store): number {
-  const rows = store.db.all<{ id: string; state: string }>("SELECT id, state FROM containers");
-  for (const { id } of rows) {
+  const rows = store.db.all<{ id: string; state: string; config: string }>(
+    "SELECT id, state, config FROM containers",
+  );
+  for (const { id, config } of rows) {
     try {
-      releaseRuntimeSync(id, store.root);
+      releaseRuntimeSync(cgroupOwnerOf(id, config), store.root);
     } catch {
       // Left for `rm` or the next start (which releases again).
     }

@@ -30,6 +30,8 @@ export interface RunFlags extends SecurityFlags {
   network: string;
   /** `--ip`, `--network-alias`, `--dns`, `--dns-search`, `--dns-option`, `--add-host`. */
   ip?: string;
+  /** `--ip6`: an IPv6 address on a user network with IPv6. */
+  ip6?: string;
   networkAlias?: string[];
   dns?: string[];
   dnsSearch?: string[];

@@ -73,7 +73,7 @@ export async function netConfigFrom(
     return await outboundNetConfig(store, flags, bridged, notice);
   }
   const wanted = bridgeNetworkName(flags.network, bridged) !== undefined ||
-    flags.ip !== undefined ||
+    flags.ip !== undefined || flags.ip6 !== undefined ||
     (flags.networkAlias?.length ?? 0) > 0 || (flags.dns?.length ?? 0) > 0 ||
     (flags.dnsSearch?.length ?? 0) > 0 || (flags.dnsOption?.length ?? 0) > 0 ||
     (flags.addHost?.length ?? 0) > 0;
@@ -151,6 +151,7 @@ export async function networkHooks(
 export interface ConnectOptions {
   readonly aliases?: readonly string[];
   readonly ip?: string;
+  readonly ip6?: string;
 }
 
 /** Rewrites the container's recorded endpoints in one transaction. */
@@ -203,7 +204,10 @@ export async function connectNetwork(
   );
   const net = requireNetwork(store, netRef);
   const aliases = [...(o.aliases ?? [])];
-  if (net.name === DEFAULT_NETWORK && (aliases.length > 0 || o.ip !== undefined)) {
+  if (
+    net.name === DEFAULT_NETWORK &&
+    (aliases.length > 0 || o.ip !== undefined || o.ip6 !== undefined)
+  ) {
     throw new UsageError(
       "network-scoped aliases and --ip are only supported for user-defined networks",
     );
@@ -221,7 +225,17 @@ export async function connectNetwork(
       `container ${c.name} runs in a private network namespace: stop it, connect it, start it`,
     );
   }
-  const ep: EndpointConfig = { networkId: net.id, network: net.name, aliases, ip: o.ip };
+  if (o.ip6 !== undefined) {
+    const { checkIp6Flag } = await import("../network/endpoints.ts");
+    checkIp6Flag(net, o.ip6);
+  }
+  const ep: EndpointConfig = {
+    networkId: net.id,
+    network: net.name,
+    aliases,
+    ip: o.ip,
+    ...(o.ip6 !== undefined ? { ip6: o.ip6 } : {}),
+  };
   if (running) {
     const { connectEndpoint, userResolver } = await lazyImport<
       typeof import("../network/connect.ts")

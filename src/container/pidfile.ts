@@ -3,6 +3,7 @@
  * `generate systemd` names as its PIDFile (Type=forking), so that systemd follows the
  * supervisor `tsbox start` leaves running. By name, since `--new` units create a new container
  * (a new id) under the same name at each start. In the runroot, since no pid outlives a boot.
+ * A rename moves the file to the new name ({@link movePidFile}).
  *
  * @module
  */
@@ -32,4 +33,18 @@ export function removePidFile(path: string): void {
   try {
     if (Deno.readTextFileSync(path).trim() === String(Deno.pid)) Deno.removeSync(path);
   } catch { /* gone */ }
+}
+
+/**
+ * Moves the pid file at `from` to `to` if it holds `pid` (the renamed container's supervisor):
+ * the rename is atomic, so systemd never reads a half-written file. False when there was none.
+ */
+export function movePidFile(from: string, to: string, pid: number): boolean {
+  try {
+    if (Deno.readTextFileSync(from).trim() !== String(pid)) return false;
+    Deno.renameSync(from, to);
+    return true;
+  } catch {
+    return false; // none (not started by this boot's supervisor, or it has ended)
+  }
 }

@@ -25,6 +25,11 @@ export interface RunGlobals {
   readonly insecureRegistries: readonly string[];
   /** Lines docker prints on stderr (pull progress, warnings); nothing is printed when absent. */
   readonly notice?: (line: string) => void;
+  /**
+   * docker's stdout line with the container's id when `-a` attaches no output stream (`-a
+   * stdin`): the one thing such a run would otherwise never tell. Nothing when absent.
+   */
+  readonly printId?: (id: string) => void;
 }
 
 const FORWARDED: [Deno.Signal, number][] = [
@@ -89,6 +94,7 @@ export async function runInStore(
       throw await failedStart(store, record.id, flags.rm ?? false, err);
     }
   }
+  if (streams && !streams.stdout && !streams.stderr) globals.printId?.(record.id);
   return {
     id: record.id,
     exitCode: await attached(store, record.id, flags.rm ?? false, streams, globals.notice),

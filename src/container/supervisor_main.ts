@@ -11,9 +11,37 @@ import { Store } from "../store/mod.ts";
 import { supervise } from "./supervisor.ts";
 import { awaitDeadRun, countRecovery, recoveryDelay } from "./recover.ts";
 import { getContainer } from "./state.ts";
-import { removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
+import { movePidFile, removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
 import { RECOVER_ENV, type Watcher } from "./watcher.ts";
 import { watchByPolicy } from "./watch_policy.ts";
+
+/** Container `id`'s name as the database has it now; undefined when it cannot tell. */
+function currentName(store: Store, id: string): string | undefined {
+  try {
+    return getContainer(store, id)?.name;
+  } catch {
+    return undefined; // the database is busy or gone
+  }
+}
+
+/** Writes this supervisor's pid file under the container's current name; its path or undefined. */
+function writeOwnPidFile(
+  store: Store,
+  root: string,
+  id: string,
+  fallback: string | undefined,
+): string | undefined {
+  const name = currentName(store, id) ?? fallback;
+  const path = name && supervisorPidFile(root, name);
+  if (!path || !writePidFile(path)) return undefined;
+  // A rename between the look and the write moved nothing (there was nothing yet): follow it.
+  const after = currentName(store, id);
+  if (after && after !== name) {
+    const moved = supervisorPidFile(root, after);
+    if (movePidFile(path, moved, Deno.pid)) return moved;
+  }
+  return path;
+}
 
 /** Supervises container `id` under `root`; reports the first start on stdout. */
 export async function superviseMain(root: string, id: string): Promise<number> {
@@ -61,9 +89,9 @@ export async function superviseMain(root: string, id: string): Promise<number> {
       onStarted: (err) => {
         if (!err && recovering) countRecovery(store, id);
         // For systemd units (generate systemd): the process to follow is this one. Written
-        // before the starting `tsbox start` hears of the start and exits.
-        const path = row && supervisorPidFile(root, row.name);
-        if (!err && path && writePidFile(path)) pidFile = path;
+        // before the starting `tsbox start` hears of the start and exits, under the name of
+        // now (a rename since this process started moved the file, rename.ts).
+        if (!err) pidFile = writeOwnPidFile(store, root, id, row?.name) ?? pidFile;
         report(
           err
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
@@ -78,6 +106,9 @@ export async function superviseMain(root: string, id: string): Promise<number> {
   } finally {
     await watcher?.dismiss();
     if (pidFile) removePidFile(pidFile);
+    // Renamed while it ran: the file moved with the name.
+    const now = currentName(store, id);
+    if (now) removePidFile(supervisorPidFile(root, now));
     store.close();
   }
 }

@@ -5,19 +5,22 @@
  * @module
  */
 import type { Store } from "../store/mod.ts";
+import { makePolicyNoticeFile, policyNoticeFile } from "./policy_notice.ts";
 import { getContainer } from "./state.ts";
 import { startWatcher, type Watcher } from "./watcher.ts";
 
-/** How often a supervisor without a watcher looks whether `update --restart` gave a policy. */
+/** How often a supervisor looks at the database when it cannot watch its notice file. */
 const POLICY_POLL_MS = 2_000;
 
 /**
  * A watcher for this supervisor while container `id` has a restart policy. One without a
  * policy gets none (a supervisor started by one would only record the exit and end), until
- * `update --restart` gives it one: the row is looked at every {@link POLICY_POLL_MS}, as no
- * signal can tell this process (one started by an older tsbox would die of it). A watcher
- * started stays when the policy goes back to `no`: what its supervisor does is decided by the
- * policy recorded when this process dies (recover.ts).
+ * `update --restart` gives it one: update writes to a file this process watches with inotify
+ * (policy_notice.ts), so it sleeps until then; no signal is used, as one would kill a
+ * supervisor of an older tsbox. Only where the file cannot be made or watched is the row
+ * looked at every {@link POLICY_POLL_MS}. A watcher started stays when the policy goes back to
+ * `no`: what its supervisor does is decided by the policy recorded when this process dies
+ * (recover.ts).
  */
 export function watchByPolicy(store: Store, id: string): Watcher {
   const wanted = () => {
@@ -25,23 +28,55 @@ export function watchByPolicy(store: Store, id: string): Watcher {
       const c = getContainer(store, id);
       return c !== undefined && c.config.restart.name !== "no";
     } catch {
-      return false; // the database is busy: the next look
+      return false; // the database is busy: the next notice (or look)
     }
   };
   let watcher = wanted() ? startWatcher() : undefined;
   let done = false;
-  const timer = watcher ? undefined : setInterval(() => {
-    if (done || watcher || !wanted()) return;
-    clearInterval(timer);
+  const stops: (() => void)[] = [];
+  const begin = () => {
+    if (done || watcher || !wanted()) return false;
     watcher = startWatcher();
-  }, POLICY_POLL_MS);
+    for (const stop of stops.splice(0)) stop();
+    return true;
+  };
+  if (!watcher) {
+    const path = policyNoticeFile(store.root, id);
+    let fsWatcher: Deno.FsWatcher | undefined;
+    try {
+      if (makePolicyNoticeFile(path)) fsWatcher = Deno.watchFs(path, { recursive: false });
+    } catch {
+      fsWatcher = undefined; // no inotify (limits): poll instead
+    }
+    if (fsWatcher) {
+      const fw = fsWatcher;
+      stops.push(() => {
+        try {
+          fw.close();
+        } catch { /* closed */ }
+        try {
+          Deno.removeSync(path);
+        } catch { /* gone */ }
+      });
+      (async () => {
+        try {
+          for await (const _ of fw) if (begin()) return;
+        } catch { /* closed */ }
+      })();
+      // An update between the first look and the watch wrote to no file: look once more.
+      begin();
+    } else {
+      const timer = setInterval(begin, POLICY_POLL_MS);
+      stops.push(() => clearInterval(timer));
+    }
+  }
   return {
     get pid() {
       return watcher?.pid;
     },
     async dismiss() {
       done = true;
-      clearInterval(timer);
+      for (const stop of stops.splice(0)) stop();
       await watcher?.dismiss();
     },
   };

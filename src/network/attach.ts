@@ -27,6 +27,8 @@ export interface AttachOptions {
   readonly holder: string;
   /** A specific address (`--ip`). */
   readonly ip?: string;
+  /** A specific IPv6 address (`--ip6`). */
+  readonly ip6?: string;
   /** Names the container is also known by on this network (for DNS, later). */
   readonly aliases?: readonly string[];
   /** The interface name inside; default: the first free of eth0, eth1, ... */
@@ -107,7 +109,7 @@ export function attachContainer(
         if (lo) inner.setUp(lo.index);
         // The first network attached gives the default route (as docker's first endpoint).
         if (!net.internal) ignoreExists(() => inner.addRoute({ gateway: net.gateway }));
-        const ip6 = address6Of(net, lease.address);
+        const ip6 = address6Of(net, lease);
         if (ip6 !== undefined && net.gateway6 !== undefined) {
           inner.addAddress6(peer.index, ip6, parseSubnet6(net.subnet6!).prefix);
           if (!net.internal) ignoreExists(() => inner.addDefaultRoute6(net.gateway6!));

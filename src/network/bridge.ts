@@ -16,16 +16,36 @@ import { AF_INET6 } from "../../ffi/netlink_msg.ts";
 /** The host-wide lock file for bridge and firewall changes (root's; /run is per boot). */
 export const LOCK_FILE = "/run/tsbox/network.lock";
 
+/** How deep this thread is in {@link withHostNetworkLock} calls (it holds the lock when > 0). */
+let held = 0;
+
 /**
  * Runs `fn` holding the host-wide network lock (flock on {@link LOCK_FILE}): checks of the
  * kernel's state and the changes made after them are never interleaved with another tsbox's.
+ * Re-entrant: a call made while this thread holds the lock runs at once. (flock on a second
+ * descriptor of the file would wait for the first, held by the caller itself: the process then
+ * hung holding the lock, and every tsbox on the host with it, which the API's `network create`
+ * did as root.) `fn` is synchronous: the lock is not held across an await.
  */
 export function withHostNetworkLock<T>(fn: () => T): T {
+  if (held > 0) {
+    held++;
+    try {
+      return fn();
+    } finally {
+      held--;
+    }
+  }
   Deno.mkdirSync("/run/tsbox", { recursive: true, mode: 0o700 });
   const file = Deno.openSync(LOCK_FILE, { read: true, write: true, create: true, mode: 0o600 });
   try {
     file.lockSync(true);
-    return fn();
+    held++;
+    try {
+      return fn();
+    } finally {
+      held--;
+    }
   } finally {
     file.close(); // releases the lock
   }

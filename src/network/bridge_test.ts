@@ -12,7 +12,13 @@ import {
 } from "../../ffi/namespace.ts";
 import { Netlink } from "../../ffi/netlink.ts";
 import { TsboxError } from "../errors.ts";
-import { ensureBridge, hostSubnets, removeBridge } from "./bridge.ts";
+import {
+  ensureBridge,
+  hostSubnets,
+  LOCK_FILE,
+  removeBridge,
+  withHostNetworkLock,
+} from "./bridge.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -79,5 +85,31 @@ Deno.test({
       closeNamespaceFd(own);
       ip("netns", "del", name);
     }
+  },
+});
+
+Deno.test({
+  name: "the host network lock is re-entrant, and held against other processes meanwhile",
+  ignore: !isRoot,
+  fn() {
+    /** Whether another process can take the lock now (flock -n: fails at once when held). */
+    const free = () =>
+      new Deno.Command("flock", { args: ["-n", LOCK_FILE, "true"], stdout: "null", stderr: "null" })
+        .outputSync().success;
+    // A nested call (the API's network create took it around createNetwork, which takes it
+    // too) runs at once instead of waiting for itself forever.
+    const seen = withHostNetworkLock(() => {
+      const inner = withHostNetworkLock(() => free());
+      return [inner, free()];
+    });
+    assertEquals(seen, [false, false], "held inside, at both depths");
+    assertOk(free(), "released after the outer call");
+    assertThrows(() =>
+      withHostNetworkLock(() =>
+        withHostNetworkLock(() => {
+          throw new TsboxError("inner failure");
+        })
+      ), TsboxError);
+    assertOk(free(), "released after a throw");
   },
 });

@@ -11,7 +11,15 @@
 import type { Store } from "../store/mod.ts";
 import { attachContainer, type Attachment, detachContainer } from "./attach.ts";
 import { withHostNetworkLock } from "./bridge.ts";
-import { dnsDown, type DnsEntry, hasNetworkFile, reviveDns, syncNetworkDns } from "./dns.ts";
+import {
+  aardvarkPid,
+  dnsDown,
+  type DnsEntry,
+  hasNetworkFile,
+  reviveDns,
+  syncNetworksDns,
+} from "./dns.ts";
+import { closeWaitFd, pidfdOpen, waitExit, wake, wakeFd } from "../../ffi/pidfd.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
 import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
@@ -69,7 +77,7 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
     const row = rows.get(l.holder);
     if (!row) return [];
     const dns = (JSON.parse(row.config) as { net?: NetConfig }).net?.dns;
-    const ipv6 = address6Of(net, l.address);
+    const ipv6 = address6Of(net, l);
     const v6 = ipv6 !== undefined ? { ipv6 } : {};
     if (!named) {
       return dns?.length
@@ -86,37 +94,61 @@ function dnsEntries(store: Store, net: NetworkRecord): DnsEntry[] {
   });
 }
 
-/** How often a running container's supervisor checks that aardvark-dns still runs. */
-const DNS_WATCH_MS = 1000;
+/**
+ * How long a supervisor sleeps between looks when no aardvark-dns runs to wait on (none was
+ * needed, or one cannot be started): the only timed wakeup left.
+ */
+const DNS_IDLE_MS = 10_000;
 
-/** The watches of containers this process supervises (their PID 1 runs). */
-const dnsWatches = new Map<string, ReturnType<typeof setInterval>>();
+/** The watches of containers this process supervises (their PID 1 runs): eventfds to stop them. */
+const dnsWatches = new Map<string, number>();
 
 /**
  * Keeps names served while container `id` runs: aardvark-dns is one process for every network
- * on the host, so each supervisor of a bridged container checks now and then that it still runs
- * and starts it again when it has died (killed, crashed) while networks have files. The check
- * is a few reads of /proc; the restart happens under the host network lock, so of all the
- * supervisors that notice, one starts it. The timer keeps no process alive.
+ * on the host, so each supervisor of a bridged container waits for it to end (a pidfd polled on
+ * a worker thread: no wakeups while it runs) and starts it again when it died (killed, crashed)
+ * while networks still have files. The restart happens under the host network lock, so of all
+ * the supervisors that notice, one starts it and the others wait on the new one. The wait keeps
+ * the process alive only as long as the watch: {@link unwatchDns} wakes and ends it.
  */
 function watchDns(id: string): void {
   if (dnsWatches.has(id)) return;
-  const timer = setInterval(() => {
-    try {
-      if (dnsDown()) withHostNetworkLock(reviveDns);
-    } catch (err) {
-      console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+  const stop = wakeFd();
+  dnsWatches.set(id, stop);
+  void dnsWatchLoop(id, stop);
+}
+
+async function dnsWatchLoop(id: string, stop: number): Promise<void> {
+  try {
+    while (dnsWatches.get(id) === stop) {
+      let pidfd: number | undefined;
+      try {
+        if (dnsDown()) withHostNetworkLock(reviveDns);
+        const pid = aardvarkPid();
+        pidfd = pid !== undefined ? pidfdOpen(pid) : undefined;
+        // The pid file may name a process that ended and whose pid was reused meanwhile: with
+        // the pidfd held, the pid is pinned, so one more look settles it.
+        if (pidfd !== undefined && aardvarkPid() !== pid) {
+          closeWaitFd(pidfd);
+          continue;
+        }
+      } catch (err) {
+        console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+      }
+      const why = await waitExit(pidfd ?? -1, stop, pidfd === undefined ? DNS_IDLE_MS : -1);
+      if (pidfd !== undefined) closeWaitFd(pidfd);
+      if (why === "woken") return;
     }
-  }, DNS_WATCH_MS);
-  timer.unref();
-  dnsWatches.set(id, timer);
+  } finally {
+    closeWaitFd(stop);
+  }
 }
 
 function unwatchDns(id: string): void {
-  const timer = dnsWatches.get(id);
-  if (timer === undefined) return;
-  clearInterval(timer);
+  const stop = dnsWatches.get(id);
+  if (stop === undefined) return;
   dnsWatches.delete(id);
+  wake(stop);
 }
 
 /**
@@ -125,17 +157,52 @@ function unwatchDns(id: string): void {
  * bridge on most hosts) or aardvark-dns is not installed.
  */
 export function refreshNetworkDns(store: Store, net: NetworkRecord): boolean {
+  return refreshNetworksDns(store, [net]).has(net.id);
+}
+
+/**
+ * {@link refreshNetworkDns} for several networks with one signal to aardvark-dns (a container
+ * joining several networks is listed in each one's file, see dns.ts). Returns the ids of the
+ * networks whose names are served.
+ */
+export function refreshNetworksDns(store: Store, nets: readonly NetworkRecord[]): Set<string> {
   const host = readText("/etc/resolv.conf");
-  if (!servesNetwork(net, host)) {
-    // The host's resolvers may have changed since a file was written: it goes when unused.
-    if (hasNetworkFile(net.bridge)) {
-      withHostNetworkLock(() => syncNetworkDns(net.bridge, net.gateway, []));
-    }
-    return false;
-  }
-  return withHostNetworkLock(() =>
-    syncNetworkDns(net.bridge, net.gateway, dnsEntries(store, net), nameservers(host))
+  const served = nets.filter((n) => servesNetwork(n, host));
+  // The host's resolvers may have changed since a file was written: it goes when unused.
+  const stale = nets.filter((n) => !servesNetwork(n, host) && hasNetworkFile(n.bridge));
+  if (served.length === 0 && stale.length === 0) return new Set();
+  const upstreams = nameservers(host);
+  const ok = withHostNetworkLock(() =>
+    syncNetworksDns([
+      ...served.map((n) => ({
+        bridge: n.bridge,
+        gateway: n.gateway,
+        entries: dnsEntries(store, n),
+        upstreams,
+      })),
+      ...stale.map((n) => ({ bridge: n.bridge, gateway: n.gateway, entries: [] })),
+    ])
   );
+  return new Set(ok ? served.map((n) => n.id) : []);
+}
+
+/**
+ * The resolvers of a container on `nets`: the DNS server of each of its user networks, in the
+ * order joined (as podman lists them: each answers names of all its networks, and one stays
+ * when another network is disconnected); with none, on the default bridge of a host with only
+ * loopback resolvers and without `--dns`, the server forwarding for that bridge. `served`:
+ * networks whose files aardvark-dns has.
+ */
+function embeddedServers(
+  nets: readonly NetworkRecord[],
+  served: ReadonlySet<string>,
+  dns: readonly string[] | undefined,
+): string[] | undefined {
+  const user = nets.filter((n) => servesNames(n) && served.has(n.id)).map((n) => n.gateway);
+  if (user.length > 0) return user;
+  if (dns?.length) return undefined;
+  const forwarding = nets.find((n) => served.has(n.id));
+  return forwarding ? [forwarding.gateway] : undefined;
 }
 
 /**
@@ -150,17 +217,15 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
       attached.push(attachContainer(store, { pid }, net, {
         holder: c.id,
         ip: ep.ip,
+        ip6: ep.ip6,
         aliases: ep.aliases,
       }));
     }
     const first = attached[0];
     const host = readText("/etc/resolv.conf");
     const nets = attached.map((a) => requireNetwork(store, a.networkId));
-    // A user network's server answers names (and forwards the rest to --dns or the host's); on
-    // the default bridge of a host with only loopback resolvers, one forwards for it.
-    const dnsNet = nets.find(servesNames) ??
-      (c.net.dns?.length ? undefined : nets.find((n) => servesNetwork(n, host)));
-    const embedded = dnsNet !== undefined && refreshNetworkDns(store, dnsNet);
+    // Every network's file lists it (its names there, and its membership for aardvark-dns).
+    const served = refreshNetworksDns(store, nets);
     // `host-gateway` is the host as the container reaches it: its first network's gateway.
     const extra = (c.net.extraHosts ?? []).flatMap(([name, ip]) =>
       ip !== "host-gateway" ? [[name, ip] as const] : first ? [[name, first.gateway] as const] : []
@@ -170,7 +235,7 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
       `${c.stateDir}/resolv.conf`,
       resolvConfFor({
         hostResolvConf: host,
-        embeddedDns: embedded ? dnsNet.gateway : undefined,
+        embeddedDns: embeddedServers(nets, served, c.net.dns),
         dns: c.net.dns,
         dnsSearch: c.net.dnsSearch,
         dnsOptions: c.net.dnsOptions,
@@ -206,6 +271,7 @@ export function connectEndpoint(
   const attached = attachContainer(store, { pid }, net, {
     holder: id,
     ip: ep.ip,
+    ip6: ep.ip6,
     aliases: ep.aliases,
   });
   try {
@@ -218,9 +284,10 @@ export function connectEndpoint(
 }
 
 /**
- * After `network connect` of a running container to `net`: a container that had no user network
- * so far gets `net`'s DNS server as its resolver (its resolv.conf rewritten in place), so that
- * it finds the names of its new network.
+ * After `network connect` of a running container to `net`: when `net` is a user network, its
+ * DNS server joins the container's resolvers (resolv.conf rewritten in place), as podman lists
+ * one per network. Its older servers answer the new network's names as well (aardvark-dns knows
+ * the container is on both); the new one keeps answering when another network is disconnected.
  */
 export function userResolver(
   store: Store,
@@ -229,28 +296,58 @@ export function userResolver(
   net: NetworkRecord,
 ): void {
   if (!servesNames(net)) return;
-  const hadUser = before.endpoints.some((e) => {
-    const n = findNetwork(store, e.networkId);
-    return n !== undefined && servesNames(n);
-  });
-  if (hadUser) return;
+  writeResolver(store, stateDir, before, [...before.endpoints.map((e) => e.networkId), net.id]);
+}
+
+/** Rewrites the container's resolv.conf for its networks `networkIds` (in the order joined). */
+function writeResolver(
+  store: Store,
+  stateDir: string,
+  config: NetConfig,
+  networkIds: readonly string[],
+): void {
+  const host = readText("/etc/resolv.conf");
+  const nets = networkIds.flatMap((id) => findNetwork(store, id) ?? []);
+  const served = new Set(
+    nets.filter((n) => servesNetwork(n, host) && hasNetworkFile(n.bridge)).map((n) => n.id),
+  );
   Deno.writeTextFileSync(
     `${stateDir}/resolv.conf`,
     resolvConfFor({
-      hostResolvConf: readText("/etc/resolv.conf"),
-      embeddedDns: net.gateway,
-      dns: before.dns,
-      dnsSearch: before.dnsSearch,
-      dnsOptions: before.dnsOptions,
+      hostResolvConf: host,
+      embeddedDns: embeddedServers(nets, served, config.dns),
+      dns: config.dns,
+      dnsSearch: config.dnsSearch,
+      dnsOptions: config.dnsOptions,
     }),
   );
 }
 
-/** `network disconnect` of a running container: its veth on `net` goes, and its names. */
+/**
+ * `network disconnect` of a running container: its veth on `net` goes, and its names; a user
+ * network's server leaves its resolvers (it could not be reached any more).
+ */
 export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string): boolean {
   const had = detachContainer(store, net, id);
   refreshNetworkDns(store, net);
+  if (servesNames(net)) {
+    const row = store.db.get<{ config: string }>("SELECT config FROM containers WHERE id = ?", id);
+    const config = row ? (JSON.parse(row.config) as { net?: NetConfig }).net : undefined;
+    const stateDir = containerDir(store.root, id);
+    if (config && existsFile(`${stateDir}/resolv.conf`)) {
+      const rest = config.endpoints.map((e) => e.networkId).filter((n) => n !== net.id);
+      writeResolver(store, stateDir, config, rest);
+    }
+  }
   return had;
+}
+
+function existsFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -120,6 +120,18 @@ function hasNetworkFiles(): boolean {
   return false;
 }
 
+/** One network's DNS as {@link syncNetworksDns} writes it. */
+export interface NetworkDns {
+  /** The bridge: the file's name (aardvark's network name). */
+  readonly bridge: string;
+  /** Where aardvark-dns listens for this network. */
+  readonly gateway: string;
+  /** Its containers; none removes the file. */
+  readonly entries: readonly DnsEntry[];
+  /** The network's upstream resolvers. */
+  readonly upstreams?: readonly string[];
+}
+
 /**
  * Writes (or, with no entries, removes) `bridge`'s file and tells aardvark-dns: SIGHUP when it
  * runs, a start when it does not and a file exists. Call under the host network lock. Returns
@@ -131,32 +143,47 @@ export function syncNetworkDns(
   entries: readonly DnsEntry[],
   upstreams: readonly string[] = [],
 ): boolean {
+  return syncNetworksDns([{ bridge, gateway, entries, upstreams }]);
+}
+
+/**
+ * {@link syncNetworkDns} for several networks at once, with one signal: a container on several
+ * networks is listed in each network's file under its one id, which is how aardvark-dns knows it
+ * as a member of all of them (its lookups then answer names of every network it is on, from
+ * whichever of its addresses it asks). Call under the host network lock.
+ */
+export function syncNetworksDns(networks: readonly NetworkDns[]): boolean {
   const binary = aardvarkBinary();
   if (!binary) return false;
+  if (networks.length === 0) return true;
   const dir = dnsDir();
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = `${dir}/${bridge}`;
-  if (entries.length > 0) {
-    const temp = `${file}.tmp`;
-    Deno.writeTextFileSync(temp, configText(gateway, entries, upstreams), {
-      mode: 0o600,
-    });
-    // Read time 0: aardvark-dns's read of it is then seen (relatime updates an atime older
-    // than the mtime), see awaitReload.
-    Deno.utimeSync(temp, 0, new Date());
-    Deno.renameSync(temp, file); // aardvark never reads half a file
-  } else {
-    try {
-      Deno.removeSync(file);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+  const written: { file: string; gateway: string }[] = [];
+  for (const n of networks) {
+    const file = `${dir}/${n.bridge}`;
+    if (n.entries.length > 0) {
+      const temp = `${file}.tmp`;
+      Deno.writeTextFileSync(temp, configText(n.gateway, n.entries, n.upstreams), {
+        mode: 0o600,
+      });
+      // Read time 0: aardvark-dns's read of it is then seen (relatime updates an atime older
+      // than the mtime), see awaitReload.
+      Deno.utimeSync(temp, 0, new Date());
+      Deno.renameSync(temp, file); // aardvark never reads half a file
+      written.push({ file, gateway: n.gateway });
+    } else {
+      try {
+        Deno.removeSync(file);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
     }
   }
   const pid = runningPid();
   if (pid !== undefined) {
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
-    if (entries.length > 0) awaitReload(file, gateway);
+    for (const w of written) awaitReload(w.file, w.gateway);
   } else if (hasNetworkFiles()) {
     startAardvark(binary);
   }

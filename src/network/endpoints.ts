@@ -9,7 +9,8 @@
 import { UsageError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
 import { parseIPv4 } from "./cidr.ts";
-import { DEFAULT_NETWORK, requireNetwork } from "./records.ts";
+import { DEFAULT_NETWORK, type NetworkRecord, requireNetwork } from "./records.ts";
+import { contains6, parseIPv6, parseSubnet6 } from "./cidr6.ts";
 
 /** One bridge network the container joins, as recorded at create. */
 export interface EndpointConfig {
@@ -20,6 +21,8 @@ export interface EndpointConfig {
   readonly aliases: readonly string[];
   /** `--ip`: this address, or the first free one when absent. */
   readonly ip?: string;
+  /** `--ip6`: this IPv6 address (networks with IPv6), else the one of the IPv4 address's host. */
+  readonly ip6?: string;
 }
 
 /** A container's network settings beyond its namespace mode. */
@@ -42,6 +45,7 @@ export interface NetConfig {
 export interface NetFlags {
   readonly network?: string;
   readonly ip?: string;
+  readonly ip6?: string;
   readonly networkAlias?: readonly string[];
   readonly dns?: readonly string[];
   readonly dnsSearch?: readonly string[];
@@ -71,6 +75,25 @@ export function bridgeNetworkName(mode: string | undefined, bridged: boolean): s
   if (m === "default" || m === DEFAULT_NETWORK) return bridged ? DEFAULT_NETWORK : undefined;
   if (NAMESPACE_MODES.has(m) || m.startsWith("container:")) return undefined;
   return m;
+}
+
+/**
+ * The checks of `--ip6` that need no lease: an IPv6 address, on a network with IPv6, in its
+ * subnet (whether it is free is known when it is leased, at start).
+ */
+export function checkIp6Flag(net: NetworkRecord, ip6: string): void {
+  if (net.subnet6 === undefined) {
+    throw new UsageError(
+      `--ip6 ${ip6}: network ${net.name} has no IPv6 subnet (create it with --ipv6)`,
+    );
+  }
+  const value = parseIPv6(ip6);
+  if (value === undefined) {
+    throw new UsageError(`invalid argument "${ip6}" for "--ip6": not an IPv6 address`);
+  }
+  if (!contains6(parseSubnet6(net.subnet6), value)) {
+    throw new UsageError(`--ip6 ${ip6} is not in network ${net.name}'s subnet ${net.subnet6}`);
+  }
 }
 
 /** `--add-host NAME:IP` (docker also takes `NAME=IP`); `host-gateway` stays as given. */
@@ -105,20 +128,29 @@ export function planNetConfig(
 ): NetConfig | undefined {
   const name = bridgeNetworkName(flags.network, bridged);
   const aliases = [...(flags.networkAlias ?? [])];
-  if (name === undefined && (flags.ip !== undefined || aliases.length > 0)) {
-    throw new UsageError("--ip and --network-alias need a bridge network (--network NAME)");
+  if (
+    name === undefined && (flags.ip !== undefined || flags.ip6 !== undefined || aliases.length > 0)
+  ) {
+    throw new UsageError("--ip, --ip6 and --network-alias need a bridge network (--network NAME)");
   }
   if (name === DEFAULT_NETWORK && aliases.length > 0) {
     throw new UsageError("network-scoped aliases are only supported for user-defined networks");
   }
-  if (name === DEFAULT_NETWORK && flags.ip !== undefined) {
+  if (name === DEFAULT_NETWORK && (flags.ip !== undefined || flags.ip6 !== undefined)) {
     throw new UsageError("user specified IP address is supported only for user-defined networks");
   }
   if (name === DEFAULT_NETWORK) ensureDefault(store);
   const endpoints: EndpointConfig[] = [];
   if (name !== undefined) {
     const net = requireNetwork(store, name);
-    endpoints.push({ networkId: net.id, network: net.name, aliases, ip: flags.ip });
+    if (flags.ip6 !== undefined) checkIp6Flag(net, flags.ip6);
+    endpoints.push({
+      networkId: net.id,
+      network: net.name,
+      aliases,
+      ip: flags.ip,
+      ...(flags.ip6 !== undefined ? { ip6: flags.ip6 } : {}),
+    });
   }
   const out: NetConfig = {
     endpoints,

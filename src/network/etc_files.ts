@@ -13,8 +13,11 @@
 export interface EtcInput {
   /** The host's /etc/resolv.conf text. */
   readonly hostResolvConf: string;
-  /** The nameserver containers use on a user network (its gateway); absent on the default one. */
-  readonly embeddedDns?: string;
+  /**
+   * The nameservers a container on user networks uses (their gateways, where aardvark-dns
+   * answers); absent on the default one.
+   */
+  readonly embeddedDns?: string | readonly string[];
   readonly dns?: readonly string[];
   readonly dnsSearch?: readonly string[];
   readonly dnsOptions?: readonly string[];
@@ -48,7 +51,7 @@ export function resolvConfFor(i: EtcInput): string {
   const hostServers = nameservers(i.hostResolvConf).filter((s) => !LOOPBACK.test(s));
   // On a user network the embedded server answers and forwards (to --dns or the host's).
   const servers = i.embeddedDns !== undefined
-    ? [i.embeddedDns]
+    ? (typeof i.embeddedDns === "string" ? [i.embeddedDns] : [...i.embeddedDns])
     : i.dns?.length
     ? [...i.dns]
     : hostServers;

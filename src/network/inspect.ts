@@ -7,7 +7,7 @@
  */
 import type { Store } from "../store/mod.ts";
 import { parseSubnet } from "./cidr.ts";
-import type { NetConfig } from "./endpoints.ts";
+import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { address6Of, type Lease, leasesHeldBy } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord } from "./records.ts";
 
@@ -26,9 +26,17 @@ function endpoint(
   lease: Lease | undefined,
   aliases: readonly string[] | null,
   names: readonly string[] | null,
+  ep?: EndpointConfig,
 ): Record<string, unknown> {
+  // Addresses asked for with --ip/--ip6, as docker shows them.
+  const asked = ep?.ip !== undefined || ep?.ip6 !== undefined;
   return {
-    IPAMConfig: null,
+    IPAMConfig: asked
+      ? {
+        ...(ep?.ip !== undefined ? { IPv4Address: ep.ip } : {}),
+        ...(ep?.ip6 !== undefined ? { IPv6Address: ep.ip6 } : {}),
+      }
+      : null,
     Links: null,
     Aliases: aliases,
     MacAddress: lease?.mac ?? "",
@@ -38,7 +46,7 @@ function endpoint(
     IPAddress: lease?.address ?? "",
     IPPrefixLen: lease && net ? parseSubnet(net.subnet).prefix : 0,
     IPv6Gateway: lease && net?.gateway6 ? net.gateway6 : "",
-    GlobalIPv6Address: (lease && net && address6Of(net, lease.address)) ?? "",
+    GlobalIPv6Address: (lease && net && address6Of(net, lease)) ?? "",
     GlobalIPv6PrefixLen: lease && net?.subnet6 ? Number(net.subnet6.split("/")[1]) : 0,
     DNSNames: names,
   };
@@ -53,8 +61,11 @@ export function inspectNetworkSettings(store: Store, c: InspectSubject): Record<
   const networks: Record<string, unknown> = {};
   let top: Record<string, unknown> = {
     Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
     IPAddress: "",
     IPPrefixLen: 0,
+    IPv6Gateway: "",
     MacAddress: "",
   };
   for (const ep of c.net?.endpoints ?? []) {
@@ -66,15 +77,20 @@ export function inspectNetworkSettings(store: Store, c: InspectSubject): Record<
       c.id,
       net,
       lease,
-      user ? [...ep.aliases, shortId] : null,
-      user ? [c.name, ...ep.aliases, shortId] : null,
+      // Compose passes the short id (and the name) as aliases itself: each is shown once.
+      user ? [...new Set([...ep.aliases, shortId])] : null,
+      user ? [...new Set([c.name, ...ep.aliases, shortId])] : null,
+      ep,
     );
     networks[net?.name ?? ep.network] = e;
     if (!user) {
       top = {
         Gateway: e.Gateway,
+        GlobalIPv6Address: e.GlobalIPv6Address,
+        GlobalIPv6PrefixLen: e.GlobalIPv6PrefixLen,
         IPAddress: e.IPAddress,
         IPPrefixLen: e.IPPrefixLen,
+        IPv6Gateway: e.IPv6Gateway,
         MacAddress: e.MacAddress,
       };
     }

@@ -18,14 +18,17 @@ import {
   type Subnet,
 } from "./cidr.ts";
 import { networkEvent, type NetworkRecord } from "./records.ts";
-import { addressAt6, parseSubnet6 } from "./cidr6.ts";
+import { addressAt6, contains6, formatIPv6, parseIPv6, parseSubnet6 } from "./cidr6.ts";
 
 /**
- * The IPv6 address that goes with IPv4 lease `address` on `net`: the same host number in the
- * IPv6 subnet (undefined on an IPv4-only network).
+ * The IPv6 address of a lease on `net`: the one given with `--ip6`, else the IPv4 address's host
+ * number in the IPv6 subnet (`lease` may be that IPv4 address alone); undefined on an IPv4-only
+ * network.
  */
-export function address6Of(net: NetworkRecord, address: string): string | undefined {
+export function address6Of(net: NetworkRecord, lease: string | Lease): string | undefined {
   if (net.subnet6 === undefined) return undefined;
+  if (typeof lease !== "string" && lease.address6 !== undefined) return lease.address6;
+  const address = typeof lease === "string" ? lease : lease.address;
   const host = (parseIPv4(address) ?? 0) - parseSubnet(net.subnet).base;
   return addressAt6(parseSubnet6(net.subnet6), host);
 }
@@ -39,6 +42,8 @@ export interface Lease {
   /** The host end of the holder's veth pair. */
   readonly veth: string;
   readonly aliases: readonly string[];
+  /** The IPv6 address given with `--ip6` (see {@link address6Of}). */
+  readonly address6?: string;
 }
 
 interface Row {
@@ -48,6 +53,7 @@ interface Row {
   mac: string;
   veth: string;
   aliases: string;
+  address6: string | null;
 }
 
 function toLease(r: Row): Lease {
@@ -58,6 +64,7 @@ function toLease(r: Row): Lease {
     mac: r.mac,
     veth: r.veth,
     aliases: JSON.parse(r.aliases) as string[],
+    ...(r.address6 ? { address6: r.address6 } : {}),
   };
 }
 
@@ -104,6 +111,8 @@ export interface LeaseRequest {
   /** A specific address (`--ip`). */
   readonly ip?: string;
   readonly aliases?: readonly string[];
+  /** A specific IPv6 address (`--ip6`, networks with IPv6 only). */
+  readonly ip6?: string;
 }
 
 /**
@@ -120,12 +129,20 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
     if (existing) return toLease(existing);
     const subnet = parseSubnet(net.subnet);
     const gateway = parseIPv4(net.gateway)!;
-    const used = new Set(
-      store.db.all<{ address: string }>(
-        "SELECT address FROM network_leases WHERE network_id = ?",
-        net.id,
-      ).map((r) => parseIPv4(r.address)!),
-    );
+    const rows = store.db.all<Row>("SELECT * FROM network_leases WHERE network_id = ?", net.id)
+      .map(toLease);
+    const used = new Set(rows.map((r) => parseIPv4(r.address)!));
+    const ip6 = req.ip6 !== undefined ? checkIp6(net, req.ip6, rows) : undefined;
+    // An IPv4 address whose IPv6 twin another holder took with --ip6 is skipped.
+    const explicit6 = new Set(rows.flatMap((r) => r.address6 ?? []));
+    if (ip6 !== undefined) explicit6.add(ip6);
+    const base6 = net.subnet6 !== undefined ? parseSubnet6(net.subnet6).base : 0n;
+    for (const taken of explicit6) {
+      const host = parseIPv6(taken)! - base6;
+      if (host >= 0n && host < BigInt(lastOf(subnet) - subnet.base)) {
+        used.add(subnet.base + Number(host));
+      }
+    }
     let ip: number | undefined;
     if (req.ip !== undefined) {
       ip = parseHostAddress(req.ip, subnet, "--ip");
@@ -148,10 +165,12 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
       mac: macFor(ip),
       veth: vethName(net.id, req.holder),
       aliases: [...(req.aliases ?? [])],
+      ...(ip6 !== undefined ? { address6: ip6 } : {}),
     };
     store.db.run(
-      `INSERT INTO network_leases (network_id, address, holder, mac, veth, aliases, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO network_leases (network_id, address, holder, mac, veth, aliases, created_at,
+                                   address6)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       lease.networkId,
       lease.address,
       lease.holder,
@@ -159,6 +178,7 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
       lease.veth,
       JSON.stringify(lease.aliases),
       Date.now(),
+      ip6 ?? null,
     );
     networkEvent(store.root, "connect", net.id, {
       container: req.holder,
@@ -167,6 +187,32 @@ export function leaseAddress(store: Store, net: NetworkRecord, req: LeaseRequest
     });
     return lease;
   });
+}
+
+/**
+ * A requested IPv6 address (`--ip6`) in canonical form: on an IPv6 network, inside its subnet,
+ * not its gateway and not the address of another lease (given or derived).
+ */
+function checkIp6(net: NetworkRecord, requested: string, leases: readonly Lease[]): string {
+  if (net.subnet6 === undefined || net.gateway6 === undefined) {
+    throw new AddressError(
+      `network ${net.name} has no IPv6 subnet: --ip6 needs a network created with --ipv6`,
+    );
+  }
+  const value = parseIPv6(requested);
+  const subnet6 = parseSubnet6(net.subnet6);
+  if (value === undefined) throw new AddressError(`invalid IPv6 address: ${requested}`);
+  if (!contains6(subnet6, value) || value === subnet6.base) {
+    throw new AddressError(`address ${requested} is not a host address of ${net.subnet6}`);
+  }
+  const ip6 = formatIPv6(value);
+  if (ip6 === net.gateway6) {
+    throw new AddressError(`address ${requested} is network ${net.name}'s gateway`);
+  }
+  if (leases.some((l) => address6Of(net, l) === ip6)) {
+    throw new AddressError(`address ${requested} is already in use on network ${net.name}`);
+  }
+  return ip6;
 }
 
 /** The lease of `holder` on `networkId`, if any. */

@@ -7,7 +7,14 @@ import { assertEquals, assertOk, assertRejects, assertThrows } from "../../tests
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import { takeDownStoreNetworks } from "../../tests/cleanup.ts";
-import { AddressError, leaseAddress, leasesOf, releaseLease, vethName } from "./ipam.ts";
+import {
+  address6Of,
+  AddressError,
+  leaseAddress,
+  leasesOf,
+  releaseLease,
+  vethName,
+} from "./ipam.ts";
 import {
   insertNetwork,
   NetworkExistsError,
@@ -165,5 +172,46 @@ Deno.test("an unknown network is named in the error", async () => {
       Error,
       "nope",
     );
+  });
+});
+
+Deno.test("--ip6 leases: the given address kept, checked, and its IPv4 twin not handed out", async () => {
+  await withStore((store) => {
+    const n = insertNetwork(store, {
+      id: "6".repeat(64),
+      name: "six",
+      bridge: "tsbox-t-six",
+      subnet: "10.99.6.0/29",
+      gateway: "10.99.6.1",
+      subnet6: "fd42:99:6::/64",
+      gateway6: "fd42:99:6::1",
+      internal: false,
+      labels: {},
+    });
+    // ::3 is the IPv6 twin of 10.99.6.3: that IPv4 address is skipped for the next holder.
+    const given = leaseAddress(store, n, { holder: "c1", ip6: "fd42:99:6:0::3" });
+    assertEquals([given.address, given.address6], ["10.99.6.2", "fd42:99:6::3"]);
+    assertEquals(address6Of(n, given), "fd42:99:6::3");
+    const next = leaseAddress(store, n, { holder: "c2" });
+    assertEquals([next.address, address6Of(n, next)], ["10.99.6.4", "fd42:99:6::4"]);
+    assertEquals(leasesOf(store, n.id).find((l) => l.holder === "c1")?.address6, "fd42:99:6::3");
+    for (
+      const [ip6, why] of [
+        ["fd42:99:6::3", "already in use on network six"],
+        ["fd42:99:6::4", "already in use on network six"],
+        ["fd42:99:6::1", "network six's gateway"],
+        ["fd42:99:7::5", "not a host address of fd42:99:6::/64"],
+        ["fd42:99:6::zz", "invalid IPv6 address"],
+      ]
+    ) {
+      const err = assertThrows(() => leaseAddress(store, n, { holder: "c3", ip6 }), AddressError);
+      assertOk(err.message.includes(why), err.message);
+    }
+    const v4 = net(store, "four", "10.99.7.0/29", "10.99.7.1");
+    const err = assertThrows(
+      () => leaseAddress(store, v4, { holder: "c3", ip6: "fd42:99:6::9" }),
+      AddressError,
+    );
+    assertOk(err.message.includes("network four has no IPv6 subnet"), err.message);
   });
 });

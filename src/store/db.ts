@@ -145,6 +145,10 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE networks ADD COLUMN subnet6 TEXT;
   ALTER TABLE networks ADD COLUMN gateway6 TEXT;
   `,
+  `
+  -- An IPv6 address given with --ip6 (NULL: the one with the IPv4 lease's host number).
+  ALTER TABLE network_leases ADD COLUMN address6 TEXT;
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */

@@ -1,0 +1,132 @@
+/**
+ * The lifecycle commands on an existing container: start, kill, delete, pause, resume (create
+ * and run, which need the whole runtime, are in create.ts: these load less).
+ *
+ * @module
+ */
+import { AT_FDCWD, O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, read } from "../../ffi/fs.ts";
+import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
+import { ociCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
+import { parseSignal } from "../runtime/oci_config.ts";
+import { runHooks } from "./hooks.ts";
+import type { RuncContext } from "./context.ts";
+import {
+  checkId,
+  ContainerNotExistError,
+  type ContainerRecord,
+  readRecord,
+  stateDir,
+  stateJson,
+  statusOf,
+} from "./state.ts";
+
+function idArg(ctx: RuncContext): string {
+  return checkId(ctx.args[0]);
+}
+
+/** `start`: opens the fifo's read end, which releases the waiting process into execve. */
+export async function start(ctx: RuncContext): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  await startContainer(ctx, rec);
+  return 0;
+}
+
+export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Promise<void> {
+  const status = statusOf(ctx.root, rec);
+  if (status !== "created") {
+    throw new TsboxError(
+      `cannot start a container that has ${status === "stopped" ? "stopped" : `status ${status}`}`,
+    );
+  }
+  const fifo = `${stateDir(ctx.root, rec.id)}/exec.fifo`;
+  const fd = openat(AT_FDCWD, fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  try {
+    for (;;) {
+      if (await waitReadable(fd, 100)) {
+        const buf = new Uint8Array(1);
+        if (read(fd, buf) === 1) break;
+      }
+      if (statusOf(ctx.root, rec) === "stopped") {
+        throw new TsboxError("container init exited before start");
+      }
+    }
+  } finally {
+    closeFd(fd);
+  }
+  await Deno.remove(fifo).catch(() => {});
+  if (rec.config.hooks?.startContainer?.length) {
+    ctx.log.warn(
+      "startContainer hooks are not supported (they would run inside the container); skipped",
+    );
+  }
+  await runHooks("poststart", rec.config.hooks?.poststart, stateJson(ctx.root, rec))
+    .catch((err) => ctx.log.warn((err as Error).message));
+}
+
+/** `kill [--all] ID [SIGNAL]`. */
+export async function kill(ctx: RuncContext): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  const sigText = ctx.args[1] ?? "SIGTERM";
+  const sig = parseSignal(sigText);
+  if (sig === undefined) throw new TsboxError(`unknown signal "${sigText}"`);
+  const status = statusOf(ctx.root, rec);
+  if (ctx.flags.all === true) {
+    const cg = ociCgroup(rec.cgroupPath);
+    for (const pid of await cg.pids()) killPid(pid, sig);
+    return 0;
+  }
+  if (status === "stopped") throw new TsboxError("container not running");
+  killPid(rec.pid, sig);
+  return 0;
+}
+
+/** Kills what is left, removes the cgroup, runs poststop hooks and removes the state dir. */
+export async function destroy(
+  ctx: RuncContext,
+  rec: ContainerRecord,
+  force: boolean,
+): Promise<void> {
+  const status = statusOf(ctx.root, rec);
+  if (status !== "stopped" && !force) {
+    throw new TsboxError(`cannot delete container ${rec.id} that is not stopped: ${status}`);
+  }
+  const cg = ociCgroup(rec.cgroupPath);
+  if (status === "paused") await setFrozen(cg, false).catch(() => {});
+  if (status !== "stopped") killPid(rec.pid, 9);
+  await cg.remove();
+  await runHooks("poststop", rec.config.hooks?.poststop, {
+    ...stateJson(ctx.root, rec),
+    status: "stopped",
+  })
+    .catch((err) => ctx.log.warn((err as Error).message));
+  await Deno.remove(stateDir(ctx.root, rec.id), { recursive: true }).catch(() => {});
+}
+
+/** `delete [--force] ID`; with --force an unknown container is no error (containerd relies on it). */
+export async function del(ctx: RuncContext): Promise<number> {
+  const force = ctx.flags.force === true;
+  let rec: ContainerRecord;
+  try {
+    rec = await readRecord(ctx.root, idArg(ctx));
+  } catch (err) {
+    if (err instanceof ContainerNotExistError && force) {
+      // A state dir left without its record (a create that died half-way) goes too.
+      await Deno.remove(stateDir(ctx.root, idArg(ctx)), { recursive: true }).catch(() => {});
+      return 0;
+    }
+    throw err;
+  }
+  await destroy(ctx, rec, force);
+  return 0;
+}
+
+/** `pause ID` / `resume ID`: the cgroup freezer. */
+export async function freeze(ctx: RuncContext, frozen: boolean): Promise<number> {
+  const rec = await readRecord(ctx.root, idArg(ctx));
+  const status = statusOf(ctx.root, rec);
+  if (frozen && status !== "running") throw new TsboxError(`container not running`);
+  if (!frozen && status !== "paused") throw new TsboxError(`container not paused`);
+  await setFrozen(ociCgroup(rec.cgroupPath), frozen);
+  return 0;
+}

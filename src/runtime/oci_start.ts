@@ -1,0 +1,359 @@
+/**
+ * Creating an OCI container from a bundle, as `runc create` does: the cgroup at
+ * `linux.cgroupsPath` with the spec's limits, the mounts resolved in the rootfs, the first
+ * process cloned into its new namespaces (joined ones by path) running the program of
+ * oci_program.ts, its id maps and cgroup set by this process, then released. It reports
+ * "ready" once it waits on the exec fifo; this process checks from outside that the command
+ * exists in the container (so that `create` fails with "executable file not found" as runc
+ * does), forwards the pty master to `--console-socket`, and leaves the process to its caller
+ * (whose subreaper it becomes when this process exits).
+ *
+ * @module
+ */
+import { cloneProgram, CompiledProgram, decodeStatus } from "../../ffi/clone.ts";
+import { sendFdToPath } from "../../ffi/fd_passing.ts";
+import {
+  fstatat,
+  O_CLOEXEC,
+  O_PATH,
+  openat2,
+  RESOLVE_IN_ROOT,
+  S_IFMT,
+  S_IFREG,
+} from "../../ffi/fs.ts";
+import { closeNamespaceFd, openNamespaceFile } from "../../ffi/namespace.ts";
+import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
+import { ptyNumber, type WindowSize } from "../../ffi/terminal.ts";
+import type { Spec } from "../oci/spec.ts";
+import { TsboxError } from "../errors.ts";
+import { writeOomScoreAdj } from "./cgroup_extra.ts";
+import type { Cgroup } from "./cgroups.ts";
+import { execCandidates, getEnv } from "./config.ts";
+import { startError } from "./container.ts";
+import { cloneInPidNamespace } from "./namespaces.ts";
+import { cgroupPathFor, createOciCgroup } from "./oci_cgroup.ts";
+import {
+  capabilitySets,
+  CLONE_FLAGS,
+  idMapping,
+  namespacePlan,
+  OciConfigError,
+  resourceLimits,
+  rlimitSettings,
+  rootPath,
+} from "./oci_config.ts";
+import { planMounts } from "./oci_mounts.ts";
+import { rootPropagation } from "./oci_mount_options.ts";
+import { buildOciProgram, HOOKS_OP_INDEX, READY_OP_INDEX } from "./oci_program.ts";
+import { resolveInRoot } from "./rootfs.ts";
+import { CAPABILITIES, existingMasks, existingReadonly } from "./security.ts";
+import { prepareSettings } from "./security_settings.ts";
+import type { SeccompProfile } from "./seccomp.ts";
+import { receiveTerminal, terminalChannel } from "./tty.ts";
+import { parsePasswd } from "./user.ts";
+import { writeIdMaps } from "./userns.ts";
+
+/** What `create` needs besides the bundle's config. */
+export interface OciCreateOptions {
+  readonly id: string;
+  /** Absolute bundle directory. */
+  readonly bundle: string;
+  readonly spec: Spec;
+  /** The container's state dir: `exec.fifo` is made there. */
+  readonly stateDir: string;
+  /** Unix socket the pty master is sent to (with `process.terminal`). */
+  readonly consoleSocket?: string;
+  /**
+   * With `process.terminal` and no console socket: return the pty master to the caller
+   * (a foreground `run` connects it to its own terminal).
+   */
+  readonly keepTerminal?: boolean;
+  readonly noPivot?: boolean;
+  readonly preserveFds?: number;
+  /** Warnings (ignored capabilities, AppArmor/SELinux labels). */
+  readonly warn: (message: string) => void;
+  /**
+   * Runs the prestart, createRuntime and createContainer hooks with the host pid of the
+   * container's process, while it has its namespaces and mounts but has not pivoted yet.
+   */
+  readonly hooks?: (pid: number) => Promise<void>;
+}
+
+/** A created container, waiting on its exec fifo. */
+export interface OciCreated {
+  readonly pid: number;
+  /** The cgroup path below the roots. */
+  readonly cgroupPath: string;
+  readonly cgroup: Cgroup;
+  /** The pty master, with {@link OciCreateOptions.keepTerminal}; the caller closes it. */
+  readonly terminal?: number;
+}
+
+const ENOENT = 2;
+const EACCES = 13;
+
+function lastCap(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+  } catch {
+    return 40;
+  }
+}
+
+function readIfExists(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/** The namespace file types setns takes, by spec name. */
+const NS_WHAT: Record<string, string> = {
+  network: "net",
+  mount: "mnt",
+  ipc: "ipc",
+  uts: "uts",
+  cgroup: "cgroup",
+  pid: "pid",
+  user: "user",
+};
+
+/** Creates the container; see the module doc. */
+export async function createOciContainer(o: OciCreateOptions): Promise<OciCreated> {
+  const { spec } = o;
+  const rootfs = rootPath(o.bundle, spec);
+  try {
+    if (!Deno.statSync(rootfs).isDirectory) {
+      throw new OciConfigError(`root.path ${rootfs} is not a directory`);
+    }
+  } catch (err) {
+    if (err instanceof OciConfigError) throw err;
+    throw new OciConfigError(`root.path ${rootfs}: ${(err as Error).message}`);
+  }
+  const ns = namespacePlan(spec);
+  const p = spec.process;
+  if (p.apparmorProfile) o.warn(`AppArmor profile ${p.apparmorProfile} ignored: not supported`);
+  if (p.selinuxLabel) o.warn(`SELinux label ignored: not supported`);
+  if (p.terminal && !o.consoleSocket && !o.keepTerminal) {
+    throw new TsboxError("process.terminal is set: --console-socket is required");
+  }
+  const caps = capabilitySets(p, lastCap(), o.warn);
+  const cgroupPath = cgroupPathFor(spec.linux.cgroupsPath, o.id);
+  const mountPlan = planMounts(rootfs, spec.mounts ?? [], spec.linux.devices ?? [], cgroupPath);
+  const rootProp = rootPropagation(spec.linux.rootfsPropagation);
+  // cwd: created in the image when missing (runc does the same), resolved inside it.
+  if (
+    !(spec.mounts ?? []).some((m) =>
+      p.cwd === m.destination || p.cwd.startsWith(`${m.destination}/`)
+    )
+  ) {
+    const at = resolveInRoot(rootfs, p.cwd);
+    try {
+      Deno.mkdirSync(at, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+  }
+  const env = [...(p.env ?? [])];
+  if (getEnv(env, "HOME") === undefined) {
+    const entry = parsePasswd(readIfExists(resolveInRoot(rootfs, "/etc/passwd")))
+      .find((e) => e.uid === p.user.uid);
+    env.push(`HOME=${entry?.home ?? "/"}`);
+  }
+  const security = prepareSettings(
+    {
+      kind: "explicit",
+      masked: spec.linux.maskedPaths ?? [],
+      readonly: spec.linux.readonlyPaths ?? [],
+      sysWritable: false,
+      devices: [],
+      deviceRules: [],
+      rlimits: rlimitSettings(p),
+      noNewPrivileges: p.noNewPrivileges ?? false,
+      seccomp: spec.linux.seccomp as unknown as SeccompProfile | undefined,
+    },
+    caps.effective.includes(CAPABILITIES.SYS_ADMIN) ? [CAPABILITIES.SYS_ADMIN] : [],
+  );
+  const open = new Set<number>();
+  const track = (fd: number) => (open.add(fd), fd);
+  const close = (fd: number) => {
+    if (open.delete(fd)) closeFd(fd);
+  };
+  let cgroup: Cgroup | undefined;
+  let pid = -1;
+  try {
+    cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
+    const [syncR, syncW] = pipe().map(track);
+    const [statusR, statusW] = pipe().map(track);
+    const hookPipe = o.hooks ? pipe().map(track) : undefined;
+    const fifoDir = track(openNamespaceFile(o.stateDir, true));
+    const joins = ns.joins.map((j) => ({
+      fd: track(openNamespaceFile(j.path)),
+      type: CLONE_FLAGS[j.type],
+      what: NS_WHAT[j.type],
+    }));
+    const pidFd = ns.pidPath !== undefined ? track(openNamespaceFile(ns.pidPath)) : undefined;
+    const channel = p.terminal ? terminalChannel() : undefined;
+    if (channel) track(channel.parent), track(channel.child);
+    const candidates = execCandidates(p.args[0], env);
+    const ops = buildOciProgram({
+      rootfs,
+      readonlyRoot: spec.root.readonly ?? false,
+      noPivot: o.noPivot ?? false,
+      rootPropagation: rootProp,
+      mounts: mountPlan,
+      joins,
+      newUser: ns.newUser,
+      newCgroup: ns.newCgroup,
+      newNetwork: ns.newNetwork,
+      newUts: ns.has("uts") && !ns.joins.some((j) => j.type === "uts"),
+      hostname: spec.hostname,
+      domainname: spec.domainname,
+      sysctls: Object.entries(spec.linux.sysctl ?? {}),
+      masked: existingMasks(spec.linux.maskedPaths ?? []),
+      readonlyPaths: existingReadonly(spec.linux.readonlyPaths ?? []),
+      terminal: channel
+        ? { socketFd: channel.child, size: windowSize(p.consoleSize), uid: p.user.uid }
+        : undefined,
+      cwd: p.cwd,
+      rlimits: security.plan.rlimits,
+      seccomp: security.plan.seccomp,
+      seccompLate: security.plan.seccompLate,
+      noNewPrivileges: p.noNewPrivileges ?? false,
+      uid: p.user.uid,
+      gid: p.user.gid,
+      groups: [...(p.user.additionalGids ?? [])],
+      umask: p.user.umask ?? 0o022,
+      caps,
+      lastCap: lastCap(),
+      syncFd: syncR,
+      closeFds: [
+        syncW,
+        statusR,
+        ...(channel ? [channel.parent] : []),
+        ...(hookPipe ? [hookPipe[1]] : []),
+      ],
+      statusFd: statusW,
+      hookSyncFd: hookPipe?.[0],
+      fifoDirFd: fifoDir,
+      preserveFds: o.preserveFds ?? 0,
+      argv: p.args,
+      env,
+      candidates,
+    });
+    const program = CompiledProgram.compile(ops, statusW);
+    try {
+      pid = cloneInPidNamespace(pidFd, () => cloneProgram(program, ns.cloneFlags));
+    } finally {
+      program.free();
+      security.free();
+    }
+    for (
+      const fd of [
+        syncR,
+        statusW,
+        fifoDir,
+        ...joins.map((j) => j.fd),
+        ...(pidFd !== undefined ? [pidFd] : []),
+      ]
+    ) {
+      close(fd);
+    }
+    if (channel) close(channel.child);
+    const mapping = idMapping(spec);
+    if (ns.newUser && mapping) writeIdMaps(pid, mapping);
+    await cgroup.join(pid);
+    if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
+      await writeOomScoreAdj(pid, p.oomScoreAdj);
+    }
+    writeFd(syncW, new Uint8Array([1]));
+    close(syncW);
+    let failure = decodeStatus(await readFd(statusR, 16));
+    if (hookPipe && failure?.opIndex === HOOKS_OP_INDEX) {
+      await o.hooks!(pid);
+      writeFd(hookPipe[1], new Uint8Array([1]));
+      close(hookPipe[1]);
+      failure = decodeStatus(await readFd(statusR, 16));
+    }
+    if (!failure) {
+      throw new TsboxError("container init: ended without reporting (exec before start?)");
+    }
+    if (failure.opIndex !== READY_OP_INDEX) {
+      await waitPid(pid);
+      pid = -1;
+      throw startError(failure, ops.map((op) => op.what), p.args[0]);
+    }
+    checkCommand(pid, p.args[0], candidates, p.cwd);
+    let terminal: number | undefined;
+    if (channel) {
+      const master = receiveTerminal(channel.parent);
+      if (!o.consoleSocket) terminal = master;
+      else {
+        try {
+          sendFdToPath(o.consoleSocket, master, `/dev/pts/${ptyNumber(master)}`);
+        } finally {
+          closeFd(master);
+        }
+      }
+    }
+    return { pid, cgroupPath, cgroup, terminal };
+  } catch (err) {
+    if (pid > 0) {
+      killPid(pid, 9);
+      await waitPid(pid).catch(() => {});
+    }
+    await cgroup?.remove().catch(() => {});
+    throw err;
+  } finally {
+    for (const fd of [...open]) close(fd);
+  }
+}
+
+/**
+ * The command must exist in the container before `create` succeeds (runc and crun check it
+ * there too): looked up through the waiting process's root with every symlink resolved inside
+ * it (RESOLVE_IN_ROOT), as execve will.
+ */
+function checkCommand(
+  pid: number,
+  argv0: string,
+  candidates: readonly string[],
+  cwd: string,
+): void {
+  let root: number;
+  try {
+    root = openNamespaceFile(`/proc/${pid}/root`, true);
+  } catch {
+    return; // the process is gone: start will report it
+  }
+  let denied = false;
+  try {
+    for (const c of candidates) {
+      const path = c.startsWith("/") ? c : `${cwd.replace(/\/$/, "")}/${c}`;
+      let fd: number;
+      try {
+        fd = openat2(root, path, O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+      } catch {
+        continue;
+      }
+      try {
+        const st = fstatat(fd, "", 0x1000 /* AT_EMPTY_PATH */);
+        if ((st.mode & S_IFMT) === S_IFREG && (st.mode & 0o111) !== 0) return;
+        denied = true;
+      } finally {
+        closeFd(fd);
+      }
+    }
+  } finally {
+    closeNamespaceFd(root);
+  }
+  throw startError({ opIndex: -1, errno: denied ? EACCES : ENOENT }, [], argv0);
+}
+
+/** `process.consoleSize` as the terminal code's window size. */
+export function windowSize(
+  c: { readonly height: number; readonly width: number } | undefined | null,
+): WindowSize | undefined {
+  return c ? { rows: c.height, cols: c.width } : undefined;
+}
