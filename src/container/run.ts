@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import { killPid } from "../../ffi/process.ts";
 import type { RunFlags } from "./flags.ts";
 import { Store } from "../store/mod.ts";
@@ -84,7 +85,9 @@ export async function runInStore(
   if (flags.tty && flags.interactive) {
     // docker's model for -it: a detached supervisor with this process attached, so that
     // ctrl-p ctrl-q detaches (exit 0, nothing printed) and the container goes on.
-    const { runAttached } = await import("./attach_start.ts");
+    const { runAttached } = await lazyImport<typeof import("./attach_start.ts")>(
+      new URL("./attach_start.ts", import.meta.url),
+    );
     try {
       return { id: record.id, exitCode: await runAttached(store, record) };
     } catch (err) {
