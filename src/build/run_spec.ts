@@ -29,6 +29,11 @@ export interface RunStepOptions {
   readonly mounts: readonly MountRequest[];
   /** Lower entries of the stage (relative to the store's link dir), bottom first. */
   readonly layers: readonly string[];
+  /**
+   * `--security=insecure` (allowed by the build): these capabilities (every one this process
+   * can hand on) and `--privileged`'s confinement: no seccomp, no masks, the host's devices.
+   */
+  readonly insecure?: readonly number[];
 }
 
 /** The step's options as the record `tsbox run` keeps: no limits, no restart, no tty. */
@@ -51,6 +56,9 @@ export function runStepConfig(o: RunStepOptions): RunConfig {
     autoRemove: false,
     stopSignal: 15,
     stopTimeout: 10,
+    ...(o.insecure
+      ? { security: { capabilities: [...o.insecure], security: { privileged: true } } }
+      : {}),
   };
 }
 

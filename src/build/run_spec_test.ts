@@ -3,6 +3,7 @@
  * given, field by field, without root.
  */
 import { assertEquals, assertOk as assert, assertThrows } from "../../tests/assert.ts";
+import { boundingSet } from "../container/security_flags.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import type { MountRequest } from "../runtime/mount_request.ts";
 import { type PreparedSecurity, prepareSecurity } from "../runtime/security.ts";
@@ -25,10 +26,16 @@ function filterBytes(p: PreparedSecurity): Uint8Array | undefined {
  * capabilities (a RUN step's confinement before): masks, read-only paths, devices and their
  * cgroup rules, rlimits, no_new_privs, the same seccomp filter at the same place.
  */
-function assertSameConfinement(f: ReturnType<typeof runStepFields>, name: string): void {
+function assertSameConfinement(
+  f: ReturnType<typeof runStepFields>,
+  name: string,
+  insecure?: readonly number[],
+): void {
   const security = f.security;
   assert(security && "kind" in security, `${name}: explicit settings`);
-  const before = prepareSecurity({}, DEFAULT_CAPS);
+  const before = insecure
+    ? prepareSecurity({ privileged: true }, insecure)
+    : prepareSecurity({}, DEFAULT_CAPS);
   const now = prepareSettings(security, f.capabilities ?? []);
   try {
     const { seccomp: _a, ...was } = before.plan;
@@ -36,7 +43,8 @@ function assertSameConfinement(f: ReturnType<typeof runStepFields>, name: string
     assertEquals(is, was, name);
     assertEquals(now.deviceRules, before.deviceRules, name);
     const filter = filterBytes(now);
-    assert(filter !== undefined && filter.length > 0, `${name}: a seccomp filter`);
+    if (insecure) assertEquals(filter, undefined, `${name}: no seccomp filter`);
+    else assert(filter !== undefined && filter.length > 0, `${name}: a seccomp filter`);
     assertEquals(filter, filterBytes(before), `${name}: the same filter`);
   } finally {
     before.free();
@@ -118,6 +126,23 @@ Deno.test("a RUN step's container read back from its spec, field by field", asyn
     // The confinement a RUN step had before it went through the spec: docker's defaults.
     assertSameConfinement(fields, name);
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("RUN --security=insecure: the given capabilities and --privileged's confinement", async () => {
+  const dir = await layers();
+  const caps = boundingSet();
+  const fields = runStepFields(ID, `${dir}/run`, dir, runStepConfig({ ...BASE, insecure: caps }));
+  assertEquals(
+    [...(fields.capabilities ?? [])].sort((a, b) => a - b),
+    [...caps].sort((a, b) => a - b),
+  );
+  const security = fields.security;
+  assert(security && "kind" in security);
+  assertEquals(security.masked, []);
+  assertEquals(security.sysWritable, true);
+  assertEquals(security.seccomp, undefined);
+  assertSameConfinement(fields, "insecure", caps);
   await Deno.remove(dir, { recursive: true });
 });
 

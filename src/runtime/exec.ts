@@ -31,6 +31,7 @@ import { launch } from "./launch.ts";
 import {
   capabilityOps,
   type ChildPlan,
+  closeOtherFdsOps,
   execOps,
   identityOps,
   signalOps,
@@ -172,21 +173,6 @@ function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
 /** Makes the child non-dumpable: must be the program's first op (see the module comment). */
 export function dumpableOps(): Op[] {
   return [op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0])];
-}
-
-/** close_range over every gap between the fds to keep (0-2 are always kept). */
-export function closeOtherFdsOps(keep: readonly number[]): Op[] {
-  const kept = [...new Set(keep.filter((fd) => fd > 2))].sort((a, b) => a - b);
-  const ops: Op[] = [];
-  let from = 3;
-  for (const fd of kept) {
-    if (fd - 1 >= from) {
-      ops.push(op(SYS.close_range, `close fds ${from}..${fd - 1}`, [from, fd - 1, 0]));
-    }
-    from = fd + 1;
-  }
-  ops.push(op(SYS.close_range, `close fds from ${from}`, [from, 0xffffffff, 0]));
-  return ops;
 }
 
 /** setns into each namespace, then close the namespace fds. */

@@ -161,6 +161,26 @@ export function syncOps(p: ChildPlan): Op[] {
 }
 
 /**
+ * close_range over every gap between the fds to keep (0-2 are always kept): closes, not just
+ * marks close-on-exec, so a child that waits before its execve (an OCI container until
+ * `start`) holds none of the runtime's fds, such as the copies Deno keeps of its stdout and
+ * stderr, whose readers (containerd's shim) wait for their end.
+ */
+export function closeOtherFdsOps(keep: readonly number[]): Op[] {
+  const kept = [...new Set(keep.filter((fd) => fd > 2))].sort((a, b) => a - b);
+  const ops: Op[] = [];
+  let from = 3;
+  for (const fd of kept) {
+    if (fd - 1 >= from) {
+      ops.push(op(SYS.close_range, `close fds ${from}..${fd - 1}`, [from, fd - 1, 0]));
+    }
+    from = fd + 1;
+  }
+  ops.push(op(SYS.close_range, `close fds from ${from}`, [from, 0xffffffff, 0]));
+  return ops;
+}
+
+/**
  * Resets every signal disposition to default and unblocks all signals: Deno ignores SIGPIPE
  * and blocks some signals, and both survive execve.
  */
