@@ -143,6 +143,10 @@ rootTest(
         "20000 40",
       );
 
+      const rt = await t.d("update", "--cpu-rt-runtime", "1000", name);
+      assertEquals(rt.code, 1, rt.stderr);
+      assertStringIncludes(rt.stderr, "--cpu-rt-runtime is not supported by tsbox");
+
       // Refused as the CLI refuses them: docker's 400 with the CLI's message, no container.
       const bad = await t.d("run", "--rm", "--cpuset-cpus", "1-0", ref, "true");
       assertEquals(bad.code, 125, bad.stderr);
