@@ -551,6 +551,9 @@ export async function update(ctx: ApiContext, req: ApiRequest, name: string) {
     memoryReservation: num("MemoryReservation"),
     kernelMemory: num("KernelMemory"),
     blkioWeight: num("BlkioWeight"),
+    // Refused with the CLI's message (no real-time budget is handed down the cgroup tree).
+    cpuRtRuntime: num("CpuRealtimeRuntime"),
+    cpuRtPeriod: num("CpuRealtimePeriod"),
     restart: restartFlag,
   }, (m) => warnings.push(m));
   return json(200, { Warnings: warnings });
