@@ -202,31 +202,35 @@ async function runContainer(
   let output: Deno.FsFile | undefined;
   // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
   const { Container } = await import("../runtime/container.ts");
+  const { runStepConfig, runStepFields } = await import("./run_spec.ts");
   // Every capability this process can hand on, as `run --privileged` gives.
   const insecure = runInsecure(ins, ctx.allowInsecure, (d) => ctx.fail(ins, d))
     ? (await import("../container/security_flags.ts")).boundingSet()
     : undefined;
   let container: RuntimeContainer;
   try {
-    // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
-    output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
-    container = await Container.start({
-      id,
-      stateDir,
-      lowerBase: ctx.store.linkDir,
-      layers: lowers,
+    // Described as `tsbox run` describes a container (its OCI spec), then started the same way.
+    const config = runStepConfig({
       argv,
       env,
       cwd: cfg.WorkingDir || "/",
       user: cfg.User ?? "",
-      hostname: "buildkitsandbox",
       network: runNetwork(ins, ctx.network, (d) => ctx.fail(ins, d)),
-      resources: {},
       mounts: c.mounts,
-      readOnly: false,
+      layers: lowers,
+      insecure,
+    });
+    const fields = runStepFields(id, stateDir, ctx.store.linkDir, config);
+    // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
+    output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
+    container = await Container.start({
+      ...fields,
+      id,
+      stateDir,
+      lowerBase: ctx.store.linkDir,
+      layers: lowers,
       stdio: ["null", writeFd, writeFd],
       parentDeathSignal: 9,
-      ...(insecure ? { capabilities: insecure, security: { privileged: true } } : {}),
     });
   } catch (err) {
     output?.close();

@@ -9,7 +9,7 @@ import { lazyImport } from "../lazy.ts";
 import { killPid } from "../../ffi/process.ts";
 import type { RunFlags } from "./flags.ts";
 import { Store } from "../store/mod.ts";
-import { createFromFlags } from "./create.ts";
+import { createFromFlags, type CreateGlobals } from "./create.ts";
 import { checkPublish } from "../net/publish.ts";
 import { removeContainer, startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
@@ -18,13 +18,13 @@ import { assertInputTerminal } from "../runtime/tty.ts";
 import { attachStreams } from "./attach_streams.ts";
 import type { SuperviseOptions } from "./supervisor.ts";
 
-/** What run needs from the global options. */
-export interface RunGlobals {
+/**
+ * What run needs from the global options: create's (registries, `--userns-remap`, notices),
+ * the store's root and the debug switch. The one globals type of run and create.
+ */
+export interface RunGlobals extends CreateGlobals {
   readonly root: string;
   readonly debug: boolean;
-  readonly insecureRegistries: readonly string[];
-  /** Lines docker prints on stderr (pull progress, warnings); nothing is printed when absent. */
-  readonly notice?: (line: string) => void;
   /**
    * docker's stdout line with the container's id when `-a` attaches no output stream (`-a
    * stdin`): the one thing such a run would otherwise never tell. Nothing when absent.
