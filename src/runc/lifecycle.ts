@@ -8,7 +8,7 @@ import { AT_FDCWD, O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, read } from "../../f
 import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
-import { parseSignal } from "../runtime/oci_config.ts";
+import { signalNumber } from "../runtime/signals.ts";
 import { runHooks } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
@@ -68,7 +68,7 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
 export async function kill(ctx: RuncContext): Promise<number> {
   const rec = await readRecord(ctx.root, idArg(ctx));
   const sigText = ctx.args[1] ?? "SIGTERM";
-  const sig = parseSignal(sigText);
+  const sig = signalNumber(sigText);
   if (sig === undefined) throw new TsboxError(`unknown signal "${sigText}"`);
   const status = statusOf(ctx.root, rec);
   if (ctx.flags.all === true) {
