@@ -8,7 +8,7 @@ import { AT_FDCWD, O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, read } from "../../f
 import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup, removeOciCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
-import { parseSignal } from "../runtime/oci_config.ts";
+import { parseSignal } from "../runtime/oci_signals.ts";
 import { runHooks } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
