@@ -118,7 +118,14 @@ export async function createOciCgroup(
         });
       }
     }
-    await cg.apply(limits);
+    if (cg instanceof CgroupV1) {
+      // The device rules (a dozen writes for every container) synchronously, see above.
+      await cg.apply({ ...limits, devices: [] });
+      const devices = cg.byController.get("devices");
+      for (const rule of devices ? limits.devices ?? [] : []) {
+        writeSync(`${devices}/devices.${rule.allow ? "allow" : "deny"}`, rule.line);
+      }
+    } else await cg.apply(limits);
   } catch (err) {
     await cg.remove().catch(() => {});
     throw err;
