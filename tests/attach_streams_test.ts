@@ -36,6 +36,21 @@ rootTest("run -a stdout shows stdout only; -a stderr stderr only; the log has bo
   }
 });
 
+rootTest("run -a stdin alone prints the container's id (docker's), not its output", async () => {
+  try {
+    const r = await cli(["run", "--name", "t-c21-ain", "-a", "stdin", ...BOTH]);
+    assertEquals(r.code, 0, r.stderr);
+    const id = (await cli(["inspect", "-f", "{{.Id}}", "t-c21-ain"])).stdout.trim();
+    assertEquals(r.stdout.trim(), id);
+    assertEquals(r.stderr.includes("to-err"), false, r.stderr);
+    // With an output stream attached there is no id, only that stream.
+    const out = await cli(["run", "--rm", "-a", "stdin", "-a", "stdout", ...BOTH]);
+    assertEquals(out.stdout.trim(), "to-out");
+  } finally {
+    await cli(["rm", "-f", "t-c21-ain"]);
+  }
+});
+
 rootTest(
   "run -a with -d, or with an unknown stream, is refused before anything exists",
   async () => {

@@ -178,7 +178,7 @@ rootTest("RUN --mount of an unknown or unsupported type is refused naming the fl
   const root = await sharedBusyboxRoot();
   for (
     const [flag, message] of [
-      ["--mount=type=ssh", "--mount=type=ssh"],
+      ["--mount=type=ssh,required", "ssh agent default: not provided"],
       ["--mount=type=nfs,target=/x", 'unsupported mount type "nfs"'],
       ["--mount=type=cache,target=/x,color=red", 'unknown key "color"'],
       ["--mount=type=secret,id=absent,required", "secret absent"],

@@ -14,11 +14,17 @@ DENO_VERSION=2.9.6
 # (tests/rootless_network_test.ts); docker-compose: the Engine API driven by compose 1.29
 # (tests/api_compose_test.ts); redis-server: the redis image the API tests build from Debian's
 # binary (tests/api_redis.ts); containerd (`containerd`, `ctr`, the runc shim): tsbox's OCI
-# runtime under containerd (tests/oci_containerd_test.ts starts its own, on its own socket).
+# runtime under containerd (tests/oci_containerd_test.ts starts its own, on its own socket);
+# openssh-client, gcc and libc6-dev: build --ssh against a real ssh-agent, listed by a static
+# helper the test compiles (tests/build_ssh_test.ts); git: ADD of a git repository
+# (tests/build_add_git_test.ts); netavark: podman's own network under tsbox's OCI runtime
+# (tests/oci_podman_test.ts, -p); containernetworking-plugins: the CNI plugins of the CRI pod
+# (tests/oci_cri_test.ts).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
   podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
   nftables libnftables1 aardvark-dns passt slirp4netns docker.io docker-compose
-  redis-server containerd)
+  redis-server containerd openssh-client gcc libc6-dev git
+  netavark containernetworking-plugins)
 # Installed as packages, these start system services that would hold ports the tests use.
 # docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
 # it): its dockerd (and docker.socket, which would start it) must never run beside tsbox. The

@@ -8,6 +8,8 @@
  * The bundles' root filesystem is busybox exported from a tsbox store (busybox_store.ts).
  */
 import { join } from "node:path";
+import { acceptFd, listenUnix } from "../ffi/fd_passing.ts";
+import { closeFd } from "../ffi/process.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { seedStore } from "./busybox_store.ts";
 import { tempRoot, tsbox } from "./cli.ts";
@@ -737,5 +739,152 @@ rootTest(
     const detached = await rt(f, state, ["run", "-d", "--bundle", dir, "t-default2"]);
     assertEquals(detached.code, 1);
     assertStringIncludes(detached.stderr, "cannot allocate tty");
+  },
+);
+
+/** The targets of `/proc/PID/fd/*`, by fd number. */
+function fdTargets(pid: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.set(Number(e.name), Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`));
+    } catch { /* closed meanwhile */ }
+  }
+  return new Map([...out].sort(([a], [b]) => a - b));
+}
+
+/**
+ * Runs the runtime with `args`, stdout and stderr piped to this test and `preserved` as its
+ * fd 3, and reads both pipes to their end, as containerd's shim (go-runc) and Python's
+ * subprocess.run(capture_output=True) do. Whatever the runtime left behind must not hold them;
+ * the generous deadline only turns a hang into a failure with a message.
+ */
+async function runPiped(f: Fixture, stateRoot: string, args: string[], preserved: string) {
+  const child = new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      'f="$1"; shift; exec "$@" 3<"$f"',
+      "sh",
+      preserved,
+      f.runtime,
+      "--root",
+      stateRoot,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const status = await child.status;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${args[0]} exited (${status.code}), its output never ended`)),
+      60_000,
+    );
+  });
+  try {
+    const [out, err] = await Promise.race([
+      Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]),
+      deadline,
+    ]);
+    return { code: status.code, stdout: out, stderr: err };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+rootTest(
+  "tsbox runc: create and exec --detach leave no runtime fd in the container (its output ends)",
+  async () => {
+    const f = await setup();
+    const state = join(f.work, "state-fds");
+    const marks = join(f.work, "marks-fds");
+    await Deno.mkdir(marks, { recursive: true });
+    const preserved = join(f.work, "preserved.txt");
+    await Deno.writeTextFile(preserved, "kept\n");
+    const socketPath = join(f.work, "console-fds.sock");
+    const base = await plainSpec(f, "fds", [
+      "sh",
+      "-c",
+      "tty > /m/tty; cat <&3 > /m/preserved; exec sleep 1000",
+    ]);
+    const b = await bundle(f, "b-fds", {
+      ...base,
+      process: { ...base.process, terminal: true },
+      mounts: [...base.mounts ?? [], {
+        destination: "/m",
+        type: "bind",
+        source: marks,
+        options: ["rbind", "rw"],
+      }],
+    });
+    const id = "t-fds";
+    const listener = listenUnix(socketPath);
+    const masters: number[] = [];
+    try {
+      const pidFile = join(f.work, "fds.pid");
+      const master = acceptFd(listener);
+      const created = await runPiped(f, state, [
+        "create",
+        "--bundle",
+        b,
+        "--pid-file",
+        pidFile,
+        "--console-socket",
+        socketPath,
+        "--preserve-fds",
+        "1",
+        id,
+      ], preserved);
+      assertEquals(created.code, 0, created.stderr);
+      masters.push(await master);
+      const pid = Number(await Deno.readTextFile(pidFile));
+      assertEquals(JSON.parse((await rt(f, state, ["state", id])).stdout).status, "created");
+      // The waiting process holds its pty as 0-2, the preserved fd 3, and what it needs until
+      // execve (the status pipe, the state dir for exec.fifo): nothing else of the runtime's.
+      const fds = fdTargets(pid);
+      const stateDir = join(state, id);
+      assertEquals([...fds.keys()].slice(0, 4), [0, 1, 2, 3]);
+      const pty = fds.get(0)!;
+      assertMatch(pty, /^\/dev\/pts\/[0-9]+$/);
+      assertEquals([fds.get(1), fds.get(2), fds.get(3)], [pty, pty, preserved]);
+      const rest = [...fds.entries()].filter(([fd]) => fd > 3).map(([, t]) =>
+        t.startsWith("pipe:") ? "pipe" : t
+      ).sort();
+      assertEquals(rest, [stateDir, "pipe"].sort(), JSON.stringify([...fds]));
+      assertEquals((await rt(f, state, ["start", id])).code, 0);
+      await waitFor(
+        "the command's start",
+        () => Deno.stat(join(marks, "preserved")).then((s) => s.size > 0, () => false),
+      );
+      assertEquals(await Deno.readTextFile(join(marks, "preserved")), "kept\n");
+      assertMatch(await Deno.readTextFile(join(marks, "tty")), /^\/dev\/pts\/[0-9]+\n$/);
+      // exec --detach with a terminal: the shim reads its output to the end as well.
+      const execPidFile = join(f.work, "fds-exec.pid");
+      const execMaster = acceptFd(listener);
+      const detached = await runPiped(f, state, [
+        "exec",
+        "--detach",
+        "--tty",
+        "--console-socket",
+        socketPath,
+        "--pid-file",
+        execPidFile,
+        id,
+        "sleep",
+        "1000",
+      ], preserved);
+      assertEquals(detached.code, 0, detached.stderr);
+      masters.push(await execMaster);
+      const execFds = fdTargets(Number(await Deno.readTextFile(execPidFile)));
+      assertEquals([...execFds.keys()], [0, 1, 2], JSON.stringify([...execFds]));
+      assertMatch(execFds.get(0)!, /^\/dev\/pts\/[0-9]+$/);
+    } finally {
+      for (const m of masters) closeFd(m);
+      closeFd(listener);
+      await rt(f, state, ["delete", "--force", id]);
+      removeTestCgroups();
+    }
   },
 );

@@ -334,6 +334,25 @@ rootTest(
       );
       assertOk(new RegExp(`^${anon}\\s+1\\s+3B$`, "m").test(verbose), verbose);
       assertOk(/^keep1\s+1\s+0B$/m.test(verbose), verbose);
+      // docker's --format fields, the same numbers as the table.
+      const formatted = await ok(
+        t(["system", "df", "--format", "{{.Type}}:{{.TotalCount}}:{{.Active}}:{{.Reclaimable}}"]),
+      );
+      assertEquals(
+        formatted.trim().split("\n"),
+        [...df].map(([type, [total, active, , reclaim]]) =>
+          `${type}:${total}:${active}:${reclaim}`
+        ),
+      );
+      const json = (await ok(t(["system", "df", "--format", "json"]))).trim().split("\n")
+        .map((l) => JSON.parse(l));
+      assertEquals(json[2], {
+        Active: "2",
+        Reclaimable: "0B (0%)",
+        Size: "3B",
+        TotalCount: "2",
+        Type: "Local Volumes",
+      });
 
       const declined = await t(["system", "prune", "--volumes"], "no\n");
       assertEquals(declined.code, 1);

@@ -2,23 +2,23 @@
  * `/containers/{id}/archive` (HEAD, GET, PUT): what `docker cp` uses, over `tsbox cp`'s code
  * (src/container/copy.ts), which resolves container paths inside the container's root and moves
  * files through fds. The tar side is a private temporary directory: GET copies the path out
- * there and tars it; PUT extracts the client's tar there (refusing names that leave it) and
- * copies each top-level entry in.
+ * there and tars it; PUT extracts the client's tar there by fd (refusing names that leave it or
+ * go through its own symlinks) and copies each top-level entry in.
  *
  * @module
  */
 import { basename, join, normalize } from "node:path";
 import { close, O_NOFOLLOW, O_PATH, readlinkat, S_IFMT } from "../../ffi/fs.ts";
-import { copyFromContainer, copyToContainer } from "../container/copy.ts";
+import { copyFromContainer, extractToContainer } from "../container/copy.ts";
+import { ArchiveEntryError } from "../container/tar_extract.ts";
 import { adopt, openInRoot } from "../container/fd_tree.ts";
 import { withRootfs } from "../container/rootfs_access.ts";
 import { reconcile, requireContainer } from "../container/state.ts";
 import { NotFoundError } from "../errors.ts";
-import { TarReader } from "../image/tar.ts";
 import { tarStream, type TarWriterEntry } from "../image/tar_writer.ts";
 import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
-import { type ApiRequest, type ApiResponse, HttpError } from "./http.ts";
+import type { ApiRequest, ApiResponse } from "./http.ts";
 
 /** Largest tar a PUT may send (it is held in memory while it is extracted). */
 const MAX_ARCHIVE = 256 * 1024 * 1024;
@@ -139,17 +139,10 @@ export async function get(ctx: ApiContext, req: ApiRequest, name: string): Promi
   };
 }
 
-/** A tar entry name as a relative path that stays in the extraction dir, or undefined. */
-function safeName(name: string): string | undefined {
-  const n = normalize(name.replace(/^\/+/, "")).replace(/\/+$/, "");
-  if (n === "" || n === "." || n === ".." || n.startsWith("../")) return undefined;
-  return n;
-}
-
 /**
  * `PUT /containers/{id}/archive?path`: extracts the tar into the directory `path` of the
- * container (which must exist). Directories, files and symlinks are taken; other entries and
- * names that leave the archive's root are refused.
+ * container (which must exist). Names that leave the archive's root, and entries below one of
+ * its own symlinks, are refused.
  */
 export async function put(ctx: ApiContext, req: ApiRequest, name: string) {
   const path = containerPath(req);
@@ -157,39 +150,13 @@ export async function put(ctx: ApiContext, req: ApiRequest, name: string) {
   const stat = JSON.parse(atob(await pathStat(ctx, name, path))) as { mode: number };
   if (stat.mode < 2 ** 31) throw badParameter(`extraction point is not a directory: ${path}`);
   const bytes = await req.body(MAX_ARCHIVE);
-  const tmp = await Deno.makeTempDir({ prefix: "tsbox-api-cp-" });
+  // Extracted by fd (tar_extract.ts, as `tsbox cp -`): an entry below one of the archive's own
+  // symlinks (`a` -> /etc, then `a/passwd`) or above its root is refused, never followed.
   try {
-    const top = new Set<string>();
-    const reader = new TarReader(ReadableStream.from([bytes]));
-    for await (const entry of reader) {
-      const h = entry.header;
-      const rel = safeName(h.name);
-      if (rel === undefined) {
-        if (h.type === "directory" && normalize(h.name).replace(/\/+$/, "") === ".") continue;
-        throw badParameter(`archive entry ${JSON.stringify(h.name)} leaves the archive`);
-      }
-      top.add(rel.split("/")[0]);
-      const dest = join(tmp, rel);
-      await Deno.mkdir(join(dest, ".."), { recursive: true });
-      if (h.type === "directory") {
-        await Deno.mkdir(dest, { recursive: true, mode: h.mode & 0o7777 });
-        await Deno.chmod(dest, h.mode & 0o7777);
-      } else if (h.type === "file") {
-        await Deno.writeFile(dest, await entry.bytes(), { mode: h.mode & 0o7777 });
-        await Deno.chmod(dest, h.mode & 0o7777);
-      } else if (h.type === "symlink") {
-        await Deno.symlink(h.linkname, dest);
-      } else {
-        throw new HttpError(400, `archive entry ${h.name}: ${h.type} entries are not supported`);
-      }
-      // Owners as the archive says (chown follows symlinks: those keep root's).
-      if (Deno.uid() === 0 && h.type !== "symlink") {
-        await Deno.chown(dest, h.uid, h.gid).catch(() => {});
-      }
-    }
-    for (const entry of top) await copyToContainer(ctx.store, c, join(tmp, entry), path);
-  } finally {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await extractToContainer(ctx.store, c, ReadableStream.from([bytes]), path);
+  } catch (err) {
+    if (err instanceof ArchiveEntryError) throw badParameter(err.message);
+    throw err;
   }
   return { status: 200 };
 }

@@ -203,8 +203,10 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
       insecure: ctx.globals.insecureRegistries,
       onProgress,
     });
-    push({ aux: { ID: result.image.id } });
-    if (quiet) push({ stream: `${result.image.id}\n` });
+    // This API sets no output: the result is always an image.
+    const id = result.image!.id;
+    push({ aux: { ID: id } });
+    if (quiet) push({ stream: `${id}\n` });
   })().catch((err) => {
     const message = (err as Error).message ?? String(err);
     push({ errorDetail: { message }, error: message });

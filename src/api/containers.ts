@@ -220,7 +220,7 @@ export async function top(ctx: ApiContext, _req: ApiRequest, name: string) {
   const c = named(ctx, name);
   if (!isActive(c.state)) throw new HttpError(409, `Container ${c.id} is not running`);
   const { containerProcesses } = await import("../container/stats.ts");
-  const procs = await containerProcesses(c.id);
+  const procs = await containerProcesses({ id: c.id, parent: c.config.resources.cgroupParent });
   return json(200, {
     Titles: ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
     Processes: procs.map((p) => [
@@ -468,7 +468,9 @@ export async function stats(ctx: ApiContext, req: ApiRequest, name: string) {
   const { sampleStats } = await import("../container/stats.ts");
   const online = navigator.hardwareConcurrency;
   const sample = async () => {
-    const s = isActive(c.state) ? await sampleStats(c.id) : undefined;
+    const s = isActive(c.state)
+      ? await sampleStats({ id: c.id, parent: c.config.resources.cgroupParent })
+      : undefined;
     const system = 1e9;
     return {
       read: new Date().toISOString(),
@@ -549,6 +551,9 @@ export async function update(ctx: ApiContext, req: ApiRequest, name: string) {
     memoryReservation: num("MemoryReservation"),
     kernelMemory: num("KernelMemory"),
     blkioWeight: num("BlkioWeight"),
+    // Refused with the CLI's message (no real-time budget is handed down the cgroup tree).
+    cpuRtRuntime: num("CpuRealtimeRuntime"),
+    cpuRtPeriod: num("CpuRealtimePeriod"),
     restart: restartFlag,
   }, (m) => warnings.push(m));
   return json(200, { Warnings: warnings });

@@ -5,15 +5,20 @@
  *
  * @module
  */
+import type { ExtraLimitFlags } from "../container/extra_limits.ts";
 import type { HealthFlags } from "../container/health.ts";
 import type { RunFlags } from "../container/flags.ts";
+import type { NamespaceFlags } from "../container/namespaces.ts";
 import { badParameter } from "./errors.ts";
+
+/** The flags a create body turns into: `run`'s, the health check's, the extra limits'. */
+export type CreateFlags = RunFlags & HealthFlags & ExtraLimitFlags & NamespaceFlags;
 
 /** A container create request, decoded. */
 export interface CreateRequest {
   readonly image: string;
   readonly command: string[];
-  readonly flags: RunFlags & HealthFlags;
+  readonly flags: CreateFlags;
 }
 
 type Json = Record<string, unknown>;
@@ -73,6 +78,64 @@ function strMap(v: unknown, field: string): Record<string, string> | undefined {
 function duration(v: unknown, field: string): string | undefined {
   const ns = int(v, field);
   return ns === undefined || ns === 0 ? undefined : `${ns / 1e6}ms`;
+}
+
+/** A number docker's client sends as 0 when its flag was not given, as a flag value. */
+function given(v: unknown, field: string): string | undefined {
+  const n = int(v, field);
+  return n === undefined || n === 0 ? undefined : String(n);
+}
+
+/** `HostConfig.BlkioDevice*` (`[{Path, Rate}]`) as `--device-*-bps/iops` values. */
+function throttlesFrom(v: unknown, field: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw badParameter(`HostConfig.${field}: expected a list`);
+  const out = v.map((t, i) => {
+    const o = obj(t, `HostConfig.${field}[${i}]`) ?? {};
+    return `${str(o.Path, `${field}.Path`) ?? ""}:${int(o.Rate, `${field}.Rate`) ?? 0}`;
+  });
+  return nonEmpty(out);
+}
+
+/**
+ * The resource fields of HostConfig beyond memory, CPUs, shares and pids, as the flags `tsbox
+ * run` takes for them (extra_limits.ts checks both alike, with docker's messages).
+ */
+function extraLimitsFrom(host: Json): ExtraLimitFlags {
+  const weightDevices = host.BlkioWeightDevice;
+  if (Array.isArray(weightDevices) && weightDevices.length > 0) {
+    throw badParameter("HostConfig.BlkioWeightDevice: per-device blkio weights are not supported");
+  }
+  const adj = int(host.OomScoreAdj, "HostConfig.OomScoreAdj");
+  return {
+    cgroupParent: str(host.CgroupParent, "HostConfig.CgroupParent") || undefined,
+    cpusetCpus: str(host.CpusetCpus, "HostConfig.CpusetCpus") || undefined,
+    cpusetMems: str(host.CpusetMems, "HostConfig.CpusetMems") || undefined,
+    cpuQuota: given(host.CpuQuota, "HostConfig.CpuQuota"),
+    cpuPeriod: given(host.CpuPeriod, "HostConfig.CpuPeriod"),
+    cpuRtRuntime: given(host.CpuRealtimeRuntime, "HostConfig.CpuRealtimeRuntime"),
+    cpuRtPeriod: given(host.CpuRealtimePeriod, "HostConfig.CpuRealtimePeriod"),
+    memoryReservation: given(host.MemoryReservation, "HostConfig.MemoryReservation"),
+    kernelMemory: given(host.KernelMemory, "HostConfig.KernelMemory"),
+    oomKillDisable: bool(host.OomKillDisable, "HostConfig.OomKillDisable") || undefined,
+    oomScoreAdj: adj ? String(adj) : undefined,
+    blkioWeight: given(host.BlkioWeight, "HostConfig.BlkioWeight"),
+    deviceReadBps: throttlesFrom(host.BlkioDeviceReadBps, "BlkioDeviceReadBps"),
+    deviceWriteBps: throttlesFrom(host.BlkioDeviceWriteBps, "BlkioDeviceWriteBps"),
+    deviceReadIops: throttlesFrom(host.BlkioDeviceReadIOps, "BlkioDeviceReadIOps"),
+    deviceWriteIops: throttlesFrom(host.BlkioDeviceWriteIOps, "BlkioDeviceWriteIOps"),
+    deviceCgroupRule: nonEmpty(strList(host.DeviceCgroupRules, "HostConfig.DeviceCgroupRules")),
+  };
+}
+
+/** `HostConfig.IpcMode`, `PidMode`, `UTSMode`, `CgroupnsMode` as `--ipc` and the others. */
+function namespacesFrom(host: Json): NamespaceFlags {
+  return {
+    ipc: str(host.IpcMode, "HostConfig.IpcMode") || undefined,
+    pid: str(host.PidMode, "HostConfig.PidMode") || undefined,
+    uts: str(host.UTSMode, "HostConfig.UTSMode") || undefined,
+    cgroupns: str(host.CgroupnsMode, "HostConfig.CgroupnsMode") || undefined,
+  };
 }
 
 /** `HostConfig.PortBindings` as `-p` values. */
@@ -234,7 +297,9 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
   const anonymous = Object.keys(obj(body.Volumes, "Volumes") ?? {}).filter((p) => !covered.has(p));
   const network = networkFrom(str(host.NetworkMode, "HostConfig.NetworkMode"));
   const endpoint = endpointFrom(body.NetworkingConfig, network);
-  const flags: RunFlags & HealthFlags = {
+  const flags: CreateFlags = {
+    ...extraLimitsFrom(host),
+    ...namespacesFrom(host),
     name: name ? name.replace(/^\//, "") : undefined,
     hostname: str(body.Hostname, "Hostname") || undefined,
     env: strList(body.Env, "Env"),

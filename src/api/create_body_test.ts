@@ -81,3 +81,59 @@ Deno.test("create body: Dns, DnsSearch, DnsOptions, ExtraHosts (empty lists give
     [["10.0.0.53"], ["example.test"], undefined, ["db:10.0.0.5"]],
   );
 });
+
+Deno.test("create body: the resource fields become the CLI's flags; docker's zeros are not given", () => {
+  const r = createRequest({
+    Image: "busybox",
+    HostConfig: {
+      CgroupParent: "/jobs",
+      CpusetCpus: "0",
+      CpusetMems: "",
+      CpuQuota: 50000,
+      CpuPeriod: 100000,
+      CpuRealtimeRuntime: 0,
+      MemoryReservation: 32 << 20,
+      KernelMemory: 0,
+      OomKillDisable: true,
+      OomScoreAdj: 300,
+      BlkioWeight: 0,
+      BlkioWeightDevice: [],
+      BlkioDeviceReadBps: [{ Path: "/dev/null", Rate: 1048576 }],
+      BlkioDeviceWriteIOps: [],
+      DeviceCgroupRules: ["c 1:3 rw"],
+      IpcMode: "",
+      CgroupnsMode: "host",
+    },
+  });
+  const f = r.flags;
+  assertEquals(
+    [f.cgroupParent, f.cpusetCpus, f.cpusetMems, f.cpuQuota, f.cpuPeriod, f.cpuRtRuntime],
+    ["/jobs", "0", undefined, "50000", "100000", undefined],
+  );
+  assertEquals(
+    [f.memoryReservation, f.kernelMemory, f.oomKillDisable, f.oomScoreAdj, f.blkioWeight],
+    [String(32 << 20), undefined, true, "300", undefined],
+  );
+  assertEquals([f.deviceReadBps, f.deviceWriteIops, f.deviceCgroupRule], [
+    ["/dev/null:1048576"],
+    undefined,
+    ["c 1:3 rw"],
+  ]);
+  assertEquals([f.ipc, f.cgroupns], [undefined, "host"]);
+});
+
+Deno.test("create body: wrongly typed resource fields and per-device weights are 400", () => {
+  const cases: unknown[] = [
+    { CpuQuota: "1000" },
+    { CpusetCpus: 0 },
+    { OomKillDisable: "yes" },
+    { BlkioDeviceReadBps: { Path: "/dev/sda" } },
+    { BlkioDeviceReadBps: [{ Path: "/dev/sda", Rate: "1m" }] },
+    { DeviceCgroupRules: "c 1:3 rw" },
+    { BlkioWeightDevice: [{ Path: "/dev/sda", Weight: 100 }] },
+  ];
+  for (const host of cases) {
+    const err = assertThrows(() => createRequest({ Image: "b", HostConfig: host }), HttpError);
+    assertEquals(err.status, 400, JSON.stringify(host));
+  }
+});

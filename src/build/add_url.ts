@@ -111,8 +111,9 @@ export async function placeDownload(
   }
   if (existing) await Deno.remove(host);
   await Deno.copyFile(dl.path, host);
-  await Deno.chmod(host, options.mode ?? 0o600);
+  // Owner before mode: chown clears setuid and setgid bits a --chmod gives.
   fchownat(AT_FDCWD, host, options.owner?.uid ?? 0, options.owner?.gid ?? 0, AT_SYMLINK_NOFOLLOW);
+  await Deno.chmod(host, options.mode ?? 0o600);
   if (dl.lastModified) await Deno.utime(host, dl.lastModified, dl.lastModified);
 }
 

@@ -30,8 +30,19 @@ import { FileDigests } from "./file_digests.ts";
 import { Downloads } from "./add_url.ts";
 import { type Dockerfile, type Instruction, parseDockerfile, type Stage } from "./dockerfile.ts";
 import { findStage, StageScheduler } from "./graph.ts";
+import type { NamedContexts } from "./build_context.ts";
+import { exportFilesystem, type OutputSpec } from "./export.ts";
+import {
+  type CacheRecord,
+  type CacheSpec,
+  exportCache,
+  importCache,
+  recordsFor,
+} from "./cache_io.ts";
+import { GitCheckouts } from "./add_git.ts";
 import { type BuiltLayer, commitLayer } from "./layer.ts";
 import type { Secrets } from "./secrets.ts";
+import type { SshAgents } from "./ssh.ts";
 import {
   type BuildState,
   configOf,
@@ -51,9 +62,12 @@ import {
   copyStep,
   type CopyStepContext,
   download,
+  type FromSource,
+  gitStep,
   splitUrls,
 } from "./copy_step.ts";
 import { runMountSpecs, runNetwork, runStep, type RunStepContext } from "./run_step.ts";
+import type { MountSpec } from "./run_mounts.ts";
 
 export { BuildInstructionError, BuildStepError, PlatformMismatchError } from "./build_errors.ts";
 import { makeBuildDir, sweepAbandonedBuilds } from "./sweep.ts";
@@ -68,8 +82,18 @@ export type BuildEvent =
     readonly total: number;
     /** The instruction as written, e.g. `COPY app /app`. */
     readonly instruction: string;
+    /**
+     * The step as BuildKit names its vertex: `[STAGE N/M]` (N of the stage's M steps; the
+     * stage's name or `stage-I` in a Dockerfile of several stages, no name otherwise).
+     */
+    readonly vertex?: string;
   }
-  | { readonly type: "output"; readonly data: Uint8Array }
+  | {
+    readonly type: "output";
+    readonly data: Uint8Array;
+    /** The step that printed it (RUN output). */
+    readonly step?: number;
+  }
   | { readonly type: "pull"; readonly event: PullEvent }
   | {
     readonly type: "step-done";
@@ -116,6 +140,8 @@ export interface BuildOptions {
   readonly buildArgs?: Readonly<Record<string, string>>;
   /** Ignore the cache (results are still recorded for later builds). */
   readonly noCache?: boolean;
+  /** `--no-cache-filter`: stages (by name or index) whose steps ignore the cache. */
+  readonly noCacheStages?: readonly string[];
   /** Build up to this stage (name or index). */
   readonly target?: string;
   /** Network for RUN: the host's (default, so package managers work) or none. */
@@ -131,16 +157,44 @@ export interface BuildOptions {
    * bytes reach only the steps that mount them, never the image, cache, output or database.
    */
   readonly secrets?: Secrets;
-  /** Pull every base image, even one the store has (`--pull`). */
+  /** `--pull`: pull every base image, even one the store has (a pull failure fails the build). */
   readonly pull?: boolean;
   /** The registry client base images are pulled with (the API's per-request credentials). */
   readonly client?: RegistryClient;
+  /** `--ssh` agents for `RUN --mount=type=ssh`, by id (loadSshAgents). */
+  readonly ssh?: SshAgents;
+  /**
+   * `--build-context` directories and images, by lower-cased name (loadBuildContexts): read by
+   * `FROM`, `COPY --from` and `RUN --mount from=` in place of a stage or image of that name.
+   */
+  readonly buildContexts?: NamedContexts;
+  /**
+   * Where the result goes (`--output`, parseOutputFlag): an image (the default), the final
+   * filesystem as a directory or tar (no image is recorded then), or an image archive.
+   */
+  readonly output?: OutputSpec;
+  /**
+   * `--cache-from`: caches read into the store before the build (a cache that cannot be read
+   * is a warning). Not read with {@link noCache}.
+   */
+  readonly cacheFrom?: readonly CacheSpec[];
+  /** `--cache-to`: where this build's steps and their layers are written afterwards. */
+  readonly cacheTo?: CacheSpec;
+  /**
+   * Whether RUN output of stages running at once comes with each line prefixed by its stage
+   * and step (the default); false leaves it as the step printed it, for a consumer that tells
+   * steps apart by the output event's `step` (BuildKit's plain progress).
+   */
+  readonly prefixOutput?: boolean;
+  /** `--allow security.insecure`: RUN `--security=insecure` steps run privileged. */
+  readonly allowInsecure?: boolean;
   readonly onProgress?: (event: BuildEvent) => void;
 }
 
 /** What {@link buildImage} returns. */
 export interface BuildResult {
-  readonly image: ImageRecord;
+  /** The image built; absent when `output` sent the filesystem to a directory or tar instead. */
+  readonly image?: ImageRecord;
   /** Full references the image was tagged with. */
   readonly tags: readonly string[];
   /** Per step: whether it came from the cache. */
@@ -196,11 +250,46 @@ export async function buildImage(store: Store, options: BuildOptions): Promise<B
     const { text, file } = await readDockerfile(options, contextDir);
     const df = parseDockerfile(text, file);
     const lastStage = targetIndex(df, options.target);
+    for (const name of options.noCacheStages ?? []) {
+      const t = name.toLowerCase();
+      if (!df.stages.some((s) => s.name === t || String(s.index) === t)) {
+        throw new UsageError(`--no-cache-filter: stage "${name}" could not be found`);
+      }
+    }
     const context = await contextRoot(contextDir);
+    if (!options.noCache) {
+      for (const spec of options.cacheFrom ?? []) {
+        try {
+          await importCache(store, spec, scratchDir, { insecure: options.insecure });
+        } catch (err) {
+          // As BuildKit: a cache that cannot be read leaves the build to run its steps.
+          emit({ type: "warning", message: (err as Error).message });
+        }
+      }
+    }
     const builder = new Builder(store, options, df, file, context, scratchDir, emit);
     let final = await builder.build(lastStage);
+    if (options.cacheTo) {
+      const records = recordsFor(builder.records, options.cacheTo.mode, lastStage);
+      await exportCache(store, records, options.cacheTo, { insecure: options.insecure });
+    }
     if (labels.length > 0) final = withLabels(final, labels);
+    const output = options.output ?? { type: "image" };
+    if (output.type === "local" || output.type === "tar") {
+      // The filesystem only, as BuildKit's local and tar exporters: no image is recorded.
+      await builder.withFilesystem(final, (rootfs) => exportFilesystem(rootfs, output));
+      return { tags: [], cached: builder.cached };
+    }
     const image = await recordImage(store, final, tags);
+    if (output.type === "docker" || output.type === "oci") {
+      const { saveImages, saveImagesToFile } = await import("../image/save.ts");
+      const names = tags.length > 0 ? tags : [image.id];
+      if (output.dest === "-") {
+        await saveImages(store, names, { format: output.type }).pipeTo(Deno.stdout.writable, {
+          preventClose: true,
+        });
+      } else await saveImagesToFile(store, names, output.dest, { format: output.type });
+    }
     emit({ type: "done", id: image.id, tags });
     return { image, tags, cached: builder.cached };
   } finally {
@@ -348,6 +437,8 @@ function setEnv(env: string[], name: string, value: string): string[] {
 class Builder {
   /** Per step number (1-based, at index step - 1): whether it came from the cache. */
   readonly cached: boolean[] = [];
+  /** Each cached step's key and result, for `--cache-to`. */
+  readonly records: CacheRecord[] = [];
   readonly #stages: StageScheduler<BuildState>;
   #globalArgs = new Map<string, string | undefined>();
   #mounts = 0;
@@ -358,6 +449,8 @@ class Builder {
   #digests: FileDigests | undefined;
   /** ADD URL downloads of this build, by URL and checksum. */
   readonly #downloads = new Downloads(() => join(this.scratch, `download-${++this.#mounts}`));
+  /** ADD git sources of this build: refs resolved and checkouts fetched once. */
+  readonly #gits = new GitCheckouts(() => join(this.scratch, `git-${++this.#mounts}`));
 
   constructor(
     readonly store: Store,
@@ -373,6 +466,7 @@ class Builder {
       df,
       options.jobs ?? navigator.hardwareConcurrency ?? 1,
       (s) => this.#runStage(s.stage, s.firstStep),
+      (name) => options.buildContexts?.has(name) ?? false,
     );
     const buildArgs = options.buildArgs ?? {};
     for (const ins of df.globalArgs) {
@@ -425,7 +519,11 @@ class Builder {
     const started = Date.now();
     let step = firstStep;
     const total = this.#stages.total;
-    this.emit({ type: "step", step, total, instruction: stage.from.text });
+    const vertex = (n: number) => {
+      const name = this.df.stages.length > 1 ? `${stage.name ?? `stage-${stage.index}`} ` : "";
+      return `[${name}${n - firstStep + 1}/${stage.instructions.length + 1}]`;
+    };
+    this.emit({ type: "step", step, total, instruction: stage.from.text, vertex: vertex(step) });
     let state = await this.#from(stage);
     this.cached[step - 1] = false;
     this.emit({
@@ -442,7 +540,7 @@ class Builder {
       if (this.#stages.failed) throw new TsboxError("stopped: another stage failed");
       const t0 = Date.now();
       const n = ++step;
-      this.emit({ type: "step", step: n, total, instruction: ins.text });
+      this.emit({ type: "step", step: n, total, instruction: ins.text, vertex: vertex(n) });
       if (ins.keyword === "ARG") {
         const lookup = this.#lookup(state, args);
         for (const [name, def] of this.#argDecls(ins, lookup)) {
@@ -481,10 +579,19 @@ class Builder {
     const words = processWords(stage.from.args, lookup, { escape: this.df.escape });
     const name = words[0];
     if (!name) throw new BuildInstructionError(this.file, stage.from, "empty base image name");
-    const previous = findStage(this.df, name, stage.index);
-    if (previous) return await this.#stages.waitFor(previous.index);
     const platform = stage.from.flags.find((f) => f.name === "platform")?.value;
     const platformValue = platform ? processWord(platform, lookup) : this.options.platform;
+    const named = this.options.buildContexts?.get(name.toLowerCase());
+    if (named?.kind === "image") return imageState(await this.#image(named.ref, platformValue));
+    if (named) {
+      throw new BuildInstructionError(
+        this.file,
+        stage.from,
+        `build context ${named.name} is a directory, not an image: FROM cannot use it`,
+      );
+    }
+    const previous = findStage(this.df, name, stage.index);
+    if (previous) return await this.#stages.waitFor(previous.index);
     if (name.toLowerCase() === "scratch") {
       return scratchState(platformValue ? parsePlatform(platformValue) : undefined);
     }
@@ -509,7 +616,7 @@ class Builder {
         onProgress: (event) => this.emit({ type: "pull", event }),
       })).image;
     } catch (err) {
-      if (!local || !wanted) throw err;
+      if (!local || !wanted || this.options.pull) throw err;
       throw new PlatformMismatchError(name, wanted, local, (err as Error).message);
     }
     if (wanted && !runsOn(pulled, wanted)) throw new PlatformMismatchError(name, wanted, pulled);
@@ -552,13 +659,27 @@ class Builder {
       extra,
       network,
     ]);
-    if (!this.options.noCache) {
+    if (!this.options.noCache && !this.#noCacheStage(run.stage)) {
       const hit = await cacheGet(this.store, key);
-      if (hit) return { next: hit, cached: true };
+      if (hit) {
+        this.records.push({ key, state: hit, stage: run.stage.index });
+        return { next: hit, cached: true };
+      }
     }
     const next = await this.#execute(state, ins, args, argList, run, step);
     cachePut(this.store, key, next);
+    this.records.push({ key, state: next, stage: run.stage.index });
     return { next, cached: false };
+  }
+
+  /** Whether `--no-cache-filter` names the stage. */
+  #noCacheStage(stage: Stage): boolean {
+    const names = this.options.noCacheStages;
+    if (!names || names.length === 0) return false;
+    return names.some((n) => {
+      const t = n.toLowerCase();
+      return t === stage.name || t === String(stage.index);
+    });
   }
 
   /**
@@ -575,13 +696,14 @@ class Builder {
     if (ins.keyword === "RUN") {
       const parts: string[] = [];
       const lookup = this.#lookup(state, args);
-      for (const m of runMountSpecs(ins, lookup, this.df.escape, (d) => this.#fail(ins, d))) {
+      for (const m of this.#mountSpecs(ins, lookup)) {
         if (m.type !== "bind") continue;
-        if (m.from !== undefined) {
-          parts.push(`bind ${stateId((await this.#fromSource(m.from, run)).state)}`);
-        } else {
-          const sources = await resolveSources(this.context, [m.source]);
-          parts.push(`bind ${await sourcesDigest(this.context, sources, this.#digests)}`);
+        const from = m.from === undefined ? undefined : await this.#fromSource(m.from, run);
+        if (from?.state) parts.push(`bind ${stateId(from.state)}`);
+        else {
+          const root = from?.root ?? this.context;
+          const sources = await resolveSources(root, [m.source]);
+          parts.push(`bind ${await sourcesDigest(root, sources, this.#digests)}`);
         }
       }
       return parts.join("\n");
@@ -591,14 +713,19 @@ class Builder {
     const { sources } = copyArgs(copy, state, ins, this.#lookup(state, args));
     const from = ins.flags.find((f) => f.name === "from")?.value;
     if (from !== undefined) {
-      const { state: fromState } = await this.#fromSource(
-        processWord(from, this.#lookup(state, args)),
-        run,
-      );
-      return `from ${stateId(fromState)}`;
+      const src = await this.#fromSource(processWord(from, this.#lookup(state, args)), run);
+      if (src.state) return `from ${stateId(src.state)}`;
+      const root = excludingRoot(src.root, sources, copyExcludes(ins, this.#lookup(state, args)));
+      return `from context ${await sourcesDigest(
+        root,
+        await resolveSources(root, sources),
+        this.#digests,
+      )}`;
     }
-    const { urls, local } = splitUrls(copy, ins, sources);
+    const { urls, local, gits } = splitUrls(copy, ins, sources);
     const parts: string[] = [];
+    // A git source enters as the commit its ref names now (resolved without a fetch).
+    for (const g of gits) parts.push(`git ${g} ${await gitStep(copy, ins, this.#gits.commit(g))}`);
     for (const url of urls) {
       parts.push(
         `url ${url} ${(await download(copy, ins, url, this.#lookup(state, args))).digest}`,
@@ -615,8 +742,14 @@ class Builder {
     return parts.join("\n");
   }
 
-  /** The state `name` names from inside stage `run`: an earlier stage (awaited) or an image. */
-  async #fromSource(name: string, run: StageRun): Promise<{ state: BuildState }> {
+  /**
+   * What `name` names from inside stage `run`: a `--build-context` (a directory's root, or an
+   * image), an earlier stage (awaited) or an image.
+   */
+  async #fromSource(name: string, run: StageRun): Promise<FromSource> {
+    const named = this.options.buildContexts?.get(name.toLowerCase());
+    if (named?.kind === "dir") return { root: named.root };
+    if (named) return { state: imageState(await this.#image(named.ref)) };
     const stage = findStage(this.df, name, run.stage.index);
     if (stage) return { state: await this.#stages.waitFor(stage.index) };
     return { state: imageState(await this.#image(name)) };
@@ -627,8 +760,46 @@ class Builder {
     from: string,
     run: StageRun,
   ): Promise<{ dir: string; release: () => Promise<void> }> {
-    const { state } = await this.#fromSource(from, run);
-    return await this.#mountState(state);
+    const src = await this.#fromSource(from, run);
+    if (src.state) return await this.#mountState(src.state);
+    return await this.#mountDir(src.root.dir);
+  }
+
+  /**
+   * An overlay over a host directory (a `--build-context`): a RUN bind sees it, and a `rw`
+   * bind's writes land in the throwaway upper dir, never in the user's directory.
+   */
+  async #mountDir(hostDir: string): Promise<{ dir: string; release: () => Promise<void> }> {
+    const dir = join(this.scratch, `r${++this.#mounts}`);
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["upper", "work", "rootfs"]) {
+      await Deno.mkdir(join(dir, d), { recursive: true });
+    }
+    mountOverlay({
+      lowerBase: "/",
+      lower: [posix.relative("/", resolve(hostDir))],
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+    return {
+      dir: rootfs,
+      release: async () => {
+        unmountRootfs(rootfs);
+        await removeTree(dir);
+      },
+    };
+  }
+
+  /** The `--mount`s of a RUN (and its `--security` checked against `--allow`). */
+  #mountSpecs(ins: Instruction, lookup: Lookup): MountSpec[] {
+    return runMountSpecs(
+      ins,
+      lookup,
+      this.df.escape,
+      this.options.allowInsecure ?? false,
+      (d) => this.#fail(ins, d),
+    );
   }
 
   async #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
@@ -781,7 +952,8 @@ class Builder {
       escape: this.df.escape,
       download: (url, checksum) => this.#downloads.get(url, checksum),
       inRootfs: (state, alwaysLayer, fn) => this.#inRootfs(state, alwaysLayer, fn),
-      fromState: async (name) => (await this.#fromSource(name, run)).state,
+      fromSource: (name) => this.#fromSource(name, run),
+      git: (source, keepGitDir) => this.#gits.get(source, keepGitDir),
       withReadOnly: (state, fn) => this.#withReadOnly(state, fn),
       fail: (ins, detail) => this.#fail(ins, detail),
     };
@@ -793,6 +965,8 @@ class Builder {
       store: this.store,
       context: this.context,
       secrets: this.options.secrets ?? new Map(),
+      ssh: this.options.ssh,
+      allowInsecure: this.options.allowInsecure ?? false,
       escape: this.df.escape,
       network: this.options.network ?? "host",
       scratch: this.scratch,
@@ -800,7 +974,8 @@ class Builder {
       lowers: (state) => this.#lowers(state),
       view: (from) => this.#view(from, run),
       emit: this.emit,
-      label: this.#label(run.stage, step),
+      step,
+      label: this.options.prefixOutput === false ? undefined : this.#label(run.stage, step),
       fail: (ins, detail) => this.#fail(ins, detail),
     };
   }
@@ -873,6 +1048,11 @@ class Builder {
     const empty = join(this.scratch, "empty");
     await Deno.mkdir(empty, { recursive: true, mode: 0o755 });
     return [posix.relative(this.store.linkDir, empty)];
+  }
+
+  /** Runs `fn` on a state's merged filesystem (for `--output`; writes are thrown away). */
+  withFilesystem(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void> {
+    return this.#withReadOnly(state, fn);
   }
 
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */

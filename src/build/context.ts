@@ -103,7 +103,17 @@ function escapeRe(c: string): string {
 
 /** All relative paths under a root that are not excluded, in sorted order. */
 async function walk(root: SourceRoot, rel = ""): Promise<{ rel: string; isDir: boolean }[]> {
-  const out: { rel: string; isDir: boolean }[] = [];
+  return await Array.fromAsync(walkIter(root, rel));
+}
+
+/**
+ * The walk as it goes (parents first, names sorted): only one directory's names are held at a
+ * time, so a context of any size walks in bounded memory.
+ */
+async function* walkIter(
+  root: SourceRoot,
+  rel = "",
+): AsyncGenerator<{ rel: string; isDir: boolean }> {
   const names: { name: string; isDir: boolean }[] = [];
   // Sync calls: a context of many small files costs one thread hop per call otherwise.
   for (const e of Deno.readDirSync(join(root.dir, rel))) {
@@ -113,10 +123,9 @@ async function walk(root: SourceRoot, rel = ""): Promise<{ rel: string; isDir: b
   for (const e of names) {
     const path = rel ? `${rel}/${e.name}` : e.name;
     const skip = root.ignored?.(path) ?? false;
-    if (!skip) out.push({ rel: path, isDir: e.isDir });
-    if (e.isDir && (!skip || root.hasExceptions)) out.push(...await walk(root, path));
+    if (!skip) yield { rel: path, isDir: e.isDir };
+    if (e.isDir && (!skip || root.hasExceptions)) yield* walkIter(root, path);
   }
-  return out;
 }
 
 /** Resolves the sources named in COPY/ADD against a root. */
@@ -167,19 +176,31 @@ export interface TreeEntry {
 
 /** The entries of a source, parents first; for a directory source its contents, filtered. */
 export async function sourceEntries(root: SourceRoot, src: Source): Promise<TreeEntry[]> {
-  if (!src.isDir) return [{ rel: "", host: src.path, info: await Deno.lstat(src.path) }];
-  const out: TreeEntry[] = [];
+  return await Array.fromAsync(sourceEntriesIter(root, src));
+}
+
+/**
+ * {@link sourceEntries} one at a time: a copy or digest of a big context never holds every
+ * entry at once (the heap then stays small: see design.md on peak memory).
+ */
+export async function* sourceEntriesIter(
+  root: SourceRoot,
+  src: Source,
+): AsyncGenerator<TreeEntry> {
+  if (!src.isDir) {
+    yield { rel: "", host: src.path, info: await Deno.lstat(src.path) };
+    return;
+  }
   const base = src.rel;
   const inner: SourceRoot = {
     dir: src.path,
     ignored: root.ignored ? (p) => root.ignored!(base ? `${base}/${p}` : p) : undefined,
     hasExceptions: root.hasExceptions,
   };
-  for (const e of await walk(inner)) {
+  for await (const e of walkIter(inner)) {
     const host = join(src.path, e.rel);
-    out.push({ rel: e.rel, host, info: Deno.lstatSync(host) });
+    yield { rel: e.rel, host, info: Deno.lstatSync(host) };
   }
-  return out;
 }
 
 /**
@@ -195,7 +216,7 @@ export async function sourcesDigest(
   const h = createHash("sha256");
   for (const src of sources) {
     h.update(`source ${src.rel} ${src.isDir ? "dir" : "file"}\n`);
-    for (const e of await sourceEntries(root, src)) {
+    for await (const e of sourceEntriesIter(root, src)) {
       const i = e.info;
       h.update(`${e.rel}\0${i.mode}\0${i.uid}\0${i.gid}\0${i.size}\0`);
       if (i.isFile) {
@@ -209,13 +230,23 @@ export async function sourcesDigest(
   return `sha256:${h.digest("hex")}`;
 }
 
-/** Files up to this size are read in one call (cheaper than a stream; bounded memory). */
+/** Files up to this size are read with sync calls (cheaper than a stream; bounded memory). */
 const WHOLE_READ_MAX = 256 << 10;
+/** The buffer small files are read through (one digest at a time: each is synchronous). */
+const smallBuffer = new Uint8Array(WHOLE_READ_MAX);
 
 /** sha256 of a file's content: read whole when small, else streamed. */
 async function fileDigest(path: string, size: number): Promise<string> {
   const h = createHash("sha256");
-  if (size <= WHOLE_READ_MAX) return h.update(Deno.readFileSync(path)).digest("hex");
+  if (size <= WHOLE_READ_MAX) {
+    // Through one buffer for every small file: a new array per file is garbage that 10,000
+    // files turn into tens of MB of peak memory before a collection frees it.
+    using file = Deno.openSync(path);
+    for (let n = file.readSync(smallBuffer); n !== null; n = file.readSync(smallBuffer)) {
+      h.update(smallBuffer.subarray(0, n));
+    }
+    return h.digest("hex");
+  }
   // One buffer for the whole file: no allocation per chunk, memory flat over any file size.
   using file = await Deno.open(path);
   const buf = new Uint8Array(1 << 20);

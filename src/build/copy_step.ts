@@ -1,7 +1,8 @@
 /**
  * COPY and ADD: the step's sources and destination, its flags (`--from`, `--chown`, `--chmod`,
- * `--exclude`, `--parents`, ADD's `--checksum`), heredocs, ADD's URLs and archives, written into
- * an overlay of the stage's layers whose upper directory is the step's layer.
+ * `--exclude`, `--parents`, ADD's `--checksum` and `--keep-git-dir`), heredocs, ADD's URLs, git
+ * repositories and archives, written into an overlay of the stage's layers whose upper directory
+ * is the step's layer.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { posix } from "node:path";
 import { resolveInRoot } from "../runtime/rootfs.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { AddUrlError, type Download, isUrl, placeDownload } from "./add_url.ts";
+import { AddGitError, type GitCheckout, isGitUrl } from "./add_git.ts";
 import type { SourceRoot } from "./context.ts";
 import { writeInto } from "./copy.ts";
 import { copySources, excludingRoot } from "./copy_flags.ts";
@@ -32,12 +34,31 @@ export interface CopyStepContext {
     alwaysLayer: boolean,
     fn: (rootfs: string) => Promise<void>,
   ): Promise<BuiltLayer | undefined>;
-  /** The state `--from` names: an earlier stage (awaited) or an image. */
-  fromState(name: string): Promise<BuildState>;
+  /** What `--from` names: a `--build-context` directory, or a stage (awaited) or image. */
+  fromSource(name: string): Promise<FromSource>;
+  /** An ADD git source's checkout, fetched once per build. */
+  git(source: string, keepGitDir: boolean): Promise<GitCheckout>;
   /** Mounts a state's filesystem for reading (its upper dir is thrown away). */
   withReadOnly(state: BuildState, fn: (rootfs: string) => Promise<void>): Promise<void>;
   /** Throws the instruction's error (names the file and line). */
   fail(ins: Instruction, detail: string): never;
+}
+
+/** What a `--from` names: a state (a stage or an image), or a directory (a named context). */
+export type FromSource =
+  | { readonly state: BuildState; readonly root?: undefined }
+  | { readonly state?: undefined; readonly root: SourceRoot };
+
+/** A git step's result, its failure named by the instruction's line. */
+export function gitStep<T>(
+  ctx: Pick<CopyStepContext, "fail">,
+  ins: Instruction,
+  p: Promise<T>,
+): Promise<T> {
+  return p.catch((err) => {
+    if (err instanceof AddGitError) ctx.fail(ins, err.message);
+    throw err;
+  });
 }
 
 /** A COPY/ADD's sources and its destination, made absolute against the WORKDIR. */
@@ -65,21 +86,23 @@ export function copyArgs(
 }
 
 /**
- * A COPY/ADD's sources parted into URLs (ADD only) and local paths; `--checksum` only
- * with URLs, as BuildKit.
+ * A COPY/ADD's sources parted into URLs and git repositories (ADD only) and local paths;
+ * `--checksum` only with URLs, as BuildKit.
  */
 export function splitUrls(
   ctx: Pick<CopyStepContext, "fail">,
   ins: Instruction,
   sources: readonly string[],
-): { urls: string[]; local: string[] } {
-  const urls = sources.filter(isUrl);
-  const local = sources.filter((s) => !isUrl(s));
+): { urls: string[]; local: string[]; gits: string[] } {
+  // Git repositories only for ADD: for COPY such a name stays a (missing) context path.
+  const gits = ins.keyword === "ADD" ? sources.filter(isGitUrl) : [];
+  const urls = sources.filter((s) => isUrl(s) && !gits.includes(s));
+  const local = sources.filter((s) => !isUrl(s) && !gits.includes(s));
   if (urls.length > 0 && ins.keyword === "COPY") ctx.fail(ins, "source can't be a URL for COPY");
   if (ins.flags.some((f) => f.name === "checksum") && (local.length > 0 || urls.length === 0)) {
     ctx.fail(ins, "--checksum can only be used with HTTP(S) sources");
   }
-  return { urls, local };
+  return { urls, local, gits };
 }
 
 /** An ADD URL's download (checked against `--checksum`). */
@@ -149,8 +172,15 @@ export async function copyStep(
       await writeInto(rootfs, target, body, opts);
     }
     if (sources.length === 0) return;
-    const { urls, local } = splitUrls(ctx, ins, sources);
+    const { urls, local, gits } = splitUrls(ctx, ins, sources);
     const destIsDir = dest.endsWith("/") || sources.length + ins.heredocs.length > 1;
+    const keepGitDir = ins.flags.some((f) => f.name === "keep-git-dir" && f.value !== "false");
+    for (const g of gits) {
+      // The repository's files into dest, as a directory (BuildKit's ADD of a git source).
+      const co = await gitStep(ctx, ins, ctx.git(g, keepGitDir));
+      const root = excludingRoot({ dir: co.root }, ["."], excludes);
+      await copySources(rootfs, root, ["."], dest.endsWith("/") ? dest : `${dest}/`, opts, false);
+    }
     for (const url of urls) {
       await placeDownload(rootfs, await download(ctx, ins, url, lookup), dest, destIsDir, opts);
     }
@@ -159,7 +189,9 @@ export async function copyStep(
     const copy = (root: SourceRoot) =>
       copySources(rootfs, excludingRoot(root, local, excludes), local, dest, opts, parents);
     if (from !== undefined) {
-      await ctx.withReadOnly(await ctx.fromState(from), (srcRoot) => copy({ dir: srcRoot }));
+      const src = await ctx.fromSource(from);
+      if (src.root) await copy(src.root);
+      else await ctx.withReadOnly(src.state, (srcRoot) => copy({ dir: srcRoot }));
     } else await copy(ctx.context);
   });
   const shown = `${ins.keyword} ${

@@ -42,11 +42,17 @@ function namedSources(ins: Instruction, lookup: Lookup, escape: string): string[
 /**
  * Indices of the stages `stage` needs directly. `lookup` expands variables in the names (the
  * build's global ARGs; a name that only a stage's own ARG gives is found when the step runs).
+ * A name for which `external` is true (a `--build-context`) is no stage, even when a stage has it.
  */
-export function stageDependencies(df: Dockerfile, stage: Stage, lookup: Lookup): number[] {
+export function stageDependencies(
+  df: Dockerfile,
+  stage: Stage,
+  lookup: Lookup,
+  external: (name: string) => boolean = () => false,
+): number[] {
   const deps = new Set<number>();
   const add = (name: string | undefined) => {
-    if (!name) return;
+    if (!name || external(name.toLowerCase())) return;
     const s = findStage(df, name, stage.index);
     if (s) deps.add(s.index);
   };
@@ -66,13 +72,14 @@ export function neededStages(
   df: Dockerfile,
   target: number,
   lookup: Lookup,
+  external?: (name: string) => boolean,
 ): { stage: Stage; deps: number[] }[] {
   const needed = new Map<number, number[]>();
   const todo = [target];
   while (todo.length > 0) {
     const i = todo.pop()!;
     if (needed.has(i)) continue;
-    const deps = stageDependencies(df, df.stages[i], lookup);
+    const deps = stageDependencies(df, df.stages[i], lookup, external);
     needed.set(i, deps);
     todo.push(...deps);
   }
@@ -164,13 +171,15 @@ export class StageScheduler<T> {
     private readonly df: Dockerfile,
     jobs: number,
     private readonly build: (s: ScheduledStage) => Promise<T>,
+    /** Names that are not stages though a stage may have them (`--build-context`). */
+    private readonly external?: (name: string) => boolean,
   ) {
     this.#slots = new JobSlots(jobs);
   }
 
   /** Builds `target` and what it needs; `lookup` expands stage names (global ARGs). */
   async run(target: number, lookup: Lookup): Promise<T> {
-    const plan = neededStages(this.df, target, lookup);
+    const plan = neededStages(this.df, target, lookup, this.external);
     for (const { stage } of plan) {
       this.#firstSteps.set(stage.index, this.#nextStep);
       this.#nextStep += 1 + stage.instructions.length;

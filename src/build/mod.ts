@@ -21,3 +21,14 @@ export {
   parseDockerfile,
   type Stage,
 } from "./dockerfile.ts";
+export {
+  type BuildContextFlag,
+  loadBuildContexts,
+  type NamedContext,
+  type NamedContexts,
+  parseBuildContextFlag,
+} from "./build_context.ts";
+export { type OutputSpec, parseOutputFlag } from "./export.ts";
+export { BuildCacheError, type CacheSpec, parseCacheFlag } from "./cache_io.ts";
+export { loadSshAgents, parseSshFlag, type SshAgents } from "./ssh.ts";
+export { loadSecrets, parseSecretFlag, type Secrets } from "./secrets.ts";

@@ -10,6 +10,8 @@
  * - `type=tmpfs`: an empty tmpfs.
  * - `type=secret`: a secret given to `build --secret`, as a file on a tmpfs bound read-only,
  *   and/or an environment variable of the step; never written to disk (src/build/secrets.ts).
+ * - `type=ssh`: a socket relaying to an agent given to `build --ssh` (src/build/ssh.ts), with
+ *   `SSH_AUTH_SOCK` pointing at the first one.
  *
  * @module
  */
@@ -22,6 +24,7 @@ import { acquireCacheMount } from "./cache_mounts.ts";
 import { resolveSources, type SourceRoot } from "./context.ts";
 import { copyInto } from "./copy.ts";
 import { secretOnTmpfs, type Secrets } from "./secrets.ts";
+import { type SshAgents, startSshRelay } from "./ssh.ts";
 
 /** A `--mount` value that cannot be used (the builder adds the file and line). */
 export class MountSpecError extends TsboxError {
@@ -66,6 +69,17 @@ export type MountSpec =
     /** Where the file appears; undefined when only {@link env} carries the secret. */
     readonly target?: string;
     readonly env?: string;
+    readonly required: boolean;
+    readonly mode: number;
+    readonly uid: number;
+    readonly gid: number;
+  }
+  | {
+    readonly type: "ssh";
+    /** The `--ssh` id (default `default`). */
+    readonly id: string;
+    /** Where the socket appears; undefined: BuildKit's `/run/buildkit/ssh_agent.N`. */
+    readonly target?: string;
     readonly required: boolean;
     readonly mode: number;
     readonly uid: number;
@@ -118,6 +132,7 @@ const KEYS: Record<string, readonly string[]> = {
   cache: ["target", "id", "sharing", "from", "source", "mode", "uid", "gid", "ro", "readonly"],
   tmpfs: ["target", "size"],
   secret: ["target", "id", "env", "required", "mode", "uid", "gid"],
+  ssh: ["target", "id", "required", "mode", "uid", "gid"],
 };
 
 const ALIASES: Record<string, string> = {
@@ -130,11 +145,6 @@ const ALIASES: Record<string, string> = {
 export function parseMountFlag(value: string): MountSpec {
   const raw = fields(value).map(([k, v]) => [ALIASES[k] ?? k, v] as const);
   const type = raw.find(([k]) => k === "type")?.[1] ?? "bind";
-  if (type === "ssh") {
-    throw new MountSpecError(
-      `--mount=type=ssh is not supported by tsbox (no --ssh agent forwarding yet)`,
-    );
-  }
   const allowed = KEYS[type];
   if (!allowed) throw new MountSpecError(`--mount: unsupported mount type "${type}"`);
   const f = new Map<string, string | undefined>();
@@ -197,6 +207,16 @@ export function parseMountFlag(value: string): MountSpec {
         target: needTarget(),
         sizeBytes: f.has("size") ? bytes(f.get("size")) : undefined,
       };
+    case "ssh":
+      return {
+        type,
+        id: f.get("id") || "default",
+        target: target || undefined,
+        required: f.has("required") ? bool("required", f.get("required")) : false,
+        mode: f.has("mode") ? uint("mode", f.get("mode"), 8) : 0o600,
+        uid: f.has("uid") ? uint("uid", f.get("uid")) : 0,
+        gid: f.has("gid") ? uint("gid", f.get("gid")) : 0,
+      };
     default: {
       const env = f.get("env") || undefined;
       const id = f.get("id") || (target ? posix.basename(target) : undefined);
@@ -226,6 +246,8 @@ export interface MountSources {
   /** The build context, with its .dockerignore. */
   readonly context: SourceRoot;
   readonly secrets: Secrets;
+  /** Agent sockets by `--ssh` id. */
+  readonly ssh?: SshAgents;
   /** A fresh directory path under the build's own directory (not yet created). */
   fresh(kind: string): string;
   /**
@@ -263,9 +285,33 @@ export async function prepareMounts(
   const env: string[] = [];
   const targets: string[] = [];
   const abs = (p: string) => posix.resolve(workdir || "/", p);
+  let sshCount = 0;
+  let sshSock = false;
   try {
     for (const m of specs) {
       switch (m.type) {
+        case "ssh": {
+          const agent = src.ssh?.get(m.id);
+          if (agent === undefined) {
+            if (m.required) {
+              throw new MountSpecError(
+                `ssh agent ${m.id}: not provided (give --ssh ${m.id}[=SOCKET])`,
+              );
+            }
+            break; // BuildKit: an optional agent that was not given is not mounted
+          }
+          const target = abs(m.target ?? `/run/buildkit/ssh_agent.${sshCount}`);
+          sshCount++;
+          const relay = await startSshRelay(agent, src.fresh("ssh"), m);
+          releases.push(() => relay.close());
+          mounts.push({ kind: "bind", source: relay.socket, target, readOnly: false });
+          targets.push(target);
+          if (!sshSock) {
+            sshSock = true;
+            env.push(`SSH_AUTH_SOCK=${target}`);
+          }
+          break;
+        }
         case "tmpfs": {
           const size = m.sizeBytes === undefined ? "" : `,size=${m.sizeBytes}`;
           mounts.push({ kind: "tmpfs", target: abs(m.target), options: `mode=1777${size}` });

@@ -54,10 +54,31 @@ Deno.test("run mounts: BuildKit's defaults and aliases", () => {
   );
 });
 
+Deno.test("run mounts: type=ssh with BuildKit's defaults", () => {
+  assertEquals(parseMountFlag("type=ssh"), {
+    type: "ssh",
+    id: "default",
+    target: undefined,
+    required: false,
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+  });
+  assertEquals(parseMountFlag("type=ssh,id=gh,target=/s,required,mode=0644,uid=1"), {
+    type: "ssh",
+    id: "gh",
+    target: "/s",
+    required: true,
+    mode: 0o644,
+    uid: 1,
+    gid: 0,
+  });
+});
+
 Deno.test("run mounts: what cannot be honoured is refused by name", () => {
   for (
     const [spec, message] of [
-      ["type=ssh", "type=ssh"],
+      ["type=ssh,env=X", 'unknown key "env"'],
       ["type=volume,target=/x", 'unsupported mount type "volume"'],
       ["type=cache", "target is required"],
       ["type=cache,target=/x,sharing=sometimes", "invalid sharing"],

@@ -23,6 +23,7 @@ import { removeMountStubs } from "./mount_stubs.ts";
 import { PrefixedLines } from "./output.ts";
 import { type MountSpec, MountSpecError, parseMountFlag, prepareMounts } from "./run_mounts.ts";
 import type { Secrets } from "./secrets.ts";
+import type { SshAgents } from "./ssh.ts";
 import { type BuildState, configOf, nextState } from "./state.ts";
 import { type Lookup, processWord } from "./words.ts";
 
@@ -34,6 +35,10 @@ export interface RunStepContext {
   /** The build context (bind mounts without `from` read it). */
   readonly context: SourceRoot;
   readonly secrets: Secrets;
+  /** `--ssh` agents by id, for `--mount=type=ssh`. */
+  readonly ssh?: SshAgents;
+  /** `--allow security.insecure`: `--security=insecure` steps run privileged. */
+  readonly allowInsecure: boolean;
   /** The Dockerfile's escape character. */
   readonly escape: string;
   /** The build's network for RUN steps without `--network`. */
@@ -47,6 +52,8 @@ export interface RunStepContext {
   /** Mounts a stage's or image's filesystem for a `--mount from=`. */
   view(from: string): Promise<{ dir: string; release: () => Promise<void> }>;
   emit(e: BuildEvent): void;
+  /** The step's number (its output events carry it). */
+  readonly step: number;
   /** `stage step/total` when stages run at the same time (output lines get it as prefix). */
   readonly label?: string;
   /** Throws the instruction's error (names the file and line). */
@@ -67,19 +74,34 @@ export function runNetwork(
 }
 
 /**
- * The `--mount`s of a RUN, expanded and parsed; also refuses `--security=insecure`, which
- * nothing in a build allows.
+ * Whether a RUN runs with `--security=insecure` (every capability, no seccomp, no masks, the
+ * host's devices: BuildKit's entitlement), which only `build --allow security.insecure`
+ * grants; otherwise refused naming the flag.
+ */
+export function runInsecure(
+  ins: Instruction,
+  allowed: boolean,
+  fail: (detail: string) => never,
+): boolean {
+  const security = ins.flags.find((f) => f.name === "security")?.value;
+  if (security === undefined || security === "sandbox") return false;
+  if (security !== "insecure") fail(`--security=${security}: sandbox or insecure`);
+  if (!allowed) fail("--security=insecure is not allowed (give build --allow security.insecure)");
+  return true;
+}
+
+/**
+ * The `--mount`s of a RUN, expanded and parsed; its `--security` is checked here too (every
+ * RUN's mounts are read before its cache lookup).
  */
 export function runMountSpecs(
   ins: Instruction,
   lookup: Lookup,
   escape: string,
+  allowInsecure: boolean,
   fail: (detail: string) => never,
 ): MountSpec[] {
-  const security = ins.flags.find((f) => f.name === "security")?.value;
-  if (security !== undefined && security !== "sandbox") {
-    fail(`--security=${security} is not allowed (tsbox grants no insecure entitlement)`);
-  }
+  runInsecure(ins, allowInsecure, fail);
   return ins.flags.filter((f) => f.name === "mount").map((f) => {
     try {
       return parseMountFlag(processWord(f.value, lookup, { escape }));
@@ -132,11 +154,12 @@ export async function runStep(
   const stateDir = join(ctx.scratch, `run-${id}`);
   await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const lowers = await ctx.lowers(state);
-  const specs = runMountSpecs(ins, lookup, ctx.escape, (d) => ctx.fail(ins, d));
+  const specs = runMountSpecs(ins, lookup, ctx.escape, ctx.allowInsecure, (d) => ctx.fail(ins, d));
   const mountPlan = await prepareMounts(specs, cfg.WorkingDir || "/", {
     storeRoot: resolve(ctx.store.root),
     context: ctx.context,
     secrets: ctx.secrets,
+    ssh: ctx.ssh,
     fresh: ctx.fresh,
     view: ctx.view,
   }).catch((err) => {
@@ -179,24 +202,33 @@ async function runContainer(
   let output: Deno.FsFile | undefined;
   // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
   const { Container } = await import("../runtime/container.ts");
+  const { runStepConfig, runStepFields } = await import("./run_spec.ts");
+  // Every capability this process can hand on, as `run --privileged` gives.
+  const insecure = runInsecure(ins, ctx.allowInsecure, (d) => ctx.fail(ins, d))
+    ? (await import("../container/security_flags.ts")).boundingSet()
+    : undefined;
   let container: RuntimeContainer;
   try {
-    // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
-    output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
-    container = await Container.start({
-      id,
-      stateDir,
-      lowerBase: ctx.store.linkDir,
-      layers: lowers,
+    // Described as `tsbox run` describes a container (its OCI spec), then started the same way.
+    const config = runStepConfig({
       argv,
       env,
       cwd: cfg.WorkingDir || "/",
       user: cfg.User ?? "",
-      hostname: "buildkitsandbox",
       network: runNetwork(ins, ctx.network, (d) => ctx.fail(ins, d)),
-      resources: {},
       mounts: c.mounts,
-      readOnly: false,
+      layers: lowers,
+      insecure,
+    });
+    const fields = runStepFields(id, stateDir, ctx.store.linkDir, config);
+    // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
+    output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
+    container = await Container.start({
+      ...fields,
+      id,
+      stateDir,
+      lowerBase: ctx.store.linkDir,
+      layers: lowers,
       stdio: ["null", writeFd, writeFd],
       parentDeathSignal: 9,
     });
@@ -217,7 +249,7 @@ async function runContainer(
     closeFd(readFd);
     closeFd(writeFd);
   }
-  const send = (data: Uint8Array) => ctx.emit({ type: "output", data });
+  const send = (data: Uint8Array) => ctx.emit({ type: "output", data, step: ctx.step });
   const lines = ctx.label ? new PrefixedLines(`[${ctx.label}] `, send) : undefined;
   const reading = (async () => {
     for await (const chunk of output.readable) {

@@ -10,6 +10,46 @@ import { UsageError } from "../errors.ts";
 import { parseLabel } from "../container/labels.ts";
 import { parseGoDuration } from "../container/health.ts";
 
+/** The global options (mod.ts) that take their value as the next argument. */
+const GLOBAL_VALUE_FLAGS = ["--root", "--runroot", "--insecure-registry", "--userns-remap"];
+
+/**
+ * pflag's `-a=false` / `--archive=true` for the boolean flags `bools` (short and long names,
+ * e.g. `["-a", "--archive"]`) of subcommand `command`: rewritten to `--archive` or
+ * `--no-archive`, which commander understands (it reads `-a=false` as the short flags `-=`,
+ * `-f`, ...). A bare flag stays as it is. Only arguments before `--` are looked at.
+ */
+export function goBoolFlags(
+  args: readonly string[],
+  command: readonly string[],
+  bools: readonly string[],
+): string[] {
+  // The command is the first word that is neither a global flag nor a global flag's value.
+  let at = 0;
+  while (at < args.length && args[at].startsWith("-")) {
+    at += GLOBAL_VALUE_FLAGS.includes(args[at]) ? 2 : 1;
+  }
+  if (!command.every((c, j) => args[at + j] === c)) return [...args];
+  const long = bools.find((b) => b.startsWith("--"))!;
+  const out = [...args];
+  for (let i = at + command.length; i < out.length && out[i] !== "--"; i++) {
+    const eq = out[i].indexOf("=");
+    if (eq < 0 || !bools.includes(out[i].slice(0, eq))) continue;
+    const value = out[i].slice(eq + 1);
+    if (["1", "t", "T", "true", "TRUE", "True"].includes(value)) out[i] = long;
+    else if (["0", "f", "F", "false", "FALSE", "False"].includes(value)) {
+      out[i] = `--no-${long.slice(2)}`;
+    } else {
+      throw new UsageError(
+        `invalid argument "${value}" for "${bools.join(", ")}" flag: strconv.ParseBool: parsing ${
+          JSON.stringify(value)
+        }: invalid syntax`,
+      );
+    }
+  }
+  return out;
+}
+
 /** A flag value refused; commander prints `option '--x <v>' argument 'y' is invalid. MESSAGE`. */
 export class ArgumentValueError extends Error {
   /** The code commander's `_callParseArg` looks for. */

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { familiar } from "../image/images.ts";
 import { type BuildEvent, buildImage } from "../build/builder.ts";
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
@@ -24,6 +23,15 @@ export interface BuildFlags {
   label?: string[];
   jobs?: string;
   secret?: string[];
+  buildContext?: string[];
+  output?: string;
+  cacheFrom?: string[];
+  cacheTo?: string;
+  progress?: string;
+  ssh?: string[];
+  noCacheFilter?: string[];
+  allow?: string[];
+  pull?: boolean;
 }
 
 /** Parses `--label` values; `KEY` alone is an empty value, as docker takes it. */
@@ -103,46 +111,54 @@ export async function buildCommand(
   }
   const { loadSecrets, parseSecretFlag } = await import("../build/secrets.ts");
   const secrets = await loadSecrets((flags.secret ?? []).map(parseSecretFlag));
+  const { loadBuildContexts, parseBuildContextFlag } = await import(
+    "../build/build_context.ts"
+  );
+  const buildContexts = await loadBuildContexts(
+    (flags.buildContext ?? []).map(parseBuildContextFlag),
+  );
+  const { parseOutputFlag } = await import("../build/export.ts");
+  const output = flags.output === undefined ? undefined : parseOutputFlag(flags.output);
+  if (output && "dest" in output && output.dest === "-" && Deno.stdout.isTerminal()) {
+    // As buildx: an archive is not written to a terminal.
+    throw new UsageError(`--output ${flags.output}: refusing to write an archive to a terminal`);
+  }
+  const { parseCacheFlag } = await import("../build/cache_io.ts");
+  const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
+  const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
+  if (flags.platform?.includes(",")) {
+    throw new UsageError(
+      `--platform ${flags.platform}: one platform per build (tsbox does not build ` +
+        `multi-platform images or indexes yet; build each platform with its own tag)`,
+    );
+  }
+  for (const a of flags.allow ?? []) {
+    if (a !== "security.insecure") {
+      throw new UsageError(
+        `--allow ${a}: only security.insecure is known (network.host is the default)`,
+      );
+    }
+  }
+  const { loadSshAgents, parseSshFlag } = await import("../build/ssh.ts");
+  const ssh = await loadSshAgents((flags.ssh ?? []).map((v) => parseSshFlag(v)));
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);
-  const enc = new TextEncoder();
-  const write = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  const onProgress = (e: BuildEvent) => {
-    if (e.type === "warning") {
-      console.error(`WARNING: ${e.message}`);
-      return;
-    }
-    if (flags.quiet) return;
-    switch (e.type) {
-      case "step":
-        write(`Step ${e.step}/${e.total} : ${e.instruction}\n`);
-        break;
-      case "output":
-        Deno.stdout.writeSync(e.data);
-        break;
-      case "pull":
-        if (e.event.type === "layer" && e.event.status === "Pull complete") {
-          write(`${e.event.id}: Pull complete\n`);
-        }
-        break;
-      case "step-done":
-        {
-          // Stages running at once: the step named at the end, where docker's parsers of
-          // " ---> ID" lines still find the id.
-          const label = e.label ? ` [${e.label}]` : "";
-          write(
-            `${e.cached ? ` ---> Using cache${label}\n` : ""} ---> ${
-              e.cached ? "CACHED " : ""
-            }${e.id} (${(e.elapsedMs / 1000).toFixed(2)}s)${label}\n`,
-          );
-        }
-        break;
-      case "done":
-        write(`Successfully built ${e.id.slice(7, 19)}\n`);
-        for (const t of e.tags) write(`Successfully tagged ${familiar(t)}\n`);
-        break;
-    }
-  };
+  // A tar or archive sent to stdout owns it: the build's own output then goes to stderr.
+  const toStdout = output !== undefined && "dest" in output && output.dest === "-";
+  const mode = flags.quiet ? "quiet" : flags.progress ?? "auto";
+  const { classicPrinter, plainPrinter, rawJsonPrinter } = await import("./build_progress.ts");
+  // auto: BuildKit's live view when stderr is a terminal, else docker's classic output (what
+  // scripts and logs read).
+  const live = mode === "tty" || (mode === "auto" && Deno.stderr.isTerminal());
+  // As docker: BuildKit's progress goes to stderr; tsbox's classic output to stdout.
+  const printer = live
+    ? (await import("./build_tty.ts")).ttyPrinter(Deno.stderr)
+    : mode === "plain"
+    ? plainPrinter(Deno.stderr)
+    : mode === "rawjson"
+    ? rawJsonPrinter(Deno.stderr)
+    : classicPrinter(toStdout ? Deno.stderr : Deno.stdout, mode === "quiet");
+  const onProgress = (e: BuildEvent) => printer.event(e);
   try {
     const result = await buildImage(store, {
       ...input,
@@ -150,18 +166,33 @@ export async function buildCommand(
       labels,
       buildArgs,
       noCache: flags.cache === false,
+      noCacheStages: flags.noCacheFilter,
+      pull: flags.pull,
+      allowInsecure: flags.allow?.includes("security.insecure"),
       target: flags.target,
       network: flags.network === "none" ? "none" : "host",
       platform: flags.platform,
       insecure: g.insecureRegistries,
       jobs,
       secrets,
+      buildContexts,
+      output,
+      cacheFrom,
+      cacheTo,
+      ssh,
+      // Plain and rawjson tell steps apart by vertex; the classic output by a line prefix.
+      prefixOutput: !live && mode !== "plain" && mode !== "rawjson",
       onProgress,
     });
-    if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
-    if (flags.quiet) console.log(result.image.id);
-    else write(`Build finished in ${((Date.now() - started) / 1000).toFixed(2)}s\n`);
+    if (result.image) {
+      if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
+      if (mode === "quiet") console.log(result.image.id);
+    }
+    printer.finished(Date.now() - started);
     return 0;
+  } catch (err) {
+    printer.failed(err as Error);
+    throw err;
   } finally {
     store.close();
   }

@@ -12,6 +12,19 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/**
+ * `--no-cache-filter STAGE`: commander reads a `--no-` name as the negation of another option
+ * (here `--cache-filter`), so this one is marked as not negating: it takes stage names.
+ */
+function noCacheFilter(): Option {
+  const opt = new Option(
+    "--no-cache-filter <stage>",
+    "do not use the cache for this stage's steps (repeatable)",
+  ).argParser(collect);
+  opt.negate = false;
+  return opt;
+}
+
 /** Defines `build` (and `image build`) on the program. */
 export function defineBuildCommand(program: Command): void {
   const build = (cmd: Command) =>
@@ -22,6 +35,13 @@ export function defineBuildCommand(program: Command): void {
       .option("-f, --file <path>", "the Dockerfile (default: PATH/Dockerfile; - for stdin)")
       .option("--build-arg <NAME[=value]>", "set a build-time variable (repeatable)", collect)
       .option("--no-cache", "do not use the cache when building the image")
+      .addOption(noCacheFilter())
+      .option("--pull", "always pull base images, even ones the store has")
+      .option(
+        "--allow <entitlement>",
+        "security.insecure: let RUN --security=insecure steps run privileged (repeatable)",
+        collect,
+      )
       .option("-q, --quiet", "print only the image id")
       .option("--target <stage>", "build up to this stage")
       .addOption(
@@ -39,6 +59,36 @@ export function defineBuildCommand(program: Command): void {
         "--secret <id=ID,src=FILE|env=VAR>",
         "a secret for RUN --mount=type=secret (repeatable; never stored in the image)",
         collect,
+      )
+      .option(
+        "--build-context <name=DIR|docker-image://REF>",
+        "a named context for FROM, COPY --from and RUN --mount from= (repeatable)",
+        collect,
+      )
+      .option(
+        "--ssh <default|ID[=SOCKET]>",
+        "an ssh agent socket for RUN --mount=type=ssh (repeatable; default: $SSH_AUTH_SOCK)",
+        collect,
+      )
+      .option(
+        "-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR|->",
+        "where the result goes: an image (default), a directory, a tar, a docker or oci archive",
+      )
+      .option(
+        "--cache-from <type=local,src=DIR|type=registry,ref=REF>",
+        "import build cache from a directory or a registry (repeatable)",
+        collect,
+      )
+      .option(
+        "--cache-to <type=local,dest=DIR|type=registry,ref=REF>",
+        "export this build's cache to a directory or a registry",
+      )
+      .addOption(
+        new Option(
+          "--progress <mode>",
+          "output: auto (tty on a terminal, else classic), tty, plain, rawjson, quiet",
+        )
+          .choices(["auto", "plain", "tty", "quiet", "rawjson", "classic"]).default("auto"),
       )
       .action(async (path, opts, self) => {
         const { buildCommand } = await import("./build_actions.ts");

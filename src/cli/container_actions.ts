@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { TsboxError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { RunFlags } from "../container/flags.ts";
 import type { Store } from "../store/mod.ts";
 import { createFromFlags } from "../container/create.ts";
@@ -21,8 +21,6 @@ import {
 import { followLogs, type LogEntry, parseTimeFilter, readLogs } from "../container/logs.ts";
 import { logPath } from "../container/paths.ts";
 import { parseSignal } from "../container/signals.ts";
-import { healthSuffix } from "../container/health.ts";
-import { portsColumn } from "../net/publish.ts";
 import {
   type ContainerRecord,
   getContainer,
@@ -31,15 +29,13 @@ import {
   reconcile,
   requireContainer,
 } from "../container/state.ts";
-import { ago, ellipsis, goQuote, goTime, humanDuration, humanSize, table } from "./format.ts";
+import { humanSize, table } from "./format.ts";
 import { isDefaultTable, printInspect, printList } from "./formats.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { GO_TYPE, type Row } from "./template/values.ts";
-import { containerFilter, networkNames } from "./container_filters.ts";
-import { labelsColumn } from "../container/labels.ts";
-import { containerDir } from "../container/paths.ts";
-import { treeSize, volumeData, volumeMountsOf } from "../container/volumes.ts";
 import { withStore } from "./with_store.ts";
+
+export { commandText, psCommand, statusText } from "./ps_action.ts";
 
 /** Runs `fn` for each name as docker does: errors printed, exit code 1 if any failed. */
 async function each(
@@ -103,23 +99,39 @@ export async function startCommand(
 export function stopCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string; signal?: string },
+  opts: { timeout?: string; time?: string; signal?: string },
 ): Promise<number> {
   const signal = opts.signal ? parseSignal(opts.signal) : undefined;
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await stopContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined, signal);
+    await stopContainer(store, c, seconds, signal);
     console.log(name);
   });
+}
+
+/**
+ * `stop`'s and `restart`'s wait: `-t/--timeout` (docker 23+) or the older `--time`, which
+ * docker still takes; undefined leaves the container's own stop timeout.
+ */
+function waitSeconds(opts: { timeout?: string; time?: string }): number | undefined {
+  const text = opts.timeout ?? opts.time;
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n)) {
+    throw new UsageError(`invalid argument "${text}" for "-t, --timeout" flag: not an integer`);
+  }
+  return n;
 }
 
 /** `restart`. */
 export function restartCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { time?: string },
+  opts: { timeout?: string; time?: string },
 ): Promise<number> {
+  const seconds = waitSeconds(opts);
   return each(g, names, async (store, c, name) => {
-    await restartContainer(store, c, opts.time !== undefined ? Number(opts.time) : undefined);
+    await restartContainer(store, c, seconds);
     console.log(name);
   });
 }
@@ -172,138 +184,6 @@ export async function pruneCommand(g: GlobalOptions): Promise<void> {
     const { removed, bytes } = await pruneContainersMeasured(store);
     if (removed.length > 0) console.log(`Deleted Containers:\n${removed.join("\n")}\n`);
     console.log(`Total reclaimed space: ${humanSize(bytes, 4)}`);
-  });
-}
-
-/** docker's STATUS column. */
-export function statusText(c: ContainerRecord, now = Date.now()): string {
-  switch (c.state) {
-    case "running":
-      return `Up ${humanDuration(now - (c.startedAt ?? now))}${healthSuffix(c.health)}`;
-    case "paused":
-      return `Up ${humanDuration(now - (c.startedAt ?? now))} (Paused)`;
-    case "restarting":
-      return `Restarting (${c.exitCode ?? 0}) ${ago(c.finishedAt)}`;
-    case "exited":
-      return `Exited (${c.exitCode ?? 0}) ${ago(c.finishedAt)}`;
-    default:
-      return "Created";
-  }
-}
-
-/** docker's COMMAND column: the command line, cut to 20 characters, Go-quoted. */
-function commandText(c: ContainerRecord, trunc: boolean): string {
-  const text = c.config.argv.join(" ");
-  return goQuote(trunc ? ellipsis(text, 20) : text);
-}
-
-/** docker's header for each field of a `ps` row (formatter.NewContainerContext). */
-const PS_HEADERS: Record<string, string> = {
-  ID: "CONTAINER ID",
-  Names: "NAMES",
-  Image: "IMAGE",
-  Command: "COMMAND",
-  CreatedAt: "CREATED AT",
-  RunningFor: "CREATED",
-  Ports: "PORTS",
-  State: "STATE",
-  Status: "STATUS",
-  Size: "SIZE",
-  Labels: "LABELS",
-  Mounts: "MOUNTS",
-  LocalVolumes: "LOCAL VOLUMES",
-  Networks: "NETWORKS",
-};
-
-/**
- * docker's SIZE column: the container's own files (its upper dir) and, with the image's,
- * `X (virtual Y)`.
- */
-function sizeText(store: Store, c: ContainerRecord): string {
-  const rw = treeSize(`${containerDir(store.root, c.id)}/upper`);
-  const image = store.findImage(c.imageId)?.size ?? 0;
-  return image > 0 ? `${humanSize(rw)} (virtual ${humanSize(rw + image)})` : humanSize(rw);
-}
-
-/** A `ps --format` row: docker's ContainerContext, each field computed when used. */
-function psRow(store: Store, c: ContainerRecord, trunc: boolean): Row {
-  const labels = c.config.labels ?? {};
-  const volumes = () => volumeMountsOf(store, c.id);
-  return {
-    [GO_TYPE]: "*formatter.ContainerContext",
-    Command: () => commandText(c, trunc),
-    CreatedAt: () => goTime(c.createdAt),
-    ID: () => trunc ? c.id.slice(0, 12) : c.id,
-    Image: () => c.imageName,
-    Labels: () => labelsColumn(labels),
-    LocalVolumes: () => String(volumes().length),
-    Mounts: () => {
-      const byData = new Map(volumes().map((v) => [volumeData(store.root, v.name), v.name]));
-      return c.config.mounts.flatMap((m) =>
-        m.kind === "bind" ? [byData.get(m.source) ?? m.source] : []
-      )
-        .map((name) => trunc ? ellipsis(name, 15) : name).join(",");
-    },
-    Names: () => c.name,
-    Networks: () => networkNames(c).join(","),
-    Ports: () => portsColumn(store, c),
-    RunningFor: () => ago(c.createdAt),
-    Size: () => sizeText(store, c),
-    State: () => c.state,
-    Status: () => statusText(c),
-    Label: (name: unknown) => labels[String(name)] ?? "",
-  };
-}
-
-/** `ps`. */
-export async function psCommand(
-  g: GlobalOptions,
-  opts: {
-    all?: boolean;
-    quiet?: boolean;
-    trunc?: boolean;
-    filter?: string[];
-    format?: string;
-    last?: string;
-    latest?: boolean;
-    size?: boolean;
-  },
-): Promise<void> {
-  await withStore(g, async (store) => {
-    const trunc = opts.trunc !== false;
-    const limit = opts.latest ? 1 : opts.last !== undefined ? Number(opts.last) : 0;
-    // Checked before anything is listed, as docker's daemon checks them.
-    const filter = containerFilter(store, opts.filter ?? [], { all: opts.all, limit });
-    const list = filter.apply(listContainers(store));
-    const id = (c: ContainerRecord) => trunc ? c.id.slice(0, 12) : c.id;
-    if (opts.quiet) {
-      for (const c of list) console.log(id(c));
-    } else if (!isDefaultTable(opts.format)) {
-      await printList(opts.format!, list.map((c) => psRow(store, c, trunc)), PS_HEADERS);
-    } else {
-      console.log(table(
-        [
-          "CONTAINER ID",
-          "IMAGE",
-          "COMMAND",
-          "CREATED",
-          "STATUS",
-          "PORTS",
-          "NAMES",
-          ...(opts.size ? ["SIZE"] : []),
-        ],
-        list.map((c) => [
-          id(c),
-          c.imageName,
-          commandText(c, trunc),
-          ago(c.createdAt),
-          statusText(c),
-          portsColumn(store, c),
-          c.name,
-          ...(opts.size ? [sizeText(store, c)] : []),
-        ]),
-      ));
-    }
   });
 }
 
@@ -376,9 +256,9 @@ export async function topCommand(
     // ps's options as docker's top takes them (src/container/top.ts).
     const top = await import("../container/top.ts");
     const columns = top.topColumns(psArgs);
-    const { containerCgroup } = await import("../container/cgroup.ts");
+    const { cgroupOwner, containerCgroup } = await import("../container/cgroup.ts");
     const boot = top.bootTimeMs();
-    const procs = (await containerCgroup(c.id).pids()).sort((a, b) => a - b)
+    const procs = (await containerCgroup(cgroupOwner(c)).pids()).sort((a, b) => a - b)
       .map((pid) => top.readProc(pid, boot))
       .filter((p) => p !== undefined);
     const { titles, rows } = top.topRows(procs, columns, top.hostTopContext());
@@ -410,7 +290,10 @@ export async function statsCommand(
       ? names.map((n) => requireContainer(store, n))
       : listContainers(store).filter((c) => isActive(c.state));
     const { sampleStats } = await import("../container/stats.ts");
-    const rows = await Promise.all(list.map(async (c) => ({ c, s: await sampleStats(c.id) })));
+    const { cgroupOwner } = await import("../container/cgroup.ts");
+    const rows = await Promise.all(
+      list.map(async (c) => ({ c, s: await sampleStats(cgroupOwner(c)) })),
+    );
     if (!isDefaultTable(opts.format)) {
       const statsRows = rows.map(({ c, s }, i): Row => ({
         [GO_TYPE]: "*container.statsContext",
@@ -446,7 +329,12 @@ export async function statsCommand(
 }
 
 /** `cp SRC DEST`, one side being CONTAINER:PATH. */
-export async function cpCommand(g: GlobalOptions, src: string, dest: string): Promise<void> {
+export async function cpCommand(
+  g: GlobalOptions,
+  src: string,
+  dest: string,
+  opts: { archive?: boolean } = {},
+): Promise<void> {
   const side = (s: string) => {
     const m = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(.*)$/.exec(s);
     return m && !s.startsWith("/") && !s.startsWith(".") ? { name: m[1], path: m[2] } : undefined;
@@ -457,9 +345,22 @@ export async function cpCommand(g: GlobalOptions, src: string, dest: string): Pr
     throw new TsboxError("copying between containers or between host paths is not supported");
   }
   await withStore(g, async (store) => {
-    const { copyFromContainer, copyToContainer } = await import("../container/copy.ts");
-    if (from) await copyFromContainer(store, requireContainer(store, from.name), from.path, dest);
-    else await copyToContainer(store, requireContainer(store, to!.name), src, to!.path);
+    const copy = await import("../container/copy.ts");
+    if (from) {
+      const c = requireContainer(store, from.name);
+      // `-` is a tar of the source on stdout, as docker's cp writes it.
+      if (dest === "-") await copy.archiveFromContainer(store, c, from.path, Deno.stdout.writable);
+      else await copy.copyFromContainer(store, c, from.path, dest);
+      return;
+    }
+    const c = requireContainer(store, to!.name);
+    // -a: what is copied in belongs to the container's user (docker's daemon does the same).
+    const owner = opts.archive ? await copy.containerUserOwner(store, c) : undefined;
+    const copyOpts = owner ? { owner: () => owner } : {};
+    // `-` is a tar on stdin, extracted into the destination directory.
+    if (src === "-") {
+      await copy.extractToContainer(store, c, Deno.stdin.readable, to!.path, copyOpts);
+    } else await copy.copyToContainer(store, c, src, to!.path, copyOpts);
   });
 }
 
@@ -500,4 +401,3 @@ export async function diffCommand(g: GlobalOptions, name: string): Promise<void>
 }
 
 /** docker's COMMAND column (the quoted command, cut when `trunc`), also for `system df -v`. */
-export { commandText };

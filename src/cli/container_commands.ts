@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { intArg } from "./arg_parsers.ts";
 import { collectFilter } from "./filters.ts";
 import { setExitCode } from "./exit.ts";
@@ -41,13 +41,15 @@ export function defineContainerCommands(program: Command): void {
   const stop = (cmd: Command) =>
     cmd.description("Stop one or more running containers")
       .argument("<containers...>", "names or ids")
-      .option("-t, --time <seconds>", "seconds to wait before killing it")
+      .option("-t, --timeout <seconds>", "seconds to wait before killing it")
+      .option("--time <seconds>", "the same as --timeout (docker's older name)")
       .option("-s, --signal <signal>", "signal to send first (default: the container's)")
       .action((names, opts, self) => HOT_ACTIONS.stop(globalsOf(self), [names], opts));
   const restart = (cmd: Command) =>
     cmd.description("Restart one or more containers")
       .argument("<containers...>", "names or ids")
-      .option("-t, --time <seconds>", "seconds to wait before killing it")
+      .option("-t, --timeout <seconds>", "seconds to wait before killing it")
+      .option("--time <seconds>", "the same as --timeout (docker's older name)")
       .action(async (names, opts, self) =>
         setExitCode(await (await actions()).restartCommand(globalsOf(self), names, opts))
       );
@@ -137,8 +139,10 @@ export function defineContainerCommands(program: Command): void {
     cmd.description("Copy files between a container and the host (CONTAINER:PATH)")
       .argument("<source>", "CONTAINER:SRC_PATH or host path")
       .argument("<dest>", "CONTAINER:DEST_PATH or host path")
-      .action(async (src, dest, _opts, self) =>
-        (await actions()).cpCommand(globalsOf(self), src, dest)
+      .option("-a, --archive", "archive mode: copies into the container get its user's uid/gid")
+      .addOption(new Option("--no-archive", "the default (also -a=false)").hideHelp())
+      .action(async (src, dest, opts, self) =>
+        (await actions()).cpCommand(globalsOf(self), src, dest, opts)
       );
   const exportCmd = (cmd: Command) =>
     cmd.description("Export a container's filesystem as a tar archive")

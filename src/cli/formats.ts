@@ -4,6 +4,18 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
+
+/** The template engine, loaded by a computed name (src/lazy.ts) when a format needs it. */
+const templates = () =>
+  lazyImport<typeof import("./template/docker.ts")>(
+    new URL("./template/docker.ts", import.meta.url),
+  );
+const inspectData = () =>
+  lazyImport<typeof import("./template/inspect_data.ts")>(
+    new URL("./template/inspect_data.ts", import.meta.url),
+  );
+
 /** The help text of a listing command's `--format`. */
 export const FORMAT_HELP =
   "format output: 'table', 'table TEMPLATE' (with a header), 'json', or a Go template";
@@ -19,13 +31,13 @@ export async function printList(
   rows: readonly unknown[],
   headers: Record<string, string>,
 ): Promise<void> {
-  const { formatList, writeOut } = await import("./template/docker.ts");
+  const { formatList, writeOut } = await templates();
   writeOut(formatList(format, rows, headers));
 }
 
 /** Prints one object through `format` followed by a newline (`info`, `version`). */
 export async function printOne(format: string, data: unknown): Promise<void> {
-  const { formatOne, writeOut } = await import("./template/docker.ts");
+  const { formatOne, writeOut } = await templates();
   writeOut(formatOne(format, data));
 }
 
@@ -45,8 +57,8 @@ export async function printInspect(
     console.log(JSON.stringify(objects));
     return 0;
   }
-  const { formatInspect, writeOut } = await import("./template/docker.ts");
-  const { inspectTemplateData } = await import("./template/inspect_data.ts");
+  const { formatInspect, writeOut } = await templates();
+  const { inspectTemplateData } = await inspectData();
   const { out, errors } = formatInspect(format, objects.map((o) => inspectTemplateData(o)));
   writeOut(out);
   for (const e of errors) console.error(e);

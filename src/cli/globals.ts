@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { defaultRoot } from "../runtime/rootless.ts";
+import { defaultRoot } from "../runtime/rootless_paths.ts";
 
 /**
  * Default state directory: /var/lib/tsbox for root (as docker's /var/lib/docker); for anyone

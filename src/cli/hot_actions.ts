@@ -1,12 +1,14 @@
 /**
  * What the hot commands do once parsed, one function each, called both by commander's
  * declarations and by the fast path (hot.ts), so the two cannot do different things. Each loads
- * its work when it runs; this module itself loads nothing but types.
+ * its work when it runs, by a computed name (src/lazy.ts), so that a short command reads only
+ * the modules it runs; this module itself loads nothing but types.
  *
  * @module
  */
 import type { RunFlags } from "../container/flags.ts";
-import type { psCommand } from "./container_actions.ts";
+import { lazyImport } from "../lazy.ts";
+import type { psCommand } from "./ps_action.ts";
 import type { ExecFlags } from "./exec_actions.ts";
 import { setExitCode } from "./exit.ts";
 import type { GlobalOptions } from "./globals.ts";
@@ -21,14 +23,21 @@ export type HotAction = (
 /** commander's `opts()` of one command, in the shape its declarations give them. */
 const as = <T>(opts: Record<string, unknown>) => opts as T;
 
-const containers = () => import("./container_actions.ts");
+/** Loads module `path` of this directory when called (see src/lazy.ts). */
+const load = <T>(path: string) => () => lazyImport<T>(new URL(path, import.meta.url));
+const containers = load<typeof import("./container_actions.ts")>("./container_actions.ts");
+const psAction = load<typeof import("./ps_action.ts")>("./ps_action.ts");
+const inspectAction = load<typeof import("./inspect_action.ts")>("./inspect_action.ts");
+const attachActions = load<typeof import("./attach_actions.ts")>("./attach_actions.ts");
+const execActions = load<typeof import("./exec_actions.ts")>("./exec_actions.ts");
+const runModule = load<typeof import("../container/run.ts")>("../container/run.ts");
 
 /** The hot commands' work, by command name. */
 export const HOT_ACTIONS = {
   ps: async (g, _args, opts) =>
-    await (await containers()).psCommand(g, as<Parameters<typeof psCommand>[1]>(opts)),
+    await (await psAction()).psCommand(g, as<Parameters<typeof psCommand>[1]>(opts)),
   inspect: async (g, [names], opts) => {
-    const { inspectCommand } = await import("./image_actions.ts");
+    const { inspectCommand } = await inspectAction();
     const { format } = as<{ format?: string }>(opts);
     setExitCode(await inspectCommand(g, names as string[], undefined, format));
   },
@@ -37,7 +46,7 @@ export const HOT_ACTIONS = {
     setExitCode(
       opts.attach
         // Through the attach socket of a detached supervisor, so the user can detach.
-        ? await (await import("./attach_actions.ts")).startAttachCommand(
+        ? await (await attachActions()).startAttachCommand(
           g,
           names as string[],
           opts,
@@ -50,7 +59,7 @@ export const HOT_ACTIONS = {
       await (await containers()).stopCommand(
         g,
         names as string[],
-        as<{ time?: string; signal?: string }>(opts),
+        as<{ timeout?: string; time?: string; signal?: string }>(opts),
       ),
     ),
   rm: async (g, [names], opts) =>
@@ -62,18 +71,18 @@ export const HOT_ACTIONS = {
       ),
     ),
   exec: async (g, [container, command], flags) => {
-    const { execCommand } = await import("./exec_actions.ts");
+    const { execCommand } = await execActions();
     setExitCode(
       await execCommand(g, container as string, command as string[], as<ExecFlags>(flags)),
     );
   },
   run: async (g, [image, command], flags) => {
-    const { runContainer } = await import("../container/run.ts");
+    const { runContainer } = await runModule();
     const result = await runContainer(
       image as string,
       command as string[],
       as<RunFlags>(flags),
-      { ...g, notice: (line) => console.error(line) },
+      { ...g, notice: (line) => console.error(line), printId: (id) => console.log(id) },
     );
     if (result.exitCode === undefined) console.log(result.id);
     else setExitCode(result.exitCode);

@@ -4,16 +4,18 @@
  * @module
  */
 import { familiarRepository, parseReference } from "../../registry/reference.ts";
-import { familiar, inspectImage, removeImage, tagImage } from "../image/images.ts";
+import { familiar, removeImage, tagImage } from "../image/images.ts";
 import { loadRegistriesConf, qualifyName } from "../../registry/registries_conf.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { Store } from "../store/mod.ts";
 import { ago, goTime, humanSize, table } from "./format.ts";
-import { isDefaultTable, printInspect, printList } from "./formats.ts";
+import { isDefaultTable, printList } from "./formats.ts";
 import { GO_TYPE, type Row as FormatRow } from "./template/values.ts";
 import type { GlobalOptions } from "./globals.ts";
 import { PullProgress } from "./progress.ts";
 import { imageFilter } from "./image_filters.ts";
+
+export { inspectCommand } from "./inspect_action.ts";
 
 /** Opens the store of the global options. */
 export function openStore(g: GlobalOptions): Promise<Store> {
@@ -224,36 +226,4 @@ export async function rmiCommand(
     store.close();
   }
   return code;
-}
-
-/**
- * `inspect [-f FORMAT]`: containers first, then images, as docker looks names up; prints a JSON
- * array of what was found (or each through the template) and returns 1 if any name was not.
- */
-export async function inspectCommand(
-  g: GlobalOptions,
-  names: string[],
-  only?: "image",
-  format?: string,
-): Promise<number> {
-  const store = await openStore(g);
-  try {
-    const { findContainer } = await import("../container/state.ts");
-    const { inspectContainer } = await import("../container/inspect.ts");
-    const found = [];
-    let code = 0;
-    for (const name of names) {
-      const container = only === "image" ? undefined : findContainer(store, name);
-      const image = container ? undefined : store.findImage(name);
-      if (container) found.push(inspectContainer(store, container));
-      else if (image) found.push(inspectImage(image));
-      else {
-        console.error(`Error: No such object: ${name}`);
-        code = 1;
-      }
-    }
-    return Math.max(code, await printInspect(format, found));
-  } finally {
-    store.close();
-  }
 }

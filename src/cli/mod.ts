@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { VERSION } from "../version.ts";
-import { collect } from "./arg_parsers.ts";
+import { collect, goBoolFlags } from "./arg_parsers.ts";
 import { exitCode } from "./exit.ts";
 import { DEFAULT_ROOT } from "./globals.ts";
 import { defineBuildCommand } from "./build_command.ts";
@@ -98,7 +98,12 @@ export async function runCli(args: string[]): Promise<number> {
   dockerUsageErrors(program, (cmd) => current = cmd);
   const debug = wantsDebug(args);
   try {
-    await program.parseAsync(args, { from: "user" });
+    // `cp -a=false` as pflag takes it (podman's tests and docker users write it so).
+    const parsed = ["cp", "container cp"].reduce(
+      (a, cmd) => goBoolFlags(a, cmd.split(" "), ["-a", "--archive"]),
+      args,
+    );
+    await program.parseAsync(parsed, { from: "user" });
     return exitCode();
   } catch (err) {
     if (err instanceof CommanderError) {

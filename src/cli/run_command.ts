@@ -34,6 +34,11 @@ export function defineRunCommand(program: Command): void {
 export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> {
   // `--net` is docker's other name of `--network`: the one given last wins, as with pflag.
   cmd.on("option:net", (value: string) => cmd.setOptionValue("network", value));
+  // `--dns-opt` is docker's other name of `--dns-option`: both add to one list, in order.
+  cmd.on("option:dns-opt", (value: string) => {
+    const list = (cmd.getOptionValue("dnsOption") as string[] | undefined) ?? [];
+    cmd.setOptionValue("dnsOption", [...list, value]);
+  });
   return cmd
     .option("--rm", "remove the container when it exits")
     .option("--restart <policy>", "no, on-failure[:max-retries], always, unless-stopped")
@@ -76,6 +81,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--dns <ip>", "a DNS server (repeatable)", collect)
     .option("--dns-search <domain>", "a DNS search domain (repeatable)", collect)
     .option("--dns-option <option>", "a resolver option (repeatable)", collect)
+    .addOption(new Option("--dns-opt <option>", "docker's other name of --dns-option").hideHelp())
     .option("--add-host <name:ip>", "an /etc/hosts entry; ip may be host-gateway", collect)
     .option(
       "-p, --publish <[ip:]host:container[/proto]>",
@@ -106,6 +112,7 @@ export function addRunOptions<A extends unknown[]>(cmd: Command<A>): Command<A> 
     .option("--oom-score-adj <n>", "OOM score adjustment of the container, -1000 to 1000")
     .option("--cpu-rt-runtime <us>", "real-time runtime (not supported by tsbox)")
     .option("--cpu-rt-period <us>", "real-time period (not supported by tsbox)")
+    .option("--cgroup-parent <path>", "cgroup under which the container's cgroup is made")
     .option("-i, --interactive", "keep stdin open")
     .option("-t, --tty", "allocate a pseudo-TTY")
     .option("-v, --volume <host:container[:ro]>", "bind-mount a host path (repeatable)", collect)

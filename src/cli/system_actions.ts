@@ -21,6 +21,8 @@ import type { GlobalOptions } from "./globals.ts";
 import { confirm } from "./volume_actions.ts";
 import { commandText, statusText } from "./container_actions.ts";
 import { withStore } from "./with_store.ts";
+import { isDefaultTable, printList } from "./formats.ts";
+import { GO_TYPE, type Row } from "./template/values.ts";
 
 const size = (bytes: number) => humanSize(bytes, 4);
 
@@ -150,10 +152,41 @@ function reclaimable(s: UsageSummary, percent: boolean): string {
   return `${size(s.reclaimable)} (${Math.floor((s.reclaimable * 100) / s.size)}%)`;
 }
 
-/** `system df [-v]`. */
-export async function systemDfCommand(g: GlobalOptions, opts: { verbose?: boolean }) {
-  await withStore(g, (store) => {
+/** docker's header for each field of a `system df` row. */
+const DF_HEADERS: Record<string, string> = {
+  Type: "TYPE",
+  TotalCount: "TOTAL",
+  Active: "ACTIVE",
+  Size: "SIZE",
+  Reclaimable: "RECLAIMABLE",
+};
+
+/** `system df [-v] [--format F]`. */
+export async function systemDfCommand(
+  g: GlobalOptions,
+  opts: { verbose?: boolean; format?: string },
+) {
+  await withStore(g, async (store) => {
     const r = diskUsageReport(store);
+    if (!opts.verbose && !isDefaultTable(opts.format)) {
+      // docker's summary rows (formatter.diskUsage*Context), one per kind.
+      const kinds: [string, UsageSummary, boolean][] = [
+        ["Images", r.summary.images, true],
+        ["Containers", r.summary.containers, true],
+        ["Local Volumes", r.summary.volumes, true],
+        ["Build Cache", r.summary.buildCache, false],
+      ];
+      const rows = kinds.map(([type, s, percent]): Row => ({
+        [GO_TYPE]: "*formatter.diskUsageContext",
+        Type: () => type,
+        TotalCount: () => String(s.total),
+        Active: () => String(s.active),
+        Size: () => size(s.size),
+        Reclaimable: () => reclaimable(s, percent),
+      }));
+      await printList(opts.format!, rows, DF_HEADERS);
+      return;
+    }
     if (!opts.verbose) {
       const row = (type: string, s: UsageSummary, percent: boolean) => [
         type,

@@ -8,6 +8,7 @@
 import type { Command } from "commander";
 import { setExitCode } from "./exit.ts";
 import { globalsOf } from "./globals.ts";
+import { FORMAT_HELP } from "./formats.ts";
 
 const actions = () => import("./system_actions.ts");
 
@@ -22,6 +23,7 @@ export function defineSystemCommands(program: Command): void {
   system.command("df")
     .description("Show tsbox disk usage")
     .option("-v, --verbose", "show detailed information on space usage")
+    .option("--format <format>", FORMAT_HELP)
     .action(async (opts, self) => (await actions()).systemDfCommand(globalsOf(self), opts));
   system.command("prune")
     .description("Remove unused data")

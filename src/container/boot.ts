@@ -21,62 +21,20 @@
  */
 import { FileLock } from "../../ffi/lock.ts";
 import { join } from "../path.ts";
+import { currentBootId, MARKER, readTrimmed, runrootOf } from "./boot_marker.ts";
 import type { Store } from "../store/mod.ts";
 import { releaseRuntimeSync } from "./reap.ts";
+import { cgroupOwnerOf } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
+
+export { currentBootId, defaultRunroot, runrootOf } from "./boot_marker.ts";
 
 /** docker's exit code for a container that was running when the host went down. */
 export const EXIT_AT_REBOOT = 255;
 
-const BOOT_ID = "/proc/sys/kernel/random/boot_id";
-const MARKER = "boot_id";
 const LOCK = "boot.lock";
 /** One line per reset, in the store (not the runroot): when tsbox last saw a new boot. */
 export const RESET_LOG = "boot-resets.log";
-
-/** FNV-1a, 64 bits: names a store's runroot without loading node:crypto on the start path. */
-function fnv64(text: string): string {
-  let h = 0xcbf29ce484222325n;
-  for (const b of new TextEncoder().encode(text)) {
-    h ^= BigInt(b);
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return h.toString(16).padStart(16, "0");
-}
-
-function absolute(path: string): string {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return path.startsWith("/") ? path : join(Deno.cwd(), path);
-  }
-}
-
-/** The runroot of the store at `root`: TSBOX_RUNROOT, else {@link defaultRunroot}. */
-export function runrootOf(root: string): string {
-  return Deno.env.get("TSBOX_RUNROOT") || defaultRunroot(root);
-}
-
-/** The runroot of the store at `root` when none is given: one per store, on tmpfs. */
-export function defaultRunroot(root: string): string {
-  const name = fnv64(absolute(root));
-  if (Deno.uid() === 0) return `/run/tsbox/${name}`;
-  const xdg = Deno.env.get("XDG_RUNTIME_DIR");
-  return xdg ? `${xdg}/tsbox/${name}` : `/tmp/tsbox-${Deno.uid()}/${name}`;
-}
-
-function readTrimmed(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/** The kernel's id of this boot. */
-export function currentBootId(): string {
-  return readTrimmed(BOOT_ID) ?? "unknown";
-}
 
 const checked = new WeakSet<Store>();
 
@@ -121,10 +79,12 @@ export function ensureThisBoot(store: Store): boolean {
  * exited can start it over a stale mount.
  */
 export function resetLastBoot(store: Store): number {
-  const rows = store.db.all<{ id: string; state: string }>("SELECT id, state FROM containers");
-  for (const { id } of rows) {
+  const rows = store.db.all<{ id: string; state: string; config: string }>(
+    "SELECT id, state, config FROM containers",
+  );
+  for (const { id, config } of rows) {
     try {
-      releaseRuntimeSync(id, store.root);
+      releaseRuntimeSync(cgroupOwnerOf(id, config), store.root);
     } catch {
       // Left for `rm` or the next start (which releases again).
     }

@@ -8,23 +8,57 @@ import {
   type Cgroup,
   type CgroupLayout,
   CgroupV2,
+  DEFAULT_CGROUP_PARENT,
   hostLayout,
   locateCgroup,
   removeCgroupDirsSync,
 } from "../runtime/cgroups.ts";
+import type { ContainerRecord } from "./state.ts";
+
+/**
+ * Whose cgroup: a container id (its cgroup under the default parent), or the id with the
+ * `--cgroup-parent` it was created with ({@link cgroupOwner} of its record).
+ */
+export type CgroupOwner = string | { readonly id: string; readonly parent?: string };
+
+/** The {@link CgroupOwner} of a recorded container. */
+export function cgroupOwner(c: Pick<ContainerRecord, "id" | "config">): CgroupOwner {
+  return { id: c.id, parent: c.config.resources?.cgroupParent };
+}
+
+/** The {@link CgroupOwner} from a container row's id and its config column (JSON). */
+export function cgroupOwnerOf(id: string, configJson: string | undefined): CgroupOwner {
+  try {
+    return { id, parent: JSON.parse(configJson ?? "{}")?.resources?.cgroupParent };
+  } catch {
+    return id; // an unreadable config: the default place is the best guess
+  }
+}
+
+function ownerParts(owner: CgroupOwner): { id: string; parent: string } {
+  return typeof owner === "string"
+    ? { id: owner, parent: DEFAULT_CGROUP_PARENT }
+    : { id: owner.id, parent: owner.parent ?? DEFAULT_CGROUP_PARENT };
+}
 
 /**
  * The container's cgroup (its directories may no longer exist). `layout` defaults to the
  * host's; tests pass one whose v2 root is a directory of a real cgroup2 mount.
  */
-export function containerCgroup(id: string, layout: CgroupLayout = hostLayout()): Cgroup {
-  return locateCgroup(id, layout);
+export function containerCgroup(owner: CgroupOwner, layout: CgroupLayout = hostLayout()): Cgroup {
+  const { id, parent } = ownerParts(owner);
+  return locateCgroup(id, layout, parent);
 }
 
 /** The v1 freezer directory for the container, when the host has a v1 freezer. */
-export function freezerDir(id: string, layout: CgroupLayout = hostLayout()): string | undefined {
+export function freezerDir(
+  owner: CgroupOwner,
+  layout: CgroupLayout = hostLayout(),
+): string | undefined {
   const mount = layout.v1.get("freezer");
-  return mount ? `${mount}/tsbox/${id}` : undefined;
+  if (!mount) return undefined;
+  const { id, parent } = ownerParts(owner);
+  return `${mount}${parent === "/" ? "" : parent}/${id}`;
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -53,17 +87,17 @@ async function settle(path: string, want: string | RegExp): Promise<void> {
  * is asynchronous there too), or after about five seconds.
  */
 export async function setFrozen(
-  id: string,
+  owner: CgroupOwner,
   frozen: boolean,
   layout: CgroupLayout = hostLayout(),
 ): Promise<void> {
-  const cg = containerCgroup(id, layout);
+  const cg = containerCgroup(owner, layout);
   if (cg instanceof CgroupV2) {
     await Deno.writeTextFile(`${cg.dir}/cgroup.freeze`, frozen ? "1" : "0", { create: false });
     await settle(`${cg.dir}/cgroup.events`, new RegExp(`^frozen ${frozen ? 1 : 0}$`, "m"));
     return;
   }
-  const dir = freezerDir(id, layout);
+  const dir = freezerDir(owner, layout);
   if (!dir) throw new Error("no freezer cgroup on this host");
   if (!frozen) {
     await Deno.writeTextFile(`${dir}/freezer.state`, "THAWED");
@@ -86,8 +120,8 @@ export async function setFrozen(
 }
 
 /** Thaws and removes the v1 freezer cgroup, if there is one. */
-export async function removeFreezer(id: string): Promise<void> {
-  const dir = freezerDir(id);
+export async function removeFreezer(owner: CgroupOwner): Promise<void> {
+  const dir = freezerDir(owner);
   if (!dir) return;
   try {
     await Deno.writeTextFile(`${dir}/freezer.state`, "THAWED");
@@ -106,8 +140,8 @@ export async function removeFreezer(id: string): Promise<void> {
 }
 
 /** {@link removeFreezer} without awaiting (see removeCgroupDirsSync in runtime/cgroups.ts). */
-export function removeFreezerSync(id: string): void {
-  const dir = freezerDir(id);
+export function removeFreezerSync(owner: CgroupOwner): void {
+  const dir = freezerDir(owner);
   if (!dir) return;
   try {
     Deno.writeTextFileSync(`${dir}/freezer.state`, "THAWED");

@@ -9,7 +9,7 @@
 import { TsboxError } from "../errors.ts";
 import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
-import { containerCgroup, removeFreezer } from "./cgroup.ts";
+import { type CgroupOwner, cgroupOwner, containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import { containerEvent } from "../events/log.ts";
 import { disconnectContainer } from "../network/connect.ts";
@@ -18,9 +18,10 @@ import { type ContainerRecord, deleteContainerRow } from "./state.ts";
 import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
 
 /** Unmounts the rootfs and removes the cgroups (killing anything left in them). */
-export async function releaseRuntime(id: string, root: string): Promise<void> {
-  await removeFreezer(id);
-  await containerCgroup(id).remove();
+export async function releaseRuntime(owner: CgroupOwner, root: string): Promise<void> {
+  const id = typeof owner === "string" ? owner : owner.id;
+  await removeFreezer(owner);
+  await containerCgroup(owner).remove();
   const rootfs = `${containerDir(root, id)}/rootfs`;
   // A crashed supervisor can leave the overlay mounted (more than once after restarts).
   for (let i = 0; i < 8 && unmountRootfs(rootfs); i++) { /* detach every stacked mount */ }
@@ -39,7 +40,7 @@ export async function removeContainerFiles(
   const anonymous = opts.volumes || c.config.autoRemove
     ? volumeMountsOf(store, c.id).filter((v) => v.anonymous).map((v) => v.name)
     : [];
-  await releaseRuntime(c.id, store.root);
+  await releaseRuntime(cgroupOwner(c), store.root);
   disconnectContainer(store, c.id);
   // The row goes only once the files are gone: a failed removal leaves a container that a
   // later `rm` can remove again, never files no row points to.

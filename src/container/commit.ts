@@ -20,7 +20,7 @@ import type { TarWriterEntry } from "../image/tar_writer.ts";
 import type { IdRange } from "../runtime/userns.ts";
 import { removeTree } from "../store/layers.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { setFrozen } from "./cgroup.ts";
+import { cgroupOwner, setFrozen } from "./cgroup.ts";
 import { upperEntries } from "./commit_layer.ts";
 import { openStoreDir } from "./diff.ts";
 import { containerDir } from "./paths.ts";
@@ -150,11 +150,11 @@ export async function commitContainer(
   const scratch = await makeBuildDir(resolve(store.root));
   let layer;
   try {
-    if (freeze) await setFrozen(c.id, true);
+    if (freeze) await setFrozen(cgroupOwner(c), true);
     try {
       layer = await containerLayer(store, c, scratch);
     } finally {
-      if (freeze) await setFrozen(c.id, false);
+      if (freeze) await setFrozen(cgroupOwner(c), false);
     }
   } finally {
     await removeTree(scratch);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   AT_FDCWD,
   close,
@@ -16,13 +16,18 @@ import {
   O_DIRECTORY,
   O_NOFOLLOW,
   O_PATH,
+  O_RDONLY,
   openat,
+  read,
   S_IFDIR,
 } from "../../ffi/fs.ts";
 import { SyscallError } from "../../ffi/errors.ts";
 import { NotFoundError, TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
-import { CopyError, copyNode } from "./fd_copy.ts";
+import { resolveUser } from "../runtime/user.ts";
+import { archiveOf } from "./export.ts";
+import { CopyError, copyNode, type CopyOptions } from "./fd_copy.ts";
+import { extractTar } from "./tar_extract.ts";
 import { adopt, type Node, openInRoot, typeOf, withNode } from "./fd_tree.ts";
 import { withRootfs } from "./rootfs_access.ts";
 import type { ContainerRecord } from "./state.ts";
@@ -117,12 +122,119 @@ export async function copyFromContainer(
   }, { volumes: true });
 }
 
-/** `cp SRC CONTAINER:DEST`. */
+/** `cp CONTAINER:SRC -`: a tar of SRC (named by its last part) written to `out`. */
+export async function archiveFromContainer(
+  store: Store,
+  c: ContainerRecord,
+  src: string,
+  out: WritableStream<Uint8Array>,
+): Promise<void> {
+  await withRootfs(store, c, async (root) => {
+    let node: Node;
+    try {
+      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
+    } catch (err) {
+      if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
+      if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
+      throw err;
+    }
+    try {
+      await archiveOf(node, sourceName(src)).pipeTo(out);
+    } finally {
+      close(node.fd);
+    }
+  }, { volumes: true });
+}
+
+/** A small text file of the container (its /etc/passwd), read by fd; "" when it has none. */
+function readInRoot(root: number, path: string): string {
+  let fd: number;
+  try {
+    fd = openInRoot(root, path, O_RDONLY);
+  } catch {
+    return "";
+  }
+  try {
+    // passwd and group files are small: 4 MiB is far beyond any real one.
+    const buf = new Uint8Array(4 * 1024 * 1024);
+    let total = 0;
+    while (total < buf.length) {
+      const n = read(fd, buf.subarray(total));
+      if (n === 0) break;
+      total += n;
+    }
+    return new TextDecoder().decode(buf.subarray(0, total));
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * `cp -a`'s owner for what is copied into the container: the container's user (its `--user`
+ * or the image's, looked up in the container's own passwd and group files), as docker's
+ * daemon chowns a `cp -a` copy.
+ */
+export async function containerUserOwner(
+  store: Store,
+  c: ContainerRecord,
+): Promise<{ uid: number; gid: number }> {
+  return await withRootfs(store, c, (root) => {
+    const user = resolveUser(
+      c.config.user ?? "",
+      readInRoot(root.fd, "/etc/passwd"),
+      readInRoot(root.fd, "/etc/group"),
+    );
+    return Promise.resolve({ uid: user.uid, gid: user.gid });
+  });
+}
+
+/**
+ * `cp - CONTAINER:DEST`: the tar `input` extracted into DEST, which must be a directory. The
+ * tar is first unpacked by fd into a private directory of the host (tar_extract.ts refuses
+ * entries that would leave it), then copied in as `cp DIR/ENTRY CONTAINER:DEST` copies.
+ */
+export async function extractToContainer(
+  store: Store,
+  c: ContainerRecord,
+  input: ReadableStream<Uint8Array>,
+  dest: string,
+  opts: CopyOptions = {},
+): Promise<void> {
+  const target = absolute(dest);
+  await withRootfs(store, c, (root) => {
+    try {
+      close(openInRoot(root.fd, target, O_PATH | O_DIRECTORY));
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === "ENOTDIR") {
+        throw new TsboxError(`destination "${c.name}:${dest}" must be a directory`);
+      }
+      if (missing(err)) throw new NotFoundError("directory", `${c.name}:${dest}`);
+      throw err;
+    }
+    return Promise.resolve();
+  }, { volumes: true });
+  const tmp = await Deno.makeTempDir({ prefix: "tsbox-cp-" });
+  try {
+    const dir = openat(AT_FDCWD, tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    let top: string[];
+    try {
+      top = await extractTar(input, dir);
+    } finally {
+      close(dir);
+    }
+    for (const name of top) await copyToContainer(store, c, join(tmp, name), target, opts);
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** `cp SRC CONTAINER:DEST`; `opts.owner` gives the copies another owner (`cp -a`). */
 export async function copyToContainer(
   store: Store,
   c: ContainerRecord,
   src: string,
   dest: string,
+  opts: CopyOptions = {},
 ): Promise<void> {
   let node: Node;
   try {
@@ -141,7 +253,7 @@ export async function copyToContainer(
         sourceName(src),
         typeOf(node) === S_IFDIR,
         (p) => `${c.name}:${p}`,
-        (dir, name, shown) => copyNode(node, dir, name, shown),
+        (dir, name, shown) => copyNode(node, dir, name, shown, opts),
       );
       return Promise.resolve();
     }, { volumes: true });

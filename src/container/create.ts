@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import type { NetworkMode } from "../runtime/container.ts";
 import { newContainerId } from "../runtime/id.ts";
 import type { RunFlags } from "./flags.ts";
@@ -163,10 +164,18 @@ async function pullForRun(
   o: { platform?: Platform; present: boolean },
   notice: (line: string) => void,
 ) {
-  const { parseReference, familiarRepository } = await import("../../registry/reference.ts");
-  const { loadRegistriesConf, qualifyName } = await import("../../registry/registries_conf.ts");
-  const { formatPlatform } = await import("../../registry/platform.ts");
-  const { pullImage } = await import("../image/pull.ts");
+  const { parseReference, familiarRepository } = await lazyImport<
+    typeof import("../../registry/reference.ts")
+  >(new URL("../../registry/reference.ts", import.meta.url));
+  const { loadRegistriesConf, qualifyName } = await lazyImport<
+    typeof import("../../registry/registries_conf.ts")
+  >(new URL("../../registry/registries_conf.ts", import.meta.url));
+  const { formatPlatform } = await lazyImport<typeof import("../../registry/platform.ts")>(
+    new URL("../../registry/platform.ts", import.meta.url),
+  );
+  const { pullImage } = await lazyImport<typeof import("../image/pull.ts")>(
+    new URL("../image/pull.ts", import.meta.url),
+  );
   // registries.conf is read only here, when a registry is to be asked.
   const registries = await loadRegistriesConf();
   const qualified = qualifyName(registries, imageName);

@@ -154,7 +154,11 @@ function* fileData(node: Node, size: number): Generator<Uint8Array> {
  * and a regular file's bytes are read through the same pinned file. A container that swaps a
  * file for a symlink meanwhile gets its symlink archived, never the host file it points at.
  */
-function* entries(root: number, submounts: ReadonlySet<string>): Generator<Uint8Array> {
+function* entries(
+  start: Node,
+  prefix: string,
+  submounts: ReadonlySet<string>,
+): Generator<Uint8Array> {
   const links = new Map<string, string>();
   function* walk(dir: Node, rel: string): Generator<Uint8Array> {
     for (const { name } of listDir(dir)) {
@@ -221,8 +225,18 @@ function* entries(root: number, submounts: ReadonlySet<string>): Generator<Uint8
       yield pad(st.size);
     } // sockets are not archived
   }
-  yield* walk(nodeOf(root), "");
+  // The whole tree (export) is its entries; a subtree (`cp CONTAINER:PATH -`) starts with itself.
+  if (prefix === "") yield* walk(start, "");
+  else yield* entry(start, prefix);
   yield new Uint8Array(BLOCK * 2);
+}
+
+/**
+ * A tar of `node` (a file or a tree) under the name `name`, as `cp CONTAINER:PATH -` writes
+ * it: walked by fd as {@link exportContainer} walks a root.
+ */
+export function archiveOf(node: Node, name: string): ReadableStream<Uint8Array> {
+  return ReadableStream.from(entries(node, name, new Set()));
 }
 
 /** Writes the container's filesystem as a tar archive to `out` (closed at the end). */
@@ -232,6 +246,6 @@ export async function exportContainer(
   out: WritableStream<Uint8Array>,
 ): Promise<void> {
   await withRootfs(store, c, async (root) => {
-    await ReadableStream.from(entries(root.fd, root.submounts)).pipeTo(out);
+    await ReadableStream.from(entries(nodeOf(root.fd), "", root.submounts)).pipeTo(out);
   });
 }

@@ -10,7 +10,7 @@
 import type { BlkioThrottle, ExtraLimits } from "../runtime/cgroup_extra.ts";
 import { hostDevice } from "../runtime/security.ts";
 import { blkioWeightFile } from "../runtime/cgroup_extra.ts";
-import { hostLayout, type ResourceLimits } from "../runtime/cgroups.ts";
+import { cgroupParentPath, hostLayout, type ResourceLimits } from "../runtime/cgroups.ts";
 import { parseBytes, parseInteger } from "./flag_values.ts";
 import { LimitError, MIN_MEMORY } from "./limits.ts";
 
@@ -32,6 +32,7 @@ export interface ExtraLimitFlags {
   oomScoreAdj?: string;
   cpuRtRuntime?: string;
   cpuRtPeriod?: string;
+  cgroupParent?: string;
 }
 
 /** What the host offers, for the checks. */
@@ -198,7 +199,10 @@ export function withExtraLimits(
     // Real-time group scheduling needs a daemon-wide budget docker hands down the tree.
     if (value !== undefined) throw new LimitError(`${flag} is not supported by tsbox`);
   }
-  return { ...base, ...out };
+  const placed = flags.cgroupParent !== undefined && flags.cgroupParent !== ""
+    ? { cgroupParent: cgroupParentPath(flags.cgroupParent) }
+    : {};
+  return { ...base, ...out, ...placed };
 }
 
 /** docker's --device-cgroup-rule syntax. */
@@ -259,6 +263,7 @@ export function inspectExtraLimits(l: ResourceLimits): Record<string, unknown> {
     DeviceCgroupRules: l.deviceCgroupRules ?? null,
     OomScoreAdj: l.oomScoreAdj ?? 0,
     KernelMemory: 0,
+    CgroupParent: l.cgroupParent ?? "",
   };
 }
 

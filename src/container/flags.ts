@@ -86,15 +86,6 @@ export interface RunFlags extends SecurityFlags {
   createCommand?: string[];
 }
 
-/** What run needs from the global options. */
-export interface RunGlobals {
-  readonly root: string;
-  readonly debug: boolean;
-  readonly insecureRegistries: readonly string[];
-  /** Global `--userns-remap` (default or USER[:GROUP]); none: containers use the host's ids. */
-  readonly usernsRemap?: string;
-}
-
 /** The resource limits named by the flags. */
 export function limitsFrom(f: RunFlags): ResourceLimits {
   return {

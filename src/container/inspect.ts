@@ -13,9 +13,22 @@ import { inspectNamespaces } from "./namespaces.ts";
 import { inspectExtraLimits } from "./extra_limits.ts";
 import { inspectNetworkSettings } from "../network/inspect.ts";
 import { networkModeName } from "../network/endpoints.ts";
+import { RLIM_INFINITY } from "../../ffi/security.ts";
+import { parseUlimit } from "../runtime/rlimits.ts";
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 const iso = (ms?: number) => (ms === undefined ? ZERO_TIME : new Date(ms).toISOString());
+
+/** `--ulimit` values as docker's HostConfig.Ulimits (-1: unlimited); null when none. */
+function inspectUlimits(specs: readonly string[] | undefined) {
+  if (!specs || specs.length === 0) return null;
+  const n = (v: bigint) => v === RLIM_INFINITY ? -1 : Number(v);
+  return specs.map(parseUlimit).map((u) => ({
+    Name: u.name,
+    Hard: n(u.limit.hard),
+    Soft: n(u.limit.soft),
+  }));
+}
 
 /** The inspect object of a container (subset of docker's, same names and shapes). */
 export function inspectContainer(store: Store, record: ContainerRecord): Record<string, unknown> {
@@ -64,6 +77,7 @@ export function inspectContainer(store: Store, record: ContainerRecord): Record<
       NanoCpus: Math.round((cfg.resources.cpus ?? 0) * 1e9),
       CpuShares: cfg.resources.cpuShares ?? 0,
       PidsLimit: cfg.resources.pidsLimit ?? null,
+      Ulimits: inspectUlimits(cfg.security?.security.ulimits),
       ...inspectHostConfig(cfg),
       ...inspectNamespaces(cfg.namespaces),
       ...inspectExtraLimits(cfg.resources),

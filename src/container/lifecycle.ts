@@ -9,7 +9,7 @@ import { containerEvent } from "../events/log.ts";
 import { killPid } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import type { Store } from "../store/mod.ts";
-import { setFrozen } from "./cgroup.ts";
+import { cgroupOwner, setFrozen } from "./cgroup.ts";
 import { removeContainerFiles } from "./cleanup.ts";
 import { processAlive } from "./proc.ts";
 import {
@@ -177,13 +177,13 @@ export async function stopContainer(
     containerEvent(store.root, "kill", current, {
       signal: String(signal ?? current.config.stopSignal),
     });
-    if (paused) await setFrozen(c.id, false);
+    if (paused) await setFrozen(cgroupOwner(c), false);
     current = await waitInactive(store, c.id, timeout) ?? current;
   }
   if (isActive(current.state)) {
     signalPid1(current, SIGKILL);
     containerEvent(store.root, "kill", current, { signal: String(SIGKILL) });
-    if (paused) await setFrozen(c.id, false).catch(() => {});
+    if (paused) await setFrozen(cgroupOwner(c), false).catch(() => {});
     await waitInactive(store, c.id);
   }
   containerEvent(store.root, "stop", current);
@@ -209,7 +209,7 @@ export async function pauseContainer(store: Store, c: ContainerRecord): Promise<
   if (current.state !== "running") {
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not running`);
   }
-  await setFrozen(c.id, true);
+  await setFrozen(cgroupOwner(c), true);
   updateContainer(store, c.id, { state: "paused" }, (x) => x.state === "running");
   containerEvent(store.root, "pause", current);
 }
@@ -220,7 +220,7 @@ export async function unpauseContainer(store: Store, c: ContainerRecord): Promis
   if (current.state !== "paused") {
     throw new ContainerStateError(`container ${c.id.slice(0, 12)} is not paused`);
   }
-  await setFrozen(c.id, false);
+  await setFrozen(cgroupOwner(c), false);
   updateContainer(store, c.id, { state: "running" }, (x) => x.state === "paused");
   containerEvent(store.root, "unpause", current);
 }
@@ -271,7 +271,7 @@ async function removeOne(
     }
     updateContainer(store, c.id, { stopRequested: true });
     signalPid1(current, SIGKILL);
-    if (current.state === "paused") await setFrozen(c.id, false).catch(() => {});
+    if (current.state === "paused") await setFrozen(cgroupOwner(c), false).catch(() => {});
     current = await waitInactive(store, c.id, 10_000) ?? current;
   }
   const row = getContainer(store, c.id) ?? current;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import type { Store } from "../store/mod.ts";
 import { isRootless } from "../runtime/rootless.ts";
 import { TsboxError, UsageError } from "../errors.ts";
@@ -46,7 +47,9 @@ async function outboundNetConfig(
     // As root pasta drops to `nobody` before it opens /proc/PID/ns/net, which nobody may open.
     throw new UsageError("--network pasta is for rootless containers: as root use bridge");
   }
-  const { chooseOutbound } = await import("../network/outbound.ts");
+  const { chooseOutbound } = await lazyImport<typeof import("../network/outbound.ts")>(
+    new URL("../network/outbound.ts", import.meta.url),
+  );
   const { helper, problem } = chooseOutbound(mode);
   const rest = planNetConfig(store, { ...flags, network: "private" }, bridged, () => {});
   if (helper !== undefined) return { ...(rest ?? { endpoints: [] }), outbound: helper };
@@ -76,7 +79,9 @@ export async function netConfigFrom(
     (flags.addHost?.length ?? 0) > 0;
   if (!wanted) return undefined;
   if ((flags.network ?? "default") === "default") {
-    const { nftablesAvailable } = await import("../../ffi/nftables.ts");
+    const { nftablesAvailable } = await lazyImport<typeof import("../../ffi/nftables.ts")>(
+      new URL("../../ffi/nftables.ts", import.meta.url),
+    );
     if (!nftablesAvailable()) {
       // The default must not make every run fail on a host without nftables' library: the
       // container gets tsbox's lo-only namespace, and the user is told why.
@@ -88,7 +93,9 @@ export async function netConfigFrom(
     }
   }
   const { ensureDefaultNetwork, findNetwork, foreignForwardDrops, forwardDropWarning } =
-    await import("../network/mod.ts");
+    await lazyImport<typeof import("../network/mod.ts")>(
+      new URL("../network/mod.ts", import.meta.url),
+    );
   const net = planNetConfig(store, flags, bridged, ensureDefaultNetwork);
   // Another table's forward chain that drops by policy (docker's) would silently cut the
   // container off: said once here, at run and create, as `info` says it.
@@ -116,7 +123,9 @@ export async function networkHooks(
 ): Promise<NetworkHooks | undefined> {
   const net = c.config.net;
   if (!net) return undefined;
-  const { connectContainer, disconnectContainer } = await import("../network/connect.ts");
+  const { connectContainer, disconnectContainer } = await lazyImport<
+    typeof import("../network/connect.ts")
+  >(new URL("../network/connect.ts", import.meta.url));
   const subject = {
     id: c.id,
     hostname: c.config.hostname,
@@ -128,7 +137,9 @@ export async function networkHooks(
       connectContainer(store, subject, pid);
       if (net.outbound !== undefined) {
         // The route out is up before PID 1 runs its program (undone by disconnect on failure).
-        const { startOutbound } = await import("../network/outbound.ts");
+        const { startOutbound } = await lazyImport<typeof import("../network/outbound.ts")>(
+          new URL("../network/outbound.ts", import.meta.url),
+        );
         await startOutbound(subject.stateDir, pid, net.outbound);
       }
     },
@@ -188,7 +199,9 @@ export async function connectNetwork(
         `to any other network (network mode ${mode.replace(/^container:.*/, "container")})`,
     );
   }
-  const { requireNetwork, DEFAULT_NETWORK } = await import("../network/mod.ts");
+  const { requireNetwork, DEFAULT_NETWORK } = await lazyImport<typeof import("../network/mod.ts")>(
+    new URL("../network/mod.ts", import.meta.url),
+  );
   const net = requireNetwork(store, netRef);
   const aliases = [...(o.aliases ?? [])];
   if (
@@ -224,7 +237,9 @@ export async function connectNetwork(
     ...(o.ip6 !== undefined ? { ip6: o.ip6 } : {}),
   };
   if (running) {
-    const { connectEndpoint, userResolver } = await import("../network/connect.ts");
+    const { connectEndpoint, userResolver } = await lazyImport<
+      typeof import("../network/connect.ts")
+    >(new URL("../network/connect.ts", import.meta.url));
     connectEndpoint(store, c.id, c.pid!, ep);
     userResolver(store, containerDir(store.root, c.id), c.config.net!, net);
   }
@@ -232,7 +247,9 @@ export async function connectNetwork(
     updateEndpoints(store, c.id, (list) => [...list, ep]);
   } catch (err) {
     if (running) {
-      const { disconnectEndpoint } = await import("../network/connect.ts");
+      const { disconnectEndpoint } = await lazyImport<typeof import("../network/connect.ts")>(
+        new URL("../network/connect.ts", import.meta.url),
+      );
       disconnectEndpoint(store, net, c.id);
     }
     throw err;
@@ -247,7 +264,9 @@ export async function disconnectNetwork(
   force: boolean,
 ): Promise<void> {
   const c = reconcile(store, requireContainer(store, containerRef));
-  const { findNetwork } = await import("../network/mod.ts");
+  const { findNetwork } = await lazyImport<typeof import("../network/mod.ts")>(
+    new URL("../network/mod.ts", import.meta.url),
+  );
   const net = findNetwork(store, netRef);
   const endpoints = c.config.net?.endpoints ?? [];
   const ep = endpoints.find((e) => e.networkId === net?.id || e.network === netRef);
@@ -256,7 +275,9 @@ export async function disconnectNetwork(
     throw new TsboxError(`container ${c.id.slice(0, 12)} is not connected to network ${netRef}`);
   }
   if (net && runningWithHooks(c)) {
-    const { disconnectEndpoint } = await import("../network/connect.ts");
+    const { disconnectEndpoint } = await lazyImport<typeof import("../network/connect.ts")>(
+      new URL("../network/connect.ts", import.meta.url),
+    );
     disconnectEndpoint(store, net, c.id);
   }
   updateEndpoints(

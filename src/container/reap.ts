@@ -14,7 +14,7 @@
 import { removeCgroupDirsSync } from "../runtime/cgroups.ts";
 import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
-import { containerCgroup, removeFreezerSync } from "./cgroup.ts";
+import { type CgroupOwner, cgroupOwner, containerCgroup, removeFreezerSync } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import { disconnectContainer } from "../network/connect.ts";
 import type { ContainerRecord } from "./state.ts";
@@ -22,9 +22,10 @@ import { containerEvent } from "../events/log.ts";
 import { volumeMountsOf, volumesDir, volumeUsers } from "./volumes.ts";
 
 /** Unmounts the rootfs (every stacked mount) and removes the cgroups, without awaiting. */
-export function releaseRuntimeSync(id: string, root: string): void {
-  removeFreezerSync(id);
-  removeCgroupDirsSync(containerCgroup(id).dirs);
+export function releaseRuntimeSync(owner: CgroupOwner, root: string): void {
+  const id = typeof owner === "string" ? owner : owner.id;
+  removeFreezerSync(owner);
+  removeCgroupDirsSync(containerCgroup(owner).dirs);
   const rootfs = `${containerDir(root, id)}/rootfs`;
   for (let i = 0; i < 8 && unmountRootfs(rootfs); i++) { /* detach every stacked mount */ }
 }
@@ -66,7 +67,7 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
     }
     let released = true;
     try {
-      releaseRuntimeSync(c.id, store.root);
+      releaseRuntimeSync(cgroupOwner(c), store.root);
       disconnectContainer(store, c.id);
     } catch {
       // Left for `rm` (which releases again); the row must tell the truth meanwhile.

@@ -5,10 +5,11 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import { killPid } from "../../ffi/process.ts";
 import type { RunFlags } from "./flags.ts";
 import { Store } from "../store/mod.ts";
-import { createFromFlags } from "./create.ts";
+import { createFromFlags, type CreateGlobals } from "./create.ts";
 import { checkPublish } from "../net/publish.ts";
 import { removeContainer, startDetached } from "./lifecycle.ts";
 import { getContainer } from "./state.ts";
@@ -17,13 +18,18 @@ import { assertInputTerminal } from "../runtime/tty.ts";
 import { attachStreams } from "./attach_streams.ts";
 import type { SuperviseOptions } from "./supervisor.ts";
 
-/** What run needs from the global options. */
-export interface RunGlobals {
+/**
+ * What run needs from the global options: create's (registries, `--userns-remap`, notices),
+ * the store's root and the debug switch. The one globals type of run and create.
+ */
+export interface RunGlobals extends CreateGlobals {
   readonly root: string;
   readonly debug: boolean;
-  readonly insecureRegistries: readonly string[];
-  /** Lines docker prints on stderr (pull progress, warnings); nothing is printed when absent. */
-  readonly notice?: (line: string) => void;
+  /**
+   * docker's stdout line with the container's id when `-a` attaches no output stream (`-a
+   * stdin`): the one thing such a run would otherwise never tell. Nothing when absent.
+   */
+  readonly printId?: (id: string) => void;
 }
 
 const FORWARDED: [Deno.Signal, number][] = [
@@ -79,13 +85,16 @@ export async function runInStore(
   if (flags.tty && flags.interactive) {
     // docker's model for -it: a detached supervisor with this process attached, so that
     // ctrl-p ctrl-q detaches (exit 0, nothing printed) and the container goes on.
-    const { runAttached } = await import("./attach_start.ts");
+    const { runAttached } = await lazyImport<typeof import("./attach_start.ts")>(
+      new URL("./attach_start.ts", import.meta.url),
+    );
     try {
       return { id: record.id, exitCode: await runAttached(store, record) };
     } catch (err) {
       throw await failedStart(store, record.id, flags.rm ?? false, err);
     }
   }
+  if (streams && !streams.stdout && !streams.stderr) globals.printId?.(record.id);
   return {
     id: record.id,
     exitCode: await attached(store, record.id, flags.rm ?? false, streams, globals.notice),

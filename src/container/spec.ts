@@ -25,6 +25,7 @@ import type {
 } from "../oci/spec.ts";
 import { OCI_VERSION } from "../oci/spec.ts";
 import { getEnv } from "../runtime/config.ts";
+import { DEFAULT_CGROUP_PARENT } from "../runtime/cgroups.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { DEFAULT_SHM_SIZE, INIT_PATH } from "../runtime/defaults.ts";
 import { USER_ERROR_ANNOTATION } from "../runtime/from_spec.ts";
@@ -153,7 +154,9 @@ export function specFor(input: SpecInput): Spec {
       namespaces: namespaces(input),
       ...(uns ? { uidMappings: idMappings(uns.uid), gidMappings: idMappings(uns.gid) } : {}),
       devices: devices(input, privileged),
-      cgroupsPath: `/tsbox/${input.id}`,
+      cgroupsPath: `${
+        (c.resources.cgroupParent ?? DEFAULT_CGROUP_PARENT).replace(/\/$/, "")
+      }/${input.id}`,
       resources: resources(input, privileged),
       ...(privileged ? {} : seccompField(c, caps, input.host.kernel)),
       ...(c.sysctls?.length ? { sysctl: Object.fromEntries(c.sysctls) } : {}),

@@ -12,7 +12,15 @@ import type { Store } from "../store/mod.ts";
 import { randomName } from "./names.ts";
 import { reapDeadRunner } from "./reap.ts";
 import { ensureThisBoot } from "./boot.ts";
-import { processAlive } from "./proc.ts";
+import {
+  allRows,
+  AmbiguousContainerError,
+  isActive,
+  isSettled,
+  lookupRow,
+  type Row,
+  toRecord,
+} from "./state_rows.ts";
 import type { SecuritySpec } from "./security_flags.ts";
 import type { HealthConfig, HealthState } from "./health.ts";
 import type { LogOptions } from "./log_opts.ts";
@@ -20,6 +28,8 @@ import type { NamespaceModes } from "./namespaces.ts";
 import type { NetConfig } from "../network/endpoints.ts";
 
 /** docker's container states (`dead` and `removing` are never stored here). */
+export { AmbiguousContainerError, isActive } from "./state_rows.ts";
+
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "exited";
 
 /** `--restart`: what the supervisor does when the container's process ends. */
@@ -124,28 +134,6 @@ export interface ContainerRecord {
   readonly health?: HealthState;
 }
 
-interface Row {
-  id: string;
-  name: string;
-  image_id: string;
-  image_name: string;
-  config: string;
-  state: ContainerState;
-  pid: number | null;
-  pid_start: number | null;
-  supervisor_pid: number | null;
-  supervisor_start: number | null;
-  exit_code: number | null;
-  oom_killed: number;
-  error: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  restart_count: number;
-  stop_requested: number;
-  health: string | null;
-}
-
 /** `--name` is held by another container. */
 export class NameConflictError extends TsboxError {
   constructor(readonly containerName: string, readonly holder: string) {
@@ -156,40 +144,7 @@ export class NameConflictError extends TsboxError {
   }
 }
 
-/** An id prefix matches more than one container. */
-export class AmbiguousContainerError extends TsboxError {
-  constructor(readonly prefix: string) {
-    super(`multiple containers found with provided prefix: ${prefix}`);
-    this.name = "AmbiguousContainerError";
-  }
-}
-
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-function toRecord(r: Row): ContainerRecord {
-  const opt = (v: number | null) => v ?? undefined;
-  return {
-    id: r.id,
-    name: r.name,
-    imageId: r.image_id,
-    imageName: r.image_name,
-    config: JSON.parse(r.config) as RunConfig,
-    state: r.state,
-    pid: opt(r.pid),
-    pidStart: opt(r.pid_start),
-    supervisorPid: opt(r.supervisor_pid),
-    supervisorStart: opt(r.supervisor_start),
-    exitCode: opt(r.exit_code),
-    oomKilled: r.oom_killed !== 0,
-    error: r.error ?? undefined,
-    createdAt: r.created_at,
-    startedAt: opt(r.started_at),
-    finishedAt: opt(r.finished_at),
-    restartCount: r.restart_count,
-    stopRequested: r.stop_requested !== 0,
-    health: r.health ? JSON.parse(r.health) as HealthState : undefined,
-  };
-}
 
 /** What {@link createContainer} records. */
 export interface NewContainer {
@@ -269,26 +224,15 @@ export function requireContainer(store: Store, nameOrIdOrPrefix: string): Contai
 function lookup(store: Store, ref: string): ContainerRecord | undefined {
   // Rows of a boot that is over name pids that may now be anyone's (boot.ts).
   ensureThisBoot(store);
-  const name = ref.replace(/^\//, "");
-  let row = store.db.get<Row>("SELECT * FROM containers WHERE name = ?", name) ??
-    store.db.get<Row>("SELECT * FROM containers WHERE id = ?", ref);
-  if (!row && /^[0-9a-f]{1,63}$/.test(ref)) {
-    const rows = store.db.all<Row>(
-      "SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2",
-      ref,
-      `${ref}g`,
-    );
-    if (rows.length > 1) throw new AmbiguousContainerError(ref);
-    row = rows[0];
-  }
-  return row ? settle(store, toRecord(row)) : undefined;
+  const row = lookupRow(store, ref);
+  return row ? settle(store, row) : undefined;
 }
 
 /** Every container, newest first, reconciled. */
 export function listContainers(store: Store): ContainerRecord[] {
   ensureThisBoot(store);
-  return store.db.all<Row>("SELECT * FROM containers ORDER BY created_at DESC, id")
-    .map((r) => settle(store, toRecord(r)))
+  return allRows(store)
+    .map((c) => settle(store, c))
     .filter((c): c is ContainerRecord => c !== undefined);
 }
 
@@ -298,11 +242,6 @@ export function containerUsingImage(store: Store, imageId: string): string | und
     "SELECT id FROM containers WHERE image_id = ? LIMIT 1",
     imageId,
   )?.id.slice(0, 12);
-}
-
-/** Whether the row says a process should be alive. */
-export function isActive(state: ContainerState): boolean {
-  return state === "running" || state === "paused" || state === "restarting";
 }
 
 /**
@@ -321,14 +260,7 @@ export function reconcile(store: Store, c: ContainerRecord): ContainerRecord {
 
 /** {@link reconcile}, but undefined when the container has just been removed (`--rm`). */
 function settle(store: Store, c: ContainerRecord): ContainerRecord | undefined {
-  // An exited row is settled unless a supervisor that died still claims it (it could not
-  // clear its claim, which would keep the container from starting again), or it was run with
-  // --rm and its runner died before removing it.
-  if (c.state === "exited" && c.supervisorPid === undefined && !c.config.autoRemove) return c;
-  if (c.supervisorPid !== undefined && processAlive(c.supervisorPid, c.supervisorStart)) return c;
-  // A created container nobody is starting is simply created.
-  if (c.state === "created" && c.supervisorPid === undefined) return c;
-  if (isActive(c.state) && c.pid !== undefined && processAlive(c.pid, c.pidStart)) return c;
+  if (isSettled(c)) return c;
   try {
     reapDeadRunner(store, c);
   } catch {

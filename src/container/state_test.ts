@@ -13,6 +13,7 @@ import {
   updateContainer,
 } from "./state.ts";
 import { startTime } from "./proc.ts";
+import { readContainer, readContainers } from "./state_read.ts";
 import { NotFoundError } from "../errors.ts";
 
 const CONFIG: RunConfig = {
@@ -218,4 +219,55 @@ Deno.test("reading a dead runner's row works when the database refuses writes", 
     store.db.run("DROP TRIGGER no_writes");
     assertEquals(findContainer(store, "t-reap-ro")?.state, "exited");
     assertEquals(getContainer(store, c.id)?.state, "exited", "recorded once writes work");
+  }));
+
+Deno.test("state_read answers as state.ts: settled rows as read, a dead runner's reconciled", () =>
+  withStore(async (store) => {
+    const make = (c: string, name: string, autoRemove = false) =>
+      createContainer(store, {
+        id: id(c),
+        name,
+        imageId: "sha256:1",
+        imageName: "x",
+        config: { ...CONFIG, autoRemove },
+      });
+    make("a", "t-created");
+    const live = new Deno.Command("sleep", { args: ["30"] }).spawn();
+    try {
+      const start = startTime(live.pid)!;
+      updateContainer(store, make("b", "t-live").id, {
+        state: "running",
+        pid: live.pid,
+        pidStart: start,
+        supervisorPid: live.pid,
+        supervisorStart: start,
+      });
+      // Settled rows: the same answer as state.ts, no reconciling needed.
+      assertEquals(await readContainers(store), listContainers(store));
+      assertEquals(await readContainer(store, "t-live"), findContainer(store, "t-live"));
+      assertEquals((await readContainer(store, id("b").slice(0, 5)))?.state, "running");
+      assertEquals(await readContainer(store, "t-none"), undefined);
+      make("c", "t-c2");
+      assertEquals(await readContainer(store, "c"), findContainer(store, "c"), "one c prefix");
+      // A dead runner: the read reconciles it, as listContainers would have.
+      const dead = await deadProcess();
+      for (const [c, name, rm] of [["e", "t-dead", false], ["f", "t-dead-rm", true]] as const) {
+        updateContainer(store, make(c, name, rm).id, {
+          state: "running",
+          pid: dead.pid,
+          pidStart: dead.start,
+          supervisorPid: dead.pid,
+          supervisorStart: dead.start,
+        });
+      }
+      const read = await readContainers(store);
+      assertEquals(read.find((c) => c.name === "t-dead")?.state, "exited");
+      assertEquals(read.find((c) => c.name === "t-dead")?.exitCode, 137);
+      assertEquals(read.find((c) => c.name === "t-dead-rm"), undefined, "--rm: removed");
+      assertEquals(getContainer(store, id("e"))?.state, "exited", "recorded, not only shown");
+      assertEquals(read, listContainers(store));
+    } finally {
+      live.kill("SIGKILL");
+      await live.status;
+    }
   }));

@@ -5,7 +5,7 @@
  * @module
  */
 import { type CgroupLayout, type CgroupV1, CgroupV2, hostLayout } from "../runtime/cgroups.ts";
-import { containerCgroup } from "./cgroup.ts";
+import { type CgroupOwner, containerCgroup } from "./cgroup.ts";
 import { readStat } from "./proc.ts";
 
 /** One process as `top` shows it. */
@@ -29,7 +29,7 @@ function bootTimeMs(): number {
 
 /** The processes in the container's cgroup (`layout`: the host's unless a test passes one). */
 export async function containerProcesses(
-  id: string,
+  id: CgroupOwner,
   layout: CgroupLayout = hostLayout(),
 ): Promise<ProcessRow[]> {
   const rows: ProcessRow[] = [];
@@ -95,7 +95,7 @@ function hostMemory(): number {
  * CPU time used in ns, from cpuacct (v1) or cpu.stat (v2). Where v1 mounts cpuacct apart from
  * cpu (tsbox joins cpu only), it is the CPU time of the container's live processes instead.
  */
-async function cpuNs(id: string, layout: CgroupLayout): Promise<number> {
+async function cpuNs(id: CgroupOwner, layout: CgroupLayout): Promise<number> {
   const cg = containerCgroup(id, layout);
   if (cg instanceof CgroupV2) {
     try {
@@ -118,7 +118,7 @@ async function cpuNs(id: string, layout: CgroupLayout): Promise<number> {
 
 /** Memory, CPU (over `intervalMs`) and pids of the container (`layout` as for top). */
 export async function sampleStats(
-  id: string,
+  id: CgroupOwner,
   intervalMs = 500,
   layout: CgroupLayout = hostLayout(),
 ): Promise<StatsSample> {

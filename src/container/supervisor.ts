@@ -18,7 +18,7 @@ import {
   ptyTarget,
   StdinPipe,
 } from "./attach.ts";
-import { removeFreezer } from "./cgroup.ts";
+import { cgroupOwner, removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
 import { PublishedPorts } from "../net/publish.ts";
 import { networkHooks } from "./networking.ts";
@@ -196,7 +196,7 @@ export async function supervise(
   } finally {
     await attach?.close();
     log.close();
-    await removeFreezer(id);
+    await removeFreezer(cgroupOwner(record));
     try {
       updateContainer(
         store,
@@ -256,8 +256,12 @@ async function startAndWait(
     // Namespaces and limits too: `tsbox update` rewrites the spec's resources, and the
     // namespace files of joined containers are filled in for their PID 1 now.
     const spec = fromSpec(await startBundle(store, c));
+    // `--cgroup-parent` is the record's: spec.ts wrote it into cgroupsPath from the same value,
+    // and the commands that find the cgroup again (stats, pause, rm) read it from the record.
+    const cgroupParent = c.config.resources.cgroupParent;
     container = await Container.start({
       ...spec,
+      ...(cgroupParent ? { resources: { ...spec.resources, cgroupParent } } : {}),
       id: c.id,
       stateDir: containerDir(store.root, c.id),
       lowerBase: store.linkDir,

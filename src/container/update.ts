@@ -9,7 +9,7 @@ import { TsboxError, UsageError } from "../errors.ts";
 import { CgroupV1, type ResourceLimits } from "../runtime/cgroups.ts";
 import { parseBytes, parseCpus, parseInteger } from "./flag_values.ts";
 import type { Store } from "../store/mod.ts";
-import { containerCgroup } from "./cgroup.ts";
+import { cgroupOwner, containerCgroup } from "./cgroup.ts";
 import { rewriteResources } from "./bundle.ts";
 import { parseRestart } from "./create_options.ts";
 import { noticePolicy } from "./policy_notice.ts";
@@ -122,8 +122,8 @@ async function readNumber(path: string): Promise<number | undefined> {
  * Writes `changed` into the cgroup of running container `id`. On v1 the memory+swap limit
  * must never be below the memory limit, so when it grows it is written first.
  */
-async function applyLive(id: string, changed: ResourceLimits): Promise<void> {
-  const cg = containerCgroup(id);
+async function applyLive(c: ContainerRecord, changed: ResourceLimits): Promise<void> {
+  const cg = containerCgroup(cgroupOwner(c));
   if (cg instanceof CgroupV1 && changed.memorySwap !== undefined) {
     const mem = cg.byController.get("memory");
     const current = mem ? await readNumber(`${mem}/memory.memsw.limit_in_bytes`) : undefined;
@@ -167,7 +167,7 @@ export async function updateContainer(
   if (
     (current.state === "running" || current.state === "paused") && Object.keys(changed).length
   ) {
-    await applyLive(current.id, changed);
+    await applyLive(current, changed);
   }
   // The bundle first: the next start runs its config.json, and a failed write leaves both old.
   await rewriteResources(store, current.id, { ...current.config, resources: limits });

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "../path.ts";
 import { mount, MS, umount } from "../../ffi/mount.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 
@@ -54,7 +54,8 @@ export function optionsView(o: VolumeOptions | undefined): Record<string, string
 }
 
 function optsPath(dataDir: string): string {
-  return join(dirname(dataDir), "opts.json");
+  // The parent of `_data` (node:path's dirname; src/path.ts spares the node layer's boot).
+  return join(dataDir, "..", "opts.json");
 }
 
 /** Records the options of the volume whose `_data` is `dataDir`. */

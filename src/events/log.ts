@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../path.ts";
 
 /** One event, as docker's API and `events --format '{{json .}}'` show it. */
 export interface TsboxEvent {

@@ -8,32 +8,27 @@
 import type { Store } from "../store/mod.ts";
 import { closeListeners, type HostListener, openListeners } from "./listeners.ts";
 import {
-  formatPortsColumn,
-  networkSettingsPorts,
   parsePublish,
   planPorts,
   type PortBinding,
-  portLines,
   type PortMapping,
   type PublishFlags,
 } from "./ports.ts";
 import { PortProxy } from "./proxy.ts";
+import type { PortConfig } from "./port_views.ts";
+
+export {
+  inspectPorts,
+  loadBindings,
+  portCommandLines,
+  type PortConfig,
+  portsColumn,
+  type PortView,
+} from "./port_views.ts";
 
 /** docker's warning when `-p` meets `--network host`. */
 export const HOST_NETWORK_WARNING =
   "WARNING: Published ports are discarded when using host network mode";
-
-/** What a container's recorded config says about ports (fields of its run config). */
-export interface PortConfig {
-  /** `-p` values as given. */
-  readonly ports?: readonly string[];
-  /** `-P`. */
-  readonly publishAll?: boolean;
-  /** Exposed ports ("80/tcp"): the image's EXPOSE, `--expose` and every `-p` port. */
-  readonly exposedPorts?: readonly string[];
-  /** "private", "none", "host", "container:NAME". */
-  readonly network: string;
-}
 
 /** True when the container has its own network namespace for a proxy to reach into. */
 function publishes(cfg: PortConfig): boolean {
@@ -122,13 +117,6 @@ export class PublishedPorts {
   }
 }
 
-interface BindingRow {
-  host_ip: string;
-  host_port: number;
-  container_port: number;
-  proto: "tcp" | "udp";
-}
-
 /** Records the bindings in effect for a container (replacing what it had). */
 export function saveBindings(store: Store, id: string, bindings: readonly PortBinding[]): void {
   store.db.transaction(() => {
@@ -150,45 +138,4 @@ export function saveBindings(store: Store, id: string, bindings: readonly PortBi
 /** Forgets a container's bindings. */
 export function clearBindings(store: Store, id: string): void {
   store.db.run("DELETE FROM port_bindings WHERE container_id = ?", id);
-}
-
-/** The bindings recorded for a container. */
-export function loadBindings(store: Store, id: string): PortBinding[] {
-  return store.db.all<BindingRow>(
-    "SELECT host_ip, host_port, container_port, proto FROM port_bindings WHERE container_id = ?",
-    id,
-  ).map((r) => ({
-    hostIp: r.host_ip,
-    hostPort: r.host_port,
-    containerPort: r.container_port,
-    proto: r.proto,
-  }));
-}
-
-/** A container as the display helpers need it. */
-export interface PortView {
-  readonly id: string;
-  readonly state: string;
-  readonly config: PortConfig;
-}
-
-function liveBindings(store: Store, c: PortView): PortBinding[] {
-  // Rows of a supervisor that was killed outright are stale once the container is not up.
-  const up = c.state === "running" || c.state === "paused" || c.state === "restarting";
-  return up ? loadBindings(store, c.id) : [];
-}
-
-/** The PORTS column of `ps` for a container. */
-export function portsColumn(store: Store, c: PortView): string {
-  return formatPortsColumn(liveBindings(store, c), c.config.exposedPorts ?? []);
-}
-
-/** `NetworkSettings.Ports` of `inspect` for a container. */
-export function inspectPorts(store: Store, c: PortView): ReturnType<typeof networkSettingsPorts> {
-  return networkSettingsPorts(liveBindings(store, c), c.config.exposedPorts ?? []);
-}
-
-/** The lines `tsbox port CONTAINER [PORT]` prints. */
-export function portCommandLines(store: Store, c: PortView, filter?: string): string[] {
-  return portLines(liveBindings(store, c), filter);
 }

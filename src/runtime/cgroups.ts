@@ -6,7 +6,7 @@
  * @module
  */
 import { killPid } from "../../ffi/process.ts";
-import { TsboxError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import {
   blkioWeightFile,
   type ExtraLimits,
@@ -32,6 +32,30 @@ export interface ResourceLimits extends ExtraLimits {
    * v1 devices controller; cgroup v2 would need a BPF device program, which tsbox does not load.
    */
   readonly devices?: readonly { readonly allow: boolean; readonly line: string }[];
+  /**
+   * `--cgroup-parent`: the cgroup (an absolute path below each hierarchy's root, as
+   * {@link cgroupParentPath} normalizes it) under which the container's own is made.
+   * Unset: {@link DEFAULT_CGROUP_PARENT}.
+   */
+  readonly cgroupParent?: string;
+}
+
+/** Where containers' cgroups go without `--cgroup-parent` (docker's is `/docker`). */
+export const DEFAULT_CGROUP_PARENT = "/tsbox";
+
+/**
+ * `--cgroup-parent`'s value as an absolute cgroup path: `/` for the root, no empty or `.`
+ * parts. A relative path is taken from the hierarchy's root too: tsbox has no daemon whose
+ * cgroup it could be relative to (docker's rule), and the cgroup of whichever process runs
+ * `create` would put the same container's parent somewhere else each time. `..` is refused, so
+ * that a parent never names a directory outside the cgroup mount.
+ */
+export function cgroupParentPath(text: string): string {
+  const parts = text.split("/").filter((p) => p !== "" && p !== ".");
+  if (text.trim() === "" || parts.some((p) => p === ".." || p.includes("\0"))) {
+    throw new UsageError(`invalid --cgroup-parent "${text}": want a cgroup path without ".."`);
+  }
+  return "/" + parts.join("/");
 }
 
 /** One container's cgroup(s). */
@@ -342,7 +366,18 @@ export function subtreeControlLine(controllers: readonly string[]): string {
   return controllers.map((c) => `+${c}`).join(" ");
 }
 
-/** cgroup v2: one directory `<mount>/tsbox/<id>`. */
+/**
+ * The v2 directories from the root down to `parent` (absolute, {@link cgroupParentPath}'s
+ * form), root first: each gets the controllers in its `cgroup.subtree_control`, since a
+ * controller reaches a cgroup only when every ancestor enables it for its children.
+ */
+export function v2ParentLevels(v2Root: string, parent: string): string[] {
+  const out = [v2Root];
+  for (const part of parent.split("/").filter(Boolean)) out.push(`${out.at(-1)}/${part}`);
+  return out;
+}
+
+/** cgroup v2: one directory `<mount><parent>/<id>` (parent `/tsbox` by default). */
 export class CgroupV2 implements Cgroup {
   constructor(readonly dir: string) {}
 
@@ -384,11 +419,16 @@ export class CgroupV2 implements Cgroup {
   }
 }
 
-function v1Dirs(id: string, layout: CgroupLayout): Map<Controller, string> {
+/** `mount` + `parent` (absolute, `/` for the root) + `/id`. */
+function under(mount: string, parent: string, id: string): string {
+  return `${mount}${parent === "/" ? "" : parent}/${id}`;
+}
+
+function v1Dirs(id: string, layout: CgroupLayout, parent: string): Map<Controller, string> {
   const onV1 = new Map<Controller, string>();
   for (const c of CONTROLLERS) {
     const mount = layout.v1.get(c);
-    if (mount) onV1.set(c, `${mount}/tsbox/${id}`);
+    if (mount) onV1.set(c, under(mount, parent, id));
   }
   return onV1;
 }
@@ -399,32 +439,39 @@ function v2Wanted(layout: CgroupLayout, onV1: ReadonlyMap<Controller, string>): 
 }
 
 /**
- * Where container `id`'s cgroup is (or would be) under `layout`: v1 `<mount>/tsbox/<id>` per
+ * Where container `id`'s cgroup is (or would be) under `layout`: v1 `<mount><parent>/<id>` per
  * controller while v1 holds every managed controller the host offers, otherwise one v2 dir
- * `<v2 root>/tsbox/<id>`. The one placement rule that {@link createCgroup}, the commands that
+ * `<v2 root><parent>/<id>`; `parent` is `--cgroup-parent` ({@link cgroupParentPath}'s form),
+ * `/tsbox` by default. The one placement rule that {@link createCgroup}, the commands that
  * find a container's cgroup again (stats, pause, cleanup) and the tests share. The directories
  * may not exist. `layout` is the seam for tests: a layout whose `v2` is any directory of a real
  * cgroup2 mount puts the container's cgroup below it.
  */
-export function locateCgroup(id: string, layout: CgroupLayout = hostLayout()): CgroupV1 | CgroupV2 {
-  const onV1 = v1Dirs(id, layout);
+export function locateCgroup(
+  id: string,
+  layout: CgroupLayout = hostLayout(),
+  parent: string = DEFAULT_CGROUP_PARENT,
+): CgroupV1 | CgroupV2 {
+  const onV1 = v1Dirs(id, layout, parent);
   // Placed by the controllers every container needs: a cpuset or blkio controller that only
   // the unified tree has must not move a v1 host's memory and pids limits to v2.
   const core = v2Wanted(layout, onV1).filter((c) => !EXTRA_CONTROLLERS.includes(c));
   if (onV1.size > 0 && core.length === 0) return new CgroupV1(onV1);
-  return new CgroupV2(`${layout.v2}/tsbox/${id}`);
+  return new CgroupV2(under(layout.v2 ?? "", parent, id));
 }
 
 /**
- * Creates the container's cgroup where {@link locateCgroup} puts it; when the unified tree is
- * used, the managed controllers it offers are enabled on the path down to it.
+ * Creates the container's cgroup where {@link locateCgroup} puts it (below
+ * `limits.cgroupParent`, made as needed); when the unified tree is used, the managed
+ * controllers it offers are enabled on every level of the path down to it.
  */
 export async function createCgroup(
   id: string,
   limits: ResourceLimits,
   layout: CgroupLayout = hostLayout(),
 ): Promise<Cgroup> {
-  const cg = locateCgroup(id, layout);
+  const parentPath = limits.cgroupParent ?? DEFAULT_CGROUP_PARENT;
+  const cg = locateCgroup(id, layout, parentPath);
   if (cg instanceof CgroupV1) {
     for (const dir of cg.dirs) await makeDir(dir, true);
     const cpuset = layout.v1.get("cpuset");
@@ -432,12 +479,14 @@ export async function createCgroup(
     if (cpuset && cpusetDir) await fillCpuset(cpuset, cpusetDir, write);
   } else {
     if (!layout.v2) throw new TsboxError("no cgroup hierarchy found for memory, cpu or pids");
-    const parent = `${layout.v2}/tsbox`;
-    await makeDir(parent, true);
-    const enable = subtreeControlLine(v2Wanted(layout, v1Dirs(id, layout)));
-    if (enable) {
-      await write(`${layout.v2}/cgroup.subtree_control`, enable);
-      await write(`${parent}/cgroup.subtree_control`, enable);
+    const enable = subtreeControlLine(v2Wanted(layout, v1Dirs(id, layout, parentPath)));
+    for (const [i, level] of v2ParentLevels(layout.v2, parentPath).entries()) {
+      if (i > 0) {
+        await makeDir(level, false).catch((err) => {
+          if (!(err.cause instanceof Deno.errors.AlreadyExists)) throw err;
+        });
+      }
+      if (enable) await write(`${level}/cgroup.subtree_control`, enable);
     }
     await makeDir(cg.dir, false);
   }

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { assertEquals, assertOk, assertRejects, assertStringIncludes } from "../../tests/assert.ts";
 import {
   CgroupError,
+  cgroupParentPath,
   CgroupV1,
   CgroupV2,
   createCgroup,
@@ -12,7 +13,9 @@ import {
   sharesToWeight,
   subtreeControlLine,
   v2LimitWrites,
+  v2ParentLevels,
 } from "./cgroups.ts";
+import { UsageError } from "../errors.ts";
 import { canUseCgroup2, cgroupEvents, dead, poll, withCgroup2 } from "../../tests/cgroup2.ts";
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -48,6 +51,40 @@ Deno.test("placement: v1 while it holds every managed controller, else one v2 di
     () => ["cpu", "memory", "pids"],
   );
   assertEquals((locateCgroup("abc", v2only) as CgroupV2).dir, "/sys/fs/cgroup/tsbox/abc");
+});
+
+Deno.test("--cgroup-parent: one absolute form; '..' refused; placed under it in v1 and v2", () => {
+  assertEquals(cgroupParentPath("/a/b"), "/a/b");
+  assertEquals(cgroupParentPath("a//b/./"), "/a/b");
+  assertEquals(cgroupParentPath("/"), "/");
+  for (const bad of ["../x", "/a/../../b", ""]) {
+    let caught: unknown;
+    try {
+      cgroupParentPath(bad);
+    } catch (err) {
+      caught = err;
+    }
+    assertOk(caught instanceof UsageError, `"${bad}" was accepted`);
+  }
+  const hybrid = parseLayout(HYBRID, () => ["hugetlb"]);
+  assertEquals(locateCgroup("abc", hybrid, "/ci/jobs").dirs, [
+    "/sys/fs/cgroup/memory/ci/jobs/abc",
+    "/sys/fs/cgroup/cpu/ci/jobs/abc",
+    "/sys/fs/cgroup/pids/ci/jobs/abc",
+  ]);
+  assertEquals(locateCgroup("abc", hybrid, "/").dirs[0], "/sys/fs/cgroup/memory/abc");
+  const v2only = parseLayout(
+    "40 30 0:37 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw",
+    () => ["cpu", "memory", "pids"],
+  );
+  assertEquals((locateCgroup("abc", v2only, "/ci") as CgroupV2).dir, "/sys/fs/cgroup/ci/abc");
+  // Every level from the root down to the parent enables the controllers for its children.
+  assertEquals(v2ParentLevels("/sys/fs/cgroup", "/ci/jobs"), [
+    "/sys/fs/cgroup",
+    "/sys/fs/cgroup/ci",
+    "/sys/fs/cgroup/ci/jobs",
+  ]);
+  assertEquals(v2ParentLevels("/sys/fs/cgroup", "/"), ["/sys/fs/cgroup"]);
 });
 
 Deno.test("v2 limits: the exact bytes written per file (pure; enforcement not tested here)", () => {
@@ -131,6 +168,35 @@ Deno.test({
       await poll("populated 0", () => cgroupEvents(cg.dir).get("populated") === "0");
       await cg.remove();
       await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+    }),
+});
+
+Deno.test({
+  ...real,
+  name: "v2 on a real cgroup2: --cgroup-parent makes the path; a joined process is below it",
+  fn: () =>
+    withCgroup2(async (layout, root) => {
+      const cg = await createCgroup("c2parent", { cgroupParent: "/ci/jobs" }, layout);
+      assertOk(cg instanceof CgroupV2);
+      assertEquals(cg.dir, `${root}/ci/jobs/c2parent`);
+      // A second container under the same (now existing) parent.
+      const other = await createCgroup("c2other", { cgroupParent: "/ci/jobs" }, layout);
+      const child = spawnSh("read x");
+      try {
+        await cg.join(child.pid);
+        const own = (await Deno.readTextFile(`/proc/${child.pid}/cgroup`)).split("\n")
+          .find((l) => l.startsWith("0::"));
+        assertOk(own?.endsWith("/ci/jobs/c2parent"), own);
+        assertEquals(cgroupEvents(`${root}/ci`).get("populated"), "1");
+      } finally {
+        await reap(child);
+      }
+      await poll("populated 0", () => cgroupEvents(cg.dir).get("populated") === "0");
+      await cg.remove();
+      await other.remove();
+      // The containers' dirs go; the parent, which is the user's, stays.
+      await assertRejects(() => Deno.stat(cg.dir), Deno.errors.NotFound);
+      assertOk((await Deno.stat(`${root}/ci/jobs`)).isDirectory);
     }),
 });
 

@@ -5,13 +5,13 @@
  * @module
  */
 import { join } from "../path.ts";
-import { CLONE, decodeStatus, type ProgramFailure } from "../../ffi/clone.ts";
-import { SyscallError } from "../../ffi/errors.ts";
-import { ExecError, TsboxError, UsageError } from "../errors.ts";
+import { CLONE } from "../../ffi/clone.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import { type Host, linuxHost } from "./host.ts";
 import { execCandidates, getEnv } from "./config.ts";
-import { buildProgram, type ChildPlan, type ExtraMount, INIT_PATH } from "./program.ts";
+import { buildProgram, type ChildPlan, INIT_PATH } from "./program.ts";
+import type { MountRequest } from "./mount_request.ts";
 import { DEFAULT_CAPS } from "./capabilities.ts";
 import { ensureMountTarget, overlayOptions, resolveInRoot } from "./rootfs.ts";
 import { rootlessCgroup, type RootlessMapping, warnSingleId } from "./rootless.ts";
@@ -20,21 +20,16 @@ import { cloneFlagsFor, namespaceFile, type SharedNamespaces } from "./namespace
 import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
 import { prepareSettings, type SecuritySettings } from "./security_settings.ts";
 import { type IdMapping, toHost } from "./userns.ts";
+import { launch as launchChild, type Launched } from "./launch.ts";
+import { startError } from "./start_error.ts";
 import { MS } from "../../ffi/mount.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
 export type NetworkMode = "private" | "none" | "host" | `container:${string}`;
 
-/** A user mount before its target is resolved in the rootfs. */
-export type MountRequest =
-  | {
-    readonly kind: "bind";
-    readonly source: string;
-    readonly target: string;
-    readonly readOnly: boolean;
-  }
-  | { readonly kind: "tmpfs"; readonly target: string; readonly options: string };
+/** A user mount; its target as seen in the container (mount_request.ts). */
+export type { MountRequest } from "./mount_request.ts";
 
 /** What to run and how: everything `run` decided, with the image already in the store. */
 export interface ContainerSpec {
@@ -115,48 +110,9 @@ export interface ContainerExit {
   readonly oomKilled: boolean;
 }
 
-/** A step of the container's setup failed (not the final execve). */
-export class ContainerStartError extends TsboxError {
-  constructor(readonly step: string, override readonly cause: SyscallError) {
-    super(
-      `container init: ${step}: ${cause.code} (${cause.message.replace(/^.*\((.*)\)$/, "$1")})`,
-      {
-        cause,
-      },
-    );
-    this.name = "ContainerStartError";
-  }
-}
+export { ContainerStartError, startError } from "./start_error.ts";
 
 const ENOENT = 2;
-const EACCES = 13;
-const ENOEXEC = 8;
-const EPERM = 1;
-
-/** Maps the status record of a failed start to docker-like errors. */
-export function startError(
-  failure: ProgramFailure,
-  what: readonly string[],
-  argv0: string,
-): TsboxError {
-  if (failure.opIndex < 0) {
-    const e = failure.errno === 0 ? ENOENT : failure.errno;
-    if (e === ENOENT) {
-      return new ExecError(
-        argv0.includes("/")
-          ? `exec: "${argv0}": stat ${argv0}: no such file or directory`
-          : `exec: "${argv0}": executable file not found in $PATH`,
-        127,
-      );
-    }
-    if (e === EACCES || e === ENOEXEC || e === EPERM) {
-      return new ExecError(`exec: "${argv0}": permission denied`, 126);
-    }
-    return new ContainerStartError(`execve ${argv0}`, new SyscallError("execve", [argv0], e));
-  }
-  const step = what[failure.opIndex] ?? `op ${failure.opIndex}`;
-  return new ContainerStartError(step, new SyscallError(step.split(" ")[0], [], failure.errno));
-}
 
 function readIfExists(path: string): string {
   try {
@@ -411,7 +367,7 @@ async function prepare(
   const inRoot = (path: string) => resolveInRoot(seen, path);
   checkInsideRoot(inRoot, spec.cwd, "working directory");
   for (const m of spec.mounts) checkInsideRoot(inRoot, m.target, "mount target");
-  const extraMounts: ExtraMount[] = spec.mounts.map((m) => {
+  const extraMounts: MountRequest[] = spec.mounts.map((m) => {
     if (m.kind === "tmpfs") return { ...m, target: target(m.target, "dir") };
     const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
     return { ...m, target: target(m.target, kind) };
@@ -498,85 +454,72 @@ function assertCommandFound(root: string, argv0: string, env: string[], cwd: str
   if (!found) throw startError({ opIndex: -1, errno: ENOENT }, [], argv0);
 }
 
+/** PID 1's launch: its program, clone flags and held steps around the shared handshake. */
 async function launch(
   spec: ContainerSpec,
   prepared: Prepared,
   cgroup: Cgroup,
   host: Host,
   rootlessMaps?: (pid: number) => Promise<void>,
-): Promise<{ pid: number; terminal?: number }> {
+): Promise<Launched> {
   const userns = spec.userns;
   const writeMaps = rootlessMaps ??
     (userns ? (pid: number) => host.writeIdMaps(pid, userns) : undefined);
-  const open = new Set<number>();
-  const close = (fd: number) => {
-    if (open.delete(fd)) host.closeFd(fd);
-  };
-  const opened = (fd: number) => (open.add(fd), fd);
-  const [syncR, syncW] = host.pipe().map(opened);
-  const [statusR, statusW] = host.pipe().map(opened);
-  let pid = -1;
+  const open: number[] = [];
   let hooked = false;
-  // -t: the child sends its pty master over this socket pair (see tty.ts).
-  const channel = spec.tty ? host.terminalChannel() : undefined;
-  if (channel) open.add(channel.parent).add(channel.child);
   // Opened here, inherited by the clone: the child joins them with setns (see networkOps).
-  const openNs = (file: string | undefined) =>
-    file === undefined ? undefined : opened(host.openNamespace(file));
+  const openNs = (file: string | undefined) => {
+    if (file === undefined) return undefined;
+    const fd = host.openNamespace(file);
+    open.push(fd);
+    return fd;
+  };
   try {
     const netnsFd = openNs(joinedNetwork(spec));
     const ipcFd = openNs(namespaceFile(spec.namespaces?.ipc, "ipc"));
     const pidFd = openNs(namespaceFile(spec.namespaces?.pid, "pid"));
-    const ops = buildProgram({
-      ...prepared.plan,
-      joinNetnsFd: netnsFd,
-      joinIpcFd: ipcFd,
-      syncFd: syncR,
-      closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
-      ...(channel
-        ? {
-          stdio: ["inherit", "inherit", "inherit"],
-          terminal: { socketFd: channel.child, size: spec.tty?.size, uid: prepared.plan.uid },
-        }
-        : {}),
-    });
     let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
     if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
     if (writeMaps) flags |= CLONE.NEWUSER;
-    flags = cloneFlagsFor(flags, spec.namespaces);
-    try {
-      pid = host.clone(ops, statusW, flags, pidFd);
-    } finally {
-      prepared.release();
-    }
-    await writeMaps?.(pid);
-    close(syncR);
-    close(statusW);
-    if (channel) close(channel.child);
-    await cgroup.join(pid);
-    if (spec.resources.oomScoreAdj !== undefined) {
-      await host.writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
-    }
-    hooked = spec.beforeRelease !== undefined;
-    await spec.beforeRelease?.(pid);
-    host.writeFd(syncW, new Uint8Array([1]));
-    close(syncW);
-    const failure = decodeStatus(await host.readFd(statusR, 16));
-    if (failure) {
-      await host.waitPid(pid);
-      pid = -1;
-      throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
-    }
-    return { pid, terminal: channel ? host.receiveTerminal(channel.parent) : undefined };
-  } catch (err) {
-    if (pid > 0) {
-      // Blocked on the sync pipe or somewhere in its program: end it and reap it.
-      host.killPid(pid, 9);
-      await host.waitPid(pid).catch(() => {});
-    }
-    if (hooked) await spec.afterExit?.().catch(() => {});
-    throw err;
+    return await launchChild(host, {
+      argv0: spec.argv[0],
+      tty: spec.tty !== undefined,
+      flags: cloneFlagsFor(flags, spec.namespaces),
+      pidNamespaceFd: pidFd,
+      program: (fds) =>
+        buildProgram({
+          ...prepared.plan,
+          joinNetnsFd: netnsFd,
+          joinIpcFd: ipcFd,
+          syncFd: fds.syncFd,
+          closeFds: fds.closeFds,
+          // -t: the child sends its pty master over the socket pair (see tty.ts).
+          ...(fds.terminalSocket !== undefined
+            ? {
+              stdio: ["inherit", "inherit", "inherit"],
+              terminal: {
+                socketFd: fds.terminalSocket,
+                size: spec.tty?.size,
+                uid: prepared.plan.uid,
+              },
+            }
+            : {}),
+        }),
+      cloned: () => prepared.release(),
+      afterClone: writeMaps,
+      beforeRelease: async (pid) => {
+        await cgroup.join(pid);
+        if (spec.resources.oomScoreAdj !== undefined) {
+          await host.writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
+        }
+        hooked = spec.beforeRelease !== undefined;
+        await spec.beforeRelease?.(pid);
+      },
+      abandoned: async () => {
+        if (hooked) await spec.afterExit?.();
+      },
+    });
   } finally {
-    for (const fd of [...open]) close(fd);
+    for (const fd of open) host.closeFd(fd);
   }
 }

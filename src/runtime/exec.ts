@@ -20,35 +20,18 @@
  *
  * @module
  */
-import {
-  CLONE,
-  cloneProgram,
-  CompiledProgram,
-  decodeStatus,
-  EXIT_IF_NONZERO,
-  type Op,
-  SharedWord,
-  SIGCHLD,
-  str,
-} from "../../ffi/clone.ts";
-import { O_CLOEXEC as FS_CLOEXEC, O_RDONLY, openat2, RESOLVE_IN_ROOT } from "../../ffi/fs.ts";
-import {
-  closeNamespaceFd,
-  NAMESPACE_TYPES,
-  namespaceId,
-  type NamespaceKind,
-  openNamespaceFile,
-} from "../../ffi/namespace.ts";
-import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
+import { CLONE, EXIT_IF_NONZERO, type Op, SIGCHLD, str } from "../../ffi/clone.ts";
+import { NAMESPACE_TYPES, type NamespaceKind } from "../../ffi/namespace.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 import { TsboxError } from "../errors.ts";
-import { hostLayout } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
-import { startError } from "./container.ts";
+import { type Host, linuxHost, type SharedPid } from "./host.ts";
+import { launch } from "./launch.ts";
 import {
   capabilityOps,
   type ChildPlan,
+  closeOtherFdsOps,
   execOps,
   identityOps,
   signalOps,
@@ -63,8 +46,10 @@ import {
   type SecurityOptions,
   type SecurityPlan,
 } from "./security.ts";
-import { receiveTerminal, terminalChannel, terminalOps, type TerminalPlan } from "./tty.ts";
+import { terminalOps, type TerminalPlan } from "./tty.ts";
 import { resolveUser } from "./user.ts";
+
+export { joinContainerCgroups } from "./cgroup_join.ts";
 
 /** What to run in the container. */
 export interface ExecSpec {
@@ -115,26 +100,29 @@ export interface ContainerHandles {
   close(): void;
 }
 
-/** Opens the namespaces and root of `initPid`, skipping namespaces tsbox already shares. */
-export function openContainer(initPid: number): ContainerHandles {
+/**
+ * Opens the namespaces and root of `initPid`, skipping namespaces tsbox already shares. The
+ * namespaces are opened through `host`'s {@link Host.openNamespace} and closed with its closeFd.
+ */
+export function openContainer(initPid: number, host: Host = linuxHost): ContainerHandles {
   const fds: number[] = [];
   const close = () => {
-    for (const fd of fds.splice(0)) closeNamespaceFd(fd);
+    for (const fd of fds.splice(0)) host.closeFd(fd);
   };
   try {
     const joins: { kind: NamespaceKind; fd: number }[] = [];
     for (const kind of JOIN_ORDER) {
-      if (namespaceId(initPid, kind) === namespaceId("self", kind)) continue;
-      const fd = openNamespaceFile(`/proc/${initPid}/ns/${kind}`);
+      if (host.namespaceId(initPid, kind) === host.namespaceId("self", kind)) continue;
+      const fd = host.openNamespace(`/proc/${initPid}/ns/${kind}`);
       fds.push(fd);
       joins.push({ kind, fd });
     }
     let pidNamespace: number | undefined;
-    if (namespaceId(initPid, "pid") !== namespaceId("self", "pid")) {
-      pidNamespace = openNamespaceFile(`/proc/${initPid}/ns/pid`);
+    if (host.namespaceId(initPid, "pid") !== host.namespaceId("self", "pid")) {
+      pidNamespace = host.openNamespace(`/proc/${initPid}/ns/pid`);
       fds.push(pidNamespace);
     }
-    const root = openNamespaceFile(`/proc/${initPid}/root`, true);
+    const root = host.openRoot(initPid);
     fds.push(root);
     return { initPid, joins, pidNamespace, root, close };
   } catch (err) {
@@ -185,21 +173,6 @@ function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
 /** Makes the child non-dumpable: must be the program's first op (see the module comment). */
 export function dumpableOps(): Op[] {
   return [op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0])];
-}
-
-/** close_range over every gap between the fds to keep (0-2 are always kept). */
-export function closeOtherFdsOps(keep: readonly number[]): Op[] {
-  const kept = [...new Set(keep.filter((fd) => fd > 2))].sort((a, b) => a - b);
-  const ops: Op[] = [];
-  let from = 3;
-  for (const fd of kept) {
-    if (fd - 1 >= from) {
-      ops.push(op(SYS.close_range, `close fds ${from}..${fd - 1}`, [from, fd - 1, 0]));
-    }
-    from = fd + 1;
-  }
-  ops.push(op(SYS.close_range, `close fds from ${from}`, [from, 0xffffffff, 0]));
-  return ops;
 }
 
 /** setns into each namespace, then close the namespace fds. */
@@ -296,64 +269,15 @@ export function buildExecProgram(p: ExecPlan): Op[] {
   ];
 }
 
-/** Moves `pid` into every cgroup of `initPid` that differs from tsbox's own. */
-export async function joinContainerCgroups(initPid: number, pid: number): Promise<void> {
-  const parse = (text: string) =>
-    new Map(
-      text.split("\n").filter(Boolean).map((l) => {
-        const [id, controllers, ...path] = l.split(":");
-        return [`${id}:${controllers}`, path.join(":")] as const;
-      }),
-    );
-  const theirs = parse(await Deno.readTextFile(`/proc/${initPid}/cgroup`));
-  const ours = parse(await Deno.readTextFile("/proc/self/cgroup"));
-  const layout = hostLayout();
-  for (const [key, path] of theirs) {
-    if (ours.get(key) === path) continue;
-    const controllers = key.slice(key.indexOf(":") + 1);
-    const mount = controllers === ""
-      ? layout.v2
-      : controllers.split(",").map((c) => layout.v1.get(c)).find((m) => m !== undefined);
-    if (!mount) continue; // a named hierarchy tsbox does not manage
-    await Deno.writeTextFile(`${mount}${path === "/" ? "" : path}/cgroup.procs`, String(pid), {
-      create: false,
-    });
-  }
-}
-
 /** The capabilities in PID 1's bounding set (docker exec keeps the container's set). */
-export async function boundingSet(initPid: number): Promise<number[]> {
-  const status = await Deno.readTextFile(`/proc/${initPid}/status`);
+export async function boundingSet(initPid: number, host: Host = linuxHost): Promise<number[]> {
+  const status = await host.procStatus(initPid);
   const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
   if (!hex) throw new TsboxError(`no CapBnd in /proc/${initPid}/status`);
   const mask = BigInt(`0x${hex}`);
   const caps: number[] = [];
   for (let c = 0; c < 64; c++) if ((mask >> BigInt(c)) & 1n) caps.push(c);
   return caps;
-}
-
-function readInRoot(root: number, path: string): string {
-  let fd: number;
-  try {
-    fd = openat2(root, path, O_RDONLY | FS_CLOEXEC, 0, RESOLVE_IN_ROOT);
-  } catch {
-    return "";
-  }
-  try {
-    return Deno.readTextFileSync(`/proc/self/fd/${fd}`);
-  } catch {
-    return "";
-  } finally {
-    closeFd(fd);
-  }
-}
-
-function lastCap(): number {
-  try {
-    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
-  } catch {
-    return 40;
-  }
 }
 
 /** A process started by {@link execInContainer}. */
@@ -365,16 +289,18 @@ export class ExecProcess {
     readonly pid: number,
     /** The pty master (with `tty`); the caller closes it. */
     readonly terminal?: number,
+    /** Signals and waits go through it. */
+    readonly host: Host = linuxHost,
   ) {}
 
   /** Sends `signal`; false when the process is gone. */
   kill(signal: number): boolean {
-    return killPid(this.pid, signal);
+    return this.host.killPid(this.pid, signal);
   }
 
   /** Waits for the process: its exit status, or 128+N when signal N killed it. */
   wait(): Promise<number> {
-    this.#waited ??= waitPid(this.pid).then((s) =>
+    this.#waited ??= this.host.waitPid(this.pid).then((s) =>
       s.signal !== undefined ? 128 + s.signal : s.exitCode ?? 0
     );
     return this.#waited;
@@ -383,122 +309,89 @@ export class ExecProcess {
 
 /**
  * Starts `spec` in the running container whose PID 1 is `initPid` (a host pid) and returns once
- * its execve succeeded. Fails with ExecError (126/127) when the command cannot be run.
+ * its execve succeeded, through the launch handshake of container starts (launch.ts). Fails with
+ * ExecError (126/127) when the command cannot be run. `host` makes the host-side calls (tests
+ * pass a recording fake).
  */
-export async function execInContainer(initPid: number, spec: ExecSpec): Promise<ExecProcess> {
+export async function execInContainer(
+  initPid: number,
+  spec: ExecSpec,
+  host: Host = linuxHost,
+): Promise<ExecProcess> {
   if (spec.argv.length === 0) throw new TsboxError("exec: no command given");
-  const target = openContainer(initPid);
-  const open = new Set<number>();
-  const track = (...fds: number[]) => fds.forEach((fd) => open.add(fd));
-  const close = (fd: number) => {
-    if (open.delete(fd)) closeFd(fd);
-  };
-  let pid = -1;
-  let intermediate = -1;
+  const target = openContainer(initPid, host);
   let security: ReturnType<typeof prepareSecurity> | undefined;
-  let childPid: SharedWord | undefined;
+  let childPid: SharedPid | undefined;
   try {
-    if (target.pidNamespace !== undefined) childPid = new SharedWord();
+    if (target.pidNamespace !== undefined) childPid = host.sharedWord();
     const user = resolveUser(
       spec.user,
-      readInRoot(target.root, "/etc/passwd"),
-      readInRoot(target.root, "/etc/group"),
+      host.readInRoot(target.root, "/etc/passwd"),
+      host.readInRoot(target.root, "/etc/group"),
     );
     const env = [...spec.env];
     if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-    const capabilities = spec.capabilities ?? await boundingSet(initPid);
+    const capabilities = spec.capabilities ?? await boundingSet(initPid, host);
     // The filter lives in native memory the clone inherits; freed once the clone exists.
-    security = prepareSecurity(spec.security ?? {}, capabilities);
-    const [syncR, syncW] = pipe();
-    const [statusR, statusW] = pipe();
-    track(syncR, syncW, statusR, statusW);
-    let sockets: [number, number] | undefined;
-    if (spec.tty) {
-      const channel = terminalChannel();
-      sockets = [channel.parent, channel.child];
-      track(...sockets);
-    }
+    const confinement = security = prepareSecurity(spec.security ?? {}, capabilities);
     const stdioFds = spec.stdio.filter((s): s is number => typeof s === "number");
     const pidFork = childPid && target.pidNamespace !== undefined
       ? { fd: target.pidNamespace, childPidAddress: childPid.address }
       : undefined;
-    const plan: ExecPlan = {
-      syncFd: syncR,
-      closeFds: [syncW, statusR, ...(sockets ? [sockets[0]] : [])],
-      keepFds: [
-        statusW,
-        target.root,
-        ...target.joins.map((j) => j.fd),
-        ...(pidFork ? [pidFork.fd] : []),
-        ...stdioFds,
-        ...(sockets ? [sockets[1]] : []),
-      ],
-      joins: target.joins,
-      pidFork,
-      root: target.root,
-      cwd: spec.cwd,
-      uid: user.uid,
-      gid: user.gid,
-      groups: user.groups,
-      capabilities,
-      lastCap: lastCap(),
-      stdio: spec.stdio,
-      argv: spec.argv,
-      env,
-      candidates: execCandidates(spec.argv[0], env),
-      terminal: sockets ? { socketFd: sockets[1], size: spec.tty?.size, uid: user.uid } : undefined,
-      security: security.plan,
-    };
-    const ops = buildExecProgram(plan);
-    const program = CompiledProgram.compile(ops, statusW);
-    try {
-      pid = cloneProgram(program, 0);
-    } finally {
-      program.free();
-      security.free();
-      target.close();
-    }
-    if (childPid) [intermediate, pid] = [pid, -1];
-    close(syncR);
-    close(statusW);
-    if (sockets) close(sockets[1]);
-    await joinContainerCgroups(initPid, intermediate > 0 ? intermediate : pid);
-    writeFd(syncW, new Uint8Array([1]));
-    close(syncW);
-    const failure = decodeStatus(await readFd(statusR, 16));
-    if (childPid) {
-      // The intermediate has exited (or failed) by now: the status pipe saw its end.
-      await waitPid(intermediate);
-      intermediate = -1;
-      pid = childPid.read() || -1;
-    }
-    if (failure) {
-      if (pid > 0) await waitPid(pid);
-      pid = -1;
-      const failed = ops[failure.opIndex];
-      // A PID namespace whose init has died refuses new members with ENOMEM.
-      if (failed?.nr === SYS.clone && failure.errno === ENOMEM) {
-        throw new ContainerNotRunningError(initPid);
-      }
-      throw startError(failure, ops.map((o) => o.what), spec.argv[0]);
-    }
-    if (pid < 0) throw new TsboxError("exec: the process forked into the container is missing");
-    let master: number | undefined;
-    if (sockets) {
-      master = receiveTerminal(sockets[0]);
-    }
-    return new ExecProcess(pid, master);
-  } catch (err) {
-    for (const p of [pid, intermediate]) {
-      if (p <= 0) continue;
-      killPid(p, 9);
-      await waitPid(p).catch(() => {});
-    }
-    throw err;
+    const lastCap = host.lastCap();
+    const shared = childPid;
+    const launched = await launch(host, {
+      argv0: spec.argv[0],
+      tty: spec.tty !== undefined,
+      flags: 0,
+      program: (fds) =>
+        buildExecProgram({
+          syncFd: fds.syncFd,
+          closeFds: fds.closeFds,
+          keepFds: [
+            fds.statusFd,
+            target.root,
+            ...target.joins.map((j) => j.fd),
+            ...(pidFork ? [pidFork.fd] : []),
+            ...stdioFds,
+            ...(fds.terminalSocket !== undefined ? [fds.terminalSocket] : []),
+          ],
+          joins: target.joins,
+          pidFork,
+          root: target.root,
+          cwd: spec.cwd,
+          uid: user.uid,
+          gid: user.gid,
+          groups: user.groups,
+          capabilities,
+          lastCap,
+          stdio: spec.stdio,
+          argv: spec.argv,
+          env,
+          candidates: execCandidates(spec.argv[0], env),
+          terminal: fds.terminalSocket !== undefined
+            ? { socketFd: fds.terminalSocket, size: spec.tty?.size, uid: user.uid }
+            : undefined,
+          security: confinement.plan,
+        }),
+      cloned: () => {
+        confinement.free();
+        target.close();
+      },
+      // Joined while the child is held before its fork: the forked process inherits them.
+      beforeRelease: (pid) => host.joinCgroupsOf(initPid, pid),
+      // The cloned process forked the command into the PID namespace and exited.
+      settle: shared ? () => Promise.resolve(shared.read() || -1) : undefined,
+      failure: (failure, ops) =>
+        // A PID namespace whose init has died refuses new members with ENOMEM.
+        ops[failure.opIndex]?.nr === SYS.clone && failure.errno === ENOMEM
+          ? new ContainerNotRunningError(initPid)
+          : undefined,
+    });
+    return new ExecProcess(launched.pid, launched.terminal, host);
   } finally {
     target.close();
     security?.free();
     childPid?.free();
-    for (const fd of [...open]) close(fd);
   }
 }

@@ -11,7 +11,9 @@
  *
  * @module
  */
-import { cloneProgram, CompiledProgram, type Op } from "../../ffi/clone.ts";
+import { cloneProgram, CompiledProgram, type Op, SharedWord } from "../../ffi/clone.ts";
+import { O_CLOEXEC, O_RDONLY, openat2, RESOLVE_IN_ROOT } from "../../ffi/fs.ts";
+import { namespaceId, openNamespaceFile } from "../../ffi/namespace.ts";
 import { mount } from "../../ffi/mount.ts";
 import { openNamespace } from "../../ffi/net.ts";
 import {
@@ -39,6 +41,7 @@ import {
 } from "./rootless.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { idmapLayers, type IdMapping, writeIdMaps } from "./userns.ts";
+import { joinContainerCgroups } from "./cgroup_join.ts";
 
 /** Owner and mode of a host path. */
 export interface HostStat {
@@ -135,8 +138,60 @@ export interface HostRootless {
   writeRootlessMaps(pid: number, maps: RootlessMapping): Promise<void>;
 }
 
+/** A word in memory shared with a clone (exec's forked child stores its pid there). */
+export interface SharedPid {
+  /** Its address, an argument of the child's program. */
+  readonly address: bigint;
+  /** The value the child stored; 0 when none. */
+  read(): number;
+  free(): void;
+}
+
+/** What an exec reads of a running container and does to enter it. */
+export interface HostExec {
+  /** The identity of `/proc/PID/ns/KIND` (its link text); NotFound once PID is gone. */
+  namespaceId(pid: number | "self", kind: string): string;
+  /** An O_PATH fd of PID's root directory, inherited by the clone. */
+  openRoot(pid: number): number;
+  /** A file of the container read below its root fd (symlinks resolved inside); "" if none. */
+  readInRoot(root: number, path: string): string;
+  /** The text of /proc/PID/status. */
+  procStatus(pid: number): Promise<string>;
+  /** Moves `pid` into each cgroup of `initPid` that differs from tsbox's own. */
+  joinCgroupsOf(initPid: number, pid: number): Promise<void>;
+  /** A shared word for the pid of exec's forked child. */
+  sharedWord(): SharedPid;
+  /** The highest capability number of the kernel. */
+  lastCap(): number;
+}
+
 /** The host-side calls of a container start, stop and wait, by area. */
-export interface Host extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless {}
+export interface Host
+  extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless, HostExec {}
+
+function readInRoot(root: number, path: string): string {
+  let fd: number;
+  try {
+    fd = openat2(root, path, O_RDONLY | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+  } catch {
+    return "";
+  }
+  try {
+    return Deno.readTextFileSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return "";
+  } finally {
+    closeFd(fd);
+  }
+}
+
+function lastCap(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+  } catch {
+    return 40;
+  }
+}
 
 /** The real host: each call made through ffi/ (or Deno's file APIs). */
 export const linuxHost: Host = {
@@ -179,4 +234,11 @@ export const linuxHost: Host = {
   killPid,
   terminalChannel,
   receiveTerminal,
+  namespaceId: (pid, kind) => namespaceId(pid, kind),
+  openRoot: (pid) => openNamespaceFile(`/proc/${pid}/root`, true),
+  readInRoot,
+  procStatus: (pid) => Deno.readTextFile(`/proc/${pid}/status`),
+  joinCgroupsOf: joinContainerCgroups,
+  sharedWord: () => new SharedWord(),
+  lastCap,
 };

@@ -12,7 +12,8 @@ import type { Op, ProgramFailure } from "../../ffi/clone.ts";
 import { CLONE } from "../../ffi/clone.ts";
 import type { WaitStatus } from "../../ffi/process.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
-import type { Host, HostStat, IdmappedLayers } from "./host.ts";
+import { SYS } from "../../ffi/syscall_numbers.ts";
+import type { Host, HostStat, IdmappedLayers, SharedPid } from "./host.ts";
 import type { OverlayDirs } from "./rootfs.ts";
 import type { IdMapping } from "./userns.ts";
 import type { HeldOverlay, HostIdentity, RootlessMapping } from "./rootless.ts";
@@ -29,6 +30,15 @@ export interface FakeOptions {
   readonly exit?: WaitStatus;
   /** Take the rootless path, as this user with these maps. */
   readonly rootless?: { readonly who: HostIdentity; readonly maps: RootlessMapping };
+  /**
+   * exec: namespace kinds a running container shares with tsbox (the same id for "self" and
+   * its PID 1); every other kind differs. None by default.
+   */
+  readonly sharedNamespaces?: readonly string[];
+  /** exec: files of the container below its root fd, by path. */
+  readonly rootFiles?: Readonly<Record<string, string>>;
+  /** exec: /proc/PID/status of the container's PID 1 (a CapBnd of docker's 14 by default). */
+  readonly procStatus?: string;
 }
 
 const FLAG_NAMES = Object.entries(CLONE);
@@ -50,6 +60,8 @@ export class RecordingHost implements Host {
   /** status read end -> the write end given to clone, and the failure that program reports. */
   readonly #status = new Map<number, ProgramFailure | undefined>();
   readonly #pairs = new Map<number, number>();
+  /** The failure the last cloned program reports, and that program. */
+  #last?: { ops: readonly Op[]; failure?: ProgramFailure };
 
   constructor(readonly options: FakeOptions = {}) {}
 
@@ -183,7 +195,9 @@ export class RecordingHost implements Host {
     );
     this.programs.push(ops);
     const read = this.#pairs.get(statusFd);
-    if (read !== undefined) this.#status.set(read, this.options.programFailure?.(ops));
+    const failure = this.options.programFailure?.(ops);
+    if (read !== undefined) this.#status.set(read, failure);
+    this.#last = { ops, failure };
     return this.#nextPid++;
   }
 
@@ -241,6 +255,61 @@ export class RecordingHost implements Host {
   receiveTerminal(parent: number): number {
     this.#record(`receive terminal on ${parent}`);
     return this.#fd();
+  }
+
+  /** Not recorded (a read of /proc): "self" and a pid differ unless the kind is shared. */
+  namespaceId(pid: number | "self", kind: string): string {
+    const shared = this.options.sharedNamespaces?.includes(kind);
+    if (pid !== "self" && this.options.failOn?.test(`ns id ${pid} ${kind}`)) {
+      throw this.options.error?.(`ns id ${pid} ${kind}`) ?? new Deno.errors.NotFound(kind);
+    }
+    return `${kind}:[${pid === "self" || shared ? 1 : 2}]`;
+  }
+
+  openRoot(pid: number): number {
+    this.#record(`open /proc/${pid}/root`);
+    return this.#fd();
+  }
+
+  readInRoot(_root: number, path: string): string {
+    return this.options.rootFiles?.[path] ?? "";
+  }
+
+  procStatus(pid: number): Promise<string> {
+    return this.later(
+      `status ${pid}`,
+      () => this.options.procStatus ?? "Name:\tsh\nCapBnd:\t00000000a80425fb\n",
+    );
+  }
+
+  joinCgroupsOf(initPid: number, pid: number): Promise<void> {
+    return this.later(`cgroup join ${pid} as ${initPid}`, () => {});
+  }
+
+  /**
+   * The forked child's pid is there unless the last program failed at or before its fork (the
+   * raw clone op).
+   */
+  sharedWord(): SharedPid {
+    this.#record("shared word");
+    let pid: number | undefined;
+    return {
+      address: 0x7000n,
+      read: () => {
+        if (pid !== undefined) return pid;
+        const last = this.#last;
+        const fork = last?.ops.findIndex((o) => o.nr === SYS.clone) ?? -1;
+        const failed = last?.failure?.opIndex ?? -1;
+        pid = fork < 0 || (failed >= 0 && failed <= fork) ? 0 : this.#nextPid++;
+        this.calls.push(`read shared word ${pid}`);
+        return pid;
+      },
+      free: () => void this.calls.push("free shared word"),
+    };
+  }
+
+  lastCap(): number {
+    return 40;
   }
 }
 

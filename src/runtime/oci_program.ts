@@ -6,6 +6,13 @@
  * the state dir's exec fifo, which holds the created container until `start` opens the other
  * end; then execve.
  *
+ * The process starts as a copy of this runtime, with every fd Deno has (marked close-on-exec
+ * or not): its copies of the runtime's stdout and stderr, its cache databases. It closes them
+ * itself, as runc's init does, first everything but what the setup uses and, before it waits
+ * for `start`, everything but stdio, the preserved fds, the status pipe and the state dir. A
+ * waiting process that still held the runtime's stdout would keep a reader of create's output
+ * (containerd's shim, which reads it to the end before it takes the console) waiting.
+ *
  * @module
  */
 import {
@@ -28,7 +35,7 @@ import {
   rootBindOps,
   rootPropagationOps,
 } from "./oci_mounts.ts";
-import { networkOps, signalOps, syncOps, sysctlOps } from "./program.ts";
+import { closeOtherFdsOps, networkOps, signalOps, syncOps, sysctlOps } from "./program.ts";
 import {
   type InstalledFilter,
   type MaskedPath,
@@ -47,7 +54,6 @@ const PR_CAP_AMBIENT = 47;
 const PR_CAP_AMBIENT_RAISE = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 const CAPABILITY_VERSION_3 = 0x20080522;
-const CLOSE_RANGE_CLOEXEC = 4;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const SYS_SETDOMAINNAME = 171;
@@ -236,6 +242,26 @@ export function waitForStartOps(p: OciChildPlan): Op[] {
   ];
 }
 
+/** The fds 3..3+N-1 of `--preserve-fds N`. */
+function preservedFds(p: OciChildPlan): number[] {
+  return Array.from({ length: p.preserveFds }, (_, i) => 3 + i);
+}
+
+/** Fds above 2 the process keeps while it waits for `start` (see the module doc). */
+export function waitingFds(p: OciChildPlan): number[] {
+  return [...preservedFds(p), p.statusFd, p.fifoDirFd];
+}
+
+/** Fds above 2 the setup still uses: the waiting ones, namespaces, hook pipe, console socket. */
+export function setupFds(p: OciChildPlan): number[] {
+  return [
+    ...waitingFds(p),
+    ...p.joins.map((j) => j.fd),
+    ...(p.hookSyncFd !== undefined ? [p.hookSyncFd] : []),
+    ...(p.terminal ? [p.terminal.socketFd] : []),
+  ];
+}
+
 /** The whole program. */
 export function buildOciProgram(p: OciChildPlan): Op[] {
   const ops: Op[] = [
@@ -245,6 +271,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
+    ...closeOtherFdsOps(setupFds(p)),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
     op(SYS.umask, "umask 0 for the setup", [0]),
   ];
@@ -296,11 +323,8 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   ops.push(...ociIdentityOps(p));
   ops.push(
     op(SYS.umask, `umask ${p.umask.toString(8)}`, [p.umask]),
-    op(SYS.close_range, "mark the runtime's fds close-on-exec", [
-      3 + p.preserveFds,
-      0xffffffff,
-      CLOSE_RANGE_CLOEXEC,
-    ]),
+    // Also what the program opened itself (the pty slave's first fd, sockets, sysctl files).
+    ...closeOtherFdsOps(waitingFds(p)),
   );
   if (p.noNewPrivileges) ops.push(...noNewPrivsOps());
   if (p.seccomp && p.seccompLate) ops.push(...seccompOps(p.seccomp));

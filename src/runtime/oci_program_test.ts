@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "../../tests/assert.ts";
-import { IGNORE_ERROR } from "../../ffi/clone.ts";
+import { IGNORE_ERROR, type Op } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { buildOciProgram, type OciChildPlan, READY_OP_INDEX, readyRecord } from "./oci_program.ts";
 
@@ -47,9 +47,9 @@ const plan: OciChildPlan = {
   umask: 0o027,
   caps: { bounding: [10], effective: [10], permitted: [10], inheritable: [], ambient: [10] },
   lastCap: 40,
-  syncFd: 3,
-  closeFds: [4, 5],
-  statusFd: 6,
+  syncFd: 10,
+  closeFds: [11, 12],
+  statusFd: 13,
   fifoDirFd: 7,
   preserveFds: 2,
   argv: ["app", "-x"],
@@ -85,12 +85,74 @@ Deno.test("the OCI program: join, mount, pivot, identity, then ready, fifo, exec
   const fifo = ops[what.indexOf("wait for start (open exec.fifo)")];
   assertEquals([fifo.nr, fifo.args[0]], [SYS.openat, 7]);
   assertEquals(ops.at(-1)!.flags, IGNORE_ERROR);
-  // Fds from 3 + preserveFds on are marked close-on-exec; the final umask is the spec's.
-  const closeRange = ops.find((o) => o.nr === SYS.close_range)!;
-  assertEquals(closeRange.args[0], 5);
+  // The final umask is the spec's.
   assertEquals(ops.filter((o) => o.nr === SYS.umask).map((o) => o.args[0]), [0, 0o027]);
   // Read-only root: a remount of the rootfs before pivot_root.
   assertOk(at("bind /b/rootfs on /b/rootfs") < at("pivot_root"));
+});
+
+/** The fds still open before op `until`, of 0..63 open at the start (close, close_range). */
+function openFdsBefore(ops: readonly Op[], until: number): number[] {
+  const open = new Set(Array.from({ length: 64 }, (_, i) => i));
+  for (const o of ops.slice(0, until)) {
+    if (o.nr === SYS.close) open.delete(o.args[0] as number);
+    if (o.nr === SYS.close_range) {
+      assertEquals(o.args[2], 0, `${o.what}: closes, not only marks close-on-exec`);
+      const [lo, hi] = [o.args[0] as number, o.args[1] as number];
+      for (const fd of [...open]) if (fd >= lo && fd <= hi) open.delete(fd);
+    }
+  }
+  return [...open].sort((a, b) => a - b);
+}
+
+Deno.test("the OCI child closes every runtime fd: setup keeps what it uses, the wait less", () => {
+  const ops = buildOciProgram(plan);
+  const what = ops.map((o) => o.what);
+  // While it sets up: stdio, preserved 3 and 4, the fifo dir 7, the join's 9, status 13.
+  assertEquals(openFdsBefore(ops, what.indexOf("join the net namespace")), [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    9,
+    13,
+  ]);
+  // Waiting for start: stdio, preserved, the fifo dir and the status pipe only.
+  assertEquals(openFdsBefore(ops, what.indexOf("wait for start (open exec.fifo)")), [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    13,
+  ]);
+  // With a terminal and a hook pause, their fds stay for the setup too.
+  const tty = buildOciProgram({ ...plan, terminal: { socketFd: 20, uid: 0 }, hookSyncFd: 21 });
+  const ttyWhat = tty.map((o) => o.what);
+  assertEquals(openFdsBefore(tty, ttyWhat.indexOf("free fd 0 for the pty master")), [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    13,
+    20,
+  ]);
+  assertEquals(openFdsBefore(tty, ttyWhat.indexOf("wait for the hooks")), [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    13,
+    20,
+    21,
+  ]);
 });
 
 Deno.test("the ready record is what the parent decodes as op index -2", () => {

@@ -21,6 +21,7 @@ import { SYS } from "../../ffi/syscall_numbers.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
 import { DEFAULT_SHM_SIZE, INIT_PATH } from "./defaults.ts";
 import { ipcJoinOps } from "./namespaces.ts";
+import type { MountRequest } from "./mount_request.ts";
 import {
   deviceOps,
   maskOps,
@@ -53,18 +54,10 @@ const SIGSTOP = 19;
 const CLOSE_RANGE_CLOEXEC = 4;
 const O_WRONLY = 1;
 
+/** The one mount type; `extraMounts` carries it with resolved targets. */
+export type { MountRequest } from "./mount_request.ts";
 /** Where `--init`'s binary appears inside the container. */
 export { INIT_PATH } from "./defaults.ts";
-
-/** An extra mount the user asked for, with its target already resolved in the rootfs. */
-export type ExtraMount =
-  | {
-    readonly kind: "bind";
-    readonly source: string;
-    readonly target: string;
-    readonly readOnly: boolean;
-  }
-  | { readonly kind: "tmpfs"; readonly target: string; readonly options: string };
 
 /** Everything the child's program needs, resolved by the parent. */
 export interface ChildPlan {
@@ -74,7 +67,8 @@ export interface ChildPlan {
   readonly targets: { readonly proc: string; readonly dev: string; readonly sys: string };
   /** Files tsbox wrote (source) bind-mounted onto resolved targets: hostname, hosts, resolv.conf. */
   readonly etcFiles: readonly { readonly source: string; readonly target: string }[];
-  readonly extraMounts: readonly ExtraMount[];
+  /** The user's mounts, their targets resolved in the rootfs (host paths). */
+  readonly extraMounts: readonly MountRequest[];
   readonly readOnly: boolean;
   readonly hostname: string;
   /** Bring `lo` up (private network namespace). */
@@ -164,6 +158,26 @@ export function syncOps(p: ChildPlan): Op[] {
     op(SYS.read, "wait for the parent", [p.syncFd, bytes(new Uint8Array(8)), 1], FAIL_ON_ZERO),
     op(SYS.close, "close the sync pipe", [p.syncFd]),
   ];
+}
+
+/**
+ * close_range over every gap between the fds to keep (0-2 are always kept): closes, not just
+ * marks close-on-exec, so a child that waits before its execve (an OCI container until
+ * `start`) holds none of the runtime's fds, such as the copies Deno keeps of its stdout and
+ * stderr, whose readers (containerd's shim) wait for their end.
+ */
+export function closeOtherFdsOps(keep: readonly number[]): Op[] {
+  const kept = [...new Set(keep.filter((fd) => fd > 2))].sort((a, b) => a - b);
+  const ops: Op[] = [];
+  let from = 3;
+  for (const fd of kept) {
+    if (fd - 1 >= from) {
+      ops.push(op(SYS.close_range, `close fds ${from}..${fd - 1}`, [from, fd - 1, 0]));
+    }
+    from = fd + 1;
+  }
+  ops.push(op(SYS.close_range, `close fds from ${from}`, [from, 0xffffffff, 0]));
+  return ops;
 }
 
 /**

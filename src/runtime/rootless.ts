@@ -25,6 +25,9 @@ import { SYS } from "../../ffi/syscall_numbers.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import { overlayOps } from "./program.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
+import { type Env, env, isRootless, passwdEntry } from "./rootless_paths.ts";
+
+export { defaultRoot, type Env, isRootless } from "./rootless_paths.ts";
 import {
   HOST_SUBID_FILES,
   type IdMapping,
@@ -34,30 +37,6 @@ import {
   type SubIdFiles,
   UsernsError,
 } from "./userns.ts";
-
-/** Whether this process runs tsbox rootless (its uid is not 0). */
-export function isRootless(uid: number = Deno.uid() ?? 0): boolean {
-  return uid !== 0;
-}
-
-/** The environment variables the defaults depend on. */
-export type Env = Readonly<Record<string, string | undefined>>;
-
-function env(): Env {
-  return Deno.env.toObject();
-}
-
-/**
- * The default store root: `/var/lib/tsbox` for root; for anyone else `$XDG_DATA_HOME/tsbox`,
- * or `~/.local/share/tsbox`, as podman keeps its storage under the user's home.
- */
-export function defaultRoot(uid: number = Deno.uid() ?? 0, e: Env = env()): string {
-  if (!isRootless(uid)) return "/var/lib/tsbox";
-  if (e.XDG_DATA_HOME?.startsWith("/")) return join(e.XDG_DATA_HOME, "tsbox");
-  const home = e.HOME?.startsWith("/") ? e.HOME : passwdEntry(uid)?.[5];
-  // Without any home, a private directory in /tmp (see runtimeDir) still keeps users apart.
-  return home ? join(home, ".local", "share", "tsbox") : `/tmp/tsbox-${uid}/root`;
-}
 
 /**
  * The directory for per-boot runtime files of a rootless tsbox: `$XDG_RUNTIME_DIR/tsbox`, or
@@ -82,15 +61,6 @@ export function runtimeDir(uid: number = Deno.uid() ?? 0, e: Env = env()): strin
     throw new TsboxError(`${dir} is not a private directory of uid ${uid}`);
   }
   return dir;
-}
-
-function passwdEntry(uid: number): string[] | undefined {
-  try {
-    return Deno.readTextFileSync("/etc/passwd").split("\n").map((l) => l.split(":"))
-      .find((f) => f[2] === String(uid));
-  } catch {
-    return undefined;
-  }
 }
 
 /** The user and group a rootless tsbox runs as. */

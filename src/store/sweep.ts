@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import { join } from "../path.ts";
 import { abandoned } from "./owner.ts";
 import { removeTree } from "./layers.ts";
@@ -91,7 +92,10 @@ export async function sweepAbandoned(root: string, db?: Database): Promise<strin
   if ((await abandonedBuildDirs(root)).length > 0) {
     try {
       // Only now the code that unmounts and removes cgroups: most commands never load it.
-      const { sweepAbandonedBuilds } = await import("../build/sweep.ts");
+      // By a computed name (src/lazy.ts): a literal one would have every command read its graph.
+      const { sweepAbandonedBuilds } = await lazyImport<typeof import("../build/sweep.ts")>(
+        new URL("../build/sweep.ts", import.meta.url),
+      );
       removed.push(...await sweepAbandonedBuilds({ root }));
     } catch (err) {
       failure = err; // after the other sweeps

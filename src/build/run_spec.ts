@@ -1,0 +1,85 @@
+/**
+ * A RUN step's container described as every container is: its options as a {@link RunConfig},
+ * the OCI spec `tsbox run` would write for them (src/container/spec.ts's specFor, the user
+ * resolved in the stage's layers), and the runtime's start fields read back from that spec
+ * (src/runtime/from_spec.ts), as a container's supervisor reads its config.json. So a RUN step
+ * gets the same confinement, mounts and identity as `tsbox run` of the same options.
+ *
+ * @module
+ */
+import { join } from "../path.ts";
+import { hostFacts, imageUser } from "../container/bundle.ts";
+import { specFor } from "../container/spec.ts";
+import type { RunConfig } from "../container/state.ts";
+import type { MountRequest } from "../runtime/mount_request.ts";
+import { fromSpec, type SpecFields } from "../runtime/from_spec.ts";
+
+/** The hostname of every RUN step's container (BuildKit's). */
+export const RUN_HOSTNAME = "buildkitsandbox";
+
+/** What a RUN step decides about its container. */
+export interface RunStepOptions {
+  readonly argv: readonly string[];
+  readonly env: readonly string[];
+  readonly cwd: string;
+  /** The stage's USER ("" for root). */
+  readonly user: string;
+  readonly network: "host" | "none";
+  /** The step's `--mount`s (run_mounts.ts). */
+  readonly mounts: readonly MountRequest[];
+  /** Lower entries of the stage (relative to the store's link dir), bottom first. */
+  readonly layers: readonly string[];
+  /**
+   * `--security=insecure` (allowed by the build): these capabilities (every one this process
+   * can hand on) and `--privileged`'s confinement: no seccomp, no masks, the host's devices.
+   */
+  readonly insecure?: readonly number[];
+}
+
+/** The step's options as the record `tsbox run` keeps: no limits, no restart, no tty. */
+export function runStepConfig(o: RunStepOptions): RunConfig {
+  return {
+    argv: o.argv,
+    env: o.env,
+    cwd: o.cwd,
+    user: o.user,
+    hostname: RUN_HOSTNAME,
+    // "none" is a namespace of its own with only lo, which the runtime calls "private" too.
+    network: o.network,
+    resources: {},
+    mounts: o.mounts,
+    readOnly: false,
+    tty: false,
+    interactive: false,
+    layers: o.layers,
+    restart: { name: "no", maxRetries: 0 },
+    autoRemove: false,
+    stopSignal: 15,
+    stopTimeout: 10,
+    ...(o.insecure
+      ? { security: { capabilities: [...o.insecure], security: { privileged: true } } }
+      : {}),
+  };
+}
+
+/**
+ * The runtime's start fields of the step's container with `id` in `stateDir` (rootfs, etc
+ * files), through its OCI spec. `linkDir` is the store's link dir the layers are relative to.
+ * An image that cannot satisfy USER fails here with the runtime's UserError.
+ */
+export function runStepFields(
+  id: string,
+  stateDir: string,
+  linkDir: string,
+  config: RunConfig,
+): SpecFields {
+  const spec = specFor({
+    id,
+    config,
+    rootfs: join(stateDir, "rootfs"),
+    stateDir,
+    user: imageUser(config, config.layers.map((l) => join(linkDir, l))),
+    host: hostFacts(config),
+  });
+  return fromSpec(spec);
+}
