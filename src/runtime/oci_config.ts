@@ -273,15 +273,15 @@ function validateLinux(l: Json): void {
 }
 
 /** Reads and checks `<bundle>/config.json`. */
-export async function readBundleConfig(bundle: string): Promise<Spec> {
+export function readBundleConfig(bundle: string): Spec {
   const path = `${bundle}/config.json`;
   let text: string;
   try {
-    const info = await Deno.stat(path);
+    const info = Deno.statSync(path);
     if (info.size > MAX_CONFIG_BYTES) {
       throw new OciConfigError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`);
     }
-    text = await Deno.readTextFile(path);
+    text = Deno.readTextFileSync(path);
   } catch (err) {
     if (err instanceof OciConfigError) throw err;
     throw new OciConfigError(`cannot read ${path}: ${(err as Error).message}`);
@@ -480,3 +480,5 @@ export function resourceLimits(spec: Spec): ResourceLimits {
 function num(n: number | undefined | null): string {
   return n === undefined || n === null || n < 0 ? "*" : String(n);
 }
+
+export { parseSignal, SIGNALS } from "./oci_signals.ts";

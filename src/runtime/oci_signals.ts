@@ -1,6 +1,8 @@
 /**
- * Linux signal names and numbers (x86-64), shared by the OCI runtime (`kill`, a process's
- * signals) and the engine (`kill -s`, `stop`, images' StopSignal).
+ * Signal names and numbers for `kill` and the spec's signals, in a module of their own: `tsbox
+ * runc kill` and the other lifecycle commands load this and not all of oci_config.ts (whose
+ * imports pull in the security and seccomp modules a running container no longer needs). The
+ * engine's `kill -s`, `stop` and StopSignal (src/container/signals.ts) read the same table.
  *
  * @module
  */
@@ -43,7 +45,7 @@ export const SIGNALS: Readonly<Record<string, number>> = {
 };
 
 /** `9`, `KILL`, `SIGKILL`, `SIGRTMIN+3` → the signal number; undefined when unknown. */
-export function signalNumber(value: string): number | undefined {
+export function parseSignal(value: string): number | undefined {
   if (/^[0-9]+$/.test(value)) {
     const n = Number(value);
     return n >= 1 && n <= 64 ? n : undefined;
