@@ -7,6 +7,7 @@
 import type { Resources, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup } from "../runtime/oci_cgroup.ts";
+import { devMounts } from "../runtime/defaults.ts";
 import { resourceLimits } from "../runtime/oci_config.ts";
 import { CAPABILITIES, DEFAULT_DEVICE_RULES } from "../runtime/security.ts";
 import { type RuncContext, str } from "./context.ts";
@@ -188,18 +189,7 @@ export function defaultSpec(): Spec {
     hostname: "runc",
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },
-      {
-        destination: "/dev",
-        type: "tmpfs",
-        source: "tmpfs",
-        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-      },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-      },
+      ...devMounts(),
       {
         destination: "/dev/shm",
         type: "tmpfs",

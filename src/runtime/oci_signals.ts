@@ -1,7 +1,8 @@
 /**
  * Signal names and numbers for `kill` and the spec's signals, in a module of their own: `tsbox
  * runc kill` and the other lifecycle commands load this and not all of oci_config.ts (whose
- * imports pull in the security and seccomp modules a running container no longer needs).
+ * imports pull in the security and seccomp modules a running container no longer needs). The
+ * engine's `kill -s`, `stop` and StopSignal (src/container/signals.ts) read the same table.
  *
  * @module
  */
@@ -49,7 +50,11 @@ export function parseSignal(value: string): number | undefined {
     const n = Number(value);
     return n >= 1 && n <= 64 ? n : undefined;
   }
-  const name = value.toUpperCase().replace(/^SIG/, "");
+  return namedSignal(value.toUpperCase().replace(/^SIG/, ""));
+}
+
+/** An upper-case name without `SIG` (`KILL`, `RTMIN+3`, `RTMAX-1`) → its number, if any. */
+export function namedSignal(name: string): number | undefined {
   const rt = /^RTMIN(?:\+([0-9]+))?$/.exec(name) ?? /^RTMAX(?:-([0-9]+))?$/.exec(name);
   if (rt) {
     const n = name.startsWith("RTMIN") ? 34 + Number(rt[1] ?? 0) : 64 - Number(rt[1] ?? 0);
