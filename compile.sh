@@ -23,7 +23,7 @@ export DENO_DIR="$here/.deno"
 deno install --quiet --entrypoint main.ts mod.ts src/net/proxy_worker.ts \
   src/container/supervisor_main.ts src/container/rmtree_main.ts src/cli/mod.ts src/cli/hot.ts \
   src/image/unpack_worker.ts src/runc/main.ts src/runc/create.ts src/runc/exec.ts src/runc/info.ts \
-  src/runc/lifecycle.ts >/dev/null
+  src/runc/lifecycle.ts src/runc/query.ts >/dev/null
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -41,7 +41,8 @@ chmod 755 "$here/tsbox-runc"
 if deno compile --quiet -A --include src/net/proxy_worker.ts --include src/image/unpack_worker.ts \
   --include src/cli/mod.ts --include src/cli/hot.ts --include src/container/rmtree_main.ts \
   --include src/runc/main.ts --include src/runc/create.ts --include src/runc/exec.ts \
-  --include src/runc/info.ts --include src/runc/lifecycle.ts --output "$out" main.ts >"$log" 2>&1; then
+  --include src/runc/info.ts --include src/runc/lifecycle.ts \
+  --include src/runc/query.ts --output "$out" main.ts >"$log" 2>&1; then
   echo "built $out (deno compile, Deno $version)"
   exit 0
 fi

@@ -7,6 +7,7 @@
  */
 import { check, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
+import { MessageHeader, SCM_RIGHTS, SOL_SOCKET } from "./msghdr.ts";
 
 const libc = openLibc({
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -22,8 +23,6 @@ const libc = openLibc({
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const encoder = new TextEncoder();
 
@@ -36,10 +35,6 @@ function sockaddrUn(path: string): Uint8Array<ArrayBuffer> {
   return addr;
 }
 
-function pointerOf(buf: Uint8Array<ArrayBuffer>): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-}
-
 /**
  * Connects to the unix stream socket at `path` and sends `fd` with `name` as the message's
  * bytes (runc sends the pty's name; receivers use only the fd). The connection is closed after.
@@ -50,21 +45,15 @@ export function sendFdToPath(path: string, fd: number, name: string): void {
     const addr = sockaddrUn(path);
     check(libc.connect(sock, addr, addr.length), "connect", [path]);
     const data = encoder.encode(name || "fd") as Uint8Array<ArrayBuffer>;
-    const iov = new BigUint64Array([pointerOf(data), BigInt(data.length)]);
     const control = new Uint8Array(24); // CMSG_SPACE(sizeof(int))
     const cv = new DataView(control.buffer);
     cv.setBigUint64(0, 20n, true); // CMSG_LEN(sizeof(int))
     cv.setInt32(8, SOL_SOCKET, true);
     cv.setInt32(12, SCM_RIGHTS, true);
     cv.setInt32(16, fd, true);
-    const msg = new BigUint64Array(7);
-    msg[2] = pointerOf(new Uint8Array(iov.buffer));
-    msg[3] = 1n;
-    msg[4] = pointerOf(control);
-    msg[5] = BigInt(control.length);
-    const n = libc.sendmsg(sock, new Uint8Array(msg.buffer), 0);
+    const msg = new MessageHeader(data, control);
+    const n = libc.sendmsg(sock, msg.bytes, 0);
     if (n < 0) throw new SyscallError("sendmsg", [path], errno());
-    void iov;
   } finally {
     libc.close(sock);
   }
@@ -87,22 +76,12 @@ export async function acceptFd(listener: number): Promise<number> {
   const conn = await libc.accept4(listener, null, null, SOCK_CLOEXEC);
   if (conn < 0) throw new SyscallError("accept4", [listener], errno());
   try {
-    const data = new Uint8Array(256);
-    const iov = new BigUint64Array([pointerOf(data), 256n]);
-    const control = new Uint8Array(64);
-    const msg = new BigUint64Array(7);
-    msg[2] = pointerOf(new Uint8Array(iov.buffer));
-    msg[3] = 1n;
-    msg[4] = pointerOf(control);
-    msg[5] = BigInt(control.length);
-    const n = Number(await libc.recvmsg(conn, new Uint8Array(msg.buffer), MSG_CMSG_CLOEXEC));
+    const msg = new MessageHeader(new Uint8Array(256), new Uint8Array(64));
+    const n = Number(await libc.recvmsg(conn, msg.bytes, MSG_CMSG_CLOEXEC));
     if (n < 0) throw new SyscallError("recvmsg", [listener], errno());
-    void iov;
-    const view = new DataView(control.buffer);
-    if (Number(msg[5]) < 20 || view.getInt32(12, true) !== SCM_RIGHTS) {
-      throw new SyscallError("recvmsg", ["no fd received"], 22);
-    }
-    return view.getInt32(16, true);
+    const fd = msg.receivedFds()[0];
+    if (fd === undefined) throw new SyscallError("recvmsg", ["no fd received"], 22);
+    return fd;
   } finally {
     libc.close(conn);
   }

@@ -10,6 +10,7 @@
  */
 import { check, cstr, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
+import { MessageHeader } from "./msghdr.ts";
 
 const libc = openLibc({
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -405,7 +406,6 @@ export function setnsNet(fd: number): void {
 
 const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const SCM_RIGHTS = 1;
 
 /** One message taken by {@link receiveFds}: its bytes and the fds it carried. */
 export interface FdMessage {
@@ -418,36 +418,13 @@ export interface FdMessage {
  * none is queued), with up to `maxFds` fds sent along with SCM_RIGHTS, received close-on-exec.
  */
 export function receiveFds(sock: number, maxFds: number): FdMessage | undefined {
-  const data = new Uint8Array(64);
   const control = new Uint8Array(16 + Math.ceil((4 * maxFds) / 8) * 8);
-  const iov = new BigUint64Array([pointerOf(data), BigInt(data.length)]);
-  const msg = new BigUint64Array(7);
-  msg[2] = pointerOf(new Uint8Array(iov.buffer));
-  msg[3] = 1n;
-  msg[4] = pointerOf(control);
-  msg[5] = BigInt(control.length);
-  const n = Number(libc.recvmsg(sock, new Uint8Array(msg.buffer), MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  const msg = new MessageHeader(new Uint8Array(64), control);
+  const n = Number(libc.recvmsg(sock, msg.bytes, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
   if (n < 0) {
     const e = errno();
     if (e === E.EAGAIN) return undefined;
     throw new SyscallError("recvmsg", [sock], e);
   }
-  // The buffers must stay alive until here: the kernel wrote through their addresses.
-  void iov;
-  const fds: number[] = [];
-  const view = new DataView(control.buffer);
-  const controlLen = Number(msg[5]);
-  for (let at = 0; at + 16 <= controlLen;) {
-    const len = Number(view.getBigUint64(at, true));
-    if (len < 16) break;
-    if (view.getInt32(at + 8, true) === SOL_SOCKET && view.getInt32(at + 12, true) === SCM_RIGHTS) {
-      for (let i = at + 16; i + 4 <= at + len; i += 4) fds.push(view.getInt32(i, true));
-    }
-    at += Math.ceil(len / 8) * 8;
-  }
-  return { data: data.slice(0, n), fds };
-}
-
-function pointerOf(buf: Uint8Array<ArrayBuffer>): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+  return { data: msg.data.slice(0, n), fds: msg.receivedFds() };
 }

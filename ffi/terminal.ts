@@ -7,6 +7,7 @@
  */
 import { check, cstr, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
+import { MessageHeader } from "./msghdr.ts";
 
 const libc = openLibc({
   posix_openpt: { parameters: ["i32"], result: "i32" },
@@ -63,8 +64,6 @@ const EINTR = 4;
 const EAGAIN = 11;
 const EIO = 5;
 const AF_UNIX = 1;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
 const MSG_DONTWAIT = 0x40;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 
@@ -185,37 +184,18 @@ export const SOCK_DGRAM = 2;
 /** SOCK_CLOEXEC for {@link socketPair}. */
 export const SOCK_CLOEXEC = 0o2000000;
 
-function pointerOf(buf: Uint8Array<ArrayBuffer>): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-}
-
 /**
  * Receives one fd sent with SCM_RIGHTS on unix socket `sock`, without waiting: `undefined`
  * when nothing is queued. The fd arrives close-on-exec.
  */
 export function receiveFd(sock: number): number | undefined {
-  const data = new Uint8Array(8);
-  const iov = new BigUint64Array([pointerOf(data), 8n]);
-  const control = new Uint8Array(64);
-  const msg = new BigUint64Array(7);
-  msg[2] = pointerOf(new Uint8Array(iov.buffer));
-  msg[3] = 1n;
-  msg[4] = pointerOf(control);
-  msg[5] = BigInt(control.length);
-  const n = Number(libc.recvmsg(sock, new Uint8Array(msg.buffer), MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  const msg = new MessageHeader(new Uint8Array(8), new Uint8Array(64));
+  const n = Number(libc.recvmsg(sock, msg.bytes, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
   if (n < 0) {
     if (errno() === EAGAIN) return undefined;
     throw new SyscallError("recvmsg", [sock], errno());
   }
-  // The buffers must stay alive until here: the kernel wrote through their addresses.
-  void iov;
-  const view = new DataView(control.buffer);
-  const controlLen = Number(msg[5]);
-  if (controlLen < 20) return undefined;
-  const level = view.getInt32(8, true);
-  const type = view.getInt32(12, true);
-  if (level !== SOL_SOCKET || type !== SCM_RIGHTS) return undefined;
-  return view.getInt32(16, true);
+  return msg.receivedFds()[0];
 }
 
 /** poll(2) event bits. */

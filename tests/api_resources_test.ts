@@ -9,37 +9,9 @@
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { ok, rootTest, setup } from "./api_helpers.ts";
 import { hostLayout } from "../src/runtime/cgroups.ts";
+import { cgroupPaths, removeParentCgroups } from "./cgroups.ts";
 
 const layout = hostLayout();
-
-/** controller -> path, from the text of a /proc/PID/cgroup. */
-function cgroupPaths(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.trim().split("\n")) {
-    const [, controllers, path] = line.split(":");
-    for (const c of controllers.split(",")) out.set(c, path);
-  }
-  return out;
-}
-
-/** Removes the test's parent cgroups bottom-up in every v1 hierarchy (they hold no process). */
-function removeParent(top: string): void {
-  for (const mount of new Set(layout.v1.values())) {
-    const walk = (dir: string) => {
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        return;
-      }
-      for (const e of entries) if (e.isDirectory) walk(`${dir}/${e.name}`);
-      try {
-        Deno.removeSync(dir);
-      } catch { /* already gone */ }
-    };
-    walk(`${mount}${top}`);
-  }
-}
 
 rootTest(
   "api resources: run's cgroup parent, cpuset, quota, reservation, oom, ulimit reach the cgroup; update too",
@@ -166,7 +138,7 @@ rootTest(
     } finally {
       await t.d("rm", "-f", name);
       await t.cleanup();
-      removeParent(top);
+      removeParentCgroups(top);
     }
   },
 );

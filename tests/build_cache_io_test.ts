@@ -7,23 +7,8 @@
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { seedStore, sharedBusyboxRoot } from "./busybox_store.ts";
-import { tempRoot, tsbox } from "./cli.ts";
+import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 import { startRegistry } from "./fixtures/registry.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-async function dirWith(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
-  for (const [path, content] of Object.entries(files)) {
-    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-    await Deno.writeTextFile(join(dir, path), content);
-  }
-  return dir;
-}
 
 const DOCKERFILE = `FROM busybox AS tool
 RUN head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /tool-random

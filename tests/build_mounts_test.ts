@@ -11,23 +11,8 @@ import { TarReader } from "../src/image/tar.ts";
 import { Store } from "../src/store/mod.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
-import { tempRoot, tsbox } from "./cli.ts";
+import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 import { seedStore } from "./busybox_store.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-async function context(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
-  for (const [path, content] of Object.entries(files)) {
-    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-    await Deno.writeTextFile(join(dir, path), content);
-  }
-  return dir;
-}
 
 async function cat(root: string, image: string, ...paths: string[]): Promise<string> {
   const r = await tsbox(["run", "--rm", image, "cat", ...paths], { root });
@@ -64,7 +49,7 @@ function cacheDataDir(root: string, id: string): string {
 
 rootTest("RUN --mount=type=cache keeps a counter across two --no-cache builds", async () => {
   const root = await sharedBusyboxRoot();
-  const ctx = await context({
+  const ctx = await dirWith({
     Dockerfile: `FROM busybox
 RUN --mount=type=cache,target=/var/counter,id=counter-test \\
     n=$(cat /var/counter/n 2>/dev/null || echo 0); n=$((n + 1)); \\
@@ -97,8 +82,8 @@ RUN --mount=type=cache,target=/c,id=locked-test,sharing=locked \\
     s=$(cut -d' ' -f1 /proc/uptime); sleep 1; e=$(cut -d' ' -f1 /proc/uptime); \\
     echo "$s $e ${who}" >> /c/intervals
 `;
-  const a = await context({ Dockerfile: step("a") });
-  const b = await context({ Dockerfile: step("b") });
+  const a = await dirWith({ Dockerfile: step("a") });
+  const b = await dirWith({ Dockerfile: step("b") });
   try {
     const [ra, rb] = await Promise.all([
       tsbox(["build", "--no-cache", a], { root }),
@@ -121,7 +106,7 @@ rootTest(
   "RUN --mount=type=bind from another stage: read-only, or rw with writes discarded",
   async () => {
     const root = await sharedBusyboxRoot();
-    const ctx = await context({
+    const ctx = await dirWith({
       Dockerfile: `FROM busybox AS src
 RUN mkdir /data && echo from-stage > /data/f
 FROM busybox
@@ -156,7 +141,7 @@ RUN --mount=type=cache,id=seeded-test,target=c,from=src,source=/data cat c/f > /
 
 rootTest("RUN --mount=type=tmpfs leaves nothing in the layer", async () => {
   const root = await sharedBusyboxRoot();
-  const ctx = await context({
+  const ctx = await dirWith({
     Dockerfile: `FROM busybox
 RUN --mount=type=tmpfs,target=/scratch/deep,size=1m \\
     echo data > /scratch/deep/file && grep -c ' /scratch/deep tmpfs ' /proc/mounts > /mounted
@@ -185,7 +170,7 @@ rootTest("RUN --mount of an unknown or unsupported type is refused naming the fl
       ["--security=insecure", "--security=insecure"],
     ]
   ) {
-    const ctx = await context({ Dockerfile: `FROM busybox\nRUN ${flag} true\n` });
+    const ctx = await dirWith({ Dockerfile: `FROM busybox\nRUN ${flag} true\n` });
     try {
       const r = await tsbox(["build", ctx], { root });
       assertEquals(r.code, 125, r.stdout + r.stderr);
@@ -231,7 +216,7 @@ rootTest(
     const { root, cleanup } = await tempRoot();
     const work = await Deno.makeTempDir({ prefix: "tsbox-secret-" });
     const marker = `S3CRET-${crypto.randomUUID()}`;
-    const ctx = await context({
+    const ctx = await dirWith({
       Dockerfile: `FROM busybox
 RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len; \\
     ls -ln /run/secrets/tok | cut -c1-10 > /perm

@@ -8,22 +8,7 @@ import { join } from "node:path";
 import { TarReader } from "../src/image/tar.ts";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
-import { tempRoot, tsbox } from "./cli.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-async function dirWith(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
-  for (const [path, content] of Object.entries(files)) {
-    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-    await Deno.writeTextFile(join(dir, path), content);
-  }
-  return dir;
-}
+import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 
 async function cat(root: string, image: string, ...paths: string[]): Promise<string> {
   const r = await tsbox(["run", "--rm", image, "cat", ...paths], { root });

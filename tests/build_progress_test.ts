@@ -5,25 +5,9 @@
  * status objects, quiet's image id alone, and on a terminal (a pty made by util-linux's
  * `script`) the live view that `auto` picks there.
  */
-import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
-import { tsbox } from "./cli.ts";
-
-const isRoot = Deno.uid() === 0;
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-async function dirWith(files: Record<string, string>): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
-  for (const [path, content] of Object.entries(files)) {
-    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
-    await Deno.writeTextFile(join(dir, path), content);
-  }
-  return dir;
-}
+import { dirWith, rootTest, tsbox } from "./cli.ts";
 
 const DOCKERFILE = `FROM busybox AS one
 RUN echo hello-one; echo second-line

@@ -9,6 +9,7 @@ import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { tsbox } from "./cli.ts";
 import { hostLayout } from "../src/runtime/cgroups.ts";
+import { cgroupPaths, removeParentCgroups } from "./cgroups.ts";
 
 const isRoot = Deno.uid() === 0;
 const layout = hostLayout();
@@ -37,35 +38,6 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Removes the test's parent cgroups bottom-up in every hierarchy (they hold no process). */
-function removeParent(top: string): void {
-  for (const mount of new Set([...layout.v1.values(), ...(layout.v2 ? [layout.v2] : [])])) {
-    const walk = (dir: string) => {
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        return;
-      }
-      for (const e of entries) if (e.isDirectory) walk(`${dir}/${e.name}`);
-      try {
-        Deno.removeSync(dir);
-      } catch { /* already gone */ }
-    };
-    walk(`${mount}${top}`);
-  }
-}
-
-/** controller -> path, from the text of a /proc/PID/cgroup. */
-function cgroupPaths(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.trim().split("\n")) {
-    const [, controllers, path] = line.split(":");
-    for (const c of controllers.split(",")) out.set(c, path);
-  }
-  return out;
 }
 
 const top = `/t-cgparent-${Deno.pid}`;
@@ -132,7 +104,7 @@ rootTest(
       }
     } finally {
       await cli(["rm", "-f", name]);
-      removeParent(top);
+      removeParentCgroups(top);
     }
   },
 );
@@ -171,6 +143,6 @@ rootTest("--cgroup-parent: a relative path is taken from the root; '..' is refus
     assertEquals(await ok(["ps", "-aq"]), before);
     assertOk(!exists(`${layout.v1.get("memory")}/../escape`));
   } finally {
-    removeParent(top);
+    removeParentCgroups(top);
   }
 });

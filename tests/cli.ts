@@ -4,6 +4,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { purgeRoot, purgeRootSync } from "./cleanup.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -80,4 +81,19 @@ export async function tempRoot(): Promise<{ root: string; cleanup: () => Promise
   // behind: the store's containers run on the default bridge network, host-wide.
   globalThis.addEventListener("unload", () => purgeRootSync(root));
   return { root, cleanup: () => purgeRoot(root) };
+}
+
+/** A test that needs root (it fails, never skips, in CI as root), with a store's open resources. */
+export function rootTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: Deno.uid() !== 0, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+/** A fresh temporary directory holding `files` (path below it → content), e.g. a build context. */
+export async function dirWith(files: Record<string, string>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-ctx-" });
+  for (const [path, content] of Object.entries(files)) {
+    await Deno.mkdir(join(dir, path, ".."), { recursive: true });
+    await Deno.writeTextFile(join(dir, path), content);
+  }
+  return dir;
 }

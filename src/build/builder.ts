@@ -769,26 +769,8 @@ class Builder {
    * An overlay over a host directory (a `--build-context`): a RUN bind sees it, and a `rw`
    * bind's writes land in the throwaway upper dir, never in the user's directory.
    */
-  async #mountDir(hostDir: string): Promise<{ dir: string; release: () => Promise<void> }> {
-    const dir = join(this.scratch, `r${++this.#mounts}`);
-    const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) {
-      await Deno.mkdir(join(dir, d), { recursive: true });
-    }
-    mountOverlay({
-      lowerBase: "/",
-      lower: [posix.relative("/", resolve(hostDir))],
-      upper: join(dir, "upper"),
-      work: join(dir, "work"),
-      target: rootfs,
-    });
-    return {
-      dir: rootfs,
-      release: async () => {
-        unmountRootfs(rootfs);
-        await removeTree(dir);
-      },
-    };
+  #mountDir(hostDir: string): Promise<{ dir: string; release: () => Promise<void> }> {
+    return this.#overlay("/", () => [posix.relative("/", resolve(hostDir))]);
   }
 
   /** The `--mount`s of a RUN (and its `--security` checked against `--allow`). */
@@ -802,15 +784,26 @@ class Builder {
     );
   }
 
-  async #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
+  #mountState(state: BuildState): Promise<{ dir: string; release: () => Promise<void> }> {
+    return this.#overlay(this.store.linkDir, async () => (await this.#lowers(state)).reverse());
+  }
+
+  /**
+   * A throwaway overlay in the scratch dir over `lower()` (below `lowerBase`), with its own
+   * upper and work dirs; `release` unmounts it and removes them.
+   */
+  async #overlay(
+    lowerBase: string,
+    lower: () => string[] | Promise<string[]>,
+  ): Promise<{ dir: string; release: () => Promise<void> }> {
     const dir = join(this.scratch, `r${++this.#mounts}`);
     const rootfs = join(dir, "rootfs");
     for (const d of ["upper", "work", "rootfs"]) {
       await Deno.mkdir(join(dir, d), { recursive: true });
     }
     mountOverlay({
-      lowerBase: this.store.linkDir,
-      lower: (await this.#lowers(state)).reverse(),
+      lowerBase,
+      lower: await lower(),
       upper: join(dir, "upper"),
       work: join(dir, "work"),
       target: rootfs,

@@ -89,6 +89,17 @@ function sourceName(src: string): string {
   return name === "" || name === ".." ? "." : name;
 }
 
+/** Opens `src` (O_PATH, not followed) below the container's root fd `root`, as `cp` names it. */
+function openSource(root: number, c: ContainerRecord, src: string): Node {
+  try {
+    return adopt(openInRoot(root, absolute(src), O_PATH));
+  } catch (err) {
+    if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
+    if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
+    throw err;
+  }
+}
+
 /** `cp CONTAINER:SRC DEST`. */
 export async function copyFromContainer(
   store: Store,
@@ -97,14 +108,7 @@ export async function copyFromContainer(
   dest: string,
 ): Promise<void> {
   await withRootfs(store, c, (root) => {
-    let node: Node;
-    try {
-      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
-    } catch (err) {
-      if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
-      if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
-      throw err;
-    }
+    const node = openSource(root.fd, c, src);
     withNode(node, (n) => {
       // The host side is the user's own: its path is taken as given (symlinks followed).
       const open = (path: string, flags: number) =>
@@ -130,14 +134,7 @@ export async function archiveFromContainer(
   out: WritableStream<Uint8Array>,
 ): Promise<void> {
   await withRootfs(store, c, async (root) => {
-    let node: Node;
-    try {
-      node = adopt(openInRoot(root.fd, absolute(src), O_PATH));
-    } catch (err) {
-      if (missing(err)) throw new NotFoundError("file or directory", `${c.name}:${src}`);
-      if (err instanceof SyscallError) throw new CopyError(`${c.name}:${src}`, err);
-      throw err;
-    }
+    const node = openSource(root.fd, c, src);
     try {
       await archiveOf(node, sourceName(src)).pipeTo(out);
     } finally {

@@ -27,7 +27,7 @@ import { OCI_VERSION } from "../oci/spec.ts";
 import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CGROUP_PARENT } from "../runtime/cgroups.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
-import { DEFAULT_SHM_SIZE, INIT_PATH } from "../runtime/defaults.ts";
+import { DEFAULT_SHM_SIZE, devMounts, INIT_PATH } from "../runtime/defaults.ts";
 import { USER_ERROR_ANNOTATION } from "../runtime/from_spec.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
@@ -233,18 +233,7 @@ function mounts(input: SpecInput, privileged: boolean): Mount[] {
       source: "sysfs",
       options: [...PROC_FLAGS, privileged ? "rw" : "ro"],
     },
-    {
-      destination: "/dev",
-      type: "tmpfs",
-      source: "tmpfs",
-      options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-    },
-    {
-      destination: "/dev/pts",
-      type: "devpts",
-      source: "devpts",
-      options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-    },
+    ...devMounts(),
     {
       destination: "/dev/shm",
       type: "tmpfs",

@@ -8,6 +8,7 @@
 import { posix } from "node:path";
 import type { ContainerConfig } from "../../registry/manifest.ts";
 import { parseDockerfile } from "../build/dockerfile.ts";
+import { execForm } from "../build/exec_form.ts";
 import { expandOnly, type Lookup, processWord, processWords } from "../build/words.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { UsageError } from "../errors.ts";
@@ -65,17 +66,6 @@ export function parseChanges(values: readonly string[]): Change[] {
     }
     return { keyword, args };
   });
-}
-
-/** Parses a JSON exec form; undefined when `args` is shell form. */
-function execForm(args: string): string[] | undefined {
-  const t = args.trim();
-  if (!t.startsWith("[")) return undefined;
-  try {
-    const v = JSON.parse(t);
-    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
-  } catch { /* shell form after all */ }
-  return undefined;
 }
 
 function lookupIn(config: ContainerConfig): Lookup {

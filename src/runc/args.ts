@@ -90,23 +90,21 @@ export const GLOBAL_FLAGS: readonly FlagDef[] = [
   { name: "version", kind: "bool", short: "v" },
 ];
 
+/** `create`'s flags, which `run` (create, then start) takes too. */
+const CREATE_FLAGS: readonly FlagDef[] = [
+  { name: "bundle", kind: "string", short: "b" },
+  { name: "pid-file", kind: "string" },
+  { name: "console-socket", kind: "string" },
+  { name: "no-pivot", kind: "bool" },
+  { name: "no-new-keyring", kind: "bool" },
+  { name: "preserve-fds", kind: "string" },
+];
+
 /** Each command's flags. */
 export const COMMAND_FLAGS: Readonly<Record<string, readonly FlagDef[]>> = {
-  create: [
-    { name: "bundle", kind: "string", short: "b" },
-    { name: "pid-file", kind: "string" },
-    { name: "console-socket", kind: "string" },
-    { name: "no-pivot", kind: "bool" },
-    { name: "no-new-keyring", kind: "bool" },
-    { name: "preserve-fds", kind: "string" },
-  ],
+  create: CREATE_FLAGS,
   run: [
-    { name: "bundle", kind: "string", short: "b" },
-    { name: "pid-file", kind: "string" },
-    { name: "console-socket", kind: "string" },
-    { name: "no-pivot", kind: "bool" },
-    { name: "no-new-keyring", kind: "bool" },
-    { name: "preserve-fds", kind: "string" },
+    ...CREATE_FLAGS,
     { name: "detach", kind: "bool", short: "d" },
     { name: "keep", kind: "bool" },
   ],

@@ -30,8 +30,8 @@ export function list(flags: Flags, name: string): string[] {
 }
 
 /** Writes `text` to `path` atomically (pid files: readers must never see half a number). */
-export async function writeAtomic(path: string, text: string): Promise<void> {
+export function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.tsbox-tmp`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
+  Deno.writeTextFileSync(tmp, text);
+  Deno.renameSync(tmp, path);
 }

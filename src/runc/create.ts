@@ -43,7 +43,7 @@ async function createContainer(
   keepTerminal = false,
 ): Promise<{ rec: ContainerRecord; terminal?: number }> {
   const id = idArg(ctx);
-  const bundle = await Deno.realPath(str(ctx.flags, "bundle") ?? Deno.cwd());
+  const bundle = Deno.realPathSync(str(ctx.flags, "bundle") ?? Deno.cwd());
   const spec = await readBundleConfig(bundle);
   const dir = await makeStateDir(ctx.root, id);
   let rec: ContainerRecord | undefined;
@@ -106,7 +106,7 @@ async function createContainer(
 /** `run`: create and start; without --detach, wait and exit with the container's status. */
 export async function run(ctx: RuncContext): Promise<number> {
   const bundle = str(ctx.flags, "bundle") ?? Deno.cwd();
-  const terminal = (await readBundleConfig(await Deno.realPath(bundle))).process.terminal;
+  const terminal = (await readBundleConfig(Deno.realPathSync(bundle))).process.terminal;
   checkTerminal(ctx, terminal);
   const { rec, terminal: master } = await createContainer(
     ctx,

@@ -1,64 +1,17 @@
 /**
- * The commands that read or adjust: state, list, ps, update, features, spec.
+ * The commands that adjust or describe: update, features, spec (state, list and ps, which
+ * podman and containerd call on every container, are in query.ts, which loads less).
  *
  * @module
  */
 import type { Resources, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup } from "../runtime/oci_cgroup.ts";
+import { devMounts } from "../runtime/defaults.ts";
 import { resourceLimits } from "../runtime/oci_config.ts";
 import { CAPABILITIES, DEFAULT_DEVICE_RULES } from "../runtime/security.ts";
 import { type RuncContext, str } from "./context.ts";
-import { checkId, listIds, readRecord, stateJson } from "./state.ts";
-
-/** `state ID`: the runtime-spec state JSON. */
-export async function state(ctx: RuncContext): Promise<number> {
-  const rec = await readRecord(ctx.root, checkId(ctx.args[0]));
-  console.log(JSON.stringify(stateJson(ctx.root, rec), null, "  "));
-  return 0;
-}
-
-/** `list [--format json] [-q]`. */
-export async function listCommand(ctx: RuncContext): Promise<number> {
-  const states = [];
-  for (const id of listIds(ctx.root)) {
-    try {
-      states.push(stateJson(ctx.root, await readRecord(ctx.root, id)));
-    } catch { /* a container being created or deleted right now */ }
-  }
-  if (ctx.flags.quiet === true) {
-    for (const s of states) console.log(s.id);
-  } else if (str(ctx.flags, "format") === "json") {
-    console.log(JSON.stringify(states));
-  } else {
-    const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]];
-    for (const s of states) {
-      rows.push([s.id, s.pid, s.status, s.bundle, s.created, "root"].map(String));
-    }
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd());
-  }
-  return 0;
-}
-
-/** `ps [--format json] ID`: the pids in the container's cgroup. */
-export async function ps(ctx: RuncContext): Promise<number> {
-  const rec = await readRecord(ctx.root, checkId(ctx.args[0]));
-  const pids = (await ociCgroup(rec.cgroupPath).pids()).sort((a, b) => a - b);
-  if (str(ctx.flags, "format") === "json") {
-    console.log(JSON.stringify(pids));
-    return 0;
-  }
-  console.log("PID     CMD");
-  for (const pid of pids) {
-    let cmd = "";
-    try {
-      cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim();
-    } catch { /* gone */ }
-    console.log(`${String(pid).padEnd(8)}${cmd}`);
-  }
-  return 0;
-}
+import { checkId, readRecord } from "./state.ts";
 
 function bytes(v: string): number {
   const m = /^(-?[0-9]+)([kmg]?)b?$/i.exec(v.trim());
@@ -236,18 +189,7 @@ export function defaultSpec(): Spec {
     hostname: "runc",
     mounts: [
       { destination: "/proc", type: "proc", source: "proc" },
-      {
-        destination: "/dev",
-        type: "tmpfs",
-        source: "tmpfs",
-        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-      },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-      },
+      ...devMounts(),
       {
         destination: "/dev/shm",
         type: "tmpfs",

@@ -7,8 +7,8 @@
 import { AT_FDCWD, O_CLOEXEC, O_NONBLOCK, O_RDONLY, openat, read } from "../../ffi/fs.ts";
 import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
-import { ociCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
-import { parseSignal } from "../runtime/oci_config.ts";
+import { ociCgroup, removeOciCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
+import { parseSignal } from "../runtime/oci_signals.ts";
 import { runHooks } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
@@ -20,6 +20,13 @@ import {
   stateJson,
   statusOf,
 } from "./state.ts";
+
+/** Removes `path` if it is there (synchronous: see {@link readRecord}). */
+function removeQuietly(path: string, recursive = false): void {
+  try {
+    Deno.removeSync(path, { recursive });
+  } catch { /* already gone */ }
+}
 
 function idArg(ctx: RuncContext): string {
   return checkId(ctx.args[0]);
@@ -54,7 +61,7 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
   } finally {
     closeFd(fd);
   }
-  await Deno.remove(fifo).catch(() => {});
+  removeQuietly(fifo);
   if (rec.config.hooks?.startContainer?.length) {
     ctx.log.warn(
       "startContainer hooks are not supported (they would run inside the container); skipped",
@@ -94,13 +101,13 @@ export async function destroy(
   const cg = ociCgroup(rec.cgroupPath);
   if (status === "paused") await setFrozen(cg, false).catch(() => {});
   if (status !== "stopped") killPid(rec.pid, 9);
-  await cg.remove();
+  removeOciCgroup(cg);
   await runHooks("poststop", rec.config.hooks?.poststop, {
     ...stateJson(ctx.root, rec),
     status: "stopped",
   })
     .catch((err) => ctx.log.warn((err as Error).message));
-  await Deno.remove(stateDir(ctx.root, rec.id), { recursive: true }).catch(() => {});
+  removeQuietly(stateDir(ctx.root, rec.id), true);
 }
 
 /** `delete [--force] ID`; with --force an unknown container is no error (containerd relies on it). */
@@ -112,7 +119,7 @@ export async function del(ctx: RuncContext): Promise<number> {
   } catch (err) {
     if (err instanceof ContainerNotExistError && force) {
       // A state dir left without its record (a create that died half-way) goes too.
-      await Deno.remove(stateDir(ctx.root, idArg(ctx)), { recursive: true }).catch(() => {});
+      removeQuietly(stateDir(ctx.root, idArg(ctx)), true);
       return 0;
     }
     throw err;

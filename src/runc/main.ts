@@ -14,6 +14,7 @@ import type * as Create from "./create.ts";
 import type * as Exec from "./exec.ts";
 import type * as Info from "./info.ts";
 import type * as Lifecycle from "./lifecycle.ts";
+import type * as Query from "./query.ts";
 import { RuncLog } from "./log.ts";
 
 /**
@@ -77,14 +78,12 @@ export async function runcMain(argv: readonly string[]): Promise<number> {
       if (c === "delete") return await m.del(ctx);
       return await m.freeze(ctx, c === "pause");
     }
+    if (c === "state" || c === "ps" || c === "list") {
+      const q = await load<typeof Query>("./query.ts");
+      return await (c === "state" ? q.state(ctx) : c === "ps" ? q.ps(ctx) : q.listCommand(ctx));
+    }
     const m = await load<typeof Info>("./info.ts");
     switch (c) {
-      case "state":
-        return await m.state(ctx);
-      case "ps":
-        return await m.ps(ctx);
-      case "list":
-        return await m.listCommand(ctx);
       case "update":
         return await m.update(ctx);
       case "features":

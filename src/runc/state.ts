@@ -54,36 +54,40 @@ export function stateDir(root: string, id: string): string {
 }
 
 /** Makes `<root>/<id>` with its exec fifo; fails when the id is taken. */
-export async function makeStateDir(root: string, id: string): Promise<string> {
-  await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+export function makeStateDir(root: string, id: string): string {
+  Deno.mkdirSync(root, { recursive: true, mode: 0o700 });
   const dir = stateDir(root, id);
   try {
     // 0711: the container's process may be another user when it opens the fifo by this dir.
-    await Deno.mkdir(dir, { mode: 0o711 });
+    Deno.mkdirSync(dir, { mode: 0o711 });
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
       throw new TsboxError(`container with id exists: ${id}`);
     }
     throw err;
   }
-  await Deno.chmod(dir, 0o711);
+  Deno.chmodSync(dir, 0o711);
   mknodat(AT_FDCWD, `${dir}/exec.fifo`, S_IFIFO | 0o622);
-  await Deno.chmod(`${dir}/exec.fifo`, 0o622);
+  Deno.chmodSync(`${dir}/exec.fifo`, 0o622);
   return dir;
 }
 
 /** Writes the record atomically. */
-export async function writeRecord(root: string, rec: ContainerRecord): Promise<void> {
+export function writeRecord(root: string, rec: ContainerRecord): void {
   const dir = stateDir(root, rec.id);
   const tmp = `${dir}/.state.json.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-  await Deno.rename(tmp, `${dir}/state.json`);
+  Deno.writeTextFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
+  Deno.renameSync(tmp, `${dir}/state.json`);
 }
 
-/** Reads the record of `id`. */
-export async function readRecord(root: string, id: string): Promise<ContainerRecord> {
+/**
+ * Reads the record of `id`. The state files are read and written with synchronous calls, as
+ * the cgroup files are (oci_cgroup.ts): a runtime command is a short process, and the first
+ * use of each asynchronous op costs it more than the op itself.
+ */
+export function readRecord(root: string, id: string): ContainerRecord {
   try {
-    return JSON.parse(await Deno.readTextFile(`${stateDir(root, id)}/state.json`));
+    return JSON.parse(Deno.readTextFileSync(`${stateDir(root, id)}/state.json`));
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new ContainerNotExistError(id);
     throw err;

@@ -7,7 +7,6 @@
  * @module
  */
 import { TsboxError } from "../errors.ts";
-import { fillCpuset } from "./cgroup_extra.ts";
 import {
   type Cgroup,
   CgroupError,
@@ -16,6 +15,7 @@ import {
   CgroupV2,
   type Controller,
   hostLayout,
+  removeCgroupDirsSync,
   type ResourceLimits,
   subtreeControlLine,
 } from "./cgroups.ts";
@@ -52,7 +52,38 @@ async function write(path: string, value: string): Promise<void> {
   }
 }
 
-/** Creates the cgroup at `path` and writes `limits`; removes it again when a write fails. */
+function writeSync(path: string, value: string): void {
+  try {
+    Deno.writeTextFileSync(path, value, { create: false });
+  } catch (err) {
+    throw new CgroupError(path, err, value);
+  }
+}
+
+/**
+ * A new v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems, which refuse tasks:
+ * each level down to `dir` gets its parent's (cgroup_extra.ts's fillCpuset, synchronous).
+ */
+function fillCpusetSync(mount: string, dir: string): void {
+  let parent = mount;
+  for (const part of dir.slice(mount.length).split("/").filter(Boolean)) {
+    const here = `${parent}/${part}`;
+    for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+      if (Deno.readTextFileSync(`${here}/${file}`).trim() !== "") continue;
+      writeSync(`${here}/${file}`, Deno.readTextFileSync(`${parent}/${file}`).trim());
+    }
+    parent = here;
+  }
+}
+
+/**
+ * Creates the cgroup at `path` and writes `limits`; removes it again when a write fails.
+ *
+ * The directories are made (and {@link joinOciCgroup} and {@link removeOciCgroup} work)
+ * with synchronous calls: each runtime command is a short process, whose first use of each
+ * asynchronous file op costs far more than the op (a dozen v1 hierarchies: ~10 ms async
+ * against under 1 ms sync, measured), and nothing else waits on its event loop meanwhile.
+ */
 export async function createOciCgroup(
   path: string,
   limits: ResourceLimits,
@@ -61,9 +92,15 @@ export async function createOciCgroup(
   const cg = ociCgroup(path, layout);
   try {
     if (cg instanceof CgroupV1) {
-      for (const dir of cg.dirs) await Deno.mkdir(dir, { recursive: true });
+      for (const dir of cg.dirs) {
+        try {
+          Deno.mkdirSync(dir, { recursive: true });
+        } catch (err) {
+          throw new CgroupError(dir, err);
+        }
+      }
       const cpuset = layout.v1.get("cpuset");
-      if (cpuset) await fillCpuset(cpuset, `${cpuset}${path}`, write);
+      if (cpuset) fillCpusetSync(cpuset, `${cpuset}${path}`);
     } else {
       // Enable the controllers on the way down (a v2 leaf gets only what its parent enables).
       const offered = layout.v2Controllers.filter((c) =>
@@ -81,12 +118,30 @@ export async function createOciCgroup(
         });
       }
     }
-    await cg.apply(limits);
+    if (cg instanceof CgroupV1) {
+      // The device rules (a dozen writes for every container) synchronously, see above.
+      await cg.apply({ ...limits, devices: [] });
+      const devices = cg.byController.get("devices");
+      for (const rule of devices ? limits.devices ?? [] : []) {
+        writeSync(`${devices}/devices.${rule.allow ? "allow" : "deny"}`, rule.line);
+      }
+    } else await cg.apply(limits);
   } catch (err) {
     await cg.remove().catch(() => {});
     throw err;
   }
   return cg;
+}
+
+/** Moves `pid` into the cgroup (cgroup.procs of each directory); synchronous, see above. */
+export function joinOciCgroup(cg: Cgroup, pid: number): void {
+  const dirs = cg instanceof CgroupV2 ? [cg.dir] : cg.dirs;
+  for (const dir of dirs) writeSync(`${dir}/cgroup.procs`, String(pid));
+}
+
+/** Kills what is left in the cgroup and removes its directories; synchronous, see above. */
+export function removeOciCgroup(cg: Cgroup): void {
+  removeCgroupDirsSync(cg instanceof CgroupV2 ? [cg.dir] : cg.dirs);
 }
 
 /**

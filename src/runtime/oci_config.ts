@@ -273,15 +273,15 @@ function validateLinux(l: Json): void {
 }
 
 /** Reads and checks `<bundle>/config.json`. */
-export async function readBundleConfig(bundle: string): Promise<Spec> {
+export function readBundleConfig(bundle: string): Spec {
   const path = `${bundle}/config.json`;
   let text: string;
   try {
-    const info = await Deno.stat(path);
+    const info = Deno.statSync(path);
     if (info.size > MAX_CONFIG_BYTES) {
       throw new OciConfigError(`${path} is larger than ${MAX_CONFIG_BYTES} bytes`);
     }
-    text = await Deno.readTextFile(path);
+    text = Deno.readTextFileSync(path);
   } catch (err) {
     if (err instanceof OciConfigError) throw err;
     throw new OciConfigError(`cannot read ${path}: ${(err as Error).message}`);
@@ -481,54 +481,4 @@ function num(n: number | undefined | null): string {
   return n === undefined || n === null || n < 0 ? "*" : String(n);
 }
 
-/** Linux signal numbers by name (x86-64), for `kill` and `process` signals. */
-export const SIGNALS: Readonly<Record<string, number>> = {
-  HUP: 1,
-  INT: 2,
-  QUIT: 3,
-  ILL: 4,
-  TRAP: 5,
-  ABRT: 6,
-  IOT: 6,
-  BUS: 7,
-  FPE: 8,
-  KILL: 9,
-  USR1: 10,
-  SEGV: 11,
-  USR2: 12,
-  PIPE: 13,
-  ALRM: 14,
-  TERM: 15,
-  STKFLT: 16,
-  CHLD: 17,
-  CONT: 18,
-  STOP: 19,
-  TSTP: 20,
-  TTIN: 21,
-  TTOU: 22,
-  URG: 23,
-  XCPU: 24,
-  XFSZ: 25,
-  VTALRM: 26,
-  PROF: 27,
-  WINCH: 28,
-  IO: 29,
-  POLL: 29,
-  PWR: 30,
-  SYS: 31,
-};
-
-/** `9`, `KILL`, `SIGKILL`, `SIGRTMIN+3` → the signal number; undefined when unknown. */
-export function parseSignal(value: string): number | undefined {
-  if (/^[0-9]+$/.test(value)) {
-    const n = Number(value);
-    return n >= 1 && n <= 64 ? n : undefined;
-  }
-  const name = value.toUpperCase().replace(/^SIG/, "");
-  const rt = /^RTMIN(?:\+([0-9]+))?$/.exec(name) ?? /^RTMAX(?:-([0-9]+))?$/.exec(name);
-  if (rt) {
-    const n = name.startsWith("RTMIN") ? 34 + Number(rt[1] ?? 0) : 64 - Number(rt[1] ?? 0);
-    return n >= 34 && n <= 64 ? n : undefined;
-  }
-  return SIGNALS[name];
-}
+export { parseSignal, SIGNALS } from "./oci_signals.ts";

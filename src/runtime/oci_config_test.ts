@@ -4,7 +4,6 @@ import {
   capabilitySets,
   namespacePlan,
   OciConfigError,
-  parseSignal,
   resourceLimits,
   rlimitSettings,
   rootPath,
@@ -176,18 +175,6 @@ Deno.test("rlimitSettings and resourceLimits read the spec's units", () => {
       rlimitSettings({ ...spec.process, rlimits: [{ type: "RLIMIT_BOGUS", soft: 1, hard: 1 }] }),
     OciConfigError,
   );
-});
-
-Deno.test("parseSignal: numbers, names with and without SIG, realtime", () => {
-  assertEquals(parseSignal("9"), 9);
-  assertEquals(parseSignal("KILL"), 9);
-  assertEquals(parseSignal("SIGTERM"), 15);
-  assertEquals(parseSignal("sigusr1"), 10);
-  assertEquals(parseSignal("SIGRTMIN+3"), 37);
-  assertEquals(parseSignal("RTMAX"), 64);
-  assertEquals(parseSignal("0"), undefined);
-  assertEquals(parseSignal("65"), undefined);
-  assertEquals(parseSignal("SIGNOPE"), undefined);
 });
 
 Deno.test("parseMountOptions: flags, clears, propagation, data and bind remounts", () => {

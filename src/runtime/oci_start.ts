@@ -31,7 +31,7 @@ import type { Cgroup } from "./cgroups.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { startError } from "./container.ts";
 import { cloneInPidNamespace } from "./namespaces.ts";
-import { cgroupPathFor, createOciCgroup } from "./oci_cgroup.ts";
+import { cgroupPathFor, createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
 import {
   capabilitySets,
   CLONE_FLAGS,
@@ -263,7 +263,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     if (channel) close(channel.child);
     const mapping = idMapping(spec);
     if (ns.newUser && mapping) writeIdMaps(pid, mapping);
-    await cgroup.join(pid);
+    joinOciCgroup(cgroup, pid);
     if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
       await writeOomScoreAdj(pid, p.oomScoreAdj);
     }
