@@ -163,9 +163,14 @@ export function refreshNetworkDns(store: Store, net: NetworkRecord): boolean {
 /**
  * {@link refreshNetworkDns} for several networks with one signal to aardvark-dns (a container
  * joining several networks is listed in each one's file, see dns.ts). Returns the ids of the
- * networks whose names are served.
+ * networks whose names are served. With `require` (a container is about to ask these servers),
+ * a network aardvark-dns does not come to serve throws (dns.ts's DnsServerError).
  */
-export function refreshNetworksDns(store: Store, nets: readonly NetworkRecord[]): Set<string> {
+export function refreshNetworksDns(
+  store: Store,
+  nets: readonly NetworkRecord[],
+  require = false,
+): Set<string> {
   const host = readText("/etc/resolv.conf");
   const served = nets.filter((n) => servesNetwork(n, host));
   // The host's resolvers may have changed since a file was written: it goes when unused.
@@ -181,7 +186,7 @@ export function refreshNetworksDns(store: Store, nets: readonly NetworkRecord[])
         upstreams,
       })),
       ...stale.map((n) => ({ bridge: n.bridge, gateway: n.gateway, entries: [] })),
-    ])
+    ], { require })
   );
   return new Set(ok ? served.map((n) => n.id) : []);
 }
@@ -224,8 +229,9 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
     const first = attached[0];
     const host = readText("/etc/resolv.conf");
     const nets = attached.map((a) => requireNetwork(store, a.networkId));
-    // Every network's file lists it (its names there, and its membership for aardvark-dns).
-    const served = refreshNetworksDns(store, nets);
+    // Every network's file lists it (its names there, and its membership for aardvark-dns),
+    // served before the container is released: its first lookup must not meet a closed port.
+    const served = refreshNetworksDns(store, nets, true);
     // `host-gateway` is the host as the container reaches it: its first network's gateway.
     const extra = (c.net.extraHosts ?? []).flatMap(([name, ip]) =>
       ip !== "host-gateway" ? [[name, ip] as const] : first ? [[name, first.gateway] as const] : []
@@ -275,9 +281,12 @@ export function connectEndpoint(
     aliases: ep.aliases,
   });
   try {
-    refreshNetworkDns(store, net);
+    refreshNetworksDns(store, [net], true);
   } catch (err) {
     detachContainer(store, net, id);
+    try {
+      refreshNetworkDns(store, net); // its names, written before the failure, go again
+    } catch { /* the error below is the cause */ }
     throw err;
   }
   return attached;

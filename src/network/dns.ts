@@ -13,6 +13,7 @@
  * @module
  */
 import { killPid } from "../../ffi/process.ts";
+import { TsboxError } from "../errors.ts";
 
 /** The config directory (per boot, host-wide like the bridges; file names are bridge names). */
 export const DNS_DIR = "/run/tsbox/aardvark-dns";
@@ -151,14 +152,22 @@ export function syncNetworkDns(
  * networks is listed in each network's file under its one id, which is how aardvark-dns knows it
  * as a member of all of them (its lookups then answer names of every network it is on, from
  * whichever of its addresses it asks). Call under the host network lock.
+ *
+ * Returns once aardvark-dns serves every network written (see {@link awaitServed}). With
+ * `require` (a container is about to use these servers), a network it does not come to serve
+ * throws {@link DnsServerError} rather than release a container whose resolver is a closed port;
+ * without it (a container leaving, a rename) the change goes on after the wait.
  */
-export function syncNetworksDns(networks: readonly NetworkDns[]): boolean {
+export function syncNetworksDns(
+  networks: readonly NetworkDns[],
+  opts: { readonly require?: boolean } = {},
+): boolean {
   const binary = aardvarkBinary();
   if (!binary) return false;
   if (networks.length === 0) return true;
   const dir = dnsDir();
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const written: { file: string; gateway: string }[] = [];
+  const written: Served[] = [];
   for (const n of networks) {
     const file = `${dir}/${n.bridge}`;
     if (n.entries.length > 0) {
@@ -167,10 +176,10 @@ export function syncNetworksDns(networks: readonly NetworkDns[]): boolean {
         mode: 0o600,
       });
       // Read time 0: aardvark-dns's read of it is then seen (relatime updates an atime older
-      // than the mtime), see awaitReload.
+      // than the mtime), see awaitServed.
       Deno.utimeSync(temp, 0, new Date());
       Deno.renameSync(temp, file); // aardvark never reads half a file
-      written.push({ file, gateway: n.gateway });
+      written.push({ bridge: n.bridge, file, gateway: n.gateway });
     } else {
       try {
         Deno.removeSync(file);
@@ -183,43 +192,107 @@ export function syncNetworksDns(networks: readonly NetworkDns[]): boolean {
   if (pid !== undefined) {
     // With no file left it stops by itself (and removes its pid file).
     killPid(pid, 1);
-    for (const w of written) awaitReload(w.file, w.gateway);
   } else if (hasNetworkFiles()) {
     startAardvark(binary);
+  }
+  // Waited for even when nothing requires it: a signal to an aardvark-dns that has not yet set
+  // up its SIGHUP handler (it does before it binds) ends it.
+  const starts = { left: MAX_STARTS };
+  for (const w of written) {
+    const missing = awaitServed(binary, w, starts);
+    if (missing !== undefined && opts.require) {
+      throw new DnsServerError(w.bridge, w.gateway, missing);
+    }
   }
   return true;
 }
 
-/** How long a reload is waited for at most before going on (names then come a moment later). */
-const RELOAD_WAIT_MS = 2000;
+/** aardvark-dns did not come to serve a network: its containers would meet a closed port. */
+export class DnsServerError extends TsboxError {
+  constructor(readonly bridge: string, readonly gateway: string, reason: string) {
+    super(
+      `DNS server of network bridge ${bridge} not ready: aardvark-dns (config ${dnsDir()}) ` +
+        `${reason}; names and lookups on ${gateway}:53 would fail`,
+    );
+    this.name = "DnsServerError";
+  }
+}
+
+/** A network file and the address aardvark-dns listens on for it. */
+interface Served {
+  readonly bridge: string;
+  readonly file: string;
+  readonly gateway: string;
+}
 
 /**
- * Waits until aardvark-dns, told of a change by SIGHUP, serves `file`'s network again. Version
- * 1.4 answers SIGHUP by closing every server, reading every file and binding again, so a
- * container started right after the signal would meet a closed port or the old entries: its
- * first lookups fail (seen under load). The new state is served once the file has been read
- * (its atime moves past the 0 it was written with) and a UDP socket is bound on the gateway's
- * port 53 again (/proc/net/udp of this namespace).
+ * How long aardvark-dns is waited for to serve a network after a start or a SIGHUP (it takes
+ * milliseconds; seconds only on a loaded host) before {@link DnsServerError}.
  */
-function awaitReload(file: string, gateway: string): void {
-  const end = Date.now() + RELOAD_WAIT_MS;
+const SERVE_WAIT_MS = 10_000;
+
+/** Starts of aardvark-dns within one sync (it ended while signalled, or failed at start). */
+const MAX_STARTS = 3;
+
+/**
+ * Waits until aardvark-dns serves `w`'s network as written, after a start or a SIGHUP. Version
+ * 1.4 tells its parent it is ready before it has read any file or bound any socket (the parent
+ * returns at once), and answers SIGHUP by closing every server, reading every file and binding
+ * again; a container released meanwhile meets a closed port (ICMP port unreachable: its first
+ * lookup fails with ECONNREFUSED, seen under load). The network is served once the file has been
+ * read (its atime moves past the 0 it was written with) and the running aardvark-dns itself
+ * holds a UDP socket on the gateway's port 53 (/proc/net/udp of this namespace and its fds: a
+ * socket of another process on that address does not count). An aardvark-dns that ends
+ * meanwhile (signalled while it was stopping as its last file had gone, or failing) is started
+ * again: a new one reads every file. Returns why the network is not served when the wait ends
+ * without it, undefined when it is (or the file is gone: nothing to serve).
+ */
+function awaitServed(binary: string, w: Served, starts: { left: number }): string | undefined {
+  const end = Date.now() + SERVE_WAIT_MS;
   const wait = new Int32Array(new SharedArrayBuffer(4));
-  const socket = udpSocketText(gateway);
   // Where reads never update atime (noatime), the socket is all there is to go by.
-  let read = !atimeUpdates(file);
-  while (Date.now() < end) {
-    try {
-      read ||= (Deno.statSync(file).atime?.getTime() ?? 0) > 0;
-      if (
-        read && (socket === undefined || Deno.readTextFileSync("/proc/net/udp").includes(socket))
-      ) {
-        return;
-      }
-    } catch {
-      return; // the file is gone (another change): nothing to wait for
+  let read = !atimeUpdates(w.file);
+  let pid: number | undefined;
+  for (;;) {
+    pid = runningPid();
+    if (pid === undefined && starts.left > 0 && hasNetworkFiles()) {
+      starts.left--;
+      startAardvark(binary);
+      continue;
     }
+    try {
+      read ||= (Deno.statSync(w.file).atime?.getTime() ?? 0) > 0;
+    } catch {
+      return undefined; // the file is gone (another change): nothing to wait for
+    }
+    if (pid !== undefined && read && holdsUdpSocket(pid, w.gateway)) return undefined;
+    if (Date.now() >= end) break;
     Atomics.wait(wait, 0, 0, 5);
   }
+  const secs = `${SERVE_WAIT_MS / 1000} s`;
+  if (pid === undefined) return `is not running (it ended at start ${MAX_STARTS} times)`;
+  if (!read) return `(pid ${pid}) did not read ${w.file} within ${secs}`;
+  return `(pid ${pid}) does not listen on ${w.gateway}:53 after ${secs}`;
+}
+
+/** Whether process `pid` holds a UDP socket bound to `ip` port 53 (this network namespace). */
+function holdsUdpSocket(pid: number, ip: string): boolean {
+  const local = udpSocketText(ip);
+  if (local === undefined) return true; // not an IPv4 address: nothing to look for
+  const inodes = new Set<string>();
+  try {
+    for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1] === local && f[9]) inodes.add(`socket:[${f[9]}]`);
+    }
+    if (inodes.size === 0) return false;
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (inodes.has(Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`))) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* it ended */ }
+  return false;
 }
 
 let atimeKnown: boolean | undefined;
@@ -248,13 +321,14 @@ function udpSocketText(ip: string): string | undefined {
   const parts = ip.split(".").map(Number);
   if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return undefined;
   const hex = parts.reverse().map((p) => p.toString(16).toUpperCase().padStart(2, "0")).join("");
-  return ` ${hex}:0035 `;
+  return `${hex}:0035`;
 }
 
 /**
- * Starts aardvark-dns over every network file. The parent returns once the forked server is
- * ready; it keeps no pipe of ours, and a session of its own keeps a foreground run's ctrl-c (its
- * process group's SIGINT) off it.
+ * Starts aardvark-dns over every network file. Its parent returns once the forked server has
+ * written its pid file, before it serves anything: callers wait with {@link awaitServed}. It
+ * keeps no pipe of ours, and a session of its own keeps a foreground run's ctrl-c (its process
+ * group's SIGINT) off it.
  */
 function startAardvark(binary: string): void {
   const out = new Deno.Command(binary, {
