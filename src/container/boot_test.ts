@@ -9,25 +9,7 @@ import {
   type RunConfig,
   updateContainer,
 } from "./state.ts";
-
-const CONFIG: RunConfig = {
-  argv: ["sh"],
-  env: [],
-  cwd: "/",
-  user: "",
-  hostname: "h",
-  network: "private",
-  resources: {},
-  mounts: [],
-  readOnly: false,
-  tty: false,
-  interactive: false,
-  layers: [],
-  restart: { name: "no", maxRetries: 0 },
-  autoRemove: false,
-  stopSignal: 15,
-  stopTimeout: 10,
-};
+import { CONFIG } from "./run_config_fixture.ts";
 
 /** A store and a runroot of the test's own (TSBOX_RUNROOT), both removed afterwards. */
 async function withStore(fn: (store: Store, runroot: string) => void | Promise<void>) {

@@ -9,31 +9,12 @@ import {
   NameConflictError,
   reconcile,
   requireContainer,
-  type RunConfig,
   updateContainer,
 } from "./state.ts";
 import { startTime } from "./proc.ts";
 import { readContainer, readContainers } from "./state_read.ts";
 import { NotFoundError } from "../errors.ts";
-
-const CONFIG: RunConfig = {
-  argv: ["sh"],
-  env: [],
-  cwd: "/",
-  user: "",
-  hostname: "h",
-  network: "private",
-  resources: {},
-  mounts: [],
-  readOnly: false,
-  tty: false,
-  interactive: false,
-  layers: [],
-  restart: { name: "no", maxRetries: 0 },
-  autoRemove: false,
-  stopSignal: 15,
-  stopTimeout: 10,
-};
+import { CONFIG } from "./run_config_fixture.ts";
 
 async function withStore(fn: (store: Store) => void | Promise<void>) {
   const root = await Deno.makeTempDir({ prefix: "tsbox-state-" });
