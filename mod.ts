@@ -12,8 +12,8 @@
  */
 import { inspectImage, removeImage, requireImage, tagImage } from "./src/image/images.ts";
 import type { ImageInspect, RemoveAction, RemoveImageOptions } from "./src/image/images.ts";
-import { buildImage } from "./src/build/builder.ts";
-import type { BuildEvent, BuildOptions, BuildResult } from "./src/build/builder.ts";
+import { buildImage } from "./src/builder/builder.ts";
+import type { BuildEvent, BuildOptions, BuildResult } from "./src/builder/builder.ts";
 import { pullImage } from "./src/image/pull.ts";
 import type { PullEvent, PullOptions, PullResult } from "./src/image/pull.ts";
 import { type ImageRecord, Store } from "./src/store/mod.ts";
@@ -50,7 +50,7 @@ export type {
 export { Store };
 export { parseReference, Reference } from "./registry/reference.ts";
 export { NotFoundError, TsboxError } from "./src/errors.ts";
-export { BuildStepError, DockerfileSyntaxError } from "./src/build/mod.ts";
+export { BuildStepError, DockerfileSyntaxError } from "./src/builder/mod.ts";
 export { DatabaseDamagedError, DatabaseError } from "./src/store/mod.ts";
 
 /** Opens (creating if needed) the store at `root` (default `/var/lib/tsbox` or TSBOX_ROOT). */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { BuildEvent } from "../build/builder.ts";
+import type { BuildEvent } from "../builder/builder.ts";
 import { familiar } from "../image/images.ts";
 import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
@@ -187,7 +187,7 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
   // Taken now, before this handler returns: the server drains a body nobody has claimed.
   const context = completeTar(req.bodyStream(MAX_CONTEXT));
   const building = (async () => {
-    const { buildImage } = await import("../build/builder.ts");
+    const { buildImage } = await import("../builder/builder.ts");
     const result = await buildImage(ctx.store, {
       contextArchive: context,
       dockerfile: q.get("dockerfile") || undefined,

@@ -104,7 +104,7 @@ export async function buildPrune(ctx: ApiContext, req: ApiRequest): Promise<ApiR
   const values = filterValues(req.query.get("filters"));
   if (values.length > 0) throw badParameter("build cache prune: filters are not supported");
   const all = ["1", "true", "True"].includes(req.query.get("all") ?? "");
-  const { pruneBuildCache } = await import("../build/cache_prune.ts");
+  const { pruneBuildCache } = await import("../builder/cache_prune.ts");
   const report = await whenQuiet(ctx.store, () => pruneBuildCache(ctx.store, { all }));
   return json(200, { CachesDeleted: report.removed, SpaceReclaimed: report.bytes });
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type BuildEvent, buildImage } from "../build/builder.ts";
+import { type BuildEvent, buildImage } from "../builder/builder.ts";
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import type { GlobalOptions } from "./globals.ts";
@@ -59,7 +59,7 @@ async function sources(path: string, file: string | undefined): Promise<{
         "invalid argument: can't use stdin for both build context and dockerfile",
       );
     }
-    const { classifyStdin } = await import("../build/stdin_context.ts");
+    const { classifyStdin } = await import("../builder/stdin_context.ts");
     const input = await classifyStdin(Deno.stdin.readable);
     // A Dockerfile alone on stdin is the Dockerfile whatever -f says, as docker takes it.
     return input.kind === "archive"
@@ -109,21 +109,21 @@ export async function buildCommand(
     // 0 is no limit, as buildah takes it.
     jobs = Number(flags.jobs) || Number.MAX_SAFE_INTEGER;
   }
-  const { loadSecrets, parseSecretFlag } = await import("../build/secrets.ts");
+  const { loadSecrets, parseSecretFlag } = await import("../builder/secrets.ts");
   const secrets = await loadSecrets((flags.secret ?? []).map(parseSecretFlag));
   const { loadBuildContexts, parseBuildContextFlag } = await import(
-    "../build/build_context.ts"
+    "../builder/build_context.ts"
   );
   const buildContexts = await loadBuildContexts(
     (flags.buildContext ?? []).map(parseBuildContextFlag),
   );
-  const { parseOutputFlag } = await import("../build/export.ts");
+  const { parseOutputFlag } = await import("../builder/export.ts");
   const output = flags.output === undefined ? undefined : parseOutputFlag(flags.output);
   if (output && "dest" in output && output.dest === "-" && Deno.stdout.isTerminal()) {
     // As buildx: an archive is not written to a terminal.
     throw new UsageError(`--output ${flags.output}: refusing to write an archive to a terminal`);
   }
-  const { parseCacheFlag } = await import("../build/cache_io.ts");
+  const { parseCacheFlag } = await import("../builder/cache_io.ts");
   const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
   if (flags.platform?.includes(",")) {
@@ -139,7 +139,7 @@ export async function buildCommand(
       );
     }
   }
-  const { loadSshAgents, parseSshFlag } = await import("../build/ssh.ts");
+  const { loadSshAgents, parseSshFlag } = await import("../builder/ssh.ts");
   const ssh = await loadSshAgents((flags.ssh ?? []).map((v) => parseSshFlag(v)));
   const input = await sources(path, flags.file);
   const store = await Store.open(g.root);

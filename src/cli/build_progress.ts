@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { BuildEvent } from "../build/builder.ts";
+import type { BuildEvent } from "../builder/builder.ts";
 import { familiar } from "../image/images.ts";
 
 /** Prints one build's events. */

@@ -12,7 +12,7 @@ import { TsboxError } from "../errors.ts";
 import { containerUsingImage } from "../container/state.ts";
 import { familiar, type RemoveAction } from "../image/images.ts";
 import { pruneImages } from "../image/prune.ts";
-import { pruneBuildCache } from "../build/cache_prune.ts";
+import { pruneBuildCache } from "../builder/cache_prune.ts";
 import { diskUsageReport, type UsageSummary } from "../housekeeping/df.ts";
 import { systemPrune } from "../housekeeping/system_prune.ts";
 import { parseReference } from "../../registry/reference.ts";

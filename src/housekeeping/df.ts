@@ -7,7 +7,7 @@
  * @module
  */
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { type BuildCacheUsage, buildCacheUsage } from "../build/cache_prune.ts";
+import { type BuildCacheUsage, buildCacheUsage } from "../builder/cache_prune.ts";
 import { type ContainerRecord, isActive, listContainers } from "../container/state.ts";
 import { containerDir } from "../container/paths.ts";
 import {

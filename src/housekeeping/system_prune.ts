@@ -13,7 +13,7 @@ import { containerUsingImage, isActive, listContainers } from "../container/stat
 import { containerDir } from "../container/paths.ts";
 import { pruneVolumes, volumesDir } from "../container/volumes.ts";
 import { pruneImages, type PruneReport } from "../image/prune.ts";
-import { type BuildCachePruneReport, pruneBuildCache } from "../build/cache_prune.ts";
+import { type BuildCachePruneReport, pruneBuildCache } from "../builder/cache_prune.ts";
 
 /** Removed ids or names and the bytes they took. */
 export interface Removed {

@@ -7,9 +7,9 @@
  */
 import { posix } from "node:path";
 import type { ContainerConfig } from "../../registry/manifest.ts";
-import { parseDockerfile } from "../build/dockerfile.ts";
-import { execForm } from "../build/exec_form.ts";
-import { expandOnly, type Lookup, processWord, processWords } from "../build/words.ts";
+import { parseDockerfile } from "../builder/dockerfile.ts";
+import { execForm } from "../builder/exec_form.ts";
+import { expandOnly, type Lookup, processWord, processWords } from "../builder/words.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { UsageError } from "../errors.ts";
 

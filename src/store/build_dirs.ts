@@ -2,7 +2,7 @@
  * Recognising the build directories of builds that no longer run, without loading the builder
  * or the code that unmounts: the store's sweep, which every command runs, reads
  * `<root>/build` (empty but for running builds) with {@link abandonedBuildDirs} and loads the
- * remover (src/build/sweep.ts) only when it found one. Each build works in
+ * remover (src/builder/sweep.ts) only when it found one. Each build works in
  * `<root>/build/b-<pid>-<start>-<hex>`, named after the process that owns it (its pid and
  * start time from /proc/PID/stat, so a reused pid is not taken for the owner).
  *

@@ -93,8 +93,8 @@ export async function sweepAbandoned(root: string, db?: Database): Promise<strin
     try {
       // Only now the code that unmounts and removes cgroups: most commands never load it.
       // By a computed name (src/lazy.ts): a literal one would have every command read its graph.
-      const { sweepAbandonedBuilds } = await lazyImport<typeof import("../build/sweep.ts")>(
-        new URL("../build/sweep.ts", import.meta.url),
+      const { sweepAbandonedBuilds } = await lazyImport<typeof import("../builder/sweep.ts")>(
+        new URL("../builder/sweep.ts", import.meta.url),
       );
       removed.push(...await sweepAbandonedBuilds({ root }));
     } catch (err) {

@@ -6,11 +6,11 @@
  *
  * - `type=bind`: a path of the context, another stage or an image; read-only unless `rw`, and
  *   then written on a copy or an overlay that is thrown away after the step.
- * - `type=cache`: a directory kept in the store across builds (src/build/cache_mounts.ts).
+ * - `type=cache`: a directory kept in the store across builds (src/builder/cache_mounts.ts).
  * - `type=tmpfs`: an empty tmpfs.
  * - `type=secret`: a secret given to `build --secret`, as a file on a tmpfs bound read-only,
- *   and/or an environment variable of the step; never written to disk (src/build/secrets.ts).
- * - `type=ssh`: a socket relaying to an agent given to `build --ssh` (src/build/ssh.ts), with
+ *   and/or an environment variable of the step; never written to disk (src/builder/secrets.ts).
+ * - `type=ssh`: a socket relaying to an agent given to `build --ssh` (src/builder/ssh.ts), with
  *   `SSH_AUTH_SOCK` pointing at the first one.
  *
  * @module

@@ -500,7 +500,7 @@ class Builder {
   }
 
   /**
-   * Builds stage `target` and the stages it needs (the graph, src/build/graph.ts), independent
+   * Builds stage `target` and the stages it needs (the graph, src/builder/graph.ts), independent
    * ones at the same time; returns the target's final state.
    */
   build(target: number): Promise<BuildState> {
