@@ -92,7 +92,12 @@ class TlsConn implements ApiConn {
 
   close(): void {
     this.#ended = true;
-    this.socket.destroy();
+    // end() flushes what was written and sends TLS's close_notify; a client that never closes
+    // its side (allowHalfOpen) is cut off a moment later.
+    this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), 2000);
+    Deno.unrefTimer(timer);
+    this.socket.once("close", () => clearTimeout(timer));
     this.#notify();
   }
 }
