@@ -25,6 +25,7 @@ import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./e
 import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
 import { stopOutbound } from "./outbound.ts";
+import { removePortRules } from "./firewall_ports.ts";
 import { containerDir } from "../container/paths.ts";
 
 /** What connecting needs of the container. */
@@ -378,6 +379,9 @@ export function disconnectContainer(store: Store, id: string): number {
   unwatchDns(id);
   stopOutbound(containerDir(store.root, id));
   const leases = leasesHeldBy(store, id);
+  // Its published ports' DNAT rules (firewall_ports.ts) go before the addresses they point at
+  // can be leased again; its supervisor removes them at exit, this is for one that was killed.
+  if (leases.length > 0) removePortRules(id);
   for (const lease of leases) {
     const net = findNetwork(store, lease.networkId);
     if (!net) continue;

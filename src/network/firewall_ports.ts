@@ -1,0 +1,163 @@
+/**
+ * Published ports through the kernel: DNAT rules in tsbox's table (firewall.ts), as podman's
+ * netavark and docker without its userland proxy publish them. Packets to a published IPv4 port
+ * of any local address are rewritten to the container's address before routing, so no process
+ * copies their bytes.
+ *
+ * Chains, added to the table once (under the host network lock, by {@link addPortRules}):
+ *
+ * - `ports`: one rule per published IPv4 port, `[ip daddr A] tcp dport P dnat ip to C:Q`, with
+ *   the comment `tsbox <container id>` that {@link removePortRules} finds them by.
+ * - `port_prerouting` (nat, prerouting) and `port_output` (nat, output: connections made on
+ *   the host itself, to 127.0.0.1 or any other local address) jump to `ports` for packets to a
+ *   local address.
+ * - `port_postrouting`: a connection made to 127.0.0.1 leaves for the bridge with source
+ *   127.0.0.1, which the container could not answer: it is masqueraded to the bridge's address
+ *   (and the kernel routes it at all only with `route_localnet` on that bridge); a container
+ *   reaching its own network's published port through the host (hairpin) is masqueraded too, or
+ *   the answer would bypass the host's conntrack.
+ * - `port_guard` (filter, prerouting, before conntrack): `route_localnet` would also let a
+ *   container send to the host's 127.0.0.0/8; packets from a tsbox bridge to 127.0.0.0/8 are
+ *   dropped (the class of CVE-2020-8558). Answers to masqueraded connections still carry the
+ *   bridge's address at that point, so they pass.
+ * - a rule at the head of `forward` accepts DNAT'ed connections to a tsbox bridge (from other
+ *   hosts or namespaces), which the chain's final drops would refuse otherwise.
+ *
+ * IPv6 is left to the userspace proxy: the kernel does not route ::1 out of the host, and a
+ * container without IPv6 cannot be reached by rewriting an IPv6 packet.
+ *
+ * @module
+ */
+import { listNft, runNft } from "../../ffi/nftables.ts";
+import { withHostNetworkLock } from "./bridge.ts";
+import { TABLE, tableExists } from "./firewall.ts";
+
+/** The chain holding the DNAT rules. */
+export const PORTS_CHAIN = "ports";
+
+/** One IPv4 port to rewrite. */
+export interface PortRule {
+  /** The host address the port is published on; "0.0.0.0": every local address. */
+  readonly hostIp: string;
+  readonly hostPort: number;
+  readonly containerPort: number;
+  readonly proto: "tcp" | "udp";
+}
+
+/** The commands that add the chains and fixed rules of {@link PORTS_CHAIN} to the table. */
+export function portChainsText(): string {
+  const t = `inet ${TABLE}`;
+  return `add chain ${t} ${PORTS_CHAIN}
+add chain ${t} port_prerouting { type nat hook prerouting priority dstnat; policy accept; }
+add rule ${t} port_prerouting meta nfproto ipv4 fib daddr type local jump ${PORTS_CHAIN}
+add chain ${t} port_output { type nat hook output priority -100; policy accept; }
+add rule ${t} port_output meta nfproto ipv4 fib daddr type local jump ${PORTS_CHAIN}
+add chain ${t} port_postrouting { type nat hook postrouting priority srcnat; policy accept; }
+add rule ${t} port_postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade
+add rule ${t} port_postrouting ct status dnat iifname . oifname @intra masquerade
+add chain ${t} port_guard { type filter hook prerouting priority raw; policy accept; }
+add rule ${t} port_guard iifname @bridges ip daddr 127.0.0.0/8 drop
+insert rule ${t} forward ct status dnat oifname @bridges accept
+`;
+}
+
+function checkIPv4(ip: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new RangeError(`bad IPv4: ${ip}`);
+  return ip;
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`bad port: ${port}`);
+  }
+  return port;
+}
+
+function checkId(id: string): string {
+  if (!/^[0-9a-zA-Z_.-]{1,128}$/.test(id)) throw new RangeError(`bad container id: ${id}`);
+  return id;
+}
+
+/** The comment marking a container's rules. */
+export function ruleComment(id: string): string {
+  return `tsbox ${checkId(id)}`;
+}
+
+/** The `add rule` commands publishing `rules` of container `id` (address `ip`). */
+export function portRulesText(id: string, ip: string, rules: readonly PortRule[]): string {
+  const to = checkIPv4(ip);
+  return rules.map((r) => {
+    const daddr = r.hostIp === "0.0.0.0" ? "" : `ip daddr ${checkIPv4(r.hostIp)} `;
+    return `add rule inet ${TABLE} ${PORTS_CHAIN} ${daddr}meta l4proto ${r.proto} ` +
+      `${r.proto} dport ${checkPort(r.hostPort)} dnat ip to ${to}:${checkPort(r.containerPort)} ` +
+      `comment "${ruleComment(id)}"\n`;
+  }).join("");
+}
+
+function hasPortChains(): boolean {
+  return listNft(`list chains inet`).some((o) =>
+    o.chain?.table === TABLE && o.chain?.name === PORTS_CHAIN
+  );
+}
+
+/**
+ * Lets the kernel route connections to 127.0.0.1 out through `bridge` once rewritten (and
+ * their answers back): `net.ipv4.conf.BRIDGE.route_localnet`, as netavark sets it.
+ */
+function routeLocalnet(bridge: string): void {
+  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new RangeError(`bad bridge name: ${bridge}`);
+  const path = `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`;
+  if (Deno.readTextFileSync(path).trim() !== "1") Deno.writeTextFileSync(path, "1\n");
+}
+
+/**
+ * Publishes `rules` of container `id` by DNAT to `ip` on `bridge`, in one transaction (with the
+ * chains, the first time). The table must exist (the container's network is up).
+ */
+export function addPortRules(
+  id: string,
+  ip: string,
+  bridge: string,
+  rules: readonly PortRule[],
+): void {
+  if (rules.length === 0) return;
+  withHostNetworkLock(() => {
+    routeLocalnet(bridge);
+    // A killed supervisor's rules for the same id go in the same transaction.
+    const stale = ruleHandles(id).map((h) =>
+      `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`
+    )
+      .join("");
+    runNft((hasPortChains() ? "" : portChainsText()) + stale + portRulesText(id, ip, rules));
+  });
+}
+
+/** Handles of container `id`'s rules in {@link PORTS_CHAIN} (none without the chain). */
+function ruleHandles(id: string): number[] {
+  if (!tableExists() || !hasPortChains()) return [];
+  const comment = ruleComment(id);
+  return listNft(`list chain inet ${TABLE} ${PORTS_CHAIN}`, { handles: true })
+    .map((o) => o.rule)
+    .filter((r) => r?.comment === comment && typeof r.handle === "number")
+    .map((r) => r!.handle as number);
+}
+
+/** The published ports of container `id` in the kernel now (as `nft` lists them). */
+export function portRuleCount(id: string): number {
+  return ruleHandles(id).length;
+}
+
+/**
+ * Removes container `id`'s DNAT rules; nothing when it has none. Safe to repeat and to run
+ * from another process (a dead supervisor's container, reaped by the next command).
+ */
+export function removePortRules(id: string): void {
+  withHostNetworkLock(() => {
+    const handles = ruleHandles(id);
+    if (handles.length === 0) return;
+    runNft(
+      handles.map((h) => `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`).join(""),
+    );
+  });
+}
