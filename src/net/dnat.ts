@@ -18,6 +18,9 @@ export interface DnatTarget {
   readonly ip: string;
   /** That network's bridge. */
   readonly bridge: string;
+  /** That network's gateway and IPv4 subnet. */
+  readonly gateway: string;
+  readonly subnet: string;
 }
 
 /** The listeners the kernel serves for a target, and those left to the proxy. */
@@ -48,5 +51,5 @@ export async function dnatTarget(
   const lease = findLease(store, first.networkId, id);
   const net = findNetwork(store, first.networkId);
   if (!lease || !net) return undefined;
-  return { ip: lease.address, bridge: net.bridge };
+  return { ip: lease.address, bridge: net.bridge, gateway: net.gateway, subnet: net.subnet };
 }

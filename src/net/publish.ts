@@ -118,14 +118,12 @@ export class PublishedPorts {
     const target = await dnatTarget(this.store, this.containerId, this.config);
     let { kernel, proxied } = splitListeners(listeners, target);
     if (kernel.length > 0) {
-      const { addPortRules } = await import("../network/firewall_ports.ts");
+      const { addInnerRules, addPortRules } = await import("../network/firewall_ports.ts");
       try {
-        addPortRules(
-          this.containerId,
-          target!.ip,
-          target!.bridge,
-          kernel.map((l) => l.binding),
-        );
+        const bindings = kernel.map((l) => l.binding);
+        // The container's side first: its namespace is fresh, nothing to undo if this fails.
+        addInnerRules(pid, target!, bindings);
+        addPortRules(this.containerId, target!.ip, target!.bridge, bindings);
         this.#kernel = true;
       } catch {
         // nftables refused (a kernel without nat or fib): the proxy serves every port, as

@@ -23,12 +23,26 @@
  * - a rule at the head of `forward` accepts DNAT'ed connections to a tsbox bridge (from other
  *   hosts or namespaces), which the chain's final drops would refuse otherwise.
  *
+ * Inside the container's namespace ({@link addInnerRules}), a table of its own rewrites those
+ * connections once more, to 127.0.0.1: servers in the container are reached on loopback, as
+ * the userspace proxy reaches them (it connects to 127.0.0.1 there), so a server bound to
+ * 127.0.0.1 only is served, by either path. Only connections the host rewrote are: those from
+ * the gateway (masqueraded) or from outside the network's subnet; another container on the
+ * network reaching this one's address directly is left alone. `route_localnet` there lets
+ * the kernel deliver them, and a guard drops anything else arriving for 127.0.0.0/8.
+ *
  * IPv6 is left to the userspace proxy: the kernel does not route ::1 out of the host, and a
  * container without IPv6 cannot be reached by rewriting an IPv6 packet.
  *
  * @module
  */
 import { listNft, runNft } from "../../ffi/nftables.ts";
+import {
+  closeNamespaceFd,
+  NAMESPACE_TYPES,
+  openNamespaceFile,
+  setns,
+} from "../../ffi/namespace.ts";
 import { withHostNetworkLock } from "./bridge.ts";
 import { TABLE, tableExists } from "./firewall.ts";
 
@@ -160,4 +174,81 @@ export function removePortRules(id: string): void {
       handles.map((h) => `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`).join(""),
     );
   });
+}
+
+/** The container side's table (in the container's own network namespace). */
+export const INNER_TABLE = "tsbox_ports";
+
+/** What the container side's rules need of its network. */
+export interface InnerTarget {
+  /** The container's address the host rewrites to. */
+  readonly ip: string;
+  /** Its network's gateway (the source of masqueraded connections). */
+  readonly gateway: string;
+  /** Its network's IPv4 subnet. */
+  readonly subnet: string;
+}
+
+/** The table that delivers the host's rewritten connections to 127.0.0.1 in the container. */
+export function innerTableText(
+  t: InnerTarget,
+  ports: readonly { readonly containerPort: number; readonly proto: "tcp" | "udp" }[],
+): string {
+  const ip = checkIPv4(t.ip);
+  const gw = checkIPv4(t.gateway);
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(t.subnet)) {
+    throw new RangeError(`bad subnet: ${t.subnet}`);
+  }
+  const seen = new Set<string>();
+  const rules: string[] = [];
+  for (const p of ports) {
+    const key = `${p.proto} dport ${checkPort(p.containerPort)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    for (const from of [`ip saddr ${gw}`, `ip saddr != ${t.subnet}`]) {
+      rules.push(`    ip daddr ${ip} ${from} meta l4proto ${p.proto} ${key} dnat to 127.0.0.1`);
+    }
+  }
+  return `table ip ${INNER_TABLE} {
+  chain guard {
+    type filter hook prerouting priority raw; policy accept;
+    iifname != "lo" ip daddr 127.0.0.0/8 drop
+  }
+  chain ports {
+    type nat hook prerouting priority dstnat; policy accept;
+${rules.join("\n")}
+  }
+}
+`;
+}
+
+/**
+ * Adds the container side's table in the network namespace of process `pid` (PID 1, not yet
+ * released; a fresh namespace, so nothing of an earlier run is there) and turns on
+ * `route_localnet` there. The calling thread joins that namespace only for this (no await).
+ */
+export function addInnerRules(
+  pid: number,
+  t: InnerTarget,
+  ports: readonly { readonly containerPort: number; readonly proto: "tcp" | "udp" }[],
+): void {
+  const text = innerTableText(t, ports);
+  const own = openNamespaceFile("/proc/thread-self/ns/net");
+  try {
+    const fd = openNamespaceFile(`/proc/${pid}/ns/net`);
+    try {
+      setns(fd, NAMESPACE_TYPES.net);
+      try {
+        // /proc/sys/net is the calling thread's namespace's.
+        Deno.writeTextFileSync("/proc/sys/net/ipv4/conf/all/route_localnet", "1\n");
+        runNft(text);
+      } finally {
+        setns(own, NAMESPACE_TYPES.net);
+      }
+    } finally {
+      closeNamespaceFd(fd);
+    }
+  } finally {
+    closeNamespaceFd(own);
+  }
 }
