@@ -236,3 +236,79 @@ rootTest("--network none and private keep publishing as before", async () => {
     await e.t(["rm", "-f", id]);
   }
 });
+
+/**
+ * A shell line sending one GET to host:port with busybox nc (busybox-static's wget dies with
+ * SIGSEGV in a container on a user network, whatever it fetches), printing the response.
+ */
+function ncGet(host: string, port: number): string {
+  return `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}; true`;
+}
+
+rootTest(
+  "DNAT reaches a server bound to 127.0.0.1 in the container, from other networks too; peers are not redirected",
+  async () => {
+    const e = await env();
+    const port = freePort();
+    const net = `t-dnat-${Deno.pid}`;
+    await e.ok(["network", "create", net]);
+    const ids: string[] = [];
+    try {
+      // httpd on 127.0.0.1:8000 only, as the userspace proxy has always reached it, and one on
+      // the container's address only (8001), which the proxy never reached.
+      const second = freePort();
+      const id = (await e.ok([
+        "run",
+        "-d",
+        "-p",
+        `${port}:8000`,
+        "-p",
+        `127.0.0.1:${second}:8001`,
+        e.refs.busybox,
+        "sh",
+        "-c",
+        "mkdir /w /v && echo loopback-page > /w/index.html && echo address-page > /v/index.html" +
+        " && httpd -p 127.0.0.1:8000 -h /w && ip=$(ip -4 -o addr show dev eth0 | " +
+        "sed 's|.*inet \\([0-9.]*\\)/.*|\\1|') && exec httpd -f -p $ip:8001 -h /v",
+      ])).trim();
+      ids.push(id);
+      assertEquals(dnatRules(id).length, 2);
+      const info = JSON.parse(await e.ok(["inspect", id]))[0];
+      const ip = info.NetworkSettings.IPAddress as string;
+      const gateway = info.NetworkSettings.Gateway as string;
+      const get = (host: string) =>
+        until(`httpd at ${host}:${port}`, async () => {
+          const text = await httpGet(host, port);
+          return text.includes("loopback-page") ? text : undefined;
+        });
+      await get("127.0.0.1");
+      await get(gateway);
+      // A container on another network reaches the published port through the host.
+      const other = await e.t([
+        "run",
+        "--rm",
+        "--network",
+        net,
+        e.refs.busybox,
+        "sh",
+        "-c",
+        ncGet(gateway, port),
+      ]);
+      assertEquals(other.code, 0, other.stderr);
+      assertStringIncludes(other.stdout, "loopback-page");
+      // A peer on the same network connecting to the container's address directly is not
+      // rewritten to its loopback: the server listens on 127.0.0.1 only, so it is refused.
+      const peer = await e.t(["run", "--rm", e.refs.busybox, "sh", "-c", ncGet(ip, 8000)]);
+      assertEquals(peer.code, 0, peer.stderr);
+      assertOk(!peer.stdout.includes("loopback-page"), peer.stdout);
+      // The server on the container's address: its peers reach it there as before, and the
+      // published port does not (as through the proxy, which connected to 127.0.0.1).
+      const direct = await e.t(["run", "--rm", e.refs.busybox, "sh", "-c", ncGet(ip, 8001)]);
+      assertStringIncludes(direct.stdout, "address-page");
+      assertOk(await refused("127.0.0.1", second), "a server on the container's address answered");
+    } finally {
+      for (const id of ids) await e.t(["rm", "-f", id]);
+      await e.t(["network", "rm", net]);
+    }
+  },
+);
