@@ -24,7 +24,7 @@
  *   hosts or namespaces), which the chain's final drops would refuse otherwise.
  *
  * Inside the container's namespace ({@link addInnerRules}), a table of its own rewrites those
- * connections once more, to 127.0.0.1: servers in the container are reached on loopback, as
+ * connections once more, to 127.0.0.1 (and their answers' source back), statelessly: servers in the container are reached on loopback, as
  * the userspace proxy reaches them (it connects to 127.0.0.1 there), so a server bound to
  * 127.0.0.1 only is served, by either path. Only connections the host rewrote are: those from
  * the gateway (masqueraded) or from outside the network's subnet; another container on the
@@ -200,23 +200,32 @@ export function innerTableText(
     throw new RangeError(`bad subnet: ${t.subnet}`);
   }
   const seen = new Set<string>();
-  const rules: string[] = [];
+  const inbound: string[] = [];
+  const outbound: string[] = [];
   for (const p of ports) {
-    const key = `${p.proto} dport ${checkPort(p.containerPort)}`;
+    const port = checkPort(p.containerPort);
+    const key = `${p.proto}/${port}`;
     if (seen.has(key)) continue;
     seen.add(key);
+    const l4 = `meta l4proto ${p.proto} ${p.proto}`;
     for (const from of [`ip saddr ${gw}`, `ip saddr != ${t.subnet}`]) {
-      rules.push(`    ip daddr ${ip} ${from} meta l4proto ${p.proto} ${key} dnat to 127.0.0.1`);
+      inbound.push(`    ip daddr ${ip} ${from} ${l4} dport ${port} ip daddr set 127.0.0.1`);
     }
+    outbound.push(
+      `    ip saddr 127.0.0.1 ip daddr != 127.0.0.0/8 ${l4} sport ${port} ip saddr set ${ip}`,
+    );
   }
+  // Stateless (addresses rewritten in place, checksums with them): no conntrack in the
+  // container's namespace, whose cost showed per packet (bench/ports_bench.ts).
   return `table ip ${INNER_TABLE} {
-  chain guard {
+  chain inbound {
     type filter hook prerouting priority raw; policy accept;
     iifname != "lo" ip daddr 127.0.0.0/8 drop
+${inbound.join("\n")}
   }
-  chain ports {
-    type nat hook prerouting priority dstnat; policy accept;
-${rules.join("\n")}
+  chain outbound {
+    type filter hook output priority raw; policy accept;
+${outbound.join("\n")}
   }
 }
 `;

@@ -50,7 +50,9 @@ Deno.test("port rules: one per port, loopback-only by address, values checked", 
     { ip: "10.90.0.2", gateway: "10.90.0.1", subnet: "10.90.0.0/24" },
     [ok, ok],
   );
-  assertEquals(inner.split("dnat to 127.0.0.1").length - 1, 2, inner); // one port, two sources
+  // One port: two sources rewritten in, the answers' source rewritten out.
+  assertEquals(inner.split("ip daddr set 127.0.0.1").length - 1, 2, inner);
+  assertEquals(inner.split("tcp sport 1 ip saddr set 10.90.0.2").length - 1, 1, inner);
   assertOk(inner.includes('iifname != "lo" ip daddr 127.0.0.0/8 drop'), inner);
   assertOk(threw(() => innerTableText({ ip: "x", gateway: "10.0.0.1", subnet: "a" }, [ok])));
 });
