@@ -9,7 +9,10 @@
  * Prints requests/s per round, medians and the ratios to direct. Target: tsbox >= 0.85x direct.
  * Needs root, wrk, Debian's docker-registry and skopeo (fixture registry); not part of CI.
  *
- *     deno run -A bench/ports_bench.ts [--rounds N] [--seconds S]
+ *     deno run -A bench/ports_bench.ts [--rounds N] [--seconds S] [--access-log]
+ *
+ * `--access-log` keeps nginx's access log (each request a line through the supervisor's log
+ * pipe, which the userspace proxy shares a process with), as issue 13's first figures had it.
  */
 import { join } from "node:path";
 import { fixtureRegistry } from "../tests/fixtures/images.ts";
@@ -22,6 +25,7 @@ const flag = (name: string, def: number) => {
   return i >= 0 ? Number(args[i + 1]) : def;
 };
 const ROUNDS = flag("--rounds", 3);
+const ACCESS_LOG = args.includes("--access-log");
 const SECONDS = flag("--seconds", 10);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -93,11 +97,11 @@ const podmanBase = ["--root", join(work, "podman"), "--runroot", join(work, "pod
 
 try {
   await tsbox(["pull", "-q", fx.refs.nginx]);
-  // Request logging off in every variant: each logged request is a line through the
-  // container's log pipeline, which would dominate what this bench means to compare (the path
-  // a connection takes to nginx). The config is otherwise the image's own.
+  // Request logging off in every variant (unless --access-log): each logged request is a line
+  // through the container's log pipeline, which would dominate what this bench means to compare
+  // (the path a connection takes to nginx). The config is otherwise the image's own.
   const imageConf = await tsbox(["run", "--rm", fx.refs.nginx, "cat", "/etc/nginx/nginx.conf"]);
-  const quiet = imageConf.replace(/access_log [^;]+;/, "access_log off;");
+  const quiet = ACCESS_LOG ? imageConf : imageConf.replace(/access_log [^;]+;/, "access_log off;");
   await Deno.writeTextFile(join(work, "nginx.conf"), quiet);
   const mountConf = (file: string) => ["-v", `${join(work, file)}:/etc/nginx/nginx.conf:ro`];
 
