@@ -306,6 +306,9 @@ rootTest(
       const direct = await e.t(["run", "--rm", e.refs.busybox, "sh", "-c", ncGet(ip, 8001)]);
       assertStringIncludes(direct.stdout, "address-page");
       assertOk(await refused("127.0.0.1", second), "a server on the container's address answered");
+      // Leaving the network takes the rules with the address (it may go to another container).
+      await e.ok(["network", "disconnect", "bridge", id]);
+      assertEquals(dnatRules(id), [], "rules left after network disconnect");
     } finally {
       for (const id of ids) await e.t(["rm", "-f", id]);
       await e.t(["network", "rm", net]);

@@ -22,7 +22,7 @@ import {
 import { closeWaitFd, pidfdOpen, waitExit, wake, wakeFd } from "../../ffi/pidfd.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
-import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
+import { address6Of, findLease, leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
 import { stopOutbound } from "./outbound.ts";
 import { removePortRules } from "./firewall_ports.ts";
@@ -348,6 +348,9 @@ function writeResolver(
  * network's server leaves its resolvers (it could not be reached any more).
  */
 export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string): boolean {
+  // Published ports rewritten to its address there stop before the address can be leased again.
+  const lease = findLease(store, net.id, id);
+  if (lease) removePortRules(id, lease.address);
   const had = detachContainer(store, net, id);
   refreshNetworkDns(store, net);
   if (servesNames(net)) {

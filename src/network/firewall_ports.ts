@@ -147,14 +147,28 @@ export function addPortRules(
   });
 }
 
-/** Handles of container `id`'s rules in {@link PORTS_CHAIN} (none without the chain). */
-function ruleHandles(id: string): number[] {
+/**
+ * Handles of container `id`'s rules in {@link PORTS_CHAIN} (none without the chain); with `to`,
+ * only those rewriting to that address.
+ */
+function ruleHandles(id: string, to?: string): number[] {
   if (!tableExists() || !hasPortChains()) return [];
   const comment = ruleComment(id);
   return listNft(`list chain inet ${TABLE} ${PORTS_CHAIN}`, { handles: true })
     .map((o) => o.rule)
     .filter((r) => r?.comment === comment && typeof r.handle === "number")
+    .filter((r) => to === undefined || dnatAddress(r!.expr) === to)
     .map((r) => r!.handle as number);
+}
+
+/** The address a rule's `dnat` statement rewrites to (nft's JSON). */
+function dnatAddress(expr: unknown): string | undefined {
+  if (!Array.isArray(expr)) return undefined;
+  for (const e of expr) {
+    const addr = (e as { dnat?: { addr?: unknown } })?.dnat?.addr;
+    if (typeof addr === "string") return addr;
+  }
+  return undefined;
 }
 
 /** The published ports of container `id` in the kernel now (as `nft` lists them). */
@@ -163,12 +177,14 @@ export function portRuleCount(id: string): number {
 }
 
 /**
- * Removes container `id`'s DNAT rules; nothing when it has none. Safe to repeat and to run
- * from another process (a dead supervisor's container, reaped by the next command).
+ * Removes container `id`'s DNAT rules (with `to`, those rewriting to that address: the
+ * container left that network, and the address may go to another container); nothing when it
+ * has none. Safe to repeat and to run from another process (a dead supervisor's container,
+ * reaped by the next command).
  */
-export function removePortRules(id: string): void {
+export function removePortRules(id: string, to?: string): void {
   withHostNetworkLock(() => {
-    const handles = ruleHandles(id);
+    const handles = ruleHandles(id, to);
     if (handles.length === 0) return;
     runNft(
       handles.map((h) => `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`).join(""),

@@ -101,7 +101,9 @@ Deno.test({
         Deno.readTextFileSync("/proc/sys/net/ipv4/conf/tsbox-p/route_localnet").trim(),
         "1",
       );
-      removePortRules("c1");
+      removePortRules("c1", "10.90.30.9"); // another address: none of them
+      assertEquals(portRuleCount("c1"), 2);
+      removePortRules("c1", "10.90.30.3");
       removePortRules("c1"); // again: nothing to do
       assertEquals(portRuleCount("c1"), 0);
       assertEquals(portRuleCount("c2"), 1);
