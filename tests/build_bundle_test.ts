@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Spec } from "../src/oci/spec.ts";
 import { assertEquals, assertOk } from "./assert.ts";
 import { seedStore } from "./busybox_store.ts";
-import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
+import { dirWith, rootTest, tempRoot } from "./cli.ts";
 import { schemaValidator } from "./fixtures/oci_schema.ts";
 
 /** The first `run-*` directory's config.json under the store's build dirs, if one exists. */
