@@ -6,9 +6,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { formatPlatform, hostPlatform } from "../../registry/platform.ts";
+import { hostPlatform } from "../../registry/platform.ts";
 import { closeFd, pipe } from "../../ffi/process.ts";
-import { ExecError } from "../errors.ts";
 import type { Container as RuntimeContainer } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { removeTree } from "../store/layers.ts";
@@ -207,6 +206,18 @@ async function runContainer(
   const insecure = runInsecure(ins, ctx.allowInsecure, (d) => ctx.fail(ins, d))
     ? (await import("../container/security_flags.ts")).boundingSet()
     : undefined;
+  const image = { config: configOf(state) };
+  if (!runsOn(image, hostPlatform())) {
+    // Another architecture's programs run through the host's binfmt_misc handler; without one
+    // the step would fail with execve's bare "exec format error".
+    const { checkEmulation, EmulationError } = await import("../image/emulation.ts");
+    try {
+      checkEmulation(platformOf(image));
+    } catch (err) {
+      if (err instanceof EmulationError) ctx.fail(ins, err.message);
+      throw err;
+    }
+  }
   let container: RuntimeContainer;
   try {
     // Described as `tsbox run` describes a container (its OCI spec), then started the same way.
@@ -235,16 +246,6 @@ async function runContainer(
     });
   } catch (err) {
     output?.close();
-    const image = { config: configOf(state) };
-    if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
-      // Most likely the reason (a foreign binary reads as "permission denied" to execve).
-      const host = formatPlatform(hostPlatform());
-      ctx.fail(
-        ins,
-        `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
-          `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
-      );
-    }
     throw err;
   } finally {
     closeFd(readFd);
