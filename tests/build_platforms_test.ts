@@ -14,7 +14,7 @@
  *   step and `run --platform` fail with one line naming what is missing.
  */
 import { join } from "node:path";
-import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 import { platformFixtures } from "./fixtures/arm64.ts";
 import { fixtureRegistry } from "./fixtures/images.ts";
