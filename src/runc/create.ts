@@ -10,7 +10,7 @@ import { ociCgroup } from "../runtime/oci_cgroup.ts";
 import { readBundleConfig, rootPath } from "../runtime/oci_config.ts";
 import { createOciContainer } from "../runtime/oci_start.ts";
 import { type RuncContext, str, writeAtomic } from "./context.ts";
-import { runHooks } from "./hooks.ts";
+import { createContainerPlace, runHooks, runtimePlace } from "./hooks.ts";
 import { destroy, startContainer } from "./lifecycle.ts";
 import {
   checkId,
@@ -75,15 +75,19 @@ async function createContainer(
       preserveFds: preserve,
       keepTerminal,
       warn: (m) => ctx.log.warn(m),
-      // As runc: after the namespaces and mounts exist, before pivot_root. The state says
-      // "creating" then; createContainer runs here too (not inside the container's mount
-      // namespace, where runc runs it).
+      // As runc: after the namespaces and mounts exist, before pivot_root (see hooks.ts).
       hooks: hooked
         ? async (pid) => {
           const state = { ...stateJson(ctx.root, record(pid, "")), status: "creating", pid };
-          await runHooks("prestart", h.prestart, state);
-          await runHooks("createRuntime", h.createRuntime, state);
-          await runHooks("createContainer", h.createContainer, state);
+          const host = runtimePlace(bundle);
+          await runHooks("prestart", h.prestart, state, host);
+          await runHooks("createRuntime", h.createRuntime, state, host);
+          await runHooks(
+            "createContainer",
+            h.createContainer,
+            state,
+            createContainerPlace(pid, bundle, spec),
+          );
         }
         : undefined,
     });

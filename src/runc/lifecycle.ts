@@ -9,7 +9,7 @@ import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup, removeOciCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
 import { parseSignal } from "../runtime/oci_signals.ts";
-import { runHooks } from "./hooks.ts";
+import { runHooks, runtimePlace, startContainerPlace } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
   checkId,
@@ -47,6 +47,21 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
     );
   }
   const fifo = `${stateDir(ctx.root, rec.id)}/exec.fifo`;
+  if (rec.config.hooks?.startContainer?.length) {
+    // Before the fifo releases the process: inside the container, its command not yet run.
+    // A failure ends the container, as runc's init exits when its hook fails.
+    try {
+      await runHooks(
+        "startContainer",
+        rec.config.hooks.startContainer,
+        { ...stateJson(ctx.root, rec), status: "created" },
+        startContainerPlace(rec.pid, rec.config),
+      );
+    } catch (err) {
+      killPid(rec.pid, 9);
+      throw err;
+    }
+  }
   const fd = openat(AT_FDCWD, fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   try {
     for (;;) {
@@ -62,12 +77,12 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
     closeFd(fd);
   }
   removeQuietly(fifo);
-  if (rec.config.hooks?.startContainer?.length) {
-    ctx.log.warn(
-      "startContainer hooks are not supported (they would run inside the container); skipped",
-    );
-  }
-  await runHooks("poststart", rec.config.hooks?.poststart, stateJson(ctx.root, rec))
+  await runHooks(
+    "poststart",
+    rec.config.hooks?.poststart,
+    stateJson(ctx.root, rec),
+    runtimePlace(rec.bundle),
+  )
     .catch((err) => ctx.log.warn((err as Error).message));
 }
 
@@ -105,7 +120,7 @@ export async function destroy(
   await runHooks("poststop", rec.config.hooks?.poststop, {
     ...stateJson(ctx.root, rec),
     status: "stopped",
-  })
+  }, runtimePlace(rec.bundle))
     .catch((err) => ctx.log.warn((err as Error).message));
   removeQuietly(stateDir(ctx.root, rec.id), true);
 }

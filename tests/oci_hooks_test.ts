@@ -1,0 +1,268 @@
+/**
+ * OCI hooks through `tsbox runc` (root), each where the runtime-spec puts it: hooks write what
+ * they see (the state on their stdin, their mount namespace, root, cwd, user, argv, env) into
+ * files and the test compares that with the container's process as the host sees it.
+ *
+ * The bundles' root is a busybox tree made from the host's busybox-static (the hooks, not the
+ * image, are the subject here).
+ */
+import { join } from "node:path";
+import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
+import { runcBinary } from "./runc_bin.ts";
+import type { Hook, Spec } from "../src/oci/spec.ts";
+
+const isRoot = Deno.uid() === 0;
+const dec = new TextDecoder();
+
+function rootTest(name: string, fn: () => Promise<void>) {
+  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
+}
+
+interface Fixture {
+  work: string;
+  rootfs: string;
+  runtime: string;
+}
+
+let fixture: Promise<Fixture> | undefined;
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(out.stderr)}`);
+  return dec.decode(out.stdout);
+}
+
+function setup(): Promise<Fixture> {
+  fixture ??= (async () => {
+    const work = await Deno.makeTempDir({ prefix: "tsbox-ocihooks-" });
+    await Deno.chmod(work, 0o755);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(work, { recursive: true });
+      } catch { /* gone */ }
+    });
+    const rootfs = join(work, "rootfs");
+    for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "hooks"]) {
+      await Deno.mkdir(join(rootfs, d), { recursive: true });
+    }
+    await Deno.copyFile("/bin/busybox", join(rootfs, "bin/busybox"));
+    await Deno.chmod(join(rootfs, "bin/busybox"), 0o755);
+    for (const a of (await sh("/bin/busybox", ["--list"])).split("\n")) {
+      if (a && a !== "busybox") await Deno.symlink("busybox", join(rootfs, "bin", a));
+    }
+    await Deno.writeTextFile(
+      join(rootfs, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\n",
+    );
+    await Deno.writeTextFile(join(rootfs, "etc/group"), "root:x:0:\napp:x:1000:\n");
+    // Only the container's root has this file at its top.
+    await Deno.writeTextFile(join(rootfs, "in-rootfs"), "yes\n");
+    return { work, rootfs, runtime: await runcBinary(work) };
+  })();
+  return fixture;
+}
+
+/** A runtime call; output through files (a created container keeps the runtime's stdio). */
+async function rt(f: Fixture, state: string, args: string[]) {
+  const out = join(f.work, `out-${crypto.randomUUID()}`);
+  const status = await new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      'o="$1"; shift; exec "$@" >"$o.out" 2>"$o.err"',
+      "sh",
+      out,
+      f.runtime,
+      "--root",
+      state,
+      ...args,
+    ],
+    stdin: "null",
+  }).output();
+  const read = async (ext: string) => {
+    const text = await Deno.readTextFile(`${out}.${ext}`).catch(() => "");
+    await Deno.remove(`${out}.${ext}`).catch(() => {});
+    return text;
+  };
+  return { code: status.code, stdout: await read("out"), stderr: await read("err") };
+}
+
+/** runc's default spec (from `tsbox runc spec`) running `args`, cgroup /tsbox-ocihooks/NAME. */
+async function bundle(
+  f: Fixture,
+  name: string,
+  args: string[],
+  change: (s: Spec) => Spec,
+): Promise<string> {
+  const dir = join(f.work, `b-${name}`);
+  await Deno.mkdir(dir, { recursive: true });
+  const r = await rt(f, join(f.work, "unused"), ["spec", "--bundle", dir]);
+  assertEquals(r.code, 0, r.stderr);
+  const spec = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as Spec;
+  const base: Spec = {
+    ...spec,
+    process: { ...spec.process, terminal: false, args },
+    root: { path: f.rootfs, readonly: false },
+    linux: { ...spec.linux, cgroupsPath: `/tsbox-ocihooks/${name}` },
+  };
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(change(base)));
+  return dir;
+}
+
+function cgroupExists(name: string): boolean {
+  try {
+    Deno.statSync(`/sys/fs/cgroup/pids/tsbox-ocihooks/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function removeTestCgroups(): void {
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    try {
+      for (const c of Deno.readDirSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks`)) {
+        if (c.isDirectory) Deno.removeSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks/${c.name}`);
+      }
+      Deno.removeSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks`);
+    } catch { /* none */ }
+  }
+}
+
+/** Whether a process `pid` is alive (a zombie is not). */
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A hook run by busybox's sh (in the container's tree or the host's: the rootfs's busybox
+ * is the same binary) that writes what it sees into `dir/NAME.*`.
+ */
+function probe(name: string, dir: string, extra: Partial<Hook> = {}): Hook {
+  const o = `${dir}/${name}`;
+  return {
+    path: "/bin/sh",
+    args: [
+      "sh",
+      "-c",
+      [
+        `cat > ${o}.json`,
+        `readlink /proc/self/ns/mnt > ${o}.mnt`,
+        `readlink /proc/self/ns/pid > ${o}.pid`,
+        `pwd > ${o}.cwd`,
+        `id -u > ${o}.uid`,
+        `([ -e /in-rootfs ] && echo rootfs || echo host) > ${o}.root`,
+        `env | sort > ${o}.env`,
+        `grep -c " ${"$"}(pwd)/proc " /proc/self/mountinfo > ${o}.procmounts || true`,
+      ].join("; "),
+    ],
+    env: ["HOOKVAR=" + name],
+    ...extra,
+  };
+}
+
+rootTest("tsbox runc hooks: each kind where the runtime-spec runs it, state on stdin", async () => {
+  const f = await setup();
+  const state = join(f.work, "state-all");
+  const out = join(f.work, "out-all");
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.chmod(out, 0o777);
+  // The container sees `out` at /hooks; the hooks that run before pivot_root see host paths.
+  const b = await bundle(f, "all", [
+    "sh",
+    "-c",
+    "[ -e /hooks/startContainer.json ] && echo after > /hooks/cmd || echo before > /hooks/cmd; sleep 1000",
+  ], (s) => ({
+    ...s,
+    process: { ...s.process, user: { uid: 1000, gid: 1000 }, cwd: "/tmp" },
+    mounts: [...s.mounts ?? [], {
+      destination: "/hooks",
+      type: "bind",
+      source: out,
+      options: ["rbind", "rw"],
+    }],
+    annotations: { "org.example": "hooks" },
+    hooks: {
+      prestart: [probe("prestart", out)],
+      createRuntime: [probe("createRuntime", out)],
+      createContainer: [probe("createContainer", out)],
+      startContainer: [probe("startContainer", "/hooks")],
+      poststart: [probe("poststart", out)],
+      poststop: [probe("poststop", out)],
+    },
+  }));
+  const id = "t-hooks-all";
+  const seen = (name: string, what: string) =>
+    Deno.readTextFileSync(join(out, `${name}.${what}`)).trim();
+  const json = (name: string) => JSON.parse(seen(name, "json"));
+  try {
+    const pidFile = join(f.work, "all.pid");
+    const created = await rt(f, state, ["create", "--bundle", b, "--pid-file", pidFile, id]);
+    assertEquals(created.code, 0, created.stderr);
+    const pid = Number(await Deno.readTextFile(pidFile));
+    const hostMnt = Deno.readLinkSync("/proc/self/ns/mnt");
+    const ctrMnt = Deno.readLinkSync(`/proc/${pid}/ns/mnt`);
+    const ctrPid = Deno.readLinkSync(`/proc/${pid}/ns/pid`);
+    assertOk(hostMnt !== ctrMnt);
+    for (const name of ["prestart", "createRuntime"]) {
+      // The runtime's namespaces, its tree, in the bundle; the container already mounted.
+      assertEquals([json(name).status, json(name).pid, json(name).id], ["creating", pid, id]);
+      assertEquals(json(name).annotations, { "org.example": "hooks" });
+      assertEquals(seen(name, "mnt"), hostMnt);
+      assertEquals(seen(name, "root"), "host");
+      assertEquals(seen(name, "cwd"), b);
+      // Exactly the hook's env (the shell adds its own PWD and SHLVL).
+      assertEquals(
+        seen(name, "env").split("\n").filter((l) => !/^(PWD|SHLVL)=/.test(l)),
+        [`HOOKVAR=${name}`],
+      );
+    }
+    // createContainer: the container's mount and pid namespaces, before pivot_root (the host's
+    // tree with the container's mounts on it), in the rootfs dir, as root.
+    const cc = json("createContainer");
+    assertEquals([cc.status, cc.pid, cc.id], ["creating", pid, id]);
+    assertEquals(seen("createContainer", "mnt"), ctrMnt);
+    assertEquals(seen("createContainer", "pid"), ctrPid);
+    assertEquals(seen("createContainer", "root"), "host");
+    assertEquals(seen("createContainer", "cwd"), f.rootfs);
+    assertEquals(seen("createContainer", "uid"), "0");
+    assertEquals(seen("createContainer", "procmounts"), "1");
+    assertMatch(seen("createContainer", "env"), /^HOOKVAR=createContainer$/m);
+    // Not started yet: no startContainer, no command.
+    assertEquals(await Deno.stat(join(out, "startContainer.json")).then(() => 1, () => 0), 0);
+    assertEquals(await Deno.stat(join(out, "cmd")).then(() => 1, () => 0), 0);
+    const started = await rt(f, state, ["start", id]);
+    assertEquals(started.code, 0, started.stderr);
+    // startContainer: inside the container (its root, cwd and user), before the command ran.
+    const sc = json("startContainer");
+    assertEquals([sc.status, sc.pid, sc.id], ["created", pid, id]);
+    assertEquals(seen("startContainer", "mnt"), ctrMnt);
+    assertEquals(seen("startContainer", "pid"), ctrPid);
+    assertEquals(seen("startContainer", "root"), "rootfs");
+    assertEquals(seen("startContainer", "cwd"), "/tmp");
+    assertEquals(seen("startContainer", "uid"), "1000");
+    for (let i = 0; i < 200 && !(await Deno.stat(join(out, "cmd")).then(() => 1, () => 0)); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assertEquals(Deno.readTextFileSync(join(out, "cmd")), "after\n");
+    // poststart: the runtime's namespaces, the container running.
+    const ps = json("poststart");
+    assertEquals([ps.status, ps.pid], ["running", pid]);
+    assertEquals(seen("poststart", "mnt"), hostMnt);
+    assertEquals(await Deno.stat(join(out, "poststop.json")).then(() => 1, () => 0), 0);
+    assertEquals((await rt(f, state, ["kill", id, "KILL"])).code, 0);
+    for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 25));
+    const deleted = await rt(f, state, ["delete", id]);
+    assertEquals(deleted.code, 0, deleted.stderr);
+    const pst = json("poststop");
+    assertEquals([pst.status, pst.id], ["stopped", id]);
+    assertEquals(seen("poststop", "mnt"), hostMnt);
+  } finally {
+    await rt(f, state, ["delete", "--force", id]);
+    removeTestCgroups();
+  }
+});
