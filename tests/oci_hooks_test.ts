@@ -5,6 +5,12 @@
  *
  * The bundles' root is a busybox tree made from the host's busybox-static (the hooks, not the
  * image, are the subject here).
+ *
+ * Checked against Debian's runc 1.1.5 (TSBOX_TEST_RUNC=/usr/bin/runc): it agrees on every
+ * namespace, root, cwd, user, env and ordering assertion; it differs where it departs from the
+ * runtime-spec: createContainer and startContainer get the pid inside the container (1)
+ * instead of the host's, poststart sees "created", its `start` exits 0 when a startContainer
+ * hook failed, and its messages say "error running hook #N" (runc 1.2 names the point).
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
@@ -266,3 +272,122 @@ rootTest("tsbox runc hooks: each kind where the runtime-spec runs it, state on s
     removeTestCgroups();
   }
 });
+
+rootTest(
+  "tsbox runc hooks: a failing or late create hook fails create and leaves nothing",
+  async () => {
+    const f = await setup();
+    const state = join(f.work, "state-fail");
+    const out = join(f.work, "out-fail");
+    await Deno.mkdir(out, { recursive: true });
+    // The failing hook leaves the pid it was given, to check the process is gone afterwards.
+    const failing: Hook = {
+      path: "/bin/sh",
+      args: [
+        "sh",
+        "-c",
+        `sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' > ${out}/pid; echo out-text; echo boom >&2; exit 3`,
+      ],
+    };
+    const late: Hook = {
+      path: "/bin/sh",
+      args: [
+        "sh",
+        "-c",
+        `sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' > ${out}/pid; exec sleep 60`,
+      ],
+      timeout: 1,
+    };
+    const cases: [string, keyof NonNullable<Spec["hooks"]>, Hook, string][] = [
+      [
+        "cc",
+        "createContainer",
+        failing,
+        "error running createContainer hook #1: error running hook: exit status 3, stdout: out-text, stderr: boom",
+      ],
+      [
+        "cr",
+        "createRuntime",
+        late,
+        "error running createRuntime hook #1: hook ran past specified timeout of 1.0s",
+      ],
+      [
+        "pre",
+        "prestart",
+        { path: "/no/such/hook" },
+        'error running prestart hook #1: error running hook: exec: "/no/such/hook": stat /no/such/hook: no such file or directory',
+      ],
+    ];
+    try {
+      for (const [name, point, hook, message] of cases) {
+        await Deno.remove(join(out, "pid")).catch(() => {});
+        const b = await bundle(f, name, ["true"], (s) => ({
+          ...s,
+          hooks: { [point]: [{ path: "/bin/true" }, hook] },
+        }));
+        const id = `t-hooks-${name}`;
+        const r = await rt(f, state, ["create", "--bundle", b, "--pid-file", `${out}/pf`, id]);
+        assertEquals(r.code, 1, r.stderr);
+        assertStringIncludes(r.stderr, message);
+        // Nothing behind: no state, no cgroup, no pid file, no process.
+        const st = await rt(f, state, ["state", id]);
+        assertEquals(st.code, 1);
+        assertStringIncludes(st.stderr, "container does not exist");
+        assertEquals(await Deno.stat(join(state, id)).then(() => 1, () => 0), 0);
+        assertEquals(cgroupExists(name), false);
+        assertEquals(await Deno.stat(`${out}/pf`).then(() => 1, () => 0), 0);
+        const pid = Number(await Deno.readTextFile(join(out, "pid")).catch(() => "0"));
+        if (hook !== cases[2][2]) {
+          assertOk(pid > 0);
+          assertEquals(alive(pid), false);
+        }
+      }
+    } finally {
+      for (const [name] of cases) await rt(f, state, ["delete", "--force", `t-hooks-${name}`]);
+      removeTestCgroups();
+    }
+  },
+);
+
+rootTest(
+  "tsbox runc hooks: startContainer failure fails start; poststart failure only warns",
+  async () => {
+    const f = await setup();
+    const state = join(f.work, "state-start");
+    const fail: Hook = { path: "/bin/sh", args: ["sh", "-c", "echo no-start >&2; exit 4"] };
+    const b1 = await bundle(f, "sc", ["sleep", "1000"], (s) => ({
+      ...s,
+      hooks: { startContainer: [fail] },
+    }));
+    const b2 = await bundle(f, "ps", ["sh", "-c", "exit 7"], (s) => ({
+      ...s,
+      hooks: { poststart: [fail], poststop: [fail] },
+    }));
+    try {
+      const pidFile = join(f.work, "sc.pid");
+      assertEquals(
+        (await rt(f, state, ["create", "--bundle", b1, "--pid-file", pidFile, "t-sc"])).code,
+        0,
+      );
+      const pid = Number(await Deno.readTextFile(pidFile));
+      const started = await rt(f, state, ["start", "t-sc"]);
+      assertEquals(started.code, 1);
+      assertStringIncludes(
+        started.stderr,
+        "error running startContainer hook #0: error running hook: exit status 4, stdout: , stderr: no-start",
+      );
+      for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 25));
+      assertEquals(alive(pid), false);
+      assertEquals(JSON.parse((await rt(f, state, ["state", "t-sc"])).stdout).status, "stopped");
+      // poststart and poststop failures are warnings: the run ends with the command's status.
+      const run = await rt(f, state, ["run", "--bundle", b2, "t-ps"]);
+      assertEquals(run.code, 7, run.stderr);
+      assertMatch(run.stderr, /WARN.*error running poststart hook #0: .*exit status 4/);
+      assertMatch(run.stderr, /WARN.*error running poststop hook #0: .*exit status 4/);
+    } finally {
+      await rt(f, state, ["delete", "--force", "t-sc"]);
+      await rt(f, state, ["delete", "--force", "t-ps"]);
+      removeTestCgroups();
+    }
+  },
+);
