@@ -12,6 +12,7 @@ import { parseSignal } from "../runtime/oci_signals.ts";
 import { runHooks, runtimePlace, startContainerPlace } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
+  cgroupOf,
   checkId,
   ContainerNotExistError,
   type ContainerRecord,
@@ -94,8 +95,13 @@ export async function kill(ctx: RuncContext): Promise<number> {
   if (sig === undefined) throw new TsboxError(`unknown signal "${sigText}"`);
   const status = statusOf(ctx.root, rec);
   if (ctx.flags.all === true) {
-    const cg = ociCgroup(rec.cgroupPath);
-    for (const pid of await cg.pids()) killPid(pid, sig);
+    // Rootless without a cgroup: the container's first process is all that can be found.
+    const pids = rec.cgroupPath
+      ? await ociCgroup(rec.cgroupPath).pids()
+      : status === "stopped"
+      ? []
+      : [rec.pid];
+    for (const pid of pids) killPid(pid, sig);
     return 0;
   }
   if (status === "stopped") throw new TsboxError("container not running");
@@ -113,10 +119,10 @@ export async function destroy(
   if (status !== "stopped" && !force) {
     throw new TsboxError(`cannot delete container ${rec.id} that is not stopped: ${status}`);
   }
-  const cg = ociCgroup(rec.cgroupPath);
-  if (status === "paused") await setFrozen(cg, false).catch(() => {});
+  const cg = rec.cgroupPath ? ociCgroup(rec.cgroupPath) : undefined;
+  if (cg && status === "paused") await setFrozen(cg, false).catch(() => {});
   if (status !== "stopped") killPid(rec.pid, 9);
-  removeOciCgroup(cg);
+  if (cg) removeOciCgroup(cg);
   await runHooks("poststop", rec.config.hooks?.poststop, {
     ...stateJson(ctx.root, rec),
     status: "stopped",
@@ -149,6 +155,6 @@ export async function freeze(ctx: RuncContext, frozen: boolean): Promise<number>
   const status = statusOf(ctx.root, rec);
   if (frozen && status !== "running") throw new TsboxError(`container not running`);
   if (!frozen && status !== "paused") throw new TsboxError(`container not paused`);
-  await setFrozen(ociCgroup(rec.cgroupPath), frozen);
+  await setFrozen(cgroupOf(rec, frozen ? "pause" : "resume"), frozen);
   return 0;
 }

@@ -26,8 +26,19 @@ function load<T>(path: string): Promise<T> {
   return import(new URL(path, import.meta.url).href);
 }
 
-/** The default state root. */
+/** The default state root (root's). */
 export const DEFAULT_ROOT = "/run/tsbox-runc";
+
+/**
+ * The default state root of this process: root's, or for another user (rootless, as runc's
+ * `$XDG_RUNTIME_DIR/runc`) `$XDG_RUNTIME_DIR/tsbox-runc`, else `/tmp/tsbox-runc-UID`.
+ */
+export function defaultRoot(): string {
+  const uid = Deno.uid() ?? 0;
+  if (uid === 0) return DEFAULT_ROOT;
+  const xdg = Deno.env.get("XDG_RUNTIME_DIR");
+  return xdg?.startsWith("/") ? `${xdg}/tsbox-runc` : `/tmp/tsbox-runc-${uid}`;
+}
 
 const USAGE =
   `usage: tsbox runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
@@ -60,7 +71,7 @@ export async function runcMain(argv: readonly string[]): Promise<number> {
       );
     }
     const ctx: RuncContext = {
-      root: typeof g.root === "string" ? g.root : DEFAULT_ROOT,
+      root: typeof g.root === "string" ? g.root : defaultRoot(),
       log,
       flags: line.flags,
       args: line.args,

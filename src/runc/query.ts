@@ -7,7 +7,7 @@
  */
 import { ociCgroup } from "../runtime/oci_cgroup.ts";
 import { type RuncContext, str } from "./context.ts";
-import { checkId, listIds, readRecord, stateJson } from "./state.ts";
+import { checkId, listIds, processAlive, readRecord, stateJson } from "./state.ts";
 
 /** `state ID`: the runtime-spec state JSON. */
 export async function state(ctx: RuncContext): Promise<number> {
@@ -42,7 +42,12 @@ export async function listCommand(ctx: RuncContext): Promise<number> {
 /** `ps [--format json] ID`: the pids in the container's cgroup. */
 export async function ps(ctx: RuncContext): Promise<number> {
   const rec = await readRecord(ctx.root, checkId(ctx.args[0]));
-  const pids = (await ociCgroup(rec.cgroupPath).pids()).sort((a, b) => a - b);
+  // Without a cgroup (rootless), the container's first process is what is known of it.
+  const pids = rec.cgroupPath
+    ? (await ociCgroup(rec.cgroupPath).pids()).sort((a, b) => a - b)
+    : processAlive(rec)
+    ? [rec.pid]
+    : [];
   if (str(ctx.flags, "format") === "json") {
     console.log(JSON.stringify(pids));
     return 0;

@@ -92,6 +92,13 @@ export interface OciChildPlan {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
+  /**
+   * A rootless runtime writes the id maps (uid_map, setgroups, gid_map are owned by root while
+   * the process is non-dumpable): stay dumpable until released, as runc's nsexec does then.
+   */
+  readonly dumpableUntilSync?: boolean;
+  /** setgroups is denied in the user namespace (a rootless self mapping): skip it, as runc. */
+  readonly setgroupsDenied?: boolean;
   readonly umask: number;
   readonly caps: CapabilitySets;
   readonly lastCap: number;
@@ -170,8 +177,12 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
       ]),
     );
   }
+  if (!p.setgroupsDenied) {
+    ops.push(
+      op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
+    );
+  }
   ops.push(
-    op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
     op(SYS.setresgid, `set gid ${p.gid}`, [p.gid, p.gid, p.gid]),
     op(SYS.setresuid, `set uid ${p.uid}`, [p.uid, p.uid, p.uid]),
   );
@@ -264,13 +275,15 @@ export function setupFds(p: OciChildPlan): number[] {
 
 /** The whole program. */
 export function buildOciProgram(p: OciChildPlan): Op[] {
+  // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
+  // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
+  // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
+  const nonDumpable = op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]);
   const ops: Op[] = [
-    // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
-    // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
-    // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
-    op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
+    ...(p.dumpableUntilSync ? [] : [nonDumpable]),
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
+    ...(p.dumpableUntilSync ? [nonDumpable] : []),
     ...closeOtherFdsOps(setupFds(p)),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
     op(SYS.umask, "umask 0 for the setup", [0]),

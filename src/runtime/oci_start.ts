@@ -52,6 +52,7 @@ import type { SeccompProfile } from "./seccomp.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { parsePasswd } from "./user.ts";
 import { writeIdMaps } from "./userns.ts";
+import type { OciRootless } from "./oci_rootless.ts";
 
 /** What `create` needs besides the bundle's config. */
 export interface OciCreateOptions {
@@ -77,6 +78,8 @@ export interface OciCreateOptions {
    * container's process, while it has its namespaces and mounts but has not pivoted yet.
    */
   readonly hooks?: (pid: number) => Promise<void>;
+  /** An unprivileged runtime (oci_rootless.ts); absent: root. */
+  readonly rootless?: OciRootless;
 }
 
 /** A created container, waiting on its exec fifo. */
@@ -84,7 +87,8 @@ export interface OciCreated {
   readonly pid: number;
   /** The cgroup path below the roots. */
   readonly cgroupPath: string;
-  readonly cgroup: Cgroup;
+  /** None when a rootless runtime had no cgroup to use. */
+  readonly cgroup?: Cgroup;
   /** The pty master, with {@link OciCreateOptions.keepTerminal}; the caller closes it. */
   readonly terminal?: number;
 }
@@ -183,7 +187,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   let cgroup: Cgroup | undefined;
   let pid = -1;
   try {
-    cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
+    if (!o.rootless?.noCgroup) cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
     const [syncR, syncW] = pipe().map(track);
     const [statusR, statusW] = pipe().map(track);
     const hookPipe = o.hooks ? pipe().map(track) : undefined;
@@ -224,6 +228,8 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       uid: p.user.uid,
       gid: p.user.gid,
       groups: [...(p.user.additionalGids ?? [])],
+      setgroupsDenied: o.rootless?.setgroupsDenied,
+      dumpableUntilSync: o.rootless !== undefined && ns.newUser,
       umask: p.user.umask ?? 0o022,
       caps,
       lastCap: lastCap(),
@@ -262,8 +268,11 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     }
     if (channel) close(channel.child);
     const mapping = idMapping(spec);
-    if (ns.newUser && mapping) writeIdMaps(pid, mapping);
-    joinOciCgroup(cgroup, pid);
+    if (ns.newUser && mapping) {
+      if (o.rootless) await o.rootless.writeIdMaps(pid, mapping);
+      else writeIdMaps(pid, mapping);
+    }
+    if (cgroup) joinOciCgroup(cgroup, pid);
     if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
       await writeOomScoreAdj(pid, p.oomScoreAdj);
     }
@@ -297,7 +306,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
         }
       }
     }
-    return { pid, cgroupPath, cgroup, terminal };
+    return { pid, cgroupPath: cgroup ? cgroupPath : "", cgroup, terminal };
   } catch (err) {
     if (pid > 0) {
       killPid(pid, 9);
