@@ -1,0 +1,236 @@
+/**
+ * `tsbox runc` as an ordinary user (rootless, as runc runs without root): the suite (root)
+ * makes a throwaway user, and the user writes a bundle with `spec --rootless` and runs it.
+ * Checked: its own uid and gid mapped to 0 in a user namespace, subordinate ranges through
+ * newuidmap/newgidmap once the user has one (a file written as container uid 1000 belongs to
+ * the matching subordinate id on the host), the lifecycle (create, state, start, kill,
+ * delete) under the user's state root, cgroups skipped where the user cannot create one
+ * (pause says so) and limits refused clearly, with nothing left behind.
+ */
+import { dirname, join } from "node:path";
+import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { userNamespacesAllowed } from "../src/runtime/rootless.ts";
+import { addRange, type Result, run, type TestUser, withUser } from "./rootless_user.ts";
+import type { Spec } from "../src/oci/spec.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const isRoot = Deno.uid() === 0;
+const userns = userNamespacesAllowed();
+
+/** `tsbox runc --root STATE ARGS` as the user, in `cwd`; output through files (see below). */
+async function runcAs(u: TestUser, cwd: string, args: string[]): Promise<Result> {
+  // Files, not pipes: a created container keeps the runtime's stdio open.
+  const out = join(u.home, `out-${crypto.randomUUID()}`);
+  const status = await new Deno.Command("setpriv", {
+    args: [
+      `--reuid=${u.uid}`,
+      `--regid=${u.gid}`,
+      "--init-groups",
+      "--",
+      "/bin/sh",
+      "-c",
+      'o="$1"; shift; exec "$@" >"$o.out" 2>"$o.err"',
+      "sh",
+      out,
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      "--cached-only",
+      MAIN,
+      "runc",
+      "--root",
+      join(u.home, "state"),
+      ...args,
+    ],
+    cwd,
+    clearEnv: true,
+    env: {
+      HOME: u.home,
+      USER: u.name,
+      PATH: `${dirname(Deno.execPath())}:/usr/local/bin:/usr/bin:/bin`,
+      DENO_DIR: u.denoDir,
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+    },
+    stdin: "null",
+  }).output();
+  const read = async (ext: string) => {
+    const text = await Deno.readTextFile(`${out}.${ext}`).catch(() => "");
+    await Deno.remove(`${out}.${ext}`).catch(() => {});
+    return text;
+  };
+  return { code: status.code, stdout: await read("out"), stderr: await read("err") };
+}
+
+/** A bundle owned by the user: a busybox root and `spec --rootless` running `args`. */
+async function bundleAs(
+  u: TestUser,
+  name: string,
+  args: string[],
+  change: (s: Spec) => Spec = (s) => s,
+): Promise<string> {
+  const dir = join(u.home, name);
+  const rootfs = join(dir, "rootfs");
+  for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev"]) {
+    await Deno.mkdir(join(rootfs, d), { recursive: true });
+  }
+  await Deno.copyFile("/bin/busybox", join(rootfs, "bin/busybox"));
+  await Deno.chmod(join(rootfs, "bin/busybox"), 0o755);
+  for (const a of (await run("/bin/busybox", ["--list"])).split("\n")) {
+    if (a && a !== "busybox") await Deno.symlink("busybox", join(rootfs, "bin", a));
+  }
+  await Deno.writeTextFile(join(rootfs, "etc/passwd"), "root:x:0:0:root:/:/bin/sh\n");
+  await run("chown", ["-R", `${u.uid}:${u.gid}`, dir]);
+  const made = await runcAs(u, dir, ["spec", "--rootless"]);
+  assertEquals(made.code, 0, made.stderr);
+  const spec = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as Spec;
+  const mine: Spec = {
+    ...spec,
+    process: { ...spec.process, terminal: false, args },
+    linux: { ...spec.linux, cgroupsPath: `/tsbox-ocirootless-${name}` },
+  };
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(change(mine)));
+  return dir;
+}
+
+Deno.test({
+  name: "rootless tsbox runc: spec --rootless, run with the user's own ids, then a subuid range",
+  ignore: !isRoot || !userns.allowed,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withUser(async (u) => {
+      const b = await bundleAs(u, "b1", [
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user; exit 3",
+      ]);
+      const spec = JSON.parse(await Deno.readTextFile(join(b, "config.json"))) as Spec;
+      // runc's rootless spec: a user namespace, the user's ids, no network namespace, /sys bound.
+      assertEquals(spec.linux.uidMappings, [{ containerID: 0, hostID: u.uid, size: 1 }]);
+      assertEquals(spec.linux.gidMappings, [{ containerID: 0, hostID: u.gid, size: 1 }]);
+      assertEquals(
+        spec.linux.namespaces!.map((n) => n.type).sort(),
+        ["ipc", "mount", "pid", "user", "uts"],
+      );
+      assertEquals(spec.mounts!.find((m) => m.destination === "/sys")?.options?.[0], "rbind");
+      const r = await runcAs(u, b, ["run", "t-rl1"]);
+      assertEquals(r.code, 3, r.stderr);
+      const lines = r.stdout.trim().split("\n");
+      assertEquals(lines[0], "uid=0(root) gid=0 groups=0");
+      assertEquals(
+        lines.slice(1, 3).map((l) => l.trim().split(/\s+/).map(Number)),
+        [[0, u.uid, 1], [0, u.gid, 1]],
+      );
+      assertMatch(lines[3], /^user:\[\d+\]$/);
+      assertEquals(lines[3] === Deno.readLinkSync("/proc/self/ns/user"), false);
+      // Run and gone: the state dir holds nothing of it.
+      assertEquals([...Deno.readDirSync(join(u.home, "state"))].length, 0);
+
+      // With a subordinate range: newuidmap/newgidmap map it, container uid 1000 is start+999.
+      const { start } = await addRange(u);
+      const shared = join(u.home, "shared");
+      await Deno.mkdir(shared);
+      await Deno.chmod(shared, 0o777);
+      const b2 = await bundleAs(u, "b2", [
+        "sh",
+        "-c",
+        "id; cat /proc/self/uid_map /proc/self/gid_map; touch /shared/made",
+      ], (s) => ({
+        ...s,
+        process: { ...s.process, user: { uid: 1000, gid: 1000, additionalGids: [2000] } },
+        mounts: [...s.mounts ?? [], {
+          destination: "/shared",
+          type: "bind",
+          source: shared,
+          options: ["rbind", "rw"],
+        }],
+        linux: {
+          ...s.linux,
+          uidMappings: [{ containerID: 0, hostID: u.uid, size: 1 }, {
+            containerID: 1,
+            hostID: start,
+            size: 65536,
+          }],
+          gidMappings: [{ containerID: 0, hostID: u.gid, size: 1 }, {
+            containerID: 1,
+            hostID: start,
+            size: 65536,
+          }],
+        },
+      }));
+      const r2 = await runcAs(u, b2, ["run", "t-rl2"]);
+      assertEquals(r2.code, 0, r2.stderr);
+      const l2 = r2.stdout.trim().split("\n");
+      assertEquals(l2[0], "uid=1000 gid=1000 groups=2000");
+      assertEquals(
+        l2.slice(1).map((l) => l.trim().split(/\s+/).map(Number)),
+        [[0, u.uid, 1], [1, start, 65536], [0, u.gid, 1], [1, start, 65536]],
+      );
+      const made = await Deno.stat(join(shared, "made"));
+      assertEquals([made.uid, made.gid], [start + 999, start + 999]);
+    });
+  },
+});
+
+Deno.test({
+  name: "rootless tsbox runc: create, state, start, kill, delete; no cgroup: pause refused, " +
+    "limits refused",
+  ignore: !isRoot || !userns.allowed,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withUser(async (u) => {
+      const b = await bundleAs(u, "b3", ["sleep", "1000"]);
+      const pidFile = join(u.home, "pid");
+      const id = "t-rl3";
+      try {
+        const c = await runcAs(u, b, ["create", "--pid-file", pidFile, id]);
+        assertEquals(c.code, 0, c.stderr);
+        const pid = Number(await Deno.readTextFile(pidFile));
+        let st = JSON.parse((await runcAs(u, b, ["state", id])).stdout);
+        assertEquals([st.status, st.pid], ["created", pid]);
+        // The process is the user's on the host, in a user namespace of its own.
+        assertMatch(
+          Deno.readTextFileSync(`/proc/${pid}/status`),
+          new RegExp(`^Uid:\\s+${u.uid}\\s`, "m"),
+        );
+        assertEquals((await runcAs(u, b, ["start", id])).code, 0);
+        st = JSON.parse((await runcAs(u, b, ["state", id])).stdout);
+        assertEquals(st.status, "running");
+        const ps = JSON.parse((await runcAs(u, b, ["ps", "--format", "json", id])).stdout);
+        assertEquals(ps, [pid]);
+        // No cgroup was created for it (none is delegated to the user here).
+        assertEquals(
+          await Deno.stat("/sys/fs/cgroup/pids/tsbox-ocirootless-b3").then(() => 1, () => 0),
+          0,
+        );
+        const paused = await runcAs(u, b, ["pause", id]);
+        assertEquals(paused.code, 1);
+        assertStringIncludes(paused.stderr, "has no cgroup");
+        assertEquals((await runcAs(u, b, ["kill", id, "KILL"])).code, 0);
+        for (let i = 0; i < 200; i++) {
+          st = JSON.parse((await runcAs(u, b, ["state", id])).stdout);
+          if (st.status === "stopped") break;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assertEquals(st.status, "stopped");
+        assertEquals((await runcAs(u, b, ["delete", id])).code, 0);
+        assertEquals([...Deno.readDirSync(join(u.home, "state"))].length, 0);
+
+        // Limits need a cgroup: refused clearly, nothing left.
+        const limited = await bundleAs(u, "b4", ["true"], (s) => ({
+          ...s,
+          linux: { ...s.linux, resources: { pids: { limit: 10 } } },
+        }));
+        const r = await runcAs(u, limited, ["run", "t-rl4"]);
+        assertEquals(r.code, 1);
+        assertStringIncludes(r.stderr, "rootless: linux.resources sets limits");
+        assertEquals([...Deno.readDirSync(join(u.home, "state"))].length, 0);
+      } finally {
+        await runcAs(u, b, ["delete", "--force", id]);
+      }
+    });
+  },
+});
