@@ -5,7 +5,8 @@
  * newuidmap/newgidmap once the user has one (a file written as container uid 1000 belongs to
  * the matching subordinate id on the host), the lifecycle (create, state, start, kill,
  * delete) under the user's state root, cgroups skipped where the user cannot create one
- * (pause says so) and limits refused clearly, with nothing left behind.
+ * (pause says so) and limits refused clearly, with nothing left behind, and hooks in their
+ * places.
  */
 import { dirname, join } from "node:path";
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
@@ -228,6 +229,47 @@ Deno.test({
         assertEquals(r.code, 1);
         assertStringIncludes(r.stderr, "rootless: linux.resources sets limits");
         assertEquals([...Deno.readDirSync(join(u.home, "state"))].length, 0);
+
+        // Hooks, rootless: each in its place (the container's mount namespace for
+        // createContainer and startContainer, entered as the user who owns it).
+        const seen = join(u.home, "seen");
+        await Deno.mkdir(seen);
+        await Deno.chown(seen, u.uid, u.gid);
+        const hook = (name: string, dir: string) => ({
+          path: "/bin/sh",
+          args: [
+            "sh",
+            "-c",
+            `cat > ${dir}/${name}.json; readlink /proc/self/ns/mnt > ${dir}/${name}.mnt; ` +
+            `id -u > ${dir}/${name}.uid`,
+          ],
+        });
+        const hooked = await bundleAs(u, "b5", ["readlink", "/proc/self/ns/mnt"], (s) => ({
+          ...s,
+          mounts: [...s.mounts ?? [], {
+            destination: "/seen",
+            type: "bind",
+            source: seen,
+            options: ["rbind", "rw"],
+          }],
+          hooks: {
+            createRuntime: [hook("createRuntime", seen)],
+            createContainer: [hook("createContainer", seen)],
+            startContainer: [hook("startContainer", "/seen")],
+          },
+        }));
+        const h = await runcAs(u, hooked, ["run", "t-rl5"]);
+        assertEquals(h.code, 0, h.stderr);
+        const ctrMnt = h.stdout.trim();
+        const read = (f: string) => Deno.readTextFileSync(join(seen, f)).trim();
+        assertEquals(read("createRuntime.mnt"), Deno.readLinkSync("/proc/self/ns/mnt"));
+        assertEquals(read("createRuntime.uid"), String(u.uid));
+        for (const name of ["createContainer", "startContainer"]) {
+          assertEquals(read(`${name}.mnt`), ctrMnt, name);
+          assertEquals(read(`${name}.uid`), "0", name);
+        }
+        assertEquals(JSON.parse(read("createContainer.json")).status, "creating");
+        assertEquals(JSON.parse(read("startContainer.json")).status, "created");
       } finally {
         await runcAs(u, b, ["delete", "--force", id]);
       }

@@ -71,6 +71,15 @@ function lastCap(): number {
   }
 }
 
+/** Whether the user namespace of `pid` denies setgroups (a rootless self mapping). */
+function setgroupsDenied(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/setgroups`).trim() === "deny";
+  } catch {
+    return false;
+  }
+}
+
 /** The runtime's namespaces, in the bundle (runc's working directory). */
 export function runtimePlace(bundle: string): HookPlace {
   return { cwd: bundle };
@@ -90,7 +99,14 @@ function effectiveCaps(pid: number): number[] {
  */
 export function createContainerPlace(pid: number, bundle: string, spec: Spec): HookPlace {
   return {
-    container: { pid, uid: 0, gid: 0, groups: [], capabilities: effectiveCaps(pid) },
+    container: {
+      pid,
+      uid: 0,
+      gid: 0,
+      groups: [],
+      setgroupsDenied: setgroupsDenied(pid),
+      capabilities: effectiveCaps(pid),
+    },
     cwd: rootPath(bundle, spec),
   };
 }
@@ -108,6 +124,7 @@ export function startContainerPlace(pid: number, spec: Spec): HookPlace {
       uid: p.user.uid,
       gid: p.user.gid,
       groups: [...(p.user.additionalGids ?? [])],
+      setgroupsDenied: setgroupsDenied(pid),
       capabilities: capabilitySets(p, lastCap()).bounding,
       seccomp: spec.linux.seccomp as unknown as SeccompProfile | undefined,
       noNewPrivileges: p.noNewPrivileges ?? false,

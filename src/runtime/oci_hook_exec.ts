@@ -62,6 +62,8 @@ export interface InContainer {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
+  /** setgroups is denied in its user namespace (a rootless self mapping): skipped. */
+  readonly setgroupsDenied?: boolean;
   /** Capabilities kept (bounding, effective, permitted). */
   readonly capabilities: readonly number[];
   /** The container's seccomp profile; none: unconfined. */
@@ -158,6 +160,7 @@ function plan(
     uid: c?.uid ?? 0,
     gid: c?.gid ?? 0,
     groups: c?.groups ?? [],
+    setgroupsDenied: c?.setgroupsDenied,
     capabilities: c?.capabilities ?? [],
     lastCap,
     syncFd: fds.syncFd,

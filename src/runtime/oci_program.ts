@@ -94,9 +94,12 @@ export interface OciChildPlan {
   readonly groups: readonly number[];
   /**
    * A rootless runtime writes the id maps (uid_map, setgroups, gid_map are owned by root while
-   * the process is non-dumpable): stay dumpable until released, as runc's nsexec does then.
+   * the process is non-dumpable): stay dumpable until released ("sync"), as runc's nsexec
+   * does then, or until execve ("exec") when the process is alone in new user and PID
+   * namespaces: no container process can see it then, and the user's own processes may, which
+   * is what lets the rootless runtime run createContainer and startContainer hooks in it.
    */
-  readonly dumpableUntilSync?: boolean;
+  readonly dumpableUntil?: "sync" | "exec";
   /** setgroups is denied in the user namespace (a rootless self mapping): skip it, as runc. */
   readonly setgroupsDenied?: boolean;
   readonly umask: number;
@@ -280,10 +283,10 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
   const nonDumpable = op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]);
   const ops: Op[] = [
-    ...(p.dumpableUntilSync ? [] : [nonDumpable]),
+    ...(p.dumpableUntil ? [] : [nonDumpable]),
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
-    ...(p.dumpableUntilSync ? [nonDumpable] : []),
+    ...(p.dumpableUntil === "sync" ? [nonDumpable] : []),
     ...closeOtherFdsOps(setupFds(p)),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
     op(SYS.umask, "umask 0 for the setup", [0]),

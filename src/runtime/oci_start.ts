@@ -229,7 +229,9 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       gid: p.user.gid,
       groups: [...(p.user.additionalGids ?? [])],
       setgroupsDenied: o.rootless?.setgroupsDenied,
-      dumpableUntilSync: o.rootless !== undefined && ns.newUser,
+      dumpableUntil: o.rootless && ns.newUser
+        ? (ns.has("pid") && ns.pidPath === undefined ? "exec" : "sync")
+        : undefined,
       umask: p.user.umask ?? 0o022,
       caps,
       lastCap: lastCap(),
