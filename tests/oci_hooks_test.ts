@@ -14,135 +14,18 @@
  */
 import { join } from "node:path";
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
-import { runcBinary } from "./runc_bin.ts";
 import type { Hook, Spec } from "../src/oci/spec.ts";
+import {
+  alive,
+  bundle,
+  cgroupExists,
+  removeTestCgroups as removeCgroups,
+  rootTest,
+  rt,
+  setup as setupPrefix,
+} from "./oci_bundle.ts";
 
-const isRoot = Deno.uid() === 0;
-const dec = new TextDecoder();
-
-function rootTest(name: string, fn: () => Promise<void>) {
-  Deno.test({ name, ignore: !isRoot, sanitizeResources: false, sanitizeOps: false, fn });
-}
-
-interface Fixture {
-  work: string;
-  rootfs: string;
-  runtime: string;
-}
-
-let fixture: Promise<Fixture> | undefined;
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${dec.decode(out.stderr)}`);
-  return dec.decode(out.stdout);
-}
-
-function setup(): Promise<Fixture> {
-  fixture ??= (async () => {
-    const work = await Deno.makeTempDir({ prefix: "tsbox-ocihooks-" });
-    await Deno.chmod(work, 0o755);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(work, { recursive: true });
-      } catch { /* gone */ }
-    });
-    const rootfs = join(work, "rootfs");
-    for (const d of ["bin", "etc", "tmp", "proc", "sys", "dev", "hooks"]) {
-      await Deno.mkdir(join(rootfs, d), { recursive: true });
-    }
-    await Deno.copyFile("/bin/busybox", join(rootfs, "bin/busybox"));
-    await Deno.chmod(join(rootfs, "bin/busybox"), 0o755);
-    for (const a of (await sh("/bin/busybox", ["--list"])).split("\n")) {
-      if (a && a !== "busybox") await Deno.symlink("busybox", join(rootfs, "bin", a));
-    }
-    await Deno.writeTextFile(
-      join(rootfs, "etc/passwd"),
-      "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\n",
-    );
-    await Deno.writeTextFile(join(rootfs, "etc/group"), "root:x:0:\napp:x:1000:\n");
-    // Only the container's root has this file at its top.
-    await Deno.writeTextFile(join(rootfs, "in-rootfs"), "yes\n");
-    return { work, rootfs, runtime: await runcBinary(work) };
-  })();
-  return fixture;
-}
-
-/** A runtime call; output through files (a created container keeps the runtime's stdio). */
-async function rt(f: Fixture, state: string, args: string[]) {
-  const out = join(f.work, `out-${crypto.randomUUID()}`);
-  const status = await new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      'o="$1"; shift; exec "$@" >"$o.out" 2>"$o.err"',
-      "sh",
-      out,
-      f.runtime,
-      "--root",
-      state,
-      ...args,
-    ],
-    stdin: "null",
-  }).output();
-  const read = async (ext: string) => {
-    const text = await Deno.readTextFile(`${out}.${ext}`).catch(() => "");
-    await Deno.remove(`${out}.${ext}`).catch(() => {});
-    return text;
-  };
-  return { code: status.code, stdout: await read("out"), stderr: await read("err") };
-}
-
-/** runc's default spec (from `tsbox runc spec`) running `args`, cgroup /tsbox-ocihooks/NAME. */
-async function bundle(
-  f: Fixture,
-  name: string,
-  args: string[],
-  change: (s: Spec) => Spec,
-): Promise<string> {
-  const dir = join(f.work, `b-${name}`);
-  await Deno.mkdir(dir, { recursive: true });
-  const r = await rt(f, join(f.work, "unused"), ["spec", "--bundle", dir]);
-  assertEquals(r.code, 0, r.stderr);
-  const spec = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as Spec;
-  const base: Spec = {
-    ...spec,
-    process: { ...spec.process, terminal: false, args },
-    root: { path: f.rootfs, readonly: false },
-    linux: { ...spec.linux, cgroupsPath: `/tsbox-ocihooks/${name}` },
-  };
-  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(change(base)));
-  return dir;
-}
-
-function cgroupExists(name: string): boolean {
-  try {
-    Deno.statSync(`/sys/fs/cgroup/pids/tsbox-ocihooks/${name}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function removeTestCgroups(): void {
-  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
-    try {
-      for (const c of Deno.readDirSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks`)) {
-        if (c.isDirectory) Deno.removeSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks/${c.name}`);
-      }
-      Deno.removeSync(`/sys/fs/cgroup/${e.name}/tsbox-ocihooks`);
-    } catch { /* none */ }
-  }
-}
-
-/** Whether a process `pid` is alive (a zombie is not). */
-function alive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
+const setup = () => setupPrefix("tsbox-ocihooks");
 
 /**
  * A hook run by busybox's sh (in the container's tree or the host's: the rootfs's busybox
@@ -269,7 +152,7 @@ rootTest("tsbox runc hooks: each kind where the runtime-spec runs it, state on s
     assertEquals(seen("poststop", "mnt"), hostMnt);
   } finally {
     await rt(f, state, ["delete", "--force", id]);
-    removeTestCgroups();
+    removeCgroups(f);
   }
 });
 
@@ -334,7 +217,7 @@ rootTest(
         assertEquals(st.code, 1);
         assertStringIncludes(st.stderr, "container does not exist");
         assertEquals(await Deno.stat(join(state, id)).then(() => 1, () => 0), 0);
-        assertEquals(cgroupExists(name), false);
+        assertEquals(cgroupExists(f, name), false);
         assertEquals(await Deno.stat(`${out}/pf`).then(() => 1, () => 0), 0);
         const pid = Number(await Deno.readTextFile(join(out, "pid")).catch(() => "0"));
         if (hook !== cases[2][2]) {
@@ -344,7 +227,7 @@ rootTest(
       }
     } finally {
       for (const [name] of cases) await rt(f, state, ["delete", "--force", `t-hooks-${name}`]);
-      removeTestCgroups();
+      removeCgroups(f);
     }
   },
 );
@@ -387,7 +270,7 @@ rootTest(
     } finally {
       await rt(f, state, ["delete", "--force", "t-sc"]);
       await rt(f, state, ["delete", "--force", "t-ps"]);
-      removeTestCgroups();
+      removeCgroups(f);
     }
   },
 );

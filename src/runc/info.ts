@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { SUPPORTED_SECCOMP_FLAGS } from "../runtime/oci_seccomp_flags.ts";
 import type { Resources, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import { devMounts } from "../runtime/defaults.ts";
@@ -124,6 +125,7 @@ export function features(): number {
         cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
         seccomp: {
           enabled: true,
+          supportedFlags: SUPPORTED_SECCOMP_FLAGS,
           actions: [
             "SCMP_ACT_ALLOW",
             "SCMP_ACT_ERRNO",

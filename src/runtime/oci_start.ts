@@ -52,6 +52,7 @@ import type { SeccompProfile } from "./seccomp.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { parsePasswd } from "./user.ts";
 import { writeIdMaps } from "./userns.ts";
+import { withSeccompFlags } from "./oci_seccomp_flags.ts";
 import type { OciRootless } from "./oci_rootless.ts";
 
 /** What `create` needs besides the bundle's config. */
@@ -222,7 +223,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
         : undefined,
       cwd: p.cwd,
       rlimits: security.plan.rlimits,
-      seccomp: security.plan.seccomp,
+      seccomp: withSeccompFlags(security.plan.seccomp, spec.linux.seccomp?.flags),
       seccompLate: security.plan.seccompLate,
       noNewPrivileges: p.noNewPrivileges ?? false,
       uid: p.user.uid,
