@@ -120,7 +120,7 @@ export function features(): number {
         "unbindable",
       ],
       linux: {
-        namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+        namespaces: ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
         capabilities: caps,
         cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
         seccomp: {

@@ -57,6 +57,7 @@ const CAPABILITY_VERSION_3 = 0x20080522;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const SYS_SETDOMAINNAME = 171;
+const CLONE_NEWTIME = 0x80;
 
 /** The status record an OCI child writes when it is set up and waits for `start`. */
 export const READY_OP_INDEX = -2;
@@ -76,6 +77,8 @@ export interface OciChildPlan {
   readonly joins: readonly { readonly fd: number; readonly type: number; readonly what: string }[];
   readonly newUser: boolean;
   readonly newCgroup: boolean;
+  /** Unshare a time namespace (entered at execve; oci_time.ts). */
+  readonly newTime?: boolean;
   readonly newNetwork: boolean;
   readonly newUts: boolean;
   readonly hostname?: string;
@@ -305,6 +308,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     );
   }
   if (p.newCgroup) ops.push(op(SYS.unshare, "unshare the cgroup namespace", [CLONE.NEWCGROUP]));
+  if (p.newTime) ops.push(op(SYS.unshare, "unshare the time namespace", [CLONE_NEWTIME]));
   ops.push(...rootBindOps(p.rootfs, p.rootPropagation));
   for (const m of p.mounts.mounts) ops.push(...mountEntryOps(m));
   ops.push(...devOps(p.mounts, p.newUser));

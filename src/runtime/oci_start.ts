@@ -53,6 +53,7 @@ import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { parsePasswd } from "./user.ts";
 import { writeIdMaps } from "./userns.ts";
 import { withSeccompFlags } from "./oci_seccomp_flags.ts";
+import { timeOffsetsOf, writeTimeOffsets } from "./oci_time.ts";
 import type { OciRootless } from "./oci_rootless.ts";
 
 /** What `create` needs besides the bundle's config. */
@@ -137,6 +138,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     throw new OciConfigError(`root.path ${rootfs}: ${(err as Error).message}`);
   }
   const ns = namespacePlan(spec);
+  const timeOffsets = timeOffsetsOf(spec);
   const p = spec.process;
   if (p.apparmorProfile) o.warn(`AppArmor profile ${p.apparmorProfile} ignored: not supported`);
   if (p.selinuxLabel) o.warn(`SELinux label ignored: not supported`);
@@ -211,6 +213,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       joins,
       newUser: ns.newUser,
       newCgroup: ns.newCgroup,
+      newTime: ns.newTime,
       newNetwork: ns.newNetwork,
       newUts: ns.has("uts") && !ns.joins.some((j) => j.type === "uts"),
       hostname: spec.hostname,
@@ -297,6 +300,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       throw startError(failure, ops.map((op) => op.what), p.args[0]);
     }
     checkCommand(pid, p.args[0], candidates, p.cwd);
+    if (ns.newTime) writeTimeOffsets(pid, timeOffsets);
     let terminal: number | undefined;
     if (channel) {
       const master = receiveTerminal(channel.parent);
