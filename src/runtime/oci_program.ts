@@ -57,7 +57,6 @@ const CAPABILITY_VERSION_3 = 0x20080522;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const SYS_SETDOMAINNAME = 171;
-const CLONE_NEWTIME = 0x80;
 
 /** The status record an OCI child writes when it is set up and waits for `start`. */
 export const READY_OP_INDEX = -2;
@@ -77,8 +76,6 @@ export interface OciChildPlan {
   readonly joins: readonly { readonly fd: number; readonly type: number; readonly what: string }[];
   readonly newUser: boolean;
   readonly newCgroup: boolean;
-  /** Unshare a time namespace (entered at execve; oci_time.ts). */
-  readonly newTime?: boolean;
   readonly newNetwork: boolean;
   readonly newUts: boolean;
   readonly hostname?: string;
@@ -95,16 +92,6 @@ export interface OciChildPlan {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
-  /**
-   * A rootless runtime writes the id maps (uid_map, setgroups, gid_map are owned by root while
-   * the process is non-dumpable): stay dumpable until released ("sync"), as runc's nsexec
-   * does then, or until execve ("exec") when the process is alone in new user and PID
-   * namespaces: no container process can see it then, and the user's own processes may, which
-   * is what lets the rootless runtime run createContainer and startContainer hooks in it.
-   */
-  readonly dumpableUntil?: "sync" | "exec";
-  /** setgroups is denied in the user namespace (a rootless self mapping): skip it, as runc. */
-  readonly setgroupsDenied?: boolean;
   readonly umask: number;
   readonly caps: CapabilitySets;
   readonly lastCap: number;
@@ -120,6 +107,8 @@ export interface OciChildPlan {
   readonly hookSyncFd?: number;
   /** O_PATH fd of the state dir holding `exec.fifo`. */
   readonly fifoDirFd: number;
+  /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
+  readonly setgroupsDenied?: boolean;
   /** Fds 3..3+N-1 stay open for the process (`--preserve-fds`). */
   readonly preserveFds: number;
   readonly argv: readonly string[];
@@ -281,15 +270,13 @@ export function setupFds(p: OciChildPlan): number[] {
 
 /** The whole program. */
 export function buildOciProgram(p: OciChildPlan): Op[] {
-  // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
-  // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
-  // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
-  const nonDumpable = op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]);
   const ops: Op[] = [
-    ...(p.dumpableUntil ? [] : [nonDumpable]),
+    // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
+    // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
+    // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
+    op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
     ...signalOps(),
     ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
-    ...(p.dumpableUntil === "sync" ? [nonDumpable] : []),
     ...closeOtherFdsOps(setupFds(p)),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
     op(SYS.umask, "umask 0 for the setup", [0]),
@@ -308,7 +295,6 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     );
   }
   if (p.newCgroup) ops.push(op(SYS.unshare, "unshare the cgroup namespace", [CLONE.NEWCGROUP]));
-  if (p.newTime) ops.push(op(SYS.unshare, "unshare the time namespace", [CLONE_NEWTIME]));
   ops.push(...rootBindOps(p.rootfs, p.rootPropagation));
   for (const m of p.mounts.mounts) ops.push(...mountEntryOps(m));
   ops.push(...devOps(p.mounts, p.newUser));

@@ -160,15 +160,3 @@ Deno.test("the ready record is what the parent decodes as op index -2", () => {
   assertEquals(rec.length, 16);
   assertEquals(Number(new DataView(rec.buffer).getBigInt64(0, true)), READY_OP_INDEX);
 });
-
-Deno.test("the OCI program rootless: dumpable until release or execve, no setgroups, time ns", () => {
-  const whats = (p: Partial<OciChildPlan>) => buildOciProgram({ ...plan, ...p }).map((o) => o.what);
-  const sync = whats({ dumpableUntil: "sync", setgroupsDenied: true, newTime: true });
-  assertOk(sync.indexOf("wait for the parent") < sync.indexOf("make the process non-dumpable"));
-  assertEquals(sync.includes("set supplementary groups"), false);
-  assertOk(sync.indexOf("unshare the time namespace") < sync.indexOf("pivot_root"));
-  const exec = whats({ dumpableUntil: "exec" });
-  assertEquals(exec.includes("make the process non-dumpable"), false);
-  assertOk(exec.includes("set supplementary groups"));
-  assertEquals(exec.includes("unshare the time namespace"), false);
-});

@@ -52,9 +52,9 @@ import type { SeccompProfile } from "./seccomp.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { parsePasswd } from "./user.ts";
 import { writeIdMaps } from "./userns.ts";
-import { withSeccompFlags } from "./oci_seccomp_flags.ts";
-import { timeOffsetsOf, writeTimeOffsets } from "./oci_time.ts";
+import { adjustOciProgram, dumpableUntil, ociPlanExtras } from "./oci_program_extras.ts";
 import type { OciRootless } from "./oci_rootless.ts";
+import { timeOffsetsOf, writeTimeOffsets } from "./oci_time.ts";
 
 /** What `create` needs besides the bundle's config. */
 export interface OciCreateOptions {
@@ -138,7 +138,6 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     throw new OciConfigError(`root.path ${rootfs}: ${(err as Error).message}`);
   }
   const ns = namespacePlan(spec);
-  const timeOffsets = timeOffsetsOf(spec);
   const p = spec.process;
   if (p.apparmorProfile) o.warn(`AppArmor profile ${p.apparmorProfile} ignored: not supported`);
   if (p.selinuxLabel) o.warn(`SELinux label ignored: not supported`);
@@ -213,7 +212,6 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       joins,
       newUser: ns.newUser,
       newCgroup: ns.newCgroup,
-      newTime: ns.newTime,
       newNetwork: ns.newNetwork,
       newUts: ns.has("uts") && !ns.joins.some((j) => j.type === "uts"),
       hostname: spec.hostname,
@@ -226,16 +224,12 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
         : undefined,
       cwd: p.cwd,
       rlimits: security.plan.rlimits,
-      seccomp: withSeccompFlags(security.plan.seccomp, spec.linux.seccomp?.flags),
+      seccomp: security.plan.seccomp,
       seccompLate: security.plan.seccompLate,
       noNewPrivileges: p.noNewPrivileges ?? false,
       uid: p.user.uid,
       gid: p.user.gid,
       groups: [...(p.user.additionalGids ?? [])],
-      setgroupsDenied: o.rootless?.setgroupsDenied,
-      dumpableUntil: o.rootless && ns.newUser
-        ? (ns.has("pid") && ns.pidPath === undefined ? "exec" : "sync")
-        : undefined,
       umask: p.user.umask ?? 0o022,
       caps,
       lastCap: lastCap(),
@@ -248,12 +242,14 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       ],
       statusFd: statusW,
       hookSyncFd: hookPipe?.[0],
+      ...ociPlanExtras(spec, security.plan.seccomp, o.rootless),
       fifoDirFd: fifoDir,
       preserveFds: o.preserveFds ?? 0,
       argv: p.args,
       env,
       candidates,
     });
+    adjustOciProgram(ops, { dumpableUntil: dumpableUntil(ns, o.rootless), newTime: ns.newTime });
     const program = CompiledProgram.compile(ops, statusW);
     try {
       pid = cloneInPidNamespace(pidFd, () => cloneProgram(program, ns.cloneFlags));
@@ -300,7 +296,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       throw startError(failure, ops.map((op) => op.what), p.args[0]);
     }
     checkCommand(pid, p.args[0], candidates, p.cwd);
-    if (ns.newTime) writeTimeOffsets(pid, timeOffsets);
+    if (ns.newTime) writeTimeOffsets(pid, timeOffsetsOf(spec));
     let terminal: number | undefined;
     if (channel) {
       const master = receiveTerminal(channel.parent);
