@@ -16,6 +16,7 @@ import type * as Info from "./info.ts";
 import type * as Lifecycle from "./lifecycle.ts";
 import type * as Query from "./query.ts";
 import { RuncLog } from "./log.ts";
+import { inUserNamespace } from "../runtime/in_userns.ts";
 
 /**
  * Loads a command module by a name Deno does not read ahead (see main.ts): `state` or
@@ -35,8 +36,12 @@ export const DEFAULT_ROOT = "/run/tsbox-runc";
  */
 export function defaultRoot(): string {
   const uid = Deno.uid() ?? 0;
-  if (uid === 0) return DEFAULT_ROOT;
   const xdg = Deno.env.get("XDG_RUNTIME_DIR");
+  // runc's rule: root of a user namespace (rootless podman) that is not USER=root uses
+  // XDG_RUNTIME_DIR too.
+  if (uid === 0 && !(xdg && inUserNamespace() && Deno.env.get("USER") !== "root")) {
+    return DEFAULT_ROOT;
+  }
   return xdg?.startsWith("/") ? `${xdg}/tsbox-runc` : `/tmp/tsbox-runc-${uid}`;
 }
 

@@ -41,6 +41,8 @@ export function ociPlanExtras(
   return {
     seccomp: withSeccompFlags(seccomp, spec.linux.seccomp?.flags),
     ...(rootless ? { setgroupsDenied: rootless.setgroupsDenied } : {}),
+    // Root of a user namespace may not mknod: the host's nodes are bound, as runc does.
+    ...(rootless?.nsRoot ? { bindDevices: true } : {}),
   };
 }
 
@@ -49,7 +51,7 @@ export function dumpableUntil(
   ns: NamespacePlan,
   rootless: OciRootless | undefined,
 ): "sync" | "exec" | undefined {
-  if (!rootless || !ns.newUser) return undefined;
+  if (!rootless || rootless.nsRoot || !ns.newUser) return undefined;
   return ns.has("pid") && ns.pidPath === undefined ? "exec" : "sync";
 }
 

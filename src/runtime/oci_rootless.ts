@@ -1,6 +1,7 @@
 /**
  * `tsbox runc` run by an ordinary user, as runc runs rootless (its `rootless` mode, chosen
- * when the effective uid is not 0):
+ * when the effective uid is not 0, or is 0 inside a user namespace as under rootless podman,
+ * where the id maps are written as root writes them and the rest below applies):
  *
  * - The config must have a user namespace (`spec --rootless` writes one mapping the user's own
  *   uid and gid to 0). A mapping of exactly the user's own ids is written by this process
@@ -20,21 +21,31 @@ import { CgroupError } from "./cgroups.ts";
 import { createOciCgroup, ociCgroup } from "./oci_cgroup.ts";
 import { OciConfigError, resourceLimits } from "./oci_config.ts";
 import { type RootlessMapping, writeRootlessMaps } from "./rootless.ts";
-import type { IdMapping } from "./userns.ts";
+import { type IdMapping, writeIdMaps } from "./userns.ts";
+import { inUserNamespace } from "./in_userns.ts";
 
 /** What createOciContainer does differently for an unprivileged runtime. */
 export interface OciRootless {
   /** No cgroup is made or joined. */
   readonly noCgroup: boolean;
+  /**
+   * This runtime is root of a user namespace (rootless podman's): it writes id maps and sees
+   * its non-dumpable children as root does.
+   */
+  readonly nsRoot: boolean;
   /** gid_map was written after "deny" in setgroups: the container must not call setgroups. */
   readonly setgroupsDenied: boolean;
   /** Writes the id maps of the cloned process. */
   writeIdMaps(pid: number, mapping: IdMapping): Promise<void>;
 }
 
-/** Whether this runtime is rootless (runc's test: the effective uid is not 0). */
+/**
+ * Whether this runtime is rootless, as runc decides it: the effective uid is not 0, or it is
+ * 0 inside a user namespace (rootless podman runs its runtime so), where the host's
+ * cgroups are not this process's to create.
+ */
 export function runtimeIsRootless(): boolean {
-  return (Deno.uid() ?? 0) !== 0;
+  return (Deno.uid() ?? 0) !== 0 || inUserNamespace();
 }
 
 /** A single range mapping exactly `id` to some id, one wide: what a user may write alone. */
@@ -69,7 +80,8 @@ export async function planRootless(
   cgroupPath: string,
 ): Promise<{ rootless: OciRootless; spec: Spec }> {
   const namespaces = spec.linux.namespaces ?? [];
-  if (!namespaces.some((n) => n.type === "user")) {
+  // Root of a user namespace needs none of its own (rootless podman's configs have none).
+  if (Deno.uid() !== 0 && !namespaces.some((n) => n.type === "user")) {
     throw new OciConfigError(
       "rootless container requires user namespaces (linux.namespaces has no user; " +
         "`tsbox runc spec --rootless` writes such a config)",
@@ -77,6 +89,8 @@ export async function planRootless(
   }
   const uid = Deno.uid() ?? 0;
   const gid = Deno.gid() ?? 0;
+  // Root of a user namespace (rootless podman) maps ids of its own namespace as root does.
+  const nsRoot = uid === 0;
   const uids = (spec.linux.uidMappings ?? []).map((m) => ({
     inside: m.containerID,
     outside: m.hostID,
@@ -88,8 +102,8 @@ export async function planRootless(
     count: m.size,
   }));
   const maps: Omit<RootlessMapping, "mapping"> = {
-    subUids: !selfOnly(uids, uid),
-    subGids: !selfOnly(gids, gid),
+    subUids: !nsRoot && !selfOnly(uids, uid),
+    subGids: !nsRoot && !selfOnly(gids, gid),
   };
   let noCgroup = false;
   try {
@@ -124,8 +138,10 @@ export async function planRootless(
     spec: run,
     rootless: {
       noCgroup,
-      setgroupsDenied: !maps.subGids,
-      writeIdMaps: (pid, mapping) => writeRootlessMaps(pid, { ...maps, mapping }),
+      nsRoot,
+      setgroupsDenied: !nsRoot && !maps.subGids,
+      writeIdMaps: async (pid, mapping) =>
+        nsRoot ? writeIdMaps(pid, mapping) : await writeRootlessMaps(pid, { ...maps, mapping }),
     },
   };
 }
