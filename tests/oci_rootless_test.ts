@@ -276,3 +276,123 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "rootless podman with tsbox runc as its runtime: run --rm, run -d, exec, logs, stop, rm",
+  ignore: !isRoot || !userns.allowed,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withUser(async (u) => {
+      const { start } = await addRange(u);
+      // podman's per-user runtime dir, as a login session would have it.
+      const xdg = await Deno.makeTempDir({ prefix: "tsbox-rlpodman-" });
+      await Deno.chown(xdg, u.uid, u.gid);
+      await Deno.chmod(xdg, 0o700);
+      const runtime = join(u.home, "tsbox-runc");
+      await Deno.writeTextFile(
+        runtime,
+        `#!/bin/sh\nDENO_DIR='${u.denoDir}' DENO_NO_UPDATE_CHECK=1 exec '${Deno.execPath()}' ` +
+          `run -A --quiet --cached-only '${MAIN}' runc "$@"\n`,
+        { mode: 0o755 },
+      );
+      const conf = join(u.home, "containers.conf");
+      await Deno.writeTextFile(conf, "[containers]\ndefault_ulimits = []\n");
+      const b = await bundleAs(u, "img", ["true"]);
+      const tar = join(u.home, "img.tar");
+      await run("tar", ["-C", join(b, "rootfs"), "-cf", tar, "."]);
+      await run("chown", [`${u.uid}:${u.gid}`, tar, conf, runtime]);
+      const podman = async (args: string[]) => {
+        const out = await new Deno.Command("setpriv", {
+          args: [
+            `--reuid=${u.uid}`,
+            `--regid=${u.gid}`,
+            "--init-groups",
+            "--",
+            "podman",
+            "--storage-driver",
+            "vfs",
+            "--root",
+            join(u.home, "store"),
+            "--runroot",
+            join(xdg, "run"),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--runtime",
+            runtime,
+            ...args,
+          ],
+          cwd: u.home,
+          clearEnv: true,
+          env: {
+            HOME: u.home,
+            USER: u.name,
+            XDG_RUNTIME_DIR: xdg,
+            CONTAINERS_CONF: conf,
+            PATH: "/usr/local/bin:/usr/bin:/bin",
+          },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const dec = new TextDecoder();
+        return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+      };
+      try {
+        const imported = await podman(["import", tar, "localhost/tsbox-rl"]);
+        assertEquals(imported.code, 0, imported.stderr);
+        const r = await podman([
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "localhost/tsbox-rl",
+          "sh",
+          "-c",
+          "id -u; cat /proc/self/uid_map; exit 3",
+        ]);
+        assertEquals(r.code, 3, r.stderr);
+        const lines = r.stdout.trim().split("\n");
+        assertEquals(lines[0], "0");
+        assertEquals(
+          lines.slice(1).map((l) => l.trim().split(/\s+/).map(Number)),
+          [[0, u.uid, 1], [1, start, 65536]],
+        );
+        // The runtime ran as root of podman's user namespace: its state went to XDG_RUNTIME_DIR.
+        assertEquals((await Deno.stat(join(xdg, "tsbox-runc"))).isDirectory, true);
+        const d = await podman([
+          "run",
+          "-d",
+          "--name",
+          "t-rlpodman",
+          "localhost/tsbox-rl",
+          "sh",
+          "-c",
+          "echo started; exec sleep 1000",
+        ]);
+        assertEquals(d.code, 0, d.stderr);
+        const e = await podman([
+          "exec",
+          "-u",
+          "1000",
+          "t-rlpodman",
+          "sh",
+          "-c",
+          "echo exec:$(id -u)",
+        ]);
+        assertEquals([e.code, e.stdout], [0, "exec:1000\n"], e.stderr);
+        assertEquals((await podman(["logs", "t-rlpodman"])).stdout, "started\n");
+        assertEquals((await podman(["stop", "-t", "1", "t-rlpodman"])).code, 0);
+        assertEquals((await podman(["rm", "t-rlpodman"])).code, 0);
+        assertEquals([...Deno.readDirSync(join(xdg, "tsbox-runc"))].length, 0);
+      } finally {
+        await podman(["rm", "-f", "t-rlpodman"]);
+        // podman leaves a pause process holding its user namespace: end it (it is the test's).
+        const pause = await Deno.readTextFile(join(xdg, "libpod", "tmp", "pause.pid"))
+          .catch(() => "");
+        if (Number(pause) > 0) Deno.kill(Number(pause), "SIGKILL");
+        await Deno.remove(xdg, { recursive: true }).catch(() => {});
+      }
+    });
+  },
+});
