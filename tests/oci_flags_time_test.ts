@@ -3,7 +3,8 @@
  * `linux.timeOffsets`: SECCOMP_FILTER_FLAG_LOG makes the kernel log a denied call (an audit
  * record naming the container's process) that the same filter without the flag does not, the
  * flags that need a notify agent are refused; a time namespace shifts the container's boot
- * clock (/proc/uptime) by its offset, and offsets without one are refused.
+ * clock (/proc/uptime) by its offset, for its first process and for one exec'd later, and
+ * offsets without one are refused.
  */
 import { join } from "node:path";
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
@@ -132,6 +133,31 @@ rootTest("tsbox runc: a time namespace shifts the container's clocks by timeOffs
       `${seen} not within [${before}, ${after}] + 1000`,
     );
 
+    // A process exec'd into a running container joins its time namespace too.
+    const d = await bundle(f, "timed", ["sleep", "1000"], (s) => ({
+      ...s,
+      linux: {
+        ...s.linux,
+        namespaces: [...s.linux.namespaces ?? [], { type: "time" }],
+        timeOffsets: { boottime: { secs: 500 } },
+      } as Spec["linux"],
+    }));
+    assertEquals((await rt(f, state, ["run", "-d", "--bundle", d, "t-timed"])).code, 0);
+    const pid = JSON.parse((await rt(f, state, ["state", "t-timed"])).stdout).pid as number;
+    const before2 = uptime();
+    const ex = await rt(f, state, [
+      "exec",
+      "t-timed",
+      "sh",
+      "-c",
+      "readlink /proc/self/ns/time; cut -d' ' -f1 /proc/uptime",
+    ]);
+    const after2 = uptime();
+    assertEquals(ex.code, 0, ex.stderr);
+    const [exNs, exUp] = ex.stdout.trim().split("\n");
+    assertEquals(exNs, Deno.readLinkSync(`/proc/${pid}/ns/time`));
+    assertOk(Number(exUp) >= before2 + 500 - 0.01 && Number(exUp) <= after2 + 500 + 0.01, exUp);
+
     // Offsets without a time namespace: refused, nothing left.
     const lone = await bundle(f, "lone", ["true"], (s) => ({
       ...s,
@@ -143,6 +169,7 @@ rootTest("tsbox runc: a time namespace shifts the container's clocks by timeOffs
     assertEquals(await Deno.stat(join(state, "t-lone")).then(() => 1, () => 0), 0);
   } finally {
     await rt(f, state, ["delete", "--force", "t-time"]);
+    await rt(f, state, ["delete", "--force", "t-timed"]);
     await rt(f, state, ["delete", "--force", "t-lone"]);
     removeTestCgroups(f);
   }

@@ -84,8 +84,28 @@ export class ContainerNotRunningError extends TsboxError {
   }
 }
 
-/** Namespace types in the order the child joins them: user first (it owns the others). */
-const JOIN_ORDER: readonly NamespaceKind[] = ["user", "ipc", "uts", "net", "cgroup", "mnt"];
+/**
+ * Namespace types in the order the child joins them: user first (it owns the others); time
+ * where the kernel has time namespaces (an OCI container may have one of its own).
+ */
+const JOIN_ORDER: readonly NamespaceKind[] = [
+  "user",
+  "ipc",
+  "uts",
+  "net",
+  "cgroup",
+  "mnt",
+  ...(hasTimeNamespaces() ? ["time" as const] : []),
+];
+
+function hasTimeNamespaces(): boolean {
+  try {
+    Deno.lstatSync("/proc/self/ns/time");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Open handles on a running container's namespaces and root, from its PID 1. */
 export interface ContainerHandles {
