@@ -72,6 +72,30 @@ rootTest("tsbox runc: seccomp flags: LOG logs a denied call, notify flags refuse
     assertOk(seen, `no seccomp audit record for pid ${logged} in dmesg`);
     assertEquals(await auditedMkdir(quiet), false);
 
+    // A process exec'd into such a container gets the filter with its flags too.
+    const le = await bundle(f, "logexec", ["sleep", "1000"], (s) => ({
+      ...s,
+      linux: { ...s.linux, seccomp: denyMkdir(["SECCOMP_FILTER_FLAG_LOG"]) },
+    }));
+    assertEquals((await rt(f, state, ["run", "-d", "--bundle", le, "t-logexec"])).code, 0);
+    const execPid = join(f.work, "logexec.pid");
+    const ex = await rt(f, state, [
+      "exec",
+      "--pid-file",
+      execPid,
+      "t-logexec",
+      "mkdir",
+      "/tmp/probe-exec",
+    ]);
+    assertEquals(ex.code, 1, ex.stderr);
+    const exPid = Number(await Deno.readTextFile(execPid));
+    seen = false;
+    for (let i = 0; i < 100 && !seen; i++) {
+      seen = await auditedMkdir(exPid);
+      if (!seen) await new Promise((r) => setTimeout(r, 50));
+    }
+    assertOk(seen, `no seccomp audit record for the exec'd pid ${exPid}`);
+
     for (
       const [name, flag, message] of [
         ["notify", "SECCOMP_FILTER_FLAG_NEW_LISTENER", "is not supported"],
@@ -90,7 +114,7 @@ rootTest("tsbox runc: seccomp flags: LOG logs a denied call, notify flags refuse
       assertEquals(cgroupExists(f, name), false);
     }
   } finally {
-    for (const id of ["t-log", "t-nolog", "t-notify", "t-bogus"]) {
+    for (const id of ["t-log", "t-nolog", "t-logexec", "t-notify", "t-bogus"]) {
       await rt(f, state, ["delete", "--force", id]);
     }
     removeTestCgroups(f);

@@ -74,6 +74,8 @@ export interface ExecSpec {
    * defaults (its seccomp profile, nofile) when absent, as for the container's PID 1.
    */
   readonly security?: SecurityOptions;
+  /** SECCOMP_FILTER_FLAG_* to install the filter with (an OCI config's `seccomp.flags`). */
+  readonly seccompFlags?: number;
 }
 
 /** The container is not running (its PID 1 is gone). */
@@ -392,7 +394,12 @@ export async function execInContainer(
           terminal: fds.terminalSocket !== undefined
             ? { socketFd: fds.terminalSocket, size: spec.tty?.size, uid: user.uid }
             : undefined,
-          security: confinement.plan,
+          security: spec.seccompFlags && confinement.plan.seccomp
+            ? {
+              ...confinement.plan,
+              seccomp: { ...confinement.plan.seccomp, flags: spec.seccompFlags },
+            }
+            : confinement.plan,
         }),
       cloned: () => {
         confinement.free();
