@@ -200,6 +200,11 @@ Deno.test({
         assertEquals((await runcAs(u, b, ["start", id])).code, 0);
         st = JSON.parse((await runcAs(u, b, ["state", id])).stdout);
         assertEquals(st.status, "running");
+        const listed = JSON.parse((await runcAs(u, b, ["list", "--format", "json"])).stdout);
+        assertEquals(
+          listed.map((c: { id: string; owner: string }) => [c.id, c.owner]),
+          [[id, u.name]],
+        );
         const ps = JSON.parse((await runcAs(u, b, ["ps", "--format", "json", id])).stdout);
         assertEquals(ps, [pid]);
         // No cgroup was created for it (none is delegated to the user here).

@@ -16,12 +16,31 @@ export async function state(ctx: RuncContext): Promise<number> {
   return 0;
 }
 
+/** The login name (or uid) owning container `id`'s state dir, as runc's list shows it. */
+function ownerOf(root: string, id: string): string {
+  let uid: number | null;
+  try {
+    uid = Deno.statSync(`${root}/${id}`).uid;
+  } catch {
+    return "";
+  }
+  try {
+    const entry = Deno.readTextFileSync("/etc/passwd").split("\n").map((l) => l.split(":"))
+      .find((f) => f[2] === String(uid));
+    if (entry) return entry[0];
+  } catch { /* no passwd */ }
+  return String(uid);
+}
+
 /** `list [--format json] [-q]`. */
 export async function listCommand(ctx: RuncContext): Promise<number> {
-  const states = [];
+  const states: Record<string, unknown>[] = [];
   for (const id of listIds(ctx.root)) {
     try {
-      states.push(stateJson(ctx.root, await readRecord(ctx.root, id)));
+      states.push({
+        ...stateJson(ctx.root, await readRecord(ctx.root, id)),
+        owner: ownerOf(ctx.root, id),
+      });
     } catch { /* a container being created or deleted right now */ }
   }
   if (ctx.flags.quiet === true) {
@@ -31,7 +50,7 @@ export async function listCommand(ctx: RuncContext): Promise<number> {
   } else {
     const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]];
     for (const s of states) {
-      rows.push([s.id, s.pid, s.status, s.bundle, s.created, "root"].map(String));
+      rows.push([s.id, s.pid, s.status, s.bundle, s.created, s.owner].map(String));
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd());
