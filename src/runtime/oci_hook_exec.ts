@@ -138,25 +138,30 @@ async function drain(fd: number, ended: () => boolean): Promise<string> {
   return new TextDecoder().decode(out);
 }
 
+/** The fields the shared builders (sync, identity, capabilities, stdio, exec) read. */
+type ReadFields =
+  | "uid"
+  | "gid"
+  | "groups"
+  | "setgroupsDenied"
+  | "capabilities"
+  | "lastCap"
+  | "syncFd"
+  | "closeFds"
+  | "stdio"
+  | "argv"
+  | "env"
+  | "candidates";
+
+/** A plan with only {@link ReadFields}: the hook needs none of a container start's. */
 function plan(
   fds: { syncFd: number; closeFds: readonly number[] },
   hook: HookCommand,
-  cwd: string,
   stdio: readonly number[],
   c: InContainer | undefined,
   lastCap: number,
 ): ChildPlan {
-  const argv = hook.args?.length ? hook.args : [hook.path];
-  return {
-    rootfs: "/",
-    targets: { proc: "/proc", dev: "/dev", sys: "/sys" },
-    etcFiles: [],
-    extraMounts: [],
-    readOnly: false,
-    hostname: "",
-    loopbackUp: false,
-    cgroupNamespace: false,
-    cwd,
+  const read: Pick<ChildPlan, ReadFields> = {
     uid: c?.uid ?? 0,
     gid: c?.gid ?? 0,
     groups: c?.groups ?? [],
@@ -166,10 +171,11 @@ function plan(
     syncFd: fds.syncFd,
     closeFds: fds.closeFds,
     stdio,
-    argv,
+    argv: hook.args?.length ? hook.args : [hook.path],
     env: hook.env ?? [],
     candidates: [hook.path],
   };
+  return read as ChildPlan;
 }
 
 function op(nr: number, what: string, args: Op["args"]): Op {
@@ -211,7 +217,7 @@ export async function runHookProcess(
       tty: false,
       flags: 0,
       program: (fds) => {
-        const p = plan(fds, hook, place.cwd, [stdin, oW, eW], c, lastCap);
+        const p = plan(fds, hook, [stdin, oW, eW], c, lastCap);
         const keep = [fds.statusFd, stdin, oW, eW];
         if (!target) {
           return [
