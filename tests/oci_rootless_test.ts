@@ -19,7 +19,12 @@ const isRoot = Deno.uid() === 0;
 const userns = userNamespacesAllowed();
 
 /** `tsbox runc --root STATE ARGS` as the user, in `cwd`; output through files (see below). */
-async function runcAs(u: TestUser, cwd: string, args: string[]): Promise<Result> {
+async function runcAs(
+  u: TestUser,
+  cwd: string,
+  args: string[],
+  root: string[] = ["--root", join(u.home, "state")],
+): Promise<Result> {
   // Files, not pipes: a created container keeps the runtime's stdio open.
   const out = join(u.home, `out-${crypto.randomUUID()}`);
   const status = await new Deno.Command("setpriv", {
@@ -40,8 +45,7 @@ async function runcAs(u: TestUser, cwd: string, args: string[]): Promise<Result>
       "--cached-only",
       MAIN,
       "runc",
-      "--root",
-      join(u.home, "state"),
+      ...root,
       ...args,
     ],
     cwd,
@@ -128,6 +132,23 @@ Deno.test({
       assertEquals(lines[3] === Deno.readLinkSync("/proc/self/ns/user"), false);
       // Run and gone: the state dir holds nothing of it.
       assertEquals([...Deno.readDirSync(join(u.home, "state"))].length, 0);
+
+      // Without --root and XDG_RUNTIME_DIR the state goes to /tmp/tsbox-runc-UID, made
+      // private; one someone else planted there is refused.
+      const tmpRoot = `/tmp/tsbox-runc-${u.uid}`;
+      await Deno.mkdir(tmpRoot, { mode: 0o777 });
+      await Deno.chmod(tmpRoot, 0o777);
+      try {
+        const planted = await runcAs(u, b, ["list"], []);
+        assertEquals(planted.code, 1);
+        assertStringIncludes(planted.stderr, `${tmpRoot} is not a private directory`);
+        await Deno.remove(tmpRoot);
+        assertEquals((await runcAs(u, b, ["list"], [])).code, 0);
+        const made = await Deno.stat(tmpRoot);
+        assertEquals([made.uid, (made.mode ?? 0) & 0o777], [u.uid, 0o700]);
+      } finally {
+        await Deno.remove(tmpRoot, { recursive: true }).catch(() => {});
+      }
 
       // With a subordinate range: newuidmap/newgidmap map it, container uid 1000 is start+999.
       const { start } = await addRange(u);

@@ -42,7 +42,26 @@ export function defaultRoot(): string {
   if (uid === 0 && !(xdg && inUserNamespace() && Deno.env.get("USER") !== "root")) {
     return DEFAULT_ROOT;
   }
-  return xdg?.startsWith("/") ? `${xdg}/tsbox-runc` : `/tmp/tsbox-runc-${uid}`;
+  if (xdg?.startsWith("/")) return `${xdg}/tsbox-runc`;
+  return privateTmpDir(`/tmp/tsbox-runc-${uid}`, uid);
+}
+
+/**
+ * `dir` in the shared /tmp, made 0700 and refused unless it is this user's own private
+ * directory: a directory another user planted there would let them rewrite the state, whose
+ * config names the hooks this runtime runs.
+ */
+function privateTmpDir(dir: string, uid: number): string {
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const info = Deno.lstatSync(dir);
+  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+    throw new RuncUsageError(`${dir} is not a private directory of uid ${uid} (use --root)`);
+  }
+  return dir;
 }
 
 const USAGE =
