@@ -7,6 +7,7 @@
  * @module
  */
 import { closeFd, killPid, pipe } from "../../ffi/process.ts";
+import { lazyImport } from "../lazy.ts";
 import { TsboxError } from "../errors.ts";
 import { Container, type ContainerExit } from "../runtime/container.ts";
 import type { Store } from "../store/mod.ts";
@@ -210,7 +211,9 @@ export async function supervise(
     }
   }
   if (record.config.autoRemove) {
-    const { removeContainerFiles } = await import("./cleanup.ts");
+    const { removeContainerFiles } = await lazyImport<typeof import("./cleanup.ts")>(
+      new URL("./cleanup.ts", import.meta.url),
+    );
     await removeContainerFiles(store, record);
     return { exitCode, removed: true };
   }
@@ -364,7 +367,9 @@ async function startAndWait(
   }
   // Loaded only for a container with a healthcheck: most supervisors never need exec's code.
   const monitor = running && health
-    ? (await import("./health_monitor.ts")).HealthMonitor.start(
+    ? (await lazyImport<typeof import("./health_monitor.ts")>(
+      new URL("./health_monitor.ts", import.meta.url),
+    )).HealthMonitor.start(
       store,
       running,
       container.pid,

@@ -14,6 +14,27 @@ import { getContainer } from "./state.ts";
 import { movePidFile, removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
 import { RECOVER_ENV, type Watcher } from "./watcher.ts";
 import { watchByPolicy } from "./watch_policy.ts";
+import { ID_FROM_STDIN } from "./supervisor_spawn.ts";
+import { nullStdin, trimMalloc } from "../../ffi/process.ts";
+
+/**
+ * The id a pending supervisor is handed on stdin (supervisor_spawn.ts), or undefined when its
+ * starter closed stdin without one (the container was never created). Afterwards stdin is
+ * /dev/null, as a supervisor spawned with its id has it.
+ */
+async function idFromStdin(): Promise<string | undefined> {
+  const buf = new Uint8Array(256);
+  let text = "";
+  for (;;) {
+    const n = await Deno.stdin.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+    if (text.includes("\n") || text.length > 1024) break;
+  }
+  nullStdin();
+  const id = text.split("\n")[0];
+  return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+}
 
 /** Container `id`'s name as the database has it now; undefined when it cannot tell. */
 function currentName(store: Store, id: string): string | undefined {
@@ -43,8 +64,13 @@ function writeOwnPidFile(
   return path;
 }
 
-/** Supervises container `id` under `root`; reports the first start on stdout. */
-export async function superviseMain(root: string, id: string): Promise<number> {
+/**
+ * Supervises container `id` under `root` ({@link ID_FROM_STDIN}: read it from stdin first);
+ * reports the first start on stdout.
+ */
+export async function superviseMain(root: string, given: string): Promise<number> {
+  const id = given === ID_FROM_STDIN ? await idFromStdin() : given;
+  if (id === undefined) return 0; // dismissed: nothing was created, nothing to do
   const encoder = new TextEncoder();
   let reported = false;
   const report = (msg: object) => {
@@ -97,6 +123,8 @@ export async function superviseMain(root: string, id: string): Promise<number> {
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
             : { ok: true },
         );
+        // Start-up's garbage in the C heap goes back to the kernel: this process stays resident.
+        if (!err) trimMalloc();
       },
     });
     return result.exitCode;
