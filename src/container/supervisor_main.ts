@@ -14,7 +14,7 @@ import { getContainer } from "./state.ts";
 import { movePidFile, removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
 import { RECOVER_ENV, type Watcher } from "./watcher.ts";
 import { watchByPolicy } from "./watch_policy.ts";
-import { ID_FROM_STDIN } from "./supervisor_spawn.ts";
+import { ID_FROM_STDIN, recordHandedId } from "./supervisor_spawn.ts";
 import { nullStdin, trimMalloc } from "../../ffi/process.ts";
 
 /**
@@ -65,12 +65,42 @@ function writeOwnPidFile(
 }
 
 /**
+ * Writes `id` over the {@link ID_FROM_STDIN} placeholder (the last argument, of the same length)
+ * in this process's argument area, which /proc/PID/cmdline and `ps` show: a supervisor's
+ * command line names its store and container, whichever way it was started. Best effort.
+ */
+function showIdInCommandLine(id: string): void {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 48 and 49 of stat are arg_start and arg_end; the first after ")" is field 3.
+    const argEnd = Number(fields[49 - 3]);
+    const at = argEnd - 1 - ID_FROM_STDIN.length; // the last argument, before its NUL
+    const mem = Deno.openSync("/proc/self/mem", { read: true, write: true });
+    try {
+      const seen = new Uint8Array(ID_FROM_STDIN.length);
+      mem.seekSync(at, Deno.SeekMode.Start);
+      if (mem.readSync(seen) !== seen.length) return;
+      if (new TextDecoder().decode(seen) !== ID_FROM_STDIN) return;
+      mem.seekSync(at, Deno.SeekMode.Start);
+      mem.writeSync(new TextEncoder().encode(id));
+    } finally {
+      mem.close();
+    }
+  } catch {
+    // The command line keeps the placeholder; withHandedId still gives a watcher the id.
+  }
+}
+
+/**
  * Supervises container `id` under `root` ({@link ID_FROM_STDIN}: read it from stdin first);
  * reports the first start on stdout.
  */
 export async function superviseMain(root: string, given: string): Promise<number> {
   const id = given === ID_FROM_STDIN ? await idFromStdin() : given;
   if (id === undefined) return 0; // dismissed: nothing was created, nothing to do
+  recordHandedId(id);
+  showIdInCommandLine(id);
   const encoder = new TextEncoder();
   let reported = false;
   const report = (msg: object) => {

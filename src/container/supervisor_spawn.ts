@@ -10,8 +10,29 @@
  */
 import { TsboxError } from "../errors.ts";
 
-/** The id argument that tells a supervisor to read its container's id from stdin. */
-export const ID_FROM_STDIN = "-";
+/**
+ * The id argument that tells a supervisor to read its container's id from stdin. As long as an
+ * id, so that the supervisor can write the id over it in its own command line once handed it
+ * (supervisor_main.ts): `ps` and /proc/PID/cmdline name the container as before.
+ */
+export const ID_FROM_STDIN = "stdin".padEnd(64, ".");
+
+let handed: string | undefined;
+
+/** Records the id a pending supervisor was handed on stdin (supervisor_main.ts). */
+export function recordHandedId(id: string): void {
+  handed = id;
+}
+
+/**
+ * A supervisor's command line as one that is given its id: `argv` (its own, as
+ * /proc/self/cmdline has it) with a trailing {@link ID_FROM_STDIN} replaced by the id it was
+ * handed. What a watcher execs to recover the container (watcher.ts) must not wait on stdin.
+ */
+export function withHandedId(argv: string[]): string[] {
+  if (handed === undefined || argv.at(-1) !== ID_FROM_STDIN) return argv;
+  return [...argv.slice(0, -1), handed];
+}
 
 /** Whether this program runs as a `deno compile`d executable. */
 export function isCompiled(): boolean {
