@@ -153,8 +153,14 @@ export async function superviseMain(root: string, given: string): Promise<number
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
             : { ok: true },
         );
-        // Start-up's garbage in the C heap goes back to the kernel: this process stays resident.
-        if (!err) trimMalloc();
+        // This process stays resident: SQLite's page cache of the start (it refills as needed)
+        // and start-up's garbage in the C heap go back to the kernel.
+        if (!err) {
+          try {
+            store.db.run("PRAGMA shrink_memory");
+          } catch { /* busy: the cache stays */ }
+          trimMalloc();
+        }
       },
     });
     return result.exitCode;
