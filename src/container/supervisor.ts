@@ -252,7 +252,7 @@ async function startAndWait(
       new URL("../net/publish.ts", import.meta.url),
     )).PublishedPorts.open(store, c.id, c.config)
     : undefined;
-  const net = await networkHooks(store, c);
+  const net = await networkHooks(store, c, o.warn);
   await awaitAttachFirst(attach, store.root, c.id);
   // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
   // `run -di` container's stdin open, so `sh` waits for input instead of ending at once).

@@ -200,6 +200,7 @@ function resources(spec: Spec): ResourceLimits {
     memory: r.memory?.limit,
     memorySwap: r.memory?.swap,
     memoryReservation: r.memory?.reservation,
+    memorySwappiness: r.memory?.swappiness,
     oomKillDisable: r.memory?.disableOOMKiller || undefined,
     cpus: cpus ? quota / period : undefined,
     cpuQuota: cpus ? undefined : quota,
@@ -209,6 +210,11 @@ function resources(spec: Spec): ResourceLimits {
     cpusetMems: r.cpu?.mems,
     pidsLimit: r.pids?.limit,
     blkioWeight: io?.weight,
+    blkioWeightDevices: io?.weightDevice?.length
+      ? io.weightDevice.flatMap((w) =>
+        w.weight === undefined ? [] : [{ device: `${w.major}:${w.minor}`, weight: w.weight }]
+      )
+      : undefined,
     blkioThrottle: throttles.length ? throttles : undefined,
     oomScoreAdj: spec.process.oomScoreAdj,
   });
