@@ -1,16 +1,18 @@
 /**
  * `run -d` spawns its supervisor before the container exists (src/container/supervisor_spawn.ts)
- * and hands it the id on stdin. What must not show: the supervisor's command line names its
- * store and container as before, its stdin is /dev/null, and a `run -d` that fails before
- * the container exists leaves no supervisor process behind.
+ * for the id it is about to create, and tells it on stdin to start. What must not show: the
+ * supervisor's command line names its store and container as before, its stdin is /dev/null,
+ * and a `run -d` that fails before the container exists leaves no supervisor process behind.
  */
 import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { assertEquals, assertOk } from "./assert.ts";
 import { rootTest, tsbox } from "./cli.ts";
-import { ID_FROM_STDIN } from "../src/container/supervisor_spawn.ts";
 
-/** Processes whose command line holds `root` and then `arg` (a supervisor's last two). */
-function supervisorsNaming(root: string, arg: string): number[] {
+/**
+ * Processes whose command line holds `root` and then `arg` (a supervisor's last two), or any
+ * container id when `arg` is undefined.
+ */
+function supervisorsNaming(root: string, arg?: string): number[] {
   const found: number[] = [];
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
@@ -18,7 +20,10 @@ function supervisorsNaming(root: string, arg: string): number[] {
       const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
       if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2))) continue;
       const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      if (args.at(-2) === arg && args.at(-3) === root) found.push(Number(entry.name));
+      const named = arg === undefined
+        ? /^[0-9a-f]{64}$/.test(args.at(-2) ?? "")
+        : args.at(-2) === arg;
+      if (named && args.at(-3) === root) found.push(Number(entry.name));
     } catch { /* ended */ }
   }
   return found;
@@ -57,6 +62,7 @@ rootTest("run -d that fails before the container exists leaves no supervisor", a
     { root },
   );
   assertEquals(first.code, 0, first.stderr);
+  const before = supervisorsNaming(root).length;
   try {
     for (
       const args of [
@@ -70,7 +76,7 @@ rootTest("run -d that fails before the container exists leaves no supervisor", a
       );
       assertEquals(failed.code, 125, failed.stderr);
       // The pending supervisor saw EOF and ended (the failed run waited for it).
-      assertEquals(supervisorsNaming(root, ID_FROM_STDIN), []);
+      assertEquals(supervisorsNaming(root).length, before);
     }
     const ps = await tsbox(["ps", "-a", "-q", "--filter", "name=t-early"], { root });
     assertEquals(ps.stdout.trim().split("\n").length, 1, ps.stdout);

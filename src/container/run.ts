@@ -83,7 +83,13 @@ export async function runInStore(
   pending?: PendingSupervisor,
 ): Promise<{ id: string; exitCode?: number }> {
   const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
-  const record = await createFromFlags(store, imageName, command, flags, globals);
+  const record = await createFromFlags(
+    store,
+    imageName,
+    command,
+    flags,
+    pending ? { ...globals, id: pending.id } : globals,
+  );
   if (flags.detach) {
     try {
       await startDetached(store, record, pending);

@@ -14,26 +14,26 @@ import { getContainer } from "./state.ts";
 import { movePidFile, removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
 import { RECOVER_ENV, type Watcher } from "./watcher.ts";
 import { watchByPolicy } from "./watch_policy.ts";
-import { ID_FROM_STDIN, recordHandedId } from "./supervisor_spawn.ts";
+import { PENDING_ENV } from "./supervisor_spawn.ts";
 import { nullStdin, trimMalloc } from "../../ffi/process.ts";
 
 /**
- * The id a pending supervisor is handed on stdin (supervisor_spawn.ts), or undefined when its
- * starter closed stdin without one (the container was never created). Afterwards stdin is
- * /dev/null, as a supervisor spawned with its id has it.
+ * Whether a pending supervisor (supervisor_spawn.ts) is told to start: `start` on its stdin,
+ * where its starter's end without it means the container was never created. Afterwards stdin
+ * is /dev/null, and the mark is gone from the environment that a watcher passes on.
  */
-async function idFromStdin(): Promise<string | undefined> {
-  const buf = new Uint8Array(256);
+async function toldToStart(): Promise<boolean> {
+  Deno.env.delete(PENDING_ENV);
+  const buf = new Uint8Array(64);
   let text = "";
   for (;;) {
     const n = await Deno.stdin.read(buf).catch(() => null);
     if (n === null) break;
     text += new TextDecoder().decode(buf.subarray(0, n));
-    if (text.includes("\n") || text.length > 1024) break;
+    if (text.includes("\n") || text.length > 64) break;
   }
   nullStdin();
-  const id = text.split("\n")[0];
-  return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+  return text.split("\n")[0] === "start";
 }
 
 /** Container `id`'s name as the database has it now; undefined when it cannot tell. */
@@ -65,42 +65,12 @@ function writeOwnPidFile(
 }
 
 /**
- * Writes `id` over the {@link ID_FROM_STDIN} placeholder (the last argument, of the same length)
- * in this process's argument area, which /proc/PID/cmdline and `ps` show: a supervisor's
- * command line names its store and container, whichever way it was started. Best effort.
+ * Supervises container `id` under `root` (pending: once told to start); reports the first start
+ * on stdout.
  */
-function showIdInCommandLine(id: string): void {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 48 and 49 of stat are arg_start and arg_end; the first after ")" is field 3.
-    const argEnd = Number(fields[49 - 3]);
-    const at = argEnd - 1 - ID_FROM_STDIN.length; // the last argument, before its NUL
-    const mem = Deno.openSync("/proc/self/mem", { read: true, write: true });
-    try {
-      const seen = new Uint8Array(ID_FROM_STDIN.length);
-      mem.seekSync(at, Deno.SeekMode.Start);
-      if (mem.readSync(seen) !== seen.length) return;
-      if (new TextDecoder().decode(seen) !== ID_FROM_STDIN) return;
-      mem.seekSync(at, Deno.SeekMode.Start);
-      mem.writeSync(new TextEncoder().encode(id));
-    } finally {
-      mem.close();
-    }
-  } catch {
-    // The command line keeps the placeholder; withHandedId still gives a watcher the id.
-  }
-}
-
-/**
- * Supervises container `id` under `root` ({@link ID_FROM_STDIN}: read it from stdin first);
- * reports the first start on stdout.
- */
-export async function superviseMain(root: string, given: string): Promise<number> {
-  const id = given === ID_FROM_STDIN ? await idFromStdin() : given;
-  if (id === undefined) return 0; // dismissed: nothing was created, nothing to do
-  recordHandedId(id);
-  showIdInCommandLine(id);
+export async function superviseMain(root: string, id: string): Promise<number> {
+  // Dismissed: nothing was created, nothing to do.
+  if (Deno.env.get(PENDING_ENV) !== undefined && !await toldToStart()) return 0;
   const encoder = new TextEncoder();
   let reported = false;
   const report = (msg: object) => {

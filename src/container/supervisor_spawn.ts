@@ -3,36 +3,22 @@
  * supervisor is a second Deno start (about as long again as the command that spawns it), so
  * `run -d` spawns it *pending* as soon as its command line is parsed: the new process loads its
  * modules while this one creates the container, and learns the container's id on its stdin
- * once it exists ({@link PendingSupervisor}). Loads nothing but the error types, so that the
- * spawn can happen before the rest of `run` is even loaded.
+ * `run -d` picks the container's id first and spawns its supervisor *pending* as soon as its
+ * command line is parsed: the new process loads its modules while this one creates the
+ * container under that id, and is told to start once it exists ({@link PendingSupervisor}).
+ * Loads nothing but the error types and the id maker, so that the spawn can happen before the
+ * rest of `run` is even loaded.
  *
  * @module
  */
 import { TsboxError } from "../errors.ts";
+import { newContainerId } from "../runtime/id.ts";
 
 /**
- * The id argument that tells a supervisor to read its container's id from stdin. As long as an
- * id, so that the supervisor can write the id over it in its own command line once handed it
- * (supervisor_main.ts): `ps` and /proc/PID/cmdline name the container as before.
+ * Set in the environment of a supervisor spawned before its container exists: it waits for
+ * `start` on its stdin (or its end: dismissed) before it touches the store.
  */
-export const ID_FROM_STDIN = "stdin".padEnd(64, ".");
-
-let handed: string | undefined;
-
-/** Records the id a pending supervisor was handed on stdin (supervisor_main.ts). */
-export function recordHandedId(id: string): void {
-  handed = id;
-}
-
-/**
- * A supervisor's command line as one that is given its id: `argv` (its own, as
- * /proc/self/cmdline has it) with a trailing {@link ID_FROM_STDIN} replaced by the id it was
- * handed. What a watcher execs to recover the container (watcher.ts) must not wait on stdin.
- */
-export function withHandedId(argv: string[]): string[] {
-  if (handed === undefined || argv.at(-1) !== ID_FROM_STDIN) return argv;
-  return [...argv.slice(0, -1), handed];
-}
+export const PENDING_ENV = "TSBOX_SUPERVISOR_PENDING";
 
 /** Whether this program runs as a `deno compile`d executable. */
 export function isCompiled(): boolean {
@@ -42,10 +28,7 @@ export function isCompiled(): boolean {
 /** V8 settings for supervisors: a small heap, since each container has one. */
 const SUPERVISOR_V8_FLAGS = "--max-old-space-size=32,--max-semi-space-size=1,--stack-size=512";
 
-/**
- * The command that runs a supervisor of container `id` (or {@link ID_FROM_STDIN}): the lean
- * entry point, or the compiled tsbox's hidden mode.
- */
+/** The command that runs a supervisor of container `id`: the lean entry point, or the compiled tsbox's hidden mode. */
 export function supervisorCommand(root: string, id: string): { cmd: string; args: string[] } {
   if (isCompiled()) return { cmd: Deno.execPath(), args: ["__supervise", root, id] };
   const entry = new URL("./supervisor_main.ts", import.meta.url).pathname;
@@ -56,38 +39,47 @@ export function supervisorCommand(root: string, id: string): { cmd: string; args
 }
 
 /** Spawns a detached supervisor of `id` under `root`; its stdin is a pipe only when pending. */
-function spawnSupervisor(root: string, id: string): Deno.ChildProcess {
+function spawnSupervisor(root: string, id: string, pending: boolean): Deno.ChildProcess {
   const { cmd, args } = supervisorCommand(root, id);
+  const env: Record<string, string> = isCompiled() ? { DENO_V8_FLAGS: SUPERVISOR_V8_FLAGS } : {};
+  if (pending) env[PENDING_ENV] = "1";
   return new Deno.Command(cmd, {
     args,
-    stdin: id === ID_FROM_STDIN ? "piped" : "null",
+    stdin: pending ? "piped" : "null",
     stdout: "piped",
     stderr: "null",
     detached: true,
-    env: isCompiled() ? { DENO_V8_FLAGS: SUPERVISOR_V8_FLAGS } : {},
+    env,
   }).spawn();
 }
 
 /**
- * A supervisor spawned before its container exists: it starts up meanwhile and waits for the
- * id on its stdin. Either {@link hand} it a container or {@link dismiss} it (it then ends at
- * once, having touched nothing).
+ * A supervisor spawned before its container exists, for the container {@link id} that is about
+ * to be created: it starts up meanwhile and waits on its stdin. Either {@link hand} it the
+ * container once it exists or {@link dismiss} it (it then ends at once, having touched nothing).
  */
 export class PendingSupervisor {
+  /** The id the container must be created with. */
+  readonly id: string = newContainerId();
   readonly #child: Deno.ChildProcess;
   #used = false;
 
   constructor(root: string) {
-    this.#child = spawnSupervisor(root, ID_FROM_STDIN);
+    this.#child = spawnSupervisor(root, this.id, true);
   }
 
-  /** Gives the supervisor container `id` to start; returns the process to hear from. */
+  /** Tells the supervisor that its container exists; returns the process to hear from. */
   async hand(id: string): Promise<Deno.ChildProcess> {
     if (this.#used) throw new TsboxError("a pending supervisor was handed two containers");
+    if (id !== this.id) {
+      throw new TsboxError(
+        `the pending supervisor is for ${this.id.slice(0, 12)}, not ${id.slice(0, 12)}`,
+      );
+    }
     this.#used = true;
     const writer = this.#child.stdin.getWriter();
     // A supervisor that already died says why on stdout (or nothing): read by the caller.
-    await writer.write(new TextEncoder().encode(`${id}\n`)).catch(() => {});
+    await writer.write(new TextEncoder().encode("start\n")).catch(() => {});
     await writer.close().catch(() => {});
     return this.#child;
   }
@@ -126,7 +118,7 @@ export async function superviseDetached(
   id: string,
   pending?: PendingSupervisor,
 ): Promise<void> {
-  const child = pending ? await pending.hand(id) : spawnSupervisor(root, id);
+  const child = pending ? await pending.hand(id) : spawnSupervisor(root, id, false);
   const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let line = "";

@@ -35,7 +35,6 @@ import { closeFd, killPid, pipe, readFd, waitPid } from "../../ffi/process.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { threadAreas } from "../../ffi/thread.ts";
 import { signalOps } from "../runtime/program.ts";
-import { withHandedId } from "./supervisor_spawn.ts";
 
 /** Set in the environment of a supervisor that a watcher started: it recovers a dead run. */
 export const RECOVER_ENV = "TSBOX_RECOVER";
@@ -62,7 +61,7 @@ function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
 /** The supervisor's own command line, as the kernel keeps it. */
 function ownArgv(): string[] {
   const raw = Deno.readTextFileSync("/proc/self/cmdline");
-  return withHandedId(raw.split("\0").slice(0, -1));
+  return raw.split("\0").slice(0, -1);
 }
 
 /**
