@@ -120,7 +120,9 @@ try {
     }
   }
   console.log(
-    `tsbox run -d --network none busybox sleep: median ${median(tsboxMs).toFixed(1)} ms (${COUNT} runs)`,
+    `tsbox run -d --network none busybox sleep: median ${
+      median(tsboxMs).toFixed(1)
+    } ms (${COUNT} runs)`,
   );
   if (havePodman) {
     console.log(
