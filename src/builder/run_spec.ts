@@ -11,6 +11,7 @@ import { join } from "../path.ts";
 import { hostFacts, imageUser } from "../container/bundle.ts";
 import { specFor } from "../container/spec.ts";
 import type { RunConfig } from "../container/state.ts";
+import type { Spec } from "../oci/spec.ts";
 import type { MountRequest } from "../runtime/mount_request.ts";
 import { fromSpec, type SpecFields } from "../runtime/from_spec.ts";
 
@@ -63,17 +64,17 @@ export function runStepConfig(o: RunStepOptions): RunConfig {
 }
 
 /**
- * The runtime's start fields of the step's container with `id` in `stateDir` (rootfs, etc
- * files), through its OCI spec. `linkDir` is the store's link dir the layers are relative to.
- * An image that cannot satisfy USER fails here with the runtime's UserError.
+ * The OCI spec of the step's container with `id` in `stateDir` (rootfs, etc files), as
+ * `tsbox run` writes it for the same options. `linkDir` is the store's link dir the layers are
+ * relative to. An image that cannot satisfy USER fails here with the runtime's UserError.
  */
-export function runStepFields(
+export function runStepSpec(
   id: string,
   stateDir: string,
   linkDir: string,
   config: RunConfig,
-): SpecFields {
-  const spec = specFor({
+): Spec {
+  return specFor({
     id,
     config,
     rootfs: join(stateDir, "rootfs"),
@@ -81,5 +82,35 @@ export function runStepFields(
     user: imageUser(config, config.layers.map((l) => join(linkDir, l))),
     host: hostFacts(config),
   });
-  return fromSpec(spec);
 }
+
+/** The runtime's start fields of the step's container, read from its {@link runStepSpec}. */
+export function runStepFields(
+  id: string,
+  stateDir: string,
+  linkDir: string,
+  config: RunConfig,
+): SpecFields {
+  return fromSpec(runStepSpec(id, stateDir, linkDir, config));
+}
+
+/**
+ * Writes the step's bundle, `stateDir/config.json` (0600: it holds the build's environment),
+ * and returns the start fields read back from that file: a RUN step starts from its
+ * config.json as a container's start does (src/container/bundle.ts), so what the runtime runs
+ * is what the file says.
+ */
+export async function writeRunStepBundle(
+  id: string,
+  stateDir: string,
+  linkDir: string,
+  config: RunConfig,
+): Promise<SpecFields> {
+  const path = join(stateDir, RUN_STEP_CONFIG);
+  const spec = runStepSpec(id, stateDir, linkDir, config);
+  await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600, createNew: true });
+  return fromSpec(JSON.parse(await Deno.readTextFile(path)) as Spec);
+}
+
+/** The bundle file of a RUN step's container, in its state directory (OCI's name). */
+export const RUN_STEP_CONFIG = "config.json";

@@ -107,6 +107,10 @@ export interface OciChildPlan {
   readonly hookSyncFd?: number;
   /** O_PATH fd of the state dir holding `exec.fifo`. */
   readonly fifoDirFd: number;
+  /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
+  readonly setgroupsDenied?: boolean;
+  /** Bind the host's device nodes instead of mknod (the runtime is in a user namespace). */
+  readonly bindDevices?: boolean;
   /** Fds 3..3+N-1 stay open for the process (`--preserve-fds`). */
   readonly preserveFds: number;
   readonly argv: readonly string[];
@@ -170,8 +174,12 @@ export function ociIdentityOps(p: OciChildPlan): Op[] {
       ]),
     );
   }
+  if (!p.setgroupsDenied) {
+    ops.push(
+      op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
+    );
+  }
   ops.push(
-    op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
     op(SYS.setresgid, `set gid ${p.gid}`, [p.gid, p.gid, p.gid]),
     op(SYS.setresuid, `set uid ${p.uid}`, [p.uid, p.uid, p.uid]),
   );
@@ -291,7 +299,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   if (p.newCgroup) ops.push(op(SYS.unshare, "unshare the cgroup namespace", [CLONE.NEWCGROUP]));
   ops.push(...rootBindOps(p.rootfs, p.rootPropagation));
   for (const m of p.mounts.mounts) ops.push(...mountEntryOps(m));
-  ops.push(...devOps(p.mounts, p.newUser));
+  ops.push(...devOps(p.mounts, p.newUser || (p.bindDevices ?? false)));
   if (p.newNetwork) {
     ops.push(...networkOps({ loopbackUp: true } as Parameters<typeof networkOps>[0]));
   }

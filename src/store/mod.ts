@@ -62,6 +62,13 @@ export interface ImageRecord {
   readonly created?: string;
 }
 
+/** One platform's image of an image index a multi-platform build recorded. */
+export interface IndexEntry {
+  /** `os/architecture[/variant]`. */
+  readonly platform: string;
+  readonly imageId: string;
+}
+
 /** What {@link Store.addImage} needs to record a verified, unpacked image. */
 export interface NewImage {
   readonly id: string;
@@ -94,6 +101,11 @@ interface LayerRow {
 
 const ID_PREFIX = /^(sha256:)?[a-f0-9]{1,64}$/;
 
+/** See {@link Store.addOpenHook}. */
+const openHooks: ((store: Store) => Promise<void>)[] = [];
+/** The stores of this process that are open, for hooks registered after they were opened. */
+const openStores = new Set<Store>();
+
 /** The store under one root. Open with {@link Store.open}. */
 export class Store {
   /** Blob files. */
@@ -107,6 +119,17 @@ export class Store {
     this.blobs = new BlobStore(root);
     this.layers = new LayerStore(root);
     this.linkDir = this.layers.linkDir;
+  }
+
+  /**
+   * Registers work that every store gets before use: a store opened later before it is
+   * returned, one open now at once (a module loaded after the store was opened awaits this at
+   * its top level). For a module that needs something prepared for a synchronous path
+   * (container/network_release.ts).
+   */
+  static async addOpenHook(hook: (store: Store) => Promise<void>): Promise<void> {
+    openHooks.push(hook);
+    for (const store of openStores) await hook(store);
   }
 
   /**
@@ -158,6 +181,15 @@ export class Store {
         );
       }
     }
+    for (const hook of openHooks) {
+      try {
+        await hook(store);
+      } catch (err) {
+        store.close();
+        throw err;
+      }
+    }
+    openStores.add(store);
     return store;
   }
 
@@ -171,6 +203,7 @@ export class Store {
 
   /** Closes the database. */
   close(): void {
+    openStores.delete(this);
     this.db.close();
   }
 
@@ -279,6 +312,8 @@ export class Store {
   }
 
   #setTag(name: string, imageId: string): void {
+    // A tag that moves is no longer the index a multi-platform build recorded under it.
+    this.db.run("DELETE FROM image_indexes WHERE name = ?", name);
     this.db.run(
       "INSERT INTO tags (name, image_id) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
       name,
@@ -291,9 +326,45 @@ export class Store {
     this.db.transaction(() => this.#setTag(name, imageId));
   }
 
-  /** Removes one tag; returns whether it existed. */
+  /** Removes one tag (and the image index recorded under it); returns whether it existed. */
   untag(name: string): boolean {
-    return this.db.run("DELETE FROM tags WHERE name = ?", name).changes > 0;
+    return this.db.transaction(() => {
+      this.db.run("DELETE FROM image_indexes WHERE name = ?", name);
+      return this.db.run("DELETE FROM tags WHERE name = ?", name).changes > 0;
+    });
+  }
+
+  /**
+   * Records `name` as an image index of `entries` (one image per platform, in index order) and
+   * tags `name` to the image `tagged` (one of them: the host's, which `run NAME` starts).
+   */
+  setIndex(name: string, entries: readonly IndexEntry[], tagged: string): void {
+    this.db.transaction(() => {
+      this.#setTag(name, tagged);
+      entries.forEach((e, i) =>
+        this.db.run(
+          "INSERT INTO image_indexes (name, platform, position, image_id) VALUES (?, ?, ?, ?)",
+          name,
+          e.platform,
+          i,
+          e.imageId,
+        )
+      );
+    });
+  }
+
+  /** The image index recorded under the full reference `name`, in order; empty if none. */
+  indexOf(name: string): IndexEntry[] {
+    return this.db.all<{ platform: string; image_id: string }>(
+      "SELECT platform, image_id FROM image_indexes WHERE name = ? ORDER BY position",
+      name,
+    ).map((r) => ({ platform: r.platform, imageId: r.image_id }));
+  }
+
+  /** Whether an image index lists the image (so it is not dangling without a tag). */
+  inIndex(imageId: string): boolean {
+    return this.db.get("SELECT 1 AS x FROM image_indexes WHERE image_id = ?", imageId) !==
+      undefined;
   }
 
   /** The image a repository digest was pulled by, if the store has it. */
@@ -373,6 +444,10 @@ export class Store {
         id,
       );
       const blobs = new Set<string>([id, ...(manifest ? [manifest.d] : [])]);
+      this.db.run(
+        "DELETE FROM image_indexes WHERE name IN (SELECT name FROM tags WHERE image_id = ?)",
+        id,
+      );
       this.db.run("DELETE FROM tags WHERE image_id = ?", id);
       this.db.run("DELETE FROM images WHERE id = ?", id);
       const layers: { diffId: string; shortId: string }[] = [];
