@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import type { Store } from "../store/mod.ts";
 import type { HostListener } from "./listeners.ts";
 import type { PortConfig } from "./port_views.ts";
@@ -46,8 +47,12 @@ export async function dnatTarget(
   const first = cfg.net?.endpoints[0];
   // Rootless, the container's bridge (if any) is not the host's to rewrite packets for.
   if (!first || Deno.uid() !== 0 || cfg.net?.outbound !== undefined) return undefined;
-  const { findLease } = await import("../network/ipam.ts");
-  const { findNetwork } = await import("../network/records.ts");
+  const { findLease } = await lazyImport<typeof import("../network/ipam.ts")>(
+    new URL("../network/ipam.ts", import.meta.url),
+  );
+  const { findNetwork } = await lazyImport<typeof import("../network/records.ts")>(
+    new URL("../network/records.ts", import.meta.url),
+  );
   const lease = findLease(store, first.networkId, id);
   const net = findNetwork(store, first.networkId);
   if (!lease || !net) return undefined;

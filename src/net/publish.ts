@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import type { Store } from "../store/mod.ts";
 import { closeListeners, type HostListener, openListeners } from "./listeners.ts";
 import {
@@ -65,6 +66,11 @@ export function checkPublish(publish: readonly string[], network: string): strin
   return undefined;
 }
 
+/** The DNAT rules' module, loaded by containers that publish on a bridge network only. */
+function firewallPorts(): Promise<typeof import("../network/firewall_ports.ts")> {
+  return lazyImport(new URL("../network/firewall_ports.ts", import.meta.url));
+}
+
 /**
  * The published ports of one run of a container: host sockets bound now (so a taken port fails
  * the start before PID 1 exists), then, once PID 1 sits in its namespaces, DNAT rules for the
@@ -118,7 +124,7 @@ export class PublishedPorts {
     const target = await dnatTarget(this.store, this.containerId, this.config);
     let { kernel, proxied } = splitListeners(listeners, target);
     if (kernel.length > 0) {
-      const { addInnerRules, addPortRules } = await import("../network/firewall_ports.ts");
+      const { addInnerRules, addPortRules } = await firewallPorts();
       try {
         const bindings = kernel.map((l) => l.binding);
         // The container's side first: its namespace is fresh, nothing to undo if this fails.
@@ -150,7 +156,7 @@ export class PublishedPorts {
   async #removeRules(): Promise<void> {
     if (!this.#kernel) return;
     this.#kernel = false;
-    const { removePortRules } = await import("../network/firewall_ports.ts");
+    const { removePortRules } = await firewallPorts();
     removePortRules(this.containerId);
   }
 
