@@ -138,13 +138,54 @@ export function addPortRules(
   if (rules.length === 0) return;
   withHostNetworkLock(() => {
     routeLocalnet(bridge);
-    // A killed supervisor's rules for the same id go in the same transaction.
-    const stale = ruleHandles(id).map((h) =>
-      `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`
-    )
-      .join("");
+    // A killed supervisor's rules for the same id, and rules for these ports left by others,
+    // go in the same transaction.
+    const stale = [...new Set([...ruleHandles(id), ...clashingHandles(rules)])]
+      .map((h) => `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`).join("");
     runNft((hasPortChains() ? "" : portChainsText()) + stale + portRulesText(id, ip, rules));
   });
+}
+
+/** A rule of {@link PORTS_CHAIN} as nft lists it (JSON), reduced to what tsbox wrote. */
+interface ListedRule {
+  readonly handle: number;
+  readonly comment?: string;
+  readonly proto?: string;
+  readonly port?: number;
+  /** The host address matched; absent: every local address. */
+  readonly daddr?: string;
+  /** The address rewritten to. */
+  readonly to?: string;
+}
+
+function listedRules(): ListedRule[] {
+  if (!tableExists() || !hasPortChains()) return [];
+  return listNft(`list chain inet ${TABLE} ${PORTS_CHAIN}`, { handles: true })
+    .flatMap((o) => o.rule && typeof o.rule.handle === "number" ? [parseRule(o.rule)] : []);
+}
+
+interface Expr {
+  match?: { left?: { payload?: { protocol?: string; field?: string } }; right?: unknown };
+  dnat?: { addr?: unknown };
+}
+
+function parseRule(r: Record<string, unknown>): ListedRule {
+  let proto: string | undefined, port: number | undefined;
+  let daddr: string | undefined, to: string | undefined;
+  for (const e of (Array.isArray(r.expr) ? r.expr : []) as Expr[]) {
+    const payload = e.match?.left?.payload;
+    const right = e.match?.right;
+    if (payload?.field === "dport" && typeof right === "number") {
+      proto = payload.protocol;
+      port = right;
+    }
+    if (payload?.protocol === "ip" && payload.field === "daddr" && typeof right === "string") {
+      daddr = right;
+    }
+    if (typeof e.dnat?.addr === "string") to = e.dnat.addr;
+  }
+  const comment = typeof r.comment === "string" ? r.comment : undefined;
+  return { handle: r.handle as number, comment, proto, port, daddr, to };
 }
 
 /**
@@ -152,23 +193,40 @@ export function addPortRules(
  * only those rewriting to that address.
  */
 function ruleHandles(id: string, to?: string): number[] {
-  if (!tableExists() || !hasPortChains()) return [];
   const comment = ruleComment(id);
-  return listNft(`list chain inet ${TABLE} ${PORTS_CHAIN}`, { handles: true })
-    .map((o) => o.rule)
-    .filter((r) => r?.comment === comment && typeof r.handle === "number")
-    .filter((r) => to === undefined || dnatAddress(r!.expr) === to)
-    .map((r) => r!.handle as number);
+  return listedRules().filter((r) => r.comment === comment && (to === undefined || r.to === to))
+    .map((r) => r.handle);
 }
 
-/** The address a rule's `dnat` statement rewrites to (nft's JSON). */
-function dnatAddress(expr: unknown): string | undefined {
-  if (!Array.isArray(expr)) return undefined;
-  for (const e of expr) {
-    const addr = (e as { dnat?: { addr?: unknown } })?.dnat?.addr;
-    if (typeof addr === "string") return addr;
-  }
-  return undefined;
+/**
+ * Rules another container left for the same host port (its supervisor killed, its store
+ * gone): whoever holds the port's socket now owns the port, so any such rule is stale.
+ */
+function clashingHandles(rules: readonly PortRule[]): number[] {
+  return listedRules().filter((l) =>
+    rules.some((r) =>
+      l.proto === r.proto && l.port === r.hostPort &&
+      (l.daddr === undefined || r.hostIp === "0.0.0.0" || l.daddr === r.hostIp)
+    )
+  ).map((l) => l.handle);
+}
+
+/**
+ * Removes the rules rewriting to addresses of `subnet` (a network whose store is gone: its
+ * bridge is being reaped, owners.ts). Call under the host network lock.
+ */
+export function removePortRulesInto(subnet: string): void {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet);
+  if (!m) return;
+  const bits = Number(m[2]);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  const num = (ip: string) => ip.split(".").reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+  const net = (num(m[1]) & mask) >>> 0;
+  const handles = listedRules().filter((r) =>
+    r.to !== undefined && /^\d{1,3}(\.\d{1,3}){3}$/.test(r.to) && ((num(r.to) & mask) >>> 0) === net
+  ).map((r) => r.handle);
+  if (handles.length === 0) return;
+  runNft(handles.map((h) => `delete rule inet ${TABLE} ${PORTS_CHAIN} handle ${h}\n`).join(""));
 }
 
 /** The published ports of container `id` in the kernel now (as `nft` lists them). */

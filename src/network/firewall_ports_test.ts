@@ -18,6 +18,7 @@ import {
   portRuleCount,
   portRulesText,
   removePortRules,
+  removePortRulesInto,
 } from "./firewall_ports.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -107,6 +108,24 @@ Deno.test({
       removePortRules("c1"); // again: nothing to do
       assertEquals(portRuleCount("c1"), 0);
       assertEquals(portRuleCount("c2"), 1);
+      // c3 takes 9090 (c2's supervisor died, its port was free): c2's rule is stale and goes.
+      addPortRules("c3", "10.90.30.5", "tsbox-p", [{ ...web, hostIp: "0.0.0.0", hostPort: 9090 }]);
+      assertEquals(portRuleCount("c2"), 0);
+      assertEquals(portRuleCount("c3"), 1);
+      // Another address's 9091 does not clash with 127.0.0.1's.
+      addPortRules("c4", "10.90.30.6", "tsbox-p", [{
+        ...web,
+        hostIp: "127.0.0.2",
+        hostPort: 9091,
+      }]);
+      addPortRules("c5", "10.90.30.7", "tsbox-p", [{ ...web, hostPort: 9091 }]);
+      assertEquals(portRuleCount("c4") + portRuleCount("c5"), 2);
+      // A store gone: the rules into its subnet go with its bridge (owners.ts).
+      addPortRules("c6", "10.90.31.2", "tsbox-p", [{ ...web, hostPort: 9092 }]);
+      removePortRulesInto("10.90.30.0/24");
+      assertEquals(portRuleCount("c3") + portRuleCount("c4") + portRuleCount("c5"), 0);
+      assertEquals(portRuleCount("c6"), 1);
+      removePortRules("c6");
       removePortRules("c2");
       assertEquals(
         listNft("list chain inet tsbox ports").filter((o) => o.rule).length,
