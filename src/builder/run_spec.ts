@@ -1,9 +1,9 @@
 /**
  * A RUN step's container described as every container is: its options as a {@link RunConfig},
- * the OCI spec `tsbox run` would write for them (src/container/spec.ts's specFor, the user
- * resolved in the stage's layers), and the runtime's start fields read back from that spec
- * (src/runtime/from_spec.ts), as a container's supervisor reads its config.json. So a RUN step
- * gets the same confinement, mounts and identity as `tsbox run` of the same options.
+ * and the OCI spec `tsbox run` would write for them (src/container/spec.ts's specFor, the user
+ * resolved in the stage's layers), which the runtime starts as it starts every container's
+ * config.json. So a RUN step gets the same confinement, mounts and identity as `tsbox run` of
+ * the same options.
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { hostFacts, imageUser } from "../container/bundle.ts";
 import { specFor } from "../container/spec.ts";
 import type { RunConfig } from "../container/state.ts";
 import type { MountRequest } from "../runtime/mount_request.ts";
-import { fromSpec, type SpecFields } from "../runtime/from_spec.ts";
+import type { Spec } from "../oci/spec.ts";
 
 /** The hostname of every RUN step's container (BuildKit's). */
 export const RUN_HOSTNAME = "buildkitsandbox";
@@ -63,17 +63,16 @@ export function runStepConfig(o: RunStepOptions): RunConfig {
 }
 
 /**
- * The runtime's start fields of the step's container with `id` in `stateDir` (rootfs, etc
- * files), through its OCI spec. `linkDir` is the store's link dir the layers are relative to.
- * An image that cannot satisfy USER fails here with the runtime's UserError.
+ * The OCI spec of the step's container with `id` in `stateDir` (rootfs, etc files). `linkDir` is the store's link dir the layers are relative to.
+ * An image that cannot satisfy USER gives a spec whose start fails with the runtime's UserError.
  */
-export function runStepFields(
+export function runStepSpec(
   id: string,
   stateDir: string,
   linkDir: string,
   config: RunConfig,
-): SpecFields {
-  const spec = specFor({
+): Spec {
+  return specFor({
     id,
     config,
     rootfs: join(stateDir, "rootfs"),
@@ -81,5 +80,4 @@ export function runStepFields(
     user: imageUser(config, config.layers.map((l) => join(linkDir, l))),
     host: hostFacts(config),
   });
-  return fromSpec(spec);
 }

@@ -202,7 +202,7 @@ async function runContainer(
   let output: Deno.FsFile | undefined;
   // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
   const { Container } = await import("../runtime/container.ts");
-  const { runStepConfig, runStepFields } = await import("./run_spec.ts");
+  const { runStepConfig, runStepSpec } = await import("./run_spec.ts");
   // Every capability this process can hand on, as `run --privileged` gives.
   const insecure = runInsecure(ins, ctx.allowInsecure, (d) => ctx.fail(ins, d))
     ? (await import("../container/security_flags.ts")).boundingSet()
@@ -220,11 +220,10 @@ async function runContainer(
       layers: lowers,
       insecure,
     });
-    const fields = runStepFields(id, stateDir, ctx.store.linkDir, config);
+    const spec = runStepSpec(id, stateDir, ctx.store.linkDir, config);
     // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
     output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
-    container = await Container.start({
-      ...fields,
+    container = await Container.start(spec, {
       id,
       stateDir,
       lowerBase: ctx.store.linkDir,

@@ -28,7 +28,7 @@ import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CGROUP_PARENT } from "../runtime/cgroups.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { DEFAULT_SHM_SIZE, devMounts, INIT_PATH } from "../runtime/defaults.ts";
-import { USER_ERROR_ANNOTATION } from "../runtime/from_spec.ts";
+import { GROUP_ADD_ANNOTATION, USER_ERROR_ANNOTATION } from "../runtime/annotations.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
 import {
@@ -88,7 +88,7 @@ export const ANNOTATION = {
   /** `--user` as given, resolved again in the rootfs at each start. */
   user: "io.tsbox.user",
   /** `--group-add` as given (names resolved in the image's /etc/group at start). */
-  groupAdd: "io.tsbox.group-add",
+  groupAdd: GROUP_ADD_ANNOTATION,
   /** The network mode (`private`, `none`, `host`, `container:ID`). */
   network: "io.tsbox.network",
   /** `--init`'s host binary. */
