@@ -17,7 +17,7 @@ import { execCandidates } from "./config.ts";
 import { INIT_PATH } from "./defaults.ts";
 import { CLONE_FLAGS, idMapping, resourceLimits } from "./oci_config.ts";
 import { type OciPrepared, prepareOci } from "./oci_plan.ts";
-import { buildOciProgram, type OciChildPlan } from "./oci_program.ts";
+import { buildOciProgram } from "./oci_program.ts";
 import type { StdioSource } from "./program.ts";
 import { resolveInRoot } from "./rootfs.ts";
 import {
@@ -314,7 +314,7 @@ async function mountRootfs(
 /**
  * `--userns-remap`: /dev's tmpfs mounted by this process (detached with the rootfs, a lazy
  * unmount takes submounts along), and PID 1 keeps its host ids until its identity ops, see
- * {@link OciChildPlan.hostIdsUntilIdentity}.
+ * oci_program.ts (`hostIdsUntilIdentity`).
  */
 function premountDev(prepared: OciPrepared, host: Host): OciPrepared {
   const { mounts } = prepared.base;
