@@ -453,6 +453,7 @@ async function launch(
           statusFd: fds.statusFd,
           overlay: rootless?.overlay,
           setgroupsDenied: rootless !== undefined && !rootless.maps.subGids,
+          dumpable: rootless !== undefined,
           parentDeathSignal: o.parentDeathSignal,
           // -t: the child sends its pty master over the socket pair (see tty.ts).
           ...(fds.terminalSocket !== undefined

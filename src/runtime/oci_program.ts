@@ -132,6 +132,12 @@ export interface OciChildPlan {
    * (a tmpfs of the namespace would refuse nodes from an unmapped uid).
    */
   readonly hostIdsUntilIdentity?: boolean;
+  /**
+   * Stay dumpable while held: rootless, the helpers that join the process's namespaces
+   * (slirp4netns, pasta) run as the same unprivileged user, and /proc/PID/ns of a
+   * non-dumpable process is closed to them.
+   */
+  readonly dumpable?: boolean;
   /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
   readonly setgroupsDenied?: boolean;
   /**
@@ -307,7 +313,9 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
     // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
     // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
-    op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
+    ...(p.dumpable
+      ? []
+      : [op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0])]),
     ...signalOps(),
     ...syncOps(p),
     ...closeOtherFdsOps(setupFds(p)),
