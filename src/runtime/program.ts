@@ -40,9 +40,6 @@ const SIGSTOP = 19;
 const CLOSE_RANGE_CLOEXEC = 4;
 const O_WRONLY = 1;
 
-/** Where `--init`'s binary appears inside the container. */
-export { INIT_PATH } from "./defaults.ts";
-
 /** What an fd 0, 1 or 2 of the process is: an fd of this process, /dev/null, or left alone. */
 export type StdioSource = number | "null" | "inherit";
 
