@@ -7,6 +7,7 @@
  * @module
  */
 import type { BuildEvent } from "../builder/builder.ts";
+import type { CacheSpec } from "../builder/cache_io.ts";
 import { familiar } from "../image/images.ts";
 import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
@@ -24,7 +25,7 @@ const decoder = new TextDecoder();
 
 /** A `buildargs`/`labels` parameter: a JSON object of strings (null values dropped). */
 function stringMap(raw: string | null, name: string): Record<string, string> | undefined {
-  if (raw === null || raw === "") return undefined;
+  if (raw === null || raw === "" || raw === "null") return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -105,39 +106,123 @@ function completeTar(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Arra
   );
 }
 
-/** Parameters dockerd's builder takes that change what a build makes: refused, not ignored. */
-const REFUSED: Record<string, string> = {
-  squash: "squash is not supported by tsbox",
-  outputs: "build outputs are not supported by tsbox's classic builder",
-};
-
-/** Resource and host parameters of RUN steps tsbox's builder does not apply (said, not failed). */
-const IGNORED = ["memory", "memswap", "cpushares", "cpusetcpus", "cpuperiod", "cpuquota"];
+/** A parameter given a value other than docker's client's default ("", 0, false, [], {}). */
+function set(v: string | null): boolean {
+  return v !== null && !["", "0", "-1", "false", "[]", "{}", "null"].includes(v);
+}
 
 /**
- * `POST /build?t&dockerfile&buildargs&labels&nocache&pull&target&networkmode&q&platform`, the
- * context tar as the body; base images with the credentials of `X-Registry-Config`.
+ * docker's classic build parameters tsbox's builder has nothing for: refused (docker's 400 with
+ * the parameter named), never silently ignored, since each changes what the build does.
  */
-export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
-  const q = req.query;
-  if (q.get("remote")) throw badParameter("remote build contexts are not supported by tsbox");
+const UNSUPPORTED: Record<string, string> = {
+  squash: "squashing the layers is not supported by tsbox's builder",
+  memory: "tsbox's builder does not limit the memory of RUN steps",
+  memswap: "tsbox's builder does not limit the memory of RUN steps",
+  cpushares: "tsbox's builder does not limit the CPU of RUN steps",
+  cpusetcpus: "tsbox's builder does not limit the CPUs of RUN steps",
+  cpusetmems: "tsbox's builder does not limit the memory nodes of RUN steps",
+  cpuperiod: "tsbox's builder does not limit the CPU of RUN steps",
+  cpuquota: "tsbox's builder does not limit the CPU of RUN steps",
+  cgroupparent: "tsbox's builder does not place RUN steps in a cgroup parent",
+  shmsize: "tsbox's builder does not size /dev/shm of RUN steps",
+  ulimits: "tsbox's builder does not set ulimits of RUN steps",
+};
+
+/** The parameters of {@link UNSUPPORTED} that are text, not numbers or JSON. */
+const TEXT_PARAMS = new Set(["cpusetcpus", "cpusetmems", "cgroupparent"]);
+
+/** `outputs` (docker's `[{"Type": ..., "Attrs": {...}}]`): only the image, the default, is made. */
+function checkOutputs(raw: string | null): void {
+  if (!set(raw)) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw!);
+  } catch {
+    throw badParameter("outputs: invalid JSON");
+  }
+  if (!Array.isArray(parsed)) throw badParameter("outputs: expected a list");
+  for (const o of parsed) {
+    const type = (o as { Type?: unknown })?.Type;
+    const attrs = (o as { Attrs?: unknown })?.Attrs ?? {};
+    const plain = typeof attrs === "object" && attrs !== null && Object.keys(attrs).length === 0;
+    if ((type === "image" || type === "moby") && plain) continue;
+    throw badParameter(
+      `outputs: type ${JSON.stringify(type)} is not supported through the API: ` +
+        "tsbox's builder makes an image here (tsbox build -o writes directories and tars)",
+    );
+  }
+}
+
+/** `cachefrom` (a JSON list): the caches `tsbox build --cache-from` reads. */
+async function cacheFromParam(raw: string | null): Promise<CacheSpec[] | undefined> {
+  if (!set(raw)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw!);
+  } catch {
+    throw badParameter("cachefrom: invalid JSON");
+  }
+  if (!Array.isArray(parsed) || parsed.some((x) => typeof x !== "string")) {
+    throw badParameter("cachefrom: expected a list of strings");
+  }
+  const { parseCacheFlag } = await import("../builder/cache_io.ts");
+  return (parsed as string[]).map((v) => {
+    try {
+      return parseCacheFlag(v, "from");
+    } catch (err) {
+      throw badParameter(`cachefrom: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** Refuses what tsbox cannot build as asked, naming the parameter (docker's 400). */
+function refuseUnsupported(q: URLSearchParams): void {
+  if (q.get("remote")) {
+    throw badParameter("remote: remote build contexts are not supported by tsbox");
+  }
   if (q.get("version") === "2") {
     throw badParameter(
       "BuildKit (version=2) is not supported by tsbox: use the classic builder (DOCKER_BUILDKIT=0)",
     );
   }
-  for (const [key, why] of Object.entries(REFUSED)) {
+  for (const [key, why] of Object.entries(UNSUPPORTED)) {
     const v = q.get(key);
-    if (v !== null && v !== "" && v !== "0" && v !== "false" && v !== "[]") throw badParameter(why);
+    // CPU and node lists and paths: "0" is a value, only "" is docker's client's default.
+    const given = TEXT_PARAMS.has(key) ? v !== null && v !== "" : set(v);
+    if (given) throw badParameter(`${key}: ${why}`);
   }
-  const ignored = IGNORED.filter((k) => {
-    const v = q.get(k);
-    return v !== null && v !== "" && v !== "0" && v !== "-1";
-  });
-  const shm = q.get("shmsize");
-  if (shm && shm !== "0") ignored.push("shmsize");
-  const extraHosts = q.get("extrahosts");
-  if (extraHosts && extraHosts !== "[]") ignored.push("extrahosts");
+  const hosts = q.getAll("extrahosts").filter((h) => h !== "" && h !== "[]");
+  if (hosts.length > 0) {
+    throw badParameter(
+      `extrahosts: tsbox's builder runs RUN steps in the host's network and /etc/hosts (${
+        hosts.join(", ")
+      } not added)`,
+    );
+  }
+  // As dockerd on Linux.
+  if (q.getAll("securityopt").some((o) => o !== "")) {
+    throw badParameter(
+      "The daemon on this platform does not support setting security options on build",
+    );
+  }
+  const isolation = q.get("isolation");
+  if (isolation && isolation !== "default") {
+    throw badParameter(`Unsupported isolation: ${JSON.stringify(isolation)}`);
+  }
+  checkOutputs(q.get("outputs"));
+}
+
+/**
+ * `POST /build?t&dockerfile&buildargs&labels&nocache&pull&target&networkmode&q&platform&cachefrom`,
+ * the context tar as the body; base images with the credentials of `X-Registry-Config`. The
+ * parameters tsbox's builder has nothing for are refused (see {@link refuseUnsupported}); `rm`
+ * and `forcerm` need nothing (no intermediate containers are kept).
+ */
+export async function build(ctx: ApiContext, req: ApiRequest): Promise<ApiResponse> {
+  const q = req.query;
+  refuseUnsupported(q);
+  const cacheFrom = await cacheFromParam(q.get("cachefrom"));
   const client = clientForBuild(ctx, req);
   const network = q.get("networkmode");
   if (network && !["default", "bridge", "host", "none"].includes(network)) {
@@ -156,9 +241,6 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
   const say = (text: string) => {
     if (!quiet) push({ stream: text });
   };
-  for (const k of ignored) {
-    push({ stream: `WARNING: tsbox's builder does not apply ${k} to RUN steps\n` });
-  }
   const onProgress = (e: BuildEvent) => {
     switch (e.type) {
       case "pull": {
@@ -200,6 +282,7 @@ export function build(ctx: ApiContext, req: ApiRequest): ApiResponse {
       target: q.get("target") || undefined,
       network: network === "none" ? "none" : "host",
       platform: q.get("platform") || undefined,
+      cacheFrom,
       insecure: ctx.globals.insecureRegistries,
       onProgress,
     });

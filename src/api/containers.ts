@@ -111,8 +111,22 @@ export async function create(ctx: ApiContext, req: ApiRequest): Promise<ApiRespo
     req.query.get("name") ?? undefined,
     req.query.get("platform") ?? undefined,
   );
-  const c = await createFromFlags(ctx.store, r.image, r.command, r.flags, ctx.globals);
-  return json(201, { Id: c.id, Warnings: [] });
+  if (r.links.length > 0) {
+    const { linkHosts } = await import("./links.ts");
+    const hosts = linkHosts(ctx.store, r.links, r.flags.network ?? "default", r.flags.name);
+    r.flags.addHost = [...r.flags.addHost ?? [], ...hosts];
+  }
+  // What docker's daemon warns about (a limit the kernel cannot apply, discarded) goes back in
+  // Warnings, which docker's client prints; the CLI prints the same lines on stderr.
+  const warnings: string[] = [];
+  const notice = (line: string) => {
+    if (line.startsWith("WARNING: ")) warnings.push(line.slice("WARNING: ".length));
+  };
+  const c = await createFromFlags(ctx.store, r.image, r.command, r.flags, {
+    ...ctx.globals,
+    notice,
+  });
+  return json(201, { Id: c.id, Warnings: warnings });
 }
 
 /** The container named in the path, reconciled with its processes. */

@@ -19,6 +19,8 @@ export interface CreateRequest {
   readonly image: string;
   readonly command: string[];
   readonly flags: CreateFlags;
+  /** Legacy links (`NAME[:ALIAS]`) of HostConfig and the endpoint, for links.ts. */
+  readonly links: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -103,9 +105,17 @@ function throttlesFrom(v: unknown, field: string): string[] | undefined {
  */
 function extraLimitsFrom(host: Json): ExtraLimitFlags {
   const weightDevices = host.BlkioWeightDevice;
-  if (Array.isArray(weightDevices) && weightDevices.length > 0) {
-    throw badParameter("HostConfig.BlkioWeightDevice: per-device blkio weights are not supported");
+  if (weightDevices !== undefined && weightDevices !== null && !Array.isArray(weightDevices)) {
+    throw badParameter("HostConfig.BlkioWeightDevice: expected a list");
   }
+  const weights = (weightDevices ?? []).map((w, i) => {
+    const o = obj(w, `HostConfig.BlkioWeightDevice[${i}]`) ?? {};
+    return `${str(o.Path, "BlkioWeightDevice.Path") ?? ""}:${
+      int(o.Weight, "BlkioWeightDevice.Weight") ?? 0
+    }`;
+  });
+  // null and -1 are docker's "not set" (its client sends -1 without --memory-swappiness).
+  const swappiness = int(host.MemorySwappiness, "HostConfig.MemorySwappiness");
   const adj = int(host.OomScoreAdj, "HostConfig.OomScoreAdj");
   return {
     cgroupParent: str(host.CgroupParent, "HostConfig.CgroupParent") || undefined,
@@ -120,6 +130,10 @@ function extraLimitsFrom(host: Json): ExtraLimitFlags {
     oomKillDisable: bool(host.OomKillDisable, "HostConfig.OomKillDisable") || undefined,
     oomScoreAdj: adj ? String(adj) : undefined,
     blkioWeight: given(host.BlkioWeight, "HostConfig.BlkioWeight"),
+    blkioWeightDevice: nonEmpty(weights),
+    memorySwappiness: swappiness === undefined || swappiness === -1
+      ? undefined
+      : String(swappiness),
     deviceReadBps: throttlesFrom(host.BlkioDeviceReadBps, "BlkioDeviceReadBps"),
     deviceWriteBps: throttlesFrom(host.BlkioDeviceWriteBps, "BlkioDeviceWriteBps"),
     deviceReadIops: throttlesFrom(host.BlkioDeviceReadIOps, "BlkioDeviceReadIOps"),
@@ -201,7 +215,7 @@ function networkFrom(mode: string | undefined): string {
 function endpointFrom(
   v: unknown,
   mode: string,
-): { aliases?: string[]; ip?: string; ip6?: string } {
+): { aliases?: string[]; ip?: string; ip6?: string; links?: string[] } {
   const config = obj(obj(v, "NetworkingConfig")?.EndpointsConfig, "EndpointsConfig") ?? {};
   const names = Object.keys(config);
   if (names.length > 1) {
@@ -215,10 +229,8 @@ function endpointFrom(
   const ipam = obj(ep.IPAMConfig, `EndpointsConfig.${names[0]}.IPAMConfig`);
   const ip = str(ipam?.IPv4Address, "IPAMConfig.IPv4Address") || undefined;
   const ip6 = str(ipam?.IPv6Address, "IPAMConfig.IPv6Address") || undefined;
-  // Links (here and in HostConfig.Links; compose sends them for `run` and `links:`) are taken
-  // and not applied: containers on a user network reach each other by name and alias already;
-  // a link's own alias for another container does not resolve.
-  strList(ep.Links, `EndpointsConfig.${names[0]}.Links`);
+  // Links here and in HostConfig.Links (compose sends them for `run` and `links:`): links.ts.
+  const links = strList(ep.Links, `EndpointsConfig.${names[0]}.Links`);
   // An endpoint for another network than NetworkMode names (docker's client sends `bridge`'s
   // for the `default` mode) carries nothing to apply: aliases are for user networks only.
   const same = names[0] === mode || (mode === "default" && names[0] === "bridge");
@@ -227,7 +239,7 @@ function endpointFrom(
       `NetworkingConfig names network ${names[0]} but NetworkMode is ${mode}`,
     );
   }
-  return { aliases: aliases.length > 0 ? aliases : undefined, ip, ip6 };
+  return { aliases: aliases.length > 0 ? aliases : undefined, ip, ip6, links };
 }
 
 /** Decodes a create body (already parsed JSON) and the `name`/`platform` query parameters. */
@@ -373,5 +385,8 @@ export function createRequest(body: unknown, name?: string, platform?: string): 
     const retriesHc = int(health?.Retries, "Healthcheck.Retries");
     flags.healthRetries = retriesHc ? String(retriesHc) : undefined;
   }
-  return { image, command, flags };
+  const links = [
+    ...new Set([...strList(host.Links, "HostConfig.Links") ?? [], ...endpoint.links ?? []]),
+  ];
+  return { image, command, flags, links };
 }

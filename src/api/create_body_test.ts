@@ -3,6 +3,7 @@
  * the network a container joins with its aliases and address, the anonymous volumes among
  * Config.Volumes, DNS and extra hosts, and the requests dockerd 1.41 refuses.
  */
+import { parseLink } from "./links.ts";
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import { HttpError } from "./http.ts";
 import { createRequest } from "./create_body.ts";
@@ -122,7 +123,7 @@ Deno.test("create body: the resource fields become the CLI's flags; docker's zer
   assertEquals([f.ipc, f.cgroupns], [undefined, "host"]);
 });
 
-Deno.test("create body: wrongly typed resource fields and per-device weights are 400", () => {
+Deno.test("create body: wrongly typed resource fields are 400", () => {
   const cases: unknown[] = [
     { CpuQuota: "1000" },
     { CpusetCpus: 0 },
@@ -130,10 +131,43 @@ Deno.test("create body: wrongly typed resource fields and per-device weights are
     { BlkioDeviceReadBps: { Path: "/dev/sda" } },
     { BlkioDeviceReadBps: [{ Path: "/dev/sda", Rate: "1m" }] },
     { DeviceCgroupRules: "c 1:3 rw" },
-    { BlkioWeightDevice: [{ Path: "/dev/sda", Weight: 100 }] },
+    { BlkioWeightDevice: [{ Path: "/dev/sda", Weight: "100" }] },
+    { BlkioWeightDevice: { Path: "/dev/sda", Weight: 100 } },
+    { MemorySwappiness: "10" },
+    { Links: "db:database" },
   ];
   for (const host of cases) {
     const err = assertThrows(() => createRequest({ Image: "b", HostConfig: host }), HttpError);
     assertEquals(err.status, 400, JSON.stringify(host));
+  }
+});
+
+Deno.test("create body: weight devices, swappiness (-1 is unset) and links of both places", () => {
+  const r = createRequest({
+    Image: "b",
+    HostConfig: {
+      BlkioWeightDevice: [{ Path: "/dev/vda", Weight: 300 }],
+      MemorySwappiness: 17,
+      Links: ["/db:/web/database", "cache"],
+      NetworkMode: "proj",
+    },
+    NetworkingConfig: { EndpointsConfig: { proj: { Links: ["cache", "q:queue"] } } },
+  });
+  assertEquals([r.flags.blkioWeightDevice, r.flags.memorySwappiness], [["/dev/vda:300"], "17"]);
+  assertEquals(r.links, ["/db:/web/database", "cache", "q:queue"]);
+  const unset = createRequest({ Image: "b", HostConfig: { MemorySwappiness: -1 } });
+  assertEquals([unset.flags.memorySwappiness, unset.flags.blkioWeightDevice], [
+    undefined,
+    undefined,
+  ]);
+  assertEquals(unset.links, []);
+});
+
+Deno.test("links: NAME[:ALIAS] and docker's /name:/new/alias form", () => {
+  assertEquals(parseLink("db"), { name: "db", alias: "db" });
+  assertEquals(parseLink("db:database"), { name: "db", alias: "database" });
+  assertEquals(parseLink("/db:/web/database"), { name: "db", alias: "database" });
+  for (const bad of ["", ":x", "db:", "a/b:c", "db:a b"]) {
+    assertThrows(() => parseLink(bad), HttpError);
   }
 });

@@ -13,7 +13,14 @@ import { isActive, reconcile, requireContainer } from "../container/state.ts";
 import { execInContainer, type ExecProcess } from "../runtime/exec.ts";
 import type { ApiContext } from "./context.ts";
 import { badParameter } from "./errors.ts";
-import { type ApiRequest, type ApiResponse, type Hijacked, HttpError, json } from "./http.ts";
+import {
+  type ApiConn,
+  type ApiRequest,
+  type ApiResponse,
+  type Hijacked,
+  HttpError,
+  json,
+} from "./http.ts";
 import { parseJsonBody } from "./params.ts";
 import { stdFrame } from "./stream.ts";
 
@@ -178,7 +185,7 @@ async function spawn(
   return await execInContainer(c.pid, spec);
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function writeAll(conn: ApiConn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }

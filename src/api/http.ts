@@ -44,9 +44,19 @@ export interface ApiRequest {
   readonly signal: AbortSignal;
 }
 
+/**
+ * What the server reads and writes: a unix or TCP `ApiConn`, or a verified TLS connection
+ * (tls_listener.ts). Only these three calls are used, so both fit.
+ */
+export interface ApiConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 /** A connection taken over after a `101 UPGRADED` (or `200`) head. */
 export interface Hijacked {
-  readonly conn: Deno.Conn;
+  readonly conn: ApiConn;
   /** Bytes the client sent after the request head, already read from `conn`. */
   readonly early: Uint8Array;
 }
@@ -81,7 +91,7 @@ const decoder = new TextDecoder();
 class Reader {
   #buf = new Uint8Array(0);
   #eof = false;
-  constructor(readonly conn: Deno.Conn) {}
+  constructor(readonly conn: ApiConn) {}
 
   #reading?: Promise<boolean>;
 
@@ -258,7 +268,7 @@ async function* bodyChunks(r: Reader, headers: Headers, limit: number): AsyncGen
   }
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function writeAll(conn: ApiConn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
@@ -306,7 +316,7 @@ export interface ConnectionHooks {
  * anyway becomes a 500.
  */
 export async function serveConnection(
-  conn: Deno.Conn,
+  conn: ApiConn,
   handle: (req: ApiRequest) => Promise<ApiResponse>,
   common: ServerHeaders,
   hooks: ConnectionHooks,
@@ -339,7 +349,7 @@ export async function serveConnection(
   }
 }
 
-async function answerError(conn: Deno.Conn, err: HttpError, common: ServerHeaders) {
+async function answerError(conn: ApiConn, err: HttpError, common: ServerHeaders) {
   const body = encoder.encode(JSON.stringify({ message: err.message }) + "\n");
   await writeAll(
     conn,
@@ -355,7 +365,7 @@ async function answerError(conn: Deno.Conn, err: HttpError, common: ServerHeader
 
 /** One request and its response; returns whether the connection stays open for the next. */
 async function serveOne(
-  conn: Deno.Conn,
+  conn: ApiConn,
   r: Reader,
   raw: Uint8Array,
   handle: (req: ApiRequest) => Promise<ApiResponse>,

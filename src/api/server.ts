@@ -14,7 +14,14 @@ import { VERSION } from "../version.ts";
 import * as containers from "./containers.ts";
 import type { ApiContext } from "./context.ts";
 import { errorResponse } from "./errors.ts";
-import { type ApiRequest, type ApiResponse, HttpError, json, serveConnection } from "./http.ts";
+import {
+  type ApiConn,
+  type ApiRequest,
+  type ApiResponse,
+  HttpError,
+  json,
+  serveConnection,
+} from "./http.ts";
 import * as images from "./images.ts";
 import * as exec from "./exec.ts";
 import * as archive from "./archive.ts";
@@ -25,6 +32,8 @@ import { events } from "./events.ts";
 import { build } from "./build.ts";
 import * as housekeeping from "./housekeeping.ts";
 import * as system from "./system.ts";
+import { type ApiListener, listenTlsVerified } from "./tls_listener.ts";
+import { isLoopback, ListenAddressError, type TcpAddress } from "./tcp_address.ts";
 
 type Handler = (ctx: ApiContext, req: ApiRequest, ...params: string[]) =>
   | ApiResponse
@@ -189,12 +198,28 @@ export interface ServiceOptions {
   readonly signal?: AbortSignal;
   /** The service's log (stray errors; request failures with --debug); none when absent. */
   readonly log?: (line: string) => void;
+  /** TCP addresses served besides the socket (`-H tcp://`; tcp_address.ts checked them). */
+  readonly tcp?: readonly TcpAddress[];
+}
+
+/** Listens on one TCP address: plain (loopback only, checked before), or TLS with client certs. */
+async function listenTcp(a: TcpAddress, log?: (line: string) => void): Promise<ApiListener> {
+  const where = `${a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname}:${a.port}`;
+  try {
+    if (a.tls) return await listenTlsVerified(a.hostname, a.port, a.tls, log);
+    if (!isLoopback(a.hostname)) {
+      throw new ListenAddressError(`refusing to serve tcp://${where} without TLS`);
+    }
+    return Deno.listen({ transport: "tcp", hostname: a.hostname, port: a.port });
+  } catch (err) {
+    if (err instanceof ListenAddressError) throw err;
+    throw new ListenAddressError(`cannot listen on tcp://${where}: ${(err as Error).message}`);
+  }
 }
 
 /**
- * Listens on a unix socket made 0660 (owner root:root when run as root; never TCP) and serves
- * until idle for `timeout` seconds, or `signal` aborts. A socket a live service answers on is
- * refused; a stale one (its service killed) is replaced.
+ * Listens on a unix socket made 0660 (owner root:root when run as root). A socket a live service
+ * answers on is refused; a stale one (its service killed) is replaced.
  */
 async function listen(path: string, group?: string): Promise<Deno.UnixListener> {
   const gid = group === undefined ? 0 : await groupId(group);
@@ -235,7 +260,10 @@ async function groupId(group: string): Promise<number> {
   throw new HttpError(400, `unknown group ${JSON.stringify(group)}`);
 }
 
-/** Runs the service (see {@link ServiceOptions}); resolves when it has ended. */
+/**
+ * Runs the service (see {@link ServiceOptions}) on the socket and the TCP addresses until idle
+ * for `timeout` seconds, or `signal` aborts; resolves when it has ended.
+ */
 export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promise<void> {
   // The service must outlive any one request's mistakes: a stray rejection is logged, not fatal.
   const stray = (e: PromiseRejectionEvent) => {
@@ -251,15 +279,32 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
     execs: new Map(),
     log: o.log,
   };
-  const listener = await listen(o.socket, o.group);
-  o.onListening?.(o.socket);
+  const listeners: ApiListener[] = [await listen(o.socket, o.group)];
+  try {
+    for (const a of o.tcp ?? []) listeners.push(await listenTcp(a, o.log));
+  } catch (err) {
+    for (const l of listeners) l.close();
+    await Deno.remove(o.socket).catch(() => {});
+    store.close();
+    globalThis.removeEventListener("unhandledrejection", stray);
+    throw err;
+  }
+  o.onListening?.(`unix://${o.socket}`);
+  for (const a of o.tcp ?? []) {
+    const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
+    o.onListening?.(
+      `tcp://${host}:${a.port}${a.tls ? " (TLS, client certificates required)" : ""}`,
+    );
+  }
   let active = 0;
   let lastActivity = Date.now();
-  const conns = new Set<Deno.Conn>();
+  const conns = new Set<ApiConn>();
   const stop = () => {
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    for (const l of listeners) {
+      try {
+        l.close();
+      } catch { /* closed */ }
+    }
   };
   o.signal?.addEventListener("abort", stop, { once: true });
   const idle = o.timeout > 0
@@ -284,9 +329,9 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
     },
   };
   const serving = new Set<Promise<void>>();
-  try {
+  const acceptLoop = async (listener: ApiListener) => {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: ApiConn;
       try {
         conn = await listener.accept();
       } catch {
@@ -300,6 +345,11 @@ export async function serveApi(globals: GlobalOptions, o: ServiceOptions): Promi
         });
       serving.add(p);
     }
+    // One listener ending (closed or broken) ends the service, as the idle timeout does.
+    stop();
+  };
+  try {
+    await Promise.all(listeners.map(acceptLoop));
   } finally {
     if (idle !== undefined) clearInterval(idle);
     await Deno.remove(o.socket).catch(() => {});

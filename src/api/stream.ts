@@ -16,7 +16,7 @@ import {
 } from "../container/attach.ts";
 import { getContainer, isActive, reconcile } from "../container/state.ts";
 import type { Store } from "../store/mod.ts";
-import type { Hijacked } from "./http.ts";
+import type { ApiConn, Hijacked } from "./http.ts";
 
 /** One stdcopy frame of `stream` (1 stdout, 2 stderr). */
 export function stdFrame(stream: 1 | 2, payload: Uint8Array): Uint8Array {
@@ -27,7 +27,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function writeAll(conn: ApiConn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }

@@ -33,6 +33,10 @@ export interface ExtraLimitFlags {
   cpuRtRuntime?: string;
   cpuRtPeriod?: string;
   cgroupParent?: string;
+  /** `--memory-swappiness` (0..100; -1: the kernel's). */
+  memorySwappiness?: string;
+  /** `--blkio-weight-device PATH:WEIGHT` values. */
+  blkioWeightDevice?: string[];
 }
 
 /** What the host offers, for the checks. */
@@ -47,6 +51,10 @@ export interface HostResources {
   readonly oomKillDisable: boolean;
   /** The memory controller can take a soft limit. */
   readonly memoryReservation: boolean;
+  /** v1's `memory.swappiness` exists (v2 has none: docker discards the value there). */
+  readonly memorySwappiness?: boolean;
+  /** A per-device blkio weight file exists (v1 `blkio.weight_device` or BFQ's; v2 io). */
+  readonly blkioWeightDevice?: boolean;
 }
 
 function readTrim(path: string): string | undefined {
@@ -69,6 +77,14 @@ export function hostResources(): HostResources {
       layout.v2Controllers.includes("io"),
     oomKillDisable: memory !== undefined && readTrim(`${memory}/memory.oom_control`) !== undefined,
     memoryReservation: memory !== undefined || v2Memory,
+    memorySwappiness: memory !== undefined &&
+      readTrim(`${memory}/memory.swappiness`) !== undefined,
+    blkioWeightDevice: (() => {
+      const blkio = layout.v1.get("blkio");
+      const file = blkioWeightFile(blkio);
+      if (file !== undefined) return readTrim(`${blkio}/${file}_device`) !== undefined;
+      return layout.v2Controllers.includes("io");
+    })(),
   };
 }
 
@@ -177,6 +193,28 @@ export function withExtraLimits(
       throw new LimitError("Range of blkio weight is from 10 to 1000");
     } else if (w > 0) out.blkioWeight = w;
   }
+  const weights = blkioWeightDevices(flags.blkioWeightDevice ?? []);
+  if (weights.length > 0 && !host.blkioWeightDevice) {
+    warn(
+      "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+    );
+  } else if (weights.length > 0) {
+    out.blkioWeightDevices = weights.map(({ path, weight }) => {
+      const dev = hostDevice(path);
+      return { device: `${dev.major}:${dev.minor}`, path, weight };
+    });
+  }
+  if (flags.memorySwappiness !== undefined) {
+    const s = parseInteger(flags.memorySwappiness, "--memory-swappiness");
+    // -1 is docker's "not set": the kernel's default stays.
+    if (s !== -1 && !host.memorySwappiness) {
+      warn(
+        "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+      );
+    } else if (s !== -1 && (s < 0 || s > 100)) {
+      throw new LimitError(`Invalid value: ${s}, valid memory swappiness range is 0-100`);
+    } else if (s !== -1) out.memorySwappiness = s;
+  }
   const throttles = blkioThrottles(flags);
   if (throttles.length > 0) out.blkioThrottle = throttles;
   for (const rule of flags.deviceCgroupRule ?? []) {
@@ -207,6 +245,21 @@ export function withExtraLimits(
 
 /** docker's --device-cgroup-rule syntax. */
 const DEVICE_RULE = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/;
+
+/** `--blkio-weight-device PATH:WEIGHT` values checked as docker's client checks them. */
+function blkioWeightDevices(values: readonly string[]): { path: string; weight: number }[] {
+  return values.map((value) => {
+    const i = value.lastIndexOf(":");
+    const [path, text] = i < 0 ? [value, ""] : [value.slice(0, i), value.slice(i + 1)];
+    if (i < 0) throw new LimitError(`bad format: ${value}`);
+    if (!path.startsWith("/dev/")) throw new LimitError(`bad format for device path: ${value}`);
+    const weight = /^\d+$/.test(text) ? Number(text) : -1;
+    if (weight < 10 || weight > 1000) {
+      throw new LimitError(`invalid weight for device: ${value}`);
+    }
+    return { path, weight };
+  });
+}
 
 /** `--device-read-bps PATH:RATE` and the others, with docker's messages. */
 function blkioThrottles(flags: ExtraLimitFlags): BlkioThrottle[] {
@@ -256,6 +309,11 @@ export function inspectExtraLimits(l: ResourceLimits): Record<string, unknown> {
     MemoryReservation: l.memoryReservation ?? 0,
     OomKillDisable: l.oomKillDisable ?? false,
     BlkioWeight: l.blkioWeight ?? 0,
+    BlkioWeightDevice: (l.blkioWeightDevices ?? []).map((w) => ({
+      Path: w.path ?? w.device,
+      Weight: w.weight,
+    })),
+    MemorySwappiness: l.memorySwappiness ?? null,
     BlkioDeviceReadBps: throttleView(l, "read_bps"),
     BlkioDeviceWriteBps: throttleView(l, "write_bps"),
     BlkioDeviceReadIOps: throttleView(l, "read_iops"),

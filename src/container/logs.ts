@@ -172,28 +172,84 @@ export function parseLogText(text: string): { entries: LogEntry[]; rest: string 
   return { entries, rest };
 }
 
-/** The rotated files of log `path` that exist, oldest first (`path.N` ... `path.1`). */
-async function rotatedFiles(path: string): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 1;; i++) {
-    try {
-      await Deno.lstat(`${path}.${i}`);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) break;
-      throw err;
-    }
-    out.unshift(`${path}.${i}`);
-  }
-  return out;
+/** One file of a log's chain, held open so that a rotation cannot swap it under the reader. */
+interface ChainFile {
+  readonly file: Deno.FsFile;
+  /** Unique while the file is open: an open inode is never freed, so never reused. */
+  readonly ino: number;
 }
 
-async function readIfThere(path: string): Promise<string> {
+function openIfThere(path: string): ChainFile | undefined {
+  let file: Deno.FsFile;
   try {
-    return await Deno.readTextFile(path);
+    file = Deno.openSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return "";
+    if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   }
+  return { file, ino: file.statSync().ino ?? 0 };
+}
+
+function inoOf(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).ino ?? 0;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+function closeAll(files: readonly ChainFile[]): void {
+  for (const f of files) f.file.close();
+}
+
+/**
+ * The files of log `path` that exist, oldest first (`path.N` ... `path.1`, then `path`), each
+ * open. The writer renames `.N-1 -> .N` ... `log -> .1` in several steps, so one listing taken
+ * while it rotates can skip a file; the listing is taken again until a second look by name
+ * finds the same inodes in the same places (a rotation in between changes every place).
+ */
+function openChain(path: string): ChainFile[] {
+  for (let attempt = 0;; attempt++) {
+    const names: string[] = [];
+    for (let i = 1; inoOf(`${path}.${i}`) !== undefined; i++) names.unshift(`${path}.${i}`);
+    names.push(path);
+    const files: ChainFile[] = [];
+    const kept: string[] = [];
+    for (const name of names) {
+      const f = openIfThere(name);
+      if (f) {
+        files.push(f);
+        kept.push(name);
+      }
+    }
+    const stable = kept.every((name, i) => inoOf(name) === files[i].ino) &&
+      inoOf(`${path}.${names.length}`) === undefined &&
+      (kept.at(-1) === path || inoOf(path) === undefined);
+    if (stable || attempt >= 100) return files;
+    closeAll(files);
+  }
+}
+
+/** Reads `file` from where it stands to its end. */
+async function readToEnd(file: Deno.FsFile): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const buf = new Uint8Array(64 * 1024);
+    const n = await file.read(buf);
+    if (n === null || n === 0) break;
+    size += n;
+    chunks.push(buf.subarray(0, n));
+  }
+  if (chunks.length === 1) return chunks[0];
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
 }
 
 /**
@@ -201,10 +257,16 @@ async function readIfThere(path: string): Promise<string> {
  * file: none).
  */
 export async function readLogs(path: string, o: ReadLogsOptions = {}): Promise<LogEntry[]> {
+  const decoder = new TextDecoder();
   let entries: LogEntry[] = [];
-  for (const file of [...await rotatedFiles(path), path]) {
-    // Each file ends with a whole line (unless being written): parse them one by one.
-    entries.push(...parseLogText(await readIfThere(file)).entries);
+  const files = openChain(path);
+  try {
+    for (const f of files) {
+      // Each file ends with a whole line (unless being written): parse them one by one.
+      entries.push(...parseLogText(decoder.decode(await readToEnd(f.file))).entries);
+    }
+  } finally {
+    closeAll(files);
   }
   entries = entries.filter((e) => inRange(e, o));
   if (o.tail !== undefined && o.tail >= 0) entries = o.tail === 0 ? [] : entries.slice(-o.tail);
@@ -217,47 +279,12 @@ function inRange(e: LogEntry, o: ReadLogsOptions): boolean {
   return (o.since === undefined || t >= o.since) && (o.until === undefined || t < o.until);
 }
 
-/** Reads `path` from `offset` to its end, with its inode; undefined when it is missing. */
-async function readFrom(
-  path: string,
-  offset: number,
-): Promise<{ bytes: Uint8Array; size: number; ino: number } | undefined> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-  try {
-    const ino = (await file.stat()).ino ?? 0;
-    await file.seek(offset, Deno.SeekMode.Start);
-    const chunks: Uint8Array[] = [];
-    let size = offset;
-    for (;;) {
-      const buf = new Uint8Array(64 * 1024);
-      const n = await file.read(buf);
-      if (n === null) break;
-      size += n;
-      chunks.push(buf.subarray(0, n));
-    }
-    const bytes = new Uint8Array(size - offset);
-    let at = 0;
-    for (const c of chunks) {
-      bytes.set(c, at);
-      at += c.length;
-    }
-    return { bytes, size, ino };
-  } finally {
-    file.close();
-  }
-}
-
 /**
  * Follows a log: yields entries (filtered by `o`) appended after what was already read,
- * polling every `intervalMs`, until `done()` is true and nothing more arrived. The live file
- * is tracked by inode: when it was rotated since the last poll, the rest of it is read under
- * its rotated name, then any newer rotated files, then the new live file.
+ * polling every `intervalMs`, until `done()` is true and nothing more arrived. The file being
+ * read stays open across polls and is read to its end before anything newer: when `path` no
+ * longer names it, the writer rotated, and the files after it in the chain (found by its
+ * inode) are read in order, the last of them becoming the one followed.
  */
 export async function* followLogs(
   path: string,
@@ -265,50 +292,48 @@ export async function* followLogs(
   done: () => boolean,
   intervalMs = 100,
 ): AsyncGenerator<LogEntry> {
-  // Where reading stopped: the live file's inode and offset.
-  let ino: number | undefined;
-  let offset = 0;
+  let current: ChainFile | undefined;
   let rest = "";
   // One decoder for the whole stream: a line being written may end mid-character.
   const decoder = new TextDecoder();
   let first = true;
-  for (;;) {
-    // Sampled before reading, so that output written just before the exit is still read.
-    const finished = done();
-    let chunk = "";
-    const take = (r: { bytes: Uint8Array } | undefined) => {
-      if (r) chunk += decoder.decode(r.bytes, { stream: true });
-    };
-    if (first) {
-      // Everything so far, the rotated files first (`tail` applies to all of it).
-      for (const f of await rotatedFiles(path)) take(await readFrom(f, 0));
-    }
-    let live = await readFrom(path, ino === undefined ? 0 : offset);
-    if (live && ino !== undefined && live.ino !== ino) {
-      // Rotated: the old live file is a rotated one now; finish it, then the newer ones.
-      let found = false;
-      for (const f of await rotatedFiles(path)) {
-        const r = await readFrom(f, found ? 0 : offset);
-        if (!found && r?.ino === ino) found = true;
-        if (found) take(r);
+  try {
+    for (;;) {
+      // Sampled before reading, so that output written just before the exit is still read.
+      const finished = done();
+      let chunk = "";
+      if (current) chunk += decoder.decode(await readToEnd(current.file), { stream: true });
+      if (!current || inoOf(path) !== current.ino) {
+        const chain = openChain(path);
+        // Missing from the chain: deleted before it was finished (a reader far behind).
+        const at = current ? chain.findIndex((f) => f.ino === current!.ino) : -1;
+        if (current && at >= 0) {
+          // The chain's copy is the same file, read to its end just above.
+          chunk += decoder.decode(await readToEnd(current.file), { stream: true });
+        }
+        const newer = chain.slice(at + 1);
+        for (const f of newer) chunk += decoder.decode(await readToEnd(f.file), { stream: true });
+        closeAll(chain.slice(0, Math.max(0, chain.length - 1)));
+        if (newer.length > 0) {
+          current?.file.close();
+          current = newer.at(-1);
+        } else {
+          chain.at(-1)?.file.close();
+        }
       }
-      live = await readFrom(path, 0);
+      const parsed = parseLogText(rest + chunk);
+      rest = parsed.rest;
+      let entries = parsed.entries.filter((e) => inRange(e, o));
+      if (first && o.tail !== undefined && o.tail >= 0) {
+        entries = o.tail === 0 ? [] : entries.slice(-o.tail);
+      }
+      first = false;
+      yield* entries;
+      if (finished) return;
+      await new Promise((r) => setTimeout(r, intervalMs));
     }
-    take(live);
-    if (live) {
-      ino = live.ino;
-      offset = live.size;
-    }
-    const parsed = parseLogText(rest + chunk);
-    rest = parsed.rest;
-    let entries = parsed.entries.filter((e) => inRange(e, o));
-    if (first && o.tail !== undefined && o.tail >= 0) {
-      entries = o.tail === 0 ? [] : entries.slice(-o.tail);
-    }
-    first = false;
-    yield* entries;
-    if (finished) return;
-    await new Promise((r) => setTimeout(r, intervalMs));
+  } finally {
+    current?.file.close();
   }
 }
 

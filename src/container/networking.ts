@@ -116,10 +116,14 @@ export interface NetworkHooks {
   disconnect(): void;
 }
 
-/** The hooks for `c`, or undefined when it has no network settings of tsbox's to apply. */
+/**
+ * The hooks for `c`, or undefined when it has no network settings of tsbox's to apply; `warn`
+ * hears of trouble while it runs.
+ */
 export async function networkHooks(
   store: Store,
   c: ContainerRecord,
+  warn?: (message: string) => void,
 ): Promise<NetworkHooks | undefined> {
   const net = c.config.net;
   if (!net) return undefined;
@@ -134,7 +138,7 @@ export async function networkHooks(
   };
   return {
     connect: async (pid) => {
-      connectContainer(store, subject, pid);
+      connectContainer(store, subject, pid, warn);
       if (net.outbound !== undefined) {
         // The route out is up before PID 1 runs its program (undone by disconnect on failure).
         const { startOutbound } = await lazyImport<typeof import("../network/outbound.ts")>(

@@ -322,6 +322,7 @@ function resources(input: SpecInput, privileged: boolean): Resources {
     limit: r.memory,
     reservation: r.memoryReservation,
     swap: r.memorySwap,
+    swappiness: r.memorySwappiness,
     disableOOMKiller: r.oomKillDisable || undefined,
   });
   if (memory) out.memory = memory;
@@ -341,8 +342,13 @@ function resources(input: SpecInput, privileged: boolean): Resources {
     });
     return list.length ? list : undefined;
   };
+  const weightDevice = (r.blkioWeightDevices ?? []).map((w) => {
+    const [major, minor] = w.device.split(":").map(Number);
+    return { major, minor, weight: w.weight };
+  });
   const blockIO = defined({
     weight: r.blkioWeight,
+    weightDevice: weightDevice.length ? weightDevice : undefined,
     throttleReadBpsDevice: throttles("read_bps"),
     throttleWriteBpsDevice: throttles("write_bps"),
     throttleReadIOPSDevice: throttles("read_iops"),

@@ -235,7 +235,7 @@ async function startAndWait(
 ): Promise<{ exit: ContainerExit; pid: number }> {
   // Host ports are bound first: a taken port fails the start before anything else exists.
   const ports = PublishedPorts.open(store, c.id, c.config);
-  const net = await networkHooks(store, c);
+  const net = await networkHooks(store, c, o.warn);
   await awaitAttachFirst(attach, store.root, c.id);
   // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
   // `run -di` container's stdin open, so `sh` waits for input instead of ending at once).

@@ -81,10 +81,11 @@ export async function superviseMain(root: string, id: string): Promise<number> {
     }
     // A container with a restart policy outlives the death of this process (watcher.ts).
     const row = getContainer(store, id);
-    watcher = watchByPolicy(store, id);
+    // This process's stderr is the supervisor's own (its log for detached containers).
+    const warn = (message: string) => console.error(message);
+    watcher = watchByPolicy(store, id, warn);
     const result = await supervise(store, id, {
-      // This process's stderr is the supervisor's own (its log for detached containers).
-      warn: (message) => console.error(message),
+      warn,
       unlessStopped: recovering,
       onStarted: (err) => {
         if (!err && recovering) countRecovery(store, id);

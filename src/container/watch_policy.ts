@@ -22,7 +22,11 @@ const POLICY_POLL_MS = 2_000;
  * `no`: what its supervisor does is decided by the policy recorded when this process dies
  * (recover.ts).
  */
-export function watchByPolicy(store: Store, id: string): Watcher {
+export function watchByPolicy(
+  store: Store,
+  id: string,
+  warn?: (message: string) => void,
+): Watcher {
   const wanted = () => {
     try {
       const c = getContainer(store, id);
@@ -31,12 +35,12 @@ export function watchByPolicy(store: Store, id: string): Watcher {
       return false; // the database is busy: the next notice (or look)
     }
   };
-  let watcher = wanted() ? startWatcher() : undefined;
+  let watcher = wanted() ? startWatcher(warn) : undefined;
   let done = false;
   const stops: (() => void)[] = [];
   const begin = () => {
     if (done || watcher || !wanted()) return false;
-    watcher = startWatcher();
+    watcher = startWatcher(warn);
     for (const stop of stops.splice(0)) stop();
     return true;
   };

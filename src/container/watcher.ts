@@ -184,9 +184,9 @@ const RESPAWN_DELAY_MS = 100;
 /**
  * Starts the watcher of this supervisor, and a new one whenever it dies while this supervisor
  * lives. The pipes' ends stay open in this process (close-on-exec, so no container or helper
- * inherits them past its execve).
+ * inherits them past its execve). `warn` hears when a new one cannot be started.
  */
-export function startWatcher(): Watcher {
+export function startWatcher(warn: (message: string) => void = () => {}): Watcher {
   const env = Object.entries(Deno.env.toObject())
     .filter(([k]) => k !== RECOVER_ENV)
     .map(([k, v]) => `${k}=${v}`);
@@ -210,7 +210,7 @@ export function startWatcher(): Watcher {
       try {
         current = spawnWatcher(env);
       } catch (err) {
-        console.error(`tsbox: cannot start a new watcher: ${(err as Error).message}`);
+        warn(`tsbox: cannot start a new watcher: ${(err as Error).message}`);
       }
     }
   })();

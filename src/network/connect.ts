@@ -111,14 +111,18 @@ const dnsWatches = new Map<string, number>();
  * the supervisors that notice, one starts it and the others wait on the new one. The wait keeps
  * the process alive only as long as the watch: {@link unwatchDns} wakes and ends it.
  */
-function watchDns(id: string): void {
+function watchDns(id: string, warn: (message: string) => void): void {
   if (dnsWatches.has(id)) return;
   const stop = wakeFd();
   dnsWatches.set(id, stop);
-  void dnsWatchLoop(id, stop);
+  void dnsWatchLoop(id, stop, warn);
 }
 
-async function dnsWatchLoop(id: string, stop: number): Promise<void> {
+async function dnsWatchLoop(
+  id: string,
+  stop: number,
+  warn: (message: string) => void,
+): Promise<void> {
   try {
     while (dnsWatches.get(id) === stop) {
       let pidfd: number | undefined;
@@ -133,7 +137,7 @@ async function dnsWatchLoop(id: string, stop: number): Promise<void> {
           continue;
         }
       } catch (err) {
-        console.error(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
+        warn(`WARNING: restarting aardvark-dns: ${(err as Error).message}`);
       }
       const why = await waitExit(pidfd ?? -1, stop, pidfd === undefined ? DNS_IDLE_MS : -1);
       if (pidfd !== undefined) closeWaitFd(pidfd);
@@ -212,9 +216,15 @@ function embeddedServers(
 
 /**
  * Attaches the container (PID 1 is `pid`) to its recorded networks and writes its resolver and
- * hosts files for them. On failure what was attached is detached again.
+ * hosts files for them. On failure what was attached is detached again. `warn` hears of
+ * trouble later, while names are kept served (the supervisor's log).
  */
-export function connectContainer(store: Store, c: ConnectSubject, pid: number): Attachment[] {
+export function connectContainer(
+  store: Store,
+  c: ConnectSubject,
+  pid: number,
+  warn: (message: string) => void = () => {},
+): Attachment[] {
   const attached: Attachment[] = [];
   try {
     for (const ep of c.net.endpoints) {
@@ -251,7 +261,7 @@ export function connectContainer(store: Store, c: ConnectSubject, pid: number): 
       `${c.stateDir}/hosts`,
       hostsFor(c.hostname, first?.ip, extra, first?.ip6),
     );
-    if (attached.length > 0) watchDns(c.id);
+    if (attached.length > 0) watchDns(c.id, warn);
     return attached;
   } catch (err) {
     try {

@@ -189,9 +189,17 @@ export interface ThrottleDevice {
   readonly rate: number;
 }
 
+/** One device's block I/O weight (`linux.resources.blockIO.weightDevice`). */
+export interface WeightDevice {
+  readonly major: number;
+  readonly minor: number;
+  readonly weight?: number;
+}
+
 /** `linux.resources.blockIO`. */
 export interface BlockIO {
   readonly weight?: number;
+  readonly weightDevice?: readonly WeightDevice[];
   readonly throttleReadBpsDevice?: readonly ThrottleDevice[];
   readonly throttleWriteBpsDevice?: readonly ThrottleDevice[];
   readonly throttleReadIOPSDevice?: readonly ThrottleDevice[];

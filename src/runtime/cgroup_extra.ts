@@ -30,6 +30,20 @@ export interface ExtraLimits {
   readonly deviceCgroupRules?: readonly string[];
   /** `--oom-score-adj`, written for PID 1 before it runs (not a cgroup file). */
   readonly oomScoreAdj?: number;
+  /** `--memory-swappiness` (HostConfig.MemorySwappiness), 0..100; v1 only, as docker's. */
+  readonly memorySwappiness?: number;
+  /** `--blkio-weight-device` (HostConfig.BlkioWeightDevice): a weight per block device. */
+  readonly blkioWeightDevices?: readonly BlkioWeightDevice[];
+}
+
+/** One block device's I/O weight. */
+export interface BlkioWeightDevice {
+  /** `MAJOR:MINOR`. */
+  readonly device: string;
+  /** The device path as given (for inspect). */
+  readonly path?: string;
+  /** 10..1000. */
+  readonly weight: number;
 }
 
 /** One block device throttle: which limit, the device's numbers and the rate. */
@@ -66,7 +80,14 @@ export function v1ExtraWrites(
     out.push(["memory", "memory.soft_limit_in_bytes", String(l.memoryReservation)]);
   }
   if (l.oomKillDisable) out.push(["memory", "memory.oom_control", "1"]);
+  if (l.memorySwappiness !== undefined) {
+    out.push(["memory", "memory.swappiness", String(l.memorySwappiness)]);
+  }
   if (l.blkioWeight !== undefined) out.push(["blkio", weightFile, String(l.blkioWeight)]);
+  // CFQ's per-device file is blkio.weight_device, BFQ's blkio.bfq.weight_device.
+  for (const w of l.blkioWeightDevices ?? []) {
+    out.push(["blkio", `${weightFile}_device`, `${w.device} ${w.weight}`]);
+  }
   for (const t of l.blkioThrottle ?? []) {
     out.push(["blkio", `blkio.throttle.${t.kind}_device`, `${t.device} ${t.rate}`]);
   }
@@ -85,6 +106,9 @@ export function v2ExtraWrites(l: ExtraLimits): [string, string][] {
   }
   if (l.memoryReservation !== undefined) out.push(["memory.low", String(l.memoryReservation)]);
   if (l.blkioWeight !== undefined) out.push(["io.bfq.weight", String(l.blkioWeight)]);
+  for (const w of l.blkioWeightDevices ?? []) {
+    out.push(["io.bfq.weight", `${w.device} ${w.weight}`]);
+  }
   for (const t of l.blkioThrottle ?? []) {
     out.push(["io.max", `${t.device} ${IO_MAX_KEY[t.kind]}=${t.rate}`]);
   }

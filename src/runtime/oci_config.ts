@@ -468,6 +468,7 @@ export function resourceLimits(spec: Spec): ResourceLimits {
   if (typeof mem.reservation === "number" && mem.reservation > 0) {
     out.memoryReservation = mem.reservation;
   }
+  if (typeof mem.swappiness === "number") out.memorySwappiness = mem.swappiness;
   if (mem.disableOOMKiller === true) out.oomKillDisable = true;
   if (typeof cpu.shares === "number" && cpu.shares > 0) out.cpuShares = cpu.shares;
   if (typeof cpu.quota === "number" && cpu.quota !== 0) out.cpuQuota = cpu.quota;
@@ -477,6 +478,10 @@ export function resourceLimits(spec: Spec): ResourceLimits {
   if (r.pids && typeof r.pids.limit === "number") out.pidsLimit = r.pids.limit;
   const io = r.blockIO;
   if (typeof io?.weight === "number" && io.weight > 0) out.blkioWeight = io.weight;
+  const weights = (io?.weightDevice ?? []).flatMap((w) =>
+    typeof w.weight === "number" ? [{ device: `${w.major}:${w.minor}`, weight: w.weight }] : []
+  );
+  if (weights.length) out.blkioWeightDevices = weights;
   const throttles: BlkioThrottle[] = [];
   for (
     const [kind, list] of [
