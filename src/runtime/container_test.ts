@@ -6,7 +6,9 @@
  */
 import { assertEquals, assertOk as assert, assertRejects } from "../../tests/assert.ts";
 import { SyscallError } from "../../ffi/errors.ts";
-import { ExecError } from "../errors.ts";
+import { ExecError, UsageError } from "../errors.ts";
+import { GROUP_ADD_ANNOTATION, USER_ERROR_ANNOTATION } from "./annotations.ts";
+import { UserError } from "./user.ts";
 import type { Spec } from "../oci/spec.ts";
 import { Container, type StartOptions } from "./container.ts";
 import { RecordingHost } from "./host_fake.ts";
@@ -432,5 +434,27 @@ Deno.test("rootless: a failing holder removes the cgroup and reopens work/work",
     "chmod D/c/work/work 700",
   ]);
   assertEquals(host.programs, []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("rootless --group-add without subordinate gids, or an unresolvable --user: refused first", async () => {
+  const { dir, spec, options } = await fixture();
+  const host = new RecordingHost({
+    rootless: { ...ROOTLESS, maps: { ...ROOTLESS.maps, subGids: false } },
+  });
+  const grouped = { ...spec, annotations: { [GROUP_ADD_ANNOTATION]: "wheel" } };
+  await assertRejects(
+    () => Container.start(grouped, options, host),
+    UsageError,
+    "--group-add needs subordinate group ids",
+  );
+  // Without --group-add the same user starts, its membership groups left alone (no setgroups).
+  await Container.start(spec, options, host);
+  const program = host.programs[0];
+  assertEquals(program.filter((o) => o.what === "set supplementary groups"), []);
+  const ghost = { ...spec, annotations: { [USER_ERROR_ANNOTATION]: "unable to find user ghost" } };
+  const root = new RecordingHost();
+  await assertRejects(() => Container.start(ghost, options, root), UserError, "ghost");
+  assertEquals(root.calls, []);
   await Deno.remove(dir, { recursive: true });
 });
