@@ -162,7 +162,7 @@ export function specFor(input: SpecInput): Spec {
       ...(c.sysctls?.length ? { sysctl: Object.fromEntries(c.sysctls) } : {}),
       maskedPaths: privileged ? [] : [...input.host.maskedPaths],
       readonlyPaths: privileged ? [] : [...input.host.readonlyPaths],
-      // The schema's "private"; runtimes apply it recursively, as tsbox's `make / rprivate`.
+      // The schema's "private"; runtimes (crun, tsbox's oci_mounts.ts) apply it to / recursively.
       rootfsPropagation: "private",
     },
   };

@@ -353,15 +353,18 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
 }
 
 /**
- * The root: `/` gets the mount propagation (rslave unless the spec says otherwise, as runc),
+ * The root: `/` gets the mount propagation, recursively (rslave unless the spec says otherwise),
  * the rootfs is bound onto itself (pivot_root needs a mount point), and made read-only last.
  * pivot_root refuses a shared parent: a shared `rootfsPropagation` is applied after it
  * ({@link rootPropagationOps}), `/` is a slave until then.
  */
 export function rootBindOps(rootfs: string, propagation: number | undefined): Op[] {
+  // Recursive whatever the spec says (crun does the same): a non-recursive `private` would
+  // leave the mounts below `/` shared with the host's namespace, and every mount the
+  // container makes in its rootfs would appear on the host.
   const before = propagation === undefined || (propagation & F.SHARED) !== 0
     ? F.SLAVE | F.REC
-    : propagation;
+    : propagation | F.REC;
   return [
     mountOp("", "/", "", before),
     mountOp(rootfs, rootfs, "", F.BIND | F.REC),
