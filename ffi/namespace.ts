@@ -31,6 +31,7 @@ export const NAMESPACE_TYPES = {
   pid: 0x20000000,
   cgroup: 0x02000000,
   mnt: 0x00020000,
+  time: 0x00000080,
 } as const;
 
 /** A namespace kind, e.g. "mnt". */

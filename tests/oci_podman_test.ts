@@ -327,3 +327,80 @@ rootTest("podman with tsbox runc: --uidmap runs the container in a user namespac
     "uid=0(root) gid=0(root)\n 0 200000 65536\n 0 200000 65536\nwritten\n",
   );
 });
+
+rootTest(
+  "podman with tsbox runc: OCI hooks from --hooks-dir run where the spec puts them",
+  async () => {
+    const p = await podman();
+    const hooksDir = join(p.dir, "hooks.d");
+    const out = join(p.dir, "hooks-out");
+    await Deno.mkdir(hooksDir, { recursive: true });
+    await Deno.mkdir(out, { recursive: true });
+    await Deno.chmod(out, 0o777);
+    // podman's hook files (schema 1.0.0): one per stage, each noting its state and namespace.
+    const stages: [string, string][] = [
+      ["createRuntime", out],
+      ["createContainer", out],
+      ["startContainer", "/hooks-out"],
+      ["poststart", out],
+    ];
+    for (const [stage, dir] of stages) {
+      await Deno.writeTextFile(
+        join(hooksDir, `${stage}.json`),
+        JSON.stringify({
+          version: "1.0.0",
+          hook: {
+            path: "/bin/sh",
+            args: [
+              "sh",
+              "-c",
+              `cat > ${dir}/${stage}.json; readlink /proc/self/ns/mnt > ${dir}/${stage}.mnt`,
+            ],
+          },
+          when: { annotations: { "^org\\.tsbox\\.test\\.hooks$": "^yes$" } },
+          stages: [stage],
+        }),
+      );
+    }
+    const name = "t-oci-hooks";
+    try {
+      const id = (await ok(p, [
+        "--hooks-dir",
+        hooksDir,
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--annotation",
+        "org.tsbox.test.hooks=yes",
+        "-v",
+        `${out}:/hooks-out`,
+        p.busybox,
+        "sleep",
+        "1000",
+      ])).trim();
+      const pid = Number((await ok(p, ["inspect", "-f", "{{.State.Pid}}", name])).trim());
+      const ctrMnt = Deno.readLinkSync(`/proc/${pid}/ns/mnt`);
+      const hostMnt = Deno.readLinkSync("/proc/self/ns/mnt");
+      const seen = (stage: string, ext: string) =>
+        Deno.readTextFileSync(join(out, `${stage}.${ext}`)).trim();
+      const expected: Record<string, [string, string]> = {
+        createRuntime: ["creating", hostMnt],
+        createContainer: ["creating", ctrMnt],
+        startContainer: ["created", ctrMnt],
+        poststart: ["running", hostMnt],
+      };
+      for (const [stage, [status, mnt]] of Object.entries(expected)) {
+        const state = JSON.parse(seen(stage, "json"));
+        assertEquals([state.id, state.status, state.pid, seen(stage, "mnt")], [
+          id,
+          status,
+          pid,
+          mnt,
+        ], stage);
+      }
+    } finally {
+      await pm(p, ["rm", "-f", "-t", "0", name]);
+    }
+  },
+);

@@ -6,11 +6,12 @@
 import { closeFd, killPid, waitPid } from "../../ffi/process.ts";
 import { attachTerminal } from "../runtime/tty.ts";
 import { TsboxError } from "../errors.ts";
-import { ociCgroup } from "../runtime/oci_cgroup.ts";
+import { cgroupPathFor, ociCgroup } from "../runtime/oci_cgroup.ts";
+import { type OciRootless, planRootless, runtimeIsRootless } from "../runtime/oci_rootless.ts";
 import { readBundleConfig, rootPath } from "../runtime/oci_config.ts";
 import { createOciContainer } from "../runtime/oci_start.ts";
 import { type RuncContext, str, writeAtomic } from "./context.ts";
-import { runHooks } from "./hooks.ts";
+import { createContainerPlace, runHooks, runtimePlace } from "./hooks.ts";
 import { destroy, startContainer } from "./lifecycle.ts";
 import {
   checkId,
@@ -44,10 +45,13 @@ async function createContainer(
 ): Promise<{ rec: ContainerRecord; terminal?: number }> {
   const id = idArg(ctx);
   const bundle = Deno.realPathSync(str(ctx.flags, "bundle") ?? Deno.cwd());
-  const spec = await readBundleConfig(bundle);
+  let spec = await readBundleConfig(bundle);
   const dir = await makeStateDir(ctx.root, id);
   let rec: ContainerRecord | undefined;
+  let rootless: OciRootless | undefined;
+  const cgroupPath = cgroupPathFor(spec.linux.cgroupsPath, id);
   try {
+    if (runtimeIsRootless()) ({ spec, rootless } = await planRootless(spec, cgroupPath));
     const preserve = Number(str(ctx.flags, "preserve-fds") ?? "0");
     if (!Number.isInteger(preserve) || preserve < 0) {
       throw new TsboxError("--preserve-fds must be a count");
@@ -74,16 +78,21 @@ async function createContainer(
       noPivot: ctx.flags["no-pivot"] === true,
       preserveFds: preserve,
       keepTerminal,
+      rootless,
       warn: (m) => ctx.log.warn(m),
-      // As runc: after the namespaces and mounts exist, before pivot_root. The state says
-      // "creating" then; createContainer runs here too (not inside the container's mount
-      // namespace, where runc runs it).
+      // As runc: after the namespaces and mounts exist, before pivot_root (see hooks.ts).
       hooks: hooked
         ? async (pid) => {
           const state = { ...stateJson(ctx.root, record(pid, "")), status: "creating", pid };
-          await runHooks("prestart", h.prestart, state);
-          await runHooks("createRuntime", h.createRuntime, state);
-          await runHooks("createContainer", h.createContainer, state);
+          const host = runtimePlace(bundle);
+          await runHooks("prestart", h.prestart, state, host);
+          await runHooks("createRuntime", h.createRuntime, state, host);
+          await runHooks(
+            "createContainer",
+            h.createContainer,
+            state,
+            createContainerPlace(pid, bundle, spec),
+          );
         }
         : undefined,
     });
@@ -98,6 +107,8 @@ async function createContainer(
       killPid(rec.pid, 9);
       await ociCgroup(rec.cgroupPath).remove().catch(() => {});
     }
+    // A rootless create may have made the cgroup before it failed.
+    if (rootless && !rootless.noCgroup) await ociCgroup(cgroupPath).remove().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
   }

@@ -14,6 +14,7 @@ import { TsboxError } from "../errors.ts";
 import { execInContainer } from "../runtime/exec.ts";
 import { capabilitySets, OciConfigError, validateProcess } from "../runtime/oci_config.ts";
 import type { SeccompProfile } from "../runtime/seccomp.ts";
+import { seccompFlags } from "../runtime/oci_seccomp_flags.ts";
 import { list, type RuncContext, str, writeAtomic } from "./context.ts";
 import { checkId, readRecord, statusOf } from "./state.ts";
 import { windowSize } from "../runtime/oci_start.ts";
@@ -95,6 +96,7 @@ export async function exec(ctx: RuncContext): Promise<number> {
     cwd: p.cwd,
     user: `${p.user.uid}:${p.user.gid}`,
     stdio: ["inherit", "inherit", "inherit"],
+    seccompFlags: seccompFlags(rec.config.linux.seccomp?.flags),
     tty: p.terminal ? { size: windowSize(p.consoleSize) } : undefined,
     capabilities: caps.bounding,
     security: {

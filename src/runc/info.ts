@@ -4,14 +4,14 @@
  *
  * @module
  */
+import { SUPPORTED_SECCOMP_FLAGS } from "../runtime/oci_seccomp_flags.ts";
 import type { Resources, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
-import { ociCgroup } from "../runtime/oci_cgroup.ts";
 import { devMounts } from "../runtime/defaults.ts";
 import { resourceLimits } from "../runtime/oci_config.ts";
 import { CAPABILITIES, DEFAULT_DEVICE_RULES } from "../runtime/security.ts";
 import { type RuncContext, str } from "./context.ts";
-import { checkId, readRecord } from "./state.ts";
+import { cgroupOf, checkId, readRecord } from "./state.ts";
 
 function bytes(v: string): number {
   const m = /^(-?[0-9]+)([kmg]?)b?$/i.exec(v.trim());
@@ -62,7 +62,7 @@ export async function update(ctx: RuncContext): Promise<number> {
   };
   // Device rules are set once at create; update changes the limits only (as runc on v1).
   const limits = resourceLimits({ linux: { resources: { ...r, devices: [] } } } as unknown as Spec);
-  await ociCgroup(rec.cgroupPath).apply({ ...limits, devices: [] });
+  await cgroupOf(rec, "update").apply({ ...limits, devices: [] });
   return 0;
 }
 
@@ -73,7 +73,14 @@ export function features(): number {
     {
       ociVersionMin: "1.0.0",
       ociVersionMax: "1.1.0",
-      hooks: ["prestart", "createRuntime", "createContainer", "poststart", "poststop"],
+      hooks: [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+      ],
       mountOptions: [
         "async",
         "atime",
@@ -113,11 +120,12 @@ export function features(): number {
         "unbindable",
       ],
       linux: {
-        namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+        namespaces: ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
         capabilities: caps,
         cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
         seccomp: {
           enabled: true,
+          supportedFlags: SUPPORTED_SECCOMP_FLAGS,
           actions: [
             "SCMP_ACT_ALLOW",
             "SCMP_ACT_ERRNO",
@@ -160,11 +168,45 @@ export async function spec(ctx: RuncContext): Promise<number> {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  await Deno.writeTextFile(path, JSON.stringify(defaultSpec(), null, "\t") + "\n");
+  const base = defaultSpec();
+  const written = ctx.flags.rootless === true ? toRootless(base) : base;
+  await Deno.writeTextFile(path, JSON.stringify(written, null, "\t") + "\n");
   return 0;
 }
 
 const DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/**
+ * runc's `spec --rootless` changes: no network namespace, a user namespace mapping this user's
+ * uid and gid to 0, the host's /sys bound instead of a sysfs (a user namespace that does not
+ * own the network namespace may not mount one), no uid=/gid= mount options (ids that are not
+ * mapped), no resources (no cgroup may be writable).
+ */
+export function toRootless(spec: Spec, uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0): Spec {
+  return {
+    ...spec,
+    mounts: (spec.mounts ?? []).map((m) =>
+      m.destination.replace(/\/+$/, "") === "/sys"
+        ? {
+          destination: "/sys",
+          type: "none",
+          source: "/sys",
+          options: ["rbind", "nosuid", "noexec", "nodev", "ro"],
+        }
+        : { ...m, options: m.options?.filter((o) => !/^[ug]id=/.test(o)) }
+    ),
+    linux: {
+      ...spec.linux,
+      resources: undefined,
+      namespaces: [
+        ...(spec.linux.namespaces ?? []).filter((n) => n.type !== "network" && n.type !== "user"),
+        { type: "user" },
+      ],
+      uidMappings: [{ containerID: 0, hostID: uid, size: 1 }],
+      gidMappings: [{ containerID: 0, hostID: gid, size: 1 }],
+    },
+  };
+}
 
 /** runc's `spec` output. */
 export function defaultSpec(): Spec {

@@ -9,9 +9,10 @@ import { closeFd, killPid, waitReadable } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
 import { ociCgroup, removeOciCgroup, setFrozen } from "../runtime/oci_cgroup.ts";
 import { parseSignal } from "../runtime/oci_signals.ts";
-import { runHooks } from "./hooks.ts";
+import { runHooks, runtimePlace, startContainerPlace } from "./hooks.ts";
 import type { RuncContext } from "./context.ts";
 import {
+  cgroupOf,
   checkId,
   ContainerNotExistError,
   type ContainerRecord,
@@ -47,6 +48,21 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
     );
   }
   const fifo = `${stateDir(ctx.root, rec.id)}/exec.fifo`;
+  if (rec.config.hooks?.startContainer?.length) {
+    // Before the fifo releases the process: inside the container, its command not yet run.
+    // A failure ends the container, as runc's init exits when its hook fails.
+    try {
+      await runHooks(
+        "startContainer",
+        rec.config.hooks.startContainer,
+        { ...stateJson(ctx.root, rec), status: "created" },
+        startContainerPlace(rec.pid, rec.config),
+      );
+    } catch (err) {
+      killPid(rec.pid, 9);
+      throw err;
+    }
+  }
   const fd = openat(AT_FDCWD, fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   try {
     for (;;) {
@@ -62,12 +78,12 @@ export async function startContainer(ctx: RuncContext, rec: ContainerRecord): Pr
     closeFd(fd);
   }
   removeQuietly(fifo);
-  if (rec.config.hooks?.startContainer?.length) {
-    ctx.log.warn(
-      "startContainer hooks are not supported (they would run inside the container); skipped",
-    );
-  }
-  await runHooks("poststart", rec.config.hooks?.poststart, stateJson(ctx.root, rec))
+  await runHooks(
+    "poststart",
+    rec.config.hooks?.poststart,
+    stateJson(ctx.root, rec),
+    runtimePlace(rec.bundle),
+  )
     .catch((err) => ctx.log.warn((err as Error).message));
 }
 
@@ -79,8 +95,13 @@ export async function kill(ctx: RuncContext): Promise<number> {
   if (sig === undefined) throw new TsboxError(`unknown signal "${sigText}"`);
   const status = statusOf(ctx.root, rec);
   if (ctx.flags.all === true) {
-    const cg = ociCgroup(rec.cgroupPath);
-    for (const pid of await cg.pids()) killPid(pid, sig);
+    // Rootless without a cgroup: the container's first process is all that can be found.
+    const pids = rec.cgroupPath
+      ? await ociCgroup(rec.cgroupPath).pids()
+      : status === "stopped"
+      ? []
+      : [rec.pid];
+    for (const pid of pids) killPid(pid, sig);
     return 0;
   }
   if (status === "stopped") throw new TsboxError("container not running");
@@ -98,14 +119,14 @@ export async function destroy(
   if (status !== "stopped" && !force) {
     throw new TsboxError(`cannot delete container ${rec.id} that is not stopped: ${status}`);
   }
-  const cg = ociCgroup(rec.cgroupPath);
-  if (status === "paused") await setFrozen(cg, false).catch(() => {});
+  const cg = rec.cgroupPath ? ociCgroup(rec.cgroupPath) : undefined;
+  if (cg && status === "paused") await setFrozen(cg, false).catch(() => {});
   if (status !== "stopped") killPid(rec.pid, 9);
-  removeOciCgroup(cg);
+  if (cg) removeOciCgroup(cg);
   await runHooks("poststop", rec.config.hooks?.poststop, {
     ...stateJson(ctx.root, rec),
     status: "stopped",
-  })
+  }, runtimePlace(rec.bundle))
     .catch((err) => ctx.log.warn((err as Error).message));
   removeQuietly(stateDir(ctx.root, rec.id), true);
 }
@@ -134,6 +155,6 @@ export async function freeze(ctx: RuncContext, frozen: boolean): Promise<number>
   const status = statusOf(ctx.root, rec);
   if (frozen && status !== "running") throw new TsboxError(`container not running`);
   if (!frozen && status !== "paused") throw new TsboxError(`container not paused`);
-  await setFrozen(ociCgroup(rec.cgroupPath), frozen);
+  await setFrozen(cgroupOf(rec, frozen ? "pause" : "resume"), frozen);
   return 0;
 }

@@ -16,6 +16,7 @@ import type * as Info from "./info.ts";
 import type * as Lifecycle from "./lifecycle.ts";
 import type * as Query from "./query.ts";
 import { RuncLog } from "./log.ts";
+import { inUserNamespace } from "../runtime/in_userns.ts";
 
 /**
  * Loads a command module by a name Deno does not read ahead (see main.ts): `state` or
@@ -26,8 +27,42 @@ function load<T>(path: string): Promise<T> {
   return import(new URL(path, import.meta.url).href);
 }
 
-/** The default state root. */
+/** The default state root (root's). */
 export const DEFAULT_ROOT = "/run/tsbox-runc";
+
+/**
+ * The default state root of this process: root's, or for another user (rootless, as runc's
+ * `$XDG_RUNTIME_DIR/runc`) `$XDG_RUNTIME_DIR/tsbox-runc`, else `/tmp/tsbox-runc-UID`.
+ */
+export function defaultRoot(): string {
+  const uid = Deno.uid() ?? 0;
+  const xdg = Deno.env.get("XDG_RUNTIME_DIR");
+  // runc's rule: root of a user namespace (rootless podman) that is not USER=root uses
+  // XDG_RUNTIME_DIR too.
+  if (uid === 0 && !(xdg && inUserNamespace() && Deno.env.get("USER") !== "root")) {
+    return DEFAULT_ROOT;
+  }
+  if (xdg?.startsWith("/")) return `${xdg}/tsbox-runc`;
+  return privateTmpDir(`/tmp/tsbox-runc-${uid}`, uid);
+}
+
+/**
+ * `dir` in the shared /tmp, made 0700 and refused unless it is this user's own private
+ * directory: a directory another user planted there would let them rewrite the state, whose
+ * config names the hooks this runtime runs.
+ */
+function privateTmpDir(dir: string, uid: number): string {
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const info = Deno.lstatSync(dir);
+  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+    throw new RuncUsageError(`${dir} is not a private directory of uid ${uid} (use --root)`);
+  }
+  return dir;
+}
 
 const USAGE =
   `usage: tsbox runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND
@@ -60,7 +95,7 @@ export async function runcMain(argv: readonly string[]): Promise<number> {
       );
     }
     const ctx: RuncContext = {
-      root: typeof g.root === "string" ? g.root : DEFAULT_ROOT,
+      root: typeof g.root === "string" ? g.root : defaultRoot(),
       log,
       flags: line.flags,
       args: line.args,

@@ -120,8 +120,21 @@ export function statusOf(root: string, rec: ContainerRecord): Status {
     Deno.statSync(`${stateDir(root, rec.id)}/exec.fifo`);
     return "created";
   } catch { /* started */ }
-  if (isFrozen(ociCgroup(rec.cgroupPath))) return "paused";
+  if (rec.cgroupPath && isFrozen(ociCgroup(rec.cgroupPath))) return "paused";
   return "running";
+}
+
+/**
+ * The container's cgroup; a rootless container without one (its recorded path is "") fails
+ * with a message naming `what` needed it.
+ */
+export function cgroupOf(rec: ContainerRecord, what: string): ReturnType<typeof ociCgroup> {
+  if (!rec.cgroupPath) {
+    throw new TsboxError(
+      `${what}: container ${rec.id} has no cgroup (rootless, and no cgroup is delegated to this user)`,
+    );
+  }
+  return ociCgroup(rec.cgroupPath);
 }
 
 /** The runtime-spec state JSON of a container. */

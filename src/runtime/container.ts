@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "../path.ts";
-import { UsageError } from "../errors.ts";
+import { TsboxError, UsageError } from "../errors.ts";
 import type { Spec } from "../oci/spec.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import { type Host, linuxHost } from "./host.ts";
@@ -18,6 +18,7 @@ import { INIT_PATH } from "./defaults.ts";
 import { CLONE_FLAGS, idMapping, resourceLimits } from "./oci_config.ts";
 import { type OciPrepared, prepareOci } from "./oci_plan.ts";
 import { buildOciProgram } from "./oci_program.ts";
+import { ociPlanExtras } from "./oci_program_extras.ts";
 import type { StdioSource } from "./program.ts";
 import { resolveInRoot } from "./rootfs.ts";
 import {
@@ -413,6 +414,11 @@ async function launch(
   rootless?: Rootless,
 ): Promise<Launched> {
   const { base, ns } = prepared;
+  if (ns.newTime) {
+    // Its offsets must be written before the process enters it at execve, which here follows
+    // the release at once (only `tsbox runc` waits on a fifo in between).
+    throw new TsboxError("config.json: time namespaces are supported by tsbox runc only");
+  }
   const mapping = idMapping(spec);
   const writeMaps = rootless
     ? (pid: number) => host.writeRootlessMaps(pid, rootless.maps)
@@ -445,6 +451,8 @@ async function launch(
       program: (fds) =>
         buildOciProgram({
           ...base,
+          // The spec's seccomp flags, as `tsbox runc` applies them.
+          ...ociPlanExtras(spec, base.seccomp, undefined),
           noPivot: false,
           preserveFds: 0,
           joins,

@@ -74,6 +74,8 @@ export interface ExecSpec {
    * defaults (its seccomp profile, nofile) when absent, as for the container's PID 1.
    */
   readonly security?: SecurityOptions;
+  /** SECCOMP_FILTER_FLAG_* to install the filter with (an OCI config's `seccomp.flags`). */
+  readonly seccompFlags?: number;
 }
 
 /** The container is not running (its PID 1 is gone). */
@@ -84,8 +86,28 @@ export class ContainerNotRunningError extends TsboxError {
   }
 }
 
-/** Namespace types in the order the child joins them: user first (it owns the others). */
-const JOIN_ORDER: readonly NamespaceKind[] = ["user", "ipc", "uts", "net", "cgroup", "mnt"];
+/**
+ * Namespace types in the order the child joins them: user first (it owns the others); time
+ * where the kernel has time namespaces (an OCI container may have one of its own).
+ */
+const JOIN_ORDER: readonly NamespaceKind[] = [
+  "user",
+  "ipc",
+  "uts",
+  "net",
+  "cgroup",
+  "mnt",
+  ...(hasTimeNamespaces() ? ["time" as const] : []),
+];
+
+function hasTimeNamespaces(): boolean {
+  try {
+    Deno.lstatSync("/proc/self/ns/time");
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Open handles on a running container's namespaces and root, from its PID 1. */
 export interface ContainerHandles {
@@ -363,7 +385,12 @@ export async function execInContainer(
           terminal: fds.terminalSocket !== undefined
             ? { socketFd: fds.terminalSocket, size: spec.tty?.size, uid: user.uid }
             : undefined,
-          security: confinement.plan,
+          security: spec.seccompFlags && confinement.plan.seccomp
+            ? {
+              ...confinement.plan,
+              seccomp: { ...confinement.plan.seccomp, flags: spec.seccompFlags },
+            }
+            : confinement.plan,
         }),
       cloned: () => {
         confinement.free();

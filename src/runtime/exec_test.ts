@@ -46,7 +46,9 @@ Deno.test("exec opens PID 1's namespaces, clones, joins its cgroups, releases, t
   assertEquals(proc.terminal, undefined);
   assertEquals(steps(host), [
     // User first: it owns the others.
-    ...["user", "ipc", "uts", "net", "cgroup", "mnt", "pid"].map((k) => `open /proc/77/ns/${k}`),
+    ...["user", "ipc", "uts", "net", "cgroup", "mnt", "time", "pid"].map((k) =>
+      `open /proc/77/ns/${k}`
+    ),
     "open /proc/77/root",
     "shared word",
     "status 77",
@@ -67,7 +69,9 @@ Deno.test("exec opens PID 1's namespaces, clones, joins its cgroups, releases, t
   assertEquals(whats[0], "make the process non-dumpable");
   assertEquals(
     whats.filter((w) => w.startsWith("join the")),
-    ["user", "ipc", "uts", "net", "cgroup", "mnt", "pid"].map((k) => `join the ${k} namespace`),
+    ["user", "ipc", "uts", "net", "cgroup", "mnt", "time", "pid"].map((k) =>
+      `join the ${k} namespace`
+    ),
   );
   const fork = ops.findIndex((o) => o.nr === SYS.clone);
   assert(fork > whats.indexOf("join the mnt namespace"), whats.join("\n"));
@@ -168,7 +172,7 @@ Deno.test("exec -t in shared namespaces: only the others joined, no fork, the pt
   );
   assertEquals(proc.pid, 4242);
   assertEquals(steps(host).filter((c) => /^(open|shared|clone|receive|socketpair)/.test(c)), [
-    ...["user", "ipc", "uts", "mnt"].map((k) => `open /proc/77/ns/${k}`),
+    ...["user", "ipc", "uts", "mnt", "time"].map((k) => `open /proc/77/ns/${k}`),
     "open /proc/77/root",
     host.calls.find((c) => c.startsWith("socketpair"))!,
     "clone ",

@@ -329,6 +329,8 @@ export interface NamespacePlan {
   readonly newNetwork: boolean;
   /** A new user namespace (then the id maps are written). */
   readonly newUser: boolean;
+  /** A new time namespace (oci_time.ts). */
+  readonly newTime: boolean;
 }
 
 const JOIN_ORDER: readonly NamespaceType[] = ["user", "ipc", "uts", "network", "cgroup", "mount"];
@@ -349,8 +351,6 @@ export function namespacePlan(spec: Spec): NamespacePlan {
       else joins.push({ type: n.type, path: n.path });
     } else if (n.type !== "cgroup" && n.type !== "time") {
       cloneFlags |= CLONE_FLAGS[n.type];
-    } else if (n.type === "time") {
-      throw new OciConfigError("time namespaces are not supported");
     }
   }
   if (!list.some((n) => n.type === "mount")) {
@@ -369,6 +369,7 @@ export function namespacePlan(spec: Spec): NamespacePlan {
     newCgroup: isNew("cgroup"),
     newNetwork: isNew("network"),
     newUser: isNew("user"),
+    newTime: isNew("time"),
   };
 }
 

@@ -140,6 +140,8 @@ export interface OciChildPlan {
   readonly dumpable?: boolean;
   /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
   readonly setgroupsDenied?: boolean;
+  /** Bind the host's device nodes instead of mknod (the runtime is in a user namespace). */
+  readonly bindDevices?: boolean;
   /**
    * Fds this process installs as 0, 1, 2 ("null": the container's /dev/null, "inherit": kept
    * as they are); an OCI runtime's children inherit its own stdio when absent.
@@ -340,7 +342,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   const [propagate, ...bindRoot] = rootBindOps(p.rootfs, p.rootPropagation);
   ops.push(propagate, ...(p.overlay ? overlayOps(p.rootfs, p.overlay) : []), ...bindRoot);
   for (const m of p.mounts.mounts) ops.push(...mountEntryOps(m));
-  ops.push(...devOps(p.mounts, p.newUser));
+  ops.push(...devOps(p.mounts, p.newUser || (p.bindDevices ?? false)));
   if (p.newNetwork) ops.push(...loopbackOps());
   ops.push(...hookPauseOps(p));
   ops.push(...enterRootOps(p.rootfs, p.readonlyRoot, p.noPivot));

@@ -36,6 +36,9 @@ import { prepareOci } from "./oci_plan.ts";
 import { buildOciProgram, HOOKS_OP_INDEX, READY_OP_INDEX } from "./oci_program.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { writeIdMaps } from "./userns.ts";
+import { adjustOciProgram, dumpableUntil, ociPlanExtras } from "./oci_program_extras.ts";
+import type { OciRootless } from "./oci_rootless.ts";
+import { timeOffsetsOf, writeTimeOffsets } from "./oci_time.ts";
 
 /** What `create` needs besides the bundle's config. */
 export interface OciCreateOptions {
@@ -61,6 +64,8 @@ export interface OciCreateOptions {
    * container's process, while it has its namespaces and mounts but has not pivoted yet.
    */
   readonly hooks?: (pid: number) => Promise<void>;
+  /** An unprivileged runtime (oci_rootless.ts); absent: root. */
+  readonly rootless?: OciRootless;
 }
 
 /** A created container, waiting on its exec fifo. */
@@ -68,7 +73,8 @@ export interface OciCreated {
   readonly pid: number;
   /** The cgroup path below the roots. */
   readonly cgroupPath: string;
-  readonly cgroup: Cgroup;
+  /** None when a rootless runtime had no cgroup to use. */
+  readonly cgroup?: Cgroup;
   /** The pty master, with {@link OciCreateOptions.keepTerminal}; the caller closes it. */
   readonly terminal?: number;
 }
@@ -127,7 +133,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   let cgroup: Cgroup | undefined;
   let pid = -1;
   try {
-    cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
+    if (!o.rootless?.noCgroup) cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
     const [syncR, syncW] = pipe().map(track);
     const [statusR, statusW] = pipe().map(track);
     const hookPipe = o.hooks ? pipe().map(track) : undefined;
@@ -156,9 +162,11 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       ],
       statusFd: statusW,
       hookSyncFd: hookPipe?.[0],
+      ...ociPlanExtras(spec, security.plan.seccomp, o.rootless),
       fifoDirFd: fifoDir,
       preserveFds: o.preserveFds ?? 0,
     });
+    adjustOciProgram(ops, { dumpableUntil: dumpableUntil(ns, o.rootless), newTime: ns.newTime });
     const program = CompiledProgram.compile(ops, statusW);
     try {
       pid = cloneInPidNamespace(pidFd, () => cloneProgram(program, ns.cloneFlags));
@@ -179,8 +187,11 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     }
     if (channel) close(channel.child);
     const mapping = idMapping(spec);
-    if (ns.newUser && mapping) writeIdMaps(pid, mapping);
-    joinOciCgroup(cgroup, pid);
+    if (ns.newUser && mapping) {
+      if (o.rootless) await o.rootless.writeIdMaps(pid, mapping);
+      else writeIdMaps(pid, mapping);
+    }
+    if (cgroup) joinOciCgroup(cgroup, pid);
     if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
       await writeOomScoreAdj(pid, p.oomScoreAdj);
     }
@@ -202,6 +213,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       throw startError(failure, ops.map((op) => op.what), p.args[0]);
     }
     checkCommand(pid, p.args[0], candidates, p.cwd);
+    if (ns.newTime) writeTimeOffsets(pid, timeOffsetsOf(spec));
     let terminal: number | undefined;
     if (channel) {
       const master = receiveTerminal(channel.parent);
@@ -214,7 +226,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
         }
       }
     }
-    return { pid, cgroupPath, cgroup, terminal };
+    return { pid, cgroupPath: cgroup ? cgroupPath : "", cgroup, terminal };
   } catch (err) {
     if (pid > 0) {
       killPid(pid, 9);

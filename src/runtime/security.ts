@@ -76,15 +76,23 @@ export interface InstalledFilter {
   readonly address: bigint;
   /** Number of instructions. */
   readonly length: number;
+  /** SECCOMP_FILTER_FLAG_* to install it with (oci_seccomp_flags.ts); 0 when absent. */
+  readonly flags?: number;
 }
 
-/** seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog) with fprog pointing at the inherited filter. */
+/** seccomp(SECCOMP_SET_MODE_FILTER, flags, &fprog) with fprog pointing at the inherited filter. */
 export function seccompOps(filter: InstalledFilter): Op[] {
   const fprog = new Uint8Array(16); // struct sock_fprog { u16 len; (pad); sock_filter *filter }
   const view = new DataView(fprog.buffer);
   view.setUint16(0, filter.length, true);
   view.setBigUint64(8, filter.address, true);
-  return [op(NR.seccomp, "install the seccomp filter", [SECCOMP_SET_MODE_FILTER, 0, bytes(fprog)])];
+  return [
+    op(NR.seccomp, "install the seccomp filter", [
+      SECCOMP_SET_MODE_FILTER,
+      filter.flags ?? 0,
+      bytes(fprog),
+    ]),
+  ];
 }
 
 /** Everything security adds to the child's program, decided by the parent. */
