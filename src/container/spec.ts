@@ -221,7 +221,7 @@ function idMappings(ranges: readonly IdRange[]): OciIdMapping[] {
   return ranges.map((r) => ({ containerID: r.inside, hostID: r.outside, size: r.count }));
 }
 
-/** The mounts in the order tsbox's program makes them (program.ts). */
+/** The mounts in the order PID 1 makes them (every container's first, then its own). */
 function mounts(input: SpecInput, privileged: boolean): Mount[] {
   const c = input.config;
   const shm = Math.ceil((c.shmSize ?? DEFAULT_SHM_SIZE) / 1024);
