@@ -19,12 +19,13 @@ DENO_VERSION=2.9.6
 # helper the test compiles (tests/build_ssh_test.ts); git: ADD of a git repository
 # (tests/build_add_git_test.ts); netavark: podman's own network under tsbox's OCI runtime
 # (tests/oci_podman_test.ts, -p); containernetworking-plugins: the CNI plugins of the CRI pod
-# (tests/oci_cri_test.ts).
+# (tests/oci_cri_test.ts); qemu-user-static: arm64 RUN steps and containers through binfmt_misc
+# (tests/build_platforms_test.ts).
 PACKAGES=(docker-registry skopeo busybox-static nginx umoci apache2-utils python3 tmux uidmap
   podman crun runc curl tar iproute2 binutils util-linux mount passwd catatonit zsh fish
   nftables libnftables1 aardvark-dns passt slirp4netns docker.io docker-compose
   redis-server containerd openssh-client gcc libc6-dev git
-  netavark containernetworking-plugins)
+  netavark containernetworking-plugins qemu-user-static)
 # Installed as packages, these start system services that would hold ports the tests use.
 # docker.io is there for its client alone (tests/api_test.ts drives tsbox's Engine API with
 # it): its dockerd (and docker.socket, which would start it) must never run beside tsbox. The
@@ -88,6 +89,37 @@ done
 if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
   log "chmod 0666 /dev/net/tun"
   chmod 0666 /dev/net/tun
+fi
+
+# --- arm64 emulation: binfmt_misc mounted and qemu-aarch64 registered with the F flag (the kernel
+# opens the interpreter at registration, so an arm64 program runs inside a container's mount
+# namespace, where /usr/libexec/qemu-binfmt does not exist). Debian registers it through
+# systemd-binfmt or binfmt-support at boot; machines without either get it here. ---
+BINFMT=/proc/sys/fs/binfmt_misc
+if [ ! -e "$BINFMT/register" ]; then
+  log "mounting binfmt_misc at $BINFMT"
+  mount -t binfmt_misc binfmt_misc "$BINFMT"
+fi
+if [ ! -e "$BINFMT/qemu-aarch64" ]; then
+  log "registering qemu-aarch64 (binfmt_misc)"
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$BINFMT/register"
+fi
+if ! grep -q '^flags: .*F' "$BINFMT/qemu-aarch64"; then
+  log "qemu-aarch64 is registered without the F flag: containers cannot reach its interpreter" >&2
+  exit 1
+fi
+
+# --- the arm64 test image's busybox: Debian's busybox-static for arm64, kept as its .deb (the
+# tests extract it with dpkg-deb; they never reach the network) ---
+ARM64_DEB_DIR=/var/cache/tsbox-tests
+if ! ls "$ARM64_DEB_DIR"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+  log "downloading busybox-static:arm64 to $ARM64_DEB_DIR"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+  fi
+  apt-get update -qq
+  mkdir -p "$ARM64_DEB_DIR"
+  (cd "$ARM64_DEB_DIR" && apt-get download -qq -o APT::Sandbox::User=root busybox-static:arm64)
 fi
 
 log "ok (deno $(deno --version | head -1 | cut -d' ' -f2); ${#missing[@]} package(s) installed)"

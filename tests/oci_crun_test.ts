@@ -7,10 +7,10 @@
  * host shows for its cgroup must match. The created container's config.json also validates
  * against the runtime-spec's JSON schema.
  */
-import { Ajv } from "ajv";
 import { join } from "node:path";
 import { assertEquals, assertOk } from "./assert.ts";
 import { seedStore } from "./busybox_store.ts";
+import { schemaValidator } from "./fixtures/oci_schema.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import type { Spec } from "../src/oci/spec.ts";
 
@@ -66,18 +66,6 @@ const USER_FLAGS = [
   "--security-opt",
   "no-new-privileges",
 ];
-
-function schemaValidator() {
-  const dir = new URL("./fixtures/oci-runtime-spec-v1.1.0/", import.meta.url);
-  const ajv = new Ajv({ strict: false, allErrors: true });
-  for (const e of Deno.readDirSync(dir)) {
-    if (!e.name.endsWith(".json")) continue;
-    const schema = JSON.parse(Deno.readTextFileSync(new URL(e.name, dir)));
-    delete schema.$schema; // draft-04 without its draft-only keywords
-    ajv.addSchema(schema, e.name);
-  }
-  return ajv.getSchema("config-schema.json")!;
-}
 
 async function sh(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();

@@ -1005,7 +1005,7 @@ class Builder {
   async #inRootfs(
     state: BuildState,
     alwaysLayer: boolean,
-    fn: (rootfs: string) => Promise<void>,
+    fn: (rootfs: string, upper: string) => Promise<void>,
   ): Promise<BuiltLayer | undefined> {
     const dir = join(this.scratch, `m${++this.#mounts}`);
     const upper = join(dir, "upper");
@@ -1022,7 +1022,7 @@ class Builder {
       target: rootfs,
     });
     try {
-      await fn(rootfs);
+      await fn(rootfs, upper);
     } finally {
       unmountRootfs(rootfs);
     }

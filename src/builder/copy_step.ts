@@ -32,7 +32,7 @@ export interface CopyStepContext {
   inRootfs(
     state: BuildState,
     alwaysLayer: boolean,
-    fn: (rootfs: string) => Promise<void>,
+    fn: (rootfs: string, upper: string) => Promise<void>,
   ): Promise<BuiltLayer | undefined>;
   /** What `--from` names: a `--build-context` directory, or a stage (awaited) or image. */
   fromSource(name: string): Promise<FromSource>;
@@ -158,11 +158,12 @@ export async function copyStep(
   }
   const from = flag("from");
   const excludes = copyExcludes(ins, lookup);
-  const layer = await ctx.inRootfs(state, true, async (rootfs) => {
+  const layer = await ctx.inRootfs(state, true, async (rootfs, upper) => {
     const opts = {
       owner: chown ? owner(rootfs, chown) : undefined,
       mode: chmod ? parseInt(chmod, 8) : undefined,
       extract: ins.keyword === "ADD" && !from,
+      upper,
     };
     for (const h of ins.heredocs) {
       const body = h.expand ? expandOnly(h.body, lookup) : h.body;

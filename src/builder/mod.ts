@@ -13,6 +13,7 @@ export {
   PlatformMismatchError,
 } from "./builder.ts";
 export { BuildSweepError, sweepAbandonedBuilds } from "./sweep.ts";
+export { buildPlatforms, parsePlatforms, type PlatformsResult } from "./platforms.ts";
 export { ContextArchiveError } from "./stdin_context.ts";
 export {
   type Dockerfile,

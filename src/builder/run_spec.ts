@@ -11,8 +11,9 @@ import { join } from "../path.ts";
 import { hostFacts, imageUser } from "../container/bundle.ts";
 import { specFor } from "../container/spec.ts";
 import type { RunConfig } from "../container/state.ts";
-import type { MountRequest } from "../runtime/mount_request.ts";
 import type { Spec } from "../oci/spec.ts";
+import type { MountRequest } from "../runtime/mount_request.ts";
+import { readBundleConfig } from "../runtime/oci_config.ts";
 
 /** The hostname of every RUN step's container (BuildKit's). */
 export const RUN_HOSTNAME = "buildkitsandbox";
@@ -63,8 +64,10 @@ export function runStepConfig(o: RunStepOptions): RunConfig {
 }
 
 /**
- * The OCI spec of the step's container with `id` in `stateDir` (rootfs, etc files). `linkDir` is the store's link dir the layers are relative to.
- * An image that cannot satisfy USER gives a spec whose start fails with the runtime's UserError.
+ * The OCI spec of the step's container with `id` in `stateDir` (rootfs, etc files), as
+ * `tsbox run` writes it for the same options. `linkDir` is the store's link dir the layers are
+ * relative to. An image that cannot satisfy USER gives a spec whose start fails with the
+ * runtime's UserError.
  */
 export function runStepSpec(
   id: string,
@@ -81,3 +84,24 @@ export function runStepSpec(
     host: hostFacts(config),
   });
 }
+
+/**
+ * Writes the step's bundle, `stateDir/config.json` (0600: it holds the build's environment),
+ * and returns the spec read back from that file by the runtime's reader (oci_config.ts, as
+ * `tsbox runc` reads a bundle): a RUN step starts from its config.json as a container's start
+ * does (src/container/bundle.ts), so what the runtime runs is what the file says.
+ */
+export async function writeRunStepBundle(
+  id: string,
+  stateDir: string,
+  linkDir: string,
+  config: RunConfig,
+): Promise<Spec> {
+  const path = join(stateDir, RUN_STEP_CONFIG);
+  const spec = runStepSpec(id, stateDir, linkDir, config);
+  await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600, createNew: true });
+  return readBundleConfig(stateDir);
+}
+
+/** The bundle file of a RUN step's container, in its state directory (OCI's name). */
+export const RUN_STEP_CONFIG = "config.json";

@@ -6,9 +6,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { formatPlatform, hostPlatform } from "../../registry/platform.ts";
+import { hostPlatform } from "../../registry/platform.ts";
 import { closeFd, pipe } from "../../ffi/process.ts";
-import { ExecError } from "../errors.ts";
 import type { Container as RuntimeContainer } from "../runtime/container.ts";
 import { DEFAULT_PATH } from "../runtime/config.ts";
 import { removeTree } from "../store/layers.ts";
@@ -202,11 +201,23 @@ async function runContainer(
   let output: Deno.FsFile | undefined;
   // Loaded on the first RUN that misses the cache: a cached build never needs the runtime.
   const { Container } = await import("../runtime/container.ts");
-  const { runStepConfig, runStepSpec } = await import("./run_spec.ts");
+  const { runStepConfig, writeRunStepBundle } = await import("./run_spec.ts");
   // Every capability this process can hand on, as `run --privileged` gives.
   const insecure = runInsecure(ins, ctx.allowInsecure, (d) => ctx.fail(ins, d))
     ? (await import("../container/security_flags.ts")).boundingSet()
     : undefined;
+  const image = { config: configOf(state) };
+  if (!runsOn(image, hostPlatform())) {
+    // Another architecture's programs run through the host's binfmt_misc handler; without one
+    // the step would fail with execve's bare "exec format error".
+    const { checkEmulation, EmulationError } = await import("../image/emulation.ts");
+    try {
+      checkEmulation(platformOf(image));
+    } catch (err) {
+      if (err instanceof EmulationError) ctx.fail(ins, err.message);
+      throw err;
+    }
+  }
   let container: RuntimeContainer;
   try {
     // Described as `tsbox run` describes a container (its OCI spec), then started the same way.
@@ -220,7 +231,8 @@ async function runContainer(
       layers: lowers,
       insecure,
     });
-    const spec = runStepSpec(id, stateDir, ctx.store.linkDir, config);
+    // Its config.json in its bundle directory, and the start made from that file.
+    const spec = await writeRunStepBundle(id, stateDir, ctx.store.linkDir, config);
     // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
     output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
     container = await Container.start(spec, {
@@ -233,16 +245,6 @@ async function runContainer(
     });
   } catch (err) {
     output?.close();
-    const image = { config: configOf(state) };
-    if (err instanceof ExecError && !runsOn(image, hostPlatform())) {
-      // Most likely the reason (a foreign binary reads as "permission denied" to execve).
-      const host = formatPlatform(hostPlatform());
-      ctx.fail(
-        ins,
-        `${err.message}: the image is ${formatPlatform(platformOf(image))} and this host is ` +
-          `${host}; its programs need an emulator here (binfmt_misc with qemu-user-static)`,
-      );
-    }
     throw err;
   } finally {
     closeFd(readFd);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type BuildEvent, buildImage } from "../builder/builder.ts";
+import { type BuildEvent, buildImage, type BuildOptions } from "../builder/builder.ts";
 import { UsageError } from "../errors.ts";
 import { Store } from "../store/mod.ts";
 import type { GlobalOptions } from "./globals.ts";
@@ -126,12 +126,10 @@ export async function buildCommand(
   const { parseCacheFlag } = await import("../builder/cache_io.ts");
   const cacheFrom = (flags.cacheFrom ?? []).map((v) => parseCacheFlag(v, "from"));
   const cacheTo = flags.cacheTo === undefined ? undefined : parseCacheFlag(flags.cacheTo, "to");
-  if (flags.platform?.includes(",")) {
-    throw new UsageError(
-      `--platform ${flags.platform}: one platform per build (tsbox does not build ` +
-        `multi-platform images or indexes yet; build each platform with its own tag)`,
-    );
-  }
+  // Several platforms: one build each, recorded as an image index (src/builder/platforms.ts).
+  const platforms = flags.platform?.includes(",")
+    ? (await import("../builder/platforms.ts")).parsePlatforms(flags.platform)
+    : undefined;
   for (const a of flags.allow ?? []) {
     if (a !== "security.insecure") {
       throw new UsageError(
@@ -160,7 +158,7 @@ export async function buildCommand(
     : classicPrinter(toStdout ? Deno.stderr : Deno.stdout, mode === "quiet");
   const onProgress = (e: BuildEvent) => printer.event(e);
   try {
-    const result = await buildImage(store, {
+    const options: Omit<BuildOptions, "platform"> = {
       ...input,
       tags: flags.tag,
       labels,
@@ -171,7 +169,6 @@ export async function buildCommand(
       allowInsecure: flags.allow?.includes("security.insecure"),
       target: flags.target,
       network: flags.network === "none" ? "none" : "host",
-      platform: flags.platform,
       insecure: g.insecureRegistries,
       jobs,
       secrets,
@@ -183,7 +180,31 @@ export async function buildCommand(
       // Plain and rawjson tell steps apart by vertex; the classic output by a line prefix.
       prefixOutput: !live && mode !== "plain" && mode !== "rawjson",
       onProgress,
-    });
+    };
+    if (platforms) {
+      const { buildPlatforms } = await import("../builder/platforms.ts");
+      const out = live || mode === "plain" || toStdout ? Deno.stderr : Deno.stdout;
+      const result = await buildPlatforms(store, platforms, options, (p) => {
+        if (mode !== "quiet" && mode !== "rawjson") {
+          out.writeSync(new TextEncoder().encode(`Building for ${p}\n`));
+        }
+      });
+      const ids = result.images.map((i) => `${i.platform} ${i.image.id}`);
+      if (mode !== "quiet" && mode !== "rawjson") {
+        const list = result.images.map((i) => i.platform).join(", ");
+        for (const t of result.tags) {
+          const name = (await import("../../registry/reference.ts")).parseReference(t).familiar();
+          out.writeSync(new TextEncoder().encode(`Successfully tagged ${name} (${list})\n`));
+        }
+      }
+      if (flags.iidfile) {
+        await Deno.writeTextFile(flags.iidfile, result.images[0].image.id);
+      }
+      if (mode === "quiet") { for (const line of ids) console.log(line); }
+      printer.finished(Date.now() - started);
+      return 0;
+    }
+    const result = await buildImage(store, { ...options, platform: flags.platform });
     if (result.image) {
       if (flags.iidfile) await Deno.writeTextFile(flags.iidfile, result.image.id);
       if (mode === "quiet") console.log(result.image.id);

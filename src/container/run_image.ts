@@ -11,7 +11,9 @@ import {
   parsePlatform,
   type Platform,
 } from "../../registry/platform.ts";
+import { parseReference } from "../../registry/reference.ts";
 import { NotFoundError, TsboxError, UsageError } from "../errors.ts";
+import { checkEmulation } from "../image/emulation.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 
 /** docker's `--pull` policies. */
@@ -27,8 +29,10 @@ export function parsePullPolicy(value: string | undefined): PullPolicy {
 }
 
 /**
- * `--platform`: parsed and checked against the host. tsbox runs no emulator, so a platform
- * other than the host's is refused here, before anything is pulled or created.
+ * `--platform`: parsed and checked against the host. Another architecture's programs run
+ * through the host's binfmt_misc handler (Debian's qemu-user-static), as with docker and
+ * podman: without one the platform is refused here, naming what is missing, before anything is
+ * pulled or created.
  */
 export function parseRunPlatform(value: string | undefined): Platform | undefined {
   if (value === undefined || value === "") return undefined;
@@ -38,14 +42,7 @@ export function parseRunPlatform(value: string | undefined): Platform | undefine
   } catch (err) {
     throw new UsageError(`--platform: ${(err as Error).message}`);
   }
-  const host = hostPlatform();
-  if (!samePlatform(wanted, host)) {
-    throw new UsageError(
-      `--platform ${value}: image platform ${formatPlatform(wanted)} cannot run on this ${
-        formatPlatform(host)
-      } host (tsbox does not emulate other architectures)`,
-    );
-  }
+  if (!samePlatform(wanted, hostPlatform())) checkEmulation(wanted);
   return wanted;
 }
 
@@ -60,6 +57,21 @@ function imagePlatform(image: ImageRecord): Platform | undefined {
   const c = image.config as { os?: string; architecture?: string; variant?: string };
   if (!c.os || !c.architecture) return undefined;
   return { os: c.os, architecture: c.architecture, variant: c.variant };
+}
+
+/**
+ * The image of `wanted`'s platform in the image index a multi-platform build recorded under
+ * `name`, if there is one (src/builder/platforms.ts).
+ */
+function indexVariant(store: Store, name: string, wanted: Platform): ImageRecord | undefined {
+  let ref: string;
+  try {
+    ref = parseReference(name).toString();
+  } catch {
+    return undefined; // an id
+  }
+  const entry = store.indexOf(ref).find((e) => samePlatform(wanted, parsePlatform(e.platform)));
+  return entry && store.getImage(entry.imageId);
 }
 
 /** What {@link imageForRun} needs besides the name. */
@@ -78,7 +90,7 @@ export async function imageForRun(
   o: RunImageOptions,
   pullImage: (present: boolean) => Promise<ImageRecord>,
 ): Promise<ImageRecord> {
-  const local = store.findImage(name);
+  const local = (o.platform && indexVariant(store, name, o.platform)) || store.findImage(name);
   const have = local && imagePlatform(local);
   const mismatch = o.platform && have && !samePlatform(o.platform, have) ? have : undefined;
   if (o.pull === "never") {

@@ -83,7 +83,9 @@ export async function pruneImages(store: Store, options: ImagePruneOptions): Pro
   let bytes = 0;
   for (const planned of imagesToPrune(store.listImages(), options)) {
     const image = store.getImage(planned.id);
-    if (!image || options.inUse(image.id) || (!options.all && image.tags.length > 0)) continue;
+    if (!image || options.inUse(image.id)) continue;
+    // An image index's variants have no tag of their own, yet are not dangling.
+    if (!options.all && (image.tags.length > 0 || store.inIndex(image.id))) continue;
     const freed = store.deleteImage(image.id);
     // docker's events, as `rmi` records them.
     for (const t of image.tags) imageEvent(store.root, "untag", image.id, familiar(t));

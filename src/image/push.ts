@@ -11,12 +11,14 @@
  */
 import { RegistryClient, type UploadResult } from "../../registry/client.ts";
 import {
+  type Descriptor,
+  type ImageIndex,
   type ImageManifest,
   layersMatchSchema,
   MediaType,
   ociLayerMediaType,
 } from "../../registry/manifest.ts";
-import { parseReference, type Reference } from "../../registry/reference.ts";
+import { parseReference, Reference } from "../../registry/reference.ts";
 import {
   loadRegistriesConf,
   pushEndpoint,
@@ -101,8 +103,65 @@ export async function pushImage(
   const client = options.client ??
     new RegistryClient({ insecure: [...(options.insecure ?? [])], userAgent: `tsbox/${VERSION}` });
   if (endpoint.insecure) client.allowInsecure(target.domain);
-  const emit = options.onProgress ?? (() => {});
 
+  const entries = store.indexOf(ref.toString());
+  if (entries.length === 0) {
+    const sent = await pushOne(store, client, image, target, target, options);
+    recordRepoDigest(store, ref, sent.digest, image.id);
+    return { reference: ref, ...sent };
+  }
+  // An image index a multi-platform build recorded: each platform's image by digest, then
+  // the index under the tag.
+  const byDigest = new Reference(target.domain, target.path);
+  const manifests: Descriptor[] = [];
+  const layers: UploadResult[] = [];
+  for (const e of entries) {
+    const variant = store.getImage(e.imageId);
+    if (!variant) throw new TsboxError(`${ref.familiar()}: its ${e.platform} image is gone`);
+    const sent = await pushOne(store, client, variant, target, byDigest, options);
+    layers.push(...sent.layers);
+    const c = variant.config as { os?: string; architecture?: string; variant?: string };
+    manifests.push({
+      mediaType: sent.mediaType,
+      digest: sent.digest,
+      size: sent.size,
+      platform: {
+        os: c.os ?? "linux",
+        architecture: c.architecture ?? "amd64",
+        ...(c.variant ? { variant: c.variant } : {}),
+      },
+    });
+  }
+  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
+  const bytes = new TextEncoder().encode(JSON.stringify(index));
+  const digest = await client.putManifest(target, MediaType.OciIndex, bytes);
+  recordRepoDigest(store, ref, digest, image.id);
+  return { reference: ref, digest, size: bytes.length, layers };
+}
+
+/** Like docker, the image now carries the repo digest it is known by in that repository. */
+function recordRepoDigest(store: Store, ref: Reference, digest: string, imageId: string): void {
+  store.db.run(
+    "INSERT OR REPLACE INTO repo_digests (repository, digest, image_id) VALUES (?, ?, ?)",
+    ref.repository,
+    digest,
+    imageId,
+  );
+}
+
+/**
+ * Sends one image's layer blobs, config and manifest to `target`'s repository, the manifest
+ * under `putRef` (the tag, or no tag: by its digest, as an index entry).
+ */
+async function pushOne(
+  store: Store,
+  client: RegistryClient,
+  image: ImageRecord,
+  target: Reference,
+  putRef: Reference,
+  options: PushOptions,
+): Promise<{ digest: string; size: number; mediaType: string; layers: UploadResult[] }> {
+  const emit = options.onProgress ?? (() => {});
   for (const layer of image.layers) {
     if (!await hasLayerBlob(store, layer)) {
       throw new TsboxError(
@@ -144,18 +203,11 @@ export async function pushImage(
   const configBytes = new TextEncoder().encode(image.configJson);
   await client.uploadBlob(target, image.id, configBytes.length, configBytes);
   const manifest = await manifestFor(store, image, compressed);
-  const digest = await client.putManifest(target, manifest.mediaType, manifest.bytes);
-  // Like docker, the image now carries the repo digest it is known by in that repository.
-  store.db.run(
-    "INSERT OR REPLACE INTO repo_digests (repository, digest, image_id) VALUES (?, ?, ?)",
-    ref.repository,
-    digest,
-    image.id,
-  );
+  const digest = await client.putManifest(putRef, manifest.mediaType, manifest.bytes);
   return {
-    reference: ref,
     digest,
     size: manifest.bytes.length,
+    mediaType: manifest.mediaType,
     layers: image.layers.map((l) => results.get(l.blobDigest)!),
   };
 }

@@ -149,6 +149,20 @@ const MIGRATIONS: readonly string[] = [
   -- An IPv6 address given with --ip6 (NULL: the one with the IPv4 lease's host number).
   ALTER TABLE network_leases ADD COLUMN address6 TEXT;
   `,
+  `
+  -- The image index a multi-platform build records (build --platform a,b -t NAME): NAME's tag
+  -- points at one variant (the host's), and every platform's image is listed here, so that
+  -- run --platform picks a variant and push sends them as one index. A name whose tag moves
+  -- loses its rows (src/store/mod.ts).
+  CREATE TABLE image_indexes (
+    name     TEXT NOT NULL,             -- full reference: 127.0.0.1:5000/app:1
+    platform TEXT NOT NULL,             -- os/architecture[/variant]
+    position INTEGER NOT NULL,          -- order in the index
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (name, platform)
+  );
+  CREATE INDEX image_indexes_image ON image_indexes(image_id);
+  `,
 ];
 
 /** A failure of the state database, naming the operation and the database file. */

@@ -62,6 +62,13 @@ export interface ImageRecord {
   readonly created?: string;
 }
 
+/** One platform's image of an image index a multi-platform build recorded. */
+export interface IndexEntry {
+  /** `os/architecture[/variant]`. */
+  readonly platform: string;
+  readonly imageId: string;
+}
+
 /** What {@link Store.addImage} needs to record a verified, unpacked image. */
 export interface NewImage {
   readonly id: string;
@@ -279,6 +286,8 @@ export class Store {
   }
 
   #setTag(name: string, imageId: string): void {
+    // A tag that moves is no longer the index a multi-platform build recorded under it.
+    this.db.run("DELETE FROM image_indexes WHERE name = ?", name);
     this.db.run(
       "INSERT INTO tags (name, image_id) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id",
       name,
@@ -291,9 +300,45 @@ export class Store {
     this.db.transaction(() => this.#setTag(name, imageId));
   }
 
-  /** Removes one tag; returns whether it existed. */
+  /** Removes one tag (and the image index recorded under it); returns whether it existed. */
   untag(name: string): boolean {
-    return this.db.run("DELETE FROM tags WHERE name = ?", name).changes > 0;
+    return this.db.transaction(() => {
+      this.db.run("DELETE FROM image_indexes WHERE name = ?", name);
+      return this.db.run("DELETE FROM tags WHERE name = ?", name).changes > 0;
+    });
+  }
+
+  /**
+   * Records `name` as an image index of `entries` (one image per platform, in index order) and
+   * tags `name` to the image `tagged` (one of them: the host's, which `run NAME` starts).
+   */
+  setIndex(name: string, entries: readonly IndexEntry[], tagged: string): void {
+    this.db.transaction(() => {
+      this.#setTag(name, tagged);
+      entries.forEach((e, i) =>
+        this.db.run(
+          "INSERT INTO image_indexes (name, platform, position, image_id) VALUES (?, ?, ?, ?)",
+          name,
+          e.platform,
+          i,
+          e.imageId,
+        )
+      );
+    });
+  }
+
+  /** The image index recorded under the full reference `name`, in order; empty if none. */
+  indexOf(name: string): IndexEntry[] {
+    return this.db.all<{ platform: string; image_id: string }>(
+      "SELECT platform, image_id FROM image_indexes WHERE name = ? ORDER BY position",
+      name,
+    ).map((r) => ({ platform: r.platform, imageId: r.image_id }));
+  }
+
+  /** Whether an image index lists the image (so it is not dangling without a tag). */
+  inIndex(imageId: string): boolean {
+    return this.db.get("SELECT 1 AS x FROM image_indexes WHERE image_id = ?", imageId) !==
+      undefined;
   }
 
   /** The image a repository digest was pulled by, if the store has it. */
@@ -373,6 +418,10 @@ export class Store {
         id,
       );
       const blobs = new Set<string>([id, ...(manifest ? [manifest.d] : [])]);
+      this.db.run(
+        "DELETE FROM image_indexes WHERE name IN (SELECT name FROM tags WHERE image_id = ?)",
+        id,
+      );
       this.db.run("DELETE FROM tags WHERE image_id = ?", id);
       this.db.run("DELETE FROM images WHERE id = ?", id);
       const layers: { diffId: string; shortId: string }[] = [];
