@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { check, errno, openLibc } from "./libc.ts";
+import { check, cstr, errno, openLibc } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
 
 const libc = openLibc({
@@ -19,6 +19,9 @@ const libc = openLibc({
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   readNow: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize" },
   __errno_location: { parameters: [], result: "pointer" },
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
 });
 
 /** O_CLOEXEC for pipe2/openat. */
@@ -36,6 +39,25 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
 /** Closes a raw fd, ignoring errors (used on cleanup paths). */
 export function closeFd(fd: number): void {
   libc.close(fd);
+}
+
+/** Makes fd 0 /dev/null (after a process has read what its stdin had to say). */
+export function nullStdin(): void {
+  const devNull = check(libc.open(cstr("/dev/null"), O_CLOEXEC), "open", ["/dev/null"]);
+  try {
+    check(libc.dup3(devNull, 0, 0), "dup3", [devNull, 0]);
+  } finally {
+    libc.close(devNull);
+  }
+}
+
+/**
+ * Gives the C heap's free memory back to the kernel (glibc's malloc_trim). Deno's start-up (module
+ * graph, sources, parsers) frees megabytes it never returns by itself: a long-lived process that
+ * has done its loading calls this once.
+ */
+export function trimMalloc(): void {
+  libc.malloc_trim(0n);
 }
 
 /** Writes all of `data` to a raw fd. */

@@ -31,6 +31,9 @@ const inspectAction = load<typeof import("./inspect_action.ts")>("./inspect_acti
 const attachActions = load<typeof import("./attach_actions.ts")>("./attach_actions.ts");
 const execActions = load<typeof import("./exec_actions.ts")>("./exec_actions.ts");
 const runModule = load<typeof import("../container/run.ts")>("../container/run.ts");
+const spawnModule = load<typeof import("../container/supervisor_spawn.ts")>(
+  "../container/supervisor_spawn.ts",
+);
 
 /** The hot commands' work, by command name. */
 export const HOT_ACTIONS = {
@@ -77,12 +80,17 @@ export const HOT_ACTIONS = {
     );
   },
   run: async (g, [image, command], flags) => {
+    // `run -d`: the supervisor starts up while this process loads and creates the container.
+    const early = as<RunFlags>(flags).detach
+      ? new (await spawnModule()).PendingSupervisor(g.root)
+      : undefined;
     const { runContainer } = await runModule();
     const result = await runContainer(
       image as string,
       command as string[],
       as<RunFlags>(flags),
       { ...g, notice: (line) => console.error(line), printId: (id) => console.log(id) },
+      early,
     );
     if (result.exitCode === undefined) console.log(result.id);
     else setExitCode(result.exitCode);

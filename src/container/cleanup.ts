@@ -12,7 +12,7 @@ import type { Store } from "../store/mod.ts";
 import { type CgroupOwner, cgroupOwner, containerCgroup, removeFreezer } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
 import { containerEvent } from "../events/log.ts";
-import { disconnectContainer } from "../network/connect.ts";
+import { releaseNetwork } from "./network_release.ts";
 import { removeTree } from "./rmtree.ts";
 import { type ContainerRecord, deleteContainerRow } from "./state.ts";
 import { removeUnusedVolumes, volumeMountsOf } from "./volumes.ts";
@@ -41,7 +41,7 @@ export async function removeContainerFiles(
     ? volumeMountsOf(store, c.id).filter((v) => v.anonymous).map((v) => v.name)
     : [];
   await releaseRuntime(cgroupOwner(c), store.root);
-  disconnectContainer(store, c.id);
+  await releaseNetwork(store, c.id);
   // The row goes only once the files are gone: a failed removal leaves a container that a
   // later `rm` can remove again, never files no row points to.
   await removeTree(containerDir(store.root, c.id)).catch((err) => {

@@ -57,6 +57,8 @@ export interface CreateGlobals {
    * flags and networks); nothing is printed when absent.
    */
   readonly notice?: (line: string) => void;
+  /** The id to create the container with (`run -d` spawned its supervisor for it); else a new one. */
+  readonly id?: string;
 }
 
 /**
@@ -114,7 +116,7 @@ async function create(
     (present) =>
       pullForRun(store, imageName, globals.insecureRegistries, { platform, present }, notice),
   );
-  const id = newContainerId();
+  const id = globals.id ?? newContainerId();
   const { config, volumes } = runConfigFor({
     flags,
     options,

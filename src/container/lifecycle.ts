@@ -8,6 +8,7 @@
 import { containerEvent } from "../events/log.ts";
 import { killPid } from "../../ffi/process.ts";
 import { TsboxError } from "../errors.ts";
+import { type PendingSupervisor, superviseDetached } from "./supervisor_spawn.ts";
 import type { Store } from "../store/mod.ts";
 import { cgroupOwner, setFrozen } from "./cgroup.ts";
 import { removeContainerFiles } from "./cleanup.ts";
@@ -31,83 +32,28 @@ export class ContainerStateError extends TsboxError {
   }
 }
 
-/** A container could not be started; carries the code `run` exits with (125, 126, 127). */
-export class StartFailedError extends TsboxError {
-  override readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
-    this.name = "StartFailedError";
-    this.exitCode = exitCode;
-  }
-}
+export { StartFailedError } from "./supervisor_spawn.ts";
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Whether this program runs as a `deno compile`d executable. */
-function isCompiled(): boolean {
-  return !import.meta.url.startsWith("file:") || import.meta.url.includes("/deno-compile-");
-}
-
-/** V8 settings for supervisors: a small heap, since each container has one. */
-const SUPERVISOR_V8_FLAGS = "--max-old-space-size=32,--max-semi-space-size=1,--stack-size=512";
-
-/** The command that runs a supervisor: the lean entry point, or the compiled tsbox's hidden mode. */
-export function supervisorCommand(root: string, id: string): { cmd: string; args: string[] } {
-  if (isCompiled()) return { cmd: Deno.execPath(), args: ["__supervise", root, id] };
-  const entry = new URL("./supervisor_main.ts", import.meta.url).pathname;
-  return {
-    cmd: Deno.execPath(),
-    args: ["run", "-A", "--quiet", `--v8-flags=${SUPERVISOR_V8_FLAGS}`, entry, root, id],
-  };
-}
-
 /**
- * Starts container `c` under a new detached supervisor and returns once its process runs (or
- * throws what stopped it). The supervisor outlives this process.
+ * Starts container `c` under a detached supervisor (`pending`, spawned early by `run -d`, or a
+ * new one) and returns once its process runs (or throws what stopped it). The supervisor
+ * outlives this process.
  */
-export async function startDetached(store: Store, c: ContainerRecord): Promise<void> {
+export async function startDetached(
+  store: Store,
+  c: ContainerRecord,
+  pending?: PendingSupervisor,
+): Promise<void> {
   const current = reconcile(store, c);
-  if (isActive(current.state)) return; // docker start on a running container is a no-op
-  const { cmd, args } = supervisorCommand(store.root, c.id);
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-    env: isCompiled() ? { DENO_V8_FLAGS: SUPERVISOR_V8_FLAGS } : {},
-  }).spawn();
-  const reader = child.stdout.getReader();
-  const decoder = new TextDecoder();
-  let line = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    line += decoder.decode(value, { stream: true });
-    if (line.includes("\n")) break;
+  if (isActive(current.state)) {
+    await pending?.dismiss();
+    return; // docker start on a running container is a no-op
   }
-  await reader.cancel().catch(() => {});
-  // Only now: an unref'd child (and its pipe) would not keep this process alive while it waits
-  // for the supervisor's first line. Afterwards the supervisor goes on without us.
-  child.unref();
-  line = line.split("\n")[0];
-  if (!line) {
-    // It printed nothing: say how it ended (its stderr is not kept, it would outlive us).
-    const status = await Promise.race([
-      child.status,
-      sleep(2_000).then(() => undefined),
-    ]);
-    const how = status === undefined
-      ? "closed its output"
-      : status.signal
-      ? `was killed by ${status.signal}`
-      : `exited with code ${status.code}`;
-    throw new TsboxError(`the supervisor of ${c.id.slice(0, 12)} ${how} before starting it`);
-  }
-  const msg = JSON.parse(line) as { ok?: boolean; error?: string; exitCode?: number };
-  if (!msg.ok) throw new StartFailedError(msg.error ?? "start failed", msg.exitCode ?? 125);
+  await superviseDetached(store.root, c.id, pending);
 }
 
 /** Waits until `c` is no longer active (reconciled), or `timeoutMs` passed; returns the record. */

@@ -7,6 +7,7 @@
  * @module
  */
 import { lazyImport } from "../lazy.ts";
+import { loadNetworkStack } from "./network_release.ts";
 import type { Store } from "../store/mod.ts";
 import { isRootless } from "../runtime/rootless.ts";
 import { TsboxError, UsageError } from "../errors.ts";
@@ -127,9 +128,7 @@ export async function networkHooks(
 ): Promise<NetworkHooks | undefined> {
   const net = c.config.net;
   if (!net) return undefined;
-  const { connectContainer, disconnectContainer } = await lazyImport<
-    typeof import("../network/connect.ts")
-  >(new URL("../network/connect.ts", import.meta.url));
+  const { connectContainer, disconnectContainer } = await loadNetworkStack();
   const subject = {
     id: c.id,
     hostname: c.config.hostname,
@@ -230,7 +229,9 @@ export async function connectNetwork(
     );
   }
   if (o.ip6 !== undefined) {
-    const { checkIp6Flag } = await import("../network/endpoints.ts");
+    const { checkIp6Flag } = await lazyImport<typeof import("../network/endpoints.ts")>(
+      new URL("../network/endpoints.ts", import.meta.url),
+    );
     checkIp6Flag(net, o.ip6);
   }
   const ep: EndpointConfig = {
@@ -241,9 +242,7 @@ export async function connectNetwork(
     ...(o.ip6 !== undefined ? { ip6: o.ip6 } : {}),
   };
   if (running) {
-    const { connectEndpoint, userResolver } = await lazyImport<
-      typeof import("../network/connect.ts")
-    >(new URL("../network/connect.ts", import.meta.url));
+    const { connectEndpoint, userResolver } = await loadNetworkStack();
     connectEndpoint(store, c.id, c.pid!, ep);
     userResolver(store, containerDir(store.root, c.id), c.config.net!, net);
   }
@@ -251,9 +250,7 @@ export async function connectNetwork(
     updateEndpoints(store, c.id, (list) => [...list, ep]);
   } catch (err) {
     if (running) {
-      const { disconnectEndpoint } = await lazyImport<typeof import("../network/connect.ts")>(
-        new URL("../network/connect.ts", import.meta.url),
-      );
+      const { disconnectEndpoint } = await loadNetworkStack();
       disconnectEndpoint(store, net, c.id);
     }
     throw err;
@@ -279,9 +276,7 @@ export async function disconnectNetwork(
     throw new TsboxError(`container ${c.id.slice(0, 12)} is not connected to network ${netRef}`);
   }
   if (net && runningWithHooks(c)) {
-    const { disconnectEndpoint } = await lazyImport<typeof import("../network/connect.ts")>(
-      new URL("../network/connect.ts", import.meta.url),
-    );
+    const { disconnectEndpoint } = await loadNetworkStack();
     disconnectEndpoint(store, net, c.id);
   }
   updateEndpoints(

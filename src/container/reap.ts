@@ -16,7 +16,7 @@ import { unmountRootfs } from "../runtime/rootfs.ts";
 import type { Store } from "../store/mod.ts";
 import { type CgroupOwner, cgroupOwner, containerCgroup, removeFreezerSync } from "./cgroup.ts";
 import { containerDir } from "./paths.ts";
-import { disconnectContainer } from "../network/connect.ts";
+import { releaseNetworkSync } from "./network_release.ts";
 import type { ContainerRecord } from "./state.ts";
 import { containerEvent } from "../events/log.ts";
 import { volumeMountsOf, volumesDir, volumeUsers } from "./volumes.ts";
@@ -68,7 +68,7 @@ export function reapDeadRunner(store: Store, c: ContainerRecord): ReapOutcome {
     let released = true;
     try {
       releaseRuntimeSync(cgroupOwner(c), store.root);
-      disconnectContainer(store, c.id);
+      releaseNetworkSync(store, c.id);
     } catch {
       // Left for `rm` (which releases again); the row must tell the truth meanwhile.
       released = false;

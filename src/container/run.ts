@@ -17,6 +17,7 @@ import { TsboxError } from "../errors.ts";
 import { assertInputTerminal } from "../runtime/tty.ts";
 import { attachStreams } from "./attach_streams.ts";
 import type { SuperviseOptions } from "./supervisor.ts";
+import { PendingSupervisor } from "./supervisor_spawn.ts";
 
 /**
  * What run needs from the global options: create's (registries, `--userns-remap`, notices),
@@ -41,23 +42,31 @@ const FORWARDED: [Deno.Signal, number][] = [
 
 /**
  * Runs `image` as `tsbox run` does. Detached: prints nothing itself and returns the full id.
- * Attached: returns the container's exit code as a number.
+ * Attached: returns the container's exit code as a number. `early`: the supervisor of a
+ * detached run, spawned by the caller as soon as it could (else spawned here, first thing).
  */
 export async function runContainer(
   imageName: string,
   command: readonly string[],
   flags: RunFlags,
   globals: RunGlobals,
+  early?: PendingSupervisor,
 ): Promise<{ id: string; exitCode?: number }> {
-  assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
-  // A taken host port fails here, before the container exists (docker leaves one behind).
-  const warning = checkPublish(flags.publish ?? [], flags.network);
-  if (warning) globals.notice?.(warning);
-  const store = await Store.open(globals.root, { warn: globals.notice });
+  // The supervisor's own start-up overlaps with creating the container (supervisor_spawn.ts).
+  const pending = flags.detach ? early ?? new PendingSupervisor(globals.root) : early;
   try {
-    return await runInStore(store, imageName, command, flags, globals);
+    assertInputTerminal(flags.tty && !flags.detach, flags.interactive);
+    // A taken host port fails here, before the container exists (docker leaves one behind).
+    const warning = checkPublish(flags.publish ?? [], flags.network);
+    if (warning) globals.notice?.(warning);
+    const store = await Store.open(globals.root, { warn: globals.notice });
+    try {
+      return await runInStore(store, imageName, command, flags, globals, pending);
+    } finally {
+      store.close();
+    }
   } finally {
-    store.close();
+    await pending?.dismiss(); // not handed a container: it ends without touching anything
   }
 }
 
@@ -71,12 +80,19 @@ export async function runInStore(
   command: readonly string[],
   flags: RunFlags,
   globals: Omit<RunGlobals, "root">,
+  pending?: PendingSupervisor,
 ): Promise<{ id: string; exitCode?: number }> {
   const streams = attachStreams((flags as { attach?: string[] }).attach, flags.detach);
-  const record = await createFromFlags(store, imageName, command, flags, globals);
+  const record = await createFromFlags(
+    store,
+    imageName,
+    command,
+    flags,
+    pending ? { ...globals, id: pending.id } : globals,
+  );
   if (flags.detach) {
     try {
-      await startDetached(store, record);
+      await startDetached(store, record, pending);
     } catch (err) {
       throw await failedStart(store, record.id, flags.rm ?? false, err);
     }

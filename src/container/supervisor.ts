@@ -7,6 +7,7 @@
  * @module
  */
 import { closeFd, killPid, pipe } from "../../ffi/process.ts";
+import { lazyImport } from "../lazy.ts";
 import { TsboxError } from "../errors.ts";
 import { Container, type ContainerExit } from "../runtime/container.ts";
 import type { Store } from "../store/mod.ts";
@@ -20,7 +21,7 @@ import {
 } from "./attach.ts";
 import { cgroupOwner, removeFreezer } from "./cgroup.ts";
 import { LogWriter, pumpToLog } from "./logs.ts";
-import { PublishedPorts } from "../net/publish.ts";
+import type { PortConfig } from "../net/port_views.ts";
 import { networkHooks } from "./networking.ts";
 import { superviseTerminal, userWindowSize } from "../runtime/tty.ts";
 import { containerDir, logPath } from "./paths.ts";
@@ -89,6 +90,14 @@ export function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Whether `cfg` may publish ports (net/publish.ts's mappingsFor is empty without `-p` or `-P`):
+ * only then is the port code loaded.
+ */
+function mayPublish(cfg: PortConfig): boolean {
+  return (cfg.ports?.length ?? 0) > 0 || cfg.publishAll === true;
 }
 
 /** Opens a pipe's read end as a Deno file, so reads return what is there (not a full buffer). */
@@ -209,7 +218,9 @@ export async function supervise(
     }
   }
   if (record.config.autoRemove) {
-    const { removeContainerFiles } = await import("./cleanup.ts");
+    const { removeContainerFiles } = await lazyImport<typeof import("./cleanup.ts")>(
+      new URL("./cleanup.ts", import.meta.url),
+    );
     await removeContainerFiles(store, record);
     return { exitCode, removed: true };
   }
@@ -234,7 +245,12 @@ async function startAndWait(
   attach?: AttachServer,
 ): Promise<{ exit: ContainerExit; pid: number }> {
   // Host ports are bound first: a taken port fails the start before anything else exists.
-  const ports = PublishedPorts.open(store, c.id, c.config);
+  // The port code (listeners, proxy, its worker) is loaded only by a container that publishes.
+  const ports = mayPublish(c.config)
+    ? (await lazyImport<typeof import("../net/publish.ts")>(
+      new URL("../net/publish.ts", import.meta.url),
+    )).PublishedPorts.open(store, c.id, c.config)
+    : undefined;
   const net = await networkHooks(store, c, o.warn);
   await awaitAttachFirst(attach, store.root, c.id);
   // Detached with -i and no pty: stdin is a pipe that attached clients write to (docker keeps a
@@ -361,7 +377,9 @@ async function startAndWait(
   }
   // Loaded only for a container with a healthcheck: most supervisors never need exec's code.
   const monitor = running && health
-    ? (await import("./health_monitor.ts")).HealthMonitor.start(
+    ? (await lazyImport<typeof import("./health_monitor.ts")>(
+      new URL("./health_monitor.ts", import.meta.url),
+    )).HealthMonitor.start(
       store,
       running,
       container.pid,

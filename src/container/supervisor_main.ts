@@ -14,6 +14,27 @@ import { getContainer } from "./state.ts";
 import { movePidFile, removePidFile, supervisorPidFile, writePidFile } from "./pidfile.ts";
 import { RECOVER_ENV, type Watcher } from "./watcher.ts";
 import { watchByPolicy } from "./watch_policy.ts";
+import { PENDING_ENV } from "./supervisor_spawn.ts";
+import { nullStdin, trimMalloc } from "../../ffi/process.ts";
+
+/**
+ * Whether a pending supervisor (supervisor_spawn.ts) is told to start: `start` on its stdin,
+ * where its starter's end without it means the container was never created. Afterwards stdin
+ * is /dev/null, and the mark is gone from the environment that a watcher passes on.
+ */
+async function toldToStart(): Promise<boolean> {
+  Deno.env.delete(PENDING_ENV);
+  const buf = new Uint8Array(64);
+  let text = "";
+  for (;;) {
+    const n = await Deno.stdin.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+    if (text.includes("\n") || text.length > 64) break;
+  }
+  nullStdin();
+  return text.split("\n")[0] === "start";
+}
 
 /** Container `id`'s name as the database has it now; undefined when it cannot tell. */
 function currentName(store: Store, id: string): string | undefined {
@@ -43,8 +64,13 @@ function writeOwnPidFile(
   return path;
 }
 
-/** Supervises container `id` under `root`; reports the first start on stdout. */
+/**
+ * Supervises container `id` under `root` (pending: once told to start); reports the first start
+ * on stdout.
+ */
 export async function superviseMain(root: string, id: string): Promise<number> {
+  // Dismissed: nothing was created, nothing to do.
+  if (Deno.env.get(PENDING_ENV) !== undefined && !await toldToStart()) return 0;
   const encoder = new TextEncoder();
   let reported = false;
   const report = (msg: object) => {
@@ -98,6 +124,14 @@ export async function superviseMain(root: string, id: string): Promise<number> {
             ? { error: err.message, exitCode: err instanceof TsboxError ? err.exitCode : 125 }
             : { ok: true },
         );
+        // This process stays resident: SQLite's page cache of the start (it refills as needed)
+        // and start-up's garbage in the C heap go back to the kernel.
+        if (!err) {
+          try {
+            store.db.run("PRAGMA shrink_memory");
+          } catch { /* busy: the cache stays */ }
+          trimMalloc();
+        }
       },
     });
     return result.exitCode;

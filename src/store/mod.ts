@@ -101,6 +101,11 @@ interface LayerRow {
 
 const ID_PREFIX = /^(sha256:)?[a-f0-9]{1,64}$/;
 
+/** See {@link Store.addOpenHook}. */
+const openHooks: ((store: Store) => Promise<void>)[] = [];
+/** The stores of this process that are open, for hooks registered after they were opened. */
+const openStores = new Set<Store>();
+
 /** The store under one root. Open with {@link Store.open}. */
 export class Store {
   /** Blob files. */
@@ -114,6 +119,17 @@ export class Store {
     this.blobs = new BlobStore(root);
     this.layers = new LayerStore(root);
     this.linkDir = this.layers.linkDir;
+  }
+
+  /**
+   * Registers work that every store gets before use: a store opened later before it is
+   * returned, one open now at once (a module loaded after the store was opened awaits this at
+   * its top level). For a module that needs something prepared for a synchronous path
+   * (container/network_release.ts).
+   */
+  static async addOpenHook(hook: (store: Store) => Promise<void>): Promise<void> {
+    openHooks.push(hook);
+    for (const store of openStores) await hook(store);
   }
 
   /**
@@ -165,6 +181,15 @@ export class Store {
         );
       }
     }
+    for (const hook of openHooks) {
+      try {
+        await hook(store);
+      } catch (err) {
+        store.close();
+        throw err;
+      }
+    }
+    openStores.add(store);
     return store;
   }
 
@@ -178,6 +203,7 @@ export class Store {
 
   /** Closes the database. */
   close(): void {
+    openStores.delete(this);
     this.db.close();
   }
 
