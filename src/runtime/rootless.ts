@@ -27,7 +27,7 @@ import { overlayOps } from "./program.ts";
 import type { IdMapping as OciIdMapping, Mount, Spec } from "../oci/spec.ts";
 import { overlayOptions } from "./rootfs.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
-import { type Env, env, isRootless, passwdEntry } from "./rootless_paths.ts";
+import { type Env, env, isRootless, ownPrivateDir, passwdEntry } from "./rootless_paths.ts";
 
 export { defaultRoot, type Env, isRootless } from "./rootless_paths.ts";
 import {
@@ -52,14 +52,7 @@ export function runtimeDir(uid: number = Deno.uid() ?? 0, e: Env = env()): strin
     return dir;
   }
   const dir = `/tmp/tsbox-${uid}`;
-  try {
-    Deno.mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-  }
-  const info = Deno.lstatSync(dir);
-  // /tmp is shared: a directory someone else planted there must not be used.
-  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+  if (!ownPrivateDir(dir, uid)) {
     throw new TsboxError(`${dir} is not a private directory of uid ${uid}`);
   }
   return dir;
