@@ -40,8 +40,11 @@ export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
   if (legacy) values.push(`reference=${legacy}`);
   const filter = imageFilter(ctx.store, values);
   const out = [];
+  const all = ["1", "true"].includes(req.query.get("all") ?? "");
   for (const image of ctx.store.listImages()) {
     if (!filter.keepImage(image)) continue;
+    // A multi-platform build's other variants: listed under the index's name only.
+    if (!all && image.tags.length === 0 && ctx.store.inIndex(image.id)) continue;
     const tags = image.tags.map(familiar).filter((t) => filter.keepTag(t));
     if (filter.byReference && tags.length === 0) continue;
     out.push(imageSummary(image, tags));
