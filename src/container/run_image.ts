@@ -107,7 +107,7 @@ export function checkForeign(image: ImageRecord, warn?: (message: string) => voi
   const have = imagePlatform(image);
   const host = hostPlatform();
   if (!have || samePlatform(have, host)) return;
-  checkEmulation(have);
+  checkEmulation(normalizePlatform(have));
   warn?.(
     `The requested image's platform (${formatPlatform(normalizePlatform(have))}) does not ` +
       `match the detected host platform (${
