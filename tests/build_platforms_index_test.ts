@@ -10,7 +10,7 @@
  * - `run` of a foreign-only image without `--platform` prints docker's platform warning and
  *   runs it through the emulator.
  */
-import { assertOk, assertEquals, assertStringIncludes } from "./assert.ts";
+import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
 import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 import { platformFixtures } from "./fixtures/arm64.ts";
 
@@ -137,6 +137,106 @@ rootTest(
       });
       assertEquals([asked.code, asked.stderr], [0, ""]);
     } finally {
+      await cleanup();
+    }
+  },
+);
+
+/** `tar -xOf ARCHIVE FILE`. */
+async function fileIn(archive: string, file: string): Promise<string> {
+  const out = await new Deno.Command("tar", { args: ["-xOf", archive, file], stdout: "piped" })
+    .output();
+  assertEquals(out.code, 0, `tar -xOf ${archive} ${file}`);
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** The architecture of each entry of a docker archive's manifest.json, with its RepoTags. */
+async function dockerEntries(archive: string): Promise<[string, string[]][]> {
+  const manifest = JSON.parse(await fileIn(archive, "manifest.json")) as {
+    Config: string;
+    RepoTags: string[] | null;
+  }[];
+  const out: [string, string[]][] = [];
+  for (const m of manifest) {
+    const config = JSON.parse(await fileIn(archive, m.Config));
+    out.push([config.architecture, m.RepoTags ?? []]);
+  }
+  return out;
+}
+
+rootTest(
+  "save of a multi-platform image: the host variant, or the variants --platform names",
+  async () => {
+    const p = await platformFixtures();
+    const { root, cleanup } = await tempRoot();
+    const fresh = await tempRoot();
+    const ctx = await dirWith({
+      Dockerfile: `FROM ${p.multi}\nARG TARGETARCH\nRUN echo $TARGETARCH > /built-for\n`,
+    });
+    const out = await Deno.makeTempDir({ prefix: "t-platsave-" });
+    const name = "t-plat/save:1";
+    try {
+      await ok(root, ["build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", name, ctx]);
+      // By default the host variant, as docker's classic store saves it.
+      await ok(root, ["save", "-o", `${out}/host.tar`, name]);
+      assertEquals(await dockerEntries(`${out}/host.tar`), [["amd64", [name]]]);
+      // --platform (docker 28+) picks a variant, saved under the name.
+      await ok(root, ["save", "--platform", "linux/arm64", "-o", `${out}/arm.tar`, name]);
+      assertEquals(await dockerEntries(`${out}/arm.tar`), [["arm64", [name]]]);
+      await ok(fresh.root, ["load", "-q", "-i", `${out}/arm.tar`]);
+      assertEquals(await ok(fresh.root, ["run", "--rm", name, "cat", "/built-for"]), "arm64\n");
+      // Several: each variant in a docker archive, the name on the host's.
+      await ok(root, [
+        "save",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        `${out}/both.tar`,
+        name,
+      ]);
+      assertEquals(await dockerEntries(`${out}/both.tar`), [["amd64", [name]], ["arm64", []]]);
+      // In an OCI archive: one index of both under the name, which skopeo reads per platform.
+      await ok(root, [
+        "save",
+        "--format",
+        "oci",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        `${out}/both-oci.tar`,
+        name,
+      ]);
+      const skopeo = async (...args: string[]) => {
+        const r = await new Deno.Command("skopeo", { args, stdout: "piped", stderr: "piped" })
+          .output();
+        const dec = new TextDecoder();
+        assertEquals(r.code, 0, dec.decode(r.stderr));
+        return JSON.parse(dec.decode(r.stdout));
+      };
+      const index = await skopeo("inspect", "--raw", `oci-archive:${out}/both-oci.tar:1`);
+      assertEquals(index.mediaType, "application/vnd.oci.image.index.v1+json");
+      assertEquals(
+        index.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
+        ["amd64", "arm64"],
+      );
+      const arm = await skopeo(
+        "--override-arch",
+        "arm64",
+        "inspect",
+        "--config",
+        `oci-archive:${out}/both-oci.tar:1`,
+      );
+      assertEquals(arm.architecture, "arm64");
+      // A platform the image does not have is refused by name.
+      const none = await tsbox(["save", "--platform", "linux/s390x", "-o", `${out}/x.tar`, name], {
+        root,
+      });
+      assertEquals(none.code, 125, none.stdout);
+      assertStringIncludes(none.stderr, "has no variant for linux/s390x");
+    } finally {
+      await Deno.remove(out, { recursive: true });
+      await Deno.remove(ctx, { recursive: true });
+      await fresh.cleanup();
       await cleanup();
     }
   },
