@@ -6,7 +6,8 @@
  *   podman list a manifest list; `images -a` shows the arm64 variant as `<none>`, which is not
  *   dangling (`-f dangling=true` leaves it out);
  * - `image inspect NAME` is the host variant;
- * - `rmi NAME` removes the arm64 variant the index alone kept;
+ * - `rmi NAME` removes the arm64 variant the index alone kept; `tag NAME NEW` tags the index;
+ * - `save --platform a,b NAME` (docker 28+) saves the variants named (an OCI archive: one index);
  * - `run` of a foreign-only image without `--platform` prints docker's platform warning and
  *   runs it through the emulator.
  */
@@ -83,7 +84,7 @@ rootTest(
 );
 
 rootTest(
-  "rmi of one of two tags of a multi-platform image keeps its variants for the other",
+  "tag of a multi-platform image tags its index; rmi of one of its tags keeps the variants for the other",
   async () => {
     const p = await platformFixtures();
     const { root, cleanup } = await tempRoot();
@@ -101,6 +102,13 @@ rootTest(
         ctx,
       ]);
       const arm = built.split("\n").find((l) => l.startsWith("linux/arm64 "))!.split(" ")[1];
+      // `tag` of the name tags the index: the new name runs either variant.
+      await ok(root, ["tag", "t-plat/a:1", "t-plat/c:1"]);
+      assertEquals(
+        await ok(root, ["run", "--rm", "--platform", "linux/arm64", "t-plat/c:1", "cat", "/arch"]),
+        "arm64\n",
+      );
+      assertEquals(await ok(root, ["rmi", "t-plat/c:1"]), "Untagged: t-plat/c:1\n");
       const removed = await ok(root, ["rmi", "t-plat/a:1"]);
       assertEquals(removed, "Untagged: t-plat/a:1\n");
       assertEquals(

@@ -55,7 +55,16 @@ export function tagImage(store: Store, source: string, target: string): string {
   if (ref.digest) {
     throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
   }
-  store.tag(image.id, ref.toString());
+  // A multi-platform image's name tags its index (every variant), as docker's containerd
+  // store and podman tag a manifest list: `run --platform` and `push` of the new name find them.
+  let entries: ReturnType<Store["indexOf"]> = [];
+  try {
+    entries = store.indexOf(parseReference(source).toString());
+  } catch {
+    entries = []; // an id
+  }
+  if (entries.length > 0) store.setIndex(ref.toString(), entries, image.id);
+  else store.tag(image.id, ref.toString());
   imageEvent(store.root, "tag", image.id, familiar(ref.toString()));
   return ref.toString();
 }
