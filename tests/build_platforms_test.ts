@@ -225,6 +225,11 @@ rootTest(
       assertEquals(lines.length, 1, r.stderr);
       assertStringIncludes(lines[0], expected);
       assertStringIncludes(lines[0], "qemu-user-static");
+      // The same line for a foreign-only image run without --platform, not an exec error.
+      const plain = await hidden(["run", "--rm", p.arm64, "uname", "-m"]);
+      assertEquals(plain.code, 125, plain.stdout);
+      assertEquals(plain.stderr.trim().split("\n").length, 1, plain.stderr);
+      assertStringIncludes(plain.stderr, expected);
       assertEquals(await ok(root, ["ps", "-aq"]), "");
     } finally {
       await Deno.remove(ctx, { recursive: true });
