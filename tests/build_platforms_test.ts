@@ -79,6 +79,11 @@ rootTest(
       assertStringIncludes(built.stdout, "arm64 aarch64\n");
       assertStringIncludes(built.stdout, "amd64 x86_64\n");
 
+      // The base's name stays on the host's variant (the arm64 one was pulled without it).
+      assertEquals(
+        await ok(root, ["image", "inspect", "--format", "{{.Architecture}}", p.multi]),
+        "amd64\n",
+      );
       // The tag starts the host's variant; --platform picks the other from the index.
       assertEquals(await ok(root, ["run", "--rm", name, "cat", "/built-on"]), "amd64 x86_64\n");
       assertEquals(
