@@ -5,6 +5,7 @@
  * A docker archive of several variants keeps its per-variant entries (the name on the host's).
  */
 import { assertEquals, assertOk, assertStringIncludes } from "./assert.ts";
+import { join } from "node:path";
 import { dirWith, rootTest, tempRoot, tsbox } from "./cli.ts";
 import { platformFixtures } from "./fixtures/arm64.ts";
 
@@ -91,6 +92,96 @@ rootTest(
       await Deno.remove(ctx, { recursive: true });
       await docker.cleanup();
       await fresh.cleanup();
+      await cleanup();
+    }
+  },
+);
+
+/**
+ * Runs `tsbox load -i ARCHIVE` paused after it recorded the images of an index and before the
+ * index (the TSBOX_TEST_PAUSE_AT seam, store/test_pause.ts), and kills it there with SIGKILL.
+ */
+async function loadKilledBeforeIndex(root: string, archive: string): Promise<void> {
+  const marker = `${root}-paused`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      new URL("../main.ts", import.meta.url).pathname,
+      "--root",
+      root,
+      "load",
+      "-i",
+      archive,
+    ],
+    env: { NO_COLOR: "1", TSBOX_TEST_PAUSE_AT: "before-index", TSBOX_TEST_PAUSE_FILE: marker },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const paused = () => {
+    try {
+      return Deno.readTextFileSync(marker).endsWith("\n");
+    } catch {
+      return false;
+    }
+  };
+  while (!exited && !paused()) await new Promise((r) => setTimeout(r, 20));
+  if (!paused()) {
+    const status = await child.status;
+    throw new Error(
+      `load never paused before the index (exit ${status.code}): ${await new Response(
+        child.stderr,
+      ).text()}`,
+    );
+  }
+  child.kill("SIGKILL");
+  const status = await child.status;
+  await child.stderr.cancel();
+  assertEquals(status.signal, "SIGKILL");
+  await Deno.remove(marker);
+}
+
+rootTest(
+  "a load of a multi-platform archive killed before its index: plain dangling images, a consistent store",
+  async () => {
+    const p = await platformFixtures();
+    const { root, cleanup } = await tempRoot();
+    const out = await Deno.makeTempDir({ prefix: "t-platload-" });
+    const name = "t-plat/killed:1";
+    try {
+      await skopeo(
+        "--insecure-policy",
+        "copy",
+        "--quiet",
+        "--all",
+        "--src-tls-verify=false",
+        `docker://${p.multi}`,
+        `oci-archive:${join(out, "multi.tar")}:${name}`,
+      );
+      await loadKilledBeforeIndex(root, join(out, "multi.tar"));
+      // Both images are recorded, nothing names them: no index, no tag, nothing broken.
+      const check = await tsbox(["system", "check"], { root });
+      assertEquals(check.code, 0, check.stdout + check.stderr);
+      const dangling = await ok(root, ["images", "-q", "-f", "dangling=true"]);
+      assertEquals(dangling.trim().split("\n").length, 2, dangling);
+      assertEquals(await ok(root, ["images", "-aq"]), dangling);
+      const missing = await tsbox(["image", "inspect", name], { root });
+      assertOk(missing.code !== 0, missing.stdout);
+      // Dangling, they go with a plain prune; the load done again records the index.
+      await ok(root, ["image", "prune", "-f"]);
+      assertEquals(await ok(root, ["images", "-aq"]), "");
+      await ok(root, ["load", "-q", "-i", join(out, "multi.tar")]);
+      assertEquals(
+        await ok(root, ["run", "--rm", "--platform", "linux/arm64", name, "cat", "/arch"]),
+        "arm64\n",
+      );
+      assertEquals(await ok(root, ["run", "--rm", name, "cat", "/arch"]), "amd64\n");
+    } finally {
+      await Deno.remove(out, { recursive: true });
       await cleanup();
     }
   },

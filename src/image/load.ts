@@ -248,6 +248,7 @@ async function apply(
     }
     // Each index with its name in one transaction, once all its variants are recorded: a load
     // killed before leaves untagged images, never an index naming an image the store lacks.
+    if (indexes.length > 0) await pauseForTest("before-index");
     for (const index of indexes) {
       for (const t of index.tags) store.setIndex(t, index.entries, index.tagged);
       loaded.find((l) => l.id === index.tagged)?.tags.push(...index.tags);
