@@ -45,6 +45,9 @@ rootTest(
       const left = await ok(root, ["images", "-aq", "--no-trunc"]);
       assertStringIncludes(left, arm);
       assertStringIncludes(left, amd);
+      // What prune -a keeps is not counted as reclaimable either.
+      const df = await ok(root, ["system", "df", "--format", "{{.Type}} {{.Reclaimable}}"]);
+      assertStringIncludes(df, "Images 0B (0%)\n");
       // The index still names both platforms: either runs by NAME.
       assertEquals(
         await ok(root, ["run", "--rm", "--platform", "linux/arm64", name, "cat", "/built-for"]),
