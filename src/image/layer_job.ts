@@ -48,8 +48,7 @@ export const WORKER_MIN_BYTES = 4 * 1024 * 1024;
 
 /** Whether a layer of `size` compressed bytes goes to a worker (see store/spare_cpu.ts). */
 export function wantsWorker(size: number): boolean {
-  return size >= WORKER_MIN_BYTES &&
-    (Deno.env.get("TSBOX_FORCE_WORKER") === "1" || spareProcessor());
+  return size >= WORKER_MIN_BYTES && spareProcessor();
 }
 
 /**
