@@ -156,6 +156,19 @@ export async function unpackLayer(
   }
 }
 
+let umask: number | undefined;
+let rootProcess: boolean | undefined;
+
+/** The process's umask, read once (reading it sets it for a moment: see umask(2)). */
+function processUmask(): number {
+  return umask ??= Deno.umask();
+}
+
+/** Whether files this process creates are root's (uid and gid 0). */
+function processIsRoot(): boolean {
+  return rootProcess ??= Deno.uid() === 0 && Deno.gid() === 0;
+}
+
 /** Cleans a tar path lexically as if rooted at `/`: no empty, `.` or `..` components remain. */
 export function cleanPath(name: string): string[] {
   const parts: string[] = [];
@@ -416,10 +429,22 @@ class Unpacker {
 
   async #file(entry: TarEntry, parent: number, name: string): Promise<void> {
     const h = entry.header;
+    // Two system calls fewer for the common file (root's, 0644 or 0755), with the same result:
+    // made by root, a file is root's already (no directory is setgid while the unpack runs:
+    // directories get their modes at the end), and a mode that has no special bits and that
+    // the umask leaves whole can be given at creation.
+    const plainMode = (h.mode & ~0o777) === 0 && (h.mode & processUmask()) === 0;
+    const ownedAlready = h.uid === 0 && h.gid === 0 && processIsRoot();
     const fd = this.#create(
       parent,
       name,
-      () => openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600),
+      () =>
+        openat(
+          parent,
+          name,
+          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+          plainMode ? h.mode : 0o600,
+        ),
     );
     try {
       for await (const chunk of entry.chunks()) {
@@ -427,9 +452,9 @@ class Unpacker {
         this.#staged.write(fd, chunk);
       }
       this.#staged.flush(fd);
-      if (!this.options.rootless) fchown(fd, h.uid, h.gid);
+      if (!this.options.rootless && !ownedAlready) fchown(fd, h.uid, h.gid);
       // After chown, which clears setuid/setgid.
-      fchmod(fd, h.mode);
+      if (!plainMode) fchmod(fd, h.mode);
       this.#xattrs(h, (k, v) => fsetxattr(fd, k, v));
       futimens(fd, h.atime ?? h.mtime, h.mtime);
     } finally {

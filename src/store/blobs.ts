@@ -154,7 +154,8 @@ export class BlobStore {
         bytes += chunk.byteLength;
         if (file === undefined) return;
         hash.update(chunk);
-        for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
+        // Synchronous: no promise and event-loop turn per chunk (measured a little faster).
+        for (let off = 0; off < chunk.byteLength;) off += file.writeSync(chunk.subarray(off));
       },
       get bytes() {
         return bytes;
