@@ -24,6 +24,12 @@ export interface DecompressOptions {
    * containerd) accepts.
    */
   large?: boolean;
+  /**
+   * Sees each decompressed chunk before it is passed on (a digest of the uncompressed stream):
+   * with `large` gzip, in the decompressor's own output handler rather than through one more
+   * stream between it and its reader.
+   */
+  tap?: (chunk: Uint8Array) => void;
 }
 
 /** A stream that decompresses `compression` (identity for "none"). */
@@ -31,9 +37,22 @@ export function decompressor(
   compression: Compression,
   options: DecompressOptions = {},
 ): ReadableWritablePair<Uint8Array, Uint8Array> {
+  const { tap } = options;
+  if (compression === "gzip" && options.large) return nodeGunzip(tap);
+  const inner = plainDecompressor(compression);
+  if (tap === undefined) return inner;
+  const tapping = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      tap(chunk);
+      controller.enqueue(chunk);
+    },
+  });
+  return { writable: inner.writable, readable: inner.readable.pipeThrough(tapping) };
+}
+
+function plainDecompressor(compression: Compression): ReadableWritablePair<Uint8Array, Uint8Array> {
   switch (compression) {
     case "gzip": {
-      if (options.large) return nodeGunzip();
       const split = splitter(GZIP_INPUT_PIECE);
       const inflate = new DecompressionStream("gzip") as ReadableWritablePair<
         Uint8Array,
@@ -71,7 +90,7 @@ const NODE_GZIP_PIECE = 16 * 1024;
  * behind, so what waits in memory stays bounded by one piece's output whatever the ratio.
  * Concatenated members are inflated one after the other, as gzip(1) and DecompressionStream do.
  */
-function nodeGunzip(): TransformStream<Uint8Array, Uint8Array> {
+function nodeGunzip(tap?: (chunk: Uint8Array) => void): TransformStream<Uint8Array, Uint8Array> {
   type Gunzip = ReturnType<typeof import("node:zlib").createGunzip>;
   let gunzip: Gunzip;
   let failed: unknown;
@@ -85,7 +104,10 @@ function nodeGunzip(): TransformStream<Uint8Array, Uint8Array> {
       out = controller;
       const { createGunzip } = await import("node:zlib");
       gunzip = createGunzip({ chunkSize: 64 * 1024 });
-      gunzip.on("data", (d: Uint8Array) => out.enqueue(d));
+      gunzip.on("data", (d: Uint8Array) => {
+        tap?.(d);
+        out.enqueue(d);
+      });
       gunzip.on("error", (err: unknown) => failed ??= err);
     },
     async transform(chunk) {

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Compression } from "../../registry/manifest.ts";
-import { DigestingStream } from "../store/digest.ts";
+import { createHash } from "node:crypto";
 import type { SharedSpace, SpaceGuard } from "../store/space.ts";
 import { spareProcessor } from "../store/spare_cpu.ts";
 import { decompressor } from "./decompress.ts";
@@ -41,6 +41,27 @@ export interface LayerJob {
   readonly result: Promise<Unpacked>;
   /** Set when {@link result} rejected because writing the blob file failed (not the unpack). */
   readonly blobError?: unknown;
+}
+
+/**
+ * The layer's tar: `compressed` decompressed, with the digest and size of what came out
+ * counted as it comes out (valid once the tar was read to its end).
+ */
+export function layerTar(
+  compressed: ReadableStream<Uint8Array>,
+  compression: Compression,
+  large: boolean,
+): { tar: ReadableStream<Uint8Array>; unpacked: () => Unpacked } {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const tap = (chunk: Uint8Array) => {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
+  };
+  return {
+    tar: compressed.pipeThrough(decompressor(compression, { large, tap })),
+    unpacked: () => ({ digest: `sha256:${hash.digest("hex")}`, bytes }),
+  };
 }
 
 /** Compressed layers at least this large may be unpacked in a worker. */
@@ -77,11 +98,9 @@ class ThreadJob implements LayerJob {
 
   constructor(dir: string, compression: Compression, large: boolean, space: SpaceGuard) {
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const uncompressed = new DigestingStream();
-    const tar = feed.readable.pipeThrough(decompressor(compression, { large }))
-      .pipeThrough(uncompressed);
+    const { tar, unpacked } = layerTar(feed.readable, compression, large);
     this.result = unpackAll(tar, dir, (bytes, inodes) => space.reserve(bytes, inodes))
-      .then(() => ({ digest: uncompressed.digest(), bytes: uncompressed.bytes }));
+      .then(unpacked);
     this.#writer = feed.writable.getWriter();
   }
 

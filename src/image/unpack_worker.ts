@@ -19,11 +19,9 @@ import {
   openat,
   writeAll,
 } from "../../ffi/fs.ts";
-import { DigestingStream } from "../store/digest.ts";
 import { SpaceGuard } from "../store/space.ts";
-import { decompressor } from "./decompress.ts";
 import { receiveError, sendError } from "./error_transfer.ts";
-import type { FromWorker, ToWorker } from "./layer_job.ts";
+import { type FromWorker, layerTar, type ToWorker } from "./layer_job.ts";
 import { unpackAll } from "./unpack_stream.ts";
 
 const post = (m: FromWorker) => self.postMessage(m);
@@ -50,9 +48,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   if (m.type === "start") {
     const space = SpaceGuard.fromShared(m.space);
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const uncompressed = new DigestingStream();
-    const tar = feed.readable.pipeThrough(decompressor(m.compression, { large: m.large }))
-      .pipeThrough(uncompressed);
+    const { tar, unpacked } = layerTar(feed.readable, m.compression, m.large);
     writer = feed.writable.getWriter();
     if (m.blob !== undefined) {
       try {
@@ -75,8 +71,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
         }
         post({
           type: "done",
-          digest: uncompressed.digest(),
-          bytes: uncompressed.bytes,
+          ...unpacked(),
           blob: written,
         });
       },
