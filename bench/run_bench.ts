@@ -12,6 +12,7 @@ import { Store } from "../src/store/mod.ts";
 import { seedStore } from "../tests/busybox_store.ts";
 import { takeDownStoreNetworks } from "../tests/cleanup.ts";
 import { benchRow, ms } from "./table.ts";
+import { startSpec } from "../tests/start_spec.ts";
 
 const args = Deno.args;
 const flag = (name: string, def: number) => {
@@ -175,22 +176,12 @@ const fdsBefore = count("/proc/self/fd");
 const t0 = performance.now();
 for (let i = 0; i < LOOP; i++) {
   const id = newContainerId();
-  const c = await Container.start({
-    id,
-    stateDir: join(root, "containers", id),
-    lowerBase: join(root, "l"),
-    layers,
+  const { spec, options } = startSpec(root, id, layers, {
     argv: ["true"],
     env: ["PATH=/bin"],
-    cwd: "/",
-    user: "",
-    hostname: id.slice(0, 12),
     network: "none",
-    resources: {},
-    mounts: [],
-    readOnly: false,
-    stdio: ["null", "null", "null"],
   });
+  const c = await Container.start(spec, options);
   const exit = await c.wait();
   if (exit.exitCode !== 0) throw new Error(`start ${i}: exit ${exit.exitCode}`);
   await c.remove();

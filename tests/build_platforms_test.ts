@@ -79,6 +79,11 @@ rootTest(
       assertStringIncludes(built.stdout, "arm64 aarch64\n");
       assertStringIncludes(built.stdout, "amd64 x86_64\n");
 
+      // The base's name stays on the host's variant (the arm64 one was pulled without it).
+      assertEquals(
+        await ok(root, ["image", "inspect", "--format", "{{.Architecture}}", p.multi]),
+        "amd64\n",
+      );
       // The tag starts the host's variant; --platform picks the other from the index.
       assertEquals(await ok(root, ["run", "--rm", name, "cat", "/built-on"]), "amd64 x86_64\n");
       assertEquals(
@@ -225,6 +230,11 @@ rootTest(
       assertEquals(lines.length, 1, r.stderr);
       assertStringIncludes(lines[0], expected);
       assertStringIncludes(lines[0], "qemu-user-static");
+      // The same line for a foreign-only image run without --platform, not an exec error.
+      const plain = await hidden(["run", "--rm", p.arm64, "uname", "-m"]);
+      assertEquals(plain.code, 125, plain.stdout);
+      assertEquals(plain.stderr.trim().split("\n").length, 1, plain.stderr);
+      assertStringIncludes(plain.stderr, expected);
       assertEquals(await ok(root, ["ps", "-aq"]), "");
     } finally {
       await Deno.remove(ctx, { recursive: true });

@@ -28,6 +28,7 @@ import { SYS } from "../ffi/syscall_numbers.ts";
 import { ExecError } from "../src/errors.ts";
 import { assertEquals, assertMatch, assertNotEquals, assertOk, assertRejects } from "./assert.ts";
 import { tsbox } from "./cli.ts";
+import { startSpec } from "./start_spec.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -47,23 +48,14 @@ async function withContainer(
   const image = store.findImage("busybox")!;
   store.close();
   const id = newContainerId();
-  const c = await Container.start({
-    id,
-    stateDir: join(root, "containers", id),
-    lowerBase: join(root, "l"),
-    layers: image.layers.map((l) => l.shortId),
+  const started = startSpec(root, id, image.layers.map((l) => l.shortId), {
     argv: options.argv ?? ["sleep", "1000"],
     env: ["PATH=/bin", "FROM_RUN=1"],
-    cwd: "/",
-    user: "",
-    hostname: id.slice(0, 12),
     network: options.network ?? "none",
     resources: { pidsLimit: 50 },
-    mounts: [],
-    readOnly: false,
-    stdio: ["null", "null", "null"],
     capabilities: options.capabilities,
   });
+  const c = await Container.start(started.spec, started.options);
   try {
     await fn(c);
   } finally {

@@ -10,6 +10,7 @@ import { CgroupV1, locateCgroup, sharesToWeight } from "../src/runtime/cgroups.t
 import { assertEquals, assertMatch, assertOk, assertStringIncludes } from "./assert.ts";
 import { tempRoot, tsbox } from "./cli.ts";
 import { purgeRootSync } from "./cleanup.ts";
+import { startSpec } from "./start_spec.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -159,22 +160,12 @@ rootTest("a signal that kills PID 1 gives 128+N; SIGTERM to tsbox is forwarded",
   const store = await Store.open(root);
   const image = store.findImage("busybox")!;
   store.close();
-  const c = await Container.start({
-    id,
-    stateDir: join(root, "containers", id),
-    lowerBase: join(root, "l"),
-    layers: image.layers.map((l) => l.shortId),
+  const { spec, options } = startSpec(root, id, image.layers.map((l) => l.shortId), {
     argv: ["sleep", "60"],
     env: ["PATH=/bin"],
-    cwd: "/",
-    user: "",
-    hostname: id.slice(0, 12),
     network: "none",
-    resources: {},
-    mounts: [],
-    readOnly: false,
-    stdio: ["null", "null", "null"],
   });
+  const c = await Container.start(spec, options);
   c.kill(9);
   assertEquals((await c.wait()).exitCode, 137);
   await c.remove();

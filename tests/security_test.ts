@@ -301,3 +301,32 @@ rootTest(
     }
   },
 );
+
+rootTest(
+  "--userns-remap with --device SRC:DST: the host's node is bound under its new name",
+  async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      await seedStore(root);
+      const r = await inPrivateSubids(
+        [
+          "--userns-remap=default",
+          "run",
+          "--rm",
+          "--device",
+          "/dev/null:/dev/mynull",
+          "busybox",
+          "sh",
+          "-c",
+          `'echo gone > /dev/mynull && stat -c "%t:%T" /dev/mynull'`,
+        ],
+        root,
+        "true",
+      );
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout.trim(), "1:3", "the node is the host's /dev/null (1:3)");
+    } finally {
+      await cleanup();
+    }
+  },
+);

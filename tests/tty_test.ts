@@ -2,7 +2,6 @@
  * Terminals against real containers (root): `-t` containers and execs get a pty from the
  * container's own devpts; the tests play the user's side on the pty master.
  */
-import { join } from "node:path";
 import { Store } from "../src/store/mod.ts";
 import { sharedBusyboxRoot } from "./busybox_store.ts";
 import { Container, newContainerId } from "../src/runtime/mod.ts";
@@ -21,6 +20,7 @@ import {
 } from "../ffi/terminal.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { hasTmux, Tmux } from "./tmux.ts";
+import { startSpec } from "./start_spec.ts";
 
 const isRoot = Deno.uid() === 0;
 const enc = new TextEncoder();
@@ -38,23 +38,14 @@ async function startTty(argv: string[], size?: { rows: number; cols: number }) {
   const image = store.findImage("busybox")!;
   store.close();
   const id = newContainerId();
-  return await Container.start({
+  const { spec, options } = startSpec(
+    root,
     id,
-    stateDir: join(root, "containers", id),
-    lowerBase: join(root, "l"),
-    layers: image.layers.map((l) => l.shortId),
-    argv,
-    env: ["PATH=/bin", "TERM=xterm"],
-    cwd: "/",
-    user: "",
-    hostname: id.slice(0, 12),
-    network: "none",
-    resources: {},
-    mounts: [],
-    readOnly: false,
-    stdio: ["null", "null", "null"],
-    tty: { size },
-  });
+    image.layers.map((l) => l.shortId),
+    { argv, env: ["PATH=/bin", "TERM=xterm"], network: "none", tty: true },
+    { tty: { size } },
+  );
+  return await Container.start(spec, options);
 }
 
 /** Reads `fd` until the text read so far matches `pattern` (or 20 s pass); returns it all. */

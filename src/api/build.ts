@@ -222,6 +222,11 @@ function refuseUnsupported(q: URLSearchParams): void {
 export async function build(ctx: ApiContext, req: ApiRequest): Promise<ApiResponse> {
   const q = req.query;
   refuseUnsupported(q);
+  const platform = q.get("platform") || undefined;
+  // `platform=a,b`, as `build --platform a,b`: one build each, recorded as an image index.
+  const platforms = platform?.includes(",")
+    ? (await import("../builder/platforms.ts")).parsePlatforms(platform)
+    : undefined;
   const cacheFrom = await cacheFromParam(q.get("cachefrom"));
   const client = clientForBuild(ctx, req);
   const network = q.get("networkmode");
@@ -269,6 +274,32 @@ export async function build(ctx: ApiContext, req: ApiRequest): Promise<ApiRespon
   // Taken now, before this handler returns: the server drains a body nobody has claimed.
   const context = completeTar(req.bodyStream(MAX_CONTEXT));
   const building = (async () => {
+    if (platforms) {
+      const { buildPlatforms } = await import("../builder/platforms.ts");
+      const { formatPlatform } = await import("../../registry/platform.ts");
+      const result = await buildPlatforms(ctx.store, platforms, {
+        contextArchive: context,
+        dockerfile: q.get("dockerfile") || undefined,
+        tags: q.getAll("t"),
+        buildArgs,
+        labels,
+        noCache: flag(q.get("nocache")),
+        pull: flag(q.get("pull")),
+        client,
+        target: q.get("target") || undefined,
+        network: network === "none" ? "none" : "host",
+        cacheFrom,
+        insecure: ctx.globals.insecureRegistries,
+        onProgress,
+      }, { onPlatform: (p) => say(`Building for ${p}\n`) });
+      const list = platforms.map(formatPlatform).join(", ");
+      for (const t of result.tags) say(`Successfully tagged ${familiar(t)} (${list})\n`);
+      // docker's client reads the image id from aux: the one the tags name (the host's).
+      const id = ctx.store.findImage(result.tags[0] ?? "")?.id ?? result.images[0].image.id;
+      push({ aux: { ID: id } });
+      if (quiet) push({ stream: `${id}\n` });
+      return;
+    }
     const { buildImage } = await import("../builder/builder.ts");
     const result = await buildImage(ctx.store, {
       contextArchive: context,
@@ -281,7 +312,7 @@ export async function build(ctx: ApiContext, req: ApiRequest): Promise<ApiRespon
       client,
       target: q.get("target") || undefined,
       network: network === "none" ? "none" : "host",
-      platform: q.get("platform") || undefined,
+      platform,
       cacheFrom,
       insecure: ctx.globals.insecureRegistries,
       onProgress,

@@ -40,8 +40,11 @@ export function list(ctx: ApiContext, req: ApiRequest): ApiResponse {
   if (legacy) values.push(`reference=${legacy}`);
   const filter = imageFilter(ctx.store, values);
   const out = [];
+  const all = ["1", "true"].includes(req.query.get("all") ?? "");
   for (const image of ctx.store.listImages()) {
     if (!filter.keepImage(image)) continue;
+    // A multi-platform build's other variants: listed under the index's name only.
+    if (!all && image.tags.length === 0 && ctx.store.inIndex(image.id)) continue;
     const tags = image.tags.map(familiar).filter((t) => filter.keepTag(t));
     if (filter.byReference && tags.length === 0) continue;
     out.push(imageSummary(image, tags));
@@ -317,7 +320,23 @@ export async function save(ctx: ApiContext, req: ApiRequest, name?: string) {
   const { saveImages } = await import("../image/save.ts");
   // Every name is resolved first: an unknown image is a 404 before any byte.
   for (const n of names) requireImage(ctx.store, n);
-  const stream = saveImages(ctx.store, names);
+  // API 1.48: `platform`, each a JSON OCI platform, picks a multi-platform image's variants.
+  const platforms = req.query.getAll("platform").filter((v) => v !== "").map((v) => {
+    try {
+      const p = JSON.parse(v) as { os?: unknown; architecture?: unknown; variant?: unknown };
+      if (typeof p.os !== "string" || typeof p.architecture !== "string") throw new Error();
+      return {
+        os: p.os,
+        architecture: p.architecture,
+        variant: typeof p.variant === "string" ? p.variant : undefined,
+      };
+    } catch {
+      throw badParameter(`invalid platform ${JSON.stringify(v)}: a JSON OCI platform`);
+    }
+  });
+  const stream = saveImages(ctx.store, names, {
+    platforms: platforms.length > 0 ? platforms : undefined,
+  });
   async function* body(): AsyncGenerator<Uint8Array> {
     const reader = stream.getReader();
     try {

@@ -13,7 +13,13 @@ import { join, posix, resolve } from "node:path";
 import type { ContainerConfig } from "../../registry/manifest.ts";
 import { MediaType, ociLayerMediaType } from "../../registry/manifest.ts";
 import type { RegistryClient } from "../../registry/client.ts";
-import { hostPlatform, parsePlatform } from "../../registry/platform.ts";
+import {
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  parsePlatform,
+  type Platform,
+} from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import type { PullEvent } from "../image/pull.ts";
@@ -419,6 +425,10 @@ export async function recordImage(
   return store.getImage(image.id)!;
 }
 
+function isHostPlatform(p: Platform): boolean {
+  return formatPlatform(normalizePlatform(p)) === formatPlatform(normalizePlatform(hostPlatform()));
+}
+
 function envMap(env: readonly string[] | null | undefined): Map<string, string> {
   const m = new Map<string, string>();
   for (const e of env ?? []) {
@@ -611,6 +621,9 @@ class Builder {
     try {
       pulled = (await pullImage(this.store, name, {
         platform,
+        // A base of another platform (one variant of `build --platform a,b`) leaves the name
+        // on the host's image: the next `run NAME` must not start an emulated one.
+        tag: wanted === undefined || isHostPlatform(wanted),
         insecure: this.options.insecure,
         client: this.options.client,
         onProgress: (event) => this.emit({ type: "pull", event }),

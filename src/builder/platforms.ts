@@ -1,7 +1,7 @@
 /**
  * `build --platform linux/amd64,linux/arm64 -t NAME`: the Dockerfile is built once per
  * platform (TARGETPLATFORM and the bases chosen for each, foreign RUN steps through the host's
- * binfmt_misc handler), and NAME is recorded as an image index of the results: its tag points at
+ * binfmt_misc handler; several platforms at once when `--jobs` allows), and NAME is recorded as an image index of the results: its tag points at
  * the host's variant (or the first), `run --platform` picks another, and `push NAME` sends them
  * as one OCI index, as buildx and podman do.
  *
@@ -18,7 +18,12 @@ import { parseReference } from "../../registry/reference.ts";
 import { UsageError } from "../errors.ts";
 import { imageEvent } from "../events/log.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
-import { buildImage, type BuildOptions } from "./builder.ts";
+import { join, resolve } from "node:path";
+import { resolveInRoot } from "../runtime/rootfs.ts";
+import { removeTree } from "../store/layers.ts";
+import { type BuildEvent, buildImage, type BuildOptions } from "./builder.ts";
+import { unpackContextArchive } from "./stdin_context.ts";
+import { makeBuildDir } from "./sweep.ts";
 
 /** `--platform a,b,...`: each platform parsed, duplicates refused. */
 export function parsePlatforms(value: string): Platform[] {
@@ -45,15 +50,33 @@ export interface PlatformsResult {
   readonly tags: readonly string[];
 }
 
+/** How {@link buildPlatforms} reports and how many platforms it builds at once. */
+export interface PlatformsProgress {
+  /** Told as each platform's build starts. */
+  readonly onPlatform?: (platform: string) => void;
+  /**
+   * The progress callback of one platform's build (its events then go there, not to the
+   * options' `onProgress`); platforms built at once need one each, since their step numbers
+   * overlap.
+   */
+  readonly progressFor?: (platform: string) => (event: BuildEvent) => void;
+  /**
+   * How many platforms are built at the same time (each one's stages are still bounded by
+   * `jobs` on their own); 1 (the default) builds them one after the other.
+   */
+  readonly concurrent?: number;
+}
+
 /**
- * Builds `options` for each of `platforms` (one after the other: each may run many steps
- * under emulation already) and records every tag as an image index of the results.
+ * Builds `options` for each of `platforms` and records every tag as an image index of the
+ * results. A context archive (the Engine API's body) is unpacked once and each platform builds
+ * from that directory.
  */
 export async function buildPlatforms(
   store: Store,
   platforms: readonly Platform[],
   options: Omit<BuildOptions, "platform">,
-  onPlatform?: (platform: string) => void,
+  progress: PlatformsProgress = {},
 ): Promise<PlatformsResult> {
   if (options.output && options.output.type !== "image") {
     throw new UsageError(
@@ -64,32 +87,78 @@ export async function buildPlatforms(
   if (options.cacheTo) {
     throw new UsageError("--cache-to with several platforms: export the cache of one platform");
   }
-  if (options.contextArchive) {
-    throw new UsageError(
-      "a context from stdin is read once: build several platforms from a directory",
-    );
-  }
   const tags = (options.tags ?? []).map((t) => {
     const ref = parseReference(t);
     if (ref.digest) throw new UsageError(`invalid tag ${t}: a tag cannot carry a digest`);
     return ref.toString();
   });
-  const images: { platform: string; image: ImageRecord }[] = [];
-  for (const p of platforms) {
-    const platform = formatPlatform(p);
-    onPlatform?.(platform);
-    const r = await buildImage(store, { ...options, platform, tags: [] });
-    images.push({ platform, image: r.image! });
+  let scratch: string | undefined;
+  try {
+    let base: Omit<BuildOptions, "platform"> = options;
+    if (options.contextArchive) {
+      // Read once (a stream cannot be read per platform), into a build directory of this
+      // process, which the store's sweep removes if the process is killed.
+      scratch = await makeBuildDir(resolve(store.root));
+      const dir = join(scratch, "context");
+      await Deno.mkdir(dir, { mode: 0o755 });
+      await unpackContextArchive(options.contextArchive, dir);
+      base = {
+        ...options,
+        contextArchive: undefined,
+        context: dir,
+        // In an archive the Dockerfile's name is a path inside it, no further out than its root.
+        dockerfile: options.dockerfile === undefined
+          ? undefined
+          : resolveInRoot(dir, options.dockerfile),
+      };
+    }
+    const images = await inPool(platforms, progress.concurrent ?? 1, async (p) => {
+      const platform = formatPlatform(p);
+      progress.onPlatform?.(platform);
+      const onProgress = progress.progressFor?.(platform) ?? options.onProgress;
+      const r = await buildImage(store, { ...base, platform, tags: [], onProgress });
+      return { platform, image: r.image! };
+    });
+    const host = normalizePlatform(hostPlatform());
+    const tagged = images.find((i) => {
+      const p = normalizePlatform(parsePlatform(i.platform));
+      return p.os === host.os && p.architecture === host.architecture;
+    }) ?? images[0];
+    const entries = images.map((i) => ({ platform: i.platform, imageId: i.image.id }));
+    for (const t of tags) {
+      store.setIndex(t, entries, tagged.image.id);
+      imageEvent(store.root, "tag", tagged.image.id, parseReference(t).familiar());
+    }
+    return { images, tags };
+  } finally {
+    if (scratch) await removeTree(scratch);
   }
-  const host = normalizePlatform(hostPlatform());
-  const tagged = images.find((i) => {
-    const p = normalizePlatform(parsePlatform(i.platform));
-    return p.os === host.os && p.architecture === host.architecture;
-  }) ?? images[0];
-  const entries = images.map((i) => ({ platform: i.platform, imageId: i.image.id }));
-  for (const t of tags) {
-    store.setIndex(t, entries, tagged.image.id);
-    imageEvent(store.root, "tag", tagged.image.id, parseReference(t).familiar());
-  }
-  return { images, tags };
+}
+
+/**
+ * `work` on each item, at most `limit` at once, results in the items' order. The first failure
+ * is thrown once every started item has settled (no build is left running behind the error).
+ */
+export async function inPool<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (next < items.length && !failure) {
+      const i = next++;
+      try {
+        results[i] = await work(items[i]);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(limit, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  if (failure) throw failure.err;
+  return results;
 }

@@ -1,9 +1,9 @@
 /**
  * A RUN step's container described as every container is: its options as a {@link RunConfig},
- * the OCI spec `tsbox run` would write for them (src/container/spec.ts's specFor, the user
- * resolved in the stage's layers), and the runtime's start fields read back from that spec
- * (src/runtime/from_spec.ts), as a container's supervisor reads its config.json. So a RUN step
- * gets the same confinement, mounts and identity as `tsbox run` of the same options.
+ * and the OCI spec `tsbox run` would write for them (src/container/spec.ts's specFor, the user
+ * resolved in the stage's layers), which the runtime starts as it starts every container's
+ * config.json. So a RUN step gets the same confinement, mounts and identity as `tsbox run` of
+ * the same options.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { specFor } from "../container/spec.ts";
 import type { RunConfig } from "../container/state.ts";
 import type { Spec } from "../oci/spec.ts";
 import type { MountRequest } from "../runtime/mount_request.ts";
-import { fromSpec, type SpecFields } from "../runtime/from_spec.ts";
+import { readBundleConfig } from "../runtime/oci_config.ts";
 
 /** The hostname of every RUN step's container (BuildKit's). */
 export const RUN_HOSTNAME = "buildkitsandbox";
@@ -66,7 +66,8 @@ export function runStepConfig(o: RunStepOptions): RunConfig {
 /**
  * The OCI spec of the step's container with `id` in `stateDir` (rootfs, etc files), as
  * `tsbox run` writes it for the same options. `linkDir` is the store's link dir the layers are
- * relative to. An image that cannot satisfy USER fails here with the runtime's UserError.
+ * relative to. An image that cannot satisfy USER gives a spec whose start fails with the
+ * runtime's UserError.
  */
 export function runStepSpec(
   id: string,
@@ -84,32 +85,22 @@ export function runStepSpec(
   });
 }
 
-/** The runtime's start fields of the step's container, read from its {@link runStepSpec}. */
-export function runStepFields(
-  id: string,
-  stateDir: string,
-  linkDir: string,
-  config: RunConfig,
-): SpecFields {
-  return fromSpec(runStepSpec(id, stateDir, linkDir, config));
-}
-
 /**
  * Writes the step's bundle, `stateDir/config.json` (0600: it holds the build's environment),
- * and returns the start fields read back from that file: a RUN step starts from its
- * config.json as a container's start does (src/container/bundle.ts), so what the runtime runs
- * is what the file says.
+ * and returns the spec read back from that file by the runtime's reader (oci_config.ts, as
+ * `tsbox runc` reads a bundle): a RUN step starts from its config.json as a container's start
+ * does (src/container/bundle.ts), so what the runtime runs is what the file says.
  */
 export async function writeRunStepBundle(
   id: string,
   stateDir: string,
   linkDir: string,
   config: RunConfig,
-): Promise<SpecFields> {
+): Promise<Spec> {
   const path = join(stateDir, RUN_STEP_CONFIG);
   const spec = runStepSpec(id, stateDir, linkDir, config);
   await Deno.writeTextFile(path, JSON.stringify(spec), { mode: 0o600, createNew: true });
-  return fromSpec(JSON.parse(await Deno.readTextFile(path)) as Spec);
+  return readBundleConfig(stateDir);
 }
 
 /** The bundle file of a RUN step's container, in its state directory (OCI's name). */

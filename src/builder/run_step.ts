@@ -232,11 +232,10 @@ async function runContainer(
       insecure,
     });
     // Its config.json in its bundle directory, and the start made from that file.
-    const fields = await writeRunStepBundle(id, stateDir, ctx.store.linkDir, config);
+    const spec = await writeRunStepBundle(id, stateDir, ctx.store.linkDir, config);
     // The pipe's read end as a file, so output streams as it comes instead of in fixed reads.
     output = await Deno.open(`/proc/self/fd/${readFd}`, { read: true });
-    container = await Container.start({
-      ...fields,
+    container = await Container.start(spec, {
       id,
       stateDir,
       lowerBase: ctx.store.linkDir,

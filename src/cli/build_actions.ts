@@ -184,11 +184,28 @@ export async function buildCommand(
     if (platforms) {
       const { buildPlatforms } = await import("../builder/platforms.ts");
       const out = live || mode === "plain" || toStdout ? Deno.stderr : Deno.stdout;
-      const result = await buildPlatforms(store, platforms, options, (p) => {
-        if (mode !== "quiet" && mode !== "rawjson") {
-          out.writeSync(new TextEncoder().encode(`Building for ${p}\n`));
-        }
-      });
+      // The classic output (and quiet) tells platforms built at once apart by a prefix on
+      // each line; BuildKit's plain, rawjson and live views number steps across one build,
+      // so there the platforms are built one after the other.
+      const classic = !live && mode !== "plain" && mode !== "rawjson";
+      const { prefixedSink } = await import("./build_platform_output.ts");
+      const sinks: { flush(): void }[] = [];
+      const result = await buildPlatforms(store, platforms, options, {
+        concurrent: classic ? jobs ?? navigator.hardwareConcurrency ?? 1 : 1,
+        onPlatform: (p) => {
+          if (mode !== "quiet" && mode !== "rawjson") {
+            out.writeSync(new TextEncoder().encode(`Building for ${p}\n`));
+          }
+        },
+        progressFor: classic
+          ? (p) => {
+            const sink = prefixedSink(out, p);
+            sinks.push(sink);
+            const own = classicPrinter(sink, mode === "quiet");
+            return (e) => own.event(e);
+          }
+          : undefined,
+      }).finally(() => sinks.forEach((s) => s.flush()));
       const ids = result.images.map((i) => `${i.platform} ${i.image.id}`);
       if (mode !== "quiet" && mode !== "rawjson") {
         const list = result.images.map((i) => i.platform).join(", ");

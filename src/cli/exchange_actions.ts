@@ -151,17 +151,21 @@ export async function pushCommand(
 export async function saveCommand(
   g: GlobalOptions,
   names: string[],
-  opts: { output?: string; format: ArchiveFormat },
+  opts: { output?: string; format: ArchiveFormat; platform?: string },
 ): Promise<void> {
   if (!opts.output && Deno.stdout.isTerminal()) {
     throw new TsboxError(
       "cowardly refusing to save to a terminal. Use the -o flag or redirect",
     );
   }
+  const platforms = opts.platform
+    ? (await import("../builder/platforms.ts")).parsePlatforms(opts.platform)
+    : undefined;
   const store = await Store.open(g.root);
   try {
-    if (opts.output) await saveImagesToFile(store, names, opts.output, { format: opts.format });
-    else await saveImages(store, names, { format: opts.format }).pipeTo(Deno.stdout.writable);
+    const options = { format: opts.format, platforms };
+    if (opts.output) await saveImagesToFile(store, names, opts.output, options);
+    else await saveImages(store, names, options).pipeTo(Deno.stdout.writable);
   } finally {
     store.close();
   }

@@ -50,12 +50,21 @@ export function defineExchangeCommands(program: Command): void {
           "docker",
         ),
       )
+      .option(
+        "--platform <platforms>",
+        "save only these platforms (os/arch[/variant], comma-separated) of a multi-platform image",
+      )
       .action(
-        async (names: string[], opts: { output?: string; format: string }, self: Self) => {
+        async (
+          names: string[],
+          opts: { output?: string; format: string; platform?: string },
+          self: Self,
+        ) => {
           const { saveCommand } = await import("./exchange_actions.ts");
           await saveCommand(globalsOf(self), names, {
             output: opts.output,
             format: opts.format === "oci" ? "oci" : "docker",
+            platform: opts.platform,
           });
         },
       );

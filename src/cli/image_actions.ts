@@ -63,6 +63,7 @@ export async function pullCommand(
 
 interface ImagesOptions {
   quiet?: boolean;
+  all?: boolean;
   filter?: string[];
   digests?: boolean;
   trunc?: boolean;
@@ -107,6 +108,10 @@ export async function imagesCommand(
     const rows: Row[] = [];
     for (const image of store.listImages()) {
       if (!filters.keepImage(image)) continue;
+      // A multi-platform build's other variants are listed once, under the index's name (the
+      // host variant's row), as docker with the containerd store and podman list a manifest
+      // list; `-a` shows them.
+      if (!opts.all && image.tags.length === 0 && store.inIndex(image.id)) continue;
       const digestOf = (repo: string) =>
         image.digests.find((d) => d.startsWith(`${repo}@`))?.split("@")[1] ?? "<none>";
       const base = { id: image.id, created: image.created, size: image.size };

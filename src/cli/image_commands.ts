@@ -24,7 +24,10 @@ export function defineImageCommands(program: Command): void {
       .description("List images")
       .argument("[repository]", "only images of this repository[:tag]")
       .option("-q, --quiet", "only show image IDs")
-      .option("-a, --all", "show all images (no effect: tsbox keeps no intermediate images)")
+      .option(
+        "-a, --all",
+        "show all images, a multi-platform image's other variants too (tsbox keeps no intermediate images)",
+      )
       .option("--digests", "show digests")
       .option(
         "-f, --filter <key=value>",

@@ -48,7 +48,9 @@ export function imageFilter(store: Store, values: readonly string[]): ImageFilte
   return {
     byReference: patterns.length > 0,
     keepImage(image) {
-      if (dangling !== undefined && dangling !== (image.tags.length === 0)) return false;
+      // An index's variant has no tag of its own, yet is not dangling (image prune keeps it).
+      const isDangling = image.tags.length === 0 && !store.inIndex(image.id);
+      if (dangling !== undefined && dangling !== isDangling) return false;
       if (!matchLabels(filters, image.config.config?.Labels ?? {})) return false;
       const created = createdAt(image);
       if (before !== undefined && !(created < before)) return false;

@@ -112,7 +112,7 @@ async function create(
   const image = await imageForRun(
     store,
     imageName,
-    { pull, platform },
+    { pull, platform, warn: (message) => notice(`WARNING: ${message}`) },
     (present) =>
       pullForRun(store, imageName, globals.insecureRegistries, { platform, present }, notice),
   );

@@ -1,7 +1,7 @@
 /**
  * `--init`: finding the small init that runs as the container's PID 1 (reaping orphans,
  * forwarding signals) in front of the command: Debian's `catatonit`, which podman uses. The
- * runtime binds it read-only into the container (src/runtime/program.ts, INIT_PATH).
+ * runtime binds it read-only into the container (a mount of its config.json at INIT_PATH, src/runtime/defaults.ts).
  *
  * @module
  */

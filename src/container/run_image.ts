@@ -78,6 +78,8 @@ function indexVariant(store: Store, name: string, wanted: Platform): ImageRecord
 export interface RunImageOptions {
   readonly pull: PullPolicy;
   readonly platform?: Platform;
+  /** Told docker's warning when the image is another platform's and none was asked for. */
+  readonly warn?: (message: string) => void;
 }
 
 /**
@@ -85,6 +87,36 @@ export interface RunImageOptions {
  * docker's messages), as the policy says.
  */
 export async function imageForRun(
+  store: Store,
+  name: string,
+  o: RunImageOptions,
+  pullImage: (present: boolean) => Promise<ImageRecord>,
+): Promise<ImageRecord> {
+  const image = await findOrPull(store, name, o, pullImage);
+  if (!o.platform) checkForeign(image, o.warn);
+  return image;
+}
+
+/**
+ * An image of another platform run without `--platform` (a foreign-only image): docker warns
+ * that the platforms differ and runs it through the host's emulator, so the emulator is
+ * checked first, as for `--platform`, and its absence is one line naming what is missing
+ * rather than the exec error of a program the kernel cannot run.
+ */
+export function checkForeign(image: ImageRecord, warn?: (message: string) => void): void {
+  const have = imagePlatform(image);
+  const host = hostPlatform();
+  if (!have || samePlatform(have, host)) return;
+  checkEmulation(normalizePlatform(have));
+  warn?.(
+    `The requested image's platform (${formatPlatform(normalizePlatform(have))}) does not ` +
+      `match the detected host platform (${
+        formatPlatform(normalizePlatform(host))
+      }) and no specific platform was requested`,
+  );
+}
+
+async function findOrPull(
   store: Store,
   name: string,
   o: RunImageOptions,

@@ -118,7 +118,7 @@ export interface SecurityFlags {
   userns?: string;
 }
 
-/** The ContainerSpec fields security flags decide. */
+/** What the security flags decide (written into the container's spec, spec.ts). */
 export interface SecuritySpec {
   readonly capabilities: number[];
   readonly security: SecurityOptions;

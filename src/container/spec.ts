@@ -28,7 +28,7 @@ import { getEnv } from "../runtime/config.ts";
 import { DEFAULT_CGROUP_PARENT } from "../runtime/cgroups.ts";
 import { DEFAULT_CAPS } from "../runtime/capabilities.ts";
 import { DEFAULT_SHM_SIZE, devMounts, INIT_PATH } from "../runtime/defaults.ts";
-import { USER_ERROR_ANNOTATION } from "../runtime/from_spec.ts";
+import { GROUP_ADD_ANNOTATION, USER_ERROR_ANNOTATION } from "../runtime/annotations.ts";
 import { ruleApplies, type SeccompProfile } from "../runtime/seccomp.ts";
 import { DEFAULT_PROFILE } from "../runtime/seccomp_profile.ts";
 import {
@@ -88,7 +88,7 @@ export const ANNOTATION = {
   /** `--user` as given, resolved again in the rootfs at each start. */
   user: "io.tsbox.user",
   /** `--group-add` as given (names resolved in the image's /etc/group at start). */
-  groupAdd: "io.tsbox.group-add",
+  groupAdd: GROUP_ADD_ANNOTATION,
   /** The network mode (`private`, `none`, `host`, `container:ID`). */
   network: "io.tsbox.network",
   /** `--init`'s host binary. */
@@ -162,7 +162,7 @@ export function specFor(input: SpecInput): Spec {
       ...(c.sysctls?.length ? { sysctl: Object.fromEntries(c.sysctls) } : {}),
       maskedPaths: privileged ? [] : [...input.host.maskedPaths],
       readonlyPaths: privileged ? [] : [...input.host.readonlyPaths],
-      // The schema's "private"; runtimes apply it recursively, as tsbox's `make / rprivate`.
+      // The schema's "private"; runtimes (crun, tsbox's oci_mounts.ts) apply it to / recursively.
       rootfsPropagation: "private",
     },
   };
@@ -221,7 +221,7 @@ function idMappings(ranges: readonly IdRange[]): OciIdMapping[] {
   return ranges.map((r) => ({ containerID: r.inside, hostID: r.outside, size: r.count }));
 }
 
-/** The mounts in the order tsbox's program makes them (program.ts). */
+/** The mounts in the order PID 1 makes them (every container's first, then its own). */
 function mounts(input: SpecInput, privileged: boolean): Mount[] {
   const c = input.config;
   const shm = Math.ceil((c.shmSize ?? DEFAULT_SHM_SIZE) / 1024);

@@ -5,14 +5,22 @@
  * the runtime-spec's JSON schema (tests/fixtures/oci-runtime-spec-v1.1.0). No root needed.
  */
 import { Ajv } from "ajv";
-import { assertEquals, assertOk, assertThrows } from "../../tests/assert.ts";
+import { assertEquals, assertOk } from "../../tests/assert.ts";
 import type { ContainerConfig } from "../../registry/manifest.ts";
 import type { CapabilityName, Mount, Spec } from "../oci/spec.ts";
 import { CAP } from "../runtime/capabilities.ts";
 import type { ResourceLimits } from "../runtime/cgroups.ts";
-import { fromSpec } from "../runtime/from_spec.ts";
+import { startLimits } from "../runtime/container.ts";
+import {
+  capabilitySets,
+  CLONE_FLAGS,
+  namespacePlan,
+  resourceLimits,
+  rlimitSettings,
+  validateSpec,
+} from "../runtime/oci_config.ts";
 import { capabilityNames } from "../runtime/security.ts";
-import { UserError } from "../runtime/user.ts";
+import { USER_ERROR_ANNOTATION } from "../runtime/annotations.ts";
 import { specUser } from "./bundle.ts";
 import { createOptions, runConfigFor } from "./create_options.ts";
 import type { RunFlags } from "./flags.ts";
@@ -535,7 +543,13 @@ Deno.test("spec: --init: the init is PID 1 in front of the command, bound read-o
   }
 });
 
-Deno.test("spec -> runtime: fromSpec gives back what the flags asked for", async () => {
+/** The cgroup limits a start of `spec` writes, the device rules aside. */
+function limitsOf(spec: Spec): ResourceLimits {
+  const { devices: _, ...limits } = startLimits(spec);
+  return limits;
+}
+
+Deno.test("spec -> runtime: the runtime's reader gives back what the flags asked for", async () => {
   const f: RunFlags = {
     network: "none",
     user: "app",
@@ -554,57 +568,70 @@ Deno.test("spec -> runtime: fromSpec gives back what the flags asked for", async
     shmSize: "1m",
     sysctl: ["net.ipv4.ip_forward=1"],
   };
-  const spec = await specOf(f, { command: ["echo", "hi"] });
-  const r = fromSpec(spec);
-  assertEquals(r.argv, ["echo", "hi"]);
-  assertEquals(r.env, spec.process.env);
-  assertEquals([r.cwd, r.user, r.groupAdd, r.hostname], ["/srv", "1000:1000", [
-    "1000",
-    "2000",
-    "77",
-  ], ID.slice(0, 12)]);
-  assertEquals(r.network, "private");
-  assertEquals(r.resources, { memory: 64 << 20, memorySwap: -1, cpus: 0.5, pidsLimit: 9 });
-  assertEquals(r.mounts, [
-    { kind: "bind", source: "/srv/data", target: "/data", readOnly: true },
-    { kind: "tmpfs", target: "/run", options: "size=1m" },
+  // Read as `tsbox runc` reads a bundle: every field checked.
+  const spec = validateSpec(
+    JSON.parse(JSON.stringify(await specOf(f, { command: ["echo", "hi"] }))),
+  );
+  assertEquals(spec.process.args, ["echo", "hi"]);
+  assertEquals([spec.process.cwd, spec.process.user, spec.hostname], ["/srv", {
+    uid: 1000,
+    gid: 1000,
+    additionalGids: [1000, 2000, 77],
+  }, ID.slice(0, 12)]);
+  const ns = namespacePlan(spec);
+  assertEquals([ns.newNetwork, ns.newUser, ns.newCgroup, ns.joins], [true, false, true, []]);
+  assertEquals(limitsOf(spec), { memory: 64 << 20, memorySwap: -1, cpus: 0.5, pidsLimit: 9 });
+  assertEquals(spec.mounts?.slice(-2), [
+    { destination: "/data", type: "bind", source: "/srv/data", options: ["rbind", "ro"] },
+    {
+      destination: "/run",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["nosuid", "nodev", "size=1m"],
+    },
   ]);
-  assertEquals(r.readOnly, true);
-  assertEquals(r.shmSize, 1 << 20);
-  assertEquals(r.sysctls, [["net.ipv4.ip_forward", "1"]]);
-  assertEquals(r.init, undefined);
-  assertEquals(r.userns, undefined);
-  assertOk(r.capabilities?.includes(CAP.SYS_ADMIN) && !r.capabilities.includes(CAP.SYS_MODULE));
-  const s = r.security;
-  assertOk(s && "kind" in s);
-  assertEquals(s.masked, HOST.maskedPaths);
-  assertEquals(s.sysWritable, false);
-  assertEquals(s.noNewPrivileges, true);
-  assertEquals(s.devices, [{ source: "/dev/null", target: "/dev/mynull", permissions: "rwm" }]);
-  assertEquals(s.deviceRules[0], { allow: false, line: "a" });
-  assertEquals(s.deviceRules.at(-1), { allow: true, line: "c 1:3 rwm" });
-  assertEquals(s.rlimits.map((l) => [l.name, l.limit.soft, l.limit.hard]), [
+  assertEquals(spec.root.readonly, true);
+  assertEquals(spec.linux.sysctl, { "net.ipv4.ip_forward": "1" });
+  const caps = capabilitySets(spec.process, 40);
+  assertOk(caps.bounding.includes(CAP.SYS_ADMIN) && !caps.bounding.includes(CAP.SYS_MODULE));
+  assertEquals(caps.effective, caps.bounding);
+  assertEquals([caps.inheritable, caps.ambient], [[], []]);
+  assertEquals(spec.linux.maskedPaths, HOST.maskedPaths);
+  assertEquals(spec.process.noNewPrivileges, true);
+  assertEquals(spec.linux.devices?.map((d) => [d.path, d.type, d.major, d.minor]), [
+    ["/dev/mynull", "c", 1, 3],
+  ]);
+  const rules = resourceLimits(spec).devices ?? [];
+  assertEquals(rules[0], { allow: false, line: "a" });
+  assertOk(rules.some((r) => r.allow && r.line === "c 1:3 rwm"), JSON.stringify(rules));
+  assertEquals(rlimitSettings(spec.process).map((l) => [l.name, l.limit.soft, l.limit.hard]), [
     ["nofile", 20000n, 20000n],
     ["nproc", 10n, 20n],
     ["core", 0xffffffffffffffffn, 0xffffffffffffffffn],
   ]);
-  assertEquals(s.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
+  assertEquals(spec.linux.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
 });
 
 Deno.test("spec -> runtime: --init, --privileged, host network, an unresolvable user", async () => {
   Deno.env.set("TSBOX_INIT", "/bin/sh");
   try {
-    const r = fromSpec(await specOf({ init: true, privileged: true, network: "host" }));
-    assertEquals([r.init, r.argv, r.network], ["/bin/sh", ["sh"], "host"]);
-    const s = r.security;
-    assertOk(s && "kind" in s);
-    assertEquals([s.masked, s.readonly, s.sysWritable, s.seccomp], [[], [], true, undefined]);
-    assertEquals(s.deviceRules, [{ allow: true, line: "a" }]);
+    const spec = validateSpec(await specOf({ init: true, privileged: true, network: "host" }));
+    assertEquals(spec.process.args, ["/dev/init", "--", "sh"]);
+    assertEquals(spec.mounts?.find((m) => m.destination === "/dev/init")?.source, "/bin/sh");
+    assertEquals(namespacePlan(spec).newNetwork, false);
+    assertEquals([spec.linux.maskedPaths, spec.linux.readonlyPaths, spec.linux.seccomp], [
+      [],
+      [],
+      undefined,
+    ]);
+    assertOk(spec.mounts?.find((m) => m.destination === "/sys")?.options?.includes("rw"));
+    assertEquals(resourceLimits(spec).devices?.[0], { allow: true, line: "a" });
   } finally {
     Deno.env.delete("TSBOX_INIT");
   }
+  // The start fails with the runtime's UserError (container.ts), as docker's start does.
   const ghost = await specOf({ user: "ghost" });
-  assertThrows(() => fromSpec(ghost), UserError, "unable to find user ghost");
+  assertOk(ghost.annotations?.[USER_ERROR_ANNOTATION]?.includes("unable to find user ghost"));
 });
 
 /** A spec written from `resources` over the defaults (the flags' parsing is tested above). */
@@ -695,12 +722,13 @@ const LIMIT_ROWS: { name: string; limits: ResourceLimits; check: (s: Spec) => vo
 ];
 
 for (const row of LIMIT_ROWS) {
-  Deno.test(`spec: ${row.name}, and fromSpec gives the same limits back`, async () => {
+  Deno.test(`spec: ${row.name}, and a start reads the same limits back`, async () => {
     const spec = await specWithResources(row.limits);
     row.check(spec);
     assertOk(validate(spec), JSON.stringify(validate.errors));
-    // The runtime's limits are the record's: the same cgroup writes.
-    assertEquals(fromSpec(spec).resources, row.limits);
+    // The runtime's limits are the record's: the same cgroup writes (the OOM score apart).
+    const { oomScoreAdj: _, ...cgroup } = row.limits;
+    assertEquals(limitsOf(spec), cgroup);
   });
 }
 
@@ -711,26 +739,27 @@ Deno.test("spec: --device-cgroup-rule: allowed after the default rules, as the r
     { allow: true, type: "b", major: 8, minor: 0, access: "r" },
   ]);
   assertOk(validate(spec), JSON.stringify(validate.errors));
-  const r = fromSpec(spec);
-  assertEquals(r.resources, {});
-  const s = r.security;
-  assertOk(s && "kind" in s);
-  assertEquals(s.deviceRules.slice(-2), [
-    { allow: true, line: "c 42:* rmw" },
-    { allow: true, line: "b 8:0 r" },
-  ]);
+  assertEquals(limitsOf(spec), {});
+  const lines = (resourceLimits(spec).devices ?? []).map((d) => d.line);
+  const at = lines.indexOf("c 42:* rmw");
+  assertEquals(lines.slice(at, at + 2), ["c 42:* rmw", "b 8:0 r"]);
 });
 
 Deno.test("spec -> runtime: namespaces the container does not own", async () => {
-  assertEquals(fromSpec(await specOf({})).namespaces, {});
-  const hosts = fromSpec(
+  const own = namespacePlan(await specOf({}));
+  const NEW = CLONE_FLAGS.pid | CLONE_FLAGS.ipc | CLONE_FLAGS.uts | CLONE_FLAGS.mount;
+  assertEquals([own.cloneFlags, own.newCgroup, own.joins], [NEW | CLONE_FLAGS.network, true, []]);
+  const hosts = namespacePlan(
     await specOf({ network: "host" }, {
       namespaces: { ipc: "host", pid: "host", uts: "host", cgroupns: "host" },
     }),
   );
-  assertEquals(hosts.namespaces, { ipc: "host", pid: "host", uts: "host", cgroup: "host" });
-  assertEquals([hosts.network, hosts.networkPath], ["host", undefined]);
-  const joined = fromSpec(
+  assertEquals([hosts.cloneFlags, hosts.newCgroup, hosts.newNetwork], [
+    CLONE_FLAGS.mount,
+    false,
+    false,
+  ]);
+  const joined = namespacePlan(
     await specOf({ network: "container:abc" }, {
       namespaces: { ipc: `container:${"a".repeat(64)}`, pid: `container:${"a".repeat(64)}` },
       ipcPath: "/proc/42/ns/ipc",
@@ -738,9 +767,9 @@ Deno.test("spec -> runtime: namespaces the container does not own", async () => 
       networkPath: "/proc/42/ns/net",
     }),
   );
-  assertEquals(joined.namespaces, {
-    ipc: { path: "/proc/42/ns/ipc" },
-    pid: { path: "/proc/42/ns/pid" },
-  });
-  assertEquals([joined.network, joined.networkPath], ["private", "/proc/42/ns/net"]);
+  assertEquals(joined.joins, [
+    { type: "ipc", path: "/proc/42/ns/ipc" },
+    { type: "network", path: "/proc/42/ns/net" },
+  ]);
+  assertEquals([joined.pidPath, joined.newNetwork], ["/proc/42/ns/pid", false]);
 });

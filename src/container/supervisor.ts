@@ -28,7 +28,6 @@ import { containerDir, logPath } from "./paths.ts";
 import { probeCommand, startingHealth } from "./health.ts";
 import { startTime } from "./proc.ts";
 import { startBundle } from "./bundle.ts";
-import { fromSpec } from "../runtime/from_spec.ts";
 import { mountVolumesOf } from "./volumes.ts";
 import { containerEvent } from "../events/log.ts";
 import { type ContainerRecord, getContainer, isActive, updateContainer } from "./state.ts";
@@ -271,13 +270,11 @@ async function startAndWait(
     // The container as its config.json describes it, and what a spec cannot carry.
     // Namespaces and limits too: `tsbox update` rewrites the spec's resources, and the
     // namespace files of joined containers are filled in for their PID 1 now.
-    const spec = fromSpec(await startBundle(store, c));
-    // `--cgroup-parent` is the record's: spec.ts wrote it into cgroupsPath from the same value,
-    // and the commands that find the cgroup again (stats, pause, rm) read it from the record.
-    const cgroupParent = c.config.resources.cgroupParent;
-    container = await Container.start({
-      ...spec,
-      ...(cgroupParent ? { resources: { ...spec.resources, cgroupParent } } : {}),
+    const spec = await startBundle(store, c);
+    container = await Container.start(spec, {
+      // `--cgroup-parent` is the record's: spec.ts wrote it into cgroupsPath from the same
+      // value, and the commands that find the cgroup again (stats, pause, rm) read it there.
+      cgroupParent: c.config.resources.cgroupParent,
       id: c.id,
       stateDir: containerDir(store.root, c.id),
       lowerBase: store.linkDir,

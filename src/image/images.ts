@@ -55,7 +55,16 @@ export function tagImage(store: Store, source: string, target: string): string {
   if (ref.digest) {
     throw new TsboxError(`refusing to create a tag with a digest reference: ${target}`);
   }
-  store.tag(image.id, ref.toString());
+  // A multi-platform image's name tags its index (every variant), as docker's containerd
+  // store and podman tag a manifest list: `run --platform` and `push` of the new name find them.
+  let entries: ReturnType<Store["indexOf"]> = [];
+  try {
+    entries = store.indexOf(parseReference(source).toString());
+  } catch {
+    entries = []; // an id
+  }
+  if (entries.length > 0) store.setIndex(ref.toString(), entries, image.id);
+  else store.tag(image.id, ref.toString());
   imageEvent(store.root, "tag", image.id, familiar(ref.toString()));
   return ref.toString();
 }
@@ -105,8 +114,9 @@ async function removeImageRecord(
   });
   const user = options.inUse?.(image.id);
   if (byTag && image.tags.length > 1) {
+    const variants = indexVariants(store, [byTag], image.id);
     store.untag(byTag);
-    return [{ untagged: familiar(byTag) }];
+    return [{ untagged: familiar(byTag) }, ...await removeVariants(store, variants, options)];
   }
   if (!byTag && image.tags.length > 1 && !options.force) {
     throw new TsboxError(
@@ -124,18 +134,52 @@ async function removeImageRecord(
   }
   for (const t of image.tags) actions.push({ untagged: familiar(t) });
   for (const d of image.digests) actions.push({ untagged: familiarDigest(d) });
+  const variants = indexVariants(store, image.tags, image.id);
   if (user) {
     // A forced removal keeps the image for its container, untagged, as docker does.
     for (const t of image.tags) store.untag(t);
-    return actions;
+    return [...actions, ...await removeVariants(store, variants, options)];
   }
-  const freed = store.deleteImage(image.id);
-  actions.push({ deleted: image.id });
+  actions.push(...await deleteRecord(store, image.id));
+  return [...actions, ...await removeVariants(store, variants, options)];
+}
+
+/** Deletes the image `id` with the layers and blobs no other image uses. */
+async function deleteRecord(store: Store, id: string): Promise<RemoveAction[]> {
+  const freed = store.deleteImage(id);
+  const actions: RemoveAction[] = [{ deleted: id }];
   for (const l of freed.layers) {
     await store.layers.remove(l.diffId, l.shortId);
     actions.push({ deleted: l.diffId });
   }
   for (const b of freed.blobs) await store.blobs.remove(b);
+  return actions;
+}
+
+/** The other images the image indexes recorded under `tags` list (a multi-platform build's). */
+function indexVariants(store: Store, tags: readonly string[], self: string): string[] {
+  const ids = new Set(tags.flatMap((t) => store.indexOf(t).map((e) => e.imageId)));
+  ids.delete(self);
+  return [...ids];
+}
+
+/**
+ * Removes the variants an image index alone kept, once the index is gone (as `docker rmi`
+ * removes a multi-platform image's every platform): those with no tag, in no other index and
+ * used by no container stay otherwise as `<none>` images nothing names.
+ */
+async function removeVariants(
+  store: Store,
+  ids: readonly string[],
+  options: RemoveImageOptions,
+): Promise<RemoveAction[]> {
+  const actions: RemoveAction[] = [];
+  for (const id of ids) {
+    const variant = store.getImage(id);
+    if (!variant || variant.tags.length > 0 || store.inIndex(id) || options.inUse?.(id)) continue;
+    actions.push(...await deleteRecord(store, id));
+    imageEvent(store.root, "delete", id);
+  }
   return actions;
 }
 

@@ -97,6 +97,11 @@ export interface PullOptions {
    * 5% of the filesystem, at least 1 MiB and at most 256 MiB; 0: no floor, write until ENOSPC.
    */
   readonly minFreeBytes?: number;
+  /**
+   * False: the image is recorded without moving its name to it (a build's base pulled for
+   * another platform must not take the name that `run` would then start). Default true.
+   */
+  readonly tag?: boolean;
 }
 
 /** What {@link pullImage} returns. */
@@ -136,7 +141,9 @@ export async function pullImage(
 
   const known = store.imageByRepoDigest(ref.repository, top.digest);
   if (known && await hasAllLayers(store, known) && !options.platform) {
-    if (ref.tag !== undefined && !ref.digest) store.tag(known.id, ref.toString());
+    if (ref.tag !== undefined && !ref.digest && options.tag !== false) {
+      store.tag(known.id, ref.toString());
+    }
     imageEvent(store.root, "pull", ref.familiar(), ref.familiar());
     return { image: store.getImage(known.id)!, reference: ref, digest: top.digest, upToDate: true };
   }
@@ -249,7 +256,9 @@ export async function pullImage(
           mediaType: desc.mediaType,
           blobSize: desc.size,
         })),
-        tag: ref.tag !== undefined && !ref.digest ? ref.toString() : undefined,
+        tag: ref.tag !== undefined && !ref.digest && options.tag !== false
+          ? ref.toString()
+          : undefined,
         repoDigest,
       }));
     await claim.release();

@@ -23,6 +23,12 @@ import {
   MediaType,
   ociLayerMediaType,
 } from "../../registry/manifest.ts";
+import {
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  type Platform,
+} from "../../registry/platform.ts";
 import { parseReference } from "../../registry/reference.ts";
 import { TsboxError } from "../errors.ts";
 import { digestHex, DigestingStream, DigestMismatchError, sha256Digest } from "../store/digest.ts";
@@ -39,6 +45,11 @@ export type ArchiveFormat = "docker" | "oci";
 export interface SaveOptions {
   /** `docker` (default) or `oci`. */
   readonly format?: ArchiveFormat;
+  /**
+   * `--platform a,b` (docker 28+): the variants of a multi-platform image to save. Without it
+   * a multi-platform image is saved as its host variant, as docker's classic store saves it.
+   */
+  readonly platforms?: readonly Platform[];
 }
 
 /** An image to save with the tags it is saved under. */
@@ -46,6 +57,28 @@ interface Selected {
   image: ImageRecord;
   /** Full references (`docker.io/library/busybox:latest`). */
   tags: string[];
+  /**
+   * Several variants of an image index chosen by `--platform` (`image` among them): an OCI
+   * archive names them by one index under the tags; a docker archive lists each, the tags on
+   * `image`'s entry.
+   */
+  variants?: ImageRecord[];
+}
+
+/** The platform an image's config states. */
+function platformOf(image: ImageRecord): Platform {
+  const c = image.config as { os?: string; architecture?: string; variant?: string };
+  return normalizePlatform({
+    os: c.os ?? "linux",
+    architecture: c.architecture ?? "amd64",
+    variant: c.variant,
+  });
+}
+
+function matches(wanted: Platform, have: Platform): boolean {
+  const w = normalizePlatform(wanted);
+  return w.os === have.os && w.architecture === have.architecture &&
+    (w.variant === undefined || have.variant === undefined || w.variant === have.variant);
 }
 
 /**
@@ -58,9 +91,11 @@ export function saveImages(
   options: SaveOptions = {},
 ): ReadableStream<Uint8Array> {
   if (names.length === 0) throw new TsboxError("save needs at least one image");
-  const selected = select(store, names);
+  const selected = select(store, names, options.platforms);
   return tarStream(
-    options.format === "oci" ? ociEntries(store, selected) : dockerEntries(store, selected),
+    options.format === "oci"
+      ? ociEntries(store, selected)
+      : dockerEntries(store, flatten(selected)),
   );
 }
 
@@ -86,12 +121,15 @@ export async function saveImagesToFile(
   }
 }
 
-function select(store: Store, names: readonly string[]): Selected[] {
+function select(
+  store: Store,
+  names: readonly string[],
+  platforms?: readonly Platform[],
+): Selected[] {
   const out: Selected[] = [];
   for (const name of names) {
-    const image = requireImage(store, name);
-    let entry = out.find((s) => s.image.id === image.id);
-    if (!entry) out.push(entry = { image, tags: [] });
+    const named = requireImage(store, name);
+    let image = named;
     // A name that is one of the image's tags is saved as that tag; an id saves no tag, as docker.
     let full: string | undefined;
     try {
@@ -100,9 +138,55 @@ function select(store: Store, names: readonly string[]): Selected[] {
     } catch {
       full = undefined;
     }
-    if (full && image.tags.includes(full) && !entry.tags.includes(full)) entry.tags.push(full);
+    let variants: ImageRecord[] | undefined;
+    if (platforms && platforms.length > 0) {
+      variants = choose(store, name, full, image, platforms);
+      // The tags go on the host's variant (or the first), as the index's tag points at it.
+      image = variants.find((v) => matches(hostPlatform(), platformOf(v))) ?? variants[0];
+      if (variants.length === 1) variants = undefined;
+    }
+    let entry = variants ? undefined : out.find((s) => !s.variants && s.image.id === image.id);
+    if (!entry) out.push(entry = { image, tags: [], variants });
+    if (full && named.tags.includes(full) && !entry.tags.includes(full)) entry.tags.push(full);
   }
   return out;
+}
+
+/**
+ * The images `--platform` chooses for `name`: variants of the image index recorded under it
+ * (a multi-platform build's), or the image itself when it is of a platform asked for; any
+ * platform asked for that the image does not have is refused by name, as docker refuses it.
+ */
+function choose(
+  store: Store,
+  name: string,
+  full: string | undefined,
+  image: ImageRecord,
+  platforms: readonly Platform[],
+): ImageRecord[] {
+  const entries = full ? store.indexOf(full) : [];
+  const candidates = entries.length > 0
+    ? entries.map((e) => store.getImage(e.imageId)).filter((i): i is ImageRecord => !!i)
+    : [image];
+  const chosen: ImageRecord[] = [];
+  for (const p of platforms) {
+    const found = candidates.find((c) => matches(p, platformOf(c)));
+    if (!found) {
+      const have = candidates.map((c) => formatPlatform(platformOf(c))).join(", ");
+      throw new TsboxError(
+        `image ${name} has no variant for ${formatPlatform(normalizePlatform(p))} (it has ${have})`,
+      );
+    }
+    if (!chosen.includes(found)) chosen.push(found);
+  }
+  return chosen;
+}
+
+/** Each variant of an entry as an entry of its own, the tags on the chosen one's. */
+function flatten(selected: Selected[]): Selected[] {
+  return selected.flatMap((s) =>
+    s.variants ? s.variants.map((v) => ({ image: v, tags: v === s.image ? s.tags : [] })) : [s]
+  );
 }
 
 /** The layer's uncompressed tar, checked against its diffID and size as it streams. */
@@ -224,37 +308,81 @@ async function ociManifest(
   };
 }
 
+/**
+ * One image's blobs (layers, config, manifest) not yet in `written`; returns its manifest's
+ * descriptor.
+ */
+async function* ociImage(
+  store: Store,
+  image: ImageRecord,
+  written: Set<string>,
+): AsyncGenerator<TarWriterEntry, Descriptor> {
+  for (const layer of image.layers) {
+    if (written.has(layer.blobDigest)) continue;
+    written.add(layer.blobDigest);
+    if (!await hasLayerBlob(store, layer)) {
+      throw new TsboxError(
+        `layer ${layer.diffId}: its blob ${layer.blobDigest} is missing from the store; pull the image again`,
+      );
+    }
+    yield {
+      type: "file",
+      name: blobName(layer.blobDigest),
+      size: layer.blobSize,
+      body: layerBlobBytes(store, layer),
+    };
+  }
+  if (!written.has(image.id)) {
+    written.add(image.id);
+    yield bytesFile(blobName(image.id), encoder.encode(image.configJson));
+  }
+  const { bytes, descriptor } = await ociManifest(store, image);
+  if (!written.has(descriptor.digest)) {
+    written.add(descriptor.digest);
+    yield bytesFile(blobName(descriptor.digest), bytes);
+  }
+  return descriptor;
+}
+
+const blobName = (digest: string) => `blobs/sha256/${digestHex(digest)}`;
+
 async function* ociEntries(store: Store, selected: Selected[]): AsyncGenerator<TarWriterEntry> {
   yield jsonFile("oci-layout", { imageLayoutVersion: "1.0.0" });
   yield { type: "directory", name: "blobs" };
   yield { type: "directory", name: "blobs/sha256" };
   const written = new Set<string>();
-  const blobName = (digest: string) => `blobs/sha256/${digestHex(digest)}`;
   const index: Descriptor[] = [];
-  for (const { image, tags } of selected) {
-    for (const layer of image.layers) {
-      if (written.has(layer.blobDigest)) continue;
-      written.add(layer.blobDigest);
-      if (!await hasLayerBlob(store, layer)) {
-        throw new TsboxError(
-          `layer ${layer.diffId}: its blob ${layer.blobDigest} is missing from the store; pull the image again`,
-        );
+  for (const { image, tags, variants } of selected) {
+    let descriptor: Descriptor;
+    if (variants) {
+      // Several platforms: an OCI index of each one's manifest, as push sends it.
+      const manifests: Descriptor[] = [];
+      for (const v of variants) {
+        const d = yield* ociImage(store, v, written);
+        const p = platformOf(v);
+        manifests.push({
+          ...d,
+          platform: {
+            os: p.os,
+            architecture: p.architecture,
+            ...(p.variant ? { variant: p.variant } : {}),
+          },
+        });
       }
-      yield {
-        type: "file",
-        name: blobName(layer.blobDigest),
-        size: layer.blobSize,
-        body: layerBlobBytes(store, layer),
+      const bytes = encoder.encode(
+        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }),
+      );
+      descriptor = {
+        mediaType: MediaType.OciIndex,
+        digest: sha256Digest(bytes),
+        size: bytes.length,
       };
-    }
-    if (!written.has(image.id)) {
-      written.add(image.id);
-      yield bytesFile(blobName(image.id), encoder.encode(image.configJson));
-    }
-    const { bytes, descriptor } = await ociManifest(store, image);
-    if (!written.has(descriptor.digest)) {
-      written.add(descriptor.digest);
-      yield bytesFile(blobName(descriptor.digest), bytes);
+      if (!written.has(descriptor.digest)) {
+        written.add(descriptor.digest);
+        yield bytesFile(blobName(descriptor.digest), bytes);
+      }
+    } else {
+      descriptor = yield* ociImage(store, image, written);
     }
     if (tags.length === 0) index.push(descriptor);
     for (const t of tags) {

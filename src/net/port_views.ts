@@ -18,6 +18,11 @@ export interface PortConfig {
   readonly exposedPorts?: readonly string[];
   /** "private", "none", "host", "container:NAME". */
   readonly network: string;
+  /** Bridge networks, in the order joined: the first one's address is the DNAT target. */
+  readonly net?: {
+    readonly endpoints: readonly { readonly networkId: string }[];
+    readonly outbound?: string;
+  };
 }
 
 interface BindingRow {

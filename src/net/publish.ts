@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { lazyImport } from "../lazy.ts";
 import type { Store } from "../store/mod.ts";
 import { closeListeners, type HostListener, openListeners } from "./listeners.ts";
 import {
@@ -15,6 +16,7 @@ import {
   type PublishFlags,
 } from "./ports.ts";
 import { PortProxy } from "./proxy.ts";
+import { dnatTarget, splitListeners } from "./dnat.ts";
 import type { PortConfig } from "./port_views.ts";
 
 export {
@@ -64,17 +66,27 @@ export function checkPublish(publish: readonly string[], network: string): strin
   return undefined;
 }
 
+/** The DNAT rules' module, loaded by containers that publish on a bridge network only. */
+function firewallPorts(): Promise<typeof import("../network/firewall_ports.ts")> {
+  return lazyImport(new URL("../network/firewall_ports.ts", import.meta.url));
+}
+
 /**
  * The published ports of one run of a container: host sockets bound now (so a taken port fails
- * the start before PID 1 exists), the proxy started once PID 1 sits in its namespaces.
+ * the start before PID 1 exists), then, once PID 1 sits in its namespaces, DNAT rules for the
+ * IPv4 ports of a bridged container (dnat.ts) and the userspace proxy for the rest. The sockets
+ * of DNAT'ed ports are kept open only to hold the ports: no packet reaches them.
  */
 export class PublishedPorts {
   #listeners: HostListener[] | undefined;
   #proxy?: PortProxy;
+  /** The DNAT rules are in place (removed in close()). */
+  #kernel = false;
 
   private constructor(
     readonly store: Store,
     readonly containerId: string,
+    readonly config: PortConfig,
     listeners: HostListener[],
   ) {
     this.#listeners = listeners;
@@ -84,7 +96,7 @@ export class PublishedPorts {
   static open(store: Store, containerId: string, cfg: PortConfig): PublishedPorts | undefined {
     const mappings = mappingsFor(cfg);
     if (mappings.length === 0) return undefined;
-    return new PublishedPorts(store, containerId, openListeners(mappings));
+    return new PublishedPorts(store, containerId, cfg, openListeners(mappings));
   }
 
   /** The bindings in effect. */
@@ -92,27 +104,83 @@ export class PublishedPorts {
     return (this.#listeners ?? []).map((l) => l.binding);
   }
 
-  /** Starts the proxy into PID 1's network namespace and records the bindings. */
+  /** Whether the kernel serves (some of) the ports: DNAT rules are in place. */
+  get kernel(): boolean {
+    return this.#kernel;
+  }
+
+  /** Whether the userspace proxy runs (for the ports the kernel does not serve). */
+  get proxied(): boolean {
+    return this.#proxy !== undefined;
+  }
+
+  /**
+   * Publishes the ports into PID 1's network namespace (DNAT where it can, the proxy for the
+   * rest) and records the bindings.
+   */
   async start(pid: number): Promise<void> {
     const listeners = this.#listeners;
     if (!listeners) throw new Error("published ports already closed");
-    this.#listeners = undefined; // the proxy owns (and closes) them from here
-    this.#proxy = await PortProxy.start({ netns: pid, listeners });
+    const target = await dnatTarget(this.store, this.containerId, this.config);
+    let { kernel, proxied } = splitListeners(listeners, target);
+    if (kernel.length > 0) {
+      const { addInnerRules, addPortRules } = await firewallPorts();
+      try {
+        const bindings = kernel.map((l) => l.binding);
+        // The container's side first: its namespace is fresh, nothing to undo if this fails.
+        addInnerRules(pid, target!, bindings);
+        addPortRules(this.containerId, target!.ip, target!.bridge, bindings);
+        this.#kernel = true;
+      } catch {
+        // nftables refused (a kernel without nat or fib): the proxy serves every port, as
+        // it did before DNAT.
+        proxied = [...listeners];
+        kernel = [];
+      }
+    }
+    if (proxied.length > 0) {
+      this.#listeners = kernel; // the proxy owns (and closes) its listeners from here
+      try {
+        this.#proxy = await PortProxy.start({ netns: pid, listeners: proxied });
+      } catch (err) {
+        await this.#removeRules();
+        closeListeners(kernel);
+        this.#listeners = undefined;
+        throw err;
+      }
+    }
     this.#listeners = listeners;
     saveBindings(this.store, this.containerId, this.bindings);
   }
 
-  /** Stops the proxy (or just closes the sockets when it never started); forgets the bindings. */
+  async #removeRules(): Promise<void> {
+    if (!this.#kernel) return;
+    this.#kernel = false;
+    const { removePortRules } = await firewallPorts();
+    removePortRules(this.containerId);
+  }
+
+  /**
+   * Removes the DNAT rules, stops the proxy, closes the sockets (those the proxy did not
+   * own); forgets the bindings.
+   */
   async close(): Promise<void> {
     const proxy = this.#proxy;
     const listeners = this.#listeners;
     this.#proxy = undefined;
     this.#listeners = undefined;
     try {
-      if (proxy) await proxy.stop();
-      else if (listeners) closeListeners(listeners);
+      await this.#removeRules();
     } finally {
-      clearBindings(this.store, this.containerId);
+      try {
+        if (proxy) await proxy.stop();
+        if (listeners) {
+          const owned = new Set(proxy?.listeners.map((l) => l.fd) ?? []);
+          closeListeners(listeners.filter((l) => !owned.has(l.fd)));
+        }
+      } finally {
+        clearBindings(this.store, this.containerId);
+      }
     }
   }
 }

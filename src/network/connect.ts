@@ -22,9 +22,10 @@ import {
 import { closeWaitFd, pidfdOpen, waitExit, wake, wakeFd } from "../../ffi/pidfd.ts";
 import type { EndpointConfig, NetConfig } from "./endpoints.ts";
 import { hostsFor, nameservers, onlyLoopbackResolvers, resolvConfFor } from "./etc_files.ts";
-import { address6Of, leasesHeldBy, leasesOf } from "./ipam.ts";
+import { address6Of, findLease, leasesHeldBy, leasesOf } from "./ipam.ts";
 import { DEFAULT_NETWORK, findNetwork, type NetworkRecord, requireNetwork } from "./records.ts";
 import { stopOutbound } from "./outbound.ts";
+import { removePortRules } from "./firewall_ports.ts";
 import { containerDir } from "../container/paths.ts";
 
 /** What connecting needs of the container. */
@@ -347,6 +348,9 @@ function writeResolver(
  * network's server leaves its resolvers (it could not be reached any more).
  */
 export function disconnectEndpoint(store: Store, net: NetworkRecord, id: string): boolean {
+  // Published ports rewritten to its address there stop before the address can be leased again.
+  const lease = findLease(store, net.id, id);
+  if (lease) removePortRules(id, lease.address);
   const had = detachContainer(store, net, id);
   refreshNetworkDns(store, net);
   if (servesNames(net)) {
@@ -378,6 +382,9 @@ export function disconnectContainer(store: Store, id: string): number {
   unwatchDns(id);
   stopOutbound(containerDir(store.root, id));
   const leases = leasesHeldBy(store, id);
+  // Its published ports' DNAT rules (firewall_ports.ts) go before the addresses they point at
+  // can be leased again; its supervisor removes them at exit, this is for one that was killed.
+  if (leases.length > 0) removePortRules(id);
   for (const lease of leases) {
     const net = findNetwork(store, lease.networkId);
     if (!net) continue;

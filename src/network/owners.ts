@@ -14,6 +14,7 @@
  */
 import { Netlink } from "../../ffi/netlink.ts";
 import { syncNetworkDns } from "./dns.ts";
+import { removePortRulesInto } from "./firewall_ports.ts";
 import { removeNetworkRules } from "./firewall.ts";
 
 const PREFIX = "tsbox ";
@@ -98,6 +99,8 @@ export function reapOrphanBridges(): string[] {
       const owner = parseOwnerAlias(link.alias);
       if (!owner || owner.mnt !== mnt || mnt === 0 || storeExists(owner.root)) continue;
       try {
+        // Published ports of its containers (their supervisors gone with the store) first.
+        removePortRulesInto(owner.subnet);
         removeNetworkRules({ bridge: link.name, ...owner });
       } catch { /* no libnftables: nothing of ours can be in a table either */ }
       try {

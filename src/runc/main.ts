@@ -17,6 +17,7 @@ import type * as Lifecycle from "./lifecycle.ts";
 import type * as Query from "./query.ts";
 import { RuncLog } from "./log.ts";
 import { inUserNamespace } from "../runtime/in_userns.ts";
+import { ownPrivateDir } from "../runtime/rootless_paths.ts";
 
 /**
  * Loads a command module by a name Deno does not read ahead (see main.ts): `state` or
@@ -43,22 +44,9 @@ export function defaultRoot(): string {
     return DEFAULT_ROOT;
   }
   if (xdg?.startsWith("/")) return `${xdg}/tsbox-runc`;
-  return privateTmpDir(`/tmp/tsbox-runc-${uid}`, uid);
-}
-
-/**
- * `dir` in the shared /tmp, made 0700 and refused unless it is this user's own private
- * directory: a directory another user planted there would let them rewrite the state, whose
- * config names the hooks this runtime runs.
- */
-function privateTmpDir(dir: string, uid: number): string {
-  try {
-    Deno.mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-  }
-  const info = Deno.lstatSync(dir);
-  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+  // Its state names the hooks this runtime runs: only a directory of the user's own.
+  const dir = `/tmp/tsbox-runc-${uid}`;
+  if (!ownPrivateDir(dir, uid)) {
     throw new RuncUsageError(`${dir} is not a private directory of uid ${uid} (use --root)`);
   }
   return dir;

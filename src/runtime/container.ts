@@ -1,28 +1,39 @@
 /**
- * Starting and supervising one container: rootfs overlay, cgroup, the cloned first process
- * running its syscall program (ffi/clone.ts), waiting, and tearing down mounts and cgroups.
+ * Starting and supervising one container from its OCI runtime spec (the bundle's
+ * config.json, src/oci/spec.ts): the rootfs overlay the engine's layers make, the cgroup, the
+ * cloned first process running the syscall program oci_program.ts builds from the spec (the
+ * same reading as `tsbox runc create`, oci_plan.ts), waiting, and tearing down mounts and
+ * cgroups. What a spec cannot carry (stdio fds, callbacks, the layers to mount) is
+ * {@link StartOptions}.
  *
  * @module
  */
 import { join } from "../path.ts";
-import { CLONE } from "../../ffi/clone.ts";
 import { TsboxError, UsageError } from "../errors.ts";
+import type { Spec } from "../oci/spec.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import { type Host, linuxHost } from "./host.ts";
-import { execCandidates, getEnv } from "./config.ts";
-import { buildProgram, type ChildPlan, INIT_PATH } from "./program.ts";
-import type { MountRequest } from "./mount_request.ts";
-import { DEFAULT_CAPS } from "./capabilities.ts";
-import { ensureMountTarget, overlayOptions, resolveInRoot } from "./rootfs.ts";
-import { rootlessCgroup, type RootlessMapping, warnSingleId } from "./rootless.ts";
-import { resolveGroupAdd, resolveUser } from "./user.ts";
-import { cloneFlagsFor, namespaceFile, type SharedNamespaces } from "./namespaces.ts";
-import { checkInsideRoot, prepareSecurity, type SecurityOptions } from "./security.ts";
-import { prepareSettings, type SecuritySettings } from "./security_settings.ts";
-import { type IdMapping, toHost } from "./userns.ts";
+import { execCandidates } from "./config.ts";
+import { INIT_PATH } from "./defaults.ts";
+import { CLONE_FLAGS, idMapping, resourceLimits } from "./oci_config.ts";
+import { type OciPrepared, prepareOci } from "./oci_plan.ts";
+import { buildOciProgram } from "./oci_program.ts";
+import { ociPlanExtras } from "./oci_program_extras.ts";
+import type { StdioSource } from "./program.ts";
+import { resolveInRoot } from "./rootfs.ts";
+import {
+  rootlessCgroup,
+  type RootlessMapping,
+  rootlessOverlay,
+  rootlessSpec,
+  warnSingleId,
+} from "./rootless.ts";
+import { UserError } from "./user.ts";
+import { checkInsideRoot } from "./security.ts";
+import { toHost } from "./userns.ts";
 import { launch as launchChild, type Launched } from "./launch.ts";
 import { startError } from "./start_error.ts";
-import { MS } from "../../ffi/mount.ts";
+import { GROUP_ADD_ANNOTATION, USER_ERROR_ANNOTATION } from "./annotations.ts";
 import type { WindowSize } from "../../ffi/terminal.ts";
 
 /** Network mode: a private namespace with only `lo` ("none" is the same here), or the host's. */
@@ -31,8 +42,8 @@ export type NetworkMode = "private" | "none" | "host" | `container:${string}`;
 /** A user mount; its target as seen in the container (mount_request.ts). */
 export type { MountRequest } from "./mount_request.ts";
 
-/** What to run and how: everything `run` decided, with the image already in the store. */
-export interface ContainerSpec {
+/** What a start needs besides the container's config.json: fds, callbacks, its storage. */
+export interface StartOptions {
   /** 64 hex digits. */
   readonly id: string;
   /** `<root>/containers/<id>`: upper, work, rootfs, hostname, hosts, resolv.conf. */
@@ -41,44 +52,17 @@ export interface ContainerSpec {
   readonly lowerBase: string;
   /** Lower entries (short links) relative to `lowerBase`, bottom layer first. */
   readonly layers: readonly string[];
-  readonly argv: readonly string[];
-  /** Environment without HOME; HOME comes from the image's passwd unless set. */
-  readonly env: readonly string[];
-  readonly cwd: string;
-  /** `--user` (`uid[:gid]` or `name[:group]`), "" for root. */
-  readonly user: string;
-  readonly hostname: string;
-  readonly network: NetworkMode;
-  /**
-   * `container:ID` networks: PID 1 of that container, whose network namespace the new one
-   * joins instead of getting its own.
-   */
-  readonly networkPid?: number;
-  /** A network namespace file to join (an OCI spec's `path`); wins over {@link networkPid}. */
-  readonly networkPath?: string;
-  /** `--ipc`, `--pid`, `--uts`, `--cgroupns` modes: namespaces not the container's own. */
-  readonly namespaces?: SharedNamespaces;
-  readonly resources: ResourceLimits;
-  readonly mounts: readonly MountRequest[];
-  readonly readOnly: boolean;
   /** 0, 1, 2: "inherit" tsbox's own, "null" for /dev/null, or an fd of this process. */
-  readonly stdio: readonly ("inherit" | "null" | number)[];
-  /** Capabilities to keep; docker's 14 by default. */
-  readonly capabilities?: readonly number[];
+  readonly stdio: readonly StdioSource[];
   /**
-   * `-t`: PID 1 gets a pty from the container's own devpts as 0, 1, 2 and controlling terminal
-   * (stdio is then ignored); its master is {@link Container.terminal}.
+   * A pty from the container's own devpts as 0, 1, 2 and controlling terminal (stdio is then
+   * ignored); its master is {@link Container.terminal}. `process.terminal` asks for it too.
    */
   readonly tty?: { readonly size?: WindowSize };
-  /**
-   * Confinement: capabilities aside, docker's defaults (masks, seccomp, devices) when absent;
-   * every part stated when it comes from an OCI spec (from_spec.ts).
-   */
-  readonly security?: SecurityOptions | SecuritySettings;
-  /** A directory where compiled default seccomp filters are cached between starts. */
+  /** `--cgroup-parent` as recorded (the spec's cgroupsPath was written from it). */
+  readonly cgroupParent?: string;
+  /** A directory where compiled seccomp filters are cached between starts. */
   readonly filterCacheDir?: string;
-  /** Run in a user namespace with this mapping (`--userns-remap`); the host's ids when absent. */
-  readonly userns?: IdMapping;
   /** Signal PID 1 receives when the starting process dies (e.g. 9: it dies with its supervisor). */
   readonly parentDeathSignal?: number;
   /**
@@ -88,14 +72,6 @@ export interface ContainerSpec {
   readonly beforeRelease?: (pid: number) => Promise<void>;
   /** Called once PID 1 has ended, before the cgroup and rootfs are torn down. */
   readonly afterExit?: () => Promise<void>;
-  /** `--init`: host path of the init binary that runs as PID 1 in front of {@link argv}. */
-  readonly init?: string;
-  /** Supplementary groups besides the user's own: names (in the image's /etc/group) or gids. */
-  readonly groupAdd?: readonly string[];
-  /** `--shm-size` in bytes (docker's 64 MiB when absent). */
-  readonly shmSize?: number;
-  /** `--sysctl`s, already checked to be namespaced (src/container/sysctl.ts). */
-  readonly sysctls?: readonly (readonly [string, string])[];
   /** Warnings of a start (rootless: no subordinate ids, no cgroup); none printed when absent. */
   readonly warn?: (message: string) => void;
 }
@@ -128,8 +104,8 @@ function capLastCap(): number {
   return lastCap;
 }
 
-function hostsFile(hostname: string, network: NetworkMode): string {
-  if (network === "host") return readIfExists("/etc/hosts");
+function hostsFile(hostname: string, hostNetwork: boolean): string {
+  if (hostNetwork) return readIfExists("/etc/hosts");
   return [
     "127.0.0.1\tlocalhost",
     "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -149,12 +125,35 @@ function resolvConf(): string {
   return lines.join("\n");
 }
 
+/** docker's `--cpus` period: a quota over it is the `--cpus` the flags asked for. */
+const CPU_PERIOD = 100_000;
+
+/** The cgroup limits of `spec`, as the flags that asked for them (the same cgroup writes). */
+export function startLimits(spec: Spec, cgroupParent?: string): ResourceLimits {
+  const { cpuQuota, cpuPeriod, ...limits } = resourceLimits(spec);
+  const cpus = cpuQuota !== undefined && cpuQuota > 0 && cpuPeriod === CPU_PERIOD;
+  return {
+    ...limits,
+    ...(cpus ? { cpus: cpuQuota / CPU_PERIOD } : {}),
+    ...(!cpus && cpuQuota !== undefined ? { cpuQuota } : {}),
+    ...(!cpus && cpuPeriod !== undefined ? { cpuPeriod } : {}),
+    ...(cgroupParent ? { cgroupParent } : {}),
+  };
+}
+
+/** A rootless start: the user's mapping, and the overlay PID 1 mounts itself. */
+interface Rootless {
+  readonly maps: RootlessMapping;
+  readonly overlay: { readonly lowerBase: string; readonly options: string };
+}
+
 /** A running container. */
 export class Container {
   #waited?: Promise<ContainerExit>;
 
   private constructor(
-    readonly spec: ContainerSpec,
+    readonly spec: Spec,
+    readonly options: StartOptions,
     /** PID of the container's PID 1, in the host's PID namespace. */
     readonly pid: number,
     readonly cgroup: Cgroup,
@@ -165,121 +164,96 @@ export class Container {
   ) {}
 
   /**
-   * Prepares the rootfs and cgroup, starts PID 1, and returns once its execve succeeded. When a
-   * step fails, what the steps before it did is undone (cgroup removed, rootfs unmounted, PID 1
-   * killed and reaped). `host` makes the host-side calls (tests pass a recording fake).
+   * Prepares the rootfs and cgroup, starts PID 1 as `spec` describes it, and returns once its
+   * execve succeeded. When a step fails, what the steps before it did is undone (cgroup
+   * removed, rootfs unmounted, PID 1 killed and reaped). `host` makes the host-side calls
+   * (tests pass a recording fake). Rootless (an ordinary user): a user namespace mapped onto
+   * the user's own and subordinate ids, the overlay mounted (with `userxattr`) by the
+   * container itself inside its namespaces, and a cgroup only where the user may write one.
    */
-  static async start(spec: ContainerSpec, host: Host = linuxHost): Promise<Container> {
-    if (host.isRootless()) return await Container.#startRootless(spec, host);
-    const dir = spec.stateDir;
+  static async start(
+    spec: Spec,
+    o: StartOptions,
+    host: Host = linuxHost,
+  ): Promise<Container> {
+    const userError = spec.annotations?.[USER_ERROR_ANNOTATION];
+    if (userError !== undefined) throw new UserError(userError);
+    const warn = o.warn ?? (() => {});
+    const userns = idMapping(spec);
+    const dir = o.stateDir;
     const rootfs = join(dir, "rootfs");
+    let rootless: Rootless | undefined;
+    if (host.isRootless()) {
+      if (userns) {
+        throw new UsageError(
+          "--userns-remap needs root; rootless tsbox maps your own subordinate ids itself",
+        );
+      }
+      const { who, maps } = host.rootlessIdentity();
+      warnSingleId(maps, who, warn);
+      if (!maps.subGids && spec.annotations?.[GROUP_ADD_ANNOTATION]) {
+        // Only the user's own gid mapped: setgroups is denied, so the groups could not be set.
+        throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
+      }
+      rootless = { maps, overlay: rootlessOverlay(o.lowerBase, o.layers, dir) };
+    }
     for (const d of ["upper", "work", "rootfs"]) await host.mkdir(join(dir, d), 0o700);
     // The overlay's root takes the upper dir's owner and mode: give it the top layer's.
-    const top = spec.layers.at(-1);
-    const rootInfo = top ? await host.stat(join(spec.lowerBase, top)) : undefined;
+    const top = o.layers.at(-1);
+    const rootInfo = top ? await host.stat(join(o.lowerBase, top)) : undefined;
     await host.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
-    if (rootInfo?.uid != null) {
-      // In a user namespace the owner is the host id the image's owner maps to.
-      const uid = spec.userns ? toHost(spec.userns.uid, rootInfo.uid) : rootInfo.uid;
-      const gid = spec.userns ? toHost(spec.userns.gid, rootInfo.gid ?? 0) : rootInfo.gid;
+    if (!rootless && rootInfo?.uid != null) {
+      // In a user namespace the owner is the host id the image's owner maps to; rootless, it
+      // is the user (root inside).
+      const uid = userns ? toHost(userns.uid, rootInfo.uid) : rootInfo.uid;
+      const gid = userns ? toHost(userns.gid, rootInfo.gid ?? 0) : rootInfo.gid;
       await host.chown(join(dir, "upper"), uid ?? null, gid ?? null);
     }
-    // With a user namespace the layers are seen through idmapped mounts of them.
-    const idmapped = spec.userns
-      ? await host.idmapLayers(spec.lowerBase, spec.layers, join(dir, "idmap"), spec.userns)
-      : undefined;
-    try {
-      host.mountOverlay({
-        lowerBase: idmapped ? join(dir, "idmap") : spec.lowerBase,
-        lower: [...(idmapped?.entries ?? spec.layers)].reverse(),
-        upper: join(dir, "upper"),
-        work: join(dir, "work"),
-        target: rootfs,
-      });
-    } finally {
-      idmapped?.detach();
-    }
-    let cgroup: Cgroup | undefined;
-    let plan: Prepared | undefined;
-    try {
-      plan = await prepare(spec, rootfs, host);
-      cgroup = await host.createCgroup(spec.id, { ...spec.resources, devices: plan.deviceRules });
-      const { pid, terminal } = await launch(spec, plan, cgroup, host);
-      return new Container(spec, pid, cgroup, rootfs, terminal, host);
-    } catch (err) {
-      await cgroup?.remove().catch(() => {});
-      host.unmount(rootfs);
-      throw err;
-    } finally {
-      plan?.release();
-    }
-  }
-
-  /**
-   * Rootless: a user namespace mapped onto the user's own and subordinate ids, the overlay
-   * mounted (with `userxattr`) by the container itself inside its namespaces, and a cgroup
-   * only where the user may write one.
-   */
-  static async #startRootless(spec: ContainerSpec, host: Host): Promise<Container> {
-    if (spec.userns) {
-      throw new UsageError(
-        "--userns-remap needs root; rootless tsbox maps your own subordinate ids itself",
-      );
-    }
-    const { who, maps } = host.rootlessIdentity();
-    const warn = spec.warn ?? (() => {});
-    warnSingleId(maps, who, warn);
-    const dir = spec.stateDir;
-    const rootfs = join(dir, "rootfs");
-    for (const d of ["upper", "work", "rootfs"]) await host.mkdir(join(dir, d), 0o700);
-    // The overlay's root takes the upper dir's mode (its owner is the user: root inside).
-    const top = spec.layers.at(-1);
-    const rootInfo = top ? await host.stat(join(spec.lowerBase, top)) : undefined;
-    await host.chmod(join(dir, "upper"), (rootInfo?.mode ?? 0o755) & 0o7777);
-    const options = `${
-      overlayOptions({
-        lowerBase: spec.lowerBase,
-        lower: [...spec.layers].reverse(),
-        upper: join(dir, "upper"),
-        work: join(dir, "work"),
-        target: rootfs,
-      })
-    },userxattr`;
-    if (options.length >= 4096) {
-      throw new TsboxError(`too many layers (${spec.layers.length}) for one overlay mount`);
-    }
-    const overlay = { lowerBase: spec.lowerBase, options };
-    // Device rules need the devices controller of the host: a user namespace cannot create
-    // device nodes anyway, and only the ones bound into /dev are reachable. Limits that cannot
-    // be enforced fail here, before anything is mounted.
-    const cgroup = await rootlessCgroup(
-      spec.resources,
-      () => host.createCgroup(spec.id, spec.resources),
-      warn,
-    );
+    const run = rootless ? rootlessSpec(spec, rootless.maps) : spec;
+    const limits = startLimits(spec, o.cgroupParent);
     // overlayfs makes work/work mode 000 on every mount; root removes it regardless, the user
     // cannot.
-    const openWork = () => host.chmod(join(dir, "work", "work"), 0o700).catch(() => {});
-    let prepared: Prepared | undefined;
+    const openWork = () =>
+      rootless ? host.chmod(join(dir, "work", "work"), 0o700).catch(() => {}) : Promise.resolve();
+    let mounted = false;
+    let cgroup: Cgroup | undefined;
+    let prepared: OciPrepared | undefined;
+    // Frees the native memory PID 1's program points into, once it is cloned (or not).
+    let released = false;
+    const release = () => {
+      if (!released) prepared?.security.free();
+      released = true;
+    };
     try {
-      const held = await host.holdOverlay(rootfs, overlay, maps);
-      try {
-        prepared = await prepare(spec, rootfs, host, { view: held.view, maps, overlay });
-      } finally {
-        await held.release();
-        await openWork();
+      if (rootless) {
+        // Device rules need the devices controller of the host: a user namespace cannot create
+        // device nodes anyway. Limits that cannot be enforced fail here, before any mount.
+        const { devices: _, ...own } = limits;
+        cgroup = await rootlessCgroup(own, () => host.createCgroup(o.id, own), warn);
+        const held = await host.holdOverlay(rootfs, rootless.overlay, rootless.maps);
+        try {
+          prepared = await prepare(run, o, rootfs, host, held.view);
+        } finally {
+          await held.release();
+          await openWork();
+        }
+      } else {
+        await mountRootfs(o, rootfs, host, userns);
+        mounted = true;
+        prepared = await prepare(run, o, rootfs, host);
+        if (userns) prepared = premountDev(prepared, host);
+        cgroup = await host.createCgroup(o.id, limits);
       }
-      const { pid, terminal } = await launch(spec, prepared, cgroup, host, (pid) => {
-        return host.writeRootlessMaps(pid, maps);
-      });
+      const { pid, terminal } = await launch(run, o, prepared, cgroup, host, release, rootless);
       await openWork();
-      return new Container(spec, pid, cgroup, rootfs, terminal, host);
+      return new Container(spec, o, pid, cgroup, rootfs, terminal, host);
     } catch (err) {
-      await cgroup.remove().catch(() => {});
+      await cgroup?.remove().catch(() => {});
+      if (mounted) host.unmount(rootfs);
       await openWork();
       throw err;
     } finally {
-      prepared?.release();
+      release();
     }
   }
 
@@ -295,7 +269,7 @@ export class Container {
   wait(): Promise<ContainerExit> {
     this.#waited ??= (async () => {
       const status = await this.host.waitPid(this.pid);
-      await this.spec.afterExit?.().catch(() => {});
+      await this.options.afterExit?.().catch(() => {});
       const oomKilled = await this.cgroup.oomKilled();
       await this.cgroup.remove();
       this.host.unmount(this.rootfs);
@@ -308,133 +282,108 @@ export class Container {
   /** Deletes the container's directory (upper layer included). Call after {@link wait}. */
   async remove(): Promise<void> {
     await this.wait();
-    await Deno.remove(this.spec.stateDir, { recursive: true }).catch((err) => {
+    await Deno.remove(this.options.stateDir, { recursive: true }).catch((err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
   }
 }
 
-interface Prepared {
-  plan: Omit<ChildPlan, "syncFd" | "closeFds">;
-  /** Device cgroup rules (security.ts). */
-  deviceRules: { allow: boolean; line: string }[];
-  /** Frees native memory the program points into; call once the child is cloned (idempotent). */
-  release: () => void;
-}
-
-/** A rootless start: the rootfs is mounted in a holder's namespace, seen through `view`. */
-interface RootlessPrepare {
-  readonly view: string;
-  readonly maps: RootlessMapping;
-  readonly overlay: { readonly lowerBase: string; readonly options: string };
-}
-
-async function prepare(
-  spec: ContainerSpec,
+/** Mounts the overlay of the layers on `rootfs` (through idmapped layers with a user namespace). */
+async function mountRootfs(
+  o: StartOptions,
   rootfs: string,
   host: Host,
-  rootless?: RootlessPrepare,
-): Promise<Prepared> {
-  // Paths are resolved and created where this process sees the rootfs, and handed to the
-  // child as the paths it will see in its own namespace.
-  const seen = rootless?.view ?? rootfs;
-  const toChild = (p: string) => rootless ? rootfs + p.slice(seen.length) : p;
-  const target = (path: string, kind: "dir" | "file") =>
-    toChild(ensureMountTarget(seen, path, kind));
-  const groupText = readIfExists(resolveInRoot(seen, "/etc/group"));
-  const user = resolveUser(spec.user, readIfExists(resolveInRoot(seen, "/etc/passwd")), groupText);
-  const groups = spec.groupAdd?.length
-    ? [...new Set([...user.groups, ...resolveGroupAdd(spec.groupAdd, groupText)])]
-    : user.groups;
-  if (groups.length > user.groups.length && rootless && !rootless.maps.subGids) {
-    // Only the user's own gid is mapped: setgroups is denied, so the groups could not be set.
-    throw new UsageError("--group-add needs subordinate group ids (/etc/subgid) when rootless");
+  userns: ReturnType<typeof idMapping>,
+): Promise<void> {
+  const dir = o.stateDir;
+  const idmapped = userns
+    ? await host.idmapLayers(o.lowerBase, o.layers, join(dir, "idmap"), userns)
+    : undefined;
+  try {
+    host.mountOverlay({
+      lowerBase: idmapped ? join(dir, "idmap") : o.lowerBase,
+      lower: [...(idmapped?.entries ?? o.layers)].reverse(),
+      upper: join(dir, "upper"),
+      work: join(dir, "work"),
+      target: rootfs,
+    });
+  } finally {
+    idmapped?.detach();
   }
-  const env = [...spec.env];
-  if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-  if (spec.init) assertCommandFound(seen, spec.argv[0], env, spec.cwd);
-  const files = {
-    hostname: `${spec.hostname}\n`,
-    hosts: hostsFile(spec.hostname, spec.network),
-    "resolv.conf": resolvConf(),
-  };
-  const etcFiles: { source: string; target: string }[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const source = join(spec.stateDir, name);
-    await host.writeTextFile(source, content, 0o644);
-    etcFiles.push({ source, target: target(`/etc/${name}`, "file") });
-  }
-  const inRoot = (path: string) => resolveInRoot(seen, path);
-  checkInsideRoot(inRoot, spec.cwd, "working directory");
-  for (const m of spec.mounts) checkInsideRoot(inRoot, m.target, "mount target");
-  const extraMounts: MountRequest[] = spec.mounts.map((m) => {
-    if (m.kind === "tmpfs") return { ...m, target: target(m.target, "dir") };
-    const kind = Deno.statSync(m.source).isDirectory ? "dir" : "file";
-    return { ...m, target: target(m.target, kind) };
-  });
-  target(spec.cwd, "dir");
-  const capabilities = spec.capabilities ?? DEFAULT_CAPS;
-  const dev = target("/dev", "dir");
-  const remapped = spec.userns !== undefined && !rootless;
-  if (remapped) {
-    // Detached with the rootfs (lazy unmount takes submounts along).
-    host.mountTmpfs(dev, MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
-  }
-  const security = spec.security && "kind" in spec.security
-    ? prepareSettings(spec.security, capabilities, spec.filterCacheDir)
-    : prepareSecurity(spec.security ?? {}, capabilities, spec.filterCacheDir);
-  let released = false;
+}
+
+/**
+ * `--userns-remap`: /dev's tmpfs mounted by this process (detached with the rootfs, a lazy
+ * unmount takes submounts along), and PID 1 keeps its host ids until its identity ops, see
+ * oci_program.ts (`hostIdsUntilIdentity`).
+ */
+function premountDev(prepared: OciPrepared, host: Host): OciPrepared {
+  const { mounts } = prepared.base;
+  const dev = mounts.mounts.find((m) => m.destination === "/dev" && m.fstype === "tmpfs");
+  if (dev) host.mountTmpfs(dev.target, dev.options.flags, dev.options.data);
   return {
-    deviceRules: security.deviceRules,
-    release: () => {
-      if (!released) security.free();
-      released = true;
-    },
-    plan: {
-      rootfs,
-      targets: {
-        proc: target("/proc", "dir"),
-        dev,
-        sys: target("/sys", "dir"),
-      },
-      etcFiles,
-      extraMounts,
-      readOnly: spec.readOnly,
-      hostname: spec.hostname,
-      loopbackUp: spec.network !== "host" && joinedNetwork(spec) === undefined,
-      cgroupNamespace: spec.namespaces?.cgroup !== "host",
-      keepHostname: spec.namespaces?.uts === "host",
-      cwd: spec.cwd,
-      uid: user.uid,
-      gid: user.gid,
-      groups,
-      capabilities,
-      security: security.plan,
-      devPremounted: remapped,
-      rebindRootfs: remapped,
-      overlay: rootless?.overlay,
-      // Only the user's own gid mapped: no setgroups, and no tty group for devpts.
-      setgroupsDenied: rootless && !rootless.maps.subGids,
-      ptsGid: rootless && !rootless.maps.subGids ? null : undefined,
-      bindSys: rootless !== undefined && spec.network === "host",
-      lastCap: capLastCap(),
-      stdio: spec.stdio,
-      // --init: the init is PID 1 and runs the command itself (catatonit's `--`).
-      argv: spec.init ? [INIT_PATH, "--", ...spec.argv] : spec.argv,
-      env,
-      candidates: spec.init ? [INIT_PATH] : execCandidates(spec.argv[0], env),
-      parentDeathSignal: spec.parentDeathSignal,
-      init: spec.init,
-      shmSize: spec.shmSize,
-      sysctls: spec.sysctls,
+    ...prepared,
+    base: {
+      ...prepared.base,
+      hostIdsUntilIdentity: true,
+      mounts: { ...mounts, mounts: mounts.mounts.filter((m) => m !== dev) },
     },
   };
 }
 
-/** The network namespace file a container joins instead of getting its own, if any. */
-function joinedNetwork(spec: ContainerSpec): string | undefined {
-  return spec.networkPath ??
-    (spec.networkPid === undefined ? undefined : `/proc/${spec.networkPid}/ns/net`);
+/** The mounts every container gets; the others are the container's own (checked below). */
+const STANDARD_MOUNTS = new Set([
+  "/proc",
+  "/sys",
+  "/dev",
+  "/dev/pts",
+  "/dev/shm",
+  "/dev/mqueue",
+  INIT_PATH,
+  "/etc/hostname",
+  "/etc/hosts",
+  "/etc/resolv.conf",
+]);
+
+/**
+ * The parent's side before the clone: the etc files written in the state dir, the working
+ * directory and the container's own mount targets checked to stay in the rootfs, and the spec
+ * read for the program (oci_plan.ts). `view` is where this process sees the rootfs (rootless).
+ */
+async function prepare(
+  spec: Spec,
+  o: StartOptions,
+  rootfs: string,
+  host: Host,
+  view?: string,
+): Promise<OciPrepared> {
+  const seen = view ?? rootfs;
+  const hostNetwork = !spec.linux.namespaces?.some((n) => n.type === "network");
+  const hostname = spec.hostname ?? "";
+  const files = {
+    hostname: `${hostname}\n`,
+    hosts: hostsFile(hostname, hostNetwork),
+    "resolv.conf": resolvConf(),
+  };
+  for (const [name, content] of Object.entries(files)) {
+    await host.writeTextFile(join(o.stateDir, name), content, 0o644);
+  }
+  const inRoot = (path: string) => resolveInRoot(seen, path);
+  const p = spec.process;
+  checkInsideRoot(inRoot, p.cwd, "working directory");
+  for (const m of spec.mounts ?? []) {
+    if (!STANDARD_MOUNTS.has(m.destination)) checkInsideRoot(inRoot, m.destination, "mount target");
+  }
+  if (p.args[0] === INIT_PATH && p.args[1] === "--" && p.args.length > 2) {
+    assertCommandFound(seen, p.args[2], [...(p.env ?? [])], p.cwd);
+  }
+  return prepareOci(spec, rootfs, {
+    id: o.id,
+    lastCap: capLastCap(),
+    warn: o.warn ?? (() => {}),
+    view,
+    filterCacheDir: o.filterCacheDir,
+  });
 }
 
 /**
@@ -456,67 +405,81 @@ function assertCommandFound(root: string, argv0: string, env: string[], cwd: str
 
 /** PID 1's launch: its program, clone flags and held steps around the shared handshake. */
 async function launch(
-  spec: ContainerSpec,
-  prepared: Prepared,
+  spec: Spec,
+  o: StartOptions,
+  prepared: OciPrepared,
   cgroup: Cgroup,
   host: Host,
-  rootlessMaps?: (pid: number) => Promise<void>,
+  release: () => void,
+  rootless?: Rootless,
 ): Promise<Launched> {
-  const userns = spec.userns;
-  const writeMaps = rootlessMaps ??
-    (userns ? (pid: number) => host.writeIdMaps(pid, userns) : undefined);
+  const { base, ns } = prepared;
+  if (ns.newTime) {
+    // Its offsets must be written before the process enters it at execve, which here follows
+    // the release at once (only `tsbox runc` waits on a fifo in between).
+    throw new TsboxError("config.json: time namespaces are supported by tsbox runc only");
+  }
+  const mapping = idMapping(spec);
+  const writeMaps = rootless
+    ? (pid: number) => host.writeRootlessMaps(pid, rootless.maps)
+    : ns.newUser && mapping
+    ? (pid: number) => host.writeIdMaps(pid, mapping)
+    : undefined;
+  const args = spec.process.args;
+  const init = args[0] === INIT_PATH && args[1] === "--" && args.length > 2;
   const open: number[] = [];
   let hooked = false;
-  // Opened here, inherited by the clone: the child joins them with setns (see networkOps).
-  const openNs = (file: string | undefined) => {
-    if (file === undefined) return undefined;
+  // Opened here, inherited by the clone: the child joins them with setns.
+  const openNs = (file: string) => {
     const fd = host.openNamespace(file);
     open.push(fd);
     return fd;
   };
   try {
-    const netnsFd = openNs(joinedNetwork(spec));
-    const ipcFd = openNs(namespaceFile(spec.namespaces?.ipc, "ipc"));
-    const pidFd = openNs(namespaceFile(spec.namespaces?.pid, "pid"));
-    let flags = CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC;
-    if (spec.network !== "host" && netnsFd === undefined) flags |= CLONE.NEWNET;
-    if (writeMaps) flags |= CLONE.NEWUSER;
+    const joins = ns.joins.map((j) => ({
+      fd: openNs(j.path),
+      type: CLONE_FLAGS[j.type],
+      what: j.type,
+    }));
+    const pidFd = ns.pidPath !== undefined ? openNs(ns.pidPath) : undefined;
+    const oomScoreAdj = spec.process.oomScoreAdj;
     return await launchChild(host, {
-      argv0: spec.argv[0],
-      tty: spec.tty !== undefined,
-      flags: cloneFlagsFor(flags, spec.namespaces),
+      argv0: init ? args[2] : args[0],
+      tty: o.tty !== undefined || spec.process.terminal === true,
+      flags: ns.cloneFlags,
       pidNamespaceFd: pidFd,
       program: (fds) =>
-        buildProgram({
-          ...prepared.plan,
-          joinNetnsFd: netnsFd,
-          joinIpcFd: ipcFd,
+        buildOciProgram({
+          ...base,
+          // The spec's seccomp flags, as `tsbox runc` applies them.
+          ...ociPlanExtras(spec, base.seccomp, undefined),
+          noPivot: false,
+          preserveFds: 0,
+          joins,
           syncFd: fds.syncFd,
           closeFds: fds.closeFds,
+          statusFd: fds.statusFd,
+          overlay: rootless?.overlay,
+          setgroupsDenied: rootless !== undefined && !rootless.maps.subGids,
+          dumpable: rootless !== undefined,
+          parentDeathSignal: o.parentDeathSignal,
           // -t: the child sends its pty master over the socket pair (see tty.ts).
           ...(fds.terminalSocket !== undefined
-            ? {
-              stdio: ["inherit", "inherit", "inherit"],
-              terminal: {
-                socketFd: fds.terminalSocket,
-                size: spec.tty?.size,
-                uid: prepared.plan.uid,
-              },
-            }
-            : {}),
+            ? { terminal: { socketFd: fds.terminalSocket, size: o.tty?.size, uid: base.uid } }
+            : { stdio: o.stdio }),
         }),
-      cloned: () => prepared.release(),
+      cloned: release,
       afterClone: writeMaps,
       beforeRelease: async (pid) => {
         await cgroup.join(pid);
-        if (spec.resources.oomScoreAdj !== undefined) {
-          await host.writeOomScoreAdj(pid, spec.resources.oomScoreAdj);
+        if (oomScoreAdj !== undefined && oomScoreAdj !== null) {
+          await host.writeOomScoreAdj(pid, oomScoreAdj);
         }
-        hooked = spec.beforeRelease !== undefined;
-        await spec.beforeRelease?.(pid);
+        hooked = o.beforeRelease !== undefined;
+        await o.beforeRelease?.(pid);
       },
       abandoned: async () => {
-        if (hooked) await spec.afterExit?.();
+        if (hooked) await o.afterExit?.();
       },
     });
   } finally {

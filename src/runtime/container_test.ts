@@ -1,39 +1,89 @@
 /**
  * The host side of a start (container.ts) on the recording host (host_fake.ts), without root:
- * the order of the host calls, what PID 1's program is given, and that a failing step undoes
- * everything done before it.
+ * the order of the host calls, what PID 1's program is given (built from the container's
+ * config.json as `tsbox runc` builds it), and that a failing step undoes everything done
+ * before it.
  */
 import { assertEquals, assertOk as assert, assertRejects } from "../../tests/assert.ts";
 import { SyscallError } from "../../ffi/errors.ts";
-import { ExecError } from "../errors.ts";
-import { Container, type ContainerSpec } from "./container.ts";
+import { ExecError, UsageError } from "../errors.ts";
+import { GROUP_ADD_ANNOTATION, USER_ERROR_ANNOTATION } from "./annotations.ts";
+import { UserError } from "./user.ts";
+import type { Spec } from "../oci/spec.ts";
+import { Container, type StartOptions } from "./container.ts";
 import { RecordingHost } from "./host_fake.ts";
 
 const ID = "c".repeat(64);
 const EPERM = 1;
 const ENOENT = 2;
 
-async function fixture(): Promise<{ dir: string; spec: ContainerSpec }> {
+interface Fixture {
+  dir: string;
+  spec: Spec;
+  options: StartOptions;
+}
+
+/** A container's config.json as the engine writes it (proc, sys, dev, etc files; limits). */
+function specIn(dir: string): Spec {
+  const nosuid = ["nosuid", "noexec", "nodev"];
+  return {
+    ociVersion: "1.2.0",
+    process: {
+      user: { uid: 0, gid: 0, additionalGids: [0] },
+      args: ["/bin/sh", "-c", "true"],
+      env: ["PATH=/bin"],
+      cwd: "/",
+    },
+    root: { path: `${dir}/c/rootfs`, readonly: false },
+    hostname: "box",
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc", options: nosuid },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: [...nosuid, "ro"] },
+      {
+        destination: "/dev",
+        type: "tmpfs",
+        source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      ...["hostname", "hosts", "resolv.conf"].map((name) => ({
+        destination: `/etc/${name}`,
+        type: "bind",
+        source: `${dir}/c/${name}`,
+        options: ["bind"],
+      })),
+    ],
+    linux: {
+      namespaces: [
+        { type: "pid" },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        { type: "network" },
+        { type: "cgroup" },
+      ],
+      resources: { memory: { limit: 64 << 20 }, pids: { limit: 20 } },
+      rootfsPropagation: "private",
+    },
+  };
+}
+
+async function fixture(): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "tsbox-host-" });
   await Deno.mkdir(`${dir}/l/L1`, { recursive: true, mode: 0o755 });
   await Deno.mkdir(`${dir}/l/L2`, { recursive: true, mode: 0o750 });
-  const spec: ContainerSpec = {
+  const options: StartOptions = {
     id: ID,
     stateDir: `${dir}/c`,
     lowerBase: `${dir}/l`,
     layers: ["L1", "L2"],
-    argv: ["/bin/sh", "-c", "true"],
-    env: ["PATH=/bin"],
-    cwd: "/",
-    user: "",
-    hostname: "box",
-    network: "private",
-    resources: { memory: 64 << 20, pidsLimit: 20 },
-    mounts: [],
-    readOnly: false,
     stdio: ["null", "inherit", "inherit"],
   };
-  return { dir, spec };
+  return { dir, spec: specIn(dir), options };
+}
+
+/** `spec` with `linux` fields replaced. */
+function withLinux(spec: Spec, linux: Partial<Spec["linux"]>): Spec {
+  return { ...spec, linux: { ...spec.linux, ...linux } };
 }
 
 /** The calls without the fd bookkeeping (pipe, close, read/write of fds). */
@@ -48,11 +98,11 @@ function failWith(call: string, errno: number) {
 }
 
 Deno.test("a start mounts, creates the cgroup, clones, joins, releases; wait tears down", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost();
   const released: string[] = [];
-  const c = await Container.start({
-    ...spec,
+  const c = await Container.start(spec, {
+    ...options,
     beforeRelease: (pid) => {
       released.push(`beforeRelease ${pid}`, ...host.calls.slice(-1));
       return Promise.resolve();
@@ -103,9 +153,9 @@ Deno.test("a start mounts, creates the cgroup, clones, joins, releases; wait tea
 });
 
 Deno.test("a failing overlay mount leaves no cgroup and no process", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ failOn: /^mount overlay/, error: failWith("mount", EPERM) });
-  await assertRejects(() => Container.start(spec, host), SyscallError);
+  await assertRejects(() => Container.start(spec, options, host), SyscallError);
   const after = steps(host, dir).slice(steps(host, dir).findIndex((c) => c.startsWith("mount")));
   assertEquals(after, ["mount overlay on D/c/rootfs lower=L2:L1"]);
   assertEquals(host.programs, []);
@@ -114,9 +164,9 @@ Deno.test("a failing overlay mount leaves no cgroup and no process", async () =>
 });
 
 Deno.test("a failing cgroup write unmounts the rootfs before anything is cloned", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ failOn: /^cgroup create/, error: failWith("write", EPERM) });
-  await assertRejects(() => Container.start(spec, host), SyscallError);
+  await assertRejects(() => Container.start(spec, options, host), SyscallError);
   const tail = steps(host, dir).slice(-2);
   assertEquals(tail, [`cgroup create ${ID} memory=67108864,pidsLimit=20`, "unmount D/c/rootfs"]);
   assertEquals(host.programs, []);
@@ -125,13 +175,13 @@ Deno.test("a failing cgroup write unmounts the rootfs before anything is cloned"
 });
 
 Deno.test("a failing cgroup join kills and reaps PID 1, removes the cgroup, unmounts", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ failOn: /^cgroup join/, error: failWith("write", EPERM) });
   let hooks = 0;
   await assertRejects(
     () =>
-      Container.start({
-        ...spec,
+      Container.start(spec, {
+        ...options,
         beforeRelease: () => Promise.resolve(void hooks++),
         afterExit: () => Promise.resolve(void hooks++),
       }, host),
@@ -153,13 +203,13 @@ Deno.test("a failing cgroup join kills and reaps PID 1, removes the cgroup, unmo
 });
 
 Deno.test("a rejected beforeRelease runs afterExit and undoes the start", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost();
   const seen: string[] = [];
   await assertRejects(
     () =>
-      Container.start({
-        ...spec,
+      Container.start(spec, {
+        ...options,
         beforeRelease: () => Promise.reject(new Error("port 80 taken")),
         afterExit: () => Promise.resolve(void seen.push(host.calls.at(-1)!)),
       }, host),
@@ -179,9 +229,9 @@ Deno.test("a rejected beforeRelease runs afterExit and undoes the start", async 
 });
 
 Deno.test("a failed execve is docker's 127, after PID 1 is reaped and the start undone", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ programFailure: () => ({ opIndex: -1, errno: ENOENT }) });
-  const err = await assertRejects(() => Container.start(spec, host), ExecError);
+  const err = await assertRejects(() => Container.start(spec, options, host), ExecError);
   assertEquals((err as ExecError).exitCode, 127);
   assertEquals(steps(host, dir).slice(-3), [
     "wait 4242",
@@ -195,26 +245,27 @@ Deno.test("a failed execve is docker's 127, after PID 1 is reaped and the start 
 });
 
 Deno.test("a failing program step names the step", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({
     programFailure: (ops) => ({
       opIndex: ops.findIndex((o) => /pivot_root/.test(o.what)),
       errno: 1,
     }),
   });
-  await assertRejects(() => Container.start(spec, host), Error, "pivot_root");
+  await assertRejects(() => Container.start(spec, options, host), Error, "pivot_root");
   assertEquals(steps(host, dir).slice(-2), [`cgroup remove ${ID}`, "unmount D/c/rootfs"]);
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("--userns-remap: idmapped layers, owner mapped, /dev premounted, maps before release", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost();
-  const userns = {
-    uid: [{ inside: 0, outside: 100000, count: 65536 }],
-    gid: [{ inside: 0, outside: 100000, count: 65536 }],
-  };
-  await Container.start({ ...spec, userns }, host);
+  const userns = withLinux(spec, {
+    namespaces: [...spec.linux.namespaces!, { type: "user" }],
+    uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+  });
+  await Container.start(userns, options, host);
   const s = steps(host, dir);
   const uid = 100000 + (Deno.uid() ?? 0), gid = 100000 + (Deno.gid() ?? 0);
   assertEquals(s.slice(3, 8), [
@@ -225,7 +276,11 @@ Deno.test("--userns-remap: idmapped layers, owner mapped, /dev premounted, maps 
     // The overlay holds its own references: the idmapped mounts go at once.
     "detach idmapped layers under D/c/idmap",
   ]);
-  assert(s.includes("mount tmpfs on D/c/rootfs/dev mode=755,size=65536k"));
+  // /dev's tmpfs is mounted by the parent; PID 1 keeps its host ids until its identity.
+  assert(s.includes("mount tmpfs on D/c/rootfs/dev mode=755,size=65536k"), s.join("\n"));
+  const program = host.programs[0].map((o) => o.what);
+  assertEquals(program.filter((w) => w.startsWith("mount tmpfs on") && w.endsWith("/dev")), []);
+  assert(!program.includes("become uid 0 in the user namespace"), program.join("\n"));
   const clone = s.indexOf("clone NEWNS|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET");
   assert(clone > 0, s.join("\n"));
   assertEquals(s.slice(clone + 1, clone + 3), [
@@ -236,13 +291,14 @@ Deno.test("--userns-remap: idmapped layers, owner mapped, /dev premounted, maps 
 });
 
 Deno.test("a failing overlay mount with --userns-remap detaches the idmapped layers", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ failOn: /^mount overlay/, error: failWith("mount", EPERM) });
-  const userns = {
-    uid: [{ inside: 0, outside: 100000, count: 65536 }],
-    gid: [{ inside: 0, outside: 100000, count: 65536 }],
-  };
-  await assertRejects(() => Container.start({ ...spec, userns }, host), SyscallError);
+  const userns = withLinux(spec, {
+    namespaces: [...spec.linux.namespaces!, { type: "user" }],
+    uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+    gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+  });
+  await assertRejects(() => Container.start(userns, options, host), SyscallError);
   assertEquals(steps(host, dir).slice(-2), [
     "mount overlay on D/c/rootfs lower=1:0",
     "detach idmapped layers under D/c/idmap",
@@ -251,17 +307,21 @@ Deno.test("a failing overlay mount with --userns-remap detaches the idmapped lay
 });
 
 Deno.test("shared namespaces: joined ones are opened, left out of the clone, closed", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost();
-  await Container.start({
-    ...spec,
-    networkPid: 77,
-    namespaces: { ipc: { pid: 78 }, pid: { pid: 79 }, uts: "host", cgroup: "host" },
-  }, host);
+  const joined = withLinux(spec, {
+    namespaces: [
+      { type: "pid", path: "/proc/79/ns/pid" },
+      { type: "ipc", path: "/proc/78/ns/ipc" },
+      { type: "mount" },
+      { type: "network", path: "/proc/77/ns/net" },
+    ],
+  });
+  await Container.start(joined, options, host);
   const s = steps(host, dir);
   assertEquals(s.filter((c) => c.startsWith("open ")), [
-    "open /proc/77/ns/net",
     "open /proc/78/ns/ipc",
+    "open /proc/77/ns/net",
     "open /proc/79/ns/pid",
   ]);
   // Only a mount namespace of its own; the pid namespace is entered around the clone.
@@ -271,9 +331,9 @@ Deno.test("shared namespaces: joined ones are opened, left out of the clone, clo
 });
 
 Deno.test("-t: the pty master arrives after the execve succeeded and stays open", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost();
-  const c = await Container.start({ ...spec, tty: {} }, host);
+  const c = await Container.start(spec, { ...options, tty: {} }, host);
   assert(c.terminal !== undefined);
   assertEquals(host.openFds(), [c.terminal]);
   await Deno.remove(dir, { recursive: true });
@@ -292,9 +352,9 @@ const ROOTLESS = {
 };
 
 Deno.test("rootless: a holder mounts the overlay for the checks, PID 1 mounts its own", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({ rootless: ROOTLESS });
-  const c = await Container.start(spec, host);
+  const c = await Container.start(spec, options, host);
   const s = steps(host, dir);
   assertEquals(s.slice(0, 10), [
     "mkdir D/c/upper 700",
@@ -313,6 +373,8 @@ Deno.test("rootless: a holder mounts the overlay for the checks, PID 1 mounts it
   assert(!s.some((x) => x.startsWith("mount overlay")), s.join("\n"));
   const program = host.programs[0].map((o) => o.what);
   assert(program.some((w) => /overlay/.test(w)), program.join("\n"));
+  // Its network helpers run as the user: /proc/PID/ns must stay open to them.
+  assert(!program.includes("make the process non-dumpable"), program.join("\n"));
   const clone = s.indexOf("clone NEWNS|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET");
   assert(clone > 0, s.join("\n"));
   assertEquals(s.slice(clone + 1, clone + 3), [
@@ -325,28 +387,32 @@ Deno.test("rootless: a holder mounts the overlay for the checks, PID 1 mounts it
 });
 
 Deno.test("rootless: no writable cgroup and no limits: a warning, and the start goes on", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({
     rootless: ROOTLESS,
     failOn: /^cgroup create/,
     error: () => new Deno.errors.PermissionDenied("Permission denied (os error 13)"),
   });
   const warnings: string[] = [];
-  await Container.start({ ...spec, resources: {}, warn: (m) => warnings.push(m) }, host);
+  await Container.start(
+    withLinux(spec, { resources: undefined }),
+    { ...options, warn: (m) => warnings.push(m) },
+    host,
+  );
   assert(warnings.some((w) => /no writable cgroup/.test(w)), warnings.join("\n"));
   assert(host.calls.some((c) => /^clone /.test(c)));
   await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("rootless: limits without a writable cgroup are refused before anything is mounted", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({
     rootless: ROOTLESS,
     failOn: /^cgroup create/,
     error: () => new Deno.errors.PermissionDenied("Permission denied (os error 13)"),
   });
   await assertRejects(
-    () => Container.start(spec, host),
+    () => Container.start(spec, options, host),
     Error,
     "resource limits cannot be enforced",
   );
@@ -355,18 +421,40 @@ Deno.test("rootless: limits without a writable cgroup are refused before anythin
 });
 
 Deno.test("rootless: a failing holder removes the cgroup and reopens work/work", async () => {
-  const { dir, spec } = await fixture();
+  const { dir, spec, options } = await fixture();
   const host = new RecordingHost({
     rootless: ROOTLESS,
     failOn: /^hold overlay/,
     error: () => new Error("mounting the rootfs in a user namespace: EPERM"),
   });
-  await assertRejects(() => Container.start(spec, host), Error, "mounting the rootfs");
+  await assertRejects(() => Container.start(spec, options, host), Error, "mounting the rootfs");
   assertEquals(steps(host, dir).slice(-3), [
     "hold overlay on D/c/rootfs lower=L2:L1 pid 4242",
     `cgroup remove ${ID}`,
     "chmod D/c/work/work 700",
   ]);
   assertEquals(host.programs, []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("rootless --group-add without subordinate gids, or an unresolvable --user: refused first", async () => {
+  const { dir, spec, options } = await fixture();
+  const host = new RecordingHost({
+    rootless: { ...ROOTLESS, maps: { ...ROOTLESS.maps, subGids: false } },
+  });
+  const grouped = { ...spec, annotations: { [GROUP_ADD_ANNOTATION]: "wheel" } };
+  await assertRejects(
+    () => Container.start(grouped, options, host),
+    UsageError,
+    "--group-add needs subordinate group ids",
+  );
+  // Without --group-add the same user starts, its membership groups left alone (no setgroups).
+  await Container.start(spec, options, host);
+  const program = host.programs[0];
+  assertEquals(program.filter((o) => o.what === "set supplementary groups"), []);
+  const ghost = { ...spec, annotations: { [USER_ERROR_ANNOTATION]: "unable to find user ghost" } };
+  const root = new RecordingHost();
+  await assertRejects(() => Container.start(ghost, options, root), UserError, "ghost");
+  assertEquals(root.calls, []);
   await Deno.remove(dir, { recursive: true });
 });

@@ -1,14 +1,10 @@
 /**
- * Devices of a container: docker's default device cgroup rules, host device nodes (`--device`,
- * `--privileged`) and the child's ops that bind them into its /dev.
+ * Devices of a container: docker's default device cgroup rules and host device nodes
+ * (`--device`, `--privileged`), which the engine writes into the spec's `linux.devices`.
  *
  * @module
  */
-import { type Op, str } from "../../ffi/clone.ts";
-import { MS } from "../../ffi/mount.ts";
 import { UsageError } from "../errors.ts";
-import { SYSCALLS_X86_64 as NR } from "./seccomp_syscalls.ts";
-import { mountOp, op } from "./security_ops.ts";
 
 /** One device made available in the container. */
 export interface DeviceRequest {
@@ -93,62 +89,4 @@ export function allHostDevices(): DeviceRequest[] {
     } catch { /* raced away */ }
   }
   return out;
-}
-
-const AT_FDCWD = -100;
-const S_IFREG = 0o100000;
-
-/** What tsbox's /dev already holds (files, links and directories made by the program). */
-const STANDARD_DEV = new Set([
-  "null",
-  "zero",
-  "full",
-  "random",
-  "urandom",
-  "tty",
-  "fd",
-  "stdin",
-  "stdout",
-  "stderr",
-  "ptmx",
-  "pts",
-  "shm",
-  "mqueue",
-]);
-
-/**
- * Before pivot_root: each device gets an empty file in the container's fresh /dev tmpfs (`dev`
- * is its host path) and the host node bound over it, which also works in a user namespace.
- * Standard names are already there and only get the bind; links and the pts/shm/mqueue
- * directories are left alone.
- */
-export function deviceOps(dev: string, devices: readonly DeviceRequest[]): Op[] {
-  const ops: Op[] = [];
-  const made = new Set<string>();
-  for (const d of devices) {
-    const rel = d.target.replace(/^\/dev\//, "");
-    const top = rel.split("/")[0];
-    if (["fd", "stdin", "stdout", "stderr", "ptmx", "pts", "shm", "mqueue"].includes(top)) continue;
-    if (rel === "" || rel.split("/").some((c) => c === ".." || c === "." || c === "")) continue;
-    const parts = rel.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join("/");
-      if (made.has(dir)) continue;
-      made.add(dir);
-      ops.push(op(NR.mkdirat, `mkdir ${dev}/${dir}`, [AT_FDCWD, str(`${dev}/${dir}`), 0o755]));
-    }
-    if (!STANDARD_DEV.has(rel) && !made.has(rel)) {
-      made.add(rel);
-      ops.push(
-        op(NR.mknodat, `create ${dev}/${rel}`, [
-          AT_FDCWD,
-          str(`${dev}/${rel}`),
-          S_IFREG | 0o666,
-          0,
-        ]),
-      );
-    }
-    ops.push(mountOp(d.source, `${dev}/${rel}`, "", MS.BIND));
-  }
-  return ops;
 }

@@ -240,15 +240,6 @@ export function rootOps(p: ExecPlan): Op[] {
 /** The ChildPlan fields the shared identity/capability/stdio/exec builders read. */
 function asChildPlan(p: ExecPlan): ChildPlan {
   return {
-    rootfs: "/",
-    targets: { proc: "/proc", dev: "/dev", sys: "/sys" },
-    etcFiles: [],
-    extraMounts: [],
-    readOnly: false,
-    hostname: "",
-    loopbackUp: false,
-    cgroupNamespace: false,
-    cwd: p.cwd,
     uid: p.uid,
     gid: p.gid,
     groups: p.groups,
@@ -264,8 +255,8 @@ function asChildPlan(p: ExecPlan): ChildPlan {
 }
 
 /**
- * The exec child's whole program, in order. Security ops sit where buildProgram puts them for
- * PID 1: the filter goes in early (before the identity change, while CAP_SYS_ADMIN is held)
+ * The exec child's whole program, in order. Security ops sit where oci_program.ts puts them
+ * for PID 1: the filter goes in early (before the identity change, while CAP_SYS_ADMIN is held)
  * unless no_new_privs or a kept CAP_SYS_ADMIN lets it go in last.
  */
 export function buildExecProgram(p: ExecPlan): Op[] {

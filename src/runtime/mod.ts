@@ -7,10 +7,10 @@
 export {
   Container,
   type ContainerExit,
-  type ContainerSpec,
   ContainerStartError,
   type MountRequest,
   type NetworkMode,
+  type StartOptions,
 } from "./container.ts";
 export { type Cgroup, CgroupV1, CgroupV2, createCgroup, type ResourceLimits } from "./cgroups.ts";
 export { execCandidates, type ImageProcessConfig, parseEnvFile, planProcess } from "./config.ts";

@@ -1,7 +1,7 @@
 /**
- * The one mount type of the runtime: a user's bind or tmpfs mount. A {@link ContainerSpec}
- * carries it with the target as seen in the container; the child program gets the same type
- * with the target resolved in the rootfs (a host path), see program.ts's `extraMounts`.
+ * A user's bind or tmpfs mount (`-v`, `--mount`, `--tmpfs`, a RUN step's `--mount`), its
+ * target as seen in the container: the engine writes it into the container's config.json
+ * (src/container/spec.ts), whose mounts the runtime makes (oci_mounts.ts).
  *
  * @module
  */

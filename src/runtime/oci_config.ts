@@ -11,6 +11,7 @@ import { RLIM_INFINITY, RLIMIT } from "../../ffi/security.ts";
 import type { IdMapping, NamespaceType, Process, Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import type { ResourceLimits } from "./cgroups.ts";
+import type { BlkioThrottle } from "./cgroup_extra.ts";
 import {
   CAPABILITIES,
   DEFAULT_DEVICE_RULES,
@@ -468,6 +469,7 @@ export function resourceLimits(spec: Spec): ResourceLimits {
   if (typeof mem.reservation === "number" && mem.reservation > 0) {
     out.memoryReservation = mem.reservation;
   }
+  if (typeof mem.swappiness === "number") out.memorySwappiness = mem.swappiness;
   if (mem.disableOOMKiller === true) out.oomKillDisable = true;
   if (typeof cpu.shares === "number" && cpu.shares > 0) out.cpuShares = cpu.shares;
   if (typeof cpu.quota === "number" && cpu.quota !== 0) out.cpuQuota = cpu.quota;
@@ -475,6 +477,26 @@ export function resourceLimits(spec: Spec): ResourceLimits {
   if (typeof cpu.cpus === "string" && cpu.cpus !== "") out.cpusetCpus = cpu.cpus;
   if (typeof cpu.mems === "string" && cpu.mems !== "") out.cpusetMems = cpu.mems;
   if (r.pids && typeof r.pids.limit === "number") out.pidsLimit = r.pids.limit;
+  const io = r.blockIO;
+  if (typeof io?.weight === "number" && io.weight > 0) out.blkioWeight = io.weight;
+  const weights = (io?.weightDevice ?? []).flatMap((w) =>
+    typeof w.weight === "number" ? [{ device: `${w.major}:${w.minor}`, weight: w.weight }] : []
+  );
+  if (weights.length) out.blkioWeightDevices = weights;
+  const throttles: BlkioThrottle[] = [];
+  for (
+    const [kind, list] of [
+      ["read_bps", io?.throttleReadBpsDevice],
+      ["write_bps", io?.throttleWriteBpsDevice],
+      ["read_iops", io?.throttleReadIOPSDevice],
+      ["write_iops", io?.throttleWriteIOPSDevice],
+    ] as const
+  ) {
+    for (const t of list ?? []) {
+      throttles.push({ kind, device: `${t.major}:${t.minor}`, rate: t.rate });
+    }
+  }
+  if (throttles.length) out.blkioThrottle = throttles;
   return out as ResourceLimits;
 }
 

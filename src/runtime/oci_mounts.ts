@@ -59,7 +59,54 @@ export interface MountPlan {
     readonly target: string;
     readonly create: readonly string[];
     readonly device: Device;
+    /** The host's node to bind where mknod is refused (a user namespace). */
+    readonly source: string;
   }[];
+}
+
+/** Major and minor of a Linux dev_t. */
+function splitDev(rdev: number): [number, number] {
+  const d = BigInt(rdev);
+  const major = Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+  const minor = Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+  return [major, minor];
+}
+
+function isNode(path: string, d: Device): boolean {
+  try {
+    const st = Deno.statSync(path);
+    if (!(d.type === "b" ? st.isBlockDevice : st.isCharDevice) || st.rdev === null) return false;
+    const [major, minor] = splitDev(st.rdev);
+    return major === d.major && minor === d.minor;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The host's node for `d`, to bind in a user namespace: its own path when that is the same
+ * node, else the node of that number under /dev (`--device /dev/sda:/dev/xvda`), else its path
+ * (the bind then fails naming it).
+ */
+function hostNode(d: Device): string {
+  if (d.type === "p" || d.major === undefined || d.minor === undefined || isNode(d.path, d)) {
+    return d.path;
+  }
+  const dirs = ["/dev"];
+  for (let i = 0; i < dirs.length && i < 64; i++) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dirs[i])];
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const path = `${dirs[i]}/${e.name}`;
+      if (e.isDirectory && dirs[i] === "/dev") dirs.push(path);
+      else if (!e.isDirectory && !e.isSymlink && isNode(path, d)) return path;
+    }
+  }
+  return d.path;
 }
 
 function under(parent: string, path: string): boolean {
@@ -163,11 +210,12 @@ export function planMounts(
       const create = parts.slice(0, -1).map((_, i) =>
         `${freshDev}/${parts.slice(0, i + 1).join("/")}`
       );
-      return { target: `${freshDev}/${parts.join("/")}`, create, device: d };
+      const target = `${freshDev}/${parts.join("/")}`;
+      return { target, create, device: d, source: hostNode(d) };
     }
     const target = resolveInRoot(rootfs, path);
     Deno.mkdirSync(target.slice(0, target.lastIndexOf("/")), { recursive: true, mode: 0o755 });
-    return { target, create: [], device: d };
+    return { target, create: [], device: d, source: hostNode(d) };
   });
   return { mounts: done, freshDev, devpts, devices: nodes };
 }
@@ -308,7 +356,7 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
           [AT_FDCWD, str(d.target), S_IFREG | mode, 0],
           IGNORE_ERROR,
         ),
-        mountOp(d.device.path, d.target, "", F.BIND),
+        mountOp(d.source, d.target, "", F.BIND),
       );
       continue;
     }
@@ -353,15 +401,18 @@ export function devOps(plan: MountPlan, userns: boolean): Op[] {
 }
 
 /**
- * The root: `/` gets the mount propagation (rslave unless the spec says otherwise, as runc),
+ * The root: `/` gets the mount propagation, recursively (rslave unless the spec says otherwise),
  * the rootfs is bound onto itself (pivot_root needs a mount point), and made read-only last.
  * pivot_root refuses a shared parent: a shared `rootfsPropagation` is applied after it
  * ({@link rootPropagationOps}), `/` is a slave until then.
  */
 export function rootBindOps(rootfs: string, propagation: number | undefined): Op[] {
+  // Recursive whatever the spec says (crun does the same): a non-recursive `private` would
+  // leave the mounts below `/` shared with the host's namespace, and every mount the
+  // container makes in its rootfs would appear on the host.
   const before = propagation === undefined || (propagation & F.SHARED) !== 0
     ? F.SLAVE | F.REC
-    : propagation;
+    : propagation | F.REC;
   return [
     mountOp("", "/", "", before),
     mountOp(rootfs, rootfs, "", F.BIND | F.REC),

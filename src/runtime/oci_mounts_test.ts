@@ -1,7 +1,8 @@
 import { assertEquals, assertThrows } from "../../tests/assert.ts";
 import type { CgroupLayout } from "./cgroups.ts";
 import { OciConfigError } from "./oci_config.ts";
-import { planMounts } from "./oci_mounts.ts";
+import { planMounts, rootBindOps } from "./oci_mounts.ts";
+import { MOUNT_FLAGS as F, rootPropagation } from "./oci_mount_options.ts";
 
 const layout: CgroupLayout = {
   v1: new Map([["memory", "/sys/fs/cgroup/memory"], ["cpu", "/sys/fs/cgroup/cpu,cpuacct"], [
@@ -121,4 +122,11 @@ Deno.test("planMounts refuses targets through /proc's magic links, .., and relat
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("rootfsPropagation private is applied to / recursively, as crun does", () => {
+  const [propagate] = rootBindOps("/r", rootPropagation("private"));
+  assertEquals(propagate.args[3], F.PRIVATE | F.REC);
+  const [slave] = rootBindOps("/r", undefined);
+  assertEquals(slave.args[3], F.SLAVE | F.REC);
 });

@@ -35,7 +35,17 @@ import {
   rootBindOps,
   rootPropagationOps,
 } from "./oci_mounts.ts";
-import { closeOtherFdsOps, networkOps, signalOps, syncOps, sysctlOps } from "./program.ts";
+import {
+  closeOtherFdsOps,
+  deathSignalOps,
+  loopbackOps,
+  overlayOps,
+  signalOps,
+  stdioInstallOps,
+  type StdioSource,
+  syncOps,
+  sysctlOps,
+} from "./program.ts";
 import {
   type InstalledFilter,
   type MaskedPath,
@@ -105,12 +115,40 @@ export interface OciChildPlan {
    * createContainer hooks run in between, as runc runs them).
    */
   readonly hookSyncFd?: number;
-  /** O_PATH fd of the state dir holding `exec.fifo`. */
-  readonly fifoDirFd: number;
+  /**
+   * O_PATH fd of the state dir holding `exec.fifo`: the process reports "ready" and waits for
+   * `start` there. Without it (tsbox's own start) it runs its command at once.
+   */
+  readonly fifoDirFd?: number;
+  /**
+   * Rootless: the child mounts the overlay on `rootfs` itself, inside its user and mount
+   * namespaces (`options` with lower entries relative to `lowerBase`, which it chdirs into).
+   */
+  readonly overlay?: { readonly lowerBase: string; readonly options: string };
+  /**
+   * With a new user namespace, keep the host ids this process started with until the
+   * identity ops (tsbox's `--userns-remap`): the rootfs lies below the store's directories,
+   * which only the host's root may enter, and /dev's tmpfs is then mounted by the parent
+   * (a tmpfs of the namespace would refuse nodes from an unmapped uid).
+   */
+  readonly hostIdsUntilIdentity?: boolean;
+  /**
+   * Stay dumpable while held: rootless, the helpers that join the process's namespaces
+   * (slirp4netns, pasta) run as the same unprivileged user, and /proc/PID/ns of a
+   * non-dumpable process is closed to them.
+   */
+  readonly dumpable?: boolean;
   /** setgroups is denied in the user namespace (only the user's own gid is mapped): skip it. */
   readonly setgroupsDenied?: boolean;
   /** Bind the host's device nodes instead of mknod (the runtime is in a user namespace). */
   readonly bindDevices?: boolean;
+  /**
+   * Fds this process installs as 0, 1, 2 ("null": the container's /dev/null, "inherit": kept
+   * as they are); an OCI runtime's children inherit its own stdio when absent.
+   */
+  readonly stdio?: readonly StdioSource[];
+  /** Signal the process gets when the one that cloned it dies (PR_SET_PDEATHSIG); none if 0. */
+  readonly parentDeathSignal?: number;
   /** Fds 3..3+N-1 stay open for the process (`--preserve-fds`). */
   readonly preserveFds: number;
   readonly argv: readonly string[];
@@ -232,11 +270,11 @@ export function consoleOps(): Op[] {
 }
 
 /** Reports "ready", then blocks opening exec.fifo for writing until `start` reads it. */
-export function waitForStartOps(p: OciChildPlan): Op[] {
+export function waitForStartOps(statusFd: number, fifoDirFd: number): Op[] {
   return [
-    op(SYS.write, "report the container created", [p.statusFd, bytes(readyRecord()), 16]),
+    op(SYS.write, "report the container created", [statusFd, bytes(readyRecord()), 16]),
     op(SYS.openat, "wait for start (open exec.fifo)", [
-      p.fifoDirFd,
+      fifoDirFd,
       str("exec.fifo"),
       O_WRONLY | O_CLOEXEC,
       0,
@@ -257,7 +295,7 @@ function preservedFds(p: OciChildPlan): number[] {
 
 /** Fds above 2 the process keeps while it waits for `start` (see the module doc). */
 export function waitingFds(p: OciChildPlan): number[] {
-  return [...preservedFds(p), p.statusFd, p.fifoDirFd];
+  return [...preservedFds(p), p.statusFd, ...(p.fifoDirFd !== undefined ? [p.fifoDirFd] : [])];
 }
 
 /** Fds above 2 the setup still uses: the waiting ones, namespaces, hook pipe, console socket. */
@@ -267,6 +305,7 @@ export function setupFds(p: OciChildPlan): number[] {
     ...p.joins.map((j) => j.fd),
     ...(p.hookSyncFd !== undefined ? [p.hookSyncFd] : []),
     ...(p.terminal ? [p.terminal.socketFd] : []),
+    ...(p.stdio ?? []).filter((s): s is number => typeof s === "number"),
   ];
 }
 
@@ -276,14 +315,16 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     // Non-dumpable until execve: the process is a copy of this runtime, and a process of a
     // shared PID namespace must not reach its /proc/PID/exe (the host's deno binary) or its
     // fds (the state dir) through /proc (runc's CVE-2019-5736 class). execve resets it.
-    op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0]),
+    ...(p.dumpable
+      ? []
+      : [op(SYS.prctl, "make the process non-dumpable", [PR_SET_DUMPABLE, 0, 0, 0, 0])]),
     ...signalOps(),
-    ...syncOps({ closeFds: p.closeFds, syncFd: p.syncFd } as Parameters<typeof syncOps>[0]),
+    ...syncOps(p),
     ...closeOtherFdsOps(setupFds(p)),
     // Modes of the nodes, dirs and files made below are the spec's, not filtered by a umask.
     op(SYS.umask, "umask 0 for the setup", [0]),
   ];
-  if (p.newUser) {
+  if (p.newUser && !p.hostIdsUntilIdentity) {
     // Become the namespace's root: the host ids this process started with are not mapped.
     ops.push(
       op(SYS.setresgid, "become gid 0 in the user namespace", [0, 0, 0]),
@@ -297,12 +338,12 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
     );
   }
   if (p.newCgroup) ops.push(op(SYS.unshare, "unshare the cgroup namespace", [CLONE.NEWCGROUP]));
-  ops.push(...rootBindOps(p.rootfs, p.rootPropagation));
+  // Rootless: the overlay is mounted once `/` no longer propagates, before it is bound.
+  const [propagate, ...bindRoot] = rootBindOps(p.rootfs, p.rootPropagation);
+  ops.push(propagate, ...(p.overlay ? overlayOps(p.rootfs, p.overlay) : []), ...bindRoot);
   for (const m of p.mounts.mounts) ops.push(...mountEntryOps(m));
   ops.push(...devOps(p.mounts, p.newUser || (p.bindDevices ?? false)));
-  if (p.newNetwork) {
-    ops.push(...networkOps({ loopbackUp: true } as Parameters<typeof networkOps>[0]));
-  }
+  if (p.newNetwork) ops.push(...loopbackOps());
   ops.push(...hookPauseOps(p));
   ops.push(...enterRootOps(p.rootfs, p.readonlyRoot, p.noPivot));
   ops.push(...rootPropagationOps(p.rootPropagation));
@@ -322,13 +363,16 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
       ]),
     );
   }
-  ops.push(...sysctlOps({ sysctls: p.sysctls } as Parameters<typeof sysctlOps>[0]));
+  ops.push(...sysctlOps(p.sysctls));
   ops.push(...maskOps(p.masked, p.readonlyPaths));
   if (p.terminal) ops.push(...terminalOps(p.terminal), ...consoleOps());
   ops.push(op(SYS.chdir, `chdir ${p.cwd}`, [str(p.cwd)]));
   ops.push(...rlimitOps(p.rlimits));
   if (p.seccomp && !p.seccompLate) ops.push(...seccompOps(p.seccomp));
   ops.push(...ociIdentityOps(p));
+  // After the uid change, which clears it.
+  ops.push(...deathSignalOps(p.parentDeathSignal));
+  if (p.stdio) ops.push(...stdioInstallOps(p.stdio));
   ops.push(
     op(SYS.umask, `umask ${p.umask.toString(8)}`, [p.umask]),
     // Also what the program opened itself (the pty slave's first fd, sockets, sysctl files).
@@ -336,7 +380,7 @@ export function buildOciProgram(p: OciChildPlan): Op[] {
   );
   if (p.noNewPrivileges) ops.push(...noNewPrivsOps());
   if (p.seccomp && p.seccompLate) ops.push(...seccompOps(p.seccomp));
-  ops.push(...waitForStartOps(p));
+  if (p.fifoDirFd !== undefined) ops.push(...waitForStartOps(p.statusFd, p.fifoDirFd));
   const argv = new StringArray(p.argv);
   const env = new StringArray(p.env);
   for (const path of p.candidates) {

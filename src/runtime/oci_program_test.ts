@@ -160,3 +160,31 @@ Deno.test("the ready record is what the parent decodes as op index -2", () => {
   assertEquals(rec.length, 16);
   assertEquals(Number(new DataView(rec.buffer).getBigInt64(0, true)), READY_OP_INDEX);
 });
+
+Deno.test("tsbox's own start: stdio installed, parent-death signal, no fifo, execve at once", () => {
+  const { fifoDirFd: _, ...own } = plan;
+  const ops = buildOciProgram({
+    ...own,
+    preserveFds: 0,
+    stdio: ["null", 21, 22],
+    parentDeathSignal: 9,
+  });
+  const what = ops.map((o) => o.what);
+  const at = (w: string) => {
+    const i = what.indexOf(w);
+    assertOk(i >= 0, `${w} missing in:\n${what.join("\n")}`);
+    return i;
+  };
+  // The stdio fds survive the first close of inherited fds: kept until installed.
+  const ranges = ops.filter((o) => o.nr === SYS.close_range)
+    .map((o) => [o.args[0] as number, o.args[1] as number]);
+  const lastClose = ranges.length - ranges.slice().reverse().findIndex(([f]) => f === 3) - 1;
+  assertOk(!ranges.slice(0, lastClose).some(([from, to]) => from <= 21 && 22 <= to));
+  // After the uid change (which clears the death signal), before the last close and execve.
+  assertOk(at(`set uid 1000`) < at("set the parent-death signal"));
+  assertOk(at("set the parent-death signal") < at("install /dev/null as fd 0"));
+  assertOk(at("install fd 21 as fd 1") < at("install fd 22 as fd 2"));
+  assertOk(at("install fd 22 as fd 2") < what.lastIndexOf("close fds from 14"));
+  assertEquals(what.filter((w) => /fifo|report the container created/.test(w)), []);
+  assertEquals(ops.at(-1)!.nr, SYS.execve);
+});

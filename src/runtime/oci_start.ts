@@ -28,29 +28,13 @@ import type { Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import { writeOomScoreAdj } from "./cgroup_extra.ts";
 import type { Cgroup } from "./cgroups.ts";
-import { execCandidates, getEnv } from "./config.ts";
 import { startError } from "./container.ts";
 import { cloneInPidNamespace } from "./namespaces.ts";
-import { cgroupPathFor, createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
-import {
-  capabilitySets,
-  CLONE_FLAGS,
-  idMapping,
-  namespacePlan,
-  OciConfigError,
-  resourceLimits,
-  rlimitSettings,
-  rootPath,
-} from "./oci_config.ts";
-import { planMounts } from "./oci_mounts.ts";
-import { rootPropagation } from "./oci_mount_options.ts";
+import { createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
+import { CLONE_FLAGS, idMapping, OciConfigError, resourceLimits, rootPath } from "./oci_config.ts";
+import { prepareOci } from "./oci_plan.ts";
 import { buildOciProgram, HOOKS_OP_INDEX, READY_OP_INDEX } from "./oci_program.ts";
-import { resolveInRoot } from "./rootfs.ts";
-import { CAPABILITIES, existingMasks, existingReadonly } from "./security.ts";
-import { prepareSettings } from "./security_settings.ts";
-import type { SeccompProfile } from "./seccomp.ts";
 import { receiveTerminal, terminalChannel } from "./tty.ts";
-import { parsePasswd } from "./user.ts";
 import { writeIdMaps } from "./userns.ts";
 import { adjustOciProgram, dumpableUntil, ociPlanExtras } from "./oci_program_extras.ts";
 import type { OciRootless } from "./oci_rootless.ts";
@@ -106,14 +90,6 @@ function lastCap(): number {
   }
 }
 
-function readIfExists(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
-}
-
 /** The namespace file types setns takes, by spec name. */
 const NS_WHAT: Record<string, string> = {
   network: "net",
@@ -137,50 +113,18 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     if (err instanceof OciConfigError) throw err;
     throw new OciConfigError(`root.path ${rootfs}: ${(err as Error).message}`);
   }
-  const ns = namespacePlan(spec);
   const p = spec.process;
   if (p.apparmorProfile) o.warn(`AppArmor profile ${p.apparmorProfile} ignored: not supported`);
   if (p.selinuxLabel) o.warn(`SELinux label ignored: not supported`);
   if (p.terminal && !o.consoleSocket && !o.keepTerminal) {
     throw new TsboxError("process.terminal is set: --console-socket is required");
   }
-  const caps = capabilitySets(p, lastCap(), o.warn);
-  const cgroupPath = cgroupPathFor(spec.linux.cgroupsPath, o.id);
-  const mountPlan = planMounts(rootfs, spec.mounts ?? [], spec.linux.devices ?? [], cgroupPath);
-  const rootProp = rootPropagation(spec.linux.rootfsPropagation);
-  // cwd: created in the image when missing (runc does the same), resolved inside it.
-  if (
-    !(spec.mounts ?? []).some((m) =>
-      p.cwd === m.destination || p.cwd.startsWith(`${m.destination}/`)
-    )
-  ) {
-    const at = resolveInRoot(rootfs, p.cwd);
-    try {
-      Deno.mkdirSync(at, { recursive: true, mode: 0o755 });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    }
-  }
-  const env = [...(p.env ?? [])];
-  if (getEnv(env, "HOME") === undefined) {
-    const entry = parsePasswd(readIfExists(resolveInRoot(rootfs, "/etc/passwd")))
-      .find((e) => e.uid === p.user.uid);
-    env.push(`HOME=${entry?.home ?? "/"}`);
-  }
-  const security = prepareSettings(
-    {
-      kind: "explicit",
-      masked: spec.linux.maskedPaths ?? [],
-      readonly: spec.linux.readonlyPaths ?? [],
-      sysWritable: false,
-      devices: [],
-      deviceRules: [],
-      rlimits: rlimitSettings(p),
-      noNewPrivileges: p.noNewPrivileges ?? false,
-      seccomp: spec.linux.seccomp as unknown as SeccompProfile | undefined,
-    },
-    caps.effective.includes(CAPABILITIES.SYS_ADMIN) ? [CAPABILITIES.SYS_ADMIN] : [],
-  );
+  const { base, ns, cgroupPath, security } = prepareOci(spec, rootfs, {
+    id: o.id,
+    lastCap: lastCap(),
+    warn: o.warn,
+  });
+  const candidates = base.candidates;
   const open = new Set<number>();
   const track = (fd: number) => (open.add(fd), fd);
   const close = (fd: number) => {
@@ -202,37 +146,13 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
     const pidFd = ns.pidPath !== undefined ? track(openNamespaceFile(ns.pidPath)) : undefined;
     const channel = p.terminal ? terminalChannel() : undefined;
     if (channel) track(channel.parent), track(channel.child);
-    const candidates = execCandidates(p.args[0], env);
     const ops = buildOciProgram({
-      rootfs,
-      readonlyRoot: spec.root.readonly ?? false,
+      ...base,
       noPivot: o.noPivot ?? false,
-      rootPropagation: rootProp,
-      mounts: mountPlan,
       joins,
-      newUser: ns.newUser,
-      newCgroup: ns.newCgroup,
-      newNetwork: ns.newNetwork,
-      newUts: ns.has("uts") && !ns.joins.some((j) => j.type === "uts"),
-      hostname: spec.hostname,
-      domainname: spec.domainname,
-      sysctls: Object.entries(spec.linux.sysctl ?? {}),
-      masked: existingMasks(spec.linux.maskedPaths ?? []),
-      readonlyPaths: existingReadonly(spec.linux.readonlyPaths ?? []),
       terminal: channel
         ? { socketFd: channel.child, size: windowSize(p.consoleSize), uid: p.user.uid }
         : undefined,
-      cwd: p.cwd,
-      rlimits: security.plan.rlimits,
-      seccomp: security.plan.seccomp,
-      seccompLate: security.plan.seccompLate,
-      noNewPrivileges: p.noNewPrivileges ?? false,
-      uid: p.user.uid,
-      gid: p.user.gid,
-      groups: [...(p.user.additionalGids ?? [])],
-      umask: p.user.umask ?? 0o022,
-      caps,
-      lastCap: lastCap(),
       syncFd: syncR,
       closeFds: [
         syncW,
@@ -245,9 +165,6 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
       ...ociPlanExtras(spec, security.plan.seccomp, o.rootless),
       fifoDirFd: fifoDir,
       preserveFds: o.preserveFds ?? 0,
-      argv: p.args,
-      env,
-      candidates,
     });
     adjustOciProgram(ops, { dumpableUntil: dumpableUntil(ns, o.rootless), newTime: ns.newTime });
     const program = CompiledProgram.compile(ops, statusW);

@@ -24,8 +24,10 @@ import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/proc
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { TsboxError, UsageError } from "../errors.ts";
 import { overlayOps } from "./program.ts";
+import type { IdMapping as OciIdMapping, Mount, Spec } from "../oci/spec.ts";
+import { overlayOptions } from "./rootfs.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
-import { type Env, env, isRootless, passwdEntry } from "./rootless_paths.ts";
+import { type Env, env, isRootless, ownPrivateDir, passwdEntry } from "./rootless_paths.ts";
 
 export { defaultRoot, type Env, isRootless } from "./rootless_paths.ts";
 import {
@@ -50,14 +52,7 @@ export function runtimeDir(uid: number = Deno.uid() ?? 0, e: Env = env()): strin
     return dir;
   }
   const dir = `/tmp/tsbox-${uid}`;
-  try {
-    Deno.mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-  }
-  const info = Deno.lstatSync(dir);
-  // /tmp is shared: a directory someone else planted there must not be used.
-  if (!info.isDirectory || info.uid !== uid || ((info.mode ?? 0) & 0o077) !== 0) {
+  if (!ownPrivateDir(dir, uid)) {
     throw new TsboxError(`${dir} is not a private directory of uid ${uid}`);
   }
   return dir;
@@ -365,4 +360,62 @@ export async function holdOverlay(
     for (const fd of [...open]) close(fd);
     throw err;
   }
+}
+
+/**
+ * The overlay options of a rootless container's layers (lower entries relative to
+ * `lowerBase`, `userxattr`), which its first process mounts itself in its own namespaces.
+ */
+export function rootlessOverlay(
+  lowerBase: string,
+  layers: readonly string[],
+  stateDir: string,
+): { lowerBase: string; options: string } {
+  const options = `${
+    overlayOptions({
+      lowerBase,
+      lower: [...layers].reverse(),
+      upper: join(stateDir, "upper"),
+      work: join(stateDir, "work"),
+      target: join(stateDir, "rootfs"),
+    })
+  },userxattr`;
+  if (options.length >= 4096) {
+    throw new TsboxError(`too many layers (${layers.length}) for one overlay mount`);
+  }
+  return { lowerBase, options };
+}
+
+/**
+ * `spec` as a rootless start runs it: in a user namespace mapped as `maps`; without
+ * subordinate gids, devpts without the tty group (gid 5 is not mapped); with the host's
+ * network, the host's /sys bound read-only instead of sysfs, which only the owner of the
+ * network namespace may mount.
+ */
+export function rootlessSpec(spec: Spec, maps: RootlessMapping): Spec {
+  const namespaces = spec.linux.namespaces ?? [];
+  const hostNetwork = !namespaces.some((n) => n.type === "network");
+  const mounts = (spec.mounts ?? []).map((m): Mount => {
+    if (m.destination === "/dev/pts" && m.type === "devpts" && !maps.subGids) {
+      return { ...m, options: (m.options ?? []).filter((o) => !o.startsWith("gid=")) };
+    }
+    if (m.destination === "/sys" && m.type === "sysfs" && hostNetwork) {
+      // Flags may be added to a locked mount, never cleared: nosuid, nodev, noexec stay set.
+      const options = (m.options ?? []).filter((o) => o !== "rw");
+      return { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", ...options] };
+    }
+    return m;
+  });
+  const conv = (ranges: readonly IdRange[]): OciIdMapping[] =>
+    ranges.map((r) => ({ containerID: r.inside, hostID: r.outside, size: r.count }));
+  return {
+    ...spec,
+    mounts,
+    linux: {
+      ...spec.linux,
+      namespaces: [...namespaces.filter((n) => n.type !== "user"), { type: "user" }],
+      uidMappings: conv(maps.mapping.uid),
+      gidMappings: conv(maps.mapping.gid),
+    },
+  };
 }

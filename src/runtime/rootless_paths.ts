@@ -41,3 +41,18 @@ export function passwdEntry(uid: number): string[] | undefined {
     return undefined;
   }
 }
+
+/**
+ * Makes `dir` (in the shared /tmp) 0700 if it is missing; whether it is this user's own private
+ * directory. One someone else planted there must not be used: whoever owns it could rewrite
+ * what tsbox keeps in it.
+ */
+export function ownPrivateDir(dir: string, uid: number): boolean {
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+  }
+  const info = Deno.lstatSync(dir);
+  return info.isDirectory && info.uid === uid && ((info.mode ?? 0) & 0o077) === 0;
+}

@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "../../tests/assert.ts";
-import type { Data } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import { UsageError } from "../errors.ts";
-import { buildProgram, type ChildPlan } from "./program.ts";
-import { DEFAULT_CAPS } from "./capabilities.ts";
+import type { Spec } from "../oci/spec.ts";
+import { planMounts } from "./oci_mounts.ts";
+import { buildOciProgram, type OciChildPlan } from "./oci_program.ts";
 import { CgroupError } from "./cgroups.ts";
 import {
   defaultRoot,
@@ -14,6 +14,7 @@ import {
   NoCgroup,
   rootlessCgroup,
   rootlessMapping,
+  rootlessSpec,
   runtimeDir,
   userNamespacesAllowed,
 } from "./rootless.ts";
@@ -138,48 +139,96 @@ Deno.test("rootlessCgroup: none where the user may not write one; limits then re
   assertEquals(limitFlags({ cpus: 0.5, cpuShares: 2 }), ["--cpus", "--cpu-shares"]);
 });
 
-Deno.test("a rootless child program mounts its overlay first and skips what the user ns forbids", () => {
-  const plan: ChildPlan = {
+const SPEC: Spec = {
+  ociVersion: "1.2.0",
+  process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/" },
+  root: { path: "/r/rootfs" },
+  mounts: [
+    { destination: "/proc", type: "proc", source: "proc" },
+    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "ro"] },
+    {
+      destination: "/dev/pts",
+      type: "devpts",
+      source: "devpts",
+      options: ["newinstance", "mode=0620", "gid=5"],
+    },
+  ],
+  linux: { namespaces: [{ type: "mount" }, { type: "pid" }] },
+};
+
+const MAPS = (subGids: boolean) => ({
+  mapping: {
+    uid: [{ inside: 0, outside: 1000, count: 1 }],
+    gid: [{ inside: 0, outside: 1000, count: 1 }],
+  },
+  subUids: false,
+  subGids,
+});
+
+Deno.test("a rootless spec: a user namespace, the host's /sys bound, devpts without gid 5", () => {
+  const s = rootlessSpec(SPEC, MAPS(false));
+  assertEquals(s.linux.namespaces?.at(-1), { type: "user" });
+  assertEquals(s.linux.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
+  // Host network (no network namespace): sysfs may not be mounted, the host's is bound.
+  assertEquals(s.mounts?.[1], {
+    destination: "/sys",
+    type: "bind",
+    source: "/sys",
+    options: ["rbind", "nosuid", "ro"],
+  });
+  assertEquals(s.mounts?.[2].options, ["newinstance", "mode=0620"]);
+  // With subordinate gids and a network namespace of its own, both stay as written.
+  const full = rootlessSpec(
+    { ...SPEC, linux: { namespaces: [...SPEC.linux.namespaces!, { type: "network" }] } },
+    MAPS(true),
+  );
+  assertEquals(full.mounts?.slice(1), SPEC.mounts?.slice(1));
+});
+
+Deno.test("a rootless child program mounts its overlay first and skips setgroups", () => {
+  const plan: OciChildPlan = {
     rootfs: "/r/rootfs",
-    targets: { proc: "/r/rootfs/proc", dev: "/r/rootfs/dev", sys: "/r/rootfs/sys" },
-    etcFiles: [],
-    extraMounts: [],
-    readOnly: false,
+    readonlyRoot: false,
+    noPivot: false,
+    mounts: planMounts("/r/rootfs", [], [], "/c", { sourceIsDir: () => true }),
+    joins: [],
+    newUser: true,
+    newCgroup: true,
+    newNetwork: false,
+    newUts: true,
     hostname: "abc",
-    loopbackUp: false,
-    cgroupNamespace: true,
+    sysctls: [],
+    masked: [],
+    readonlyPaths: [],
     cwd: "/",
+    rlimits: [],
+    seccompLate: false,
+    noNewPrivileges: false,
     uid: 0,
     gid: 0,
     groups: [0, 10],
-    capabilities: DEFAULT_CAPS,
+    umask: 0o022,
+    caps: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
     lastCap: 40,
     syncFd: 10,
     closeFds: [],
-    stdio: ["inherit", "inherit", "inherit"],
+    statusFd: 11,
+    preserveFds: 0,
     argv: ["sh"],
     env: [],
     candidates: ["/bin/sh"],
     overlay: { lowerBase: "/r/l", options: "lowerdir=a:b,upperdir=/u,workdir=/w,userxattr" },
     setgroupsDenied: true,
-    ptsGid: null,
-    bindSys: true,
   };
-  const ops = buildProgram(plan);
+  const ops = buildOciProgram(plan);
   const whats = ops.map((o) => o.what);
   const at = (w: string) => whats.indexOf(w);
-  assertOk(at("make / rprivate") < at("chdir /r/l"), whats.join("\n"));
+  assertOk(at("chdir /r/l") > 0, whats.join("\n"));
   assertOk(at("chdir /r/l") < at("mount overlay on /r/rootfs"));
-  assertOk(at("mount overlay on /r/rootfs") < at("mount proc on /r/rootfs/proc"));
-  assertOk(at("mount /sys on /r/rootfs/sys") > 0, "host /sys bound, not sysfs mounted");
-  assertEquals(whats.filter((w) => w.startsWith("mount sysfs")), []);
+  assertOk(at("mount overlay on /r/rootfs") < at("bind /r/rootfs on /r/rootfs"));
   assertEquals(ops.filter((o) => o.nr === SYS.setgroups), []);
-  const devpts = ops.find((o) => o.what.startsWith("mount devpts"))!;
-  const data = new TextDecoder().decode((devpts.args[4] as Data).bytes);
-  assertOk(!data.includes("gid="), data);
-  // The same plan with a full mapping keeps setgroups and the tty group.
-  const full = buildProgram({ ...plan, setgroupsDenied: false, ptsGid: undefined });
+  // No fifo: the command runs at once.
+  assertEquals(whats.filter((w) => /exec\.fifo/.test(w)), []);
+  const full = buildOciProgram({ ...plan, setgroupsDenied: false });
   assertEquals(full.filter((o) => o.nr === SYS.setgroups).length, 1);
-  const fullPts = full.find((o) => o.what.startsWith("mount devpts"))!;
-  assertOk(new TextDecoder().decode((fullPts.args[4] as Data).bytes).includes(",gid=5"));
 });

@@ -36,7 +36,6 @@ export {
 export {
   allHostDevices,
   DEFAULT_DEVICE_RULES,
-  deviceOps,
   type DeviceRequest,
   type DeviceRule,
   deviceRuleLine,
