@@ -177,3 +177,22 @@ Deno.test("the free-space floor stops a worker's unpack as the thread's", async 
   assertEquals(worker.error.name, thread.error.name);
   assertOk(worker.error.message.startsWith("the disk is full: "), worker.error.message);
 });
+
+Deno.test("a worker that cannot write the blob says so, apart from unpack failures", async () => {
+  const blob = await gzip([{ name: "f", type: "file", size: 10, body: bytes(10, 3) }]);
+  const dir = await Deno.makeTempDir({ prefix: "tsbox-job-" });
+  const notAFile = await Deno.makeTempDir({ prefix: "tsbox-job-blob-" });
+  try {
+    const job = startLayerJob(dir, "gzip", new SpaceGuard(dir, { floorBytes: 0 }), true, notAFile);
+    job.result.catch(() => {});
+    await job.write(blob.slice());
+    await job.end();
+    const err = await job.result.then(() => undefined, (e) => e);
+    assertOk(err instanceof Error, String(err));
+    assertOk(job.blobError === err, "reported as the blob's failure");
+    assertOk(String(err.message).includes("EISDIR"), err.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(notAFile, { recursive: true });
+  }
+});
