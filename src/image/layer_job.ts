@@ -50,7 +50,6 @@ export interface LayerJob {
 export function layerTar(
   compressed: ReadableStream<Uint8Array>,
   compression: Compression,
-  large: boolean,
 ): { tar: ReadableStream<Uint8Array>; unpacked: () => Unpacked } {
   const hash = createHash("sha256");
   let bytes = 0;
@@ -59,7 +58,7 @@ export function layerTar(
     bytes += chunk.byteLength;
   };
   return {
-    tar: compressed.pipeThrough(decompressor(compression, { large, tap })),
+    tar: compressed.pipeThrough(decompressor(compression, { tap })),
     unpacked: () => ({ digest: `sha256:${hash.digest("hex")}`, bytes }),
   };
 }
@@ -84,11 +83,10 @@ export function startLayerJob(
   space: SpaceGuard,
   inWorker: boolean,
   blobFile?: string,
-  large = false,
 ): LayerJob {
   return inWorker
-    ? new WorkerJob(dir, compression, large, space.share(), blobFile)
-    : new ThreadJob(dir, compression, large, space);
+    ? new WorkerJob(dir, compression, space.share(), blobFile)
+    : new ThreadJob(dir, compression, space);
 }
 
 /** On the calling thread. */
@@ -96,9 +94,9 @@ class ThreadJob implements LayerJob {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly result: Promise<Unpacked>;
 
-  constructor(dir: string, compression: Compression, large: boolean, space: SpaceGuard) {
+  constructor(dir: string, compression: Compression, space: SpaceGuard) {
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const { tar, unpacked } = layerTar(feed.readable, compression, large);
+    const { tar, unpacked } = layerTar(feed.readable, compression);
     this.result = unpackAll(tar, dir, (bytes, inodes) => space.reserve(bytes, inodes))
       .then(unpacked);
     this.#writer = feed.writable.getWriter();
@@ -124,8 +122,6 @@ export type ToWorker =
     type: "start";
     dir: string;
     compression: Compression;
-    /** Many megabytes: see DecompressOptions.large. */
-    large: boolean;
     space: SharedSpace;
     /** A file to write the compressed bytes to (hashed as they are written). */
     blob?: string;
@@ -169,7 +165,6 @@ class WorkerJob implements LayerJob {
   constructor(
     dir: string,
     compression: Compression,
-    large: boolean,
     space: SharedSpace,
     blob?: string,
   ) {
@@ -202,7 +197,7 @@ class WorkerJob implements LayerJob {
         reject(new Error(`layer unpack worker: ${e.message}`));
       };
     });
-    this.#post({ type: "start", dir, compression, large, space, blob });
+    this.#post({ type: "start", dir, compression, space, blob });
   }
 
   /** The worker is done (its unpacker stopped): wake writers, end the thread. */

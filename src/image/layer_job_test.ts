@@ -37,22 +37,21 @@ async function tree(dir: string, sub = ""): Promise<string[]> {
 type Outcome = { unpacked: Unpacked; tree: string[] } | { error: Error };
 
 /**
- * The blob through the thread and then through a worker; with `large`, gzip through node:zlib
- * (decompress.ts) and the worker also writing the blob to a file, whose bytes and digest are
- * checked here.
+ * The blob through the thread and then through a worker; with `blobToFile`, the worker also
+ * writes the blob to a file, whose bytes and digest are checked here.
  */
 async function unpackBoth(
   blob: Uint8Array,
   space?: (dir: string) => SpaceGuard,
-  large = false,
+  blobToFile = false,
 ): Promise<[Outcome, Outcome]> {
   const outcomes: Outcome[] = [];
   for (const inWorker of [false, true]) {
     const dir = await Deno.makeTempDir({ prefix: "tsbox-job-" });
-    const blobFile = inWorker && large ? await Deno.makeTempFile() : undefined;
+    const blobFile = inWorker && blobToFile ? await Deno.makeTempFile() : undefined;
     try {
       const guard = space?.(dir) ?? new SpaceGuard(dir, { floorBytes: 0 });
-      const job = startLayerJob(dir, "gzip", guard, inWorker, blobFile, large);
+      const job = startLayerJob(dir, "gzip", guard, inWorker, blobFile);
       job.result.catch(() => {});
       for (let off = 0; off < blob.length; off += 16384) {
         await job.write(blob.slice(off, off + 16384));

@@ -414,10 +414,6 @@ async function fetchLayer(
       space,
       inWorker,
       inWorker ? blob.temp : undefined,
-      // node:zlib for every layer, small ones too: faster past its ~15 ms load, and one
-      // behaviour for all layers of a pull (concatenated gzip members accepted, as by Go's
-      // gzip reader in containerd and podman).
-      true,
     );
     const unpacking = job.result;
     let failure: unknown;

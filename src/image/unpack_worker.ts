@@ -48,7 +48,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   if (m.type === "start") {
     const space = SpaceGuard.fromShared(m.space);
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const { tar, unpacked } = layerTar(feed.readable, m.compression, m.large);
+    const { tar, unpacked } = layerTar(feed.readable, m.compression);
     writer = feed.writable.getWriter();
     if (m.blob !== undefined) {
       try {
