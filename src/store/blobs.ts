@@ -142,20 +142,23 @@ export class BlobStore {
       }
     };
     return {
-      async write(chunk: Uint8Array) {
+      write(chunk: Uint8Array): Promise<void> {
         // Cut at the declared size: bytes past it are never written, however many are sent.
         if (size !== undefined && bytes + chunk.byteLength > size) {
-          throw new DigestMismatchError(
-            `blob ${digest}`,
-            `${size} bytes`,
-            `more than ${size} bytes`,
+          return Promise.reject(
+            new DigestMismatchError(`blob ${digest}`, `${size} bytes`, `more than ${size} bytes`),
           );
         }
         bytes += chunk.byteLength;
-        if (file === undefined) return;
+        if (file === undefined) return Promise.resolve();
         hash.update(chunk);
         // Synchronous: no promise and event-loop turn per chunk (measured a little faster).
-        for (let off = 0; off < chunk.byteLength;) off += file.writeSync(chunk.subarray(off));
+        try {
+          for (let off = 0; off < chunk.byteLength;) off += file.writeSync(chunk.subarray(off));
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return Promise.resolve();
       },
       get bytes() {
         return bytes;
