@@ -41,8 +41,6 @@ import { cloneInPidNamespace } from "./namespaces.ts";
 import { mountOverlay, type OverlayDirs, unmountRootfs } from "./rootfs.ts";
 import {
   currentIdentity,
-  type HeldOverlay,
-  holdOverlay,
   type HostIdentity,
   isRootless,
   type RootlessMapping,
@@ -53,6 +51,7 @@ import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { idmapLayers, type IdMapping, writeIdMaps } from "./userns.ts";
 import { joinContainerCgroups } from "./cgroup_join.ts";
 import { createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
+import { type HeldOverlay, holdOverlay } from "./overlay_holder.ts";
 import { type TimeOffsets, writeTimeOffsets } from "./oci_time.ts";
 
 /** Owner and mode of a host path. */
@@ -257,7 +256,7 @@ export const linuxHost: Host = {
     const who = currentIdentity();
     return { who, maps: rootlessMapping(who) };
   },
-  holdOverlay,
+  holdOverlay: (rootfs, overlay, maps) => holdOverlay(linuxHost, rootfs, overlay, maps),
   writeRootlessMaps,
   mkdir: (path, mode) => Deno.mkdir(path, { recursive: true, mode }),
   stat: async (path) => {

@@ -19,7 +19,8 @@ import type { Host, HostStat, IdmappedLayers, SharedPid } from "./host.ts";
 import type { OverlayDirs } from "./rootfs.ts";
 import type { IdMapping } from "./userns.ts";
 import type { TimeOffsets } from "./oci_time.ts";
-import type { HeldOverlay, HostIdentity, RootlessMapping } from "./rootless.ts";
+import type { HostIdentity, RootlessMapping } from "./rootless.ts";
+import type { HeldOverlay } from "./overlay_holder.ts";
 
 /** How the fake behaves. */
 export interface FakeOptions {
