@@ -6,26 +6,21 @@
  *
  * @module
  */
-import { sendFdToPath } from "../../ffi/fd_passing.ts";
-import { closeFd } from "../../ffi/process.ts";
-import { ptyNumber } from "../../ffi/terminal.ts";
 import type { Process } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
 import { execInContainer } from "../runtime/exec.ts";
-import { capabilitySets, OciConfigError, validateProcess } from "../runtime/oci_config.ts";
+import {
+  capabilitySets,
+  OciConfigError,
+  rlimitSettings,
+  validateProcess,
+} from "../runtime/oci_config.ts";
+import { linuxHost } from "../runtime/host.ts";
 import type { SeccompProfile } from "../runtime/seccomp.ts";
 import { seccompFlags } from "../runtime/oci_seccomp_flags.ts";
 import { list, type RuncContext, str, writeAtomic } from "./context.ts";
 import { checkId, readRecord, statusOf } from "./state.ts";
 import { windowSize } from "../runtime/oci_start.ts";
-
-function lastCap(): number {
-  try {
-    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
-  } catch {
-    return 40;
-  }
-}
 
 async function processOf(ctx: RuncContext, base: Process): Promise<Process> {
   const file = str(ctx.flags, "process");
@@ -82,19 +77,18 @@ export async function exec(ctx: RuncContext): Promise<number> {
   if (p.terminal && !str(ctx.flags, "console-socket")) {
     throw new TsboxError("exec with a terminal needs --console-socket");
   }
-  const caps = capabilitySets(p, lastCap(), (m) => ctx.log.warn(m));
+  const caps = capabilitySets(p, linuxHost.lastCap(), (m) => ctx.log.warn(m));
   if (Number(str(ctx.flags, "preserve-fds") ?? "0") > 0) {
     ctx.log.warn("exec --preserve-fds is not supported: the process gets stdio only");
-  }
-  if (p.user.additionalGids?.length) {
-    ctx.log.warn("exec: process.user.additionalGids are not applied (groups come from /etc/group)");
   }
   const seccomp = rec.config.linux.seccomp as unknown as SeccompProfile | undefined;
   const proc = await execInContainer(rec.pid, {
     argv: p.args,
     env: p.env ?? [],
     cwd: p.cwd,
-    user: `${p.user.uid}:${p.user.gid}`,
+    // As create reads the first process: the ids, groups and rlimits as the process gives them.
+    user: p.user,
+    rlimits: rlimitSettings(p),
     stdio: ["inherit", "inherit", "inherit"],
     seccompFlags: seccompFlags(rec.config.linux.seccomp?.flags),
     tty: p.terminal ? { size: windowSize(p.consoleSize) } : undefined,
@@ -102,21 +96,10 @@ export async function exec(ctx: RuncContext): Promise<number> {
     security: {
       seccomp: seccomp ?? "unconfined",
       noNewPrivileges: p.noNewPrivileges ?? false,
-      ulimits: (p.rlimits ?? []).map((r) =>
-        `${r.type.replace(/^RLIMIT_/, "").toLowerCase()}=${r.soft}:${r.hard}`
-      ),
     },
   });
   if (proc.terminal !== undefined) {
-    try {
-      sendFdToPath(
-        str(ctx.flags, "console-socket")!,
-        proc.terminal,
-        `/dev/pts/${ptyNumber(proc.terminal)}`,
-      );
-    } finally {
-      closeFd(proc.terminal);
-    }
+    linuxHost.sendTerminal(str(ctx.flags, "console-socket")!, proc.terminal);
   }
   const pidFile = str(ctx.flags, "pid-file");
   if (pidFile) await writeAtomic(pidFile, String(proc.pid));

@@ -98,12 +98,6 @@ function readIfExists(path: string): string {
   }
 }
 
-let lastCap: number | undefined;
-function capLastCap(): number {
-  lastCap ??= Number(readIfExists("/proc/sys/kernel/cap_last_cap").trim() || "40");
-  return lastCap;
-}
-
 function hostsFile(hostname: string, hostNetwork: boolean): string {
   if (hostNetwork) return readIfExists("/etc/hosts");
   return [
@@ -379,7 +373,7 @@ async function prepare(
   }
   return prepareOci(spec, rootfs, {
     id: o.id,
-    lastCap: capLastCap(),
+    lastCap: host.lastCap(),
     warn: o.warn ?? (() => {}),
     view,
     filterCacheDir: o.filterCacheDir,

@@ -42,12 +42,13 @@ import {
   noNewPrivsOps,
   prepareSecurity,
   rlimitOps,
+  type RlimitSetting,
   seccompOps,
   type SecurityOptions,
   type SecurityPlan,
 } from "./security.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
-import { resolveUser } from "./user.ts";
+import { parsePasswd, resolveUser } from "./user.ts";
 
 export { joinContainerCgroups } from "./cgroup_join.ts";
 
@@ -58,8 +59,12 @@ export interface ExecSpec {
   readonly env: readonly string[];
   /** Working directory in the container. */
   readonly cwd: string;
-  /** `-u` (`uid[:gid]` or `name[:group]`), "" for root. */
-  readonly user: string;
+  /**
+   * `-u` (`uid[:gid]` or `name[:group]`, looked up in the container's /etc/passwd and
+   * /etc/group), "" for root; or an OCI process's user, taken as it is (its groups exactly
+   * `additionalGids`, as `tsbox runc create` sets them for the first process).
+   */
+  readonly user: string | ProcessUser;
   /** 0, 1, 2: "inherit" tsbox's own, "null" for /dev/null, or an fd of this process. */
   readonly stdio: readonly ("inherit" | "null" | number)[];
   /**
@@ -76,6 +81,34 @@ export interface ExecSpec {
   readonly security?: SecurityOptions;
   /** SECCOMP_FILTER_FLAG_* to install the filter with (an OCI config's `seccomp.flags`). */
   readonly seccompFlags?: number;
+  /**
+   * Exactly these rlimits (an OCI process's), in place of {@link SecurityOptions.ulimits} and
+   * docker's default RLIMIT_NOFILE.
+   */
+  readonly rlimits?: readonly RlimitSetting[];
+}
+
+/** An OCI process's user: ids as they are, no lookup. */
+export interface ProcessUser {
+  readonly uid: number;
+  readonly gid: number;
+  readonly additionalGids?: readonly number[];
+}
+
+/** The identity `user` runs as, read from the container's passwd and group files. */
+function identityOf(
+  user: string | ProcessUser,
+  passwd: string,
+  group: string,
+): { uid: number; gid: number; groups: readonly number[]; home: string } {
+  if (typeof user === "string") return resolveUser(user, passwd, group);
+  const entry = parsePasswd(passwd).find((e) => e.uid === user.uid);
+  return {
+    uid: user.uid,
+    gid: user.gid,
+    groups: [...(user.additionalGids ?? [])],
+    home: entry?.home || "/",
+  };
 }
 
 /** The container is not running (its PID 1 is gone). */
@@ -174,6 +207,8 @@ export interface ExecPlan {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
+  /** setgroups is denied in the container's user namespace (a rootless self mapping): skipped. */
+  readonly setgroupsDenied?: boolean;
   readonly capabilities: readonly number[];
   readonly lastCap: number;
   readonly stdio: readonly (number | "null" | "inherit")[];
@@ -243,6 +278,7 @@ function asChildPlan(p: ExecPlan): ChildPlan {
     uid: p.uid,
     gid: p.gid,
     groups: p.groups,
+    setgroupsDenied: p.setgroupsDenied,
     capabilities: p.capabilities,
     lastCap: p.lastCap,
     syncFd: p.syncFd,
@@ -255,8 +291,9 @@ function asChildPlan(p: ExecPlan): ChildPlan {
 }
 
 /**
- * The exec child's whole program, in order. Security ops sit where oci_program.ts puts them
- * for PID 1: the filter goes in early (before the identity change, while CAP_SYS_ADMIN is held)
+ * The exec child's whole program, in order: `tsbox exec`, `tsbox runc exec`, healthcheck
+ * probes and OCI hooks run in a container (oci_hook_exec.ts) all run it. Security ops sit where
+ * oci_program.ts puts them for PID 1: the filter goes in early (before the identity change, while CAP_SYS_ADMIN is held)
  * unless no_new_privs or a kept CAP_SYS_ADMIN lets it go in last.
  */
 export function buildExecProgram(p: ExecPlan): Op[] {
@@ -337,7 +374,7 @@ export async function execInContainer(
   let childPid: SharedPid | undefined;
   try {
     if (target.pidNamespace !== undefined) childPid = host.sharedWord();
-    const user = resolveUser(
+    const user = identityOf(
       spec.user,
       host.readInRoot(target.root, "/etc/passwd"),
       host.readInRoot(target.root, "/etc/group"),
@@ -385,12 +422,13 @@ export async function execInContainer(
           terminal: fds.terminalSocket !== undefined
             ? { socketFd: fds.terminalSocket, size: spec.tty?.size, uid: user.uid }
             : undefined,
-          security: spec.seccompFlags && confinement.plan.seccomp
-            ? {
-              ...confinement.plan,
-              seccomp: { ...confinement.plan.seccomp, flags: spec.seccompFlags },
-            }
-            : confinement.plan,
+          security: {
+            ...confinement.plan,
+            ...(spec.rlimits ? { rlimits: spec.rlimits } : {}),
+            ...(spec.seccompFlags && confinement.plan.seccomp
+              ? { seccomp: { ...confinement.plan.seccomp, flags: spec.seccompFlags } }
+              : {}),
+          },
         }),
       cloned: () => {
         confinement.free();

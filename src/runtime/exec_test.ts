@@ -183,3 +183,39 @@ Deno.test("exec -t in shared namespaces: only the others joined, no fork, the pt
   // The master is the caller's to close; every other fd is closed.
   assertEquals(host.openFds(), [proc.terminal]);
 });
+
+/** The gids of the program's setgroups op. */
+function groupsOf(ops: readonly Op[]): number[] {
+  const set = ops.find((o) => o.what === "set supplementary groups")!;
+  const data = (set.args[1] as { bytes: Uint8Array }).bytes;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return Array.from({ length: Number(set.args[0]) }, (_, i) => view.getUint32(i * 4, true));
+}
+
+Deno.test("an OCI process's user and rlimits are taken as given (runc exec), HOME from passwd", async () => {
+  const host = new RecordingHost({ rootFiles: ROOT_FILES });
+  await execInContainer(INIT, {
+    ...SPEC,
+    user: { uid: 1000, gid: 1000, additionalGids: [5, 6] },
+    rlimits: [{ name: "nofile", resource: 7, limit: { soft: 100n, hard: 200n } }],
+  }, host);
+  const ops = host.programs[0];
+  const whats = ops.map((o) => o.what);
+  // Exactly the process's groups, not /etc/group's (wheel), as create sets them for PID 1.
+  assertEquals(groupsOf(ops), [5, 6]);
+  assert(whats.includes("set uid 1000") && whats.includes("set gid 1000"), whats.join("\n"));
+  // Only the process's rlimits: docker's default nofile is not added.
+  assertEquals(whats.filter((w) => w.startsWith("set rlimit")), ["set rlimit nofile 100:200"]);
+  const env = (ops.at(-1)!.args[2] as { items: readonly string[] }).items;
+  assert(env.includes("HOME=/home/app"), env.join(" "));
+
+  // The same ids as a `-u` string: groups from /etc/group, docker's nofile.
+  const byName = new RecordingHost({ rootFiles: ROOT_FILES });
+  await execInContainer(INIT, { ...SPEC, user: "1000:1000" }, byName);
+  const named = byName.programs[0];
+  assertEquals(groupsOf(named), [1000, 10]);
+  assert(
+    named.some((o) => /^set rlimit nofile \d+:\d+$/.test(o.what) && !/100:200/.test(o.what)),
+    named.map((o) => o.what).join("\n"),
+  );
+});

@@ -3,8 +3,8 @@
  * state directory's owner and mode, the overlay mount, cgroups, namespace files, the clone of
  * PID 1 and its handshake pipes) goes through one {@link Host}. {@link linuxHost} makes the
  * calls through ffi/; src/runtime/host_fake.ts records them instead, so the host-side start
- * logic of container.ts (order, and what is undone when a step fails) is unit-tested without
- * root. youki's `Syscall` trait (LinuxSyscall, TestHelperSyscall) is the model.
+ * logic of container.ts, exec.ts and oci_start.ts (order, and what is undone when a step
+ * fails) is unit-tested without root. youki's `Syscall` trait (LinuxSyscall, TestHelperSyscall) is the model.
  *
  * Paths inside the mounted rootfs (mount targets, /etc/passwd) are not in the seam: they are
  * plain files below a directory the caller owns, and resolving them is part of what is tested.
@@ -12,7 +12,17 @@
  * @module
  */
 import { cloneProgram, CompiledProgram, type Op, SharedWord } from "../../ffi/clone.ts";
-import { O_CLOEXEC, O_RDONLY, openat2, RESOLVE_IN_ROOT } from "../../ffi/fs.ts";
+import { sendFdToPath } from "../../ffi/fd_passing.ts";
+import {
+  AT_EMPTY_PATH,
+  fstatat,
+  O_CLOEXEC,
+  O_PATH,
+  O_RDONLY,
+  openat2,
+  RESOLVE_IN_ROOT,
+} from "../../ffi/fs.ts";
+import { ptyNumber } from "../../ffi/terminal.ts";
 import { namespaceId, openNamespaceFile } from "../../ffi/namespace.ts";
 import { mount } from "../../ffi/mount.ts";
 import { openNamespace } from "../../ffi/net.ts";
@@ -31,8 +41,6 @@ import { cloneInPidNamespace } from "./namespaces.ts";
 import { mountOverlay, type OverlayDirs, unmountRootfs } from "./rootfs.ts";
 import {
   currentIdentity,
-  type HeldOverlay,
-  holdOverlay,
   type HostIdentity,
   isRootless,
   type RootlessMapping,
@@ -42,6 +50,9 @@ import {
 import { receiveTerminal, terminalChannel } from "./tty.ts";
 import { idmapLayers, type IdMapping, writeIdMaps } from "./userns.ts";
 import { joinContainerCgroups } from "./cgroup_join.ts";
+import { createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
+import { type HeldOverlay, holdOverlay } from "./overlay_holder.ts";
+import { type TimeOffsets, writeTimeOffsets } from "./oci_time.ts";
 
 /** Owner and mode of a host path. */
 export interface HostStat {
@@ -165,9 +176,32 @@ export interface HostExec {
   lastCap(): number;
 }
 
+/**
+ * What `tsbox runc create` adds (oci_start.ts): the cgroup at the spec's cgroupsPath, written
+ * with synchronous calls (oci_cgroup.ts says why), the state dir the process opens exec.fifo
+ * in, the command looked up in its root, time offsets, and the pty master sent to the caller.
+ */
+export interface HostOci {
+  /** Creates the cgroup at `path` below the cgroup roots with `limits` written. */
+  createOciCgroup(path: string, limits: ResourceLimits): Promise<Cgroup>;
+  /** Moves `pid` into a cgroup {@link createOciCgroup} made. */
+  joinOciCgroup(cgroup: Cgroup, pid: number): void;
+  /** An O_PATH fd of a directory, close-on-exec but inherited by the clone. */
+  openDirectory(path: string): number;
+  /**
+   * st_mode of `path` below the root fd `root`, every symlink resolved inside it (as execve in
+   * the container resolves it); undefined when there is nothing there.
+   */
+  modeInRoot(root: number, path: string): number | undefined;
+  /** Writes the offsets of the time namespace `pid` will enter at execve. */
+  writeTimeOffsets(pid: number, offsets: TimeOffsets): void;
+  /** Sends the pty master to the unix socket at `socketPath` (SCM_RIGHTS) and closes it. */
+  sendTerminal(socketPath: string, master: number): void;
+}
+
 /** The host-side calls of a container start, stop and wait, by area. */
 export interface Host
-  extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless, HostExec {}
+  extends HostFiles, HostMounts, HostCgroups, HostProcesses, HostRootless, HostExec, HostOci {}
 
 function readInRoot(root: number, path: string): string {
   let fd: number;
@@ -182,6 +216,28 @@ function readInRoot(root: number, path: string): string {
     return "";
   } finally {
     closeFd(fd);
+  }
+}
+
+function modeInRoot(root: number, path: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openat2(root, path, O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fstatat(fd, "", AT_EMPTY_PATH).mode;
+  } finally {
+    closeFd(fd);
+  }
+}
+
+function sendTerminal(socketPath: string, master: number): void {
+  try {
+    sendFdToPath(socketPath, master, `/dev/pts/${ptyNumber(master)}`);
+  } finally {
+    closeFd(master);
   }
 }
 
@@ -200,7 +256,7 @@ export const linuxHost: Host = {
     const who = currentIdentity();
     return { who, maps: rootlessMapping(who) };
   },
-  holdOverlay,
+  holdOverlay: (rootfs, overlay, maps) => holdOverlay(linuxHost, rootfs, overlay, maps),
   writeRootlessMaps,
   mkdir: (path, mode) => Deno.mkdir(path, { recursive: true, mode }),
   stat: async (path) => {
@@ -241,4 +297,10 @@ export const linuxHost: Host = {
   joinCgroupsOf: joinContainerCgroups,
   sharedWord: () => new SharedWord(),
   lastCap,
+  createOciCgroup: (path, limits) => createOciCgroup(path, limits),
+  joinOciCgroup,
+  openDirectory: (path) => openNamespaceFile(path, true),
+  modeInRoot,
+  writeTimeOffsets,
+  sendTerminal,
 };

@@ -4,19 +4,23 @@
  * join 4242", "kill 4242 9"), and any call can be made to fail. File calls on the state
  * directory are also made for real (it is a temporary directory of the test), except chown;
  * mounts, cgroups, namespaces and processes are only recorded. The cloned PID 1 is simulated:
- * its status pipe reports success, or the failure {@link FakeOptions.programFailure} picks.
+ * its status pipe gives the records its program writes there itself (an OCI process's pause and
+ * ready records) up to the failure {@link FakeOptions.programFailure} picks, then that failure,
+ * or the end of file of a successful execve.
  *
  * @module
  */
 import type { Op, ProgramFailure } from "../../ffi/clone.ts";
-import { CLONE } from "../../ffi/clone.ts";
+import { CLONE, Data } from "../../ffi/clone.ts";
 import type { WaitStatus } from "../../ffi/process.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
 import type { Host, HostStat, IdmappedLayers, SharedPid } from "./host.ts";
 import type { OverlayDirs } from "./rootfs.ts";
 import type { IdMapping } from "./userns.ts";
-import type { HeldOverlay, HostIdentity, RootlessMapping } from "./rootless.ts";
+import type { TimeOffsets } from "./oci_time.ts";
+import type { HostIdentity, RootlessMapping } from "./rootless.ts";
+import type { HeldOverlay } from "./overlay_holder.ts";
 
 /** How the fake behaves. */
 export interface FakeOptions {
@@ -39,6 +43,11 @@ export interface FakeOptions {
   readonly rootFiles?: Readonly<Record<string, string>>;
   /** exec: /proc/PID/status of the container's PID 1 (a CapBnd of docker's 14 by default). */
   readonly procStatus?: string;
+  /**
+   * runc create: st_mode of files below the container's root; a path of {@link rootFiles}
+   * is an executable regular file (0o100755) unless given here.
+   */
+  readonly rootModes?: Readonly<Record<string, number>>;
 }
 
 const FLAG_NAMES = Object.entries(CLONE);
@@ -57,8 +66,8 @@ export class RecordingHost implements Host {
   #nextFd = 100;
   #nextPid = 4242;
   readonly #open = new Set<number>();
-  /** status read end -> the write end given to clone, and the failure that program reports. */
-  readonly #status = new Map<number, ProgramFailure | undefined>();
+  /** status read end -> the records its program writes there, in order. */
+  readonly #status = new Map<number, Uint8Array[]>();
   readonly #pairs = new Map<number, number>();
   /** The failure the last cloned program reports, and that program. */
   #last?: { ops: readonly Op[]; failure?: ProgramFailure };
@@ -196,7 +205,7 @@ export class RecordingHost implements Host {
     this.programs.push(ops);
     const read = this.#pairs.get(statusFd);
     const failure = this.options.programFailure?.(ops);
-    if (read !== undefined) this.#status.set(read, failure);
+    if (read !== undefined) this.#status.set(read, statusRecords(ops, statusFd, failure));
     this.#last = { ops, failure };
     return this.#nextPid++;
   }
@@ -226,15 +235,7 @@ export class RecordingHost implements Host {
   }
 
   readFd(fd: number, _size: number): Promise<Uint8Array> {
-    return this.later(`read fd ${fd}`, () => {
-      const failure = this.#status.get(fd);
-      if (!failure) return new Uint8Array(0);
-      const record = new Uint8Array(16);
-      const view = new DataView(record.buffer);
-      view.setBigInt64(0, BigInt(failure.opIndex), true);
-      view.setBigInt64(8, BigInt(failure.errno), true);
-      return record;
-    });
+    return this.later(`read fd ${fd}`, () => this.#status.get(fd)?.shift() ?? new Uint8Array(0));
   }
 
   waitPid(pid: number): Promise<WaitStatus> {
@@ -311,6 +312,65 @@ export class RecordingHost implements Host {
   lastCap(): number {
     return 40;
   }
+
+  createOciCgroup(path: string, limits: ResourceLimits): Promise<Cgroup> {
+    const shown = Object.entries(limits).filter(([k]) => k !== "devices")
+      .map(([k, v]) => `${k}=${v}`).join(",");
+    return this.later(`cgroup create ${path} ${shown}`.trimEnd(), () => new FakeCgroup(this, path));
+  }
+
+  joinOciCgroup(_cgroup: Cgroup, pid: number): void {
+    this.#record(`cgroup join ${pid}`);
+  }
+
+  openDirectory(path: string): number {
+    this.#record(`open dir ${path}`);
+    return this.#fd();
+  }
+
+  modeInRoot(_root: number, path: string): number | undefined {
+    return this.options.rootModes?.[path] ??
+      (this.options.rootFiles?.[path] !== undefined ? 0o100755 : undefined);
+  }
+
+  writeTimeOffsets(pid: number, offsets: TimeOffsets): void {
+    this.#record(`time offsets ${pid} ${JSON.stringify(offsets)}`);
+  }
+
+  sendTerminal(socketPath: string, master: number): void {
+    this.#record(`send terminal ${master} to ${socketPath}`);
+    this.#open.delete(master);
+  }
+}
+
+/** A 16-byte status record (ffi/clone.ts decodeStatus). */
+function record(failure: ProgramFailure): Uint8Array {
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  view.setBigInt64(0, BigInt(failure.opIndex), true);
+  view.setBigInt64(8, BigInt(failure.errno), true);
+  return out;
+}
+
+/**
+ * What a program writes on its status pipe: the records its own ops write to `statusFd`
+ * before the failing op, then the failure's record.
+ */
+function statusRecords(
+  ops: readonly Op[],
+  statusFd: number,
+  failure: ProgramFailure | undefined,
+): Uint8Array[] {
+  const end = failure && failure.opIndex >= 0 ? failure.opIndex : ops.length;
+  const out: Uint8Array[] = [];
+  for (const o of ops.slice(0, end)) {
+    const data = o.args[1];
+    if (o.nr === SYS.write && o.args[0] === statusFd && data instanceof Data) {
+      out.push(data.bytes);
+    }
+  }
+  if (failure) out.push(record(failure));
+  return out;
 }
 
 /** A cgroup that only records (its calls can fail through the host's `failOn`). */

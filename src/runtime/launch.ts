@@ -1,10 +1,16 @@
 /**
  * The launch handshake every cloned process goes through (a container's PID 1, an exec'd
- * process): two close-on-exec pipes, the clone of a child running its syscall program, the
- * host-side steps while the child waits on the sync pipe (id maps, cgroups, hooks), the release
- * byte, and the status pipe's answer: empty once execve succeeded, or the failing op and its
- * errno, mapped to docker's errors. Whatever fails, the child is killed and reaped and every fd
- * of the handshake closed. Every call goes through the {@link Host} seam.
+ * process, the process `tsbox runc create` leaves waiting): two close-on-exec pipes, the clone
+ * of a child running its syscall program, the host-side steps while the child waits on the sync
+ * pipe (id maps, cgroups, hooks), the release byte, and the status pipe's answer: empty once
+ * execve succeeded, or the failing op and its errno, mapped to docker's errors. Whatever fails,
+ * the child is killed and reaped and every fd of the handshake closed. Every call goes through
+ * the {@link Host} seam.
+ *
+ * Two records on the status pipe are not failures: {@link PAUSE_RECORD}, a child paused in its
+ * program (an OCI container's mounts made, before pivot_root) until a byte on its pause pipe,
+ * and {@link READY_RECORD}, a held child set up and blocked until someone else releases it (on
+ * the exec fifo, until `runc start`).
  *
  * @module
  */
@@ -12,6 +18,11 @@ import { decodeStatus, type Op, type ProgramFailure } from "../../ffi/clone.ts";
 import { TsboxError } from "../errors.ts";
 import type { Host } from "./host.ts";
 import { startError } from "./start_error.ts";
+
+/** The status record of a held child that is set up and waits (see {@link LaunchRequest.hold}). */
+export const READY_RECORD = -2;
+/** The status record of a paused child (see {@link LaunchRequest.paused}). */
+export const PAUSE_RECORD = -3;
 
 /** The handshake's fds a child program is built around. */
 export interface HandshakeFds {
@@ -23,6 +34,11 @@ export interface HandshakeFds {
   readonly statusFd: number;
   /** With `tty`: the child's end of the socket pair it sends its pty master over (tty.ts). */
   readonly terminalSocket?: number;
+  /**
+   * With {@link LaunchRequest.paused}: after writing {@link PAUSE_RECORD} the child reads one
+   * byte from it before it goes on.
+   */
+  readonly pauseFd?: number;
 }
 
 /** What one launch clones and does while the child is held. */
@@ -43,6 +59,18 @@ export interface LaunchRequest {
   afterClone?(pid: number): Promise<void>;
   /** The child is in its namespaces, still held: cgroups, oom score, the caller's hook. */
   beforeRelease?(pid: number): Promise<void>;
+  /**
+   * Run while the released child is paused: it reported {@link PAUSE_RECORD} and waits for a
+   * byte on {@link HandshakeFds.pauseFd}, written once this resolves (OCI hooks that run before
+   * pivot_root). Without it, a pause record is a failure.
+   */
+  paused?(pid: number): Promise<void>;
+  /**
+   * The child does not execve once released: it reports {@link READY_RECORD} and blocks until
+   * released otherwise (`runc start` opening the exec fifo); the launch returns then, with the
+   * child waiting. A child that ends its program without that record fails the launch.
+   */
+  readonly hold?: boolean;
   /**
    * Once the status pipe has answered: the pid of the process that runs the command (exec forks
    * once more into the container's PID namespace), or -1 when there is none. The cloned pid
@@ -78,13 +106,20 @@ export async function launch(host: Host, req: LaunchRequest): Promise<Launched> 
     const [statusR, statusW] = host.pipe().map(opened);
     const channel = req.tty ? host.terminalChannel() : undefined;
     if (channel) open.add(channel.parent).add(channel.child);
+    const [pauseR, pauseW] = req.paused ? host.pipe().map(opened) : [];
     let ops: readonly Op[] = [];
     try {
       ops = req.program({
         syncFd: syncR,
-        closeFds: [syncW, statusR, ...(channel ? [channel.parent] : [])],
+        closeFds: [
+          syncW,
+          statusR,
+          ...(channel ? [channel.parent] : []),
+          ...(pauseW !== undefined ? [pauseW] : []),
+        ],
         statusFd: statusW,
         terminalSocket: channel?.child,
+        pauseFd: pauseR,
       });
       pid = host.clone(ops, statusW, req.flags, req.pidNamespaceFd);
       clonedAny = true;
@@ -95,10 +130,23 @@ export async function launch(host: Host, req: LaunchRequest): Promise<Launched> 
     close(syncR);
     close(statusW);
     if (channel) close(channel.child);
+    if (pauseR !== undefined) close(pauseR);
     await req.beforeRelease?.(pid);
     host.writeFd(syncW, new Uint8Array([1]));
     close(syncW);
-    const failure = decodeStatus(await host.readFd(statusR, 16));
+    let failure = decodeStatus(await host.readFd(statusR, 16));
+    if (req.paused && pauseW !== undefined && failure?.opIndex === PAUSE_RECORD) {
+      await req.paused(pid);
+      host.writeFd(pauseW, new Uint8Array([1]));
+      close(pauseW);
+      failure = decodeStatus(await host.readFd(statusR, 16));
+    }
+    if (req.hold) {
+      if (!failure) {
+        throw new TsboxError(`${req.argv0}: ended without reporting (exec before start?)`);
+      }
+      if (failure.opIndex === READY_RECORD) failure = undefined;
+    }
     if (req.settle) {
       // The cloned process has ended (its status pipe closed): what runs is its child.
       const cloned = pid;

@@ -6,7 +6,8 @@
  * threaded runtime (design.md), and it lets `args[0]` be what the hook asked for (execve's
  * argv, which Deno.Command cannot set).
  *
- * In the container the program is exec's (exec.ts): setns into each namespace of the
+ * In the container the program is exec's (exec.ts buildExecProgram, the one `tsbox exec` and
+ * `tsbox runc exec` run): setns into each namespace of the
  * container's process that differs from the runtime's, a fork into its PID namespace, then
  * fchdir+chroot to that process's root. Before pivot_root (createContainer) that root is the
  * mount namespace's own `/`, the host's tree as the container's mount namespace sees it, so the
@@ -26,25 +27,17 @@ import { SYS } from "../../ffi/syscall_numbers.ts";
 import { closeFd, pipe, readAvailable, waitReadable } from "../../ffi/process.ts";
 import type { SeccompProfile } from "./seccomp.ts";
 import { type Host, linuxHost, type SharedPid } from "./host.ts";
-import { dumpableOps, type ExecPlan, joinOps, openContainer, pidForkOps, rootOps } from "./exec.ts";
+import { buildExecProgram, dumpableOps, openContainer } from "./exec.ts";
 import { launch } from "./launch.ts";
 import {
-  capabilityOps,
   type ChildPlan,
   closeOtherFdsOps,
   execOps,
-  identityOps,
   signalOps,
   stdioOps,
   syncOps,
 } from "./program.ts";
-import {
-  noNewPrivsOps,
-  prepareSecurity,
-  rlimitOps,
-  type RlimitSetting,
-  seccompOps,
-} from "./security.ts";
+import { prepareSecurity, type RlimitSetting } from "./security.ts";
 
 /** The hook as config.json gives it. */
 export interface HookCommand {
@@ -230,35 +223,22 @@ export async function runHookProcess(
             ...execOps(p),
           ];
         }
-        const e = {
-          joins: target.joins,
-          pidFork,
-          root: target.root,
-          cwd: place.cwd,
-        } as Pick<ExecPlan, "joins" | "pidFork" | "root" | "cwd"> as ExecPlan;
         const sec = security!.plan;
-        return [
-          ...dumpableOps(),
-          ...signalOps(),
-          ...syncOps(p),
-          ...closeOtherFdsOps([
+        return buildExecProgram({
+          ...p,
+          keepFds: [
             ...keep,
             target.root,
             ...target.joins.map((j) => j.fd),
             ...(pidFork ? [pidFork.fd] : []),
-          ]),
-          ...joinOps(e),
-          ...pidForkOps(e),
-          ...rootOps(e),
-          ...rlimitOps(c!.rlimits ?? []),
-          ...(sec.seccomp && !sec.seccompLate ? seccompOps(sec.seccomp) : []),
-          ...identityOps(p),
-          ...capabilityOps(p),
-          ...stdioOps(p),
-          ...(sec.noNewPrivileges ? noNewPrivsOps() : []),
-          ...(sec.seccomp && sec.seccompLate ? seccompOps(sec.seccomp) : []),
-          ...execOps(p),
-        ];
+          ],
+          joins: target.joins,
+          pidFork,
+          root: target.root,
+          cwd: place.cwd,
+          // The container process's own rlimits, not docker's defaults.
+          security: { ...sec, rlimits: c!.rlimits ?? [] },
+        });
       },
       cloned: () => {
         security?.free();

@@ -56,6 +56,7 @@ import {
   seccompOps,
 } from "./security.ts";
 import { terminalOps, type TerminalPlan } from "./tty.ts";
+import { PAUSE_RECORD, READY_RECORD } from "./launch.ts";
 
 const PR_SET_DUMPABLE = 4;
 const PR_SET_KEEPCAPS = 8;
@@ -68,10 +69,10 @@ const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const SYS_SETDOMAINNAME = 171;
 
-/** The status record an OCI child writes when it is set up and waits for `start`. */
-export const READY_OP_INDEX = -2;
+/** The status record an OCI child writes when it is set up and waits for `start` (launch.ts). */
+export const READY_OP_INDEX = READY_RECORD;
 /** The status record of a child whose mounts are made, waiting for its hooks (before pivot). */
-export const HOOKS_OP_INDEX = -3;
+export const HOOKS_OP_INDEX = PAUSE_RECORD;
 
 /** Everything the OCI child's program needs, resolved by the parent. */
 export interface OciChildPlan {

@@ -2,43 +2,31 @@
  * Creating an OCI container from a bundle, as `runc create` does: the cgroup at
  * `linux.cgroupsPath` with the spec's limits, the mounts resolved in the rootfs, the first
  * process cloned into its new namespaces (joined ones by path) running the program of
- * oci_program.ts, its id maps and cgroup set by this process, then released. It reports
- * "ready" once it waits on the exec fifo; this process checks from outside that the command
- * exists in the container (so that `create` fails with "executable file not found" as runc
- * does), forwards the pty master to `--console-socket`, and leaves the process to its caller
- * (whose subreaper it becomes when this process exits).
+ * oci_program.ts, its id maps and cgroup set by this process, then released, all through the
+ * one handshake of launch.ts and the {@link Host} seam. The process pauses after its mounts,
+ * before pivot_root, while the prestart, createRuntime and createContainer hooks run (the
+ * launch's pause), and reports "ready" once it waits on the exec fifo (a held launch); this
+ * process checks from outside that the command exists in the container (so that `create`
+ * fails with "executable file not found" as runc does), forwards the pty master to
+ * `--console-socket`, and leaves the process to its caller (whose subreaper it becomes when
+ * this process exits).
  *
  * @module
  */
-import { cloneProgram, CompiledProgram, decodeStatus } from "../../ffi/clone.ts";
-import { sendFdToPath } from "../../ffi/fd_passing.ts";
-import {
-  fstatat,
-  O_CLOEXEC,
-  O_PATH,
-  openat2,
-  RESOLVE_IN_ROOT,
-  S_IFMT,
-  S_IFREG,
-} from "../../ffi/fs.ts";
-import { closeNamespaceFd, openNamespaceFile } from "../../ffi/namespace.ts";
-import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
-import { ptyNumber, type WindowSize } from "../../ffi/terminal.ts";
+import { S_IFMT, S_IFREG } from "../../ffi/fs.ts";
+import type { WindowSize } from "../../ffi/terminal.ts";
 import type { Spec } from "../oci/spec.ts";
 import { TsboxError } from "../errors.ts";
-import { writeOomScoreAdj } from "./cgroup_extra.ts";
 import type { Cgroup } from "./cgroups.ts";
-import { startError } from "./container.ts";
-import { cloneInPidNamespace } from "./namespaces.ts";
-import { createOciCgroup, joinOciCgroup } from "./oci_cgroup.ts";
+import { type Host, linuxHost } from "./host.ts";
+import { launch, type Launched } from "./launch.ts";
 import { CLONE_FLAGS, idMapping, OciConfigError, resourceLimits, rootPath } from "./oci_config.ts";
 import { prepareOci } from "./oci_plan.ts";
-import { buildOciProgram, HOOKS_OP_INDEX, READY_OP_INDEX } from "./oci_program.ts";
-import { receiveTerminal, terminalChannel } from "./tty.ts";
-import { writeIdMaps } from "./userns.ts";
+import { buildOciProgram } from "./oci_program.ts";
 import { adjustOciProgram, dumpableUntil, ociPlanExtras } from "./oci_program_extras.ts";
 import type { OciRootless } from "./oci_rootless.ts";
-import { timeOffsetsOf, writeTimeOffsets } from "./oci_time.ts";
+import { timeOffsetsOf } from "./oci_time.ts";
+import { startError } from "./start_error.ts";
 
 /** What `create` needs besides the bundle's config. */
 export interface OciCreateOptions {
@@ -82,14 +70,6 @@ export interface OciCreated {
 const ENOENT = 2;
 const EACCES = 13;
 
-function lastCap(): number {
-  try {
-    return Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
-  } catch {
-    return 40;
-  }
-}
-
 /** The namespace file types setns takes, by spec name. */
 const NS_WHAT: Record<string, string> = {
   network: "net",
@@ -101,8 +81,15 @@ const NS_WHAT: Record<string, string> = {
   user: "user",
 };
 
-/** Creates the container; see the module doc. */
-export async function createOciContainer(o: OciCreateOptions): Promise<OciCreated> {
+/**
+ * Creates the container; see the module doc. `host` makes the host-side calls (tests pass a
+ * recording fake). When a step fails, what the steps before it did is undone: the process
+ * killed and reaped, the cgroup removed, every fd closed.
+ */
+export async function createOciContainer(
+  o: OciCreateOptions,
+  host: Host = linuxHost,
+): Promise<OciCreated> {
   const { spec } = o;
   const rootfs = rootPath(o.bundle, spec);
   try {
@@ -121,121 +108,97 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
   }
   const { base, ns, cgroupPath, security } = prepareOci(spec, rootfs, {
     id: o.id,
-    lastCap: lastCap(),
+    lastCap: host.lastCap(),
     warn: o.warn,
   });
-  const candidates = base.candidates;
+  // Opened here, inherited by the clone, closed once it is made: the exec fifo's directory and
+  // the namespaces joined by path.
   const open = new Set<number>();
-  const track = (fd: number) => (open.add(fd), fd);
-  const close = (fd: number) => {
-    if (open.delete(fd)) closeFd(fd);
+  const opened = (fd: number) => (open.add(fd), fd);
+  const closeOpen = () => {
+    for (const fd of [...open]) open.delete(fd), host.closeFd(fd);
+  };
+  let freed = false;
+  const cloned = () => {
+    if (!freed) security.free();
+    freed = true;
+    closeOpen();
   };
   let cgroup: Cgroup | undefined;
-  let pid = -1;
+  let launched: Launched | undefined;
   try {
-    if (!o.rootless?.noCgroup) cgroup = await createOciCgroup(cgroupPath, resourceLimits(spec));
-    const [syncR, syncW] = pipe().map(track);
-    const [statusR, statusW] = pipe().map(track);
-    const hookPipe = o.hooks ? pipe().map(track) : undefined;
-    const fifoDir = track(openNamespaceFile(o.stateDir, true));
+    if (!o.rootless?.noCgroup) {
+      cgroup = await host.createOciCgroup(cgroupPath, resourceLimits(spec));
+    }
+    const fifoDir = opened(host.openDirectory(o.stateDir));
     const joins = ns.joins.map((j) => ({
-      fd: track(openNamespaceFile(j.path)),
+      fd: opened(host.openNamespace(j.path)),
       type: CLONE_FLAGS[j.type],
       what: NS_WHAT[j.type],
     }));
-    const pidFd = ns.pidPath !== undefined ? track(openNamespaceFile(ns.pidPath)) : undefined;
-    const channel = p.terminal ? terminalChannel() : undefined;
-    if (channel) track(channel.parent), track(channel.child);
-    const ops = buildOciProgram({
-      ...base,
-      noPivot: o.noPivot ?? false,
-      joins,
-      terminal: channel
-        ? { socketFd: channel.child, size: windowSize(p.consoleSize), uid: p.user.uid }
-        : undefined,
-      syncFd: syncR,
-      closeFds: [
-        syncW,
-        statusR,
-        ...(channel ? [channel.parent] : []),
-        ...(hookPipe ? [hookPipe[1]] : []),
-      ],
-      statusFd: statusW,
-      hookSyncFd: hookPipe?.[0],
-      ...ociPlanExtras(spec, security.plan.seccomp, o.rootless),
-      fifoDirFd: fifoDir,
-      preserveFds: o.preserveFds ?? 0,
-    });
-    adjustOciProgram(ops, { dumpableUntil: dumpableUntil(ns, o.rootless), newTime: ns.newTime });
-    const program = CompiledProgram.compile(ops, statusW);
-    try {
-      pid = cloneInPidNamespace(pidFd, () => cloneProgram(program, ns.cloneFlags));
-    } finally {
-      program.free();
-      security.free();
-    }
-    for (
-      const fd of [
-        syncR,
-        statusW,
-        fifoDir,
-        ...joins.map((j) => j.fd),
-        ...(pidFd !== undefined ? [pidFd] : []),
-      ]
-    ) {
-      close(fd);
-    }
-    if (channel) close(channel.child);
+    const pidFd = ns.pidPath !== undefined ? opened(host.openNamespace(ns.pidPath)) : undefined;
     const mapping = idMapping(spec);
-    if (ns.newUser && mapping) {
-      if (o.rootless) await o.rootless.writeIdMaps(pid, mapping);
-      else writeIdMaps(pid, mapping);
-    }
-    if (cgroup) joinOciCgroup(cgroup, pid);
-    if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
-      await writeOomScoreAdj(pid, p.oomScoreAdj);
-    }
-    writeFd(syncW, new Uint8Array([1]));
-    close(syncW);
-    let failure = decodeStatus(await readFd(statusR, 16));
-    if (hookPipe && failure?.opIndex === HOOKS_OP_INDEX) {
-      await o.hooks!(pid);
-      writeFd(hookPipe[1], new Uint8Array([1]));
-      close(hookPipe[1]);
-      failure = decodeStatus(await readFd(statusR, 16));
-    }
-    if (!failure) {
-      throw new TsboxError("container init: ended without reporting (exec before start?)");
-    }
-    if (failure.opIndex !== READY_OP_INDEX) {
-      await waitPid(pid);
-      pid = -1;
-      throw startError(failure, ops.map((op) => op.what), p.args[0]);
-    }
-    checkCommand(pid, p.args[0], candidates, p.cwd);
-    if (ns.newTime) writeTimeOffsets(pid, timeOffsetsOf(spec));
-    let terminal: number | undefined;
-    if (channel) {
-      const master = receiveTerminal(channel.parent);
-      if (!o.consoleSocket) terminal = master;
-      else {
-        try {
-          sendFdToPath(o.consoleSocket, master, `/dev/pts/${ptyNumber(master)}`);
-        } finally {
-          closeFd(master);
+    const oomScoreAdj = p.oomScoreAdj;
+    const rootless = o.rootless;
+    launched = await launch(host, {
+      argv0: p.args[0],
+      tty: p.terminal === true,
+      flags: ns.cloneFlags,
+      pidNamespaceFd: pidFd,
+      hold: true,
+      program: (fds) => {
+        const ops = buildOciProgram({
+          ...base,
+          noPivot: o.noPivot ?? false,
+          joins,
+          terminal: fds.terminalSocket !== undefined
+            ? { socketFd: fds.terminalSocket, size: windowSize(p.consoleSize), uid: p.user.uid }
+            : undefined,
+          syncFd: fds.syncFd,
+          closeFds: fds.closeFds,
+          statusFd: fds.statusFd,
+          hookSyncFd: fds.pauseFd,
+          ...ociPlanExtras(spec, security.plan.seccomp, rootless),
+          fifoDirFd: fifoDir,
+          preserveFds: o.preserveFds ?? 0,
+        });
+        adjustOciProgram(ops, { dumpableUntil: dumpableUntil(ns, rootless), newTime: ns.newTime });
+        return ops;
+      },
+      cloned,
+      afterClone: ns.newUser && mapping
+        ? (pid) => rootless ? rootless.writeIdMaps(pid, mapping) : host.writeIdMaps(pid, mapping)
+        : undefined,
+      beforeRelease: async (pid) => {
+        if (cgroup) host.joinOciCgroup(cgroup, pid);
+        if (oomScoreAdj !== undefined && oomScoreAdj !== null) {
+          await host.writeOomScoreAdj(pid, oomScoreAdj);
         }
-      }
+      },
+      // As runc: after the namespaces and mounts exist, before pivot_root.
+      paused: o.hooks,
+    });
+    const { pid } = launched;
+    checkCommand(host, pid, p.args[0], base.candidates, p.cwd);
+    const offsets = ns.newTime ? timeOffsetsOf(spec) : undefined;
+    if (offsets) host.writeTimeOffsets(pid, offsets);
+    let terminal = launched.terminal;
+    if (terminal !== undefined && o.consoleSocket) {
+      const master = terminal;
+      terminal = undefined;
+      host.sendTerminal(o.consoleSocket, master);
     }
     return { pid, cgroupPath: cgroup ? cgroupPath : "", cgroup, terminal };
   } catch (err) {
-    if (pid > 0) {
-      killPid(pid, 9);
-      await waitPid(pid).catch(() => {});
+    if (launched) {
+      if (launched.terminal !== undefined) host.closeFd(launched.terminal);
+      host.killPid(launched.pid, 9);
+      await host.waitPid(launched.pid).catch(() => {});
     }
     await cgroup?.remove().catch(() => {});
     throw err;
   } finally {
-    for (const fd of [...open]) close(fd);
+    cloned();
   }
 }
 
@@ -245,6 +208,7 @@ export async function createOciContainer(o: OciCreateOptions): Promise<OciCreate
  * it (RESOLVE_IN_ROOT), as execve will.
  */
 function checkCommand(
+  host: Host,
   pid: number,
   argv0: string,
   candidates: readonly string[],
@@ -252,7 +216,7 @@ function checkCommand(
 ): void {
   let root: number;
   try {
-    root = openNamespaceFile(`/proc/${pid}/root`, true);
+    root = host.openRoot(pid);
   } catch {
     return; // the process is gone: start will report it
   }
@@ -260,22 +224,13 @@ function checkCommand(
   try {
     for (const c of candidates) {
       const path = c.startsWith("/") ? c : `${cwd.replace(/\/$/, "")}/${c}`;
-      let fd: number;
-      try {
-        fd = openat2(root, path, O_PATH | O_CLOEXEC, 0, RESOLVE_IN_ROOT);
-      } catch {
-        continue;
-      }
-      try {
-        const st = fstatat(fd, "", 0x1000 /* AT_EMPTY_PATH */);
-        if ((st.mode & S_IFMT) === S_IFREG && (st.mode & 0o111) !== 0) return;
-        denied = true;
-      } finally {
-        closeFd(fd);
-      }
+      const mode = host.modeInRoot(root, path);
+      if (mode === undefined) continue;
+      if ((mode & S_IFMT) === S_IFREG && (mode & 0o111) !== 0) return;
+      denied = true;
     }
   } finally {
-    closeNamespaceFd(root);
+    host.closeFd(root);
   }
   throw startError({ opIndex: -1, errno: denied ? EACCES : ENOENT }, [], argv0);
 }

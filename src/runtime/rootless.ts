@@ -8,22 +8,7 @@
  * @module
  */
 import { join } from "../path.ts";
-import {
-  bytes,
-  CLONE,
-  cloneProgram,
-  CompiledProgram,
-  decodeStatus,
-  FAIL_ON_ZERO,
-  type Op,
-  str,
-} from "../../ffi/clone.ts";
-import { SyscallError } from "../../ffi/errors.ts";
-import { MS } from "../../ffi/mount.ts";
-import { closeFd, killPid, pipe, readFd, waitPid, writeFd } from "../../ffi/process.ts";
-import { SYS } from "../../ffi/syscall_numbers.ts";
 import { TsboxError, UsageError } from "../errors.ts";
-import { overlayOps } from "./program.ts";
 import type { IdMapping as OciIdMapping, Mount, Spec } from "../oci/spec.ts";
 import { overlayOptions } from "./rootfs.ts";
 import type { Cgroup, ResourceLimits } from "./cgroups.ts";
@@ -264,102 +249,6 @@ export async function rootlessCgroup(
     log("WARN: rootless: no writable cgroup for this user; running without resource limits");
   }
   return new NoCgroup();
-}
-
-/** The rootless overlay, mounted by a process in its own user and mount namespaces. */
-export interface HeldOverlay {
-  /** PID of the holder (in the host's PID namespace). */
-  readonly pid: number;
-  /**
-   * The mounted rootfs as this process sees it (`/proc/PID/root/<rootfs>`): the holder's mount
-   * namespace, entered through its root link, so files can be read and mount targets created.
-   */
-  readonly view: string;
-  /** Lets the holder exit (its namespaces, and the mount, go with it) and reaps it. */
-  release(): Promise<void>;
-}
-
-/**
- * Mounts the overlay `options` (lower entries relative to `lowerBase`) on `rootfs` in a new
- * user+mount namespace mapped as `maps`, and keeps it there until released. A rootless parent
- * cannot mount in its own namespace and no JS may run in a cloned child, so this is how the
- * parent prepares the rootfs (reads /etc/passwd, creates mount targets) before the container
- * itself starts and mounts the same overlay again in its own namespaces.
- */
-export async function holdOverlay(
-  rootfs: string,
-  overlay: { readonly lowerBase: string; readonly options: string },
-  maps: RootlessMapping,
-): Promise<HeldOverlay> {
-  const [syncR, syncW] = pipe();
-  const [readyR, readyW] = pipe();
-  const [statusR, statusW] = pipe();
-  const open = new Set([syncR, syncW, readyR, readyW, statusR, statusW]);
-  const close = (fd: number) => {
-    if (open.delete(fd)) closeFd(fd);
-  };
-  let pid = -1;
-  const reap = async () => {
-    if (pid <= 0) return;
-    killPid(pid, 9);
-    await waitPid(pid).catch(() => {});
-    pid = -1;
-  };
-  try {
-    const hold = (what: string): Op => ({
-      nr: SYS.read,
-      args: [syncR, bytes(new Uint8Array(8)), 1],
-      flags: FAIL_ON_ZERO,
-      what,
-    });
-    const ops: Op[] = [
-      { nr: SYS.close, args: [syncW], what: "close the parent's end" },
-      hold("wait for the id maps"),
-      {
-        nr: SYS.mount,
-        args: [0, str("/"), 0, MS.REC | MS.PRIVATE, 0],
-        what: "make / rprivate",
-      },
-      ...overlayOps(rootfs, overlay),
-      { nr: SYS.write, args: [readyW, bytes(new Uint8Array([1])), 1], what: "report ready" },
-      hold("hold the mount"),
-    ];
-    const program = CompiledProgram.compile(ops, statusW);
-    try {
-      pid = cloneProgram(program, CLONE.NEWUSER | CLONE.NEWNS);
-    } finally {
-      program.free();
-    }
-    close(syncR);
-    close(readyW);
-    close(statusW);
-    await writeRootlessMaps(pid, maps);
-    writeFd(syncW, new Uint8Array([1]));
-    if ((await readFd(readyR, 1)).length === 0) {
-      const failure = decodeStatus(await readFd(statusR, 16));
-      await reap();
-      const what = failure ? ops[failure.opIndex]?.what ?? `op ${failure.opIndex}` : "exited";
-      const code = failure ? new SyscallError("", [], failure.errno).code : "";
-      throw new UsernsError(`mounting the rootfs in a user namespace: ${what}: ${code}`);
-    }
-    close(readyR);
-    close(statusR);
-    const holder = pid;
-    return {
-      pid: holder,
-      view: `/proc/${holder}/root${rootfs}`,
-      release: async () => {
-        close(syncW);
-        killPid(holder, 9);
-        await waitPid(holder).catch(() => {});
-        pid = -1;
-      },
-    };
-  } catch (err) {
-    await reap();
-    for (const fd of [...open]) close(fd);
-    throw err;
-  }
 }
 
 /**
