@@ -34,7 +34,20 @@ export function supervisorCommand(root: string, id: string): { cmd: string; args
   const entry = new URL("./supervisor_main.ts", import.meta.url).pathname;
   return {
     cmd: Deno.execPath(),
-    args: ["run", "-A", "--quiet", `--v8-flags=${SUPERVISOR_V8_FLAGS}`, entry, root, id],
+    // No V8 code cache: with it each supervisor keeps Deno's cache database open and V8
+    // deserializes eagerly compiled bytecode for every cached function; without it only what
+    // runs is compiled. Measured with 20 running: about 0.4 MiB less PSS per supervisor, and
+    // `run -d` no slower (the supervisor loads while the CLI creates the container).
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "--no-code-cache",
+      `--v8-flags=${SUPERVISOR_V8_FLAGS}`,
+      entry,
+      root,
+      id,
+    ],
   };
 }
 
