@@ -2,7 +2,9 @@
  * Pull from a local registry: tsbox against `podman pull` (Debian's podman), interleaved in the
  * same run, medians and ratio, for a ~200 MB image of ~2,000 files (target <= 0.70) and for
  * busybox (target: not slower). Both sides keep a warm store between rounds and have the image
- * removed before each pull (tsbox `rmi`, podman `rmi`), so that only the pull is timed. Needs
+ * removed before each pull (tsbox `rmi`, podman `rmi`), so that only the pull is timed; CPU time
+ * (user + system) and the load average are printed beside, since on a busy machine podman's
+ * threads and tsbox's one thread fare differently. Needs
  * root; not part of CI.
  *
  *     deno run -A bench/pull_bench.ts [--runs N] [--mb 200] [--files 2000]
@@ -25,15 +27,24 @@ const FILES = flag("--files", 2000);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const COMPILED = new URL("../tsbox", import.meta.url).pathname;
 
-async function timed(cmd: string, cmdArgs: string[]): Promise<number> {
+/** Wall time and CPU time (user + system, from /usr/bin/time) of one command, in ms. */
+interface Timed {
+  wall: number;
+  cpu: number;
+}
+
+async function timed(cmd: string, cmdArgs: string[]): Promise<Timed> {
   const t0 = performance.now();
-  const out = await new Deno.Command(cmd, { args: cmdArgs, stdout: "null", stderr: "piped" })
-    .output();
-  const ms = performance.now() - t0;
-  if (!out.success) {
-    throw new Error(`${cmd} ${cmdArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return ms;
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "@@cpu %U %S", cmd, ...cmdArgs],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const wall = performance.now() - t0;
+  const err = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${cmd} ${cmdArgs.join(" ")}: ${err}`);
+  const m = /@@cpu ([\d.]+) ([\d.]+)/.exec(err);
+  return { wall, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -72,8 +83,8 @@ try {
       "≤ 1.00",
     ]] as const
   ) {
-    const t: number[] = [];
-    const p: number[] = [];
+    const t: Timed[] = [];
+    const p: Timed[] = [];
     for (let i = 0; i <= RUNS; i++) {
       // Round 0 warms both stores (database, directories) and is not counted.
       const tm = await tsbox("pull", "-q", ref);
@@ -83,14 +94,26 @@ try {
       if (i === 0) continue;
       t.push(tm);
       p.push(pm);
-      console.error(`${label} run ${i}: tsbox ${tm.toFixed(0)} ms, podman ${pm.toFixed(0)} ms`);
+      console.error(
+        `${label} run ${i}: tsbox ${tm.wall.toFixed(0)} ms (cpu ${tm.cpu.toFixed(0)}), ` +
+          `podman ${pm.wall.toFixed(0)} ms (cpu ${pm.cpu.toFixed(0)}), ` +
+          `load ${Deno.loadavg()[0].toFixed(1)}`,
+      );
     }
-    const tMed = median(t);
-    const pMed = median(p);
+    const tMed = median(t.map((x) => x.wall));
+    const pMed = median(p.map((x) => x.wall));
+    const tCpu = median(t.map((x) => x.cpu));
+    const pCpu = median(p.map((x) => x.cpu));
+    // The machine's load matters: podman runs on as many threads as it gets, tsbox on one
+    // unless a processor is idle (src/store/spare_cpu.ts).
     console.log(
       `pull ${label}, ${RUNS} runs (medians): tsbox ${tMed.toFixed(0)} ms, podman ${
         pMed.toFixed(0)
-      } ms, ratio ${(tMed / pMed).toFixed(2)} (target ${target})`,
+      } ms, ratio ${(tMed / pMed).toFixed(2)} (target ${target}); cpu (user+sys) tsbox ${
+        tCpu.toFixed(0)
+      } ms, podman ${pCpu.toFixed(0)} ms; load ${
+        Deno.loadavg()[0].toFixed(1)
+      } on ${navigator.hardwareConcurrency} cpus`,
     );
     benchRow({
       work: `pull ${label} (loopback registry) vs podman pull`,

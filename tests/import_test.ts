@@ -63,9 +63,20 @@ rootTest("import of an exported container: its files, -c config, -m in history",
       "Imported from -",
     );
     assertEquals(await ok(["run", "--rm", "t-c21/imported:gz", "cat", "/f"]), "exported");
+    // Two gzip members one after the other (as pigz and some registries' layers are): read
+    // through as one stream, as gzip(1) and Go's reader (docker, podman) read them.
+    const tar = await Deno.readFile(`${dir}/fs.tar`);
+    const half = Math.floor(tar.length / 2);
+    const first = gzipSync(tar.subarray(0, half)), second = gzipSync(tar.subarray(half));
+    const members = new Uint8Array(first.length + second.length);
+    members.set(first);
+    members.set(second, first.length);
+    await ok(["image", "import", "-", "t-c21/imported:members"], members);
+    const joined = JSON.parse(await ok(["image", "inspect", "t-c21/imported:members"]))[0];
+    assertEquals(joined.RootFS.Layers, inspect.RootFS.Layers);
   } finally {
     await cli(["rm", "-f", "t-c21-exp"]);
-    await cli(["rmi", "t-c21/imported:v1", "t-c21/imported:gz"]);
+    await cli(["rmi", "t-c21/imported:v1", "t-c21/imported:gz", "t-c21/imported:members"]);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,5 +1,5 @@
 /**
- * The fast path of the CLI: the hot commands (`ps`, `inspect`, `start`, `stop`, `rm`, `exec`,
+ * The fast path of the CLI: the hot commands (`ps`, `inspect`, `start`, `stop`, `rm`, `exec`, `pull`,
  * `run`), once hot_parse.ts has parsed them, run without loading commander, whose npm boot
  * (Deno's node layer) costs about three times a whole `deno run` of a hello world (design.md).
  * Command lines hot_parse.ts does not take go to commander (mod.ts), which stays the one source

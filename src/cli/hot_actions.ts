@@ -30,6 +30,7 @@ const psAction = load<typeof import("./ps_action.ts")>("./ps_action.ts");
 const inspectAction = load<typeof import("./inspect_action.ts")>("./inspect_action.ts");
 const attachActions = load<typeof import("./attach_actions.ts")>("./attach_actions.ts");
 const execActions = load<typeof import("./exec_actions.ts")>("./exec_actions.ts");
+const imageActions = load<typeof import("./image_actions.ts")>("./image_actions.ts");
 const runModule = load<typeof import("../container/run.ts")>("../container/run.ts");
 const spawnModule = load<typeof import("../container/supervisor_spawn.ts")>(
   "../container/supervisor_spawn.ts",
@@ -64,6 +65,12 @@ export const HOT_ACTIONS = {
         names as string[],
         as<{ timeout?: string; time?: string; signal?: string }>(opts),
       ),
+    ),
+  pull: async (g, [name], opts) =>
+    await (await imageActions()).pullCommand(
+      g,
+      name as string,
+      as<{ quiet?: boolean; platform?: string }>(opts),
     ),
   rm: async (g, [names], opts) =>
     setExitCode(

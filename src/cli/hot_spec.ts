@@ -1,6 +1,6 @@
 /**
  * The flags and arguments of the hot commands (`--version`, `ps`, `inspect`, `start`, `stop`,
- * `rm`, `exec`, `run`) as data, for the parser that runs them without loading commander
+ * `rm`, `exec`, `run`, `pull`) as data, for the parser that runs them without loading commander
  * (hot_parse.ts). commander's declarations (the *_command.ts files) stay the one source: this
  * table is what hot_spec_test.ts derives from them, and that test fails when the two differ.
  * `--root`'s default (per user, DEFAULT_ROOT in globals.ts) is left to `globalsFrom`, which
@@ -105,6 +105,14 @@ export const HOT_COMMANDS: Readonly<Record<string, HotCommand>> = {
       { short: "-t", long: "--timeout", key: "timeout", value: true },
       { long: "--time", key: "time", value: true },
       { short: "-s", long: "--signal", key: "signal", value: true },
+    ],
+  },
+  pull: {
+    args: [{ required: true, variadic: false }],
+    passThrough: false,
+    options: [
+      { short: "-q", long: "--quiet", key: "quiet" },
+      { long: "--platform", key: "platform", value: true },
     ],
   },
   rm: {

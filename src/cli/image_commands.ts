@@ -18,10 +18,7 @@ export function defineImageCommands(program: Command): void {
       .argument("<name>", "image reference, e.g. busybox, host:5000/app:1.0, app@sha256:...")
       .option("-q, --quiet", "print only the image reference")
       .option("--platform <os/arch[/variant]>", "pull this platform from a multi-platform image")
-      .action(async (name, opts, self) => {
-        const { pullCommand } = await import("./image_actions.ts");
-        await pullCommand(globalsOf(self), name, opts);
-      });
+      .action((name, opts, self) => HOT_ACTIONS.pull(globalsOf(self), [name], opts));
   const images = (cmd: Command) =>
     cmd
       .description("List images")

@@ -84,7 +84,10 @@ export function diskUsageReport(store: Store): DiskUsageReport {
       const size = image.layers.find((l) => l.diffId === diffId)!.size;
       const entry = layers.get(diffId) ?? { size, images: 0, used: false };
       entry.images++;
-      entry.used ||= usersOf.has(image.id);
+      // A multi-platform image's variants stay together while a container uses one of them
+      // (image/prune.ts): none of their layers is reclaimable then.
+      entry.used ||= usersOf.has(image.id) ||
+        store.indexGroup(image.id).some((id) => usersOf.has(id));
       layers.set(diffId, entry);
     }
   }

@@ -125,6 +125,16 @@ async function removeImageRecord(
       } (must be forced) - image is referenced in multiple repositories`,
     );
   }
+  const indexes = byTag ? [] : store.indexesOf(image.id).filter((n) => !image.tags.includes(n));
+  if (indexes.length > 0 && !options.force) {
+    // One platform of a multi-platform image: removing it drops that platform from the index
+    // (push and save --platform lose it), so it needs force, as an id of several tags does.
+    throw new TsboxError(
+      `conflict: unable to delete ${shortDigest(image.id)} (must be forced) - image is a ${
+        platformOf(image)
+      } variant of the multi-platform image ${indexes.map(familiar).join(", ")}`,
+    );
+  }
   if (user && !options.force) {
     throw new TsboxError(
       `conflict: unable to remove repository reference "${name}" (must force) - container ${user} is using its referenced image ${
@@ -142,6 +152,12 @@ async function removeImageRecord(
   }
   actions.push(...await deleteRecord(store, image.id));
   return [...actions, ...await removeVariants(store, variants, options)];
+}
+
+/** `os/architecture[/variant]` of an image's config. */
+function platformOf(image: ImageRecord): string {
+  const c = image.config;
+  return [c.os ?? "linux", c.architecture ?? "unknown", c.variant].filter(Boolean).join("/");
 }
 
 /** Deletes the image `id` with the layers and blobs no other image uses. */

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Compression } from "../../registry/manifest.ts";
-import { DigestingStream } from "../store/digest.ts";
+import { createHash } from "node:crypto";
 import type { SharedSpace, SpaceGuard } from "../store/space.ts";
 import { spareProcessor } from "../store/spare_cpu.ts";
 import { decompressor } from "./decompress.ts";
@@ -25,6 +25,8 @@ import { unpackAll } from "./unpack_stream.ts";
 export interface Unpacked {
   readonly digest: string;
   readonly bytes: number;
+  /** When the job wrote the compressed blob too: the sha256 and size of what it wrote. */
+  readonly blob?: { readonly digest: string; readonly bytes: number };
 }
 
 /** A layer being unpacked. */
@@ -35,8 +37,30 @@ export interface LayerJob {
   end(): Promise<void>;
   /** Stops the unpack with `reason`; {@link result} then rejects. */
   abort(reason: unknown): Promise<void>;
-  /** Settles once nothing writes into the directory any more. */
+  /** Settles once nothing writes into the directory (or the blob file) any more. */
   readonly result: Promise<Unpacked>;
+  /** Set when {@link result} rejected because writing the blob file failed (not the unpack). */
+  readonly blobError?: unknown;
+}
+
+/**
+ * The layer's tar: `compressed` decompressed, with the digest and size of what came out
+ * counted as it comes out (valid once the tar was read to its end).
+ */
+export function layerTar(
+  compressed: ReadableStream<Uint8Array>,
+  compression: Compression,
+): { tar: ReadableStream<Uint8Array>; unpacked: () => Unpacked } {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const tap = (chunk: Uint8Array) => {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
+  };
+  return {
+    tar: compressed.pipeThrough(decompressor(compression, { tap })),
+    unpacked: () => ({ digest: `sha256:${hash.digest("hex")}`, bytes }),
+  };
 }
 
 /** Compressed layers at least this large may be unpacked in a worker. */
@@ -47,15 +71,21 @@ export function wantsWorker(size: number): boolean {
   return size >= WORKER_MIN_BYTES && spareProcessor();
 }
 
-/** Starts unpacking a layer into `dir`, in a worker or on the calling thread. */
+/**
+ * Starts unpacking a layer into `dir`, in a worker or on the calling thread. In a worker,
+ * `blobFile` (an existing, empty file) also gets the compressed bytes, hashed there as they are
+ * written, so that the calling thread only receives and hands over: see {@link Unpacked.blob}
+ * and PendingBlob.adopt.
+ */
 export function startLayerJob(
   dir: string,
   compression: Compression,
   space: SpaceGuard,
   inWorker: boolean,
+  blobFile?: string,
 ): LayerJob {
   return inWorker
-    ? new WorkerJob(dir, compression, space.share())
+    ? new WorkerJob(dir, compression, space.share(), blobFile)
     : new ThreadJob(dir, compression, space);
 }
 
@@ -66,10 +96,9 @@ class ThreadJob implements LayerJob {
 
   constructor(dir: string, compression: Compression, space: SpaceGuard) {
     const feed = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
-    const uncompressed = new DigestingStream();
-    const tar = feed.readable.pipeThrough(decompressor(compression)).pipeThrough(uncompressed);
+    const { tar, unpacked } = layerTar(feed.readable, compression);
     this.result = unpackAll(tar, dir, (bytes, inodes) => space.reserve(bytes, inodes))
-      .then(() => ({ digest: uncompressed.digest(), bytes: uncompressed.bytes }));
+      .then(unpacked);
     this.#writer = feed.writable.getWriter();
   }
 
@@ -89,7 +118,14 @@ class ThreadJob implements LayerJob {
 
 /** Messages to the worker. */
 export type ToWorker =
-  | { type: "start"; dir: string; compression: Compression; space: SharedSpace }
+  | {
+    type: "start";
+    dir: string;
+    compression: Compression;
+    space: SharedSpace;
+    /** A file to write the compressed bytes to (hashed as they are written). */
+    blob?: string;
+  }
   | { type: "chunks"; chunks: Uint8Array[] }
   | { type: "end" }
   | { type: "abort"; reason: SentError };
@@ -97,8 +133,14 @@ export type ToWorker =
 /** Messages from the worker. */
 export type FromWorker =
   | { type: "ack" }
-  | { type: "done"; digest: string; bytes: number }
-  | { type: "error"; error: SentError };
+  | {
+    type: "done";
+    digest: string;
+    bytes: number;
+    blob?: { digest: string; bytes: number };
+  }
+  /** `blob`: writing the blob file failed, not the unpack. */
+  | { type: "error"; error: SentError; blob: boolean };
 
 /**
  * Chunks go to the worker in batches of about this many bytes: one message per registry chunk
@@ -118,8 +160,14 @@ class WorkerJob implements LayerJob {
   #batchBytes = 0;
   #waiting: (() => void)[] = [];
   #settled = false;
+  blobError: unknown;
 
-  constructor(dir: string, compression: Compression, space: SharedSpace) {
+  constructor(
+    dir: string,
+    compression: Compression,
+    space: SharedSpace,
+    blob?: string,
+  ) {
     this.#worker = new Worker(new URL("./unpack_worker.ts", import.meta.url).href, {
       type: "module",
     });
@@ -131,10 +179,16 @@ class WorkerJob implements LayerJob {
           this.#waiting.shift()?.();
         } else if (m.type === "done") {
           this.#finish();
-          resolve({ digest: m.digest, bytes: m.bytes });
+          resolve(
+            m.blob === undefined
+              ? { digest: m.digest, bytes: m.bytes }
+              : { digest: m.digest, bytes: m.bytes, blob: m.blob },
+          );
         } else {
           this.#finish();
-          reject(receiveError(m.error));
+          const err = receiveError(m.error);
+          if (m.blob) this.blobError = err;
+          reject(err);
         }
       };
       this.#worker.onerror = (e) => {
@@ -143,7 +197,7 @@ class WorkerJob implements LayerJob {
         reject(new Error(`layer unpack worker: ${e.message}`));
       };
     });
-    this.#post({ type: "start", dir, compression, space });
+    this.#post({ type: "start", dir, compression, space, blob });
   }
 
   /** The worker is done (its unpacker stopped): wake writers, end the thread. */

@@ -28,9 +28,15 @@ import { writeClaim } from "../store/unrecorded.ts";
 import type { ImageRecord, Store } from "../store/mod.ts";
 import { decompressor } from "./decompress.ts";
 import { unpackLayer } from "./unpack.ts";
-import { ArchiveError, type ImagePlan, type LayerPlan, spoolArchive } from "./load_archive.ts";
+import {
+  ArchiveError,
+  type ImagePlan,
+  type IndexPlan,
+  type LayerPlan,
+  spoolArchive,
+} from "./load_archive.ts";
 import { dockerPlans } from "./load_docker.ts";
-import { ociPlans } from "./load_oci.ts";
+import { type OciPlans, ociPlans } from "./load_oci.ts";
 
 export { ArchiveError } from "./load_archive.ts";
 
@@ -75,8 +81,8 @@ export async function loadImages(
     await Deno.mkdir(tmp, { recursive: true, mode: 0o700 });
     dir = await Deno.makeTempDir({ dir: tmp, prefix: `${ownedTempPrefix()}load-` });
     const spool = await spoolArchive(input, dir);
-    const plans = spool.files.has("manifest.json")
-      ? await dockerPlans(store, spool)
+    const plans: OciPlans | undefined = spool.files.has("manifest.json")
+      ? { images: await dockerPlans(store, spool), indexes: [] }
       : spool.files.has("index.json")
       ? await ociPlans(store, spool)
       : undefined;
@@ -85,14 +91,19 @@ export async function loadImages(
         "not an image archive: it has neither manifest.json (docker-archive) nor index.json (OCI layout)",
       );
     }
-    if (plans.length === 0) throw new ArchiveError("the archive contains no image");
-    const loaded = await apply(store, plans, emit);
+    if (plans.images.length === 0) throw new ArchiveError("the archive contains no image");
+    const loaded = await apply(store, plans.images, plans.indexes, emit);
     // docker's events of a load: `load` of each image, then a `tag` for each name it got.
     for (const image of loaded) {
       imageEvent(store.root, "load", image.id, image.id);
       for (const t of image.tags) imageEvent(store.root, "tag", image.id, familiarName(t));
     }
-    return loaded;
+    // A multi-platform image is reported once, by its name, as docker reports it; the variants
+    // its index alone names are not images of their own.
+    const variants = new Set(
+      plans.indexes.flatMap((x) => x.entries.map((e) => e.imageId).filter((id) => id !== x.tagged)),
+    );
+    return loaded.filter((l) => l.tags.length > 0 || !variants.has(l.id));
   } finally {
     if (dir) await removeTree(dir);
     release();
@@ -168,6 +179,7 @@ async function processLayer(
 async function apply(
   store: Store,
   plans: ImagePlan[],
+  indexes: IndexPlan[],
   emit: (e: LoadEvent) => void,
 ): Promise<LoadedImage[]> {
   const pending: Pending = { blobs: [], layers: [] };
@@ -208,7 +220,7 @@ async function apply(
     for (const p of pending.layers) await p.layer.publish(store.shortIdFor(p.diffId));
     for (const diffId of sizes.keys()) await ensureLink(store, diffId);
     await pauseForTest("before-record");
-    const loaded: LoadedImage[] = [];
+    const loaded: { id: string; tags: string[]; image: ImageRecord }[] = [];
     for (const plan of plans) {
       await store.blobs.put(plan.id, plan.configBytes);
       const existing = store.getImage(plan.id);
@@ -232,8 +244,16 @@ async function apply(
         })),
       });
       for (const t of plan.tags) store.tag(plan.id, t);
-      loaded.push({ id: plan.id, tags: plan.tags, image: store.getImage(image.id)! });
+      loaded.push({ id: plan.id, tags: [...plan.tags], image });
     }
+    // Each index with its name in one transaction, once all its variants are recorded: a load
+    // killed before leaves untagged images, never an index naming an image the store lacks.
+    if (indexes.length > 0) await pauseForTest("before-index");
+    for (const index of indexes) {
+      for (const t of index.tags) store.setIndex(t, index.entries, index.tagged);
+      loaded.find((l) => l.id === index.tagged)?.tags.push(...index.tags);
+    }
+    for (const l of loaded) l.image = store.getImage(l.id)!;
     await claim.release();
     return loaded;
   } finally {

@@ -57,6 +57,20 @@ export interface ImagePlan {
   tags: string[];
 }
 
+/**
+ * An image index of an archive under its names (an OCI archive of a multi-platform image, as
+ * `save --platform a,b --format oci` or `skopeo copy --all ... oci-archive:` write it): recorded
+ * as the store's image index of its variants, the names tagged to `tagged`.
+ */
+export interface IndexPlan {
+  /** Full references naming the index. */
+  tags: string[];
+  /** One image (a plan's id) per platform, `os/architecture[/variant]`, in index order. */
+  entries: { platform: string; imageId: string }[];
+  /** The variant the names' tags point at: the host's, else the first. */
+  tagged: string;
+}
+
 /** The largest JSON file of an archive read. */
 const MAX_JSON = 16 << 20;
 const decoder = new TextDecoder();

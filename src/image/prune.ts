@@ -49,28 +49,45 @@ export function isParentOf(parent: ImageRecord, child: ImageRecord): boolean {
   return parent.layers.length > 0 && parent.layers.length < child.layers.length;
 }
 
-/** The images a prune would remove from `images` (see {@link pruneImages}). */
+/**
+ * The images a prune would remove from `images` (see {@link pruneImages}). `groupOf` gives the
+ * images sharing an image index with one (Store.indexGroup; empty when in none): a
+ * multi-platform image's variants stay or go together, as docker's containerd store keeps or
+ * removes the index as one image, so that no index loses a platform while its name stays.
+ */
 export function imagesToPrune(
   images: readonly ImageRecord[],
   options: ImagePruneOptions,
+  groupOf: (imageId: string) => readonly string[] = () => [],
 ): ImageRecord[] {
   if (!options.all) {
+    // An index's variants have no tag of their own, yet are not dangling.
     return images.filter((i) =>
-      i.tags.length === 0 && !options.inUse(i.id) && !images.some((c) => isParentOf(i, c))
+      i.tags.length === 0 && !options.inUse(i.id) && groupOf(i.id).length === 0 &&
+      !images.some((c) => isParentOf(i, c))
     );
   }
-  // An image stays when a container uses it or a staying image is built on it.
+  // An image stays when a container uses it, a staying image is built on it, or it shares an
+  // image index with a staying image.
   const keep = new Set(images.filter((i) => options.inUse(i.id)).map((i) => i.id));
   for (let grew = true; grew;) {
     grew = false;
     for (const p of images) {
-      if (!keep.has(p.id) && images.some((c) => keep.has(c.id) && isParentOf(p, c))) {
+      if (
+        !keep.has(p.id) && (images.some((c) => keep.has(c.id) && isParentOf(p, c)) ||
+          groupOf(p.id).some((id) => keep.has(id)))
+      ) {
         keep.add(p.id);
         grew = true;
       }
     }
   }
-  return images.filter((i) => !keep.has(i.id));
+  // An index's named image first: removing it drops the index as a whole (one transaction),
+  // so that no moment, nor a prune killed half-way, shows an index with only some of its
+  // platforms; the variants left are then plain dangling images.
+  const gone = images.filter((i) => !keep.has(i.id));
+  const named = (i: ImageRecord) => i.tags.length > 0 && groupOf(i.id).length > 0;
+  return [...gone.filter(named), ...gone.filter((i) => !named(i))];
 }
 
 /**
@@ -81,11 +98,14 @@ export function imagesToPrune(
 export async function pruneImages(store: Store, options: ImagePruneOptions): Promise<PruneReport> {
   const actions: RemoveAction[] = [];
   let bytes = 0;
-  for (const planned of imagesToPrune(store.listImages(), options)) {
+  const groupOf = (id: string) => store.indexGroup(id);
+  for (const planned of imagesToPrune(store.listImages(), options, groupOf)) {
     const image = store.getImage(planned.id);
     if (!image || options.inUse(image.id)) continue;
     // An image index's variants have no tag of their own, yet are not dangling.
     if (!options.all && (image.tags.length > 0 || store.inIndex(image.id))) continue;
+    // A variant whose sibling a container took meanwhile stays with it.
+    if (groupOf(image.id).some((id) => id !== image.id && options.inUse(id))) continue;
     const freed = store.deleteImage(image.id);
     // docker's events, as `rmi` records them.
     for (const t of image.tags) imageEvent(store.root, "untag", image.id, familiar(t));

@@ -72,3 +72,25 @@ Deno.test("imagesToPrune: dangling images only, and never one a container or a c
     ["dangling", "used"],
   );
 });
+
+Deno.test("imagesToPrune: an image index's variants stay or go together", () => {
+  const amd = image("amd", "a", ["ADD a"], ["docker.io/library/app:1"]);
+  const arm = image("arm", "b", ["ADD b"]);
+  const lone = image("lone", "c", ["ADD c"]);
+  const all = [arm, amd, lone];
+  const groupOf = (id: string) => id === "lone" ? [] : ["amd", "arm"];
+  // Without -a a variant is not dangling, though it has no tag.
+  assertEquals(imagesToPrune(all, { inUse: () => false }, groupOf).map((i) => i.id), ["lone"]);
+  // -a: a container on one variant keeps the other.
+  for (const used of ["amd", "arm"]) {
+    assertEquals(
+      imagesToPrune(all, { all: true, inUse: (id) => id === used }, groupOf).map((i) => i.id),
+      ["lone"],
+    );
+  }
+  // -a, nothing used: all go, the index's named image first (it takes the index along).
+  assertEquals(
+    imagesToPrune(all, { all: true, inUse: () => false }, groupOf).map((i) => i.id),
+    ["amd", "arm", "lone"],
+  );
+});

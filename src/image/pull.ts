@@ -382,10 +382,12 @@ async function fetchLayer(
     blobDir,
     () => Promise.resolve(space.check(desc.size)),
   );
+  // A large layer goes to a worker, which writes and hashes the blob file too (layer_job.ts).
+  const inWorker = wantsWorker(desc.size);
   const blob = await namingDiskFull(
     `${what}: creating its temp file in ${blobDir}`,
     blobDir,
-    () => store.blobs.begin(desc.digest, desc.size),
+    () => store.blobs.begin(desc.digest, desc.size, { external: inWorker }),
   );
   const layer = await namingDiskFull(
     `${what}: creating its temp directory in ${layerRoot}`,
@@ -396,11 +398,23 @@ async function fetchLayer(
     throw err;
   });
   const unpackingInto = `${what}: unpacking into ${layer.dir}`;
+  const writingBlob = `${what}: writing its blob into ${blobDir}`;
   let job: LayerJob | undefined;
+  /** A failure of the job, named by the step that failed when it is a want of space. */
+  const named = (err: unknown) =>
+    job?.blobError === err && err !== undefined
+      ? diskFullIn(writingBlob, blobDir, err)
+      : diskFullIn(unpackingInto, layer.dir, err);
   try {
     const { body } = await client.fetchBlob(ref, desc.digest, desc.size);
     const compression = layerCompression(desc.mediaType);
-    job = startLayerJob(layer.dir, compression, space, wantsWorker(desc.size));
+    job = startLayerJob(
+      layer.dir,
+      compression,
+      space,
+      inWorker,
+      inWorker ? blob.temp : undefined,
+    );
     const unpacking = job.result;
     let failure: unknown;
     let unpackFailure: unknown;
@@ -410,7 +424,7 @@ async function fetchLayer(
     });
     let last = 0;
     for await (const chunk of body) {
-      await namingDiskFull(`${what}: writing its blob into ${blobDir}`, blobDir, async () => {
+      await namingDiskFull(writingBlob, blobDir, async () => {
         space.reserve(chunk.byteLength);
         await blob.write(chunk);
       });
@@ -418,21 +432,32 @@ async function fetchLayer(
         last = blob.bytes;
         emit({ type: "layer", id, status: "Downloading", current: blob.bytes, total: desc.size });
       }
-      // Out of space unpacking: going on with the download would only fill the disk further.
+      // Out of space unpacking (or writing the blob, in a worker): going on with the download
+      // would only fill the disk further.
       if (unpackFailure instanceof DiskFullError || isNoSpace(unpackFailure)) {
-        throw diskFullIn(unpackingInto, layer.dir, unpackFailure);
+        throw named(unpackFailure);
       }
       // The job's errors (a broken pipeline included) come out of `unpacking` above.
       if (failure === undefined) await job.write(chunk);
     }
     if (failure === undefined) await job.end();
     emit({ type: "layer", id, status: "Verifying Checksum" });
-    blob.verify();
+    // The client checked the digest of what it passed on as the stream ended (a mismatch came
+    // out of the loop above); the blob file's own bytes are checked here, by this thread or,
+    // when a worker wrote them, against the digest it computed over them once it is done.
+    if (!inWorker) blob.verify();
     emit({ type: "layer", id, status: "Download complete" });
     emit({ type: "layer", id, status: "Extracting" });
     const uncompressed = await unpacking.catch((err) => {
-      throw diskFullIn(unpackingInto, layer.dir, err);
+      throw named(err);
     });
+    if (inWorker) {
+      if (uncompressed.blob === undefined) {
+        throw new TsboxError(`${what}: the unpack worker did not write its blob`);
+      }
+      blob.adopt(uncompressed.blob.digest, uncompressed.blob.bytes);
+      blob.verify();
+    }
     const actual = uncompressed.digest;
     if (actual !== diffId) throw new DigestMismatchError(`layer ${diffId}`, diffId, actual);
     emit({ type: "layer", id, status: "Pull complete" });

@@ -135,8 +135,9 @@ export async function unpackLayer(
 ): Promise<UnpackStats> {
   const reader = new TarReader(tar);
   const root = openat(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  let unpacker: Unpacker | undefined;
   try {
-    const unpacker = new Unpacker(root, options);
+    unpacker = new Unpacker(root, options);
     for await (const entry of reader) {
       try {
         await unpacker.apply(entry);
@@ -150,8 +151,22 @@ export async function unpackLayer(
     unpacker.finishDirectories();
     return { bytes: reader.bytesRead, files: unpacker.files };
   } finally {
+    unpacker?.dropParent();
     close(root);
   }
+}
+
+let umask: number | undefined;
+let rootProcess: boolean | undefined;
+
+/** The process's umask, read once (reading it sets it for a moment: see umask(2)). */
+function processUmask(): number {
+  return umask ??= Deno.umask();
+}
+
+/** Whether files this process creates are root's (uid and gid 0). */
+function processIsRoot(): boolean {
+  return rootProcess ??= Deno.uid() === 0 && Deno.gid() === 0;
 }
 
 /** Cleans a tar path lexically as if rooted at `/`: no empty, `.` or `..` components remain. */
@@ -189,6 +204,17 @@ class Unpacker {
   #whiteouts = new Map<bigint, Set<string>>();
   /** File contents go out in few large writes. */
   #staged = new StagedWriter();
+  /**
+   * The parent directory of the last file or symlink, kept open for the next one (a layer
+   * lists a directory's files one after the other): two system calls fewer per file. Resolved
+   * inside the root like any parent; it is dropped before any entry other than a file or a
+   * symlink, and whenever something existing is removed or replaced, which are the only ways
+   * a later resolution of the same path could reach another directory. Creating new names
+   * never changes where an existing path leads.
+   */
+  #parent: { path: string; fd: number } | undefined;
+  /** Something was removed since {@link #parent} was opened: reopen it for the next entry. */
+  #parentStale = false;
 
   constructor(readonly root: number, readonly options: UnpackOptions) {
     this.#xattrWhiteouts = options.xattrWhiteouts ?? false;
@@ -203,6 +229,10 @@ class Unpacker {
     this.options.reserve?.(0, 1, h.name);
     const parts = cleanPath(h.name);
     const base = parts.at(-1);
+    const fileOrLink = (h.type === "file" || h.type === "symlink") && base !== undefined &&
+      !base.startsWith(WHITEOUT);
+    // Any other entry may remove or replace what the kept parent's path went through.
+    if (!fileOrLink) this.dropParent();
     if (base?.startsWith(WHITEOUT)) return this.#whiteout(h, parts, base);
     if (base === undefined) {
       if (h.type !== "directory") {
@@ -215,6 +245,13 @@ class Unpacker {
     if (h.type === "block" || h.type === "char") {
       if (this.options.rootless) return;
     }
+    if (fileOrLink) {
+      const parent = this.#keptParent(h.name, parts);
+      if (h.type === "file") await this.#file(entry, parent, base);
+      else this.#symlink(h, parent, base);
+      this.files++;
+      return;
+    }
     const parent = this.#openParent(h.name, parts, true);
     try {
       if (h.type === "hardlink") {
@@ -224,14 +261,47 @@ class Unpacker {
         this.#directoryMeta(h, parent, base, parts.join("/"));
       } else {
         this.#clear(parent, base, false);
-        if (h.type === "file") await this.#file(entry, parent, base);
-        else if (h.type === "symlink") this.#symlink(h, parent, base);
-        else this.#node(h, parent, base);
+        this.#node(h, parent, base);
       }
       this.files++;
     } finally {
       if (parent !== this.root) close(parent);
     }
+  }
+
+  /** The entry's parent directory through {@link #parent}: opened when it is another one. */
+  #keptParent(entry: string, parts: string[]): number {
+    if (parts.length === 1) return this.root;
+    const path = parts.slice(0, -1).join("/");
+    if (this.#parent?.path === path && !this.#parentStale) return this.#parent.fd;
+    this.dropParent();
+    const fd = this.#openParent(entry, parts, true);
+    this.#parent = { path, fd };
+    return fd;
+  }
+
+  /** Closes the kept parent directory (see {@link #parent}). */
+  dropParent(): void {
+    this.#parentStale = false;
+    if (this.#parent === undefined) return;
+    const { fd } = this.#parent;
+    this.#parent = undefined;
+    close(fd);
+  }
+
+  /**
+   * Runs `make`, which creates `name` in `parent` with O_EXCL semantics; when the name is taken
+   * (EEXIST), removes what is there (see {@link #clear}) and runs it again. A new name, the
+   * common case, costs no lookup before.
+   */
+  #create<T>(parent: number, name: string, make: () => T): T {
+    try {
+      return make();
+    } catch (err) {
+      if (!(err instanceof SyscallError) || err.code !== "EEXIST") throw err;
+    }
+    this.#clear(parent, name, false);
+    return make();
   }
 
   /** Applies the deferred modes and mtimes of directories. */
@@ -343,11 +413,15 @@ class Unpacker {
       if (err instanceof SyscallError && err.code === "ENOENT") return null;
       throw err;
     }
+    // Something existing goes: the kept parent may be in use (it is `parent` itself for a file
+    // or symlink entry), so it is closed before the next entry rather than now.
     if (type !== S_IFDIR) {
+      this.#parentStale = true;
       unlinkat(parent, name);
       return null;
     }
     if (keepDir) return "dir";
+    this.#parentStale = true;
     // The parent is pinned by its fd; Deno's recursive remove does not follow symlinks inside.
     Deno.removeSync(`/proc/self/fd/${parent}/${name}`, { recursive: true });
     return null;
@@ -355,16 +429,32 @@ class Unpacker {
 
   async #file(entry: TarEntry, parent: number, name: string): Promise<void> {
     const h = entry.header;
-    const fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+    // Two system calls fewer for the common file (root's, 0644 or 0755), with the same result:
+    // made by root, a file is root's already (no directory is setgid while the unpack runs:
+    // directories get their modes at the end), and a mode that has no special bits and that
+    // the umask leaves whole can be given at creation.
+    const plainMode = (h.mode & ~0o777) === 0 && (h.mode & processUmask()) === 0;
+    const ownedAlready = h.uid === 0 && h.gid === 0 && processIsRoot();
+    const fd = this.#create(
+      parent,
+      name,
+      () =>
+        openat(
+          parent,
+          name,
+          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+          plainMode ? h.mode : 0o600,
+        ),
+    );
     try {
       for await (const chunk of entry.chunks()) {
         this.options.reserve?.(chunk.byteLength, 0, h.name);
         this.#staged.write(fd, chunk);
       }
       this.#staged.flush(fd);
-      if (!this.options.rootless) fchown(fd, h.uid, h.gid);
+      if (!this.options.rootless && !ownedAlready) fchown(fd, h.uid, h.gid);
       // After chown, which clears setuid/setgid.
-      fchmod(fd, h.mode);
+      if (!plainMode) fchmod(fd, h.mode);
       this.#xattrs(h, (k, v) => fsetxattr(fd, k, v));
       futimens(fd, h.atime ?? h.mtime, h.mtime);
     } finally {
@@ -374,7 +464,7 @@ class Unpacker {
   }
 
   #symlink(h: TarHeader, parent: number, name: string): void {
-    symlinkat(h.linkname, parent, name);
+    this.#create(parent, name, () => symlinkat(h.linkname, parent, name));
     if (!this.options.rootless) fchownat(parent, name, h.uid, h.gid, AT_SYMLINK_NOFOLLOW);
     this.#xattrs(h, (k, v) => lsetxattr(`/proc/self/fd/${parent}/${name}`, k, v));
     utimensat(parent, name, h.atime ?? h.mtime, h.mtime, AT_SYMLINK_NOFOLLOW);

@@ -436,3 +436,40 @@ add("o/new", data=b"new")
     },
   });
 }
+
+Deno.test("files keep going where their path leads after a directory on it is replaced", async () => {
+  // "l/f2" shares its parent's path with "l/f1", but the directory "l" led to was replaced by
+  // a file in between: f2 cannot be made (its parent is not a directory), and is never put in
+  // the directory that was removed.
+  const err = await assertRejects(
+    () =>
+      unpackPy(`
+add("a/", D)
+add("l", S, linkname="/a")
+add("l/f1", data=b"1")
+add("a", data=b"now a file")
+add("l/f2", data=b"2")`),
+    LayerError,
+  );
+  assertEquals(err.entry, "l/f2");
+});
+
+Deno.test("a file over an existing file, symlink or directory replaces it", async () => {
+  const { tmp, dir } = await unpackPy(`
+add("d/", D)
+add("d/x", data=b"old")
+add("d/y", S, linkname="/d/x")
+add("d/z/", D)
+add("d/z/inner", data=b"i")
+add("d/x", data=b"new")
+add("d/y", data=b"was a link")
+add("d/z", S, linkname="x")
+add("d/x", S, linkname="y")`);
+  try {
+    assertEquals(await Deno.readLink(`${dir}/d/x`), "y");
+    assertEquals(await Deno.readTextFile(`${dir}/d/y`), "was a link");
+    assertEquals(await Deno.readLink(`${dir}/d/z`), "x");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

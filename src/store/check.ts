@@ -14,6 +14,7 @@
  */
 import { join } from "../path.ts";
 import type { Database } from "./db.ts";
+import { brokenIndexes, dropIndex } from "./check_indexes.ts";
 import { removeTree } from "./layers.ts";
 import { ownedTempPrefix } from "./owner.ts";
 import { whileNobodyPublishes } from "./publish_lock.ts";
@@ -27,7 +28,8 @@ export type FindingKind =
   | "unreferenced blob"
   | "container without record"
   | "container without files"
-  | "old temp dir";
+  | "old temp dir"
+  | "broken image index";
 
 /** One problem found. */
 export interface Finding {
@@ -75,6 +77,16 @@ export async function checkStore(
     findings.push(...await checkLayersAndBlobs(root, db, options.repair ?? false));
     return true;
   });
+  for (const b of brokenIndexes(db)) {
+    findings.push(
+      await fix(options.repair ?? false, {
+        kind: "broken image index",
+        path: join(root, "tsbox.db"),
+        detail: `image index ${b.name}: ${b.detail}`,
+        removable: true,
+      }, () => Promise.resolve(dropIndex(db, b.name))),
+    );
+  }
   findings.push(...await checkContainers(root, db, options));
   findings.push(...await checkOldTemps(root, options.repair ?? false));
   return { findings, busy: judged === undefined };

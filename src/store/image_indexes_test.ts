@@ -54,3 +54,28 @@ Deno.test("an image index: ordered entries, the tag on one, dropped when the tag
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("indexGroup: the variants sharing an index, with the image its name is tagged to", async () => {
+  const root = await Deno.makeTempDir({ prefix: "tsbox-store-index-" });
+  const store = await Store.open(root);
+  try {
+    const amd = image(store, "amd64"), arm = image(store, "arm64"), lone = image(store, "s390x");
+    const name = "127.0.0.1:5000/app:1";
+    store.setIndex(name, [{ platform: "linux/amd64", imageId: amd }, {
+      platform: "linux/arm64",
+      imageId: arm,
+    }], amd);
+    const both = [amd, arm].sort();
+    assertEquals(store.indexGroup(arm), both);
+    assertEquals(store.indexGroup(amd), both);
+    assertEquals(store.indexGroup(lone), []);
+    assertEquals(store.indexesOf(arm), [name]);
+    // Dropped from the index with its image: the rest of the group stays, naming no missing image.
+    store.deleteImage(arm);
+    assertEquals(store.indexGroup(amd), [amd]);
+    assertEquals(store.indexesOf(arm), []);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});

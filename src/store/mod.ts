@@ -367,6 +367,32 @@ export class Store {
       undefined;
   }
 
+  /**
+   * The images that share an image index with `imageId` (itself included when it is in one):
+   * every variant of every index listing it, and the image each index's name is tagged to.
+   * Removal treats them as one unit (image/prune.ts), so that no index loses a platform
+   * while its name or another variant stays.
+   */
+  indexGroup(imageId: string): string[] {
+    return this.db.all<{ id: string }>(
+      `SELECT image_id AS id FROM image_indexes WHERE name IN
+         (SELECT name FROM image_indexes WHERE image_id = ?1)
+       UNION
+       SELECT image_id AS id FROM tags WHERE name IN
+         (SELECT name FROM image_indexes WHERE image_id = ?1)
+       ORDER BY id`,
+      imageId,
+    ).map((r) => r.id);
+  }
+
+  /** The names of the image indexes that list the image. */
+  indexesOf(imageId: string): string[] {
+    return this.db.all<{ name: string }>(
+      "SELECT DISTINCT name FROM image_indexes WHERE image_id = ? ORDER BY name",
+      imageId,
+    ).map((r) => r.name);
+  }
+
   /** The image a repository digest was pulled by, if the store has it. */
   imageByRepoDigest(repository: string, digest: string): ImageRecord | undefined {
     const row = this.db.get<{ image_id: string }>(
