@@ -24,6 +24,10 @@ deno install --quiet --entrypoint main.ts mod.ts src/net/proxy_worker.ts \
   src/container/supervisor_main.ts src/container/rmtree_main.ts src/cli/mod.ts src/cli/hot.ts \
   src/image/unpack_worker.ts src/runc/main.ts src/runc/create.ts src/runc/exec.ts src/runc/info.ts \
   src/runc/lifecycle.ts src/runc/query.ts >/dev/null
+# Detached supervisors run from a bundle of their sources (src/container/supervisor_bundle.ts):
+# made now, so that the first ones do not run from the sources while it is being made.
+deno run -A --quiet src/container/supervisor_bundle_build.ts ||
+  echo "compile.sh: no supervisor bundle (supervisors run from the sources)" >&2
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

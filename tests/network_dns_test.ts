@@ -52,7 +52,10 @@ function supervisorOf(root: string, name: string, id: string): number {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      const at = args.findIndex((a) => a.endsWith("supervisor_main.ts"));
+      // The sources' entry, or their bundle (src/container/supervisor_bundle.ts).
+      const at = args.findIndex((a) =>
+        a.endsWith("supervisor_main.ts") || a.endsWith(".supervisor_bundle.js")
+      );
       if (at >= 0 && args[at + 1] === root && id.trim().startsWith(args[at + 2])) {
         return Number(entry.name);
       }

@@ -6,13 +6,14 @@
  * `run -d` picks the container's id first and spawns its supervisor *pending* as soon as its
  * command line is parsed: the new process loads its modules while this one creates the
  * container under that id, and is told to start once it exists ({@link PendingSupervisor}).
- * Loads nothing but the error types and the id maker, so that the spawn can happen before the
- * rest of `run` is even loaded.
+ * Loads nothing but the error types, the id maker and the bundle check, so that the spawn can
+ * happen before the rest of `run` is even loaded.
  *
  * @module
  */
 import { TsboxError } from "../errors.ts";
 import { newContainerId } from "../runtime/id.ts";
+import { supervisorEntry } from "./supervisor_bundle.ts";
 
 /**
  * Set in the environment of a supervisor spawned before its container exists: it waits for
@@ -31,10 +32,24 @@ const SUPERVISOR_V8_FLAGS = "--max-old-space-size=32,--max-semi-space-size=1,--s
 /** The command that runs a supervisor of container `id`: the lean entry point, or the compiled tsbox's hidden mode. */
 export function supervisorCommand(root: string, id: string): { cmd: string; args: string[] } {
   if (isCompiled()) return { cmd: Deno.execPath(), args: ["__supervise", root, id] };
-  const entry = new URL("./supervisor_main.ts", import.meta.url).pathname;
+  // The bundle of the same code when it is current: about 3 MiB less resident per supervisor.
+  const entry = supervisorEntry(new URL("./supervisor_main.ts", import.meta.url).pathname);
   return {
     cmd: Deno.execPath(),
-    args: ["run", "-A", "--quiet", `--v8-flags=${SUPERVISOR_V8_FLAGS}`, entry, root, id],
+    // No V8 code cache: with it each supervisor keeps Deno's cache database open and V8
+    // deserializes eagerly compiled bytecode for every cached function; without it only what
+    // runs is compiled. Measured with 20 running: about 0.4 MiB less PSS per supervisor, and
+    // `run -d` no slower (the supervisor loads while the CLI creates the container).
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      "--no-code-cache",
+      `--v8-flags=${SUPERVISOR_V8_FLAGS}`,
+      entry,
+      root,
+      id,
+    ],
   };
 }
 

@@ -82,7 +82,10 @@ export class PortProxy {
         usernsFd = openNamespace(typeof userns === "number" ? `/proc/${userns}/ns/user` : userns);
       }
       wakeFd = eventfd();
-      worker = new Worker(new URL("./proxy_worker.ts", import.meta.url).href, { type: "module" });
+      // "../net/": the same file from src/net/ and from the supervisor's bundle in src/container/.
+      worker = new Worker(new URL("../net/proxy_worker.ts", import.meta.url).href, {
+        type: "module",
+      });
       const w = worker;
       const ready = Promise.withResolvers<void>();
       const done = Promise.withResolvers<void>();

@@ -9,7 +9,12 @@
  * @module
  */
 
-const SOURCES = ["./seccomp.ts", "./seccomp_profile.ts", "./seccomp_syscalls.ts"];
+/** "../runtime/": the same files from src/runtime/ and from the supervisor's bundle in src/container/. */
+const SOURCES = [
+  "../runtime/seccomp.ts",
+  "../runtime/seccomp_profile.ts",
+  "../runtime/seccomp_syscalls.ts",
+];
 let sources: string | null | undefined;
 
 /**
