@@ -322,6 +322,38 @@ rootTest("tsbox runc: create, state, start, pause, resume, ps, exec, kill, delet
     const exec = await rt(f, state, ["exec", "--process", proc, id]);
     assertEquals(exec.code, 6, exec.stderr);
     assertMatch(exec.stdout, /^exec:bar:runc:[0-9]+\n$/);
+    // The process's capability sets apply one by one: as uid 1000, execve keeps only the
+    // ambient set (KILL, bit 5) in permitted and effective; the bounding set is its own.
+    await Deno.writeTextFile(
+      proc,
+      JSON.stringify({
+        ...spec.process,
+        user: { uid: 1000, gid: 1000 },
+        args: ["grep", "^Cap", "/proc/self/status"],
+        capabilities: {
+          bounding: ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+          effective: ["CAP_CHOWN", "CAP_KILL"],
+          permitted: ["CAP_CHOWN", "CAP_KILL"],
+          inheritable: ["CAP_KILL"],
+          ambient: ["CAP_KILL"],
+        },
+      }),
+    );
+    const capExec = await rt(f, state, ["exec", "--process", proc, id]);
+    assertEquals(capExec.code, 0, capExec.stderr);
+    const caps = Object.fromEntries(
+      capExec.stdout.trim().split("\n").map((l) => l.split(/:\s+/)),
+    );
+    assertEquals(
+      [caps.CapInh, caps.CapPrm, caps.CapEff, caps.CapBnd, caps.CapAmb],
+      [
+        "0000000000000020",
+        "0000000000000020",
+        "0000000000000020",
+        "0000000000002021",
+        "0000000000000020",
+      ],
+    );
     const byArgs = await rt(f, state, [
       "exec",
       "--env",

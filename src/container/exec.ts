@@ -9,6 +9,7 @@ import { closeFd } from "../../ffi/process.ts";
 import type { ContainerRecord } from "./state.ts";
 import { TsboxError } from "../errors.ts";
 import { execInContainer, type ExecSpec } from "../runtime/exec.ts";
+import { dockerCapabilitySets } from "../runtime/program.ts";
 import { attachTerminal, userWindowSize } from "../runtime/tty.ts";
 
 /** The flags of `exec`. */
@@ -88,7 +89,8 @@ export function execSpecFor(
     user: flags.user ?? record.config.user,
     stdio,
     tty: flags.tty ? { size: flags.detach ? undefined : userWindowSize() } : undefined,
-    capabilities: record.config.security?.capabilities,
+    capabilities: record.config.security?.capabilities &&
+      dockerCapabilitySets(record.config.security.capabilities),
     security: record.config.security?.security,
   };
 }

@@ -92,7 +92,7 @@ export async function exec(ctx: RuncContext): Promise<number> {
     stdio: ["inherit", "inherit", "inherit"],
     seccompFlags: seccompFlags(rec.config.linux.seccomp?.flags),
     tty: p.terminal ? { size: windowSize(p.consoleSize) } : undefined,
-    capabilities: caps.bounding,
+    capabilities: caps,
     security: {
       seccomp: seccomp ?? "unconfined",
       noNewPrivileges: p.noNewPrivileges ?? false,

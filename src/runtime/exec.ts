@@ -28,10 +28,12 @@ import { TsboxError } from "../errors.ts";
 import { execCandidates, getEnv } from "./config.ts";
 import { type Host, linuxHost, type SharedPid } from "./host.ts";
 import { launch } from "./launch.ts";
+import type { CapabilitySets } from "./oci_config.ts";
 import {
   capabilityOps,
   type ChildPlan,
   closeOtherFdsOps,
+  dockerCapabilitySets,
   execOps,
   identityOps,
   signalOps,
@@ -72,8 +74,11 @@ export interface ExecSpec {
    * no size yet). The master is {@link ExecProcess.terminal}.
    */
   readonly tty?: { readonly size?: WindowSize };
-  /** Capabilities to keep; by default the container PID 1's bounding set. */
-  readonly capabilities?: readonly number[];
+  /**
+   * The capability sets; by default docker's from the container PID 1's bounding set (bounding,
+   * effective and permitted alike: {@link dockerCapabilitySets}).
+   */
+  readonly capabilities?: CapabilitySets;
   /**
    * The container's confinement as given at `run` (seccomp, no_new_privs, rlimits); docker's
    * defaults (its seccomp profile, nofile) when absent, as for the container's PID 1.
@@ -209,7 +214,7 @@ export interface ExecPlan {
   readonly groups: readonly number[];
   /** setgroups is denied in the container's user namespace (a rootless self mapping): skipped. */
   readonly setgroupsDenied?: boolean;
-  readonly capabilities: readonly number[];
+  readonly caps: CapabilitySets;
   readonly lastCap: number;
   readonly stdio: readonly (number | "null" | "inherit")[];
   readonly argv: readonly string[];
@@ -279,7 +284,7 @@ function asChildPlan(p: ExecPlan): ChildPlan {
     gid: p.gid,
     groups: p.groups,
     setgroupsDenied: p.setgroupsDenied,
-    capabilities: p.capabilities,
+    caps: p.caps,
     lastCap: p.lastCap,
     syncFd: p.syncFd,
     closeFds: p.closeFds,
@@ -381,9 +386,9 @@ export async function execInContainer(
     );
     const env = [...spec.env];
     if (getEnv(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-    const capabilities = spec.capabilities ?? await boundingSet(initPid, host);
+    const caps = spec.capabilities ?? dockerCapabilitySets(await boundingSet(initPid, host));
     // The filter lives in native memory the clone inherits; freed once the clone exists.
-    const confinement = security = prepareSecurity(spec.security ?? {}, capabilities);
+    const confinement = security = prepareSecurity(spec.security ?? {}, caps.bounding);
     const stdioFds = spec.stdio.filter((s): s is number => typeof s === "number");
     const pidFork = childPid && target.pidNamespace !== undefined
       ? { fd: target.pidNamespace, childPidAddress: childPid.address }
@@ -413,7 +418,7 @@ export async function execInContainer(
           uid: user.uid,
           gid: user.gid,
           groups: user.groups,
-          capabilities,
+          caps,
           lastCap,
           stdio: spec.stdio,
           argv: spec.argv,

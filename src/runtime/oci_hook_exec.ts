@@ -32,6 +32,7 @@ import { launch } from "./launch.ts";
 import {
   type ChildPlan,
   closeOtherFdsOps,
+  dockerCapabilitySets,
   execOps,
   signalOps,
   stdioOps,
@@ -137,7 +138,7 @@ type ReadFields =
   | "gid"
   | "groups"
   | "setgroupsDenied"
-  | "capabilities"
+  | "caps"
   | "lastCap"
   | "syncFd"
   | "closeFds"
@@ -159,7 +160,7 @@ function plan(
     gid: c?.gid ?? 0,
     groups: c?.groups ?? [],
     setgroupsDenied: c?.setgroupsDenied,
-    capabilities: c?.capabilities ?? [],
+    caps: dockerCapabilitySets(c?.capabilities ?? []),
     lastCap,
     syncFd: fds.syncFd,
     closeFds: fds.closeFds,

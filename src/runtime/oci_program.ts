@@ -36,8 +36,10 @@ import {
   rootPropagationOps,
 } from "./oci_mounts.ts";
 import {
+  capabilityOps,
   closeOtherFdsOps,
   deathSignalOps,
+  identityOps,
   loopbackOps,
   overlayOps,
   signalOps,
@@ -59,12 +61,6 @@ import { terminalOps, type TerminalPlan } from "./tty.ts";
 import { PAUSE_RECORD, READY_RECORD } from "./launch.ts";
 
 const PR_SET_DUMPABLE = 4;
-const PR_SET_KEEPCAPS = 8;
-const PR_CAPBSET_DROP = 24;
-const PR_CAP_AMBIENT = 47;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-const CAPABILITY_VERSION_3 = 0x20080522;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const SYS_SETDOMAINNAME = 171;
@@ -161,22 +157,6 @@ function op(nr: number, what: string, args: Op["args"], flags = 0): Op {
   return { nr, args, flags, what };
 }
 
-function u32le(values: readonly number[]): Uint8Array {
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  values.forEach((v, i) => view.setUint32(i * 4, v >>> 0, true));
-  return out;
-}
-
-function mask(caps: readonly number[]): [number, number] {
-  let lo = 0, hi = 0;
-  for (const c of caps) {
-    if (c < 32) lo = (lo | (1 << c)) >>> 0;
-    else hi = (hi | (1 << (c - 32))) >>> 0;
-  }
-  return [lo, hi];
-}
-
 /** The ready record: opIndex -2, errno 0 (see container start in oci_start.ts). */
 export function readyRecord(index = READY_OP_INDEX): Uint8Array {
   const rec = new Uint8Array(16);
@@ -198,59 +178,9 @@ export function hookPauseOps(p: OciChildPlan): Op[] {
   ];
 }
 
-/** Bounding set, groups, gid, uid (capabilities kept over the uid change), then capset. */
+/** Bounding set, groups, gid, uid (capabilities kept over the uid change), then the sets. */
 export function ociIdentityOps(p: OciChildPlan): Op[] {
-  const ops: Op[] = [op(SYS.prctl, "keep capabilities", [PR_SET_KEEPCAPS, 1, 0, 0, 0])];
-  for (let cap = 0; cap <= p.lastCap; cap++) {
-    if (p.caps.bounding.includes(cap)) continue;
-    ops.push(
-      op(SYS.prctl, `drop capability ${cap} from the bounding set`, [
-        PR_CAPBSET_DROP,
-        cap,
-        0,
-        0,
-        0,
-      ]),
-    );
-  }
-  if (!p.setgroupsDenied) {
-    ops.push(
-      op(SYS.setgroups, "set supplementary groups", [p.groups.length, bytes(u32le(p.groups))]),
-    );
-  }
-  ops.push(
-    op(SYS.setresgid, `set gid ${p.gid}`, [p.gid, p.gid, p.gid]),
-    op(SYS.setresuid, `set uid ${p.uid}`, [p.uid, p.uid, p.uid]),
-  );
-  const [eLo, eHi] = mask(p.caps.effective);
-  const [pLo, pHi] = mask(p.caps.permitted);
-  const [iLo, iHi] = mask(p.caps.inheritable);
-  ops.push(
-    op(SYS.capset, "set capabilities", [
-      bytes(u32le([CAPABILITY_VERSION_3, 0])),
-      bytes(u32le([eLo, pLo, iLo, eHi, pHi, iHi])),
-    ]),
-    op(SYS.prctl, "clear ambient capabilities", [
-      PR_CAP_AMBIENT,
-      PR_CAP_AMBIENT_CLEAR_ALL,
-      0,
-      0,
-      0,
-    ]),
-  );
-  for (const cap of p.caps.ambient) {
-    // As runc: an ambient capability the sets do not allow is skipped, not fatal.
-    ops.push(
-      op(SYS.prctl, `raise ambient capability ${cap}`, [
-        PR_CAP_AMBIENT,
-        PR_CAP_AMBIENT_RAISE,
-        cap,
-        0,
-        0,
-      ], IGNORE_ERROR),
-    );
-  }
-  return ops;
+  return [...identityOps(p), ...capabilityOps(p)];
 }
 
 /**

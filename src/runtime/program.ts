@@ -17,6 +17,7 @@ import {
   StringArray,
 } from "../../ffi/clone.ts";
 import { SYS } from "../../ffi/syscall_numbers.ts";
+import type { CapabilitySets } from "./oci_config.ts";
 
 const AT_FDCWD = -100;
 const O_RDONLY = 0;
@@ -32,6 +33,7 @@ const IFF_RUNNING = 0x40;
 const PR_SET_KEEPCAPS = 8;
 const PR_CAPBSET_DROP = 24;
 const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_RAISE = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 const CAPABILITY_VERSION_3 = 0x20080522;
 const SIG_SETMASK = 2;
@@ -48,8 +50,8 @@ export interface ChildPlan {
   readonly uid: number;
   readonly gid: number;
   readonly groups: readonly number[];
-  /** Capabilities kept (bounding, effective, permitted). */
-  readonly capabilities: readonly number[];
+  /** The capability sets the process runs with. */
+  readonly caps: CapabilitySets;
   /** Highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap). */
   readonly lastCap: number;
   /** The fd the child reads its go-ahead byte from, and the parent-side ends it must close. */
@@ -186,8 +188,14 @@ function u32le(values: readonly number[]): Uint8Array {
   return out;
 }
 
-/** Keep capabilities over setresuid, then groups, gid, uid. */
-export function identityOps(p: ChildPlan): Op[] {
+/** What {@link identityOps} and {@link capabilityOps} read of a plan. */
+export type IdentityPlan = Pick<
+  ChildPlan,
+  "uid" | "gid" | "groups" | "setgroupsDenied" | "caps" | "lastCap"
+>;
+
+/** Keep capabilities over the uid change, the bounding set, groups, gid, uid. */
+export function identityOps(p: IdentityPlan): Op[] {
   return [
     op(SYS.prctl, "keep capabilities", [PR_SET_KEEPCAPS, 1, 0, 0, 0]),
     ...boundingOps(p),
@@ -202,10 +210,10 @@ export function identityOps(p: ChildPlan): Op[] {
   ];
 }
 
-function boundingOps(p: ChildPlan): Op[] {
+function boundingOps(p: IdentityPlan): Op[] {
   const ops: Op[] = [];
   for (let cap = 0; cap <= p.lastCap; cap++) {
-    if (p.capabilities.includes(cap)) continue;
+    if (p.caps.bounding.includes(cap)) continue;
     ops.push(
       op(SYS.prctl, `drop capability ${cap} from the bounding set`, [
         PR_CAPBSET_DROP,
@@ -219,7 +227,7 @@ function boundingOps(p: ChildPlan): Op[] {
   return ops;
 }
 
-/** The capability mask as two u32 words (low, high). */
+/** The two 32-bit halves of a capability set. */
 export function capabilityMask(caps: readonly number[]): [number, number] {
   let lo = 0, hi = 0;
   for (const c of caps) {
@@ -229,13 +237,16 @@ export function capabilityMask(caps: readonly number[]): [number, number] {
   return [lo, hi];
 }
 
-/** capset: effective = permitted = the kept set; inheritable and ambient empty. */
-export function capabilityOps(p: ChildPlan): Op[] {
-  const [lo, hi] = capabilityMask(p.capabilities);
-  const header = u32le([CAPABILITY_VERSION_3, 0]);
-  const data = u32le([lo, lo, 0, hi, hi, 0]); // two { effective, permitted, inheritable }
-  return [
-    op(SYS.capset, "set capabilities", [bytes(header), bytes(data)]),
+/** capset of the effective, permitted and inheritable sets, then the ambient set. */
+export function capabilityOps(p: Pick<IdentityPlan, "caps">): Op[] {
+  const [eLo, eHi] = capabilityMask(p.caps.effective);
+  const [pLo, pHi] = capabilityMask(p.caps.permitted);
+  const [iLo, iHi] = capabilityMask(p.caps.inheritable);
+  const ops = [
+    op(SYS.capset, "set capabilities", [
+      bytes(u32le([CAPABILITY_VERSION_3, 0])),
+      bytes(u32le([eLo, pLo, iLo, eHi, pHi, iHi])),
+    ]),
     op(SYS.prctl, "clear ambient capabilities", [
       PR_CAP_AMBIENT,
       PR_CAP_AMBIENT_CLEAR_ALL,
@@ -244,6 +255,27 @@ export function capabilityOps(p: ChildPlan): Op[] {
       0,
     ]),
   ];
+  for (const cap of p.caps.ambient) {
+    // As runc: an ambient capability the sets do not allow is skipped, not fatal.
+    ops.push(
+      op(SYS.prctl, `raise ambient capability ${cap}`, [
+        PR_CAP_AMBIENT,
+        PR_CAP_AMBIENT_RAISE,
+        cap,
+        0,
+        0,
+      ], IGNORE_ERROR),
+    );
+  }
+  return ops;
+}
+
+/**
+ * Docker's sets from one list (`tsbox exec`, hooks): bounding, effective and permitted are the
+ * list; inheritable and ambient are empty.
+ */
+export function dockerCapabilitySets(caps: readonly number[]): CapabilitySets {
+  return { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
 }
 
 /** Installs `stdio` as fds 0, 1, 2 ("null": /dev/null as the process sees it). */
