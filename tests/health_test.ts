@@ -355,6 +355,9 @@ rootTest("health: a paused container is not probed; probing resumes on unpause",
     // Nothing was started while paused (one under way when it froze may finish later).
     const paused = await health("t-frozen");
     assertEquals(startedAfter(paused, pausedAt), []);
+    // Taken before the command: the monitor may probe as soon as the state says running,
+    // before the unpause command itself has exited.
+    const unpausingAt = Date.now();
     await ok(["unpause", "t-frozen"]);
     const unpausedAt = Date.now();
     const resumed = await until("probes after unpause", async () => {
@@ -363,7 +366,7 @@ rootTest("health: a paused container is not probed; probing resumes on unpause",
     });
     // None started while it was paused, none froze into a timeout: every one passed.
     const inPause = resumed.Log.filter((e) =>
-      Date.parse(e.Start) > pausedAt && Date.parse(e.Start) < unpausedAt
+      Date.parse(e.Start) > pausedAt && Date.parse(e.Start) < unpausingAt
     );
     assertEquals(inPause, []);
     for (const e of resumed.Log) assertEquals(e.ExitCode, 0);
