@@ -29,6 +29,7 @@ import { ExecError } from "../src/errors.ts";
 import { assertEquals, assertMatch, assertNotEquals, assertOk, assertRejects } from "./assert.ts";
 import { tsbox } from "./cli.ts";
 import { startSpec } from "./start_spec.ts";
+import { dockerCapabilitySets } from "../src/runtime/program.ts";
 
 const isRoot = Deno.uid() === 0;
 
@@ -239,7 +240,7 @@ rootTest("the exec child is non-dumpable and holds only its fds before execve", 
       uid: 0,
       gid: 0,
       groups: [],
-      capabilities: await boundingSet(c.pid),
+      caps: dockerCapabilitySets(await boundingSet(c.pid)),
       lastCap: Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()),
       stdio: ["inherit", "inherit", "inherit"] as "inherit"[],
       argv: ["true"],
