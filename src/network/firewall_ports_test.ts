@@ -4,12 +4,7 @@
  * never touched): added once, a dead run's rules replaced, removed per container.
  */
 import { assertEquals, assertOk } from "../../tests/assert.ts";
-import {
-  closeNamespaceFd,
-  NAMESPACE_TYPES,
-  openNamespaceFile,
-  setns,
-} from "../../ffi/namespace.ts";
+import { inFreshNetns } from "./netns_fixture.ts";
 import { listNft, runNft } from "../../ffi/nftables.ts";
 import { addNetworkRules } from "./firewall.ts";
 import {
@@ -58,32 +53,11 @@ Deno.test("port rules: one per port, loopback-only by address, values checked", 
   assertOk(threw(() => innerTableText({ ip: "x", gateway: "10.0.0.1", subnet: "a" }, [ok])));
 });
 
-/** Runs `fn` with this thread in a fresh network namespace (no await inside). */
-function inFreshNetns(fn: () => void): void {
-  const name = `tsbox-fwp-${Deno.pid}`;
-  const ip = (...args: string[]) => new Deno.Command("ip", { args }).outputSync();
-  ip("netns", "add", name);
-  const own = openNamespaceFile("/proc/thread-self/ns/net");
-  const fd = openNamespaceFile(`/run/netns/${name}`);
-  try {
-    setns(fd, NAMESPACE_TYPES.net);
-    try {
-      fn();
-    } finally {
-      setns(own, NAMESPACE_TYPES.net);
-    }
-  } finally {
-    closeNamespaceFd(fd);
-    closeNamespaceFd(own);
-    ip("netns", "del", name);
-  }
-}
-
 Deno.test({
   name: "port rules in a netns of its own: chains once, stale rules replaced, removed by id",
   ignore: !isRoot,
   fn() {
-    inFreshNetns(() => {
+    inFreshNetns("tsbox-fwp", () => {
       // A bridge of the namespace's own, for route_localnet.
       new Deno.Command("ip", { args: ["link", "add", "tsbox-p", "type", "bridge"] }).outputSync();
       addNetworkRules({ bridge: "tsbox-p", subnet: "10.90.30.0/24", internal: false });

@@ -4,12 +4,7 @@
  * per network, the table gone with the last one; foreign forward chains with policy drop found.
  */
 import { assertEquals, assertOk } from "../../tests/assert.ts";
-import {
-  closeNamespaceFd,
-  NAMESPACE_TYPES,
-  openNamespaceFile,
-  setns,
-} from "../../ffi/namespace.ts";
+import { inFreshNetns } from "./netns_fixture.ts";
 import { listNft, runNft } from "../../ffi/nftables.ts";
 import {
   addNetworkRules,
@@ -62,32 +57,11 @@ Deno.test("forward chains that drop by policy are found, ours and accepting ones
   assertEquals(forwardDropWarning([], []), "");
 });
 
-/** Runs `fn` with this thread in a fresh network namespace (no await inside). */
-function inFreshNetns(fn: () => void): void {
-  const name = `tsbox-fw-${Deno.pid}`;
-  const ip = (...args: string[]) => new Deno.Command("ip", { args }).outputSync();
-  ip("netns", "add", name);
-  const own = openNamespaceFile("/proc/thread-self/ns/net");
-  const fd = openNamespaceFile(`/run/netns/${name}`);
-  try {
-    setns(fd, NAMESPACE_TYPES.net);
-    try {
-      fn();
-    } finally {
-      setns(own, NAMESPACE_TYPES.net);
-    }
-  } finally {
-    closeNamespaceFd(fd);
-    closeNamespaceFd(own);
-    ip("netns", "del", name);
-  }
-}
-
 Deno.test({
   name: "the table comes with the first network and goes with the last (in a netns of its own)",
   ignore: !isRoot,
   fn() {
-    inFreshNetns(() => {
+    inFreshNetns("tsbox-fw", () => {
       const a = { bridge: "tsbox-a", subnet: "10.90.10.0/24", internal: false };
       const b = { bridge: "tsbox-b", subnet: "10.90.11.0/24", internal: true };
       assertEquals(tableExists(), false);
@@ -122,7 +96,7 @@ Deno.test({
   name: "IPv6 networks: NAT66 and forwarding elements; a table of layout 1 is upgraded in place",
   ignore: !isRoot,
   fn() {
-    inFreshNetns(() => {
+    inFreshNetns("tsbox-fw", () => {
       // A table as tsbox made it before IPv6, holding another store's network.
       const v1 = tableText().replace(
         /^\s*(set outbound6|set nat_subnets6|iifname \. ip6|ip6 saddr).*\n/gm,
